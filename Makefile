@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh machine: `make demo` (the main job) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[train,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job: the whole local stack on embedded defaults, replaying real tweets with a bad buzz in them.
+demo: $(STAMP)
+	$(BIN)/buzzwatch demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## The default test run (unit + integration against real local servers); long training and benchmarks are separate.
+test: $(STAMP)
+	scripts/ensure-system-packages.sh
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest

@@ -1,0 +1,45 @@
+"""The `buzzwatch` command: one entry point whose subcommands live with the component they drive.
+
+Each component exposes `register(subparsers)` in its own `cli` module, adding its subcommands with
+`set_defaults(handler=...)`; a handler takes the parsed arguments and returns the exit code. Component
+CLI modules import their heavy dependencies inside the handlers, so `buzzwatch --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from buzzwatch import __version__
+
+COMPONENT_CLIS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with every component's subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="buzzwatch",
+        description="BuzzWatch: tweet-sentiment monitoring, bad-buzz alerts and on-demand scoring.",
+    )
+    parser.add_argument("--version", action="version", version=f"buzzwatch {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMPONENT_CLIS:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments and run the chosen subcommand."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    return int(handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

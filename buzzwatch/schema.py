@@ -1,0 +1,208 @@
+"""The event schema that travels between ingest, the worker, the API and the app.
+
+`TweetEvent` is what the ingester publishes on the tweets topic (JSON in the message data, with the
+attributes `brand`, `lang` and `source`). `ScoredTweet` is what the worker publishes on the scored topic.
+`Alert` is a bad-buzz alert as the detector emits it and the app reads it.
+Parsing validates at the edge and raises `SchemaError` with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEMA_VERSION = 1
+LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+MAX_TEXT_CHARS = 10_000
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class SchemaError(ValueError):
+    """A message does not follow the event schema."""
+
+
+def parse_timestamp(value: Any, field_name: str = "created_at") -> datetime:
+    """Parse an ISO 8601 (or Twitter's classic) timestamp into an aware UTC datetime."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value.strip():
+        raw = value.strip()
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            try:
+                parsed = datetime.strptime(raw, "%a %b %d %H:%M:%S %z %Y")
+            except ValueError as exc:
+                raise SchemaError(f"{field_name} is not an ISO 8601 timestamp: {raw!r}") from exc
+    else:
+        raise SchemaError(f"{field_name} must be a non-empty ISO 8601 string")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with a trailing Z, the one format BuzzWatch writes."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _require_str(payload: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
+    value = payload.get(key)
+    if isinstance(value, int) and not isinstance(value, bool) and key == "id":
+        value = str(value)
+    if not isinstance(value, str):
+        raise SchemaError(f"field {key!r} must be a string")
+    if not allow_empty and not value.strip():
+        raise SchemaError(f"field {key!r} must not be empty")
+    return value
+
+
+@dataclass(frozen=True)
+class TweetEvent:
+    """One tweet as published by the ingester."""
+
+    id: str
+    created_at: datetime
+    text: str
+    brands: tuple[str, ...]
+    lang: str = "und"
+    source: str = "unknown"
+    author_id: str | None = None
+    retweet_of: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def from_dict(cls, payload: Any) -> TweetEvent:
+        """Validate and build from a decoded JSON object."""
+        if not isinstance(payload, dict):
+            raise SchemaError("a tweet event must be a JSON object")
+        text = _require_str(payload, "text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise SchemaError(f"field 'text' is longer than {MAX_TEXT_CHARS} characters")
+        brands_raw = payload.get("brands", payload.get("brand", ()))
+        if isinstance(brands_raw, str):
+            brands_raw = [brands_raw] if brands_raw else []
+        if not isinstance(brands_raw, list | tuple) or not all(isinstance(b, str) for b in brands_raw):
+            raise SchemaError("field 'brands' must be a list of strings")
+        optional = {}
+        for key in ("author_id", "retweet_of"):
+            value = payload.get(key)
+            if value is not None and not isinstance(value, str | int):
+                raise SchemaError(f"field {key!r} must be a string")
+            optional[key] = None if value is None else str(value)
+        return cls(
+            id=_require_str(payload, "id"),
+            created_at=parse_timestamp(payload.get("created_at")),
+            text=text,
+            brands=tuple(b for b in brands_raw if b),
+            lang=str(payload.get("lang") or "und"),
+            source=str(payload.get("source") or "unknown"),
+            **optional,
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> TweetEvent:
+        """Validate and build from JSON bytes, refusing oversized or undecodable messages."""
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise SchemaError(f"message is larger than {MAX_MESSAGE_BYTES} bytes")
+        try:
+            payload = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SchemaError(f"message is not valid JSON: {exc}") from exc
+        return cls.from_dict(payload)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        payload = asdict(self)
+        payload["created_at"] = format_timestamp(self.created_at)
+        payload["brands"] = list(self.brands)
+        return payload
+
+    def to_json(self) -> bytes:
+        """Compact UTF-8 JSON, the Pub/Sub message data."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class ScoredTweet:
+    """A tweet with the model's verdict, as published on the scored topic."""
+
+    tweet: TweetEvent
+    label: str
+    probabilities: dict[str, float]
+    model_version: str
+    negative_reason: str | None = None
+    scored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: the tweet's fields plus the verdict."""
+        payload = self.tweet.to_dict()
+        payload.update(
+            label=self.label,
+            probabilities=self.probabilities,
+            model_version=self.model_version,
+            negative_reason=self.negative_reason,
+            scored_at=format_timestamp(self.scored_at),
+        )
+        return payload
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> ScoredTweet:
+        """Rebuild from `to_dict` output."""
+        label = payload.get("label")
+        if label not in LABELS:
+            raise SchemaError(f"field 'label' must be one of {', '.join(LABELS)}")
+        return cls(
+            tweet=TweetEvent.from_dict(payload),
+            label=label,
+            probabilities={k: float(v) for k, v in dict(payload.get("probabilities") or {}).items()},
+            model_version=str(payload.get("model_version", "")),
+            negative_reason=payload.get("negative_reason"),
+            scored_at=parse_timestamp(payload.get("scored_at"), "scored_at")
+            if payload.get("scored_at")
+            else datetime.now(UTC),
+        )
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A bad-buzz alert; the first seven fields are the `replay --alerts-out` contract."""
+
+    brand: str
+    fired_at: datetime
+    window_start: datetime
+    window_end: datetime
+    negative_share: float
+    baseline_share: float
+    volume: int
+    score: float
+    top_terms: tuple[str, ...]
+    sample_ids: tuple[str, ...]
+    kind: str = "new"  # "new" for the first alert of an episode, "update" when it grows
+    episode_id: str = ""
+    baseline_volume: float = 0.0
+    top_hashtags: tuple[str, ...] = ()
+    reasons: dict[str, float] = field(default_factory=dict)
+    samples: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with ISO 8601 times."""
+        payload = asdict(self)
+        for key in ("fired_at", "window_start", "window_end"):
+            payload[key] = format_timestamp(getattr(self, key))
+        for key in ("top_terms", "sample_ids", "top_hashtags", "samples"):
+            payload[key] = list(payload[key])
+        return payload
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> Alert:
+        """Rebuild from `to_dict` output."""
+        values = dict(payload)
+        for key in ("fired_at", "window_start", "window_end"):
+            values[key] = parse_timestamp(values[key], key)
+        for key in ("top_terms", "sample_ids", "top_hashtags", "samples"):
+            values[key] = tuple(values.get(key) or ())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,146 @@
+"""Settings read once from the environment, with embedded local defaults.
+
+Every entry point builds one settings object (`CommonSettings.from_env()` plus its own section) and passes
+it down; nothing reads the environment at import time. The defaults run the whole stack on one laptop
+(Pub/Sub emulator, SQLite, a local MLflow store, a local SMTP sink or outbox, a local telemetry sink);
+production switches to the real services by configuration only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_URI = str(REPO_ROOT / "models" / "artifacts" / "champion")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    """A string setting; empty values count as unset."""
+    value = env.get(name, "").strip()
+    return value if value else default
+
+
+def env_required(env: Mapping[str, str], name: str) -> str:
+    """A string setting that must be present."""
+    value = env_str(env, name)
+    if value is None:
+        raise SettingsError(f"missing required setting {name}")
+    return value
+
+
+def env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    """An integer setting."""
+    raw = env_str(env, name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    """A float setting."""
+    raw = env_str(env, name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A boolean setting: 1/true/yes/on or 0/false/no/off."""
+    raw = env_str(env, name)
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def env_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """A comma-separated list setting."""
+    raw = env_str(env, name)
+    if raw is None:
+        return default
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where alert emails go; with no host they are written to an outbox folder of .eml files."""
+
+    host: str | None
+    port: int
+    username: str | None
+    password: str | None
+    starttls: bool
+    use_ssl: bool
+    sender: str
+    recipients: tuple[str, ...]
+    timeout_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SmtpSettings:
+        """Build from SMTP_* and ALERT_EMAIL_* variables."""
+        return cls(
+            host=env_str(env, "SMTP_HOST"),
+            port=env_int(env, "SMTP_PORT", 25),
+            username=env_str(env, "SMTP_USERNAME"),
+            password=env_str(env, "SMTP_PASSWORD"),
+            starttls=env_bool(env, "SMTP_STARTTLS", False),
+            use_ssl=env_bool(env, "SMTP_SSL", False),
+            sender=env_str(env, "ALERT_EMAIL_FROM", "buzzwatch@localhost") or "buzzwatch@localhost",
+            recipients=env_list(env, "ALERT_EMAIL_TO", ("social-media-team@localhost",)),
+            timeout_s=env_float(env, "SMTP_TIMEOUT_S", 10.0),
+        )
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    """Settings shared by every BuzzWatch service."""
+
+    var_dir: Path
+    model_uri: str
+    mlflow_tracking_uri: str
+    gcp_project: str
+    tweets_topic: str
+    scored_topic: str
+    dead_letter_topic: str
+    appinsights_connection_string: str | None
+    database_url: str
+    smtp: SmtpSettings
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CommonSettings:
+        """Build from the process environment (or a given mapping, in tests)."""
+        env = os.environ if env is None else env
+        var_dir = Path(env_str(env, "BUZZWATCH_VAR_DIR", str(REPO_ROOT / "var")) or "var")
+        return cls(
+            var_dir=var_dir,
+            model_uri=env_str(env, "BUZZWATCH_MODEL_URI", DEFAULT_MODEL_URI) or DEFAULT_MODEL_URI,
+            mlflow_tracking_uri=env_str(env, "MLFLOW_TRACKING_URI", f"sqlite:///{var_dir / 'mlflow.db'}")
+            or "",
+            gcp_project=env_str(env, "GOOGLE_CLOUD_PROJECT", "buzzwatch-local") or "buzzwatch-local",
+            tweets_topic=env_str(env, "PUBSUB_TWEETS_TOPIC", "tweets") or "tweets",
+            scored_topic=env_str(env, "PUBSUB_SCORED_TOPIC", "tweets-scored") or "tweets-scored",
+            dead_letter_topic=env_str(env, "PUBSUB_DEAD_LETTER_TOPIC", "tweets-dead-letter")
+            or "tweets-dead-letter",
+            appinsights_connection_string=env_str(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            database_url=env_str(env, "DATABASE_URL", f"sqlite:///{var_dir / 'buzzwatch.db'}") or "",
+            smtp=SmtpSettings.from_env(env),
+            log_level=(env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
+        )

@@ -1,0 +1,65 @@
+"""The event schema validates at the edge and round-trips."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from buzzwatch.schema import MAX_MESSAGE_BYTES, Alert, SchemaError, ScoredTweet, TweetEvent
+
+
+def _event_payload(**overrides):
+    payload = {
+        "id": "42",
+        "created_at": "2015-02-24T11:35:52Z",
+        "text": "@united late again",
+        "brand": "united",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def test_tweet_event_round_trips_through_json():
+    event = TweetEvent.from_dict(_event_payload(lang="en", source="replay"))
+    assert event.brands == ("united",)
+    assert event.created_at == datetime(2015, 2, 24, 11, 35, 52, tzinfo=UTC)
+    assert TweetEvent.from_json(event.to_json()) == event
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"text": ""}, "'text' must not be empty"),
+        ({"text": 7}, "'text' must be a string"),
+        ({"created_at": "yesterday"}, "not an ISO 8601"),
+        ({"brands": "x", "brand": None, "id": None}, "'id' must be a string"),
+        ({"brands": [1]}, "'brands' must be a list"),
+    ],
+)
+def test_tweet_event_rejects_bad_fields_with_a_clear_message(overrides, message):
+    with pytest.raises(SchemaError, match=message):
+        TweetEvent.from_dict(_event_payload(**overrides))
+
+
+def test_oversized_and_undecodable_messages_are_refused():
+    with pytest.raises(SchemaError, match="larger than"):
+        TweetEvent.from_json(b"{" + b" " * MAX_MESSAGE_BYTES + b"}")
+    with pytest.raises(SchemaError, match="not valid JSON"):
+        TweetEvent.from_json(b"\xff\xfe not json")
+
+
+def test_twitter_classic_timestamps_are_accepted():
+    event = TweetEvent.from_dict(_event_payload(created_at="Tue Oct 18 21:53:25 +0000 2011"))
+    assert event.created_at == datetime(2011, 10, 18, 21, 53, 25, tzinfo=UTC)
+
+
+def test_scored_tweet_and_alert_round_trip():
+    event = TweetEvent.from_dict(_event_payload())
+    scored = ScoredTweet(
+        event, "negative", {"negative": 0.9, "neutral": 0.05, "positive": 0.05}, "v1", "Late Flight"
+    )
+    assert ScoredTweet.from_dict(scored.to_dict()) == scored
+    now = datetime(2015, 2, 24, 12, 0, tzinfo=UTC)
+    alert = Alert(
+        "united", now, now, now, 0.8, 0.3, 40, 6.5, ("delay",), ("42",), reasons={"Late Flight": 0.7}
+    )
+    assert Alert.from_dict(alert.to_dict()) == alert
