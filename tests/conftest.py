@@ -1,0 +1,25 @@
+"""Test-wide set-up: no test reaches the internet or writes into the repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Both Azure exporters otherwise send their own usage telemetry to a fixed Microsoft endpoint.
+os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def isolated_var_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point runtime state (databases, telemetry sink, outbox, MLflow store) at a fresh folder per test."""
+    var_dir = tmp_path_factory.mktemp("var")
+    monkeypatch.setenv("BUZZWATCH_VAR_DIR", str(var_dir))
+    monkeypatch.delenv("APPLICATIONINSIGHTS_CONNECTION_STRING", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("SMTP_HOST", raising=False)
+    return var_dir
