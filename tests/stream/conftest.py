@@ -1,0 +1,99 @@
+"""Fixtures for the stream tests: an Application Insights capture server and an SMTP sink, both real."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+
+class CaptureServer:
+    """A local HTTP server that accepts Application Insights track requests and keeps every envelope."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        self._lock = threading.Lock()
+        capture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                batch = json.loads(body)
+                with capture._lock:
+                    capture.paths.append(self.path)
+                    capture.envelopes.extend(batch)
+                reply = json.dumps({"itemsReceived": len(batch), "itemsAccepted": len(batch), "errors": []})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(reply.encode())
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+            f"IngestionEndpoint=http://127.0.0.1:{self.port}/"
+        )
+
+    def of_type(self, base_type: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.envelopes if e["data"]["baseType"] == base_type]
+
+
+@pytest.fixture
+def appinsights_capture() -> Iterator[CaptureServer]:
+    """A capture server on a free loopback port."""
+    capture = CaptureServer()
+    capture._thread.start()
+    yield capture
+    capture.server.shutdown()
+    capture.server.server_close()
+
+
+class SmtpSink:
+    """An aiosmtpd Controller that keeps each received message; can be stopped and started again."""
+
+    def __init__(self, port: int = 0) -> None:
+        from buzzwatch.emulator import free_port
+
+        self.port = port or free_port()
+        self.messages: list[Message] = []
+        self.controller: Any = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def start(self) -> SmtpSink:
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A running SMTP sink on a free loopback port."""
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()

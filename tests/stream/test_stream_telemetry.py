@@ -1,0 +1,141 @@
+"""Telemetry: the local sink shared by processes, Azure envelopes at a capture server."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from buzzwatch import telemetry
+from buzzwatch.settings import CommonSettings
+from buzzwatch.telemetry import AzureTelemetry, LocalTelemetry, Telemetry, read_alerts, read_local
+
+
+def test_from_settings_picks_local_without_connection_string(tmp_path: Path) -> None:
+    settings = CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(tmp_path)})
+    sink = Telemetry.from_settings(settings, role="worker")
+    assert isinstance(sink, LocalTelemetry)
+    sink.metric(telemetry.NEGATIVE_SHARE, -0.5, {"brand": "united"})
+    sink.event(telemetry.BAD_BUZZ_ALERT, {"alert": {"brand": "united", "volume": 3}}, {"score": 4.5})
+    sink.trace(telemetry.MISPREDICTION, "warning", {"label": "negative"})
+    sink.close()
+    (metric,) = read_local(tmp_path, "metrics")
+    assert metric["name"] == "negative_share"
+    assert metric["value"] == -0.5
+    assert metric["dimensions"] == {"brand": "united"}
+    assert metric["role"] == "worker"
+    assert read_alerts(tmp_path) == [{"brand": "united", "volume": 3}]
+    (trace,) = read_local(tmp_path, "traces")
+    assert trace["severity"] == "WARNING"
+    assert read_local(tmp_path, "events", name="Other") == []
+    with pytest.raises(ValueError, match="kind"):
+        read_local(tmp_path, "logs")
+
+
+def _append_many(var_dir: str, worker_id: int) -> None:
+    sink = LocalTelemetry(var_dir, role=f"p{worker_id}")
+    for index in range(300):
+        sink.event("E", {"worker": worker_id, "index": index, "padding": "x" * 5000})
+
+
+def test_local_sink_is_safe_for_several_processes(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=_append_many, args=(str(tmp_path), n)) for n in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(30)
+        assert process.exitcode == 0
+    events = read_local(tmp_path, "events")
+    assert len(events) == 900
+    assert {(e["properties"]["worker"], e["properties"]["index"]) for e in events} == {
+        (w, i) for w in range(3) for i in range(300)
+    }
+
+
+def test_read_local_skips_a_partial_last_line(tmp_path: Path) -> None:
+    LocalTelemetry(tmp_path).metric(telemetry.TWEET_VOLUME, 4, {"brand": "delta"})
+    with open(tmp_path / "telemetry" / "metrics.jsonl", "a") as handle:
+        handle.write('{"name": "tweet_vol')
+    assert [m["value"] for m in read_local(tmp_path, "metrics")] == [4.0]
+
+
+@pytest.mark.integration
+def test_azure_envelopes_arrive_at_capture_server(appinsights_capture) -> None:
+    sink = AzureTelemetry(appinsights_capture.connection_string, role="worker", export_interval_s=60)
+    for label in ("negative", "negative", "positive"):
+        sink.metric(telemetry.TWEETS_SCORED, 1, {"brand": "united", "label": label})
+    sink.metric(telemetry.SPIKE_SCORE, 2.0, {"brand": "united"})
+    sink.metric(telemetry.SPIKE_SCORE, -1.25, {"brand": "united"})  # negative values must not be dropped
+    sink.metric(telemetry.PROCESSING_LATENCY_MS, 10, {"stage": "score"})
+    sink.metric(telemetry.PROCESSING_LATENCY_MS, 30, {"stage": "score"})
+    sink.event(
+        telemetry.BAD_BUZZ_ALERT, {"brand": "united", "top_terms": ["late", "gate"]}, {"negative_share": 0.8}
+    )
+    sink.trace(telemetry.MISPREDICTION, "WARNING", {"predicted": "positive", "correct": "negative"})
+    sink.close()  # close delivers everything: the export interval (60 s) never elapsed
+    sink.close()
+
+    assert all(path.endswith("/v2.1/track") for path in appinsights_capture.paths)
+    metrics = {}
+    for envelope in appinsights_capture.of_type("MetricData"):
+        assert envelope["iKey"] == "00000000-0000-0000-0000-000000000000"
+        assert envelope["tags"]["ai.cloud.role"] == "worker"
+        base = envelope["data"]["baseData"]
+        (point,) = base["metrics"]
+        metrics[(point["name"], tuple(sorted(base["properties"].items())))] = point["value"]
+    assert metrics == {
+        ("tweets_scored", (("brand", "united"), ("label", "negative"))): 2.0,
+        ("tweets_scored", (("brand", "united"), ("label", "positive"))): 1.0,
+        ("spike_score", (("brand", "united"),)): -1.25,
+        ("processing_latency_ms", (("stage", "score"),)): 20.0,
+    }
+    (event,) = appinsights_capture.of_type("EventData")
+    assert event["data"]["baseData"]["name"] == "BadBuzzAlert"
+    assert event["data"]["baseData"]["properties"] == {"brand": "united", "top_terms": '["late", "gate"]'}
+    assert event["data"]["baseData"]["measurements"] == {"negative_share": 0.8}
+    (message,) = appinsights_capture.of_type("MessageData")
+    assert message["data"]["baseData"]["message"] == "Misprediction"
+    assert message["data"]["baseData"]["severityLevel"] == 2
+    assert message["data"]["baseData"]["properties"]["correct"] == "negative"
+
+
+@pytest.mark.integration
+def test_sigterm_delivers_buffered_telemetry(appinsights_capture, tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import time
+        from buzzwatch.telemetry import AzureTelemetry, install_sigterm_handler
+        install_sigterm_handler()
+        sink = AzureTelemetry({appinsights_capture.connection_string!r}, role="pull", export_interval_s=600)
+        try:
+            sink.metric("tweet_volume", 7, {{"brand": "delta"}})
+            sink.event("BadBuzzAlert", {{"brand": "delta"}})
+            print("ready", flush=True)
+            time.sleep(60)
+        finally:
+            sink.close()
+        """
+    )
+    env = dict(os.environ, APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    deadline = time.monotonic() + 5
+    while len(appinsights_capture.envelopes) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [
+        e["data"]["baseData"]["metrics"][0]["value"] for e in appinsights_capture.of_type("MetricData")
+    ] == [7.0]
+    assert [e["data"]["baseData"]["name"] for e in appinsights_capture.of_type("EventData")] == [
+        "BadBuzzAlert"
+    ]
