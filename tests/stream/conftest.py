@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,12 +67,19 @@ def appinsights_capture() -> Iterator[CaptureServer]:
 class SmtpSink:
     """An aiosmtpd Controller that keeps each received message; can be stopped and started again."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, refuse_recipients: bool = False) -> None:
         from buzzwatch.emulator import free_port
 
         self.port = port or free_port()
+        self.refuse_recipients = refuse_recipients
         self.messages: list[Message] = []
         self.controller: Any = None
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.refuse_recipients:
+            return "550 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
@@ -97,3 +104,18 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink = SmtpSink().start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def make_smtp_sink() -> Iterator[Callable[..., SmtpSink]]:
+    """Start sinks on demand (a given port, or one that refuses recipients); all stopped at the end."""
+    sinks: list[SmtpSink] = []
+
+    def make(port: int = 0, refuse_recipients: bool = False) -> SmtpSink:
+        sink = SmtpSink(port, refuse_recipients).start()
+        sinks.append(sink)
+        return sink
+
+    yield make
+    for sink in sinks:
+        sink.stop()
