@@ -1,0 +1,136 @@
+"""The tweet normaliser: one table of cases per rule, plus invariances the models rely on."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.text import NEGATION_PREFIX, NORMALISER_VERSION, mark_negation, normalise, tokenize
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # HTML entities and escapes
+        ("fish &amp; chips", "fish chips"),
+        ("&lt;3 you", "<heart> you"),
+        ("&amp;lt;3 double escaped", "<heart> double escaped"),
+        ("it\\u2019s fine", "it is fine"),
+        # URLs, mentions
+        ("see http://t.co/AbC123 now", "see <url> now"),
+        ("see https://example.com/a?b=c&d=e", "see <url>"),
+        ("www.airparadis.com rocks", "<url> rocks"),
+        ("@united thanks @JetBlue_2", "<user> thanks <user>"),
+        ("mail me at a@b.com", "mail me at a b . com"),
+        # hashtags: marker + camel-case / digit split
+        ("#BadService", "<hashtag> bad service"),
+        ("#IMAF2014 gala", "<hashtag> imaf <number> gala"),
+        ("#getin", "<hashtag> getin"),
+        ("#NotHappy", "<hashtag> not happy"),
+        ("#1 fan", "<number> fan"),
+        # numbers
+        ("gas hit $3.39", "gas hit <number>"),
+        ("at 8:30am on 09/30/12", "at <number> on <number>"),
+        ("my 2nd flight, 100% late", "my <number> flight , <number> late"),
+        ("kindle2", "kindle2"),
+        # emoticons
+        (":) :-) =) (:", "<smile> <smile> <smile> <smile>"),
+        (":D xD XD", "<laugh> <laugh> <laugh>"),
+        (":( :-( ): </3", "<sad> <sad> <sad> <sad>"),
+        (":'( T_T", "<cry> <cry>"),
+        (";) ;-)", "<wink> <wink>"),
+        ("<3 <333", "<heart> <heart>"),
+        (":P :/ :O", "<tong> <annoyed> <surprise>"),
+        ("thanks:)", "thanks <smile>"),
+        ("(on time):", "on time :"),
+        ("Note:Do it", "note : do it"),
+        # emojis: one name token each, skin tones and variation selectors ignored
+        ("lol 😂😂", "lol :face_with_tears_of_joy: :face_with_tears_of_joy:"),
+        ("👍🏽 ok", ":thumbs_up: ok"),
+        ("❤️ ❤", ":red_heart: :red_heart:"),
+        ("🇺🇸 🏳️‍🌈", ":united_states: :rainbow_flag:"),
+        ("café 日本語", "café 日本語"),
+        # elongation and repeated punctuation
+        ("sooooo good", "soo <elong> good"),
+        ("yesss!!!", "yess <elong> ! <repeat>"),
+        ("what???", "what ? <repeat>"),
+        ("really?!", "really ! ? <repeat>"),
+        ("wait... ok…", "wait ... ok ..."),
+        # case
+        ("I LOVE this", "i love <allcaps> this"),
+        ("OK Google", "ok google"),
+        # contractions, negation visible
+        ("don't", "do not"),
+        ("I can't", "i can not"),
+        ("won't", "will not"),
+        ("I`d go", "i would go"),
+        ("I’m here, they’re gone", "i am here , they are gone"),
+        ("she\ufffds late", "she is late"),
+        ("didnt dont cant", "did not do not can not"),
+        ("it's John's bag", "it is john bag"),
+        ("we'll see, you've won", "we will see , you have won"),
+        ("DON'T", "do not <allcaps>"),
+        # the airline data set's artefact
+        ("I will Cancelled Flight my next flight", "i will cancel my next flight"),
+        ("Cancelled Flightled again, Late Flightr", "cancelled again , later"),
+        ("the chocoLate Flight was nice", "the chocolate was nice"),
+        # symbols and quotes dropped; empty input
+        ('"quoted" (text) [x] * ~', "quoted text x"),
+        ("", ""),
+        ("   ", ""),
+    ],
+)
+def test_normalise_rules(text: str, expected: str) -> None:
+    assert normalise(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("not good at all, but fine", "not neg_good neg_at neg_all , but fine"),
+        ("I don't like it. Love it", "i do not neg_like neg_it . love it"),
+        ("never again 😡 @united!", "never neg_again :enraged_face: <user> !"),
+        ("no way but yes", "no neg_way but yes"),
+        ("good", "good"),
+    ],
+)
+def test_negation_scope(text: str, expected: str) -> None:
+    assert normalise(text, mark_negation_scope=True) == expected
+
+
+def test_negation_scope_is_off_by_default_and_marks_only_words() -> None:
+    assert NEGATION_PREFIX not in normalise("not good")
+    assert mark_negation(["not", "<user>", ":red_heart:", "bad"]) == [
+        "not",
+        "<user>",
+        ":red_heart:",
+        "neg_bad",
+    ]
+
+
+def test_mentions_and_urls_do_not_change_the_words() -> None:
+    base = tokenize("@united my flight was late again")
+    assert tokenize("@JetBlue my flight was late again http://t.co/x") == [*base, "<url>"]
+    assert tokenize("@user my flight was late again") == base
+
+
+def test_normalise_is_idempotent_on_its_words() -> None:
+    text = "@united I LOVE it!!! soooo much :) 😂 #BestDayEver don't stop http://x.co 3.5"
+    once = normalise(text)
+    assert "  " not in once
+    assert once == once.strip()
+    words = [token for token in once.split() if not token.startswith(("<", ":"))]
+    assert normalise(" ".join(words)).split() == words
+
+
+def test_tokens_are_lowercase_and_non_empty() -> None:
+    tokens = tokenize("Hello WORLD, I'm Here 😂 #CamelCase")
+    assert all(tokens)
+    assert all(token == token.lower() for token in tokens)
+
+
+def test_placeholder_character_in_input_is_ignored() -> None:
+    assert normalise("x \ue0001 y") == "x <number> y"
+
+
+def test_version_is_a_string() -> None:
+    assert isinstance(NORMALISER_VERSION, str) and NORMALISER_VERSION
