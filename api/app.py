@@ -1,0 +1,432 @@
+"""The Flask app factory: routes over the injected predictor, feedback store, telemetry and mailer.
+
+    app = create_app()                                   # production: everything from the environment
+    app = create_app(settings, predictor=tiny, store=s)  # tests: hand in your own collaborators
+
+Every client mistake is answered with a JSON 4xx whose message says what is wrong; a 500 means a bug.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, Protocol
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from api.drift import DriftMonitor, MailerLike, TelemetryLike
+from api.openapi import build_openapi
+from api.settings import ApiSettings
+from api.store import EXPORT_COLUMNS, DuplicateFeedback, FeedbackRecord, FeedbackStore, LoggedPrediction
+from api.validation import RequestError, parse_feedback, parse_predict
+from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
+
+logger = logging.getLogger(__name__)
+
+JSON_MIMETYPES = {"application/json"}
+
+
+class PredictorLike(Protocol):
+    """The part of `models.predictor.Predictor` the API uses."""
+
+    model_version: str
+    labels: tuple[str, ...]
+    metrics: dict[str, Any]
+
+    def predict(self, texts: Any) -> list[Any]: ...
+
+
+class ApiServices:
+    """The collaborators of one app instance, reachable from routes as `current_app.extensions`."""
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        predictor: PredictorLike,
+        store: FeedbackStore,
+        telemetry: TelemetryLike,
+        drift: DriftMonitor,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.predictor = predictor
+        self.store = store
+        self.telemetry = telemetry
+        self.drift = drift
+        self.clock = clock
+        self.latency = LatencyAggregator(telemetry)
+        self.openapi = build_openapi(
+            max_batch=settings.max_batch,
+            max_text_chars=settings.max_text_chars,
+            max_comment_chars=settings.max_comment_chars,
+        )
+
+
+class LatencyAggregator:
+    """Request latency per (route, status), sent as one mean per interval rather than one line a request."""
+
+    def __init__(self, telemetry: TelemetryLike, interval_s: float = 10.0) -> None:
+        self.telemetry = telemetry
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._series: dict[tuple[str, int], list[float]] = {}
+        self._last_emit = time.monotonic()
+
+    def record(self, route: str, status: int, seconds: float) -> None:
+        """Add one request; emit the interval's means when it is over."""
+        with self._lock:
+            totals = self._series.setdefault((route, status), [0.0, 0])
+            totals[0] += seconds * 1000.0
+            totals[1] += 1
+            if time.monotonic() - self._last_emit < self.interval_s:
+                return
+        self.emit()
+
+    def emit(self) -> None:
+        """Send the mean latency of each series recorded since the last emit."""
+        with self._lock:
+            series, self._series = self._series, {}
+            self._last_emit = time.monotonic()
+        for (route, status), (total_ms, count) in series.items():
+            self.telemetry.metric(
+                API_REQUEST_LATENCY_MS, total_ms / count, {"route": route, "status": str(status)}
+            )
+
+
+def services() -> ApiServices:
+    """The collaborators of the app serving the current request."""
+    return current_app.extensions["buzzwatch"]
+
+
+def create_app(
+    settings: ApiSettings | None = None,
+    predictor: PredictorLike | None = None,
+    store: FeedbackStore | None = None,
+    telemetry: TelemetryLike | None = None,
+    mailer: MailerLike | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Flask:
+    """Build the WSGI app; anything not injected is built from the environment (the real services)."""
+    settings = settings or ApiSettings.from_env()
+    clock = clock or (lambda: datetime.now(UTC))
+    if predictor is None:
+        from models.predictor import Predictor
+
+        predictor = Predictor.load(settings.common.model_uri)
+    if store is None:
+        store = FeedbackStore(
+            settings.common.database_url, retention_s=settings.prediction_retention_s, clock=clock
+        )
+    if telemetry is None or mailer is None:
+        telemetry, mailer = _default_telemetry_and_mailer(settings, telemetry, mailer)
+    drift = DriftMonitor(
+        store,
+        window_s=settings.drift_window_s,
+        min_wrong=settings.drift_min_wrong,
+        min_wrong_share=settings.drift_min_wrong_share,
+        cooldown_s=settings.drift_cooldown_s,
+        telemetry=telemetry,
+        mailer=mailer,
+        clock=clock,
+    )
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["buzzwatch"] = ApiServices(settings, predictor, store, telemetry, drift, clock)
+    _register_hooks(app)
+    _register_errors(app)
+    _register_routes(app)
+    return app
+
+
+def _default_telemetry_and_mailer(
+    settings: ApiSettings, telemetry: TelemetryLike | None, mailer: MailerLike | None
+) -> tuple[TelemetryLike, MailerLike]:
+    from buzzwatch.notify import Mailer
+    from buzzwatch.telemetry import Telemetry
+
+    if telemetry is None:
+        telemetry = Telemetry.from_settings(settings.common, role="api")
+    if mailer is None:
+        mailer = Mailer.from_settings(settings.common)
+    return telemetry, mailer
+
+
+# ---- hooks: timing, CORS ----------------------------------------------------------------------------
+
+
+def _register_hooks(app: Flask) -> None:
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        svc = services()
+        origin = request.headers.get("Origin")
+        if origin and origin in svc.settings.cors_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type, X-API-Key, Authorization"
+            response.headers["Access-Control-Max-Age"] = "600"
+            response.vary.add("Origin")
+        started = g.get("started")
+        if started is not None and request.url_rule is not None:
+            svc.latency.record(request.url_rule.rule, response.status_code, time.perf_counter() - started)
+        return response
+
+
+# ---- errors: always JSON ----------------------------------------------------------------------------
+
+
+def _error(status: int, code: str, message: str) -> tuple[Response, int]:
+    return jsonify(error=code, message=message), status
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(RequestError)
+    def _request_error(exc: RequestError) -> tuple[Response, int]:
+        codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict"}
+        return _error(exc.status, codes.get(exc.status, "error"), exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        code = (exc.name or "error").lower().replace(" ", "_")
+        if status == 404:
+            message = f"no route {request.method} {request.path}; the routes are listed at /openapi.json"
+        elif status == 405:
+            allowed = ", ".join(sorted(exc.valid_methods or [])) if hasattr(exc, "valid_methods") else ""
+            message = f"{request.method} is not allowed on {request.path}; use {allowed}"
+        elif status == 413:
+            message = f"the body is larger than {services().settings.max_request_bytes} bytes"
+        else:
+            message = exc.description or exc.name
+        response, status = _error(status, code, message)
+        if status == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response, status
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        logger.exception("unhandled error", extra={"path": request.path})
+        return _error(500, "internal_error", "internal error; the request was logged")
+
+
+# ---- routes -----------------------------------------------------------------------------------------
+
+
+def _json_body() -> Any:
+    """The decoded JSON body: 415 when it is not JSON, 400 when it does not parse."""
+    if request.mimetype not in JSON_MIMETYPES and not request.mimetype.endswith("+json"):
+        raise RequestError(
+            "the body must be JSON sent with Content-Type: application/json, "
+            f"got {request.mimetype or 'none'!r}",
+            status=415,
+        )
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise RequestError("the body is empty; send a JSON object")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise RequestError("the body is not valid JSON: nested too deeply") from exc
+
+
+def require_api_key(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Guard an admin route with the configured API key (X-API-Key or Authorization: Bearer)."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        expected = services().settings.api_key
+        if not expected:
+            raise RequestError("admin routes are disabled: no BUZZWATCH_API_KEY is configured", status=403)
+        given = request.headers.get("X-API-Key", "")
+        authorization = request.headers.get("Authorization", "")
+        if not given and authorization.lower().startswith("bearer "):
+            given = authorization[7:].strip()
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise RequestError("missing or wrong API key: send it in the X-API-Key header", status=401)
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def _prediction_payload(prediction_id: str, prediction: Any) -> dict[str, Any]:
+    return {
+        "prediction_id": prediction_id,
+        "label": prediction.label,
+        "probabilities": {label: float(p) for label, p in prediction.probabilities.items()},
+        "model_version": prediction.model_version,
+    }
+
+
+def _text_prediction_id(text: str, predicted_label: str, model_version: str) -> str:
+    """A stable id for feedback sent by text, so the same correction is stored once."""
+    digest = hashlib.sha256(f"{model_version}\x1f{predicted_label}\x1f{text}".encode()).hexdigest()
+    return f"text-{digest[:40]}"
+
+
+def _register_routes(app: Flask) -> None:
+    @app.post("/v1/predict")
+    def predict() -> Any:
+        svc = services()
+        body = parse_predict(
+            _json_body(), max_batch=svc.settings.max_batch, max_text_chars=svc.settings.max_text_chars
+        )
+        predictions = svc.predictor.predict(body.texts)
+        ids = [uuid.uuid4().hex for _ in predictions]
+        svc.store.log_predictions(
+            [
+                LoggedPrediction(pid, text, p.label, p.model_version)
+                for pid, text, p in zip(ids, body.texts, predictions, strict=True)
+            ],
+            [p.probabilities for p in predictions],
+        )
+        payloads = [_prediction_payload(pid, p) for pid, p in zip(ids, predictions, strict=True)]
+        if body.single:
+            return payloads[0]
+        return {"predictions": payloads, "model_version": svc.predictor.model_version}
+
+    @app.post("/v1/feedback")
+    def feedback() -> Any:
+        svc = services()
+        body = parse_feedback(
+            _json_body(),
+            max_text_chars=svc.settings.max_text_chars,
+            max_comment_chars=svc.settings.max_comment_chars,
+        )
+        if body.prediction_id is not None:
+            logged = svc.store.find_prediction(body.prediction_id)
+            if logged is None:
+                raise RequestError(
+                    f"unknown prediction id {body.prediction_id[:64]!r}: use an id returned by /v1/predict "
+                    "in the last days, or send 'text' and 'predicted_label' instead",
+                    status=404,
+                )
+            prediction_id, text = logged.prediction_id, logged.text
+            predicted_label, model_version = logged.label, logged.model_version
+        else:
+            assert body.text is not None and body.predicted_label is not None  # parse_feedback ensures it
+            text, predicted_label = body.text, body.predicted_label
+            model_version = body.model_version or svc.predictor.model_version
+            prediction_id = _text_prediction_id(text, predicted_label, model_version)
+        record = FeedbackRecord(
+            prediction_id=prediction_id,
+            text=text,
+            predicted_label=predicted_label,
+            correct_label=body.label,
+            comment=body.comment,
+            model_version=model_version,
+            created_at=svc.clock(),
+        )
+        try:
+            svc.store.add_feedback(record)
+        except DuplicateFeedback:
+            raise RequestError(
+                f"feedback for prediction {prediction_id!r} is already stored (once per prediction)",
+                status=409,
+            ) from None
+        svc.telemetry.metric(FEEDBACK_RECEIVED, 1.0, {"correct": "true" if record.correct else "false"})
+        if not record.correct:
+            svc.telemetry.trace(
+                MISPREDICTION,
+                severity="WARNING",
+                properties={
+                    "prediction_id": prediction_id,
+                    "predicted_label": predicted_label,
+                    "correct_label": body.label,
+                    "model_version": model_version,
+                    "text": text[:280],
+                    "text_length": str(len(text)),
+                    "comment": (body.comment or "")[:280],
+                },
+            )
+            svc.drift.check(model_version)
+        stored = {
+            "prediction_id": prediction_id,
+            "label": body.label,
+            "predicted_label": predicted_label,
+            "correct": record.correct,
+            "model_version": model_version,
+        }
+        return stored, 201
+
+    @app.get("/v1/feedback/stats")
+    def feedback_stats() -> Any:
+        return services().store.feedback_stats()
+
+    @app.get("/v1/model")
+    def model() -> Any:
+        predictor = services().predictor
+        return {
+            "model_version": predictor.model_version,
+            "labels": list(predictor.labels),
+            "metrics": predictor.metrics,
+        }
+
+    @app.get("/v1/admin/feedback.csv")
+    @require_api_key
+    def export_feedback() -> Response:
+        store = services().store
+
+        def rows() -> Iterator[str]:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(EXPORT_COLUMNS)
+            for record in store.iter_feedback():
+                writer.writerow(
+                    [
+                        record.text,
+                        record.correct_label,
+                        record.predicted_label,
+                        record.model_version,
+                        record.created_at.isoformat().replace("+00:00", "Z"),
+                        record.prediction_id,
+                        record.comment or "",
+                    ]
+                )
+                if buffer.tell() > 64 * 1024:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
+
+        return Response(
+            rows(),
+            mimetype="text/csv",
+            headers={"Content-Disposition": "attachment; filename=buzzwatch-feedback.csv"},
+        )
+
+    @app.get("/v1/admin/drift")
+    @require_api_key
+    def drift_status() -> Any:
+        return services().drift.status()
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> Any:
+        svc = services()
+        if not svc.store.ping():
+            return {"status": "database unavailable"}, 503
+        return {"status": "ready", "model_version": svc.predictor.model_version}
+
+    @app.get("/openapi.json")
+    def openapi() -> Any:
+        return services().openapi

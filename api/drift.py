@@ -1,0 +1,152 @@
+"""Model-drift alerts from feedback: too many wrong predictions in a window -> one email and one event.
+
+The counts come from the feedback table, so every API process and instance sees the same window; the
+cooldown is claimed atomically in the database, so one drift episode is one alert, not one per request.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from api.store import FeedbackStore
+from buzzwatch.telemetry import MODEL_DRIFT_ALERT
+
+logger = logging.getLogger(__name__)
+
+
+class TelemetryLike(Protocol):
+    """The part of `buzzwatch.telemetry.Telemetry` the API uses."""
+
+    def metric(self, name: str, value: float, dimensions: dict[str, str] | None = None) -> None: ...
+
+    def event(
+        self,
+        name: str,
+        properties: dict[str, Any] | None = None,
+        measurements: dict[str, float] | None = None,
+    ) -> None: ...
+
+    def trace(
+        self, message: str, severity: str = "INFO", properties: dict[str, Any] | None = None
+    ) -> None: ...
+
+
+class MailerLike(Protocol):
+    """The part of `buzzwatch.notify.Mailer` the API uses."""
+
+    def send(self, subject: str, text_body: str, html_body: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class DriftAlert:
+    """What a drift alert says."""
+
+    fired_at: datetime
+    window_s: float
+    feedback_in_window: int
+    wrong_in_window: int
+    model_version: str
+
+    @property
+    def wrong_share(self) -> float:
+        """Share of the window's feedback that corrected the model."""
+        return self.wrong_in_window / self.feedback_in_window if self.feedback_in_window else 0.0
+
+    def subject(self) -> str:
+        """The email subject."""
+        return (
+            f"[BuzzWatch] Model drift: {self.wrong_in_window} wrong predictions in the last "
+            f"{self.window_s / 60:.0f} min ({self.wrong_share:.0%} of feedback)"
+        )
+
+    def text_body(self) -> str:
+        """The plain-text email body."""
+        return (
+            f"The sentiment model {self.model_version} was corrected {self.wrong_in_window} times out of "
+            f"{self.feedback_in_window} pieces of feedback in the last {self.window_s / 60:.0f} minutes "
+            f"(up to {self.fired_at.isoformat()}).\n\n"
+            "What to do: export the feedback (GET /v1/admin/feedback.csv with the API key), look at what the "
+            "model gets wrong, and retrain with `buzzwatch train --extra-data feedback.csv`.\n"
+        )
+
+    def html_body(self) -> str:
+        """The HTML email body."""
+        return "".join(f"<p>{html.escape(paragraph)}</p>" for paragraph in self.text_body().split("\n\n"))
+
+
+class DriftMonitor:
+    """Checks the feedback window after each wrong prediction and fires at most once per cooldown."""
+
+    def __init__(
+        self,
+        store: FeedbackStore,
+        *,
+        window_s: float,
+        min_wrong: int,
+        min_wrong_share: float,
+        cooldown_s: float,
+        telemetry: TelemetryLike,
+        mailer: MailerLike | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.window_s = window_s
+        self.min_wrong = min_wrong
+        self.min_wrong_share = min_wrong_share
+        self.cooldown_s = cooldown_s
+        self.telemetry = telemetry
+        self.mailer = mailer
+        self.clock = clock
+
+    def status(self) -> dict[str, Any]:
+        """The window's counts and the last alert, for the admin route."""
+        total, wrong = self.store.feedback_counts_since(self.clock() - timedelta(seconds=self.window_s))
+        last = self.store.last_drift_alert()
+        return {
+            "window_s": self.window_s,
+            "feedback_in_window": total,
+            "wrong_in_window": wrong,
+            "min_wrong": self.min_wrong,
+            "min_wrong_share": self.min_wrong_share,
+            "cooldown_s": self.cooldown_s,
+            "last_alert_at": None if last is None else last.isoformat().replace("+00:00", "Z"),
+        }
+
+    def check(self, model_version: str) -> DriftAlert | None:
+        """Fire an alert when the window is over both thresholds and the cooldown allows it."""
+        now = self.clock()
+        total, wrong = self.store.feedback_counts_since(now - timedelta(seconds=self.window_s))
+        if wrong < self.min_wrong or wrong < self.min_wrong_share * total:
+            return None
+        if not self.store.claim_drift_alert(now, self.cooldown_s):
+            return None
+        alert = DriftAlert(now, self.window_s, total, wrong, model_version)
+        self._notify(alert)
+        return alert
+
+    def _notify(self, alert: DriftAlert) -> None:
+        """Custom event first (cheap, buffered), then the email (spooled to disk by the mailer)."""
+        self.telemetry.event(
+            MODEL_DRIFT_ALERT,
+            properties={
+                "model_version": alert.model_version,
+                "fired_at": alert.fired_at.isoformat(),
+                "window_s": str(alert.window_s),
+            },
+            measurements={
+                "wrong_in_window": float(alert.wrong_in_window),
+                "feedback_in_window": float(alert.feedback_in_window),
+                "wrong_share": alert.wrong_share,
+            },
+        )
+        logger.warning(
+            "model drift alert",
+            extra={"wrong_in_window": alert.wrong_in_window, "feedback_in_window": alert.feedback_in_window},
+        )
+        if self.mailer is not None:
+            self.mailer.send(alert.subject(), alert.text_body(), alert.html_body())

@@ -1,0 +1,295 @@
+"""The OpenAPI 3.1 document of the API, built from the same limits the validation enforces.
+
+A test checks that every Flask route is here with the same methods and back; the fuzz tests generate
+requests from these schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buzzwatch import __version__
+from buzzwatch.schema import LABELS
+
+API_KEY_SCHEME = "ApiKey"
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _json(schema_ref: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+    }
+
+
+def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int) -> dict[str, Any]:
+    """The document, for the given request limits."""
+    label = {"type": "string", "enum": list(LABELS)}
+    text = {"type": "string", "minLength": 1, "maxLength": max_text_chars, "pattern": r"\S"}
+    probabilities = {
+        "type": "object",
+        "properties": {name: {"type": "number", "minimum": 0, "maximum": 1} for name in LABELS},
+        "required": list(LABELS),
+    }
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+            "required": ["error", "message"],
+        },
+        "PredictOne": {
+            "type": "object",
+            "properties": {"text": text},
+            "required": ["text"],
+            "additionalProperties": False,
+        },
+        "PredictMany": {
+            "type": "object",
+            "properties": {"texts": {"type": "array", "items": text, "minItems": 1, "maxItems": max_batch}},
+            "required": ["texts"],
+            "additionalProperties": False,
+        },
+        "Prediction": {
+            "type": "object",
+            "properties": {
+                "prediction_id": {"type": "string"},
+                "label": label,
+                "probabilities": probabilities,
+                "model_version": {"type": "string"},
+            },
+            "required": ["prediction_id", "label", "probabilities", "model_version"],
+        },
+        "Predictions": {
+            "type": "object",
+            "properties": {
+                "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}},
+                "model_version": {"type": "string"},
+            },
+            "required": ["predictions", "model_version"],
+        },
+        "FeedbackById": {
+            "type": "object",
+            "properties": {
+                "prediction_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                "label": label,
+                "comment": {"type": "string", "maxLength": max_comment_chars},
+            },
+            "required": ["prediction_id", "label"],
+            "additionalProperties": False,
+        },
+        "FeedbackByText": {
+            "type": "object",
+            "properties": {
+                "text": text,
+                "predicted_label": label,
+                "model_version": {"type": "string", "maxLength": 128},
+                "label": label,
+                "comment": {"type": "string", "maxLength": max_comment_chars},
+            },
+            "required": ["text", "predicted_label", "label"],
+            "additionalProperties": False,
+        },
+        "FeedbackStored": {
+            "type": "object",
+            "properties": {
+                "prediction_id": {"type": "string"},
+                "label": label,
+                "predicted_label": label,
+                "correct": {"type": "boolean"},
+                "model_version": {"type": "string"},
+            },
+            "required": ["prediction_id", "label", "predicted_label", "correct", "model_version"],
+        },
+        "FeedbackStats": {
+            "type": "object",
+            "properties": {
+                "total": {"type": "integer"},
+                "correct": {"type": "integer"},
+                "wrong": {"type": "integer"},
+                "pairs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"predicted": label, "correct": label, "count": {"type": "integer"}},
+                    },
+                },
+                "last_received_at": {"type": ["string", "null"]},
+            },
+            "required": ["total", "correct", "wrong", "pairs", "last_received_at"],
+        },
+        "Model": {
+            "type": "object",
+            "properties": {
+                "model_version": {"type": "string"},
+                "labels": {"type": "array", "items": {"type": "string"}},
+                "metrics": {"type": "object"},
+            },
+            "required": ["model_version", "labels", "metrics"],
+        },
+        "Status": {
+            "type": "object",
+            "properties": {"status": {"type": "string"}},
+            "required": ["status"],
+        },
+        "DriftStatus": {
+            "type": "object",
+            "properties": {
+                "window_s": {"type": "number"},
+                "feedback_in_window": {"type": "integer"},
+                "wrong_in_window": {"type": "integer"},
+                "min_wrong": {"type": "integer"},
+                "min_wrong_share": {"type": "number"},
+                "cooldown_s": {"type": "number"},
+                "last_alert_at": {"type": ["string", "null"]},
+            },
+            "required": ["window_s", "feedback_in_window", "wrong_in_window", "last_alert_at"],
+        },
+    }
+    bad_request = _error_response("Invalid input: the message says what is wrong")
+    not_json = _error_response("The body is not JSON (send Content-Type: application/json)")
+    too_large = _error_response("The body is larger than the request-size limit")
+    unauthorized = _error_response("Missing or wrong API key (X-API-Key header or Authorization: Bearer)")
+    paths: dict[str, Any] = {
+        "/v1/predict": {
+            "post": {
+                "summary": f"Score one tweet or a list of up to {max_batch}",
+                "operationId": "predict",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/PredictOne"},
+                                    {"$ref": "#/components/schemas/PredictMany"},
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "One prediction for `text`, a list for `texts`",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/Prediction"},
+                                        {"$ref": "#/components/schemas/Predictions"},
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "400": bad_request,
+                    "413": too_large,
+                    "415": not_json,
+                },
+            }
+        },
+        "/v1/feedback": {
+            "post": {
+                "summary": "Tell the model the right label of a prediction (stored once per prediction id)",
+                "operationId": "feedback",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/FeedbackById"},
+                                    {"$ref": "#/components/schemas/FeedbackByText"},
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json("FeedbackStored", "Stored"),
+                    "400": bad_request,
+                    "404": _error_response("Unknown prediction id"),
+                    "409": _error_response("Feedback for this prediction is already stored"),
+                    "413": too_large,
+                    "415": not_json,
+                },
+            }
+        },
+        "/v1/feedback/stats": {
+            "get": {
+                "summary": "How much feedback was received, and how often the model was right",
+                "operationId": "feedbackStats",
+                "responses": {"200": _json("FeedbackStats", "Counts")},
+            }
+        },
+        "/v1/model": {
+            "get": {
+                "summary": "The served model: version, labels, evaluation metrics",
+                "operationId": "model",
+                "responses": {"200": _json("Model", "The model")},
+            }
+        },
+        "/v1/admin/feedback.csv": {
+            "get": {
+                "summary": "All feedback as CSV (text,label,...): input for `buzzwatch train --extra-data`",
+                "operationId": "exportFeedback",
+                "security": [{API_KEY_SCHEME: []}],
+                "responses": {
+                    "200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                    "401": unauthorized,
+                    "403": _error_response("Admin routes are disabled: no API key is configured"),
+                },
+            }
+        },
+        "/v1/admin/drift": {
+            "get": {
+                "summary": "The model-drift monitor: wrong predictions in the window, last alert",
+                "operationId": "driftStatus",
+                "security": [{API_KEY_SCHEME: []}],
+                "responses": {
+                    "200": _json("DriftStatus", "Drift monitor"),
+                    "401": unauthorized,
+                    "403": _error_response("Admin routes are disabled: no API key is configured"),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: the process answers",
+                "operationId": "healthz",
+                "responses": {"200": _json("Status", "Alive")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the model is loaded and the database answers",
+                "operationId": "readyz",
+                "responses": {"200": _json("Status", "Ready"), "503": _json("Status", "Not ready")},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "BuzzWatch scoring API",
+            "version": __version__,
+            "description": "Tweet sentiment on demand (negative, neutral, positive) and the feedback loop.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {API_KEY_SCHEME: {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        },
+    }

@@ -1,0 +1,46 @@
+"""The API's own settings, read once from the environment next to `CommonSettings`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from buzzwatch.settings import CommonSettings, env_float, env_int, env_list, env_str
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Limits, security and drift-alert settings of the scoring API."""
+
+    common: CommonSettings
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    max_request_bytes: int = 2 * 1024 * 1024
+    max_batch: int = 256
+    max_text_chars: int = 1000
+    max_comment_chars: int = 2000
+    drift_window_s: float = 3600.0
+    drift_min_wrong: int = 20
+    drift_min_wrong_share: float = 0.3
+    drift_cooldown_s: float = 6 * 3600.0
+    prediction_retention_s: float = 7 * 24 * 3600.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
+        """Build from BUZZWATCH_API_* variables (plus the common ones); defaults run locally."""
+        env = os.environ if env is None else env
+        return cls(
+            common=CommonSettings.from_env(env),
+            api_key=env_str(env, "BUZZWATCH_API_KEY"),
+            cors_origins=env_list(env, "BUZZWATCH_CORS_ORIGINS"),
+            max_request_bytes=env_int(env, "BUZZWATCH_API_MAX_REQUEST_BYTES", 2 * 1024 * 1024),
+            max_batch=env_int(env, "BUZZWATCH_API_MAX_BATCH", 256),
+            max_text_chars=env_int(env, "BUZZWATCH_API_MAX_TEXT_CHARS", 1000),
+            max_comment_chars=env_int(env, "BUZZWATCH_API_MAX_COMMENT_CHARS", 2000),
+            drift_window_s=env_float(env, "BUZZWATCH_DRIFT_WINDOW_S", 3600.0),
+            drift_min_wrong=env_int(env, "BUZZWATCH_DRIFT_MIN_WRONG", 20),
+            drift_min_wrong_share=env_float(env, "BUZZWATCH_DRIFT_MIN_WRONG_SHARE", 0.3),
+            drift_cooldown_s=env_float(env, "BUZZWATCH_DRIFT_COOLDOWN_S", 6 * 3600.0),
+            prediction_retention_s=env_float(env, "BUZZWATCH_PREDICTION_RETENTION_S", 7 * 24 * 3600.0),
+        )

@@ -1,0 +1,374 @@
+"""Durable state of the API through SQLAlchemy: the prediction log, the feedback and the drift cooldown.
+
+A SQLite file under `var/` by default, PostgreSQL through `DATABASE_URL`. Predictions are logged so that
+feedback can name a prediction by its id alone; they are written by a background thread in small
+batches (the predict route only appends to a queue) and pruned after a retention period. Feedback is
+stored once per prediction id: the unique constraint is the arbiter, across processes and instances.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    case,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+logger = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+predictions_table = Table(
+    "api_predictions",
+    metadata,
+    Column("prediction_id", String(64), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("label", String(16), nullable=False),
+    Column("probabilities", Text, nullable=False),
+    Column("model_version", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+feedback_table = Table(
+    "api_feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prediction_id", String(64), nullable=False, unique=True),
+    Column("text", Text, nullable=False),
+    Column("predicted_label", String(16), nullable=False),
+    Column("correct_label", String(16), nullable=False),
+    Column("correct", Boolean, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("model_version", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+drift_table = Table(
+    "api_drift_monitor",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("last_fired_at", DateTime(timezone=True), nullable=True),
+)
+
+EXPORT_COLUMNS = (
+    "text",
+    "label",
+    "predicted_label",
+    "model_version",
+    "created_at",
+    "prediction_id",
+    "comment",
+)
+
+
+class DuplicateFeedback(Exception):
+    """Feedback for this prediction id is already stored."""
+
+
+@dataclass(frozen=True)
+class LoggedPrediction:
+    """A prediction the API made, as the feedback route needs it."""
+
+    prediction_id: str
+    text: str
+    label: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """One piece of feedback on one prediction."""
+
+    prediction_id: str
+    text: str
+    predicted_label: str
+    correct_label: str
+    comment: str | None
+    model_version: str
+    created_at: datetime
+
+    @property
+    def correct(self) -> bool:
+        """Whether the model was right."""
+        return self.predicted_label == self.correct_label
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time in BuzzWatch is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def make_engine(database_url: str) -> Engine:
+    """An engine for the URL; a SQLite file gets its folder, WAL mode and a busy timeout."""
+    if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if database_url.startswith("sqlite"):
+        engine = create_engine(database_url, connect_args={"timeout": 15, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(database_url, pool_pre_ping=True)
+
+
+class FeedbackStore:
+    """The API's tables: prediction log, feedback, drift cooldown."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        flush_interval_s: float = 0.2,
+        retention_s: float = 7 * 24 * 3600.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = make_engine(database_url)
+        self._flush_interval_s = flush_interval_s
+        self._retention_s = retention_s
+        self._clock = clock
+        self._pending: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._writer_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._writer_pid: int | None = None
+        self._stopping = threading.Event()
+        self._last_prune = 0.0
+        self._create_tables()
+
+    def _create_tables(self) -> None:
+        """Create the tables; several workers may race to do it at start-up."""
+        for attempt in range(5):
+            try:
+                metadata.create_all(self.engine, checkfirst=True)
+                return
+            except (OperationalError, ProgrammingError, IntegrityError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+
+    # ---- health -------------------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(select(1))
+            return True
+        except OperationalError:
+            return False
+
+    # ---- prediction log -----------------------------------------------------------------------------
+
+    def log_predictions(self, rows: list[LoggedPrediction], probabilities: list[dict[str, float]]) -> None:
+        """Queue predictions for the background writer; never blocks the request on the database."""
+        now = self._clock()
+        for row, probs in zip(rows, probabilities, strict=True):
+            self._pending.put(
+                {
+                    "prediction_id": row.prediction_id,
+                    "text": row.text,
+                    "label": row.label,
+                    "probabilities": json.dumps(probs, separators=(",", ":")),
+                    "model_version": row.model_version,
+                    "created_at": now,
+                }
+            )
+        self._ensure_writer()
+
+    def _ensure_writer(self) -> None:
+        """Start the writer thread in this process (after a fork, the parent's thread is gone)."""
+        if self._writer_pid == os.getpid():
+            return
+        with self._writer_lock:
+            if self._writer_pid == os.getpid():
+                return
+            self._writer_pid = os.getpid()
+            threading.Thread(target=self._writer_loop, name="prediction-log-writer", daemon=True).start()
+
+    def _writer_loop(self) -> None:
+        while not self._stopping.wait(self._flush_interval_s):
+            try:
+                self.flush()
+                self._maybe_prune()
+            except Exception:  # the writer must outlive a database hiccup; rows stay queued
+                logger.exception("prediction log flush failed")
+
+    def flush(self) -> int:
+        """Write every queued prediction now; returns how many were written."""
+        with self._flush_lock:
+            rows: list[dict[str, Any]] = []
+            while True:
+                try:
+                    rows.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            if not rows:
+                return 0
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(insert(predictions_table), rows)
+            except Exception:
+                for row in rows:
+                    self._pending.put(row)
+                raise
+            return len(rows)
+
+    def _maybe_prune(self) -> None:
+        if time.monotonic() - self._last_prune < 600:
+            return
+        self._last_prune = time.monotonic()
+        cutoff = self._clock() - timedelta(seconds=self._retention_s)
+        with self.engine.begin() as connection:
+            connection.execute(predictions_table.delete().where(predictions_table.c.created_at < cutoff))
+
+    def find_prediction(self, prediction_id: str) -> LoggedPrediction | None:
+        """The logged prediction with this id, or None."""
+        self.flush()
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(
+                    predictions_table.c.prediction_id,
+                    predictions_table.c.text,
+                    predictions_table.c.label,
+                    predictions_table.c.model_version,
+                ).where(predictions_table.c.prediction_id == prediction_id)
+            ).first()
+        return None if row is None else LoggedPrediction(*row)
+
+    def close(self) -> None:
+        """Stop the writer after a last flush and release the connections."""
+        self._stopping.set()
+        try:
+            self.flush()
+        finally:
+            self.engine.dispose()
+
+    # ---- feedback -----------------------------------------------------------------------------------
+
+    def add_feedback(self, record: FeedbackRecord) -> None:
+        """Store feedback once; raises DuplicateFeedback when this prediction already has some."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    insert(feedback_table).values(
+                        prediction_id=record.prediction_id,
+                        text=record.text,
+                        predicted_label=record.predicted_label,
+                        correct_label=record.correct_label,
+                        correct=record.correct,
+                        comment=record.comment,
+                        model_version=record.model_version,
+                        created_at=record.created_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise DuplicateFeedback(record.prediction_id) from exc
+
+    def feedback_counts_since(self, since: datetime) -> tuple[int, int]:
+        """(all feedback, wrong predictions) received since a moment."""
+        with self.engine.connect() as connection:
+            total, wrong = connection.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(case((feedback_table.c.correct.is_(False), 1), else_=0)), 0),
+                ).where(feedback_table.c.created_at >= since)
+            ).one()
+        return int(total), int(wrong)
+
+    def feedback_stats(self) -> dict[str, Any]:
+        """Totals and the predicted-by-correct label counts of every feedback received."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    feedback_table.c.predicted_label,
+                    feedback_table.c.correct_label,
+                    func.count(),
+                    func.max(feedback_table.c.created_at),
+                ).group_by(feedback_table.c.predicted_label, feedback_table.c.correct_label)
+            ).all()
+        pairs = [{"predicted": p, "correct": c, "count": int(n)} for p, c, n, _ in rows]
+        latest = max((_utc(last) for *_, last in rows if last is not None), default=None)
+        total = sum(pair["count"] for pair in pairs)
+        wrong = sum(pair["count"] for pair in pairs if pair["predicted"] != pair["correct"])
+        return {
+            "total": total,
+            "wrong": wrong,
+            "correct": total - wrong,
+            "pairs": pairs,
+            "last_received_at": None if latest is None else latest.isoformat().replace("+00:00", "Z"),
+        }
+
+    def iter_feedback(self) -> Iterator[FeedbackRecord]:
+        """Every feedback record, oldest first, streamed from the database."""
+        with self.engine.connect() as connection:
+            result = connection.execution_options(stream_results=True, yield_per=500).execute(
+                select(
+                    feedback_table.c.prediction_id,
+                    feedback_table.c.text,
+                    feedback_table.c.predicted_label,
+                    feedback_table.c.correct_label,
+                    feedback_table.c.comment,
+                    feedback_table.c.model_version,
+                    feedback_table.c.created_at,
+                ).order_by(feedback_table.c.id)
+            )
+            for row in result:
+                yield FeedbackRecord(*row[:6], created_at=_utc(row[6]))
+
+    # ---- drift cooldown -----------------------------------------------------------------------------
+
+    def claim_drift_alert(self, now: datetime, cooldown_s: float, name: str = "model") -> bool:
+        """Atomically take the right to fire a drift alert; False while the cooldown runs."""
+        cutoff = now - timedelta(seconds=cooldown_s)
+        with self.engine.begin() as connection:
+            try:
+                with connection.begin_nested():
+                    connection.execute(insert(drift_table).values(name=name, last_fired_at=now))
+                return True
+            except IntegrityError:
+                pass
+            result = connection.execute(
+                update(drift_table)
+                .where(drift_table.c.name == name)
+                .where((drift_table.c.last_fired_at.is_(None)) | (drift_table.c.last_fired_at < cutoff))
+                .values(last_fired_at=now)
+            )
+            return result.rowcount == 1
+
+    def last_drift_alert(self, name: str = "model") -> datetime | None:
+        """When the last drift alert fired."""
+        with self.engine.connect() as connection:
+            value = connection.execute(
+                select(drift_table.c.last_fired_at).where(drift_table.c.name == name)
+            ).scalar_one_or_none()
+        return None if value is None else _utc(value)

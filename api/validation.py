@@ -1,0 +1,146 @@
+"""Validation of request bodies at the edge: every problem becomes a RequestError a person can act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from buzzwatch.schema import LABELS
+
+PREDICTION_ID_MAX_CHARS = 64
+
+
+class RequestError(Exception):
+    """A client mistake, answered with `status` and this message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """Texts to score; `single` when the client sent one `text` rather than a `texts` list."""
+
+    texts: list[str]
+    single: bool
+
+
+@dataclass(frozen=True)
+class FeedbackRequest:
+    """The right label for a prediction, named by its id or by its text and predicted label."""
+
+    label: str
+    prediction_id: str | None
+    text: str | None
+    predicted_label: str | None
+    model_version: str | None
+    comment: str | None
+
+
+def _require_object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise RequestError(f"the body must be a JSON object, got {_json_type(payload)}")
+    return payload
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _reject_unknown(payload: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(sorted(allowed))}")
+
+
+def _check_text(value: Any, where: str, max_chars: int) -> str:
+    if not isinstance(value, str):
+        raise RequestError(f"{where} must be a string, got {_json_type(value)}")
+    if not value.strip():
+        raise RequestError(f"{where} is empty")
+    if len(value) > max_chars:
+        raise RequestError(f"{where} is {len(value)} characters long; the limit is {max_chars}")
+    return value
+
+
+def _check_label(value: Any, field_name: str) -> str:
+    if not isinstance(value, str):
+        raise RequestError(f"'{field_name}' must be a string, one of {', '.join(LABELS)}")
+    if value not in LABELS:
+        raise RequestError(
+            f"'{field_name}' is {value[:40]!r}, not a known label; use one of {', '.join(LABELS)}"
+        )
+    return value
+
+
+def _optional_str(payload: dict[str, Any], field_name: str, max_chars: int) -> str | None:
+    value = payload.get(field_name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RequestError(f"'{field_name}' must be a string, got {_json_type(value)}")
+    if len(value) > max_chars:
+        raise RequestError(f"'{field_name}' is {len(value)} characters long; the limit is {max_chars}")
+    return value
+
+
+def parse_predict(payload: Any, *, max_batch: int, max_text_chars: int) -> PredictRequest:
+    """`{"text": "..."}` or `{"texts": ["...", ...]}` (1 to max_batch texts)."""
+    body = _require_object(payload)
+    _reject_unknown(body, {"text", "texts"})
+    if "text" in body and "texts" in body:
+        raise RequestError("send either 'text' (one tweet) or 'texts' (a list), not both")
+    if "text" in body:
+        return PredictRequest([_check_text(body["text"], "'text'", max_text_chars)], single=True)
+    if "texts" not in body:
+        raise RequestError("missing field 'text' (one tweet) or 'texts' (a list of tweets)")
+    texts = body["texts"]
+    if not isinstance(texts, list):
+        raise RequestError(f"'texts' must be an array of strings, got {_json_type(texts)}")
+    if not texts:
+        raise RequestError(f"'texts' is empty; send 1 to {max_batch} texts")
+    if len(texts) > max_batch:
+        raise RequestError(f"'texts' has {len(texts)} items; the limit is {max_batch} per request")
+    checked = [_check_text(text, f"'texts[{index}]'", max_text_chars) for index, text in enumerate(texts)]
+    return PredictRequest(checked, single=False)
+
+
+def parse_feedback(payload: Any, *, max_text_chars: int, max_comment_chars: int) -> FeedbackRequest:
+    """`{"prediction_id", "label", "comment"?}` or `{"text", "predicted_label", "label", ...}`."""
+    body = _require_object(payload)
+    _reject_unknown(body, {"prediction_id", "text", "predicted_label", "model_version", "label", "comment"})
+    if "label" not in body:
+        raise RequestError(f"missing field 'label': the right label, one of {', '.join(LABELS)}")
+    label = _check_label(body["label"], "label")
+    comment = _optional_str(body, "comment", max_comment_chars)
+    prediction_id = body.get("prediction_id")
+    if prediction_id is not None:
+        if not isinstance(prediction_id, str) or not prediction_id.strip():
+            raise RequestError("'prediction_id' must be a non-empty string, as returned by /v1/predict")
+        if len(prediction_id) > PREDICTION_ID_MAX_CHARS:
+            raise RequestError(f"'prediction_id' is longer than {PREDICTION_ID_MAX_CHARS} characters")
+        if "text" in body or "predicted_label" in body:
+            raise RequestError("send either 'prediction_id' or 'text' with 'predicted_label', not both")
+        return FeedbackRequest(label, prediction_id, None, None, None, comment)
+    if "text" not in body or "predicted_label" not in body:
+        raise RequestError("missing field 'prediction_id' (or both 'text' and 'predicted_label')")
+    return FeedbackRequest(
+        label=label,
+        prediction_id=None,
+        text=_check_text(body["text"], "'text'", max_text_chars),
+        predicted_label=_check_label(body["predicted_label"], "predicted_label"),
+        model_version=_optional_str(body, "model_version", 128),
+        comment=comment,
+    )

@@ -1,0 +1,84 @@
+"""Fixtures: the app built by its factory with a tiny predictor, a real SQLite store and local telemetry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from apitest_support import LexiconPredictor
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api.app import create_app
+from api.settings import ApiSettings
+from api.store import FeedbackStore
+from buzzwatch.notify import Mailer
+from buzzwatch.settings import CommonSettings
+from buzzwatch.telemetry import LocalTelemetry
+
+API_KEY = "test-key-0123456789"
+
+
+class FakeClock:
+    """A clock the drift tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(isolated_var_dir: Path) -> ApiSettings:
+    common = CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(isolated_var_dir)})
+    return ApiSettings(
+        common=common,
+        api_key=API_KEY,
+        cors_origins=("http://localhost:8501",),
+        max_request_bytes=64 * 1024,
+        max_batch=8,
+        max_text_chars=300,
+        drift_window_s=600,
+        drift_min_wrong=3,
+        drift_min_wrong_share=0.5,
+        drift_cooldown_s=3600,
+    )
+
+
+@pytest.fixture
+def store(settings: ApiSettings, clock: FakeClock) -> Iterator[FeedbackStore]:
+    feedback_store = FeedbackStore(settings.common.database_url, clock=clock)
+    yield feedback_store
+    feedback_store.close()
+
+
+@pytest.fixture
+def telemetry(settings: ApiSettings) -> LocalTelemetry:
+    return LocalTelemetry(settings.common.var_dir, role="api")
+
+
+@pytest.fixture
+def mailer(settings: ApiSettings) -> Mailer:
+    return Mailer.from_settings(settings.common)
+
+
+@pytest.fixture
+def app(
+    settings: ApiSettings, store: FeedbackStore, telemetry: LocalTelemetry, mailer: Mailer, clock: FakeClock
+) -> Flask:
+    return create_app(
+        settings, predictor=LexiconPredictor(), store=store, telemetry=telemetry, mailer=mailer, clock=clock
+    )
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

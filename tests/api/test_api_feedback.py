@@ -1,0 +1,205 @@
+"""Feedback: stored once per prediction, exported as training data, traced, and the drift alert."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+from conftest import API_KEY, FakeClock
+from flask.testing import FlaskClient
+
+from api.settings import ApiSettings
+from buzzwatch.schema import LABELS
+from buzzwatch.telemetry import FEEDBACK_RECEIVED, MISPREDICTION, MODEL_DRIFT_ALERT, read_local
+
+
+def _predict(client: FlaskClient, text: str) -> dict:
+    response = client.post("/v1/predict", json={"text": text})
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def _export(client: FlaskClient) -> list[dict[str, str]]:
+    response = client.get("/v1/admin/feedback.csv", headers={"X-API-Key": API_KEY})
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+def test_feedback_by_prediction_id_is_stored_once(client: FlaskClient) -> None:
+    prediction = _predict(client, "great crew, thanks")
+    first = client.post(
+        "/v1/feedback",
+        json={"prediction_id": prediction["prediction_id"], "label": "neutral", "comment": "sarcasm"},
+    )
+    assert first.status_code == 201
+    assert first.get_json() == {
+        "prediction_id": prediction["prediction_id"],
+        "label": "neutral",
+        "predicted_label": "positive",
+        "correct": False,
+        "model_version": "lexicon-test-1",
+    }
+    again = client.post(
+        "/v1/feedback", json={"prediction_id": prediction["prediction_id"], "label": "negative"}
+    )
+    assert again.status_code == 409
+    assert "already stored" in again.get_json()["message"]
+    rows = _export(client)
+    assert len(rows) == 1
+    assert rows[0]["text"] == "great crew, thanks"
+    assert rows[0]["label"] == "neutral"
+    assert rows[0]["comment"] == "sarcasm"
+
+
+def test_feedback_by_text_and_predicted_label_is_stored_once(client: FlaskClient) -> None:
+    payload = {"text": "meh, ok flight", "predicted_label": "negative", "label": "neutral"}
+    assert client.post("/v1/feedback", json=payload).status_code == 201
+    assert client.post("/v1/feedback", json=payload).status_code == 409
+    other_text = {**payload, "text": "a different tweet"}
+    assert client.post("/v1/feedback", json=other_text).status_code == 201
+    assert [row["text"] for row in _export(client)] == ["meh, ok flight", "a different tweet"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "message_part"),
+    [
+        ({"prediction_id": "abc"}, 400, "missing field 'label'"),
+        ({"prediction_id": "abc", "label": "angry"}, 400, "not a known label"),
+        ({"prediction_id": "abc", "label": 1}, 400, "'label' must be a string"),
+        ({"prediction_id": "", "label": "neutral"}, 400, "'prediction_id' must be a non-empty string"),
+        ({"prediction_id": 12, "label": "neutral"}, 400, "'prediction_id' must be a non-empty string"),
+        ({"prediction_id": "x" * 65, "label": "neutral"}, 400, "longer than 64"),
+        ({"label": "neutral"}, 400, "missing field 'prediction_id'"),
+        ({"text": "hi", "label": "neutral"}, 400, "'predicted_label'"),
+        ({"text": "hi", "predicted_label": "sad", "label": "neutral"}, 400, "'predicted_label' is 'sad'"),
+        ({"text": "", "predicted_label": "neutral", "label": "neutral"}, 400, "'text' is empty"),
+        (
+            {"prediction_id": "a", "text": "hi", "predicted_label": "neutral", "label": "neutral"},
+            400,
+            "not both",
+        ),
+        ({"prediction_id": "a", "label": "neutral", "comment": 5}, 400, "'comment' must be a string"),
+        ({"prediction_id": "a", "label": "neutral", "comment": "c" * 2001}, 400, "the limit is 2000"),
+        ({"prediction_id": "a", "label": "neutral", "extra": True}, 400, "unknown field 'extra'"),
+        ({"prediction_id": "never-issued", "label": "neutral"}, 404, "unknown prediction id"),
+    ],
+)
+def test_feedback_rejects_bad_input(
+    client: FlaskClient, payload: dict, status: int, message_part: str
+) -> None:
+    response = client.post("/v1/feedback", json=payload)
+    assert response.status_code == status
+    assert message_part in response.get_json()["message"]
+
+
+def test_export_is_what_training_takes(client: FlaskClient) -> None:
+    for text, label in [
+        ("love it", "positive"),
+        ("so late, again", "neutral"),
+        ('a "quoted",\nline', "negative"),
+    ]:
+        prediction = _predict(client, text)
+        client.post("/v1/feedback", json={"prediction_id": prediction["prediction_id"], "label": label})
+    response = client.get("/v1/admin/feedback.csv", headers={"X-API-Key": API_KEY})
+    header = response.get_data(as_text=True).splitlines()[0]
+    assert header.startswith("text,label,")
+    rows = _export(client)
+    assert [(row["text"], row["label"]) for row in rows] == [
+        ("love it", "positive"),
+        ("so late, again", "neutral"),
+        ('a "quoted",\nline', "negative"),
+    ]
+    assert all(row["label"] in LABELS and row["model_version"] == "lexicon-test-1" for row in rows)
+
+
+def test_each_wrong_prediction_is_traced_with_its_dimensions(
+    client: FlaskClient, settings: ApiSettings
+) -> None:
+    right = _predict(client, "love this")
+    wrong = _predict(client, "great, thanks, the worst")
+    client.post("/v1/feedback", json={"prediction_id": right["prediction_id"], "label": "positive"})
+    client.post(
+        "/v1/feedback",
+        json={"prediction_id": wrong["prediction_id"], "label": "negative", "comment": "irony"},
+    )
+    traces = read_local(settings.common.var_dir, "traces")
+    assert [trace["message"] for trace in traces] == [MISPREDICTION]
+    assert traces[0]["properties"] == {
+        "prediction_id": wrong["prediction_id"],
+        "predicted_label": wrong["label"],
+        "correct_label": "negative",
+        "model_version": "lexicon-test-1",
+        "text": "great, thanks, the worst",
+        "text_length": "24",
+        "comment": "irony",
+    }
+    counts = [
+        (m["dimensions"]["correct"], m["value"])
+        for m in read_local(settings.common.var_dir, "metrics", FEEDBACK_RECEIVED)
+    ]
+    assert counts == [("true", 1.0), ("false", 1.0)]
+
+
+def _outbox(var_dir: Path) -> list:
+    return [message_from_bytes(path.read_bytes()) for path in sorted((var_dir / "outbox").glob("*.eml"))]
+
+
+def _correct_wrongly(client: FlaskClient, count: int, start: int = 0) -> None:
+    for index in range(start, start + count):
+        prediction = _predict(client, f"great trip number {index}")
+        response = client.post(
+            "/v1/feedback", json={"prediction_id": prediction["prediction_id"], "label": "negative"}
+        )
+        assert response.status_code == 201
+
+
+def test_drift_alert_fires_once_per_cooldown(
+    client: FlaskClient, settings: ApiSettings, clock: FakeClock
+) -> None:
+    var_dir = settings.common.var_dir
+    _correct_wrongly(client, 2)
+    assert read_local(var_dir, "events", MODEL_DRIFT_ALERT) == []
+    _correct_wrongly(
+        client, 5, start=2
+    )  # the third wrong one crosses the threshold; the rest are in cooldown
+    events = read_local(var_dir, "events", MODEL_DRIFT_ALERT)
+    assert len(events) == 1
+    assert events[0]["measurements"]["wrong_in_window"] == 3.0
+    mails = _outbox(var_dir)
+    assert len(mails) == 1
+    assert "Model drift" in mails[0]["Subject"]
+    status = client.get("/v1/admin/drift", headers={"X-API-Key": API_KEY}).get_json()
+    assert status["wrong_in_window"] == 7 and status["last_alert_at"] is not None
+
+    clock.now += timedelta(
+        seconds=settings.drift_cooldown_s + 1
+    )  # the window has moved on: nothing wrong in it
+    _correct_wrongly(client, 2, start=10)
+    assert len(read_local(var_dir, "events", MODEL_DRIFT_ALERT)) == 1
+    _correct_wrongly(client, 1, start=20)
+    assert len(read_local(var_dir, "events", MODEL_DRIFT_ALERT)) == 2
+    assert len(_outbox(var_dir)) == 2
+
+
+def test_right_predictions_do_not_raise_drift(client: FlaskClient, settings: ApiSettings) -> None:
+    for index in range(6):
+        prediction = _predict(client, f"love flight {index}")
+        client.post("/v1/feedback", json={"prediction_id": prediction["prediction_id"], "label": "positive"})
+    _correct_wrongly(client, 3)  # 3 wrong of 9: over the count, under the 50% share
+    assert read_local(settings.common.var_dir, "events", MODEL_DRIFT_ALERT) == []
+
+
+def test_feedback_stats_count_right_and_wrong(client: FlaskClient) -> None:
+    assert client.get("/v1/feedback/stats").get_json()["total"] == 0
+    right = _predict(client, "love it")
+    client.post("/v1/feedback", json={"prediction_id": right["prediction_id"], "label": "positive"})
+    _correct_wrongly(client, 2)
+    stats = client.get("/v1/feedback/stats").get_json()
+    assert (stats["total"], stats["correct"], stats["wrong"]) == (3, 1, 2)
+    assert {"predicted": "positive", "correct": "negative", "count": 2} in stats["pairs"]
+    assert stats["last_received_at"].endswith("Z")

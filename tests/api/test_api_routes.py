@@ -1,0 +1,151 @@
+"""The API's routes through its app factory: happy paths and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import API_KEY
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine
+
+from buzzwatch.schema import LABELS
+
+
+def test_predict_one_tweet(client: FlaskClient) -> None:
+    response = client.post("/v1/predict", json={"text": "The flight was late and the crew rude"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["label"] == "negative"
+    assert set(body["probabilities"]) == set(LABELS)
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert body["model_version"] == "lexicon-test-1"
+    assert len(body["prediction_id"]) == 32
+
+
+def test_predict_a_list_keeps_order_and_gives_distinct_ids(client: FlaskClient) -> None:
+    texts = ["I love this airline, thanks!", "worst service, lost my bag", "boarding at gate 4"]
+    response = client.post("/v1/predict", json={"texts": texts})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [p["label"] for p in body["predictions"]] == ["positive", "negative", "neutral"]
+    assert len({p["prediction_id"] for p in body["predictions"]}) == 3
+    assert body["model_version"] == "lexicon-test-1"
+
+
+@pytest.mark.parametrize(
+    ("payload", "message_part"),
+    [
+        ({}, "missing field 'text'"),
+        ({"text": ""}, "'text' is empty"),
+        ({"text": "   \n"}, "'text' is empty"),
+        ({"text": "x" * 301}, "the limit is 300"),
+        ({"text": 42}, "'text' must be a string"),
+        ({"text": None}, "'text' must be a string"),
+        ({"texts": "just one"}, "'texts' must be an array"),
+        ({"texts": []}, "'texts' is empty"),
+        ({"texts": ["ok", 3]}, "'texts[1]' must be a string"),
+        ({"texts": ["ok", ""]}, "'texts[1]' is empty"),
+        ({"texts": ["tweet"] * 9}, "the limit is 8 per request"),
+        ({"text": "a", "texts": ["b"]}, "not both"),
+        ({"txt": "typo"}, "unknown field 'txt'"),
+        (["a", "list"], "must be a JSON object"),
+        ("a string", "must be a JSON object"),
+    ],
+)
+def test_predict_rejects_bad_input_with_a_message(
+    client: FlaskClient, payload: object, message_part: str
+) -> None:
+    response = client.post("/v1/predict", json=payload)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == "bad_request"
+    assert message_part in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "message_part"),
+    [
+        ('{"text": "hi"}', "text/plain", 415, "Content-Type: application/json"),
+        ("text=hi", "application/x-www-form-urlencoded", 415, "application/json"),
+        ('{"text": "hi"}', None, 415, "application/json"),
+        ('{"text": ', "application/json", 400, "not valid JSON"),
+        ("", "application/json", 400, "empty"),
+        (b"\xff\xfe{}", "application/json", 400, "not valid JSON"),
+        ("[" * 100_00 + "]" * 100_00, "application/json", 400, "not valid JSON"),
+    ],
+)
+def test_predict_rejects_bodies_that_are_not_json(
+    client: FlaskClient, data: str | bytes, content_type: str | None, status: int, message_part: str
+) -> None:
+    response = client.post("/v1/predict", data=data, content_type=content_type)
+    assert response.status_code == status
+    assert message_part in response.get_json()["message"]
+
+
+def test_oversized_body_is_413_json(client: FlaskClient) -> None:
+    response = client.post(
+        "/v1/predict", data=json.dumps({"text": "a" * 70_000}), content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert "larger than 65536 bytes" in response.get_json()["message"]
+
+
+def test_unknown_route_and_wrong_method_answer_json(client: FlaskClient) -> None:
+    missing = client.get("/v1/nope")
+    assert missing.status_code == 404
+    assert missing.is_json and "/openapi.json" in missing.get_json()["message"]
+    wrong_method = client.get("/v1/predict")
+    assert wrong_method.status_code == 405
+    assert "POST" in wrong_method.get_json()["message"]
+
+
+def test_model_health_and_readiness(client: FlaskClient) -> None:
+    model = client.get("/v1/model").get_json()
+    assert model["model_version"] == "lexicon-test-1"
+    assert model["labels"] == list(LABELS)
+    assert model["metrics"]["macro_f1"] == 0.5
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
+
+
+def test_readiness_fails_when_the_database_is_gone(app: Flask, client: FlaskClient) -> None:
+    store = app.extensions["buzzwatch"].store
+    store.engine.dispose()
+    store.engine = create_engine("sqlite:////nonexistent-dir/buzzwatch.db")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert client.get("/healthz").status_code == 200
+
+
+def test_cors_only_for_configured_origins(client: FlaskClient) -> None:
+    allowed = client.post("/v1/predict", json={"text": "nice"}, headers={"Origin": "http://localhost:8501"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "http://localhost:8501"
+    assert "Origin" in allowed.headers["Vary"]
+    other = client.post("/v1/predict", json={"text": "nice"}, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    preflight = client.options(
+        "/v1/predict",
+        headers={"Origin": "http://localhost:8501", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 200
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "Content-Type" in preflight.headers["Access-Control-Allow-Headers"]
+
+
+def test_admin_routes_need_the_api_key(client: FlaskClient) -> None:
+    for path in ("/v1/admin/feedback.csv", "/v1/admin/drift"):
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers={"X-API-Key": "wrong"}).status_code == 401
+        assert client.get(path, headers={"X-API-Key": API_KEY}).status_code == 200
+        assert client.get(path, headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
+
+
+def test_admin_routes_are_off_without_a_configured_key(app: Flask) -> None:
+    services = app.extensions["buzzwatch"]
+    services.settings = type(services.settings)(**{**services.settings.__dict__, "api_key": None})
+    response = app.test_client().get("/v1/admin/feedback.csv", headers={"X-API-Key": ""})
+    assert response.status_code == 403
+    assert "BUZZWATCH_API_KEY" in response.get_json()["message"]
