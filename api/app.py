@@ -8,6 +8,7 @@ Every client mistake is answered with a JSON 4xx whose message says what is wron
 
 from __future__ import annotations
 
+import atexit
 import csv
 import hashlib
 import hmac
@@ -30,6 +31,7 @@ from api.openapi import build_openapi
 from api.settings import ApiSettings
 from api.store import EXPORT_COLUMNS, DuplicateFeedback, FeedbackRecord, FeedbackStore, LoggedPrediction
 from api.validation import RequestError, parse_feedback, parse_predict
+from buzzwatch.logs import configure_logging
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
 
 logger = logging.getLogger(__name__)
@@ -118,16 +120,19 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
 ) -> Flask:
     """Build the WSGI app; anything not injected is built from the environment (the real services)."""
-    settings = settings or ApiSettings.from_env()
+    if settings is None:  # the production entry point (gunicorn): settings and logging from the environment
+        settings = ApiSettings.from_env()
+        configure_logging(settings.common.log_level)
     clock = clock or (lambda: datetime.now(UTC))
     if predictor is None:
         from models.predictor import Predictor
 
-        predictor = Predictor.load(settings.common.model_uri)
+        predictor = Predictor.load(settings.common.model_uri, threads=settings.onnx_threads)
     if store is None:
         store = FeedbackStore(
             settings.common.database_url, retention_s=settings.prediction_retention_s, clock=clock
         )
+        atexit.register(store.close)  # the last queued predictions reach the database at shutdown
     if telemetry is None or mailer is None:
         telemetry, mailer = _default_telemetry_and_mailer(settings, telemetry, mailer)
     drift = DriftMonitor(

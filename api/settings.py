@@ -25,6 +25,7 @@ class ApiSettings:
     drift_min_wrong_share: float = 0.3
     drift_cooldown_s: float = 6 * 3600.0
     prediction_retention_s: float = 7 * 24 * 3600.0
+    onnx_threads: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -43,4 +44,5 @@ class ApiSettings:
             drift_min_wrong_share=env_float(env, "BUZZWATCH_DRIFT_MIN_WRONG_SHARE", 0.3),
             drift_cooldown_s=env_float(env, "BUZZWATCH_DRIFT_COOLDOWN_S", 6 * 3600.0),
             prediction_retention_s=env_float(env, "BUZZWATCH_PREDICTION_RETENTION_S", 7 * 24 * 3600.0),
+            onnx_threads=env_int(env, "BUZZWATCH_API_ONNX_THREADS", 1),
         )

@@ -1,0 +1,90 @@
+"""`buzzwatch api` (the scoring API under gunicorn) and `buzzwatch ui` (the Streamlit app)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+API_DIR = Path(__file__).resolve().parent
+REPO_ROOT = API_DIR.parent
+STREAMLIT_ENTRY = REPO_ROOT / "streamlit_app" / "app.py"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `api` and `ui` subcommands."""
+    api = subparsers.add_parser(
+        "api",
+        help="serve the scoring API with gunicorn (the production server)",
+        description=(
+            "Serve POST /v1/predict, POST /v1/feedback, GET /v1/model, /healthz, /readyz and /openapi.json "
+            "with gunicorn (api/gunicorn.conf.py). Model: BUZZWATCH_MODEL_URI (default: the shipped champion); "
+            "feedback database: DATABASE_URL (default: SQLite under var/); admin key: BUZZWATCH_API_KEY."
+        ),
+    )
+    api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="port (default $PORT or 8080)")
+    api.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
+    api.add_argument("--threads", type=int, default=None, help="threads per worker (default 4)")
+    api.set_defaults(handler=run_api)
+
+    ui = subparsers.add_parser(
+        "ui",
+        help="start the Streamlit app (Try it, Watch it, The model)",
+        description="Start the Streamlit app; it talks to the API at --api-url (BUZZWATCH_API_URL).",
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    ui.add_argument(
+        "--api-url",
+        default=os.environ.get("BUZZWATCH_API_URL", "http://127.0.0.1:8080"),
+        help="base URL of the scoring API (default $BUZZWATCH_API_URL or http://127.0.0.1:8080)",
+    )
+    ui.set_defaults(handler=run_ui)
+
+
+def gunicorn_command(host: str, port: int, workers: int | None = None, threads: int | None = None) -> list[str]:
+    """The gunicorn command line `buzzwatch api` runs."""
+    command = [sys.executable, "-m", "gunicorn", "--config", str(API_DIR / "gunicorn.conf.py"), "--bind", f"{host}:{port}"]
+    if workers:
+        command += ["--workers", str(workers)]
+    if threads:
+        command += ["--threads", str(threads)]
+    return command
+
+
+def run_api(args: argparse.Namespace) -> int:
+    """Replace this process with gunicorn (so signals reach it directly)."""
+    command = gunicorn_command(args.host, args.port, args.workers, args.threads)
+    os.chdir(REPO_ROOT)
+    os.execv(command[0], command)
+    return 0  # pragma: no cover - execv does not return
+
+
+def streamlit_command(host: str, port: int) -> list[str]:
+    """The streamlit command line `buzzwatch ui` runs."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(STREAMLIT_ENTRY),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    """Replace this process with `streamlit run streamlit_app/app.py`."""
+    os.environ["BUZZWATCH_API_URL"] = args.api_url
+    command = streamlit_command(args.host, args.port)
+    os.chdir(REPO_ROOT)
+    os.execv(command[0], command)
+    return 0  # pragma: no cover - execv does not return

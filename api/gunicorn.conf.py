@@ -1,0 +1,24 @@
+"""Gunicorn settings for the scoring API (Cloud Run and `buzzwatch api`).
+
+Cloud Run sets $PORT; WEB_CONCURRENCY sets the worker processes (default: one per CPU), GUNICORN_THREADS
+the threads per worker. Each worker loads the model itself (no preload: ONNX Runtime sessions are not
+shared across fork) and ONNX Runtime uses one thread per worker, so workers do not fight over cores.
+Access logs are off by default (GUNICORN_ACCESS_LOG=- turns them on): the API sends request latency to
+telemetry instead, and a log line per request would cost more than the prediction.
+"""
+
+import os
+
+wsgi_app = "api.app:create_app()"
+bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8080')}"
+workers = int(os.environ.get("WEB_CONCURRENCY") or len(os.sched_getaffinity(0)))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+keepalive = 75
+timeout = 30
+graceful_timeout = 20
+preload_app = False
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+proc_name = "buzzwatch-api"
