@@ -1,0 +1,595 @@
+"""A thin adapter over google-cloud-pubsub: idempotent topology, a publisher that never drops silently.
+
+The client library switches to the emulator by itself when `PUBSUB_EMULATOR_HOST` is set, so nothing here
+knows whether it talks to the emulator or to Google Cloud.
+
+- `ensure_topic` / `ensure_subscription` create what is missing and bring an existing subscription's
+  push endpoint, dead-letter and retry policies in line with the request (safe to call at every start-up,
+  which the emulator needs: a restart loses everything).
+- `Publisher` batches explicitly, blocks the caller when too much is in flight (flow control BLOCK),
+  follows every future with a callback, re-publishes what failed (recreating the topic on NOT_FOUND),
+  counts what it published and what it finally could not, and waits for everything at shutdown. A
+  message that is given up on is logged and appended to a spool file that `buzzwatch ingest --source
+  stdin` can re-publish.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from google.api_core import exceptions as api_exceptions
+from google.api_core.retry import Retry, if_exception_type
+from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1.types import (
+    BatchSettings,
+    LimitExceededBehavior,
+    PublisherOptions,
+    PublishFlowControl,
+)
+from google.protobuf import duration_pb2, field_mask_pb2
+
+from buzzwatch.settings import CommonSettings, env_float, env_int, env_str
+
+log = logging.getLogger("buzzwatch.pubsub")
+
+# Errors worth another try: the service is busy, restarting or unreachable, or the topic vanished
+# (an emulator restart) and will be recreated before the next attempt.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    api_exceptions.Aborted,
+    api_exceptions.Cancelled,
+    api_exceptions.DeadlineExceeded,
+    api_exceptions.InternalServerError,
+    api_exceptions.ResourceExhausted,
+    api_exceptions.ServiceUnavailable,
+    api_exceptions.Unknown,
+    api_exceptions.NotFound,
+    api_exceptions.RetryError,
+    TimeoutError,
+)
+
+
+def topic_path(project: str, topic: str) -> str:
+    """projects/P/topics/T (a full path is returned unchanged)."""
+    return topic if topic.startswith("projects/") else f"projects/{project}/topics/{topic}"
+
+
+def subscription_path(project: str, subscription: str) -> str:
+    """projects/P/subscriptions/S (a full path is returned unchanged)."""
+    if subscription.startswith("projects/"):
+        return subscription
+    return f"projects/{project}/subscriptions/{subscription}"
+
+
+def ensure_topic(project: str, topic: str, client: pubsub_v1.PublisherClient | None = None) -> str:
+    """Create the topic unless it exists; returns its path."""
+    path = topic_path(project, topic)
+    client = client or pubsub_v1.PublisherClient()
+    try:
+        client.create_topic(request={"name": path})
+        log.info("created topic", extra={"topic": path})
+    except api_exceptions.AlreadyExists:
+        pass
+    return path
+
+
+def _seconds(value: float) -> duration_pb2.Duration:
+    whole = int(value)
+    return duration_pb2.Duration(seconds=whole, nanos=round((value - whole) * 1e9))
+
+
+@dataclass(frozen=True)
+class SubscriptionSpec:
+    """What a subscription should look like; `push_endpoint=None` means a pull subscription.
+
+    `oidc_service_account` (and optionally `oidc_audience`) make Pub/Sub sign each push with an OIDC token,
+    as Cloud Run requires in production; the emulator sends no token.
+    """
+
+    name: str
+    topic: str
+    push_endpoint: str | None = None
+    oidc_service_account: str | None = None
+    oidc_audience: str | None = None
+    dead_letter_topic: str | None = None
+    max_delivery_attempts: int = 5
+    ack_deadline_s: int = 60
+    retry_min_backoff_s: float = 1.0
+    retry_max_backoff_s: float = 60.0
+
+    def request(self, project: str) -> dict[str, Any]:
+        """The create_subscription request."""
+        body: dict[str, Any] = {
+            "name": subscription_path(project, self.name),
+            "topic": topic_path(project, self.topic),
+            "ack_deadline_seconds": self.ack_deadline_s,
+            "push_config": self.push_config(),
+            "retry_policy": {
+                "minimum_backoff": _seconds(self.retry_min_backoff_s),
+                "maximum_backoff": _seconds(self.retry_max_backoff_s),
+            },
+        }
+        if self.dead_letter_topic:
+            body["dead_letter_policy"] = {
+                "dead_letter_topic": topic_path(project, self.dead_letter_topic),
+                "max_delivery_attempts": self.max_delivery_attempts,
+            }
+        return body
+
+    def push_config(self) -> dict[str, Any]:
+        """The push config; empty for a pull subscription."""
+        if not self.push_endpoint:
+            return {}
+        config: dict[str, Any] = {"push_endpoint": self.push_endpoint}
+        if self.oidc_service_account:
+            config["oidc_token"] = {
+                "service_account_email": self.oidc_service_account,
+                "audience": self.oidc_audience or self.push_endpoint,
+            }
+        return config
+
+
+def ensure_subscription(
+    project: str,
+    spec: SubscriptionSpec,
+    client: pubsub_v1.SubscriberClient | None = None,
+    update: bool = True,
+) -> str:
+    """Create the subscription; with `update`, align an existing one whose push/dead-letter/retry differ.
+
+    `update=False` only fills in what is missing: an ingester recovering from an emulator restart uses it,
+    so it never turns the worker's push subscription back into a pull one.
+    """
+    client = client or pubsub_v1.SubscriberClient()
+    request = spec.request(project)
+    try:
+        client.create_subscription(request=request)
+        log.info("created subscription", extra={"subscription": request["name"], "push": spec.push_endpoint})
+        return request["name"]
+    except api_exceptions.AlreadyExists:
+        if not update:
+            return request["name"]
+    current = client.get_subscription(request={"subscription": request["name"]})
+    wanted = type(current)(request)
+    changed = [
+        name
+        for name in ("push_config", "dead_letter_policy", "retry_policy", "ack_deadline_seconds")
+        if getattr(current, name) != getattr(wanted, name)
+    ]
+    if changed:
+        client.update_subscription(
+            request={"subscription": wanted, "update_mask": field_mask_pb2.FieldMask(paths=changed)}
+        )
+        log.info("updated subscription", extra={"subscription": request["name"], "fields": changed})
+    return request["name"]
+
+
+@dataclass(frozen=True)
+class StreamTopology:
+    """The topics and subscriptions of the BuzzWatch stream, named by settings.
+
+    tweets --(push or pull: the scoring workers)--> tweets-scored --(pull: the single detection service)
+    Deliveries that fail `max_delivery_attempts` times go to the dead-letter topic, kept by a pull
+    subscription for inspection.
+    """
+
+    project: str
+    tweets_topic: str
+    scored_topic: str
+    dead_letter_topic: str
+    tweets_subscription: str = "tweets-worker"
+    scored_subscription: str = "tweets-scored-detector"
+    dead_letter_subscription: str = "tweets-dead-letter-keep"
+    max_delivery_attempts: int = 5
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings, env: Mapping[str, str]) -> StreamTopology:
+        """Names from CommonSettings plus PUBSUB_*_SUBSCRIPTION and PUBSUB_MAX_DELIVERY_ATTEMPTS."""
+        return cls(
+            project=settings.gcp_project,
+            tweets_topic=settings.tweets_topic,
+            scored_topic=settings.scored_topic,
+            dead_letter_topic=settings.dead_letter_topic,
+            tweets_subscription=env_str(env, "PUBSUB_TWEETS_SUBSCRIPTION", cls.tweets_subscription)
+            or cls.tweets_subscription,
+            scored_subscription=env_str(env, "PUBSUB_SCORED_SUBSCRIPTION", cls.scored_subscription)
+            or cls.scored_subscription,
+            dead_letter_subscription=env_str(
+                env, "PUBSUB_DEAD_LETTER_SUBSCRIPTION", cls.dead_letter_subscription
+            )
+            or cls.dead_letter_subscription,
+            max_delivery_attempts=env_int(env, "PUBSUB_MAX_DELIVERY_ATTEMPTS", cls.max_delivery_attempts),
+        )
+
+    def ensure(
+        self,
+        push_endpoint: str | None = None,
+        oidc_service_account: str | None = None,
+        oidc_audience: str | None = None,
+        update: bool = True,
+    ) -> dict[str, str]:
+        """Create every missing topic and subscription (and align existing ones with `update`)."""
+        publisher = pubsub_v1.PublisherClient()
+        subscriber = pubsub_v1.SubscriberClient()
+        try:
+            paths = {
+                "tweets_topic": ensure_topic(self.project, self.tweets_topic, publisher),
+                "scored_topic": ensure_topic(self.project, self.scored_topic, publisher),
+                "dead_letter_topic": ensure_topic(self.project, self.dead_letter_topic, publisher),
+            }
+            specs = {
+                "tweets_subscription": SubscriptionSpec(
+                    name=self.tweets_subscription,
+                    topic=self.tweets_topic,
+                    push_endpoint=push_endpoint,
+                    oidc_service_account=oidc_service_account,
+                    oidc_audience=oidc_audience,
+                    dead_letter_topic=self.dead_letter_topic,
+                    max_delivery_attempts=self.max_delivery_attempts,
+                ),
+                "scored_subscription": SubscriptionSpec(
+                    name=self.scored_subscription,
+                    topic=self.scored_topic,
+                    dead_letter_topic=self.dead_letter_topic,
+                    max_delivery_attempts=self.max_delivery_attempts,
+                ),
+                "dead_letter_subscription": SubscriptionSpec(
+                    name=self.dead_letter_subscription, topic=self.dead_letter_topic, ack_deadline_s=600
+                ),
+            }
+            for role, spec in specs.items():
+                paths[role] = ensure_subscription(self.project, spec, subscriber, update=update)
+        finally:
+            subscriber.close()
+        return paths
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A pulled message, already acknowledged."""
+
+    data: bytes
+    attributes: dict[str, str]
+    message_id: str
+    delivery_attempt: int
+
+
+def pull_messages(
+    project: str,
+    subscription: str,
+    max_messages: int = 100,
+    timeout_s: float = 5.0,
+    client: pubsub_v1.SubscriberClient | None = None,
+) -> list[ReceivedMessage]:
+    """One synchronous pull that acknowledges what it got (tests, benchmarks, dead-letter inspection)."""
+    own_client = client is None
+    client = client or pubsub_v1.SubscriberClient()
+    path = subscription_path(project, subscription)
+    try:
+        response = client.pull(
+            request={"subscription": path, "max_messages": max_messages}, timeout=timeout_s
+        )
+        received = response.received_messages
+        if received:
+            client.acknowledge(request={"subscription": path, "ack_ids": [r.ack_id for r in received]})
+        return [
+            ReceivedMessage(
+                data=bytes(r.message.data),
+                attributes=dict(r.message.attributes),
+                message_id=r.message.message_id,
+                delivery_attempt=r.delivery_attempt,
+            )
+            for r in received
+        ]
+    finally:
+        if own_client:
+            client.close()
+
+
+@dataclass(frozen=True)
+class PublisherSettings:
+    """Batching, flow control and retry of the publisher; PUBSUB_PUBLISH_* variables override."""
+
+    max_messages: int = 500
+    max_bytes: int = 1_000_000
+    max_latency_s: float = 0.05
+    flow_message_limit: int = 5_000
+    flow_byte_limit: int = 20_000_000
+    rpc_timeout_s: float = 10.0
+    rpc_retry_total_s: float = 30.0
+    max_attempts: int = 8
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 15.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PublisherSettings:
+        """Read PUBSUB_PUBLISH_MAX_MESSAGES, _MAX_BYTES, _MAX_LATENCY_S, _FLOW_MESSAGES, _FLOW_BYTES, ..."""
+        defaults = cls()
+        return cls(
+            max_messages=env_int(env, "PUBSUB_PUBLISH_MAX_MESSAGES", defaults.max_messages),
+            max_bytes=env_int(env, "PUBSUB_PUBLISH_MAX_BYTES", defaults.max_bytes),
+            max_latency_s=env_float(env, "PUBSUB_PUBLISH_MAX_LATENCY_S", defaults.max_latency_s),
+            flow_message_limit=env_int(env, "PUBSUB_PUBLISH_FLOW_MESSAGES", defaults.flow_message_limit),
+            flow_byte_limit=env_int(env, "PUBSUB_PUBLISH_FLOW_BYTES", defaults.flow_byte_limit),
+            rpc_timeout_s=env_float(env, "PUBSUB_PUBLISH_RPC_TIMEOUT_S", defaults.rpc_timeout_s),
+            rpc_retry_total_s=env_float(env, "PUBSUB_PUBLISH_RPC_RETRY_S", defaults.rpc_retry_total_s),
+            max_attempts=env_int(env, "PUBSUB_PUBLISH_MAX_ATTEMPTS", defaults.max_attempts),
+            backoff_initial_s=env_float(env, "PUBSUB_PUBLISH_BACKOFF_S", defaults.backoff_initial_s),
+            backoff_max_s=env_float(env, "PUBSUB_PUBLISH_BACKOFF_MAX_S", defaults.backoff_max_s),
+        )
+
+    def batch_settings(self) -> BatchSettings:
+        """The client's explicit batching."""
+        return BatchSettings(
+            max_bytes=self.max_bytes, max_latency=self.max_latency_s, max_messages=self.max_messages
+        )
+
+    def publisher_options(self) -> PublisherOptions:
+        """Flow control set to BLOCK and the per-RPC retry of transient errors."""
+        return PublisherOptions(
+            flow_control=PublishFlowControl(
+                message_limit=self.flow_message_limit,
+                byte_limit=self.flow_byte_limit,
+                limit_exceeded_behavior=LimitExceededBehavior.BLOCK,
+            ),
+            retry=Retry(
+                predicate=if_exception_type(*TRANSIENT_ERRORS[:7]),
+                initial=0.1,
+                maximum=2.0,
+                multiplier=2.0,
+                timeout=self.rpc_retry_total_s,
+            ),
+            timeout=self.rpc_timeout_s,
+        )
+
+
+@dataclass
+class PublishStats:
+    """What a publisher did: messages accepted by Pub/Sub, given up, re-published, still in flight."""
+
+    published: int = 0
+    failed: int = 0
+    retried: int = 0
+    pending: int = 0
+    topic_recreations: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {
+            "published": self.published,
+            "failed": self.failed,
+            "retried": self.retried,
+            "pending": self.pending,
+            "topic_recreations": self.topic_recreations,
+            "errors": dict(self.errors),
+        }
+
+
+@dataclass
+class _Outgoing:
+    data: bytes
+    attributes: dict[str, str]
+    attempts: int = 0
+    topic_missing: bool = False
+
+
+class Publisher:
+    """Publishes to one topic with explicit batching, BLOCK flow control, retries and a full wait at close.
+
+    `publish` returns at once unless flow control is full (then it blocks: back-pressure on the source).
+    Each message is followed by a done-callback; a transient failure (NOT_FOUND after an emulator restart
+    included) is re-published with exponential backoff, after recreating the topic when it is missing. A
+    message that fails `max_attempts` times, fails permanently, or is still in flight when `close` times
+    out is counted in `stats.failed`, logged as an error and appended to `failed_path` (one message data
+    per line, re-publishable with `buzzwatch ingest --source stdin`).
+    """
+
+    def __init__(
+        self,
+        project: str,
+        topic: str,
+        settings: PublisherSettings | None = None,
+        failed_path: Path | None = None,
+        create_topic: bool = True,
+        client: pubsub_v1.PublisherClient | None = None,
+        on_topic_missing: Callable[[], object] | None = None,
+    ) -> None:
+        self.settings = settings or PublisherSettings()
+        self.project = project
+        self.topic = topic_path(project, topic)
+        self.failed_path = failed_path
+        self.on_topic_missing = on_topic_missing
+        self._client = client or pubsub_v1.PublisherClient(
+            batch_settings=self.settings.batch_settings(),
+            publisher_options=self.settings.publisher_options(),
+        )
+        self._stats = PublishStats()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._retry_queue: list[tuple[float, int, _Outgoing]] = []
+        self._retry_wakeup = threading.Condition(threading.Lock())
+        self._sequence = itertools.count()
+        self._closed = False
+        self._abandon = False
+        self._retry_thread: threading.Thread | None = None
+        self._topic_checked_at = 0.0
+        if create_topic:
+            ensure_topic(project, topic, self._client)
+
+    @property
+    def stats(self) -> PublishStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            return PublishStats(**{**self._stats.as_dict(), "errors": dict(self._stats.errors)})
+
+    def publish(self, data: bytes, **attributes: str) -> None:
+        """Queue one message; blocks only while flow control is full."""
+        if self._closed:
+            raise RuntimeError("publish after close")
+        with self._lock:
+            self._stats.pending += 1
+        self._send(_Outgoing(data=data, attributes={k: str(v) for k, v in attributes.items()}))
+
+    def _send(self, outgoing: _Outgoing) -> None:
+        outgoing.attempts += 1
+        try:
+            future = self._client.publish(self.topic, outgoing.data, **outgoing.attributes)
+        except Exception as exc:  # a stopped client or a message the library refuses outright
+            self._on_failure(outgoing, exc)
+            return
+        future.add_done_callback(lambda done: self._on_done(outgoing, done))
+
+    def _on_done(self, outgoing: _Outgoing, future: Any) -> None:
+        error = future.exception()
+        if error is None:
+            with self._lock:
+                self._stats.published += 1
+                self._stats.pending -= 1
+                self._idle.notify_all()
+            return
+        self._on_failure(outgoing, error)
+
+    def _on_failure(self, outgoing: _Outgoing, error: BaseException) -> None:
+        kind = type(error).__name__
+        with self._lock:
+            self._stats.errors[kind] = self._stats.errors.get(kind, 0) + 1
+        outgoing.topic_missing = isinstance(error, api_exceptions.NotFound)
+        transient = isinstance(error, TRANSIENT_ERRORS)
+        if transient and outgoing.attempts < self.settings.max_attempts and not self._closing_hard():
+            delay = min(
+                self.settings.backoff_max_s, self.settings.backoff_initial_s * 2 ** (outgoing.attempts - 1)
+            )
+            self._schedule_retry(outgoing, delay)
+            return
+        self._give_up(outgoing, f"{kind}: {error}")
+
+    def _closing_hard(self) -> bool:
+        return self._abandon
+
+    def _schedule_retry(self, outgoing: _Outgoing, delay_s: float) -> None:
+        with self._retry_wakeup:
+            heapq.heappush(self._retry_queue, (time.monotonic() + delay_s, next(self._sequence), outgoing))
+            if self._retry_thread is None:
+                self._retry_thread = threading.Thread(
+                    target=self._retry_loop, name="pubsub-publish-retry", daemon=True
+                )
+                self._retry_thread.start()
+            self._retry_wakeup.notify()
+
+    def _retry_loop(self) -> None:
+        while True:
+            with self._retry_wakeup:
+                while not self._retry_queue:
+                    if self._closed:
+                        return
+                    self._retry_wakeup.wait(0.5)
+                due, _, outgoing = self._retry_queue[0]
+                wait_s = due - time.monotonic()
+                if wait_s > 0 and not self._closing_hard():
+                    self._retry_wakeup.wait(wait_s)
+                    continue
+                heapq.heappop(self._retry_queue)
+            if self._closing_hard():
+                self._give_up(outgoing, "still unpublished at shutdown")
+                continue
+            if outgoing.topic_missing:
+                self._recover_topic()
+            with self._lock:
+                self._stats.retried += 1
+            self._send(outgoing)
+
+    def _recover_topic(self) -> None:
+        """After NOT_FOUND (an emulator restart loses every topic): recreate the topic, then run the
+        `on_topic_missing` hook (which recreates missing subscriptions, so re-published messages have
+        somewhere to go); at most once a second while retries run."""
+        now = time.monotonic()
+        if now - self._topic_checked_at < 1.0:
+            return
+        self._topic_checked_at = now
+        try:
+            self._client.create_topic(request={"name": self.topic}, timeout=self.settings.rpc_timeout_s)
+            with self._lock:
+                self._stats.topic_recreations += 1
+            log.warning("topic was missing and has been recreated", extra={"topic": self.topic})
+        except api_exceptions.AlreadyExists:
+            pass
+        except Exception as exc:  # unreachable service: the next retry tries again
+            log.warning("topic check failed", extra={"topic": self.topic, "error": str(exc)})
+            return
+        if self.on_topic_missing is not None:
+            try:
+                self.on_topic_missing()
+            except Exception as exc:
+                log.warning("topic recovery hook failed", extra={"topic": self.topic, "error": str(exc)})
+
+    def _give_up(self, outgoing: _Outgoing, reason: str) -> None:
+        log.error(
+            "publish failed for good",
+            extra={"topic": self.topic, "attempts": outgoing.attempts, "reason": reason},
+        )
+        path = self.failed_path
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with self._lock, open(path, "ab") as spool:
+                    spool.write(outgoing.data.rstrip(b"\n") + b"\n")
+            except OSError as exc:
+                log.error(
+                    "cannot spool a failed message", extra={"path": str(self.failed_path), "error": str(exc)}
+                )
+        with self._lock:
+            self._stats.failed += 1
+            self._stats.pending -= 1
+            self._idle.notify_all()
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until every message is published or given up; False if `timeout_s` passed first."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._idle:
+            while self._stats.pending > 0:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._idle.wait(remaining if remaining is not None else 1.0)
+        return True
+
+    def close(self, timeout_s: float = 120.0) -> PublishStats:
+        """Wait for every publish (retries included), then stop; leftovers are counted as failed."""
+        if self._closed:
+            return self.stats
+        if not self.flush(timeout_s):
+            # Out of time: whatever waits for a retry is given up (counted, logged, spooled) right away.
+            self._abandon = True
+            with self._retry_wakeup:
+                self._retry_wakeup.notify_all()
+            self.flush(self.settings.rpc_timeout_s + self.settings.rpc_retry_total_s)
+        self._closed = True
+        with self._retry_wakeup:
+            self._retry_wakeup.notify_all()
+        if self._retry_thread is not None:
+            self._retry_thread.join(timeout=5)
+        self._client.stop()
+        stats = self.stats
+        level = logging.ERROR if stats.failed or stats.pending else logging.INFO
+        log.log(level, "publisher closed", extra={"topic": self.topic, **stats.as_dict()})
+        return stats
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,162 @@
+"""Configured brands, and the attribution of each tweet to its brand(s).
+
+A tweet belongs to a brand when a data file says so (a `brand`/`airline` column, matched against the brand's
+name and aliases), when an X filtered-stream rule tagged with the brand matched it, or when its text
+mentions one of the brand's handles or keywords. The filtered-stream rules are built from the same
+configuration, one rule per brand tagged with the brand's name.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from buzzwatch.settings import REPO_ROOT
+
+DEFAULT_BRANDS_PATH = REPO_ROOT / "config" / "brands.toml"
+MAX_RULE_CHARS = 512  # the X API v2 filtered-stream rule length limit of the basic access levels
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_HANDLE = re.compile(r"^@?\w{1,15}$")
+
+
+class BrandConfigError(ValueError):
+    """The brands file is missing or malformed; the message names the brand and field."""
+
+
+def slugify(value: str) -> str:
+    """A brand id from a free-text name: lower-case letters and digits ("US Airways" -> usairways)."""
+    return re.sub(r"[^a-z0-9]", "", value.lower())
+
+
+@dataclass(frozen=True)
+class Brand:
+    """One watched brand."""
+
+    name: str
+    display_name: str
+    handles: tuple[str, ...]
+    keywords: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+
+    def rule(self, suffix: str = "") -> str:
+        """The X API v2 filtered-stream rule that catches this brand's tweets."""
+        terms: list[str] = []
+        for handle in self.handles:
+            terms += [f"@{handle}", f"from:{handle}"]
+        for keyword in self.keywords:
+            terms.append(f'"{keyword}"' if " " in keyword else keyword)
+        value = f"({' OR '.join(terms)})"
+        return f"{value} {suffix}".strip() if suffix else value
+
+
+def _pattern(brand: Brand) -> re.Pattern[str]:
+    parts = [rf"(?<![\w@])@{re.escape(handle)}\b" for handle in brand.handles]
+    for keyword in brand.keywords:
+        words = [re.escape(word) for word in keyword.split()]
+        parts.append(r"(?<![\w#@])" + r"\s+".join(words) + r"(?!\w)")
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+class BrandBook:
+    """The configured brands, with attribution by data column, stream rule tag or text."""
+
+    def __init__(self, brands: Sequence[Brand]) -> None:
+        if not brands:
+            raise BrandConfigError("no brand is configured")
+        self.brands = tuple(brands)
+        self._by_name = {brand.name: brand for brand in self.brands}
+        self._patterns = [(brand.name, _pattern(brand)) for brand in self.brands]
+        self._alias_to_name: dict[str, str] = {}
+        for brand in self.brands:
+            for alias in (brand.name, brand.display_name, *brand.aliases, *brand.handles):
+                self._alias_to_name.setdefault(slugify(alias), brand.name)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> BrandBook:
+        """Read a brands TOML file (default config/brands.toml)."""
+        path = Path(path) if path else DEFAULT_BRANDS_PATH
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise BrandConfigError(f"brands file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise BrandConfigError(f"brands file {path} is not valid TOML: {exc}") from exc
+        return cls.from_dicts(document.get("brand", []), source=str(path))
+
+    @classmethod
+    def from_dicts(cls, entries: Iterable[dict[str, object]], source: str = "brands") -> BrandBook:
+        """Validate [[brand]] tables."""
+        brands: list[Brand] = []
+        seen: set[str] = set()
+        for index, entry in enumerate(entries):
+            where = f"{source}: brand #{index + 1}"
+            name = entry.get("name")
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise BrandConfigError(f"{where}: 'name' must be lower-case letters, digits, '-' or '_'")
+            if name in seen:
+                raise BrandConfigError(f"{where}: brand {name!r} is configured twice")
+            seen.add(name)
+            lists = {}
+            for key in ("handles", "keywords", "aliases"):
+                value = entry.get(key, [])
+                if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+                    raise BrandConfigError(f"{where} ({name}): {key!r} must be a list of non-empty strings")
+                lists[key] = tuple(value)
+            bad_handles = [handle for handle in lists["handles"] if not _HANDLE.match(handle)]
+            if bad_handles:
+                raise BrandConfigError(f"{where} ({name}): not X handles: {bad_handles}")
+            if not lists["handles"] and not lists["keywords"]:
+                raise BrandConfigError(f"{where} ({name}): give at least one handle or keyword")
+            brand = Brand(
+                name=name,
+                display_name=str(entry.get("display_name") or name),
+                handles=tuple(handle.lstrip("@") for handle in lists["handles"]),
+                keywords=lists["keywords"],
+                aliases=lists["aliases"],
+            )
+            if len(brand.rule()) > MAX_RULE_CHARS:
+                raise BrandConfigError(f"{where} ({name}): its stream rule is longer than {MAX_RULE_CHARS}")
+            brands.append(brand)
+        return cls(brands)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Brand ids in configuration order."""
+        return tuple(brand.name for brand in self.brands)
+
+    def __getitem__(self, name: str) -> Brand:
+        return self._by_name[name]
+
+    def resolve(self, value: str) -> str:
+        """A data file's brand/airline value as a brand id: a configured brand if it matches a name or alias,
+        else the value itself, slugified (an unknown brand in a file is tracked as a brand of its own)."""
+        slug = slugify(value)
+        return self._alias_to_name.get(slug, slug)
+
+    def attribute(
+        self,
+        text: str,
+        declared: str | Sequence[str] | None = None,
+        rule_tags: Sequence[str] = (),
+        author_username: str | None = None,
+    ) -> tuple[str, ...]:
+        """The brands of one tweet: the declared brand(s) win; else stream rule tags, handles and keywords."""
+        if isinstance(declared, str):
+            declared = [part for part in re.split(r"[,;|]", declared) if part.strip()]
+        if declared:
+            return tuple(dict.fromkeys(self.resolve(value) for value in declared if slugify(value)))
+        found = {tag for tag in rule_tags if tag in self._by_name}
+        for name, pattern in self._patterns:
+            if pattern.search(text):
+                found.add(name)
+        if author_username:
+            author = author_username.lstrip("@").lower()
+            found.update(b.name for b in self.brands if author in {h.lower() for h in b.handles})
+        return tuple(name for name in self.names if name in found)
+
+    def rules(self, suffix: str = "") -> dict[str, str]:
+        """The filtered-stream rules, tag (brand id) -> rule value."""
+        return {brand.name: brand.rule(suffix) for brand in self.brands}

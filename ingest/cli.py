@@ -1,0 +1,178 @@
+"""`buzzwatch ingest` (publish tweets from a source) and `buzzwatch emulator` (run the local Pub/Sub)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+SOURCE_HELP = (
+    "x-stream: the X API v2 filtered stream (rules synced from the brands file; X_BEARER_TOKEN); "
+    "x-search: recent search polled per brand from since_id (X_BEARER_TOKEN); "
+    "replay: a CSV or JSON-lines file in event-time order; stdin: JSON lines on standard input"
+)
+
+
+def _speed(value: str) -> float | None:
+    if value.lower() in {"max", "0"}:
+        return None
+    try:
+        speed = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("--speed is a positive number or 'max'") from exc
+    if speed <= 0:
+        raise argparse.ArgumentTypeError("--speed is a positive number or 'max'")
+    return speed
+
+
+def register(subparsers: Any) -> None:
+    """Add the `ingest` and `emulator` subcommands."""
+    ingest = subparsers.add_parser(
+        "ingest",
+        help="read tweets from the X API, a file or stdin and publish them to Pub/Sub",
+        description=(
+            "Read tweets from one source, attribute each to its brand(s) (config/brands.toml) and publish "
+            "it as a TweetEvent (JSON, attributes brand/lang/source) to the tweets topic. Pub/Sub is the "
+            "emulator when PUBSUB_EMULATOR_HOST is set. Bad input lines are reported and skipped. Stops at "
+            "the end of the input or on SIGINT/SIGTERM, after every publish is confirmed; prints a JSON "
+            "summary and exits 1 if any message could not be published (those are in "
+            "$BUZZWATCH_VAR_DIR/ingest/failed.jsonl, re-publishable with --source stdin)."
+        ),
+    )
+    ingest.add_argument(
+        "--source", required=True, choices=("x-stream", "x-search", "replay", "stdin"), help=SOURCE_HELP
+    )
+    ingest.add_argument(
+        "--input",
+        type=Path,
+        help="the file to replay (CSV with id,created_at,text[,brand|airline] or JSON lines)",
+    )
+    ingest.add_argument(
+        "--format", choices=("csv", "jsonl"), help="file format when the extension does not say"
+    )
+    ingest.add_argument(
+        "--speed",
+        type=_speed,
+        default=None,
+        help="replay speed: 'max' (default) as fast as possible, or a factor of event time (60 = 1 min/s)",
+    )
+    ingest.add_argument("--limit", type=int, help="publish at most this many tweets (replay, stdin)")
+    ingest.add_argument(
+        "--brands", type=Path, help="brands file (default: $BUZZWATCH_BRANDS_FILE or config/brands.toml)"
+    )
+    ingest.set_defaults(handler=run_ingest_command)
+
+    emulator = subparsers.add_parser(
+        "emulator",
+        help="run the Pub/Sub emulator in the foreground and create the topics and subscriptions",
+        description=(
+            "Start the official Pub/Sub emulator (one Java process), create the BuzzWatch topics (tweets, "
+            "tweets-scored, dead letter) and subscriptions (push to --push-endpoint, else pull; dead-letter "
+            "policy), print the PUBSUB_EMULATOR_HOST to export, and run until Ctrl-C or SIGTERM."
+        ),
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    emulator.add_argument("--port", type=int, default=8085, help="port (default 8085; 0 picks a free one)")
+    emulator.add_argument(
+        "--push-endpoint", help="make the tweets subscription push to this URL (the worker)"
+    )
+    emulator.add_argument(
+        "--no-topology", action="store_true", help="start the emulator only, create nothing"
+    )
+    emulator.set_defaults(handler=run_emulator_command)
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGINT/SIGTERM set the returned event (a clean stop); a second signal stops at once."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def run_ingest_command(args: argparse.Namespace) -> int:
+    """Handler of `buzzwatch ingest`."""
+    from buzzwatch.logs import configure_logging
+    from buzzwatch.schema import SchemaError
+    from buzzwatch.settings import CommonSettings, SettingsError
+    from ingest.brands import BrandConfigError
+    from ingest.service import IngestSettings, SourceOptions, run_ingest
+
+    env = dict(os.environ)
+    try:
+        common = CommonSettings.from_env(env)
+        configure_logging(common.log_level)
+        settings = IngestSettings.from_env(env, common)
+        if args.brands is not None:
+            settings = IngestSettings(**{**vars(settings), "brands_path": args.brands})
+        if args.source == "replay" and args.input is None:
+            raise SettingsError("--input is required with --source replay")
+        if args.input is not None and not args.input.is_file():
+            raise SettingsError(f"--input {args.input} is not a file")
+        options = SourceOptions(
+            source=args.source,
+            input_path=args.input,
+            file_format=args.format,
+            speed=args.speed,
+            limit=args.limit,
+        )
+        summary = run_ingest(options, common, settings, env, _stop_on_signals())
+    except (SettingsError, BrandConfigError, SchemaError) as exc:
+        print(f"buzzwatch ingest: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"summary": summary}), flush=True)
+    return 1 if summary["failed"] else 0
+
+
+def run_emulator_command(args: argparse.Namespace) -> int:
+    """Handler of `buzzwatch emulator`."""
+    from buzzwatch.emulator import EmulatorError, PubSubEmulator
+    from buzzwatch.logs import configure_logging
+    from buzzwatch.pubsub import StreamTopology
+    from buzzwatch.settings import CommonSettings
+
+    common = CommonSettings.from_env()
+    configure_logging(common.log_level)
+    stop = _stop_on_signals()
+    try:
+        emulator = PubSubEmulator(port=args.port, host=args.host, project=common.gcp_project)
+        emulator.start()
+    except EmulatorError as exc:
+        print(f"buzzwatch emulator: {exc}", file=sys.stderr)
+        return 2
+    try:
+        os.environ.update(emulator.env())
+        paths: dict[str, str] = {}
+        if not args.no_topology:
+            topology = StreamTopology.from_settings(common, os.environ)
+            paths = topology.ensure(push_endpoint=args.push_endpoint)
+        print(
+            json.dumps(
+                {
+                    "emulator": emulator.endpoint,
+                    "pid": emulator.pid,
+                    "export": f"export PUBSUB_EMULATOR_HOST={emulator.endpoint} "
+                    f"GOOGLE_CLOUD_PROJECT={common.gcp_project}",
+                    "created": paths,
+                }
+            ),
+            flush=True,
+        )
+        while not stop.wait(1.0):
+            if not emulator.is_running():
+                print("buzzwatch emulator: the emulator process exited", file=sys.stderr)
+                return 1
+    finally:
+        emulator.close()
+    return 0

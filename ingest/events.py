@@ -1,0 +1,82 @@
+"""Turn what each source reads (a data file row, a JSON line, an X API v2 tweet) into a `TweetEvent`.
+
+Every converter validates through `buzzwatch.schema` and raises `SchemaError` with a message a person can
+act on; the sources report such input and skip it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from buzzwatch.schema import SchemaError, TweetEvent
+from ingest.brands import BrandBook
+
+# The X API v2 fields BuzzWatch asks for on the stream and on recent search.
+TWEET_FIELDS = ("created_at", "lang", "author_id", "referenced_tweets")
+EXPANSIONS = ("author_id",)
+USER_FIELDS = ("username",)
+
+
+def event_from_record(record: Mapping[str, Any], brands: BrandBook, source: str) -> TweetEvent:
+    """A flat record (a CSV row or a JSON object with id, created_at, text and optional brand(s)/airline).
+
+    A JSON object in the X API v2 shape (`{"data": {...}, "includes": ...}`) is accepted too.
+    """
+    if isinstance(record.get("data"), Mapping):
+        return event_from_x(record["data"], brands, source, includes=record.get("includes"))
+    payload = dict(record)
+    declared = None
+    for key in ("brands", "brand", "airline"):
+        value = payload.pop(key, None)
+        if declared is None and value:
+            declared = value
+    if declared is not None:
+        if isinstance(declared, str):
+            declared = [declared]
+        if not isinstance(declared, list | tuple) or not all(isinstance(item, str) for item in declared):
+            raise SchemaError("field 'brand' must be a string or a list of strings")
+    text = payload.get("text")
+    if isinstance(text, str):
+        payload["text"] = text.strip()
+    payload["source"] = source
+    event = TweetEvent.from_dict(payload)
+    return replace(event, brands=brands.attribute(event.text, declared=declared))
+
+
+def event_from_x(
+    tweet: Mapping[str, Any],
+    brands: BrandBook,
+    source: str,
+    includes: Mapping[str, Any] | None = None,
+    rule_tags: Sequence[str] = (),
+    received_at: datetime | None = None,
+) -> TweetEvent:
+    """An X API v2 tweet object (plus `includes.users` for the author's handle and the stream's rule tags)."""
+    if not isinstance(tweet, Mapping):
+        raise SchemaError("an X API tweet must be a JSON object")
+    retweet_of = None
+    for reference in tweet.get("referenced_tweets") or ():
+        if isinstance(reference, Mapping) and reference.get("type") == "retweeted":
+            retweet_of = reference.get("id")
+    author_username = None
+    users = (includes or {}).get("users") or ()
+    for user in users:
+        if isinstance(user, Mapping) and user.get("id") == tweet.get("author_id"):
+            author_username = user.get("username")
+    payload = {
+        "id": tweet.get("id"),
+        # The stream always sends created_at when asked; fall back to the time of receipt otherwise.
+        "created_at": tweet.get("created_at") or (received_at or datetime.now(UTC)),
+        "text": tweet.get("text"),
+        "lang": tweet.get("lang"),
+        "author_id": tweet.get("author_id"),
+        "retweet_of": retweet_of,
+        "source": source,
+    }
+    event = TweetEvent.from_dict(payload)
+    return replace(
+        event, brands=brands.attribute(event.text, rule_tags=rule_tags, author_username=author_username)
+    )

@@ -1,0 +1,197 @@
+"""Wiring of the ingester: settings, the chosen source, brand attribution and the Pub/Sub publisher.
+
+`run_ingest` runs one source until it ends or `stop` is set, then waits for every publish and returns a
+summary. The CLI (`buzzwatch ingest`) adds logging and signal handling around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from google.api_core import exceptions as api_exceptions
+
+from buzzwatch.pubsub import Publisher, PublisherSettings, StreamTopology
+from buzzwatch.schema import TweetEvent
+from buzzwatch.settings import CommonSettings, env_bool, env_float, env_required, env_str
+from ingest.brands import DEFAULT_BRANDS_PATH, BrandBook
+from ingest.sources import InputReport, paced, read_replay_file, stdin_events
+
+log = logging.getLogger("buzzwatch.ingest")
+
+SOURCES = ("x-stream", "x-search", "replay", "stdin")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """The ingester's own settings (environment variables in brackets)."""
+
+    brands_path: Path  # BUZZWATCH_BRANDS_FILE
+    failed_path: Path  # where messages given up on are spooled, under the var dir
+    search_state_path: Path  # since_id per brand for x-search
+    keep_unattributed: bool  # INGEST_KEEP_UNATTRIBUTED: publish tweets that match no brand (brands=[])
+    create_subscriptions: bool  # INGEST_CREATE_SUBSCRIPTIONS: create missing subscriptions (never alter)
+    push_endpoint: str | None  # PUBSUB_PUSH_ENDPOINT: used when a missing tweets subscription is recreated
+    heartbeat_timeout_s: float  # X_STREAM_HEARTBEAT_TIMEOUT_S
+    search_poll_interval_s: float  # X_SEARCH_POLL_INTERVAL_S
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], common: CommonSettings) -> IngestSettings:
+        """Build from the environment, with paths under the var dir."""
+        ingest_dir = common.var_dir / "ingest"
+        return cls(
+            brands_path=Path(env_str(env, "BUZZWATCH_BRANDS_FILE", str(DEFAULT_BRANDS_PATH)) or ""),
+            failed_path=ingest_dir / "failed.jsonl",
+            search_state_path=ingest_dir / "x_search_since_ids.json",
+            keep_unattributed=env_bool(env, "INGEST_KEEP_UNATTRIBUTED", False),
+            create_subscriptions=env_bool(env, "INGEST_CREATE_SUBSCRIPTIONS", True),
+            push_endpoint=env_str(env, "PUBSUB_PUSH_ENDPOINT"),
+            heartbeat_timeout_s=env_float(env, "X_STREAM_HEARTBEAT_TIMEOUT_S", 30.0),
+            search_poll_interval_s=env_float(env, "X_SEARCH_POLL_INTERVAL_S", 60.0),
+        )
+
+
+class Ingester:
+    """Publishes each attributed tweet as JSON with the attributes brand (comma-separated), lang, source."""
+
+    def __init__(self, publisher: Publisher, keep_unattributed: bool = False) -> None:
+        self.publisher = publisher
+        self.keep_unattributed = keep_unattributed
+        self.accepted = 0
+        self.unattributed = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, event: TweetEvent) -> None:
+        if not event.brands and not self.keep_unattributed:
+            with self._lock:
+                self.unattributed += 1
+            log.debug("tweet matches no brand", extra={"tweet_id": event.id})
+            return
+        self.publisher.publish(
+            event.to_json(), brand=",".join(event.brands), lang=event.lang, source=event.source
+        )
+        with self._lock:
+            self.accepted += 1
+
+
+def prepare_topology(topology: StreamTopology, settings: IngestSettings) -> None:
+    """Create what is missing (topics; subscriptions too unless disabled) without altering what exists."""
+    try:
+        if settings.create_subscriptions:
+            topology.ensure(push_endpoint=settings.push_endpoint, update=False)
+    except api_exceptions.PermissionDenied as exc:
+        # In production the deployment creates the subscriptions; the ingester may only publish.
+        log.warning("cannot create subscriptions; relying on the deployed ones", extra={"error": str(exc)})
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """What the chosen source needs from the command line."""
+
+    source: str
+    input_path: Path | None = None
+    file_format: str | None = None
+    speed: float | None = None  # None: as fast as possible
+    limit: int | None = None
+    stdin: TextIO | None = None
+    bearer_token: str | None = None
+
+
+def run_ingest(
+    options: SourceOptions,
+    common: CommonSettings,
+    settings: IngestSettings,
+    env: Mapping[str, str],
+    stop: threading.Event,
+    publisher_settings: PublisherSettings | None = None,
+) -> dict[str, Any]:
+    """Run one source to its end (or until `stop`), wait for every publish, return the summary."""
+    if options.source not in SOURCES:
+        raise ValueError(f"unknown source {options.source!r}; choose one of {', '.join(SOURCES)}")
+    brands = BrandBook.load(settings.brands_path)
+    topology = StreamTopology.from_settings(common, env)
+    prepare_topology(topology, settings)
+    publisher = Publisher(
+        common.gcp_project,
+        common.tweets_topic,
+        settings=publisher_settings or PublisherSettings.from_env(env),
+        failed_path=settings.failed_path,
+        on_topic_missing=lambda: prepare_topology(topology, settings),
+    )
+    ingester = Ingester(publisher, keep_unattributed=settings.keep_unattributed)
+    report = InputReport()
+    extra: dict[str, Any] = {}
+    try:
+        if options.source == "replay":
+            if options.input_path is None:
+                raise ValueError("--input is required with --source replay")
+            events = read_replay_file(options.input_path, brands, report, options.file_format)
+            if options.limit is not None:
+                events = events[: options.limit]
+            log.info("replay starts", extra={"tweets": len(events), "speed": options.speed or "max"})
+            for event in paced(events, options.speed, stop):
+                ingester(event)
+        elif options.source == "stdin":
+            for count, event in enumerate(stdin_events(brands, report, stop, options.stdin), start=1):
+                ingester(event)
+                if options.limit is not None and count >= options.limit:
+                    break
+        else:
+            token = options.bearer_token or env_required(env, "X_BEARER_TOKEN")
+            extra = _run_x_source(options.source, token, brands, ingester, report, settings, stop)
+    finally:
+        stats = publisher.close()
+    summary = {
+        "source": options.source,
+        "read": report.read,
+        "bad_input": report.bad,
+        "unattributed": ingester.unattributed,
+        "accepted": ingester.accepted,
+        **stats.as_dict(),
+        **extra,
+    }
+    log.info("ingest finished", extra=summary)
+    return summary
+
+
+def _run_x_source(
+    source: str,
+    token: str,
+    brands: BrandBook,
+    ingester: Ingester,
+    report: InputReport,
+    settings: IngestSettings,
+    stop: threading.Event,
+) -> dict[str, Any]:
+    from ingest.xapi import FilteredStream, RecentSearchPoller
+
+    if source == "x-stream":
+        stream = FilteredStream(
+            token, brands, ingester, report, heartbeat_timeout_s=settings.heartbeat_timeout_s
+        )
+        stream.sync_rules(brands.rules())
+        thread = stream.start()
+        while thread.is_alive() and not stop.wait(0.5):
+            pass
+        stream.disconnect()
+        thread.join(timeout=30)
+        return {"stream": {k: v for k, v in vars(stream.stats).items() if k != "waits"}}
+    poller = RecentSearchPoller(
+        token,
+        brands,
+        ingester,
+        report,
+        poll_interval_s=settings.search_poll_interval_s,
+        state_path=settings.search_state_path,
+    )
+    worker = threading.Thread(target=poller.run, name="x-search", daemon=True)
+    worker.start()
+    while worker.is_alive() and not stop.wait(0.5):
+        pass
+    poller.stop()
+    worker.join(timeout=30)
+    return {"search_requests": poller.requests_made}

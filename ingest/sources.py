@@ -1,0 +1,174 @@
+"""Local sources: replay of a data file in event-time order, and JSON lines on stdin.
+
+Each source yields `TweetEvent`s and reports unreadable input to an `InputReport` (logged with where it
+came from and why), then goes on: one bad line never stops the ingester.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from buzzwatch.schema import SchemaError, TweetEvent
+from ingest.brands import BrandBook
+from ingest.events import event_from_record
+
+log = logging.getLogger("buzzwatch.ingest")
+
+# Tweets are short; anything beyond this is not a tweet, and schema validation rejects it cleanly.
+csv.field_size_limit(1_000_000)
+
+
+@dataclass
+class InputReport:
+    """Counts of what a source read, and a log line for each input it could not use."""
+
+    read: int = 0
+    bad: int = 0
+
+    def bad_input(self, where: str, reason: str) -> None:
+        """Count and log one unusable input."""
+        self.bad += 1
+        log.warning("skipped bad input", extra={"where": where, "reason": reason[:300]})
+
+
+def _records_from_jsonl(lines: Iterator[str], name: str, report: InputReport) -> Iterator[tuple[str, Any]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        report.read += 1
+        try:
+            yield where, json.loads(line)
+        except json.JSONDecodeError as exc:
+            report.bad_input(where, f"not valid JSON: {exc}")
+
+
+def _records_from_csv(handle: TextIO, name: str, report: InputReport) -> Iterator[tuple[str, Any]]:
+    reader = csv.DictReader(handle)
+    if reader.fieldnames is None or "text" not in reader.fieldnames:
+        raise SchemaError(f"{name}: a replay CSV needs a header with at least id, created_at and text")
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            report.read += 1
+            report.bad_input(f"{name}:{reader.line_num}", f"unreadable CSV row: {exc}")
+            continue
+        report.read += 1
+        if None in row:
+            report.bad_input(f"{name}:{reader.line_num}", "more fields than the header")
+            continue
+        yield f"{name}:{reader.line_num}", {key: value for key, value in row.items() if value}
+
+
+def detect_format(path: Path) -> str:
+    """csv or jsonl, from the file name."""
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    if ".csv" in suffixes:
+        return "csv"
+    if {".jsonl", ".ndjson", ".json"} & set(suffixes):
+        return "jsonl"
+    raise SchemaError(f"{path}: cannot tell the format from the name; pass --format csv or --format jsonl")
+
+
+def read_replay_file(
+    path: Path, brands: BrandBook, report: InputReport, file_format: str | None = None
+) -> list[TweetEvent]:
+    """Every valid tweet of a CSV or JSON-lines file, sorted by event time (ties keep file order)."""
+    file_format = file_format or detect_format(path)
+    events: list[TweetEvent] = []
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        records = (
+            _records_from_csv(handle, path.name, report)
+            if file_format == "csv"
+            else _records_from_jsonl(iter(handle), path.name, report)
+        )
+        for where, record in records:
+            try:
+                if not isinstance(record, dict):
+                    raise SchemaError("a tweet must be a JSON object")
+                events.append(event_from_record(record, brands, source="replay"))
+            except SchemaError as exc:
+                report.bad_input(where, str(exc))
+    events.sort(key=lambda event: event.created_at)
+    return events
+
+
+def paced(
+    events: list[TweetEvent],
+    speed: float | None,
+    stop: threading.Event,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[TweetEvent]:
+    """Yield events at `speed` times event time (60: an event-minute a second); None: as fast as possible.
+
+    Pacing follows the first event's time, so a slow consumer catches up instead of drifting.
+    """
+    if not events:
+        return
+    first_event_time = events[0].created_at
+    started = clock()
+    for event in events:
+        if stop.is_set():
+            return
+        if speed is not None:
+            due = started + (event.created_at - first_event_time).total_seconds() / speed
+            delay = due - clock()
+            if delay > 0 and stop.wait(delay):
+                return
+        yield event
+
+
+def stdin_events(
+    brands: BrandBook,
+    report: InputReport,
+    stop: threading.Event,
+    stream: TextIO | None = None,
+) -> Iterator[TweetEvent]:
+    """JSON lines from stdin (flat tweet objects or X API v2 `{"data": ...}` objects), until EOF or stop.
+
+    A reader thread does the blocking reads, so a shutdown signal ends the loop without waiting for input.
+    """
+    stream = stream or sys.stdin
+    lines: queue.Queue[str | None] = queue.Queue(maxsize=10_000)
+
+    def read_lines() -> None:
+        try:
+            for line in stream:
+                lines.put(line)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            log.error("stdin became unreadable", extra={"error": str(exc)})
+        finally:
+            lines.put(None)
+
+    threading.Thread(target=read_lines, name="stdin-reader", daemon=True).start()
+
+    def next_lines() -> Iterator[str]:
+        while not stop.is_set():
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                return
+            yield line
+
+    for where, record in _records_from_jsonl(next_lines(), "stdin", report):
+        try:
+            if not isinstance(record, dict):
+                raise SchemaError("a tweet must be a JSON object")
+            yield event_from_record(record, brands, source="stdin")
+        except SchemaError as exc:
+            report.bad_input(where, str(exc))
