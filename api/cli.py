@@ -18,13 +18,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "api",
         help="serve the scoring API with gunicorn (the production server)",
         description=(
-            "Serve POST /v1/predict, POST /v1/feedback, GET /v1/model, /healthz, /readyz and /openapi.json "
-            "with gunicorn (api/gunicorn.conf.py). Model: BUZZWATCH_MODEL_URI (default: the shipped champion); "
-            "feedback database: DATABASE_URL (default: SQLite under var/); admin key: BUZZWATCH_API_KEY."
+            "Serve POST /v1/predict, POST /v1/feedback, GET /v1/model, /healthz, /readyz and "
+            "/openapi.json with gunicorn (api/gunicorn.conf.py). Model: BUZZWATCH_MODEL_URI (default: the "
+            "shipped champion); feedback database: DATABASE_URL (default: SQLite under var/); "
+            "admin key: BUZZWATCH_API_KEY."
         ),
     )
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    api.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="port (default $PORT or 8080)")
+    api.add_argument(
+        "--port", type=int, default=int(os.environ.get("PORT", "8080")), help="port (default $PORT or 8080)"
+    )
     api.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
     api.add_argument("--threads", type=int, default=None, help="threads per worker (default 4)")
     api.set_defaults(handler=run_api)
@@ -44,9 +47,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ui.set_defaults(handler=run_ui)
 
 
-def gunicorn_command(host: str, port: int, workers: int | None = None, threads: int | None = None) -> list[str]:
+def gunicorn_command(
+    host: str, port: int, workers: int | None = None, threads: int | None = None
+) -> list[str]:
     """The gunicorn command line `buzzwatch api` runs."""
-    command = [sys.executable, "-m", "gunicorn", "--config", str(API_DIR / "gunicorn.conf.py"), "--bind", f"{host}:{port}"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        str(API_DIR / "gunicorn.conf.py"),
+        "--bind",
+        f"{host}:{port}",
+    ]
     if workers:
         command += ["--workers", str(workers)]
     if threads:

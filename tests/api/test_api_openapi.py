@@ -1,0 +1,209 @@
+"""The OpenAPI document matches the routes, and the fuzzer built from it never gets a 500."""
+
+from __future__ import annotations
+
+import json
+import string
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import API_KEY
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+FUZZ_SETTINGS = settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def _documented(app: Flask) -> dict[str, set[str]]:
+    doc = app.extensions["buzzwatch"].openapi
+    return {path: {method.upper() for method in operations} for path, operations in doc["paths"].items()}
+
+
+def _served(app: Flask) -> dict[str, set[str]]:
+    served: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        served.setdefault(rule.rule, set()).update(set(rule.methods or ()) - {"HEAD", "OPTIONS"})
+    return served
+
+
+def test_openapi_lists_exactly_the_served_routes(app: Flask, client: FlaskClient) -> None:
+    assert _documented(app) == _served(app)
+    assert client.get("/openapi.json").get_json() == app.extensions["buzzwatch"].openapi
+
+
+def test_openapi_limits_follow_the_settings(app: Flask) -> None:
+    schemas = app.extensions["buzzwatch"].openapi["components"]["schemas"]
+    assert schemas["PredictMany"]["properties"]["texts"]["maxItems"] == 8
+    assert schemas["PredictOne"]["properties"]["text"]["maxLength"] == 300
+
+
+def _validator(app: Flask, schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    doc = app.extensions["buzzwatch"].openapi
+    return jsonschema.Draft202012Validator({**schema, "components": doc["components"]})
+
+
+def _response_schema(app: Flask, path: str, method: str, status: int) -> dict[str, Any]:
+    responses = app.extensions["buzzwatch"].openapi["paths"][path][method]["responses"]
+    assert str(status) in responses, f"{method.upper()} {path} answered {status}, which is not documented"
+    return responses[str(status)].get("content", {}).get("application/json", {}).get("schema", {})
+
+
+def test_responses_follow_their_documented_schemas(app: Flask, client: FlaskClient) -> None:
+    calls = [
+        ("post", "/v1/predict", {"json": {"text": "love it"}}),
+        ("post", "/v1/predict", {"json": {"texts": ["love it", "bad"]}}),
+        ("post", "/v1/predict", {"json": {"text": ""}}),
+        ("post", "/v1/feedback", {"json": {"text": "x", "predicted_label": "neutral", "label": "positive"}}),
+        ("post", "/v1/feedback", {"json": {"prediction_id": "nope", "label": "positive"}}),
+        ("get", "/v1/feedback/stats", {}),
+        ("get", "/v1/model", {}),
+        ("get", "/v1/admin/drift", {"headers": {"X-API-Key": API_KEY}}),
+        ("get", "/v1/admin/drift", {}),
+        ("get", "/healthz", {}),
+        ("get", "/readyz", {}),
+    ]
+    for method, path, kwargs in calls:
+        response = getattr(client, method)(path, **kwargs)
+        schema = _response_schema(app, path, method, response.status_code)
+        _validator(app, schema).validate(response.get_json())
+
+
+# ---- a small JSON-schema -> hypothesis strategy, for the subset the document uses ----------------
+
+
+def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = doc["components"]["schemas"][name]
+    return schema
+
+
+def from_schema(doc: dict[str, Any], schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Values valid under the schema (the fuzzer then mutates them)."""
+    schema = _resolve(doc, schema)
+    if "oneOf" in schema:
+        return st.one_of([from_schema(doc, option) for option in schema["oneOf"]])
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        required = set(schema.get("required", []))
+        return st.fixed_dictionaries(
+            {key: from_schema(doc, properties[key]) for key in required},
+            optional={
+                key: from_schema(doc, value) for key, value in properties.items() if key not in required
+            },
+        )
+    if kind == "array":
+        return st.lists(
+            from_schema(doc, schema["items"]),
+            min_size=schema.get("minItems", 0),
+            max_size=schema.get("maxItems", 5),
+        )
+    if kind == "string":
+        text = st.text(
+            alphabet=st.characters(codec="utf-8") | st.sampled_from(string.printable),
+            min_size=schema.get("minLength", 0),
+            max_size=min(schema.get("maxLength", 40), 400),
+        )
+        return text.filter(str.strip) if schema.get("pattern") == r"\S" else text
+    return st.just(None)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def mutated(doc: dict[str, Any], schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Valid bodies, bodies with one field dropped, retyped or added, and arbitrary JSON."""
+
+    def mutate(body: Any, data: st.DataObject) -> Any:
+        if not isinstance(body, dict) or not body:
+            return body
+        action = data.draw(st.sampled_from(["keep", "drop", "retype", "add"]))
+        key = data.draw(st.sampled_from(sorted(body)))
+        changed = dict(body)
+        if action == "drop":
+            changed.pop(key)
+        elif action == "retype":
+            changed[key] = data.draw(json_values)
+        elif action == "add":
+            changed[data.draw(st.text(max_size=8))] = data.draw(json_values)
+        return changed
+
+    return st.one_of(
+        st.builds(lambda body, data: mutate(body, data), from_schema(doc, schema), st.data()),
+        json_values,
+    )
+
+
+def _check_answer(app: Flask, path: str, method: str, response: Any) -> None:
+    assert response.status_code < 500, response.get_data(as_text=True)
+    _response_schema(app, path, method, response.status_code)
+    assert response.is_json
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/feedback"])
+def test_fuzz_post_routes_from_the_openapi_document(app: Flask, client: FlaskClient, path: str) -> None:
+    doc = app.extensions["buzzwatch"].openapi
+    body_schema = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+
+    @FUZZ_SETTINGS
+    @given(body=mutated(doc, body_schema))
+    def fuzz(body: Any) -> None:
+        response = client.post(path, data=json.dumps(body), content_type="application/json")
+        _check_answer(app, path, "post", response)
+
+    fuzz()
+
+
+def test_every_post_route_is_fuzzed(app: Flask) -> None:
+    posts = {
+        path
+        for path, operations in app.extensions["buzzwatch"].openapi["paths"].items()
+        if "post" in operations
+    }
+    assert posts == {"/v1/predict", "/v1/feedback"}
+
+
+@FUZZ_SETTINGS
+@given(
+    raw=st.binary(max_size=200),
+    content_type=st.sampled_from(
+        ["application/json", "text/plain", "", "application/problem+json", "multipart/form-data"]
+    ),
+)
+def test_fuzz_raw_bodies_never_500(app: Flask, client: FlaskClient, raw: bytes, content_type: str) -> None:
+    for path in ("/v1/predict", "/v1/feedback"):
+        response = client.post(path, data=raw, content_type=content_type or None)
+        _check_answer(app, path, "post", response)
+
+
+@FUZZ_SETTINGS
+@given(
+    path=st.text(alphabet=string.ascii_letters + string.digits + "/._-%~", max_size=30),
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+    api_key=st.text(alphabet=string.printable.strip(), max_size=20),
+)
+def test_fuzz_any_route_and_method_answers_json_without_500(
+    client: FlaskClient, path: str, method: str, api_key: str
+) -> None:
+    response = client.open("/" + path, method=method, headers={"X-API-Key": api_key}, json={"text": "hi"})
+    assert response.status_code < 500
+    if response.status_code >= 400:
+        assert response.is_json and response.get_json()["message"]
