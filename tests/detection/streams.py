@@ -1,0 +1,117 @@
+"""Synthetic scored-tweet streams for the detector tests (plain, seeded, fast)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from buzzwatch.schema import Alert, ScoredTweet, TweetEvent
+from worker.detection import BuzzDetector
+
+START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday, 00:00 UTC
+WORDS = (
+    "flight",
+    "seat",
+    "crew",
+    "food",
+    "gate",
+    "app",
+    "bag",
+    "wifi",
+    "lounge",
+    "ticket",
+    "window",
+    "snack",
+)
+
+
+def scored(
+    tweet_id: str,
+    created_at: datetime,
+    label: str,
+    text: str,
+    brands: tuple[str, ...] = ("acme",),
+    retweet_of: str | None = None,
+    reason: str | None = None,
+) -> ScoredTweet:
+    """One scored tweet with a confident probability for its label."""
+    event = TweetEvent(id=tweet_id, created_at=created_at, text=text, brands=brands, retweet_of=retweet_of)
+    probabilities = {name: (0.9 if name == label else 0.05) for name in ("negative", "neutral", "positive")}
+    return ScoredTweet(
+        tweet=event,
+        label=label,
+        probabilities=probabilities,
+        model_version="test",
+        negative_reason=reason,
+        scored_at=created_at,
+    )
+
+
+def background(
+    hours: float,
+    seed: int = 0,
+    brand: str = "acme",
+    day_rate: float = 1.5,
+    night_rate: float = 0.1,
+    negative_share: float = 0.25,
+    start: datetime = START,
+) -> list[ScoredTweet]:
+    """Normal traffic: Poisson arrivals, quiet from 00:00 to 06:00 UTC, a steady negative share."""
+    rng = random.Random(seed)
+    tweets = []
+    moment = start
+    end = start + timedelta(hours=hours)
+    index = 0
+    while True:
+        rate = night_rate if moment.hour < 6 else day_rate
+        moment += timedelta(seconds=rng.expovariate(rate / 60.0))
+        if moment >= end:
+            return tweets
+        roll = rng.random()
+        label = "negative" if roll < negative_share else ("neutral" if roll < 0.6 else "positive")
+        text = f"{label} words about the {rng.choice(WORDS)} and the {rng.choice(WORDS)} {index}"
+        tweets.append(scored(f"{brand}-bg-{seed}-{index}", moment, label, text, (brand,)))
+        index += 1
+
+
+def burst(
+    start: datetime,
+    minutes: float,
+    per_minute: float,
+    label: str = "negative",
+    text: str = "my bag is lost again, worst airline #neveragain",
+    prefix: str = "burst",
+    brand: str = "acme",
+    seed: int = 1,
+    reason: str | None = None,
+    retweet_of: str | None = None,
+) -> list[ScoredTweet]:
+    """Extra tweets spread uniformly over `minutes` (each text made distinct unless `retweet_of`)."""
+    rng = random.Random(seed)
+    count = round(minutes * per_minute)
+    tweets = []
+    for index in range(count):
+        moment = start + timedelta(seconds=rng.uniform(0, minutes * 60))
+        body = text if retweet_of else f"{text} {rng.choice(WORDS)}{index}"
+        tweets.append(scored(f"{prefix}-{index}", moment, label, body, (brand,), retweet_of, reason))
+    return tweets
+
+
+def in_order(tweets: list[ScoredTweet]) -> list[ScoredTweet]:
+    """Event-time order, ties by id (what a replay reads)."""
+    return sorted(tweets, key=lambda s: (s.tweet.created_at, s.tweet.id))
+
+
+def run(detector: BuzzDetector, tweets: list[ScoredTweet], flush: bool = True) -> list[Alert]:
+    """Feed tweets in the given order; return every alert, the end-of-stream flush included."""
+    alerts = []
+    for tweet in tweets:
+        alerts.extend(detector.observe(tweet))
+    if flush:
+        alerts.extend(detector.flush())
+    return alerts
+
+
+def simple_tokenize(text: str) -> list[str]:
+    """A whitespace tokenizer, so the tests do not depend on the models package."""
+    return [word.strip(".,!?:").lower() for word in text.split()]

@@ -1,0 +1,118 @@
+"""A brand's normal traffic: volume per minute and negative share, by hour of day, adapting over days.
+
+Each hour of the day keeps an EWMA of tweets per minute and decayed counts of (negative, total) tweets.
+An hour bucket with little data leans on the brand's all-hours figures (shrinkage), so a quiet night or a
+brand seen for an hour still gets a sensible expectation, and the share of a night with three tweets is
+mostly the day's share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.detection.config import DetectorConfig
+
+HOURS = 24
+
+
+@dataclass
+class Ewma:
+    """Running mean until `horizon` observations, then an exponentially weighted one (weights allowed)."""
+
+    mean: float = 0.0
+    weight: float = 0.0
+
+    def update(self, value: float, horizon: float, weight: float = 1.0) -> None:
+        """Fold in one observation with the given weight."""
+        self.weight = min(self.weight + weight, horizon)
+        self.mean += (weight / self.weight) * (value - self.mean)
+
+
+@dataclass
+class DecayedShare:
+    """Negative and total counts, decayed geometrically so old days weigh less."""
+
+    negative: float = 0.0
+    total: float = 0.0
+
+    def update(self, negative: float, total: float, horizon: float, weight: float = 1.0) -> None:
+        """Decay by one step of a `horizon`-step memory, then add weighted counts."""
+        keep = 1.0 - weight / horizon
+        self.negative = self.negative * keep + weight * negative
+        self.total = self.total * keep + weight * total
+
+
+@dataclass
+class DayProfileBaseline:
+    """Expected tweets per minute and negative share for each hour of the day, for one brand."""
+
+    config: DetectorConfig
+    hourly_volume: list[Ewma] = field(default_factory=lambda: [Ewma() for _ in range(HOURS)])
+    hourly_share: list[DecayedShare] = field(default_factory=lambda: [DecayedShare() for _ in range(HOURS)])
+    overall_volume: Ewma = field(default_factory=Ewma)
+    overall_share: DecayedShare = field(default_factory=DecayedShare)
+    minutes_seen: int = 0
+
+    def update(
+        self, hour: int, total: int, negative: int, expected_total: float, weight: float = 1.0
+    ) -> None:
+        """Fold in one closed minute of the given hour (weight < 1 for minutes inside an episode).
+
+        Robust to surges: the volume is capped at `surge_cap` times what was expected (at least
+        `surge_floor` tweets), and a bigger minute's share counts as if it held only that many tweets,
+        so one promotion or retweet storm neither inflates the volume nor dilutes the negative share.
+        """
+        cfg = self.config
+        cap = max(cfg.surge_cap * expected_total, cfg.surge_floor)
+        self.hourly_volume[hour].update(min(total, cap), 60.0 * cfg.volume_horizon_days, weight)
+        self.overall_volume.update(min(total, cap), cfg.global_horizon_minutes, weight)
+        if total:
+            share_weight = weight * min(1.0, cap / total)
+            self.hourly_share[hour].update(negative, total, 60.0 * cfg.share_horizon_days, share_weight)
+            self.overall_share.update(negative, total, cfg.global_horizon_minutes, share_weight)
+        self.minutes_seen += 1
+
+    def rate(self, hour: int) -> float:
+        """Expected tweets per minute in that hour of the day."""
+        cfg = self.config
+        bucket = self.hourly_volume[hour]
+        prior = cfg.hour_prior_minutes
+        blended = (bucket.weight * bucket.mean + prior * self.overall_volume.mean) / (bucket.weight + prior)
+        return max(blended, cfg.min_rate_per_minute)
+
+    def overall_negative_share(self) -> float:
+        """The brand's negative share over all hours (the prior share before data)."""
+        cfg = self.config
+        share = self.overall_share
+        return (share.negative + cfg.share_prior_tweets * cfg.share_prior) / (
+            share.total + cfg.share_prior_tweets
+        )
+
+    def share(self, hour: int) -> float:
+        """Expected negative share in that hour of the day."""
+        bucket = self.hourly_share[hour]
+        prior = self.config.hour_share_prior_tweets
+        return (bucket.negative + prior * self.overall_negative_share()) / (bucket.total + prior)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-ready state."""
+        return {
+            "hourly_volume": [[e.mean, e.weight] for e in self.hourly_volume],
+            "hourly_share": [[s.negative, s.total] for s in self.hourly_share],
+            "overall_volume": [self.overall_volume.mean, self.overall_volume.weight],
+            "overall_share": [self.overall_share.negative, self.overall_share.total],
+            "minutes_seen": self.minutes_seen,
+        }
+
+    @classmethod
+    def from_state(cls, config: DetectorConfig, state: dict[str, Any]) -> DayProfileBaseline:
+        """Rebuild from `state_dict` output."""
+        return cls(
+            config=config,
+            hourly_volume=[Ewma(float(m), float(w)) for m, w in state["hourly_volume"]],
+            hourly_share=[DecayedShare(float(n), float(t)) for n, t in state["hourly_share"]],
+            overall_volume=Ewma(*map(float, state["overall_volume"])),
+            overall_share=DecayedShare(*map(float, state["overall_share"])),
+            minutes_seen=int(state["minutes_seen"]),
+        )

@@ -1,0 +1,627 @@
+"""Per-brand bad-buzz detection in event time.
+
+How it works (the README explains the why):
+- Every tweet goes into its brand's minute bucket (event time). A minute is *closed* once the watermark,
+  the latest event time seen minus `lateness_tolerance_s`, has passed its end; only closed minutes are
+  evaluated. So a tweet up to the tolerance late is counted exactly as if it had come in order, and the
+  alerts depend only on which tweets fell in which minute: a replay gives the same alerts as live.
+  A tweet later than that is counted in `stats["late"]` and left out.
+- At each closed minute, for each window (5, 15, 60 minutes) ending there: the negative count is tested
+  against the expected negatives (Poisson, signed-root deviance) and the negative share against the
+  baseline share plus a margin (binomial likelihood ratio). The window's score combines the two z-scores
+  (Stouffer: their sum over root 2); a window can only fire when the share test alone is significant
+  (`min_share_z`) and it holds enough negatives: more negatives than usual *and* a larger share of them.
+  A surge of neutral or positive tweets raises the count but not the share, so it does not fire.
+- The baseline (hour-of-day volume and share, see `baseline.py`) learns from minutes once they are
+  older than `baseline_lag_minutes`, and barely (`anomaly_weight`) from minutes that were unusual when
+  they closed (inside an episode or with a high score), so a bad buzz does not hide itself; a volume
+  surge of any sentiment is capped when learned, so a promotion does not dilute the negative share.
+- Hysteresis: an episode starts when a window with enough negatives scores `fire_score`; it ends after
+  `end_quiet_minutes` closed minutes below `end_score`. A re-fire within `cooldown_minutes` of the end
+  reopens the same episode. One episode = one "new" alert plus "update" alerts each time its excess
+  negatives (observed minus expected, since the firing window) have grown by `update_growth` while the
+  minute is still at the firing level.
+- The tweet that triggered an alert is found exactly: the closed minute is replayed tweet by tweet in
+  (event time, id) order and the first prefix that crosses the threshold names it (`fired_at`).
+
+Duplicates: a tweet id already held for that brand (its open minutes and the last `max(windows)` minutes)
+is ignored (`stats["duplicates"]`). Older redeliveries are the caller's job (the worker dedupes by id).
+Event time is trusted: the caller should refuse timestamps from the future.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from buzzwatch.schema import Alert, ScoredTweet
+from worker.detection.baseline import DayProfileBaseline
+from worker.detection.config import BrandParams, DetectorConfig
+from worker.detection.explain import ReasonModel, Tokenizer, TweetRecord, default_tokenizer, explain
+from worker.detection.stats import binomial_z, poisson_z
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+SECONDS_PER_MINUTE = 60
+_SQRT2 = math.sqrt(2.0)
+
+# Indexes into a closed-minute entry: [minute, total, negative, expected_total, expected_negative, flagged]
+_M, _TOTAL, _NEG, _EXP_TOTAL, _EXP_NEG, _FLAG = range(6)
+
+
+@dataclass
+class WindowEval:
+    """The test of one window ending at a closed minute."""
+
+    minutes: int
+    volume: int
+    negatives: int
+    expected_volume: float
+    baseline_share: float
+    expected_negatives: float
+    count_z: float
+    share_z: float
+    score: float
+    eligible: bool
+
+    @property
+    def negative_share(self) -> float:
+        """Observed negative share of the window (0 when empty)."""
+        return self.negatives / self.volume if self.volume else 0.0
+
+
+@dataclass
+class Episode:
+    """One bad buzz of one brand, from its first alert to its end."""
+
+    episode_id: str
+    start_minute: int
+    negatives: float  # excess negatives so far: observed minus expected, from the firing window on
+    alerted_negatives: float  # the excess at the last alert
+    last_alert_minute: int
+    quiet_minutes: int = 0
+    alerts: int = 1
+    ended_minute: int | None = None
+
+
+def _to_dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _episode_id(brand: str, minute: int) -> str:
+    return f"{brand}:{_to_dt(minute * SECONDS_PER_MINUTE).strftime('%Y%m%dT%H%MZ')}"
+
+
+@dataclass
+class BrandState:
+    """Everything the detector holds for one brand (plain data)."""
+
+    brand: str
+    first_minute: int
+    baseline: DayProfileBaseline
+    pending: dict[int, list[TweetRecord]] = field(default_factory=dict)
+    closed: deque[list[Any]] = field(default_factory=deque)
+    sums: list[list[float]] = field(default_factory=list)
+    chunks: deque[tuple[int, list[TweetRecord]]] = field(default_factory=deque)
+    reference: deque[str] = field(default_factory=deque)
+    ids: set[str] = field(default_factory=set)
+    episode: Episode | None = None
+    last_episode: Episode | None = None
+    last_evals: list[WindowEval] = field(default_factory=list)
+
+
+class BuzzDetector:
+    """Tracks every brand it sees; `observe` returns the alerts (new or update) a tweet's arrival fired.
+
+    The tokenizer (default `models.text.tokenize`) and the negative-reason model (default none: reasons
+    come from `ScoredTweet.negative_reason` only) are injected, so tests and oracle replays run without
+    model files.
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig | None = None,
+        tokenizer: Tokenizer | None = None,
+        reason_model: ReasonModel | None = None,
+    ) -> None:
+        self.config = config or DetectorConfig()
+        self._tokenizer = tokenizer
+        self.reason_model = reason_model
+        self._windows = tuple(self.config.windows_minutes)
+        self._longest = max(self._windows)
+        self._brands: dict[str, BrandState] = {}
+        self._params: dict[str, BrandParams] = {}
+        self._next_minute: int | None = None  # the first minute not closed yet
+        self._max_ts: float | None = None
+        self.stats: dict[str, int] = {"observed": 0, "late": 0, "duplicates": 0, "no_brand": 0}
+
+    # ---- input ------------------------------------------------------------------------------------
+
+    def observe(self, scored: ScoredTweet) -> list[Alert]:
+        """Count one scored tweet for each of its brands; return the alerts closed minutes fired."""
+        tweet = scored.tweet
+        if not tweet.brands:
+            self.stats["no_brand"] += 1
+            return []
+        ts = tweet.created_at.timestamp()
+        minute = int(ts // SECONDS_PER_MINUTE)
+        if self._next_minute is None:
+            self._next_minute = int((ts - self.config.lateness_tolerance_s) // SECONDS_PER_MINUTE)
+        if minute < self._next_minute:
+            self.stats["late"] += 1
+            return []
+        record = TweetRecord(
+            ts=ts,
+            id=tweet.id,
+            negative=scored.label == "negative",
+            text=tweet.text,
+            p_negative=float(
+                scored.probabilities.get("negative", 1.0 if scored.label == "negative" else 0.0)
+            ),
+            reason=scored.negative_reason if scored.label == "negative" else None,
+            retweet_of=tweet.retweet_of,
+        )
+        self.stats["observed"] += 1
+        for brand in dict.fromkeys(tweet.brands):
+            state = self._brands.get(brand)
+            if state is None:
+                state = self._new_brand(brand, minute)
+            if record.id in state.ids:
+                self.stats["duplicates"] += 1
+                continue
+            state.ids.add(record.id)
+            state.pending.setdefault(minute, []).append(record)
+            if minute < state.first_minute:
+                state.first_minute = minute
+        if self._max_ts is None or ts > self._max_ts:
+            self._max_ts = ts
+        return self.advance_watermark(self._max_ts - self.config.lateness_tolerance_s)
+
+    def advance_watermark(self, event_time: float | datetime) -> list[Alert]:
+        """Close every minute that ends at or before `event_time` (seconds or datetime); return alerts.
+
+        `observe` calls it; a live service may call it on a quiet stream with (event time it knows has
+        passed) so the last minutes are evaluated without waiting for the next tweet.
+        """
+        if isinstance(event_time, datetime):
+            event_time = event_time.timestamp()
+        if self._next_minute is None:
+            return []
+        target = int(event_time // SECONDS_PER_MINUTE)
+        alerts: list[Alert] = []
+        while self._next_minute < target:
+            if target - self._next_minute > self.config.max_gap_minutes:
+                self._skip_gap(target)
+                continue
+            minute = self._next_minute
+            for state in self._brands.values():
+                if state.first_minute <= minute:
+                    alerts.extend(self._close_minute(state, minute))
+            self._next_minute = minute + 1
+        return alerts
+
+    def flush(self) -> list[Alert]:
+        """Close every minute up to the latest event seen (end of a replay)."""
+        if self._max_ts is None:
+            return []
+        return self.advance_watermark((int(self._max_ts // SECONDS_PER_MINUTE) + 1) * SECONDS_PER_MINUTE)
+
+    # ---- output -----------------------------------------------------------------------------------
+
+    @property
+    def brands(self) -> tuple[str, ...]:
+        """The brands seen so far, in order of first appearance."""
+        return tuple(self._brands)
+
+    def snapshot(self, brand: str) -> dict[str, Any]:
+        """The brand's latest closed-minute figures for metrics and dashboards.
+
+        Share and volume are those of the middle window (15 minutes by default); `score` is the alarm
+        level: the best window score among windows whose negative share is significantly high, else 0.
+        """
+        state = self._brands.get(brand)
+        evals = state.last_evals if state else []
+        if not evals:
+            return {
+                "brand": brand,
+                "known": state is not None,
+                "negative_share": 0.0,
+                "baseline_share": 0.0,
+                "volume": 0,
+                "baseline_volume": 0.0,
+                "score": 0.0,
+                "window_minutes": 0,
+                "active": False,
+                "episode_id": None,
+            }
+        window = evals[len(evals) // 2]
+        return {
+            "brand": brand,
+            "known": True,
+            "negative_share": round(window.negative_share, 4),
+            "baseline_share": round(window.baseline_share, 4),
+            "volume": window.volume,
+            "baseline_volume": round(window.expected_volume, 3),
+            "score": round(self._alarm(evals, self._params_for(brand)), 3),
+            "window_minutes": window.minutes,
+            "active": state.episode is not None,
+            "episode_id": state.episode.episode_id if state.episode else None,
+        }
+
+    # ---- the per-minute step ----------------------------------------------------------------------
+
+    def _params_for(self, brand: str) -> BrandParams:
+        params = self._params.get(brand)
+        if params is None:
+            params = self._params[brand] = self.config.params_for(brand)
+        return params
+
+    def _new_brand(self, brand: str, minute: int) -> BrandState:
+        state = BrandState(
+            brand=brand,
+            first_minute=minute,
+            baseline=DayProfileBaseline(self.config),
+            sums=[[0, 0, 0.0, 0.0] for _ in self._windows],
+            reference=deque(maxlen=self.config.reference_size),
+        )
+        self._brands[brand] = state
+        return state
+
+    def _evaluate(
+        self, state: BrandState, params: BrandParams, extra_total: int = 0, extra_neg: int = 0
+    ) -> list[WindowEval]:
+        """Test every window, with the newest minute's counts adjusted by (extra_total, extra_neg)."""
+        evals = []
+        floor = self.config.min_rate_per_minute
+        for (total, negatives, expected_total, expected_negatives), minutes in zip(
+            state.sums, self._windows, strict=True
+        ):
+            volume = int(total) + extra_total
+            negative_count = int(negatives) + extra_neg
+            share = expected_negatives / expected_total if expected_total > 0 else self.config.share_prior
+            expected = max(expected_total, floor * minutes) * share
+            count_z = poisson_z(negative_count, expected)
+            share_z = binomial_z(negative_count, volume, min(share + params.share_margin, 0.99))
+            evals.append(
+                WindowEval(
+                    minutes=minutes,
+                    volume=volume,
+                    negatives=negative_count,
+                    expected_volume=expected_total,
+                    baseline_share=share,
+                    expected_negatives=expected,
+                    count_z=count_z,
+                    share_z=share_z,
+                    score=(count_z + share_z) / _SQRT2,
+                    eligible=share_z >= params.min_share_z
+                    and negative_count >= params.min_negatives
+                    and negative_count - expected >= params.min_excess_negatives,
+                )
+            )
+        return evals
+
+    @staticmethod
+    def _alarm(evals: Sequence[WindowEval], params: BrandParams) -> float:
+        """How alarming the minute is: the best score among windows whose negative share is itself high.
+
+        A volume rise alone (the morning after a quiet night, a promotion) scores 0 here: it keeps no
+        episode alive and is not held out of the baseline.
+        """
+        return max((e.score for e in evals if e.share_z >= params.min_share_z), default=0.0)
+
+    @staticmethod
+    def _firing(evals: Sequence[WindowEval], params: BrandParams) -> WindowEval | None:
+        candidates = [e for e in evals if e.eligible and e.score >= params.fire_score]
+        return max(candidates, key=lambda e: (e.score, -e.minutes)) if candidates else None
+
+    def _close_minute(self, state: BrandState, minute: int) -> list[Alert]:
+        params = self._params_for(state.brand)
+        records = sorted(state.pending.pop(minute, ()), key=lambda r: (r.ts, r.id))
+        total = len(records)
+        negatives = sum(1 for r in records if r.negative)
+        hour = (minute // 60) % 24
+        expected_total = state.baseline.rate(hour)
+        expected_negatives = expected_total * state.baseline.share(hour)
+        entry = [minute, total, negatives, expected_total, expected_negatives, False]
+        state.closed.append(entry)
+        count = len(state.closed)
+        for index, window in enumerate(self._windows):
+            sums = state.sums[index]
+            sums[0] += total
+            sums[1] += negatives
+            sums[2] += expected_total
+            sums[3] += expected_negatives
+            if count > window:
+                leaving = state.closed[-window - 1]
+                sums[0] -= leaving[_TOTAL]
+                sums[1] -= leaving[_NEG]
+                sums[2] -= leaving[_EXP_TOTAL]
+                sums[3] -= leaving[_EXP_NEG]
+        state.chunks.append((minute, records))
+
+        evals = self._evaluate(state, params)
+        state.last_evals = evals
+        top_score = self._alarm(evals, params)
+        alerts: list[Alert] = []
+        warm = state.baseline.minutes_seen >= params.warmup_minutes
+        episode = state.episode
+        if episode is not None:
+            alerts.extend(
+                self._continue_episode(state, params, episode, minute, records, negatives, top_score)
+            )
+        elif warm:
+            firing = self._firing(evals, params)
+            if firing is not None:
+                alerts.extend(self._start_episode(state, params, minute, records, firing, negatives))
+        entry[_FLAG] = state.episode is not None or top_score >= params.end_score
+
+        self._age_out(state, minute)
+        return alerts
+
+    def _start_episode(
+        self,
+        state: BrandState,
+        params: BrandParams,
+        minute: int,
+        records: list[TweetRecord],
+        firing: WindowEval,
+        negatives: int,
+    ) -> list[Alert]:
+        last = state.last_episode
+        if (
+            last is not None
+            and last.ended_minute is not None
+            and minute - last.ended_minute <= params.cooldown_minutes
+        ):
+            # Within the cooldown: the same bad buzz flaring up again, not a new one.
+            last.ended_minute = None
+            last.quiet_minutes = 0
+            state.episode = last
+            return self._continue_episode(state, params, last, minute, records, negatives, firing.score)
+        trigger_index, trigger_eval = len(records) - 1, firing
+        minute_total, minute_neg = len(records), negatives
+        prefix_neg = 0
+        for index, record in enumerate(records):
+            prefix_neg += record.negative
+            evals = self._evaluate(state, params, index + 1 - minute_total, prefix_neg - minute_neg)
+            crossing = self._firing(evals, params)
+            if crossing is not None:
+                trigger_index, trigger_eval = index, crossing
+                break
+        episode = Episode(
+            episode_id=_episode_id(state.brand, minute - trigger_eval.minutes + 1),
+            start_minute=minute,
+            negatives=firing.negatives - firing.expected_negatives,
+            alerted_negatives=trigger_eval.negatives - trigger_eval.expected_negatives,
+            last_alert_minute=minute,
+        )
+        state.episode = episode
+        return [self._alert(state, episode, minute, records, trigger_index, trigger_eval, "new")]
+
+    def _continue_episode(
+        self,
+        state: BrandState,
+        params: BrandParams,
+        episode: Episode,
+        minute: int,
+        records: list[TweetRecord],
+        negatives: int,
+        top_score: float,
+    ) -> list[Alert]:
+        """Grow the episode by this minute's excess negatives; an update if it grew enough; end if quiet."""
+        alerts = []
+        expected_now = state.closed[-1][_EXP_NEG]
+        before = episode.negatives - expected_now  # the minute's expectation is charged first
+        episode.negatives = before + negatives
+        episode.quiet_minutes = 0 if top_score >= params.end_score else episode.quiet_minutes + 1
+        needed = max(
+            episode.alerted_negatives * params.update_growth,
+            episode.alerted_negatives + params.update_min_negatives,
+        )
+        if (
+            episode.negatives >= needed
+            and top_score >= params.fire_score
+            and minute - episode.last_alert_minute >= params.update_min_interval_minutes
+        ):
+            trigger_index, running = len(records) - 1, before
+            for index, record in enumerate(records):
+                running += record.negative
+                if running >= needed:
+                    trigger_index = index
+                    break
+            window = max(state.last_evals, key=lambda e: (e.score, -e.minutes))
+            episode.alerted_negatives = episode.negatives
+            episode.last_alert_minute = minute
+            episode.alerts += 1
+            alerts.append(self._alert(state, episode, minute, records, trigger_index, window, "update"))
+        if episode.quiet_minutes >= params.end_quiet_minutes:
+            episode.ended_minute = minute
+            state.last_episode = episode
+            state.episode = None
+        return alerts
+
+    def _age_out(self, state: BrandState, minute: int) -> None:
+        """Move tweets past the longest window to the reference corpus, and old minutes into the baseline."""
+        oldest_kept = minute - self._longest + 1
+        while state.chunks and state.chunks[0][0] < oldest_kept:
+            chunk_minute, chunk = state.chunks.popleft()
+            flagged = state.closed[-(minute - chunk_minute) - 1][_FLAG]
+            for record in chunk:
+                state.ids.discard(record.id)
+                if not flagged:
+                    state.reference.append(record.text)
+        while len(state.closed) > self._longest + self.config.baseline_lag_minutes:
+            self._learn(state, state.closed.popleft())
+
+    def _learn(self, state: BrandState, entry: list[Any]) -> None:
+        """Fold one old closed minute into the baseline, robustly (see `DayProfileBaseline.update`)."""
+        weight = self.config.anomaly_weight if entry[_FLAG] else 1.0
+        state.baseline.update((entry[_M] // 60) % 24, entry[_TOTAL], entry[_NEG], entry[_EXP_TOTAL], weight)
+
+    def _skip_gap(self, target: int) -> None:
+        """Jump over a long silence: windows are emptied into the baseline, open episodes end."""
+        resume = min([m for s in self._brands.values() for m in s.pending] + [target])
+        for state in self._brands.values():
+            for _, chunk in state.chunks:
+                for record in chunk:
+                    state.ids.discard(record.id)
+            state.chunks.clear()
+            while state.closed:
+                self._learn(state, state.closed.popleft())
+            state.sums = [[0, 0, 0.0, 0.0] for _ in self._windows]
+            if state.episode is not None:
+                state.episode.ended_minute = self._next_minute
+                state.last_episode, state.episode = state.episode, None
+            state.first_minute = max(state.first_minute, resume)
+        self._next_minute = resume if resume > self._next_minute else target
+
+    # ---- alerts -----------------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer used for explanations (resolved on first use)."""
+        if self._tokenizer is None:
+            self._tokenizer = default_tokenizer()
+        return self._tokenizer
+
+    def _alert(
+        self,
+        state: BrandState,
+        episode: Episode,
+        minute: int,
+        records: list[TweetRecord],
+        trigger_index: int,
+        window: WindowEval,
+        kind: str,
+    ) -> Alert:
+        if records:
+            trigger = records[trigger_index]
+        else:  # the window crossed without a tweet this minute: name the latest tweet it holds
+            trigger = max((r for _, chunk in state.chunks for r in chunk), key=lambda r: (r.ts, r.id))
+        window_start_minute = minute - window.minutes + 1
+        in_window = [
+            r
+            for chunk_minute, chunk in state.chunks
+            if chunk_minute >= window_start_minute
+            for r in chunk
+            if (r.ts, r.id) <= (trigger.ts, trigger.id)
+        ]
+        volume = len(in_window)
+        negatives = sum(1 for r in in_window if r.negative)
+        try:
+            details = explain(
+                in_window,
+                list(state.reference),
+                self.tokenizer,
+                self.reason_model,
+                top_terms=self.config.top_terms,
+                samples=self.config.samples,
+            )
+        except Exception:  # an alert is never dropped: send it without the explanation
+            log.exception("alert explanation failed", extra={"brand": state.brand})
+            details = {"top_terms": (), "top_hashtags": (), "reasons": {}, "samples": (), "sample_ids": ()}
+        return Alert(
+            brand=state.brand,
+            fired_at=_to_dt(trigger.ts),
+            window_start=_to_dt(window_start_minute * SECONDS_PER_MINUTE),
+            window_end=_to_dt(trigger.ts),
+            negative_share=round(negatives / volume, 4) if volume else 0.0,
+            baseline_share=round(window.baseline_share, 4),
+            volume=volume,
+            score=round(window.score, 3),
+            top_terms=tuple(details["top_terms"]),
+            sample_ids=tuple(details["sample_ids"]),
+            kind=kind,
+            episode_id=episode.episode_id,
+            baseline_volume=round(window.expected_volume, 3),
+            top_hashtags=tuple(details["top_hashtags"]),
+            reasons=dict(details["reasons"]),
+            samples=tuple(details["samples"]),
+        )
+
+    # ---- persistence ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole detector as JSON-ready plain data (the config included)."""
+        return {
+            "version": STATE_VERSION,
+            "config": self.config.to_dict(),
+            "next_minute": self._next_minute,
+            "max_ts": self._max_ts,
+            "stats": dict(self.stats),
+            "brands": {brand: _brand_state_dict(state) for brand, state in self._brands.items()},
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        tokenizer: Tokenizer | None = None,
+        reason_model: ReasonModel | None = None,
+        config: DetectorConfig | None = None,
+    ) -> BuzzDetector:
+        """Resume from `state_dict` output (optionally with a new config, e.g. changed thresholds)."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported detector state version {state.get('version')!r}")
+        detector = cls(config or DetectorConfig.from_dict(state["config"]), tokenizer, reason_model)
+        if len(detector._windows) != len(DetectorConfig.from_dict(state["config"]).windows_minutes):
+            raise ValueError("the detector state was saved with other windows; it cannot be resumed")
+        detector._next_minute = state["next_minute"]
+        detector._max_ts = state["max_ts"]
+        detector.stats.update(state.get("stats", {}))
+        for brand, payload in state["brands"].items():
+            detector._brands[brand] = _brand_state_from_dict(detector.config, brand, payload)
+        return detector
+
+
+def _records_to_lists(records: Iterable[TweetRecord]) -> list[list[Any]]:
+    return [list(r) for r in records]
+
+
+def _records_from_lists(rows: Iterable[Sequence[Any]]) -> list[TweetRecord]:
+    return [TweetRecord(*row) for row in rows]
+
+
+def _episode_dict(episode: Episode | None) -> dict[str, Any] | None:
+    return None if episode is None else dict(vars(episode))
+
+
+def _brand_state_dict(state: BrandState) -> dict[str, Any]:
+    return {
+        "first_minute": state.first_minute,
+        "baseline": state.baseline.state_dict(),
+        "pending": [[minute, _records_to_lists(records)] for minute, records in state.pending.items()],
+        "closed": [list(entry) for entry in state.closed],
+        "sums": [list(s) for s in state.sums],
+        "chunks": [[minute, _records_to_lists(records)] for minute, records in state.chunks],
+        "reference": list(state.reference),
+        "episode": _episode_dict(state.episode),
+        "last_episode": _episode_dict(state.last_episode),
+        "last_evals": [dict(vars(e)) for e in state.last_evals],
+    }
+
+
+def _brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str, Any]) -> BrandState:
+    pending = {int(minute): _records_from_lists(rows) for minute, rows in payload["pending"]}
+    chunks = deque((int(minute), _records_from_lists(rows)) for minute, rows in payload["chunks"])
+    ids = {r.id for records in pending.values() for r in records} | {r.id for _, c in chunks for r in c}
+    return BrandState(
+        brand=brand,
+        first_minute=int(payload["first_minute"]),
+        baseline=DayProfileBaseline.from_state(config, payload["baseline"]),
+        pending=pending,
+        closed=deque(list(entry) for entry in payload["closed"]),
+        sums=[list(s) for s in payload["sums"]],
+        chunks=chunks,
+        reference=deque(payload["reference"], maxlen=config.reference_size),
+        ids=ids,
+        episode=Episode(**payload["episode"]) if payload["episode"] else None,
+        last_episode=Episode(**payload["last_episode"]) if payload["last_episode"] else None,
+        last_evals=[WindowEval(**e) for e in payload["last_evals"]],
+    )
