@@ -1,0 +1,72 @@
+"""Pure helpers of the Try it page: probability tables and batch scoring of an uploaded CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pandas as pd
+
+from streamlit_app.client import ApiClient, ApiError
+
+
+def probabilities_frame(prediction: dict[str, Any]) -> pd.DataFrame:
+    """One row per label with its probability, in the model's label order."""
+    probabilities = prediction["probabilities"]
+    return pd.DataFrame({"label": list(probabilities), "probability": list(probabilities.values())})
+
+
+def batches(count: int, size: int) -> Iterator[range]:
+    """Consecutive index ranges of at most `size`."""
+    for start in range(0, count, size):
+        yield range(start, min(start + size, count))
+
+
+def score_frame(
+    client: ApiClient,
+    frame: pd.DataFrame,
+    batch_size: int,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> pd.DataFrame:
+    """Add label, p_<label>, prediction_id (and error for rows the API refuses) to a frame with `text`."""
+    texts: Sequence[Any] = frame["text"].tolist()
+    result = frame.copy()
+    labels: list[str | None] = [None] * len(texts)
+    probabilities: list[dict[str, float]] = [{} for _ in texts]
+    ids: list[str | None] = [None] * len(texts)
+    errors: list[str | None] = [None] * len(texts)
+    scoreable = [i for i, text in enumerate(texts) if isinstance(text, str) and text.strip()]
+    for i in set(range(len(texts))) - set(scoreable):
+        errors[i] = "empty text"
+    done = 0
+    for window in batches(len(scoreable), batch_size):
+        rows = [scoreable[i] for i in window]
+        try:
+            predictions = client.predict([texts[row] for row in rows])
+        except ApiError as exc:
+            if exc.status != 400:
+                raise
+            predictions = []
+            for row in rows:  # one bad row must not sink the batch: score the rest one by one
+                try:
+                    predictions.append(client.predict_one(texts[row]))
+                except ApiError as row_error:
+                    if row_error.status != 400:
+                        raise
+                    predictions.append({"error": row_error.message})
+        for row, prediction in zip(rows, predictions, strict=True):
+            if "error" in prediction:
+                errors[row] = prediction["error"]
+                continue
+            labels[row] = prediction["label"]
+            probabilities[row] = prediction["probabilities"]
+            ids[row] = prediction["prediction_id"]
+        done += len(rows)
+        on_progress(done, len(scoreable))
+    result["label"] = labels
+    for label in sorted({name for row in probabilities for name in row}):
+        result[f"p_{label}"] = [row.get(label) for row in probabilities]
+    result["prediction_id"] = ids
+    if any(errors):
+        result["error"] = errors
+    return result

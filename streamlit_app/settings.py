@@ -1,0 +1,33 @@
+"""The app's settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from buzzwatch.settings import CommonSettings, env_float, env_int, env_str
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    """Where the API is, where the local telemetry sink is, how the pages refresh and batch."""
+
+    api_url: str
+    var_dir: Path
+    refresh_s: float
+    batch_size: int
+    lookback_hours: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> UiSettings:
+        """Build from BUZZWATCH_API_URL and BUZZWATCH_UI_* variables."""
+        env = os.environ if env is None else env
+        return cls(
+            api_url=env_str(env, "BUZZWATCH_API_URL", "http://127.0.0.1:8080") or "http://127.0.0.1:8080",
+            var_dir=CommonSettings.from_env(env).var_dir,
+            refresh_s=env_float(env, "BUZZWATCH_UI_REFRESH_S", 5.0),
+            batch_size=env_int(env, "BUZZWATCH_UI_BATCH_SIZE", 256),
+            lookback_hours=env_float(env, "BUZZWATCH_UI_LOOKBACK_HOURS", 24.0),
+        )

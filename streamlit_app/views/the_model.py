@@ -1,0 +1,60 @@
+"""The model: the champion's evaluation (metrics, confusion matrix) and the feedback received so far."""
+
+import altair as alt
+import streamlit as st
+
+from streamlit_app.common import require_api
+from streamlit_app.model_view import confusion_frame, feedback_frame, metric_sections, per_class_frame
+from streamlit_app.settings import UiSettings
+
+settings = UiSettings.from_env()
+st.title("The model")
+client = require_api(settings)
+model = client.model()
+labels = model["labels"]
+st.caption(f"Serving model **{model['model_version']}** · labels: {', '.join(labels)}")
+
+
+def heatmap(frame, x: str, y: str, title: str) -> alt.Chart:
+    """A labelled count heatmap."""
+    base = alt.Chart(frame, title=title).encode(
+        x=alt.X(f"{x}:N", sort=labels), y=alt.Y(f"{y}:N", sort=labels)
+    )
+    cells = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")))
+    return cells + base.mark_text().encode(text="count:Q")
+
+
+sections = metric_sections(model["metrics"])
+if not sections:
+    st.info("This model carries no evaluation metrics.")
+for name, report in sections:
+    st.subheader(f"Evaluation: {name}")
+    columns = st.columns(4)
+    for column, key in zip(columns, ("macro_f1", "macro_recall", "accuracy", "n"), strict=True):
+        if key in report:
+            value = report[key]
+            column.metric(key.replace("_", " "), f"{value:.3f}" if isinstance(value, float) else str(value))
+    per_class = per_class_frame(report)
+    if per_class is not None:
+        st.dataframe(per_class, width="stretch")
+    matrix = confusion_frame(report.get("confusion_matrix"), labels)
+    if matrix is not None:
+        st.altair_chart(heatmap(matrix, "predicted", "true", f"Confusion matrix ({name})"), width="stretch")
+
+st.subheader("Feedback received so far")
+stats = client.feedback_stats()
+if not stats["total"]:
+    st.info("No feedback yet: correct a prediction on the Try it page.")
+    st.stop()
+columns = st.columns(3)
+columns[0].metric("Feedback", stats["total"])
+columns[1].metric("Model was right", stats["correct"])
+columns[2].metric(
+    "Corrections", stats["wrong"], delta=f"{stats['wrong'] / stats['total']:.0%}", delta_color="inverse"
+)
+st.altair_chart(
+    heatmap(feedback_frame(stats), "correct", "predicted", "Predicted vs corrected"), width="stretch"
+)
+st.caption(
+    f"Last feedback at {stats['last_received_at']}. Export: GET /v1/admin/feedback.csv with the API key."
+)

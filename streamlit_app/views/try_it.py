@@ -1,0 +1,94 @@
+"""Try it: score a tweet (or a CSV of them), see the probabilities, and tell the model when it is wrong."""
+
+import pandas as pd
+import streamlit as st
+
+from streamlit_app.client import ApiError
+from streamlit_app.common import require_api
+from streamlit_app.scoring import probabilities_frame, score_frame
+from streamlit_app.settings import UiSettings
+
+settings = UiSettings.from_env()
+st.title("Try it")
+client = require_api(settings)
+st.session_state.setdefault("feedback_sent", {})
+
+one_tweet, csv_file = st.tabs(["One tweet", "A CSV file"])
+
+with one_tweet:
+    with st.form("score_form"):
+        text = st.text_area("Tweet", placeholder="@AirParadis my flight is delayed again...", max_chars=1000)
+        submitted = st.form_submit_button("Score", type="primary")
+    if submitted:
+        if not text.strip():
+            st.warning("Type or paste a tweet first.")
+        else:
+            try:
+                st.session_state["prediction"] = client.predict_one(text)
+            except ApiError as exc:
+                st.error(f"The API refused this text: {exc.message}")
+
+    prediction = st.session_state.get("prediction")
+    if prediction:
+        prediction_id = prediction["prediction_id"]
+        label = prediction["label"]
+        confidence = prediction["probabilities"][label]
+        st.subheader(f"{label.capitalize()} ({confidence:.0%})")
+        st.bar_chart(probabilities_frame(prediction), x="label", y="probability", horizontal=True)
+        st.caption(f"model {prediction['model_version']} · prediction {prediction_id}")
+
+        sent = st.session_state["feedback_sent"].get(prediction_id)
+        if sent:
+            st.success(f"Thanks: feedback recorded ({sent}).")
+        else:
+            st.write("Is this right?")
+            thumbs = st.feedback("thumbs", key=f"thumbs_{prediction_id}")
+            right_label, comment = None, None
+            if thumbs == 1:
+                right_label = label
+            elif thumbs == 0:
+                others = [name for name in prediction["probabilities"] if name != label]
+                with st.form(f"correction_{prediction_id}"):
+                    choice = st.radio("The right label", others, horizontal=True)
+                    comment = st.text_input("Comment (optional)")
+                    if st.form_submit_button("Send correction"):
+                        right_label = choice
+            if right_label is not None:
+                try:
+                    stored = client.feedback(prediction_id, right_label, comment)
+                    st.session_state["feedback_sent"][prediction_id] = stored["label"]
+                except ApiError as exc:
+                    if exc.status != 409:
+                        st.error(f"Feedback not stored: {exc.message}")
+                        st.stop()
+                    st.session_state["feedback_sent"][prediction_id] = "already stored"
+                st.rerun()
+
+with csv_file:
+    upload = st.file_uploader("A CSV file with a `text` column", type=["csv"])
+    if upload is None:
+        st.stop()
+    try:
+        frame = pd.read_csv(upload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        st.error(f"This file is not a readable CSV: {exc}")
+        st.stop()
+    if "text" not in frame.columns:
+        st.error(f"The file has no `text` column (columns: {', '.join(map(str, frame.columns))}).")
+        st.stop()
+    scored_key = f"scored_{upload.file_id}"
+    if scored_key not in st.session_state:  # score each upload once, not on every rerun
+        progress = st.progress(0.0, text=f"Scoring {len(frame)} tweets...")
+        st.session_state[scored_key] = score_frame(
+            client,
+            frame,
+            settings.batch_size,
+            on_progress=lambda done, total: progress.progress(
+                done / max(total, 1), text=f"Scored {done}/{total}"
+            ),
+        )
+        progress.progress(1.0, text=f"Scored {len(frame)} tweets")
+    scored = st.session_state[scored_key]
+    st.dataframe(scored, width="stretch")
+    st.bar_chart(scored["label"].value_counts())
+    st.download_button("Download the scored CSV", scored.to_csv(index=False), "scored.csv", "text/csv")

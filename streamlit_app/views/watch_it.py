@@ -1,0 +1,75 @@
+"""Watch it: per brand, volume and negative share against the baseline, and the alerts that explain it."""
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from buzzwatch.telemetry import read_alerts, read_local
+from streamlit_app.settings import UiSettings
+from streamlit_app.watch import brand_alerts, brand_series, brands_in
+
+settings = UiSettings.from_env()
+st.title("Watch it")
+
+metrics = read_local(settings.var_dir, "metrics")
+brands = brands_in(metrics)
+if not brands:
+    st.info(
+        f"No stream figures in {settings.var_dir / 'telemetry'} yet. Start the local stack with "
+        "`buzzwatch demo`: the worker writes its metrics and alerts there."
+    )
+    st.stop()
+
+brand = st.selectbox("Brand", brands)
+live = st.toggle("Live", value=True, help=f"refresh every {settings.refresh_s:g} s")
+
+
+@st.fragment(run_every=settings.refresh_s if live else None)
+def brand_panel() -> None:
+    """The charts and alerts of one brand, refreshed on its own."""
+    lookback = timedelta(hours=settings.lookback_hours)
+    series = brand_series(read_local(settings.var_dir, "metrics"), brand, lookback)
+    alerts = brand_alerts(read_alerts(settings.var_dir), brand)
+    if series.empty:
+        st.info(f"No figures for {brand} yet.")
+    else:
+        latest = series.ffill().iloc[-1]
+        columns = st.columns(3)
+        columns[0].metric("Negative share", f"{latest.get('negative share', 0):.0%}")
+        columns[1].metric("Baseline", f"{latest.get('baseline', 0):.0%}")
+        columns[2].metric("Volume (window)", f"{latest.get('volume', 0):.0f}")
+        shares = [name for name in ("negative share", "baseline") if name in series.columns]
+        if shares:
+            st.subheader("Negative share vs baseline")
+            st.line_chart(series[shares])
+        if "volume" in series.columns:
+            st.subheader("Volume")
+            st.area_chart(series[["volume"]])
+    st.subheader(f"Alerts ({len(alerts)})")
+    if not alerts:
+        st.caption(f"No bad-buzz alert for {brand} in the telemetry sink.")
+    for alert in alerts:
+        title = (
+            f"{alert.get('fired_at')} · negative {alert.get('negative_share', 0):.0%} vs "
+            f"{alert.get('baseline_share', 0):.0%} · {alert.get('volume')} tweets · "
+            f"{alert.get('kind', 'new')}"
+        )
+        with st.expander(title, expanded=alert is alerts[0]):
+            st.write(
+                f"Window {alert.get('window_start')} to {alert.get('window_end')}, score {alert.get('score')}"
+            )
+            terms = ", ".join(alert.get("top_terms") or []) or "none"
+            tags = ", ".join(alert.get("top_hashtags") or []) or "none"
+            st.markdown(f"**Over-represented terms:** {terms}  \n**Hashtags:** {tags}")
+            reasons = alert.get("reasons") or {}
+            if reasons:
+                st.bar_chart(pd.Series(reasons, name="share"), horizontal=True)
+            samples = alert.get("samples") or []
+            if samples:
+                st.markdown("**Representative tweets**")
+                for sample in samples:
+                    st.markdown(f"> {sample.get('text', sample) if isinstance(sample, dict) else sample}")
+
+
+brand_panel()

@@ -1,0 +1,77 @@
+"""Pure helpers of the Watch it page: per-brand series and alerts from the local telemetry sink."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from buzzwatch.telemetry import BASELINE_NEGATIVE_SHARE, NEGATIVE_SHARE, SPIKE_SCORE, TWEET_VOLUME
+
+SERIES = {
+    NEGATIVE_SHARE: "negative share",
+    BASELINE_NEGATIVE_SHARE: "baseline",
+    TWEET_VOLUME: "volume",
+    SPIKE_SCORE: "spike score",
+}
+TIME_DIMENSIONS = ("event_time", "minute", "window_end")
+
+
+def _moment(record: dict[str, Any]) -> str | None:
+    """Event time when the worker gives one (a replay runs faster than the clock), else the write time."""
+    dimensions = record.get("dimensions") or {}
+    for key in TIME_DIMENSIONS:
+        if dimensions.get(key):
+            return str(dimensions[key])
+    return record.get("time")
+
+
+def brands_in(metrics: Iterable[dict[str, Any]]) -> list[str]:
+    """The brands the stream reported on, sorted."""
+    return sorted(
+        {
+            str((record.get("dimensions") or {}).get("brand"))
+            for record in metrics
+            if record.get("name") in SERIES and (record.get("dimensions") or {}).get("brand")
+        }
+    )
+
+
+def brand_series(
+    metrics: Iterable[dict[str, Any]], brand: str, lookback: timedelta | None = None
+) -> pd.DataFrame:
+    """One row per time, one column per series; `lookback` keeps the span before the newest point.
+
+    Relative to the newest point, not the clock: a replay of 2015 tweets still shows its last hours.
+    """
+    rows = []
+    for record in metrics:
+        name = record.get("name")
+        dimensions = record.get("dimensions") or {}
+        if name not in SERIES or dimensions.get("brand") != brand:
+            continue
+        moment = _moment(record)
+        value = record.get("value")
+        if moment is None or not isinstance(value, int | float):
+            continue
+        rows.append({"time": moment, "series": SERIES[name], "value": float(value)})
+    if not rows:
+        return pd.DataFrame(columns=list(SERIES.values()), index=pd.DatetimeIndex([], name="time"))
+    frame = pd.DataFrame(rows)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True, errors="coerce", format="ISO8601")
+    frame = frame.dropna(subset=["time"])
+    if lookback is not None and not frame.empty:
+        frame = frame[frame["time"] >= frame["time"].max() - pd.Timedelta(lookback)]
+    table = frame.pivot_table(index="time", columns="series", values="value", aggfunc="last").sort_index()
+    return table.reindex(columns=[name for name in SERIES.values() if name in table.columns])
+
+
+def brand_alerts(alerts: Iterable[dict[str, Any]], brand: str) -> list[dict[str, Any]]:
+    """The brand's alerts, newest first."""
+    return sorted(
+        (alert for alert in alerts if alert.get("brand") == brand),
+        key=lambda a: str(a.get("fired_at")),
+        reverse=True,
+    )

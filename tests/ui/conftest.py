@@ -1,0 +1,46 @@
+"""Fixtures: a real API (tiny predictor, SQLite, local telemetry) on a loopback port for the app to call."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # the shared tiny predictor
+
+from apitest_support import LexiconPredictor, serve_in_thread
+from flask import Flask
+
+from api.app import create_app
+from api.settings import ApiSettings
+from api.store import FeedbackStore
+from buzzwatch.notify import Mailer
+from buzzwatch.settings import CommonSettings
+from buzzwatch.telemetry import LocalTelemetry
+
+UI_DIR = Path(__file__).resolve().parents[2] / "streamlit_app"
+
+
+@pytest.fixture
+def api_app(isolated_var_dir: Path) -> Iterator[Flask]:
+    common = CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(isolated_var_dir)})
+    settings = ApiSettings(common=common, api_key="ui-test-key")
+    store = FeedbackStore(common.database_url)
+    app = create_app(
+        settings,
+        predictor=LexiconPredictor(),
+        store=store,
+        telemetry=LocalTelemetry(common.var_dir, role="api"),
+        mailer=Mailer.from_settings(common),
+    )
+    yield app
+    store.close()
+
+
+@pytest.fixture
+def api_url(api_app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with serve_in_thread(api_app) as url:
+        monkeypatch.setenv("BUZZWATCH_API_URL", url)
+        yield url

@@ -1,0 +1,150 @@
+"""Each page driven by Streamlit's AppTest against a real API on a loopback port."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import UI_DIR
+from flask import Flask
+from streamlit.testing.v1 import AppTest
+
+from buzzwatch.schema import Alert
+from buzzwatch.telemetry import BAD_BUZZ_ALERT, NEGATIVE_SHARE, TWEET_VOLUME, LocalTelemetry
+
+TIMEOUT = 30
+
+
+def _page(name: str) -> AppTest:
+    return AppTest.from_file(str(UI_DIR / "views" / f"{name}.py"), default_timeout=TIMEOUT)
+
+
+def _feedback_rows(api_app: Flask) -> list:
+    return list(api_app.extensions["buzzwatch"].store.iter_feedback())
+
+
+def test_try_it_scores_a_tweet_and_stores_a_correction_once(api_url: str, api_app: Flask) -> None:
+    page = _page("try_it").run()
+    assert not page.exception
+    page.text_area[0].input("Great crew, thanks for nothing")
+    page.button[0].click().run()  # the form's Score button
+    assert page.subheader[0].value.startswith("Positive")
+    page.feedback[0].set_value(0).run()  # thumbs down
+    page.radio[0].set_value("negative")
+    page.text_input[0].input("sarcasm")
+    page.button[1].click().run()  # Send correction
+    assert not page.exception
+    assert "feedback recorded (negative)" in page.success[0].value
+    rows = _feedback_rows(api_app)
+    assert [(r.text, r.predicted_label, r.correct_label, r.comment) for r in rows] == [
+        ("Great crew, thanks for nothing", "positive", "negative", "sarcasm")
+    ]
+    page.run()  # a rerun must not send it again
+    assert len(_feedback_rows(api_app)) == 1
+
+
+def test_try_it_thumbs_up_confirms_the_label(api_url: str, api_app: Flask) -> None:
+    page = _page("try_it").run()
+    page.text_area[0].input("the worst delay ever")
+    page.button[0].click().run()
+    page.feedback[0].set_value(1).run()
+    assert not page.exception
+    assert [(r.predicted_label, r.correct_label) for r in _feedback_rows(api_app)] == [
+        ("negative", "negative")
+    ]
+
+
+def test_try_it_warns_on_an_empty_tweet(api_url: str) -> None:
+    page = _page("try_it").run()
+    page.button[0].click().run()
+    assert "Type or paste a tweet" in page.warning[0].value
+    assert not page.subheader
+
+
+def test_try_it_scores_an_uploaded_csv_in_batches(api_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUZZWATCH_UI_BATCH_SIZE", "2")
+    page = _page("try_it").run()
+    csv_text = "id,text\n1,love it\n2,lost my bag\n3,\n4,gate 5\n5,great flight\n"
+    page.get("file_uploader")[0].upload("tweets.csv", csv_text.encode(), "text/csv").run()
+    assert not page.exception
+    scored = page.dataframe[0].value
+    assert scored["label"].fillna("").tolist() == ["positive", "negative", "", "neutral", "positive"]
+    assert scored["error"].fillna("").tolist() == ["", "", "empty text", "", ""]
+    assert {"p_negative", "p_neutral", "p_positive", "prediction_id"} <= set(scored.columns)
+
+
+def test_try_it_explains_a_csv_without_text_column(api_url: str) -> None:
+    page = _page("try_it").run()
+    page.get("file_uploader")[0].upload("bad.csv", b"tweet\nhello\n", "text/csv").run()
+    assert "no `text` column" in page.error[0].value
+
+
+def test_pages_stop_with_a_message_when_the_api_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUZZWATCH_API_URL", "http://127.0.0.1:9")
+    for name in ("try_it", "the_model"):
+        page = _page(name).run()
+        assert not page.exception
+        assert "is not ready" in page.error[0].value
+
+
+def test_the_model_shows_metrics_confusion_matrix_and_feedback(api_url: str, api_app: Flask) -> None:
+    client = api_app.test_client()
+    prediction = client.post("/v1/predict", json={"text": "love it"}).get_json()
+    client.post("/v1/feedback", json={"prediction_id": prediction["prediction_id"], "label": "neutral"})
+    page = _page("the_model").run()
+    assert not page.exception
+    assert "lexicon-test-1" in page.caption[0].value
+    values = {metric.label: metric.value for metric in page.metric}
+    assert values["macro f1"] == "0.500"
+    assert values["Feedback"] == "1" and values["Corrections"] == "1"
+    assert len(page.get("vega_lite_chart")) == 2  # confusion matrix + feedback heatmap
+
+
+def test_watch_it_says_how_to_get_data_when_the_sink_is_empty(isolated_var_dir: Path) -> None:
+    page = _page("watch_it").run()
+    assert not page.exception
+    assert "buzzwatch demo" in page.info[0].value
+
+
+def test_watch_it_shows_a_brand_series_and_its_alert(isolated_var_dir: Path) -> None:
+    telemetry = LocalTelemetry(isolated_var_dir, role="worker")
+    start = datetime(2015, 2, 24, 9, 0, tzinfo=UTC)
+    for minute in range(30):
+        moment = (start + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
+        share = 0.2 if minute < 20 else 0.7
+        telemetry.metric(NEGATIVE_SHARE, share, {"brand": "AirParadis", "event_time": moment})
+        telemetry.metric(TWEET_VOLUME, 10 + minute, {"brand": "AirParadis", "event_time": moment})
+        telemetry.metric(NEGATIVE_SHARE, 0.1, {"brand": "Other", "event_time": moment})
+    alert = Alert(
+        brand="AirParadis",
+        fired_at=start + timedelta(minutes=25),
+        window_start=start + timedelta(minutes=10),
+        window_end=start + timedelta(minutes=25),
+        negative_share=0.7,
+        baseline_share=0.2,
+        volume=120,
+        score=5.5,
+        top_terms=("lost", "luggage"),
+        sample_ids=("1",),
+        top_hashtags=("#lostbag",),
+        reasons={"Lost Luggage": 0.8, "Late Flight": 0.2},
+        samples=({"id": "1", "text": "They lost my luggage again"},),
+    )
+    telemetry.event(BAD_BUZZ_ALERT, properties={"alert": alert.to_dict()})
+    page = _page("watch_it").run()
+    assert not page.exception
+    assert page.selectbox[0].options == ["AirParadis", "Other"]
+    assert page.metric[0].value == "70%"
+    assert "Alerts (1)" in [header.value for header in page.subheader]
+    markdown = " ".join(block.value for block in page.markdown)
+    assert "lost, luggage" in markdown and "They lost my luggage again" in markdown
+    page.selectbox[0].select("Other").run()
+    assert page.metric[0].value == "10%"
+    assert "Alerts (0)" in [header.value for header in page.subheader]
+
+
+def test_navigation_app_runs(api_url: str) -> None:
+    page = AppTest.from_file(str(UI_DIR / "app.py"), default_timeout=TIMEOUT).run()
+    assert not page.exception
+    assert page.title[0].value == "Try it"
