@@ -1,0 +1,310 @@
+"""Detection benchmark: injected bad buzzes and decoys replayed through the detector, several seeds.
+
+Measures, per seed and pooled over the report seeds:
+- recall: share of injected bad-buzz episodes with an alert between their start and 15 min after their end;
+- false alerts per brand per week: "new" alerts outside every episode (start - 2 min to end + 75 min);
+- median delay: first alert's `fired_at` (event time of the triggering tweet) minus the episode's start,
+  and the same for `detected_at` (the event time at which the alert was emitted, after the watermark);
+- duplicates: "new" alerts per detected episode beyond the first, and updates per episode;
+and the same figures for a naive detector measured in the same pass over the same scored stream: a fixed
+threshold on the trailing 15-minute negative count per brand (re-armed when the count falls below half).
+
+Scoring: `--oracle` uses the file labels; `--model` scores with the shared Predictor (the champion).
+Tuning (`--tune`) sweeps the detector's fire thresholds and the naive threshold on the TUNE seeds; the
+defaults in worker/detection/config.py were chosen that way; the report runs on other seeds.
+Throughput: `--throughput` times the exact CLI, `buzzwatch replay --speed max`, with and without --oracle.
+
+Usage:
+  .venv/bin/python bench/detection.py --oracle --model --seeds 3 4 5 --throughput
+  .venv/bin/python bench/detection.py --tune --seeds 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
+
+from detection_data import build, load_pools  # noqa: E402
+
+from buzzwatch.schema import ScoredTweet  # noqa: E402
+from worker.detection import BrandParams, BuzzDetector, DetectorConfig  # noqa: E402
+from worker.replay import ReplayRow, ReplaySummary, read_rows, scored_batches  # noqa: E402
+
+MATCH_BEFORE = timedelta(minutes=2)
+DETECT_AFTER = timedelta(minutes=15)
+FALSE_AFTER = timedelta(minutes=75)
+
+
+@dataclass(frozen=True)
+class Fired:
+    """One alert as the benchmark sees it."""
+
+    brand: str
+    kind: str
+    fired_at: datetime
+    detected_at: datetime
+
+
+class NaiveDetector:
+    """Alert when a brand's trailing 15-minute negative count reaches `threshold`; re-arm below half."""
+
+    def __init__(self, threshold: int, window: timedelta = timedelta(minutes=15)) -> None:
+        self.threshold = threshold
+        self.window = window
+        self._negatives: dict[str, deque[datetime]] = defaultdict(deque)
+        self._armed: dict[str, bool] = defaultdict(lambda: True)
+
+    def observe(self, scored: ScoredTweet) -> list[Fired]:
+        """One tweet in event-time order; returns the alert it fires, if any."""
+        moment = scored.tweet.created_at
+        fired = []
+        for brand in scored.tweet.brands:
+            queue = self._negatives[brand]
+            if scored.label == "negative":
+                queue.append(moment)
+            while queue and queue[0] <= moment - self.window:
+                queue.popleft()
+            if self._armed[brand] and len(queue) >= self.threshold:
+                self._armed[brand] = False
+                fired.append(Fired(brand, "new", moment, moment))
+            elif not self._armed[brand] and len(queue) < self.threshold / 2:
+                self._armed[brand] = True
+        return fired
+
+
+def _read_truth(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["start"] = datetime.fromisoformat(row["start"])
+        row["end"] = datetime.fromisoformat(row["end"])
+    return rows
+
+
+def evaluate(fired: list[Fired], episodes: list[dict[str, Any]], brand_weeks: float) -> dict[str, Any]:
+    """Recall, false alerts per brand-week, delays and duplicates for one list of alerts."""
+    delays, emit_delays, news_per_episode, updates_per_episode = [], [], [], []
+    detected = 0
+    for episode in episodes:
+        mine = [f for f in fired if f.brand == episode["brand"]]
+        hits = [
+            f for f in mine if episode["start"] - MATCH_BEFORE <= f.fired_at <= episode["end"] + DETECT_AFTER
+        ]
+        if hits:
+            detected += 1
+            first = min(hits, key=lambda f: f.fired_at)
+            delays.append((first.fired_at - episode["start"]).total_seconds() / 60)
+            emit_delays.append((first.detected_at - episode["start"]).total_seconds() / 60)
+            spell = [
+                f
+                for f in mine
+                if episode["start"] - MATCH_BEFORE <= f.fired_at <= episode["end"] + FALSE_AFTER
+            ]
+            news_per_episode.append(sum(f.kind == "new" for f in spell))
+            updates_per_episode.append(sum(f.kind == "update" for f in spell))
+    false_alerts = [
+        f
+        for f in fired
+        if f.kind == "new"
+        and not any(
+            e["brand"] == f.brand and e["start"] - MATCH_BEFORE <= f.fired_at <= e["end"] + FALSE_AFTER
+            for e in episodes
+        )
+    ]
+    return {
+        "episodes": len(episodes),
+        "recall": detected / len(episodes) if episodes else 0.0,
+        "false_alerts": len(false_alerts),
+        "false_per_brand_week": len(false_alerts) / brand_weeks,
+        "median_delay_min": statistics.median(delays) if delays else float("nan"),
+        "p90_delay_min": statistics.quantiles(delays, n=10)[-1] if len(delays) >= 2 else float("nan"),
+        "median_emit_delay_min": statistics.median(emit_delays) if emit_delays else float("nan"),
+        "extra_new_per_episode": statistics.mean(n - 1 for n in news_per_episode)
+        if news_per_episode
+        else 0.0,
+        "updates_per_episode": statistics.mean(updates_per_episode) if updates_per_episode else 0.0,
+        "false_alert_times": [(f.brand, f.fired_at.isoformat()) for f in false_alerts],
+    }
+
+
+def score_stream(rows: list[ReplayRow], model: Any) -> list[ScoredTweet]:
+    """All tweets scored once (oracle labels when model is None)."""
+    return [s for batch in scored_batches(rows, model, 2048) for s in batch]
+
+
+def run_detectors(
+    stream: list[ScoredTweet], config: DetectorConfig, naive_thresholds: list[int]
+) -> tuple[list[Fired], dict[int, list[Fired]], float]:
+    """The detector and the naive detectors over one scored stream; also the detector's own seconds."""
+    detector = BuzzDetector(config, tokenizer=str.split)  # explanations are not what is measured here
+    naive = {t: NaiveDetector(t) for t in naive_thresholds}
+    fired: list[Fired] = []
+    naive_fired: dict[int, list[Fired]] = {t: [] for t in naive_thresholds}
+    spent = 0.0
+    for scored in stream:
+        started = time.perf_counter()
+        alerts = detector.observe(scored)
+        spent += time.perf_counter() - started
+        for alert in alerts:
+            fired.append(Fired(alert.brand, alert.kind, alert.fired_at, scored.tweet.created_at))
+        for threshold, other in naive.items():
+            naive_fired[threshold].extend(other.observe(scored))
+    last = stream[-1].tweet.created_at
+    fired.extend(Fired(a.brand, a.kind, a.fired_at, last) for a in detector.flush())
+    return fired, naive_fired, spent
+
+
+def seed_files(seed: int, weeks: float, pools: Any) -> Path:
+    """The seed's folder under var/bench/detection, generated if missing."""
+    folder = REPO_ROOT / "var" / "bench" / "detection" / f"seed{seed}-w{weeks:g}"
+    if not (folder / "tweets.csv").exists():
+        build(seed, weeks, folder, pools)
+    return folder
+
+
+def fmt(result: dict[str, Any]) -> str:
+    """One line of figures."""
+    return (
+        f"recall {result['recall']:.1%} "
+        f"({round(result['recall'] * result['episodes'])}/{result['episodes']}), "
+        f"false/brand/week {result['false_per_brand_week']:.2f} ({result['false_alerts']}), "
+        f"median delay {result['median_delay_min']:.1f} min (p90 {result['p90_delay_min']:.1f}; emitted "
+        f"{result['median_emit_delay_min']:.1f}), extra new/episode {result['extra_new_per_episode']:.2f}, "
+        f"updates/episode {result['updates_per_episode']:.2f}"
+    )
+
+
+def pooled(results: list[dict[str, Any]], brand_weeks: float) -> dict[str, Any]:
+    """Figures over several seeds (episodes and brand-weeks summed; delays as the median of medians)."""
+    episodes = sum(r["episodes"] for r in results)
+    return {
+        "episodes": episodes,
+        "recall": sum(r["recall"] * r["episodes"] for r in results) / episodes,
+        "false_alerts": sum(r["false_alerts"] for r in results),
+        "false_per_brand_week": sum(r["false_alerts"] for r in results) / (brand_weeks * len(results)),
+        "median_delay_min": statistics.median(r["median_delay_min"] for r in results),
+        "p90_delay_min": statistics.median(r["p90_delay_min"] for r in results),
+        "median_emit_delay_min": statistics.median(r["median_emit_delay_min"] for r in results),
+        "extra_new_per_episode": statistics.mean(r["extra_new_per_episode"] for r in results),
+        "updates_per_episode": statistics.mean(r["updates_per_episode"] for r in results),
+    }
+
+
+def throughput(folder: Path) -> None:
+    """Time the exact CLI contract, with and without the model."""
+    for extra in (["--oracle"], []):
+        out = folder / "alerts-cli.jsonl"
+        command = [
+            str(REPO_ROOT / ".venv" / "bin" / "buzzwatch"),
+            "replay",
+            "--input",
+            str(folder / "tweets.csv"),
+            "--alerts-out",
+            str(out),
+            "--speed",
+            "max",
+            "--quiet",
+            *extra,
+        ]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
+        match = re.search(r"replayed (\d+) tweets .* ([\d,]+) tweets/s", done.stdout)
+        if done.returncode != 0 or not match:
+            print(f"  {' '.join(command[1:])}: failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+            continue
+        tweets = int(match.group(1))
+        print(
+            f"  buzzwatch replay --speed max {' '.join(extra) or '(model)'}: {match.group(2)} tweets/s "
+            f"(replay loop), {tweets / wall:,.0f} tweets/s end to end incl. start-up and CSV reading "
+            f"({tweets} tweets, {wall:.1f} s)"
+        )
+
+
+def main() -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5])
+    parser.add_argument("--weeks", type=float, default=4.0)
+    parser.add_argument("--oracle", action="store_true", help="measure with the file labels")
+    parser.add_argument("--model", action="store_true", help="measure with the champion Predictor")
+    parser.add_argument("--tune", action="store_true", help="sweep thresholds (use the tuning seeds)")
+    parser.add_argument("--naive-threshold", type=int, default=None, help="naive 15-min negative count")
+    parser.add_argument("--throughput", action="store_true", help="time `buzzwatch replay --speed max`")
+    args = parser.parse_args()
+    pools = load_pools()
+    brand_weeks = 6 * args.weeks
+    modes = (["oracle"] if args.oracle or args.tune or not args.model else []) + (
+        ["model"] if args.model else []
+    )
+    configs = {"default": DetectorConfig()}
+    naive_thresholds = [args.naive_threshold] if args.naive_threshold else [12]
+    if args.tune:
+        configs = {
+            f"fire={fire} share_z={share_z}": DetectorConfig(
+                defaults=replace(BrandParams(), fire_score=fire, min_share_z=share_z)
+            )
+            for fire in (5.0, 5.5, 6.0, 7.0)
+            for share_z in (1.5, 2.0, 2.5)
+        }
+        naive_thresholds = [8, 10, 12, 14, 16, 18, 20, 24]
+    model = None
+    if "model" in modes:
+        from models.predictor import Predictor
+
+        model = Predictor.load(None)
+        print(f"model: {model.model_version}")
+    print(f"seeds {args.seeds}, {args.weeks:g} weeks each, 6 brands ({brand_weeks:g} brand-weeks per seed)")
+    for mode in modes:
+        results: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for seed in args.seeds:
+            folder = seed_files(seed, args.weeks, pools)
+            rows = read_rows(folder / "tweets.csv", True, ReplaySummary())
+            episodes = _read_truth(folder / "episodes.csv")
+            started = time.perf_counter()
+            stream = score_stream(rows, model if mode == "model" else None)
+            scoring_s = time.perf_counter() - started
+            for name, config in configs.items():
+                fired, naive_fired, spent = run_detectors(stream, config, naive_thresholds)
+                result = evaluate(fired, episodes, brand_weeks)
+                results[name].append(result)
+                print(
+                    f"[{mode}] seed {seed} detector {name}: {fmt(result)}; "
+                    f"{len(stream) / spent:,.0f} tweets/s in observe()"
+                )
+                if args.tune or seed == args.seeds[0]:
+                    for when in result["false_alert_times"][:8]:
+                        print(f"    false alert: {when}")
+            for threshold, alerts in naive_fired.items():
+                result = evaluate(alerts, episodes, brand_weeks)
+                results[f"naive>={threshold}"].append(result)
+                print(f"[{mode}] seed {seed} naive 15-min negatives >= {threshold}: {fmt(result)}")
+            print(
+                f"[{mode}] seed {seed}: {len(stream)} tweets, {len(episodes)} episodes, "
+                f"scoring {scoring_s:.1f} s"
+            )
+        print(f"== [{mode}] pooled over seeds {args.seeds} ==")
+        for name, per_seed in results.items():
+            print(f"  {name}: {fmt(pooled(per_seed, brand_weeks))}")
+    if args.throughput:
+        print("== throughput (exact CLI, first seed's file) ==")
+        throughput(seed_files(args.seeds[0], args.weeks, pools))
+
+
+if __name__ == "__main__":
+    main()

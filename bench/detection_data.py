@@ -1,0 +1,394 @@
+"""Build the detection benchmark's replay files from the shared labelled tweets under data/.
+
+For each seed: `tweets.csv` (the replay input: id, created_at, text, brand, label, negativereason),
+`episodes.csv` (ground truth: the injected bad buzzes) and `decoys.csv` (surges that must NOT alert).
+
+- Brands: the six airlines of the airline data set (its `airline` column).
+- Normal traffic: about one tweet a minute per brand on average, with a day/night cycle in each brand's
+  local time (quiet nights, about 0.1 a minute) and quieter weekends. A normal tweet is one of the
+  brand's own airline tweets (any label) or a general tweet (SemEval, Kaggle tweet-sentiment, Sanders);
+  3% are retweets of a recent normal tweet.
+- Bad buzzes: extra NEGATIVE airline tweets (their airline mention rewritten to the brand), some with a
+  dominant negative reason; varied intensity (log-uniform extra negatives per minute), duration and
+  ramp-up; slow burns among them; 20% of their tweets are retweets of earlier ones, 10% non-negative
+  replies. Start times fall at any hour, nights included.
+- Decoys: positive/neutral promotions (5-25 tweets a minute), retweet storms of one neutral tweet
+  (hundreds of copies), news surges (volume x4 at the usual share) and "night crumbs" (2-4 negative
+  tweets within 10 minutes on a quiet night).
+
+Usage: .venv/bin/python bench/detection_data.py --seed 1 --weeks 4 --out var/bench/detection/seed1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA = REPO_ROOT / "data"
+START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+HANDLES = {
+    "American": "@AmericanAir",
+    "Delta": "@JetBlue",  # the Kaggle file's "Delta" tweets address @JetBlue
+    "Southwest": "@SouthwestAir",
+    "US Airways": "@USAirways",
+    "United": "@united",
+    "Virgin America": "@VirginAmerica",
+}
+UTC_OFFSET_HOURS = {
+    "American": -6,
+    "Delta": -5,
+    "Southwest": -6,
+    "US Airways": -5,
+    "United": -6,
+    "Virgin America": -8,
+}
+HANDLE_RE = re.compile("|".join(re.escape(h) for h in HANDLES.values()), re.IGNORECASE)
+GENERAL_FILES = (
+    "semeval2017_task4a/twitter-2013train.csv",
+    "semeval2017_task4a/twitter-2016train.csv",
+    "semeval2017_task4a/twitter-2016test.csv",
+    "tweet_sentiment_extraction/train.csv",
+    "sanders/all.csv",
+)
+# Relative tweet rate by local hour: quiet nights, a morning rise, busy days and evenings (mean 1.0).
+_PROFILE = [
+    0.12,
+    0.08,
+    0.06,
+    0.06,
+    0.08,
+    0.2,
+    0.5,
+    0.9,
+    1.3,
+    1.5,
+    1.6,
+    1.6,
+    1.6,
+    1.6,
+    1.5,
+    1.5,
+    1.5,
+    1.6,
+    1.7,
+    1.7,
+    1.5,
+    1.1,
+    0.6,
+    0.3,
+]
+HOUR_PROFILE = [p * 24 / sum(_PROFILE) for p in _PROFILE]
+OWN_TWEET_SHARE = 0.3
+RETWEET_SHARE = 0.03
+REASONS_FOR_DOMINANCE = (
+    "Lost Luggage",
+    "Late Flight",
+    "Cancelled Flight",
+    "Customer Service Issue",
+    "Flight Booking Problems",
+)
+
+
+@dataclass(frozen=True)
+class Pools:
+    """The labelled texts the generator draws from."""
+
+    airline: dict[str, list[tuple[str, str, str]]]  # brand -> [(text, label, reason)]
+    negatives: list[tuple[str, str, str]]  # (text, reason, airline) of every airline negative
+    general: dict[str, list[str]]  # label -> texts
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def load_pools() -> Pools:
+    """Read the airline and general tweets (deduplicated by text)."""
+    airline: dict[str, list[tuple[str, str, str]]] = {brand: [] for brand in HANDLES}
+    negatives = []
+    seen: set[str] = set()
+    for row in _read(DATA / "airline_us" / "train.csv"):
+        key = row["text"].strip().lower()
+        if key in seen or row["airline"] not in airline:
+            continue
+        seen.add(key)
+        airline[row["airline"]].append((row["text"], row["label"], row["negativereason"]))
+        if row["label"] == "negative":
+            negatives.append((row["text"], row["negativereason"], row["airline"]))
+    general: dict[str, list[str]] = {"negative": [], "neutral": [], "positive": []}
+    for name in GENERAL_FILES:
+        for row in _read(DATA / name):
+            key = row["text"].strip().lower()
+            if key in seen or row["label"] not in general or not key:
+                continue
+            seen.add(key)
+            general[row["label"]].append(row["text"])
+    return Pools(airline, negatives, general)
+
+
+def rebrand(text: str, brand: str) -> str:
+    """Point an airline tweet at `brand` (its @handle replaced)."""
+    return HANDLE_RE.sub(HANDLES[brand], text)
+
+
+def local_hour(moment: datetime, brand: str) -> int:
+    """The brand's local hour of the day."""
+    return (moment + timedelta(hours=UTC_OFFSET_HOURS[brand])).hour
+
+
+class Generator:
+    """Writes one seed's tweets, episodes and decoys."""
+
+    def __init__(self, pools: Pools, seed: int, weeks: float, rate: float = 1.0) -> None:
+        self.pools = pools
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.weeks = weeks
+        self.rate = rate
+        self.end = START + timedelta(weeks=weeks)
+        self.rows: list[dict[str, str]] = []
+        self.episodes: list[dict[str, str]] = []
+        self.decoys: list[dict[str, str]] = []
+        self._ids = 0
+
+    def _add(
+        self, moment: datetime, brand: str, text: str, label: str, reason: str = "", kind: str = ""
+    ) -> str:
+        self._ids += 1
+        tweet_id = f"s{self.seed}-{self._ids}"
+        self.rows.append(
+            {
+                "id": tweet_id,
+                "created_at": moment.isoformat().replace("+00:00", "Z"),
+                "text": text,
+                "brand": brand,
+                "label": label,
+                "negativereason": reason,
+                "kind": kind,
+            }
+        )
+        return tweet_id
+
+    def _normal_tweet(self, brand: str) -> tuple[str, str, str]:
+        rng = self.rng
+        if rng.random() < OWN_TWEET_SHARE:
+            return rng.choice(self.pools.airline[brand])
+        roll = rng.random()  # general tweets at a 20% / 40% / 40% mix
+        label = "negative" if roll < 0.2 else ("neutral" if roll < 0.6 else "positive")
+        return rng.choice(self.pools.general[label]), label, ""
+
+    def background(self, brand: str) -> None:
+        """Normal traffic minute by minute (Poisson counts, uniform times within the minute)."""
+        rng = self.rng
+        recent: list[tuple[str, str, str]] = []
+        minute = START
+        while minute < self.end:
+            weekend = 0.75 if (minute + timedelta(hours=UTC_OFFSET_HOURS[brand])).weekday() >= 5 else 1.0
+            expected = self.rate * HOUR_PROFILE[local_hour(minute, brand)] * weekend
+            for _ in range(_poisson(rng, expected)):
+                moment = minute + timedelta(seconds=rng.uniform(0, 60))
+                if recent and rng.random() < RETWEET_SHARE:
+                    text, label, reason = rng.choice(recent)
+                    text = f"RT @fan{rng.randrange(1000)}: {text}"
+                else:
+                    text, label, reason = self._normal_tweet(brand)
+                    recent = [*recent[-50:], (text, label, reason)]
+                self._add(moment, brand, text, label, reason, "normal")
+            minute += timedelta(minutes=1)
+
+    def _times(self, start: datetime, minutes: float, peak_per_minute: float, ramp: float) -> list[datetime]:
+        """Event times of an inhomogeneous Poisson process: linear ramp-up, then flat."""
+        times = []
+        t = 0.0
+        while True:
+            t += self.rng.expovariate(peak_per_minute)
+            if t >= minutes:
+                return [start + timedelta(minutes=x) for x in times]
+            if ramp <= 0 or t >= ramp or self.rng.random() < t / ramp:
+                times.append(t)
+
+    def episode(self, brand: str, start: datetime) -> None:
+        """A bad buzz: extra negative tweets, some of them retweets, a few non-negative replies."""
+        rng = self.rng
+        slow = rng.random() < 0.2
+        if slow:
+            peak, minutes, ramp = rng.uniform(0.8, 1.5), rng.uniform(60, 180), rng.uniform(10, 30)
+        else:
+            peak, minutes, ramp = (
+                math.exp(rng.uniform(math.log(1.5), math.log(15))),
+                rng.uniform(20, 120),
+                rng.uniform(0, 10),
+            )
+        dominant = rng.choice(REASONS_FOR_DOMINANCE) if rng.random() < 0.5 else ""
+        pool = self.pools.negatives
+        focused = [n for n in pool if n[1] == dominant] if dominant else pool
+        sent: list[tuple[str, str]] = []
+        episode_id = f"{brand}#{len(self.episodes)}"
+        times = self._times(start, minutes, peak, ramp)
+        for moment in times:
+            roll = rng.random()
+            if roll < 0.1:
+                text, label, _ = self._normal_tweet(brand)
+                while label == "negative":
+                    text, label, _ = self._normal_tweet(brand)
+                self._add(moment, brand, text, label, "", "episode-reply")
+                continue
+            if sent and roll < 0.3:
+                text, reason = rng.choice(sent)
+                self._add(
+                    moment, brand, f"RT @angry{rng.randrange(100)}: {text}", "negative", reason, "episode"
+                )
+                continue
+            text, reason, _ = rng.choice(focused if rng.random() < 0.7 else pool)
+            text = rebrand(text, brand)
+            sent.append((text, reason))
+            self._add(moment, brand, text, "negative", reason, "episode")
+        self.episodes.append(
+            {
+                "episode_id": episode_id,
+                "brand": brand,
+                "start": times[0].isoformat() if times else start.isoformat(),
+                "end": (start + timedelta(minutes=minutes)).isoformat(),
+                "kind": "slow" if slow else "sharp",
+                "peak_per_minute": f"{peak:.2f}",
+                "minutes": f"{minutes:.0f}",
+                "ramp_minutes": f"{ramp:.1f}",
+                "tweets": str(len(times)),
+                "dominant_reason": dominant,
+            }
+        )
+
+    def decoy(self, brand: str, start: datetime, kind: str) -> None:
+        """A surge that is not a bad buzz."""
+        rng = self.rng
+        if kind == "promo":
+            minutes, per_minute = rng.uniform(30, 120), rng.uniform(5, 25)
+            for moment in self._times(start, minutes, per_minute, 5):
+                if rng.random() < 0.5:
+                    text = rng.choice([t for t, label, _ in self.pools.airline[brand] if label == "positive"])
+                    label = "positive"
+                else:
+                    label = rng.choice(("positive", "neutral"))
+                    text = rng.choice(self.pools.general[label])
+                self._add(moment, brand, text, label, "", "promo")
+        elif kind == "retweet_storm":
+            minutes, per_minute = rng.uniform(30, 90), rng.uniform(5, 25)
+            original = rng.choice([t for t, label, _ in self.pools.airline[brand] if label == "neutral"])
+            for moment in self._times(start, minutes, per_minute, 3):
+                self._add(
+                    moment,
+                    brand,
+                    f"RT @{brand.replace(' ', '')}News: {original}",
+                    "neutral",
+                    "",
+                    "retweet_storm",
+                )
+        elif kind == "news_surge":
+            minutes = rng.uniform(30, 90)
+            for moment in self._times(start, minutes, 4.0 * self.rate * 1.5, 5):
+                text, label, reason = self._normal_tweet(brand)
+                self._add(moment, brand, text, label, reason, "news_surge")
+        else:  # night crumbs: a few negative tweets on a quiet night
+            minutes = 10.0
+            for _ in range(rng.randint(2, 4)):
+                text, reason, _ = rng.choice(self.pools.negatives)
+                moment = start + timedelta(minutes=rng.uniform(0, minutes))
+                self._add(moment, brand, rebrand(text, brand), "negative", reason, "night_crumbs")
+        self.decoys.append(
+            {
+                "brand": brand,
+                "kind": kind,
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=minutes)).isoformat(),
+            }
+        )
+
+    def _slots(self, brand: str, count: int, night: bool = False) -> list[datetime]:
+        """Non-overlapping start times after a two-day warm-up, at least 8 hours apart."""
+        taken = [
+            datetime.fromisoformat(e["start"]) for e in self.episodes + self.decoys if e["brand"] == brand
+        ]
+        slots: list[datetime] = []
+        first = START + timedelta(days=2)
+        span = (self.end - timedelta(hours=4) - first).total_seconds()
+        while len(slots) < count:
+            moment = first + timedelta(seconds=self.rng.uniform(0, span))
+            moment = moment.replace(second=0, microsecond=0) + timedelta(seconds=self.rng.uniform(0, 60))
+            if night and local_hour(moment, brand) not in (1, 2, 3, 4):
+                continue
+            if all(abs((moment - other).total_seconds()) > 8 * 3600 for other in taken + slots):
+                slots.append(moment)
+        return slots
+
+    def build(self, episodes_per_week: float = 2.0) -> None:
+        """Everything for every brand."""
+        for brand in HANDLES:
+            self.background(brand)
+            for start in self._slots(brand, round(episodes_per_week * self.weeks)):
+                self.episode(brand, start)
+            for kind, per_week in (("promo", 1), ("retweet_storm", 1), ("news_surge", 0.5)):
+                for start in self._slots(brand, round(per_week * self.weeks)):
+                    self.decoy(brand, start, kind)
+            for start in self._slots(brand, round(3 * self.weeks), night=True):
+                self.decoy(brand, start, "night_crumbs")
+        self.rows.sort(key=lambda r: (r["created_at"], r["id"]))
+
+    def write(self, out: Path) -> None:
+        """tweets.csv (replay input), episodes.csv and decoys.csv (ground truth)."""
+        out.mkdir(parents=True, exist_ok=True)
+        _write_csv(
+            out / "tweets.csv", self.rows, ["id", "created_at", "text", "brand", "label", "negativereason"]
+        )
+        _write_csv(out / "tweets_kind.csv", self.rows, ["id", "kind"])
+        _write_csv(out / "episodes.csv", self.episodes, list(self.episodes[0]))
+        _write_csv(out / "decoys.csv", self.decoys, ["brand", "kind", "start", "end"])
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    threshold, count, product = math.exp(-mean), 0, rng.random()
+    while product > threshold:
+        count += 1
+        product *= rng.random()
+    return count
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, str]], columns: list[str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def build(seed: int, weeks: float, out: Path, pools: Pools | None = None) -> Path:
+    """Generate and write one seed's files; returns the folder."""
+    generator = Generator(pools or load_pools(), seed, weeks)
+    generator.build()
+    generator.write(out)
+    return out
+
+
+def main() -> None:
+    """Command line: build one seed."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--weeks", type=float, default=4.0)
+    parser.add_argument("--out", type=Path, default=None, help="default var/bench/detection/seed<N>")
+    args = parser.parse_args()
+    out = args.out or REPO_ROOT / "var" / "bench" / "detection" / f"seed{args.seed}"
+    build(args.seed, args.weeks, out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""Replay a CSV of tweets through the detector in event time: the `buzzwatch replay` engine.
+
+The same `BuzzDetector` the worker runs is fed here, in (created_at, id) order, so a replay gives the
+alerts the live stream would. Scoring is the shared `Predictor` in large batches (or, with the oracle,
+the file's own labels, to tell model error from detector error). Input is validated row by row: a bad
+row is reported and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+import numpy as np
+
+from buzzwatch.schema import (
+    LABELS,
+    Alert,
+    SchemaError,
+    ScoredTweet,
+    TweetEvent,
+    format_timestamp,
+    parse_timestamp,
+)
+from worker.detection import BuzzDetector
+
+REQUIRED_COLUMNS = ("id", "created_at", "text", "brand")
+REASON_COLUMNS = ("negative_reason", "negativereason")
+MAX_REPORTED_ERRORS = 20
+
+
+class ReplayError(ValueError):
+    """The input cannot be replayed at all (missing file or columns); the message says what to fix."""
+
+
+class ProbabilityModel(Protocol):
+    """What replay needs from `models.predictor.Predictor`."""
+
+    labels: tuple[str, ...]
+    model_version: str
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ReplayRow:
+    """One valid input row."""
+
+    line: int
+    id: str
+    created_at: datetime
+    text: str
+    brand: str
+    label: str | None
+    reason: str | None
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did, printed at the end."""
+
+    rows_read: int = 0
+    rows_skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+    tweets: int = 0
+    alerts: Counter[str] = field(default_factory=Counter)
+    alerts_by_brand: Counter[str] = field(default_factory=Counter)
+    brands: tuple[str, ...] = ()
+    label_counts: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    scoring: str = "oracle"
+    detector_stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def tweets_per_second(self) -> float:
+        """Throughput over the whole replay (reading excluded, scoring and detection included)."""
+        return self.tweets / self.seconds if self.seconds > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        """A human-readable summary."""
+        out = [
+            f"replayed {self.tweets} tweets ({self.rows_skipped} of {self.rows_read} rows skipped) "
+            f"in {self.seconds:.2f} s: {self.tweets_per_second:,.0f} tweets/s, scoring: {self.scoring}",
+            f"labels: {dict(sorted(self.label_counts.items()))}",
+            f"brands tracked: {len(self.brands)} ({', '.join(self.brands)})",
+            f"alerts: {self.alerts['new']} new, {self.alerts['update']} updates; by brand: "
+            f"{dict(sorted(self.alerts_by_brand.items()))}",
+        ]
+        if self.detector_stats.get("late") or self.detector_stats.get("duplicates"):
+            out.append(f"detector: {self.detector_stats}")
+        return out
+
+
+def read_rows(path: Path, oracle: bool, summary: ReplaySummary) -> list[ReplayRow]:
+    """Valid rows of the CSV in event-time order; bad rows are recorded in `summary` and skipped."""
+    if not path.is_file():
+        raise ReplayError(f"input file not found: {path}")
+    rows = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = set(reader.fieldnames or ())
+        required = (*REQUIRED_COLUMNS, "label") if oracle else REQUIRED_COLUMNS
+        missing = [c for c in required if c not in columns]
+        if missing:
+            hint = " (--oracle reads the labels from a 'label' column)" if "label" in missing else ""
+            found = ", ".join(sorted(columns)) or "none"
+            raise ReplayError(f"{path}: missing column(s) {', '.join(missing)}; found {found}{hint}")
+        reason_column = next((c for c in REASON_COLUMNS if c in columns), None) if oracle else None
+        for row in reader:
+            summary.rows_read += 1
+            line = reader.line_num
+            try:
+                rows.append(_parse_row(row, line, oracle, reason_column))
+            except SchemaError as exc:
+                summary.rows_skipped += 1
+                summary.errors.append(f"line {line}: {exc}")
+    rows.sort(key=lambda r: (r.created_at, r.id))
+    return rows
+
+
+def _parse_row(row: dict[str, Any], line: int, oracle: bool, reason_column: str | None) -> ReplayRow:
+    values = {key: (row.get(key) or "").strip() for key in REQUIRED_COLUMNS}
+    for key in ("id", "text", "brand"):
+        if not values[key]:
+            raise SchemaError(f"empty {key!r}")
+    created_at = parse_timestamp(values["created_at"])
+    label = None
+    if oracle:
+        label = (row.get("label") or "").strip().lower()
+        if label not in LABELS:
+            raise SchemaError(f"label {label!r} is not one of {', '.join(LABELS)}")
+    reason = (row.get(reason_column) or "").strip() or None if reason_column else None
+    return ReplayRow(line, values["id"], created_at, row.get("text") or "", values["brand"], label, reason)
+
+
+def _batches(rows: Sequence[ReplayRow], size: int) -> Iterator[Sequence[ReplayRow]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def scored_batches(
+    rows: Sequence[ReplayRow], model: ProbabilityModel | None, batch_size: int
+) -> Iterator[list[ScoredTweet]]:
+    """Scored tweets batch by batch; the model scores batch k+1 in a thread while batch k is detected."""
+    if model is None:
+        for batch in _batches(rows, batch_size):
+            yield [
+                _scored(row, row.label or "neutral", {row.label or "neutral": 1.0}, "oracle") for row in batch
+            ]
+        return
+    labels = model.labels
+    version = model.model_version
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-score") as pool:
+        batches = list(_batches(rows, batch_size))
+        pending: Future[np.ndarray] | None = None
+        for index, batch in enumerate(batches):
+            if pending is None:
+                pending = pool.submit(model.predict_proba, [r.text for r in batch])
+            probabilities = pending.result()
+            pending = (
+                pool.submit(model.predict_proba, [r.text for r in batches[index + 1]])
+                if index + 1 < len(batches)
+                else None
+            )
+            winners = probabilities.argmax(axis=1)
+            yield [
+                _scored(row, labels[winner], dict(zip(labels, map(float, probs), strict=True)), version)
+                for row, winner, probs in zip(batch, winners, probabilities, strict=True)
+            ]
+
+
+def _scored(row: ReplayRow, label: str, probabilities: dict[str, float], version: str) -> ScoredTweet:
+    tweet = TweetEvent(
+        id=row.id, created_at=row.created_at, text=row.text, brands=(row.brand,), source="replay"
+    )
+    return ScoredTweet(
+        tweet=tweet,
+        label=label,
+        probabilities=probabilities,
+        model_version=version,
+        negative_reason=row.reason if label == "negative" else None,
+        scored_at=row.created_at,
+    )
+
+
+def alert_json(alert: Alert, detected_at: datetime) -> str:
+    """One alerts-out line: the alert plus `detected_at`, the event time at which it was emitted."""
+    payload = alert.to_dict()
+    payload["detected_at"] = format_timestamp(detected_at)
+    return json.dumps(payload, ensure_ascii=False)
+
+
+def run_replay(
+    rows: Sequence[ReplayRow],
+    detector: BuzzDetector,
+    out: TextIO,
+    summary: ReplaySummary,
+    model: ProbabilityModel | None = None,
+    speed: float = math.inf,
+    batch_size: int = 2048,
+    on_alert: Callable[[Alert], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Feed the rows through scoring and the detector, writing each alert line as it fires.
+
+    `speed` is event seconds per wall second (inf = as fast as possible).
+    """
+    summary.scoring = "oracle labels" if model is None else f"model {model.model_version}"
+    started = time.perf_counter()
+    first_event = rows[0].created_at.timestamp() if rows else 0.0
+    paced = math.isfinite(speed)
+    last_event: datetime | None = None
+
+    def emit(alerts: list[Alert], detected_at: datetime) -> None:
+        for alert in alerts:
+            out.write(alert_json(alert, detected_at) + "\n")
+            summary.alerts[alert.kind] += 1
+            summary.alerts_by_brand[alert.brand] += 1
+            if on_alert is not None:
+                on_alert(alert)
+        if alerts:
+            out.flush()
+
+    for batch in scored_batches(rows, model, batch_size if not paced else min(batch_size, 256)):
+        for scored in batch:
+            if paced:
+                due = started + (scored.tweet.created_at.timestamp() - first_event) / speed
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    sleep(delay)
+            summary.label_counts[scored.label] += 1
+            last_event = scored.tweet.created_at
+            emit(detector.observe(scored), last_event)
+        summary.tweets += len(batch)
+    if last_event is not None:
+        emit(detector.flush(), last_event)
+    summary.seconds = time.perf_counter() - started
+    summary.brands = detector.brands
+    summary.detector_stats = dict(detector.stats)
+
+
+def print_errors(summary: ReplaySummary, stream: TextIO = sys.stderr) -> None:
+    """Report skipped rows (the first few in full)."""
+    for message in summary.errors[:MAX_REPORTED_ERRORS]:
+        print(f"skipped {message}", file=stream)
+    hidden = len(summary.errors) - MAX_REPORTED_ERRORS
+    if hidden > 0:
+        print(f"... and {hidden} more skipped rows", file=stream)
