@@ -249,8 +249,9 @@ def run_replay(
     summary.detector_stats = dict(detector.stats)
 
 
-def print_errors(summary: ReplaySummary, stream: TextIO = sys.stderr) -> None:
-    """Report skipped rows (the first few in full)."""
+def print_errors(summary: ReplaySummary, stream: TextIO | None = None) -> None:
+    """Report skipped rows (the first few in full) on `stream` (default: standard error)."""
+    stream = stream or sys.stderr
     for message in summary.errors[:MAX_REPORTED_ERRORS]:
         print(f"skipped {message}", file=stream)
     hidden = len(summary.errors) - MAX_REPORTED_ERRORS

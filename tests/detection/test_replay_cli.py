@@ -1,0 +1,285 @@
+"""`buzzwatch replay`: the command-line contract end to end, with --oracle, on small generated files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from buzzwatch.cli import main
+from buzzwatch.schema import parse_timestamp
+from detection.streams import START, background, burst, simple_tokenize
+from worker.detection import BuzzDetector, DetectorConfig
+from worker.replay import ReplaySummary, read_rows, run_replay
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SPIKE = START + timedelta(hours=14)
+CONTRACT_KEYS = {
+    "brand",
+    "fired_at",
+    "window_start",
+    "window_end",
+    "negative_share",
+    "baseline_share",
+    "volume",
+    "score",
+    "top_terms",
+    "sample_ids",
+}
+
+
+def write_csv(
+    path: Path,
+    tweets: list,
+    extra_rows: list[dict] | None = None,
+    columns: list[str] | None = None,
+    reverse: bool = False,
+) -> Path:
+    columns = columns or ["id", "created_at", "text", "brand", "label"]
+    rows = [
+        {
+            "id": s.tweet.id,
+            "created_at": s.tweet.created_at.isoformat().replace("+00:00", "Z"),
+            "text": s.tweet.text,
+            "brand": s.tweet.brands[0],
+            "label": s.label,
+        }
+        for s in tweets
+    ]
+    rows += extra_rows or []
+    if reverse:
+        rows.reverse()
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tweets() -> list:
+    """Two brands for 20 hours; `acme` has a bad buzz at 14:00, `globex` a positive promotion."""
+    return (
+        background(20, seed=1, brand="acme")
+        + background(20, seed=2, brand="globex")
+        + burst(SPIKE, 25, 6, text="they lost my bag again #lostbaggage", prefix="buzz")
+        + burst(SPIKE, 30, 20, label="positive", text="free upgrades today", prefix="promo", brand="globex")
+    )
+
+
+def read_alerts(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_the_exact_command_writes_the_contracted_alerts(tmp_path: Path, tweets: list) -> None:
+    source = write_csv(tmp_path / "in.csv", tweets)
+    alerts_out = tmp_path / "alerts.jsonl"
+    done = subprocess.run(
+        [
+            str(REPO_ROOT / ".venv" / "bin" / "buzzwatch"),
+            "replay",
+            "--input",
+            str(source),
+            "--alerts-out",
+            str(alerts_out),
+            "--speed",
+            "max",
+            "--oracle",
+            "--no-reasons",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    alerts = read_alerts(alerts_out)
+    assert alerts and all(set(a) >= CONTRACT_KEYS for a in alerts)
+    new = [a for a in alerts if a["kind"] == "new"]
+    assert [a["brand"] for a in new] == ["acme"]
+    fired = parse_timestamp(new[0]["fired_at"])
+    assert SPIKE <= fired <= SPIKE + timedelta(minutes=10)
+    assert parse_timestamp(new[0]["window_start"]) < fired <= parse_timestamp(new[0]["window_end"])
+    assert new[0]["negative_share"] > new[0]["baseline_share"] and new[0]["volume"] > 0
+    assert "lost" in new[0]["top_terms"] and new[0]["sample_ids"]
+    assert "brands tracked: 2" in done.stdout and "tweets/s" in done.stdout
+
+
+def test_in_process_run_matches_an_unsorted_file(tmp_path: Path, tweets: list) -> None:
+    sorted_out, shuffled_out = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    common = ["--speed", "max", "--oracle", "--no-reasons", "--quiet"]
+    assert (
+        main(
+            [
+                "replay",
+                "--input",
+                str(write_csv(tmp_path / "a.csv", tweets)),
+                "--alerts-out",
+                str(sorted_out),
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "replay",
+                "--input",
+                str(write_csv(tmp_path / "b.csv", tweets, reverse=True)),
+                "--alerts-out",
+                str(shuffled_out),
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert sorted_out.read_text() == shuffled_out.read_text() != ""
+
+
+def test_bad_rows_are_reported_and_skipped(
+    tmp_path: Path, tweets: list, capsys: pytest.CaptureFixture
+) -> None:
+    bad = [
+        {"id": "bad-time", "created_at": "yesterday", "text": "x", "brand": "acme", "label": "negative"},
+        {
+            "id": "bad-label",
+            "created_at": "2026-01-05T10:00:00Z",
+            "text": "x",
+            "brand": "acme",
+            "label": "angry",
+        },
+        {"id": "", "created_at": "2026-01-05T10:00:00Z", "text": "x", "brand": "acme", "label": "neutral"},
+        {
+            "id": "no-text",
+            "created_at": "2026-01-05T10:00:00Z",
+            "text": "",
+            "brand": "acme",
+            "label": "neutral",
+        },
+    ]
+    source = write_csv(tmp_path / "in.csv", tweets, extra_rows=bad)
+    code = main(
+        [
+            "replay",
+            "--input",
+            str(source),
+            "--alerts-out",
+            str(tmp_path / "out.jsonl"),
+            "--oracle",
+            "--no-reasons",
+            "--quiet",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "not an ISO 8601 timestamp" in captured.err and "'angry' is not one of" in captured.err
+    assert f"(4 of {len(tweets) + 4} rows skipped)" in captured.out
+    assert any(a["kind"] == "new" for a in read_alerts(tmp_path / "out.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("columns", "oracle", "message"),
+    [
+        (["id", "created_at", "text"], True, "missing column(s) brand, label"),
+        (["id", "created_at", "text", "brand"], True, "missing column(s) label"),
+        (["id", "text", "brand", "label"], False, "missing column(s) created_at"),
+    ],
+)
+def test_missing_columns_are_a_clear_error(
+    tmp_path: Path,
+    tweets: list,
+    capsys: pytest.CaptureFixture,
+    columns: list[str],
+    oracle: bool,
+    message: str,
+) -> None:
+    source = write_csv(tmp_path / "in.csv", tweets[:10], columns=columns)
+    args = ["replay", "--input", str(source), "--alerts-out", str(tmp_path / "out.jsonl")]
+    assert main(args + (["--oracle"] if oracle else [])) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_missing_file_and_a_bad_speed_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert (
+        main(
+            ["replay", "--input", str(tmp_path / "nope.csv"), "--alerts-out", str(tmp_path / "o"), "--oracle"]
+        )
+        == 2
+    )
+    assert "input file not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["replay", "--input", "x.csv", "--alerts-out", "o.jsonl", "--speed", "fast"])
+
+
+def test_speed_n_paces_the_replay_in_event_time(tmp_path: Path, tweets: list) -> None:
+    rows = read_rows(write_csv(tmp_path / "in.csv", tweets), True, ReplaySummary())[:200]
+    span = (rows[-1].created_at - rows[0].created_at).total_seconds()
+    slept: list[float] = []
+    run_replay(
+        rows,
+        BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize),
+        io.StringIO(),
+        ReplaySummary(),
+        speed=1000.0,
+        sleep=slept.append,
+    )
+    # The fake sleep does not pass time, so the last tweet waits for (almost) the whole span / speed.
+    assert slept and max(slept) == pytest.approx(span / 1000.0, rel=0.2)
+
+
+class KeywordModel:
+    """A stand-in for the Predictor: 'lost' is negative, everything else neutral."""
+
+    labels = ("negative", "neutral", "positive")
+    model_version = "keyword-1"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        return np.array(
+            [[0.8, 0.1, 0.1] if "lost" in t else [0.1, 0.8, 0.1] for t in texts], dtype=np.float32
+        )
+
+
+def test_model_scoring_runs_in_batches(tmp_path: Path, tweets: list) -> None:
+    rows = read_rows(write_csv(tmp_path / "in.csv", tweets), False, ReplaySummary())
+    model, summary, out = KeywordModel(), ReplaySummary(), io.StringIO()
+    run_replay(
+        rows,
+        BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize),
+        out,
+        summary,
+        model=model,
+        batch_size=500,
+        speed=math.inf,
+    )
+    assert model.calls == math.ceil(len(rows) / 500)
+    assert summary.tweets == len(rows) and summary.scoring == "model keyword-1"
+    alerts = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [a["brand"] for a in alerts if a["kind"] == "new"] == ["acme"]
+    assert all("detected_at" in a for a in alerts)
+
+
+def test_help_documents_the_contract() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "buzzwatch.cli", "replay", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    assert done.returncode == 0
+    for flag in ("--input", "--alerts-out", "--speed", "--oracle"):
+        assert flag in done.stdout
