@@ -203,3 +203,18 @@ def test_feedback_stats_count_right_and_wrong(client: FlaskClient) -> None:
     assert (stats["total"], stats["correct"], stats["wrong"]) == (3, 1, 2)
     assert {"predicted": "positive", "correct": "negative", "count": 2} in stats["pairs"]
     assert stats["last_received_at"].endswith("Z")
+
+
+def test_export_is_read_by_the_training_extra_data_reader(client: FlaskClient, tmp_path: Path) -> None:
+    from models.train import read_extra_data
+
+    for text, label in [("love it", "negative"), ("so late, again", "neutral")]:
+        prediction = _predict(client, text)
+        client.post("/v1/feedback", json={"prediction_id": prediction["prediction_id"], "label": label})
+    export = tmp_path / "feedback.csv"
+    export.write_bytes(client.get("/v1/admin/feedback.csv", headers={"X-API-Key": API_KEY}).get_data())
+    extra = read_extra_data((export,))
+    assert extra[["text", "label"]].values.tolist() == [
+        ["love it", "negative"],
+        ["so late, again", "neutral"],
+    ]
