@@ -138,8 +138,8 @@ def test_out_of_order_within_tolerance_gives_the_same_alerts() -> None:
         + burst(DAY_SPIKE + timedelta(hours=3), 30, 8, prefix="b", seed=5)
     )
     rng = random.Random(0)
-    # Arrival order: each tweet delayed by up to 50 s of event time (tolerance 60 s).
-    shuffled = sorted(tweets, key=lambda s: s.tweet.created_at + timedelta(seconds=rng.uniform(0, 50)))
+    # Arrival order: each tweet delayed by up to 25 s of event time (default tolerance 30 s).
+    shuffled = sorted(tweets, key=lambda s: s.tweet.created_at + timedelta(seconds=rng.uniform(0, 25)))
     assert shuffled != tweets
     det = detector()
     reference = run(detector(), tweets)
@@ -149,7 +149,7 @@ def test_out_of_order_within_tolerance_gives_the_same_alerts() -> None:
 
 def test_events_later_than_the_tolerance_are_counted_late() -> None:
     tweets = in_order(background(5, seed=2, start=DAY_SPIKE))
-    stale = scored("stale", tweets[-1].tweet.created_at - timedelta(minutes=5), "negative", "old news")
+    stale = scored("stale", tweets[-1].tweet.created_at - timedelta(minutes=2), "negative", "old news")
     det = detector()
     run(det, [*tweets, stale])
     assert det.stats["late"] == 1
@@ -172,3 +172,31 @@ def test_state_round_trip_mid_episode_gives_the_same_alerts() -> None:
 def test_replaying_twice_is_identical() -> None:
     tweets = in_order(background(30, seed=8) + burst(DAY_SPIKE, 25, 5))
     assert run(detector(), tweets) == run(detector(), tweets)
+
+
+def test_config_from_env_and_overrides() -> None:
+    env = {
+        "BUZZWATCH_DETECTOR_FIRE_SCORE": "7.5",
+        "BUZZWATCH_DETECTOR_LATENESS_S": "10",
+        "BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": 12}}',
+    }
+    config = DetectorConfig.from_env(env)
+    assert config.defaults.fire_score == 7.5 and config.lateness_tolerance_s == 10
+    assert config.params_for("United").min_negatives == 12 and config.params_for("United").fire_score == 7.5
+    assert config.params_for("Delta").min_negatives == config.defaults.min_negatives
+    assert DetectorConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"BUZZWATCH_DETECTOR_BRANDS": "not json"},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"no_such_setting": 1}}'},
+        {"BUZZWATCH_DETECTOR_FIRE_SCORE": "high"},
+    ],
+)
+def test_bad_detector_settings_are_refused(env: dict[str, str]) -> None:
+    from buzzwatch.settings import SettingsError
+
+    with pytest.raises(SettingsError):
+        DetectorConfig.from_env(env)

@@ -9,6 +9,7 @@ import pytest
 
 from detection.streams import START, background, burst, in_order, run, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig, TweetRecord, copy_key, explain
+from worker.detection.explain import reference_counts
 from worker.detection.stats import binomial_z, poisson_z, weighted_log_odds
 
 SPIKE = START + timedelta(hours=14)
@@ -57,7 +58,8 @@ def test_explanation_groups_copies_and_finds_the_buzz_words() -> None:
     others += [record(f"d{i}", f"delayed for hours at gate {i}") for i in range(3)]
     calm = [record(f"p{i}", "nice flight today", negative=False) for i in range(5)]
     reference = [f"great crew and a smooth flight number {i}" for i in range(200)]
-    result = explain(storm + others + calm, reference, simple_tokenize, FixedReasons(), samples=5)
+    counts = reference_counts(reference, simple_tokenize)
+    result = explain(storm + others + calm, counts, simple_tokenize, FixedReasons(), samples=5)
     ids = result["sample_ids"]
     assert len(ids) == len(set(ids)) <= 5
     storm_samples = [s for s in result["samples"] if s["id"].startswith("rt")]
@@ -72,7 +74,7 @@ def test_explanation_groups_copies_and_finds_the_buzz_words() -> None:
 def test_reasons_already_on_the_tweets_are_used_without_a_model() -> None:
     window = [record(f"a{i}", f"late again {i}", reason="Late Flight") for i in range(3)]
     window += [record("b", "rude agent", reason="Customer Service Issue")]
-    result = explain(window, [], simple_tokenize, reason_model=None)
+    result = explain(window, reference_counts([], simple_tokenize), simple_tokenize, reason_model=None)
     assert result["reasons"] == {"Late Flight": 0.75, "Customer Service Issue": 0.25}
 
 

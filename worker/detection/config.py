@@ -33,7 +33,7 @@ class DetectorConfig:
     """Event-time windows, baseline memory and explanation sizes; `defaults` apply to every brand."""
 
     windows_minutes: tuple[int, ...] = (5, 15, 60)
-    lateness_tolerance_s: float = 60.0  # events up to this late (event time) are counted exactly
+    lateness_tolerance_s: float = 30.0  # events up to this late (event time) are counted exactly
     defaults: BrandParams = field(default_factory=BrandParams)
     brand_overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     baseline_lag_minutes: int = 60  # a minute joins the baseline this long after it closes
@@ -122,7 +122,7 @@ class DetectorConfig:
             if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
                 raise SettingsError("BUZZWATCH_DETECTOR_BRANDS must map brand names to objects of settings")
         return cls(
-            lateness_tolerance_s=env_float(env, "BUZZWATCH_DETECTOR_LATENESS_S", 60.0),
+            lateness_tolerance_s=env_float(env, "BUZZWATCH_DETECTOR_LATENESS_S", cls.lateness_tolerance_s),
             defaults=defaults,
             brand_overrides=overrides,
         )

@@ -35,14 +35,22 @@ import logging
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from buzzwatch.schema import Alert, ScoredTweet
 from worker.detection.baseline import DayProfileBaseline
 from worker.detection.config import BrandParams, DetectorConfig
-from worker.detection.explain import ReasonModel, Tokenizer, TweetRecord, default_tokenizer, explain
+from worker.detection.explain import (
+    ReasonModel,
+    ReferenceCounts,
+    Tokenizer,
+    TweetRecord,
+    default_tokenizer,
+    explain,
+    reference_counts,
+)
 from worker.detection.stats import binomial_z, poisson_z
 
 log = logging.getLogger(__name__)
@@ -55,7 +63,7 @@ _SQRT2 = math.sqrt(2.0)
 _M, _TOTAL, _NEG, _EXP_TOTAL, _EXP_NEG, _FLAG = range(6)
 
 
-@dataclass
+@dataclass(slots=True)
 class WindowEval:
     """The test of one window ending at a closed minute."""
 
@@ -114,6 +122,8 @@ class BrandState:
     episode: Episode | None = None
     last_episode: Episode | None = None
     last_evals: list[WindowEval] = field(default_factory=list)
+    reference_counts: ReferenceCounts | None = None  # cache of the reference corpus, see _reference
+    reference_hour: int | None = None
 
 
 class BuzzDetector:
@@ -168,7 +178,8 @@ class BuzzDetector:
             retweet_of=tweet.retweet_of,
         )
         self.stats["observed"] += 1
-        for brand in dict.fromkeys(tweet.brands):
+        brands = tweet.brands if len(tweet.brands) == 1 else tuple(dict.fromkeys(tweet.brands))
+        for brand in brands:
             state = self._brands.get(brand)
             if state is None:
                 state = self._new_brand(brand, minute)
@@ -490,6 +501,14 @@ class BuzzDetector:
             self._tokenizer = default_tokenizer()
         return self._tokenizer
 
+    def _reference(self, state: BrandState, minute: int) -> ReferenceCounts:
+        """The brand's reference term counts, recounted at most once an event-time hour (they are slow)."""
+        hour = minute // 60
+        if state.reference_hour != hour or state.reference_counts is None:
+            state.reference_counts = reference_counts(list(state.reference), self.tokenizer)
+            state.reference_hour = hour
+        return state.reference_counts
+
     def _alert(
         self,
         state: BrandState,
@@ -517,7 +536,7 @@ class BuzzDetector:
         try:
             details = explain(
                 in_window,
-                list(state.reference),
+                self._reference(state, minute),
                 self.tokenizer,
                 self.reason_model,
                 top_terms=self.config.top_terms,
@@ -603,7 +622,9 @@ def _brand_state_dict(state: BrandState) -> dict[str, Any]:
         "reference": list(state.reference),
         "episode": _episode_dict(state.episode),
         "last_episode": _episode_dict(state.last_episode),
-        "last_evals": [dict(vars(e)) for e in state.last_evals],
+        "last_evals": [asdict(e) for e in state.last_evals],
+        "reference_counts": state.reference_counts.to_dict() if state.reference_counts else None,
+        "reference_hour": state.reference_hour,
     }
 
 
@@ -624,4 +645,8 @@ def _brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str
         episode=Episode(**payload["episode"]) if payload["episode"] else None,
         last_episode=Episode(**payload["last_episode"]) if payload["last_episode"] else None,
         last_evals=[WindowEval(**e) for e in payload["last_evals"]],
+        reference_counts=ReferenceCounts.from_dict(payload["reference_counts"])
+        if payload.get("reference_counts")
+        else None,
+        reference_hour=payload.get("reference_hour"),
     )

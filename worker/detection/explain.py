@@ -11,7 +11,8 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from worker.detection.stats import weighted_log_odds
@@ -83,9 +84,9 @@ def group_copies(records: Sequence[TweetRecord]) -> list[list[TweetRecord]]:
 
 
 def _over_represented(
-    focus: Counter[str],
+    focus: Mapping[str, float],
     focus_docs: float,
-    reference: Counter[str],
+    reference: Mapping[str, float],
     reference_docs: float,
     limit: int,
     min_count: float = 2.0,
@@ -123,9 +124,37 @@ def reason_shares(
     }
 
 
+@dataclass(frozen=True)
+class ReferenceCounts:
+    """How many of the reference (normal) tweets contain each term and hashtag."""
+
+    terms: dict[str, int]
+    tags: dict[str, int]
+    docs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"terms": self.terms, "tags": self.tags, "docs": self.docs}
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> ReferenceCounts:
+        """Rebuild from `to_dict` output."""
+        return cls(dict(payload["terms"]), dict(payload["tags"]), int(payload["docs"]))
+
+
+def reference_counts(texts: Sequence[str], tokenizer: Tokenizer) -> ReferenceCounts:
+    """Count terms and hashtags over the reference tweets (once per tweet)."""
+    terms: Counter[str] = Counter()
+    tags: Counter[str] = Counter()
+    for text in texts:
+        terms.update(_terms(tokenizer(text)))
+        tags.update(set(hashtags(text)))
+    return ReferenceCounts(dict(terms), dict(tags), len(texts))
+
+
 def explain(
     window: Sequence[TweetRecord],
-    reference_texts: Sequence[str],
+    reference: ReferenceCounts,
     tokenizer: Tokenizer,
     reason_model: ReasonModel | None = None,
     top_terms: int = 10,
@@ -134,8 +163,8 @@ def explain(
     """Terms, hashtags, reason shares and representative negative tweets of an alert window.
 
     The focus corpus is the window's negative tweets, a copy group counting 1 + ln(size) (a retweet storm
-    weighs more than one tweet, not a thousand times more); the reference corpus is
-    the brand's recent normal tweets. Representative tweets are the negative groups whose words are most
+    weighs more than one tweet, not a thousand times more); the reference corpus is the brand's recent
+    normal tweets. Representative tweets are the negative groups whose words are most
     over-represented (per word), times the group's weight 1 + ln(size); then larger groups and more
     confident predictions first among equals.
     """
@@ -152,13 +181,9 @@ def explain(
             focus_terms[word] += weight
         for tag in set(hashtags(group[0].text)):
             focus_tags[tag] += weight
-    reference_terms: Counter[str] = Counter()
-    reference_tags: Counter[str] = Counter()
-    for text in reference_texts:
-        reference_terms.update(_terms(tokenizer(text)))
-        reference_tags.update(set(hashtags(text)))
     focus_docs = sum(1.0 + math.log(len(group)) for group in groups)
-    reference_docs = float(len(reference_texts))
+    reference_terms, reference_tags = reference.terms, reference.tags
+    reference_docs = float(reference.docs)
     term_scores = _over_represented(focus_terms, focus_docs, reference_terms, reference_docs, top_terms)
     tag_scores = _over_represented(focus_tags, focus_docs, reference_tags, reference_docs, top_terms)
     term_weight = dict(term_scores)
