@@ -35,7 +35,7 @@ serving_split() {
   python3 -c '
 import json, sys
 status = json.load(sys.stdin).get("status", {})
-parts = [f"{t[\"revisionName\"]}={t[\"percent\"]}" for t in status.get("traffic", [])
+parts = ["%s=%s" % (t["revisionName"], t["percent"]) for t in status.get("traffic", [])
          if t.get("percent") and t.get("revisionName")]
 print(",".join(parts))'
 }
