@@ -28,6 +28,15 @@ _NON_WORD_RE = re.compile(r"[\W_]+")
 _HASHTAG_RE = re.compile(r"(?<![\w&])#(\w*[A-Za-z]\w*)")
 _TERM_RE = re.compile(r"^[^\W\d_][\w'-]*$")
 _MIN_TERM_Z = 1.96
+# Function words carry no "why": never reported as terms (negations stay: "not", "no", "never").
+_STOPWORD_TEXT = """a about above after again all also am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further get got had has have having
+    he her here hers herself him himself his how i if in into is it its itself just let me more most my myself
+    of off on once only or other our ours ourselves out over own same she should so some such than that the
+    their theirs them themselves then there these they this those through to too under until up us very was
+    we were what when where which while who whom why will with would you your yours yourself yourselves
+    im ive id ill youre its thats dont cant wont"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 class ReasonModel(Protocol):
@@ -71,8 +80,8 @@ def default_tokenizer() -> Tokenizer:
 
 
 def _terms(tokens: Iterable[str]) -> set[str]:
-    """Word tokens worth reporting (no special tokens, punctuation, numbers or one-letter words)."""
-    return {t for t in tokens if len(t) > 1 and _TERM_RE.match(t)}
+    """Word tokens worth reporting (no special tokens, punctuation, numbers, stop words, single letters)."""
+    return {t for t in tokens if len(t) > 1 and t not in STOPWORDS and _TERM_RE.match(t)}
 
 
 def group_copies(records: Sequence[TweetRecord]) -> list[list[TweetRecord]]:
