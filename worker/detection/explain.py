@@ -29,13 +29,16 @@ _HASHTAG_RE = re.compile(r"(?<![\w&])#(\w*[A-Za-z]\w*)")
 _TERM_RE = re.compile(r"^[^\W\d_][\w'-]*$")
 _MIN_TERM_Z = 1.96
 # Function words carry no "why": never reported as terms (negations stay: "not", "no", "never").
-_STOPWORD_TEXT = """a about above after again all also am an and any are as at be because been before being below between
-    both but by can could did do does doing down during each few for from further get got had has have having
-    he her here hers herself him himself his how i if in into is it its itself just let me more most my myself
-    of off on once only or other our ours ourselves out over own same she should so some such than that the
-    their theirs them themselves then there these they this those through to too under until up us very was
-    we were what when where which while who whom why will with would you your yours yourself yourselves
-    im ive id ill youre its thats dont cant wont"""
+_STOPWORD_TEXT = """
+    a about above after again all also am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further get got
+    had has have having he her here hers herself him himself his how i if in into is it its itself
+    just let me more most my myself of off on once only or other our ours ourselves out over own
+    same she should so some such than that the their theirs them themselves then there these they
+    this those through to too under until up us very was we were what when where which while who
+    whom why will with would you your yours yourself yourselves im ive id ill youre its thats dont
+    cant wont
+"""
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
