@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 HEADLINE = ("macro_f1", "macro_recall", "accuracy")
+REPORT_KEYS = (*HEADLINE, "n", "per_class", "confusion_matrix")
 
 
 def _is_report(value: Any) -> bool:
@@ -15,10 +16,32 @@ def _is_report(value: Any) -> bool:
 
 
 def metric_sections(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The evaluation reports in the model's metrics: the top level, or one per data set when nested."""
+    """The evaluation reports in the model's metrics, one per data set.
+
+    Three shapes are read: one report at the top level; nested reports (`{set: report}`); and the flat
+    keys the training writes into the artifact (`<set>_macro_f1`, `<set>_n`, `<set>_confusion_matrix`...).
+    """
     sections = [("evaluation", metrics)] if _is_report(metrics) else []
     sections += [(str(name), value) for name, value in metrics.items() if _is_report(value)]
+    flat: dict[str, dict[str, Any]] = {}
+    for key, value in metrics.items():
+        for suffix in REPORT_KEYS:
+            if key.endswith(f"_{suffix}") and not isinstance(value, dict):
+                flat.setdefault(key.removesuffix(f"_{suffix}"), {})[suffix] = value
+                break
+    sections += [(name, report) for name, report in flat.items() if _is_report(report)]
     return sections
+
+
+def other_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Scalar metrics that belong to no evaluation set (selection score, parity, training time...)."""
+    return {
+        key: value
+        for key, value in metrics.items()
+        if isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and not any(key == suffix or key.endswith(f"_{suffix}") for suffix in REPORT_KEYS)
+    }
 
 
 def per_class_frame(report: dict[str, Any]) -> pd.DataFrame | None:

@@ -4,7 +4,13 @@ import altair as alt
 import streamlit as st
 
 from streamlit_app.common import require_api
-from streamlit_app.model_view import confusion_frame, feedback_frame, metric_sections, per_class_frame
+from streamlit_app.model_view import (
+    confusion_frame,
+    feedback_frame,
+    metric_sections,
+    other_metrics,
+    per_class_frame,
+)
 from streamlit_app.settings import UiSettings
 
 settings = UiSettings.from_env()
@@ -40,6 +46,9 @@ for name, report in sections:
     matrix = confusion_frame(report.get("confusion_matrix"), labels)
     if matrix is not None:
         st.altair_chart(heatmap(matrix, "predicted", "true", f"Confusion matrix ({name})"), width="stretch")
+others = other_metrics(model["metrics"])
+if others:
+    st.dataframe({"metric": list(others), "value": list(others.values())}, hide_index=True)
 
 st.subheader("Feedback received so far")
 stats = client.feedback_stats()

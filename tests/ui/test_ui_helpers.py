@@ -1,0 +1,32 @@
+"""The pure helpers behind the pages."""
+
+from __future__ import annotations
+
+from streamlit_app.model_view import confusion_frame, metric_sections, other_metrics
+
+
+def test_metric_sections_read_the_flat_keys_of_the_artifact() -> None:
+    metrics = {
+        "validation_airline_macro_f1": 0.8,
+        "validation_airline_accuracy": 0.85,
+        "validation_airline_n": 1500.0,
+        "validation_airline_confusion_matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+        "tweeteval_test_macro_recall": 0.66,
+        "selection_score": 0.7,
+        "train_seconds": 900.0,
+    }
+    sections = dict(metric_sections(metrics))
+    assert sections["validation_airline"]["macro_f1"] == 0.8
+    assert sections["validation_airline"]["n"] == 1500.0
+    assert sections["tweeteval_test"] == {"macro_recall": 0.66}
+    assert other_metrics(metrics) == {"selection_score": 0.7, "train_seconds": 900.0}
+    frame = confusion_frame(
+        sections["validation_airline"]["confusion_matrix"], ["negative", "neutral", "positive"]
+    )
+    assert frame is not None and frame["count"].sum() == 3
+
+
+def test_metric_sections_read_nested_and_top_level_reports() -> None:
+    assert metric_sections({"macro_f1": 0.5})[0] == ("evaluation", {"macro_f1": 0.5})
+    assert metric_sections({"test": {"accuracy": 0.9}}) == [("test", {"accuracy": 0.9})]
+    assert confusion_frame([[1, 2]], ["a", "b"]) is None
