@@ -76,7 +76,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
         "FeedbackById": {
             "type": "object",
             "properties": {
-                "prediction_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                "prediction_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
                 "label": label,
                 "comment": {"type": "string", "maxLength": max_comment_chars},
             },

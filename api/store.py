@@ -150,11 +150,14 @@ class FeedbackStore:
         database_url: str,
         *,
         flush_interval_s: float = 0.2,
+        max_pending: int = 100_000,
         retention_s: float = 7 * 24 * 3600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = make_engine(database_url)
         self._flush_interval_s = flush_interval_s
+        self._max_pending = max_pending
+        self.dropped_predictions = 0
         self._retention_s = retention_s
         self._clock = clock
         self._pending: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
@@ -238,8 +241,12 @@ class FeedbackStore:
                 with self.engine.begin() as connection:
                     connection.execute(insert(predictions_table), rows)
             except Exception:
-                for row in rows:
-                    self._pending.put(row)
+                if self._pending.qsize() + len(rows) <= self._max_pending:
+                    for row in rows:  # kept for the next flush: the database may be back by then
+                        self._pending.put(row)
+                else:  # bounded memory during a long outage; feedback by text still works for these
+                    self.dropped_predictions += len(rows)
+                    logger.error("prediction log full: %d predictions not logged", len(rows))
                 raise
             return len(rows)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from buzzwatch.schema import LABELS
 
 PREDICTION_ID_MAX_CHARS = 64
+PREDICTION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class RequestError(Exception):
@@ -65,6 +67,17 @@ def _reject_unknown(payload: dict[str, Any], allowed: set[str]) -> None:
         raise RequestError(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(sorted(allowed))}")
 
 
+def _check_storable(value: str, where: str) -> str:
+    """Refuse what no database can store: NUL characters and lone UTF-16 surrogates."""
+    if "\x00" in value:
+        raise RequestError(f"{where} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(f"{where} contains invalid Unicode (a lone surrogate)") from None
+    return value
+
+
 def _check_text(value: Any, where: str, max_chars: int) -> str:
     if not isinstance(value, str):
         raise RequestError(f"{where} must be a string, got {_json_type(value)}")
@@ -72,7 +85,7 @@ def _check_text(value: Any, where: str, max_chars: int) -> str:
         raise RequestError(f"{where} is empty")
     if len(value) > max_chars:
         raise RequestError(f"{where} is {len(value)} characters long; the limit is {max_chars}")
-    return value
+    return _check_storable(value, where)
 
 
 def _check_label(value: Any, field_name: str) -> str:
@@ -93,7 +106,7 @@ def _optional_str(payload: dict[str, Any], field_name: str, max_chars: int) -> s
         raise RequestError(f"'{field_name}' must be a string, got {_json_type(value)}")
     if len(value) > max_chars:
         raise RequestError(f"'{field_name}' is {len(value)} characters long; the limit is {max_chars}")
-    return value
+    return _check_storable(value, f"'{field_name}'")
 
 
 def parse_predict(payload: Any, *, max_batch: int, max_text_chars: int) -> PredictRequest:
@@ -131,6 +144,10 @@ def parse_feedback(payload: Any, *, max_text_chars: int, max_comment_chars: int)
             raise RequestError("'prediction_id' must be a non-empty string, as returned by /v1/predict")
         if len(prediction_id) > PREDICTION_ID_MAX_CHARS:
             raise RequestError(f"'prediction_id' is longer than {PREDICTION_ID_MAX_CHARS} characters")
+        if not PREDICTION_ID_RE.fullmatch(prediction_id):
+            raise RequestError(
+                "'prediction_id' has characters no prediction id has (letters, digits, - and _)"
+            )
         if "text" in body or "predicted_label" in body:
             raise RequestError("send either 'prediction_id' or 'text' with 'predicted_label', not both")
         return FeedbackRequest(label, prediction_id, None, None, None, comment)

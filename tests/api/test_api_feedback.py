@@ -74,6 +74,13 @@ def test_feedback_by_text_and_predicted_label_is_stored_once(client: FlaskClient
         ({"prediction_id": "", "label": "neutral"}, 400, "'prediction_id' must be a non-empty string"),
         ({"prediction_id": 12, "label": "neutral"}, 400, "'prediction_id' must be a non-empty string"),
         ({"prediction_id": "x" * 65, "label": "neutral"}, 400, "longer than 64"),
+        ({"prediction_id": "a b;--", "label": "neutral"}, 400, "letters, digits"),
+        (
+            {"prediction_id": "a", "label": "neutral", "comment": "\ud83d"},
+            400,
+            "'comment' contains invalid Unicode",
+        ),
+        ({"text": "a\x00", "predicted_label": "neutral", "label": "neutral"}, 400, "NUL character"),
         ({"label": "neutral"}, 400, "missing field 'prediction_id'"),
         ({"text": "hi", "label": "neutral"}, 400, "'predicted_label'"),
         ({"text": "hi", "predicted_label": "sad", "label": "neutral"}, 400, "'predicted_label' is 'sad'"),
@@ -218,3 +225,29 @@ def test_export_is_read_by_the_training_extra_data_reader(client: FlaskClient, t
         ["love it", "negative"],
         ["so late, again", "neutral"],
     ]
+
+
+def test_prediction_log_keeps_rows_while_the_database_is_down_and_bounds_them(settings: ApiSettings) -> None:
+    from sqlalchemy import create_engine
+
+    from api.store import FeedbackStore, LoggedPrediction
+
+    store = FeedbackStore(
+        settings.common.database_url, max_pending=3, flush_interval_s=3600
+    )  # flushed by hand
+    working_engine = store.engine
+    store.engine = create_engine("sqlite:////nonexistent-dir/x.db")
+    rows = [LoggedPrediction(f"id{i}", "text", "neutral", "v1") for i in range(2)]
+    store.log_predictions(rows, [{"neutral": 1.0}] * 2)
+    with pytest.raises(Exception):  # noqa: B017 - any database error
+        store.flush()
+    assert store.dropped_predictions == 0
+    store.log_predictions([*rows[:1], LoggedPrediction("id9", "t", "neutral", "v1")], [{"neutral": 1.0}] * 2)
+    with pytest.raises(Exception):  # noqa: B017
+        store.flush()
+    assert store.dropped_predictions == 4  # 4 queued > 3 allowed: this batch is dropped, memory stays bounded
+    store.engine = working_engine
+    store.log_predictions(rows[1:], [{"neutral": 1.0}])
+    assert store.flush() == 1
+    assert store.find_prediction("id1") is not None
+    store.close()

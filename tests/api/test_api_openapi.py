@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import string
 from typing import Any
 
@@ -13,6 +14,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from api.app import create_app
+from api.settings import ApiSettings
+from api.store import FeedbackStore
+from buzzwatch.notify import Mailer
+from buzzwatch.telemetry import LocalTelemetry
 
 FUZZ_SETTINGS = settings(
     max_examples=120,
@@ -207,3 +214,27 @@ def test_fuzz_any_route_and_method_answers_json_without_500(
     assert response.status_code < 500
     if response.status_code >= 400:
         assert response.is_json and response.get_json()["message"]
+
+
+@pytest.mark.model
+def test_fuzz_the_real_predictor_with_any_unicode(
+    settings: ApiSettings, store: FeedbackStore, telemetry: LocalTelemetry, mailer: Mailer
+) -> None:
+    from models.predictor import Predictor
+
+    predictor = Predictor.load(os.environ.get("BUZZWATCH_MODEL_URI"), threads=1)
+    client = create_app(
+        settings, predictor=predictor, store=store, telemetry=telemetry, mailer=mailer
+    ).test_client()
+    any_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=300).filter(str.strip)
+
+    @FUZZ_SETTINGS
+    @given(texts=st.lists(any_text, min_size=1, max_size=8))
+    def fuzz(texts: list[str]) -> None:
+        response = client.post("/v1/predict", json={"texts": texts})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        predictions = response.get_json()["predictions"]
+        assert len(predictions) == len(texts)
+        assert all(sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-4) for p in predictions)
+
+    fuzz()

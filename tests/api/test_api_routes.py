@@ -50,6 +50,8 @@ def test_predict_a_list_keeps_order_and_gives_distinct_ids(client: FlaskClient) 
         ({"texts": ["tweet"] * 9}, "the limit is 8 per request"),
         ({"text": "a", "texts": ["b"]}, "not both"),
         ({"txt": "typo"}, "unknown field 'txt'"),
+        ({"text": "nul \x00 inside"}, "NUL character"),
+        ({"texts": ["ok", "lone \ud800 surrogate"]}, "'texts[1]' contains invalid Unicode"),
         (["a", "list"], "must be a JSON object"),
         ("a string", "must be a JSON object"),
     ],
