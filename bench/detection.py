@@ -259,8 +259,8 @@ def main() -> None:
             f"fire={fire} share_z={share_z}": DetectorConfig(
                 defaults=replace(BrandParams(), fire_score=fire, min_share_z=share_z)
             )
-            for fire in (5.0, 5.5, 6.0, 7.0)
-            for share_z in (1.5, 2.0, 2.5)
+            for fire in (4.0, 5.0, 6.0)
+            for share_z in (2.5, 3.0, 3.5)
         }
         naive_thresholds = [8, 10, 12, 14, 16, 18, 20, 24]
     model = None

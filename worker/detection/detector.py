@@ -8,10 +8,12 @@ How it works (the README explains the why):
   A tweet later than that is counted in `stats["late"]` and left out.
 - At each closed minute, for each window (5, 15, 60 minutes) ending there: the negative count is tested
   against the expected negatives (Poisson, signed-root deviance) and the negative share against the
-  baseline share plus a margin (binomial likelihood ratio). The window's score combines the two z-scores
-  (Stouffer: their sum over root 2); a window can only fire when the share test alone is significant
-  (`min_share_z`) and it holds enough negatives: more negatives than usual *and* a larger share of them.
-  A surge of neutral or positive tweets raises the count but not the share, so it does not fire.
+  baseline share plus a margin (binomial likelihood ratio). Both must be significant (an
+  intersection-union test): the window's score is min(count z, share z x fire_score / min_share_z), so
+  it reaches `fire_score` only when the count z reaches `fire_score` AND the share z reaches
+  `min_share_z`, with enough negatives: more negatives than usual *and* a larger share of them. A surge
+  of neutral or positive tweets, or a news surge at the usual share, raises the count but not the
+  share, so it does not fire.
 - The baseline (hour-of-day volume and share, see `baseline.py`) learns from minutes once they are
   older than `baseline_lag_minutes`, and barely (`anomaly_weight`) from minutes that were unusual when
   they closed (inside an episode or with a high score), so a bad buzz does not hide itself; a volume
@@ -32,7 +34,6 @@ Event time is trusted: the caller should refuse timestamps from the future.
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -57,7 +58,6 @@ log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 SECONDS_PER_MINUTE = 60
-_SQRT2 = math.sqrt(2.0)
 
 # Indexes into a closed-minute entry: [minute, total, negative, expected_total, expected_negative, flagged]
 _M, _TOTAL, _NEG, _EXP_TOTAL, _EXP_NEG, _FLAG = range(6)
@@ -146,6 +146,7 @@ class BuzzDetector:
         self._windows = tuple(self.config.windows_minutes)
         self._longest = max(self._windows)
         self._brands: dict[str, BrandState] = {}
+        self._order: list[str] = []  # brand names, sorted
         self._params: dict[str, BrandParams] = {}
         self._next_minute: int | None = None  # the first minute not closed yet
         self._max_ts: float | None = None
@@ -211,7 +212,8 @@ class BuzzDetector:
                 self._skip_gap(target)
                 continue
             minute = self._next_minute
-            for state in self._brands.values():
+            for brand in self._order:  # sorted: the alerts of one minute come out in one order
+                state = self._brands[brand]
                 if state.first_minute <= minute:
                     alerts.extend(self._close_minute(state, minute))
             self._next_minute = minute + 1
@@ -234,7 +236,8 @@ class BuzzDetector:
         """The brand's latest closed-minute figures for metrics and dashboards.
 
         Share and volume are those of the middle window (15 minutes by default); `score` is the alarm
-        level: the best window score among windows whose negative share is significantly high, else 0.
+        level: the best window score, min(count z, scaled share z), floored at 0 (it reaches
+        `fire_score` when a window fires).
         """
         state = self._brands.get(brand)
         evals = state.last_evals if state else []
@@ -259,7 +262,7 @@ class BuzzDetector:
             "baseline_share": round(window.baseline_share, 4),
             "volume": window.volume,
             "baseline_volume": round(window.expected_volume, 3),
-            "score": round(self._alarm(evals, self._params_for(brand)), 3),
+            "score": round(self._alarm(evals), 3),
             "window_minutes": window.minutes,
             "active": state.episode is not None,
             "episode_id": state.episode.episode_id if state.episode else None,
@@ -282,6 +285,7 @@ class BuzzDetector:
             reference=deque(maxlen=self.config.reference_size),
         )
         self._brands[brand] = state
+        self._order = sorted(self._brands)
         return state
 
     def _evaluate(
@@ -290,6 +294,7 @@ class BuzzDetector:
         """Test every window, with the newest minute's counts adjusted by (extra_total, extra_neg)."""
         evals = []
         floor = self.config.min_rate_per_minute
+        share_scale = params.fire_score / params.min_share_z
         for (total, negatives, expected_total, expected_negatives), minutes in zip(
             state.sums, self._windows, strict=True
         ):
@@ -309,22 +314,17 @@ class BuzzDetector:
                     expected_negatives=expected,
                     count_z=count_z,
                     share_z=share_z,
-                    score=(count_z + share_z) / _SQRT2,
-                    eligible=share_z >= params.min_share_z
-                    and negative_count >= params.min_negatives
+                    score=min(count_z, share_z * share_scale),
+                    eligible=negative_count >= params.min_negatives
                     and negative_count - expected >= params.min_excess_negatives,
                 )
             )
         return evals
 
     @staticmethod
-    def _alarm(evals: Sequence[WindowEval], params: BrandParams) -> float:
-        """How alarming the minute is: the best score among windows whose negative share is itself high.
-
-        A volume rise alone (the morning after a quiet night, a promotion) scores 0 here: it keeps no
-        episode alive and is not held out of the baseline.
-        """
-        return max((e.score for e in evals if e.share_z >= params.min_share_z), default=0.0)
+    def _alarm(evals: Sequence[WindowEval]) -> float:
+        """How alarming the minute is: the best window score (0 when no window's share is high)."""
+        return max(0.0, max(e.score for e in evals))
 
     @staticmethod
     def _firing(evals: Sequence[WindowEval], params: BrandParams) -> WindowEval | None:
@@ -358,7 +358,7 @@ class BuzzDetector:
 
         evals = self._evaluate(state, params)
         state.last_evals = evals
-        top_score = self._alarm(evals, params)
+        top_score = self._alarm(evals)
         alerts: list[Alert] = []
         warm = state.baseline.minutes_seen >= params.warmup_minutes
         episode = state.episode
@@ -596,6 +596,7 @@ class BuzzDetector:
         detector.stats.update(state.get("stats", {}))
         for brand, payload in state["brands"].items():
             detector._brands[brand] = _brand_state_from_dict(detector.config, brand, payload)
+        detector._order = sorted(detector._brands)
         return detector
 
 
