@@ -200,3 +200,17 @@ def test_bad_detector_settings_are_refused(env: dict[str, str]) -> None:
 
     with pytest.raises(SettingsError):
         DetectorConfig.from_env(env)
+
+
+def test_a_long_silence_is_skipped_and_detection_resumes() -> None:
+    later = START + timedelta(days=30)
+    tweets = in_order(
+        background(20, seed=1)
+        + background(20, seed=2, start=later)
+        + burst(later + timedelta(hours=14), 20, 5, prefix="after")
+    )
+    det = detector(max_gap_minutes=24 * 60)
+    alerts = run(det, tweets)
+    assert [a.kind for a in alerts].count("new") == 1 and alerts[0].fired_at > later
+    state = det.state_dict()["brands"]["acme"]
+    assert not state["pending"] and det.stats["late"] == 0

@@ -208,8 +208,7 @@ class BuzzDetector:
         target = int(event_time // SECONDS_PER_MINUTE)
         alerts: list[Alert] = []
         while self._next_minute < target:
-            if target - self._next_minute > self.config.max_gap_minutes:
-                self._skip_gap(target)
+            if target - self._next_minute > self.config.max_gap_minutes and self._skip_gap(target):
                 continue
             minute = self._next_minute
             for brand in self._order:  # sorted: the alerts of one minute come out in one order
@@ -475,9 +474,17 @@ class BuzzDetector:
         weight = self.config.anomaly_weight if entry[_FLAG] else 1.0
         state.baseline.update((entry[_M] // 60) % 24, entry[_TOTAL], entry[_NEG], entry[_EXP_TOTAL], weight)
 
-    def _skip_gap(self, target: int) -> None:
-        """Jump over a long silence: windows are emptied into the baseline, open episodes end."""
-        resume = min([m for s in self._brands.values() for m in s.pending] + [target])
+    def _skip_gap(self, target: int) -> bool:
+        """Jump over a long event-time silence; False when a pending minute must be closed first.
+
+        The windows are emptied into the baseline and open episodes end; closing resumes
+        `max_gap_minutes` before `target` (or at the first pending minute, if earlier).
+        """
+        assert self._next_minute is not None
+        resume = min((m for s in self._brands.values() for m in s.pending), default=target)
+        resume = min(resume, target - self.config.max_gap_minutes)
+        if resume <= self._next_minute:
+            return False
         for state in self._brands.values():
             for _, chunk in state.chunks:
                 for record in chunk:
@@ -490,7 +497,8 @@ class BuzzDetector:
                 state.episode.ended_minute = self._next_minute
                 state.last_episode, state.episode = state.episode, None
             state.first_minute = max(state.first_minute, resume)
-        self._next_minute = resume if resume > self._next_minute else target
+        self._next_minute = resume
+        return True
 
     # ---- alerts -----------------------------------------------------------------------------------
 
