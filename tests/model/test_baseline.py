@@ -1,0 +1,58 @@
+"""The TF-IDF + logistic-regression baseline on a tiny table (the full run is `train_baseline()`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from buzzwatch.settings import CommonSettings
+from models.baseline import BaselineConfig, BaselineModel, train_baseline
+
+POSITIVE = ["love this {}", "great flight {} thanks", "amazing crew {}", "best service {} :)"]
+NEGATIVE = ["hate this {}", "worst flight {} ever", "terrible crew {}", "not good at all {} :("]
+NEUTRAL = ["flight {} leaves at noon", "is there wifi on flight {}", "boarding gate {} moved"]
+
+
+def tiny_table(per_template: int = 25) -> pd.DataFrame:
+    rows = []
+    for label, templates in (("positive", POSITIVE), ("negative", NEGATIVE), ("neutral", NEUTRAL)):
+        for template in templates:
+            for i in range(per_template):
+                rows.append(
+                    {
+                        "text": template.format(f"ua{i}"),
+                        "label": label,
+                        "source": "airline",
+                        "id": f"{label}{i}",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_model_learns_and_marks_negation() -> None:
+    table = tiny_table(5)
+    model = BaselineModel(BaselineConfig(word_min_df=1, char_min_df=1)).fit(table["text"], table["label"])
+    assert model.predict(["love this flight", "worst crew ever", "which gate for flight 12"]) == [
+        "positive",
+        "negative",
+        "neutral",
+    ]
+    probabilities = model.predict_proba(["great"])
+    assert probabilities.shape == (1, 3)
+    assert "not neg_good" in model.word_vectorizer.vocabulary_
+
+
+def test_train_baseline_evaluates_and_tracks(tmp_path: Path) -> None:
+    settings = CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(tmp_path / "var")})
+    result = train_baseline(
+        tiny_table(),
+        BaselineConfig(word_min_df=1, char_min_df=1),
+        track=True,
+        settings=settings,
+        output_dir=tmp_path / "model",
+    )
+    assert {"validation", "test", "airline_test"} <= set(result.reports)
+    assert result.reports["airline_test"]["macro_f1"] > 0.9
+    assert result.run_id
+    assert (tmp_path / "model" / "baseline.joblib").is_file()
