@@ -1,0 +1,124 @@
+"""The feedback store's contract on SQLite (the default) and on a real throwaway PostgreSQL server.
+
+PostgreSQL comes from Debian (`apt-get install -y postgresql`); without it the PostgreSQL cases are
+skipped with that message, the SQLite ones still run.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from api.store import DuplicateFeedback, FeedbackRecord, FeedbackStore, LoggedPrediction
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not binaries:
+        pytest.skip("PostgreSQL is not installed: apt-get install -y postgresql")
+    bin_dir = Path(binaries[-1]).parent
+    as_user: list[str] = []
+    data_dir = Path(tempfile.mkdtemp(prefix="buzzwatch-pg-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        account = pwd.getpwnam("postgres")
+        os.chown(data_dir, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run(
+        [*as_user, str(bin_dir / "initdb"), "-D", str(data_dir / "db"), "-U", "buzzwatch", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    server = subprocess.Popen(
+        [*as_user, str(bin_dir / "postgres"), "-D", str(data_dir / "db"), "-p", str(port),
+         "-k", str(data_dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("PostgreSQL did not start") from None
+                time.sleep(0.1)
+        yield f"postgresql+psycopg://buzzwatch@127.0.0.1:{port}/postgres"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, isolated_var_dir: Path) -> Iterator[FeedbackStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{isolated_var_dir / 'buzzwatch.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    feedback_store = FeedbackStore(url, flush_interval_s=3600)
+    yield feedback_store
+    from api.store import metadata
+
+    metadata.drop_all(feedback_store.engine)
+    feedback_store.close()
+
+
+def _record(prediction_id: str, predicted: str, correct: str, at: datetime = NOW) -> FeedbackRecord:
+    return FeedbackRecord(prediction_id, f"tweet {prediction_id} é 🙂", predicted, correct, None, "v1", at)
+
+
+def test_predictions_round_trip(store: FeedbackStore) -> None:
+    store.log_predictions(
+        [LoggedPrediction("p1", "delayed again 😡", "negative", "v1")], [{"negative": 0.9, "neutral": 0.05}]
+    )
+    assert store.find_prediction("p1") == LoggedPrediction("p1", "delayed again 😡", "negative", "v1")
+    assert store.find_prediction("p2") is None
+
+
+def test_feedback_is_stored_once_and_counted(store: FeedbackStore) -> None:
+    store.add_feedback(_record("a", "positive", "negative"))
+    with pytest.raises(DuplicateFeedback):
+        store.add_feedback(_record("a", "positive", "neutral"))
+    store.add_feedback(_record("b", "neutral", "neutral", NOW + timedelta(minutes=5)))
+    store.add_feedback(_record("c", "neutral", "positive", NOW - timedelta(hours=2)))
+    assert store.feedback_counts_since(NOW - timedelta(minutes=1)) == (2, 1)
+    stats = store.feedback_stats()
+    assert (stats["total"], stats["wrong"], stats["correct"]) == (3, 2, 1)
+    assert stats["last_received_at"] == "2026-03-01T12:05:00Z"
+    exported = list(store.iter_feedback())
+    assert [r.prediction_id for r in exported] == ["a", "b", "c"]
+    assert exported[0].text == "tweet a é 🙂" and exported[0].created_at == NOW
+
+
+def test_drift_alert_claim_is_atomic_and_respects_the_cooldown(store: FeedbackStore) -> None:
+    assert store.last_drift_alert() is None
+    assert store.claim_drift_alert(NOW, cooldown_s=3600)
+    assert not store.claim_drift_alert(NOW + timedelta(minutes=30), cooldown_s=3600)
+    assert store.last_drift_alert() == NOW
+    assert store.claim_drift_alert(NOW + timedelta(minutes=61), cooldown_s=3600)
+    assert store.last_drift_alert() == NOW + timedelta(minutes=61)
