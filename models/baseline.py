@@ -203,3 +203,39 @@ def _track(
         if output_dir is not None:
             tracking.log_model_dir(output_dir)
         return run.info.run_id
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m models.baseline`: train on data/, print the reports as JSON, track the run."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m models.baseline", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--seed", type=int, default=None, help="split seed (default models.data.DEFAULT_SEED)"
+    )
+    parser.add_argument("--C", type=float, default=BaselineConfig.C, help="inverse regularisation strength")
+    parser.add_argument("--no-negation", action="store_true", help="do not mark negation scope (neg_ prefix)")
+    parser.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
+    parser.add_argument("--output-dir", type=Path, default=None, help="save the fitted model (joblib) here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = BaselineConfig(C=args.C, mark_negation=not args.no_negation)
+    result = train_baseline(
+        config=config, seed=args.seed, track=not args.no_track, output_dir=args.output_dir
+    )
+    summary = {
+        "train_seconds": round(result.train_seconds, 1),
+        "n_train": result.n_train,
+        "run_id": result.run_id,
+        "reports": result.reports,
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    # Run the importable module's main, so pickled classes are `models.baseline.*`, not `__main__.*`.
+    from models.baseline import main as module_main
+
+    raise SystemExit(module_main())
