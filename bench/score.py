@@ -1,0 +1,154 @@
+"""Scoring throughput: the Predictor (ONNX Runtime, normalisation included) vs Keras `model.predict`.
+
+Real tweets (airline + SemEval files from data/), batch sizes 1, 32 and 256. The baseline is the design
+the Predictor replaces: the same normalisation, then Keras `model.predict` on the same BiLSTM
+architecture (loaded from --keras-model, or rebuilt from the artifact's shapes: speed does not depend on
+the weights), padded to the fixed max length as a typical Flask demo does.
+
+    .venv/bin/python bench/score.py [--model-uri DIR] [--seconds 3] [--threads 2] [--skip-keras]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from models.predictor import Predictor  # noqa: E402
+from models.text import tokenize  # noqa: E402
+from models.vocab import pad_batch  # noqa: E402
+
+BATCH_SIZES = (1, 32, 256)
+
+
+def load_tweets(limit: int = 20_000) -> list[str]:
+    """Real tweets: the airline file and the SemEval files, shuffled with a fixed seed."""
+    paths = [
+        REPO_ROOT / "data/airline_us/train.csv",
+        *sorted((REPO_ROOT / "data/semeval2017_task4a").glob("*.csv")),
+    ]
+    texts = pd.concat([pd.read_csv(path, dtype=str, keep_default_na=False)["text"] for path in paths])
+    texts = texts.drop_duplicates().sample(frac=1.0, random_state=7)
+    return list(texts[:limit])
+
+
+def measure(score_batch, texts: list[str], batch_size: int, seconds: float) -> dict[str, float]:
+    """tweets/s and per-call latency percentiles, cycling over texts for about `seconds`."""
+    score_batch(texts[:batch_size])  # warm-up
+    latencies = []
+    done = 0
+    position = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        if position + batch_size > len(texts):
+            position = 0
+        batch = texts[position : position + batch_size]
+        position += batch_size
+        call_started = time.perf_counter()
+        score_batch(batch)
+        latencies.append(time.perf_counter() - call_started)
+        done += len(batch)
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "tweets_per_s": done / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+    }
+
+
+def keras_baseline(predictor: Predictor, keras_model: str | None):
+    """The Keras model (loaded, or the same architecture rebuilt with random weights) and a scorer."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import onnx
+
+    from models.lstm import LstmConfig, build_model
+
+    if keras_model:
+        model = keras.models.load_model(keras_model)
+    else:
+        graph = onnx.load(str(predictor.artifact_dir / "model.onnx")).graph
+        shapes = [tuple(init.dims) for init in graph.initializer]
+        embedding_shape = next(
+            shape for shape in shapes if len(shape) == 2 and shape[0] == len(predictor.vocab)
+        )
+        details = predictor.meta.get("details", {})
+        config = LstmConfig(
+            lstm_units=int(details.get("lstm_units", 64)), pooling=details.get("pooling", "maxavg")
+        )
+        model = build_model(config, np.zeros(embedding_shape, dtype=np.float32))
+
+    def score(texts: list[str]) -> np.ndarray:
+        ids = [predictor.vocab.encode(tokenize(text), predictor.max_length) for text in texts]
+        return model.predict(pad_batch(ids, predictor.max_length), verbose=0, batch_size=len(texts))
+
+    return score
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model-uri", default=None, help="artifact directory (default: the shipped champion)"
+    )
+    parser.add_argument("--keras-model", default=None, help="a .keras file of the same model (optional)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per configuration")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: CPUs, max 4)"
+    )
+    parser.add_argument("--skip-keras", action="store_true", help="skip the Keras baseline")
+    args = parser.parse_args()
+
+    texts = load_tweets()
+    started = time.perf_counter()
+    predictor = Predictor.load(args.model_uri, threads=args.threads)
+    predictor.predict_proba(texts[:1])
+    cold_start = time.perf_counter() - started
+    lengths = [len(tokenize(text)) for text in texts[:5000]]
+    print(
+        f"model {predictor.model_version}; {len(texts)} real tweets, mean {np.mean(lengths):.1f} tokens; "
+        f"{os.cpu_count()} CPUs; Predictor load + first prediction {cold_start:.2f}s"
+    )
+    started = time.perf_counter()
+    for text in texts[:5000]:
+        predictor.vocab.encode(tokenize(text), predictor.max_length)
+    print(f"normalisation + vocabulary lookup alone: {5000 / (time.perf_counter() - started):,.0f} tweets/s")
+    print(f"{'path':<44}{'batch':>6}{'tweets/s':>11}{'p50 ms':>9}{'p99 ms':>9}")
+    for batch_size in BATCH_SIZES:
+        result = measure(predictor.predict_proba, texts, batch_size, args.seconds)
+        print(
+            f"{'Predictor (ONNX Runtime, incl. normalisation)':<44}{batch_size:>6}"
+            f"{result['tweets_per_s']:>11,.0f}"
+            f"{result['p50_ms']:>9.2f}{result['p99_ms']:>9.2f}"
+        )
+    if not args.skip_keras:
+        started = time.perf_counter()
+        score = keras_baseline(predictor, args.keras_model)
+        score(texts[:1])
+        print(
+            f"Keras baseline: TensorFlow import + model + first prediction "
+            f"{time.perf_counter() - started:.2f}s"
+        )
+        for batch_size in BATCH_SIZES:
+            result = measure(score, texts, batch_size, args.seconds)
+            print(
+                f"{'Keras model.predict (incl. normalisation)':<44}{batch_size:>6}"
+                f"{result['tweets_per_s']:>11,.0f}"
+                f"{result['p50_ms']:>9.2f}{result['p99_ms']:>9.2f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

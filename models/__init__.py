@@ -1,0 +1,1 @@
+"""BuzzWatch models: text normalisation, data, training, export and the scoring core (models.predictor)."""

@@ -1,0 +1,202 @@
+"""`buzzwatch train | evaluate | score`: the model pipeline's subcommands (heavy imports inside handlers)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+LABEL_COLUMNS = ("p_negative", "p_neutral", "p_positive")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the model subcommands to the `buzzwatch` parser."""
+    train = subparsers.add_parser(
+        "train",
+        help="train embeddings, LSTM variants, baseline and reason classifier; export the champion",
+        description=(
+            "Train Word2Vec/FastText embeddings on every tweet text, the BiLSTM variants, "
+            "the TF-IDF baseline and the negative-reason classifier; track every run in MLflow; "
+            "register the best sentiment model with alias 'champion' and export its serving artifact "
+            "(ONNX + vocab + meta.json)."
+        ),
+    )
+    train.add_argument(
+        "--variants",
+        default="champion",
+        help="comma-separated LSTM variants, or 'all' (see models/train.py VARIANTS; default: champion)",
+    )
+    train.add_argument(
+        "--extra-data",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE.csv",
+        help="extra labelled rows (columns text,label; e.g. the API feedback export) added to training",
+    )
+    train.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where to export the champion artifact (default: models/artifacts/champion)",
+    )
+    train.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (seconds; for tests)")
+    train.add_argument("--epochs", type=int, default=None, help="override the number of LSTM epochs")
+    train.add_argument("--seed", type=int, default=13, help="random seed for splits, embeddings and weights")
+    train.add_argument("--skip-baseline", action="store_true", help="do not train the TF-IDF baseline")
+    train.add_argument(
+        "--skip-reasons", action="store_true", help="do not train the negative-reason classifier"
+    )
+    train.add_argument("--no-register", action="store_true", help="do not register the champion in MLflow")
+    train.add_argument(
+        "--no-export", action="store_true", help="do not overwrite the champion artifact directory"
+    )
+    train.set_defaults(handler=_train)
+
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a model on a labelled CSV (text,label)",
+        description="Score a labelled CSV (columns text,label) and print accuracy, macro-F1, macro-recall, "
+        "per-class precision/recall/F1/support.",
+    )
+    evaluate.add_argument("--data", type=Path, required=True, metavar="FILE.csv", help="CSV with text,label")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object (else a readable table)")
+    evaluate.add_argument(
+        "--model-uri",
+        default=None,
+        help="artifact dir, models:/buzzwatch-sentiment@champion or runs:/... "
+        "(default: BUZZWATCH_MODEL_URI or the shipped champion)",
+    )
+    evaluate.set_defaults(handler=_evaluate)
+
+    score = subparsers.add_parser(
+        "score",
+        help="add label and probabilities to every row of a CSV",
+        description="Read a CSV with a text column and write it back with label, p_negative, p_neutral, "
+        "p_positive and error (set for rows that cannot be scored, e.g. empty text).",
+    )
+    score.add_argument("--input", type=Path, required=True, metavar="FILE.csv", help="CSV with a text column")
+    score.add_argument(
+        "--output", type=Path, required=True, metavar="OUT.csv", help="where to write the scores"
+    )
+    score.add_argument("--model-uri", default=None, help="as for evaluate (default: the champion)")
+    score.add_argument("--batch-size", type=int, default=1024, help="rows per scoring batch (default 1024)")
+    score.set_defaults(handler=_score)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[object, str | None]:
+    """A DataFrame of strings, or an error message a person can act on."""
+    import pandas as pd
+
+    if not path.is_file():
+        return None, f"input file not found: {path}"
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        return None, f"cannot read {path} as CSV: {exc}"
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        found = ", ".join(map(str, frame.columns)) or "none"
+        return None, f"{path} has no {', '.join(missing)} column (columns found: {found})"
+    return frame, None
+
+
+def _load_predictor(model_uri: str | None) -> tuple[object, str | None]:
+    from buzzwatch.settings import CommonSettings
+    from models.predictor import ModelLoadError, Predictor
+
+    uri = model_uri or CommonSettings.from_env().model_uri
+    try:
+        return Predictor.load(uri), None
+    except ModelLoadError as exc:
+        return None, str(exc)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from models.scoring import evaluate_frame
+
+    frame, error = _read_csv(args.data, ("text", "label"))
+    if error:
+        return _fail(error)
+    predictor, error = _load_predictor(args.model_uri)
+    if error:
+        return _fail(error)
+    try:
+        report = evaluate_frame(predictor, frame)
+    except ValueError as exc:
+        return _fail(f"{args.data}: {exc}")
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"model {predictor.model_version} on {args.data} ({report['n']} tweets)")
+        print(
+            f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
+            f"macro-recall {report['macro_recall']:.4f}"
+        )
+        for label, scores in report["per_class"].items():
+            print(
+                f"  {label:<9} precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
+                f"f1 {scores['f1']:.4f}  support {scores['support']}"
+            )
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from models.scoring import score_frame
+
+    frame, error = _read_csv(args.input, ("text",))
+    if error:
+        return _fail(error)
+    predictor, error = _load_predictor(args.model_uri)
+    if error:
+        return _fail(error)
+    scored = score_frame(predictor, frame, batch_size=max(1, args.batch_size), progress=True)
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        scored.to_csv(args.output, index=False)
+    except OSError as exc:
+        return _fail(f"cannot write {args.output}: {exc}")
+    failed = int((scored["error"] != "").sum())
+    print(
+        f"scored {len(scored) - failed} rows, {failed} with an error, into {args.output} "
+        f"(model {predictor.model_version})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from models.train import TrainOptions, run_training
+
+    for path in args.extra_data:
+        if not path.is_file():
+            return _fail(f"extra data file not found: {path}")
+    options = TrainOptions(
+        variants=tuple(part.strip() for part in args.variants.split(",") if part.strip()),
+        extra_data=tuple(args.extra_data),
+        output_dir=args.output,
+        quick=args.quick,
+        epochs=args.epochs,
+        seed=args.seed,
+        train_baseline=not args.skip_baseline,
+        train_reasons=not args.skip_reasons,
+        register=not args.no_register,
+        export=not args.no_export,
+    )
+    try:
+        with contextlib.redirect_stdout(
+            sys.stderr
+        ):  # progress goes to stderr; stdout carries the JSON summary
+            summary = run_training(options)
+    except ValueError as exc:
+        return _fail(str(exc))
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,105 @@
+"""Export a trained Keras LSTM to the serving artifact (ONNX + vocabulary + metadata).
+
+tf2onnx `from_function` on a `tf.function` with a (None, None) int32 signature: dynamic batch and
+sequence length; the bidirectional LSTM becomes one fused ONNX `LSTM` op. Training code only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from models.predictor import ARTIFACT_FORMAT, META_FILE, ONNX_FILE, VOCAB_FILE, Predictor
+from models.text import NORMALISER_VERSION
+from models.vocab import Vocabulary
+
+OPSET = 17
+
+
+def export_onnx(model: keras.Model, path: Path, opset: int = OPSET) -> Path:
+    """Write the model as ONNX with input `token_ids` (batch, length) and output `probabilities`."""
+    import tensorflow as tf
+    import tf2onnx
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")])
+    def serve(token_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"probabilities": model(token_ids, training=False)}
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tf2onnx.convert.from_function(
+        serve, input_signature=serve.input_signature, opset=opset, output_path=str(path)
+    )
+    return path
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_artifact(
+    out_dir: Path,
+    model: keras.Model,
+    vocab: Vocabulary,
+    *,
+    labels: Sequence[str],
+    max_length: int,
+    bucket_size: int,
+    metrics: Mapping[str, Any],
+    details: Mapping[str, Any],
+    name: str = "bilstm",
+) -> dict[str, Any]:
+    """Write model.onnx, vocab.json and meta.json into out_dir (replacing what was there); return meta.
+
+    The model version is `<name>-<first 10 hex of the ONNX file's sha256>`: the same weights give the
+    same version, and any retrain that changes them gives a new one.
+    """
+    out_dir = Path(out_dir)
+    staging = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    export_onnx(model, staging / ONNX_FILE)
+    vocab.save(staging / VOCAB_FILE)
+    meta = {
+        "format": ARTIFACT_FORMAT,
+        "model_version": f"{name}-{file_digest(staging / ONNX_FILE)[:10]}",
+        "labels": list(labels),
+        "normaliser_version": NORMALISER_VERSION,
+        "max_length": int(max_length),
+        "bucket_size": int(bucket_size),
+        "vocab_size": len(vocab),
+        "input": "token_ids",
+        "output": "probabilities",
+        "padding": "post, to the tweet's own length bucket",
+        "exported_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "metrics": dict(metrics),
+        "details": dict(details),
+    }
+    (staging / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    return meta
+
+
+def parity_gap(model: keras.Model, predictor: Predictor, texts: Sequence[str]) -> float:
+    """Largest absolute difference between Keras and ONNX probabilities on the same texts."""
+    from models.lstm import LstmConfig, predict_proba
+
+    id_lists = predictor.encode(texts)
+    config = LstmConfig(max_length=predictor.max_length, bucket_size=predictor.bucket_size)
+    keras_probabilities = predict_proba(model, id_lists, config)
+    onnx_probabilities = predictor.predict_ids(id_lists)
+    return float(np.max(np.abs(keras_probabilities - onnx_probabilities)))

@@ -1,0 +1,187 @@
+"""The scoring core: one Predictor used by the worker, the API, the app, evaluation and the benchmarks.
+
+A batch of raw tweet texts in; labels, probabilities and the model version out. It runs the champion's
+ONNX export with ONNX Runtime (no TensorFlow at serving time), normalises with `models.text` and looks
+tokens up in the vocabulary shipped inside the artifact. The artifact directory holds:
+
+- `model.onnx`: int32 token ids (batch, length) -> probabilities (batch, 3), dynamic batch and length
+- `vocab.json`: the token list (id = position; 0 pads, 1 is unknown)
+- `meta.json`: labels, normaliser version, model version, max length, bucket size, metrics, provenance
+
+Each tweet is padded to a length bucket that depends on its own token count only (see `models.vocab`),
+exactly as in training, so its probabilities do not depend on the batch it is scored in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from models.text import NORMALISER_VERSION, tokenize
+from models.vocab import Vocabulary, group_by_bucket, pad_batch
+
+LOGGER = logging.getLogger(__name__)
+ARTIFACT_FORMAT = 1
+META_FILE = "meta.json"
+ONNX_FILE = "model.onnx"
+VOCAB_FILE = "vocab.json"
+DEFAULT_BATCH_SIZE = 256
+
+
+class ModelLoadError(RuntimeError):
+    """The model URI does not lead to a usable BuzzWatch artifact; the message says why."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One tweet's label, its probability per label, and the model version that produced it."""
+
+    label: str
+    probabilities: dict[str, float]
+    model_version: str
+
+
+def default_threads() -> int:
+    """ONNX Runtime intra-op threads: the CPUs this process may use, at most 4 (small LSTM matrices)."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        available = os.cpu_count() or 1
+    return max(1, min(4, available))
+
+
+def _find_artifact_dir(root: Path) -> Path:
+    """The folder holding meta.json + model.onnx: root itself, or the one below it (an MLflow download)."""
+    if (root / META_FILE).is_file() and (root / ONNX_FILE).is_file():
+        return root
+    for meta in sorted(root.rglob(META_FILE)):
+        if (meta.parent / ONNX_FILE).is_file():
+            return meta.parent
+    raise ModelLoadError(f"no BuzzWatch model artifact ({META_FILE} + {ONNX_FILE}) under {root}")
+
+
+def resolve_model_uri(model_uri: str | None) -> Path:
+    """A local artifact directory for a path, `models:/name@alias`, `models:/name/1` or `runs:/id/path`."""
+    if model_uri is None:
+        from buzzwatch.settings import DEFAULT_MODEL_URI
+
+        model_uri = DEFAULT_MODEL_URI
+    if model_uri.startswith(("models:/", "runs:/")):
+        return _download_from_mlflow(model_uri)
+    path = Path(model_uri.removeprefix("file://")).expanduser()
+    if not path.exists():
+        raise ModelLoadError(f"model path does not exist: {path}")
+    return _find_artifact_dir(path)
+
+
+def _download_from_mlflow(model_uri: str) -> Path:
+    """Fetch a registered (or run) model from the configured MLflow store into var_dir/model_cache."""
+    try:
+        from models.tracking import resolve_model_uri as download
+    except ImportError as exc:  # pragma: no cover - serving images without the training extras
+        raise ModelLoadError(
+            f"{model_uri} needs the mlflow package; pass an artifact directory instead"
+        ) from exc
+    try:
+        local = download(model_uri)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load {model_uri} from the MLflow store: {exc}") from exc
+    return _find_artifact_dir(Path(local))
+
+
+class Predictor:
+    """Scores tweets with an exported BuzzWatch model (ONNX Runtime, CPU)."""
+
+    def __init__(
+        self,
+        artifact_dir: Path,
+        *,
+        threads: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.artifact_dir = Path(artifact_dir)
+        try:
+            self.meta: dict[str, Any] = json.loads(
+                (self.artifact_dir / META_FILE).read_text(encoding="utf-8")
+            )
+            self.vocab = Vocabulary.load(self.artifact_dir / VOCAB_FILE)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"unreadable model artifact in {self.artifact_dir}: {exc}") from exc
+        if self.meta.get("format") != ARTIFACT_FORMAT:
+            raise ModelLoadError(
+                f"unsupported artifact format {self.meta.get('format')!r} in {self.artifact_dir}"
+            )
+        self.labels: tuple[str, ...] = tuple(self.meta["labels"])
+        self.model_version: str = str(self.meta["model_version"])
+        self.metrics: dict[str, Any] = dict(self.meta.get("metrics", {}))
+        self.max_length = int(self.meta["max_length"])
+        self.bucket_size = int(self.meta["bucket_size"])
+        self.batch_size = max(1, int(batch_size))
+        if self.meta.get("normaliser_version") != NORMALISER_VERSION:
+            LOGGER.warning(
+                "model %s was trained with normaliser version %s but models.text is version %s",
+                self.model_version,
+                self.meta.get("normaliser_version"),
+                NORMALISER_VERSION,
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(self.artifact_dir / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise ModelLoadError(f"ONNX Runtime cannot load {self.artifact_dir / ONNX_FILE}: {exc}") from exc
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    @classmethod
+    def load(cls, model_uri: str | None = None, **kwargs: Any) -> Predictor:
+        """Load the shipped champion (None), an artifact directory, or an MLflow `models:/` / `runs:/` URI."""
+        return cls(resolve_model_uri(model_uri), **kwargs)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text (normalised by models.text; None counts as an empty text)."""
+        encode = self.vocab.encode
+        max_length = self.max_length
+        return [encode(tokenize(text or ""), max_length) for text in texts]
+
+    def predict_ids(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
+        """Probabilities for already-encoded tweets, batched per length bucket."""
+        result = np.empty((len(id_lists), len(self.labels)), dtype=np.float32)
+        groups = group_by_bucket(id_lists, self.bucket_size, self.max_length)
+        for length, rows in groups.items():
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                inputs = pad_batch([id_lists[row] for row in chunk], length)
+                result[chunk] = self.session.run([self.output_name], {self.input_name: inputs})[0]
+        return result
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """An (n, len(labels)) array of probabilities, rows in the order of texts."""
+        if isinstance(texts, str):
+            raise TypeError("predict_proba takes a sequence of texts, not one string")
+        return self.predict_ids(self.encode(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """One Prediction per text."""
+        probabilities = self.predict_proba(texts)
+        labels = self.labels
+        version = self.model_version
+        winners = probabilities.argmax(axis=1)
+        return [
+            Prediction(labels[winner], dict(zip(labels, map(float, row), strict=True)), version)
+            for winner, row in zip(winners, probabilities, strict=True)
+        ]

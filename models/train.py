@@ -1,0 +1,476 @@
+"""`buzzwatch train`: embeddings, LSTM variants, baseline and reasons, tracked in MLflow; export the champion.
+
+One command reproduces the shipped artifact (`buzzwatch train` with the default seed). Steps:
+1. data: `models.data.load_labelled` + `make_splits` (fixed seed); `--extra-data` rows (text,label, e.g.
+   the API feedback export) are added to *train* only, minus any text held out in validation/test;
+2. embeddings: Word2Vec and/or FastText (gensim) on every tweet text available minus validation/test
+   texts, cached under var_dir/embeddings by a digest of corpus + parameters;
+3. each LSTM variant: one MLflow run (parameters, per-epoch metrics, evaluation reports + confusion
+   matrices on validation and the proxy sets, the serving artifact with vocab/normaliser/labels);
+4. the TF-IDF baseline and the negative-reason classifier (models-data's modules) when asked;
+5. the best LSTM by a validation-only selection score (mean of airline validation macro-F1 and TweetEval
+   validation macro-recall: one champion serves both domains) is registered with alias `champion` and
+   exported to models/artifacts/champion/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from buzzwatch.schema import LABELS
+from buzzwatch.settings import REPO_ROOT, CommonSettings
+from models import tracking
+from models.text import NORMALISER_VERSION, normalise, tokenize
+
+LOGGER = logging.getLogger(__name__)
+DEFAULT_OUTPUT = REPO_ROOT / "models" / "artifacts" / "champion"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One LSTM configuration to compare."""
+
+    embedding: str  # "word2vec" | "fasttext"
+    trainable_embeddings: bool
+    distant_pretraining: bool = False
+    pooling: str = "maxavg"
+    lstm_units: int = 64
+
+
+VARIANTS: dict[str, Variant] = {
+    "w2v-frozen": Variant("word2vec", trainable_embeddings=False),
+    "w2v-tuned": Variant("word2vec", trainable_embeddings=True),
+    "ft-frozen": Variant("fasttext", trainable_embeddings=False),
+    "ft-tuned": Variant("fasttext", trainable_embeddings=True),
+    "ft-tuned-s140": Variant("fasttext", trainable_embeddings=True, distant_pretraining=True),
+    "ft-tuned-attention": Variant("fasttext", trainable_embeddings=True, pooling="attention"),
+}
+CHAMPION_VARIANT = "ft-tuned"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What `buzzwatch train` was asked to do."""
+
+    variants: tuple[str, ...] = ("champion",)
+    extra_data: tuple[Path, ...] = ()
+    output_dir: Path | None = None
+    quick: bool = False
+    epochs: int | None = None
+    seed: int = 13
+    train_baseline: bool = True
+    train_reasons: bool = True
+    register: bool = True
+    export: bool = True
+
+
+@dataclass
+class Prepared:
+    """Data ready for the LSTM: frames, token lists, label indices."""
+
+    labelled: pd.DataFrame
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    evaluation_sets: dict[str, pd.DataFrame]
+    corpus_tokens: list[list[str]]
+
+
+def _log(message: str) -> None:
+    print(f"[train {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def resolve_variants(names: tuple[str, ...]) -> list[str]:
+    """Variant names in order; 'champion' is the production configuration, 'all' every variant."""
+    resolved: list[str] = []
+    for name in names:
+        expanded = list(VARIANTS) if name == "all" else [CHAMPION_VARIANT if name == "champion" else name]
+        for item in expanded:
+            if item not in VARIANTS:
+                raise ValueError(
+                    f"unknown variant {item!r}; choose from champion, all, {', '.join(VARIANTS)}"
+                )
+            if item not in resolved:
+                resolved.append(item)
+    return resolved
+
+
+def read_extra_data(paths: tuple[Path, ...]) -> pd.DataFrame:
+    """Labelled rows from CSV files with text,label (the feedback export); bad rows are refused clearly."""
+    frames = []
+    for path in paths:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        missing = {"text", "label"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"{path} lacks column(s) {', '.join(sorted(missing))}")
+        frame = frame.assign(label=frame["label"].str.strip().str.lower(), text=frame["text"].astype(str))
+        bad = sorted(set(frame["label"]) - set(LABELS))
+        if bad:
+            raise ValueError(f"{path} has labels outside {LABELS}: {bad[:5]}")
+        frames.append(frame[frame["text"].str.strip() != ""][["text", "label"]].assign(source="feedback"))
+    return (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["text", "label", "source"])
+    )
+
+
+def prepare_data(options: TrainOptions) -> Prepared:
+    """Splits, extra rows and the embedding corpus (minus every validation/test text)."""
+    from models.data import dedupe_key, load_labelled, load_unlabelled_texts, make_splits
+
+    sources = ("airline", "tweeteval_val", "sanders") if options.quick else None
+    labelled = load_labelled(sources=sources)
+    splits = make_splits(labelled)
+    train, validation = splits.train, splits.validation
+    evaluation_sets = {"validation": validation, **splits.proxies()}
+    if options.quick:
+        train = train.sample(n=min(len(train), 1500), random_state=options.seed)
+        validation = validation.sample(n=min(len(validation), 400), random_state=options.seed)
+        evaluation_sets = {name: frame.head(200) for name, frame in evaluation_sets.items()}
+        evaluation_sets["validation"] = validation
+    held_out = pd.concat([splits.validation, splits.test])
+    held_keys = {dedupe_key(normalise(text)) for text in held_out["text"]}
+    extra = read_extra_data(options.extra_data)
+    if len(extra):
+        keep = [dedupe_key(normalise(text)) not in held_keys for text in extra["text"]]
+        _log(f"extra data: {len(extra)} rows, {sum(keep)} added to train (the rest are held-out texts)")
+        train = pd.concat([train, extra[keep]], ignore_index=True)
+    if options.quick:
+        corpus_texts = list(train["text"])
+    else:
+        _log("reading every tweet text for the embeddings (minus validation/test texts)")
+        corpus_texts = load_unlabelled_texts(exclude=held_out["text"]) + list(extra["text"])
+    corpus_tokens = [tokens for tokens in (tokenize(text) for text in corpus_texts) if tokens]
+    _log(f"train {len(train)}, validation {len(validation)}, embedding corpus {len(corpus_tokens)} tweets")
+    return Prepared(
+        labelled,
+        train.reset_index(drop=True),
+        validation.reset_index(drop=True),
+        evaluation_sets,
+        corpus_tokens,
+    )
+
+
+def embedding_params(options: TrainOptions) -> dict[str, int]:
+    """gensim parameters (tiny in quick mode)."""
+    if options.quick:
+        return {"dim": 16, "epochs": 1, "min_count": 1, "window": 3}
+    return {"dim": 100, "epochs": 5, "min_count": 2, "window": 5}
+
+
+def get_embeddings(kind: str, prepared: Prepared, options: TrainOptions, settings: CommonSettings) -> Any:
+    """Trained (or cached) gensim vectors of one kind; each training is its own MLflow run."""
+    from models.embeddings import load_vectors, save_vectors, train_embeddings
+
+    params = {"kind": kind, "seed": options.seed, **embedding_params(options)}
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    digest.update(NORMALISER_VERSION.encode())
+    for tokens in prepared.corpus_tokens:
+        digest.update(" ".join(tokens).encode())
+        digest.update(b"\n")
+    path = settings.var_dir / "embeddings" / f"{kind}-{digest.hexdigest()[:16]}.kv"
+    if path.exists():
+        _log(f"{kind}: cached vectors {path}")
+        return load_vectors(path)
+    _log(f"{kind}: training on {len(prepared.corpus_tokens)} tweets {params}")
+    started = time.monotonic()
+    with tracking.start_run(
+        f"embeddings-{kind}", params={**params, "corpus_tweets": len(prepared.corpus_tokens)}
+    ):
+        vectors = train_embeddings(
+            prepared.corpus_tokens,
+            kind,
+            dim=params["dim"],
+            window=params["window"],
+            min_count=params["min_count"],
+            epochs=params["epochs"],
+            seed=options.seed,
+        )
+        seconds = time.monotonic() - started
+        tracking.log_epoch({"train_seconds": seconds, "vocabulary": len(vectors)}, 0)
+    save_vectors(vectors, path)
+    _log(f"{kind}: {len(vectors)} words in {seconds:.0f}s")
+    return vectors
+
+
+def lstm_config(variant: Variant, options: TrainOptions) -> Any:
+    """The LstmConfig for a variant (tiny in quick mode)."""
+    from models.lstm import LstmConfig
+
+    config = LstmConfig(
+        lstm_units=variant.lstm_units,
+        pooling=variant.pooling,
+        trainable_embeddings=variant.trainable_embeddings,
+        seed=options.seed,
+        max_length=48,
+        bucket_size=8,
+    )
+    if options.quick:
+        config = replace(config, lstm_units=8, epochs=1, batch_size=64)
+    if options.epochs is not None:
+        config = replace(config, epochs=options.epochs)
+    return config
+
+
+def _label_ids(frame: pd.DataFrame) -> np.ndarray:
+    index = {label: position for position, label in enumerate(LABELS)}
+    return np.array([index[label] for label in frame["label"]], dtype=np.int32)
+
+
+def selection_score(reports: dict[str, dict]) -> float:
+    """Validation-only model choice: mean of airline validation macro-F1 and TweetEval val macro-recall."""
+    parts = []
+    if "validation_airline" in reports:
+        parts.append(reports["validation_airline"]["macro_f1"])
+    if "tweeteval_val" in reports:
+        parts.append(reports["tweeteval_val"]["macro_recall"])
+    if not parts:
+        parts.append(reports["validation"]["macro_f1"])
+    return float(np.mean(parts))
+
+
+def train_variant(
+    name: str,
+    variant: Variant,
+    vectors: Any,
+    prepared: Prepared,
+    vocab: Any,
+    options: TrainOptions,
+    settings: CommonSettings,
+) -> dict[str, Any]:
+    """Train, export and evaluate one LSTM variant inside its own MLflow run."""
+    import keras
+
+    from models import lstm
+    from models.embeddings import embedding_matrix
+    from models.export import parity_gap, write_artifact
+    from models.predictor import Predictor
+
+    config = lstm_config(variant, options)
+    matrix, coverage = embedding_matrix(vocab.tokens, vectors, seed=options.seed)
+    encode = vocab.encode
+    train_ids = [encode(tokenize(text), config.max_length) for text in prepared.train["text"]]
+    val_ids = [encode(tokenize(text), config.max_length) for text in prepared.validation["text"]]
+    params = {
+        "variant": name,
+        "model": "bilstm",
+        **config.as_params(),
+        "embedding": variant.embedding,
+        "embedding_dim": int(matrix.shape[1]),
+        "embedding_coverage": round(coverage, 4),
+        "distant_pretraining": variant.distant_pretraining,
+        "vocab_size": len(vocab),
+        "train_rows": len(train_ids),
+        "normaliser_version": NORMALISER_VERSION,
+        "extra_data_files": ",".join(str(path) for path in options.extra_data) or "none",
+        "quick": options.quick,
+    }
+    verbose = 1 if sys.stderr.isatty() else 2
+    started = time.monotonic()
+    with tracking.start_run(f"lstm-{name}", params=params, tags={"family": "lstm"}) as run:
+        model = lstm.build_model(config, matrix)
+        if variant.distant_pretraining:
+            from models.data import drop_shared_texts, load_distant
+
+            distant = load_distant()
+            distant = drop_shared_texts(distant, [prepared.validation, *prepared.evaluation_sets.values()])
+            if options.quick:
+                distant = distant.sample(n=min(len(distant), 1000), random_state=options.seed)
+            distant_ids = [encode(tokenize(text), config.max_length) for text in distant["text"]]
+            _log(f"{name}: distant pre-training on {len(distant_ids)} Sentiment140 tweets (1 epoch)")
+            distant_config = replace(config, class_weights=False, patience=1)
+            lstm.fit(
+                model,
+                distant_ids,
+                _label_ids(distant),
+                val_ids,
+                _label_ids(prepared.validation),
+                distant_config,
+                epochs=1,
+                verbose=verbose,
+                log=_log,
+                on_epoch=lambda epoch, metrics: tracking.log_epoch(
+                    {f"distant_{key}": value for key, value in metrics.items()}, epoch
+                ),
+            )
+            lstm.compile_model(model, config.learning_rate)
+        _log(f"{name}: training on {len(train_ids)} tweets, up to {config.epochs} epochs")
+        monitor = lstm.fit(
+            model,
+            train_ids,
+            _label_ids(prepared.train),
+            val_ids,
+            _label_ids(prepared.validation),
+            config,
+            verbose=verbose,
+            log=_log,
+            on_epoch=lambda epoch, metrics: tracking.log_epoch(metrics, epoch),
+        )
+        train_seconds = time.monotonic() - started
+        artifact_dir = settings.var_dir / "artifacts" / run.info.run_id
+        meta = write_artifact(
+            artifact_dir,
+            model,
+            vocab,
+            labels=LABELS,
+            max_length=config.max_length,
+            bucket_size=config.bucket_size,
+            metrics={},
+            details={
+                "variant": name,
+                "mlflow_run_id": run.info.run_id,
+                "seed": options.seed,
+                "embedding": variant.embedding,
+                "trainable_embeddings": variant.trainable_embeddings,
+                "distant_pretraining": variant.distant_pretraining,
+                "lstm_units": config.lstm_units,
+                "pooling": config.pooling,
+                "best_epoch": monitor.best_epoch + 1,
+                "train_rows": len(train_ids),
+                "train_seconds": round(train_seconds, 1),
+                "embedding_dim": int(matrix.shape[1]),
+                "extra_data_files": params["extra_data_files"],
+                "command": "buzzwatch train" + (" --quick" if options.quick else ""),
+            },
+        )
+        predictor = Predictor(artifact_dir)
+        parity_texts = list(prepared.validation["text"][:1000])
+        gap = parity_gap(model, predictor, parity_texts)
+        reports = evaluate_sets(predictor, prepared)
+        metrics = summarise(reports)
+        metrics.update(
+            {
+                "selection_score": selection_score(reports),
+                "onnx_parity_max_abs": gap,
+                "train_seconds": train_seconds,
+            }
+        )
+        tracking.log_epoch(
+            {
+                "onnx_parity_max_abs": gap,
+                "train_seconds": train_seconds,
+                "selection_score": metrics["selection_score"],
+            },
+            monitor.best_epoch,
+        )
+        meta["metrics"] = metrics
+        (artifact_dir / "meta.json").write_text(
+            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        tracking.log_model_dir(artifact_dir)
+        keras_path = settings.var_dir / "keras" / f"{run.info.run_id}.keras"
+        keras_path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(keras_path)
+        _log(f"{name}: {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
+        keras.backend.clear_session()
+    return {
+        "name": name,
+        "run_id": run.info.run_id,
+        "artifact_dir": artifact_dir,
+        "metrics": metrics,
+        "model_version": meta["model_version"],
+        "keras_path": keras_path,
+    }
+
+
+def evaluate_sets(predictor: Any, prepared: Prepared) -> dict[str, dict]:
+    """Reports (logged with confusion matrices) on validation, its airline part and the proxy sets."""
+    sets = dict(prepared.evaluation_sets)
+    airline_validation = prepared.validation[prepared.validation["source"] == "airline"]
+    if len(airline_validation):
+        sets["validation_airline"] = airline_validation
+    reports = {}
+    for set_name, frame in sets.items():
+        winners = predictor.predict_proba(list(frame["text"])).argmax(axis=1)
+        predicted = [predictor.labels[winner] for winner in winners]
+        reports[set_name] = tracking.log_evaluation(set_name, list(frame["label"]), predicted)
+    return reports
+
+
+def summarise(reports: dict[str, dict]) -> dict[str, float]:
+    """Flat headline metrics for meta.json and the summary."""
+    flat = {}
+    for set_name, report in reports.items():
+        for key in ("accuracy", "macro_f1", "macro_recall"):
+            flat[f"{set_name}_{key}"] = float(report[key])
+        flat[f"{set_name}_n"] = float(report["n"])
+    return flat
+
+
+def train_companions(
+    labelled: pd.DataFrame, options: TrainOptions, settings: CommonSettings
+) -> dict[str, Any]:
+    """The TF-IDF baseline and the negative-reason classifier (models-data's modules, same splits)."""
+    results: dict[str, Any] = {}
+    if options.train_baseline:
+        from models.baseline import train_baseline
+
+        _log("baseline: TF-IDF + logistic regression")
+        baseline = train_baseline(labelled, settings=settings)
+        results["baseline"] = {name: summarise({name: report}) for name, report in baseline.reports.items()}
+    if options.train_reasons:
+        from models.reasons import DEFAULT_ARTIFACT_DIR, train_reasons
+
+        output = (
+            DEFAULT_ARTIFACT_DIR if options.export and not options.quick else settings.var_dir / "reasons"
+        )
+        _log(f"reasons: negative-reason classifier -> {output}")
+        report = train_reasons(labelled, output_dir=output, settings=settings)
+        results["reasons"] = {"test_macro_f1": report["macro_f1"], "test_accuracy": report["accuracy"]}
+    return results
+
+
+def run_training(options: TrainOptions) -> dict[str, Any]:
+    """The whole pipeline; returns a JSON-serialisable summary."""
+    from models.vocab import Vocabulary
+
+    settings = CommonSettings.from_env()
+    names = resolve_variants(options.variants)
+    started = time.monotonic()
+    tracking.configure(settings)
+    prepared = prepare_data(options)
+    vocab = Vocabulary.build(
+        prepared.corpus_tokens,
+        min_count=1 if options.quick else 3,
+        max_size=3000 if options.quick else 20_000,
+    )
+    vectors: dict[str, Any] = {}
+    results = []
+    for position, name in enumerate(names):
+        variant = VARIANTS[name]
+        if variant.embedding not in vectors:
+            vectors[variant.embedding] = get_embeddings(variant.embedding, prepared, options, settings)
+        _log(f"variant {position + 1}/{len(names)}: {name}")
+        results.append(
+            train_variant(name, variant, vectors[variant.embedding], prepared, vocab, options, settings)
+        )
+    best = max(results, key=lambda result: result["metrics"]["selection_score"])
+    champion_seconds = time.monotonic() - started
+    summary: dict[str, Any] = {
+        "champion": best["name"],
+        "model_version": best["model_version"],
+        "run_id": best["run_id"],
+        "variants": {result["name"]: result["metrics"] for result in results},
+        "seconds_to_champion": round(champion_seconds, 1),
+    }
+    if options.register:
+        version = tracking.register_model(run_id=best["run_id"], alias=tracking.CHAMPION_ALIAS)
+        summary["registered"] = f"{tracking.REGISTERED_MODEL} version {version} @{tracking.CHAMPION_ALIAS}"
+    if options.export:
+        output = options.output_dir or DEFAULT_OUTPUT
+        shutil.rmtree(output, ignore_errors=True)
+        shutil.copytree(best["artifact_dir"], output)
+        summary["exported_to"] = str(output)
+    summary["companions"] = train_companions(prepared.labelled, options, settings)
+    summary["total_seconds"] = round(time.monotonic() - started, 1)
+    _log(f"champion {best['name']} ({best['model_version']}); {summary['total_seconds']:.0f}s in all")
+    return summary

@@ -1,0 +1,76 @@
+"""Word2Vec/FastText training, save/load, pretrained text files and the embedding matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.embeddings import embedding_matrix, load_pretrained, load_vectors, save_vectors, train_embeddings
+from models.vocab import PAD_ID
+
+CORPUS = [
+    ["the", "flight", "was", "late", "again"],
+    ["great", "flight", "thanks", "<user>"],
+    ["the", "crew", "was", "great"],
+    ["lost", "my", "bag", "again", "<url>"],
+] * 30
+
+
+@pytest.mark.parametrize("kind", ["word2vec", "fasttext"])
+def test_train_save_load_round_trip(tmp_path, kind):
+    vectors = train_embeddings(CORPUS, kind, dim=8, epochs=2, min_count=1, workers=1)
+    assert vectors.vector_size == 8
+    assert "flight" in vectors.key_to_index
+    save_vectors(vectors, tmp_path / f"{kind}.kv")
+    loaded = load_vectors(tmp_path / f"{kind}.kv")
+    np.testing.assert_array_equal(loaded["flight"], vectors["flight"])
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown embedding kind"):
+        train_embeddings(CORPUS, "glove")
+
+
+def test_fasttext_gives_unseen_words_subword_vectors():
+    vectors = train_embeddings(CORPUS, "fasttext", dim=8, epochs=2, min_count=1, workers=1)
+    matrix, coverage = embedding_matrix(["<pad>", "<unk>", "flight", "flightss"], vectors)
+    assert coverage == pytest.approx(0.5)
+    np.testing.assert_allclose(matrix[3], vectors["flightss"], rtol=1e-6)
+    assert not np.allclose(matrix[3], 0)
+    assert np.all(matrix[PAD_ID] == 0)
+
+
+def test_word2vec_unseen_words_get_random_rows():
+    vectors = train_embeddings(CORPUS, "word2vec", dim=8, epochs=2, min_count=1, workers=1)
+    matrix, coverage = embedding_matrix(["<pad>", "<unk>", "crew", "zebra"], vectors, seed=1)
+    assert coverage == pytest.approx(0.5)
+    np.testing.assert_allclose(matrix[2], vectors["crew"])
+    assert np.abs(matrix[3]).sum() > 0
+    again, _ = embedding_matrix(["<pad>", "<unk>", "crew", "zebra"], vectors, seed=1)
+    np.testing.assert_array_equal(matrix, again)
+
+
+def _write_vectors(path, rows, header):
+    lines = [f"{len(rows)} 3"] if header else []
+    lines += [f"{word} {' '.join(str(value) for value in values)}" for word, values in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("header", [False, True], ids=["glove", "word2vec"])
+def test_load_pretrained_text_formats(tmp_path, header):
+    rows = [("good", (0.1, 0.2, 0.3)), ("bad", (-0.1, -0.2, -0.3)), ("✈️", (1.0, 0.0, 0.5))]
+    path = tmp_path / "vectors.txt"
+    _write_vectors(path, rows, header)
+    vectors = load_pretrained(path)
+    assert vectors.vector_size == 3
+    assert len(vectors) == 3
+    np.testing.assert_allclose(vectors["bad"], [-0.1, -0.2, -0.3], rtol=1e-6)
+    np.testing.assert_allclose(vectors["✈️"], [1.0, 0.0, 0.5], rtol=1e-6)
+    matrix, coverage = embedding_matrix(["<pad>", "<unk>", "good", "meh"], vectors)
+    assert coverage == pytest.approx(0.5)
+    np.testing.assert_allclose(matrix[2], [0.1, 0.2, 0.3], rtol=1e-6)
+
+
+def test_load_pretrained_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_pretrained(tmp_path / "nope.txt")

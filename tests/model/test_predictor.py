@@ -1,0 +1,89 @@
+"""The scoring core: contract, Keras/ONNX parity, batching independence, loading errors, light imports."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from models.predictor import ModelLoadError, Prediction, Predictor
+
+pytestmark = pytest.mark.model
+
+
+def test_keras_onnx_parity_on_1000_tweets(tiny_model):
+    from models.lstm import predict_proba
+
+    predictor = Predictor.load(str(tiny_model.artifact_dir))
+    texts = tiny_model.texts[:1000]
+    assert len(texts) == 1000
+    keras_probabilities = predict_proba(tiny_model.model, predictor.encode(texts), tiny_model.config)
+    onnx_probabilities = predictor.predict_proba(texts)
+    assert np.max(np.abs(keras_probabilities - onnx_probabilities)) < 1e-4
+
+
+def test_contract(tiny_model):
+    predictor = Predictor.load(str(tiny_model.artifact_dir))
+    assert predictor.labels == ("negative", "neutral", "positive")
+    assert predictor.model_version.startswith("tiny-")
+    assert predictor.metrics == {"validation_macro_f1": 0.5}
+    texts = ["@united worst flight ever", "", "thanks for the great service! http://t.co/x"]
+    predictions = predictor.predict(texts)
+    assert len(predictions) == 3
+    for prediction in predictions:
+        assert isinstance(prediction, Prediction)
+        assert prediction.model_version == predictor.model_version
+        assert set(prediction.probabilities) == set(predictor.labels)
+        assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert prediction.label == max(prediction.probabilities, key=prediction.probabilities.get)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        predictions[0].label = "positive"
+    probabilities = predictor.predict_proba(texts)
+    assert probabilities.shape == (3, 3)
+    assert predictor.predict_proba([]).shape == (0, 3)
+    with pytest.raises(TypeError):
+        predictor.predict_proba("one string")
+
+
+def test_scores_do_not_depend_on_the_batch(tiny_model):
+    predictor = Predictor(tiny_model.artifact_dir, batch_size=7)
+    texts = tiny_model.texts[:50]
+    together = predictor.predict_proba(texts)
+    alone = np.vstack([predictor.predict_proba([text]) for text in texts[:10]])
+    reversed_order = predictor.predict_proba(texts[::-1])[::-1]
+    np.testing.assert_allclose(alone, together[:10], atol=1e-6)
+    np.testing.assert_allclose(reversed_order, together, atol=1e-6)
+
+
+def test_loads_from_a_parent_directory(tiny_model):
+    predictor = Predictor.load(str(tiny_model.artifact_dir.parent))
+    assert predictor.model_version.startswith("tiny-")
+
+
+def test_load_errors_are_clear(tmp_path, tiny_model):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        Predictor.load(str(tmp_path / "missing"))
+    with pytest.raises(ModelLoadError, match="no BuzzWatch model artifact"):
+        Predictor.load(str(tmp_path))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.onnx").write_bytes(b"not onnx")
+    (broken / "vocab.json").write_text(json.dumps(["<pad>", "<unk>"]))
+    meta = json.loads((tiny_model.artifact_dir / "meta.json").read_text())
+    (broken / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="ONNX Runtime cannot load"):
+        Predictor.load(str(broken))
+
+
+def test_serving_imports_no_tensorflow():
+    code = (
+        "import sys, models.predictor, models.scoring; "
+        "heavy = [m for m in ('tensorflow', 'keras', 'sklearn', 'mlflow', 'gensim') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
