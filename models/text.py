@@ -365,7 +365,12 @@ def mark_negation(tokens: Iterable[str]) -> list[str]:
 
 
 def tokenize(text: str, mark_negation_scope: bool = False) -> list[str]:
-    """The tokens a model sees for one tweet (see the module docstring for every rule)."""
+    """The tokens a model sees for one tweet (see the module docstring for every rule).
+
+    None counts as an empty text; any other non-string is converted with `str()`.
+    """
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
     if not text:
         return []
     tokens = _get_tokenizer().tokens(_repair(text))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.text import NEGATION_PREFIX, NORMALISER_VERSION, mark_negation, normalise, tokenize
 
@@ -134,3 +136,27 @@ def test_placeholder_character_in_input_is_ignored() -> None:
 
 def test_version_is_a_string() -> None:
     assert isinstance(NORMALISER_VERSION, str) and NORMALISER_VERSION
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_gives_clean_tokens(text: str) -> None:
+    tokens = tokenize(text)
+    assert all(token and not any(char.isspace() for char in token) for token in tokens)
+    assert normalise(text) == " ".join(tokens)
+    assert tokenize(text) == tokens
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["😂", "👍🏽", "❤️", "🇺🇸", "#️⃣", "<3", ":)", " ", "a", "!", "&amp;", "`"]), max_size=30
+    )
+)
+def test_emoji_and_emoticon_soup_never_leaks_placeholders(parts: list[str]) -> None:
+    assert all("\ue000" not in token for token in tokenize("".join(parts)))
+
+
+def test_non_string_input() -> None:
+    assert tokenize(None) == []
+    assert tokenize(3.5) == ["<number>"]
