@@ -1,6 +1,6 @@
 """The real server: `buzzwatch api` under gunicorn with the shipped champion model.
 
-Ready within 1.5 s of start, at most 250 MB resident for the whole process tree (master + workers), no
+Ready within 1.5 s of start, at most 250 MB resident for the whole process tree (master + workers, PSS), no
 TensorFlow loaded, predictions and feedback over HTTP, and a clean stop on SIGTERM with the prediction
 log flushed.
 """
@@ -118,9 +118,15 @@ def test_ready_fast_small_and_without_tensorflow(server: Server) -> None:
     master = psutil.Process(server.process.pid)
     processes = [master, *master.children(recursive=True)]
     assert len(processes) == 3  # gunicorn master + 2 workers
-    resident_mb = sum(process.memory_info().rss for process in processes) / 2**20
-    print(f"{resident_mb:.0f} MB resident (master + 2 workers, shared pages counted in each)")
-    assert resident_mb <= RSS_BUDGET_MB, f"{resident_mb:.0f} MB resident"
+    # PSS splits each shared page (Python, numpy, ONNX Runtime libraries) between the processes that map
+    # it: the sum is what the server holds in memory (what a container limit sees). The RSS sum counts
+    # shared pages once per process, so it is printed too, for the record.
+    rss_mb = [process.memory_info().rss / 2**20 for process in processes]
+    pss_mb = sum(process.memory_full_info().pss for process in processes) / 2**20
+    per_process = [round(mb) for mb in rss_mb]
+    print(f"{pss_mb:.0f} MB PSS in all; RSS per process {per_process}, summed {sum(rss_mb):.0f} MB")
+    assert pss_mb <= RSS_BUDGET_MB, f"{pss_mb:.0f} MB resident (PSS) for master + workers"
+    assert max(rss_mb) <= RSS_BUDGET_MB
     for process in processes:
         mapped = Path(f"/proc/{process.pid}/maps").read_text()
         assert "tensorflow" not in mapped and "keras" not in mapped
