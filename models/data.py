@@ -350,7 +350,9 @@ def make_splits(
 ) -> Splits:
     """Fixed, seeded train/validation/test splits with no normalised text shared between them.
 
-    - `tweeteval_val` rows all go to validation (the standard TweetEval validation set).
+    - `tweeteval_val` rows all go to validation (the standard TweetEval validation set), and so do
+      SemEval rows flagged `in_tweeteval_val` (present when `tweeteval_val` was not loaded), so the
+      TweetEval validation tweets never reach training.
     - With `semeval_proxy_in_test` (default), every SemEval `twitter-2016test` row (SemEval-2017's dev
       set) goes to test as the general-tweet proxy; pass False to split it like the rest (e.g. to train
       a final model on more data once choices are made).
@@ -372,6 +374,8 @@ def make_splits(
             frame = frame.assign(**{column: ""})
     fixed = pd.Series("", index=frame.index, dtype=object)
     fixed[frame["source"] == "tweeteval_val"] = "validation"
+    if "in_tweeteval_val" in frame:
+        fixed[frame["in_tweeteval_val"] == 1] = "validation"
     if semeval_proxy_in_test:
         fixed[(frame["source"] == "semeval") & (frame["source_split"] == SEMEVAL_PROXY_SPLIT)] = "test"
     free = fixed == ""

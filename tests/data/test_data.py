@@ -128,6 +128,17 @@ def test_splits_reproducible_and_independent_of_row_order(labelled: pd.DataFrame
     assert sorted(other_seed.test["norm_text"]) != sorted(first.test["norm_text"])
 
 
+def test_tweeteval_flagged_semeval_rows_never_train() -> None:
+    semeval = load_labelled(sources=["semeval"])
+    flagged = semeval["in_tweeteval_val"] == 1
+    assert flagged.sum() > 1_500
+    splits = make_splits(semeval)
+    assert (splits.train["in_tweeteval_val"] == 0).all()
+    assert (splits.validation["in_tweeteval_val"] == 1).sum() + (
+        splits.test["in_tweeteval_val"] == 1
+    ).sum() == (flagged.sum())
+
+
 def test_proxy_can_be_returned_to_training(labelled: pd.DataFrame) -> None:
     semeval = labelled[labelled["source"] == "semeval"].sample(n=3_000, random_state=0)
     splits = make_splits(semeval, semeval_proxy_in_test=False)
