@@ -7,11 +7,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.serving import make_server
 
 from buzzwatch.schema import LABELS
+
+API_KEY = "test-key-0123456789"
 
 NEGATIVE_WORDS = frozenset({"bad", "awful", "late", "delayed", "lost", "rude", "worst", "hate", "cancelled"})
 POSITIVE_WORDS = frozenset({"good", "great", "love", "thanks", "amazing", "best", "awesome", "nice"})
@@ -60,6 +63,16 @@ class LexiconPredictor:
                 TinyPrediction(label, dict(zip(self.labels, row, strict=True)), self.model_version)
             )
         return predictions
+
+
+class FakeClock:
+    """A clock the drift tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 @contextmanager

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from apitest_support import LexiconPredictor
+from apitest_support import API_KEY, FakeClock, LexiconPredictor
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -17,18 +16,6 @@ from api.store import FeedbackStore
 from buzzwatch.notify import Mailer
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry
-
-API_KEY = "test-key-0123456789"
-
-
-class FakeClock:
-    """A clock the drift tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

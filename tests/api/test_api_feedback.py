@@ -9,7 +9,7 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, FakeClock
+from apitest_support import API_KEY, FakeClock
 from flask.testing import FlaskClient
 
 from api.settings import ApiSettings

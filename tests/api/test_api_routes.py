@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import API_KEY
+from apitest_support import API_KEY
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine

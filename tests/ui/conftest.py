@@ -20,8 +20,6 @@ from buzzwatch.notify import Mailer
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry
 
-UI_DIR = Path(__file__).resolve().parents[2] / "streamlit_app"
-
 
 @pytest.fixture
 def api_app(isolated_var_dir: Path) -> Iterator[Flask]:

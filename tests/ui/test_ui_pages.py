@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import UI_DIR
 from flask import Flask
 from streamlit.testing.v1 import AppTest
 
@@ -14,6 +13,7 @@ from buzzwatch.schema import Alert
 from buzzwatch.telemetry import BAD_BUZZ_ALERT, NEGATIVE_SHARE, TWEET_VOLUME, LocalTelemetry
 
 TIMEOUT = 30
+UI_DIR = Path(__file__).resolve().parents[2] / "streamlit_app"
 
 
 def _page(name: str) -> AppTest:
