@@ -39,7 +39,8 @@ for name, report in sections:
     for column, key in zip(columns, ("macro_f1", "macro_recall", "accuracy", "n"), strict=True):
         if key in report:
             value = report[key]
-            column.metric(key.replace("_", " "), f"{value:.3f}" if isinstance(value, float) else str(value))
+            shown = f"{int(value):,}" if key == "n" else f"{value:.3f}"
+            column.metric("tweets" if key == "n" else key.replace("_", " "), shown)
     per_class = per_class_frame(report)
     if per_class is not None:
         st.dataframe(per_class, width="stretch")
