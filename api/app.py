@@ -133,6 +133,7 @@ def create_app(
             settings.common.database_url, retention_s=settings.prediction_retention_s, clock=clock
         )
         atexit.register(store.close)  # the last queued predictions reach the database at shutdown
+    own_telemetry = telemetry is None
     if telemetry is None or mailer is None:
         telemetry, mailer = _default_telemetry_and_mailer(settings, telemetry, mailer)
     drift = DriftMonitor(
@@ -148,7 +149,10 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["buzzwatch"] = ApiServices(settings, predictor, store, telemetry, drift, clock)
+    api_services = ApiServices(settings, predictor, store, telemetry, drift, clock)
+    app.extensions["buzzwatch"] = api_services
+    if own_telemetry:  # at exit: the last latency figures, then the exporters' buffers (atexit runs LIFO)
+        atexit.register(api_services.latency.emit)
     _register_hooks(app)
     _register_errors(app)
     _register_routes(app)

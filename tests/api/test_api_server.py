@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, func, select
 
 from api.store import feedback_table, predictions_table
 from buzzwatch.settings import REPO_ROOT
+from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, read_local
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 
@@ -159,3 +160,6 @@ def test_predict_feedback_and_export_over_http_then_clean_stop(server: Server) -
         assert connection.execute(select(func.count()).select_from(predictions_table)).scalar_one() == 6
         assert connection.execute(select(func.count()).select_from(feedback_table)).scalar_one() == 1
     engine.dispose()
+    latencies = read_local(server.var_dir, "metrics", API_REQUEST_LATENCY_MS)
+    series = {(m["dimensions"]["route"], m["dimensions"]["status"]) for m in latencies}
+    assert {("/v1/predict", "200"), ("/v1/predict", "400"), ("/v1/feedback", "201")} <= series
