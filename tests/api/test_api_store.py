@@ -122,3 +122,14 @@ def test_drift_alert_claim_is_atomic_and_respects_the_cooldown(store: FeedbackSt
     assert store.last_drift_alert() == NOW
     assert store.claim_drift_alert(NOW + timedelta(minutes=61), cooldown_s=3600)
     assert store.last_drift_alert() == NOW + timedelta(minutes=61)
+
+
+def test_concurrent_drift_claims_let_exactly_one_win(store: FeedbackStore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # no alert yet: racing to insert the first row
+        first = list(pool.map(lambda _: store.claim_drift_alert(NOW, cooldown_s=3600), range(16)))
+        later = NOW + timedelta(days=1)  # the cooldown is over: racing to update the row
+        second = list(pool.map(lambda _: store.claim_drift_alert(later, cooldown_s=3600), range(16)))
+    assert first.count(True) == 1
+    assert second.count(True) == 1
