@@ -139,3 +139,58 @@ def test_missing_extra_is_reported_with_the_install_command(monkeypatch: pytest.
     )
     reason = bert_unavailable_reason()
     assert reason is not None and "torch" in reason and '".[bert]"' in reason
+
+
+def _small_data_dir(root, repo_data):
+    """A data folder with a few hundred real rows of the three proxy sources (load_labelled's layout)."""
+    import pandas as pd
+
+    for relative, rows in (
+        ("airline_us/train.csv", 420),
+        ("semeval2017_task4a/twitter-2016test.csv", 120),
+        ("tweeteval_sentiment/val.csv", 120),
+    ):
+        source = pd.read_csv(repo_data / relative, dtype=str, keep_default_na=False)
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.head(rows).to_csv(target, index=False)
+    return root
+
+
+@needs_bert
+@pytest.mark.model
+def test_train_bert_quick_tracks_both_variants_in_mlflow(tmp_path, isolated_var_dir) -> None:
+    import mlflow
+
+    from buzzwatch.settings import REPO_ROOT, CommonSettings
+    from models.bert import BertSentiment, train_bert
+    from models.data import load_labelled
+
+    data_dir = _small_data_dir(tmp_path / "data", REPO_ROOT / "data")
+    frame = load_labelled(data_dir, sources=("airline", "semeval", "tweeteval_val"))
+    settings = CommonSettings.from_env()
+    assert settings.var_dir == isolated_var_dir  # the MLflow store and artifacts stay out of the repo
+
+    summary = train_bert(frame=frame, quick=True, settings=settings)
+
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.family = 'bert'")
+    assert sorted(runs["tags.mlflow.runName"]) == ["minilm-frozen", "minilm-ft2"]
+    client = mlflow.MlflowClient()
+    for variant in ("frozen", "finetuned"):
+        run_id = summary[variant]["run_id"]
+        metrics = client.get_run(run_id).data.metrics
+        for name in ("airline_test", "semeval2016test", "tweeteval_val", "validation_airline"):
+            assert 0.0 <= metrics[f"{name}_macro_f1"] <= 1.0
+            assert 0.0 <= metrics[f"{name}_macro_recall"] <= 1.0
+        assert metrics["speed_tweets_per_s"] > 0 and metrics["train_seconds"] > 0
+        assert metrics["speed_reference_onnx_tweets_per_s"] > 0
+        listed = {item.path for item in client.list_artifacts(run_id, "model")}
+        assert {"model/config.json", "model/weights.pt", "model/tokenizer"} <= listed
+        evaluation = {item.path for item in client.list_artifacts(run_id, "evaluation")}
+        assert "evaluation/airline_test_confusion.png" in evaluation
+    tuned = client.get_run(summary["finetuned"]["run_id"]).data.metrics
+    assert tuned["kept_states_parity_max_abs"] < 2e-3
+    assert tuned["finetune_steps"] >= 1
+    loaded = BertSentiment.load(summary["finetuned"]["artifact_dir"])
+    assert loaded.model_version == "minilm-l6-ft2"
+    assert str(summary["finetuned"]["artifact_dir"]).startswith(str(isolated_var_dir))
