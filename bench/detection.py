@@ -113,7 +113,7 @@ def evaluate(fired: list[Fired], episodes: list[dict[str, Any]], brand_weeks: fl
                 for f in mine
                 if episode["start"] - MATCH_BEFORE <= f.fired_at <= episode["end"] + FALSE_AFTER
             ]
-            news_per_episode.append(sum(f.kind == "new" for f in spell))
+            news_per_episode.append(max(sum(f.kind == "new" for f in spell), 1))
             updates_per_episode.append(sum(f.kind == "update" for f in spell))
     false_alerts = [
         f
@@ -245,6 +245,9 @@ def main() -> None:
     parser.add_argument("--model", action="store_true", help="measure with the champion Predictor")
     parser.add_argument("--tune", action="store_true", help="sweep thresholds (use the tuning seeds)")
     parser.add_argument("--naive-threshold", type=int, default=None, help="naive 15-min negative count")
+    parser.add_argument("--fire", type=float, nargs="+", default=[3.0, 3.5, 4.0, 5.0], help="--tune grid")
+    parser.add_argument("--share-z", type=float, nargs="+", default=[2.0, 2.5, 3.0], help="--tune grid")
+    parser.add_argument("--margin", type=float, nargs="+", default=[0.05, 0.10], help="--tune grid")
     parser.add_argument("--throughput", action="store_true", help="time `buzzwatch replay --speed max`")
     args = parser.parse_args()
     pools = load_pools()
@@ -256,13 +259,14 @@ def main() -> None:
     naive_thresholds = [args.naive_threshold] if args.naive_threshold else [12]
     if args.tune:
         configs = {
-            f"fire={fire} share_z={share_z}": DetectorConfig(
-                defaults=replace(BrandParams(), fire_score=fire, min_share_z=share_z)
+            f"fire={fire} share_z={share_z} margin={margin}": DetectorConfig(
+                defaults=replace(BrandParams(), fire_score=fire, min_share_z=share_z, share_margin=margin)
             )
-            for fire in (4.0, 5.0, 6.0)
-            for share_z in (2.5, 3.0, 3.5)
+            for fire in args.fire
+            for share_z in args.share_z
+            for margin in args.margin
         }
-        naive_thresholds = [8, 10, 12, 14, 16, 18, 20, 24]
+        naive_thresholds = [12, 16, 20, 24, 28, 32]
     model = None
     if "model" in modes:
         from models.predictor import Predictor

@@ -4,7 +4,8 @@ For each seed: `tweets.csv` (the replay input: id, created_at, text, brand, labe
 `episodes.csv` (ground truth: the injected bad buzzes) and `decoys.csv` (surges that must NOT alert).
 
 - Brands: the six airlines of the airline data set (its `airline` column).
-- Normal traffic: about one tweet a minute per brand on average, with a day/night cycle in each brand's
+- Normal traffic: about one tweet a minute per brand on average (0.5 to 1.6 depending on the brand),
+  with a day/night cycle in each brand's
   local time (quiet nights, about 0.1 a minute) and quieter weekends. A normal tweet is one of the
   brand's own airline tweets (any label) or a general tweet (SemEval, Kaggle tweet-sentiment, Sanders);
   3% are retweets of a recent normal tweet.
@@ -49,6 +50,15 @@ UTC_OFFSET_HOURS = {
     "US Airways": -5,
     "United": -6,
     "Virgin America": -8,
+}
+# Mean tweets per minute of each brand (about one a minute; brands differ, as real ones do).
+BRAND_RATE = {
+    "American": 1.2,
+    "Delta": 0.8,
+    "Southwest": 1.0,
+    "US Airways": 1.4,
+    "United": 1.6,
+    "Virgin America": 0.5,
 }
 HANDLE_RE = re.compile("|".join(re.escape(h) for h in HANDLES.values()), re.IGNORECASE)
 GENERAL_FILES = (
@@ -193,7 +203,7 @@ class Generator:
         minute = START
         while minute < self.end:
             weekend = 0.75 if (minute + timedelta(hours=UTC_OFFSET_HOURS[brand])).weekday() >= 5 else 1.0
-            expected = self.rate * HOUR_PROFILE[local_hour(minute, brand)] * weekend
+            expected = self.rate * BRAND_RATE[brand] * HOUR_PROFILE[local_hour(minute, brand)] * weekend
             for _ in range(_poisson(rng, expected)):
                 moment = minute + timedelta(seconds=rng.uniform(0, 60))
                 if recent and rng.random() < RETWEET_SHARE:
@@ -294,7 +304,7 @@ class Generator:
                 )
         elif kind == "news_surge":
             minutes = rng.uniform(30, 90)
-            for moment in self._times(start, minutes, 4.0 * self.rate * 1.5, 5):
+            for moment in self._times(start, minutes, 4.0 * self.rate * BRAND_RATE[brand] * 1.5, 5):
                 text, label, reason = self._normal_tweet(brand)
                 self._add(moment, brand, text, label, reason, "news_surge")
         else:  # night crumbs: a few negative tweets on a quiet night
