@@ -420,6 +420,8 @@ class Publisher:
         self._sequence = itertools.count()
         self._closed = False
         self._abandon = False
+        self._gate = threading.Event()  # cleared while a missing topic is being recreated
+        self._gate.set()
         self._retry_thread: threading.Thread | None = None
         self._topic_checked_at = 0.0
         if create_topic:
@@ -440,6 +442,7 @@ class Publisher:
         self._send(_Outgoing(data=data, attributes={k: str(v) for k, v in attributes.items()}))
 
     def _send(self, outgoing: _Outgoing) -> None:
+        self._gate.wait()
         outgoing.attempts += 1
         try:
             future = self._client.publish(self.topic, outgoing.data, **outgoing.attributes)
@@ -515,21 +518,28 @@ class Publisher:
         if now - self._topic_checked_at < 1.0:
             return
         self._topic_checked_at = now
+        # Hold new sends, and let batches already handed to the client fail first: a message must not
+        # land in the recreated topic before its subscriptions exist (Pub/Sub would drop it).
+        self._gate.clear()
         try:
-            self._client.create_topic(request={"name": self.topic}, timeout=self.settings.rpc_timeout_s)
-            with self._lock:
-                self._stats.topic_recreations += 1
-            log.warning("topic was missing and has been recreated", extra={"topic": self.topic})
-        except api_exceptions.AlreadyExists:
-            pass
-        except Exception as exc:  # unreachable service: the next retry tries again
-            log.warning("topic check failed", extra={"topic": self.topic, "error": str(exc)})
-            return
-        if self.on_topic_missing is not None:
+            time.sleep(self.settings.max_latency_s + 0.05)
             try:
-                self.on_topic_missing()
-            except Exception as exc:
-                log.warning("topic recovery hook failed", extra={"topic": self.topic, "error": str(exc)})
+                self._client.create_topic(request={"name": self.topic}, timeout=self.settings.rpc_timeout_s)
+                with self._lock:
+                    self._stats.topic_recreations += 1
+                log.warning("topic was missing and has been recreated", extra={"topic": self.topic})
+            except api_exceptions.AlreadyExists:
+                pass
+            except Exception as exc:  # unreachable service: the next retry tries again
+                log.warning("topic check failed", extra={"topic": self.topic, "error": str(exc)})
+                return
+            if self.on_topic_missing is not None:
+                try:
+                    self.on_topic_missing()
+                except Exception as exc:
+                    log.warning("topic recovery hook failed", extra={"topic": self.topic, "error": str(exc)})
+        finally:
+            self._gate.set()
 
     def _give_up(self, outgoing: _Outgoing, reason: str) -> None:
         log.error(

@@ -108,6 +108,7 @@ def run_ingest_command(args: argparse.Namespace) -> int:
     from buzzwatch.settings import CommonSettings, SettingsError
     from ingest.brands import BrandConfigError
     from ingest.service import IngestSettings, SourceOptions, run_ingest
+    from ingest.xapi import StreamFatalError, tweepy
 
     env = dict(os.environ)
     try:
@@ -128,7 +129,7 @@ def run_ingest_command(args: argparse.Namespace) -> int:
             limit=args.limit,
         )
         summary = run_ingest(options, common, settings, env, _stop_on_signals())
-    except (SettingsError, BrandConfigError, SchemaError) as exc:
+    except (SettingsError, BrandConfigError, SchemaError, StreamFatalError, tweepy.TweepyException) as exc:
         print(f"buzzwatch ingest: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"summary": summary}), flush=True)

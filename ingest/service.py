@@ -173,12 +173,14 @@ def _run_x_source(
         stream = FilteredStream(
             token, brands, ingester, report, heartbeat_timeout_s=settings.heartbeat_timeout_s
         )
-        stream.sync_rules(brands.rules())
+        stream.sync_rules_with_retry(brands.rules())
         thread = stream.start()
         while thread.is_alive() and not stop.wait(0.5):
             pass
         stream.disconnect()
         thread.join(timeout=30)
+        if stream.fatal_error is not None:
+            raise stream.fatal_error
         return {"stream": {k: v for k, v in vars(stream.stats).items() if k != "waits"}}
     poller = RecentSearchPoller(
         token,

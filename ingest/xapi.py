@@ -117,6 +117,7 @@ class FilteredStream(tweepy.StreamingClient):
         self._response_lock = threading.Lock()
         self._last_activity = time.monotonic()
         self._watchdog_fired = False
+        self.fatal_error: StreamFatalError | None = None
 
     # ---- rules -------------------------------------------------------------------------------------
 
@@ -144,6 +145,20 @@ class FilteredStream(tweepy.StreamingClient):
         }
         log.info("stream rules synced", extra=change)
         return change
+
+    def sync_rules_with_retry(self, desired: Mapping[str, str], attempts: int = 5) -> dict[str, list[str]]:
+        """`sync_rules`, retried with backoff on HTTP 429, 5xx and network errors."""
+        wait = self.backoff.http_initial_s
+        for _ in range(attempts - 1):
+            try:
+                return self.sync_rules(desired)
+            except (tweepy.TooManyRequests, tweepy.TwitterServerError, requests.ConnectionError) as exc:
+                if isinstance(exc, tweepy.TooManyRequests):
+                    reset = _rate_limit_reset_wait(exc.response.headers)
+                    wait = max(wait, min(reset or 0.0, self.backoff.rate_limit_max_s))
+                self._wait(f"rules: {type(exc).__name__}", wait)
+                wait = min(self.backoff.http_max_s, wait * 2)
+        return self.sync_rules(desired)
 
     def start(self) -> threading.Thread:
         """Connect in a background thread with the tweet fields BuzzWatch needs."""
@@ -275,6 +290,9 @@ class FilteredStream(tweepy.StreamingClient):
                 finally:
                     with self._response_lock:
                         self._response = None
+        except StreamFatalError as exc:
+            self.fatal_error = exc
+            log.error("stream stopped for good", extra={"error": str(exc)})
         finally:
             self.running = False
             self._wake.set()

@@ -1,0 +1,94 @@
+"""Brand configuration and attribution."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from buzzwatch.settings import REPO_ROOT
+from ingest.brands import BrandBook, BrandConfigError
+
+
+@pytest.fixture(scope="module")
+def brands() -> BrandBook:
+    return BrandBook.load()
+
+
+def test_the_shipped_config_has_air_paradis_and_the_airlines_of_the_data(brands):
+    assert set(brands.names) == {
+        "airparadis", "united", "usairways", "americanair", "southwestair", "jetblue", "virginamerica",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("@united lost my bag", ("united",)),
+        ("@UNITED lost my bag", ("united",)),
+        ("flying Air Paradis tomorrow", ("airparadis",)),
+        ("#AirParadis best crew", ("airparadis",)),
+        ("air   paradis again", ("airparadis",)),
+        ("@unitedfan is not the airline", ()),
+        ("email me at bob@united.com", ()),
+        ("the United States", ()),
+        ("@AmericanAir merged with @USAirways", ("usairways", "americanair")),
+        ("nothing about airlines", ()),
+    ],
+)
+def test_attribution_by_handles_and_keywords(brands, text, expected):
+    assert brands.attribute(text) == expected
+
+
+def test_a_declared_brand_wins_and_aliases_resolve(brands):
+    assert brands.attribute("@united late", declared="American") == ("americanair",)
+    assert brands.attribute("@JetBlue thanks", declared=["Delta"]) == ("jetblue",)  # the data set's quirk
+    assert brands.attribute("x", declared="Virgin America") == ("virginamerica",)
+    assert brands.attribute("x", declared="Acme Air") == ("acmeair",)  # unknown brands are tracked as such
+    assert brands.attribute("x", declared="united,jetblue") == ("united", "jetblue")
+
+
+def test_stream_rule_tags_and_the_author_count(brands):
+    assert brands.attribute("new routes!", rule_tags=["southwestair"]) == ("southwestair",)
+    assert brands.attribute("new routes!", rule_tags=["not-a-brand"]) == ()
+    assert brands.attribute("new routes!", author_username="SouthwestAir") == ("southwestair",)
+
+
+def test_stream_rules_are_one_per_brand_within_the_length_limit(brands):
+    rules = brands.rules()
+    assert set(rules) == set(brands.names)
+    assert rules["airparadis"] == '(@AirParadis OR from:AirParadis OR "Air Paradis" OR #AirParadis)'
+    assert all(len(value) <= 512 for value in rules.values())
+
+
+def test_text_attribution_agrees_with_the_airline_column_of_the_real_data(brands):
+    with open(REPO_ROOT / "data" / "airline_us" / "train.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    agree = sum(brands.resolve(row["airline"]) in brands.attribute(row["text"]) for row in rows)
+    assert agree / len(rows) > 0.99
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([], "no brand"),
+        ([{"name": "Bad Name", "handles": ["x"]}], "lower-case"),
+        ([{"name": "a", "handles": ["x"]}, {"name": "a", "handles": ["y"]}], "configured twice"),
+        ([{"name": "a", "handles": "x"}], "list of non-empty strings"),
+        ([{"name": "a", "handles": ["not a handle"]}], "not X handles"),
+        ([{"name": "a"}], "at least one handle or keyword"),
+        ([{"name": "a", "keywords": ["word"] * 100}], "longer than 512"),
+    ],
+)
+def test_bad_brand_config_is_refused_with_a_clear_message(entries, message):
+    with pytest.raises(BrandConfigError, match=message):
+        BrandBook.from_dicts(entries)
+
+
+def test_a_missing_or_broken_file_names_itself(tmp_path):
+    with pytest.raises(BrandConfigError, match="not found"):
+        BrandBook.load(tmp_path / "absent.toml")
+    broken = tmp_path / "brands.toml"
+    broken.write_text("[[brand]\nname=")
+    with pytest.raises(BrandConfigError, match="not valid TOML"):
+        BrandBook.load(broken)

@@ -1,0 +1,200 @@
+"""The publisher and the ingester against the real Pub/Sub emulator."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from google.api_core import exceptions as api_exceptions
+from google.cloud.pubsub_v1.types import LimitExceededBehavior
+
+from buzzwatch.pubsub import (
+    Publisher,
+    PublisherSettings,
+    StreamTopology,
+    SubscriptionSpec,
+    ensure_subscription,
+    ensure_topic,
+    pull_messages,
+)
+from buzzwatch.schema import TweetEvent
+from buzzwatch.settings import CommonSettings
+from ingest.service import IngestSettings, SourceOptions, run_ingest
+
+pytestmark = pytest.mark.integration
+PROJECT = "buzzwatch-local"
+
+
+def _pull_all(subscription: str, expected: int, timeout_s: float = 20.0) -> list:
+    """Pull until `expected` messages came, then once more to catch any duplicate."""
+    received: list = []
+    deadline = time.monotonic() + timeout_s
+    while len(received) < expected and time.monotonic() < deadline:
+        try:
+            received += pull_messages(PROJECT, subscription, max_messages=1000, timeout_s=5)
+        except api_exceptions.NotFound:  # the ingester (in another thread) has not created it yet
+            time.sleep(0.1)
+    received += pull_messages(PROJECT, subscription, max_messages=1000, timeout_s=1)
+    return received
+
+
+def _ingest_env(name: str, var_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        BUZZWATCH_VAR_DIR=str(var_dir),
+        PUBSUB_TWEETS_TOPIC=f"{name}-tweets",
+        PUBSUB_SCORED_TOPIC=f"{name}-scored",
+        PUBSUB_DEAD_LETTER_TOPIC=f"{name}-dead",
+        PUBSUB_TWEETS_SUBSCRIPTION=f"{name}-worker",
+        PUBSUB_SCORED_SUBSCRIPTION=f"{name}-detector",
+        PUBSUB_DEAD_LETTER_SUBSCRIPTION=f"{name}-dead-keep",
+    )
+    return env
+
+
+def _write_csv(path: Path, count: int) -> None:
+    start = datetime(2015, 2, 24, 8, 0, tzinfo=UTC)
+    airlines = ["United", "US Airways", "American", "Southwest", "Delta", "Virgin America"]
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "created_at", "text", "airline"])
+        for index in range(count):
+            moment = start + timedelta(seconds=(index * 7919) % count)  # shuffled event times
+            writer.writerow(
+                [str(10_000 + index), moment.isoformat(), f"tweet number {index}", airlines[index % 6]]
+            )
+
+
+def test_replayed_tweets_are_published_and_read_back_exactly_once(emulator_env, unique_name, tmp_path):
+    count = 3000
+    replay = tmp_path / "tweets.csv"
+    _write_csv(replay, count)
+    env = _ingest_env(unique_name, tmp_path)
+    common = CommonSettings.from_env(env)
+    summary = run_ingest(
+        SourceOptions("replay", replay), common, IngestSettings.from_env(env, common), env, threading.Event()
+    )
+    assert summary["published"] == count and summary["failed"] == 0 and summary["bad_input"] == 0
+
+    received = _pull_all(f"{unique_name}-worker", count)
+    events = [TweetEvent.from_json(message.data) for message in received]
+    assert len(events) == count
+    assert sorted(int(event.id) for event in events) == list(range(10_000, 10_000 + count))
+    by_id = {message.attributes["brand"] for message in received}
+    assert by_id == {"united", "usairways", "americanair", "southwestair", "jetblue", "virginamerica"}
+    message = received[0]
+    assert message.attributes["source"] == "replay" and message.attributes["lang"] == "und"
+    assert message.attributes["brand"] == ",".join(TweetEvent.from_json(message.data).brands)
+
+
+def test_flow_control_blocks_the_caller_until_batches_complete(emulator_env, unique_name):
+    settings = PublisherSettings(max_messages=1000, max_latency_s=0.3, flow_message_limit=5)
+    assert settings.publisher_options().flow_control.limit_exceeded_behavior == LimitExceededBehavior.BLOCK
+    publisher = Publisher(PROJECT, unique_name, settings)
+    started = time.monotonic()
+    call_times = []
+    for index in range(15):
+        publisher.publish(f"m{index}".encode())
+        call_times.append(time.monotonic() - started)
+    stats = publisher.close()
+    assert stats.published == 15 and stats.failed == 0
+    # Five fit; the sixth waits until the first batch (sent after max_latency) is confirmed, and so on.
+    assert call_times[4] < 0.2
+    assert call_times[5] >= 0.25
+    assert call_times[14] >= 0.55
+
+
+def test_close_waits_for_every_publish(emulator_env, unique_name):
+    topic = ensure_topic(PROJECT, unique_name)
+    ensure_subscription(PROJECT, SubscriptionSpec(name=f"{unique_name}-sub", topic=topic))
+    publisher = Publisher(PROJECT, unique_name, PublisherSettings(max_latency_s=0.5, max_messages=10_000))
+    for index in range(500):
+        publisher.publish(json.dumps({"n": index}).encode(), kind="test")
+    assert publisher.stats.pending == 500  # nothing sent yet: the batch waits for its latency
+    stats = publisher.close()
+    assert (stats.published, stats.pending, stats.failed) == (500, 0, 0)
+    received = _pull_all(f"{unique_name}-sub", 500)
+    assert sorted(json.loads(message.data)["n"] for message in received) == list(range(500))
+
+
+def test_a_message_that_cannot_be_published_is_counted_logged_and_spooled(emulator_env, tmp_path, caplog):
+    spool = tmp_path / "failed.jsonl"
+    # "x" is not a valid topic name: the service refuses it for good (INVALID_ARGUMENT), no retry helps.
+    publisher = Publisher(
+        PROJECT, "x", PublisherSettings(max_attempts=3), failed_path=spool, create_topic=False
+    )
+    publisher.publish(b'{"id": "1"}')
+    stats = publisher.close(timeout_s=30)
+    assert (stats.published, stats.failed, stats.pending) == (0, 1, 0)
+    assert stats.errors == {"InvalidArgument": 1}
+    assert spool.read_text() == '{"id": "1"}\n'
+    assert "publish failed for good" in caplog.text
+
+
+def test_the_ingester_recovers_by_itself_when_the_emulator_restarts(private_emulator, unique_name, tmp_path):
+    env = _ingest_env(unique_name, tmp_path)
+    env.update(private_emulator.env())
+    common = CommonSettings.from_env(env)
+    read_end, write_end = os.pipe()
+    summary: dict = {}
+    with os.fdopen(read_end) as reader, os.fdopen(write_end, "w") as writer:
+        options = SourceOptions("stdin", stdin=reader)
+        settings = IngestSettings.from_env(env, common)
+        publisher_settings = PublisherSettings(backoff_initial_s=0.2)
+        runner = threading.Thread(
+            target=lambda: summary.update(
+                run_ingest(options, common, settings, env, threading.Event(), publisher_settings)
+            )
+        )
+        runner.start()
+
+        def send(first: int, last: int) -> None:
+            for index in range(first, last):
+                line = {"id": str(index), "created_at": "2026-11-25T21:00:00Z", "text": f"@united {index}"}
+                writer.write(json.dumps(line) + "\n")
+            writer.flush()
+
+        send(0, 100)
+        before = _pull_all(f"{unique_name}-worker", 100)
+        assert len(before) == 100
+
+        private_emulator.restart()  # every topic, subscription and message is gone
+        send(100, 300)
+        writer.close()
+        runner.join(timeout=60)
+    assert not runner.is_alive()
+    assert summary["failed"] == 0 and summary["published"] == 300
+    assert summary["topic_recreations"] >= 1 and summary["retried"] >= 1
+    after = _pull_all(f"{unique_name}-worker", 200)
+    assert sorted(int(TweetEvent.from_json(m.data).id) for m in after) == list(range(100, 300))
+
+
+def test_topology_is_idempotent_and_aligns_push_settings(emulator_env, unique_name):
+    topology = StreamTopology(
+        PROJECT,
+        f"{unique_name}-t",
+        f"{unique_name}-s",
+        f"{unique_name}-d",
+        f"{unique_name}-w",
+        f"{unique_name}-x",
+    )
+    first = topology.ensure()
+    assert topology.ensure() == first
+    topology.ensure(push_endpoint="http://127.0.0.1:18499/push", update=False)  # create-only: left as pull
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    current = subscriber.get_subscription(subscription=first["tweets_subscription"])
+    assert current.push_config.push_endpoint == ""
+    assert current.dead_letter_policy.dead_letter_topic == first["dead_letter_topic"]
+    assert current.dead_letter_policy.max_delivery_attempts == 5
+    topology.ensure(push_endpoint="http://127.0.0.1:18499/push")
+    current = subscriber.get_subscription(subscription=first["tweets_subscription"])
+    assert current.push_config.push_endpoint == "http://127.0.0.1:18499/push"
+    subscriber.close()

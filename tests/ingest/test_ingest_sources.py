@@ -1,0 +1,145 @@
+"""File replay in event-time order and at a speed factor; JSON lines on stdin; bad input skipped."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from buzzwatch.schema import SchemaError
+from ingest.brands import BrandBook
+from ingest.events import event_from_record
+from ingest.sources import InputReport, detect_format, paced, read_replay_file, stdin_events
+
+
+@pytest.fixture(scope="module")
+def brands() -> BrandBook:
+    return BrandBook.load()
+
+
+REPLAY_CSV = """id,created_at,text,airline,label
+3,2015-02-24 11:35:52 -0800,@united third in the file,United,negative
+1,2015-02-24 11:30:00 -0800,"@SouthwestAir first, with a
+newline",Southwest,positive
+2,2015-02-24T19:32:00Z,no handle but the column says Delta,Delta,neutral
+4,not a date,@united bad date,United,negative
+5,2015-02-24 11:40:00 -0800,,United,negative
+6,2015-02-24 11:41:00 -0800,too,many,fields,here,x
+7,2015-02-24 11:31:00 -0800,@VirginAmerica no airline column value,,neutral
+"""
+
+
+def test_csv_replay_sorts_by_event_time_and_skips_bad_rows(tmp_path, brands):
+    path = tmp_path / "replay.csv"
+    path.write_text(REPLAY_CSV)
+    report = InputReport()
+    events = read_replay_file(path, brands, report)
+    assert [event.id for event in events] == ["1", "7", "2", "3"]
+    assert [event.brands for event in events] == [
+        ("southwestair",),
+        ("virginamerica",),
+        ("jetblue",),
+        ("united",),
+    ]
+    assert events[0].text.endswith("with a\nnewline")
+    assert events[0].created_at == datetime(2015, 2, 24, 19, 30, tzinfo=UTC)
+    assert all(event.source == "replay" for event in events)
+    assert report.read == 7 and report.bad == 3
+
+
+def test_jsonl_replay_accepts_flat_and_x_shaped_lines(tmp_path, brands):
+    path = tmp_path / "replay.jsonl"
+    lines = [
+        json.dumps({"id": 2, "created_at": "2026-11-25T21:00:02Z", "text": "@jetblue hi", "lang": "en"}),
+        "{broken",
+        json.dumps(["not", "an", "object"]),
+        json.dumps({"data": {"id": "1", "text": "@united hi", "created_at": "2026-11-25T21:00:01Z"}}),
+        "",
+        json.dumps(
+            {"id": "3", "created_at": "2026-11-25T21:00:03Z", "text": "x", "brands": ["united", "x y"]}
+        ),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    report = InputReport()
+    events = read_replay_file(path, brands, report)
+    assert [(event.id, event.brands) for event in events] == [
+        ("1", ("united",)),
+        ("2", ("jetblue",)),
+        ("3", ("united", "xy")),
+    ]
+    assert report.bad == 2 and report.read == 5
+
+
+def test_the_format_comes_from_the_name_or_is_asked_for(tmp_path):
+    assert detect_format(tmp_path / "a.csv") == "csv"
+    assert detect_format(tmp_path / "a.jsonl.gz") == "jsonl"
+    with pytest.raises(SchemaError, match="--format"):
+        detect_format(tmp_path / "a.txt")
+    headless = tmp_path / "x.csv"
+    headless.write_text("a,b\n1,2\n")
+    with pytest.raises(SchemaError, match="header"):
+        read_replay_file(headless, BrandBook.load(), InputReport())
+
+
+def _events_at(seconds: list[float], brands: BrandBook):
+    base = datetime(2026, 11, 25, 21, 0, tzinfo=UTC).timestamp()
+    path_lines = [
+        {"id": str(i), "created_at": datetime.fromtimestamp(base + s, UTC).isoformat(), "text": "@united x"}
+        for i, s in enumerate(seconds)
+    ]
+    return [event_from_record(line, brands, "replay") for line in path_lines]
+
+
+def test_replay_speed_factor_follows_event_time(brands):
+    events = _events_at([0, 30, 60, 60, 90], brands)  # 90 s of event time
+    started = time.monotonic()
+    offsets = [time.monotonic() - started for _ in paced(events, speed=300.0, stop=threading.Event())]
+    assert offsets[-1] == pytest.approx(0.3, abs=0.08)  # 90 s / 300
+    assert offsets[1] == pytest.approx(0.1, abs=0.05)
+    assert offsets[2] == pytest.approx(offsets[3], abs=0.02)  # same event time, no extra wait
+
+
+def test_replay_at_max_speed_does_not_wait_and_stop_ends_it(brands):
+    events = _events_at([0, 3600, 7200], brands)
+    started = time.monotonic()
+    assert len(list(paced(events, speed=None, stop=threading.Event()))) == 3
+    assert time.monotonic() - started < 0.1
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    assert len(list(paced(events, speed=1.0, stop=stop))) == 1  # stopped while waiting an hour
+    assert time.monotonic() - started < 1.0
+
+
+def test_stdin_reads_json_lines_and_skips_bad_ones(brands):
+    stream = io.StringIO(
+        '{"id": "1", "created_at": "2026-11-25T21:00:01Z", "text": "@united late", "lang": "en"}\n'
+        "garbage\n"
+        '{"id": "2", "created_at": "2026-11-25T21:00:02Z"}\n'
+        '{"data": {"id": "3", "text": "Air Paradis rocks", "created_at": "2026-11-25T21:00:03Z"}}\n'
+    )
+    report = InputReport()
+    events = list(stdin_events(brands, report, threading.Event(), stream))
+    assert [(event.id, event.brands, event.source) for event in events] == [
+        ("1", ("united",), "stdin"),
+        ("3", ("airparadis",), "stdin"),
+    ]
+    assert report.bad == 2 and report.read == 4
+
+
+def test_stdin_stops_on_request_even_while_no_input_comes(brands):
+    read_end, write_end = os.pipe()
+    stop = threading.Event()
+    with os.fdopen(read_end) as never_ending, os.fdopen(write_end, "w") as writer:
+        writer.write('{"id": "1", "created_at": "2026-11-25T21:00:01Z", "text": "@united"}\n')
+        writer.flush()
+        threading.Timer(0.3, stop.set).start()
+        started = time.monotonic()
+        events = list(stdin_events(brands, InputReport(), stop, never_ending))
+        assert [event.id for event in events] == ["1"]
+        assert time.monotonic() - started < 2.0

@@ -1,0 +1,237 @@
+"""The tweepy side against a local X API stand-in serving recorded payloads: rules, stream, search."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+import tweepy
+
+from ingest.brands import BrandBook
+from ingest.sources import InputReport
+from ingest.xapi import Backoff, FilteredStream, RecentSearchPoller
+
+FAST = Backoff().scaled(0.001)  # 5 s -> 5 ms, 60 s -> 60 ms: same shape, test-sized
+
+
+@pytest.fixture
+def brands() -> BrandBook:
+    return BrandBook.load()
+
+
+def _stream(fake_x_api, brands, events, **kwargs) -> FilteredStream:
+    stream = FilteredStream("test-token", brands, events.append, InputReport(), backoff=FAST, **kwargs)
+    fake_x_api.mount(stream.session)
+    return stream
+
+
+def _wait_for(condition, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_rules_sync_deletes_stale_adds_missing_and_is_idempotent(fake_x_api, brands):
+    desired = brands.rules()
+    fake_x_api.rules = {
+        "1": (desired["united"], "united"),  # already right: kept
+        "2": ("(@oldbrand)", "oldbrand"),  # not configured any more: deleted
+        "3": ("(@jetblue_typo)", "jetblue"),  # same tag, other value: replaced
+    }
+    stream = _stream(fake_x_api, brands, [])
+    change = stream.sync_rules(desired)
+    assert sorted(change["deleted"]) == ["jetblue", "oldbrand"]
+    assert change["kept"] == ["united"]
+    assert sorted(change["added"]) == sorted(set(desired) - {"united"})
+    assert {tag: value for value, tag in fake_x_api.rules.values()} == desired
+    posts = len(fake_x_api.paths("POST"))
+
+    second = stream.sync_rules(desired)
+    assert not second["added"] and not second["deleted"] and sorted(second["kept"]) == sorted(desired)
+    assert len(fake_x_api.paths("POST")) == posts, "an in-sync rule set sends no change"
+
+
+def test_rules_sync_retries_a_503(fake_x_api, brands):
+    fake_x_api.rule_errors = [503, 503]
+    stream = _stream(fake_x_api, brands, [])
+    change = stream.sync_rules_with_retry(brands.rules())
+    assert sorted(change["added"]) == sorted(brands.names)
+    assert [reason for reason, _ in stream.stats.waits] == ["rules: TwitterServerError"] * 2
+
+
+def test_stream_backs_off_on_429_and_503_then_delivers_attributed_events(fake_x_api, brands):
+    lines = fake_x_api.recorded_stream_lines()
+    fake_x_api.stream_scripts = [
+        fake_x_api.Script(status=429),
+        fake_x_api.Script(status=429),
+        fake_x_api.Script(status=503),
+        fake_x_api.Script(status=503),
+        fake_x_api.Script(lines=lines, then="silence"),
+    ]
+    events: list = []
+    stream = _stream(fake_x_api, brands, events)
+    thread = stream.start()
+    _wait_for(lambda: len(events) == 3)
+    stream.disconnect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    # X's schedule, scaled: 429 doubles from 60 s, 5xx doubles from 5 s.
+    assert stream.stats.waits == [
+        ("HTTP 429", pytest.approx(0.06)),
+        ("HTTP 429", pytest.approx(0.12)),
+        ("HTTP 503", pytest.approx(0.005)),
+        ("HTTP 503", pytest.approx(0.01)),
+    ]
+    assert stream.stats.errors == {"http_429": 2, "http_503": 2}
+    united, retweet, french = events
+    assert united.brands == ("united",) and united.source == "x-stream" and united.lang == "en"
+    assert retweet.retweet_of == "1890999999999999999" and retweet.brands == ("airparadis",)
+    assert french.lang == "fr" and french.brands == ("airparadis",)
+    query = next(r["query"] for r in fake_x_api.requests if r["path"] == "/2/tweets/search/stream")
+    assert "created_at" in query["tweet.fields"][0] and query["expansions"] == ["author_id"]
+
+
+def test_watchdog_reconnects_a_silent_stream(fake_x_api, brands):
+    first, second, third = fake_x_api.recorded_stream_lines()
+    fake_x_api.stream_scripts = [
+        fake_x_api.Script(lines=[first], then="silence"),  # goes quiet: no tweet, no keep-alive
+        fake_x_api.Script(lines=[second, third], then="silence"),
+    ]
+    events: list = []
+    stream = _stream(fake_x_api, brands, events, heartbeat_timeout_s=0.4)
+    started = time.monotonic()
+    thread = stream.start()
+    _wait_for(lambda: len(events) == 3)
+    elapsed = time.monotonic() - started
+    stream.disconnect()
+    thread.join(timeout=5)
+    assert stream.stats.watchdog_reconnects >= 1
+    assert stream.stats.connects >= 2
+    assert elapsed < 3.0
+
+
+def test_keep_alives_keep_a_quiet_stream_connected(fake_x_api, brands):
+    fake_x_api.stream_scripts = [fake_x_api.Script(lines=[b""] * 8, line_interval_s=0.1, then="silence")]
+    stream = _stream(fake_x_api, brands, [], heartbeat_timeout_s=0.4)
+    thread = stream.start()
+    _wait_for(lambda: stream.stats.keep_alives >= 7)
+    stream.disconnect()
+    thread.join(timeout=5)
+    assert stream.stats.watchdog_reconnects == 0
+    assert stream.stats.connects == 1
+
+
+def test_disconnect_ends_a_silent_connection_at_once(fake_x_api, brands):
+    fake_x_api.stream_scripts = [fake_x_api.Script(then="silence")]
+    stream = _stream(fake_x_api, brands, [], heartbeat_timeout_s=30)
+    thread = stream.start()
+    _wait_for(lambda: stream.stats.connects == 1)
+    started = time.monotonic()
+    stream.disconnect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 2.0
+
+
+def test_bad_stream_messages_are_reported_and_skipped(fake_x_api, brands):
+    good = fake_x_api.recorded_stream_lines()[0]
+    fake_x_api.stream_scripts = [
+        fake_x_api.Script(
+            lines=[
+                b"{not json",
+                b'{"errors":[{"title":"operational-disconnect"}]}',
+                b'{"data":{"id":"1"}}',
+                good,
+            ],
+            then="silence",
+        )
+    ]
+    events: list = []
+    stream = _stream(fake_x_api, brands, events)
+    thread = stream.start()
+    _wait_for(lambda: len(events) == 1)
+    stream.disconnect()
+    thread.join(timeout=5)
+    assert stream.report.bad == 3 and stream.report.read == 4
+
+
+def test_unauthorized_stream_stops_with_a_clear_error(fake_x_api, brands):
+    fake_x_api.stream_scripts = [fake_x_api.Script(status=401)]
+    stream = _stream(fake_x_api, brands, [])
+    thread = stream.start()
+    thread.join(timeout=5)
+    assert "HTTP 401" in str(stream.fatal_error)
+
+
+def _poller(fake_x_api, brands, events, tmp_path, **kwargs) -> RecentSearchPoller:
+    client = tweepy.Client("test-token", return_type=requests.Response)
+    fake_x_api.mount(client.session)
+    only_southwest = BrandBook([brands["southwestair"]])
+    return RecentSearchPoller(
+        "test-token",
+        only_southwest,
+        events.append,
+        InputReport(),
+        state_path=tmp_path / "since.json",
+        backoff=FAST,
+        client=client,
+        **kwargs,
+    )
+
+
+def test_search_pages_publishes_oldest_first_and_resumes_from_since_id(fake_x_api, brands, tmp_path):
+    fake_x_api.search_responses = [
+        (200, {"x-rate-limit-remaining": "179"}, fake_x_api.recorded_json("search_page1.json")),
+        (200, {"x-rate-limit-remaining": "178"}, fake_x_api.recorded_json("search_page2.json")),
+        (200, {}, fake_x_api.recorded_json("search_empty.json")),
+        (200, {}, fake_x_api.recorded_json("search_empty.json")),
+    ]
+    events: list = []
+    poller = _poller(fake_x_api, brands, events, tmp_path)
+    assert poller.poll_once() == 4
+    assert [event.id[-3:] for event in events] == ["201", "203", "204", "205"]
+    assert all(event.brands == ("southwestair",) and event.source == "x-search" for event in events)
+    first, second = (r["query"] for r in fake_x_api.requests[:2])
+    assert "since_id" not in first and second["next_token"] == [
+        "b26v89c19zqg8o3fpzbkk3ux0ic6jybtbnqd9p2uzb9tp"
+    ]
+    assert poller.since_ids == {"southwestair": "1891000000000000205"}
+
+    assert poller.poll_once() == 0
+    assert fake_x_api.requests[2]["query"]["since_id"] == ["1891000000000000205"]
+    restarted = _poller(fake_x_api, brands, [], tmp_path)
+    restarted.poll_once()
+    assert fake_x_api.requests[3]["query"]["since_id"] == ["1891000000000000205"]
+
+
+def test_search_waits_for_the_rate_limit_reset_and_backs_off_on_5xx(fake_x_api, brands, tmp_path):
+    reset_at = str(int(time.time()) + 1)
+    fake_x_api.search_responses = [
+        (
+            429,
+            {"x-rate-limit-reset": reset_at, "x-rate-limit-remaining": "0"},
+            {"title": "Too Many Requests"},
+        ),
+        (503, {}, {"title": "Service Unavailable"}),
+        (200, {}, fake_x_api.recorded_json("search_page2.json")),
+    ]
+    events: list = []
+    poller = _poller(fake_x_api, brands, events, tmp_path)
+    assert poller.poll_once() == 2
+    (first_reason, first_wait), (second_reason, second_wait) = poller.waits
+    assert first_reason == "HTTP 429" and 0 < first_wait <= 2
+    assert second_reason == "HTTP 503" and second_wait == pytest.approx(0.005)
+
+
+def test_search_stop_interrupts_the_poll_interval(fake_x_api, brands, tmp_path):
+    fake_x_api.search_responses = [(200, {}, fake_x_api.recorded_json("search_empty.json"))]
+    poller = _poller(fake_x_api, brands, [], tmp_path, poll_interval_s=60)
+    runner = threading.Thread(target=poller.run)
+    runner.start()
+    _wait_for(lambda: poller.requests_made == 1)
+    poller.stop()
+    runner.join(timeout=2)
+    assert not runner.is_alive()
