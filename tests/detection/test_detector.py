@@ -42,6 +42,11 @@ def new_alerts(alerts: list) -> list:
             burst(DAY_SPIKE, 30, 3, label="neutral") + burst(DAY_SPIKE, 30, 1, prefix="neg", seed=3)[:20],
             0,
         ),
+        (
+            "retweet storm of one negative tweet",
+            burst(DAY_SPIKE, 20, 15, text="RT @angry: worst airline ever", retweet_of="7"),
+            0,
+        ),
         ("two negatives on a quiet night", burst(START + timedelta(days=1, hours=3), 3, 0.7), 0),
         ("four negatives on a quiet night", burst(START + timedelta(days=1, hours=3), 10, 0.4), 0),
         ("nothing unusual", [], 0),

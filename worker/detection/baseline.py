@@ -53,6 +53,7 @@ class DayProfileBaseline:
     overall_volume: Ewma = field(default_factory=Ewma)
     overall_share: DecayedShare = field(default_factory=DecayedShare)
     minutes_seen: int = 0
+    tweets_seen: float = 0.0
 
     def update(
         self, hour: int, total: int, negative: int, expected_total: float, weight: float = 1.0
@@ -72,6 +73,7 @@ class DayProfileBaseline:
             self.hourly_share[hour].update(negative, total, 60.0 * cfg.share_horizon_days, share_weight)
             self.overall_share.update(negative, total, cfg.global_horizon_minutes, share_weight)
         self.minutes_seen += 1
+        self.tweets_seen += total
 
     def rate(self, hour: int) -> float:
         """Expected tweets per minute in that hour of the day."""
@@ -103,6 +105,7 @@ class DayProfileBaseline:
             "overall_volume": [self.overall_volume.mean, self.overall_volume.weight],
             "overall_share": [self.overall_share.negative, self.overall_share.total],
             "minutes_seen": self.minutes_seen,
+            "tweets_seen": self.tweets_seen,
         }
 
     @classmethod
@@ -115,4 +118,5 @@ class DayProfileBaseline:
             overall_volume=Ewma(*map(float, state["overall_volume"])),
             overall_share=DecayedShare(*map(float, state["overall_share"])),
             minutes_seen=int(state["minutes_seen"]),
+            tweets_seen=float(state["tweets_seen"]),
         )

@@ -26,6 +26,7 @@ class BrandParams:
     update_min_negatives: int = 15  # ... and at least this many more than at the last alert
     update_min_interval_minutes: int = 10
     warmup_minutes: int = 120  # no alert until the baseline holds this many minutes (lag included: 3 h)
+    warmup_tweets: int = 300  # ... and this many tweets
 
 
 @dataclass(frozen=True)

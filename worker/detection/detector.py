@@ -26,6 +26,11 @@ How it works (the README explains the why):
 - The tweet that triggered an alert is found exactly: the closed minute is replayed tweet by tweet in
   (event time, id) order and the first prefix that crosses the threshold names it (`fired_at`).
 
+Copies: retweets and copies of a tweet (same `retweet_of`, or the same text without "RT @x:", links and
+mentions) still in the 60-minute window count logarithmically in the test: n copies weigh 1 + ln(n), so
+a retweet storm of one (possibly mislabelled) tweet is not a bad buzz by itself, while a buzz made of
+many distinct angry tweets is counted in full. Alerts report the raw volume.
+
 Duplicates: a tweet id already held for that brand (its open minutes and the last `max(windows)` minutes)
 is ignored (`stats["duplicates"]`). Older redeliveries are the caller's job (the worker dedupes by id).
 Event time is trusted: the caller should refuse timestamps from the future.
@@ -34,6 +39,7 @@ Event time is trusted: the caller should refuse timestamps from the future.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -48,6 +54,7 @@ from worker.detection.explain import (
     ReferenceCounts,
     Tokenizer,
     TweetRecord,
+    copy_key,
     default_tokenizer,
     explain,
     reference_counts,
@@ -68,8 +75,8 @@ class WindowEval:
     """The test of one window ending at a closed minute."""
 
     minutes: int
-    volume: int
-    negatives: int
+    volume: float  # tweets in the window, a group of n copies counting 1 + ln(n)
+    negatives: float
     expected_volume: float
     baseline_share: float
     expected_negatives: float
@@ -119,6 +126,7 @@ class BrandState:
     chunks: deque[tuple[int, list[TweetRecord]]] = field(default_factory=deque)
     reference: deque[str] = field(default_factory=deque)
     ids: set[str] = field(default_factory=set)
+    copies: dict[str, int] = field(default_factory=dict)  # copy key -> tweets in `chunks`
     episode: Episode | None = None
     last_episode: Episode | None = None
     last_evals: list[WindowEval] = field(default_factory=list)
@@ -259,7 +267,7 @@ class BuzzDetector:
             "known": True,
             "negative_share": round(window.negative_share, 4),
             "baseline_share": round(window.baseline_share, 4),
-            "volume": window.volume,
+            "volume": round(window.volume, 2),
             "baseline_volume": round(window.expected_volume, 3),
             "score": round(self._alarm(evals), 3),
             "window_minutes": window.minutes,
@@ -288,7 +296,7 @@ class BuzzDetector:
         return state
 
     def _evaluate(
-        self, state: BrandState, params: BrandParams, extra_total: int = 0, extra_neg: int = 0
+        self, state: BrandState, params: BrandParams, extra_total: float = 0.0, extra_neg: float = 0.0
     ) -> list[WindowEval]:
         """Test every window, with the newest minute's counts adjusted by (extra_total, extra_neg)."""
         evals = []
@@ -297,8 +305,8 @@ class BuzzDetector:
         for (total, negatives, expected_total, expected_negatives), minutes in zip(
             state.sums, self._windows, strict=True
         ):
-            volume = int(total) + extra_total
-            negative_count = int(negatives) + extra_neg
+            volume = total + extra_total
+            negative_count = negatives + extra_neg
             share = expected_negatives / expected_total if expected_total > 0 else self.config.share_prior
             expected = max(expected_total, floor * minutes) * share
             count_z = poisson_z(negative_count, expected)
@@ -333,8 +341,17 @@ class BuzzDetector:
     def _close_minute(self, state: BrandState, minute: int) -> list[Alert]:
         params = self._params_for(state.brand)
         records = sorted(state.pending.pop(minute, ()), key=lambda r: (r.ts, r.id))
-        total = len(records)
-        negatives = sum(1 for r in records if r.negative)
+        # The k-th copy of a tweet still in the window weighs ln(k) - ln(k - 1): a group of n copies
+        # counts 1 + ln(n), as in the explanation. One amplified tweet is one opinion, not n.
+        weights = []
+        copies = state.copies
+        for record in records:
+            key = copy_key(record)
+            seen = copies.get(key, 0)
+            copies[key] = seen + 1
+            weights.append(1.0 if seen == 0 else math.log1p(1.0 / seen))
+        total = sum(weights)
+        negatives = sum(w for w, r in zip(weights, records, strict=True) if r.negative)
         hour = (minute // 60) % 24
         expected_total = state.baseline.rate(hour)
         expected_negatives = expected_total * state.baseline.share(hour)
@@ -359,16 +376,19 @@ class BuzzDetector:
         state.last_evals = evals
         top_score = self._alarm(evals)
         alerts: list[Alert] = []
-        warm = state.baseline.minutes_seen >= params.warmup_minutes
+        warm = (
+            state.baseline.minutes_seen >= params.warmup_minutes
+            and state.baseline.tweets_seen >= params.warmup_tweets
+        )
         episode = state.episode
         if episode is not None:
             alerts.extend(
-                self._continue_episode(state, params, episode, minute, records, negatives, top_score)
+                self._continue_episode(state, params, episode, minute, records, weights, negatives, top_score)
             )
         elif warm:
             firing = self._firing(evals, params)
             if firing is not None:
-                alerts.extend(self._start_episode(state, params, minute, records, firing, negatives))
+                alerts.extend(self._start_episode(state, params, minute, records, weights, firing, negatives))
         entry[_FLAG] = state.episode is not None or top_score >= params.end_score
 
         self._age_out(state, minute)
@@ -380,8 +400,9 @@ class BuzzDetector:
         params: BrandParams,
         minute: int,
         records: list[TweetRecord],
+        weights: list[float],
         firing: WindowEval,
-        negatives: int,
+        negatives: float,
     ) -> list[Alert]:
         last = state.last_episode
         if (
@@ -393,13 +414,16 @@ class BuzzDetector:
             last.ended_minute = None
             last.quiet_minutes = 0
             state.episode = last
-            return self._continue_episode(state, params, last, minute, records, negatives, firing.score)
+            return self._continue_episode(
+                state, params, last, minute, records, weights, negatives, firing.score
+            )
         trigger_index, trigger_eval = len(records) - 1, firing
-        minute_total, minute_neg = len(records), negatives
-        prefix_neg = 0
-        for index, record in enumerate(records):
-            prefix_neg += record.negative
-            evals = self._evaluate(state, params, index + 1 - minute_total, prefix_neg - minute_neg)
+        minute_total, minute_neg = sum(weights), negatives
+        prefix_total = prefix_neg = 0.0
+        for index, (record, weight) in enumerate(zip(records, weights, strict=True)):
+            prefix_total += weight
+            prefix_neg += weight * record.negative
+            evals = self._evaluate(state, params, prefix_total - minute_total, prefix_neg - minute_neg)
             crossing = self._firing(evals, params)
             if crossing is not None:
                 trigger_index, trigger_eval = index, crossing
@@ -421,7 +445,8 @@ class BuzzDetector:
         episode: Episode,
         minute: int,
         records: list[TweetRecord],
-        negatives: int,
+        weights: list[float],
+        negatives: float,
         top_score: float,
     ) -> list[Alert]:
         """Grow the episode by this minute's excess negatives; an update if it grew enough; end if quiet."""
@@ -440,8 +465,8 @@ class BuzzDetector:
             and minute - episode.last_alert_minute >= params.update_min_interval_minutes
         ):
             trigger_index, running = len(records) - 1, before
-            for index, record in enumerate(records):
-                running += record.negative
+            for index, (record, weight) in enumerate(zip(records, weights, strict=True)):
+                running += weight * record.negative
                 if running >= needed:
                     trigger_index = index
                     break
@@ -464,6 +489,7 @@ class BuzzDetector:
             flagged = state.closed[-(minute - chunk_minute) - 1][_FLAG]
             for record in chunk:
                 state.ids.discard(record.id)
+                _forget_copy(state.copies, record)
                 if not flagged:
                     state.reference.append(record.text)
         while len(state.closed) > self._longest + self.config.baseline_lag_minutes:
@@ -490,6 +516,7 @@ class BuzzDetector:
                 for record in chunk:
                     state.ids.discard(record.id)
             state.chunks.clear()
+            state.copies.clear()
             while state.closed:
                 self._learn(state, state.closed.popleft())
             state.sums = [[0, 0, 0.0, 0.0] for _ in self._windows]
@@ -608,6 +635,15 @@ class BuzzDetector:
         return detector
 
 
+def _forget_copy(copies: dict[str, int], record: TweetRecord) -> None:
+    key = copy_key(record)
+    left = copies.get(key, 0) - 1
+    if left > 0:
+        copies[key] = left
+    else:
+        copies.pop(key, None)
+
+
 def _records_to_lists(records: Iterable[TweetRecord]) -> list[list[Any]]:
     return [list(r) for r in records]
 
@@ -641,6 +677,11 @@ def _brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str
     pending = {int(minute): _records_from_lists(rows) for minute, rows in payload["pending"]}
     chunks = deque((int(minute), _records_from_lists(rows)) for minute, rows in payload["chunks"])
     ids = {r.id for records in pending.values() for r in records} | {r.id for _, c in chunks for r in c}
+    copies: dict[str, int] = {}
+    for _, chunk in chunks:
+        for record in chunk:
+            key = copy_key(record)
+            copies[key] = copies.get(key, 0) + 1
     return BrandState(
         brand=brand,
         first_minute=int(payload["first_minute"]),
@@ -651,6 +692,7 @@ def _brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str
         chunks=chunks,
         reference=deque(payload["reference"], maxlen=config.reference_size),
         ids=ids,
+        copies=copies,
         episode=Episode(**payload["episode"]) if payload["episode"] else None,
         last_episode=Episode(**payload["last_episode"]) if payload["last_episode"] else None,
         last_evals=[WindowEval(**e) for e in payload["last_evals"]],
