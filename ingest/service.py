@@ -112,6 +112,9 @@ def run_ingest(
     """Run one source to its end (or until `stop`), wait for every publish, return the summary."""
     if options.source not in SOURCES:
         raise ValueError(f"unknown source {options.source!r}; choose one of {', '.join(SOURCES)}")
+    token = None
+    if options.source in ("x-stream", "x-search"):
+        token = options.bearer_token or env_required(env, "X_BEARER_TOKEN")
     brands = BrandBook.load(settings.brands_path)
     topology = StreamTopology.from_settings(common, env)
     prepare_topology(topology, settings)
@@ -141,8 +144,7 @@ def run_ingest(
                 if options.limit is not None and count >= options.limit:
                     break
         else:
-            token = options.bearer_token or env_required(env, "X_BEARER_TOKEN")
-            extra = _run_x_source(options.source, token, brands, ingester, report, settings, stop)
+            extra = _run_x_source(options.source, token or "", brands, ingester, report, settings, stop)
     finally:
         stats = publisher.close()
     summary = {

@@ -1,0 +1,152 @@
+"""`buzzwatch ingest` and `buzzwatch emulator` as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from buzzwatch.emulator import port_is_open
+from buzzwatch.pubsub import pull_messages
+from buzzwatch.settings import REPO_ROOT
+
+BUZZWATCH = [sys.executable, "-m", "buzzwatch.cli"]
+
+
+def _env(tmp_path, name: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        BUZZWATCH_VAR_DIR=str(tmp_path),
+        PUBSUB_TWEETS_TOPIC=f"{name}-tweets",
+        PUBSUB_TWEETS_SUBSCRIPTION=f"{name}-worker",
+        LOG_LEVEL="WARNING",
+        **extra,
+    )
+    return env
+
+
+def _summary(stdout: str) -> dict:
+    return next(json.loads(line)["summary"] for line in stdout.splitlines() if line.startswith('{"summary"'))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--source", "replay"], "--input is required"),
+        (["--source", "replay", "--input", "absent.csv"], "is not a file"),
+        (["--source", "x-stream"], "missing required setting X_BEARER_TOKEN"),
+        (["--source", "stdin", "--brands", "absent.toml"], "brands file not found"),
+    ],
+)
+def test_configuration_errors_exit_2_with_a_message(tmp_path, arguments, message):
+    env = _env(tmp_path, "unused")
+    env.pop("X_BEARER_TOKEN", None)
+    result = subprocess.run(
+        [*BUZZWATCH, "ingest", *arguments], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+@pytest.mark.integration
+def test_replay_of_real_tweets_through_the_command(emulator_env, unique_name, tmp_path):
+    source = REPO_ROOT / "data" / "airline_us" / "train.csv"
+    result = subprocess.run(
+        [
+            *BUZZWATCH,
+            "ingest",
+            "--source",
+            "replay",
+            "--input",
+            str(source),
+            "--speed",
+            "max",
+            "--limit",
+            "500",
+        ],
+        env=_env(tmp_path, unique_name),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = _summary(result.stdout)
+    assert (summary["published"], summary["failed"], summary["bad_input"]) == (500, 0, 0)
+    received = []
+    while len(received) < 500:
+        batch = pull_messages("buzzwatch-local", f"{unique_name}-worker", max_messages=1000, timeout_s=5)
+        assert batch, "messages missing"
+        received += batch
+    assert len({message.message_id for message in received}) == 500
+
+
+@pytest.mark.integration
+def test_stdin_ingest_stops_cleanly_on_sigterm_after_publishing_everything(
+    emulator_env, unique_name, tmp_path
+):
+    process = subprocess.Popen(
+        [*BUZZWATCH, "ingest", "--source", "stdin"],
+        env=_env(tmp_path, unique_name),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = [
+        json.dumps({"id": str(i), "created_at": "2026-11-25T21:00:00Z", "text": f"@JetBlue {i}"})
+        for i in range(50)
+    ]
+    process.stdin.write("\n".join([*lines[:25], "not json", *lines[25:]]) + "\n")
+    process.stdin.flush()  # stdin stays open: the process waits for more until told to stop
+    deadline = time.monotonic() + 30
+    received = []
+    while len(received) < 50 and time.monotonic() < deadline:
+        try:
+            received += pull_messages(
+                "buzzwatch-local", f"{unique_name}-worker", max_messages=100, timeout_s=2
+            )
+        except Exception:  # the subscription is created by the ingester when it starts
+            time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    summary = _summary(stdout)
+    assert (summary["published"], summary["bad_input"], summary["failed"]) == (50, 1, 0)
+    assert {message.attributes["brand"] for message in received} == {"jetblue"}
+
+
+@pytest.mark.integration
+def test_emulator_command_creates_the_topology_and_stops_on_sigterm(tmp_path):
+    env = _env(tmp_path, "x")
+    env.pop("PUBSUB_EMULATOR_HOST", None)
+    process = subprocess.Popen(
+        [*BUZZWATCH, "emulator", "--port", "0", "--push-endpoint", "http://127.0.0.1:18498/push"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        announcement = None
+        for line in process.stdout:
+            if line.startswith('{"emulator"'):
+                announcement = json.loads(line)
+                break
+        assert announcement is not None, process.stderr.read()
+        host, port = announcement["emulator"].split(":")
+        assert port_is_open(host, int(port))
+        assert set(announcement["created"]) == {
+            "tweets_topic", "scored_topic", "dead_letter_topic",
+            "tweets_subscription", "scored_subscription", "dead_letter_subscription",
+        }  # fmt: skip
+        assert announcement["export"].startswith(f"export PUBSUB_EMULATOR_HOST={host}:{port}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0
+    assert not port_is_open(host, int(port))
