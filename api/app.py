@@ -17,7 +17,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import wraps
@@ -29,7 +28,14 @@ from werkzeug.exceptions import HTTPException
 from api.drift import DriftMonitor, MailerLike, TelemetryLike
 from api.openapi import build_openapi
 from api.settings import ApiSettings
-from api.store import EXPORT_COLUMNS, DuplicateFeedback, FeedbackRecord, FeedbackStore, LoggedPrediction
+from api.store import (
+    EXPORT_COLUMNS,
+    DuplicateFeedback,
+    FeedbackRecord,
+    FeedbackStore,
+    LoggedPrediction,
+    new_prediction_id,
+)
 from api.validation import RequestError, parse_feedback, parse_predict
 from buzzwatch.logs import configure_logging
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
@@ -297,7 +303,7 @@ def _register_routes(app: Flask) -> None:
             _json_body(), max_batch=svc.settings.max_batch, max_text_chars=svc.settings.max_text_chars
         )
         predictions = svc.predictor.predict(body.texts)
-        ids = [uuid.uuid4().hex for _ in predictions]
+        ids = [new_prediction_id() for _ in predictions]
         svc.store.log_predictions(
             [
                 LoggedPrediction(pid, text, p.label, p.model_version)

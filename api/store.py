@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -85,6 +86,26 @@ EXPORT_COLUMNS = (
     "prediction_id",
     "comment",
 )
+
+
+def new_prediction_id() -> str:
+    """32 hex characters: the creation time in milliseconds (12) then 80 random bits (20).
+
+    Time first, so the feedback route can tell a brand-new prediction (still in another worker's write
+    queue: worth waiting a moment for) from an unknown or old one (answered at once).
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def prediction_age_s(prediction_id: str) -> float | None:
+    """Seconds since the prediction was made, or None when the id does not carry a time."""
+    if len(prediction_id) != 32:
+        return None
+    try:
+        created_ms = int(prediction_id[:12], 16)
+    except ValueError:
+        return None
+    return time.time() - created_ms / 1000.0
 
 
 class DuplicateFeedback(Exception):
@@ -259,8 +280,23 @@ class FeedbackStore:
             connection.execute(predictions_table.delete().where(predictions_table.c.created_at < cutoff))
 
     def find_prediction(self, prediction_id: str) -> LoggedPrediction | None:
-        """The logged prediction with this id, or None."""
+        """The logged prediction with this id, or None.
+
+        A prediction made a moment ago by another worker may still be in that worker's write queue: for
+        an id younger than two flush intervals, look again until it is that old.
+        """
         self.flush()
+        found = self._select_prediction(prediction_id)
+        age = prediction_age_s(prediction_id)
+        if found is not None or age is None or not -1.0 < age < 2 * self._flush_interval_s:
+            return found
+        deadline = time.monotonic() + 2 * self._flush_interval_s - age + 0.05
+        while found is None and time.monotonic() < deadline:
+            time.sleep(min(0.05, self._flush_interval_s / 2))
+            found = self._select_prediction(prediction_id)
+        return found
+
+    def _select_prediction(self, prediction_id: str) -> LoggedPrediction | None:
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(

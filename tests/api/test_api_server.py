@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, func, select
 
 from api.store import feedback_table, predictions_table
 from buzzwatch.settings import REPO_ROOT
-from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, read_local
+from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, MISPREDICTION, MODEL_DRIFT_ALERT, read_local
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 
@@ -76,7 +76,13 @@ def _critical_path_cpu_s(master_pid: int) -> float:
 @pytest.fixture
 def server(isolated_var_dir: Path) -> Iterator[Server]:
     port = _free_port()
-    env = {**os.environ, "BUZZWATCH_API_KEY": "server-test-key", "WEB_CONCURRENCY": "2"}
+    env = {
+        **os.environ,
+        "BUZZWATCH_API_KEY": "server-test-key",
+        "WEB_CONCURRENCY": "2",
+        "BUZZWATCH_DRIFT_MIN_WRONG": "3",
+        "BUZZWATCH_DRIFT_MIN_WRONG_SHARE": "0.5",
+    }
     url = f"http://127.0.0.1:{port}"
     load_per_cpu = os.getloadavg()[0] / len(os.sched_getaffinity(0))
     started = time.perf_counter()
@@ -163,3 +169,23 @@ def test_predict_feedback_and_export_over_http_then_clean_stop(server: Server) -
     latencies = read_local(server.var_dir, "metrics", API_REQUEST_LATENCY_MS)
     series = {(m["dimensions"]["route"], m["dimensions"]["status"]) for m in latencies}
     assert {("/v1/predict", "200"), ("/v1/predict", "400"), ("/v1/feedback", "201")} <= series
+
+
+def test_two_workers_send_one_drift_alert_and_trace_every_misprediction(server: Server) -> None:
+    for index in range(8):  # a new connection each time: gunicorn spreads them over both workers
+        status, body = _request(
+            f"{server.url}/v1/predict", {"text": f"I love this airline, best crew ever {index}"}
+        )
+        prediction = json.loads(body)
+        assert prediction["label"] == "positive"
+        status, _ = _request(
+            f"{server.url}/v1/feedback", {"prediction_id": prediction["prediction_id"], "label": "negative"}
+        )
+        assert status == 201
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=30) == 0
+    assert len(read_local(server.var_dir, "events", MODEL_DRIFT_ALERT)) == 1
+    assert len(list((server.var_dir / "outbox").glob("*.eml"))) == 1
+    traces = [trace for trace in read_local(server.var_dir, "traces") if trace["message"] == MISPREDICTION]
+    assert len(traces) == 8
+    assert len({trace["pid"] for trace in traces}) == 2, "both workers should have served feedback"

@@ -133,3 +133,23 @@ def test_concurrent_drift_claims_let_exactly_one_win(store: FeedbackStore) -> No
         second = list(pool.map(lambda _: store.claim_drift_alert(later, cooldown_s=3600), range(16)))
     assert first.count(True) == 1
     assert second.count(True) == 1
+
+
+def test_a_new_prediction_from_another_worker_is_awaited_an_unknown_id_is_not(isolated_var_dir: Path) -> None:
+    import threading
+
+    from api.store import new_prediction_id
+
+    url = f"sqlite:///{isolated_var_dir / 'shared.db'}"
+    worker_a = FeedbackStore(url, flush_interval_s=3600)  # flushed by hand below, late
+    worker_b = FeedbackStore(url, flush_interval_s=0.2)
+    prediction_id = new_prediction_id()
+    worker_a.log_predictions([LoggedPrediction(prediction_id, "hi", "neutral", "v1")], [{"neutral": 1.0}])
+    threading.Timer(0.15, worker_a.flush).start()
+    assert worker_b.find_prediction(prediction_id) is not None
+    started = time.monotonic()
+    assert worker_b.find_prediction("0" * 32) is None  # from 1970: not worth waiting for
+    assert worker_b.find_prediction("not-an-id") is None
+    assert time.monotonic() - started < 0.1
+    worker_a.close()
+    worker_b.close()
