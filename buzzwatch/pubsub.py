@@ -425,7 +425,11 @@ class Publisher:
         self._retry_thread: threading.Thread | None = None
         self._topic_checked_at = 0.0
         if create_topic:
-            ensure_topic(project, topic, self._client)
+            try:
+                ensure_topic(project, topic, self._client)
+            except api_exceptions.PermissionDenied as exc:
+                # A publish-only service account (production): the deployment created the topic.
+                log.warning("cannot check the topic; publishing anyway", extra={"error": str(exc)})
 
     @property
     def stats(self) -> PublishStats:
