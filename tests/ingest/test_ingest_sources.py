@@ -143,3 +143,18 @@ def test_stdin_stops_on_request_even_while_no_input_comes(brands):
         events = list(stdin_events(brands, InputReport(), stop, never_ending))
         assert [event.id for event in events] == ["1"]
         assert time.monotonic() - started < 2.0
+
+
+def test_the_failed_publish_spool_replays_through_stdin_unchanged(brands):
+    original = event_from_record(
+        {"id": "9", "created_at": "2026-11-25T21:00:00Z", "text": "hi", "brands": ["united", "acmeair"]},
+        brands,
+        "x-stream",
+    )
+    spooled = io.StringIO(original.to_json().decode() + "\n")  # what Publisher writes to failed.jsonl
+    (replayed,) = stdin_events(brands, InputReport(), threading.Event(), spooled)
+    assert (replayed.id, replayed.brands, replayed.created_at) == (
+        original.id,
+        original.brands,
+        original.created_at,
+    )
