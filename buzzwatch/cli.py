@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from buzzwatch import __version__
 
-COMPONENT_CLIS: tuple[str, ...] = ("api.cli", "ingest.cli", "worker.cli_replay", "models.cli")
+COMPONENT_CLIS: tuple[str, ...] = ("api.cli", "ingest.cli", "worker.cli_replay", "models.cli", "worker.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
