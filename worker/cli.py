@@ -1,0 +1,160 @@
+"""`buzzwatch worker` (scoring by push or pull, or the single detection service) and `buzzwatch demo`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the `worker` and `demo` subcommands."""
+    worker = subparsers.add_parser(
+        "worker",
+        help="run the stream worker: scoring (push or pull) or the single detection service",
+        description=(
+            "--role scoring (default): score TweetEvents from the tweets subscription and publish "
+            "ScoredTweets; "
+            "--mode push serves the Pub/Sub push route with gunicorn on --port/$PORT (Cloud Run), "
+            "--mode pull pulls the subscription (outside Cloud Run). Scoring scales out. "
+            "--role detection: the ONE consumer of the scored topic: dedupes by tweet id (DATABASE_URL), "
+            "detects bad buzzes in event time, emails alerts (SMTP_* or the outbox) and records metrics "
+            "(Application Insights or the local sink); serves /healthz on $PORT. Stops cleanly on SIGTERM."
+        ),
+    )
+    worker.add_argument("--role", choices=("scoring", "detection"), default="scoring", help="what to run")
+    worker.add_argument("--mode", choices=("push", "pull"), default="push", help="scoring: push or pull")
+    worker.add_argument("--host", default="0.0.0.0", help="push mode: address to bind (default 0.0.0.0)")
+    worker.add_argument("--port", type=int, help="push mode: port (default $PORT or 8080)")
+    worker.add_argument("--threads", type=int, default=16, help="push mode: gunicorn threads (default 16)")
+    worker.set_defaults(handler=run_worker_command)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="run the whole local stack on a replay of real tweets with a bad buzz, then print a summary",
+        description=(
+            "Starts the Pub/Sub emulator, the topics and subscriptions (push to the local worker, "
+            "dead letter), "
+            "the scoring worker (gunicorn), the detection service, an SMTP sink, and replays real airline "
+            "tweets from data/ with an injected bad buzz through the ingester. Alerts are printed and mailed "
+            "to the sink (saved as .eml under the demo folder). Ends by itself with a summary; Ctrl-C stops "
+            "everything cleanly."
+        ),
+    )
+    demo.add_argument("--tweets", type=int, default=3000, help="background tweets to replay (default 3000)")
+    demo.add_argument("--speed", default="max", help="replay speed: 'max' or an event-time factor")
+    demo.add_argument(
+        "--outbox", action="store_true", help="write mails to the outbox instead of an SMTP sink"
+    )
+    demo.add_argument("--with-api", action="store_true", help="also serve the scoring API (buzzwatch api)")
+    demo.add_argument("--with-ui", action="store_true", help="also start the Streamlit app (buzzwatch ui)")
+    demo.add_argument("--keep-running", action="store_true", help="keep the stack up after the replay")
+    demo.set_defaults(handler=run_demo_command)
+
+
+def run_worker_command(args: argparse.Namespace) -> int:
+    """Run one worker role until the end of time or SIGTERM."""
+    if args.role == "scoring" and args.mode == "push":
+        port = args.port or int(os.environ.get("PORT", "8080"))
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{args.host}:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            str(args.threads),
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "20",
+            "worker.app:create_app()",
+        ]
+        process = subprocess.Popen(command)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGTERM)
+            return process.wait()
+    return run_in_process(args.role)
+
+
+def run_in_process(role: str) -> int:
+    """Pull scoring or detection in this process; SIGTERM/SIGINT stop it after a final checkpoint."""
+    from buzzwatch.logs import configure_logging
+    from buzzwatch.notify import Mailer
+    from buzzwatch.settings import CommonSettings
+    from buzzwatch.telemetry import Telemetry
+    from worker.detection_service import AlertDispatcher, DetectionService, DetectionStore, serve_health
+    from worker.pull import run_detection, run_scoring_pull
+    from worker.scoring import WorkerSettings, build_scoring_service
+
+    env = os.environ
+    settings = CommonSettings.from_env(env)
+    configure_logging(settings.log_level)
+    worker_settings = WorkerSettings.from_env(env)
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    telemetry = Telemetry.from_settings(settings, role="detection" if role == "detection" else "worker")
+    try:
+        if role == "detection":
+            from models.reasons import ReasonClassifier
+            from worker.detection import DetectorConfig
+
+            try:
+                reasons = ReasonClassifier.load()
+            except (OSError, ValueError):
+                reasons = None
+            mailer = Mailer.from_settings(settings)
+            store = DetectionStore(settings.database_url)
+            service = DetectionService(
+                store,
+                AlertDispatcher(telemetry, mailer),
+                telemetry,
+                DetectorConfig.from_env(env),
+                None,
+                reasons,
+            )
+            health = serve_health(worker_settings.health_port, service)
+            try:
+                run_detection(service, settings, worker_settings, env, stop)
+            finally:
+                health.shutdown()
+                mailer.close()
+                store.close()
+        else:
+            scoring = build_scoring_service(settings, worker_settings, env, telemetry)
+            try:
+                run_scoring_pull(scoring, settings, worker_settings, env, stop)
+            finally:
+                scoring.close()
+    finally:
+        telemetry.close()
+    return 0
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    """The README's main job."""
+    from buzzwatch.demo import DemoOptions, run_demo
+
+    return run_demo(
+        DemoOptions(
+            tweets=args.tweets,
+            speed=args.speed,
+            outbox=args.outbox,
+            with_api=args.with_api,
+            with_ui=args.with_ui,
+            keep_running=args.keep_running,
+        )
+    )

@@ -1,0 +1,401 @@
+"""Detection in one place: the single consumer of the scored topic that counts, detects and alerts.
+
+Why one place: a window split across scoring instances would see part of a bad buzz each, and each instance
+would alert on its own. So scoring scales out, and exactly one detection service (a single pull subscriber;
+on Cloud Run a service with min = max instances = 1 and CPU always allocated) runs `BuzzDetector` in event
+time over every scored tweet.
+
+Exactly-once counting over at-least-once delivery: messages are processed in memory and their acks are
+held; every `checkpoint_interval_s` (or `checkpoint_max_messages`) ONE database transaction stores the new
+tweet ids (the durable seen-id store), the detector state and the alerts fired (an alert outbox); only then
+are the held messages acknowledged and the alerts dispatched (email through the spool-first Mailer, the
+`BadBuzzAlert` event, the local sink). A crash before the commit loses nothing: the messages come again
+and the detector resumes from the last committed state, so each tweet is counted once; a redelivery after
+the commit is recognised by its id. A failed commit reloads the last committed state. If two detection
+services ran by mistake, the primary key on tweet ids makes the second commit fail, so a tweet can still not
+be counted twice. Alerts are dispatched from the outbox, so one committed alert is sent once, after restarts
+too.
+
+SQLite locally (`<var_dir>/buzzwatch.db`), PostgreSQL through DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import sqlalchemy as sa
+
+from buzzwatch import telemetry as names
+from buzzwatch.notify import Mailer
+from buzzwatch.schema import Alert, SchemaError, ScoredTweet, format_timestamp
+from buzzwatch.telemetry import Telemetry
+from worker.detection import BuzzDetector, DetectorConfig
+
+log = logging.getLogger("buzzwatch.detection")
+
+STATE_NAME = "buzz-detector"
+metadata = sa.MetaData()
+seen_tweets = sa.Table(
+    "bw_seen_tweets",
+    metadata,
+    sa.Column("tweet_id", sa.String(64), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False, index=True),
+)
+detector_state = sa.Table(
+    "bw_detector_state",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+alert_outbox = sa.Table(
+    "bw_alert_outbox",
+    metadata,
+    sa.Column("alert_key", sa.String(300), primary_key=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("dispatched", sa.Boolean, nullable=False, default=False, index=True),
+)
+
+
+def alert_key(alert: Alert) -> str:
+    """One key per alert of an episode (new or update), stable across restarts."""
+    return f"{alert.episode_id}|{alert.kind}|{format_timestamp(alert.fired_at)}"
+
+
+class DetectionStore:
+    """The durable seen-id store, the detector state and the alert outbox (SQLAlchemy)."""
+
+    def __init__(self, database_url: str) -> None:
+        if database_url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(database_url, future=True)
+        if self.engine.dialect.name == "sqlite":
+
+            @sa.event.listens_for(self.engine, "connect")
+            def _sqlite_pragmas(connection: Any, record: Any) -> None:
+                cursor = connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA busy_timeout=10000")
+                cursor.close()
+
+        metadata.create_all(self.engine)
+
+    def known(self, tweet_ids: Iterable[str]) -> set[str]:
+        """Which of these ids were committed before."""
+        ids = list(dict.fromkeys(tweet_ids))
+        found: set[str] = set()
+        with self.engine.connect() as connection:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = connection.execute(
+                    sa.select(seen_tweets.c.tweet_id).where(seen_tweets.c.tweet_id.in_(chunk))
+                )
+                found.update(row[0] for row in rows)
+        return found
+
+    def load_state(self) -> dict[str, Any] | None:
+        """The last committed detector state."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(detector_state.c.state).where(detector_state.c.name == STATE_NAME)
+            ).first()
+        return json.loads(row[0]) if row else None
+
+    def commit(self, new_ids: Sequence[str], state: Mapping[str, Any], alerts: Sequence[Alert]) -> None:
+        """One transaction: the new ids, the state, the alerts. Raises if any id was already stored."""
+        now = time.time()
+        with self.engine.begin() as connection:
+            if new_ids:
+                connection.execute(seen_tweets.insert(), [{"tweet_id": i, "seen_at": now} for i in new_ids])
+            connection.execute(sa.delete(detector_state).where(detector_state.c.name == STATE_NAME))
+            connection.execute(
+                detector_state.insert().values(name=STATE_NAME, state=json.dumps(state), updated_at=now)
+            )
+            for alert in alerts:
+                key = alert_key(alert)
+                exists = connection.execute(
+                    sa.select(alert_outbox.c.alert_key).where(alert_outbox.c.alert_key == key)
+                ).first()
+                if exists is None:
+                    connection.execute(
+                        alert_outbox.insert().values(
+                            alert_key=key,
+                            payload=json.dumps(alert.to_dict()),
+                            created_at=now,
+                            dispatched=False,
+                        )
+                    )
+
+    def undispatched(self) -> list[tuple[str, Alert]]:
+        """Committed alerts not sent yet, oldest first."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(alert_outbox.c.alert_key, alert_outbox.c.payload)
+                .where(alert_outbox.c.dispatched.is_(False))
+                .order_by(alert_outbox.c.created_at, alert_outbox.c.alert_key)
+            ).all()
+        return [(key, Alert.from_dict(json.loads(payload))) for key, payload in rows]
+
+    def mark_dispatched(self, key: str) -> None:
+        """The alert went out (spooled mail, event recorded)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.update(alert_outbox).where(alert_outbox.c.alert_key == key).values(dispatched=True)
+            )
+
+    def counts(self) -> dict[str, int]:
+        """How many tweet ids and alerts are stored (tests, the demo summary)."""
+        with self.engine.connect() as connection:
+            tweets = connection.execute(sa.select(sa.func.count()).select_from(seen_tweets)).scalar_one()
+            alerts = connection.execute(sa.select(sa.func.count()).select_from(alert_outbox)).scalar_one()
+        return {"tweets": int(tweets), "alerts": int(alerts)}
+
+    def prune(self, older_than_s: float) -> int:
+        """Forget ids seen before `now - older_than_s` (redeliveries never come that late)."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                sa.delete(seen_tweets).where(seen_tweets.c.seen_at < time.time() - older_than_s)
+            )
+        return int(result.rowcount or 0)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+
+def render_alert(alert: Alert) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of an alert email."""
+    verb = "Bad buzz" if alert.kind == "new" else "Bad buzz growing"
+    subject = (
+        f"[BuzzWatch] {verb}: {alert.brand}: {alert.negative_share:.0%} negative "
+        f"(baseline {alert.baseline_share:.0%}), {alert.volume} tweets"
+    )
+    window = f"{format_timestamp(alert.window_start)} to {format_timestamp(alert.window_end)}"
+    reasons = sorted(alert.reasons.items(), key=lambda item: -item[1])
+    lines = [
+        f"{verb} for {alert.brand} (episode {alert.episode_id}, alert: {alert.kind}).",
+        f"Window: {window}",
+        f"Negative share: {alert.negative_share:.1%} against a baseline of {alert.baseline_share:.1%}",
+        f"Volume: {alert.volume} tweets (about {alert.baseline_volume:.1f} expected); "
+        f"spike score {alert.score:.1f}",
+        f"Over-represented terms: {', '.join(alert.top_terms) or '-'}",
+        f"Hashtags: {', '.join(alert.top_hashtags) or '-'}",
+        "Why people are angry: " + (", ".join(f"{r} {s:.0%}" for r, s in reasons) or "-"),
+        "",
+        "Representative negative tweets:",
+    ]
+    samples = []
+    for sample in alert.samples:
+        text = str(sample.get("text", "")) if isinstance(sample, Mapping) else str(sample)
+        copies = sample.get("copies", 1) if isinstance(sample, Mapping) else 1
+        samples.append((text, copies))
+        lines.append(f"- {text}" + (f" (x{copies})" if copies and copies > 1 else ""))
+    text_body = "\n".join(lines) + "\n"
+    items = "".join(
+        f"<li>{html.escape(text)}"
+        + (f" <small>(x{copies})</small>" if copies and copies > 1 else "")
+        + "</li>"
+        for text, copies in samples
+    )
+    reason_rows = "".join(f"<tr><td>{html.escape(r)}</td><td>{s:.0%}</td></tr>" for r, s in reasons)
+    html_body = (
+        f"<h2>{html.escape(verb)}: {html.escape(alert.brand)}</h2>"
+        f"<p><b>{alert.negative_share:.1%}</b> negative against a baseline of {alert.baseline_share:.1%}, "
+        f"{alert.volume} tweets, spike score {alert.score:.1f}<br>{html.escape(window)}</p>"
+        f"<p>Terms: {html.escape(', '.join(alert.top_terms) or '-')}<br>"
+        f"Hashtags: {html.escape(', '.join(alert.top_hashtags) or '-')}</p>"
+        f"<table><tr><th>Reason</th><th>Share</th></tr>{reason_rows}</table>"
+        f"<h3>Representative negative tweets</h3><ul>{items}</ul>"
+    )
+    return subject, text_body, html_body
+
+
+class AlertDispatcher:
+    """Sends one alert everywhere: the BadBuzzAlert event (Azure or the local sink), email, the log."""
+
+    def __init__(self, telemetry: Telemetry, mailer: Mailer) -> None:
+        self.telemetry = telemetry
+        self.mailer = mailer
+
+    def dispatch(self, alert: Alert) -> None:
+        """Record the event and spool the mail (the Mailer retries until SMTP takes it)."""
+        payload = alert.to_dict()
+        self.telemetry.event(
+            names.BAD_BUZZ_ALERT,
+            {
+                "brand": alert.brand,
+                "kind": alert.kind,
+                "episode_id": alert.episode_id,
+                "window_start": payload["window_start"],
+                "window_end": payload["window_end"],
+                "top_terms": list(alert.top_terms),
+                "reasons": dict(alert.reasons),
+                "alert": payload,
+            },
+            {
+                "negative_share": alert.negative_share,
+                "baseline_share": alert.baseline_share,
+                "volume": float(alert.volume),
+                "score": alert.score,
+            },
+        )
+        subject, text_body, html_body = render_alert(alert)
+        delivered = self.mailer.send(subject, text_body, html_body)
+        log.warning(
+            "BAD BUZZ ALERT",
+            extra={"alert": payload, "subject": subject, "mail_delivered": delivered},
+        )
+
+
+@dataclass
+class PendingWork:
+    """What was processed since the last commit."""
+
+    ids: list[str] = field(default_factory=list)
+    id_set: set[str] = field(default_factory=set)
+    alerts: list[Alert] = field(default_factory=list)
+    scored: Counter[tuple[str, str]] = field(default_factory=Counter)
+    brands: set[str] = field(default_factory=set)
+    messages: int = 0
+
+
+class DetectionService:
+    """Dedupe, detect, checkpoint, dispatch; the caller acks its held messages after `checkpoint()`."""
+
+    def __init__(
+        self,
+        store: DetectionStore,
+        dispatcher: AlertDispatcher,
+        telemetry: Telemetry,
+        config: DetectorConfig | None = None,
+        tokenizer: Any = None,
+        reason_model: Any = None,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.telemetry = telemetry
+        self.config = config
+        self.tokenizer = tokenizer
+        self.reason_model = reason_model
+        self.detector = self._load_detector()
+        self.pending = PendingWork()
+        self.totals: Counter[str] = Counter()
+        self.last_checkpoint = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _load_detector(self) -> BuzzDetector:
+        state = self.store.load_state()
+        if state is None:
+            return BuzzDetector(self.config or DetectorConfig(), self.tokenizer, self.reason_model)
+        log.info("detector state resumed", extra={"brands": len(state.get("brands", {}))})
+        return BuzzDetector.from_state(state, self.tokenizer, self.reason_model, self.config)
+
+    def process(self, payloads: Sequence[bytes]) -> None:
+        """Count and detect a batch of scored-topic messages (in delivery order)."""
+        parsed: list[ScoredTweet] = []
+        for data in payloads:
+            try:
+                parsed.append(ScoredTweet.from_dict(json.loads(data)))
+            except (SchemaError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                self.totals["malformed"] += 1
+                self.telemetry.metric(names.DEAD_LETTERED, 1, {"reason": "malformed", "stage": "detection"})
+                log.error("unreadable scored message skipped", extra={"error": str(exc)[:300]})
+        with self._lock:
+            candidates = [s.tweet.id for s in parsed if s.tweet.id not in self.pending.id_set]
+            known = self.store.known(candidates)
+            for scored in parsed:
+                tweet_id = scored.tweet.id
+                self.pending.messages += 1
+                if tweet_id in known or tweet_id in self.pending.id_set:
+                    self.totals["duplicates"] += 1
+                    continue
+                self.pending.ids.append(tweet_id)
+                self.pending.id_set.add(tweet_id)
+                for brand in dict.fromkeys(scored.tweet.brands):
+                    self.pending.scored[(brand, scored.label)] += 1
+                    self.pending.brands.add(brand)
+                self.pending.alerts.extend(self.detector.observe(scored))
+
+    def due(self, interval_s: float, max_messages: int) -> bool:
+        """Whether it is time to commit."""
+        return self.pending.messages >= max_messages or time.monotonic() - self.last_checkpoint >= interval_s
+
+    def checkpoint(self) -> None:
+        """Commit ids + state + alerts in one transaction, then dispatch alerts and emit metrics.
+
+        On a failed commit the detector is reloaded from the last committed state and the error is raised:
+        the caller must not ack, so the messages come again.
+        """
+        with self._lock:
+            pending, self.pending = self.pending, PendingWork()
+            self.last_checkpoint = time.monotonic()
+            started = time.perf_counter()
+            try:
+                self.store.commit(pending.ids, self.detector.state_dict(), pending.alerts)
+            except Exception:
+                log.exception("checkpoint failed; resuming from the last committed state")
+                self.detector = self._load_detector()
+                raise
+            self.totals["counted"] += len(pending.ids)
+            self.totals["alerts"] += len(pending.alerts)
+        for (brand, label), count in pending.scored.items():
+            self.telemetry.metric(names.TWEETS_SCORED, count, {"brand": brand, "label": label})
+        for brand in sorted(pending.brands):
+            snapshot = self.detector.snapshot(brand)
+            self.telemetry.metric(names.NEGATIVE_SHARE, snapshot["negative_share"], {"brand": brand})
+            self.telemetry.metric(names.BASELINE_NEGATIVE_SHARE, snapshot["baseline_share"], {"brand": brand})
+            self.telemetry.metric(names.SPIKE_SCORE, snapshot["score"], {"brand": brand})
+            self.telemetry.metric(names.TWEET_VOLUME, snapshot["volume"], {"brand": brand})
+        if pending.ids:
+            self.telemetry.metric(
+                names.PROCESSING_LATENCY_MS, (time.perf_counter() - started) * 1000, {"stage": "checkpoint"}
+            )
+        self.dispatch_outbox()
+
+    def dispatch_outbox(self) -> int:
+        """Send every committed, unsent alert (also at start-up, after a crash)."""
+        sent = 0
+        for key, alert in self.store.undispatched():
+            try:
+                self.dispatcher.dispatch(alert)
+            except Exception:  # kept in the outbox, tried again at the next checkpoint
+                log.exception("alert dispatch failed; will retry", extra={"alert_key": key})
+                continue
+            self.store.mark_dispatched(key)
+            sent += 1
+        return sent
+
+
+def serve_health(port: int, service: DetectionService) -> ThreadingHTTPServer:
+    """A tiny /healthz endpoint for the container platform (the detection service has no other HTTP)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path not in ("/healthz", "/readyz"):
+                self.send_error(404)
+                return
+            body = json.dumps({"status": "ok", **service.totals}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server
