@@ -11,7 +11,7 @@ import pytest
 from detection.streams import START, background, burst, in_order, run, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
 
-DAY_SPIKE = START + timedelta(hours=14)  # day 1, 14:00 UTC, after 14 hours of normal traffic
+DAY_SPIKE = START + timedelta(hours=38)  # day 2, 14:00 UTC, after 38 hours of normal traffic
 
 
 def detector(**config: object) -> BuzzDetector:
@@ -53,7 +53,7 @@ def new_alerts(alerts: list) -> list:
     ],
 )
 def test_what_fires(case: str, extra: list, expected_new: int) -> None:
-    alerts = run(detector(), in_order(background(30, seed=7) + extra))
+    alerts = run(detector(), in_order(background(44, seed=7) + extra))
     assert len(new_alerts(alerts)) == expected_new, case
     if expected_new:
         alert = new_alerts(alerts)[0]
@@ -67,7 +67,7 @@ def test_a_spike_is_one_alert_plus_updates_as_it_grows() -> None:
     growing = burst(DAY_SPIKE, 20, 2, prefix="a") + burst(
         DAY_SPIKE + timedelta(minutes=20), 40, 10, prefix="b"
     )
-    alerts = run(detector(), in_order(background(30, seed=3) + growing))
+    alerts = run(detector(), in_order(background(44, seed=3) + growing))
     assert alerts[0].kind == "new"
     assert len(new_alerts(alerts)) == 1
     updates = [a for a in alerts if a.kind == "update"]
@@ -78,7 +78,7 @@ def test_a_spike_is_one_alert_plus_updates_as_it_grows() -> None:
 
 
 def test_a_steady_spike_gets_no_update_storm() -> None:
-    alerts = run(detector(), in_order(background(30, seed=5) + burst(DAY_SPIKE, 20, 3)))
+    alerts = run(detector(), in_order(background(44, seed=5) + burst(DAY_SPIKE, 20, 3)))
     assert [a.kind for a in alerts].count("new") == 1
     assert [a.kind for a in alerts].count("update") <= 2
 
@@ -88,7 +88,7 @@ def test_hysteresis_and_cooldown(gap_minutes: int, expected_new: int) -> None:
     first = burst(DAY_SPIKE - timedelta(hours=4), 15, 4, prefix="first")
     second_start = DAY_SPIKE - timedelta(hours=4) + timedelta(minutes=15 + gap_minutes)
     second = burst(second_start, 15, 4, prefix="second", seed=2)
-    alerts = run(detector(), in_order(background(34, seed=11) + first + second))
+    alerts = run(detector(), in_order(background(48, seed=11) + first + second))
     assert len(new_alerts(alerts)) == expected_new
 
 
@@ -103,7 +103,7 @@ def test_warmup_a_brand_needs_history_before_it_can_fire() -> None:
 def test_every_brand_is_tracked_and_overrides_apply() -> None:
     tweets = []
     for seed, brand in enumerate(("acme", "globex", "initech")):
-        tweets += background(30, seed=seed, brand=brand)
+        tweets += background(44, seed=seed, brand=brand)
         tweets += burst(DAY_SPIKE, 20, 4, brand=brand, prefix=f"{brand}-burst")
     det = detector(brand_overrides={"initech": {"fire_score": 1000}})
     alerts = run(det, in_order(tweets))
@@ -119,13 +119,13 @@ def test_a_tweet_for_two_brands_counts_for_both() -> None:
         scored(f"both-{i}", t.tweet.created_at, "negative", t.tweet.text, ("acme", "globex"))
         for i, t in enumerate(burst(DAY_SPIKE, 20, 4))
     ]
-    tweets = background(30, seed=1) + background(30, seed=2, brand="globex") + both
+    tweets = background(44, seed=1) + background(44, seed=2, brand="globex") + both
     alerts = run(detector(), in_order(tweets))
     assert sorted(a.brand for a in new_alerts(alerts)) == ["acme", "globex"]
 
 
 def test_duplicate_ids_are_counted_once() -> None:
-    tweets = in_order(background(30, seed=4) + burst(DAY_SPIKE, 20, 4))
+    tweets = in_order(background(44, seed=4) + burst(DAY_SPIKE, 20, 4))
     redelivered = []
     for index, tweet in enumerate(tweets):
         redelivered.append(tweet)
@@ -138,7 +138,7 @@ def test_duplicate_ids_are_counted_once() -> None:
 
 def test_out_of_order_within_tolerance_gives_the_same_alerts() -> None:
     tweets = in_order(
-        background(30, seed=9)
+        background(44, seed=9)
         + burst(DAY_SPIKE, 20, 4)
         + burst(DAY_SPIKE + timedelta(hours=3), 30, 8, prefix="b", seed=5)
     )
@@ -161,7 +161,7 @@ def test_events_later_than_the_tolerance_are_counted_late() -> None:
 
 
 def test_state_round_trip_mid_episode_gives_the_same_alerts() -> None:
-    tweets = in_order(background(30, seed=6) + burst(DAY_SPIKE, 40, 6))
+    tweets = in_order(background(44, seed=6) + burst(DAY_SPIKE, 40, 6))
     reference = run(detector(), tweets)
     cut = next(i for i, t in enumerate(tweets) if t.tweet.created_at > DAY_SPIKE + timedelta(minutes=12))
     first = detector()
@@ -175,7 +175,7 @@ def test_state_round_trip_mid_episode_gives_the_same_alerts() -> None:
 
 
 def test_replaying_twice_is_identical() -> None:
-    tweets = in_order(background(30, seed=8) + burst(DAY_SPIKE, 25, 5))
+    tweets = in_order(background(44, seed=8) + burst(DAY_SPIKE, 25, 5))
     assert run(detector(), tweets) == run(detector(), tweets)
 
 
@@ -219,3 +219,9 @@ def test_a_long_silence_is_skipped_and_detection_resumes() -> None:
     assert [a.kind for a in alerts].count("new") == 1 and alerts[0].fired_at > later
     state = det.state_dict()["brands"]["acme"]
     assert not state["pending"] and det.stats["late"] == 0
+
+
+def test_an_hour_of_the_day_never_seen_cannot_fire() -> None:
+    first_day_spike = START + timedelta(hours=14)  # day 1: 14:00 has no history yet
+    alerts = run(detector(), in_order(background(20, seed=3) + burst(first_day_spike, 20, 5)))
+    assert alerts == []

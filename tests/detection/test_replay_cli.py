@@ -21,7 +21,7 @@ from worker.detection import BuzzDetector, DetectorConfig
 from worker.replay import ReplaySummary, read_rows, run_replay
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPIKE = START + timedelta(hours=14)
+SPIKE = START + timedelta(hours=38)  # day 2: every hour of the day has a baseline
 CONTRACT_KEYS = {
     "brand",
     "fired_at",
@@ -68,8 +68,8 @@ def write_csv(
 def tweets() -> list:
     """Two brands for 20 hours; `acme` has a bad buzz at 14:00, `globex` a positive promotion."""
     return (
-        background(20, seed=1, brand="acme")
-        + background(20, seed=2, brand="globex")
+        background(44, seed=1, brand="acme")
+        + background(44, seed=2, brand="globex")
         + burst(SPIKE, 25, 6, text="they lost my bag again #lostbaggage", prefix="buzz")
         + burst(SPIKE, 30, 20, label="positive", text="free upgrades today", prefix="promo", brand="globex")
     )

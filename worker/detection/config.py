@@ -26,7 +26,8 @@ class BrandParams:
     update_min_negatives: int = 15  # ... and at least this many more than at the last alert
     update_min_interval_minutes: int = 10
     warmup_minutes: int = 120  # no alert until the baseline holds this many minutes (lag included: 3 h)
-    warmup_tweets: int = 300  # ... and this many tweets
+    warmup_tweets: int = 300  # ... and this many tweets ...
+    hour_warmup_minutes: int = 30  # ... and this many minutes of the current hour of day (so about a day)
 
 
 @dataclass(frozen=True)

@@ -379,6 +379,7 @@ class BuzzDetector:
         warm = (
             state.baseline.minutes_seen >= params.warmup_minutes
             and state.baseline.tweets_seen >= params.warmup_tweets
+            and state.baseline.hourly_volume[hour].weight >= params.hour_warmup_minutes
         )
         episode = state.episode
         if episode is not None:
