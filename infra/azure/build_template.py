@@ -50,8 +50,8 @@ RULES: tuple[AlertRule, ...] = (
     AlertRule(
         "bad-buzz-per-brand",
         "BuzzWatch: bad buzz (negative-share spike) per brand",
-        "Negative share of a brand's tweets over 15 minutes far above its previous 24 hours, summed across "
-        "all worker instances. Safety net for the detection service.",
+        "Negative share of a brand's tweets over 15 minutes far above its previous 24 hours (counters "
+        "deduplicated by the detection service). Second opinion next to the detector's own alert email.",
         severity=1,
         frequency="PT5M",
         window="P1D",

@@ -124,6 +124,7 @@ for runtime in bw-api bw-detection; do
   secret_access smtp-password "$runtime"
 done
 secret_access database-url bw-api
+secret_access database-url bw-detection
 secret_access buzzwatch-api-key bw-api
 secret_access x-bearer-token bw-ingest
 

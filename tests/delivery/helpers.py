@@ -21,17 +21,3 @@ def tool(name: str) -> str:
     if found is None:
         pytest.fail(f"{name} not found: it is pinned in pyproject.toml's [dev] extra (make venv installs it)")
     return found
-
-
-def worker_service_present() -> bool:
-    """Whether worker/ holds the Pub/Sub push service yet (a Flask app), not only the detector and replay."""
-    return any("Flask(" in path.read_text(encoding="utf-8") for path in (REPO_ROOT / "worker").glob("*.py"))
-
-
-# Until the worker's push service lands (issue 3), the checks that need it are expected to fail, strictly:
-# they turn into ordinary tests, that must pass, the moment worker/ contains the service.
-AWAITING_WORKER = pytest.mark.xfail(
-    not worker_service_present(),
-    reason="the worker push service (issue 3) is not in worker/ yet",
-    strict=True,
-)

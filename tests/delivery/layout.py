@@ -31,6 +31,32 @@ def build_layout(image: ServiceImage, root: Path) -> Path:
     return app
 
 
+def _environment(tmp_path: Path, env: dict[str, str] | None) -> dict[str, str]:
+    return {
+        "PATH": "/usr/bin:/bin",
+        "BUZZWATCH_VAR_DIR": str(tmp_path / "var"),
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **(env or {}),
+    }
+
+
+def start_in_layout(
+    app: Path, code: str, tmp_path: Path, log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start Python code in the layout as a background process, its output going to `log_path`."""
+    prelude = ISOLATE.format(repo=str(REPO_ROOT), app=str(app))
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", prelude + code],
+            cwd=app,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_environment(tmp_path, env),
+        )
+
+
 def run_in_layout(
     app: Path, code: str, tmp_path: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -42,11 +68,5 @@ def run_in_layout(
         capture_output=True,
         text=True,
         timeout=120,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "BUZZWATCH_VAR_DIR": str(tmp_path / "var"),
-            "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            **(env or {}),
-        },
+        env=_environment(tmp_path, env),
     )

@@ -14,7 +14,7 @@ import pytest
 
 from buzzwatch import telemetry
 
-from .helpers import AWAITING_WORKER, REPO_ROOT
+from .helpers import REPO_ROOT
 
 AZURE_DIR = REPO_ROOT / "infra" / "azure"
 ALERT_FILES = sorted((AZURE_DIR / "alerts").glob("*.kql"))
@@ -196,15 +196,7 @@ def test_every_name_a_query_uses_is_a_telemetry_constant(path: Path):
     assert used["traces"] <= telemetry.TRACE_NAMES, used["traces"] - telemetry.TRACE_NAMES
 
 
-# Queries over what only the stream worker emits (tweets_scored, dead_lettered).
-WORKER_METRIC_QUERIES = {"bad-buzz-per-brand", "stream-stalled", "dead-letters"}
-
-
-@pytest.mark.parametrize(
-    "path",
-    [pytest.param(p, marks=AWAITING_WORKER) if p.stem in WORKER_METRIC_QUERIES else p for p in ALERT_FILES],
-    ids=lambda path: path.stem,
-)
+@pytest.mark.parametrize("path", ALERT_FILES, ids=lambda path: path.stem)
 def test_every_metric_a_query_uses_is_emitted_by_the_code_with_those_dimensions(path: Path):
     used = names_in_query(path.read_text())
     emitted = emitted_by_code()
