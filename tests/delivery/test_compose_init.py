@@ -11,6 +11,7 @@ import pytest
 from buzzwatch.emulator import PubSubEmulator
 
 from .dockerfiles import IMAGES
+from .helpers import REPO_ROOT
 from .layout import build_layout, run_in_layout
 from .test_compose import compose
 
@@ -56,3 +57,24 @@ def test_the_init_step_creates_the_topology_idempotently(
         )
     finally:
         subscriber.close()
+
+
+def test_the_ingest_service_command_replays_the_mounted_data(emulator: PubSubEmulator, tmp_path: Path):
+    config = json.loads(compose("config", "--format", "json").stdout)
+    service = config["services"]["ingest"]
+    (mount,) = service["volumes"]
+    assert mount["source"] == str(REPO_ROOT / "data") and mount["read_only"]
+    command = [part.replace(mount["target"], mount["source"]) for part in service["command"]]
+    command[command.index("--speed") + 1] = "max"
+    environment = {key: str(value) for key, value in service["environment"].items() if value is not None}
+    environment["PUBSUB_EMULATOR_HOST"] = emulator.endpoint
+    app = build_layout(next(image for image in IMAGES if image.name == "ingest"), tmp_path)
+    init = config["services"]["pubsub-init"]
+    init_env = {**environment, "PUBSUB_PUSH_ENDPOINT": init["environment"]["PUBSUB_PUSH_ENDPOINT"]}
+    assert run_in_layout(app, init["command"][0], tmp_path, env=init_env).returncode == 0
+    argv = ["buzzwatch", *command, "--limit", "25"]
+    code = f"import runpy; sys.argv = {argv!r}; runpy.run_path('image_cli.py', run_name='__main__')"
+    result = run_in_layout(app, code, tmp_path, env=environment)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])["summary"]
+    assert summary["published"] == 25 and summary["failed"] == 0, summary
