@@ -118,6 +118,8 @@ def test_init_step_pushes_to_the_worker_and_everyone_uses_the_emulator(config):
 def test_builds_use_the_service_dockerfiles_and_ports_stay_on_loopback(config):
     dockerfiles = {image.dockerfile for image in IMAGES}
     for name, service in config["services"].items():
+        if service.get("image", "").endswith(":local"):
+            assert "build" in service, f"{name} would try to pull the local image {service['image']}"
         if "build" in service:
             assert service["build"]["dockerfile"] in dockerfiles, name
         for port in service.get("ports", []):
