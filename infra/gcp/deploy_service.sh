@@ -4,7 +4,8 @@
 #   2. deploy the new image with --no-traffic and a tag (a brand-new service gets traffic at once: there is
 #      nothing to protect, and Cloud Run refuses --no-traffic on creation);
 #   3. smoke-test the tagged URL; on failure the old revisions keep 100% and the tag is removed;
-#   4. move all traffic to the tag, smoke-test the main URL; on failure restore the remembered split.
+#   4. move all traffic to the tag, smoke-test the main URL; on failure restore the remembered split;
+#   5. once live, remove the tags of earlier deployments (their revisions stay, for manual rollback).
 #
 # Usage: deploy_service.sh SERVICE IMAGE SMOKE_KIND [extra `gcloud run deploy` flags...]
 #   SMOKE_KIND: api | worker | detection | streamlit (see smoke.sh)
@@ -47,6 +48,16 @@ import json, sys
 tag = sys.argv[1]
 status = json.load(sys.stdin).get("status", {})
 print(next((t["url"] for t in status.get("traffic", []) if t.get("tag") == tag and t.get("url")), ""))' "$1"
+}
+
+# Tags of earlier deployments (c-...), other than this one's: removed once this one is live.
+stale_tags() {
+  python3 -c '
+import json, sys
+keep = sys.argv[1]
+status = json.load(sys.stdin).get("status", {})
+tags = {t["tag"] for t in status.get("traffic", []) if t.get("tag", "").startswith("c-") and t["tag"] != keep}
+print(",".join(sorted(tags)))' "$tag"
 }
 
 main_url() {
@@ -113,5 +124,10 @@ if ! smoke "$url"; then
     log "smoke test FAILED on $url (new service, no previous revision to roll back to)"
   fi
   exit 1
+fi
+old_tags="$(stale_tags <<<"$(describe_json)")"
+if [[ -n "$old_tags" ]]; then
+  gcloud run services update-traffic "$service" --region "$region" "${project_flags[@]}" \
+    --remove-tags "$old_tags" --quiet || log "could not remove old tags $old_tags"
 fi
 log "live at $url"

@@ -80,8 +80,11 @@ FAKE_GCLOUD = textwrap.dedent(
             for entry in state["traffic"]:
                 entry["percent"] = int(split.get(entry["revisionName"], 0))
         if flag("--remove-tags"):
-            gone = flag("--remove-tags")
-            state["traffic"] = [e for e in state["traffic"] if e.get("tag") != gone or e["percent"]]
+            gone = set(flag("--remove-tags").split(","))
+            for entry in state["traffic"]:
+                if entry.get("tag") in gone:
+                    entry.pop("tag")
+            state["traffic"] = [e for e in state["traffic"] if e.get("tag") or e["percent"]]
         save()
     else:
         print(f"fake gcloud: unexpected {args}", file=sys.stderr)
@@ -139,7 +142,7 @@ class FakeCloudRun:
         )
 
     def deploy(
-        self, service: str, kind: str, broken_urls: tuple[str, ...] = ()
+        self, service: str, kind: str, broken_urls: tuple[str, ...] = (), tag: str = "c-1a2b3c4"
     ) -> subprocess.CompletedProcess[str]:
         env = {
             "PATH": f"{self.bin}:/usr/bin:/bin",
@@ -147,7 +150,7 @@ class FakeCloudRun:
             "FAKE_LOG": str(self.log_path),
             "BROKEN_URLS": ",".join(broken_urls),
             "REGION": "europe-west1",
-            "TAG": "c-1a2b3c4",
+            "TAG": tag,
             "DEPLOY_SERVICE_ACCOUNT": "bw-deployer@p.iam.gserviceaccount.com",
         }
         return subprocess.run(
@@ -157,6 +160,10 @@ class FakeCloudRun:
             env=env,
             timeout=60,
         )
+
+    def tags(self) -> set[str]:
+        state = json.loads(self.state_path.read_text())
+        return {entry["tag"] for entry in state["traffic"] if entry.get("tag")}
 
     def serving(self) -> dict[str, int]:
         state = json.loads(self.state_path.read_text())
@@ -209,3 +216,11 @@ def test_a_new_service_is_created_with_traffic_and_smoke_tested(cloud_run: FakeC
     assert cloud_run.serving() == {"buzzwatch-streamlit-00001": 100}
     deploy_call = next(call for call in cloud_run.calls() if call[:2] == ["run", "deploy"])
     assert "--no-traffic" not in deploy_call
+
+
+def test_earlier_tags_are_removed_once_a_new_revision_is_live(cloud_run: FakeCloudRun):
+    cloud_run.seed("buzzwatch-api", "buzzwatch-api-00001")
+    assert cloud_run.deploy("buzzwatch-api", "api", tag="c-aaaaaaa").returncode == 0
+    assert cloud_run.deploy("buzzwatch-api", "api", tag="c-bbbbbbb").returncode == 0
+    assert cloud_run.serving() == {"buzzwatch-api-00003": 100}
+    assert cloud_run.tags() == {"c-bbbbbbb"}
