@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -147,7 +148,7 @@ def test_admin_routes_need_the_api_key(client: FlaskClient) -> None:
 
 def test_admin_routes_are_off_without_a_configured_key(app: Flask) -> None:
     services = app.extensions["buzzwatch"]
-    services.settings = type(services.settings)(**{**services.settings.__dict__, "api_key": None})
+    services.settings = dataclasses.replace(services.settings, api_key=None)
     response = app.test_client().get("/v1/admin/feedback.csv", headers={"X-API-Key": ""})
     assert response.status_code == 403
     assert "BUZZWATCH_API_KEY" in response.get_json()["message"]
