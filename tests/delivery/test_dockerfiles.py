@@ -8,12 +8,9 @@ import json
 import os
 import re
 import subprocess
-from importlib import metadata
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from .dockerfiles import (
     IMAGES,
@@ -39,14 +36,18 @@ TRAINING_ONLY = {
 }
 
 
-def load_generator():
-    """requirements/generate.py as a module (it is a script, not part of a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "requirements_generate", REPO_ROOT / "requirements/generate.py"
-    )
+def load_script(relative: str):
+    """A repository script (not part of a package) as a module."""
+    path = REPO_ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_generator():
+    """requirements/generate.py as a module."""
+    return load_script("requirements/generate.py")
 
 
 def test_every_dockerfile_in_the_repo_is_known():
@@ -159,28 +160,8 @@ def test_requirement_files_match_pyproject_pins():
 
 
 def _installed_closure(requirements_file: Path) -> set[str]:
-    """Distributions the requirements pull in, as resolved in this virtualenv (markers evaluated)."""
-    pending = []
-    for line in requirements_file.read_text().splitlines():
-        if line and not line.startswith("#"):
-            requirement = Requirement(line)
-            pending.append((canonicalize_name(requirement.name), frozenset(requirement.extras)))
-    seen: set[str] = set()
-    while pending:
-        name, extras = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            requires = metadata.distribution(name).requires or []
-        except metadata.PackageNotFoundError:
-            continue
-        for raw in requires:
-            requirement = Requirement(raw)
-            environment = [{"extra": extra} for extra in extras] or [{"extra": ""}]
-            if requirement.marker is None or any(requirement.marker.evaluate(env) for env in environment):
-                pending.append((canonicalize_name(requirement.name), frozenset(requirement.extras)))
-    return seen
+    """Distributions the requirements pull in, as resolved in this virtualenv (requirements/sizes.py)."""
+    return load_script("requirements/sizes.py").closure(requirements_file)
 
 
 @pytest.mark.parametrize("image", [i for i in IMAGES if i.serving], ids=lambda image: image.name)
