@@ -34,6 +34,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
@@ -96,13 +98,18 @@ def _read_truth(path: Path) -> list[dict[str, Any]]:
 
 def evaluate(fired: list[Fired], episodes: list[dict[str, Any]], brand_weeks: float) -> dict[str, Any]:
     """Recall, false alerts per brand-week, delays and duplicates for one list of alerts."""
-    delays, emit_delays, news_per_episode, updates_per_episode = [], [], [], []
+    delays, emit_delays, news_per_episode, updates_per_episode, missed = [], [], [], [], []
     detected = 0
     for episode in episodes:
         mine = [f for f in fired if f.brand == episode["brand"]]
         hits = [
             f for f in mine if episode["start"] - MATCH_BEFORE <= f.fired_at <= episode["end"] + DETECT_AFTER
         ]
+        if not hits:
+            missed.append(
+                f"{episode['episode_id']} {episode['kind']} {episode['peak_per_minute']}/min for "
+                f"{episode['minutes']} min (ramp {episode['ramp_minutes']} min, {episode['tweets']} tweets)"
+            )
         if hits:
             detected += 1
             first = min(hits, key=lambda f: f.fired_at)
@@ -137,11 +144,32 @@ def evaluate(fired: list[Fired], episodes: list[dict[str, Any]], brand_weeks: fl
         else 0.0,
         "updates_per_episode": statistics.mean(updates_per_episode) if updates_per_episode else 0.0,
         "false_alert_times": [(f.brand, f.fired_at.isoformat()) for f in false_alerts],
+        "missed": missed,
     }
 
 
-def score_stream(rows: list[ReplayRow], model: Any) -> list[ScoredTweet]:
-    """All tweets scored once (oracle labels when model is None)."""
+class _CachedModel:
+    """The model's probabilities for one file, computed once and kept beside it (reruns of the tuning)."""
+
+    def __init__(self, model: Any, rows: list[ReplayRow], cache: Path) -> None:
+        self.labels, self.model_version = model.labels, model.model_version
+        if cache.exists():
+            self.probabilities = np.load(cache)
+        else:
+            self.probabilities = model.predict_proba([r.text for r in rows])
+            np.save(cache, self.probabilities)
+        self._offset = 0
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        chunk = self.probabilities[self._offset : self._offset + len(texts)]
+        self._offset += len(texts)
+        return chunk
+
+
+def score_stream(rows: list[ReplayRow], model: Any, folder: Path) -> list[ScoredTweet]:
+    """All tweets scored once (oracle labels when model is None; model scores cached per file)."""
+    if model is not None:
+        model = _CachedModel(model, rows, folder / f"probabilities-{model.model_version}.npy")
     return [s for batch in scored_batches(rows, model, 2048) for s in batch]
 
 
@@ -244,7 +272,9 @@ def main() -> None:
     parser.add_argument("--oracle", action="store_true", help="measure with the file labels")
     parser.add_argument("--model", action="store_true", help="measure with the champion Predictor")
     parser.add_argument("--tune", action="store_true", help="sweep thresholds (use the tuning seeds)")
-    parser.add_argument("--naive-threshold", type=int, default=None, help="naive 15-min negative count")
+    parser.add_argument(
+        "--naive-threshold", type=int, nargs="+", default=None, help="naive 15-min negative counts"
+    )
     parser.add_argument("--fire", type=float, nargs="+", default=[3.0, 3.5, 4.0, 5.0], help="--tune grid")
     parser.add_argument("--share-z", type=float, nargs="+", default=[2.0, 2.5, 3.0], help="--tune grid")
     parser.add_argument("--margin", type=float, nargs="+", default=[0.05, 0.10], help="--tune grid")
@@ -256,7 +286,7 @@ def main() -> None:
         ["model"] if args.model else []
     )
     configs = {"default": DetectorConfig()}
-    naive_thresholds = [args.naive_threshold] if args.naive_threshold else [12]
+    naive_thresholds = args.naive_threshold or ([12, 16, 20, 24, 28, 32] if args.tune else [20, 28])
     if args.tune:
         configs = {
             f"fire={fire} share_z={share_z} margin={margin}": DetectorConfig(
@@ -266,7 +296,6 @@ def main() -> None:
             for share_z in args.share_z
             for margin in args.margin
         }
-        naive_thresholds = [12, 16, 20, 24, 28, 32]
     model = None
     if "model" in modes:
         from models.predictor import Predictor
@@ -281,7 +310,7 @@ def main() -> None:
             rows = read_rows(folder / "tweets.csv", True, ReplaySummary())
             episodes = _read_truth(folder / "episodes.csv")
             started = time.perf_counter()
-            stream = score_stream(rows, model if mode == "model" else None)
+            stream = score_stream(rows, model if mode == "model" else None, folder)
             scoring_s = time.perf_counter() - started
             for name, config in configs.items():
                 fired, naive_fired, spent = run_detectors(stream, config, naive_thresholds)
@@ -294,6 +323,8 @@ def main() -> None:
                 if args.tune or seed == args.seeds[0]:
                     for when in result["false_alert_times"][:8]:
                         print(f"    false alert: {when}")
+                    for episode in result["missed"]:
+                        print(f"    missed: {episode}")
             for threshold, alerts in naive_fired.items():
                 result = evaluate(alerts, episodes, brand_weeks)
                 results[f"naive>={threshold}"].append(result)

@@ -53,21 +53,23 @@ def new_alerts(alerts: list) -> list:
     ],
 )
 def test_what_fires(case: str, extra: list, expected_new: int) -> None:
-    alerts = run(detector(), in_order(background(44, seed=7) + extra))
+    alerts = run(detector(), in_order(background(41, seed=7) + extra))
     assert len(new_alerts(alerts)) == expected_new, case
     if expected_new:
         alert = new_alerts(alerts)[0]
         assert DAY_SPIKE < alert.fired_at < DAY_SPIKE + timedelta(minutes=10)
         assert alert.window_start <= alert.fired_at == alert.window_end
         assert alert.negative_share > alert.baseline_share + 0.3
-        assert alert.brand == "acme" and alert.volume > 0 and alert.score >= 5.0
+        assert (
+            alert.brand == "acme" and alert.volume > 0 and alert.score >= DetectorConfig().defaults.fire_score
+        )
 
 
 def test_a_spike_is_one_alert_plus_updates_as_it_grows() -> None:
     growing = burst(DAY_SPIKE, 20, 2, prefix="a") + burst(
         DAY_SPIKE + timedelta(minutes=20), 40, 10, prefix="b"
     )
-    alerts = run(detector(), in_order(background(44, seed=3) + growing))
+    alerts = run(detector(), in_order(background(41, seed=3) + growing))
     assert alerts[0].kind == "new"
     assert len(new_alerts(alerts)) == 1
     updates = [a for a in alerts if a.kind == "update"]
@@ -78,7 +80,7 @@ def test_a_spike_is_one_alert_plus_updates_as_it_grows() -> None:
 
 
 def test_a_steady_spike_gets_no_update_storm() -> None:
-    alerts = run(detector(), in_order(background(44, seed=5) + burst(DAY_SPIKE, 20, 3)))
+    alerts = run(detector(), in_order(background(41, seed=5) + burst(DAY_SPIKE, 20, 3)))
     assert [a.kind for a in alerts].count("new") == 1
     assert [a.kind for a in alerts].count("update") <= 2
 
@@ -103,7 +105,7 @@ def test_warmup_a_brand_needs_history_before_it_can_fire() -> None:
 def test_every_brand_is_tracked_and_overrides_apply() -> None:
     tweets = []
     for seed, brand in enumerate(("acme", "globex", "initech")):
-        tweets += background(44, seed=seed, brand=brand)
+        tweets += background(41, seed=seed, brand=brand)
         tweets += burst(DAY_SPIKE, 20, 4, brand=brand, prefix=f"{brand}-burst")
     det = detector(brand_overrides={"initech": {"fire_score": 1000}})
     alerts = run(det, in_order(tweets))
@@ -119,13 +121,13 @@ def test_a_tweet_for_two_brands_counts_for_both() -> None:
         scored(f"both-{i}", t.tweet.created_at, "negative", t.tweet.text, ("acme", "globex"))
         for i, t in enumerate(burst(DAY_SPIKE, 20, 4))
     ]
-    tweets = background(44, seed=1) + background(44, seed=2, brand="globex") + both
+    tweets = background(41, seed=1) + background(41, seed=2, brand="globex") + both
     alerts = run(detector(), in_order(tweets))
     assert sorted(a.brand for a in new_alerts(alerts)) == ["acme", "globex"]
 
 
 def test_duplicate_ids_are_counted_once() -> None:
-    tweets = in_order(background(44, seed=4) + burst(DAY_SPIKE, 20, 4))
+    tweets = in_order(background(41, seed=4) + burst(DAY_SPIKE, 20, 4))
     redelivered = []
     for index, tweet in enumerate(tweets):
         redelivered.append(tweet)
@@ -138,7 +140,7 @@ def test_duplicate_ids_are_counted_once() -> None:
 
 def test_out_of_order_within_tolerance_gives_the_same_alerts() -> None:
     tweets = in_order(
-        background(44, seed=9)
+        background(41, seed=9)
         + burst(DAY_SPIKE, 20, 4)
         + burst(DAY_SPIKE + timedelta(hours=3), 30, 8, prefix="b", seed=5)
     )
@@ -161,7 +163,7 @@ def test_events_later_than_the_tolerance_are_counted_late() -> None:
 
 
 def test_state_round_trip_mid_episode_gives_the_same_alerts() -> None:
-    tweets = in_order(background(44, seed=6) + burst(DAY_SPIKE, 40, 6))
+    tweets = in_order(background(41, seed=6) + burst(DAY_SPIKE, 40, 6))
     reference = run(detector(), tweets)
     cut = next(i for i, t in enumerate(tweets) if t.tweet.created_at > DAY_SPIKE + timedelta(minutes=12))
     first = detector()
@@ -175,7 +177,7 @@ def test_state_round_trip_mid_episode_gives_the_same_alerts() -> None:
 
 
 def test_replaying_twice_is_identical() -> None:
-    tweets = in_order(background(44, seed=8) + burst(DAY_SPIKE, 25, 5))
+    tweets = in_order(background(41, seed=8) + burst(DAY_SPIKE, 25, 5))
     assert run(detector(), tweets) == run(detector(), tweets)
 
 

@@ -79,7 +79,7 @@ def test_reasons_already_on_the_tweets_are_used_without_a_model() -> None:
 
 
 def test_alerts_carry_the_explanation() -> None:
-    tweets = background(44, seed=2) + burst(
+    tweets = background(41, seed=2) + burst(
         SPIKE, 20, 10, text="they lost my bag #lostbaggage", reason="Lost Luggage"
     )
     detector = BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize, reason_model=FixedReasons())
@@ -96,7 +96,7 @@ def test_a_failing_explanation_never_drops_the_alert() -> None:
     def broken(text: str) -> list[str]:
         raise RuntimeError("tokenizer down")
 
-    tweets = background(44, seed=2) + burst(SPIKE, 20, 5)
+    tweets = background(41, seed=2) + burst(SPIKE, 20, 5)
     alerts = run(BuzzDetector(DetectorConfig(), tokenizer=broken), in_order(tweets))
     assert [a.kind for a in alerts].count("new") == 1 and alerts[0].top_terms == ()
 

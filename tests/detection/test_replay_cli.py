@@ -68,8 +68,8 @@ def write_csv(
 def tweets() -> list:
     """Two brands for 20 hours; `acme` has a bad buzz at 14:00, `globex` a positive promotion."""
     return (
-        background(44, seed=1, brand="acme")
-        + background(44, seed=2, brand="globex")
+        background(41, seed=1, brand="acme")
+        + background(41, seed=2, brand="globex")
         + burst(SPIKE, 25, 6, text="they lost my bag again #lostbaggage", prefix="buzz")
         + burst(SPIKE, 30, 20, label="positive", text="free upgrades today", prefix="promo", brand="globex")
     )
