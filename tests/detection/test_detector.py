@@ -185,10 +185,12 @@ def test_config_from_env_and_overrides() -> None:
     env = {
         "BUZZWATCH_DETECTOR_FIRE_SCORE": "7.5",
         "BUZZWATCH_DETECTOR_LATENESS_S": "10",
+        "BUZZWATCH_DETECTOR_HOUR_WARMUP_MINUTES": "0",
         "BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": 12}}',
     }
     config = DetectorConfig.from_env(env)
     assert config.defaults.fire_score == 7.5 and config.lateness_tolerance_s == 10
+    assert config.defaults.hour_warmup_minutes == 0
     assert config.params_for("United").min_negatives == 12 and config.params_for("United").fire_score == 7.5
     assert config.params_for("Delta").min_negatives == config.defaults.min_negatives
     assert DetectorConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config

@@ -114,6 +114,9 @@ class DetectorConfig:
                 env, "BUZZWATCH_DETECTOR_COOLDOWN_MINUTES", BrandParams.cooldown_minutes
             ),
             warmup_minutes=env_int(env, "BUZZWATCH_DETECTOR_WARMUP_MINUTES", BrandParams.warmup_minutes),
+            hour_warmup_minutes=env_int(
+                env, "BUZZWATCH_DETECTOR_HOUR_WARMUP_MINUTES", BrandParams.hour_warmup_minutes
+            ),
         )
         raw_overrides = env_str(env, "BUZZWATCH_DETECTOR_BRANDS")
         overrides: dict[str, dict[str, float]] = {}
