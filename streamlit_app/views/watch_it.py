@@ -42,7 +42,8 @@ def brand_panel() -> None:
         shares = [name for name in ("negative share", "baseline") if name in series.columns]
         if shares:
             st.subheader("Negative share vs baseline")
-            st.line_chart(series[shares])
+            colors = {"negative share": "#d62728", "baseline": "#7f7f7f"}
+            st.line_chart(series[shares], color=[colors[name] for name in shares])
         if "volume" in series.columns:
             st.subheader("Volume")
             st.area_chart(series[["volume"]])
