@@ -28,6 +28,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,10 @@ class Mailer:
         message["To"] = ", ".join(self.settings.recipients)
         message["Date"] = format_datetime(datetime.now(UTC))
         message["Message-ID"] = make_msgid(domain="buzzwatch.local")
-        message.set_content(text_body)
+        # Quoted-printable keeps every line under SMTP's 998-character limit (HTML is often one long line).
+        message.set_content(text_body, cte="quoted-printable")
         if html_body:
-            message.add_alternative(html_body, subtype="html")
+            message.add_alternative(html_body, subtype="html", cte="quoted-printable")
         return message
 
     def send(self, subject: str, text_body: str, html_body: str | None = None) -> bool:
@@ -127,7 +129,7 @@ class Mailer:
         name = f"{stamp}-{uuid.uuid4().hex[:12]}.eml"
         temporary = self.pending_dir / f".{name}.tmp"
         with open(temporary, "wb") as handle:
-            handle.write(bytes(message))
+            handle.write(message.as_bytes(policy=SMTP_POLICY))  # CRLF line ends, as SMTP wants
             handle.flush()
             os.fsync(handle.fileno())
         final = self.pending_dir / name

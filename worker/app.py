@@ -126,7 +126,8 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> Response:
-        return jsonify(status="ready", model_version=getattr(service.batcher.model, "model_version", ""))
+        model = getattr(service.batcher, "model", None)
+        return jsonify(status="ready", model_version=getattr(model, "model_version", ""))
 
     @app.get("/stats")
     def stats() -> Response:

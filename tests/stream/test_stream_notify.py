@@ -43,11 +43,12 @@ def test_without_smtp_host_mail_goes_to_the_outbox(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_mail_is_delivered_to_the_smtp_sink(tmp_path: Path, smtp_sink) -> None:
     mailer = Mailer(smtp_settings(smtp_sink.port), tmp_path / "spool")
-    assert mailer.send("Bad buzz: delta", "text", "<b>html</b>") is True
+    long_html = "<b>html</b>" + "<td>x</td>" * 500  # one 5,000-character line, as rendered alerts are
+    assert mailer.send("Bad buzz: delta", "text", long_html) is True
     (message,) = smtp_sink.messages
     assert message["Subject"] == "Bad buzz: delta"
     assert message["To"] == "team@example.test, oncall@example.test"
-    assert parts(message)["text/html"].strip() == "<b>html</b>"
+    assert parts(message)["text/html"].strip() == long_html
     assert mailer.pending() == []
     assert mailer.close() == 0
 

@@ -1,0 +1,162 @@
+"""Helpers for the stream tests: a deterministic tweet stream with one bad buzz, and real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from buzzwatch.emulator import free_port
+from buzzwatch.schema import TweetEvent
+
+BRAND = "acme"
+START = datetime(2015, 2, 20, 6, 0, tzinfo=UTC)
+CALM = (
+    "@acme what time does boarding start for flight {n}?",
+    "@acme thanks for the lovely flight {n}, great crew!",
+    "@acme is there wifi on flight {n} tomorrow",
+    "@acme loved the new seats on flight {n}, thank you",
+    "@acme can I change my seat on flight {n} online?",
+)
+ANGRY = (
+    "@acme worst airline ever, flight {n} delayed again and nobody helps #fail",
+    "@acme flight {n} cancelled and the customer service line hung up on me. terrible",
+    "@acme lost my bag on flight {n}, three hours waiting, awful service",
+)
+
+
+def stream_events(
+    calm_minutes: int = 150, buzz_minutes: int = 10, buzz_per_minute: int = 10, tail_minutes: int = 15
+) -> list[TweetEvent]:
+    """Two calm tweets a minute (one in five angry), a bad buzz, calm again; event-time order, unique ids.
+
+    The calm tail moves the watermark past the bad buzz, so its minutes are evaluated live.
+    """
+    events = []
+    counter = 0
+    for minute in range(calm_minutes + buzz_minutes + tail_minutes):
+        calm = not calm_minutes <= minute < calm_minutes + buzz_minutes
+        per_minute = 2 if calm else buzz_per_minute
+        for index in range(per_minute):
+            counter += 1
+            angry = (counter % 5 == 0) if calm else True
+            templates = ANGRY if angry else CALM
+            text = templates[counter % len(templates)].format(n=1000 + counter)
+            events.append(
+                TweetEvent(
+                    id=f"t{counter:06d}",
+                    created_at=START + timedelta(minutes=minute, seconds=index * 60 / per_minute),
+                    text=text,
+                    brands=(BRAND,),
+                    lang="en",
+                    source="test",
+                )
+            )
+    return events
+
+
+DETECTOR_ENV = {
+    "BUZZWATCH_DETECTOR_LATENESS_S": "600",
+    # A short warm-up for the test brand, so a 150-minute calm start is enough baseline.
+    "BUZZWATCH_DETECTOR_BRANDS": json.dumps(
+        {BRAND: {"warmup_minutes": 20, "warmup_tweets": 40, "hour_warmup_minutes": 0}}
+    ),
+    "DETECTION_CHECKPOINT_S": "0.5",
+}
+
+
+def stack_env(var_dir: Path, emulator_env: Mapping[str, str], **extra: str) -> dict[str, str]:
+    """The environment for worker processes of one test."""
+    env = dict(os.environ)
+    env.update(emulator_env)
+    env.update(DETECTOR_ENV)
+    env.update(
+        BUZZWATCH_VAR_DIR=str(var_dir),
+        APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
+        PYTHONUNBUFFERED="1",
+        LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+def buzzwatch(*args: str, env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `buzzwatch ARGS` with its output in a log file."""
+    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(
+        [sys.executable, "-m", "buzzwatch.cli", *args], env=dict(env), stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def start_push_worker(env: Mapping[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A gunicorn push worker on a free port, ready (model loaded) when this returns."""
+    port = free_port()
+    process = buzzwatch(
+        "worker", "--mode", "push", "--host", "127.0.0.1", "--port", str(port), env=env, log_path=log_path
+    )
+    wait_for(lambda: _ready(port), 60, f"worker on {port} ready", process, log_path)
+    return process, port
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def wait_for(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    process: subprocess.Popen[bytes] | None = None,
+    log_path: Path | None = None,
+) -> None:
+    """Poll until true; fail with the process log when it does not happen."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if process is not None and process.poll() is not None:
+            break
+        time.sleep(0.1)
+    tail = log_path.read_text(errors="replace")[-3000:] if log_path and log_path.exists() else ""
+    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+
+
+def stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, then SIGKILL."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def publish(events: Sequence[TweetEvent], project: str, topic: str, speed: float | None = None) -> None:
+    """Publish with the ingest Publisher, paced at `speed` x event time (None: as fast as possible)."""
+    from buzzwatch.pubsub import Publisher
+
+    with Publisher(project, topic) as publisher:
+        started = time.monotonic()
+        first = events[0].created_at if events else None
+        for event in events:
+            if speed and first is not None:
+                due = (event.created_at - first).total_seconds() / speed
+                delay = due - (time.monotonic() - started)
+                if delay > 0:
+                    time.sleep(delay)
+            publisher.publish(
+                event.to_json(), brand=",".join(event.brands), lang=event.lang, source=event.source
+            )

@@ -1,0 +1,161 @@
+"""The stream for real: emulator push delivery to a gunicorn worker, the detection service, an SMTP sink."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamtest_support import (
+    BRAND,
+    buzzwatch,
+    publish,
+    stack_env,
+    start_push_worker,
+    stop,
+    stream_events,
+    wait_for,
+)
+
+from buzzwatch.emulator import PubSubEmulator
+from buzzwatch.pubsub import StreamTopology, pull_messages
+from buzzwatch.schema import MAX_MESSAGE_BYTES
+from buzzwatch.settings import CommonSettings
+from buzzwatch.telemetry import read_alerts, read_local
+from worker.detection_service import DetectionStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def emulator() -> PubSubEmulator:
+    with PubSubEmulator() as running:
+        yield running
+
+
+def counts(var_dir: Path) -> dict[str, int]:
+    store = DetectionStore(f"sqlite:///{var_dir / 'buzzwatch.db'}")
+    try:
+        return store.counts()
+    finally:
+        store.close()
+
+
+def test_push_stream_counts_once_dead_letters_and_alerts_by_email(
+    emulator: PubSubEmulator, tmp_path: Path, smtp_sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in emulator.env().items():
+        monkeypatch.setenv(name, value)
+    env = stack_env(tmp_path, emulator.env(), SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_sink.port))
+    settings = CommonSettings.from_env(env)
+    topology = StreamTopology.from_settings(settings, env)
+    events = stream_events()
+    processes = []
+    try:
+        worker, port = start_push_worker(env, tmp_path / "worker.log")
+        processes.append(worker)
+        topology.ensure(push_endpoint=f"http://127.0.0.1:{port}/pubsub/push")
+        processes.append(
+            buzzwatch("worker", "--role", "detection", env=dict(env, PORT="0"), log_path=tmp_path / "det.log")
+        )
+
+        publish(events, settings.gcp_project, settings.tweets_topic, speed=600)
+        # A redelivery of the first 50 tweets (same ids), one malformed message and one oversized one.
+        publish(events[:50], settings.gcp_project, settings.tweets_topic)
+        from buzzwatch.pubsub import Publisher
+
+        with Publisher(settings.gcp_project, settings.tweets_topic) as raw:
+            raw.publish(b"{not json")
+            raw.publish(json.dumps({"id": "big", "text": "x" * MAX_MESSAGE_BYTES}).encode())
+
+        wait_for(
+            lambda: counts(tmp_path)["tweets"] >= len(events),
+            90,
+            "every tweet counted",
+            processes[1],
+            tmp_path / "det.log",
+        )
+        time.sleep(2)  # let late duplicates arrive: they must not be counted
+        assert counts(tmp_path)["tweets"] == len(events)
+
+        dead = []
+        deadline = time.monotonic() + 20
+        while len(dead) < 2 and time.monotonic() < deadline:
+            dead += pull_messages(settings.gcp_project, topology.dead_letter_subscription)
+        reasons = sorted(m.attributes["buzzwatch_error"][:20] for m in dead)
+        assert len(dead) == 2, reasons
+        assert any("not valid JSON" in m.attributes["buzzwatch_error"] for m in dead)
+        assert any("larger than" in m.attributes["buzzwatch_error"] for m in dead)
+
+        wait_for(lambda: len(smtp_sink.messages) >= 1, 30, "the alert email")
+        alerts = read_alerts(tmp_path)
+        new_alerts = [a for a in alerts if a["kind"] == "new"]
+        assert [a["brand"] for a in new_alerts] == [BRAND]
+        assert BRAND in smtp_sink.messages[0]["Subject"]
+        assert new_alerts[0]["negative_share"] > new_alerts[0]["baseline_share"]
+        scored = read_local(tmp_path, "metrics", name="tweets_scored")
+        assert sum(m["value"] for m in scored) == len(events)
+        assert {m["dimensions"]["brand"] for m in scored} == {BRAND}
+        assert read_local(tmp_path, "metrics", name="spike_score")
+    finally:
+        stop(processes)
+
+
+def test_push_route_answers(tmp_path: Path) -> None:
+    """The route's contract without Pub/Sub: bad envelopes 204 after dead-lettering, OIDC refusals 401."""
+    from worker.app import create_app
+
+    dead: list[tuple[bytes, str]] = []
+
+    class Service:
+        batcher = None
+
+        def send_to_dead_letter(self, data, attributes, message_id, reason):
+            dead.append((data, reason))
+
+        def handle(self, data, attributes, message_id):
+            assert json.loads(data)["id"] == "1"
+            return "scored"
+
+    from buzzwatch.telemetry import LocalTelemetry
+    from worker.scoring import WorkerSettings
+
+    worker_settings = WorkerSettings.from_env(
+        {
+            "PUSH_AUTH_AUDIENCE": "https://worker",
+            "PUSH_AUTH_SERVICE_ACCOUNT": "push@p.iam",
+            "WORKER_MAX_ENVELOPE_BYTES": "5000",
+        }
+    )
+
+    def verifier(token: str, audience: str) -> dict:
+        if token != "good" or audience != "https://worker":
+            raise ValueError("bad token")
+        return {"email": "push@p.iam", "email_verified": True}
+
+    app = create_app(
+        CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(tmp_path)}),
+        worker_settings,
+        Service(),
+        LocalTelemetry(tmp_path),
+        verifier,
+    )
+    client = app.test_client()
+    good = {"Authorization": "Bearer good"}
+    envelope = {"message": {"data": base64.b64encode(b'{"id": "1"}').decode(), "messageId": "m1"}}
+    assert client.post("/pubsub/push", json=envelope).status_code == 401
+    assert (
+        client.post("/pubsub/push", json=envelope, headers={"Authorization": "Bearer bad"}).status_code == 401
+    )
+    assert client.post("/pubsub/push", json=envelope, headers=good).status_code == 204
+    assert client.post("/pubsub/push", data=b"not json", headers=good).status_code == 204
+    assert client.post("/pubsub/push", json={"message": {"data": "%%%"}}, headers=good).status_code == 204
+    assert client.post("/pubsub/push", data=b"x" * 6000, headers=good).status_code == 204
+    assert [reason.split(":")[0] for _, reason in dead] == [
+        "malformed push envelope",
+        "malformed push envelope",
+        "push envelope larger than 5000 bytes",
+    ]
+    assert client.get("/healthz").status_code == 200
