@@ -176,8 +176,9 @@ def run_detection(
             held.clear()
             return
         if held:
-            _ack(client, held_path[0], held)
-            held.clear()
+            ack_ids = list(held)
+            held.clear()  # a failed ack (emulator restarted) must not poison the next ones
+            _ack(client, held_path[0], ack_ids)
         if time.monotonic() - last_prune > 3600:
             last_prune = time.monotonic()
             service.store.prune(worker_settings.seen_retention_days * 86400)

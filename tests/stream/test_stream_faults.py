@@ -1,0 +1,153 @@
+"""Faults with real processes: two scoring workers on one subscription, kills, SMTP down, emulator restart."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+from streamtest_support import (
+    BRAND,
+    DETECTOR_ENV,
+    buzzwatch,
+    publish,
+    stack_env,
+    start_push_worker,
+    stop,
+    stream_events,
+    wait_for,
+)
+
+from buzzwatch.emulator import PubSubEmulator, free_port
+from buzzwatch.settings import CommonSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> PubSubEmulator:
+    with PubSubEmulator() as running:
+        for name, value in running.env().items():
+            monkeypatch.setenv(name, value)
+        yield running
+
+
+def db_rows(var_dir: Path, query: str) -> list[tuple]:
+    path = var_dir / "buzzwatch.db"
+    if not path.exists():
+        return []
+    with sqlite3.connect(path, timeout=10) as connection:
+        try:
+            return connection.execute(query).fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+
+def counted(var_dir: Path) -> int:
+    rows = db_rows(var_dir, "select count(*) from bw_seen_tweets")
+    return rows[0][0] if rows else 0
+
+
+def offline_alerts(events: list) -> list:
+    """What the detector fires on the same tweets, scored by the same model, in perfect order."""
+    from models.predictor import Predictor
+    from worker.detection import BuzzDetector, DetectorConfig
+    from worker.scoring import score_events
+
+    detector = BuzzDetector(DetectorConfig.from_env(DETECTOR_ENV))
+    alerts = []
+    for scored in score_events(events, Predictor.load(), None):
+        alerts.extend(detector.observe(scored))
+    return alerts
+
+
+def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
+    emulator: PubSubEmulator, tmp_path: Path, make_smtp_sink
+) -> None:
+    smtp_port = free_port()  # nothing listens yet: SMTP is down when the alert fires
+    env = stack_env(tmp_path, emulator.env(), SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port))
+    settings = CommonSettings.from_env(env)
+    from buzzwatch.pubsub import StreamTopology
+
+    StreamTopology.from_settings(settings, env).ensure()
+    events = stream_events()
+    logs = {name: tmp_path / f"{name}.log" for name in ("w1", "w2", "w2b", "det", "det2")}
+    scoring = [buzzwatch("worker", "--mode", "pull", env=env, log_path=logs[n]) for n in ("w1", "w2")]
+    detection = buzzwatch("worker", "--role", "detection", env=dict(env, PORT="0"), log_path=logs["det"])
+    processes = [*scoring, detection]
+    try:
+        third = len(events) // 3
+        publish(events[:third], settings.gcp_project, settings.tweets_topic, speed=600)
+        wait_for(lambda: counted(tmp_path) > third // 2, 60, "counting starts", detection, logs["det"])
+        # Kill the detection service and one scoring worker without warning, mid-stream.
+        detection.send_signal(signal.SIGKILL)
+        scoring[1].send_signal(signal.SIGKILL)
+        detection.wait()
+        scoring[1].wait()
+        restarted = buzzwatch("worker", "--role", "detection", env=dict(env, PORT="0"), log_path=logs["det2"])
+        replacement = buzzwatch("worker", "--mode", "pull", env=env, log_path=logs["w2b"])
+        processes += [restarted, replacement]
+        publish(events[third:], settings.gcp_project, settings.tweets_topic, speed=600)
+        wait_for(lambda: counted(tmp_path) >= len(events), 90, "every tweet counted", restarted, logs["det2"])
+        assert counted(tmp_path) == len(events)
+
+        wait_for(
+            lambda: any(
+                json.loads(p)["kind"] == "new"
+                for (p,) in db_rows(tmp_path, "select payload from bw_alert_outbox")
+            ),
+            30,
+            "the alert committed",
+        )
+        sink = make_smtp_sink(smtp_port)  # SMTP comes back: the queued alert mail is delivered
+        wait_for(lambda: len(sink.messages) >= 1, 30, "the queued alert email")
+        assert BRAND in sink.messages[0]["Subject"]
+
+        payloads = [json.loads(p) for (p,) in db_rows(tmp_path, "select payload from bw_alert_outbox")]
+        new = [p for p in payloads if p["kind"] == "new"]
+        assert len(new) == 1, payloads  # one bad buzz, one alert, although two workers scored it
+        (state,) = db_rows(tmp_path, "select state from bw_detector_state")
+        assert json.loads(state[0])["stats"]["late"] == 0
+        (expected,) = [a for a in offline_alerts(events) if a.kind == "new"]
+        assert new[0]["episode_id"] == expected.episode_id  # the same windows as one ordered replay
+        assert new[0]["volume"] == expected.volume
+    finally:
+        stop(processes)
+
+
+def test_emulator_restart_worker_and_detection_recover(emulator: PubSubEmulator, tmp_path: Path) -> None:
+    env = stack_env(tmp_path, emulator.env())
+    settings = CommonSettings.from_env(env)
+    from buzzwatch.pubsub import StreamTopology
+
+    topology = StreamTopology.from_settings(settings, env)
+    events = stream_events(calm_minutes=30, buzz_minutes=0, tail_minutes=0)
+    half = len(events) // 2
+    processes = []
+    try:
+        worker, port = start_push_worker(env, tmp_path / "worker.log")
+        processes.append(worker)
+        endpoint = f"http://127.0.0.1:{port}/pubsub/push"
+        topology.ensure(push_endpoint=endpoint)
+        detection = buzzwatch(
+            "worker", "--role", "detection", env=dict(env, PORT="0"), log_path=tmp_path / "det.log"
+        )
+        processes.append(detection)
+        publish(events[:half], settings.gcp_project, settings.tweets_topic)
+        wait_for(lambda: counted(tmp_path) == half, 60, "first half counted", detection, tmp_path / "det.log")
+
+        emulator.restart()  # every topic and subscription is gone
+        topology.ensure(push_endpoint=endpoint)  # what the ingester does when it finds its topic missing
+        publish(events[half:], settings.gcp_project, settings.tweets_topic)
+        wait_for(
+            lambda: counted(tmp_path) == len(events),
+            60,
+            "second half counted",
+            detection,
+            tmp_path / "det.log",
+        )
+        assert worker.poll() is None and detection.poll() is None
+    finally:
+        stop(processes)
