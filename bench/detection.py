@@ -144,6 +144,8 @@ def evaluate(fired: list[Fired], episodes: list[dict[str, Any]], brand_weeks: fl
         else 0.0,
         "updates_per_episode": statistics.mean(updates_per_episode) if updates_per_episode else 0.0,
         "false_alert_times": [(f.brand, f.fired_at.isoformat()) for f in false_alerts],
+        "delays": delays,
+        "emit_delays": emit_delays,
         "missed": missed,
     }
 
@@ -216,18 +218,21 @@ def fmt(result: dict[str, Any]) -> str:
 
 
 def pooled(results: list[dict[str, Any]], brand_weeks: float) -> dict[str, Any]:
-    """Figures over several seeds (episodes and brand-weeks summed; delays as the median of medians)."""
+    """Figures over several seeds: episodes, alerts and brand-weeks summed, delays pooled."""
     episodes = sum(r["episodes"] for r in results)
+    delays = sorted(d for r in results for d in r["delays"])
+    emit_delays = [d for r in results for d in r["emit_delays"]]
     return {
         "episodes": episodes,
         "recall": sum(r["recall"] * r["episodes"] for r in results) / episodes,
         "false_alerts": sum(r["false_alerts"] for r in results),
         "false_per_brand_week": sum(r["false_alerts"] for r in results) / (brand_weeks * len(results)),
-        "median_delay_min": statistics.median(r["median_delay_min"] for r in results),
-        "p90_delay_min": statistics.median(r["p90_delay_min"] for r in results),
-        "median_emit_delay_min": statistics.median(r["median_emit_delay_min"] for r in results),
+        "median_delay_min": statistics.median(delays) if delays else float("nan"),
+        "p90_delay_min": statistics.quantiles(delays, n=10)[-1] if len(delays) >= 2 else float("nan"),
+        "median_emit_delay_min": statistics.median(emit_delays) if emit_delays else float("nan"),
         "extra_new_per_episode": statistics.mean(r["extra_new_per_episode"] for r in results),
         "updates_per_episode": statistics.mean(r["updates_per_episode"] for r in results),
+        "delays": delays,
     }
 
 

@@ -151,7 +151,10 @@ def _batches(rows: Sequence[ReplayRow], size: int) -> Iterator[Sequence[ReplayRo
 def scored_batches(
     rows: Sequence[ReplayRow], model: ProbabilityModel | None, batch_size: int
 ) -> Iterator[list[ScoredTweet]]:
-    """Scored tweets batch by batch; the model scores batch k+1 in a thread while batch k is detected."""
+    """Scored tweets batch by batch; the model scores batch k+1 in a thread while batch k is detected.
+
+    ONNX Runtime releases the GIL, so detection overlaps the model's matrix work.
+    """
     if model is None:
         for batch in _batches(rows, batch_size):
             yield [
@@ -160,18 +163,21 @@ def scored_batches(
         return
     labels = model.labels
     version = model.model_version
+
+    def score(batch: Sequence[ReplayRow]) -> np.ndarray:
+        # Identical texts (retweets, copies) are scored once: same text, same probabilities.
+        unique = {text: index for index, text in enumerate(dict.fromkeys(r.text for r in batch))}
+        probabilities = model.predict_proba(list(unique))
+        return probabilities[[unique[r.text] for r in batch]]
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-score") as pool:
         batches = list(_batches(rows, batch_size))
         pending: Future[np.ndarray] | None = None
         for index, batch in enumerate(batches):
             if pending is None:
-                pending = pool.submit(model.predict_proba, [r.text for r in batch])
+                pending = pool.submit(score, batch)
             probabilities = pending.result()
-            pending = (
-                pool.submit(model.predict_proba, [r.text for r in batches[index + 1]])
-                if index + 1 < len(batches)
-                else None
-            )
+            pending = pool.submit(score, batches[index + 1]) if index + 1 < len(batches) else None
             winners = probabilities.argmax(axis=1)
             yield [
                 _scored(row, labels[winner], dict(zip(labels, map(float, probs), strict=True)), version)

@@ -244,9 +244,11 @@ class KeywordModel:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.texts_scored = 0
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         self.calls += 1
+        self.texts_scored += len(texts)
         return np.array(
             [[0.8, 0.1, 0.1] if "lost" in t else [0.1, 0.8, 0.1] for t in texts], dtype=np.float32
         )
@@ -283,3 +285,19 @@ def test_help_documents_the_contract() -> None:
     assert done.returncode == 0
     for flag in ("--input", "--alerts-out", "--speed", "--oracle"):
         assert flag in done.stdout
+
+
+def test_identical_texts_are_scored_once_per_batch(tmp_path: Path) -> None:
+    storm = burst(SPIKE, 10, 30, label="neutral", text="RT @acme: new routes", retweet_of="42")
+    rows = read_rows(write_csv(tmp_path / "in.csv", storm), False, ReplaySummary())
+    model, summary = KeywordModel(), ReplaySummary()
+    run_replay(
+        rows,
+        BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize),
+        io.StringIO(),
+        summary,
+        model=model,
+        batch_size=100,
+    )
+    assert summary.tweets == len(rows) == 300 and summary.label_counts == {"neutral": 300}
+    assert model.texts_scored == model.calls == 3
