@@ -155,17 +155,17 @@ class _CachedModel:
 
     def __init__(self, model: Any, rows: list[ReplayRow], cache: Path) -> None:
         self.labels, self.model_version = model.labels, model.model_version
+        texts = [r.text for r in rows]
         if cache.exists():
-            self.probabilities = np.load(cache)
+            probabilities = np.load(cache)
         else:
-            self.probabilities = model.predict_proba([r.text for r in rows])
-            np.save(cache, self.probabilities)
-        self._offset = 0
+            probabilities = model.predict_proba(texts)
+            np.save(cache, probabilities)
+        self._row_of = {text: index for index, text in enumerate(texts)}  # same text, same probabilities
+        self._probabilities = probabilities
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        chunk = self.probabilities[self._offset : self._offset + len(texts)]
-        self._offset += len(texts)
-        return chunk
+        return self._probabilities[[self._row_of[text] for text in texts]]
 
 
 def score_stream(rows: list[ReplayRow], model: Any, folder: Path) -> list[ScoredTweet]:
