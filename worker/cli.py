@@ -46,7 +46,11 @@ def register(subparsers: Any) -> None:
         ),
     )
     demo.add_argument("--tweets", type=int, default=3000, help="background tweets to replay (default 3000)")
-    demo.add_argument("--speed", default="max", help="replay speed: 'max' or an event-time factor")
+    demo.add_argument(
+        "--speed",
+        default="150",
+        help="replay speed: a factor of event time (default 150: about 2.5 minutes) or 'max'",
+    )
     demo.add_argument(
         "--outbox", action="store_true", help="write mails to the outbox instead of an SMTP sink"
     )

@@ -1,0 +1,320 @@
+"""`buzzwatch demo`: the whole local stream on embedded defaults, replaying real tweets with a bad buzz.
+
+What runs (every piece is the real one, as separate processes where production has separate services):
+the official Pub/Sub emulator with the topics and subscriptions (a push subscription to the worker, a
+dead-letter topic), the scoring worker (gunicorn, the push route), the single detection service, an SMTP sink
+(aiosmtpd; mails saved as .eml files) or the outbox, and the ingester replaying a file built here.
+
+The replay file is made deterministically from the real US airline tweets in data/airline_us: `--tweets`
+real tweets (a seeded sample, kept in their original order) re-timed onto six hours of event time, plus a
+bad buzz: 90 real negative United tweets about cancelled and late flights within twelve minutes, five hours
+in. The detector gets a shorter warm-up (no hour-of-day history) so six hours are enough baseline. The
+replay runs at `--speed` times event time (150 by default: about two and a half minutes), so delivery
+jitter stays well inside the detector's lateness tolerance (600 s of event time here).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from buzzwatch.settings import REPO_ROOT, CommonSettings
+
+AIRLINE_DATA = REPO_ROOT / "data" / "airline_us" / "train.csv"
+EPISODE_AIRLINE = "United"
+EPISODE_REASONS = ("Cancelled Flight", "Late Flight", "Flight Booking Problems")
+EPISODE_TWEETS = 90
+EVENT_HOURS = 6.0
+EPISODE_START_HOURS = 5.0
+EPISODE_MINUTES = 12
+DEMO_START = datetime(2015, 2, 23, 6, 0, tzinfo=UTC)
+DEMO_BRANDS = ("united", "usairways", "americanair", "southwestair", "delta", "virginamerica")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """The demo's command-line options."""
+
+    tweets: int = 3000
+    speed: str = "150"
+    outbox: bool = False
+    with_api: bool = False
+    with_ui: bool = False
+    keep_running: bool = False
+
+
+def build_demo_replay(path: Path, tweets: int, source: Path = AIRLINE_DATA, seed: int = 7) -> dict[str, Any]:
+    """Write the replay CSV (id, created_at, text, airline, label); returns what is in it."""
+    with open(source, newline="", encoding="utf-8") as handle:
+        unique = {
+            r["id"]: r for r in csv.DictReader(handle) if r.get("text") and r.get("id") and r.get("airline")
+        }
+    rows = list(unique.values())  # the file repeats a few ids; one tweet is one id
+    rows.sort(key=lambda r: (r["created_at"], r["id"]))
+    episode_pool = [
+        r
+        for r in rows
+        if r["airline"] == EPISODE_AIRLINE
+        and r["label"] == "negative"
+        and r["negativereason"] in EPISODE_REASONS
+    ]
+    episode = episode_pool[-EPISODE_TWEETS:]  # the latest ones; the background comes from the start
+    episode_ids = {r["id"] for r in episode}
+    background = [r for r in rows if r["id"] not in episode_ids]
+    # A seeded shuffle keeps the background stationary (the real file's own storms would blur the demo).
+    random.Random(seed).shuffle(background)
+    background = sorted(background[:tweets], key=lambda r: (r["created_at"], r["id"]))
+    span_s = EVENT_HOURS * 3600
+    out: list[dict[str, str]] = []
+    for index, row in enumerate(background):
+        moment = DEMO_START + timedelta(seconds=index * span_s / max(1, len(background)))
+        out.append(_row(row, moment))
+    episode_start = DEMO_START + timedelta(hours=EPISODE_START_HOURS)
+    for index, row in enumerate(episode):
+        moment = episode_start + timedelta(seconds=index * EPISODE_MINUTES * 60 / max(1, len(episode)))
+        out.append(_row(row, moment))
+    out.sort(key=lambda r: (r["created_at"], r["id"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["id", "created_at", "text", "airline", "label"])
+        writer.writeheader()
+        writer.writerows(out)
+    return {
+        "tweets": len(out),
+        "episode_tweets": len(episode),
+        "episode_start": episode_start.isoformat(),
+        "brands": dict(Counter(r["airline"] for r in out)),
+    }
+
+
+def _row(row: dict[str, str], moment: datetime) -> dict[str, str]:
+    return {
+        "id": row["id"],
+        "created_at": moment.isoformat().replace("+00:00", "Z"),
+        "text": row["text"],
+        "airline": row["airline"],
+        "label": row["label"],
+    }
+
+
+def _alert_line(alert: dict[str, Any]) -> str:
+    reasons = sorted((alert.get("reasons") or {}).items(), key=lambda item: -item[1])[:3]
+    return (
+        f"  ALERT ({alert['kind']}) {alert['brand']}: {alert['negative_share']:.0%} negative vs baseline "
+        f"{alert['baseline_share']:.0%}, {alert['volume']} tweets, "
+        f"{alert['window_start']} - {alert['window_end']}"
+        f"\n    terms: {', '.join(alert['top_terms'][:8]) or '-'}; hashtags: "
+        f"{', '.join(alert.get('top_hashtags', [])[:5]) or '-'}; reasons: "
+        + (", ".join(f"{reason} {share:.0%}" for reason, share in reasons) or "-")
+    )
+
+
+class _MailFolderSink:
+    """An aiosmtpd handler that saves each mail as .eml and prints its subject."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        from email import message_from_bytes
+
+        self.count += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"{self.count:03d}.eml").write_bytes(envelope.content)
+        subject = " ".join(str(message_from_bytes(envelope.content).get("Subject", "")).split())
+        print(f"  [mail] to {', '.join(envelope.rcpt_tos)}: {subject}", flush=True)
+        return "250 OK"
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _wait(
+    predicate: Any, timeout_s: float, what: str, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with {process.returncode}")
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(
+        [sys.executable, "-m", "buzzwatch.cli", *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches the demo only; it stops the children in order
+    )
+
+
+def _stop(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    for _, process in reversed(processes):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for _, process in reversed(processes):
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_demo(options: DemoOptions) -> int:
+    """Run the stack, replay, print alerts as they fire, then a summary; stops everything on exit."""
+    from aiosmtpd.controller import Controller
+
+    from buzzwatch.emulator import PubSubEmulator, free_port
+    from buzzwatch.pubsub import StreamTopology
+    from buzzwatch.telemetry import read_alerts, read_local
+    from worker.detection_service import DetectionStore
+
+    settings = CommonSettings.from_env()
+    demo_dir = settings.var_dir / "demo"
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    logs = demo_dir / "logs"
+    logs.mkdir(parents=True)
+    replay = demo_dir / "replay.csv"
+    content = build_demo_replay(replay, options.tweets)
+    print(
+        f"BuzzWatch demo: {content['tweets']} real airline tweets over {EVENT_HOURS:.0f} h of event time, "
+        f"with a bad buzz of {content['episode_tweets']} angry United tweets at {content['episode_start']}",
+        flush=True,
+    )
+    print(f"  state and logs under {demo_dir}", flush=True)
+    overrides = {
+        b: {"warmup_minutes": 60, "warmup_tweets": 100, "hour_warmup_minutes": 0} for b in DEMO_BRANDS
+    }
+    env = dict(os.environ)
+    env.update(
+        BUZZWATCH_VAR_DIR=str(demo_dir / "var"),
+        BUZZWATCH_DETECTOR_BRANDS=json.dumps(overrides),
+        BUZZWATCH_DETECTOR_LATENESS_S="600",
+        DETECTION_CHECKPOINT_S="1",
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+    controller = None
+    mail_dir = demo_dir / "mail"
+    try:
+        with PubSubEmulator(log_path=logs / "emulator.log") as emulator:
+            env.update(emulator.env())
+            os.environ.update(emulator.env())
+            if options.outbox:
+                env.pop("SMTP_HOST", None)
+                mail_dir = demo_dir / "var" / "outbox"
+            else:
+                sink = _MailFolderSink(mail_dir)
+                controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+                controller.start()
+                env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(controller.port))
+            worker_port = free_port()
+            endpoint = f"http://127.0.0.1:{worker_port}/pubsub/push"
+            env["PUBSUB_PUSH_ENDPOINT"] = endpoint
+            topology = StreamTopology.from_settings(CommonSettings.from_env(env), env)
+            topology.ensure(push_endpoint=endpoint)
+            print(f"  Pub/Sub emulator on {emulator.endpoint}; push subscription -> {endpoint}", flush=True)
+            worker = _start(
+                "worker",
+                ["worker", "--mode", "push", "--host", "127.0.0.1", "--port", str(worker_port)],
+                env,
+                logs,
+            )
+            processes.append(("worker", worker))
+            _wait(lambda: _ready(f"http://127.0.0.1:{worker_port}/readyz"), 90, "the scoring worker", worker)
+            detection_port = free_port()
+            detection = _start(
+                "detection", ["worker", "--role", "detection"], dict(env, PORT=str(detection_port)), logs
+            )
+            processes.append(("detection", detection))
+            _wait(lambda: _ready(f"http://127.0.0.1:{detection_port}/healthz"), 90, "detection", detection)
+            print("  scoring worker (push) and detection service ready", flush=True)
+            if options.with_api:
+                api_port = 19080
+                processes.append(
+                    ("api", _start("api", ["api", "--host", "127.0.0.1", "--port", str(api_port)], env, logs))
+                )
+                print(f"  API on http://127.0.0.1:{api_port}", flush=True)
+            if options.with_ui:
+                processes.append(("ui", _start("ui", ["ui"], env, logs)))
+                print("  Streamlit app starting (see its log for the URL)", flush=True)
+
+            started = time.monotonic()
+            ingest = _start(
+                "ingest",
+                ["ingest", "--source", "replay", "--input", str(replay), "--speed", options.speed],
+                env,
+                logs,
+            )
+            processes.append(("ingest", ingest))
+            print(f"  replaying at speed {options.speed} ...", flush=True)
+            var_dir = demo_dir / "var"
+            shown = 0
+            store = DetectionStore(f"sqlite:///{var_dir / 'buzzwatch.db'}")
+            last_count, stable_since = -1, time.monotonic()
+            while True:
+                alerts = read_alerts(var_dir)
+                for alert in alerts[shown:]:
+                    print(_alert_line(alert), flush=True)
+                shown = len(alerts)
+                counted = store.counts()["tweets"] if (var_dir / "buzzwatch.db").exists() else 0
+                if counted != last_count:
+                    last_count, stable_since = counted, time.monotonic()
+                ingest_done = ingest.poll() is not None
+                if ingest_done and (counted >= content["tweets"] or time.monotonic() - stable_since > 15):
+                    break
+                if options.keep_running and ingest_done:
+                    time.sleep(1)
+                    continue
+                time.sleep(0.5)
+            elapsed = time.monotonic() - started
+            time.sleep(2)  # the last checkpoint dispatches its alerts
+            alerts = read_alerts(var_dir)
+            scored = Counter()
+            for record in read_local(var_dir, "metrics", name="tweets_scored"):
+                scored[record["dimensions"].get("label", "?")] += record["value"]
+            store.close()
+            print("\nSummary", flush=True)
+            print(f"  tweets replayed: {content['tweets']}; counted once: {counted} ({elapsed:.0f} s)")
+            print(f"  labels: {dict((k, int(v)) for k, v in scored.items())}")
+            listed = ", ".join(f"{a['brand']} {a['kind']}" for a in alerts) or "none"
+            print(f"  alerts: {len(alerts)} ({listed})")
+            print(f"  mails: {mail_dir}")
+            print(f"  telemetry sink: {var_dir / 'telemetry'}; logs: {logs}", flush=True)
+            if options.keep_running:
+                print("  stack is up; Ctrl-C to stop", flush=True)
+                while True:
+                    time.sleep(1)
+            return 0 if counted >= content["tweets"] and alerts else 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 130
+    finally:
+        _stop(processes)
+        if controller is not None:
+            controller.stop()
