@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="where to export the champion artifact (default: models/artifacts/champion)",
     )
+    train.add_argument(
+        "--hold-out-semeval2016",
+        action="store_true",
+        help="hold out all of SemEval twitter-2016test as the general-tweet proxy (default: split it like "
+        "the other sources, so 80%% of it trains)",
+    )
     train.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (seconds; for tests)")
     train.add_argument("--epochs", type=int, default=None, help="override the number of LSTM epochs")
     train.add_argument("--seed", type=int, default=13, help="random seed for splits, embeddings and weights")
@@ -190,6 +196,7 @@ def _train(args: argparse.Namespace) -> int:
         train_reasons=not args.skip_reasons,
         register=not args.no_register,
         export=not args.no_export,
+        hold_out_semeval2016=args.hold_out_semeval2016,
     )
     try:
         with contextlib.redirect_stdout(

@@ -268,12 +268,16 @@ def fit(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     verbose: int = 1,
     log: Callable[[str], None] = print,
+    row_weights: np.ndarray | None = None,
 ) -> EpochMonitor:
-    """Train with bucketed batches, class weights and early stopping on validation macro-F1."""
+    """Train with bucketed batches, class weights (times optional per-row weights, e.g. a domain
+    up-weight) and early stopping on validation macro-F1."""
     train_labels = np.asarray(train_labels, dtype=np.int32)
     weights = None
     if config.class_weights:
         weights = balanced_class_weights(train_labels)[train_labels]
+    if row_weights is not None:
+        weights = np.asarray(row_weights, dtype=np.float32) * (1.0 if weights is None else weights)
     batches = BucketBatches(train_ids, train_labels, config, weights, seed=config.seed)
     total_epochs = epochs or config.epochs
     monitor = EpochMonitor(val_ids, val_labels, config, on_epoch=on_epoch, log=log, total_epochs=total_epochs)

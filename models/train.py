@@ -8,9 +8,10 @@ One command reproduces the shipped artifact (`buzzwatch train` with the default 
 3. each LSTM variant: one MLflow run (parameters, per-epoch metrics, evaluation reports + confusion
    matrices on validation and the proxy sets, the serving artifact with vocab/normaliser/labels);
 4. the TF-IDF baseline and the negative-reason classifier (models-data's modules) when asked;
-5. the best LSTM by a validation-only selection score (mean of airline validation macro-F1 and TweetEval
-   validation macro-recall: one champion serves both domains) is registered with alias `champion` and
-   exported to models/artifacts/champion/.
+5. the champion among the variants trained: those passing the behavioural checks (models.behaviour:
+   negation, @mention/URL invariance, obvious cases) first, then the best validation-only selection score
+   (mean of airline validation macro-F1 and TweetEval validation macro-recall: one champion serves both
+   domains); it is registered with alias `champion` and exported to models/artifacts/champion/.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shlex
 import shutil
 import sys
 import time
@@ -46,6 +48,11 @@ class Variant:
     distant_pretraining: bool = False
     pooling: str = "maxavg"
     lstm_units: int = 64
+    learning_rate: float = 2e-3
+    dropout: float = 0.3
+    patience: int = 2
+    airline_weight: float = 1.0  # sample-weight multiplier for airline rows (the target domain)
+    epochs: int = 6
 
 
 VARIANTS: dict[str, Variant] = {
@@ -55,8 +62,33 @@ VARIANTS: dict[str, Variant] = {
     "ft-tuned": Variant("fasttext", trainable_embeddings=True),
     "ft-tuned-s140": Variant("fasttext", trainable_embeddings=True, distant_pretraining=True),
     "ft-tuned-attention": Variant("fasttext", trainable_embeddings=True, pooling="attention"),
+    "ft-tuned-air3": Variant("fasttext", trainable_embeddings=True, learning_rate=1e-3, airline_weight=3.0),
+    "ft-tuned-s140-air3": Variant(
+        "fasttext",
+        trainable_embeddings=True,
+        distant_pretraining=True,
+        learning_rate=1e-3,
+        airline_weight=3.0,
+    ),
+    "ft-tuned-air5": Variant("fasttext", trainable_embeddings=True, learning_rate=1e-3, airline_weight=5.0),
+    "ft-tuned-s140-air5": Variant(
+        "fasttext",
+        trainable_embeddings=True,
+        distant_pretraining=True,
+        learning_rate=1e-3,
+        airline_weight=5.0,
+    ),
+    "ft-frozen-air5": Variant(
+        "fasttext", trainable_embeddings=False, learning_rate=3e-3, airline_weight=5.0, epochs=14, patience=3
+    ),
+    "ft-tuned-air3-u128": Variant(
+        "fasttext", trainable_embeddings=True, learning_rate=1e-3, airline_weight=3.0, lstm_units=128
+    ),
+    "ft-frozen-air3": Variant(
+        "fasttext", trainable_embeddings=False, learning_rate=3e-3, airline_weight=3.0, epochs=10, patience=3
+    ),
 }
-CHAMPION_VARIANT = "ft-tuned"
+CHAMPION_VARIANT = "ft-frozen-air5"
 
 
 @dataclass(frozen=True)
@@ -73,6 +105,29 @@ class TrainOptions:
     train_reasons: bool = True
     register: bool = True
     export: bool = True
+    # False (default): 90% of SemEval twitter-2016test joins the training pool (split like every other
+    # source, its test part stays a held-out proxy); True: all of it is held out as the SemEval proxy.
+    hold_out_semeval2016: bool = False
+
+    def as_command(self) -> str:
+        """The `buzzwatch train` command line that reproduces this run (recorded in the artifact)."""
+        parts = ["buzzwatch", "train"]
+        if self.variants != ("champion",):
+            parts += ["--variants", ",".join(self.variants)]
+        for path in self.extra_data:
+            parts += ["--extra-data", shlex.quote(str(path))]
+        flags = {
+            "--quick": self.quick,
+            "--hold-out-semeval2016": self.hold_out_semeval2016,
+            "--skip-baseline": not self.train_baseline,
+            "--skip-reasons": not self.train_reasons,
+        }
+        parts += [flag for flag, enabled in flags.items() if enabled]
+        if self.epochs is not None:
+            parts += ["--epochs", str(self.epochs)]
+        if self.seed != 13:
+            parts += ["--seed", str(self.seed)]
+        return " ".join(parts)
 
 
 @dataclass
@@ -129,7 +184,7 @@ def prepare_data(options: TrainOptions) -> Prepared:
 
     sources = ("airline", "tweeteval_val", "sanders") if options.quick else None
     labelled = load_labelled(sources=sources)
-    splits = make_splits(labelled)
+    splits = make_splits(labelled, semeval_proxy_in_test=options.hold_out_semeval2016)
     train, validation = splits.train, splits.validation
     evaluation_sets = {"validation": validation, **splits.proxies()}
     if options.quick:
@@ -209,6 +264,10 @@ def lstm_config(variant: Variant, options: TrainOptions) -> Any:
     config = LstmConfig(
         lstm_units=variant.lstm_units,
         pooling=variant.pooling,
+        learning_rate=variant.learning_rate,
+        dropout=variant.dropout,
+        epochs=variant.epochs,
+        patience=variant.patience,
         trainable_embeddings=variant.trainable_embeddings,
         seed=options.seed,
         max_length=48,
@@ -249,8 +308,10 @@ def train_variant(
 ) -> dict[str, Any]:
     """Train, export and evaluate one LSTM variant inside its own MLflow run."""
     import keras
+    import mlflow
 
     from models import lstm
+    from models.behaviour import behaviour_failures
     from models.embeddings import embedding_matrix
     from models.export import parity_gap, write_artifact
     from models.predictor import Predictor
@@ -268,11 +329,13 @@ def train_variant(
         "embedding_dim": int(matrix.shape[1]),
         "embedding_coverage": round(coverage, 4),
         "distant_pretraining": variant.distant_pretraining,
+        "airline_weight": variant.airline_weight,
         "vocab_size": len(vocab),
         "train_rows": len(train_ids),
         "normaliser_version": NORMALISER_VERSION,
         "extra_data_files": ",".join(str(path) for path in options.extra_data) or "none",
         "quick": options.quick,
+        "hold_out_semeval2016": options.hold_out_semeval2016,
     }
     verbose = 1 if sys.stderr.isatty() else 2
     started = time.monotonic()
@@ -314,6 +377,7 @@ def train_variant(
             verbose=verbose,
             log=_log,
             on_epoch=lambda epoch, metrics: tracking.log_epoch(metrics, epoch),
+            row_weights=np.where(prepared.train["source"] == "airline", variant.airline_weight, 1.0),
         )
         train_seconds = time.monotonic() - started
         artifact_dir = settings.var_dir / "artifacts" / run.info.run_id
@@ -339,14 +403,19 @@ def train_variant(
                 "train_seconds": round(train_seconds, 1),
                 "embedding_dim": int(matrix.shape[1]),
                 "extra_data_files": params["extra_data_files"],
-                "command": "buzzwatch train" + (" --quick" if options.quick else ""),
+                "command": options.as_command(),
             },
         )
         predictor = Predictor(artifact_dir)
         parity_texts = list(prepared.validation["text"][:1000])
         gap = parity_gap(model, predictor, parity_texts)
         reports = evaluate_sets(predictor, prepared)
+        failures = behaviour_failures(predictor)
+        if failures:
+            _log(f"{name}: {len(failures)} behavioural check(s) failed: {failures}")
+        mlflow.log_dict({"failures": failures}, "evaluation/behaviour.json")
         metrics = summarise(reports)
+        metrics["behaviour_failures"] = float(len(failures))
         metrics.update(
             {
                 "selection_score": selection_score(reports),
@@ -418,11 +487,10 @@ def train_companions(
         baseline = train_baseline(labelled, settings=settings)
         results["baseline"] = {name: summarise({name: report}) for name, report in baseline.reports.items()}
     if options.train_reasons:
-        from models.reasons import DEFAULT_ARTIFACT_DIR, train_reasons
+        from models.reasons import train_reasons
 
-        output = (
-            DEFAULT_ARTIFACT_DIR if options.export and not options.quick else settings.var_dir / "reasons"
-        )
+        # Logged to MLflow; the shipped models/artifacts/reasons/ is models-data's to replace.
+        output = settings.var_dir / "artifacts" / "reasons"
         _log(f"reasons: negative-reason classifier -> {output}")
         report = train_reasons(labelled, output_dir=output, settings=settings)
         results["reasons"] = {"test_macro_f1": report["macro_f1"], "test_accuracy": report["accuracy"]}
@@ -453,7 +521,15 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
         results.append(
             train_variant(name, variant, vectors[variant.embedding], prepared, vocab, options, settings)
         )
-    best = max(results, key=lambda result: result["metrics"]["selection_score"])
+    # Behavioural checks gate the choice (a model that ignores negation never ships if another passes);
+    # then the validation-only selection score decides.
+    best = max(
+        results,
+        key=lambda result: (
+            result["metrics"]["behaviour_failures"] == 0,
+            result["metrics"]["selection_score"],
+        ),
+    )
     champion_seconds = time.monotonic() - started
     summary: dict[str, Any] = {
         "champion": best["name"],

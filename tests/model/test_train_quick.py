@@ -9,6 +9,7 @@ import pytest
 
 from buzzwatch.cli import main
 from models.predictor import Predictor
+from models.train import CHAMPION_VARIANT
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -36,9 +37,9 @@ def test_quick_train_registers_and_exports_a_champion(tmp_path, capsys):
     )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["champion"] == "ft-tuned"
+    assert summary["champion"] == CHAMPION_VARIANT
     assert summary["registered"].endswith("@champion")
-    assert summary["variants"]["ft-tuned"]["onnx_parity_max_abs"] < 1e-4
+    assert summary["variants"][CHAMPION_VARIANT]["onnx_parity_max_abs"] < 1e-4
 
     shipped = Predictor.load(str(output))
     registered = Predictor.load("models:/buzzwatch-sentiment@champion")

@@ -1,0 +1,84 @@
+"""Behavioural checks of a sentiment model (invariance, direction, minimum functionality).
+
+One table of cases, used by the behavioural tests on the shipped champion (tests/model/test_behaviour.py)
+and by `buzzwatch train` as a gate when it picks the champion among variants: a model that ignores
+negation or flips on an @mention must not ship, whatever its validation score.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+MENTION_SETS: tuple[tuple[str, ...], ...] = (
+    (
+        "@united thanks for the great flight",
+        "@Delta thanks for the great flight",
+        "@AmericanAir thanks for the great flight",
+        "thanks for the great flight @JetBlue",
+    ),
+    ("@united lost my bag again, worst service", "@SouthwestAir lost my bag again, worst service"),
+    ("@VirginAmerica flight 714 to Boston boards at 6pm", "@USAirways flight 714 to Boston boards at 6pm"),
+)
+URL_BASES: tuple[str, ...] = (
+    "@united thanks for the great flight",
+    "@united lost my bag again, worst service",
+    "new phone comes out on friday",
+    "so happy with my new laptop",
+)
+URL_SUFFIXES: tuple[str, ...] = ("", " http://t.co/Ab12Cd", " https://www.example.com/a?b=c")
+NEGATION_PAIRS: tuple[tuple[str, str], ...] = (
+    ("the flight was good", "the flight was not good"),
+    ("the service was great", "the service was not great"),
+    ("I love this airline", "I don't love this airline"),
+    ("the crew was helpful", "the crew was not helpful"),
+)
+OBVIOUS_CASES: tuple[tuple[str, str], ...] = (
+    ("@united thanks for the great flight, the crew was amazing!", "positive"),
+    ("I love this airline", "positive"),
+    ("This movie is awesome :)", "positive"),
+    ("@united worst airline ever, lost my bag and no help", "negative"),
+    ("@united my flight was delayed 5 hours. terrible service", "negative"),
+    ("so sad that the concert got cancelled :(", "negative"),
+    ("What time does the flight leave tomorrow?", "neutral"),
+    ("@JetBlue flight 123 from JFK to LAX departs at 5pm", "neutral"),
+)
+MAX_INVARIANCE_SHIFT = 0.15
+MIN_NEGATION_DROP = 0.3
+
+
+def invariance_failures(predictor: Any, variants: tuple[str, ...] | list[str]) -> list[str]:
+    """Texts that should score alike but do not (different label or a probability shift too large)."""
+    probabilities = predictor.predict_proba(list(variants))
+    labels = {predictor.labels[index] for index in probabilities.argmax(axis=1)}
+    if len(labels) > 1 or np.max(np.abs(probabilities - probabilities[0])) >= MAX_INVARIANCE_SHIFT:
+        return [f"not invariant: {list(variants)}"]
+    return []
+
+
+def negation_failures(predictor: Any, positive: str, negated: str) -> list[str]:
+    """A positive text whose negation stays positive or barely moves."""
+    before, after = predictor.predict([positive, negated])
+    if before.label != "positive":
+        return [f"not positive: {positive!r} -> {before.label}"]
+    drop = before.probabilities["positive"] - after.probabilities["positive"]
+    if after.label == "positive" or drop < MIN_NEGATION_DROP:
+        return [f"negation ignored: {negated!r} -> {after.label} (positive drops {drop:.2f})"]
+    return []
+
+
+def behaviour_failures(predictor: Any) -> list[str]:
+    """Every failed behavioural check of a predictor (empty when the model passes them all)."""
+    failures: list[str] = []
+    for variants in MENTION_SETS:
+        failures += invariance_failures(predictor, variants)
+    for base in URL_BASES:
+        failures += invariance_failures(predictor, [base + suffix for suffix in URL_SUFFIXES])
+    for positive, negated in NEGATION_PAIRS:
+        failures += negation_failures(predictor, positive, negated)
+    texts = [text for text, _ in OBVIOUS_CASES]
+    for prediction, (text, expected) in zip(predictor.predict(texts), OBVIOUS_CASES, strict=True):
+        if prediction.label != expected:
+            failures.append(f"wrong on an obvious case: {text!r} -> {prediction.label}, expected {expected}")
+    return failures
