@@ -283,6 +283,7 @@ def main() -> None:
     parser.add_argument("--fire", type=float, nargs="+", default=[3.0, 3.5, 4.0, 5.0], help="--tune grid")
     parser.add_argument("--share-z", type=float, nargs="+", default=[2.0, 2.5, 3.0], help="--tune grid")
     parser.add_argument("--margin", type=float, nargs="+", default=[0.05, 0.10], help="--tune grid")
+    parser.add_argument("--windows", nargs="+", default=["5,15,60"], help="--tune grid: window sets, minutes")
     parser.add_argument("--throughput", action="store_true", help="time `buzzwatch replay --speed max`")
     args = parser.parse_args()
     pools = load_pools()
@@ -294,9 +295,11 @@ def main() -> None:
     naive_thresholds = args.naive_threshold or ([12, 16, 20, 24, 28, 32] if args.tune else [20, 28])
     if args.tune:
         configs = {
-            f"fire={fire} share_z={share_z} margin={margin}": DetectorConfig(
-                defaults=replace(BrandParams(), fire_score=fire, min_share_z=share_z, share_margin=margin)
+            f"fire={fire} share_z={share_z} margin={margin} windows={windows}": DetectorConfig(
+                windows_minutes=tuple(int(w) for w in windows.split(",")),
+                defaults=replace(BrandParams(), fire_score=fire, min_share_z=share_z, share_margin=margin),
             )
+            for windows in args.windows
             for fire in args.fire
             for share_z in args.share_z
             for margin in args.margin

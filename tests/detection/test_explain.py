@@ -69,6 +69,7 @@ def test_explanation_groups_copies_and_finds_the_buzz_words() -> None:
     assert result["top_hashtags"] == ("#lostbaggage",)
     assert result["reasons"]["Lost Luggage"] == pytest.approx(38 / 41, abs=1e-3)
     assert not any(s["id"].startswith("p") for s in result["samples"])
+    assert storm_samples[0]["reason"] == "Lost Luggage"  # classified once for the whole group
 
 
 def test_reasons_already_on_the_tweets_are_used_without_a_model() -> None:
@@ -128,3 +129,13 @@ def test_weighted_log_odds_ranks_distinctive_words_first() -> None:
     scores = weighted_log_odds(focus, 30, reference, 1000)
     assert scores["luggage"] > scores["rare"] > scores["the"]
     assert scores["luggage"] > 5 and scores["the"] < 1.96  # "the" would not be reported
+
+
+def test_a_failing_reason_model_keeps_the_rest_of_the_explanation() -> None:
+    class Broken:
+        def predict(self, texts: list[str]) -> list[str]:
+            raise RuntimeError("model file missing")
+
+    window = [record(f"a{i}", f"lost bag again {i}") for i in range(4)]
+    result = explain(window, reference_counts(["fine"], simple_tokenize), simple_tokenize, Broken())
+    assert result["reasons"] == {} and len(result["samples"]) == 4

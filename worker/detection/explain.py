@@ -111,29 +111,31 @@ def _over_represented(
     return ranked[:limit]
 
 
-def reason_shares(
+def group_reasons(
     groups: Sequence[Sequence[TweetRecord]], reason_model: ReasonModel | None
-) -> dict[str, float]:
-    """Share of each negative reason over the negative tweets (copies weigh as many tweets as they are).
-
-    A reason already attached to a tweet (the worker's scoring step, or an oracle file) is used as is;
-    the others are classified once per group by `reason_model`, when one is given.
-    """
-    counts: Counter[str] = Counter()
-    unknown = [group for group in groups if group[0].reason is None]
-    for group in groups:
-        if group[0].reason is not None:
-            counts[group[0].reason] += len(group)
+) -> list[str | None]:
+    """The negative reason of each copy group: the one already on its first tweet (the worker's scoring
+    step, or an oracle file), else `reason_model`'s prediction (one call for all groups), else None."""
+    reasons: list[str | None] = [group[0].reason for group in groups]
+    unknown = [index for index, reason in enumerate(reasons) if reason is None]
     if unknown and reason_model is not None:
-        predicted = reason_model.predict([group[0].text for group in unknown])
-        for group, reason in zip(unknown, predicted, strict=True):
-            counts[str(reason)] += len(group)
+        predicted = reason_model.predict([groups[index][0].text for index in unknown])
+        for index, reason in zip(unknown, predicted, strict=True):
+            reasons[index] = str(reason)
+    return reasons
+
+
+def reason_shares(groups: Sequence[Sequence[TweetRecord]], reasons: Sequence[str | None]) -> dict[str, float]:
+    """Share of each negative reason over the negative tweets (copies weigh as many tweets as they are)."""
+    counts: Counter[str] = Counter()
+    for group, reason in zip(groups, reasons, strict=True):
+        if reason is not None:
+            counts[reason] += len(group)
     total = sum(counts.values())
     if not total:
         return {}
-    return {
-        reason: round(n / total, 4) for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    }
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {reason: round(n / total, 4) for reason, n in ranked}
 
 
 @dataclass(frozen=True)
@@ -208,25 +210,25 @@ def explain(
         return (-relevance * reach, -reach, -group[0].p_negative, group[0].id)
 
     chosen = sorted(range(len(groups)), key=representativeness)[:samples]
+    try:
+        reasons = group_reasons(groups, reason_model)
+    except Exception:  # the alert still goes out, without the reason breakdown
+        log.exception("negative-reason classification failed; alert sent without reasons")
+        reasons = [group[0].reason for group in groups]
     sample_rows = [
         {
             "id": groups[i][0].id,
             "text": groups[i][0].text,
             "group_size": len(groups[i]),
             "p_negative": round(groups[i][0].p_negative, 4),
-            "reason": groups[i][0].reason,
+            "reason": reasons[i],
         }
         for i in chosen
     ]
-    try:
-        reasons = reason_shares(groups, reason_model)
-    except Exception:  # the alert still goes out, without the reason breakdown
-        log.exception("negative-reason classification failed; alert sent without reasons")
-        reasons = {}
     return {
         "top_terms": tuple(word for word, _ in term_scores),
         "top_hashtags": tuple(tag for tag, _ in tag_scores),
-        "reasons": reasons,
+        "reasons": reason_shares(groups, reasons),
         "samples": tuple(sample_rows),
         "sample_ids": tuple(row["id"] for row in sample_rows),
         "distinct_negative_groups": len(groups),
