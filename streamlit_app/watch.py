@@ -65,6 +65,9 @@ def brand_series(
     if lookback is not None and not frame.empty:
         frame = frame[frame["time"] >= frame["time"].max() - pd.Timedelta(lookback)]
     table = frame.pivot_table(index="time", columns="series", values="value", aggfunc="last").sort_index()
+    # The worker writes a brand's figures one after the other, microseconds apart: carry each value forward so
+    # every row holds the latest of each series (otherwise each line is a scatter of isolated points).
+    table = table.ffill()
     return table.reindex(columns=[name for name in SERIES.values() if name in table.columns])
 
 

@@ -30,3 +30,44 @@ def test_metric_sections_read_nested_and_top_level_reports() -> None:
     assert metric_sections({"macro_f1": 0.5})[0] == ("evaluation", {"macro_f1": 0.5})
     assert metric_sections({"test": {"accuracy": 0.9}}) == [("test", {"accuracy": 0.9})]
     assert confusion_frame([[1, 2]], ["a", "b"]) is None
+
+
+def test_brand_series_carries_values_forward_between_the_workers_writes() -> None:
+    from streamlit_app.watch import brand_series
+
+    records = [
+        {
+            "name": "negative_share",
+            "value": 0.2,
+            "dimensions": {"brand": "b"},
+            "time": "2026-01-01T00:00:00.000001Z",
+        },
+        {
+            "name": "baseline_negative_share",
+            "value": 0.1,
+            "dimensions": {"brand": "b"},
+            "time": "2026-01-01T00:00:00.000002Z",
+        },
+        {
+            "name": "tweet_volume",
+            "value": 5,
+            "dimensions": {"brand": "b"},
+            "time": "2026-01-01T00:00:00.000003Z",
+        },
+        {
+            "name": "negative_share",
+            "value": 0.6,
+            "dimensions": {"brand": "b"},
+            "time": "2026-01-01T00:00:01Z",
+        },
+        {
+            "name": "negative_share",
+            "value": 0.9,
+            "dimensions": {"brand": "other"},
+            "time": "2026-01-01T00:00:02Z",
+        },
+    ]
+    series = brand_series(records, "b")
+    assert list(series.columns) == ["negative share", "baseline", "volume"]
+    assert series.iloc[-1].tolist() == [0.6, 0.1, 5.0]
+    assert series.iloc[2:].notna().all().all()
