@@ -23,6 +23,7 @@ from buzzwatch.telemetry import LocalTelemetry
 
 FUZZ_SETTINGS = settings(
     max_examples=120,
+    database=None,  # no example database written into the repository
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
