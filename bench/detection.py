@@ -237,7 +237,19 @@ def pooled(results: list[dict[str, Any]], brand_weeks: float) -> dict[str, Any]:
 
 
 def throughput(folder: Path) -> None:
-    """Time the exact CLI contract, with and without the model."""
+    """Time the exact CLI contract with and without the model, and the model alone on the same texts."""
+    from models.predictor import Predictor
+
+    model = Predictor.load(None)
+    texts = [r.text for r in read_rows(folder / "tweets.csv", False, ReplaySummary())]
+    started = time.perf_counter()
+    for start in range(0, len(texts), 2048):
+        model.predict_proba(texts[start : start + 2048])
+    seconds = time.perf_counter() - started
+    print(
+        f"  model alone (Predictor.predict_proba, batches of 2,048, every text): {len(texts) / seconds:,.0f} "
+        f"tweets/s ({model.model_version}, {len(texts)} texts)"
+    )
     for extra in (["--oracle"], []):
         out = folder / "alerts-cli.jsonl"
         command = [
@@ -285,12 +297,15 @@ def main() -> None:
     parser.add_argument("--margin", type=float, nargs="+", default=[0.05, 0.10], help="--tune grid")
     parser.add_argument("--windows", nargs="+", default=["5,15,60"], help="--tune grid: window sets, minutes")
     parser.add_argument("--throughput", action="store_true", help="time `buzzwatch replay --speed max`")
+    parser.add_argument("--only-throughput", action="store_true", help="skip the detection figures")
     args = parser.parse_args()
     pools = load_pools()
     brand_weeks = 6 * args.weeks
     modes = (["oracle"] if args.oracle or args.tune or not args.model else []) + (
         ["model"] if args.model else []
     )
+    if args.only_throughput:
+        modes, args.throughput = [], True
     configs = {"default": DetectorConfig()}
     naive_thresholds = args.naive_threshold or ([12, 16, 20, 24, 28, 32] if args.tune else [20, 28])
     if args.tune:
