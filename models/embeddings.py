@@ -8,6 +8,7 @@ models see (`<user>`, `<url>`, emoji names, `<elong>`...). Training code only: s
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,11 @@ LOGGER = logging.getLogger(__name__)
 KINDS = ("word2vec", "fasttext")
 
 
+def stable_hash(text: str) -> int:
+    """gensim's seed hash for initial vectors; Python's `hash` changes per process (PYTHONHASHSEED)."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
 def train_embeddings(
     token_lists: Sequence[Sequence[str]],
     kind: str = "fasttext",
@@ -31,9 +37,13 @@ def train_embeddings(
     min_count: int = 2,
     epochs: int = 5,
     seed: int = 13,
-    workers: int = 2,
+    workers: int = 1,
 ) -> KeyedVectors:
-    """Skip-gram vectors of the given kind; FastText keeps its character n-grams for unseen words."""
+    """Skip-gram vectors of the given kind; FastText keeps its character n-grams for unseen words.
+
+    With one worker the result is identical run after run (same corpus, same seed); more workers are
+    faster but not bit-for-bit reproducible.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown embedding kind {kind!r}; choose one of {KINDS}")
     sentences = [list(tokens) for tokens in token_lists if tokens]
@@ -46,6 +56,7 @@ def train_embeddings(
         "epochs": epochs,
         "seed": seed,
         "workers": workers,
+        "hashfxn": stable_hash,
     }
     if kind == "word2vec":
         model = Word2Vec(sentences=sentences, **common)

@@ -218,8 +218,8 @@ def prepare_data(options: TrainOptions) -> Prepared:
 def embedding_params(options: TrainOptions) -> dict[str, int]:
     """gensim parameters (tiny in quick mode)."""
     if options.quick:
-        return {"dim": 16, "epochs": 1, "min_count": 1, "window": 3}
-    return {"dim": 100, "epochs": 5, "min_count": 2, "window": 5}
+        return {"dim": 16, "epochs": 1, "min_count": 1, "window": 3, "workers": 1}
+    return {"dim": 100, "epochs": 5, "min_count": 2, "window": 5, "workers": 1}
 
 
 def get_embeddings(kind: str, prepared: Prepared, options: TrainOptions, settings: CommonSettings) -> Any:
@@ -249,6 +249,7 @@ def get_embeddings(kind: str, prepared: Prepared, options: TrainOptions, setting
             min_count=params["min_count"],
             epochs=params["epochs"],
             seed=options.seed,
+            workers=params["workers"],
         )
         seconds = time.monotonic() - started
         tracking.log_epoch({"train_seconds": seconds, "vocabulary": len(vectors)}, 0)

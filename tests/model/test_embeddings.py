@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -74,3 +78,21 @@ def test_load_pretrained_text_formats(tmp_path, header):
 def test_load_pretrained_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_pretrained(tmp_path / "nope.txt")
+
+
+def test_training_is_reproducible_across_processes():
+    """Same corpus and seed give the same vectors even under different PYTHONHASHSEED values."""
+    code = (
+        "from models.embeddings import train_embeddings; import hashlib; "
+        "corpus = [['the', 'flight', 'was', 'late'], ['great', 'crew', 'thanks']] * 20; "
+        "vectors = train_embeddings(corpus, 'fasttext', dim=8, epochs=2, min_count=1, seed=5); "
+        "print(hashlib.sha256(vectors.vectors.tobytes()).hexdigest())"
+    )
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        digests.add(result.stdout.strip())
+    assert len(digests) == 1
