@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from buzzwatch.emulator import PubSubEmulator
 
 # Both Azure exporters otherwise send their own usage telemetry to a fixed Microsoft endpoint.
 os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
@@ -23,3 +26,27 @@ def isolated_var_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("SMTP_HOST", raising=False)
     return var_dir
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator() -> Iterator[PubSubEmulator]:
+    """One emulator for the whole session; tests isolate themselves with unique topic names."""
+    with PubSubEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator_env(pubsub_emulator: PubSubEmulator, monkeypatch: pytest.MonkeyPatch) -> PubSubEmulator:
+    """Point google-cloud-pubsub at the shared emulator for this test."""
+    for name, value in pubsub_emulator.env().items():
+        monkeypatch.setenv(name, value)
+    return pubsub_emulator
+
+
+@pytest.fixture
+def private_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[PubSubEmulator]:
+    """An emulator of this test's own, for tests that restart or stop it."""
+    with PubSubEmulator() as emulator:
+        for name, value in emulator.env().items():
+            monkeypatch.setenv(name, value)
+        yield emulator

@@ -26,14 +26,6 @@ from buzzwatch.settings import CommonSettings
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> PubSubEmulator:
-    with PubSubEmulator() as running:
-        for name, value in running.env().items():
-            monkeypatch.setenv(name, value)
-        yield running
-
-
 def db_rows(var_dir: Path, query: str) -> list[tuple]:
     path = var_dir / "buzzwatch.db"
     if not path.exists():
@@ -64,10 +56,10 @@ def offline_alerts(events: list) -> list:
 
 
 def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
-    emulator: PubSubEmulator, tmp_path: Path, make_smtp_sink
+    private_emulator: PubSubEmulator, tmp_path: Path, make_smtp_sink
 ) -> None:
     smtp_port = free_port()  # nothing listens yet: SMTP is down when the alert fires
-    env = stack_env(tmp_path, emulator.env(), SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port))
+    env = stack_env(tmp_path, private_emulator.env(), SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port))
     settings = CommonSettings.from_env(env)
     from buzzwatch.pubsub import StreamTopology
 
@@ -117,8 +109,10 @@ def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
         stop(processes)
 
 
-def test_emulator_restart_worker_and_detection_recover(emulator: PubSubEmulator, tmp_path: Path) -> None:
-    env = stack_env(tmp_path, emulator.env())
+def test_emulator_restart_worker_and_detection_recover(
+    private_emulator: PubSubEmulator, tmp_path: Path
+) -> None:
+    env = stack_env(tmp_path, private_emulator.env())
     settings = CommonSettings.from_env(env)
     from buzzwatch.pubsub import StreamTopology
 
@@ -138,7 +132,7 @@ def test_emulator_restart_worker_and_detection_recover(emulator: PubSubEmulator,
         publish(events[:half], settings.gcp_project, settings.tweets_topic)
         wait_for(lambda: counted(tmp_path) == half, 60, "first half counted", detection, tmp_path / "det.log")
 
-        emulator.restart()  # every topic and subscription is gone
+        private_emulator.restart()  # every topic and subscription is gone
         topology.ensure(push_endpoint=endpoint)  # what the ingester does when it finds its topic missing
         publish(events[half:], settings.gcp_project, settings.tweets_topic)
         wait_for(

@@ -29,12 +29,6 @@ from worker.detection_service import DetectionStore
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture
-def emulator() -> PubSubEmulator:
-    with PubSubEmulator() as running:
-        yield running
-
-
 def counts(var_dir: Path) -> dict[str, int]:
     store = DetectionStore(f"sqlite:///{var_dir / 'buzzwatch.db'}")
     try:
@@ -44,11 +38,9 @@ def counts(var_dir: Path) -> dict[str, int]:
 
 
 def test_push_stream_counts_once_dead_letters_and_alerts_by_email(
-    emulator: PubSubEmulator, tmp_path: Path, smtp_sink, monkeypatch: pytest.MonkeyPatch
+    private_emulator: PubSubEmulator, tmp_path: Path, smtp_sink
 ) -> None:
-    for name, value in emulator.env().items():
-        monkeypatch.setenv(name, value)
-    env = stack_env(tmp_path, emulator.env(), SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_sink.port))
+    env = stack_env(tmp_path, private_emulator.env(), SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_sink.port))
     settings = CommonSettings.from_env(env)
     topology = StreamTopology.from_settings(settings, env)
     events = stream_events()
