@@ -269,6 +269,7 @@ class PendingWork:
     scored: Counter[tuple[str, str]] = field(default_factory=Counter)
     brands: set[str] = field(default_factory=set)
     messages: int = 0
+    duplicates: int = 0
 
 
 class DetectionService:
@@ -320,6 +321,7 @@ class DetectionService:
                 self.pending.messages += 1
                 if tweet_id in known or tweet_id in self.pending.id_set:
                     self.totals["duplicates"] += 1
+                    self.pending.duplicates += 1
                     continue
                 self.pending.ids.append(tweet_id)
                 self.pending.id_set.add(tweet_id)
@@ -352,6 +354,8 @@ class DetectionService:
             self.totals["alerts"] += len(pending.alerts)
         for (brand, label), count in pending.scored.items():
             self.telemetry.metric(names.TWEETS_SCORED, count, {"brand": brand, "label": label})
+        if pending.duplicates:
+            self.telemetry.metric(names.DUPLICATES_SKIPPED, pending.duplicates, {"stage": "detection"})
         for brand in sorted(pending.brands):
             snapshot = self.detector.snapshot(brand)
             self.telemetry.metric(names.NEGATIVE_SHARE, snapshot["negative_share"], {"brand": brand})

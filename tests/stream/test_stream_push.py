@@ -91,6 +91,8 @@ def test_push_stream_counts_once_dead_letters_and_alerts_by_email(
         assert sum(m["value"] for m in scored) == len(events)
         assert {m["dimensions"]["brand"] for m in scored} == {BRAND}
         assert read_local(tmp_path, "metrics", name="spike_score")
+        skipped = read_local(tmp_path, "metrics", name="duplicates_skipped")
+        assert sum(m["value"] for m in skipped) >= 50  # the re-published tweets, at least
     finally:
         stop(processes)
 
