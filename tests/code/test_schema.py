@@ -23,6 +23,7 @@ def test_tweet_event_round_trips_through_json():
     assert event.brands == ("united",)
     assert event.created_at == datetime(2015, 2, 24, 11, 35, 52, tzinfo=UTC)
     assert TweetEvent.from_json(event.to_json()) == event
+    assert set(event.to_dict()) == set(TweetEvent.__dataclass_fields__)  # no field forgotten
 
 
 @pytest.mark.parametrize(
