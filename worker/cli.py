@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import threading
 from typing import Any
@@ -80,12 +79,8 @@ def run_worker_command(args: argparse.Namespace) -> int:
             "20",
             "worker.app:create_app()",
         ]
-        process = subprocess.Popen(command)
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            process.send_signal(signal.SIGTERM)
-            return process.wait()
+        # Become gunicorn, so SIGTERM (Cloud Run, a supervisor, a test) reaches it and no child is orphaned.
+        os.execv(sys.executable, command)
     return run_in_process(args.role)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -153,3 +154,16 @@ def test_push_route_answers(tmp_path: Path) -> None:
         "push envelope larger than 5000 bytes",
     ]
     assert client.get("/healthz").status_code == 200
+
+
+def test_stopping_the_push_worker_leaves_no_gunicorn_behind(
+    private_emulator: PubSubEmulator, tmp_path: Path
+) -> None:
+    """`buzzwatch worker --mode push` is gunicorn itself: a SIGTERM stops the whole server."""
+    process, port = start_push_worker(stack_env(tmp_path, private_emulator.env()), tmp_path / "worker.log")
+    stop([process])
+    assert process.returncode == 0
+    leftovers = subprocess.run(
+        ["pgrep", "-f", f"gunicorn --bind 127.0.0.1:{port} "], capture_output=True, text=True, check=False
+    )
+    assert leftovers.stdout.strip() == ""
