@@ -154,12 +154,130 @@ def test_out_of_order_within_tolerance_gives_the_same_alerts() -> None:
     assert det.stats["late"] == 0
 
 
-def test_events_later_than_the_tolerance_are_counted_late() -> None:
+def minute_counts(det: BuzzDetector, brand: str = "acme") -> list[list[float]]:
+    """(minute, weighted total, weighted negatives) of every retained closed minute."""
+    return [
+        [m, round(total, 9), round(neg, 9)]
+        for m, total, neg, *_ in det.state_dict()["brands"][brand]["closed"]
+    ]
+
+
+def deliver_late(tweets: list, late: list, after: timedelta) -> list:
+    """`tweets` in order, each tweet of `late` arriving when event time reaches its own time + `after`."""
+    arrival = [(t.tweet.created_at, 0, t) for t in tweets] + [
+        (t.tweet.created_at + after, 1, t) for t in late
+    ]
+    return [t for _, _, t in sorted(arrival, key=lambda a: (a[0], a[1], a[2].tweet.id))]
+
+
+@pytest.mark.parametrize(("minutes_late", "counted"), [(2, True), (100, True), (125, False)])
+def test_a_late_tweet_counts_in_its_minute_while_the_minute_is_retained(
+    minutes_late: int, counted: bool
+) -> None:
     tweets = in_order(background(5, seed=2, start=DAY_SPIKE))
-    stale = scored("stale", tweets[-1].tweet.created_at - timedelta(minutes=2), "negative", "old news")
+    stale = scored("stale", tweets[-1].tweet.created_at - timedelta(minutes=minutes_late), "negative", "old")
     det = detector()
-    run(det, [*tweets, stale])
-    assert det.stats["late"] == 1
+    run(det, tweets, flush=False)
+    before = minute_counts(det)
+    assert det.observe(stale) == []  # nothing is re-decided when it arrives
+    assert (det.stats["late_counted"], det.stats["late"]) == ((1, 0) if counted else (0, 1))
+    changed = [after for old, after in zip(before, minute_counts(det), strict=True) if old != after]
+    stale_minute = int(stale.tweet.created_at.timestamp() // 60)
+    # Retained: 60 + 60 closed minutes (the longest window and the baseline lag); older ones are learned.
+    retained = {minute: (total, negatives) for minute, total, negatives in before}
+    assert (stale_minute in retained) is counted
+    if counted:
+        total, negatives = retained[stale_minute]
+        assert changed == [[stale_minute, total + 1, negatives + 1]]
+    else:
+        assert changed == []
+
+
+def test_a_late_tweet_for_a_brand_never_seen_is_dropped() -> None:
+    tweets = in_order(background(5, seed=2, start=DAY_SPIKE))
+    stranger = scored("x", tweets[-1].tweet.created_at - timedelta(minutes=5), "negative", "hi", ("globex",))
+    det = detector()
+    run(det, [*tweets, stranger])
+    assert det.stats["late"] == 1 and det.brands == ("acme",)
+
+
+def test_late_tweets_count_in_their_minutes_and_windows_as_if_in_order() -> None:
+    tweets = in_order(background(41, seed=7) + burst(DAY_SPIKE, 20, 4))
+    # A few extra tweets a quarter of an hour before the spike, delivered 9 minutes late.
+    extra = [
+        scored(f"extra-{i}", DAY_SPIKE - timedelta(minutes=15, seconds=10 * i), label, f"{label} {i}")
+        for i, label in enumerate(("negative", "neutral", "positive", "negative"))
+    ]
+    in_time, det = detector(), detector()
+    ordered, arrivals = in_order(tweets + extra), deliver_late(tweets, extra, timedelta(minutes=9))
+    cut = sum(t.tweet.created_at < DAY_SPIKE for t in tweets)  # the spike has not started
+    reference = run(in_time, ordered[: cut + len(extra)], flush=False)
+    alerts = run(det, arrivals[: cut + len(extra)], flush=False)
+    assert (det.stats["late_counted"], det.stats["late"]) == (4, 0)
+    assert minute_counts(det) == minute_counts(in_time)
+    for window, window_in_time in zip(
+        det.state_dict()["brands"]["acme"]["sums"],
+        in_time.state_dict()["brands"]["acme"]["sums"],
+        strict=True,
+    ):  # the 15- and 60-minute windows hold the late minute: the same figures as in order
+        assert window == pytest.approx(window_in_time)
+    reference += run(in_time, ordered[cut + len(extra) :])
+    alerts += run(det, arrivals[cut + len(extra) :])
+    assert new_alerts(reference)
+    assert [(a.kind, a.fired_at, a.window_start, a.volume) for a in alerts] == [
+        (a.kind, a.fired_at, a.window_start, a.volume) for a in reference
+    ]
+
+
+def test_a_spike_delivered_minutes_late_is_counted_alerted_and_explained() -> None:
+    tweets = in_order(background(41, seed=9))
+    spike = burst(DAY_SPIKE, 20, 4, text="lost luggage again #bagfail", reason="Lost Luggage")
+    rng = random.Random(1)
+    # Arrival order: each spike tweet 0 to 4 minutes late, far beyond the 30 s tolerance.
+    arrivals = sorted(
+        [(t.tweet.created_at, t) for t in tweets]
+        + [(t.tweet.created_at + timedelta(seconds=rng.uniform(0, 240)), t) for t in spike],
+        key=lambda a: (a[0], a[1].tweet.id),
+    )
+    det, in_time = detector(), detector()
+    alerts = run(det, [t for _, t in arrivals])
+    run(in_time, in_order(tweets + spike))
+    assert det.stats["late"] == 0 and det.stats["late_counted"] > 20
+    assert det.stats["observed"] == len(tweets) + len(spike)
+    assert minute_counts(det) == minute_counts(in_time)  # every tweet in its own minute
+    (alert,) = new_alerts(alerts)
+    assert DAY_SPIKE < alert.fired_at < DAY_SPIKE + timedelta(minutes=10)
+    late_ids = {t.tweet.id for arrival, t in arrivals if arrival - t.tweet.created_at > timedelta(minutes=1)}
+    updates = [a for a in alerts if a.kind == "update"]
+    assert any(set(a.sample_ids) & late_ids for a in updates)  # late tweets are sampled like any other
+
+
+def test_a_late_flood_into_an_alerted_minute_changes_no_alert_already_emitted() -> None:
+    tweets = in_order(background(41, seed=3) + burst(DAY_SPIKE, 10, 4))
+    det = detector()
+    alerts = run(
+        det, [t for t in tweets if t.tweet.created_at < DAY_SPIKE + timedelta(minutes=12)], flush=False
+    )
+    (alert,) = new_alerts(alerts)
+    flood = burst(DAY_SPIKE, 5, 6, prefix="flood", seed=4)
+    assert all(det.observe(t) == [] for t in flood)  # counted, but no alert is re-decided on arrival
+    assert det.stats["late_counted"] == len(flood) and det.snapshot("acme")["episode_id"] == alert.episode_id
+
+
+def test_state_round_trip_with_late_tweets_gives_the_same_alerts() -> None:
+    tweets = in_order(background(41, seed=6) + burst(DAY_SPIKE, 40, 6))
+    late = [t for t in tweets if DAY_SPIKE <= t.tweet.created_at < DAY_SPIKE + timedelta(minutes=8)][::3]
+    arrivals = deliver_late([t for t in tweets if t not in late], late, timedelta(minutes=5))
+    reference = run(detector(), arrivals)
+    cut = next(i for i, t in enumerate(arrivals) if t.tweet.created_at > DAY_SPIKE + timedelta(minutes=12))
+    first = detector()
+    alerts = run(first, arrivals[:cut], flush=False)
+    assert first.stats["late_counted"] > 0  # the cut comes after late tweets were counted
+    resumed = BuzzDetector.from_state(json.loads(json.dumps(first.state_dict())), tokenizer=simple_tokenize)
+    counted_late = next(t for t in arrivals[:cut] if t in late)
+    assert resumed.observe(counted_late) == [] and resumed.stats["duplicates"] == 1  # still known by id
+    alerts += run(resumed, arrivals[cut:])
+    assert alerts == reference
 
 
 def test_state_round_trip_mid_episode_gives_the_same_alerts() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,8 @@ def counted(var_dir: Path) -> int:
     return rows[0][0] if rows else 0
 
 
-def offline_alerts(events: list) -> list:
-    """What the detector fires on the same tweets, scored by the same model, in perfect order."""
+def ordered_replay(events: list) -> tuple[list, dict]:
+    """What the detector fires on the same tweets, scored by the same model, in perfect order; its state."""
     from models.predictor import Predictor
     from worker.detection import BuzzDetector, DetectorConfig
     from worker.scoring import score_events
@@ -52,7 +53,16 @@ def offline_alerts(events: list) -> list:
     alerts = []
     for scored in score_events(events, Predictor.load(), None):
         alerts.extend(detector.observe(scored))
-    return alerts
+    return alerts, detector.state_dict()
+
+
+def minute_counts(state: dict) -> dict[int, tuple[float, float]]:
+    """(tweets, negatives) of every minute the detector state holds (closed and still open), one brand."""
+    brand = state["brands"][BRAND]
+    counts = {minute: (total, negatives) for minute, total, negatives, *_ in brand["closed"]}
+    for minute, records in brand["pending"]:
+        counts[minute] = (float(len(records)), float(sum(record[2] for record in records)))
+    return counts
 
 
 def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
@@ -70,9 +80,12 @@ def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
     detection = buzzwatch("worker", "--role", "detection", env=dict(env, PORT="0"), log_path=logs["det"])
     processes = [*scoring, detection]
     try:
-        third = len(events) // 3
-        publish(events[:third], settings.gcp_project, settings.tweets_topic, speed=600)
-        wait_for(lambda: counted(tmp_path) > third // 2, 60, "counting starts", detection, logs["det"])
+        # The first 120 calm minutes, then kills. A message held by a killed process comes again when its
+        # 60 s ack deadline ends, after the rest of the stream (at 600x, ten hours of event time later):
+        # minute 100 on is still in the detector's 2-hour history when the stream ends at minute 175.
+        first = sum(e.created_at < events[0].created_at + timedelta(minutes=120) for e in events)
+        publish(events[:first], settings.gcp_project, settings.tweets_topic, speed=600)
+        wait_for(lambda: counted(tmp_path) > 200, 60, "counting reaches minute 100", detection, logs["det"])
         # Kill the detection service and one scoring worker without warning, mid-stream.
         detection.send_signal(signal.SIGKILL)
         scoring[1].send_signal(signal.SIGKILL)
@@ -81,7 +94,7 @@ def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
         restarted = buzzwatch("worker", "--role", "detection", env=dict(env, PORT="0"), log_path=logs["det2"])
         replacement = buzzwatch("worker", "--mode", "pull", env=env, log_path=logs["w2b"])
         processes += [restarted, replacement]
-        publish(events[third:], settings.gcp_project, settings.tweets_topic, speed=600)
+        publish(events[first:], settings.gcp_project, settings.tweets_topic, speed=600)
         wait_for(lambda: counted(tmp_path) >= len(events), 90, "every tweet counted", restarted, logs["det2"])
         assert counted(tmp_path) == len(events)
 
@@ -100,9 +113,17 @@ def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
         payloads = [json.loads(p) for (p,) in db_rows(tmp_path, "select payload from bw_alert_outbox")]
         new = [p for p in payloads if p["kind"] == "new"]
         assert len(new) == 1, payloads  # one bad buzz, one alert, although two workers scored it
-        (state,) = db_rows(tmp_path, "select state from bw_detector_state")
-        assert json.loads(state[0])["stats"]["late"] == 0
-        (expected,) = [a for a in offline_alerts(events) if a.kind == "new"]
+        ((state_json,),) = db_rows(tmp_path, "select state from bw_detector_state")
+        state = json.loads(state_json)
+        replay_alerts, replay_state = ordered_replay(events)
+        # Every tweet went into the committed detector state exactly once (redeliveries, however late)...
+        assert state["stats"]["observed"] == len(events) and state["stats"]["late"] == 0, state["stats"]
+        learned = state["brands"][BRAND]["baseline"]["tweets_seen"]
+        assert learned + sum(total for total, _ in minute_counts(state).values()) == len(events)
+        # ... and in its own minute: the minutes an ordered replay holds have the same tweets and negatives.
+        live = minute_counts(state)
+        assert {m: live.get(m) for m in minute_counts(replay_state)} == minute_counts(replay_state)
+        (expected,) = [a for a in replay_alerts if a.kind == "new"]
         assert new[0]["episode_id"] == expected.episode_id  # the same windows as one ordered replay
         assert new[0]["volume"] == expected.volume
     finally:

@@ -5,7 +5,17 @@ How it works (the README explains the why):
   the latest event time seen minus `lateness_tolerance_s`, has passed its end; only closed minutes are
   evaluated. So a tweet up to the tolerance late is counted exactly as if it had come in order, and the
   alerts depend only on which tweets fell in which minute: a replay gives the same alerts as live.
-  A tweet later than that is counted in `stats["late"]` and left out.
+- Later tweets (a redelivery after a crash comes minutes late) are still counted in their own minute
+  while that minute is *retained*, i.e. not yet learned by the baseline: the last
+  `max(windows) + baseline_lag_minutes` closed minutes (2 h by default). Such a tweet is added to its
+  minute's counts and to every window sum that holds that minute, and to the minute's tweets (so later
+  alerts explain and sample it); it re-decides nothing: a minute is evaluated once, when it closes, so the
+  alerts already emitted stand and none waits for stragglers; the windows evaluated from the next closed
+  minute on include it. It counts in `stats["late_counted"]`. Baseline rule: a minute is learned once,
+  when it leaves the retained history, with every tweet counted in it by then; a tweet for a minute
+  already learned (older than the retained history, or before its brand's first tweet) is dropped and
+  counted in `stats["late"]`, so no minute is learned twice. A late tweet's copy weight (below) is
+  taken against the copies held when it arrives.
 - At each closed minute, for each window (5, 15, 60 minutes) ending there: the negative count is tested
   against the expected negatives (Poisson, signed-root deviance) and the negative share against the
   baseline share plus a margin (binomial likelihood ratio). Both must be significant (an
@@ -33,13 +43,15 @@ many distinct angry tweets is counted in full. Alerts report the raw volume.
 
 Duplicates: a tweet id already held for that brand (its open minutes and the last `max(windows)` minutes)
 is ignored (`stats["duplicates"]`). Older redeliveries are the caller's job (the worker dedupes by id).
-Event time is trusted: the caller should refuse timestamps from the future.
+Event time is trusted: the caller should refuse timestamps from the future. `stats["observed"]` counts
+every tweet with a brand; duplicates, late-counted and late (dropped) tweets are counted per brand.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from bisect import insort
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -158,7 +170,13 @@ class BuzzDetector:
         self._params: dict[str, BrandParams] = {}
         self._next_minute: int | None = None  # the first minute not closed yet
         self._max_ts: float | None = None
-        self.stats: dict[str, int] = {"observed": 0, "late": 0, "duplicates": 0, "no_brand": 0}
+        self.stats: dict[str, int] = {
+            "observed": 0,
+            "late_counted": 0,
+            "late": 0,
+            "duplicates": 0,
+            "no_brand": 0,
+        }
 
     # ---- input ------------------------------------------------------------------------------------
 
@@ -172,9 +190,6 @@ class BuzzDetector:
         minute = int(ts // SECONDS_PER_MINUTE)
         if self._next_minute is None:
             self._next_minute = int((ts - self.config.lateness_tolerance_s) // SECONDS_PER_MINUTE)
-        if minute < self._next_minute:
-            self.stats["late"] += 1
-            return []
         record = TweetRecord(
             ts=ts,
             id=tweet.id,
@@ -190,18 +205,22 @@ class BuzzDetector:
         brands = tweet.brands if len(tweet.brands) == 1 else tuple(dict.fromkeys(tweet.brands))
         for brand in brands:
             state = self._brands.get(brand)
-            if state is None:
-                state = self._new_brand(brand, minute)
-            if record.id in state.ids:
+            if state is not None and record.id in state.ids:
                 self.stats["duplicates"] += 1
-                continue
-            state.ids.add(record.id)
-            state.pending.setdefault(minute, []).append(record)
-            if minute < state.first_minute:
-                state.first_minute = minute
+            elif minute >= self._next_minute:
+                if state is None:
+                    state = self._new_brand(brand, minute)
+                state.ids.add(record.id)
+                state.pending.setdefault(minute, []).append(record)
+                state.first_minute = min(state.first_minute, minute)
+            elif state is not None and self._count_late(state, minute, record):
+                self.stats["late_counted"] += 1
+            else:
+                self.stats["late"] += 1
         if self._max_ts is None or ts > self._max_ts:
             self._max_ts = ts
-        return self.advance_watermark(self._max_ts - self.config.lateness_tolerance_s)
+            return self.advance_watermark(self._max_ts - self.config.lateness_tolerance_s)
+        return []
 
     def advance_watermark(self, event_time: float | datetime) -> list[Alert]:
         """Close every minute that ends at or before `event_time` (seconds or datetime); return alerts.
@@ -340,16 +359,8 @@ class BuzzDetector:
 
     def _close_minute(self, state: BrandState, minute: int) -> list[Alert]:
         params = self._params_for(state.brand)
-        records = sorted(state.pending.pop(minute, ()), key=lambda r: (r.ts, r.id))
-        # The k-th copy of a tweet still in the window weighs ln(k) - ln(k - 1): a group of n copies
-        # counts 1 + ln(n), as in the explanation. One amplified tweet is one opinion, not n.
-        weights = []
-        copies = state.copies
-        for record in records:
-            key = copy_key(record)
-            seen = copies.get(key, 0)
-            copies[key] = seen + 1
-            weights.append(1.0 if seen == 0 else math.log1p(1.0 / seen))
+        records = sorted(state.pending.pop(minute, ()), key=_arrival_order)
+        weights = [_copy_weight(state.copies, record) for record in records]
         total = sum(weights)
         negatives = sum(w for w, r in zip(weights, records, strict=True) if r.negative)
         hour = (minute // 60) % 24
@@ -394,6 +405,30 @@ class BuzzDetector:
 
         self._age_out(state, minute)
         return alerts
+
+    def _count_late(self, state: BrandState, minute: int, record: TweetRecord) -> bool:
+        """Add a tweet to its closed minute if that minute is retained (see the module docstring)."""
+        assert self._next_minute is not None
+        age = self._next_minute - 1 - minute  # 0: the newest closed minute
+        if age >= len(state.closed):  # learned by the baseline already, or before the brand's history
+            return False
+        entry = state.closed[-age - 1]
+        assert entry[_M] == minute, "closed minutes are consecutive"
+        kept = age < len(state.chunks)  # the minute's tweets are still held (inside the longest window)
+        weight = _copy_weight(state.copies, record, keep=kept)
+        negative = weight * record.negative
+        entry[_TOTAL] += weight
+        entry[_NEG] += negative
+        for sums, window in zip(state.sums, self._windows, strict=True):
+            if age < window:
+                sums[0] += weight
+                sums[1] += negative
+        if kept:
+            insort(state.chunks[-age - 1][1], record, key=_arrival_order)
+            state.ids.add(record.id)
+        elif not entry[_FLAG]:
+            state.reference.append(record.text)
+        return True
 
     def _start_episode(
         self,
@@ -634,6 +669,24 @@ class BuzzDetector:
             detector._brands[brand] = _brand_state_from_dict(detector.config, brand, payload)
         detector._order = sorted(detector._brands)
         return detector
+
+
+def _arrival_order(record: TweetRecord) -> tuple[float, str]:
+    """The order tweets are replayed in within a minute: event time, then id."""
+    return record.ts, record.id
+
+
+def _copy_weight(copies: dict[str, int], record: TweetRecord, keep: bool = True) -> float:
+    """The tweet's weight given the copies of it already held; `keep` registers it among them.
+
+    The k-th copy of a tweet still in the window weighs ln(k) - ln(k - 1): a group of n copies counts
+    1 + ln(n), as in the explanation. One amplified tweet is one opinion, not n.
+    """
+    key = copy_key(record)
+    seen = copies.get(key, 0)
+    if keep:
+        copies[key] = seen + 1
+    return 1.0 if seen == 0 else math.log1p(1.0 / seen)
 
 
 def _forget_copy(copies: dict[str, int], record: TweetRecord) -> None:
