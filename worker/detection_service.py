@@ -16,6 +16,22 @@ services ran by mistake, the primary key on tweet ids makes the second commit fa
 be counted twice. Alerts are dispatched from the outbox, so one committed alert is sent once, after restarts
 too.
 
+Late tweets: the detector counts a redelivered tweet in its own minute while that minute is retained
+(about 2 h of event time); an older one is dropped, counted in the detector's `stats["late"]` and reported
+as `dead_lettered{reason=late, stage=detection}`. Its id is stored like any other, so it is not retried.
+
+Idle watermark: the detector closes minutes as tweets advance event time, so on a quiet stream the last
+minutes (an episode's end, the per-minute metrics) would wait for the next tweet. When the pull loop finds
+nothing, `tick()` moves the watermark on by itself once no message has come for `idle_quiet_s`: to the
+event clock's estimated "now" minus the lateness tolerance minus `idle_margin_s`, never backwards. The
+event clock is assumed to run no faster than the wall clock since the newest tweet arrived: estimated now =
+min(wall now, newest event time + wall time since it arrived). That holds live (event time = wall time
+minus the pipeline's latency) and stays safe when event time is far behind the wall clock, e.g. an ingest
+replay of 2015 tweets at speed x1 or faster: the estimate never passes what the replay has reached. Before
+the first tweet after a start, a resumed service counts from the newest event time of its saved state as
+if it had just arrived (a smaller estimate). `buzzwatch replay` and the benchmark run the detector in pure
+event time and never tick.
+
 SQLite locally (`<var_dir>/buzzwatch.db`), PostgreSQL through DATABASE_URL.
 """
 
@@ -27,7 +43,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -270,10 +286,15 @@ class PendingWork:
     brands: set[str] = field(default_factory=set)
     messages: int = 0
     duplicates: int = 0
+    late: int = 0  # tweets the detector dropped: their minute was no longer retained
+    started: float = 0.0  # perf_counter() when its commit began
 
 
 class DetectionService:
-    """Dedupe, detect, checkpoint, dispatch; the caller acks its held messages after `checkpoint()`."""
+    """Dedupe, detect, checkpoint, dispatch; the caller acks its held messages after `checkpoint()`.
+
+    `clock` (wall time, seconds since the epoch) drives only the idle watermark (`tick`).
+    """
 
     def __init__(
         self,
@@ -283,6 +304,9 @@ class DetectionService:
         config: DetectorConfig | None = None,
         tokenizer: Any = None,
         reason_model: Any = None,
+        idle_quiet_s: float = 10.0,
+        idle_margin_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
@@ -290,11 +314,20 @@ class DetectionService:
         self.config = config
         self.tokenizer = tokenizer
         self.reason_model = reason_model
+        self.idle_quiet_s = idle_quiet_s
+        self.idle_margin_s = idle_margin_s
+        self.clock = clock
         self.detector = self._load_detector()
         self.pending = PendingWork()
         self.totals: Counter[str] = Counter()
         self.last_checkpoint = time.monotonic()
         self._lock = threading.Lock()
+        self._last_message = clock()
+        latest = self.detector.latest_event_time
+        # (newest event time, wall time it arrived): the event clock runs no faster than the wall clock since.
+        self._event_clock: tuple[float, float] | None = (
+            None if latest is None else (latest, self._last_message)
+        )
 
     def _load_detector(self) -> BuzzDetector:
         state = self.store.load_state()
@@ -314,6 +347,8 @@ class DetectionService:
                 self.telemetry.metric(names.DEAD_LETTERED, 1, {"reason": "malformed", "stage": "detection"})
                 log.error("unreadable scored message skipped", extra={"error": str(exc)[:300]})
         with self._lock:
+            self._last_message = self.clock()
+            late_before = self.detector.stats["late"]
             candidates = [s.tweet.id for s in parsed if s.tweet.id not in self.pending.id_set]
             known = self.store.known(candidates)
             for scored in parsed:
@@ -329,6 +364,43 @@ class DetectionService:
                     self.pending.scored[(brand, scored.label)] += 1
                     self.pending.brands.add(brand)
                 self.pending.alerts.extend(self.detector.observe(scored))
+            self.pending.late += self.detector.stats["late"] - late_before
+            latest = self.detector.latest_event_time
+            if latest is not None and (self._event_clock is None or latest > self._event_clock[0]):
+                self._event_clock = (latest, self._last_message)
+
+    def tick(self) -> bool:
+        """On a quiet stream, close the minutes the event clock has passed; commit and dispatch their alerts.
+
+        Call it whenever a pull brings nothing. It acts only when nothing is waiting for a commit and no
+        message has come for `idle_quiet_s` (see the module docstring for how far it moves the watermark).
+        Returns whether it closed minutes (and committed them). A failed commit is logged and the last
+        committed state reloaded, like any checkpoint; the next tick tries again.
+        """
+        with self._lock:
+            now = self.clock()
+            if (
+                self.pending.messages
+                or self._event_clock is None
+                or now - self._last_message < self.idle_quiet_s
+            ):
+                return False
+            newest, arrived = self._event_clock
+            event_now = min(now, newest + (now - arrived))
+            before = self.detector.watermark
+            alerts = self.detector.advance_watermark(
+                event_now - self.detector.config.lateness_tolerance_s - self.idle_margin_s
+            )
+            if self.detector.watermark == before:
+                return False
+            self.pending.alerts.extend(alerts)
+            self.pending.brands.update(self.detector.brands)  # every brand's minute closed: fresh metrics
+            try:
+                pending = self._commit()
+            except Exception:
+                return False
+        self._report(pending)
+        return True
 
     def due(self, interval_s: float, max_messages: int) -> bool:
         """Whether it is time to commit."""
@@ -341,21 +413,33 @@ class DetectionService:
         the caller must not ack, so the messages come again.
         """
         with self._lock:
-            pending, self.pending = self.pending, PendingWork()
-            self.last_checkpoint = time.monotonic()
-            started = time.perf_counter()
-            try:
-                self.store.commit(pending.ids, self.detector.state_dict(), pending.alerts)
-            except Exception:
-                log.exception("checkpoint failed; resuming from the last committed state")
-                self.detector = self._load_detector()
-                raise
-            self.totals["counted"] += len(pending.ids)
-            self.totals["alerts"] += len(pending.alerts)
+            pending = self._commit()
+        self._report(pending)
+
+    def _commit(self) -> PendingWork:
+        """Commit and reset the pending work (the lock is held); reload the committed state on failure."""
+        pending, self.pending = self.pending, PendingWork()
+        self.last_checkpoint = time.monotonic()
+        pending.started = time.perf_counter()
+        try:
+            self.store.commit(pending.ids, self.detector.state_dict(), pending.alerts)
+        except Exception:
+            log.exception("checkpoint failed; resuming from the last committed state")
+            self.detector = self._load_detector()
+            raise
+        self.totals["counted"] += len(pending.ids)
+        self.totals["alerts"] += len(pending.alerts)
+        self.totals["late"] += pending.late
+        return pending
+
+    def _report(self, pending: PendingWork) -> None:
+        """Metrics of committed work, then the alerts out of the outbox."""
         for (brand, label), count in pending.scored.items():
             self.telemetry.metric(names.TWEETS_SCORED, count, {"brand": brand, "label": label})
         if pending.duplicates:
             self.telemetry.metric(names.DUPLICATES_SKIPPED, pending.duplicates, {"stage": "detection"})
+        if pending.late:
+            self.telemetry.metric(names.DEAD_LETTERED, pending.late, {"reason": "late", "stage": "detection"})
         for brand in sorted(pending.brands):
             snapshot = self.detector.snapshot(brand)
             self.telemetry.metric(names.NEGATIVE_SHARE, snapshot["negative_share"], {"brand": brand})
@@ -364,7 +448,9 @@ class DetectionService:
             self.telemetry.metric(names.TWEET_VOLUME, snapshot["volume"], {"brand": brand})
         if pending.ids:
             self.telemetry.metric(
-                names.PROCESSING_LATENCY_MS, (time.perf_counter() - started) * 1000, {"stage": "checkpoint"}
+                names.PROCESSING_LATENCY_MS,
+                (time.perf_counter() - pending.started) * 1000,
+                {"stage": "checkpoint"},
             )
         self.dispatch_outbox()
 

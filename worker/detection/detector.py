@@ -254,6 +254,16 @@ class BuzzDetector:
     # ---- output -----------------------------------------------------------------------------------
 
     @property
+    def latest_event_time(self) -> float | None:
+        """The latest event time seen (seconds since the epoch), None before the first tweet."""
+        return self._max_ts
+
+    @property
+    def watermark(self) -> float | None:
+        """Event time up to which every minute is closed (seconds since the epoch), None before any tweet."""
+        return None if self._next_minute is None else float(self._next_minute * SECONDS_PER_MINUTE)
+
+    @property
     def brands(self) -> tuple[str, ...]:
         """The brands seen so far, in order of first appearance."""
         return tuple(self._brands)

@@ -1,0 +1,205 @@
+"""The detection service without Pub/Sub: the idle watermark on a fake clock, late tweets, ids once."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from buzzwatch import telemetry as names
+from buzzwatch.schema import Alert, ScoredTweet
+from buzzwatch.telemetry import Telemetry
+from detection.streams import START, background, burst, in_order, scored, simple_tokenize
+from worker.detection import DetectorConfig
+from worker.detection_service import DetectionService, DetectionStore
+
+DAY_SPIKE = START + timedelta(hours=38)
+TOLERANCE_S = DetectorConfig().lateness_tolerance_s
+QUIET_S, MARGIN_S = 10.0, 30.0
+
+
+class RecordingTelemetry(Telemetry):
+    """Keeps every metric (name, value, dimensions)."""
+
+    def __init__(self) -> None:
+        self.metrics: list[tuple[str, float, dict[str, Any]]] = []
+
+    def metric(self, name: str, value: float, dimensions: Mapping[str, Any] | None = None) -> None:
+        self.metrics.append((name, value, dict(dimensions or {})))
+
+    def event(self, name: str, properties: Any = None, measurements: Any = None) -> None:
+        return
+
+
+class RecordingDispatcher:
+    """Stands in for email + Application Insights: keeps the alerts it is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[Alert] = []
+
+    def dispatch(self, alert: Alert) -> None:
+        self.sent.append(alert)
+
+
+class FakeClock:
+    """Wall time that moves only when the test says so."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_service(
+    tmp_path: Path, clock: FakeClock
+) -> tuple[DetectionService, RecordingDispatcher, RecordingTelemetry]:
+    telemetry, dispatcher = RecordingTelemetry(), RecordingDispatcher()
+    service = DetectionService(
+        DetectionStore(f"sqlite:///{tmp_path / 'buzzwatch.db'}"),
+        dispatcher,  # type: ignore[arg-type]
+        telemetry,
+        DetectorConfig(),
+        tokenizer=simple_tokenize,
+        idle_quiet_s=QUIET_S,
+        idle_margin_s=MARGIN_S,
+        clock=clock,
+    )
+    return service, dispatcher, telemetry
+
+
+def payloads(tweets: Iterable[ScoredTweet]) -> list[bytes]:
+    return [json.dumps(t.to_dict()).encode() for t in tweets]
+
+
+def feed_live(
+    service: DetectionService, clock: FakeClock, tweets: list[ScoredTweet], lag_s: float = 2.0
+) -> None:
+    """Deliver tweets a minute of event time at a time, `lag_s` after they happen; commit every hour."""
+    batch: list[ScoredTweet] = []
+    for tweet in tweets:
+        if batch and tweet.tweet.created_at - batch[0].tweet.created_at >= timedelta(minutes=1):
+            clock.now = batch[-1].tweet.created_at.timestamp() + lag_s
+            service.process(payloads(batch))
+            batch = []
+            if service.pending.messages > 60:
+                service.checkpoint()
+        batch.append(tweet)
+    clock.now = batch[-1].tweet.created_at.timestamp() + lag_s
+    service.process(payloads(batch))
+    service.checkpoint()
+
+
+def test_the_idle_watermark_ends_an_episode_on_a_quiet_live_stream(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    service, dispatcher, telemetry = make_service(tmp_path, clock)
+    assert service.tick() is False  # nothing seen yet: no event clock to follow
+    feed_live(service, clock, in_order(background(38, seed=7) + burst(DAY_SPIKE, 20, 4)))
+    assert [a.kind for a in dispatcher.sent][:1] == ["new"]
+    last_arrival = clock.now
+    newest = service.detector.latest_event_time
+    assert service.detector.snapshot("acme")["active"]
+    watermark = service.detector.watermark
+    clock.now += QUIET_S - 1
+    assert service.tick() is False and service.detector.watermark == watermark  # not quiet for long enough
+
+    metrics_before = len(telemetry.metrics)
+    while clock.now < last_arrival + 3 * 3600 and service.detector.snapshot("acme")["active"]:
+        clock.now += 5
+        service.tick()
+        # Never past what the event clock allows: it ran no faster than the wall clock since the last tweet.
+        assert service.detector.watermark <= newest + (clock.now - last_arrival) - TOLERANCE_S - MARGIN_S
+    assert not service.detector.snapshot("acme")["active"]  # the episode ended without another tweet
+    assert clock.now - last_arrival < 2 * 3600
+    saved = service.store.load_state()["brands"]["acme"]
+    assert saved["episode"] is None and saved["last_episode"]["ended_minute"] is not None  # committed
+    spike_scores = [m for m in telemetry.metrics[metrics_before:] if m[0] == names.SPIKE_SCORE]
+    assert len(spike_scores) >= 60  # a fresh snapshot as each quiet minute closed
+
+
+def test_the_idle_watermark_follows_an_event_clock_far_behind_the_wall_clock(tmp_path: Path) -> None:
+    # A live replay of old tweets at speed x1: event time is ten years behind the wall clock.
+    wall_start = datetime(2036, 1, 5, 12, tzinfo=UTC)
+    clock = FakeClock(wall_start)
+    service, _, _ = make_service(tmp_path, clock)
+    tweets = in_order(background(2, seed=1, start=START + timedelta(hours=10)))
+    offset = wall_start - tweets[0].tweet.created_at
+    for tweet in tweets:
+        clock.now = (tweet.tweet.created_at + offset).timestamp()
+        service.process(payloads([tweet]))
+    service.checkpoint()
+    newest = tweets[-1].tweet.created_at.timestamp()
+    clock.now += 600  # ten quiet minutes
+    assert service.tick() is True
+    watermark = service.detector.watermark
+    assert newest + 600 - TOLERANCE_S - MARGIN_S - 60 < watermark <= newest + 600 - TOLERANCE_S - MARGIN_S
+    assert service.store.load_state()["next_minute"] * 60 == watermark  # committed
+
+    # A restarted service resumes the event clock from the saved newest event time, as if it came just now:
+    # it moves the watermark again only once that estimate passes the saved watermark.
+    restarted, _, _ = make_service(tmp_path, clock)
+    clock.now += 600
+    assert restarted.tick() is False and restarted.detector.watermark == watermark  # never backwards
+    clock.now += 120
+    assert restarted.tick() is True
+    assert watermark < restarted.detector.watermark <= newest + 720 - TOLERANCE_S - MARGIN_S  # 720 s since
+
+
+def test_no_idle_advance_while_work_waits_for_a_commit(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    service, _, _ = make_service(tmp_path, clock)
+    tweets = in_order(background(1, seed=2, start=START + timedelta(hours=10)))
+    clock.now = tweets[-1].tweet.created_at.timestamp()
+    service.process(payloads(tweets))
+    watermark = service.detector.watermark
+    clock.now += 3600
+    assert service.tick() is False and service.detector.watermark == watermark
+    service.checkpoint()
+    assert service.tick() is True and service.detector.watermark > watermark
+
+
+def test_a_tweet_older_than_the_history_is_dropped_once_and_reported(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    service, _, telemetry = make_service(tmp_path, clock)
+    tweets = in_order(background(6, seed=3, start=START + timedelta(hours=10)))
+    late = scored("late-1", tweets[-1].tweet.created_at - timedelta(minutes=30), "negative", "late but kept")
+    stale = scored("stale-1", tweets[-1].tweet.created_at - timedelta(hours=3), "negative", "too old")
+    clock.now = tweets[-1].tweet.created_at.timestamp()
+    service.process(payloads(tweets))
+    service.process(payloads([late, stale]))
+    service.checkpoint()
+    assert service.detector.stats["late_counted"] == 1 and service.detector.stats["late"] == 1
+    assert (names.DEAD_LETTERED, 1.0, {"reason": "late", "stage": "detection"}) in telemetry.metrics
+    service.process(payloads([late, stale]))  # redelivered: known ids, neither counted nor dropped again
+    service.checkpoint()
+    assert service.detector.stats["late"] == 1 and service.detector.stats["late_counted"] == 1
+    assert service.totals["duplicates"] == 2
+    assert service.store.counts()["tweets"] == len(tweets) + 2
+
+
+@pytest.mark.parametrize("lag_s", [2.0, 600.0])
+def test_live_ticks_never_close_a_minute_before_its_tweets_arrive(tmp_path: Path, lag_s: float) -> None:
+    # Each tweet arrives lag_s (+ up to 28 s of jitter, inside the tolerance) after it happens, with quiet
+    # spells in between in which the pull loop ticks every 5 s.
+    clock = FakeClock(START)
+    service, _, _ = make_service(tmp_path, clock)
+    rng = random.Random(5)
+    tweets = in_order(background(3, seed=4, start=START + timedelta(hours=10), day_rate=0.3))
+    arrivals = sorted((t.tweet.created_at.timestamp() + lag_s + rng.uniform(0, 28), t) for t in tweets)
+    ticked = 0
+    for arrival, tweet in arrivals:
+        while clock.now + 5 < arrival:
+            clock.now += 5
+            ticked += service.tick()
+        clock.now = arrival
+        service.process(payloads([tweet]))
+        service.checkpoint()
+    assert ticked > 20  # the quiet spells did move the watermark
+    stats = service.detector.stats
+    assert stats["observed"] == len(tweets)
+    assert stats["late_counted"] == stats["late"] == 0  # every minute was still open for its tweets
