@@ -1,37 +1,75 @@
 """Throughput of ONE scoring worker instance with real push delivery from the Pub/Sub emulator.
 
-    .venv/bin/python bench/stream.py [--tweets 5000] [--threads 32]
+    .venv/bin/python bench/stream.py [--tweets 5000] [--subscriptions 1 4] [--workers 2] [--threads 8]
 
-For each configuration: start the emulator, one gunicorn worker (`buzzwatch worker --mode push`, the shared
-Predictor on ONNX Runtime), a push subscription to it; publish N real airline tweets as fast as the emulator
-takes them; pull the scored topic until every tweet has come out. Prints tweets/s from the first publish to
-the last scored message, lost tweets (ids that never came out) and duplicates (ids that came out twice: the
-detection service would skip them by id). The baseline, measured in the same run, is the same worker with
-micro-batching off (WORKER_MAX_BATCH=1: one model call per push request).
+The emulator pushes each subscription's messages through two loops, each waiting for the answer before its next
+push (NUM_CONCURRENT_PUSH_REQUESTS = 2 in its FakePubsubServer): one subscription never has more than two pushes
+in flight, whatever the endpoint, where Pub/Sub itself keeps many in flight to a Cloud Run instance. So the bench
+feeds the one instance through 1 and through K push subscriptions (K topics, tweets spread evenly over them).
+
+Each run starts a fresh emulator and one gunicorn server, publishes N real airline tweets while the subscriptions
+are still pull subscriptions (so the tweets wait in their backlogs), then turns them into push subscriptions to
+the server and times the stream from that moment to the last message out.
+
+- The BuzzWatch worker (`buzzwatch worker --mode push`: the shared Predictor on ONNX Runtime, every scored tweet
+  published to the scored topic and confirmed before the push is acked). "Out" is the emulator's publish time
+  of the last scored message; every scored message is pulled afterwards to check for lost tweets (ids that never
+  came out) and repeated ones (ids scored twice after a redelivery: the detection service skips them by id).
+- The baseline, in the same run and configuration: an endpoint that reads each push and answers 204 without
+  doing anything: the emulator's push ceiling, against which the worker's figure reads.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import multiprocessing
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from buzzwatch.emulator import PubSubEmulator, free_port  # noqa: E402
-from buzzwatch.pubsub import Publisher, StreamTopology, pull_messages  # noqa: E402
+from buzzwatch.pubsub import (  # noqa: E402
+    Publisher,
+    StreamTopology,
+    SubscriptionSpec,
+    ensure_subscription,
+    ensure_topic,
+    subscription_path,
+)
 from buzzwatch.schema import TweetEvent  # noqa: E402
 from buzzwatch.settings import CommonSettings  # noqa: E402
+
+# The baseline endpoint: gunicorn --preload imports this module once, so its worker processes share the counter.
+_pushes = multiprocessing.Value("q", 0)
+
+
+def noop_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Read the push, count it, answer 204; `GET /count` says how many came."""
+    if environ.get("PATH_INFO") == "/count":
+        body = str(_pushes.value).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+    if environ.get("PATH_INFO") == "/readyz":
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    with _pushes.get_lock():
+        _pushes.value += 1
+    start_response("204 No Content", [])
+    return []
 
 
 def load_tweets(count: int) -> list[TweetEvent]:
@@ -50,90 +88,137 @@ def load_tweets(count: int) -> list[TweetEvent]:
     ]
 
 
-def run_once(tweets: list[TweetEvent], threads: int, max_batch: int, workdir: Path) -> dict[str, float]:
-    """One measured run on a fresh emulator and worker."""
+def _wait_ready(port: int, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the server on port {port} did not become ready")
+
+
+def _count_pushes(port: int) -> int:
+    return int(urllib.request.urlopen(f"http://127.0.0.1:{port}/count", timeout=5).read())
+
+
+def _drain_scored(project: str, subscription: str, expected: int) -> tuple[Counter[str], float]:
+    """Every scored message: how many times each tweet id came out, and the latest publish time (epoch s)."""
+    import json
+
+    from google.cloud import pubsub_v1
+
+    seen: Counter[str] = Counter()
+    latest = 0.0
+    client = pubsub_v1.SubscriberClient()
+    path = subscription_path(project, subscription)
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < (5.0 if len(seen) < expected else 2.0):
+            response = client.pull(request={"subscription": path, "max_messages": 1000}, timeout=10)
+            if not response.received_messages:
+                time.sleep(0.2)
+                continue
+            quiet_since = time.monotonic()
+            for received in response.received_messages:
+                seen[json.loads(received.message.data)["id"]] += 1
+                latest = max(latest, received.message.publish_time.timestamp())
+            client.acknowledge(
+                request={"subscription": path, "ack_ids": [r.ack_id for r in response.received_messages]}
+            )
+    finally:
+        client.close()
+    return seen, latest
+
+
+def run_once(
+    tweets: list[TweetEvent], subscriptions: int, workers: int, threads: int, noop: bool, workdir: Path
+) -> dict[str, float]:
+    """One measured run on a fresh emulator and server: the worker, or the no-op baseline."""
     with PubSubEmulator() as emulator:
         os.environ.update(emulator.env())
-        env = dict(
-            os.environ, BUZZWATCH_VAR_DIR=str(workdir), WORKER_MAX_BATCH=str(max_batch), LOG_LEVEL="WARNING"
-        )
+        env = dict(os.environ, BUZZWATCH_VAR_DIR=str(workdir), LOG_LEVEL="WARNING")
         settings = CommonSettings.from_env(env)
         topology = StreamTopology.from_settings(settings, env)
+        topology.ensure()  # the scored topic, its detection subscription (drained below), the dead letter
+        feeds = [SubscriptionSpec(name=f"bench-push-{k}", topic=f"bench-tweets-{k}") for k in range(subscriptions)]
+        for feed in feeds:  # pull subscriptions for now: the tweets wait in their backlogs
+            ensure_topic(settings.gcp_project, feed.topic)
+            ensure_subscription(settings.gcp_project, feed)
         port = free_port()
-        log = open(workdir / f"worker-{max_batch}.log", "ab")  # noqa: SIM115
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "buzzwatch.cli", "worker", "--mode", "push", "--host", "127.0.0.1",
-             "--port", str(port), "--threads", str(threads)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        if noop:
+            command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
+                       str(workers), "--threads", str(threads), "--preload", "--chdir", str(REPO / "bench"),
+                       "stream:noop_app"]  # fmt: skip
+        else:
+            command = [sys.executable, "-m", "buzzwatch.cli", "worker", "--mode", "push", "--host",
+                       "127.0.0.1", "--port", str(port), "--workers", str(workers), "--threads",
+                       str(threads)]  # fmt: skip
+        log = open(workdir / f"server-{port}.log", "ab")  # noqa: SIM115 - closed with the server
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            topology.ensure(push_endpoint=f"http://127.0.0.1:{port}/pubsub/push")
-            seen: Counter[str] = Counter()
-            done = threading.Event()
-            last_at = [0.0]
-
-            def drain() -> None:
-                import json
-
-                while not done.is_set():
-                    batch = pull_messages(settings.gcp_project, topology.scored_subscription, 1000, 5.0)
-                    for message in batch:
-                        seen[json.loads(message.data)["id"]] += 1
-                    if batch:
-                        last_at[0] = time.perf_counter()
-                    if len(seen) >= len(tweets):
-                        done.set()
-
-            drainer = threading.Thread(target=drain, daemon=True)
-            drainer.start()
-            started = time.perf_counter()
-            with Publisher(settings.gcp_project, settings.tweets_topic) as publisher:
-                for tweet in tweets:
-                    publisher.publish(tweet.to_json(), brand="united", lang="und", source="bench")
-            published_s = time.perf_counter() - started
-            done.wait(timeout=300)
-            time.sleep(2)  # late duplicates, if any
-            done.set()
-            drainer.join(timeout=10)
-            elapsed = last_at[0] - started
+            _wait_ready(port)
+            publishers = [Publisher(settings.gcp_project, feed.topic) for feed in feeds]
+            for index, tweet in enumerate(tweets):
+                publishers[index % len(publishers)].publish(
+                    tweet.to_json(), brand="united", lang="und", source="bench"
+                )
+            for publisher in publishers:
+                publisher.close()
+            started = time.time()
+            for feed in feeds:
+                push = replace(feed, push_endpoint=f"http://127.0.0.1:{port}/pubsub/push")
+                ensure_subscription(settings.gcp_project, push)
+            if noop:
+                while _count_pushes(port) < len(tweets) and time.time() - started < 300:
+                    time.sleep(0.01)
+                count = _count_pushes(port)
+                elapsed = time.time() - started
+                return {"tweets_per_s": count / elapsed, "seconds": elapsed, "lost": len(tweets) - count}
+            seen, last_out = _drain_scored(settings.gcp_project, topology.scored_subscription, len(tweets))
+            elapsed = last_out - started
             return {
                 "tweets_per_s": len(seen) / elapsed if elapsed > 0 else 0.0,
                 "seconds": elapsed,
-                "publish_s": published_s,
                 "lost": len(tweets) - len(seen),
-                "duplicates": sum(c - 1 for c in seen.values()),
+                "repeated": sum(c - 1 for c in seen.values()),
             }
         finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+            server.terminate()
+            server.wait(timeout=30)
+            log.close()
 
 
 def main() -> None:
-    """Measure micro-batched and one-per-request scoring, print both."""
+    """Measure the no-op ceiling and the worker for each subscription count; print both."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tweets", type=int, default=5000)
-    parser.add_argument("--threads", type=int, default=32, help="gunicorn threads of the worker")
+    parser.add_argument(
+        "--subscriptions", type=int, nargs="+", default=[1, 4], help="push subscriptions feeding the instance"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn processes of the instance")
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per process")
     args = parser.parse_args()
     os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
     tweets = load_tweets(args.tweets)
-    print(
-        f"{args.tweets} real tweets, one worker instance (1 gunicorn process, {args.threads} threads), push"
-    )
+    shape = f"{args.workers} process{'es' if args.workers > 1 else ''} x {args.threads} threads"
+    print(f"{args.tweets} real tweets, one instance ({shape}), push delivery from the Pub/Sub emulator")
     with TemporaryDirectory() as tmp:
-        for label, max_batch in (("micro-batched (WORKER_MAX_BATCH=256)", 256), ("baseline: batch of 1", 1)):
-            result = run_once(tweets, args.threads, max_batch, Path(tmp))
+        for subscriptions in args.subscriptions:
+            feed = f"{subscriptions} push subscription{'s' if subscriptions > 1 else ''}"
+            ceiling = run_once(tweets, subscriptions, args.workers, args.threads, True, Path(tmp))
             print(
-                f"{label:38s} {result['tweets_per_s']:8.0f} tweets/s  ({result['seconds']:.1f} s; publish "
-                f"{result['publish_s']:.1f} s)  lost {result['lost']}  duplicates {result['duplicates']}",
+                f"{feed:22s} baseline, no-op endpoint {ceiling['tweets_per_s']:7.0f} pushes/s  "
+                f"({ceiling['seconds']:.1f} s)",
+                flush=True,
+            )
+            result = run_once(tweets, subscriptions, args.workers, args.threads, False, Path(tmp))
+            print(
+                f"{feed:22s} BuzzWatch worker         {result['tweets_per_s']:7.0f} tweets/s  "
+                f"({result['seconds']:.1f} s)  lost {result['lost']}  scored twice {result['repeated']}",
                 flush=True,
             )
 

@@ -30,6 +30,12 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--host", default="0.0.0.0", help="push mode: address to bind (default 0.0.0.0)")
     worker.add_argument("--port", type=int, help="push mode: port (default $PORT or 8080)")
     worker.add_argument("--threads", type=int, default=16, help="push mode: gunicorn threads (default 16)")
+    worker.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+        help="push mode: gunicorn processes, each with its own model (default $WEB_CONCURRENCY or 1)",
+    )
     worker.set_defaults(handler=run_worker_command)
 
     demo = subparsers.add_parser(
@@ -70,7 +76,7 @@ def run_worker_command(args: argparse.Namespace) -> int:
             "--bind",
             f"{args.host}:{port}",
             "--workers",
-            "1",
+            str(max(1, args.workers)),
             "--threads",
             str(args.threads),
             "--timeout",

@@ -1,4 +1,4 @@
-"""The scoring side of the stream: settings, micro-batched scoring, confirmed publishing, one push message.
+"""The scoring side of the stream: settings, group-commit scoring and confirmed publishing, one push message.
 
 Scoring scales out (any number of instances, each stateless): a TweetEvent in, a ScoredTweet published on the
 scored topic, nothing else. Counting, dedupe and detection happen once, in the detection service
@@ -11,13 +11,12 @@ malformed) and raises `TransientError` when it should be delivered again (Pub/Su
 
 from __future__ import annotations
 
+import json
 import logging
-import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,8 +39,8 @@ class WorkerSettings:
     push_audience: str | None  # PUSH_AUTH_AUDIENCE: verify the push OIDC token for this audience
     push_service_account: str | None  # PUSH_AUTH_SERVICE_ACCOUNT: the token's expected email
     push_endpoint: str | None  # PUBSUB_PUSH_ENDPOINT: used when pull mode recreates a lost subscription
-    max_batch: int  # WORKER_MAX_BATCH: most tweets scored in one model call
-    batch_wait_ms: float  # WORKER_BATCH_WAIT_MS: how long a batch waits for more tweets
+    max_batch: int  # WORKER_MAX_BATCH: most tweets scored and published in one group
+    flushes: int  # WORKER_FLUSHES: most groups scored and published at once per process
     max_envelope_bytes: int  # WORKER_MAX_ENVELOPE_BYTES: larger push requests are dead-lettered
     publish_timeout_s: float  # WORKER_PUBLISH_TIMEOUT_S: wait for the scored publish before a retry
     checkpoint_interval_s: float  # DETECTION_CHECKPOINT_S: how often the detection service commits
@@ -57,7 +56,7 @@ class WorkerSettings:
             push_service_account=env_str(env, "PUSH_AUTH_SERVICE_ACCOUNT"),
             push_endpoint=env_str(env, "PUBSUB_PUSH_ENDPOINT"),
             max_batch=env_int(env, "WORKER_MAX_BATCH", 256),
-            batch_wait_ms=env_float(env, "WORKER_BATCH_WAIT_MS", 5.0),
+            flushes=env_int(env, "WORKER_FLUSHES", 2),
             max_envelope_bytes=env_int(env, "WORKER_MAX_ENVELOPE_BYTES", 1_000_000),
             publish_timeout_s=env_float(env, "WORKER_PUBLISH_TIMEOUT_S", 30.0),
             checkpoint_interval_s=env_float(env, "DETECTION_CHECKPOINT_S", 2.0),
@@ -119,80 +118,15 @@ def score_events(
     ]
 
 
-class MicroBatcher:
-    """Scores tweets from many concurrent requests together: one model call per batch, not per tweet."""
-
-    def __init__(
-        self,
-        model: SentimentModel,
-        reasons: ReasonModel | None,
-        telemetry: Telemetry,
-        max_batch: int = 256,
-        wait_ms: float = 5.0,
-    ) -> None:
-        self.model = model
-        self.reasons = reasons
-        self.telemetry = telemetry
-        self.max_batch = max(1, max_batch)
-        self.wait_s = max(0.0, wait_ms) / 1000
-        self._queue: queue.Queue[tuple[TweetEvent, Future[ScoredTweet]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
-        self._thread.start()
-
-    def submit(self, event: TweetEvent) -> Future[ScoredTweet]:
-        """Queue one tweet; the future holds its ScoredTweet (or the model's exception)."""
-        future: Future[ScoredTweet] = Future()
-        self._queue.put((event, future))
-        return future
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            deadline = time.monotonic() + self.wait_s
-            stop = False
-            while len(batch) < self.max_batch:
-                remaining = deadline - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._score(batch)
-            if stop:
-                return
-
-    def _score(self, batch: list[tuple[TweetEvent, Future[ScoredTweet]]]) -> None:
-        started = time.perf_counter()
-        try:
-            scored = score_events([event for event, _ in batch], self.model, self.reasons)
-        except Exception as exc:  # the model failed: every request of the batch answers 500 and is retried
-            log.exception("scoring failed", extra={"batch": len(batch)})
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        for (_, future), result in zip(batch, scored, strict=True):
-            future.set_result(result)
-        self.telemetry.metric(
-            names.PROCESSING_LATENCY_MS, (time.perf_counter() - started) * 1000, {"stage": "score_batch"}
-        )
-
-    def close(self) -> None:
-        """Score what is queued, then stop."""
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-
-
 class ConfirmedPublisher:
-    """Publishes and waits for Pub/Sub's confirmation of each message, so a delivery is acked only after.
+    """Publishes to one topic and returns only once Pub/Sub has confirmed every message (or raises).
 
-    Built on buzzwatch.pubsub's settings (explicit batching, BLOCK flow control, retry of transient errors).
-    A topic that vanished (an emulator restart) is recreated through `on_topic_missing`, then retried once.
+    One Publish RPC per call (split only past Pub/Sub's request limits), on the caller's thread, retrying
+    transient errors as in `buzzwatch.pubsub.PublisherSettings`. The client library's batching publisher
+    waits up to `max_latency` for company and then hands the RPC to another thread: 2.5 ms a confirmed message
+    at `max_latency=0`, 10 ms at 5 ms; a push is acked only after its confirmation, so that wait capped a push
+    subscription at about 100 tweets/s. A topic that vanished (an emulator restart) is recreated through
+    `on_topic_missing`, then the messages are published again once.
     """
 
     def __init__(
@@ -200,46 +134,59 @@ class ConfirmedPublisher:
         project: str,
         topic: str,
         on_topic_missing: Callable[[], object] | None = None,
-        max_latency_s: float = 0.005,
+        max_messages: int = 1000,
+        max_bytes: int = 9_000_000,
     ) -> None:
-        from dataclasses import replace
-
         from google.cloud import pubsub_v1
 
         from buzzwatch.pubsub import PublisherSettings, topic_path
 
-        settings = replace(PublisherSettings(), max_latency_s=max_latency_s)
         self.topic = topic_path(project, topic)
         self.on_topic_missing = on_topic_missing
-        self._client = pubsub_v1.PublisherClient(
-            batch_settings=settings.batch_settings(), publisher_options=settings.publisher_options()
-        )
+        self.max_messages = max(1, max_messages)
+        self.max_bytes = max_bytes
+        settings = PublisherSettings()
+        self._retry = settings.publisher_options().retry
+        self._rpc_timeout_s = settings.rpc_timeout_s
+        self._client = pubsub_v1.PublisherClient()  # only its gapic `api`, which honours PUBSUB_EMULATOR_HOST
         self._recover_lock = threading.Lock()
 
-    def publish(self, data: bytes, attributes: Mapping[str, str]) -> Future[str]:
-        """Start one publish; the future resolves with the message id."""
-        return self._client.publish(self.topic, data, **attributes)
-
-    def wait(self, futures: Sequence[tuple[Future[str], bytes, Mapping[str, str]]], timeout_s: float) -> None:
-        """Wait for every publish; retry once after recreating a missing topic; TransientError otherwise."""
+    def publish(self, messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
+        """Publish (data, attributes) pairs; their message ids once confirmed; TransientError otherwise."""
         from google.api_core import exceptions as api_exceptions
 
-        retry = []
-        for future, data, attributes in futures:
-            try:
-                future.result(timeout=timeout_s)
-            except api_exceptions.NotFound:
-                retry.append((data, attributes))
-            except Exception as exc:
-                raise TransientError(f"publish to {self.topic} failed: {exc}") from exc
-        if not retry:
-            return
-        self._recover()
-        for data, attributes in retry:
-            try:
-                self.publish(data, attributes).result(timeout=timeout_s)
-            except Exception as exc:
-                raise TransientError(f"publish to {self.topic} failed after recreating it: {exc}") from exc
+        try:
+            return self._send(messages)
+        except api_exceptions.NotFound:
+            self._recover()
+        except Exception as exc:
+            raise TransientError(f"publish to {self.topic} failed: {exc}") from exc
+        try:
+            return self._send(messages)
+        except Exception as exc:
+            raise TransientError(f"publish to {self.topic} failed after recreating it: {exc}") from exc
+
+    def _send(self, messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
+        from google.pubsub_v1 import types
+
+        ids: list[str] = []
+        start = 0
+        while start < len(messages):
+            end, size = start, 0
+            while end < len(messages) and end - start < self.max_messages:
+                if end > start and size + len(messages[end][0]) > self.max_bytes:
+                    break
+                size += len(messages[end][0])
+                end += 1
+            response = self._client.api.publish(
+                topic=self.topic,
+                messages=[types.PubsubMessage(data=d, attributes=dict(a)) for d, a in messages[start:end]],
+                retry=self._retry,
+                timeout=self._rpc_timeout_s,
+            )
+            ids.extend(response.message_ids)
+            start = end
+        return ids
 
     def _recover(self) -> None:
         with self._recover_lock:
@@ -250,8 +197,92 @@ class ConfirmedPublisher:
                     raise TransientError(f"cannot recreate {self.topic}: {exc}") from exc
 
     def close(self) -> None:
-        """Send what is batched and stop the client."""
-        self._client.stop()
+        """Close the channel."""
+        self._client.api.transport.close()
+
+
+@dataclass
+class _Job:
+    event: TweetEvent
+    scored: ScoredTweet | None = None
+    error: Exception | None = None
+    done: bool = False
+
+
+class ScoringPipeline:
+    """Scores tweets and publishes them, confirmed, in groups formed by whoever is waiting (a group commit).
+
+    A request's thread queues its tweets; then, while fewer than `flushes` groups are in flight, it takes
+    everything queued (its own tweets and those of the requests behind it, at most `max_batch`) and
+    flushes the group: one model call, one confirmed Publish RPC. Otherwise it waits until its tweets are
+    done or a slot frees. No hand-off to another thread and no timer: a lone push is scored and published at
+    once on its own thread, and under load the groups grow by themselves while flushes are in flight.
+    """
+
+    def __init__(
+        self,
+        model: SentimentModel,
+        reasons: ReasonModel | None,
+        publisher: ConfirmedPublisher,
+        telemetry: Telemetry,
+        max_batch: int = 256,
+        flushes: int = 2,
+    ) -> None:
+        self.model = model
+        self.reasons = reasons
+        self.publisher = publisher
+        self.telemetry = telemetry
+        self.max_batch = max(1, max_batch)
+        self.flushes = max(1, flushes)
+        self._queue: deque[_Job] = deque()
+        self._in_flight = 0
+        self._changed = threading.Condition()
+
+    def process(self, events: Sequence[TweetEvent], timeout_s: float) -> list[ScoredTweet]:
+        """Score and publish `events`: their ScoredTweets, once confirmed (else TransientError)."""
+        jobs = [_Job(event) for event in events]
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            self._queue.extend(jobs)
+        while True:
+            with self._changed:
+                while not all(job.done for job in jobs) and (
+                    self._in_flight >= self.flushes or not self._queue
+                ):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TransientError(f"not scored and published within {timeout_s:g} s")
+                    self._changed.wait(remaining)
+                if all(job.done for job in jobs):
+                    break
+                group = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+                self._in_flight += 1
+            try:
+                self._flush(group)
+            finally:
+                with self._changed:
+                    self._in_flight -= 1
+                    self._changed.notify_all()
+        failed = next((job.error for job in jobs if job.error is not None), None)
+        if failed is not None:
+            raise TransientError(str(failed)) from failed
+        return [job.scored for job in jobs if job.scored is not None]
+
+    def _flush(self, group: list[_Job]) -> None:
+        started = time.perf_counter()
+        try:
+            scored = score_events([job.event for job in group], self.model, self.reasons)
+            self.publisher.publish([(_scored_json(s), _scored_attributes(s)) for s in scored])
+        except Exception as exc:  # the model or Pub/Sub failed: every request of the group is retried
+            log.warning("scoring or publishing failed", extra={"batch": len(group), "error": str(exc)})
+            for job in group:
+                job.error, job.done = exc, True
+            return
+        for job, result in zip(group, scored, strict=True):
+            job.scored, job.done = result, True
+        self.telemetry.metric(
+            names.PROCESSING_LATENCY_MS, (time.perf_counter() - started) * 1000, {"stage": "score_batch"}
+        )
 
 
 def ensure_scored_path(settings: CommonSettings, env: Mapping[str, str]) -> None:
@@ -281,18 +312,16 @@ def ensure_scored_path(settings: CommonSettings, env: Mapping[str, str]) -> None
 
 
 class ScoringService:
-    """Validate, score (micro-batched), publish the ScoredTweet; malformed input goes to the dead letter."""
+    """Validate, score and publish (the group-commit pipeline); malformed input goes to the dead letter."""
 
     def __init__(
         self,
-        batcher: MicroBatcher,
-        scored: ConfirmedPublisher,
+        pipeline: ScoringPipeline,
         dead_letter: ConfirmedPublisher,
         telemetry: Telemetry,
         publish_timeout_s: float = 30.0,
     ) -> None:
-        self.batcher = batcher
-        self.scored = scored
+        self.pipeline = pipeline
         self.dead_letter = dead_letter
         self.telemetry = telemetry
         self.publish_timeout_s = publish_timeout_s
@@ -310,12 +339,8 @@ class ScoringService:
         except SchemaError as exc:
             self.send_to_dead_letter(data, attributes, message_id, str(exc))
             return "dead_lettered"
-        future = self.batcher.submit(event)
-        try:
-            scored = future.result(timeout=self.publish_timeout_s)
-        except Exception as exc:
-            raise TransientError(f"scoring failed: {exc}") from exc
-        self.publish_scored([scored])
+        self.pipeline.process([event], self.publish_timeout_s)
+        self._count("scored")
         return "scored"
 
     def handle_batch(
@@ -323,41 +348,27 @@ class ScoringService:
     ) -> tuple[list[int], list[int]]:
         """Pull mode: process many at once; returns (indexes done: ack, indexes to deliver again: nack)."""
         done: list[int] = []
-        futures: list[tuple[int, Future[ScoredTweet]]] = []
+        valid: list[tuple[int, TweetEvent]] = []
         for index, (data, attributes, message_id) in enumerate(messages):
             try:
-                event = TweetEvent.from_json(data)
+                valid.append((index, TweetEvent.from_json(data)))
             except SchemaError as exc:
                 try:
                     self.send_to_dead_letter(data, attributes, message_id, str(exc))
                     done.append(index)
                 except TransientError:
                     pass
-                continue
-            futures.append((index, self.batcher.submit(event)))
-        scored: list[tuple[int, ScoredTweet]] = []
-        for index, future in futures:
+        if valid:
             try:
-                scored.append((index, future.result(timeout=self.publish_timeout_s)))
-            except Exception as exc:
-                log.warning("scoring failed; message will come again", extra={"error": str(exc)})
-        try:
-            self.publish_scored([s for _, s in scored])
-            done.extend(i for i, _ in scored)
-        except TransientError as exc:
-            log.warning("scored publish failed; messages will come again", extra={"error": str(exc)})
+                self.pipeline.process([event for _, event in valid], self.publish_timeout_s)
+                done.extend(index for index, _ in valid)
+                self._count("scored", len(valid))
+            except TransientError as exc:
+                log.warning(
+                    "scoring or publishing failed; messages will come again", extra={"error": str(exc)}
+                )
         done_set = set(done)
         return sorted(done), [i for i in range(len(messages)) if i not in done_set]
-
-    def publish_scored(self, batch: Sequence[ScoredTweet]) -> None:
-        """Publish and wait for confirmation (raises TransientError)."""
-        pending = []
-        for scored in batch:
-            payload = _scored_json(scored)
-            attributes = {"brand": ",".join(scored.tweet.brands), "label": scored.label}
-            pending.append((self.scored.publish(payload, attributes), payload, attributes))
-        self.scored.wait(pending, self.publish_timeout_s)
-        self._count("scored", len(batch))
 
     def send_to_dead_letter(
         self, data: bytes, attributes: Mapping[str, str], message_id: str, reason: str
@@ -365,25 +376,24 @@ class ScoringService:
         """Publish the original bytes with the reason to the dead-letter topic and count it (or raise)."""
         tagged = {str(k): str(v) for k, v in attributes.items()}
         tagged.update(buzzwatch_error=reason[:1000], buzzwatch_stage="worker", original_message_id=message_id)
-        self.dead_letter.wait(
-            [(self.dead_letter.publish(data, tagged), data, tagged)], self.publish_timeout_s
-        )
+        self.dead_letter.publish([(data, tagged)])
         kind = "oversized" if "larger than" in reason else "malformed"
         self._count(f"dead_lettered_{kind}")
         self.telemetry.metric(names.DEAD_LETTERED, 1, {"reason": kind, "stage": "worker"})
         log.warning("message dead-lettered", extra={"message_id": message_id, "reason": reason[:300]})
 
     def close(self) -> None:
-        """Stop batching and publishing."""
-        self.batcher.close()
-        self.scored.close()
+        """Close the Pub/Sub channels."""
+        self.pipeline.publisher.close()
         self.dead_letter.close()
 
 
 def _scored_json(scored: ScoredTweet) -> bytes:
-    import json
-
     return json.dumps(scored.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _scored_attributes(scored: ScoredTweet) -> dict[str, str]:
+    return {"brand": ",".join(scored.tweet.brands), "label": scored.label}
 
 
 def build_scoring_service(
@@ -403,8 +413,14 @@ def build_scoring_service(
         ensure_scored_path(settings, env)
 
     return ScoringService(
-        MicroBatcher(model, reasons, telemetry, worker_settings.max_batch, worker_settings.batch_wait_ms),
-        ConfirmedPublisher(settings.gcp_project, settings.scored_topic, recover),
+        ScoringPipeline(
+            model,
+            reasons,
+            ConfirmedPublisher(settings.gcp_project, settings.scored_topic, recover),
+            telemetry,
+            worker_settings.max_batch,
+            worker_settings.flushes,
+        ),
         ConfirmedPublisher(settings.gcp_project, settings.dead_letter_topic, recover),
         telemetry,
         worker_settings.publish_timeout_s,

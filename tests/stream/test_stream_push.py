@@ -105,7 +105,7 @@ def test_push_route_answers(tmp_path: Path) -> None:
     dead: list[tuple[bytes, str]] = []
 
     class Service:
-        batcher = None
+        pipeline = None
 
         def send_to_dead_letter(self, data, attributes, message_id, reason):
             dead.append((data, reason))

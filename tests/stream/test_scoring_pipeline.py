@@ -1,0 +1,180 @@
+"""The scoring worker's group commit (ScoringPipeline) and its confirmed publisher, on the real emulator."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from buzzwatch.emulator import PubSubEmulator
+from buzzwatch.pubsub import SubscriptionSpec, ensure_subscription, ensure_topic, pull_messages
+from buzzwatch.schema import TweetEvent
+from buzzwatch.telemetry import LocalTelemetry
+from worker.scoring import ConfirmedPublisher, ScoringPipeline, TransientError
+
+PROJECT = "buzzwatch-local"
+
+
+def tweet(i: int, text: str = "my flight was late") -> TweetEvent:
+    return TweetEvent(id=f"p{i}", created_at=datetime(2015, 2, 20, tzinfo=UTC), text=text, brands=("united",))
+
+
+class SlowModel:
+    """Labels every tweet negative after `delay_s`; records the size of each call (one call = one group)."""
+
+    model_version = "slow-test"
+
+    def __init__(self, delay_s: float = 0.05, gate: threading.Event | None = None) -> None:
+        self.delay_s = delay_s
+        self.gate = gate
+        self.calls: list[int] = []
+
+    def predict(self, texts: list[str]) -> list[Any]:
+        if self.gate is not None:
+            self.gate.wait(10)
+        time.sleep(self.delay_s)
+        self.calls.append(len(texts))
+        return [
+            SimpleNamespace(
+                label="negative", probabilities={"negative": 0.9}, model_version=self.model_version
+            )
+            for _ in texts
+        ]
+
+
+class RecordingPublisher:
+    """Stands in for ConfirmedPublisher where the test is about grouping, not Pub/Sub."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.groups: list[list[str]] = []
+
+    def publish(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:
+        if self.fail:
+            raise TransientError("Pub/Sub is down")
+        self.groups.append([json.loads(data)["id"] for data, _ in messages])
+        return [str(i) for i in range(len(messages))]
+
+    def close(self) -> None:
+        pass
+
+
+def run_concurrently(pipeline: ScoringPipeline, count: int, timeout_s: float = 10) -> list[Any]:
+    """`count` threads each process one tweet; each slot holds its ScoredTweet id or the exception raised."""
+    results: list[Any] = [None] * count
+
+    def one(i: int) -> None:
+        try:
+            results[i] = pipeline.process([tweet(i)], timeout_s)[0].tweet.id
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_concurrent_requests_form_groups_and_each_gets_its_own_tweet(tmp_path) -> None:
+    model, publisher = SlowModel(), RecordingPublisher()
+    pipeline = ScoringPipeline(model, None, publisher, LocalTelemetry(tmp_path), max_batch=256, flushes=1)
+    results = run_concurrently(pipeline, 24)
+    assert results == [f"p{i}" for i in range(24)]
+    assert sum(model.calls) == 24
+    assert len(model.calls) < 24  # requests that waited behind a flush were scored together
+    assert max(model.calls) > 1
+    published = [i for group in publisher.groups for i in group]
+    assert sorted(published) == sorted(f"p{i}" for i in range(24))
+
+
+def test_groups_never_exceed_max_batch_nor_the_flush_slots(tmp_path) -> None:
+    model = SlowModel(delay_s=0.02)
+    pipeline = ScoringPipeline(
+        model, None, RecordingPublisher(), LocalTelemetry(tmp_path), max_batch=3, flushes=2
+    )
+    in_flight, peak = [0], [0]
+    lock = threading.Lock()
+    predict = model.predict
+
+    def counting(texts: list[str]) -> list[Any]:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        try:
+            return predict(texts)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    model.predict = counting  # type: ignore[method-assign]
+    assert run_concurrently(pipeline, 20) == [f"p{i}" for i in range(20)]
+    assert max(model.calls) <= 3
+    assert peak[0] <= 2
+
+
+def test_a_failed_publish_fails_every_request_of_the_group_then_recovers(tmp_path) -> None:
+    publisher = RecordingPublisher(fail=True)
+    pipeline = ScoringPipeline(SlowModel(0.01), None, publisher, LocalTelemetry(tmp_path), flushes=1)
+    results = run_concurrently(pipeline, 6)
+    assert all(isinstance(r, TransientError) for r in results)
+    publisher.fail = False
+    assert run_concurrently(pipeline, 3) == ["p0", "p1", "p2"]
+
+
+def test_a_stuck_model_times_out_as_a_transient_error(tmp_path) -> None:
+    gate = threading.Event()
+    pipeline = ScoringPipeline(
+        SlowModel(0.0, gate), None, RecordingPublisher(), LocalTelemetry(tmp_path), flushes=1
+    )
+    holder = threading.Thread(target=lambda: pipeline.process([tweet(1)], 10))
+    holder.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="within"):
+        pipeline.process([tweet(2)], 0.3)
+    assert time.monotonic() - started < 2
+    gate.set()
+    holder.join(10)
+
+
+def test_confirmed_publisher_splits_large_groups_and_recreates_a_lost_topic(
+    emulator_env: PubSubEmulator, tmp_path
+) -> None:
+    topic, subscription = "pipeline-scored", "pipeline-scored-check"
+
+    def recreate() -> None:
+        ensure_topic(PROJECT, topic)
+        ensure_subscription(PROJECT, SubscriptionSpec(name=subscription, topic=topic))
+
+    recoveries: list[int] = []
+    publisher = ConfirmedPublisher(PROJECT, topic, lambda: (recoveries.append(1), recreate()), max_messages=3)
+    try:
+        ids = publisher.publish([(f"m{i}".encode(), {"n": str(i)}) for i in range(10)])  # topic missing
+        assert len(ids) == len(set(ids)) == 10
+        assert recoveries == [1]
+        received: list = []
+        deadline = time.monotonic() + 20
+        while len(received) < 10 and time.monotonic() < deadline:
+            received += pull_messages(PROJECT, subscription, 100, 5.0)
+        assert sorted(m.data for m in received) == sorted(f"m{i}".encode() for i in range(10))
+        assert {m.attributes["n"] for m in received} == {str(i) for i in range(10)}
+    finally:
+        publisher.close()
+
+
+def test_confirmed_publisher_raises_transient_when_the_topic_cannot_come_back(
+    emulator_env: PubSubEmulator,
+) -> None:
+    publisher = ConfirmedPublisher(PROJECT, "pipeline-never-created", None)
+    try:
+        with pytest.raises(TransientError):
+            publisher.publish([(b"x", {})])
+    finally:
+        publisher.close()
