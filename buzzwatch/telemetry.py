@@ -152,9 +152,13 @@ class LocalTelemetry(Telemetry):
         record["role"] = self.role
         record["pid"] = os.getpid()
         line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{kind}.jsonl"
         with self._lock:
-            fd = os.open(self.directory / f"{kind}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the first line, or the folder was removed: create it, once
+                self.directory.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 view = memoryview(line)
