@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import csv
 import math
+import random
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 
+from buzzwatch.settings import REPO_ROOT
 from detection.streams import START, background, burst, in_order, run, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig, TweetRecord, copy_key, explain
-from worker.detection.explain import reference_counts
-from worker.detection.stats import binomial_z, poisson_z, weighted_log_odds
+from worker.detection.explain import (
+    ReferenceCounts,
+    default_tokenizer,
+    log_betabinomial_tail,
+    reference_counts,
+    shipped_background,
+)
+from worker.detection.stats import binomial_z, poisson_z
 
 SPIKE = START + timedelta(hours=38)  # day 2: every hour of the day has a baseline
+NO_BACKGROUND = ReferenceCounts({}, {}, 0)
+# A Zipf-like vocabulary of everyday complaint words, for windows that look like their reference.
+VOCABULARY = [f"word{i}" for i in range(400)]
+WEIGHTS = [1.0 / (rank + 1) for rank in range(len(VOCABULARY))]
 
 
 def record(tweet_id: str, text: str, negative: bool = True, **extra: object) -> TweetRecord:
@@ -54,7 +69,9 @@ def test_explanation_groups_copies_and_finds_the_buzz_words() -> None:
     storm = [
         record(f"rt{i}", "RT @angry: lost my bag again #lostbaggage", retweet_of="100") for i in range(30)
     ]
-    others = [record(f"n{i}", f"my bag never arrived, lost at the airport {i}") for i in range(8)]
+    others = [
+        record(f"n{i}", f"my bag never arrived, lost at the airport {i} #lostbaggage") for i in range(8)
+    ]
     others += [record(f"d{i}", f"delayed for hours at gate {i}") for i in range(3)]
     calm = [record(f"p{i}", "nice flight today", negative=False) for i in range(5)]
     reference = [f"great crew and a smooth flight number {i}" for i in range(200)]
@@ -64,8 +81,8 @@ def test_explanation_groups_copies_and_finds_the_buzz_words() -> None:
     assert len(ids) == len(set(ids)) <= 5
     storm_samples = [s for s in result["samples"] if s["id"].startswith("rt")]
     assert len(storm_samples) == 1 and storm_samples[0]["group_size"] == 30
-    assert "lost" in result["top_terms"] and "bag" in result["top_terms"]
-    assert "flight" not in result["top_terms"]
+    assert {"lost", "bag"} <= set(result["top_terms"][:2])
+    assert "flight" not in result["top_terms"] and "delayed" not in result["top_terms"]  # in 3 tweets of 12
     assert result["top_hashtags"] == ("#lostbaggage",)
     assert result["reasons"]["Lost Luggage"] == pytest.approx(38 / 41, abs=1e-3)
     assert not any(s["id"].startswith("p") for s in result["samples"])
@@ -123,12 +140,96 @@ def test_binomial_z_matches_the_normal_approximation_for_large_counts() -> None:
     assert binomial_z(0, 0, 0.3) == 0.0
 
 
-def test_weighted_log_odds_ranks_distinctive_words_first() -> None:
-    focus = {"luggage": 20, "the": 30, "rare": 1}
-    reference = {"the": 900, "luggage": 5, "rare": 0}
-    scores = weighted_log_odds(focus, 30, reference, 1000)
-    assert scores["luggage"] > scores["rare"] > scores["the"]
-    assert scores["luggage"] > 5 and scores["the"] < 1.96  # "the" would not be reported
+def _everyday_text(rng: random.Random) -> str:
+    return " ".join(rng.choices(VOCABULARY, WEIGHTS, k=8))
+
+
+def _window(texts: list[str], prefix: str = "w") -> list[TweetRecord]:
+    return [record(f"{prefix}{i}", text) for i, text in enumerate(texts)]
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "a", "b"),
+    [(3, 10, 0.5, 200.5), (1, 10, 0.5, 200.5), (12, 40, 4.0, 60.0), (2, 40, 4.0, 60.0), (40, 40, 1.0, 1.0)],
+)
+def test_betabinomial_tail_matches_a_direct_sum(k: int, n: int, a: float, b: float) -> None:
+    def beta(x: float, y: float) -> float:
+        return math.exp(math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y))
+
+    direct = sum(math.comb(n, j) * beta(j + a, n - j + b) / beta(a, b) for j in range(k, n + 1))
+    assert math.exp(log_betabinomial_tail(k, n, a, b)) == pytest.approx(direct, rel=1e-9)
+
+
+def test_a_planted_term_is_found_first_and_alone() -> None:
+    rng = random.Random(3)
+    reference = reference_counts([_everyday_text(rng) for _ in range(1000)], simple_tokenize)
+    texts = [_everyday_text(rng) for _ in range(40)]
+    texts = [f"{text} meltdown" if i % 4 == 0 else text for i, text in enumerate(texts)]  # 10 of 40
+    result = explain(_window(texts), reference, simple_tokenize, background=NO_BACKGROUND)
+    assert result["top_terms"] == ("meltdown",)
+    assert result["samples"][0]["text"].endswith("meltdown")
+
+
+def _airline_negatives(airline: str, count: int) -> list[str]:
+    with open(REPO_ROOT / "data" / "airline_us" / "train.csv", newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["airline"] == airline and r["label"] == "negative"]
+    return [r["text"] for r in sorted(rows, key=lambda r: r["created_at"])[:count]]
+
+
+@pytest.mark.parametrize("real", [False, True], ids=["synthetic, no background", "airline, background"])
+def test_a_window_identical_to_the_reference_names_no_terms(real: bool) -> None:
+    rng = random.Random(4)
+    if real:  # the models' tokenizer and the shipped background, as in the service
+        texts, tokenizer, background = _airline_negatives("United", 300), default_tokenizer(), None
+    else:
+        texts, tokenizer = [f"{_everyday_text(rng)} #travel" for _ in range(60)], simple_tokenize
+        background = NO_BACKGROUND
+    result = explain(_window(texts), reference_counts(texts, tokenizer), tokenizer, background=background)
+    assert result["top_terms"] == () and result["top_hashtags"] == ()
+
+
+def test_windows_like_their_reference_rarely_name_any_term() -> None:
+    # The old z >= 1.96 rule named about a dozen chance words in every such 30-tweet window.
+    rng = random.Random(5)
+    reference = reference_counts([_everyday_text(rng) for _ in range(1000)], simple_tokenize)
+    named = [
+        explain(_window([_everyday_text(rng) for _ in range(30)]), reference, simple_tokenize)["top_terms"]
+        for _ in range(40)
+    ]
+    assert sum(1 for terms in named if terms) <= 4  # the false discovery rate is 5%
+
+
+def test_a_new_word_in_two_tweets_is_no_trend_in_four_it_is() -> None:
+    rng = random.Random(6)
+    reference = reference_counts([_everyday_text(rng) for _ in range(1000)], simple_tokenize)
+    texts = [_everyday_text(rng) for _ in range(10)]
+
+    def terms(uses: int) -> tuple[str, ...]:
+        planted = [f"{text} zeppelin" if i < uses else text for i, text in enumerate(texts)]
+        return explain(_window(planted), reference, simple_tokenize, background=NO_BACKGROUND)["top_terms"]
+
+    assert terms(2) == () and terms(4) == ("zeppelin",)
+
+
+def test_with_no_reference_yet_the_background_stands_in() -> None:
+    rng = random.Random(7)
+    background = reference_counts([_everyday_text(rng) for _ in range(5000)], simple_tokenize)
+    texts = [f"{_everyday_text(rng)} outage" if i % 3 == 0 else _everyday_text(rng) for i in range(30)]
+    empty = ReferenceCounts({}, {}, 0)
+    assert explain(_window(texts), empty, simple_tokenize, background=background)["top_terms"] == ("outage",)
+    assert explain(_window(texts), empty, simple_tokenize, background=NO_BACKGROUND)["top_terms"] == ()
+
+
+def test_the_shipped_background_is_what_its_script_builds() -> None:
+    background = shipped_background()
+    assert background.docs > 10_000 and background.terms["cancelled"] > 100
+    check = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "build_term_background.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
 
 
 def test_a_failing_reason_model_keeps_the_rest_of_the_explanation() -> None:

@@ -1,21 +1,34 @@
 """Why an alert fired: over-represented terms and hashtags, negative reasons, representative tweets.
 
-Pure functions over plain records. Retweets and copies (same `retweet_of`, or the same text once the
-"RT @user:" prefix, links, mentions, case and punctuation are ignored) count in the volume but are
-grouped here: a group weighs 1 + ln(size) in the term counts and is shown once, with its size.
+Pure functions over plain records (the shipped term background is read once, when first needed).
+Retweets and copies (same `retweet_of`, or the same text once the "RT @user:" prefix, links, mentions,
+case and punctuation are ignored) count in the volume but are grouped here: a group is one opinion in the
+term counts and is shown once, with its size.
+
+Over-represented terms: each term's rate in the brand's normal tweets (the reference) gets a Beta
+posterior whose prior is `BACKGROUND_PRIOR_DOCS` pseudo-tweets at the term's rate in a background corpus
+of airline tweets (an informative prior in the spirit of Monroe, Colaresi & Quinn 2008), so a young
+brand with an empty reference is compared with typical airline traffic, and a brand with a full
+reference with its own. The candidates are the terms that at least `CANDIDATE_TWEETS` distinct negative
+tweets of the window use. A candidate's p-value is the posterior-predictive (beta-binomial) probability
+of its count given that it is a candidate: conditioning on the selection means that a rare word that
+happens to be in two tweets is no discovery (a term needs a third tweet, at least, to be reported). The
+candidates that pass the Benjamini-Hochberg procedure at `TERM_FDR` are reported, most surprising first:
+a window like the reference reports nothing rather than noise.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
-
-from worker.detection.stats import weighted_log_odds
+from pathlib import Path
+from typing import Any, Literal, NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +40,11 @@ _MENTION_RE = re.compile(r"@\w+")
 _NON_WORD_RE = re.compile(r"[\W_]+")
 _HASHTAG_RE = re.compile(r"(?<![\w&])#(\w*[A-Za-z]\w*)")
 _TERM_RE = re.compile(r"^[^\W\d_][\w'-]*$")
-_MIN_TERM_Z = 1.96
+# Document frequencies over the US airline tweets of data/ (scripts/build_term_background.py).
+BACKGROUND_PATH = Path(__file__).with_name("term_background.json")
+BACKGROUND_PRIOR_DOCS = 200.0  # tweets; how much brand-days vary around it (the build script prints 198)
+TERM_FDR = 0.05  # expected share of reported terms that are chance, at most
+CANDIDATE_TWEETS = 2  # a term is tested when this many distinct tweets (copy groups) use it
 # Function words carry no "why": never reported as terms (negations stay: "not", "no", "never").
 _STOPWORD_TEXT = """
     a about above after again all also am an and any are as at be because been before being below
@@ -95,20 +112,41 @@ def group_copies(records: Sequence[TweetRecord]) -> list[list[TweetRecord]]:
     return list(groups.values())
 
 
-def _over_represented(
-    focus: Mapping[str, float],
-    focus_docs: float,
-    reference: Mapping[str, float],
-    reference_docs: float,
-    limit: int,
-    min_count: float = 2.0,
-) -> list[tuple[str, float]]:
-    scores = weighted_log_odds(focus, focus_docs, reference, reference_docs)
-    ranked = sorted(
-        ((word, z) for word, z in scores.items() if z >= _MIN_TERM_Z and focus[word] >= min_count),
-        key=lambda item: (-item[1], item[0]),
+def _log_betabinomial_pmf(j: int, n: int, a: float, b: float) -> float:
+    """ln P(K = j) for K ~ BetaBinomial(n, a, b)."""
+    return (
+        math.lgamma(n + 1)
+        - math.lgamma(j + 1)
+        - math.lgamma(n - j + 1)
+        + math.lgamma(j + a)
+        + math.lgamma(n - j + b)
+        - math.lgamma(n + a + b)
+        - math.lgamma(a)
+        - math.lgamma(b)
+        + math.lgamma(a + b)
     )
-    return ranked[:limit]
+
+
+def log_betabinomial_tail(k: int, n: int, a: float, b: float) -> float:
+    """ln P(K >= k) for K ~ BetaBinomial(n, a, b), accurate in both tails.
+
+    Above the mean the terms only fall, so the sum runs from k upwards until they are negligible; at or
+    below it the tail is 1 minus the (increasing) terms below k.
+    """
+    if k <= 0:
+        return 0.0
+    if k > n:
+        return -math.inf
+    if k <= n * a / (a + b):
+        below = sum(math.exp(_log_betabinomial_pmf(j, n, a, b)) for j in range(k))
+        return math.log1p(-min(below, 1.0 - 1e-16))
+    relative, total = 1.0, 1.0  # each term of the tail relative to P(K = k)
+    for j in range(k, n):
+        relative *= (n - j) / (j + 1) * (j + a) / (n - j - 1 + b)
+        total += relative
+        if relative < total * 1e-12:
+            break
+    return min(0.0, _log_betabinomial_pmf(k, n, a, b) + math.log(total))
 
 
 def group_reasons(
@@ -166,6 +204,51 @@ def reference_counts(texts: Sequence[str], tokenizer: Tokenizer) -> ReferenceCou
     return ReferenceCounts(dict(terms), dict(tags), len(texts))
 
 
+@functools.cache
+def shipped_background() -> ReferenceCounts:
+    """The background corpus's term and hashtag counts (`BACKGROUND_PATH`, read once)."""
+    return ReferenceCounts.from_dict(json.loads(BACKGROUND_PATH.read_text(encoding="utf-8")))
+
+
+def over_represented(
+    focus: Mapping[str, int],
+    focus_docs: int,
+    reference: ReferenceCounts,
+    background: ReferenceCounts,
+    kind: Literal["terms", "tags"] = "terms",
+) -> list[tuple[str, float]]:
+    """The `kind` keys (terms or hashtags) of `focus` that the reference rate does not explain.
+
+    `focus` maps a key to how many of `focus_docs` tweets use it. Returns (key, -ln p) for each reported
+    key, most surprising first; see the module docstring for the test.
+    """
+    reference_counts: Mapping[str, int] = getattr(reference, kind)
+    background_counts: Mapping[str, int] = getattr(background, kind)
+    prior_docs = BACKGROUND_PRIOR_DOCS if background.docs else 0.0  # else Jeffreys' prior alone
+    scored: list[tuple[float, str]] = []
+    for key, k in focus.items():
+        if k < CANDIDATE_TWEETS:
+            continue
+        background_rate = background_counts.get(key, 0) / background.docs if background.docs else 0.0
+        seen = reference_counts.get(key, 0)
+        a = seen + prior_docs * background_rate + 0.5
+        b = reference.docs - seen + prior_docs * (1.0 - background_rate) + 0.5
+        log_p = 0.0  # at or below the expected count: not over-represented
+        if k > focus_docs * a / (a + b):
+            log_p = min(
+                0.0,
+                log_betabinomial_tail(k, focus_docs, a, b)
+                - log_betabinomial_tail(CANDIDATE_TWEETS, focus_docs, a, b),
+            )
+        scored.append((log_p, key))
+    scored.sort()
+    passed = 0  # Benjamini-Hochberg: the largest rank i with p_(i) <= TERM_FDR * i / candidates
+    for rank, (log_p, _) in enumerate(scored, start=1):
+        if log_p <= math.log(TERM_FDR * rank / len(scored)):
+            passed = rank
+    return [(key, -log_p) for log_p, key in scored[:passed]]
+
+
 def explain(
     window: Sequence[TweetRecord],
     reference: ReferenceCounts,
@@ -173,33 +256,24 @@ def explain(
     reason_model: ReasonModel | None = None,
     top_terms: int = 10,
     samples: int = 5,
+    background: ReferenceCounts | None = None,
 ) -> dict[str, Any]:
     """Terms, hashtags, reason shares and representative negative tweets of an alert window.
 
-    The focus corpus is the window's negative tweets, a copy group counting 1 + ln(size) (a retweet storm
-    weighs more than one tweet, not a thousand times more); the reference corpus is the brand's recent
-    normal tweets. Representative tweets are the negative groups whose words are most
-    over-represented (per word), times the group's weight 1 + ln(size); then larger groups and more
-    confident predictions first among equals.
+    The focus corpus is the window's negative tweets, one document per copy group; the reference is the
+    brand's recent normal tweets, with `background` (default: `shipped_background()`, counted with the
+    models' tokenizer) as its prior. Representative tweets are the negative groups whose words are the
+    most over-represented (summed surprisal, per word), times the group's weight 1 + ln(size); then
+    larger groups and more confident predictions first among equals.
     """
+    background = shipped_background() if background is None else background
     negatives = [r for r in window if r.negative]
     groups = group_copies(negatives)
-    focus_terms: Counter[str] = Counter()  # float weights
-    focus_tags: Counter[str] = Counter()
-    group_terms: list[set[str]] = []
-    for group in groups:
-        words = _terms(tokenizer(group[0].text))
-        group_terms.append(words)
-        weight = 1.0 + math.log(len(group))
-        for word in words:
-            focus_terms[word] += weight
-        for tag in set(hashtags(group[0].text)):
-            focus_tags[tag] += weight
-    focus_docs = sum(1.0 + math.log(len(group)) for group in groups)
-    reference_terms, reference_tags = reference.terms, reference.tags
-    reference_docs = float(reference.docs)
-    term_scores = _over_represented(focus_terms, focus_docs, reference_terms, reference_docs, top_terms)
-    tag_scores = _over_represented(focus_tags, focus_docs, reference_tags, reference_docs, top_terms)
+    group_terms = [_terms(tokenizer(group[0].text)) for group in groups]
+    focus_terms = Counter(word for words in group_terms for word in words)
+    focus_tags = Counter(tag for group in groups for tag in set(hashtags(group[0].text)))
+    term_scores = over_represented(focus_terms, len(groups), reference, background)[:top_terms]
+    tag_scores = over_represented(focus_tags, len(groups), reference, background, "tags")[:top_terms]
     term_weight = dict(term_scores)
 
     def representativeness(index: int) -> tuple[float, float, float, str]:

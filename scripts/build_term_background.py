@@ -1,0 +1,110 @@
+"""Build (or check) worker/detection/term_background.json, the prior of the alert explanation's term test.
+
+It counts, once per tweet, the terms and hashtags of every US airline tweet in data/airline_us (all
+labels: the background stands for a brand's normal traffic) with the explanation's own tokenizer and
+filters, keeping those seen in at least `--min-docs` tweets. It also prints how strongly a brand's own
+term rates follow the background: the prior weight, in tweets, of a Beta prior centred on the background
+rate that matches how much the rates of common terms vary between brand-days (method of moments); the
+explanation's BACKGROUND_PRIOR_DOCS is that figure.
+
+    .venv/bin/python scripts/build_term_background.py            # rewrite the file
+    .venv/bin/python scripts/build_term_background.py --check    # exit 1 if the file is not what it builds
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from worker.detection.explain import (  # noqa: E402 - the repository root is on the path first
+    BACKGROUND_PATH,
+    ReferenceCounts,
+    default_tokenizer,
+    reference_counts,
+)
+
+SOURCE = REPO_ROOT / "data" / "airline_us" / "train.csv"
+
+
+def read_tweets(source: Path = SOURCE) -> list[dict[str, str]]:
+    """The unique tweets (one per id) of the airline file."""
+    with open(source, newline="", encoding="utf-8") as handle:
+        return list({row["id"]: row for row in csv.DictReader(handle) if row.get("text")}.values())
+
+
+def build(tweets: list[dict[str, str]], min_docs: int = 2) -> ReferenceCounts:
+    """Term and hashtag document frequencies over `tweets`, those in fewer than `min_docs` dropped."""
+    counts = reference_counts([row["text"] for row in tweets], default_tokenizer())
+    return ReferenceCounts(
+        {term: n for term, n in sorted(counts.terms.items()) if n >= min_docs},
+        {tag: n for tag, n in sorted(counts.tags.items()) if n >= min_docs},
+        counts.docs,
+    )
+
+
+def estimate_prior_docs(tweets: list[dict[str, str]], min_cell: int = 100, min_rate: float = 0.01) -> float:
+    """Beta prior weight m such that brand-day term rates vary around the pooled rate p as Beta(mp, m(1-p)).
+
+    Over brand-days with at least `min_cell` tweets and terms with a pooled rate of at least `min_rate`:
+    the excess of the between-cell variance of the rates over binomial noise is p(1 - p) / (m + 1).
+    """
+    tokenizer = default_tokenizer()
+    cells: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for row in tweets:
+        cells[(row["airline"], row["created_at"][:10])].append(row["text"])
+    kept = [reference_counts(texts, tokenizer) for texts in cells.values() if len(texts) >= min_cell]
+    total = sum(cell.docs for cell in kept)
+    pooled: Counter[str] = Counter()
+    for cell in kept:
+        pooled.update(cell.terms)
+    spread = excess = 0.0
+    for term, count in pooled.items():
+        rate = count / total
+        if rate < min_rate:
+            continue
+        between = sum(cell.docs * (cell.terms.get(term, 0) / cell.docs - rate) ** 2 for cell in kept)
+        noise = len(kept) * rate * (1.0 - rate)
+        spread += rate * (1.0 - rate)
+        excess += (between - noise) / total
+    return spread / excess - 1.0
+
+
+def render(counts: ReferenceCounts) -> str:
+    """The file's text: JSON, keys sorted, one count a line (readable diffs)."""
+    return json.dumps(counts.to_dict(), indent=0, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the background file, or with --check compare it with a fresh build."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="only check that the file is up to date")
+    parser.add_argument("--min-docs", type=int, default=2, help="keep terms seen in this many tweets")
+    args = parser.parse_args(argv)
+    tweets = read_tweets()
+    counts = build(tweets, min_docs=args.min_docs)
+    text = render(counts)
+    if args.check:
+        current = BACKGROUND_PATH.read_text(encoding="utf-8") if BACKGROUND_PATH.exists() else ""
+        if current != text:
+            print(f"{BACKGROUND_PATH} is out of date: run {Path(__file__).name}", file=sys.stderr)
+            return 1
+        return 0
+    BACKGROUND_PATH.write_text(text, encoding="utf-8")
+    print(f"{BACKGROUND_PATH}: {counts.docs} tweets, {len(counts.terms)} terms, {len(counts.tags)} hashtags")
+    print(
+        f"prior weight matching the spread of brand-day term rates: {estimate_prior_docs(tweets):.0f} tweets"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
