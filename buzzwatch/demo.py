@@ -6,11 +6,16 @@ dead-letter topic), the scoring worker (gunicorn, the push route), the single de
 (aiosmtpd; mails saved as .eml files) or the outbox, and the ingester replaying a file built here.
 
 The replay file is made deterministically from the real US airline tweets in data/airline_us: `--tweets`
-real tweets (a seeded sample, kept in their original order) re-timed onto six hours of event time, plus a
-bad buzz: 90 real negative United tweets about cancelled and late flights within twelve minutes, five hours
-in. The detector gets a shorter warm-up (no hour-of-day history) so six hours are enough baseline. The
-replay runs at `--speed` times event time (150 by default: about two and a half minutes), so delivery
-jitter stays well inside the detector's lateness tolerance (600 s of event time here).
+real tweets (a seeded sample, in the sample's shuffled order) spread evenly over six hours of event time,
+so each brand's volume and negative share are steady (the file's own week, squeezed into six hours, would
+turn its daily rhythm and its real storms into alerts of their own), plus a bad buzz: 90 real negative
+United tweets about cancelled flights within twelve minutes, five hours in. The detector gets a shorter
+warm-up (no hour-of-day history): no alert before four hours of event time. The replay runs at `--speed`
+times event time (150 by default: about two and a half minutes), so delivery jitter stays well inside the
+detector's lateness tolerance (600 s of event time here).
+
+The printed alerts and the summary say which alert is the injected bad buzz (its brand, while its tweets
+are in the alert's window) and which come from the real tweets around it.
 """
 
 from __future__ import annotations
@@ -26,22 +31,29 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from buzzwatch.schema import format_timestamp, parse_timestamp
 from buzzwatch.settings import REPO_ROOT, CommonSettings
 
 AIRLINE_DATA = REPO_ROOT / "data" / "airline_us" / "train.csv"
 EPISODE_AIRLINE = "United"
-EPISODE_REASONS = ("Cancelled Flight", "Late Flight", "Flight Booking Problems")
+EPISODE_REASON = "Cancelled Flight"
 EPISODE_TWEETS = 90
 EVENT_HOURS = 6.0
 EPISODE_START_HOURS = 5.0
 EPISODE_MINUTES = 12
 DEMO_START = datetime(2015, 2, 23, 6, 0, tzinfo=UTC)
-DEMO_BRANDS = ("united", "usairways", "americanair", "southwestair", "delta", "virginamerica")
+# No hour-of-day history in six hours; the baseline learns from minutes an hour old (after the longest
+# window), so with 120 minutes of it no alert can fire before 4 h of event time.
+WARMUP = {"warmup_minutes": 120, "warmup_tweets": 100, "hour_warmup_minutes": 0}
+LATENESS_S = 600
+INJECTED = "injected bad buzz"
+FOUND = "found in the real tweets, not injected"
 
 
 @dataclass(frozen=True)
@@ -57,63 +69,116 @@ class DemoOptions:
 
 
 def build_demo_replay(path: Path, tweets: int, source: Path = AIRLINE_DATA, seed: int = 7) -> dict[str, Any]:
-    """Write the replay CSV (id, created_at, text, airline, label); returns what is in it."""
+    """Write the replay CSV (id, created_at, text, brand, label, negativereason); returns what is in it.
+
+    The file is also a `buzzwatch replay --oracle` input. Returned: tweet counts, the brands, and the
+    injected episode (`episode_brand`, `episode_start`, `episode_end`, ISO 8601).
+    """
+    from ingest.brands import BrandBook
+
+    book = BrandBook.load()
     with open(source, newline="", encoding="utf-8") as handle:
         unique = {
             r["id"]: r for r in csv.DictReader(handle) if r.get("text") and r.get("id") and r.get("airline")
         }
-    rows = list(unique.values())  # the file repeats a few ids; one tweet is one id
-    rows.sort(key=lambda r: (r["created_at"], r["id"]))
+    rows = sorted(unique.values(), key=lambda r: (r["created_at"], r["id"]))  # one tweet is one id
     episode_pool = [
         r
         for r in rows
         if r["airline"] == EPISODE_AIRLINE
         and r["label"] == "negative"
-        and r["negativereason"] in EPISODE_REASONS
+        and r["negativereason"] == EPISODE_REASON
     ]
-    episode = episode_pool[-EPISODE_TWEETS:]  # the latest ones; the background comes from the start
+    episode = episode_pool[-EPISODE_TWEETS:]  # the latest ones
     episode_ids = {r["id"] for r in episode}
     background = [r for r in rows if r["id"] not in episode_ids]
-    # A seeded shuffle keeps the background stationary (the real file's own storms would blur the demo).
+    # A seeded shuffle, kept in that order: every brand's volume and share are steady over the six hours.
     random.Random(seed).shuffle(background)
-    background = sorted(background[:tweets], key=lambda r: (r["created_at"], r["id"]))
+    background = background[:tweets]
     span_s = EVENT_HOURS * 3600
     out: list[dict[str, str]] = []
     for index, row in enumerate(background):
         moment = DEMO_START + timedelta(seconds=index * span_s / max(1, len(background)))
-        out.append(_row(row, moment))
+        out.append(_row(row, moment, book.resolve(row["airline"])))
     episode_start = DEMO_START + timedelta(hours=EPISODE_START_HOURS)
+    step_s = EPISODE_MINUTES * 60 / max(1, len(episode))
     for index, row in enumerate(episode):
-        moment = episode_start + timedelta(seconds=index * EPISODE_MINUTES * 60 / max(1, len(episode)))
-        out.append(_row(row, moment))
+        out.append(_row(row, episode_start + timedelta(seconds=index * step_s), book.resolve(row["airline"])))
     out.sort(key=lambda r: (r["created_at"], r["id"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["id", "created_at", "text", "airline", "label"])
+        writer = csv.DictWriter(handle, fieldnames=list(out[0]) if out else ["id"])
         writer.writeheader()
         writer.writerows(out)
     return {
         "tweets": len(out),
         "episode_tweets": len(episode),
-        "episode_start": episode_start.isoformat(),
-        "brands": dict(Counter(r["airline"] for r in out)),
+        "episode_brand": book.resolve(EPISODE_AIRLINE),
+        "episode_start": format_timestamp(episode_start),
+        "episode_end": format_timestamp(episode_start + timedelta(minutes=EPISODE_MINUTES)),
+        "brands": dict(Counter(r["brand"] for r in out)),
     }
 
 
-def _row(row: dict[str, str], moment: datetime) -> dict[str, str]:
+def _row(row: dict[str, str], moment: datetime, brand: str) -> dict[str, str]:
     return {
         "id": row["id"],
-        "created_at": moment.isoformat().replace("+00:00", "Z"),
+        "created_at": format_timestamp(moment),
         "text": row["text"],
-        "airline": row["airline"],
+        "brand": brand,
         "label": row["label"],
+        "negativereason": row.get("negativereason", ""),
     }
 
 
-def _alert_line(alert: dict[str, Any]) -> str:
+def detector_env(brands: Iterable[str]) -> dict[str, str]:
+    """The detector settings of the demo (environment variables of the detection service)."""
+    return {
+        "BUZZWATCH_DETECTOR_BRANDS": json.dumps({brand: WARMUP for brand in sorted(brands)}),
+        "BUZZWATCH_DETECTOR_LATENESS_S": str(LATENESS_S),
+    }
+
+
+def origin(alert: Mapping[str, Any], content: Mapping[str, Any]) -> str:
+    """INJECTED when the alert is the injected episode's (its brand, its tweets in the window), else FOUND."""
+    overlaps = parse_timestamp(alert["window_start"]) <= parse_timestamp(
+        content["episode_end"]
+    ) and parse_timestamp(alert["window_end"]) >= parse_timestamp(content["episode_start"])
+    return INJECTED if alert["brand"] == content["episode_brand"] and overlaps else FOUND
+
+
+def summary_lines(alerts: Sequence[Mapping[str, Any]], content: Mapping[str, Any]) -> list[str]:
+    """The summary lines on alerts: the injected episode's (and how soon the first came), then the rest."""
+    by_origin: dict[str, list[Mapping[str, Any]]] = {INJECTED: [], FOUND: []}
+    for alert in alerts:
+        by_origin[origin(alert, content)].append(alert)
+    injected = by_origin[INJECTED]
+    lines = [f"  alerts: {len(alerts)}"]
+    if injected:
+        delay = parse_timestamp(injected[0]["fired_at"]) - parse_timestamp(content["episode_start"])
+        lines.append(
+            f"    {INJECTED} ({content['episode_brand']}, from {content['episode_start']}): "
+            f"{len(injected)} alert(s), the first {delay.total_seconds() / 60:.1f} min of event time after "
+            "it started: " + ", ".join(_alert_name(a) for a in injected)
+        )
+    else:
+        lines.append(
+            f"    {INJECTED} ({content['episode_brand']}, from {content['episode_start']}): NOT alerted"
+        )
+    found = by_origin[FOUND]
+    lines.append(f"    {FOUND}: " + (", ".join(_alert_name(a) for a in found) or "none"))
+    return lines
+
+
+def _alert_name(alert: Mapping[str, Any]) -> str:
+    return f"{alert['brand']} {alert['kind']} at {alert['fired_at']}"
+
+
+def _alert_line(alert: dict[str, Any], content: Mapping[str, Any]) -> str:
     reasons = sorted((alert.get("reasons") or {}).items(), key=lambda item: -item[1])[:3]
     return (
-        f"  ALERT ({alert['kind']}) {alert['brand']}: {alert['negative_share']:.0%} negative vs baseline "
+        f"  ALERT ({alert['kind']}, {origin(alert, content)}) {alert['brand']}: "
+        f"{alert['negative_share']:.0%} negative vs baseline "
         f"{alert['baseline_share']:.0%}, {alert['volume']} tweets, "
         f"{alert['window_start']} - {alert['window_end']}"
         f"\n    terms: {', '.join(alert['top_terms'][:8]) or '-'}; hashtags: "
@@ -202,18 +267,15 @@ def run_demo(options: DemoOptions) -> int:
     content = build_demo_replay(replay, options.tweets)
     print(
         f"BuzzWatch demo: {content['tweets']} real airline tweets over {EVENT_HOURS:.0f} h of event time, "
-        f"with a bad buzz of {content['episode_tweets']} angry United tweets at {content['episode_start']}",
+        f"with an injected bad buzz of {content['episode_tweets']} real {EPISODE_AIRLINE} tweets about "
+        f"cancelled flights from {content['episode_start']} to {content['episode_end']}",
         flush=True,
     )
     print(f"  state and logs under {demo_dir}", flush=True)
-    overrides = {
-        b: {"warmup_minutes": 60, "warmup_tweets": 100, "hour_warmup_minutes": 0} for b in DEMO_BRANDS
-    }
     env = dict(os.environ)
+    env.update(detector_env(content["brands"]))
     env.update(
         BUZZWATCH_VAR_DIR=str(demo_dir / "var"),
-        BUZZWATCH_DETECTOR_BRANDS=json.dumps(overrides),
-        BUZZWATCH_DETECTOR_LATENESS_S="600",
         DETECTION_CHECKPOINT_S="1",
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
@@ -280,7 +342,7 @@ def run_demo(options: DemoOptions) -> int:
             while True:
                 alerts = read_alerts(var_dir)
                 for alert in alerts[shown:]:
-                    print(_alert_line(alert), flush=True)
+                    print(_alert_line(alert, content), flush=True)
                 shown = len(alerts)
                 counted = store.counts()["tweets"] if (var_dir / "buzzwatch.db").exists() else 0
                 if counted != last_count:
@@ -302,15 +364,16 @@ def run_demo(options: DemoOptions) -> int:
             print("\nSummary", flush=True)
             print(f"  tweets replayed: {content['tweets']}; counted once: {counted} ({elapsed:.0f} s)")
             print(f"  labels: {dict((k, int(v)) for k, v in scored.items())}")
-            listed = ", ".join(f"{a['brand']} {a['kind']}" for a in alerts) or "none"
-            print(f"  alerts: {len(alerts)} ({listed})")
+            for line in summary_lines(alerts, content):
+                print(line)
             print(f"  mails: {mail_dir}")
             print(f"  telemetry sink: {var_dir / 'telemetry'}; logs: {logs}", flush=True)
             if options.keep_running:
                 print("  stack is up; Ctrl-C to stop", flush=True)
                 while True:
                     time.sleep(1)
-            return 0 if counted >= content["tweets"] and alerts else 1
+            injected = any(origin(alert, content) == INJECTED for alert in alerts)
+            return 0 if counted >= content["tweets"] and injected else 1
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
         return 130

@@ -1,0 +1,99 @@
+"""`buzzwatch demo`'s replay file and what the detector makes of it (the stack: tests/stream)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from buzzwatch.demo import (
+    EPISODE_TWEETS,
+    FOUND,
+    INJECTED,
+    build_demo_replay,
+    detector_env,
+    origin,
+    summary_lines,
+)
+from buzzwatch.schema import parse_timestamp
+from worker.detection import BuzzDetector, DetectorConfig
+from worker.replay import ReplaySummary, read_rows, run_replay
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]:
+    """The demo's replay file, what it holds, and the alerts of an oracle replay with the demo's settings."""
+    path = tmp_path_factory.mktemp("demo") / "replay.csv"
+    content = build_demo_replay(path, 3000)
+    summary = ReplaySummary()
+    detector = BuzzDetector(DetectorConfig.from_env(detector_env(content["brands"])))
+    alerts: list[Any] = []
+    run_replay(read_rows(path, True, summary), detector, io.StringIO(), summary, on_alert=alerts.append)
+    return path, content, [alert.to_dict() for alert in alerts]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_replay_is_a_steady_background_and_one_cancellation_wave(demo: tuple[Path, Any, Any]) -> None:
+    path, content, _ = demo
+    rows = _rows(path)
+    assert len(rows) == content["tweets"] == len({r["id"] for r in rows})
+    start, end = parse_timestamp(content["episode_start"]), parse_timestamp(content["episode_end"])
+    injected = [r for r in rows if r["negativereason"] == "Cancelled Flight" and r["brand"] == "united"]
+    injected = [r for r in injected if start <= parse_timestamp(r["created_at"]) < end]
+    assert len(injected) >= EPISODE_TWEETS and all(r["label"] == "negative" for r in injected)
+    background = [r for r in rows if r not in injected]
+    halves = [background[: len(background) // 2], background[len(background) // 2 :]]
+    shares = [Counter(r["brand"] for r in half) for half in halves]
+    for brand in content["brands"]:  # the same brand mix in both halves: no week squeezed into six hours
+        assert shares[0][brand] == pytest.approx(shares[1][brand], rel=0.25, abs=15)
+    assert build_demo_replay(path.with_name("again.csv"), 3000) == content
+    assert path.with_name("again.csv").read_bytes() == path.read_bytes()
+
+
+def test_the_injected_buzz_is_a_fresh_alert_that_names_its_cause(demo: tuple[Path, Any, Any]) -> None:
+    _, content, alerts = demo
+    injected = [a for a in alerts if origin(a, content) == INJECTED]
+    assert injected and injected[0]["kind"] == "new"
+    delay = parse_timestamp(injected[0]["fired_at"]) - parse_timestamp(content["episode_start"])
+    assert delay.total_seconds() <= 5 * 60
+    assert all("cancelled" in a["top_terms"] for a in injected)
+    assert max(injected[0]["reasons"], key=injected[0]["reasons"].get) == "Cancelled Flight"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="detector.py flags every warm-up minute as unusual (the 0.3 prior share is far below an airline's "
+    "0.7), so the baseline learns them at anomaly_weight and alerts fire on normal traffic at warm-up end",
+)
+def test_no_alert_outside_the_injected_buzz(demo: tuple[Path, Any, Any]) -> None:
+    _, content, alerts = demo
+    assert [a["brand"] for a in alerts if origin(a, content) == FOUND] == []
+
+
+def test_the_summary_tells_the_injected_buzz_from_the_rest() -> None:
+    content = {
+        "episode_brand": "united",
+        "episode_start": "2015-02-23T11:00:00Z",
+        "episode_end": "2015-02-23T11:12:00Z",
+    }
+
+    def alert(brand: str, start: str, fired: str, kind: str = "new") -> dict[str, str]:
+        return {"brand": brand, "kind": kind, "window_start": start, "window_end": fired, "fired_at": fired}
+
+    early = alert("united", "2015-02-23T09:00:00Z", "2015-02-23T10:00:00Z")
+    buzz = alert("united", "2015-02-23T10:58:00Z", "2015-02-23T11:03:00Z")
+    other = alert("usairways", "2015-02-23T10:58:00Z", "2015-02-23T11:03:00Z")
+    assert [origin(a, content) for a in (early, buzz, other)] == [FOUND, INJECTED, FOUND]
+    lines = summary_lines([early, buzz, other], content)
+    assert lines[0] == "  alerts: 3"
+    assert "the first 3.0 min" in lines[1] and "united new at 2015-02-23T11:03:00Z" in lines[1]
+    assert lines[2].endswith("united new at 2015-02-23T10:00:00Z, usairways new at 2015-02-23T11:03:00Z")
+    assert "NOT alerted" in summary_lines([early], content)[1]
