@@ -14,11 +14,16 @@ with an exclusive file lock while it is sent.
 
 With no SMTP host configured, messages go to the outbox folder (`<var_dir>/outbox/*.eml` through
 `from_settings`), where a person or a test can read them.
+
+`render_alert(alert)` writes a bad-buzz alert as a mail for a social-media team: subject, plain text
+and HTML with the same content (who, when, how bad against usual, volume, the terms and hashtags that
+stand out, why people are angry, representative tweets with their copy counts).
 """
 
 from __future__ import annotations
 
 import fcntl
+import html
 import logging
 import os
 import smtplib
@@ -26,6 +31,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -33,11 +39,14 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
+from buzzwatch.schema import Alert
 from buzzwatch.settings import CommonSettings, SmtpSettings
 
 logger = logging.getLogger(__name__)
 
 PERMANENT_ERRORS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPNotSupportedError)
+REASONS_SHOWN = 4  # the rest of the negative reasons are summed as "other reasons"
+NO_TERMS = "none stands out against the brand's usual tweets"
 
 
 class Mailer:
@@ -256,3 +265,126 @@ class Mailer:
         if remaining:
             logger.warning("mails still queued on disk at shutdown", extra={"queued": remaining})
         return remaining
+
+
+def _when(alert: Alert) -> str:
+    """The window in words, e.g. '23 Feb 2015, 10:56-11:10 UTC (14 min)'."""
+    start, end = alert.window_start.astimezone(UTC), alert.window_end.astimezone(UTC)
+    minutes = max(1, round((end - start).total_seconds() / 60))
+    first = f"{start.day} {start:%b %Y}, {start:%H:%M}"
+    last = f"{end:%H:%M}" if end.date() == start.date() else f"{end.day} {end:%b %Y}, {end:%H:%M}"
+    return f"{first}-{last} UTC ({minutes} min)"
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _reason_rows(reasons: Mapping[str, float]) -> list[tuple[str, str]]:
+    """(share, reason) of the main negative reasons, largest first; the rest summed as 'other reasons'."""
+    ranked = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+    rows = [(f"{share:.0%}", _capitalised(reason)) for reason, share in ranked[:REASONS_SHOWN]]
+    rest = sum(share for _, share in ranked[REASONS_SHOWN:])
+    return rows + ([(f"{rest:.0%}", "other reasons")] if rest > 0 else [])
+
+
+def _sample_rows(alert: Alert) -> list[tuple[str, str]]:
+    """(text, notes) of each representative tweet; notes: its reason and how often it was posted."""
+    rows = []
+    for sample in alert.samples:
+        notes = [_capitalised(str(sample["reason"]))] if sample.get("reason") else []
+        copies = int(sample.get("group_size") or 1)
+        if copies > 1:
+            notes.append(f"posted {copies} times (retweets and copies)")
+        rows.append((str(sample.get("text", "")), "; ".join(notes)))
+    return rows
+
+
+def render_alert(alert: Alert) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of a bad-buzz alert email (the same content in both bodies)."""
+    headline = "Bad buzz" if alert.kind == "new" else "Bad buzz growing"
+    subject = (
+        f"[BuzzWatch] {headline}: {alert.brand}: {alert.negative_share:.0%} negative "
+        f"(usually {alert.baseline_share:.0%}), {alert.volume} tweets"
+    )
+    how_bad = (
+        f"{alert.negative_share:.0%} of the tweets are negative, against {alert.baseline_share:.0%} usually."
+    )
+    facts = [
+        ("When", _when(alert)),
+        ("Volume", f"{alert.volume} tweets (about {alert.baseline_volume:.0f} expected in that time)"),
+        ("Terms", ", ".join(alert.top_terms) or NO_TERMS),
+        ("Hashtags", ", ".join(alert.top_hashtags) or NO_TERMS),
+    ]
+    reasons = _reason_rows(alert.reasons)
+    samples = _sample_rows(alert)
+    news = "A new bad buzz" if alert.kind == "new" else "An update: this bad buzz was alerted before and grew"
+    footer = f"{news} (episode {alert.episode_id}); spike score {alert.score:.1f}."
+    copies_note = "Retweets and copies are shown once, with how many times they were posted."
+    title = f"{headline} on {alert.brand}"
+    return (
+        subject,
+        _text_body(f"{title}: {how_bad}", facts, reasons, samples, copies_note, footer),
+        _html_body(title, how_bad, facts, reasons, samples, copies_note, footer),
+    )
+
+
+def _text_body(
+    lead: str,
+    facts: list[tuple[str, str]],
+    reasons: list[tuple[str, str]],
+    samples: list[tuple[str, str]],
+    copies_note: str,
+    footer: str,
+) -> str:
+    lines = [lead, ""]
+    lines += [f"{label + ':':<10}{value}" for label, value in facts]
+    lines += ["", "Why people are angry (share of the negative tweets):"]
+    lines += [f"  {share:>4}  {reason}" for share, reason in reasons] or ["  (no reason known)"]
+    lines += ["", f"Representative negative tweets. {copies_note}"]
+    for number, (text, notes) in enumerate(samples, start=1):
+        lines.append(f"  {number}. {text}")
+        if notes:
+            lines.append(f"     [{notes}]")
+    if not samples:
+        lines.append("  (none)")
+    lines += ["", footer]
+    return "\n".join(lines) + "\n"
+
+
+def _html_body(
+    title: str,
+    lead: str,
+    facts: list[tuple[str, str]],
+    reasons: list[tuple[str, str]],
+    samples: list[tuple[str, str]],
+    copies_note: str,
+    footer: str,
+) -> str:
+    esc = html.escape
+    fact_rows = "".join(
+        f'<tr><th style="text-align:left;padding-right:12px;vertical-align:top">{esc(label)}</th>'
+        f"<td>{esc(value)}</td></tr>"
+        for label, value in facts
+    )
+    reason_rows = "".join(
+        f'<tr><td style="text-align:right;padding-right:8px">{esc(share)}</td><td>{esc(reason)}</td></tr>'
+        for share, reason in reasons
+    )
+    items = "".join(
+        f'<li style="margin-bottom:8px">{esc(text)}'
+        + (f'<br><small style="color:#555">{esc(notes)}</small>' if notes else "")
+        + "</li>"
+        for text, notes in samples
+    )
+    return (
+        '<div style="font-family:Arial,Helvetica,sans-serif;font-size:14px">'
+        f'<h2 style="color:#b00020">{esc(title)}</h2>'
+        f"<p>{esc(lead)}</p>"
+        f"<table>{fact_rows}</table>"
+        "<h3>Why people are angry</h3>"
+        + (f"<table>{reason_rows}</table>" if reasons else "<p>(no reason known)</p>")
+        + f"<h3>Representative negative tweets</h3><p><small>{esc(copies_note)}</small></p>"
+        + (f"<ol>{items}</ol>" if items else "<p>(none)</p>")
+        + f'<p style="color:#555"><small>{esc(footer)}</small></p></div>'
+    )
