@@ -42,10 +42,11 @@ _HASHTAG_RE = re.compile(r"(?<![\w&])#(\w*[A-Za-z]\w*)")
 _TERM_RE = re.compile(r"^[^\W\d_][\w'-]*$")
 # Document frequencies over the US airline tweets of data/ (scripts/build_term_background.py).
 BACKGROUND_PATH = Path(__file__).with_name("term_background.json")
-BACKGROUND_PRIOR_DOCS = 200.0  # tweets; how much brand-days vary around it (the build script prints 198)
+BACKGROUND_PRIOR_DOCS = 200.0  # tweets; how much brand-days vary around it (the build script prints 201)
 TERM_FDR = 0.05  # expected share of reported terms that are chance, at most
 CANDIDATE_TWEETS = 2  # a term is tested when this many distinct tweets (copy groups) use it
-# Function words carry no "why": never reported as terms (negations stay: "not", "no", "never").
+# Function words carry no "why": never reported as terms. The bare negations "not", "no" and "nor" are
+# among them: every complaint uses them more than normal tweets do, whatever it is about ("never" stays).
 _STOPWORD_TEXT = """
     a about above after again all also am an and any are as at be because been before being below
     between both but by can could did do does doing down during each few for from further get got
@@ -54,7 +55,7 @@ _STOPWORD_TEXT = """
     same she should so some such than that the their theirs them themselves then there these they
     this those through to too under until up us very was we were what when where which while who
     whom why will with would you your yours yourself yourselves im ive id ill youre its thats dont
-    cant wont
+    cant wont not no nor
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
