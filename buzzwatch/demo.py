@@ -147,8 +147,11 @@ def origin(alert: Mapping[str, Any], content: Mapping[str, Any]) -> str:
     return INJECTED if alert["brand"] == content["episode_brand"] and overlaps else FOUND
 
 
-def summary_lines(alerts: Sequence[Mapping[str, Any]], content: Mapping[str, Any]) -> list[str]:
-    """The summary lines on alerts: the injected episode's (and how soon the first came), then the rest."""
+def summary_lines(
+    alerts: Sequence[Mapping[str, Any]], content: Mapping[str, Any], replay_rows: Sequence[Mapping[str, str]]
+) -> list[str]:
+    """The summary lines on alerts: the injected episode's (and how soon the first came), then the others,
+    each with what the replay's human labels say of its window."""
     by_origin: dict[str, list[Mapping[str, Any]]] = {INJECTED: [], FOUND: []}
     for alert in alerts:
         by_origin[origin(alert, content)].append(alert)
@@ -166,8 +169,26 @@ def summary_lines(alerts: Sequence[Mapping[str, Any]], content: Mapping[str, Any
             f"    {INJECTED} ({content['episode_brand']}, from {content['episode_start']}): NOT alerted"
         )
     found = by_origin[FOUND]
-    lines.append(f"    {FOUND}: " + (", ".join(_alert_name(a) for a in found) or "none"))
+    lines.append(f"    {FOUND}: {len(found) or 'none'}")
+    for alert in found:
+        window, overall = labelled_shares(replay_rows, alert)
+        lines.append(
+            f"      {_alert_name(alert)}: the replay's human labels say {window:.0%} negative in its window, "
+            f"{overall:.0%} over the whole replay (a real bad buzz shows a clear gap)"
+        )
     return lines
+
+
+def labelled_shares(rows: Sequence[Mapping[str, str]], alert: Mapping[str, Any]) -> tuple[float, float]:
+    """The negative share of the alert's brand by the file's human labels: in its window, and overall."""
+    start, end = parse_timestamp(alert["window_start"]), parse_timestamp(alert["window_end"])
+    brand = [r for r in rows if r["brand"] == alert["brand"]]
+    window = [r for r in brand if start <= parse_timestamp(r["created_at"]) <= end]
+
+    def share(selected: Sequence[Mapping[str, str]]) -> float:
+        return sum(r["label"] == "negative" for r in selected) / len(selected) if selected else 0.0
+
+    return share(window), share(brand)
 
 
 def _alert_name(alert: Mapping[str, Any]) -> str:
@@ -364,7 +385,9 @@ def run_demo(options: DemoOptions) -> int:
             print("\nSummary", flush=True)
             print(f"  tweets replayed: {content['tweets']}; counted once: {counted} ({elapsed:.0f} s)")
             print(f"  labels: {dict((k, int(v)) for k, v in scored.items())}")
-            for line in summary_lines(alerts, content):
+            with open(replay, newline="", encoding="utf-8") as handle:
+                replay_rows = list(csv.DictReader(handle))
+            for line in summary_lines(alerts, content, replay_rows):
                 print(line)
             print(f"  mails: {mail_dir}")
             print(f"  telemetry sink: {var_dir / 'telemetry'}; logs: {logs}", flush=True)

@@ -84,16 +84,22 @@ def test_the_summary_tells_the_injected_buzz_from_the_rest() -> None:
         "episode_start": "2015-02-23T11:00:00Z",
         "episode_end": "2015-02-23T11:12:00Z",
     }
+    rows = [  # usairways: 3 of 4 negative overall, 1 of 1 in the alert's window
+        {"brand": "usairways", "created_at": f"2015-02-23T{hour}:30:00Z", "label": label}
+        for hour, label in (("07", "negative"), ("08", "positive"), ("09", "negative"), ("10", "negative"))
+    ]
 
     def alert(brand: str, start: str, fired: str, kind: str = "new") -> dict[str, str]:
         return {"brand": brand, "kind": kind, "window_start": start, "window_end": fired, "fired_at": fired}
 
     early = alert("united", "2015-02-23T09:00:00Z", "2015-02-23T10:00:00Z")
     buzz = alert("united", "2015-02-23T10:58:00Z", "2015-02-23T11:03:00Z")
-    other = alert("usairways", "2015-02-23T10:58:00Z", "2015-02-23T11:03:00Z")
+    other = alert("usairways", "2015-02-23T10:00:00Z", "2015-02-23T11:03:00Z")
     assert [origin(a, content) for a in (early, buzz, other)] == [FOUND, INJECTED, FOUND]
-    lines = summary_lines([early, buzz, other], content)
+    lines = summary_lines([early, buzz, other], content, rows)
     assert lines[0] == "  alerts: 3"
     assert "the first 3.0 min" in lines[1] and "united new at 2015-02-23T11:03:00Z" in lines[1]
-    assert lines[2].endswith("united new at 2015-02-23T10:00:00Z, usairways new at 2015-02-23T11:03:00Z")
-    assert "NOT alerted" in summary_lines([early], content)[1]
+    assert lines[2] == f"    {FOUND}: 2"
+    assert lines[3].startswith("      united new at 2015-02-23T10:00:00Z: the replay's human labels say 0%")
+    assert "say 100% negative in its window, 75% over the whole replay" in lines[4]
+    assert "NOT alerted" in summary_lines([early], content, rows)[1]
