@@ -2,21 +2,26 @@
 
     .venv/bin/python bench/stream.py [--tweets 5000] [--subscriptions 1 4] [--workers 2] [--threads 8]
 
-The emulator pushes each subscription's messages through two loops, each waiting for the answer before its next
-push (NUM_CONCURRENT_PUSH_REQUESTS = 2 in its FakePubsubServer): one subscription never has more than two pushes
-in flight, whatever the endpoint, where Pub/Sub itself keeps many in flight to a Cloud Run instance. So the bench
-feeds the one instance through 1 and through K push subscriptions (K topics, tweets spread evenly over them).
+The emulator pushes each subscription's messages through two loops, each waiting for the answer before its
+next push (NUM_CONCURRENT_PUSH_REQUESTS = 2 in its FakePubsubServer): one subscription never has more than
+two pushes in flight, whatever the endpoint, where Pub/Sub itself keeps many in flight to a Cloud Run
+instance. So the bench feeds the one instance through 1 and through K push subscriptions (K topics, tweets
+spread evenly over them).
 
-Each run starts a fresh emulator and one gunicorn server, publishes N real airline tweets while the subscriptions
-are still pull subscriptions (so the tweets wait in their backlogs), then turns them into push subscriptions to
-the server and times the stream from that moment to the last message out.
+Each run starts a fresh emulator and one gunicorn server, publishes N real airline tweets while the
+subscriptions are still pull subscriptions (so the tweets wait in their backlogs), then turns them into push
+subscriptions to the server and times the stream from that moment to the last message out.
 
-- The BuzzWatch worker (`buzzwatch worker --mode push`: the shared Predictor on ONNX Runtime, every scored tweet
-  published to the scored topic and confirmed before the push is acked). "Out" is the emulator's publish time
-  of the last scored message; every scored message is pulled afterwards to check for lost tweets (ids that never
-  came out) and repeated ones (ids scored twice after a redelivery: the detection service skips them by id).
+- The BuzzWatch worker (`buzzwatch worker --mode push`: the shared Predictor on ONNX Runtime, every scored
+  tweet published to the scored topic and confirmed before the push is acked). "Out" is the emulator's
+  publish time of the last scored message; every scored message is pulled afterwards to check for lost
+  tweets (ids that never came out) and repeated ones (ids scored twice after a redelivery: the detection
+  service skips them by id).
 - The baseline, in the same run and configuration: an endpoint that reads each push and answers 204 without
   doing anything: the emulator's push ceiling, against which the worker's figure reads.
+
+Each line also gives the CPU time (from /proc) that the server and the emulator spent per message: on a
+small machine they share the cores, and that sum, not the endpoint, sets the ceiling.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from buzzwatch.pubsub import (  # noqa: E402
 from buzzwatch.schema import TweetEvent  # noqa: E402
 from buzzwatch.settings import CommonSettings  # noqa: E402
 
-# The baseline endpoint: gunicorn --preload imports this module once, so its worker processes share the counter.
+# The baseline endpoint: gunicorn --preload imports this module once; its worker processes share the counter.
 _pushes = multiprocessing.Value("q", 0)
 
 
@@ -99,6 +104,24 @@ def _wait_ready(port: int, timeout_s: float = 90) -> None:
     raise RuntimeError(f"the server on port {port} did not become ready")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its direct children (gunicorn's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for one in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _quiet(pid: int, window_s: float = 1.0) -> bool:
+    """Whether the server used almost no CPU over `window_s` (it has taken every push)."""
+    before = _cpu_seconds(pid)
+    time.sleep(window_s)
+    return _cpu_seconds(pid) - before < 0.05 * window_s
+
+
 def _count_pushes(port: int) -> int:
     return int(urllib.request.urlopen(f"http://127.0.0.1:{port}/count", timeout=5).read())
 
@@ -142,7 +165,9 @@ def run_once(
         settings = CommonSettings.from_env(env)
         topology = StreamTopology.from_settings(settings, env)
         topology.ensure()  # the scored topic, its detection subscription (drained below), the dead letter
-        feeds = [SubscriptionSpec(name=f"bench-push-{k}", topic=f"bench-tweets-{k}") for k in range(subscriptions)]
+        feeds = [
+            SubscriptionSpec(name=f"bench-push-{k}", topic=f"bench-tweets-{k}") for k in range(subscriptions)
+        ]
         for feed in feeds:  # pull subscriptions for now: the tweets wait in their backlogs
             ensure_topic(settings.gcp_project, feed.topic)
             ensure_subscription(settings.gcp_project, feed)
@@ -166,6 +191,7 @@ def run_once(
                 )
             for publisher in publishers:
                 publisher.close()
+            cpu_before = (_cpu_seconds(emulator.pid or 0), _cpu_seconds(server.pid))
             started = time.time()
             for feed in feeds:
                 push = replace(feed, push_endpoint=f"http://127.0.0.1:{port}/pubsub/push")
@@ -175,7 +201,21 @@ def run_once(
                     time.sleep(0.01)
                 count = _count_pushes(port)
                 elapsed = time.time() - started
-                return {"tweets_per_s": count / elapsed, "seconds": elapsed, "lost": len(tweets) - count}
+            else:
+                while time.time() - started < 300 and not _quiet(server.pid):
+                    time.sleep(0.2)
+            cpu_ms = [
+                (_cpu_seconds(pid) - before) * 1000 / len(tweets)
+                for pid, before in zip((emulator.pid or 0, server.pid), cpu_before, strict=True)
+            ]
+            if noop:
+                return {
+                    "tweets_per_s": count / elapsed,
+                    "seconds": elapsed,
+                    "lost": len(tweets) - count,
+                    "emulator_cpu_ms": cpu_ms[0],
+                    "worker_cpu_ms": cpu_ms[1],
+                }
             seen, last_out = _drain_scored(settings.gcp_project, topology.scored_subscription, len(tweets))
             elapsed = last_out - started
             return {
@@ -183,6 +223,8 @@ def run_once(
                 "seconds": elapsed,
                 "lost": len(tweets) - len(seen),
                 "repeated": sum(c - 1 for c in seen.values()),
+                "emulator_cpu_ms": cpu_ms[0],
+                "worker_cpu_ms": cpu_ms[1],
             }
         finally:
             server.terminate()
@@ -212,13 +254,16 @@ def main() -> None:
             ceiling = run_once(tweets, subscriptions, args.workers, args.threads, True, Path(tmp))
             print(
                 f"{feed:22s} baseline, no-op endpoint {ceiling['tweets_per_s']:7.0f} pushes/s  "
-                f"({ceiling['seconds']:.1f} s)",
+                f"({ceiling['seconds']:.1f} s)  CPU a push: endpoint {ceiling['worker_cpu_ms']:.2f} ms, "
+                f"emulator {ceiling['emulator_cpu_ms']:.2f} ms",
                 flush=True,
             )
             result = run_once(tweets, subscriptions, args.workers, args.threads, False, Path(tmp))
             print(
                 f"{feed:22s} BuzzWatch worker         {result['tweets_per_s']:7.0f} tweets/s  "
-                f"({result['seconds']:.1f} s)  lost {result['lost']}  scored twice {result['repeated']}",
+                f"({result['seconds']:.1f} s)  lost {result['lost']}  scored twice {result['repeated']}  "
+                f"CPU a tweet: worker {result['worker_cpu_ms']:.2f} ms, "
+                f"emulator {result['emulator_cpu_ms']:.2f} ms",
                 flush=True,
             )
 
