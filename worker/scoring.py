@@ -56,7 +56,7 @@ class WorkerSettings:
             push_service_account=env_str(env, "PUSH_AUTH_SERVICE_ACCOUNT"),
             push_endpoint=env_str(env, "PUBSUB_PUSH_ENDPOINT"),
             max_batch=env_int(env, "WORKER_MAX_BATCH", 256),
-            flushes=env_int(env, "WORKER_FLUSHES", 2),
+            flushes=env_int(env, "WORKER_FLUSHES", 1),
             max_envelope_bytes=env_int(env, "WORKER_MAX_ENVELOPE_BYTES", 1_000_000),
             publish_timeout_s=env_float(env, "WORKER_PUBLISH_TIMEOUT_S", 30.0),
             checkpoint_interval_s=env_float(env, "DETECTION_CHECKPOINT_S", 2.0),
@@ -226,7 +226,7 @@ class ScoringPipeline:
         publisher: ConfirmedPublisher,
         telemetry: Telemetry,
         max_batch: int = 256,
-        flushes: int = 2,
+        flushes: int = 1,
     ) -> None:
         self.model = model
         self.reasons = reasons
