@@ -295,7 +295,9 @@ def main() -> None:
     parser.add_argument("--fire", type=float, nargs="+", default=[3.0, 3.5, 4.0, 5.0], help="--tune grid")
     parser.add_argument("--share-z", type=float, nargs="+", default=[2.0, 2.5, 3.0], help="--tune grid")
     parser.add_argument("--margin", type=float, nargs="+", default=[0.05, 0.10], help="--tune grid")
-    parser.add_argument("--windows", nargs="+", default=["5,15,60"], help="--tune grid: window sets, minutes")
+    parser.add_argument(
+        "--windows", nargs="+", default=["3,5,15,60"], help="--tune grid: window sets, minutes"
+    )
     parser.add_argument("--throughput", action="store_true", help="time `buzzwatch replay --speed max`")
     parser.add_argument("--only-throughput", action="store_true", help="skip the detection figures")
     args = parser.parse_args()

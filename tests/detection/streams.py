@@ -33,10 +33,14 @@ def scored(
     brands: tuple[str, ...] = ("acme",),
     retweet_of: str | None = None,
     reason: str | None = None,
+    confidence: float = 0.9,
 ) -> ScoredTweet:
-    """One scored tweet with a confident probability for its label."""
+    """One scored tweet with probability `confidence` for its label (1.0: a hard label, as with --oracle)."""
     event = TweetEvent(id=tweet_id, created_at=created_at, text=text, brands=brands, retweet_of=retweet_of)
-    probabilities = {name: (0.9 if name == label else 0.05) for name in ("negative", "neutral", "positive")}
+    other = (1.0 - confidence) / 2
+    probabilities = {
+        name: (confidence if name == label else other) for name in ("negative", "neutral", "positive")
+    }
     return ScoredTweet(
         tweet=event,
         label=label,
@@ -95,6 +99,23 @@ def burst(
         body = text if retweet_of else f"{text} {rng.choice(WORDS)}{index}"
         tweets.append(scored(f"{prefix}-{index}", moment, label, body, (brand,), retweet_of, reason))
     return tweets
+
+
+def hard_labels(tweets: list[ScoredTweet]) -> list[ScoredTweet]:
+    """The same tweets with hard labels (probability 1 for the label, as an oracle replay scores them)."""
+    return [
+        scored(
+            t.tweet.id,
+            t.tweet.created_at,
+            t.label,
+            t.tweet.text,
+            t.tweet.brands,
+            t.tweet.retweet_of,
+            t.negative_reason,
+            confidence=1.0,
+        )
+        for t in tweets
+    ]
 
 
 def in_order(tweets: list[ScoredTweet]) -> list[ScoredTweet]:

@@ -35,7 +35,7 @@ class BrandParams:
 class DetectorConfig:
     """Event-time windows, baseline memory and explanation sizes; `defaults` apply to every brand."""
 
-    windows_minutes: tuple[int, ...] = (5, 15, 60)
+    windows_minutes: tuple[int, ...] = (3, 5, 15, 60)
     lateness_tolerance_s: float = 30.0  # events up to this late (event time) are counted exactly
     defaults: BrandParams = field(default_factory=BrandParams)
     brand_overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)

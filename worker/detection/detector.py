@@ -16,18 +16,34 @@ How it works (the README explains the why):
   already learned (older than the retained history, or before its brand's first tweet) is dropped and
   counted in `stats["late"]`, so no minute is learned twice. A late tweet's copy weight (below) is
   taken against the copies held when it arrives.
-- At each closed minute, for each window (5, 15, 60 minutes) ending there: the negative count is tested
-  against the expected negatives (Poisson, signed-root deviance) and the negative share against the
-  baseline share plus a margin (binomial likelihood ratio). Both must be significant (an
+- At each closed minute, for each window (3, 5, 15, 60 minutes) ending there: the negative count is
+  tested against the expected negatives (Poisson, signed-root deviance) and the negative share against
+  the baseline share plus a margin (binomial likelihood ratio). Both must be significant (an
   intersection-union test): the window's score is min(count z, share z x fire_score / min_share_z), so
   it reaches `fire_score` only when the count z reaches `fire_score` AND the share z reaches
   `min_share_z`, with enough negatives: more negatives than usual *and* a larger share of them. A surge
   of neutral or positive tweets, or a news surge at the usual share, raises the count but not the
   share, so it does not fire.
+- Negatives are counted softly: each tweet adds its probability of being negative (`p_negative`; 1 or 0
+  with hard labels, where everything below is exactly a count of labels). The model's probabilities
+  carry its doubt: an unsure tweet adds little, so the expected negatives of normal traffic are right
+  even though the model mislabels some of it. A soft count varies less than a count of labels, so both
+  tests are quasi-likelihood tests: each signed-root deviance is divided by the root of the brand's
+  dispersion (`DayProfileBaseline.dispersion`, learned from its normal traffic: 1 with hard labels).
+  The share margin is meant on the true negative share; a calibrated model's mean probability moves by
+  the share dispersion times the true share's move (Var(p) = Cov(p, label) when p is calibrated), so
+  the soft share test uses `share_margin` x that dispersion.
+  Why: with hard labels the model's mistakes (a sixth of neutral tweets called negative, a sixth of
+  negatives missed) both raise the baseline and dilute a buzz, so the tests needed more tweets to reach
+  the same z than with human labels; soft counts with the right variance and margin recover most of
+  that power (bench/detection.py; with human labels, p is 1 or 0 and nothing changes).
 - The baseline (hour-of-day volume and share, see `baseline.py`) learns from minutes once they are
   older than `baseline_lag_minutes`, and barely (`anomaly_weight`) from minutes that were unusual when
   they closed (inside an episode or with a high score), so a bad buzz does not hide itself; a volume
   surge of any sentiment is capped when learned, so a promotion does not dilute the negative share.
+  Until the baseline holds `warmup_minutes` minutes and `warmup_tweets` tweets, no minute is unusual:
+  the prior share is only a guess, and a brand whose normal share is far from it (an airline's 0.7
+  against 0.3) would otherwise learn its own normal traffic at `anomaly_weight` and alert on it later.
 - Hysteresis: an episode starts when a window with enough negatives scores `fire_score`; it ends after
   `end_quiet_minutes` closed minutes below `end_score`. A re-fire within `cooldown_minutes` of the end
   reopens the same episode. One episode = one "new" alert plus "update" alerts each time its excess
@@ -78,8 +94,9 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 SECONDS_PER_MINUTE = 60
 
-# Indexes into a closed-minute entry: [minute, total, negative, expected_total, expected_negative, flagged]
-_M, _TOTAL, _NEG, _EXP_TOTAL, _EXP_NEG, _FLAG = range(6)
+# Indexes into a closed-minute entry:
+# [minute, total, negative, expected_total, expected_negative, flagged, sum of squared negative probabilities]
+_M, _TOTAL, _NEG, _EXP_TOTAL, _EXP_NEG, _FLAG, _SQUARES = range(7)
 
 
 @dataclass(slots=True)
@@ -331,6 +348,9 @@ class BuzzDetector:
         evals = []
         floor = self.config.min_rate_per_minute
         share_scale = params.fire_score / params.min_share_z
+        count_dispersion, share_dispersion = state.baseline.dispersion()
+        count_scale, share_z_scale = count_dispersion**-0.5, share_dispersion**-0.5
+        margin = params.share_margin * share_dispersion  # the margin is on the true share (see above)
         for (total, negatives, expected_total, expected_negatives), minutes in zip(
             state.sums, self._windows, strict=True
         ):
@@ -338,8 +358,8 @@ class BuzzDetector:
             negative_count = negatives + extra_neg
             share = expected_negatives / expected_total if expected_total > 0 else self.config.share_prior
             expected = max(expected_total, floor * minutes) * share
-            count_z = poisson_z(negative_count, expected)
-            share_z = binomial_z(negative_count, volume, min(share + params.share_margin, 0.99))
+            count_z = poisson_z(negative_count, expected) * count_scale
+            share_z = binomial_z(negative_count, volume, min(share + margin, 0.99)) * share_z_scale
             evals.append(
                 WindowEval(
                     minutes=minutes,
@@ -372,11 +392,12 @@ class BuzzDetector:
         records = sorted(state.pending.pop(minute, ()), key=_arrival_order)
         weights = [_copy_weight(state.copies, record) for record in records]
         total = sum(weights)
-        negatives = sum(w for w, r in zip(weights, records, strict=True) if r.negative)
+        negatives = sum(w * r.p_negative for w, r in zip(weights, records, strict=True))
+        squares = sum(w * r.p_negative * r.p_negative for w, r in zip(weights, records, strict=True))
         hour = (minute // 60) % 24
         expected_total = state.baseline.rate(hour)
         expected_negatives = expected_total * state.baseline.share(hour)
-        entry = [minute, total, negatives, expected_total, expected_negatives, False]
+        entry = [minute, total, negatives, expected_total, expected_negatives, False, squares]
         state.closed.append(entry)
         count = len(state.closed)
         for index, window in enumerate(self._windows):
@@ -397,11 +418,11 @@ class BuzzDetector:
         state.last_evals = evals
         top_score = self._alarm(evals)
         alerts: list[Alert] = []
-        warm = (
+        learned = (
             state.baseline.minutes_seen >= params.warmup_minutes
             and state.baseline.tweets_seen >= params.warmup_tweets
-            and state.baseline.hourly_volume[hour].weight >= params.hour_warmup_minutes
         )
+        warm = learned and state.baseline.hourly_volume[hour].weight >= params.hour_warmup_minutes
         episode = state.episode
         if episode is not None:
             alerts.extend(
@@ -411,7 +432,7 @@ class BuzzDetector:
             firing = self._firing(evals, params)
             if firing is not None:
                 alerts.extend(self._start_episode(state, params, minute, records, weights, firing, negatives))
-        entry[_FLAG] = state.episode is not None or top_score >= params.end_score
+        entry[_FLAG] = state.episode is not None or (learned and top_score >= params.end_score)
 
         self._age_out(state, minute)
         return alerts
@@ -426,9 +447,10 @@ class BuzzDetector:
         assert entry[_M] == minute, "closed minutes are consecutive"
         kept = age < len(state.chunks)  # the minute's tweets are still held (inside the longest window)
         weight = _copy_weight(state.copies, record, keep=kept)
-        negative = weight * record.negative
+        negative = weight * record.p_negative
         entry[_TOTAL] += weight
         entry[_NEG] += negative
+        entry[_SQUARES] += negative * record.p_negative
         for sums, window in zip(state.sums, self._windows, strict=True):
             if age < window:
                 sums[0] += weight
@@ -468,7 +490,7 @@ class BuzzDetector:
         prefix_total = prefix_neg = 0.0
         for index, (record, weight) in enumerate(zip(records, weights, strict=True)):
             prefix_total += weight
-            prefix_neg += weight * record.negative
+            prefix_neg += weight * record.p_negative
             evals = self._evaluate(state, params, prefix_total - minute_total, prefix_neg - minute_neg)
             crossing = self._firing(evals, params)
             if crossing is not None:
@@ -512,7 +534,7 @@ class BuzzDetector:
         ):
             trigger_index, running = len(records) - 1, before
             for index, (record, weight) in enumerate(zip(records, weights, strict=True)):
-                running += weight * record.negative
+                running += weight * record.p_negative
                 if running >= needed:
                     trigger_index = index
                     break
@@ -544,7 +566,8 @@ class BuzzDetector:
     def _learn(self, state: BrandState, entry: list[Any]) -> None:
         """Fold one old closed minute into the baseline, robustly (see `DayProfileBaseline.update`)."""
         weight = self.config.anomaly_weight if entry[_FLAG] else 1.0
-        state.baseline.update((entry[_M] // 60) % 24, entry[_TOTAL], entry[_NEG], entry[_EXP_TOTAL], weight)
+        hour = (entry[_M] // 60) % 24
+        state.baseline.update(hour, entry[_TOTAL], entry[_NEG], entry[_SQUARES], entry[_EXP_TOTAL], weight)
 
     def _skip_gap(self, target: int) -> bool:
         """Jump over a long event-time silence; False when a pending minute must be closed first.
@@ -613,7 +636,7 @@ class BuzzDetector:
             if (r.ts, r.id) <= (trigger.ts, trigger.id)
         ]
         volume = len(in_window)
-        negatives = sum(1 for r in in_window if r.negative)
+        negatives = sum(r.p_negative for r in in_window)
         try:
             details = explain(
                 in_window,
@@ -666,17 +689,23 @@ class BuzzDetector:
         reason_model: ReasonModel | None = None,
         config: DetectorConfig | None = None,
     ) -> BuzzDetector:
-        """Resume from `state_dict` output (optionally with a new config, e.g. changed thresholds)."""
+        """Resume from `state_dict` output (optionally with a new config, e.g. changed thresholds).
+
+        With other windows than the saved ones, each window's sums are rebuilt from the retained closed
+        minutes (a window longer than that history starts partial, as on a fresh start).
+        """
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported detector state version {state.get('version')!r}")
         detector = cls(config or DetectorConfig.from_dict(state["config"]), tokenizer, reason_model)
-        if len(detector._windows) != len(DetectorConfig.from_dict(state["config"]).windows_minutes):
-            raise ValueError("the detector state was saved with other windows; it cannot be resumed")
+        saved_windows = tuple(DetectorConfig.from_dict(state["config"]).windows_minutes)
         detector._next_minute = state["next_minute"]
         detector._max_ts = state["max_ts"]
         detector.stats.update(state.get("stats", {}))
         for brand, payload in state["brands"].items():
-            detector._brands[brand] = _brand_state_from_dict(detector.config, brand, payload)
+            brand_state = _brand_state_from_dict(detector.config, brand, payload)
+            if detector._windows != saved_windows:  # new windows: summed again from the closed minutes
+                brand_state.sums = _window_sums(brand_state.closed, detector._windows)
+            detector._brands[brand] = brand_state
         detector._order = sorted(detector._brands)
         return detector
 
@@ -706,6 +735,23 @@ def _forget_copy(copies: dict[str, int], record: TweetRecord) -> None:
         copies[key] = left
     else:
         copies.pop(key, None)
+
+
+def _window_sums(closed: Sequence[list[Any]], windows: Sequence[int]) -> list[list[float]]:
+    """[total, negative, expected total, expected negative] over the last `window` closed minutes, each."""
+    sums = []
+    for window in windows:
+        entries = list(closed)[-window:]
+        sums.append([sum(e[index] for e in entries) for index in (_TOTAL, _NEG, _EXP_TOTAL, _EXP_NEG)])
+    return sums
+
+
+def _closed_entry(saved: Sequence[Any]) -> list[Any]:
+    """A saved closed minute; one saved before squares were kept counted hard labels (p^2 = p)."""
+    entry = list(saved)
+    if len(entry) == _SQUARES:
+        entry.append(entry[_NEG])
+    return entry
 
 
 def _records_to_lists(records: Iterable[TweetRecord]) -> list[list[Any]]:
@@ -751,7 +797,7 @@ def _brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str
         first_minute=int(payload["first_minute"]),
         baseline=DayProfileBaseline.from_state(config, payload["baseline"]),
         pending=pending,
-        closed=deque(list(entry) for entry in payload["closed"]),
+        closed=deque(_closed_entry(entry) for entry in payload["closed"]),
         sums=[list(s) for s in payload["sums"]],
         chunks=chunks,
         reference=deque(payload["reference"], maxlen=config.reference_size),
