@@ -35,7 +35,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -233,12 +234,80 @@ def read_local(
 
 def read_alerts(var_dir: Path | str) -> list[dict[str, Any]]:
     """The bad-buzz alerts in the local sink, oldest first, as `Alert.to_dict()` objects."""
+    return alerts_in(read_local(var_dir, "events", name=BAD_BUZZ_ALERT))
+
+
+def alerts_in(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The `Alert.to_dict()` objects carried by `BadBuzzAlert` event records, in their order."""
     alerts = []
-    for record in read_local(var_dir, "events", name=BAD_BUZZ_ALERT):
-        alert = (record.get("properties") or {}).get("alert")
+    for record in events:
+        alert = (
+            (record.get("properties") or {}).get("alert") if record.get("name") == BAD_BUZZ_ALERT else None
+        )
         if isinstance(alert, dict):
             alerts.append(alert)
     return alerts
+
+
+class RecordingTelemetry(Telemetry):
+    """Sends everything to `inner` and keeps the latest metrics and events in memory, as local-sink records.
+
+    The detection service serves them (`/v1/watch/...`) to the Streamlit app where it cannot read the local
+    sink: on Cloud Run, or with Application Insights configured. `capacity` records per kind are kept.
+    """
+
+    def __init__(self, inner: Telemetry, capacity: int = 50_000) -> None:
+        self.inner = inner
+        self.role = inner.role
+        self._records: dict[str, deque[dict[str, Any]]] = {
+            kind: deque(maxlen=capacity) for kind in ("metrics", "events")
+        }
+        self._lock = threading.Lock()
+
+    def _keep(self, kind: str, record: dict[str, Any]) -> None:
+        record.update(time=_now_iso(), role=self.role, pid=os.getpid())
+        with self._lock:
+            self._records[kind].append(record)
+
+    def metric(self, name: str, value: float, dimensions: Mapping[str, Any] | None = None) -> None:
+        """Forward and keep one metric value."""
+        self.inner.metric(name, value, dimensions)
+        self._keep("metrics", {"name": name, "value": float(value), "dimensions": _dimensions(dimensions)})
+
+    def event(
+        self,
+        name: str,
+        properties: Mapping[str, Any] | None = None,
+        measurements: Mapping[str, float] | None = None,
+    ) -> None:
+        """Forward and keep one custom event."""
+        self.inner.event(name, properties, measurements)
+        self._keep(
+            "events",
+            {
+                "name": name,
+                "properties": dict(properties or {}),
+                "measurements": {str(k): float(v) for k, v in (measurements or {}).items()},
+            },
+        )
+
+    def trace(
+        self, message: str, severity: str = "INFO", properties: Mapping[str, Any] | None = None
+    ) -> None:
+        """Forward one trace (not kept)."""
+        self.inner.trace(message, severity, properties)
+
+    def recent(self, kind: str, since: str | None = None) -> list[dict[str, Any]]:
+        """The kept "metrics" or "events" records, oldest first, written at or after `since` (ISO 8601)."""
+        if kind not in self._records:
+            raise ValueError(f"kind must be metrics or events, got {kind!r}")
+        with self._lock:
+            records = list(self._records[kind])
+        return [r for r in records if since is None or str(r["time"]) >= since]
+
+    def close(self) -> None:
+        """Close the inner backend."""
+        self.inner.close()
 
 
 class _IntervalMetricProducer:

@@ -12,17 +12,19 @@ from buzzwatch.settings import CommonSettings, env_float, env_int, env_str
 
 @dataclass(frozen=True)
 class UiSettings:
-    """Where the API is, where the local telemetry sink is, how the pages refresh and batch."""
+    """Where the API and the stream's figures are, how the pages refresh and batch."""
 
     api_url: str
     var_dir: Path
     refresh_s: float
     batch_size: int
     lookback_hours: float
+    detection_url: str | None = None  # BUZZWATCH_DETECTION_URL: read the stream from the detection service
+    detection_cloud_run_auth: bool = False  # BUZZWATCH_DETECTION_AUTH=cloud-run: call it with an ID token
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UiSettings:
-        """Build from BUZZWATCH_API_URL and BUZZWATCH_UI_* variables."""
+        """Build from BUZZWATCH_API_URL, BUZZWATCH_DETECTION_* and BUZZWATCH_UI_* variables."""
         env = os.environ if env is None else env
         return cls(
             api_url=env_str(env, "BUZZWATCH_API_URL", "http://127.0.0.1:8080") or "http://127.0.0.1:8080",
@@ -30,4 +32,6 @@ class UiSettings:
             refresh_s=env_float(env, "BUZZWATCH_UI_REFRESH_S", 5.0),
             batch_size=env_int(env, "BUZZWATCH_UI_BATCH_SIZE", 256),
             lookback_hours=env_float(env, "BUZZWATCH_UI_LOOKBACK_HOURS", 24.0),
+            detection_url=env_str(env, "BUZZWATCH_DETECTION_URL"),
+            detection_cloud_run_auth=env_str(env, "BUZZWATCH_DETECTION_AUTH") == "cloud-run",
         )

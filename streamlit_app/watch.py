@@ -1,14 +1,23 @@
-"""Pure helpers of the Watch it page: per-brand series and alerts from the local telemetry sink."""
+"""The Watch it page's data: the stream's records (local telemetry sink or the detection service's feed),
+per-brand series and alerts."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import requests
 
-from buzzwatch.telemetry import BASELINE_NEGATIVE_SHARE, NEGATIVE_SHARE, SPIKE_SCORE, TWEET_VOLUME
+from buzzwatch.telemetry import (
+    BASELINE_NEGATIVE_SHARE,
+    NEGATIVE_SHARE,
+    SPIKE_SCORE,
+    TWEET_VOLUME,
+    read_local,
+)
 
 SERIES = {
     NEGATIVE_SHARE: "negative share",
@@ -78,3 +87,43 @@ def brand_alerts(alerts: Iterable[dict[str, Any]], brand: str) -> list[dict[str,
         key=lambda a: str(a.get("fired_at")),
         reverse=True,
     )
+
+
+class FeedError(Exception):
+    """The detection service's feed could not be read; the message says why."""
+
+
+METADATA_IDENTITY = (
+    "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/identity"
+)
+
+
+def load_records(
+    kind: str, var_dir: Path, detection_url: str | None, cloud_run_auth: bool = False, timeout_s: float = 5.0
+) -> list[dict[str, Any]]:
+    """The stream's "metrics" or "events" records: from the detection service's feed when `detection_url`
+    is set (BUZZWATCH_DETECTION_URL), else from the local telemetry sink under `var_dir`.
+
+    With `cloud_run_auth`, the request carries an ID token for that URL from the metadata server: on Cloud
+    Run, only the app's service account may invoke the detection service. FeedError when unreachable.
+    """
+    if not detection_url:
+        return read_local(var_dir, kind)
+    base = detection_url.rstrip("/")
+    headers = {}
+    try:
+        if cloud_run_auth:
+            token = requests.get(
+                METADATA_IDENTITY,
+                params={"audience": base},
+                headers={"Metadata-Flavor": "Google"},
+                timeout=timeout_s,
+            )
+            token.raise_for_status()
+            headers["Authorization"] = f"Bearer {token.text}"
+        response = requests.get(f"{base}/v1/watch/{kind}", headers=headers, timeout=timeout_s)
+        response.raise_for_status()
+        records = response.json()["records"]
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        raise FeedError(f"cannot read the detection service's {kind} at {base}: {exc}") from exc
+    return [record for record in records if isinstance(record, dict)]

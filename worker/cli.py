@@ -95,7 +95,7 @@ def run_in_process(role: str) -> int:
     from buzzwatch.logs import configure_logging
     from buzzwatch.notify import Mailer
     from buzzwatch.settings import CommonSettings
-    from buzzwatch.telemetry import Telemetry
+    from buzzwatch.telemetry import RecordingTelemetry, Telemetry
     from worker.detection_service import AlertDispatcher, DetectionService, DetectionStore, serve_health
     from worker.pull import run_detection, run_scoring_pull
     from worker.scoring import WorkerSettings, build_scoring_service
@@ -112,6 +112,9 @@ def run_in_process(role: str) -> int:
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
     telemetry = Telemetry.from_settings(settings, role="detection" if role == "detection" else "worker")
+    # The detection service keeps its latest figures for the app's Watch it page (served with /healthz).
+    feed = RecordingTelemetry(telemetry) if role == "detection" else None
+    telemetry = feed or telemetry
     try:
         if role == "detection":
             from models.reasons import ReasonClassifier
@@ -131,7 +134,7 @@ def run_in_process(role: str) -> int:
                 None,
                 reasons,
             )
-            health = serve_health(worker_settings.health_port, service)
+            health = serve_health(worker_settings.health_port, service, feed)
             try:
                 run_detection(service, settings, worker_settings, env, stop)
             finally:

@@ -47,13 +47,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 
 from buzzwatch import telemetry as names
 from buzzwatch.notify import Mailer
 from buzzwatch.schema import Alert, SchemaError, ScoredTweet, format_timestamp
-from buzzwatch.telemetry import Telemetry
+from buzzwatch.telemetry import RecordingTelemetry, Telemetry
 from worker.detection import BuzzDetector, DetectorConfig
 
 log = logging.getLogger("buzzwatch.detection")
@@ -468,16 +469,31 @@ class DetectionService:
         return sent
 
 
-def serve_health(port: int, service: DetectionService) -> ThreadingHTTPServer:
-    """A tiny /healthz endpoint for the container platform (the detection service has no other HTTP)."""
+def serve_health(
+    port: int, service: DetectionService, feed: RecordingTelemetry | None = None
+) -> ThreadingHTTPServer:
+    """`/healthz` for the container platform and, with a `feed`, the stream's latest figures for the app.
+
+    `GET /v1/watch/metrics?since=ISO` and `/v1/watch/events?since=ISO` answer `{"records": [...]}` in the
+    local sink's line format: what the Streamlit app's Watch it page reads where it cannot read that sink
+    (Cloud Run, where Cloud Run's IAM lets only the app's service account call this service).
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path not in ("/healthz", "/readyz"):
-                self.send_error(404)
-                return
-            body = json.dumps({"status": "ok", **service.totals}).encode()
-            self.send_response(200)
+            url = urlsplit(self.path)
+            kind = url.path.removeprefix("/v1/watch/")
+            if url.path in ("/healthz", "/readyz"):
+                self._json(200, {"status": "ok", **service.totals})
+            elif feed is not None and url.path.startswith("/v1/watch/") and kind in ("metrics", "events"):
+                since = (parse_qs(url.query).get("since") or [None])[0]
+                self._json(200, {"records": feed.recent(kind, since)})
+            else:
+                self._json(404, {"error": f"no route {url.path}"})
+
+        def _json(self, status: int, payload: Mapping[str, Any]) -> None:
+            body = json.dumps(payload, ensure_ascii=False, default=str).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

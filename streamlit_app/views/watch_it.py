@@ -5,19 +5,29 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from buzzwatch.telemetry import read_alerts, read_local
+from buzzwatch.telemetry import alerts_in
 from streamlit_app.settings import UiSettings
-from streamlit_app.watch import brand_alerts, brand_series, brands_in
+from streamlit_app.watch import FeedError, brand_alerts, brand_series, brands_in, load_records
 
 settings = UiSettings.from_env()
 st.title("Watch it")
 
-metrics = read_local(settings.var_dir, "metrics")
-brands = brands_in(metrics)
+
+def records(kind: str) -> list[dict]:
+    """The stream's metrics or events, from the detection service's feed or the local sink."""
+    return load_records(kind, settings.var_dir, settings.detection_url, settings.detection_cloud_run_auth)
+
+
+try:
+    brands = brands_in(records("metrics"))
+except FeedError as exc:
+    st.error(str(exc))
+    st.stop()
 if not brands:
+    where = settings.detection_url or settings.var_dir / "telemetry"
     st.info(
-        f"No stream figures in {settings.var_dir / 'telemetry'} yet. Start the local stack with "
-        "`buzzwatch demo`: the worker writes its metrics and alerts there."
+        f"No stream figures from {where} yet. Start the local stack with `buzzwatch demo`: the detection "
+        "service writes its metrics and alerts there."
     )
     st.stop()
 
@@ -29,8 +39,12 @@ live = st.toggle("Live", value=True, help=f"refresh every {settings.refresh_s:g}
 def brand_panel() -> None:
     """The charts and alerts of one brand, refreshed on its own."""
     lookback = timedelta(hours=settings.lookback_hours)
-    series = brand_series(read_local(settings.var_dir, "metrics"), brand, lookback)
-    alerts = brand_alerts(read_alerts(settings.var_dir), brand)
+    try:
+        series = brand_series(records("metrics"), brand, lookback)
+        alerts = brand_alerts(alerts_in(records("events")), brand)
+    except FeedError as exc:
+        st.error(str(exc))
+        return
     if series.empty:
         st.info(f"No figures for {brand} yet.")
     else:
@@ -49,7 +63,7 @@ def brand_panel() -> None:
             st.area_chart(series[["volume"]])
     st.subheader(f"Alerts ({len(alerts)})")
     if not alerts:
-        st.caption(f"No bad-buzz alert for {brand} in the telemetry sink.")
+        st.caption(f"No bad-buzz alert for {brand} yet.")
     for alert in alerts:
         title = (
             f"{alert.get('fired_at')} · negative {alert.get('negative_share', 0):.0%} vs "

@@ -139,3 +139,54 @@ def test_sigterm_delivers_buffered_telemetry(appinsights_capture, tmp_path: Path
     assert [e["data"]["baseData"]["name"] for e in appinsights_capture.of_type("EventData")] == [
         "BadBuzzAlert"
     ]
+
+
+def test_recording_telemetry_forwards_everything_and_keeps_the_latest(tmp_path: Path) -> None:
+    from buzzwatch.telemetry import BAD_BUZZ_ALERT, RecordingTelemetry, alerts_in
+
+    feed = RecordingTelemetry(LocalTelemetry(tmp_path, role="detection"), capacity=3)
+    for minute in range(5):
+        feed.metric("negative_share", 0.1 * minute, {"brand": "united", "minute": minute})
+    feed.event(BAD_BUZZ_ALERT, {"alert": {"brand": "united", "volume": 40}}, {"score": 5.0})
+    feed.trace("a trace is forwarded, not kept")
+    assert [r["value"] for r in read_local(tmp_path, "metrics")] == pytest.approx([0, 0.1, 0.2, 0.3, 0.4])
+    assert len(read_local(tmp_path, "traces")) == 1
+    kept = feed.recent("metrics")
+    assert [r["dimensions"]["minute"] for r in kept] == ["2", "3", "4"]  # the capacity keeps the latest
+    assert kept[0].keys() >= {"time", "name", "value", "dimensions", "role", "pid"}
+    assert feed.recent("metrics", since="9999") == []
+    assert alerts_in(feed.recent("events")) == [{"brand": "united", "volume": 40}]
+    with pytest.raises(ValueError):
+        feed.recent("traces")
+
+
+def test_detection_http_serves_health_and_the_watch_feed_only(tmp_path: Path) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+    from types import SimpleNamespace
+
+    from buzzwatch.emulator import free_port
+    from buzzwatch.telemetry import RecordingTelemetry
+    from worker.detection_service import serve_health
+
+    feed = RecordingTelemetry(LocalTelemetry(tmp_path))
+    feed.metric("tweet_volume", 12, {"brand": "delta"})
+    port = free_port()
+    server = serve_health(port, SimpleNamespace(totals={"counted": 7}), feed)  # type: ignore[arg-type]
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert json.load(urllib.request.urlopen(f"{base}/healthz"))["counted"] == 7
+        records = json.load(urllib.request.urlopen(f"{base}/v1/watch/metrics"))["records"]
+        assert [(r["name"], r["value"]) for r in records] == [("tweet_volume", 12.0)]
+        since = records[0]["time"]
+        assert (
+            len(json.load(urllib.request.urlopen(f"{base}/v1/watch/metrics?since={since}"))["records"]) == 1
+        )
+        assert json.load(urllib.request.urlopen(f"{base}/v1/watch/events"))["records"] == []
+        for path in ("/v1/watch/traces", "/v1/watch/", "/nothing"):
+            with pytest.raises(urllib.error.HTTPError) as error:
+                urllib.request.urlopen(base + path)
+            assert error.value.code == 404
+    finally:
+        server.shutdown()

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from flask import Flask
 from streamlit.testing.v1 import AppTest
 
+from buzzwatch.emulator import free_port
 from buzzwatch.schema import Alert
-from buzzwatch.telemetry import BAD_BUZZ_ALERT, NEGATIVE_SHARE, TWEET_VOLUME, LocalTelemetry
+from buzzwatch.telemetry import (
+    BAD_BUZZ_ALERT,
+    NEGATIVE_SHARE,
+    TWEET_VOLUME,
+    LocalTelemetry,
+    RecordingTelemetry,
+    Telemetry,
+)
+from worker.detection_service import serve_health
 
 TIMEOUT = 30
 UI_DIR = Path(__file__).resolve().parents[2] / "streamlit_app"
@@ -107,8 +117,8 @@ def test_watch_it_says_how_to_get_data_when_the_sink_is_empty(isolated_var_dir: 
     assert "buzzwatch demo" in page.info[0].value
 
 
-def test_watch_it_shows_a_brand_series_and_its_alert(isolated_var_dir: Path) -> None:
-    telemetry = LocalTelemetry(isolated_var_dir, role="worker")
+def _record_a_stream(telemetry: Telemetry) -> None:
+    """Thirty minutes of two brands' figures and one alert, as the detection service reports them."""
     start = datetime(2015, 2, 24, 9, 0, tzinfo=UTC)
     for minute in range(30):
         moment = (start + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
@@ -132,6 +142,25 @@ def test_watch_it_shows_a_brand_series_and_its_alert(isolated_var_dir: Path) -> 
         samples=({"id": "1", "text": "They lost my luggage again"},),
     )
     telemetry.event(BAD_BUZZ_ALERT, properties={"alert": alert.to_dict()})
+
+
+@pytest.mark.parametrize("source", ["local sink", "detection service feed"])
+def test_watch_it_shows_a_brand_series_and_its_alert(
+    source: str,
+    isolated_var_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    if source == "local sink":
+        _record_a_stream(LocalTelemetry(isolated_var_dir, role="detection"))
+    else:  # what the app reads on Cloud Run: the feed served next to the detection service's /healthz
+        feed = RecordingTelemetry(LocalTelemetry(tmp_path / "elsewhere", role="detection"))
+        _record_a_stream(feed)
+        port = free_port()
+        server = serve_health(port, SimpleNamespace(totals={}), feed)  # type: ignore[arg-type]
+        request.addfinalizer(server.shutdown)
+        monkeypatch.setenv("BUZZWATCH_DETECTION_URL", f"http://127.0.0.1:{port}")
     page = _page("watch_it").run()
     assert not page.exception
     assert page.selectbox[0].options == ["AirParadis", "Other"]
@@ -142,6 +171,13 @@ def test_watch_it_shows_a_brand_series_and_its_alert(isolated_var_dir: Path) -> 
     page.selectbox[0].select("Other").run()
     assert page.metric[0].value == "10%"
     assert "Alerts (0)" in [header.value for header in page.subheader]
+
+
+def test_watch_it_says_when_the_detection_service_cannot_be_reached(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUZZWATCH_DETECTION_URL", "http://127.0.0.1:9")
+    page = _page("watch_it").run()
+    assert not page.exception
+    assert "cannot read the detection service's metrics" in page.error[0].value
 
 
 def test_navigation_app_runs(api_url: str) -> None:
