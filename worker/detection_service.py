@@ -37,7 +37,6 @@ SQLite locally (`<var_dir>/buzzwatch.db`), PostgreSQL through DATABASE_URL.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import threading
@@ -52,7 +51,7 @@ from urllib.parse import parse_qs, urlsplit
 import sqlalchemy as sa
 
 from buzzwatch import telemetry as names
-from buzzwatch.notify import Mailer
+from buzzwatch.notify import Mailer, render_alert
 from buzzwatch.schema import Alert, SchemaError, ScoredTweet, format_timestamp
 from buzzwatch.telemetry import RecordingTelemetry, Telemetry
 from worker.detection import BuzzDetector, DetectorConfig
@@ -190,53 +189,6 @@ class DetectionStore:
     def close(self) -> None:
         """Release the connection pool."""
         self.engine.dispose()
-
-
-def render_alert(alert: Alert) -> tuple[str, str, str]:
-    """Subject, plain text and HTML of an alert email."""
-    verb = "Bad buzz" if alert.kind == "new" else "Bad buzz growing"
-    subject = (
-        f"[BuzzWatch] {verb}: {alert.brand}: {alert.negative_share:.0%} negative "
-        f"(baseline {alert.baseline_share:.0%}), {alert.volume} tweets"
-    )
-    window = f"{format_timestamp(alert.window_start)} to {format_timestamp(alert.window_end)}"
-    reasons = sorted(alert.reasons.items(), key=lambda item: -item[1])
-    lines = [
-        f"{verb} for {alert.brand} (episode {alert.episode_id}, alert: {alert.kind}).",
-        f"Window: {window}",
-        f"Negative share: {alert.negative_share:.1%} against a baseline of {alert.baseline_share:.1%}",
-        f"Volume: {alert.volume} tweets (about {alert.baseline_volume:.1f} expected); "
-        f"spike score {alert.score:.1f}",
-        f"Over-represented terms: {', '.join(alert.top_terms) or '-'}",
-        f"Hashtags: {', '.join(alert.top_hashtags) or '-'}",
-        "Why people are angry: " + (", ".join(f"{r} {s:.0%}" for r, s in reasons) or "-"),
-        "",
-        "Representative negative tweets:",
-    ]
-    samples = []
-    for sample in alert.samples:
-        text = str(sample.get("text", "")) if isinstance(sample, Mapping) else str(sample)
-        copies = sample.get("copies", 1) if isinstance(sample, Mapping) else 1
-        samples.append((text, copies))
-        lines.append(f"- {text}" + (f" (x{copies})" if copies and copies > 1 else ""))
-    text_body = "\n".join(lines) + "\n"
-    items = "".join(
-        f"<li>{html.escape(text)}"
-        + (f" <small>(x{copies})</small>" if copies and copies > 1 else "")
-        + "</li>"
-        for text, copies in samples
-    )
-    reason_rows = "".join(f"<tr><td>{html.escape(r)}</td><td>{s:.0%}</td></tr>" for r, s in reasons)
-    html_body = (
-        f"<h2>{html.escape(verb)}: {html.escape(alert.brand)}</h2>"
-        f"<p><b>{alert.negative_share:.1%}</b> negative against a baseline of {alert.baseline_share:.1%}, "
-        f"{alert.volume} tweets, spike score {alert.score:.1f}<br>{html.escape(window)}</p>"
-        f"<p>Terms: {html.escape(', '.join(alert.top_terms) or '-')}<br>"
-        f"Hashtags: {html.escape(', '.join(alert.top_hashtags) or '-')}</p>"
-        f"<table><tr><th>Reason</th><th>Share</th></tr>{reason_rows}</table>"
-        f"<h3>Representative negative tweets</h3><ul>{items}</ul>"
-    )
-    return subject, text_body, html_body
 
 
 class AlertDispatcher:
