@@ -1,6 +1,6 @@
 """Throughput of ONE scoring worker instance with real push delivery from the Pub/Sub emulator.
 
-    .venv/bin/python bench/stream.py [--tweets 5000] [--subscriptions 1 4] [--workers 2] [--threads 8]
+    .venv/bin/python bench/stream.py [--tweets 5000] [--subscriptions 1 8 16] [--workers 2] [--threads 8]
 
 The emulator pushes each subscription's messages through two loops, each waiting for the answer before its
 next push (NUM_CONCURRENT_PUSH_REQUESTS = 2 in its FakePubsubServer): one subscription never has more than
@@ -239,7 +239,7 @@ def main() -> None:
     )
     parser.add_argument("--tweets", type=int, default=5000)
     parser.add_argument(
-        "--subscriptions", type=int, nargs="+", default=[1, 4], help="push subscriptions feeding the instance"
+        "--subscriptions", type=int, nargs="+", default=[1, 8, 16], help="push subscriptions to feed it"
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn processes of the instance")
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per process")
