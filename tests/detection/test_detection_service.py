@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from buzzwatch import telemetry as names
 from buzzwatch.schema import Alert, ScoredTweet
-from buzzwatch.telemetry import Telemetry
+from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
 from detection.streams import START, background, burst, in_order, scored, simple_tokenize
 from worker.detection import DetectorConfig
 from worker.detection_service import DetectionService, DetectionStore
@@ -21,19 +20,6 @@ from worker.detection_service import DetectionService, DetectionStore
 DAY_SPIKE = START + timedelta(hours=38)
 TOLERANCE_S = DetectorConfig().lateness_tolerance_s
 QUIET_S, MARGIN_S = 10.0, 30.0
-
-
-class RecordingTelemetry(Telemetry):
-    """Keeps every metric (name, value, dimensions)."""
-
-    def __init__(self) -> None:
-        self.metrics: list[tuple[str, float, dict[str, Any]]] = []
-
-    def metric(self, name: str, value: float, dimensions: Mapping[str, Any] | None = None) -> None:
-        self.metrics.append((name, value, dict(dimensions or {})))
-
-    def event(self, name: str, properties: Any = None, measurements: Any = None) -> None:
-        return
 
 
 class RecordingDispatcher:
@@ -59,7 +45,8 @@ class FakeClock:
 def make_service(
     tmp_path: Path, clock: FakeClock
 ) -> tuple[DetectionService, RecordingDispatcher, RecordingTelemetry]:
-    telemetry, dispatcher = RecordingTelemetry(), RecordingDispatcher()
+    telemetry = RecordingTelemetry(LocalTelemetry(tmp_path, role="detection"))
+    dispatcher = RecordingDispatcher()
     service = DetectionService(
         DetectionStore(f"sqlite:///{tmp_path / 'buzzwatch.db'}"),
         dispatcher,  # type: ignore[arg-type]
@@ -108,7 +95,7 @@ def test_the_idle_watermark_ends_an_episode_on_a_quiet_live_stream(tmp_path: Pat
     clock.now += QUIET_S - 1
     assert service.tick() is False and service.detector.watermark == watermark  # not quiet for long enough
 
-    metrics_before = len(telemetry.metrics)
+    metrics_before = len(telemetry.recent("metrics"))
     while clock.now < last_arrival + 3 * 3600 and service.detector.snapshot("acme")["active"]:
         clock.now += 5
         service.tick()
@@ -118,7 +105,7 @@ def test_the_idle_watermark_ends_an_episode_on_a_quiet_live_stream(tmp_path: Pat
     assert clock.now - last_arrival < 2 * 3600
     saved = service.store.load_state()["brands"]["acme"]
     assert saved["episode"] is None and saved["last_episode"]["ended_minute"] is not None  # committed
-    spike_scores = [m for m in telemetry.metrics[metrics_before:] if m[0] == names.SPIKE_SCORE]
+    spike_scores = [m for m in telemetry.recent("metrics")[metrics_before:] if m["name"] == names.SPIKE_SCORE]
     assert len(spike_scores) >= 60  # a fresh snapshot as each quiet minute closed
 
 
@@ -174,7 +161,10 @@ def test_a_tweet_older_than_the_history_is_dropped_once_and_reported(tmp_path: P
     service.process(payloads([late, stale]))
     service.checkpoint()
     assert service.detector.stats["late_counted"] == 1 and service.detector.stats["late"] == 1
-    assert (names.DEAD_LETTERED, 1.0, {"reason": "late", "stage": "detection"}) in telemetry.metrics
+    dropped = [m for m in telemetry.recent("metrics") if m["name"] == names.DEAD_LETTERED]
+    assert [(m["value"], m["dimensions"]) for m in dropped] == [
+        (1.0, {"reason": "late", "stage": "detection"})
+    ]
     service.process(payloads([late, stale]))  # redelivered: known ids, neither counted nor dropped again
     service.checkpoint()
     assert service.detector.stats["late"] == 1 and service.detector.stats["late_counted"] == 1
