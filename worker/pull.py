@@ -198,7 +198,9 @@ def run_detection(
         client = state["client"]
         if client is not None and (held or service.pending.messages):
             commit(client)
-        elif service.due(worker_settings.checkpoint_interval_s, worker_settings.checkpoint_max_messages):
+        elif not service.tick() and service.due(
+            worker_settings.checkpoint_interval_s, worker_settings.checkpoint_max_messages
+        ):
             service.dispatch_outbox()
             service.last_checkpoint = time.monotonic()
 
