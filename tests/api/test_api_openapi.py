@@ -211,7 +211,9 @@ def test_fuzz_raw_bodies_never_500(app: Flask, client: FlaskClient, raw: bytes, 
 def test_fuzz_any_route_and_method_answers_json_without_500(
     client: FlaskClient, path: str, method: str, api_key: str
 ) -> None:
-    response = client.open("/" + path, method=method, headers={"X-API-Key": api_key}, json={"text": "hi"})
+    # One leading slash: Werkzeug's test client reads "//x" as a URL whose host is "x" (and fails on "//.").
+    url = "/" + path.lstrip("/")
+    response = client.open(url, method=method, headers={"X-API-Key": api_key}, json={"text": "hi"})
     assert response.status_code < 500
     if response.status_code >= 400:
         assert response.is_json and response.get_json()["message"]
