@@ -92,6 +92,29 @@ def _dimensions(dimensions: Mapping[str, Any] | None) -> dict[str, str]:
     return {str(key): str(value) for key, value in (dimensions or {}).items()}
 
 
+def _metric_record(name: str, value: float, dimensions: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A metric as a local-sink record (before `_stamp`)."""
+    return {"name": name, "value": float(value), "dimensions": _dimensions(dimensions)}
+
+
+def _event_record(
+    name: str, properties: Mapping[str, Any] | None, measurements: Mapping[str, float] | None
+) -> dict[str, Any]:
+    """A custom event as a local-sink record (before `_stamp`); properties keep their JSON structure."""
+    return {
+        "name": name,
+        "properties": dict(properties or {}),
+        "measurements": {str(k): float(v) for k, v in (measurements or {}).items()},
+    }
+
+
+def _stamp(record: dict[str, Any], role: str) -> None:
+    """Add the local-sink record's time (unless set), role and process id."""
+    record.setdefault("time", _now_iso())
+    record["role"] = role
+    record["pid"] = os.getpid()
+
+
 class Telemetry:
     """The interface every service uses; pick the backend with `Telemetry.from_settings`."""
 
@@ -149,9 +172,7 @@ class LocalTelemetry(Telemetry):
         self._lock = threading.Lock()
 
     def _append(self, kind: str, record: dict[str, Any]) -> None:
-        record.setdefault("time", _now_iso())
-        record["role"] = self.role
-        record["pid"] = os.getpid()
+        _stamp(record, self.role)
         line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
         path = self.directory / f"{kind}.jsonl"
         with self._lock:
@@ -171,7 +192,7 @@ class LocalTelemetry(Telemetry):
 
     def metric(self, name: str, value: float, dimensions: Mapping[str, Any] | None = None) -> None:
         """Append one metric line."""
-        self._append("metrics", {"name": name, "value": float(value), "dimensions": _dimensions(dimensions)})
+        self._append("metrics", _metric_record(name, value, dimensions))
 
     def event(
         self,
@@ -180,14 +201,7 @@ class LocalTelemetry(Telemetry):
         measurements: Mapping[str, float] | None = None,
     ) -> None:
         """Append one event line (properties keep their JSON structure locally)."""
-        self._append(
-            "events",
-            {
-                "name": name,
-                "properties": dict(properties or {}),
-                "measurements": {str(k): float(v) for k, v in (measurements or {}).items()},
-            },
-        )
+        self._append("events", _event_record(name, properties, measurements))
 
     def trace(
         self, message: str, severity: str = "INFO", properties: Mapping[str, Any] | None = None
@@ -265,14 +279,14 @@ class RecordingTelemetry(Telemetry):
         self._lock = threading.Lock()
 
     def _keep(self, kind: str, record: dict[str, Any]) -> None:
-        record.update(time=_now_iso(), role=self.role, pid=os.getpid())
+        _stamp(record, self.role)
         with self._lock:
             self._records[kind].append(record)
 
     def metric(self, name: str, value: float, dimensions: Mapping[str, Any] | None = None) -> None:
         """Forward and keep one metric value."""
         self.inner.metric(name, value, dimensions)
-        self._keep("metrics", {"name": name, "value": float(value), "dimensions": _dimensions(dimensions)})
+        self._keep("metrics", _metric_record(name, value, dimensions))
 
     def event(
         self,
@@ -282,14 +296,7 @@ class RecordingTelemetry(Telemetry):
     ) -> None:
         """Forward and keep one custom event."""
         self.inner.event(name, properties, measurements)
-        self._keep(
-            "events",
-            {
-                "name": name,
-                "properties": dict(properties or {}),
-                "measurements": {str(k): float(v) for k, v in (measurements or {}).items()},
-            },
-        )
+        self._keep("events", _event_record(name, properties, measurements))
 
     def trace(
         self, message: str, severity: str = "INFO", properties: Mapping[str, Any] | None = None
