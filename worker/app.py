@@ -181,14 +181,10 @@ def _read_body(environ: Mapping[str, Any], limit: int) -> bytes | None:
     """The request body, or None when it is larger than `limit` bytes (the rest is drained, not kept)."""
     stream = environ["wsgi.input"]
     length = _content_length(environ)
-    if length > limit:
-        while stream.read(65536):
-            pass
-        return None
-    if length:
+    if 0 < length <= limit:
         return stream.read(length)
-    body = stream.read(limit + 1)  # no Content-Length (chunked): read up to the limit
-    if len(body) > limit:
+    body = b"" if length else stream.read(limit + 1)  # no Content-Length (chunked): read up to the limit
+    if length or len(body) > limit:
         while stream.read(65536):
             pass
         return None
