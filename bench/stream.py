@@ -45,6 +45,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.api import wait_ready  # noqa: E402
 from buzzwatch.emulator import PubSubEmulator, free_port  # noqa: E402
 from buzzwatch.pubsub import (  # noqa: E402
     Publisher,
@@ -91,17 +92,6 @@ def load_tweets(count: int) -> list[TweetEvent]:
         )
         for i in range(count)
     ]
-
-
-def _wait_ready(port: int, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"the server on port {port} did not become ready")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -183,7 +173,7 @@ def run_once(
         log = open(workdir / f"server-{port}.log", "ab")  # noqa: SIM115 - closed with the server
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_ready(port)
+            wait_ready(f"http://127.0.0.1:{port}", server)
             publishers = [Publisher(settings.gcp_project, feed.topic) for feed in feeds]
             for index, tweet in enumerate(tweets):
                 publishers[index % len(publishers)].publish(
