@@ -13,9 +13,15 @@ Scoring: `--oracle` uses the file labels; `--model` scores with the shared Predi
 Tuning (`--tune`) sweeps the detector's fire thresholds and the naive threshold on the TUNE seeds; the
 defaults in worker/detection/config.py were chosen that way; the report runs on other seeds.
 Throughput: `--throughput` times the exact CLI, `buzzwatch replay --speed max`, with and without --oracle.
+Real traffic: `--real-week` replays the real airline week of data/airline_us (Feb 2015, nothing injected)
+and prints every alert per brand with its window, volume, distinct authors, the most active author and its
+terms, so a reader can judge which alerts are real events (the Feb 21-23 storms) and which are not; its
+figure is alerts per brand-week. `--no-authors` drops the author column (copies are then the only
+discount), to compare with the detector as it was before authors counted.
 
 Usage:
   .venv/bin/python bench/detection.py --oracle --model --seeds 3 4 5 --throughput
+  .venv/bin/python bench/detection.py --oracle --model --real-week
   .venv/bin/python bench/detection.py --tune --seeds 1 2
 """
 
@@ -28,7 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,7 +45,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from detection_data import build, load_pools  # noqa: E402
+from detection_data import build, load_pools, real_week  # noqa: E402
 
 from buzzwatch.schema import ScoredTweet  # noqa: E402
 from worker.detection import BrandParams, BuzzDetector, DetectorConfig  # noqa: E402
@@ -279,6 +285,49 @@ def throughput(folder: Path) -> None:
         )
 
 
+def replay_real_week(modes: list[str], model: Any, authors: bool) -> None:
+    """Replay the real week with the default detector: every alert, and alerts per brand-week."""
+    folder = REPO_ROOT / "var" / "bench" / "detection" / "real-week"
+    rows = read_rows(real_week(folder), True, ReplaySummary())
+    if not authors:
+        rows = [replace(r, author=None) for r in rows]
+    brands = sorted({r.brand for r in rows})
+    days = (rows[-1].created_at - rows[0].created_at).total_seconds() / 86400
+    brand_weeks = len(brands) * days / 7
+    print(
+        f"real week: {len(rows)} tweets over {days:.1f} days, {len(brands)} brands "
+        f"({brand_weeks:.2f} brand-weeks)"
+    )
+    for mode in modes:
+        stream = score_stream(rows, model if mode == "model" else None, folder)
+        negative = {s.tweet.id for s in stream if s.label == "negative"}
+        detector = BuzzDetector(DetectorConfig())
+        alerts = [a for s in stream for a in detector.observe(s)] + detector.flush()
+        news = [a for a in alerts if a.kind == "new"]
+        one_author = 0
+        print(
+            f"[{mode}] real week: {len(news)} alerts, {len(news) / brand_weeks:.2f} per brand-week "
+            f"({len(alerts) - len(news)} updates)"
+        )
+        for alert in news:
+            window = [
+                r
+                for r in rows
+                if r.brand == alert.brand and alert.window_start <= r.created_at <= alert.window_end
+            ]
+            negatives = [r for r in window if r.id in negative]
+            top, top_count = Counter(r.author for r in negatives).most_common(1)[0] if negatives else ("-", 0)
+            one_author += 2 * top_count >= len(negatives)
+            print(
+                f"  {alert.brand}: {alert.window_start:%a %d %H:%M}-{alert.window_end:%H:%M} UTC, "
+                f"{len(window)} tweets by {len({r.author for r in window})} authors, "
+                f"{len(negatives)} negative "
+                f"(most by one author: {top}, {top_count}), share {alert.negative_share:.0%} vs "
+                f"{alert.baseline_share:.0%}; terms: {', '.join(alert.top_terms[:6]) or '-'}"
+            )
+        print(f"[{mode}] alerts with half or more of their negatives by one author: {one_author}")
+
+
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(
@@ -300,6 +349,10 @@ def main() -> None:
     )
     parser.add_argument("--throughput", action="store_true", help="time `buzzwatch replay --speed max`")
     parser.add_argument("--only-throughput", action="store_true", help="skip the detection figures")
+    parser.add_argument(
+        "--real-week", action="store_true", help="replay the real Feb 2015 week instead of the seeds"
+    )
+    parser.add_argument("--no-authors", action="store_true", help="replay without the author column")
     args = parser.parse_args()
     pools = load_pools()
     brand_weeks = 6 * args.weeks
@@ -327,12 +380,17 @@ def main() -> None:
 
         model = Predictor.load(None)
         print(f"model: {model.model_version}")
+    if args.real_week:
+        replay_real_week(modes, model, not args.no_authors)
+        return
     print(f"seeds {args.seeds}, {args.weeks:g} weeks each, 6 brands ({brand_weeks:g} brand-weeks per seed)")
     for mode in modes:
         results: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for seed in args.seeds:
             folder = seed_files(seed, args.weeks, pools)
             rows = read_rows(folder / "tweets.csv", True, ReplaySummary())
+            if args.no_authors:
+                rows = [replace(r, author=None) for r in rows]
             episodes = _read_truth(folder / "episodes.csv")
             started = time.perf_counter()
             stream = score_stream(rows, model if mode == "model" else None, folder)

@@ -17,6 +17,9 @@ For each seed: `tweets.csv` (the replay input: id, created_at, text, brand, labe
   (hundreds of copies), news surges (volume x4 at the usual share) and "night crumbs" (2-4 negative
   tweets within 10 minutes on a quiet night).
 
+`real_week` writes the real week itself (data/airline_us, Feb 2015, nothing injected) as a replay file
+with its authors, for the false alerts on real traffic.
+
 Usage: .venv/bin/python bench/detection_data.py --seed 1 --weeks 4 --out var/bench/detection/seed1
 """
 
@@ -31,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from buzzwatch.schema import format_timestamp, parse_timestamp
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA = REPO_ROOT / "data"
@@ -361,6 +366,31 @@ class Generator:
         _write_csv(out / "tweets_kind.csv", self.rows, ["id", "kind"])
         _write_csv(out / "episodes.csv", self.episodes, list(self.episodes[0]))
         _write_csv(out / "decoys.csv", self.decoys, ["brand", "kind", "start", "end"])
+
+
+def real_week(out: Path) -> Path:
+    """The real airline week as a replay file (one row per id, UTC times, brand = airline, author = name)."""
+    path = out / "tweets.csv"
+    if path.exists():
+        return path
+    rows = {}
+    for row in _read(DATA / "airline_us" / "train.csv"):
+        rows.setdefault(
+            row["id"],
+            {
+                "id": row["id"],
+                "created_at": format_timestamp(parse_timestamp(row["created_at"])),
+                "text": row["text"],
+                "brand": row["airline"],
+                "label": row["label"],
+                "negativereason": row["negativereason"],
+                "author": row["name"],
+            },
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(rows.values(), key=lambda r: (r["created_at"], r["id"]))
+    _write_csv(path, ordered, ["id", "created_at", "text", "brand", "label", "negativereason", "author"])
+    return path
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

@@ -1,9 +1,10 @@
 """Replay a CSV of tweets through the detector in event time: the `buzzwatch replay` engine.
 
 The same `BuzzDetector` the worker runs is fed here, in (created_at, id) order, so a replay gives the
-alerts the live stream would. Scoring is the shared `Predictor` in large batches (or, with the oracle,
-the file's own labels, to tell model error from detector error). Input is validated row by row: a bad
-row is reported and skipped, never fatal.
+alerts the live stream would. An optional `author` column (the author's id or handle) fills
+`TweetEvent.author_id`, so one author's many tweets weigh as the live stream's would. Scoring is the
+shared `Predictor` in large batches (or, with the oracle, the file's own labels, to tell model error from
+detector error). Input is validated row by row: a bad row is reported and skipped, never fatal.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from worker.detection import BuzzDetector
 
 REQUIRED_COLUMNS = ("id", "created_at", "text", "brand")
 REASON_COLUMNS = ("negative_reason", "negativereason")
+AUTHOR_COLUMN = "author"
 MAX_REPORTED_ERRORS = 20
 
 
@@ -63,6 +65,7 @@ class ReplayRow:
     brand: str
     label: str | None
     reason: str | None
+    author: str | None = None
 
 
 @dataclass
@@ -140,7 +143,9 @@ def _parse_row(row: dict[str, Any], line: int, oracle: bool, reason_column: str 
         if label not in LABELS:
             raise SchemaError(f"label {label!r} is not one of {', '.join(LABELS)}")
     reason = (row.get(reason_column) or "").strip() or None if reason_column else None
-    return ReplayRow(line, values["id"], created_at, row.get("text") or "", values["brand"], label, reason)
+    author = (row.get(AUTHOR_COLUMN) or "").strip() or None
+    text = row.get("text") or ""
+    return ReplayRow(line, values["id"], created_at, text, values["brand"], label, reason, author)
 
 
 def _batches(rows: Sequence[ReplayRow], size: int) -> Iterator[Sequence[ReplayRow]]:
@@ -187,7 +192,12 @@ def scored_batches(
 
 def _scored(row: ReplayRow, label: str, probabilities: dict[str, float], version: str) -> ScoredTweet:
     tweet = TweetEvent(
-        id=row.id, created_at=row.created_at, text=row.text, brands=(row.brand,), source="replay"
+        id=row.id,
+        created_at=row.created_at,
+        text=row.text,
+        brands=(row.brand,),
+        source="replay",
+        author_id=row.author,
     )
     return ScoredTweet(
         tweet=tweet,

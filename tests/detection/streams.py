@@ -34,9 +34,12 @@ def scored(
     retweet_of: str | None = None,
     reason: str | None = None,
     confidence: float = 0.9,
+    author: str | None = None,
 ) -> ScoredTweet:
     """One scored tweet with probability `confidence` for its label (1.0: a hard label, as with --oracle)."""
-    event = TweetEvent(id=tweet_id, created_at=created_at, text=text, brands=brands, retweet_of=retweet_of)
+    event = TweetEvent(
+        id=tweet_id, created_at=created_at, text=text, brands=brands, author_id=author, retweet_of=retweet_of
+    )
     other = (1.0 - confidence) / 2
     probabilities = {
         name: (confidence if name == label else other) for name in ("negative", "neutral", "positive")
@@ -89,15 +92,19 @@ def burst(
     seed: int = 1,
     reason: str | None = None,
     retweet_of: str | None = None,
+    author: str | None = None,
 ) -> list[ScoredTweet]:
-    """Extra tweets spread uniformly over `minutes` (each text made distinct unless `retweet_of`)."""
+    """Extra tweets spread uniformly over `minutes` (each text made distinct unless `retweet_of`), all by
+    `author` when given (one person ranting), else by unknown authors."""
     rng = random.Random(seed)
     count = round(minutes * per_minute)
     tweets = []
     for index in range(count):
         moment = start + timedelta(seconds=rng.uniform(0, minutes * 60))
         body = text if retweet_of else f"{text} {rng.choice(WORDS)}{index}"
-        tweets.append(scored(f"{prefix}-{index}", moment, label, body, (brand,), retweet_of, reason))
+        tweets.append(
+            scored(f"{prefix}-{index}", moment, label, body, (brand,), retweet_of, reason, author=author)
+        )
     return tweets
 
 
@@ -113,6 +120,7 @@ def hard_labels(tweets: list[ScoredTweet]) -> list[ScoredTweet]:
             t.tweet.retweet_of,
             t.negative_reason,
             confidence=1.0,
+            author=t.tweet.author_id,
         )
         for t in tweets
     ]

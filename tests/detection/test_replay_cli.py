@@ -16,9 +16,9 @@ import pytest
 
 from buzzwatch.cli import main
 from buzzwatch.schema import parse_timestamp
-from detection.streams import START, background, burst, simple_tokenize
+from detection.streams import START, background, burst, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
-from worker.replay import ReplaySummary, read_rows, run_replay
+from worker.replay import ReplaySummary, read_rows, run_replay, scored_batches
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPIKE = START + timedelta(hours=38)  # day 2: every hour of the day has a baseline
@@ -51,6 +51,7 @@ def write_csv(
             "text": s.tweet.text,
             "brand": s.tweet.brands[0],
             "label": s.label,
+            "author": s.tweet.author_id or "",
         }
         for s in tweets
     ]
@@ -301,3 +302,17 @@ def test_identical_texts_are_scored_once_per_batch(tmp_path: Path) -> None:
     )
     assert summary.tweets == len(rows) == 300 and summary.label_counts == {"neutral": 300}
     assert model.texts_scored == model.calls == 3
+
+
+def test_an_optional_author_column_names_each_tweets_author(tmp_path: Path) -> None:
+    tweets = [
+        scored(f"t{i}", SPIKE, "negative", "late again", author=a) for i, a in enumerate(("ann", "", "bob"))
+    ]
+    columns = ["id", "created_at", "text", "brand", "label", "author"]
+    rows = read_rows(write_csv(tmp_path / "in.csv", tweets, columns=columns), False, ReplaySummary())
+    replayed = next(scored_batches(rows, None, 10))
+    assert sorted((s.tweet.id, s.tweet.author_id) for s in replayed) == sorted(
+        (t.tweet.id, t.tweet.author_id or None) for t in tweets
+    )
+    without = read_rows(write_csv(tmp_path / "plain.csv", tweets), False, ReplaySummary())
+    assert {r.author for r in without} == {None}
