@@ -1,6 +1,6 @@
 """Throughput of ONE scoring worker instance with real push delivery from the Pub/Sub emulator.
 
-    .venv/bin/python bench/stream.py [--tweets 5000] [--subscriptions 1 8 16] [--workers 2] [--threads 8]
+    .venv/bin/python bench/stream.py [--tweets 20000] [--subscriptions 1 8 16] [--workers 2] [--threads 16]
 
 The emulator pushes each subscription's messages through two loops, each waiting for the answer before its
 next push (NUM_CONCURRENT_PUSH_REQUESTS = 2 in its FakePubsubServer): one subscription never has more than
@@ -8,9 +8,11 @@ two pushes in flight, whatever the endpoint, where Pub/Sub itself keeps many in 
 instance. So the bench feeds the one instance through 1 and through K push subscriptions (K topics, tweets
 spread evenly over them).
 
-Each run starts a fresh emulator and one gunicorn server, publishes N real airline tweets while the
-subscriptions are still pull subscriptions (so the tweets wait in their backlogs), then turns them into push
-subscriptions to the server and times the stream from that moment to the last message out.
+Each run starts a fresh emulator and one server (the worker's own, `worker.cli.push_server_command`),
+publishes N real airline tweets while the subscriptions are still pull subscriptions (so the tweets wait in
+their backlogs), then turns them into push subscriptions to the server and times the stream from that moment
+to the last message out. The emulator is a fresh JVM each time: the first few thousand pushes also pay for
+its JIT compilation, so short runs read lower than the steady state (5,000 tweets: about 25% lower).
 
 - The BuzzWatch worker (`buzzwatch worker --mode push`: the shared Predictor on ONNX Runtime, every scored
   tweet published to the scored topic and confirmed before the push is acked). "Out" is the emulator's
@@ -28,12 +30,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import multiprocessing
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -57,25 +57,29 @@ from buzzwatch.pubsub import (  # noqa: E402
 )
 from buzzwatch.schema import TweetEvent  # noqa: E402
 from buzzwatch.settings import CommonSettings  # noqa: E402
+from worker.cli import push_server_command  # noqa: E402
 
-# The baseline endpoint: gunicorn --preload imports this module once; its worker processes share the counter.
-_pushes = multiprocessing.Value("q", 0)
+COUNT_FILE = "BENCH_PUSH_COUNT_FILE"
 
 
-def noop_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """Read the push, count it, answer 204; `GET /count` says how many came."""
-    if environ.get("PATH_INFO") == "/count":
-        body = str(_pushes.value).encode()
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-        return [body]
-    if environ.get("PATH_INFO") == "/readyz":
-        start_response("200 OK", [("Content-Length", "0")])
+def noop_app() -> Callable[..., Iterable[bytes]]:
+    """The baseline endpoint (an app factory, as the worker's): read the push, answer 204, count it.
+
+    Each push appends one byte to the file named by $BENCH_PUSH_COUNT_FILE (O_APPEND: safe across the
+    server's processes), so its size is the number of pushes taken.
+    """
+    counter = os.open(os.environ[COUNT_FILE], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/readyz":
+            start_response("200 OK", [("Content-Length", "0")])
+            return []
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        os.write(counter, b".")
+        start_response("204 No Content", [])
         return []
-    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-    with _pushes.get_lock():
-        _pushes.value += 1
-    start_response("204 No Content", [])
-    return []
+
+    return app
 
 
 def load_tweets(count: int) -> list[TweetEvent]:
@@ -95,7 +99,7 @@ def load_tweets(count: int) -> list[TweetEvent]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and its direct children (gunicorn's workers), from /proc."""
+    """CPU time (user + system) of a process and its direct children (the server's workers), from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -110,10 +114,6 @@ def _quiet(pid: int, window_s: float = 1.0) -> bool:
     before = _cpu_seconds(pid)
     time.sleep(window_s)
     return _cpu_seconds(pid) - before < 0.05 * window_s
-
-
-def _count_pushes(port: int) -> int:
-    return int(urllib.request.urlopen(f"http://127.0.0.1:{port}/count", timeout=5).read())
 
 
 def _drain_scored(project: str, subscription: str, expected: int) -> tuple[Counter[str], float]:
@@ -162,16 +162,18 @@ def run_once(
             ensure_topic(settings.gcp_project, feed.topic)
             ensure_subscription(settings.gcp_project, feed)
         port = free_port()
+        count_file = workdir / f"pushes-{port}"
         if noop:
-            command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
-                       str(workers), "--threads", str(threads), "--preload", "--chdir", str(REPO / "bench"),
-                       "stream:noop_app"]  # fmt: skip
+            env[COUNT_FILE] = str(count_file)
+            command = push_server_command("127.0.0.1", port, workers, threads, app_factory="stream:noop_app")
         else:
             command = [sys.executable, "-m", "buzzwatch.cli", "worker", "--mode", "push", "--host",
                        "127.0.0.1", "--port", str(port), "--workers", str(workers), "--threads",
                        str(threads)]  # fmt: skip
         log = open(workdir / f"server-{port}.log", "ab")  # noqa: SIM115 - closed with the server
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO / "bench" if noop else REPO
+        )
         try:
             wait_ready(f"http://127.0.0.1:{port}", server)
             publishers = [Publisher(settings.gcp_project, feed.topic) for feed in feeds]
@@ -187,9 +189,9 @@ def run_once(
                 push = replace(feed, push_endpoint=f"http://127.0.0.1:{port}/pubsub/push")
                 ensure_subscription(settings.gcp_project, push)
             if noop:
-                while _count_pushes(port) < len(tweets) and time.time() - started < 300:
+                while count_file.stat().st_size < len(tweets) and time.time() - started < 300:
                     time.sleep(0.01)
-                count = _count_pushes(port)
+                count = count_file.stat().st_size
                 elapsed = time.time() - started
             else:
                 while time.time() - started < 300 and not _quiet(server.pid):
@@ -227,12 +229,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tweets", type=int, default=5000)
+    parser.add_argument("--tweets", type=int, default=20000)
     parser.add_argument(
         "--subscriptions", type=int, nargs="+", default=[1, 8, 16], help="push subscriptions to feed it"
     )
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn processes of the instance")
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per process")
+    parser.add_argument("--workers", type=int, default=2, help="server processes of the instance")
+    parser.add_argument("--threads", type=int, default=16, help="threads per server process")
     args = parser.parse_args()
     os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
     tweets = load_tweets(args.tweets)

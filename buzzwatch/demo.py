@@ -2,7 +2,7 @@
 
 What runs (every piece is the real one, as separate processes where production has separate services):
 the official Pub/Sub emulator with the topics and subscriptions (a push subscription to the worker, a
-dead-letter topic), the scoring worker (gunicorn, the push route), the single detection service, an SMTP sink
+dead-letter topic), the scoring worker (granian, the push route), the single detection service, an SMTP sink
 (aiosmtpd; mails saved as .eml files) or the outbox, and the ingester replaying a file built here.
 
 The replay file is made deterministically from the real US airline tweets in data/airline_us: `--tweets`

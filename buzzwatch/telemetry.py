@@ -21,22 +21,23 @@ Why not the opencensus stats/view API: a single negative value (a spike score be
 the whole measurement map, and its views are process-wide singletons. Our producer hands the exporter one
 data point per metric and dimension set per export interval instead: counters are summed over the interval
 (delta semantics, so KQL `sum(value)` counts), gauges keep the last value, latencies the mean, and negative
-values pass. `close()` stops the exporters, which delivers everything still buffered; Cloud Run stops a
-container with SIGTERM, so entry points call `install_sigterm_handler()` to turn it into a normal exit.
+values pass. `close()` stops the exporters, which delivers everything still buffered, and runs by itself
+when the process exits normally (`close_at_exit`); Cloud Run stops a container with SIGTERM, so entry
+points call `install_sigterm_handler()` to turn it into a normal exit.
 """
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import json
 import logging
+import multiprocessing.util
 import os
 import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -416,7 +417,7 @@ class AzureTelemetry(Telemetry):
         suffix = f"{id(self):x}"
         self._event_logger = self._private_logger(f"buzzwatch.telemetry.events.{suffix}", self._event_handler)
         self._trace_logger = self._private_logger(f"buzzwatch.telemetry.traces.{suffix}", self._trace_handler)
-        atexit.register(self.close)
+        close_at_exit(self.close)
 
     @staticmethod
     def _private_logger(name: str, handler: logging.Handler) -> logging.Logger:
@@ -469,11 +470,20 @@ class AzureTelemetry(Telemetry):
             private.handlers.clear()
 
 
+def close_at_exit(close: Callable[[], object]) -> None:
+    """Call `close` when this process exits normally, whoever started it.
+
+    `atexit` handlers never run in a process started by multiprocessing (granian's workers are), but
+    multiprocessing's exit finalizers run there, and in every other process through its own atexit hook.
+    """
+    multiprocessing.util.Finalize(None, close, exitpriority=10)
+
+
 def install_sigterm_handler() -> None:
     """Make SIGTERM (how Cloud Run stops a container) a normal exit, so `finally` and atexit close telemetry.
 
-    Only for processes we run ourselves (pull worker, detection service, demo); gunicorn has its own handler
-    and exits its workers normally, which runs atexit. Must be called from the main thread.
+    Only for processes we run ourselves (pull worker, detection service, demo); the servers (gunicorn,
+    granian) have their own handlers and stop their workers normally. Must be called from the main thread.
     """
 
     def _exit(signum: int, frame: object) -> None:

@@ -1,6 +1,6 @@
 """The scoring worker for Cloud Run: a Flask app factory; its push route is plain WSGI in front of Flask.
 
-    gunicorn --bind 0.0.0.0:$PORT --workers 2 --threads 8 'worker.app:create_app()'
+    buzzwatch worker --mode push --port $PORT --workers 2 --threads 16   # granian, `production_app`
 
 `POST /pubsub/push`: one push envelope `{"message": {"data": base64, "attributes", "messageId"}, ...}`.
 - 204: done (scored and published to the scored topic, or malformed and published to the dead-letter topic)
@@ -16,6 +16,8 @@ import binascii
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -79,6 +81,25 @@ def create_app(
         return jsonify(dict(service.counts))
 
     return app
+
+
+def production_app() -> Flask:
+    """`create_app()` as the server runs it: the process also stops when its server has died.
+
+    A server killed without warning (SIGKILL, an out-of-memory kill) cannot stop its worker processes; left
+    running, they would go on taking pushes on the shared socket. Each one watches its parent and, when it is
+    gone, stops itself as the server would (SIGTERM: finish the requests in hand, close telemetry).
+    """
+    app = create_app()
+    threading.Thread(target=_stop_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
+    return app
+
+
+def _stop_with_parent(parent: int, interval_s: float = 1.0) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval_s)
+    log.warning("the server process is gone: stopping this worker", extra={"server_pid": parent})
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class PushRoute:

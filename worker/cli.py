@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
         description=(
             "--role scoring (default): score TweetEvents from the tweets subscription and publish "
             "ScoredTweets; "
-            "--mode push serves the Pub/Sub push route with gunicorn on --port/$PORT (Cloud Run), "
+            "--mode push serves the Pub/Sub push route with granian on --port/$PORT (Cloud Run), "
             "--mode pull pulls the subscription (outside Cloud Run). Scoring scales out. "
             "--role detection: the ONE consumer of the scored topic: dedupes by tweet id (DATABASE_URL), "
             "detects bad buzzes in event time, emails alerts (SMTP_* or the outbox) and records metrics "
@@ -29,12 +29,17 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--mode", choices=("push", "pull"), default="push", help="scoring: push or pull")
     worker.add_argument("--host", default="0.0.0.0", help="push mode: address to bind (default 0.0.0.0)")
     worker.add_argument("--port", type=int, help="push mode: port (default $PORT or 8080)")
-    worker.add_argument("--threads", type=int, default=16, help="push mode: gunicorn threads (default 16)")
+    worker.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("WORKER_THREADS", "16")),
+        help="push mode: threads per process running the app (default $WORKER_THREADS or 16)",
+    )
     worker.add_argument(
         "--workers",
         type=int,
         default=int(os.environ.get("WEB_CONCURRENCY", "1")),
-        help="push mode: gunicorn processes, each with its own model (default $WEB_CONCURRENCY or 1)",
+        help="push mode: server processes, each with its own model (default $WEB_CONCURRENCY or 1)",
     )
     worker.set_defaults(handler=run_worker_command)
 
@@ -44,7 +49,7 @@ def register(subparsers: Any) -> None:
         description=(
             "Starts the Pub/Sub emulator, the topics and subscriptions (push to the local worker, "
             "dead letter), "
-            "the scoring worker (gunicorn), the detection service, an SMTP sink, and replays real airline "
+            "the scoring worker (granian), the detection service, an SMTP sink, and replays real airline "
             "tweets from data/ with an injected bad buzz through the ingester. Alerts are printed and mailed "
             "to the sink (saved as .eml under the demo folder). Ends by itself with a summary; Ctrl-C stops "
             "everything cleanly."
@@ -69,25 +74,33 @@ def run_worker_command(args: argparse.Namespace) -> int:
     """Run one worker role until the end of time or SIGTERM."""
     if args.role == "scoring" and args.mode == "push":
         port = args.port or int(os.environ.get("PORT", "8080"))
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"{args.host}:{port}",
-            "--workers",
-            str(max(1, args.workers)),
-            "--threads",
-            str(args.threads),
-            "--timeout",
-            "60",
-            "--graceful-timeout",
-            "20",
-            "worker.app:create_app()",
-        ]
-        # Become gunicorn, so SIGTERM (Cloud Run, a supervisor, a test) reaches it and no child is orphaned.
-        os.execv(sys.executable, command)
+        # Become the server, so SIGTERM (Cloud Run, a supervisor, a test) reaches it and no child is orphaned.
+        command = push_server_command(args.host, port, args.workers, args.threads)
+        os.execv(command[0], command)
     return run_in_process(args.role)
+
+
+def push_server_command(
+    host: str, port: int, workers: int, threads: int, app_factory: str = "worker.app:production_app"
+) -> list[str]:
+    """The push route's server: granian (Rust HTTP, the WSGI app on `threads` threads per process).
+
+    Pub/Sub pushes one tweet per request, so the server's own cost per request bounds the throughput of a
+    small instance (README, "Throughput": granian against gunicorn's threaded workers). Failed processes are
+    respawned; on SIGTERM each finishes its requests (at most 20 s) and closes its telemetry.
+    """
+    return [
+        sys.executable, "-m", "granian",
+        "--interface", "wsgi",
+        "--host", host,
+        "--port", str(port),
+        "--workers", str(max(1, workers)),
+        "--blocking-threads", str(max(1, threads)),
+        "--respawn-failed-workers",
+        "--workers-kill-timeout", "20",
+        "--no-access-log",
+        "--factory", app_factory,
+    ]  # fmt: skip
 
 
 def run_in_process(role: str) -> int:

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -123,14 +124,23 @@ def test_runs_as_a_non_root_user_with_unbuffered_python(image: ServiceImage):
 
 
 @pytest.mark.parametrize("image", [i for i in IMAGES if i.web], ids=lambda image: image.name)
-def test_web_services_listen_on_cloud_runs_port(image: ServiceImage):
+def test_web_services_listen_on_cloud_runs_port(image: ServiceImage, monkeypatch: pytest.MonkeyPatch):
     instructions = parse_dockerfile(REPO_ROOT / image.dockerfile)
     command = next(i for i in reversed(instructions) if i.keyword == "CMD").arguments
     if image.name == "streamlit":
         assert "${PORT}" in command and "exec " in command, command
         return
     parts = json.loads(command)
-    assert parts[0] == "gunicorn" or "exec gunicorn" in command, "a web service runs under gunicorn"
+    if image.name == "worker":  # the image's CLI becomes the push server (worker/cli.py)
+        assert parts == ["python", "image_cli.py", "worker", "--mode", "push"], parts
+        from buzzwatch import cli
+
+        server = _exec_of(monkeypatch, lambda: cli.main(parts[2:]), PORT="9123")
+        assert server[1:3] == ["-m", "granian"], server
+        assert server[server.index("--host") + 1] == "0.0.0.0"
+        assert server[server.index("--port") + 1] == "9123"
+        return
+    assert parts[0] == "gunicorn" or "exec gunicorn" in command, "the API runs under gunicorn"
     if "--config" in parts:
         config = (REPO_ROOT / parts[parts.index("--config") + 1]).read_text()
         assert re.search(r"bind\s*=.*0\.0\.0\.0:.*PORT", config), (
@@ -139,6 +149,27 @@ def test_web_services_listen_on_cloud_runs_port(image: ServiceImage):
         assert re.search(r"wsgi_app\s*=", config), "the gunicorn config must name the app"
     else:
         assert "exec gunicorn" in command and "0.0.0.0:${PORT}" in command.replace('\\"', ""), command
+
+
+class _Exec(Exception):
+    """Raised by the stand-in for os.execv, which never returns."""
+
+
+def _exec_of(monkeypatch: pytest.MonkeyPatch, run: Callable[[], object], **env: str) -> list[str]:
+    """The command line `run` would exec into, with `env` set."""
+    commands: list[list[str]] = []
+
+    def fake_execv(path: str, argv: list[str]) -> None:
+        commands.append(list(argv))
+        raise _Exec
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(os, "execv", fake_execv)
+    with pytest.raises(_Exec):
+        run()
+    (command,) = commands
+    return command
 
 
 def test_requirement_files_match_pyproject_pins():

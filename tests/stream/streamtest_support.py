@@ -95,7 +95,7 @@ def buzzwatch(*args: str, env: Mapping[str, str], log_path: Path) -> subprocess.
 
 
 def start_push_worker(env: Mapping[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """A gunicorn push worker on a free port, ready (model loaded) when this returns."""
+    """A push worker (its granian server) on a free port, ready (model loaded) when this returns."""
     port = free_port()
     process = buzzwatch(
         "worker", "--mode", "push", "--host", "127.0.0.1", "--port", str(port), env=env, log_path=log_path

@@ -1,4 +1,4 @@
-"""The stream for real: emulator push delivery to a gunicorn worker, the detection service, an SMTP sink."""
+"""The stream for real: emulator push delivery to the worker's server, the detection service, an SMTP sink."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import json
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -156,14 +157,81 @@ def test_push_route_answers(tmp_path: Path) -> None:
     assert client.get("/healthz").status_code == 200
 
 
-def test_stopping_the_push_worker_leaves_no_gunicorn_behind(
+def _server_processes(port: int) -> list[int]:
+    """The running processes of the push server on `port`: the server and its worker processes."""
+    found = subprocess.run(
+        ["pgrep", "-f", f"granian --interface wsgi --host 127.0.0.1 --port {port} "],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [pid for pid in map(int, found.stdout.split()) if _running(pid)]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_stopping_the_push_worker_leaves_no_process_behind(
     private_emulator: PubSubEmulator, tmp_path: Path
 ) -> None:
-    """`buzzwatch worker --mode push` is gunicorn itself: a SIGTERM stops the whole server."""
-    process, port = start_push_worker(stack_env(tmp_path, private_emulator.env()), tmp_path / "worker.log")
+    """`buzzwatch worker --mode push` is the server itself: a SIGTERM stops it and its worker processes."""
+    env = stack_env(tmp_path, private_emulator.env(), WEB_CONCURRENCY="2")
+    process, port = start_push_worker(env, tmp_path / "worker.log")
+    assert len(_server_processes(port)) == 3  # the server and its two worker processes
     stop([process])
     assert process.returncode == 0
-    leftovers = subprocess.run(
-        ["pgrep", "-f", f"gunicorn --bind 127.0.0.1:{port} "], capture_output=True, text=True, check=False
+    assert _server_processes(port) == []
+
+
+def test_worker_processes_stop_when_their_server_is_killed(
+    private_emulator: PubSubEmulator, tmp_path: Path
+) -> None:
+    """A server killed without warning cannot stop its processes: they notice and stop by themselves."""
+    env = stack_env(tmp_path, private_emulator.env(), WEB_CONCURRENCY="2")
+    process, port = start_push_worker(env, tmp_path / "worker.log")
+    orphans = [pid for pid in _server_processes(port) if pid != process.pid]
+    assert len(orphans) == 2
+    process.kill()
+    process.wait()
+    wait_for(
+        lambda: not any(_running(pid) for pid in orphans),
+        20,
+        "the worker processes of the killed server to stop",
+        log_path=tmp_path / "worker.log",
     )
-    assert leftovers.stdout.strip() == ""
+
+
+def test_a_stopped_push_worker_delivers_its_telemetry(
+    private_emulator: PubSubEmulator, appinsights_capture, tmp_path: Path
+) -> None:
+    """The server's worker processes run no atexit handler; a SIGTERM still delivers what they buffered."""
+    env = stack_env(
+        tmp_path,
+        private_emulator.env(),
+        APPLICATIONINSIGHTS_CONNECTION_STRING=appinsights_capture.connection_string,
+    )
+    process, port = start_push_worker(env, tmp_path / "worker.log")
+    try:
+        tweet = stream_events()[0].to_json()
+        envelope = {"message": {"data": base64.b64encode(tweet).decode(), "messageId": "m1"}}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/pubsub/push",
+            data=json.dumps(envelope).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 204
+    finally:
+        stop([process])
+    latencies = [
+        envelope["data"]["baseData"]
+        for envelope in appinsights_capture.of_type("MetricData")
+        if envelope["data"]["baseData"]["metrics"][0]["name"] == "processing_latency_ms"
+    ]
+    assert {m["properties"]["stage"] for m in latencies} == {"push", "score_batch"}
+    assert all(e["tags"]["ai.cloud.role"] == "worker" for e in appinsights_capture.of_type("MetricData"))
