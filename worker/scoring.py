@@ -201,12 +201,25 @@ class ConfirmedPublisher:
         self._client.api.transport.close()
 
 
+class _Request:
+    """One caller's tweets, and the lock its thread sleeps on: released to say "done" or "lead a group"."""
+
+    __slots__ = ("called", "jobs", "pending", "wake")
+
+    def __init__(self, events: Sequence[TweetEvent]) -> None:
+        self.jobs = [_Job(event, self) for event in events]
+        self.pending = len(self.jobs)
+        self.called = False  # woken to lead a group and not back at the check yet
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+
 @dataclass
 class _Job:
     event: TweetEvent
+    request: _Request
     scored: ScoredTweet | None = None
     error: Exception | None = None
-    done: bool = False
 
 
 class ScoringPipeline:
@@ -214,9 +227,11 @@ class ScoringPipeline:
 
     A request's thread queues its tweets; then, while fewer than `flushes` groups are in flight, it takes
     everything queued (its own tweets and those of the requests behind it, at most `max_batch`) and
-    flushes the group: one model call, one confirmed Publish RPC. Otherwise it waits until its tweets are
-    done or a slot frees. No hand-off to another thread and no timer: a lone push is scored and published at
-    once on its own thread, and under load the groups grow by themselves while flushes are in flight.
+    flushes the group: one model call, one confirmed Publish RPC. Otherwise it sleeps until its tweets are
+    done or it is called to lead the next group. No hand-off to another thread and no timer: a lone push is
+    scored and published at once on its own thread, and under load the groups grow by themselves while
+    flushes are in flight. Each sleeping thread is woken once for its answer (not every thread at every
+    flush): with one request per tweet, wake-ups are a cost per tweet.
     """
 
     def __init__(
@@ -236,37 +251,75 @@ class ScoringPipeline:
         self.flushes = max(1, flushes)
         self._queue: deque[_Job] = deque()
         self._in_flight = 0
-        self._changed = threading.Condition()
+        self._sleepers: dict[_Request, None] = {}  # sleeping requests, oldest first
+        self._called = 0  # requests woken to lead a group, on their way
+        self._lock = threading.Lock()
 
     def process(self, events: Sequence[TweetEvent], timeout_s: float) -> list[ScoredTweet]:
         """Score and publish `events`: their ScoredTweets, once confirmed (else TransientError)."""
-        jobs = [_Job(event) for event in events]
+        request = _Request(events)
         deadline = time.monotonic() + timeout_s
-        with self._changed:
-            self._queue.extend(jobs)
-        while True:
-            with self._changed:
-                while not all(job.done for job in jobs) and (
-                    self._in_flight >= self.flushes or not self._queue
-                ):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TransientError(f"not scored and published within {timeout_s:g} s")
-                    self._changed.wait(remaining)
-                if all(job.done for job in jobs):
-                    break
-                group = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-                self._in_flight += 1
-            try:
-                self._flush(group)
-            finally:
-                with self._changed:
-                    self._in_flight -= 1
-                    self._changed.notify_all()
-        failed = next((job.error for job in jobs if job.error is not None), None)
+        with self._lock:
+            self._queue.extend(request.jobs)
+        try:
+            while True:
+                with self._lock:
+                    self._arrived(request)
+                    if not request.pending:
+                        break
+                    group = None
+                    if self._in_flight < self.flushes and self._queue:
+                        group = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+                        self._in_flight += 1
+                    else:
+                        self._sleepers[request] = None
+                if group is not None:
+                    self._lead(group)
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not request.wake.acquire(timeout=remaining):
+                    raise TransientError(f"not scored and published within {timeout_s:g} s")
+        finally:
+            with self._lock:
+                self._arrived(request)
+                self._sleepers.pop(request, None)
+                self._call_next_leader()
+        failed = next((job.error for job in request.jobs if job.error is not None), None)
         if failed is not None:
             raise TransientError(str(failed)) from failed
-        return [job.scored for job in jobs if job.scored is not None]
+        return [job.scored for job in request.jobs if job.scored is not None]
+
+    def _lead(self, group: list[_Job]) -> None:
+        """Flush a group, then wake each sleeping request whose tweets are now all done."""
+        try:
+            self._flush(group)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                for job in group:
+                    request = job.request
+                    request.pending -= 1
+                    if not request.pending and request in self._sleepers:
+                        del self._sleepers[request]
+                        request.wake.release()
+
+    def _arrived(self, request: _Request) -> None:
+        """Under the lock: a request called to lead is at the check (or leaving)."""
+        if request.called:
+            request.called = False
+            self._called -= 1
+
+    def _call_next_leader(self) -> None:
+        """Under the lock, as a request leaves: wake the oldest sleeper with queued tweets to lead a group."""
+        if not self._queue or self._in_flight + self._called >= self.flushes:
+            return
+        for request in self._sleepers:
+            if request.pending:
+                del self._sleepers[request]
+                request.called = True
+                self._called += 1
+                request.wake.release()
+                return
 
     def _flush(self, group: list[_Job]) -> None:
         started = time.perf_counter()
@@ -276,10 +329,10 @@ class ScoringPipeline:
         except Exception as exc:  # the model or Pub/Sub failed: every request of the group is retried
             log.warning("scoring or publishing failed", extra={"batch": len(group), "error": str(exc)})
             for job in group:
-                job.error, job.done = exc, True
+                job.error = exc
             return
         for job, result in zip(group, scored, strict=True):
-            job.scored, job.done = result, True
+            job.scored = result
         self.telemetry.metric(
             names.PROCESSING_LATENCY_MS, (time.perf_counter() - started) * 1000, {"stage": "score_batch"}
         )

@@ -119,6 +119,31 @@ def test_groups_never_exceed_max_batch_nor_the_flush_slots(tmp_path) -> None:
     assert peak[0] <= 2
 
 
+@pytest.mark.parametrize("flushes", [1, 2])
+def test_many_threads_in_rounds_never_lose_a_wake_up(tmp_path, flushes: int) -> None:
+    """48 threads x 15 tweets, one at a time: each call gets its own tweet, none waits for its timeout."""
+    model = SlowModel(delay_s=0.001)
+    pipeline = ScoringPipeline(
+        model, None, RecordingPublisher(), LocalTelemetry(tmp_path), max_batch=5, flushes=flushes
+    )
+    answers: dict[int, list[str]] = {}
+
+    def rounds(worker: int) -> None:
+        answers[worker] = [
+            pipeline.process([tweet(worker * 100 + k)], timeout_s=5)[0].tweet.id for k in range(15)
+        ]
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=rounds, args=(w,)) for w in range(48)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert time.monotonic() - started < 20
+    assert answers == {w: [f"p{w * 100 + k}" for k in range(15)] for w in range(48)}
+    assert sum(model.calls) == 48 * 15 and max(model.calls) <= 5
+
+
 def test_a_failed_publish_fails_every_request_of_the_group_then_recovers(tmp_path) -> None:
     publisher = RecordingPublisher(fail=True)
     pipeline = ScoringPipeline(SlowModel(0.01), None, publisher, LocalTelemetry(tmp_path), flushes=1)
