@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -64,6 +65,17 @@ def test_what_fires(case: str, extra: list, expected_new: int) -> None:
         assert (
             alert.brand == "acme" and alert.volume > 0 and alert.score >= DetectorConfig().defaults.fire_score
         )
+
+
+@pytest.mark.parametrize("start", [DAY_SPIKE, START + timedelta(days=1, hours=3)], ids=["day", "night"])
+def test_one_authors_negative_spike_is_one_voice(start: datetime) -> None:
+    def new(author: str | None) -> list:
+        return new_alerts(
+            run(detector(), in_order(background(41, seed=7) + burst(start, 20, 4, author=author)))
+        )
+
+    assert len(new(None)) == 1  # the same tweets by unknown (distinct) authors are a bad buzz
+    assert new("ranter") == []
 
 
 def test_a_spike_is_one_alert_plus_updates_as_it_grows() -> None:
@@ -161,6 +173,71 @@ def minute_counts(det: BuzzDetector, brand: str = "acme") -> list[list[float]]:
         [m, round(total, 9), round(neg, 9)]
         for m, total, neg, *_ in det.state_dict()["brands"][brand]["closed"]
     ]
+
+
+def one_minute(texts_and_authors: list[tuple[str, str | None]], at: timedelta = timedelta()) -> list:
+    """Negative tweets (hard labels) a second apart from DAY_SPIKE + `at`, one per (text, author)."""
+    return [
+        scored(
+            f"t{at.seconds}-{i}",
+            DAY_SPIKE + at + timedelta(seconds=i),
+            "negative",
+            text,
+            confidence=1.0,
+            author=author,
+        )
+        for i, (text, author) in enumerate(texts_and_authors)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "tweets", "weight"),
+    [
+        ("four tweets by four authors", [(f"late {i}", f"u{i}") for i in range(4)], 4.0),
+        ("four tweets by unknown authors", [(f"late {i}", None) for i in range(4)], 4.0),
+        ("four tweets by one author", [(f"late {i}", "ann") for i in range(4)], 1 + math.log(4)),
+        ("four copies by four authors", [("late again", f"u{i}") for i in range(4)], 1 + math.log(4)),
+        # Discounted once, not twice: as many copies or as many tweets of one author, not less.
+        ("one author's four copies of their own tweet", [("late again", "ann")] * 4, 1 + math.log(4)),
+        ("two authors, two tweets each", [(f"late {i}", f"u{i % 2}") for i in range(4)], 2 + 2 * math.log(2)),
+    ],
+)
+def test_one_authors_tweets_in_the_window_weigh_like_copies(
+    case: str, tweets: list[tuple[str, str | None]], weight: float
+) -> None:
+    det = detector()
+    run(det, one_minute(tweets))
+    ((_, total, negatives),) = [c for c in minute_counts(det) if c[1]]
+    assert (total, negatives) == pytest.approx((weight, weight)), case
+
+
+def test_an_author_counts_in_full_again_once_their_tweets_left_the_window() -> None:
+    det = detector()
+    run(det, one_minute([("late", "ann")]) + one_minute([("lost bag", "ann")], timedelta(minutes=10)))
+    run(det, one_minute([("rude crew", "ann")], timedelta(minutes=75)))
+    assert [c[1] for c in minute_counts(det) if c[1]] == pytest.approx([1.0, math.log(2), 1.0])
+
+
+def test_authors_survive_a_state_round_trip_and_an_older_state_resumes() -> None:
+    rant = burst(DAY_SPIKE, 40, 2, prefix="rant", author="ranter", seed=2)
+    tweets = in_order(background(41, seed=6) + rant + burst(DAY_SPIKE, 40, 6))
+    cut = next(i for i, t in enumerate(tweets) if t.tweet.created_at > DAY_SPIKE + timedelta(minutes=20))
+    reference = detector()
+    alerts = run(reference, tweets)
+    first = detector()
+    run(first, tweets[:cut], flush=False)
+    saved = json.loads(json.dumps(first.state_dict()))
+    resumed = BuzzDetector.from_state(saved, tokenizer=simple_tokenize)
+    assert run(resumed, tweets[cut:]) == [a for a in alerts if a.fired_at > tweets[cut - 1].tweet.created_at]
+    assert minute_counts(resumed) == minute_counts(reference)
+    for brand in saved["brands"].values():  # as saved before authors were kept: 7-field records
+        for _, records in brand["pending"] + brand["chunks"]:
+            for record in records:
+                del record[7:]
+    older = BuzzDetector.from_state(saved, tokenizer=simple_tokenize)
+    chunks = older.state_dict()["brands"]["acme"]["chunks"]
+    assert {record[7] for _, records in chunks for record in records} == {None}
+    assert new_alerts(run(older, tweets[cut:])) == []  # the episode (fired before the cut) goes on
 
 
 def deliver_late(tweets: list, late: list, after: timedelta) -> list:

@@ -316,3 +316,18 @@ def test_an_optional_author_column_names_each_tweets_author(tmp_path: Path) -> N
     )
     without = read_rows(write_csv(tmp_path / "plain.csv", tweets), False, ReplaySummary())
     assert {r.author for r in without} == {None}
+
+
+def test_a_bad_buzz_written_by_one_author_is_one_voice(tmp_path: Path) -> None:
+    rant = burst(SPIKE, 25, 6, text="they lost my bag again #lostbaggage", prefix="rant", author="ranter")
+    tweets = background(41, seed=1) + rant
+    columns = ["id", "created_at", "text", "brand", "label", "author"]
+
+    def new_alerts(path: Path) -> list[str]:
+        out = io.StringIO()
+        detector = BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize)
+        run_replay(read_rows(path, True, ReplaySummary()), detector, out, ReplaySummary())
+        return [a["kind"] for a in map(json.loads, out.getvalue().splitlines()) if a["kind"] == "new"]
+
+    assert new_alerts(write_csv(tmp_path / "anonymous.csv", tweets)) == ["new"]
+    assert new_alerts(write_csv(tmp_path / "authored.csv", tweets, columns=columns)) == []

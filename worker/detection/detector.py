@@ -14,8 +14,8 @@ How it works (the README explains the why):
   minute on include it. It counts in `stats["late_counted"]`. Baseline rule: a minute is learned once,
   when it leaves the retained history, with every tweet counted in it by then; a tweet for a minute
   already learned (older than the retained history, or before its brand's first tweet) is dropped and
-  counted in `stats["late"]`, so no minute is learned twice. A late tweet's copy weight (below) is
-  taken against the copies held when it arrives.
+  counted in `stats["late"]`, so no minute is learned twice. A late tweet's weight (copies and authors,
+  below) is taken against the tweets held when it arrives.
 - At each closed minute, for each window (3, 5, 15, 60 minutes) ending there: the negative count is
   tested against the expected negatives (Poisson, signed-root deviance) and the negative share against
   the baseline share plus a margin (binomial likelihood ratio). Both must be significant (an
@@ -52,10 +52,15 @@ How it works (the README explains the why):
 - The tweet that triggered an alert is found exactly: the closed minute is replayed tweet by tweet in
   (event time, id) order and the first prefix that crosses the threshold names it (`fired_at`).
 
-Copies: retweets and copies of a tweet (same `retweet_of`, or the same text without "RT @x:", links and
-mentions) still in the 60-minute window count logarithmically in the test: n copies weigh 1 + ln(n), so
-a retweet storm of one (possibly mislabelled) tweet is not a bad buzz by itself, while a buzz made of
-many distinct angry tweets is counted in full. Alerts report the raw volume.
+Copies and authors: retweets and copies of a tweet (same `retweet_of`, or the same text without "RT @x:",
+links and mentions) still in the 60-minute window count logarithmically in the test: n copies weigh
+1 + ln(n), so a retweet storm of one (possibly mislabelled) tweet is not a bad buzz by itself, while a buzz
+made of many distinct angry tweets is counted in full. One author's tweets (`TweetEvent.author_id`, when
+known) still in the window count the same way, in the volume and the negatives alike: one person posting
+ten complaints in an hour weighs 1 + ln(10) = 3.3 tweets, one voice, not a crowd. A tweet that is both (an
+author's copies of their own tweet) takes the smaller of its two weights, not their product: it is
+discounted once, so n copies of one's own tweet weigh 1 + ln(n), as n copies or n tweets do. Alerts report
+the raw volume.
 
 Duplicates: a tweet id already held for that brand (its open minutes and the last `max(windows)` minutes)
 is ignored (`stats["duplicates"]`). Older redeliveries are the caller's job (the worker dedupes by id).
@@ -104,7 +109,7 @@ class WindowEval:
     """The test of one window ending at a closed minute."""
 
     minutes: int
-    volume: float  # tweets in the window, a group of n copies counting 1 + ln(n)
+    volume: float  # tweets in the window, n copies (or n tweets of one author) counting 1 + ln(n)
     negatives: float
     expected_volume: float
     baseline_share: float
@@ -155,7 +160,7 @@ class BrandState:
     chunks: deque[tuple[int, list[TweetRecord]]] = field(default_factory=deque)
     reference: deque[str] = field(default_factory=deque)
     ids: set[str] = field(default_factory=set)
-    copies: dict[str, int] = field(default_factory=dict)  # copy key -> tweets in `chunks`
+    copies: dict[str, int] = field(default_factory=dict)  # copy and author keys -> tweets in `chunks`
     episode: Episode | None = None
     last_episode: Episode | None = None
     last_evals: list[WindowEval] = field(default_factory=list)
@@ -217,6 +222,7 @@ class BuzzDetector:
             ),
             reason=scored.negative_reason if scored.label == "negative" else None,
             retweet_of=tweet.retweet_of,
+            author=tweet.author_id,
         )
         self.stats["observed"] += 1
         brands = tweet.brands if len(tweet.brands) == 1 else tuple(dict.fromkeys(tweet.brands))
@@ -390,7 +396,7 @@ class BuzzDetector:
     def _close_minute(self, state: BrandState, minute: int) -> list[Alert]:
         params = self._params_for(state.brand)
         records = sorted(state.pending.pop(minute, ()), key=_arrival_order)
-        weights = [_copy_weight(state.copies, record) for record in records]
+        weights = [_weight(state.copies, record) for record in records]
         total = sum(weights)
         negatives = sum(w * r.p_negative for w, r in zip(weights, records, strict=True))
         squares = sum(w * r.p_negative * r.p_negative for w, r in zip(weights, records, strict=True))
@@ -446,7 +452,7 @@ class BuzzDetector:
         entry = state.closed[-age - 1]
         assert entry[_M] == minute, "closed minutes are consecutive"
         kept = age < len(state.chunks)  # the minute's tweets are still held (inside the longest window)
-        weight = _copy_weight(state.copies, record, keep=kept)
+        weight = _weight(state.copies, record, keep=kept)
         negative = weight * record.p_negative
         entry[_TOTAL] += weight
         entry[_NEG] += negative
@@ -557,7 +563,7 @@ class BuzzDetector:
             flagged = state.closed[-(minute - chunk_minute) - 1][_FLAG]
             for record in chunk:
                 state.ids.discard(record.id)
-                _forget_copy(state.copies, record)
+                _forget(state.copies, record)
                 if not flagged:
                     state.reference.append(record.text)
         while len(state.closed) > self._longest + self.config.baseline_lag_minutes:
@@ -715,26 +721,38 @@ def _arrival_order(record: TweetRecord) -> tuple[float, str]:
     return record.ts, record.id
 
 
-def _copy_weight(copies: dict[str, int], record: TweetRecord, keep: bool = True) -> float:
-    """The tweet's weight given the copies of it already held; `keep` registers it among them.
+def _weight_keys(record: TweetRecord) -> tuple[str, ...]:
+    """The groups whose earlier tweets discount this one: its copies, and its author's tweets if known."""
+    key = copy_key(record)
+    return (key,) if record.author is None else (key, f"author:{record.author}")
 
-    The k-th copy of a tweet still in the window weighs ln(k) - ln(k - 1): a group of n copies counts
-    1 + ln(n), as in the explanation. One amplified tweet is one opinion, not n.
+
+def _weight(held: dict[str, int], record: TweetRecord, keep: bool = True) -> float:
+    """The tweet's weight given the tweets of its groups already held; `keep` registers it among them.
+
+    The k-th tweet of a group still in the window weighs ln(k) - ln(k - 1): n copies of a tweet count
+    1 + ln(n), as in the explanation, and so do n tweets of one author. One amplified tweet, or one
+    person's stream of tweets, is one opinion, not n. A tweet in two groups (an author's copy of their
+    own tweet) takes the smaller weight: discounted once, not twice.
     """
-    key = copy_key(record)
-    seen = copies.get(key, 0)
-    if keep:
-        copies[key] = seen + 1
-    return 1.0 if seen == 0 else math.log1p(1.0 / seen)
+    weight = 1.0
+    for key in _weight_keys(record):
+        seen = held.get(key, 0)
+        if keep:
+            held[key] = seen + 1
+        if seen:
+            weight = min(weight, math.log1p(1.0 / seen))
+    return weight
 
 
-def _forget_copy(copies: dict[str, int], record: TweetRecord) -> None:
-    key = copy_key(record)
-    left = copies.get(key, 0) - 1
-    if left > 0:
-        copies[key] = left
-    else:
-        copies.pop(key, None)
+def _forget(held: dict[str, int], record: TweetRecord) -> None:
+    """Unregister a tweet that left the window from its groups."""
+    for key in _weight_keys(record):
+        left = held.get(key, 0) - 1
+        if left > 0:
+            held[key] = left
+        else:
+            held.pop(key, None)
 
 
 def _window_sums(closed: Sequence[list[Any]], windows: Sequence[int]) -> list[list[float]]:
@@ -790,8 +808,8 @@ def _brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str
     copies: dict[str, int] = {}
     for _, chunk in chunks:
         for record in chunk:
-            key = copy_key(record)
-            copies[key] = copies.get(key, 0) + 1
+            for key in _weight_keys(record):
+                copies[key] = copies.get(key, 0) + 1
     return BrandState(
         brand=brand,
         first_minute=int(payload["first_minute"]),

@@ -76,6 +76,7 @@ class TweetRecord(NamedTuple):
     p_negative: float
     reason: str | None = None
     retweet_of: str | None = None
+    author: str | None = None  # the author's id, when known (a state saved before authors has none)
 
 
 def copy_key(record: TweetRecord) -> str:
