@@ -240,3 +240,36 @@ def test_a_failing_reason_model_keeps_the_rest_of_the_explanation() -> None:
     window = [record(f"a{i}", f"lost bag again {i}") for i in range(4)]
     result = explain(window, reference_counts(["fine"], simple_tokenize), simple_tokenize, Broken())
     assert result["reasons"] == {} and len(result["samples"]) == 4
+
+
+def test_one_author_repeating_a_new_word_is_no_trend() -> None:
+    rng = random.Random(6)
+    reference = reference_counts([_everyday_text(rng) for _ in range(1000)], simple_tokenize)
+    texts = [f"{_everyday_text(rng)} zeppelin" if i < 4 else _everyday_text(rng) for i in range(10)]
+
+    def terms(authors: list[str]) -> tuple[str, ...]:
+        window = [record(f"w{i}", text, author=authors[i % len(authors)]) for i, text in enumerate(texts)]
+        return explain(window, reference, simple_tokenize, background=NO_BACKGROUND)["top_terms"]
+
+    assert terms([f"u{i}" for i in range(10)]) == ("zeppelin",)
+    assert terms(["ann"] * 4 + [f"u{i}" for i in range(6)]) == ()  # the four uses are one author's
+
+
+def test_samples_are_one_per_author_and_never_near_copies() -> None:
+    reference = reference_counts([f"great crew and a smooth flight {i}" for i in range(200)], simple_tokenize)
+    rant = [
+        record(f"ann{i}", f"lost my bag again, lost luggage desk closed {i}", author="ann") for i in range(6)
+    ]
+    near = [
+        record(f"near{i}", f"they lost my bag in denver, luggage gone, flight {i}", author=f"n{i}")
+        for i in range(4)
+    ]
+    others = [
+        record("o1", "lost bag and nobody answers the phone", author="bob"),
+        record("o2", "my luggage is lost since tuesday", author="cid"),
+        record("o3", "lost luggage, no update, no call back", author=None),
+    ]
+    result = explain(rant + near + others, reference, simple_tokenize, samples=5, background=NO_BACKGROUND)
+    ids = result["sample_ids"]
+    assert sum(i.startswith("ann") for i in ids) == 1 and sum(i.startswith("near") for i in ids) == 1
+    assert {"o1", "o2", "o3"} <= set(ids) and len(ids) == 5

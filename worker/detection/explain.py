@@ -3,7 +3,10 @@
 Pure functions over plain records (the shipped term background is read once, when first needed).
 Retweets and copies (same `retweet_of`, or the same text once the "RT @user:" prefix, links, mentions,
 case and punctuation are ignored) count in the volume but are grouped here: a group is one opinion in the
-term counts and is shown once, with its size.
+term counts and is shown once, with its size. One author's groups (`TweetRecord.author`, when known) are
+one voice: a term counts once per voice, so one person repeating a word is no trend. The sample tweets
+are diverse: at most one per author, and none a near copy of one already shown (most of its words
+shared, `NEAR_COPY_OVERLAP`); an alert shows fewer samples rather than the same voice twice.
 
 Over-represented terms: each term's rate in the brand's normal tweets (the reference) gets a Beta
 posterior whose prior is `BACKGROUND_PRIOR_DOCS` pseudo-tweets at the term's rate in a background corpus
@@ -44,7 +47,8 @@ _TERM_RE = re.compile(r"^[^\W\d_][\w'-]*$")
 BACKGROUND_PATH = Path(__file__).with_name("term_background.json")
 BACKGROUND_PRIOR_DOCS = 200.0  # tweets; how much brand-days vary around it (the build script prints 201)
 TERM_FDR = 0.05  # expected share of reported terms that are chance, at most
-CANDIDATE_TWEETS = 2  # a term is tested when this many distinct tweets (copy groups) use it
+CANDIDATE_TWEETS = 2  # a term is tested when this many voices (authors, or copy groups) use it
+NEAR_COPY_OVERLAP = 0.7  # two samples sharing this share of their words (Jaccard) are near copies
 # Function words carry no "why": never reported as terms. The bare negations "not", "no" and "nor" are
 # among them: every complaint uses them more than normal tweets do, whatever it is about ("never" stays).
 _STOPWORD_TEXT = """
@@ -79,14 +83,25 @@ class TweetRecord(NamedTuple):
     author: str | None = None  # the author's id, when known (a state saved before authors has none)
 
 
+def _normalised(text: str) -> str:
+    """The text without RT prefix, links, mentions, case and punctuation."""
+    text = _RETWEET_PREFIX_RE.sub("", text)
+    text = _MENTION_RE.sub(" ", _URL_RE.sub(" ", text))
+    return _NON_WORD_RE.sub(" ", text.lower()).strip()
+
+
 def copy_key(record: TweetRecord) -> str:
     """The group a tweet belongs to: the retweeted id, else its text without RT prefix, links, mentions."""
     if record.retweet_of:
         return f"rt:{record.retweet_of}"
-    text = _RETWEET_PREFIX_RE.sub("", record.text)
-    text = _MENTION_RE.sub(" ", _URL_RE.sub(" ", text))
-    key = _NON_WORD_RE.sub(" ", text.lower()).strip()
+    key = _normalised(record.text)
     return f"txt:{key}" if key else f"id:{record.id}"
+
+
+def near_copies(first: str, second: str) -> bool:
+    """Whether two texts share `NEAR_COPY_OVERLAP` of their normalised words or more (Jaccard)."""
+    a, b = set(_normalised(first).split()), set(_normalised(second).split())
+    return bool(a | b) and len(a & b) >= NEAR_COPY_OVERLAP * len(a | b)
 
 
 def hashtags(text: str) -> list[str]:
@@ -262,20 +277,28 @@ def explain(
 ) -> dict[str, Any]:
     """Terms, hashtags, reason shares and representative negative tweets of an alert window.
 
-    The focus corpus is the window's negative tweets, one document per copy group; the reference is the
-    brand's recent normal tweets, with `background` (default: `shipped_background()`, counted with the
-    models' tokenizer) as its prior. Representative tweets are the negative groups whose words are the
-    most over-represented (summed surprisal, per word), times the group's weight 1 + ln(size); then
-    larger groups and more confident predictions first among equals.
+    The focus corpus is the window's negative tweets, one document per voice (an author's copy groups,
+    or a copy group by an unknown author); the reference is the brand's recent normal tweets, with
+    `background` (default: `shipped_background()`, counted with the models' tokenizer) as its prior.
+    Representative tweets are the negative groups whose words are the most over-represented (summed
+    surprisal, per word), times the group's weight 1 + ln(size); then larger groups and more confident
+    predictions first among equals; at most one per author and no near copy of one already chosen.
     """
     background = shipped_background() if background is None else background
     negatives = [r for r in window if r.negative]
     groups = group_copies(negatives)
     group_terms = [_terms(tokenizer(group[0].text)) for group in groups]
-    focus_terms = Counter(word for words in group_terms for word in words)
-    focus_tags = Counter(tag for group in groups for tag in set(hashtags(group[0].text)))
-    term_scores = over_represented(focus_terms, len(groups), reference, background)[:top_terms]
-    tag_scores = over_represented(focus_tags, len(groups), reference, background, "tags")[:top_terms]
+    voice_terms: dict[str, set[str]] = {}
+    voice_tags: dict[str, set[str]] = {}
+    for index, (group, words) in enumerate(zip(groups, group_terms, strict=True)):
+        voice = f"author:{group[0].author}" if group[0].author else f"group:{index}"
+        voice_terms.setdefault(voice, set()).update(words)
+        voice_tags.setdefault(voice, set()).update(hashtags(group[0].text))
+    focus_terms = Counter(word for words in voice_terms.values() for word in words)
+    focus_tags = Counter(tag for tags in voice_tags.values() for tag in tags)
+    voices = len(voice_terms)
+    term_scores = over_represented(focus_terms, voices, reference, background)[:top_terms]
+    tag_scores = over_represented(focus_tags, voices, reference, background, "tags")[:top_terms]
     term_weight = dict(term_scores)
 
     def representativeness(index: int) -> tuple[float, float, float, str]:
@@ -285,7 +308,17 @@ def explain(
         reach = 1.0 + math.log(len(group))
         return (-relevance * reach, -reach, -group[0].p_negative, group[0].id)
 
-    chosen = sorted(range(len(groups)), key=representativeness)[:samples]
+    chosen: list[int] = []
+    for index in sorted(range(len(groups)), key=representativeness):
+        if len(chosen) == samples:
+            break
+        first = groups[index][0]
+        if not any(
+            (first.author and first.author == groups[other][0].author)
+            or near_copies(first.text, groups[other][0].text)
+            for other in chosen
+        ):
+            chosen.append(index)
     try:
         reasons = group_reasons(groups, reason_model)
     except Exception:  # the alert still goes out, without the reason breakdown
