@@ -59,6 +59,11 @@ def _require_str(payload: dict[str, Any], key: str, *, allow_empty: bool = False
     return value
 
 
+def _compact_json(payload: dict[str, Any]) -> bytes:
+    """UTF-8 JSON without spaces or escaped non-ASCII: the form of every message BuzzWatch publishes."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 @dataclass(frozen=True)
 class TweetEvent:
     """One tweet as published by the ingester."""
@@ -129,7 +134,7 @@ class TweetEvent:
 
     def to_json(self) -> bytes:
         """Compact UTF-8 JSON, the Pub/Sub message data."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+        return _compact_json(self.to_dict())
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,10 @@ class ScoredTweet:
             scored_at=format_timestamp(self.scored_at),
         )
         return payload
+
+    def to_json(self) -> bytes:
+        """Compact UTF-8 JSON, the scored topic's message data."""
+        return _compact_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> ScoredTweet:

@@ -11,7 +11,6 @@ malformed) and raises `TransientError` when it should be delivered again (Pub/Su
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -325,7 +324,7 @@ class ScoringPipeline:
         started = time.perf_counter()
         try:
             scored = score_events([job.event for job in group], self.model, self.reasons)
-            self.publisher.publish([(_scored_json(s), _scored_attributes(s)) for s in scored])
+            self.publisher.publish([(s.to_json(), _scored_attributes(s)) for s in scored])
         except Exception as exc:  # the model or Pub/Sub failed: every request of the group is retried
             log.warning("scoring or publishing failed", extra={"batch": len(group), "error": str(exc)})
             for job in group:
@@ -439,10 +438,6 @@ class ScoringService:
         """Close the Pub/Sub channels."""
         self.pipeline.publisher.close()
         self.dead_letter.close()
-
-
-def _scored_json(scored: ScoredTweet) -> bytes:
-    return json.dumps(scored.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _scored_attributes(scored: ScoredTweet) -> dict[str, str]:

@@ -1,5 +1,7 @@
 """The event schema validates at the edge and round-trips."""
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -59,6 +61,9 @@ def test_scored_tweet_and_alert_round_trip():
         event, "negative", {"negative": 0.9, "neutral": 0.05, "positive": 0.05}, "v1", "Late Flight"
     )
     assert ScoredTweet.from_dict(scored.to_dict()) == scored
+    message = replace(scored, tweet=replace(event, text="annulé✈️")).to_json()  # compact, UTF-8 unescaped
+    assert b'": ' not in message and b", " not in message and "annulé✈️".encode() in message
+    assert ScoredTweet.from_dict(json.loads(message)) == replace(scored, tweet=replace(event, text="annulé✈️"))
     now = datetime(2015, 2, 24, 12, 0, tzinfo=UTC)
     alert = Alert(
         "united", now, now, now, 0.8, 0.3, 40, 6.5, ("delay",), ("42",), reasons={"Late Flight": 0.7}
