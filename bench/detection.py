@@ -45,7 +45,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from detection_data import build, load_pools, real_week  # noqa: E402
+from detection_data import DATA_VERSION, build, load_pools, real_week  # noqa: E402
 
 from buzzwatch.schema import ScoredTweet  # noqa: E402
 from worker.detection import BrandParams, BuzzDetector, DetectorConfig  # noqa: E402
@@ -205,7 +205,7 @@ def run_detectors(
 
 def seed_files(seed: int, weeks: float, pools: Any) -> Path:
     """The seed's folder under var/bench/detection, generated if missing."""
-    folder = REPO_ROOT / "var" / "bench" / "detection" / f"seed{seed}-w{weeks:g}"
+    folder = REPO_ROOT / "var" / "bench" / "detection" / f"seed{seed}-w{weeks:g}-v{DATA_VERSION}"
     if not (folder / "tweets.csv").exists():
         build(seed, weeks, folder, pools)
     return folder
@@ -288,9 +288,8 @@ def throughput(folder: Path) -> None:
 def replay_real_week(modes: list[str], model: Any, authors: bool) -> None:
     """Replay the real week with the default detector: every alert, and alerts per brand-week."""
     folder = REPO_ROOT / "var" / "bench" / "detection" / "real-week"
-    rows = read_rows(real_week(folder), True, ReplaySummary())
-    if not authors:
-        rows = [replace(r, author=None) for r in rows]
+    rows = read_rows(real_week(folder), True, ReplaySummary())  # the report shows the authors either way
+    replayed = rows if authors else [replace(r, author=None) for r in rows]
     brands = sorted({r.brand for r in rows})
     days = (rows[-1].created_at - rows[0].created_at).total_seconds() / 86400
     brand_weeks = len(brands) * days / 7
@@ -299,7 +298,7 @@ def replay_real_week(modes: list[str], model: Any, authors: bool) -> None:
         f"({brand_weeks:.2f} brand-weeks)"
     )
     for mode in modes:
-        stream = score_stream(rows, model if mode == "model" else None, folder)
+        stream = score_stream(replayed, model if mode == "model" else None, folder)
         negative = {s.tweet.id for s in stream if s.label == "negative"}
         detector = BuzzDetector(DetectorConfig())
         alerts = [a for s in stream for a in detector.observe(s)] + detector.flush()

@@ -1,6 +1,6 @@
 """Build the detection benchmark's replay files from the shared labelled tweets under data/.
 
-For each seed: `tweets.csv` (the replay input: id, created_at, text, brand, label, negativereason),
+For each seed: `tweets.csv` (the replay input: id, created_at, text, brand, label, negativereason, author),
 `episodes.csv` (ground truth: the injected bad buzzes) and `decoys.csv` (surges that must NOT alert).
 
 - Brands: the six airlines of the airline data set (its `airline` column).
@@ -16,6 +16,15 @@ For each seed: `tweets.csv` (the replay input: id, created_at, text, brand, labe
 - Decoys: positive/neutral promotions (5-25 tweets a minute), retweet storms of one neutral tweet
   (hundreds of copies), news surges (volume x4 at the usual share) and "night crumbs" (2-4 negative
   tweets within 10 minutes on a quiet night).
+- Authors (file version 2), as in the real airline week: a tweet is a follow-up by someone who already
+  tweeted in the same conversation (the brand's traffic, an episode, a promotion) within the hour with
+  the real week's repeat share (its airline tweets whose author tweeted at that airline in the hour
+  before), else by a new author: an airline tweet's real `name`, or a new synthetic one. Retweets of a
+  storm and night crumbs each have their own author. "Rants" are a decoy of their own: the real week's
+  one-author hours (an author's hour at one airline with `RANT_NEGATIVES` or more negative tweets),
+  replayed at the real rate per airline-week, each with its real size and span, real negative tweets,
+  one synthetic author, at any hour away from the episodes. Authors and rants come from a random stream
+  of their own: every other row of a seed is the same as in version 1 (no author column).
 
 `real_week` writes the real week itself (data/airline_us, Feb 2015, nothing injected) as a replay file
 with its authors, for the false alerts on real traffic.
@@ -27,9 +36,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import math
 import random
 import re
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,6 +76,8 @@ BRAND_RATE = {
     "United": 1.6,
     "Virgin America": 0.5,
 }
+DATA_VERSION = 2  # 2: authors and rants
+RANT_NEGATIVES = 6  # the detector's min_negatives: one author alone could fill a firing window
 HANDLE_RE = re.compile("|".join(re.escape(h) for h in HANDLES.values()), re.IGNORECASE)
 GENERAL_FILES = (
     "semeval2017_task4a/twitter-2013train.csv",
@@ -119,6 +132,10 @@ class Pools:
     airline: dict[str, list[tuple[str, str, str]]]  # brand -> [(text, label, reason)]
     negatives: list[tuple[str, str, str]]  # (text, reason, airline) of every airline negative
     general: dict[str, list[str]]  # label -> texts
+    author_of: dict[str, str]  # airline text -> its real author (`name`)
+    repeat_share: float  # real week: share of airline tweets whose author tweeted at that airline in the hour
+    rants: list[tuple[int, float]]  # real week's one-author hours: (negative tweets, minutes first to last)
+    rants_per_week: float  # ... per airline-week
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -130,13 +147,16 @@ def load_pools() -> Pools:
     """Read the airline and general tweets (deduplicated by text)."""
     airline: dict[str, list[tuple[str, str, str]]] = {brand: [] for brand in HANDLES}
     negatives = []
+    author_of: dict[str, str] = {}
     seen: set[str] = set()
-    for row in _read(DATA / "airline_us" / "train.csv"):
+    real_week_rows = _read(DATA / "airline_us" / "train.csv")
+    for row in real_week_rows:
         key = row["text"].strip().lower()
         if key in seen or row["airline"] not in airline:
             continue
         seen.add(key)
         airline[row["airline"]].append((row["text"], row["label"], row["negativereason"]))
+        author_of[row["text"]] = row["name"]
         if row["label"] == "negative":
             negatives.append((row["text"], row["negativereason"], row["airline"]))
     general: dict[str, list[str]] = {"negative": [], "neutral": [], "positive": []}
@@ -147,7 +167,30 @@ def load_pools() -> Pools:
                 continue
             seen.add(key)
             general[row["label"]].append(row["text"])
-    return Pools(airline, negatives, general)
+    return Pools(airline, negatives, general, author_of, *_author_figures(real_week_rows))
+
+
+def _author_figures(rows: list[dict[str, str]]) -> tuple[float, list[tuple[int, float]], float]:
+    """The real week's repeat share, one-author hours ("rants") and rants per airline-week (see above)."""
+    by_author: dict[tuple[str, str], list[tuple[float, bool]]] = {}
+    for row in {r["id"]: r for r in rows}.values():
+        moment = parse_timestamp(row["created_at"]).timestamp()
+        by_author.setdefault((row["name"], row["airline"]), []).append((moment, row["label"] == "negative"))
+    repeats, rants = 0, []
+    for tweets in by_author.values():
+        tweets.sort()
+        repeats += sum(b[0] - a[0] <= 3600 for a, b in itertools.pairwise(tweets))
+        best: tuple[int, float] = (0, 0.0)
+        for index, (start, _) in enumerate(tweets):
+            hour = [t for t in tweets[index:] if t[0] - start <= 3600 and t[1]]
+            if hour and len(hour) > best[0]:
+                best = (len(hour), (hour[-1][0] - hour[0][0]) / 60)
+        if best[0] >= RANT_NEGATIVES:
+            rants.append(best)
+    tweets = sum(len(t) for t in by_author.values())
+    times = [t[0] for group in by_author.values() for t in group]
+    airline_weeks = len({airline for _, airline in by_author}) * (max(times) - min(times)) / (7 * 86400)
+    return repeats / tweets, sorted(rants), len(rants) / airline_weeks
 
 
 def rebrand(text: str, brand: str) -> str:
@@ -166,6 +209,9 @@ class Generator:
     def __init__(self, pools: Pools, seed: int, weeks: float, rate: float = 1.0) -> None:
         self.pools = pools
         self.rng = random.Random(seed)
+        self.author_rng = random.Random(f"{seed}-authors")  # authors and rants: the other rows stay as in v1
+        self._recent: dict[str, deque[tuple[datetime, str]]] = {}
+        self._authors = 0
         self.seed = seed
         self.weeks = weeks
         self.rate = rate
@@ -175,8 +221,32 @@ class Generator:
         self.decoys: list[dict[str, str]] = []
         self._ids = 0
 
+    def _new_author(self) -> str:
+        self._authors += 1
+        return f"user{self.seed}-{self._authors}"
+
+    def _author(self, conversation: str, moment: datetime, own: str | None = None) -> str:
+        """A follow-up by someone of the conversation's last hour (real week's repeat share), else `own`
+        (an airline tweet's real author) or a new author."""
+        recent = self._recent.setdefault(conversation, deque())
+        while recent and recent[0][0] < moment - timedelta(hours=1):
+            recent.popleft()
+        if recent and self.author_rng.random() < self.pools.repeat_share:
+            author = self.author_rng.choice(recent)[1]
+        else:
+            author = own or self._new_author()
+        recent.append((moment, author))
+        return author
+
     def _add(
-        self, moment: datetime, brand: str, text: str, label: str, reason: str = "", kind: str = ""
+        self,
+        moment: datetime,
+        brand: str,
+        text: str,
+        label: str,
+        reason: str,
+        kind: str,
+        author: str,
     ) -> str:
         self._ids += 1
         tweet_id = f"s{self.seed}-{self._ids}"
@@ -189,6 +259,7 @@ class Generator:
                 "label": label,
                 "negativereason": reason,
                 "kind": kind,
+                "author": author,
             }
         )
         return tweet_id
@@ -217,7 +288,8 @@ class Generator:
                 else:
                     text, label, reason = self._normal_tweet(brand)
                     recent = [*recent[-50:], (text, label, reason)]
-                self._add(moment, brand, text, label, reason, "normal")
+                author = self._author(brand, moment, self.pools.author_of.get(text))
+                self._add(moment, brand, text, label, reason, "normal", author)
             minute += timedelta(minutes=1)
 
     def _times(self, start: datetime, minutes: float, peak_per_minute: float, ramp: float) -> list[datetime]:
@@ -255,18 +327,19 @@ class Generator:
                 text, label, _ = self._normal_tweet(brand)
                 while label == "negative":
                     text, label, _ = self._normal_tweet(brand)
-                self._add(moment, brand, text, label, "", "episode-reply")
+                self._add(moment, brand, text, label, "", "episode-reply", self._author(episode_id, moment))
                 continue
             if sent and roll < 0.3:
                 text, reason = rng.choice(sent)
+                text = f"RT @angry{rng.randrange(100)}: {text}"
                 self._add(
-                    moment, brand, f"RT @angry{rng.randrange(100)}: {text}", "negative", reason, "episode"
+                    moment, brand, text, "negative", reason, "episode", self._author(episode_id, moment)
                 )
                 continue
             text, reason, _ = rng.choice(focused if rng.random() < 0.7 else pool)
             text = rebrand(text, brand)
             sent.append((text, reason))
-            self._add(moment, brand, text, "negative", reason, "episode")
+            self._add(moment, brand, text, "negative", reason, "episode", self._author(episode_id, moment))
         self.episodes.append(
             {
                 "episode_id": episode_id,
@@ -285,6 +358,7 @@ class Generator:
     def decoy(self, brand: str, start: datetime, kind: str) -> None:
         """A surge that is not a bad buzz."""
         rng = self.rng
+        conversation = f"{brand}#{kind}#{len(self.decoys)}"
         if kind == "promo":
             minutes, per_minute = rng.uniform(30, 120), rng.uniform(5, 25)
             for moment in self._times(start, minutes, per_minute, 5):
@@ -294,7 +368,7 @@ class Generator:
                 else:
                     label = rng.choice(("positive", "neutral"))
                     text = rng.choice(self.pools.general[label])
-                self._add(moment, brand, text, label, "", "promo")
+                self._add(moment, brand, text, label, "", "promo", self._author(conversation, moment))
         elif kind == "retweet_storm":
             minutes, per_minute = rng.uniform(30, 90), rng.uniform(5, 25)
             original = rng.choice([t for t, label, _ in self.pools.airline[brand] if label == "neutral"])
@@ -306,18 +380,21 @@ class Generator:
                     "neutral",
                     "",
                     "retweet_storm",
+                    self._new_author(),
                 )
         elif kind == "news_surge":
             minutes = rng.uniform(30, 90)
             for moment in self._times(start, minutes, 4.0 * self.rate * BRAND_RATE[brand] * 1.5, 5):
                 text, label, reason = self._normal_tweet(brand)
-                self._add(moment, brand, text, label, reason, "news_surge")
+                author = self._author(conversation, moment, self.pools.author_of.get(text))
+                self._add(moment, brand, text, label, reason, "news_surge", author)
         else:  # night crumbs: a few negative tweets on a quiet night
             minutes = 10.0
             for _ in range(rng.randint(2, 4)):
                 text, reason, _ = rng.choice(self.pools.negatives)
                 moment = start + timedelta(minutes=rng.uniform(0, minutes))
-                self._add(moment, brand, rebrand(text, brand), "negative", reason, "night_crumbs")
+                author = self._new_author()
+                self._add(moment, brand, rebrand(text, brand), "negative", reason, "night_crumbs", author)
         self.decoys.append(
             {
                 "brand": brand,
@@ -326,6 +403,32 @@ class Generator:
                 "end": (start + timedelta(minutes=minutes)).isoformat(),
             }
         )
+
+    def rants(self, brand: str) -> None:
+        """The real week's one-author hours at its rate, 2 hours or more away from the brand's episodes."""
+        rng = self.author_rng
+        episodes = [
+            (datetime.fromisoformat(e["start"]), datetime.fromisoformat(e["end"]))
+            for e in self.episodes
+            if e["brand"] == brand
+        ]
+        first = START + timedelta(days=2)
+        span = (self.end - first).total_seconds()
+        margin = timedelta(hours=2)
+        for _ in range(round(self.pools.rants_per_week * self.weeks)):
+            start = first + timedelta(seconds=rng.uniform(0, span))
+            while any(s - margin < start < e + margin for s, e in episodes):
+                start = first + timedelta(seconds=rng.uniform(0, span))
+            negatives, minutes = rng.choice(self.pools.rants)
+            author = self._new_author()
+            for _ in range(negatives):
+                text, reason, _ = rng.choice(self.pools.negatives)
+                moment = start + timedelta(minutes=rng.uniform(0, minutes))
+                self._add(moment, brand, rebrand(text, brand), "negative", reason, "rant", author)
+            end = start + timedelta(minutes=minutes)
+            self.decoys.append(
+                {"brand": brand, "kind": "rant", "start": start.isoformat(), "end": end.isoformat()}
+            )
 
     def _slots(self, brand: str, count: int, night: bool = False) -> list[datetime]:
         """Non-overlapping start times after a two-day warm-up, at least 8 hours apart."""
@@ -355,13 +458,17 @@ class Generator:
                     self.decoy(brand, start, kind)
             for start in self._slots(brand, round(3 * self.weeks), night=True):
                 self.decoy(brand, start, "night_crumbs")
+        for brand in HANDLES:  # last: the rows above are drawn exactly as in version 1
+            self.rants(brand)
         self.rows.sort(key=lambda r: (r["created_at"], r["id"]))
 
     def write(self, out: Path) -> None:
         """tweets.csv (replay input), episodes.csv and decoys.csv (ground truth)."""
         out.mkdir(parents=True, exist_ok=True)
         _write_csv(
-            out / "tweets.csv", self.rows, ["id", "created_at", "text", "brand", "label", "negativereason"]
+            out / "tweets.csv",
+            self.rows,
+            ["id", "created_at", "text", "brand", "label", "negativereason", "author"],
         )
         _write_csv(out / "tweets_kind.csv", self.rows, ["id", "kind"])
         _write_csv(out / "episodes.csv", self.episodes, list(self.episodes[0]))
