@@ -1,6 +1,7 @@
 """Throughput of ONE scoring worker instance with real push delivery from the Pub/Sub emulator.
 
-    .venv/bin/python bench/stream.py [--tweets 20000] [--subscriptions 1 8 16] [--workers 2] [--threads 16]
+    .venv/bin/python bench/stream.py [--tweets 20000] [--subscriptions 1 8 16] [--workers 1] [--threads 32]
+                                     [--repeat 1]
 
 The emulator pushes each subscription's messages through two loops, each waiting for the answer before its
 next push (NUM_CONCURRENT_PUSH_REQUESTS = 2 in its FakePubsubServer): one subscription never has more than
@@ -39,6 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import median
 from tempfile import TemporaryDirectory
 from typing import Any
 
@@ -233,8 +235,11 @@ def main() -> None:
     parser.add_argument(
         "--subscriptions", type=int, nargs="+", default=[1, 8, 16], help="push subscriptions to feed it"
     )
-    parser.add_argument("--workers", type=int, default=2, help="server processes of the instance")
-    parser.add_argument("--threads", type=int, default=16, help="threads per server process")
+    parser.add_argument("--workers", type=int, default=1, help="server processes of the instance")
+    parser.add_argument("--threads", type=int, default=32, help="threads per server process")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measure each line N times (alternating), then the medians"
+    )
     args = parser.parse_args()
     os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
     tweets = load_tweets(args.tweets)
@@ -243,21 +248,32 @@ def main() -> None:
     with TemporaryDirectory() as tmp:
         for subscriptions in args.subscriptions:
             feed = f"{subscriptions} push subscription{'s' if subscriptions > 1 else ''}"
-            ceiling = run_once(tweets, subscriptions, args.workers, args.threads, True, Path(tmp))
-            print(
-                f"{feed:22s} baseline, no-op endpoint {ceiling['tweets_per_s']:7.0f} pushes/s  "
-                f"({ceiling['seconds']:.1f} s)  CPU a push: endpoint {ceiling['worker_cpu_ms']:.2f} ms, "
-                f"emulator {ceiling['emulator_cpu_ms']:.2f} ms",
-                flush=True,
-            )
-            result = run_once(tweets, subscriptions, args.workers, args.threads, False, Path(tmp))
-            print(
-                f"{feed:22s} BuzzWatch worker         {result['tweets_per_s']:7.0f} tweets/s  "
-                f"({result['seconds']:.1f} s)  lost {result['lost']}  scored twice {result['repeated']}  "
-                f"CPU a tweet: worker {result['worker_cpu_ms']:.2f} ms, "
-                f"emulator {result['emulator_cpu_ms']:.2f} ms",
-                flush=True,
-            )
+            rates: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(max(1, args.repeat)):
+                ceiling = run_once(tweets, subscriptions, args.workers, args.threads, True, Path(tmp))
+                rates[True].append(ceiling["tweets_per_s"])
+                print(
+                    f"{feed:22s} baseline, no-op endpoint {ceiling['tweets_per_s']:7.0f} pushes/s  "
+                    f"({ceiling['seconds']:.1f} s)  CPU a push: endpoint {ceiling['worker_cpu_ms']:.2f} ms, "
+                    f"emulator {ceiling['emulator_cpu_ms']:.2f} ms",
+                    flush=True,
+                )
+                result = run_once(tweets, subscriptions, args.workers, args.threads, False, Path(tmp))
+                rates[False].append(result["tweets_per_s"])
+                print(
+                    f"{feed:22s} BuzzWatch worker         {result['tweets_per_s']:7.0f} tweets/s  "
+                    f"({result['seconds']:.1f} s)  lost {result['lost']}  scored twice {result['repeated']}  "
+                    f"CPU a tweet: worker {result['worker_cpu_ms']:.2f} ms, "
+                    f"emulator {result['emulator_cpu_ms']:.2f} ms",
+                    flush=True,
+                )
+            if args.repeat > 1:
+                print(
+                    f"{feed:22s} median of {args.repeat}: no-op endpoint {median(rates[True]):.0f} pushes/s, "
+                    f"BuzzWatch worker {median(rates[False]):.0f} tweets/s "
+                    f"(range {min(rates[False]):.0f}-{max(rates[False]):.0f})",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

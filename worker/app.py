@@ -1,6 +1,6 @@
 """The scoring worker for Cloud Run: a Flask app factory; its push route is plain WSGI in front of Flask.
 
-    buzzwatch worker --mode push --port $PORT --workers 2 --threads 16   # granian, `production_app`
+    buzzwatch worker --mode push --port $PORT --workers 1 --threads 32   # granian, `production_app`
 
 `POST /pubsub/push`: one push envelope `{"message": {"data": base64, "attributes", "messageId"}, ...}`.
 - 204: done (scored and published to the scored topic, or malformed and published to the dead-letter topic)

@@ -32,8 +32,8 @@ def register(subparsers: Any) -> None:
     worker.add_argument(
         "--threads",
         type=int,
-        default=int(os.environ.get("WORKER_THREADS", "16")),
-        help="push mode: threads per process running the app (default $WORKER_THREADS or 16)",
+        default=int(os.environ.get("WORKER_THREADS", "32")),
+        help="push mode: threads per process running the app (default $WORKER_THREADS or 32)",
     )
     worker.add_argument(
         "--workers",
