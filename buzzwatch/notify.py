@@ -300,6 +300,13 @@ def _sample_rows(alert: Alert) -> list[tuple[str, str]]:
     return rows
 
 
+def _by_authors(alert: Alert) -> str:
+    """' from N people' when the authors are known: a crowd, or a few loud voices."""
+    if alert.authors is None:
+        return ""
+    return f" from {alert.authors} {'person' if alert.authors == 1 else 'people'}"
+
+
 def render_alert(alert: Alert) -> tuple[str, str, str]:
     """Subject, plain text and HTML of a bad-buzz alert email (the same content in both bodies)."""
     headline = "Bad buzz" if alert.kind == "new" else "Bad buzz growing"
@@ -310,9 +317,10 @@ def render_alert(alert: Alert) -> tuple[str, str, str]:
     how_bad = (
         f"{alert.negative_share:.0%} of the tweets are negative, against {alert.baseline_share:.0%} usually."
     )
+    expected = f"{alert.baseline_volume:.0f}"
     facts = [
         ("When", _when(alert)),
-        ("Volume", f"{alert.volume} tweets (about {alert.baseline_volume:.0f} expected in that time)"),
+        ("Volume", f"{alert.volume} tweets{_by_authors(alert)} (about {expected} expected in that time)"),
         ("Terms", ", ".join(alert.top_terms) or NO_TERMS),
         ("Hashtags", ", ".join(alert.top_hashtags) or NO_TERMS),
     ]

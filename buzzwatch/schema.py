@@ -202,6 +202,7 @@ class Alert:
     top_hashtags: tuple[str, ...] = ()
     reasons: dict[str, float] = field(default_factory=dict)
     samples: tuple[dict[str, Any], ...] = ()
+    authors: int | None = None  # distinct authors of the window's tweets; None when no author is known
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with ISO 8601 times."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
+from buzzwatch.schema import Alert
 from detection.streams import START, background, burst, hard_labels, in_order, run, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.baseline import DayProfileBaseline
@@ -76,6 +78,17 @@ def test_one_authors_negative_spike_is_one_voice(start: datetime) -> None:
 
     assert len(new(None)) == 1  # the same tweets by unknown (distinct) authors are a bad buzz
     assert new("ranter") == []
+
+
+def test_an_alert_counts_the_distinct_authors_of_its_window() -> None:
+    anonymous = burst(DAY_SPIKE, 20, 4)
+    crowd = [replace(t, tweet=replace(t.tweet, author_id=f"u{i % 25}")) for i, t in enumerate(anonymous)]
+    (unknown,) = new_alerts(run(detector(), in_order(background(41, seed=7) + anonymous)))
+    assert unknown.authors is None  # no tweet in the window has a known author
+    (known,) = new_alerts(run(detector(), in_order(background(41, seed=7) + crowd)))
+    window = [t for t in crowd if known.window_start <= t.tweet.created_at <= known.window_end]
+    assert known.authors == len({t.tweet.author_id for t in window}) and 1 < known.authors <= 25
+    assert Alert.from_dict(known.to_dict()).authors == known.authors
 
 
 def test_a_spike_is_one_alert_plus_updates_as_it_grows() -> None:

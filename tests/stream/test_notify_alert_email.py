@@ -58,7 +58,11 @@ def test_the_mail_says_who_when_how_bad_why_with_examples() -> None:
     assert subject == "[BuzzWatch] Bad buzz: united: 94% negative (usually 59%), 112 tweets"
     assert text.startswith("Bad buzz on united: 94% of the tweets are negative, against 59% usually.\n")
     assert "When:     23 Feb 2015, 10:56-11:10 UTC (14 min)" in text
-    assert "Volume:   112 tweets (about 34 expected in that time)" in text
+    assert "Volume:   112 tweets (about 34 expected in that time)" in text  # authors unknown
+    _, with_authors, html = render_alert(alert(authors=87))
+    assert "Volume:   112 tweets from 87 people (about 34 expected in that time)" in with_authors
+    assert "112 tweets from 87 people" in html
+    assert "from 1 person " in render_alert(alert(authors=1))[1]
     assert "Terms:    cancelled, canceled" in text and "Hashtags: #unitedfail" in text
     reasons = text.split("Why people are angry (share of the negative tweets):\n")[1].split("\n\n")[0]
     assert reasons.splitlines() == [

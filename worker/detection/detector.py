@@ -643,6 +643,7 @@ class BuzzDetector:
         ]
         volume = len(in_window)
         negatives = sum(r.p_negative for r in in_window)
+        authors = {r.author for r in in_window if r.author is not None}
         try:
             details = explain(
                 in_window,
@@ -672,6 +673,7 @@ class BuzzDetector:
             top_hashtags=tuple(details["top_hashtags"]),
             reasons=dict(details["reasons"]),
             samples=tuple(details["samples"]),
+            authors=len(authors) if authors else None,
         )
 
     # ---- persistence ------------------------------------------------------------------------------
