@@ -13,7 +13,7 @@ Each run starts a fresh emulator and one server (the worker's own, `worker.cli.p
 publishes N real airline tweets while the subscriptions are still pull subscriptions (so the tweets wait in
 their backlogs), then turns them into push subscriptions to the server and times the stream from that moment
 to the last message out. The emulator is a fresh JVM each time: the first few thousand pushes also pay for
-its JIT compilation, so short runs read lower than the steady state (5,000 tweets: about 25% lower).
+its JIT compilation, so short runs read lower than the steady state.
 
 - The BuzzWatch worker (`buzzwatch worker --mode push`: the shared Predictor on ONNX Runtime, every scored
   tweet published to the scored topic and confirmed before the push is acked). "Out" is the emulator's
