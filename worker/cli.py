@@ -32,13 +32,13 @@ def register(subparsers: Any) -> None:
     worker.add_argument(
         "--threads",
         type=int,
-        default=int(os.environ.get("WORKER_THREADS", "32")),
+        default=os.environ.get("WORKER_THREADS", "32"),  # a string: argparse converts it, or says why not
         help="push mode: threads per process running the app (default $WORKER_THREADS or 32)",
     )
     worker.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+        default=os.environ.get("WEB_CONCURRENCY", "1"),
         help="push mode: server processes, each with its own model (default $WEB_CONCURRENCY or 1)",
     )
     worker.set_defaults(handler=run_worker_command)

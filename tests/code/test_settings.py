@@ -35,3 +35,18 @@ def test_production_values_override_defaults():
 def test_malformed_values_name_the_variable(name, value):
     with pytest.raises(SettingsError, match=name):
         CommonSettings.from_env({name: value})
+
+
+def test_a_bad_server_variable_is_a_clear_cli_error_and_spares_other_commands(monkeypatch, capsys) -> None:
+    """WORKER_THREADS / WEB_CONCURRENCY are read by the worker's options only, and checked by argparse."""
+    from buzzwatch.cli import build_parser
+
+    monkeypatch.setenv("WORKER_THREADS", "many")
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    parser = build_parser()
+    assert parser.parse_args(["worker", "--threads", "8"]).threads == 8  # the option overrides it
+    assert parser.parse_args(["worker", "--threads", "8"]).workers == 2
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["worker"])
+    assert exited.value.code == 2
+    assert "argument --threads: invalid int value: 'many'" in capsys.readouterr().err
