@@ -27,6 +27,7 @@ from flask import Flask, Response, jsonify
 from buzzwatch import telemetry as names
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import Telemetry
+from worker.cli import SERVER_PID_VARIABLE
 from worker.scoring import ScoringService, TransientError, WorkerSettings, build_scoring_service
 
 log = logging.getLogger("buzzwatch.worker")
@@ -87,11 +88,14 @@ def production_app() -> Flask:
     """`create_app()` as the server runs it: the process also stops when its server has died.
 
     A server killed without warning (SIGKILL, an out-of-memory kill) cannot stop its worker processes; left
-    running, they would go on taking pushes on the shared socket. Each one watches its parent and, when it is
-    gone, stops itself as the server would (SIGTERM: finish the requests in hand, close telemetry).
+    running, they would go on taking pushes on the shared socket. Each one watches its server and, when it is
+    gone, stops itself as the server would (SIGTERM: finish the requests in hand, close telemetry). The
+    server's pid comes from `buzzwatch worker` (SERVER_PID_VARIABLE), not from `getppid()` here: a process
+    that finishes loading after its server died would otherwise take its new parent (1) for the server.
     """
     app = create_app()
-    threading.Thread(target=_stop_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
+    server_pid = int(os.environ.get(SERVER_PID_VARIABLE) or os.getppid())
+    threading.Thread(target=_stop_with_parent, args=(server_pid,), name="parent-watch", daemon=True).start()
     return app
 
 

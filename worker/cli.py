@@ -9,6 +9,8 @@ import sys
 import threading
 from typing import Any
 
+SERVER_PID_VARIABLE = "BUZZWATCH_SERVER_PID"  # the push server's pid, for its worker processes (app.py)
+
 
 def register(subparsers: Any) -> None:
     """Add the `worker` and `demo` subcommands."""
@@ -76,6 +78,8 @@ def run_worker_command(args: argparse.Namespace) -> int:
         port = args.port or int(os.environ.get("PORT", "8080"))
         # Become the server, so SIGTERM (Cloud Run, a supervisor, a test) reaches it and no child is orphaned.
         command = push_server_command(args.host, port, args.workers, args.threads)
+        # Its worker processes compare their parent with this pid (the server's, after exec) to see it die.
+        os.environ[SERVER_PID_VARIABLE] = str(os.getpid())
         os.execv(command[0], command)
     return run_in_process(args.role)
 

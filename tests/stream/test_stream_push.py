@@ -21,7 +21,7 @@ from streamtest_support import (
     wait_for,
 )
 
-from buzzwatch.emulator import PubSubEmulator
+from buzzwatch.emulator import PubSubEmulator, free_port
 from buzzwatch.pubsub import StreamTopology, pull_messages
 from buzzwatch.schema import MAX_MESSAGE_BYTES
 from buzzwatch.settings import CommonSettings
@@ -188,12 +188,24 @@ def test_stopping_the_push_worker_leaves_no_process_behind(
     assert _server_processes(port) == []
 
 
+@pytest.mark.parametrize("moment", ["serving", "loading"])
 def test_worker_processes_stop_when_their_server_is_killed(
-    private_emulator: PubSubEmulator, tmp_path: Path
+    private_emulator: PubSubEmulator, tmp_path: Path, moment: str
 ) -> None:
-    """A server killed without warning cannot stop its processes: they notice and stop by themselves."""
+    """A server killed without warning cannot stop its processes: they notice and stop by themselves.
+
+    Also when it dies while they are still loading the app (they must not take their new parent for it).
+    """
     env = stack_env(tmp_path, private_emulator.env(), WEB_CONCURRENCY="2")
-    process, port = start_push_worker(env, tmp_path / "worker.log")
+    if moment == "serving":
+        process, port = start_push_worker(env, tmp_path / "worker.log")
+    else:
+        port = free_port()
+        process = buzzwatch(
+            "worker", "--mode", "push", "--host", "127.0.0.1", "--port", str(port),
+            env=env, log_path=tmp_path / "worker.log",
+        )  # fmt: skip
+        wait_for(lambda: len(_server_processes(port)) == 3, 30, "the server's two worker processes", process)
     orphans = [pid for pid in _server_processes(port) if pid != process.pid]
     assert len(orphans) == 2
     process.kill()
