@@ -34,7 +34,6 @@ from api.store import (
     FeedbackRecord,
     FeedbackStore,
     LoggedPrediction,
-    new_prediction_id,
 )
 from api.validation import RequestError, parse_feedback, parse_predict
 from buzzwatch.logs import configure_logging
@@ -188,6 +187,7 @@ def _register_hooks(app: Flask) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
+        _discard_unread_body()
         svc = services()
         origin = request.headers.get("Origin")
         if origin and origin in svc.settings.cors_origins:
@@ -200,6 +200,20 @@ def _register_hooks(app: Flask) -> None:
         if started is not None and request.url_rule is not None:
             svc.latency.record(request.url_rule.rule, response.status_code, time.perf_counter() - started)
         return response
+
+
+def _discard_unread_body() -> None:
+    """Read the rest of a body the route did not read (a 404, a 415, a refused key) before answering.
+
+    Left on the socket, it is the start of the "next request" on a keep-alive connection; gunicorn drains
+    at most 64 KB of it and then drops the connection without saying so, and the client's next request on
+    it fails or hangs. A body over the size limit (413) is not read: that connection is dropped.
+    """
+    try:
+        while request.stream.read(64 * 1024):
+            pass
+    except (HTTPException, OSError):  # over the size limit, or the client went away
+        pass
 
 
 # ---- errors: always JSON ----------------------------------------------------------------------------
@@ -303,7 +317,7 @@ def _register_routes(app: Flask) -> None:
             _json_body(), max_batch=svc.settings.max_batch, max_text_chars=svc.settings.max_text_chars
         )
         predictions = svc.predictor.predict(body.texts)
-        ids = [new_prediction_id() for _ in predictions]
+        ids = [svc.store.ids.new() for _ in predictions]
         svc.store.log_predictions(
             [
                 LoggedPrediction(pid, text, p.label, p.model_version)

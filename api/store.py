@@ -8,6 +8,8 @@ stored once per prediction id: the unique constraint is the arbiter, across proc
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -43,6 +45,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 logger = logging.getLogger(__name__)
 
+MAX_CLOCK_SKEW_S = 1.0  # an id from an instance whose clock runs this far ahead still counts as new
+
 metadata = MetaData()
 
 predictions_table = Table(
@@ -70,6 +74,13 @@ feedback_table = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
+secrets_table = Table(
+    "api_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+)
+
 drift_table = Table(
     "api_drift_monitor",
     metadata,
@@ -88,24 +99,35 @@ EXPORT_COLUMNS = (
 )
 
 
-def new_prediction_id() -> str:
-    """32 hex characters: the creation time in milliseconds (12) then 80 random bits (20).
+class PredictionIds:
+    """Issues prediction ids and recognises its own: time (12 hex, ms) + random (20 hex) + HMAC tag (16 hex).
 
-    Time first, so the feedback route can tell a brand-new prediction (still in another worker's write
-    queue: worth waiting a moment for) from an unknown or old one (answered at once).
+    Time first, so the feedback route can tell a brand-new prediction (still in another worker's write queue:
+    worth waiting a moment for) from an old one; the tag, keyed by a secret every worker and instance reads
+    from the database, proves the API issued the id, so a made-up id is answered at once, never awaited.
     """
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
+    LENGTH = 48
 
-def prediction_age_s(prediction_id: str) -> float | None:
-    """Seconds since the prediction was made, or None when the id does not carry a time."""
-    if len(prediction_id) != 32:
-        return None
-    try:
-        created_ms = int(prediction_id[:12], 16)
-    except ValueError:
-        return None
-    return time.time() - created_ms / 1000.0
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _tag(self, body: str) -> str:
+        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def new(self) -> str:
+        """A fresh id for one prediction."""
+        body = f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+        return body + self._tag(body)
+
+    def issued_age_s(self, prediction_id: str) -> float | None:
+        """Seconds since this API issued the id; None when the API did not issue it (no valid tag)."""
+        if len(prediction_id) != self.LENGTH:
+            return None
+        body, tag = prediction_id[:32], prediction_id[32:]
+        if not hmac.compare_digest(tag.encode(), self._tag(body).encode()):
+            return None
+        return time.time() - int(body[:12], 16) / 1000.0
 
 
 class DuplicateFeedback(Exception):
@@ -188,6 +210,7 @@ class FeedbackStore:
         self._stopping = threading.Event()
         self._last_prune = 0.0
         self._create_tables()
+        self.ids = PredictionIds(self._shared_secret("prediction_id_key"))
 
     def _create_tables(self) -> None:
         """Create the tables; several workers may race to do it at start-up."""
@@ -199,6 +222,21 @@ class FeedbackStore:
                 if attempt == 4:
                     raise
                 time.sleep(0.1 * (attempt + 1))
+
+    def _shared_secret(self, name: str) -> bytes:
+        """A random key made once and kept in the database, so every worker and instance has the same."""
+        lookup = select(secrets_table.c.value).where(secrets_table.c.name == name)
+        with self.engine.begin() as connection:
+            value = connection.execute(lookup).scalar_one_or_none()
+            if value is None:
+                try:
+                    with connection.begin_nested():
+                        made = secrets.token_hex(32)
+                        connection.execute(insert(secrets_table).values(name=name, value=made))
+                except IntegrityError:  # another worker made it first: use theirs
+                    pass
+                value = connection.execute(lookup).scalar_one()
+        return bytes.fromhex(value)
 
     # ---- health -------------------------------------------------------------------------------------
 
@@ -282,15 +320,17 @@ class FeedbackStore:
     def find_prediction(self, prediction_id: str) -> LoggedPrediction | None:
         """The logged prediction with this id, or None.
 
-        A prediction made a moment ago by another worker may still be in that worker's write queue: for
-        an id younger than two flush intervals, look again until it is that old.
+        A prediction made a moment ago by another worker may still be in that worker's write queue: for an
+        id this API issued (its tag checks out) less than two flush intervals ago, look again until it is
+        that old. Any other id is answered at once, so made-up ids cannot tie up the server's threads.
         """
         self.flush()
         found = self._select_prediction(prediction_id)
-        age = prediction_age_s(prediction_id)
-        if found is not None or age is None or not -1.0 < age < 2 * self._flush_interval_s:
+        age = self.ids.issued_age_s(prediction_id)
+        wait_s = 2 * self._flush_interval_s
+        if found is not None or age is None or not -MAX_CLOCK_SKEW_S < age < wait_s:
             return found
-        deadline = time.monotonic() + 2 * self._flush_interval_s - age + 0.05
+        deadline = time.monotonic() + min(wait_s - age, wait_s) + 0.05
         while found is None and time.monotonic() < deadline:
             time.sleep(min(0.05, self._flush_interval_s / 2))
             found = self._select_prediction(prediction_id)

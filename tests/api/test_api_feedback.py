@@ -104,6 +104,19 @@ def test_feedback_rejects_bad_input(
     assert message_part in response.get_json()["message"]
 
 
+def test_made_up_prediction_ids_get_their_404_at_once(client: FlaskClient) -> None:
+    import time
+
+    genuine = _predict(client, "great crew, thanks")["prediction_id"]
+    soon_ms = f"{time.time_ns() // 1_000_000 + 300:012x}"
+    for forged in (soon_ms + genuine[12:32], soon_ms + genuine[12:]):  # old format; a stolen tag
+        started = time.monotonic()
+        response = client.post("/v1/feedback", json={"prediction_id": forged, "label": "neutral"})
+        assert response.status_code == 404
+        assert time.monotonic() - started < 0.1
+    assert client.post("/v1/feedback", json={"prediction_id": genuine, "label": "neutral"}).status_code == 201
+
+
 def test_export_is_what_training_takes(client: FlaskClient) -> None:
     for text, label in [
         ("love it", "positive"),

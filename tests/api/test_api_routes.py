@@ -22,7 +22,7 @@ def test_predict_one_tweet(client: FlaskClient) -> None:
     assert set(body["probabilities"]) == set(LABELS)
     assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
     assert body["model_version"] == "lexicon-test-1"
-    assert len(body["prediction_id"]) == 32
+    assert len(body["prediction_id"]) == 48
 
 
 def test_predict_a_list_keeps_order_and_gives_distinct_ids(client: FlaskClient) -> None:

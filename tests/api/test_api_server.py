@@ -197,3 +197,42 @@ def test_two_workers_send_one_drift_alert_and_trace_every_misprediction(server: 
     traces = [trace for trace in read_local(server.var_dir, "traces") if trace["message"] == MISPREDICTION]
     assert len(traces) == sent
     assert len({trace["pid"] for trace in traces}) == 2, "both workers should have served feedback"
+
+
+def _read_response(connection: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response with a Content-Length, read off a kept-alive socket."""
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        chunk = connection.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"the server closed the connection; received {buffer[:80]!r}")
+        buffer += chunk
+    head, body = buffer.split(b"\r\n\r\n", 1)
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in header_lines)}
+    while len(body) < int(headers["content-length"]):
+        chunk = connection.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection mid-body")
+        body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
+def test_keep_alive_connection_survives_an_answer_that_did_not_read_the_body(server: Server) -> None:
+    body = json.dumps({"text": "delayed " * 25_000}).encode()  # 200 KB, under the 2 MiB limit
+    refusals = [("/no-such-route", "application/json", 404), ("/v1/predict", "text/plain", 415)]
+    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10) as connection:
+        for round_number in range(3):
+            for path, content_type, status in refusals:
+                head = (
+                    f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                connection.sendall(head)
+                if round_number == 1:  # the body in a second write, after the headers
+                    time.sleep(0.05)
+                connection.sendall(body)
+                answered, headers, _ = _read_response(connection)
+                assert (answered, headers.get("connection")) == (status, "keep-alive")
+                connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+                assert _read_response(connection)[0] == 200, f"after the {status} of round {round_number}"

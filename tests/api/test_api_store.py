@@ -138,18 +138,34 @@ def test_concurrent_drift_claims_let_exactly_one_win(store: FeedbackStore) -> No
 def test_a_new_prediction_from_another_worker_is_awaited_an_unknown_id_is_not(isolated_var_dir: Path) -> None:
     import threading
 
-    from api.store import new_prediction_id
-
     url = f"sqlite:///{isolated_var_dir / 'shared.db'}"
     worker_a = FeedbackStore(url, flush_interval_s=3600)  # flushed by hand below, late
     worker_b = FeedbackStore(url, flush_interval_s=0.2)
-    prediction_id = new_prediction_id()
+    prediction_id = worker_a.ids.new()
+    assert worker_b.ids.issued_age_s(prediction_id) is not None  # one key for every worker
     worker_a.log_predictions([LoggedPrediction(prediction_id, "hi", "neutral", "v1")], [{"neutral": 1.0}])
     threading.Timer(0.15, worker_a.flush).start()
     assert worker_b.find_prediction(prediction_id) is not None
     started = time.monotonic()
-    assert worker_b.find_prediction("0" * 32) is None  # from 1970: not worth waiting for
+    assert worker_b.find_prediction("0" * 48) is None  # a bad tag: not issued here
     assert worker_b.find_prediction("not-an-id") is None
     assert time.monotonic() - started < 0.1
     worker_a.close()
     worker_b.close()
+
+
+def test_made_up_ids_stamped_in_the_near_future_are_not_awaited(isolated_var_dir: Path) -> None:
+    store = FeedbackStore(f"sqlite:///{isolated_var_dir / 'ids.db'}", flush_interval_s=0.2)
+    soon_ms = f"{time.time_ns() // 1_000_000 + 500:012x}"
+    genuine_body = store.ids.new()[:32]
+    forged = [
+        soon_ms + "0" * 20,  # the old id format: time then random, no tag
+        soon_ms + "0" * 20 + "0" * 16,  # the new format with a wrong tag
+        soon_ms + genuine_body[12:] + store.ids.new()[32:],  # a real tag moved onto another time
+    ]
+    for prediction_id in forged:
+        assert store.ids.issued_age_s(prediction_id) is None
+        started = time.monotonic()
+        assert store.find_prediction(prediction_id) is None
+        assert time.monotonic() - started < 0.1, prediction_id
+    store.close()
