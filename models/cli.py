@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-LABEL_COLUMNS = ("p_negative", "p_neutral", "p_positive")
+PROXY_SETS = ("airline_test", "semeval2016test", "tweeteval_val")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,10 +65,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "evaluate",
         help="evaluate a model on a labelled CSV (text,label)",
-        description="Score a labelled CSV (columns text,label) and print accuracy, macro-F1, macro-recall, "
-        "per-class precision/recall/F1/support.",
+        description="Score a labelled CSV (columns text,label) or a named proxy set and print accuracy, "
+        "macro-F1, macro-recall, per-class precision/recall/F1/support. Rows whose text cannot be scored "
+        "(empty, over 10,000 characters) are skipped and counted; macro averages cover the classes present.",
     )
-    evaluate.add_argument("--data", type=Path, required=True, metavar="FILE.csv", help="CSV with text,label")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, metavar="FILE.csv", help="CSV with text,label")
+    source.add_argument(
+        "--proxy",
+        choices=PROXY_SETS,
+        help="a proxy set of the README's table, rebuilt from data/ as `buzzwatch train` splits it",
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object (else a readable table)")
     evaluate.add_argument(
         "--model-uri",
@@ -80,9 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     score = subparsers.add_parser(
         "score",
-        help="add label and probabilities to every row of a CSV",
-        description="Read a CSV with a text column and write it back with label, p_negative, p_neutral, "
-        "p_positive and error (set for rows that cannot be scored, e.g. empty text).",
+        help="add the predicted label and probabilities to every row of a CSV",
+        description="Read a CSV with a text column and write it, every input column kept, with "
+        "predicted_label, p_negative, p_neutral, p_positive and error (set for rows that cannot be scored: "
+        "empty text, over 10,000 characters). The output appears only once complete and is never the input.",
     )
     score.add_argument("--input", type=Path, required=True, metavar="FILE.csv", help="CSV with a text column")
     score.add_argument(
@@ -126,23 +134,42 @@ def _load_predictor(model_uri: str | None) -> tuple[object, str | None]:
         return None, str(exc)
 
 
+def _proxy_frame(name: str) -> object:
+    """A proxy evaluation set, split from data/ exactly as `buzzwatch train` splits it by default."""
+    from models.data import load_labelled, make_splits
+
+    return make_splits(load_labelled(), semeval_proxy_in_test=False).proxies()[name]
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from models.scoring import evaluate_frame
 
-    frame, error = _read_csv(args.data, ("text", "label"))
-    if error:
-        return _fail(error)
+    if args.proxy:
+        frame, source = _proxy_frame(args.proxy), f"proxy set {args.proxy}"
+    else:
+        frame, error = _read_csv(args.data, ("text", "label"))
+        if error:
+            return _fail(error)
+        source = str(args.data)
     predictor, error = _load_predictor(args.model_uri)
     if error:
         return _fail(error)
     try:
         report = evaluate_frame(predictor, frame)
     except ValueError as exc:
-        return _fail(f"{args.data}: {exc}")
+        return _fail(f"{source}: {exc}")
+    for reason, count in report["skipped"].items():
+        print(f"warning: skipped {count} row(s) of {source}: {reason}", file=sys.stderr)
+    if report["absent_labels"]:
+        print(
+            f"warning: no {', '.join(report['absent_labels'])} row in {source}: macro averages cover "
+            f"{', '.join(report['per_class'])} only",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"model {predictor.model_version} on {args.data} ({report['n']} tweets)")
+        print(f"model {predictor.model_version} on {source} ({report['n']} tweets)")
         print(
             f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
             f"macro-recall {report['macro_recall']:.4f}"
@@ -156,21 +183,27 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from models.scoring import score_frame
+    from buzzwatch.files import atomic_text_output, same_file
+    from models.scoring import ERROR_COLUMN, score_frame
 
+    if same_file(args.input, args.output):
+        return _fail(f"--output is the input file {args.input}: write the scores to another file")
     frame, error = _read_csv(args.input, ("text",))
     if error:
         return _fail(error)
     predictor, error = _load_predictor(args.model_uri)
     if error:
         return _fail(error)
-    scored = score_frame(predictor, frame, batch_size=max(1, args.batch_size), progress=True)
     try:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        scored.to_csv(args.output, index=False)
+        scored = score_frame(predictor, frame, batch_size=max(1, args.batch_size), progress=True)
+    except ValueError as exc:
+        return _fail(f"{args.input}: {exc}")
+    try:
+        with atomic_text_output(args.output) as handle:
+            scored.to_csv(handle, index=False)
     except OSError as exc:
-        return _fail(f"cannot write {args.output}: {exc}")
-    failed = int((scored["error"] != "").sum())
+        return _fail(f"cannot write {args.output} (nothing written there): {exc}")
+    failed = int((scored[ERROR_COLUMN] != "").sum())
     print(
         f"scored {len(scored) - failed} rows, {failed} with an error, into {args.output} "
         f"(model {predictor.model_version})",

@@ -216,10 +216,22 @@ def resolve_model_uri(
     import mlflow
 
     settings = settings or CommonSettings.from_env()
+    store = settings.mlflow_tracking_uri
+    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).is_file():
+        raise FileNotFoundError(
+            f"no MLflow store at {store.removeprefix('sqlite:///')} (MLFLOW_TRACKING_URI): nothing is "
+            f"registered until `buzzwatch train` registers {CHAMPION_URI}; pass an artifact directory instead"
+        )
     configure(settings)
     if dst_dir is None:
         dst_dir = settings.var_dir / "model_cache" / re.sub(r"[^A-Za-z0-9_.-]+", "_", model_uri)
     dst_dir = Path(dst_dir)
+    created = not dst_dir.exists()
     dst_dir.mkdir(parents=True, exist_ok=True)
-    local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst_dir))
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst_dir))
+    except Exception:
+        if created and not any(dst_dir.iterdir()):
+            dst_dir.rmdir()  # a failed lookup leaves no empty cache folder behind
+        raise
     return Path(local)

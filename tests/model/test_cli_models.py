@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from buzzwatch.cli import main
+from buzzwatch.schema import MAX_TEXT_CHARS
+
+CHAMPION = str(Path(__file__).resolve().parents[2] / "models" / "artifacts" / "champion")
 
 pytestmark = pytest.mark.model
 
@@ -48,12 +53,20 @@ def test_score_adds_columns_and_flags_empty_text(tiny_model, tmp_path):
     )
     assert code == 0
     scored = pd.read_csv(out, dtype=str, keep_default_na=False)
-    assert list(scored.columns) == ["id", "text", "label", "p_negative", "p_neutral", "p_positive", "error"]
+    assert list(scored.columns) == [
+        "id",
+        "text",
+        "predicted_label",
+        "p_negative",
+        "p_neutral",
+        "p_positive",
+        "error",
+    ]
     assert scored.loc[1, "error"] == "empty text"
-    assert scored.loc[1, "label"] == ""
+    assert scored.loc[1, "predicted_label"] == ""
     for row in (0, 2):
         assert scored.loc[row, "error"] == ""
-        assert scored.loc[row, "label"] in {"negative", "neutral", "positive"}
+        assert scored.loc[row, "predicted_label"] in {"negative", "neutral", "positive"}
         total = sum(float(scored.loc[row, f"p_{label}"]) for label in ("negative", "neutral", "positive"))
         assert total == pytest.approx(1.0, abs=1e-4)
 
@@ -97,3 +110,110 @@ def test_score_missing_file_and_bad_model(tmp_path, capsys):
     )
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _score(source: Path, out: Path) -> int:
+    return main(["score", "--input", str(source), "--output", str(out), "--model-uri", CHAMPION])
+
+
+def test_score_keeps_a_human_label_column(tmp_path):
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    labels = ["positive", "negative", "neutral", "negative"]
+    texts = ["@united thanks, great crew", "lost my bag", "flight 12 to Boston", "love it"]
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(source, index=False)
+    assert _score(source, out) == 0
+    scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert scored["label"].tolist() == labels
+    assert set(scored["predicted_label"]) <= {"negative", "neutral", "positive"}
+
+
+def test_score_refuses_to_replace_an_input_column(tmp_path, capsys):
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame({"text": ["lost my bag"], "p_negative": ["mine"]}).to_csv(source, index=False)
+    assert _score(source, out) == 2
+    err = capsys.readouterr().err
+    assert "p_negative" in err and "never overwritten" in err
+    assert not out.exists()
+
+
+def test_score_refuses_to_write_over_its_input(tmp_path, capsys):
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"text": ["lost my bag"]}).to_csv(source, index=False)
+    before = source.read_bytes()
+    assert _score(source, tmp_path / "." / "in.csv") == 2
+    assert "is the input" in capsys.readouterr().err
+    assert source.read_bytes() == before
+
+
+def test_score_on_a_full_disk_leaves_the_old_output_whole(tmp_path, monkeypatch, capsys):
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame({"text": ["lost my bag"] * 50}).to_csv(source, index=False)
+    out.write_text("previous complete output\n")
+
+    def write_half_then_fill_the_disk(self, path_or_buf=None, **kwargs):
+        path_or_buf.write("text,predicted_label\nlost my")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", write_half_then_fill_the_disk)
+    assert _score(source, out) == 2
+    assert "No space left" in capsys.readouterr().err
+    assert out.read_text() == "previous complete output\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+
+def _evaluate_json(data: Path, capsys) -> tuple[int, dict, str]:
+    code = main(["evaluate", "--data", str(data), "--json", "--model-uri", CHAMPION])
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if code == 0 else {}), captured.err
+
+
+def test_evaluate_averages_over_the_classes_present(tmp_path, capsys):
+    data = tmp_path / "labelled.csv"
+    pd.DataFrame(
+        {
+            "text": ["worst airline ever, lost my bag", "thank you so much, great crew!"],
+            "label": ["negative", "positive"],
+        }
+    ).to_csv(data, index=False)
+    code, report, err = _evaluate_json(data, capsys)
+    assert code == 0
+    assert report["absent_labels"] == ["neutral"]
+    assert set(report["per_class"]) == {"negative", "positive"}
+    present_f1 = [scores["f1"] for scores in report["per_class"].values()]
+    assert report["macro_f1"] == pytest.approx(sum(present_f1) / 2)
+    assert "no neutral row" in err
+
+
+def test_evaluate_skips_and_counts_texts_it_cannot_score(tmp_path, capsys):
+    data = tmp_path / "labelled.csv"
+    pd.DataFrame(
+        {
+            "text": ["lost my bag again", "", "   ", "x" * (MAX_TEXT_CHARS + 1), "great crew, thanks"],
+            "label": ["negative", "neutral", "neutral", "negative", "positive"],
+        }
+    ).to_csv(data, index=False)
+    code, report, err = _evaluate_json(data, capsys)
+    assert code == 0
+    assert report["n"] == 2
+    assert report["skipped"] == {"empty text": 2, f"text longer than {MAX_TEXT_CHARS:,} characters": 1}
+    assert "skipped 2 row(s)" in err and "skipped 1 row(s)" in err
+
+
+def test_evaluate_registry_uri_without_a_store_fails_clearly_and_creates_nothing(
+    tmp_path, capsys, isolated_var_dir
+):
+    data = tmp_path / "labelled.csv"
+    pd.DataFrame({"text": ["lost my bag"], "label": ["negative"]}).to_csv(data, index=False)
+    code = main(["evaluate", "--data", str(data), "--model-uri", "models:/buzzwatch-sentiment@champion"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "buzzwatch train" in err and "Traceback" not in err
+    assert list(isolated_var_dir.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_evaluate_a_named_proxy_set(capsys):
+    assert main(["evaluate", "--proxy", "airline_test", "--json", "--model-uri", CHAMPION]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 1132  # the README's airline proxy
+    assert report["absent_labels"] == []
