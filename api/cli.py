@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from buzzwatch.cli import port_number
+
 API_DIR = Path(__file__).resolve().parent
 REPO_ROOT = API_DIR.parent
 STREAMLIT_ENTRY = REPO_ROOT / "streamlit_app" / "app.py"
@@ -26,7 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     api.add_argument(
-        "--port", type=int, default=int(os.environ.get("PORT", "8080")), help="port (default $PORT or 8080)"
+        "--port",
+        type=port_number,
+        default=os.environ.get("PORT", "8080"),  # a string: checked only when `api` is the command
+        help="port (default $PORT or 8080)",
     )
     api.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
     api.add_argument("--threads", type=int, default=None, help="threads per worker (default 4)")

@@ -13,8 +13,17 @@ import sys
 from collections.abc import Sequence
 
 from buzzwatch import __version__
+from buzzwatch.settings import SettingsError
 
 COMPONENT_CLIS: tuple[str, ...] = ("api.cli", "ingest.cli", "worker.cli_replay", "models.cli", "worker.cli")
+
+
+def port_number(value: str) -> int:
+    """An argparse type for --port options whose default is $PORT: a clear error names both."""
+    port = int(value) if value.strip().isdigit() else 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number 1-65535 (from --port or $PORT)")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    return int(handler(args) or 0)
+    try:
+        return int(handler(args) or 0)
+    except SettingsError as exc:  # a malformed variable: one line that names it, not a traceback
+        print(f"buzzwatch {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import sys
 import threading
 from typing import Any
 
+from buzzwatch.cli import port_number
+
 SERVER_PID_VARIABLE = "BUZZWATCH_SERVER_PID"  # the push server's pid, for its worker processes (app.py)
 
 
@@ -30,7 +32,12 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--role", choices=("scoring", "detection"), default="scoring", help="what to run")
     worker.add_argument("--mode", choices=("push", "pull"), default="push", help="scoring: push or pull")
     worker.add_argument("--host", default="0.0.0.0", help="push mode: address to bind (default 0.0.0.0)")
-    worker.add_argument("--port", type=int, help="push mode: port (default $PORT or 8080)")
+    worker.add_argument(
+        "--port",
+        type=port_number,
+        default=os.environ.get("PORT", "8080"),  # a string: checked only when `worker` is the command
+        help="push mode: port (default $PORT or 8080)",
+    )
     worker.add_argument(
         "--threads",
         type=int,
@@ -75,9 +82,8 @@ def register(subparsers: Any) -> None:
 def run_worker_command(args: argparse.Namespace) -> int:
     """Run one worker role until the end of time or SIGTERM."""
     if args.role == "scoring" and args.mode == "push":
-        port = args.port or int(os.environ.get("PORT", "8080"))
         # Become the server, so SIGTERM (Cloud Run, a supervisor, a test) reaches it and no child is orphaned.
-        command = push_server_command(args.host, port, args.workers, args.threads)
+        command = push_server_command(args.host, args.port, args.workers, args.threads)
         # Its worker processes compare their parent with this pid (the server's, after exec) to see it die.
         os.environ[SERVER_PID_VARIABLE] = str(os.getpid())
         os.execv(command[0], command)

@@ -50,3 +50,35 @@ def test_a_bad_server_variable_is_a_clear_cli_error_and_spares_other_commands(mo
         parser.parse_args(["worker"])
     assert exited.value.code == 2
     assert "argument --threads: invalid int value: 'many'" in capsys.readouterr().err
+
+
+def test_a_bad_port_is_one_clear_error_for_the_commands_that_use_it(monkeypatch, capsys, tmp_path) -> None:
+    """PORT is read by `api` and `worker` only; any other command runs, those two say what is wrong."""
+    from buzzwatch.cli import build_parser, main
+
+    monkeypatch.setenv("PORT", "abc")
+    source = tmp_path / "in.csv"
+    source.write_text("text\nlost my bag\n")
+    assert main(["score", "--input", str(source), "--output", str(tmp_path / "out.csv")]) == 0
+    assert (tmp_path / "out.csv").is_file()
+    capsys.readouterr()
+    for command in (["api"], ["worker"], ["worker", "--role", "detection"]):
+        with pytest.raises(SystemExit) as exited:
+            build_parser().parse_args(command)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --port: 'abc' is not a port number" in err
+        assert "Traceback" not in err
+    assert build_parser().parse_args(["api", "--port", "9000"]).port == 9000  # the option overrides it
+    monkeypatch.setenv("PORT", "8123")
+    assert build_parser().parse_args(["worker"]).port == 8123
+
+
+def test_a_malformed_setting_read_by_a_handler_is_one_line(monkeypatch, capsys, tmp_path) -> None:
+    """A SettingsError raised while a command runs is printed as one line naming the variable."""
+    from buzzwatch.cli import main
+
+    monkeypatch.setenv("SMTP_PORT", "twenty-five")
+    assert main(["worker", "--role", "detection"]) == 2
+    err = capsys.readouterr().err
+    assert "SMTP_PORT" in err and "Traceback" not in err
