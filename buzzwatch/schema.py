@@ -48,6 +48,29 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def load_json(data: bytes | str) -> Any:
+    """Decode one JSON document from outside; SchemaError says why it is unreadable (never another error).
+
+    `json.loads` raises RecursionError, not a decode error, on arrays nested a few thousand levels deep.
+    """
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise SchemaError("not valid JSON: nested too deeply") from exc
+
+
+def _unicode(value: str, key: str) -> str:
+    """`value`, refused when it cannot be written as UTF-8: a lone surrogate (`\\ud800`) is not text."""
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise SchemaError(f"field {key!r} is not valid Unicode: {exc.reason} at {exc.start}") from exc
+    return value
+
+
 def _require_str(payload: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
     value = payload.get(key)
     if isinstance(value, int) and not isinstance(value, bool) and key == "id":
@@ -56,7 +79,7 @@ def _require_str(payload: dict[str, Any], key: str, *, allow_empty: bool = False
         raise SchemaError(f"field {key!r} must be a string")
     if not allow_empty and not value.strip():
         raise SchemaError(f"field {key!r} must not be empty")
-    return value
+    return _unicode(value, key)
 
 
 def _compact_json(payload: dict[str, Any]) -> bytes:
@@ -96,14 +119,14 @@ class TweetEvent:
             value = payload.get(key)
             if value is not None and not isinstance(value, str | int):
                 raise SchemaError(f"field {key!r} must be a string")
-            optional[key] = None if value is None else str(value)
+            optional[key] = None if value is None else _unicode(str(value), key)
         return cls(
             id=_require_str(payload, "id"),
             created_at=parse_timestamp(payload.get("created_at")),
             text=text,
-            brands=tuple(b for b in brands_raw if b),
-            lang=str(payload.get("lang") or "und"),
-            source=str(payload.get("source") or "unknown"),
+            brands=tuple(_unicode(b, "brands") for b in brands_raw if b),
+            lang=_unicode(str(payload.get("lang") or "und"), "lang"),
+            source=_unicode(str(payload.get("source") or "unknown"), "source"),
             **optional,
         )
 
@@ -112,11 +135,7 @@ class TweetEvent:
         """Validate and build from JSON bytes, refusing oversized or undecodable messages."""
         if len(data) > MAX_MESSAGE_BYTES:
             raise SchemaError(f"message is larger than {MAX_MESSAGE_BYTES} bytes")
-        try:
-            payload = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SchemaError(f"message is not valid JSON: {exc}") from exc
-        return cls.from_dict(payload)
+        return cls.from_dict(load_json(data))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, written out by hand: `asdict` deep-copies and cost most of a publish."""

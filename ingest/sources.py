@@ -7,18 +7,17 @@ came from and why), then goes on: one bad line never stops the ingester.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from buzzwatch.schema import SchemaError, TweetEvent
+from buzzwatch.schema import SchemaError, TweetEvent, load_json
 from ingest.brands import BrandBook
 from ingest.events import event_from_record
 
@@ -41,16 +40,19 @@ class InputReport:
         log.warning("skipped bad input", extra={"where": where, "reason": reason[:300]})
 
 
-def _records_from_jsonl(lines: Iterator[str], name: str, report: InputReport) -> Iterator[tuple[str, Any]]:
+def _records_from_jsonl(
+    lines: Iterator[str | bytes], name: str, report: InputReport
+) -> Iterator[tuple[str, Any]]:
+    """Each line's JSON document; a line that is not UTF-8 or not JSON is reported, and the next one read."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{name}:{number}"
         report.read += 1
         try:
-            yield where, json.loads(line)
-        except json.JSONDecodeError as exc:
-            report.bad_input(where, f"not valid JSON: {exc}")
+            yield where, load_json(line)
+        except SchemaError as exc:
+            report.bad_input(where, str(exc))
 
 
 def _records_from_csv(handle: TextIO, name: str, report: InputReport) -> Iterator[tuple[str, Any]]:
@@ -140,22 +142,25 @@ def stdin_events(
     """JSON lines from stdin (flat tweet objects or X API v2 `{"data": ...}` objects), until EOF or stop.
 
     A reader thread does the blocking reads, so a shutdown signal ends the loop without waiting for input.
+    It reads bytes where it can (the real stdin) and each line is decoded on its own: a line that is not
+    UTF-8 is one bad input, not the end of the stream.
     """
     stream = stream or sys.stdin
-    lines: queue.Queue[str | None] = queue.Queue(maxsize=10_000)
+    source: Iterable[str | bytes] = getattr(stream, "buffer", stream)
+    lines: queue.Queue[str | bytes | None] = queue.Queue(maxsize=10_000)
 
     def read_lines() -> None:
         try:
-            for line in stream:
+            for line in source:
                 lines.put(line)
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             log.error("stdin became unreadable", extra={"error": str(exc)})
         finally:
             lines.put(None)
 
     threading.Thread(target=read_lines, name="stdin-reader", daemon=True).start()
 
-    def next_lines() -> Iterator[str]:
+    def next_lines() -> Iterator[str | bytes]:
         while not stop.is_set():
             try:
                 line = lines.get(timeout=0.2)

@@ -32,7 +32,7 @@ import requests
 import tweepy
 import urllib3
 
-from buzzwatch.schema import SchemaError, TweetEvent
+from buzzwatch.schema import SchemaError, TweetEvent, load_json
 from ingest.brands import BrandBook
 from ingest.events import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, event_from_x
 from ingest.sources import InputReport
@@ -314,9 +314,9 @@ class FilteredStream(tweepy.StreamingClient):
     def _handle_line(self, line: bytes) -> None:
         self.report.read += 1
         try:
-            message = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self.report.bad_input("x-stream", f"not valid JSON: {exc}")
+            message = load_json(line)
+        except SchemaError as exc:
+            self.report.bad_input("x-stream", str(exc))
             return
         if not isinstance(message, dict) or "data" not in message:
             errors = message.get("errors") if isinstance(message, dict) else None

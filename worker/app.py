@@ -25,6 +25,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 
 from buzzwatch import telemetry as names
+from buzzwatch.schema import SchemaError, load_json
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import Telemetry
 from worker.cli import SERVER_PID_VARIABLE
@@ -231,9 +232,9 @@ def _answer(
 def parse_envelope(raw: bytes) -> tuple[bytes, dict[str, str], str]:
     """The message data, attributes and id of a push envelope; ValueError says what is wrong."""
     try:
-        envelope = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
+        envelope = load_json(raw)
+    except SchemaError as exc:
+        raise ValueError(str(exc)) from exc
     message = envelope.get("message") if isinstance(envelope, dict) else None
     if not isinstance(message, dict):
         raise ValueError("no 'message' object")

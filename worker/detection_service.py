@@ -52,7 +52,7 @@ import sqlalchemy as sa
 
 from buzzwatch import telemetry as names
 from buzzwatch.notify import Mailer, render_alert
-from buzzwatch.schema import Alert, SchemaError, ScoredTweet, format_timestamp
+from buzzwatch.schema import Alert, SchemaError, ScoredTweet, format_timestamp, load_json
 from buzzwatch.telemetry import RecordingTelemetry, Telemetry
 from worker.detection import BuzzDetector, DetectorConfig
 
@@ -294,7 +294,7 @@ class DetectionService:
         parsed: list[ScoredTweet] = []
         for data in payloads:
             try:
-                parsed.append(ScoredTweet.from_dict(json.loads(data)))
+                parsed.append(ScoredTweet.from_dict(load_json(data)))
             except (SchemaError, ValueError, TypeError, KeyError, AttributeError) as exc:
                 self.totals["malformed"] += 1
                 self.telemetry.metric(names.DEAD_LETTERED, 1, {"reason": "malformed", "stage": "detection"})

@@ -26,6 +26,8 @@ from buzzwatch.telemetry import Telemetry
 
 log = logging.getLogger("buzzwatch.worker")
 
+MAX_FORWARDED_ATTRIBUTES = 97  # Pub/Sub allows 100 attributes a message; the dead letter adds three
+
 
 class TransientError(RuntimeError):
     """The message could not be processed now (model, Pub/Sub); it must be delivered again."""
@@ -425,9 +427,20 @@ class ScoringService:
     def send_to_dead_letter(
         self, data: bytes, attributes: Mapping[str, str], message_id: str, reason: str
     ) -> None:
-        """Publish the original bytes with the reason to the dead-letter topic and count it (or raise)."""
-        tagged = {str(k): str(v) for k, v in attributes.items()}
-        tagged.update(buzzwatch_error=reason[:1000], buzzwatch_stage="worker", original_message_id=message_id)
+        """Publish the original bytes with the reason to the dead-letter topic and count it (or raise).
+
+        The attributes are made valid for Pub/Sub (UTF-8, its size limits): whatever the bad message carried,
+        its dead-letter publish must not fail and turn it into a retry.
+        """
+        tagged = {
+            _attribute(str(key), 256): _attribute(str(value), 1024)
+            for key, value in list(attributes.items())[:MAX_FORWARDED_ATTRIBUTES]
+        }
+        tagged.update(
+            buzzwatch_error=_attribute(reason, 1024),
+            buzzwatch_stage="worker",
+            original_message_id=_attribute(message_id, 1024),
+        )
         self.dead_letter.publish([(data, tagged)])
         kind = "oversized" if "larger than" in reason else "malformed"
         self._count(f"dead_lettered_{kind}")
@@ -438,6 +451,11 @@ class ScoringService:
         """Close the Pub/Sub channels."""
         self.pipeline.publisher.close()
         self.dead_letter.close()
+
+
+def _attribute(text: str, max_bytes: int) -> str:
+    """`text` as a Pub/Sub attribute: valid UTF-8 (lone surrogates escaped), at most `max_bytes` bytes."""
+    return text.encode("utf-8", "backslashreplace")[:max_bytes].decode("utf-8", "ignore")
 
 
 def _scored_attributes(scored: ScoredTweet) -> dict[str, str]:

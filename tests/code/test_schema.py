@@ -36,6 +36,10 @@ def test_tweet_event_round_trips_through_json():
         ({"created_at": "yesterday"}, "not an ISO 8601"),
         ({"brands": "x", "brand": None, "id": None}, "'id' must be a string"),
         ({"brands": [1]}, "'brands' must be a list"),
+        ({"text": "bad \ud800 tweet"}, "'text' is not valid Unicode"),
+        ({"brands": ["ok", "\udfff"]}, "'brands' is not valid Unicode"),
+        ({"author_id": "\ud83d"}, "'author_id' is not valid Unicode"),
+        ({"lang": "e\udc80"}, "'lang' is not valid Unicode"),
     ],
 )
 def test_tweet_event_rejects_bad_fields_with_a_clear_message(overrides, message):
@@ -48,6 +52,10 @@ def test_oversized_and_undecodable_messages_are_refused():
         TweetEvent.from_json(b"{" + b" " * MAX_MESSAGE_BYTES + b"}")
     with pytest.raises(SchemaError, match="not valid JSON"):
         TweetEvent.from_json(b"\xff\xfe not json")
+    with pytest.raises(SchemaError, match="nested too deeply"):
+        TweetEvent.from_json(b"[" * 30_000 + b"]" * 30_000)
+    with pytest.raises(SchemaError, match="'text' is not valid Unicode"):  # a JSON escape, then unencodable
+        TweetEvent.from_json(json.dumps(_event_payload(text="bad \ud800 tweet")).encode())
 
 
 def test_twitter_classic_timestamps_are_accepted():

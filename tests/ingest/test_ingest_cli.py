@@ -121,6 +121,39 @@ def test_stdin_ingest_stops_cleanly_on_sigterm_after_publishing_everything(
 
 
 @pytest.mark.integration
+def test_stdin_ingest_skips_a_poison_line_and_publishes_the_lines_after_it(
+    emulator_env, unique_name, tmp_path
+):
+    """A lone surrogate, bytes that are not UTF-8, a document too deep: each skipped and counted alone."""
+    lines = [
+        json.dumps({"id": str(i), "created_at": "2026-11-25T21:00:00Z", "text": f"@JetBlue {i}"}).encode()
+        for i in range(40)
+    ]
+    poison = [
+        b'{"id": "p1", "created_at": "2026-11-25T21:00:00Z", "text": "@JetBlue \\ud800"}',
+        b'{"id": "p2", "created_at": "2026-11-25T21:00:00Z", "text": "@JetBlue \xff\xfe"}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ]
+    result = subprocess.run(
+        [*BUZZWATCH, "ingest", "--source", "stdin"],
+        env=_env(tmp_path, unique_name),
+        input=b"\n".join([*lines[:20], *poison, *lines[20:]]) + b"\n",
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    summary = _summary(result.stdout.decode())
+    assert (summary["read"], summary["bad_input"], summary["published"]) == (43, 3, 40), summary
+    received = []
+    while len(received) < 40:
+        batch = pull_messages("buzzwatch-local", f"{unique_name}-worker", max_messages=100, timeout_s=5)
+        assert batch, f"only {len(received)} of 40 published tweets arrived"
+        received += batch
+    assert sorted(json.loads(m.data)["id"] for m in received) == sorted(str(i) for i in range(40))
+
+
+@pytest.mark.integration
 def test_emulator_command_creates_the_topology_and_stops_on_sigterm(tmp_path):
     env = _env(tmp_path, "x")
     env.pop("PUBSUB_EMULATOR_HOST", None)

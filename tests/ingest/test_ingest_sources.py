@@ -132,6 +132,26 @@ def test_stdin_reads_json_lines_and_skips_bad_ones(brands):
     assert report.bad == 2 and report.read == 4
 
 
+def test_stdin_skips_undecodable_and_unencodable_lines_and_reads_on(brands):
+    """A lone surrogate, bytes that are not UTF-8 or a document too deep is one bad line, not the end."""
+    good = '{{"id": "{}", "created_at": "2026-11-25T21:00:01Z", "text": "@united late"}}\n'
+    stream = io.TextIOWrapper(
+        io.BytesIO(
+            good.format(1).encode()
+            + b'{"id": "2", "created_at": "2026-11-25T21:00:01Z", "text": "@united \\ud800"}\n'
+            + b'{"id": "3", "text": "\xff\xfe"}\n'
+            + b"[" * 5000
+            + b"]" * 5000
+            + b"\n"
+            + good.format(5).encode()
+        )
+    )
+    report = InputReport()
+    events = list(stdin_events(brands, report, threading.Event(), stream))
+    assert [event.id for event in events] == ["1", "5"]
+    assert (report.read, report.bad) == (5, 3)
+
+
 def test_stdin_stops_on_request_even_while_no_input_comes(brands):
     read_end, write_end = os.pipe()
     stop = threading.Event()

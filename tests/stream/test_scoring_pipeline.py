@@ -15,7 +15,7 @@ from buzzwatch.emulator import PubSubEmulator
 from buzzwatch.pubsub import SubscriptionSpec, ensure_subscription, ensure_topic, pull_messages
 from buzzwatch.schema import TweetEvent
 from buzzwatch.telemetry import LocalTelemetry
-from worker.scoring import ConfirmedPublisher, ScoringPipeline, TransientError
+from worker.scoring import ConfirmedPublisher, ScoringPipeline, ScoringService, TransientError
 
 PROJECT = "buzzwatch-local"
 
@@ -203,3 +203,24 @@ def test_confirmed_publisher_raises_transient_when_the_topic_cannot_come_back(
             publisher.publish([(b"x", {})])
     finally:
         publisher.close()
+
+
+def test_a_dead_letter_always_carries_attributes_pubsub_accepts(tmp_path) -> None:
+    """Whatever a bad message carried (a lone surrogate, long values, too many), its dead letter publishes."""
+
+    class Capture:
+        def __init__(self) -> None:
+            self.sent: list[dict[str, str]] = []
+
+        def publish(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:
+            self.sent.extend(attributes for _, attributes in messages)
+            return ["1"]
+
+    attributes = {f"key{i}": "v" for i in range(120)} | {"k\ud800" * 100: "日" * 900}
+    capture = Capture()
+    service = ScoringService(SimpleNamespace(), capture, LocalTelemetry(tmp_path))
+    service.send_to_dead_letter(b"x", attributes, "m\udfff", "created_at is not ISO 8601: " + "日" * 900)
+    (sent,) = capture.sent
+    assert len(sent) <= 100 and sent["buzzwatch_stage"] == "worker"
+    assert all(len(k.encode()) <= 256 and len(v.encode()) <= 1024 for k, v in sent.items())
+    assert sent["original_message_id"] == "m\\udfff" and sent["buzzwatch_error"].startswith("created_at")
