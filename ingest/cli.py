@@ -63,6 +63,13 @@ def register(subparsers: Any) -> None:
     )
     ingest.add_argument("--limit", type=int, help="publish at most this many tweets (replay, stdin)")
     ingest.add_argument(
+        "--progress-every",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="log a progress line this often: tweets published, event time reached (default 30; 0: never)",
+    )
+    ingest.add_argument(
         "--brands", type=Path, help="brands file (default: $BUZZWATCH_BRANDS_FILE or config/brands.toml)"
     )
     ingest.set_defaults(handler=run_ingest_command)
@@ -127,6 +134,7 @@ def run_ingest_command(args: argparse.Namespace) -> int:
             file_format=args.format,
             speed=args.speed,
             limit=args.limit,
+            progress_every_s=max(0.0, args.progress_every),
         )
         summary = run_ingest(options, common, settings, env, _stop_on_signals())
     except (SettingsError, BrandConfigError, SchemaError, StreamFatalError, tweepy.TweepyException) as exc:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -63,6 +65,7 @@ class Ingester:
         self.keep_unattributed = keep_unattributed
         self.accepted = 0
         self.unattributed = 0
+        self.last_event_at: datetime | None = None  # event time reached, for progress lines
         self._lock = threading.Lock()
 
     def __call__(self, event: TweetEvent) -> None:
@@ -76,6 +79,7 @@ class Ingester:
         )
         with self._lock:
             self.accepted += 1
+            self.last_event_at = event.created_at
 
 
 def prepare_topology(topology: StreamTopology, settings: IngestSettings) -> None:
@@ -86,6 +90,51 @@ def prepare_topology(topology: StreamTopology, settings: IngestSettings) -> None
     except api_exceptions.PermissionDenied as exc:
         # In production the deployment creates the subscriptions; the ingester may only publish.
         log.warning("cannot create subscriptions; relying on the deployed ones", extra={"error": str(exc)})
+
+
+class ProgressReporter:
+    """Logs a progress line every `every_s` seconds from `start()` to `stop()` (0: never), so a long
+    replay or a quiet stream shows that it is alive and how far it got."""
+
+    def __init__(self, ingester: Ingester, report: InputReport, every_s: float) -> None:
+        self.ingester = ingester
+        self.report = report
+        self.every_s = every_s
+        self.total: int | None = None  # tweets to publish, once the source knows
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-progress", daemon=True)
+        self._started = time.monotonic()
+
+    def start(self) -> None:
+        """Begin reporting (nothing when every_s is 0)."""
+        self._started = time.monotonic()
+        if self.every_s > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reporting; returns once the reporting thread is gone."""
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every_s):
+            of = f" of {self.total:,}" if self.total else ""
+            reached = self.ingester.last_event_at
+            event_time = reached.isoformat() if reached else None
+            log.info(
+                f"ingest progress: {self.ingester.accepted:,}{of} tweets published, "
+                f"event time {event_time or 'none yet'}",
+                extra={
+                    "read": self.report.read,
+                    "accepted": self.ingester.accepted,
+                    "unattributed": self.ingester.unattributed,
+                    "bad_input": self.report.bad,
+                    "total": self.total,
+                    "event_time": event_time,
+                    "elapsed_s": round(time.monotonic() - self._started, 1),
+                },
+            )
 
 
 @dataclass(frozen=True)
@@ -99,6 +148,7 @@ class SourceOptions:
     limit: int | None = None
     stdin: TextIO | None = None
     bearer_token: str | None = None
+    progress_every_s: float = 30.0
 
 
 def run_ingest(
@@ -128,6 +178,8 @@ def run_ingest(
     ingester = Ingester(publisher, keep_unattributed=settings.keep_unattributed)
     report = InputReport()
     extra: dict[str, Any] = {}
+    progress = ProgressReporter(ingester, report, options.progress_every_s)
+    progress.start()
     try:
         if options.source == "replay":
             if options.input_path is None:
@@ -135,6 +187,7 @@ def run_ingest(
             events = read_replay_file(options.input_path, brands, report, options.file_format)
             if options.limit is not None:
                 events = events[: options.limit]
+            progress.total = len(events)
             log.info("replay starts", extra={"tweets": len(events), "speed": options.speed or "max"})
             for event in paced(events, options.speed, stop):
                 ingester(event)
@@ -146,6 +199,7 @@ def run_ingest(
         else:
             extra = _run_x_source(options.source, token or "", brands, ingester, report, settings, stop)
     finally:
+        progress.stop()
         stats = publisher.close()
     summary = {
         "source": options.source,

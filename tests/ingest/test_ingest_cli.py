@@ -183,3 +183,38 @@ def test_emulator_command_creates_the_topology_and_stops_on_sigterm(tmp_path):
         process.wait(timeout=30)
     assert process.returncode == 0
     assert not port_is_open(host, int(port))
+
+
+@pytest.mark.integration
+def test_a_paced_replay_logs_progress_while_it_runs(emulator_env, unique_name, tmp_path):
+    """`--speed 600` on a real file runs for minutes: progress lines say it is alive and how far it got."""
+    source = tmp_path / "paced.csv"
+    rows = [f"{i},2015-02-17T10:{i:02d}:00Z,@united flight {i} is late" for i in range(21)]
+    source.write_text("id,created_at,text\n" + "\n".join(rows) + "\n")  # 20 event minutes: 2 s at 600x
+    result = subprocess.run(
+        [
+            *BUZZWATCH,
+            "ingest",
+            "--source",
+            "replay",
+            "--input",
+            str(source),
+            "--speed",
+            "600",
+            "--progress-every",
+            "0.4",
+        ],
+        env={**_env(tmp_path, unique_name), "LOG_LEVEL": "INFO"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    progress = [record for record in records if record.get("message", "").startswith("ingest progress")]
+    assert len(progress) >= 3, result.stdout
+    published = [record["accepted"] for record in progress]
+    assert published == sorted(published) and 0 < published[-1] <= 21
+    assert all(record["total"] == 21 for record in progress)
+    assert " of 21 tweets published, event time 2015-02-17T10:" in progress[-1]["message"]
+    assert _summary(result.stdout)["published"] == 21
