@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -119,7 +120,13 @@ def run_in_process(role: str) -> int:
     from buzzwatch.notify import Mailer
     from buzzwatch.settings import CommonSettings
     from buzzwatch.telemetry import RecordingTelemetry, Telemetry
-    from worker.detection_service import AlertDispatcher, DetectionService, DetectionStore, serve_health
+    from worker.detection_service import (
+        AlertDispatcher,
+        DetectionService,
+        DetectionStore,
+        StateError,
+        serve_health,
+    )
     from worker.pull import run_detection, run_scoring_pull
     from worker.scoring import WorkerSettings, build_scoring_service
 
@@ -148,15 +155,24 @@ def run_in_process(role: str) -> int:
             except (OSError, ValueError):
                 reasons = None
             mailer = Mailer.from_settings(settings)
-            store = DetectionStore(settings.database_url)
-            service = DetectionService(
-                store,
-                AlertDispatcher(telemetry, mailer),
-                telemetry,
-                DetectorConfig.from_env(env),
-                None,
-                reasons,
-            )
+            reset = worker_settings.reset_state
+            try:
+                store = DetectionStore(settings.database_url, reset_corrupt=reset)
+                service = DetectionService(
+                    store,
+                    AlertDispatcher(telemetry, mailer),
+                    telemetry,
+                    DetectorConfig.from_env(env),
+                    None,
+                    reasons,
+                    reset_state=reset,
+                )
+            except StateError as exc:  # refuse to start on damaged state, saying which and how to reset
+                mailer.close()
+                logging.getLogger("buzzwatch.detection").critical(
+                    f"the detection service cannot start: {exc}"
+                )
+                return 2
             health = serve_health(worker_settings.health_port, service, feed)
             try:
                 run_detection(service, settings, worker_settings, env, stop)

@@ -44,7 +44,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -88,15 +90,29 @@ def alert_key(alert: Alert) -> str:
     return f"{alert.episode_id}|{alert.kind}|{format_timestamp(alert.fired_at)}"
 
 
+RESET_HINT = (
+    "set DETECTION_RESET_STATE=true to set it aside and start afresh (docs/runbook.md, detection-state)"
+)
+
+
+class StateError(RuntimeError):
+    """The detection database or the detector state in it cannot be used; the message names it."""
+
+
 class DetectionStore:
-    """The durable seen-id store, the detector state and the alert outbox (SQLAlchemy)."""
+    """The durable seen-id store, the detector state and the alert outbox (SQLAlchemy).
 
-    def __init__(self, database_url: str) -> None:
+    A SQLite file that is not a database or is damaged is refused (StateError, naming the file) unless
+    `reset_corrupt`: then it is renamed `<name>.corrupt-<UTC time>` (kept for inspection) and a new one made.
+    """
+
+    def __init__(self, database_url: str, reset_corrupt: bool = False) -> None:
+        self.path: Path | None = None
         if database_url.startswith("sqlite:///"):
-            from pathlib import Path
-
-            Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self.path = Path(database_url.removeprefix("sqlite:///"))
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self.engine = sa.create_engine(database_url, future=True)
+        self.location = str(self.path) if self.path else self.engine.url.render_as_string(hide_password=True)
         if self.engine.dialect.name == "sqlite":
 
             @sa.event.listens_for(self.engine, "connect")
@@ -106,7 +122,48 @@ class DetectionStore:
                 cursor.execute("PRAGMA busy_timeout=10000")
                 cursor.close()
 
-        metadata.create_all(self.engine)
+        try:
+            self._open()
+        except StateError:
+            if not reset_corrupt or self.path is None:
+                raise
+            aside = self._set_aside_file()
+            log.warning(
+                f"the detection database {self.location} was damaged: set aside as {aside}, starting afresh",
+                extra={"database": self.location, "set_aside_as": str(aside)},
+            )
+            self._open()
+
+    def _open(self) -> None:
+        """Create the tables if missing; a damaged SQLite file is a StateError."""
+        try:
+            metadata.create_all(self.engine)
+            if self.path is not None:
+                with self.engine.connect() as connection:
+                    verdict = connection.exec_driver_sql("PRAGMA quick_check").scalar()
+                if verdict != "ok":
+                    raise StateError(
+                        f"the detection database {self.location} is damaged ({verdict}); {RESET_HINT}"
+                    )
+        except sa.exc.DatabaseError as exc:
+            code = getattr(exc.orig, "sqlite_errorname", "")
+            if code in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+                raise StateError(
+                    f"the detection database {self.location} is damaged ({exc.orig}); {RESET_HINT}"
+                ) from exc
+            raise StateError(f"cannot open the detection database {self.location}: {exc.orig}") from exc
+
+    def _set_aside_file(self) -> Path:
+        """Rename the SQLite file (and its WAL files) out of the way; the new name of the main file."""
+        assert self.path is not None
+        self.engine.dispose()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            source = self.path.with_name(self.path.name + suffix)
+            if source.exists():
+                source.rename(aside.with_name(aside.name + suffix))
+        return aside
 
     def known(self, tweet_ids: Iterable[str]) -> set[str]:
         """Which of these ids were committed before."""
@@ -122,12 +179,21 @@ class DetectionStore:
         return found
 
     def load_state(self) -> dict[str, Any] | None:
-        """The last committed detector state."""
+        """The last committed detector state (None: none saved); ValueError when the row is not JSON."""
         with self.engine.connect() as connection:
             row = connection.execute(
                 sa.select(detector_state.c.state).where(detector_state.c.name == STATE_NAME)
             ).first()
         return json.loads(row[0]) if row else None
+
+    def set_aside_state(self) -> str:
+        """Rename the saved detector state row (kept for inspection), so the next start begins afresh."""
+        aside = f"{STATE_NAME}.bad-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.update(detector_state).where(detector_state.c.name == STATE_NAME).values(name=aside)
+            )
+        return aside
 
     def commit(self, new_ids: Sequence[str], state: Mapping[str, Any], alerts: Sequence[Alert]) -> None:
         """One transaction: the new ids, the state, the alerts. Raises if any id was already stored."""
@@ -260,8 +326,10 @@ class DetectionService:
         idle_quiet_s: float = 10.0,
         idle_margin_s: float = 30.0,
         clock: Callable[[], float] = time.time,
+        reset_state: bool = False,
     ) -> None:
         self.store = store
+        self.reset_state = reset_state
         self.dispatcher = dispatcher
         self.telemetry = telemetry
         self.config = config
@@ -283,11 +351,33 @@ class DetectionService:
         )
 
     def _load_detector(self) -> BuzzDetector:
-        state = self.store.load_state()
-        if state is None:
-            return BuzzDetector(self.config or DetectorConfig(), self.tokenizer, self.reason_model)
-        log.info("detector state resumed", extra={"brands": len(state.get("brands", {}))})
-        return BuzzDetector.from_state(state, self.tokenizer, self.reason_model, self.config)
+        """The detector from the saved state; a fresh one, said in a WARNING, when none is saved.
+
+        A saved state that cannot be read is a StateError naming the database, unless `reset_state`: then
+        the row is set aside and the detector starts afresh.
+        """
+        where = self.store.location
+        try:
+            state = self.store.load_state()
+            if state is not None:
+                detector = BuzzDetector.from_state(state, self.tokenizer, self.reason_model, self.config)
+                log.info("detector state resumed", extra={"database": where, "brands": len(detector.brands)})
+                return detector
+        except Exception as exc:  # whatever the row holds, a state that does not rebuild is unreadable
+            if not self.reset_state:
+                raise StateError(
+                    f"the detector state in {where} is unreadable ({type(exc).__name__}: {exc}); {RESET_HINT}"
+                ) from exc
+            aside = self.store.set_aside_state()
+            log.warning(
+                f"the detector state in {where} was unreadable: set aside as {aside!r}",
+                extra={"database": where, "set_aside_as": aside, "error": str(exc)[:300]},
+            )
+        log.warning(
+            f"no saved detector state in {where}: the detector starts afresh, with no baselines",
+            extra={"database": where, "seen_tweet_ids": self.store.counts()["tweets"]},
+        )
+        return BuzzDetector(self.config or DetectorConfig(), self.tokenizer, self.reason_model)
 
     def process(self, payloads: Sequence[bytes]) -> None:
         """Count and detect a batch of scored-topic messages (in delivery order)."""

@@ -21,9 +21,8 @@ from typing import Any, Protocol
 
 from buzzwatch import telemetry as names
 from buzzwatch.schema import SchemaError, ScoredTweet, TweetEvent
-from buzzwatch.settings import CommonSettings, env_float, env_int, env_str
+from buzzwatch.settings import CommonSettings, env_bool, env_float, env_int, env_str
 from buzzwatch.telemetry import Telemetry
-from models.language import gate_for
 
 log = logging.getLogger("buzzwatch.worker")
 
@@ -48,6 +47,7 @@ class WorkerSettings:
     checkpoint_interval_s: float  # DETECTION_CHECKPOINT_S: how often the detection service commits
     checkpoint_max_messages: int  # DETECTION_CHECKPOINT_MESSAGES: ... or after this many messages
     seen_retention_days: float  # DETECTION_SEEN_RETENTION_DAYS: how long tweet ids are remembered
+    reset_state: bool  # DETECTION_RESET_STATE: set a damaged database or detector state aside, start afresh
     health_port: int  # PORT: the detection service's health endpoint
 
     @classmethod
@@ -64,6 +64,7 @@ class WorkerSettings:
             checkpoint_interval_s=env_float(env, "DETECTION_CHECKPOINT_S", 2.0),
             checkpoint_max_messages=env_int(env, "DETECTION_CHECKPOINT_MESSAGES", 2000),
             seen_retention_days=env_float(env, "DETECTION_SEEN_RETENTION_DAYS", 14.0),
+            reset_state=env_bool(env, "DETECTION_RESET_STATE", False),
             health_port=env_int(env, "PORT", 8081),
         )
 
@@ -99,11 +100,9 @@ def load_models(settings: CommonSettings) -> tuple[SentimentModel, ReasonModel |
 def score_events(
     events: Sequence[TweetEvent], model: SentimentModel, reasons: ReasonModel | None
 ) -> list[ScoredTweet]:
-    """Score a batch; negative tweets get their reason; each tweet its language (a guess is flagged)."""
-    texts = [event.text for event in events]
-    predictions = model.predict(texts)
-    languages = gate_for(model).identify_many(texts, [event.lang for event in events])
-    negatives = [i for i, p in enumerate(predictions) if p.label == "negative" and languages[i].supported]
+    """Score a batch; negative tweets get their reason."""
+    predictions = model.predict([event.text for event in events])
+    negatives = [i for i, p in enumerate(predictions) if p.label == "negative"]
     reason_for: dict[int, str] = {}
     if reasons is not None and negatives:
         for index, reason in zip(
@@ -117,12 +116,8 @@ def score_events(
             probabilities=dict(prediction.probabilities),
             model_version=prediction.model_version,
             negative_reason=reason_for.get(index),
-            language=language.code,
-            language_supported=language.supported,
         )
-        for index, (event, prediction, language) in enumerate(
-            zip(events, predictions, languages, strict=True)
-        )
+        for index, (event, prediction) in enumerate(zip(events, predictions, strict=True))
     ]
 
 

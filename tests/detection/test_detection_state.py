@@ -1,0 +1,159 @@
+"""Detection state at start-up: a fresh start is said, damage is refused by name unless a reset is asked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from buzzwatch.emulator import free_port
+from buzzwatch.telemetry import LocalTelemetry
+from detection.streams import background, in_order
+from worker.detection import DetectorConfig
+from worker.detection_service import DetectionService, DetectionStore, StateError
+
+
+class NoDispatch:
+    def dispatch(self, alert: object) -> None:
+        raise AssertionError("no alert expected")
+
+
+def start(database: Path, reset: bool = False) -> DetectionService:
+    """What `buzzwatch worker --role detection` does at start-up, with DETECTION_RESET_STATE=`reset`."""
+    store = DetectionStore(f"sqlite:///{database}", reset_corrupt=reset)
+    return DetectionService(
+        store,
+        NoDispatch(),  # type: ignore[arg-type]
+        LocalTelemetry(database.parent),
+        DetectorConfig(),
+        reset_state=reset,
+    )
+
+
+def saved_database(database: Path) -> int:
+    """A database with a committed state after a day of traffic; the number of tweets it holds."""
+    service = start(database)
+    tweets = in_order(background(24, seed=3))
+    service.process([json.dumps(t.to_dict()).encode() for t in tweets])
+    service.checkpoint()
+    service.store.close()
+    return len(tweets)
+
+
+def fresh_start_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno == logging.WARNING and "starts afresh" in r.getMessage()]
+
+
+@pytest.mark.parametrize("case", ["missing", "empty file", "tables without state"])
+def test_a_start_without_saved_state_says_so_and_names_the_database(tmp_path, caplog, case) -> None:
+    database = tmp_path / "buzzwatch.db"
+    if case == "empty file":
+        database.write_bytes(b"")
+    elif case == "tables without state":
+        saved_database(database)
+        with sqlite3.connect(database) as connection:
+            connection.execute("DELETE FROM bw_detector_state")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="buzzwatch.detection"):
+        service = start(database)
+    (warning,) = fresh_start_warnings(caplog)
+    assert str(database) in warning.getMessage() and warning.database == str(database)
+    assert service.detector.brands == ()
+    service.store.close()
+
+
+def test_a_saved_state_resumes_without_a_warning(tmp_path, caplog) -> None:
+    database = tmp_path / "buzzwatch.db"
+    saved_database(database)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="buzzwatch.detection"):
+        service = start(database)
+    assert service.detector.brands == ("acme",)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    service.store.close()
+
+
+def damage(database: Path, how: str) -> None:
+    """Make the database unusable the way a disk or a person might."""
+    if how == "not a database":
+        database.write_bytes(os.urandom(8192))
+    elif how == "damaged pages":
+        raw = bytearray(database.read_bytes())
+        raw[4096 : len(raw) - 4096] = os.urandom(len(raw) - 8192)  # keep the header page, wreck the rest
+        database.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("how", ["not a database", "damaged pages"])
+def test_a_damaged_database_is_refused_by_name_then_set_aside_on_request(tmp_path, caplog, how) -> None:
+    database = tmp_path / "buzzwatch.db"
+    assert saved_database(database) > 500 and database.stat().st_size > 16384
+    damage(database, how)
+    before = database.read_bytes()
+    caplog.clear()
+    with pytest.raises(StateError) as refused:
+        start(database)
+    assert str(database) in str(refused.value) and "DETECTION_RESET_STATE=true" in str(refused.value)
+    assert database.read_bytes() == before  # nothing touched without the reset
+
+    with caplog.at_level(logging.INFO, logger="buzzwatch.detection"):
+        service = start(database, reset=True)
+    (aside,) = tmp_path.glob("buzzwatch.db.corrupt-*[0-9TZ]")
+    assert aside.read_bytes() == before  # kept for inspection
+    assert any(str(aside) in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert len(fresh_start_warnings(caplog)) == 1
+    assert service.store.counts() == {"tweets": 0, "alerts": 0}
+    service.store.close()
+
+
+@pytest.mark.parametrize(
+    "bad_state",
+    ["{not json", json.dumps({"version": 1, "brands": 5}), json.dumps([1, 2]), json.dumps({"version": 99})],
+)
+def test_an_unreadable_state_row_is_refused_by_name_then_set_aside_on_request(
+    tmp_path, caplog, bad_state
+) -> None:
+    database = tmp_path / "buzzwatch.db"
+    tweets = saved_database(database)
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE bw_detector_state SET state = ?", (bad_state,))
+    caplog.clear()
+    with pytest.raises(StateError) as refused:
+        start(database)
+    message = str(refused.value)
+    assert f"the detector state in {database} is unreadable" in message and "DETECTION_RESET_STATE" in message
+
+    with caplog.at_level(logging.INFO, logger="buzzwatch.detection"):
+        service = start(database, reset=True)
+    assert len(fresh_start_warnings(caplog)) == 1
+    assert service.store.counts()["tweets"] == tweets  # the seen ids are kept: no tweet counted twice
+    with sqlite3.connect(database) as connection:
+        (kept,) = connection.execute("SELECT name, state FROM bw_detector_state").fetchall()
+    assert kept[0].startswith("buzz-detector.bad-") and kept[1] == bad_state
+    service.store.close()
+
+
+def test_the_detection_service_exits_with_one_line_naming_the_damaged_database(tmp_path) -> None:
+    """As run: exit status 2, a CRITICAL JSON line that names the file and the reset; no traceback."""
+    database = tmp_path / "buzzwatch.db"
+    database.write_bytes(b"this is not a SQLite database" * 200)
+    env = dict(os.environ, BUZZWATCH_VAR_DIR=str(tmp_path), PORT=str(free_port()), LOG_LEVEL="INFO")
+    result = subprocess.run(
+        [sys.executable, "-m", "buzzwatch.cli", "worker", "--role", "detection"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    (critical,) = [
+        json.loads(line) for line in result.stdout.splitlines() if '"severity": "CRITICAL"' in line
+    ]
+    assert str(database) in critical["message"] and "DETECTION_RESET_STATE=true" in critical["message"]
