@@ -38,6 +38,7 @@ from api.store import (
 from api.validation import RequestError, parse_feedback, parse_predict
 from buzzwatch.logs import configure_logging
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
+from models.language import Language, gate_for
 
 logger = logging.getLogger(__name__)
 
@@ -294,12 +295,14 @@ def require_api_key(view: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
-def _prediction_payload(prediction_id: str, prediction: Any) -> dict[str, Any]:
+def _prediction_payload(prediction_id: str, prediction: Any, language: Language) -> dict[str, Any]:
     return {
         "prediction_id": prediction_id,
         "label": prediction.label,
         "probabilities": {label: float(p) for label, p in prediction.probabilities.items()},
         "model_version": prediction.model_version,
+        "language": language.code,
+        "language_supported": language.supported,
     }
 
 
@@ -325,7 +328,11 @@ def _register_routes(app: Flask) -> None:
             ],
             [p.probabilities for p in predictions],
         )
-        payloads = [_prediction_payload(pid, p) for pid, p in zip(ids, predictions, strict=True)]
+        languages = gate_for(svc.predictor).identify_many(body.texts)
+        payloads = [
+            _prediction_payload(pid, p, language)
+            for pid, p, language in zip(ids, predictions, languages, strict=True)
+        ]
         if body.single:
             return payloads[0]
         return {"predictions": payloads, "model_version": svc.predictor.model_version}

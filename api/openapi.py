@@ -62,8 +62,23 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                 "label": label,
                 "probabilities": probabilities,
                 "model_version": {"type": "string"},
+                "language": {
+                    "type": "string",
+                    "description": "ISO 639-1 code of the tweet's language, or `und` when it cannot be told",
+                },
+                "language_supported": {
+                    "type": "boolean",
+                    "description": "false: the model does not read this language, so the label is a guess",
+                },
             },
-            "required": ["prediction_id", "label", "probabilities", "model_version"],
+            "required": [
+                "prediction_id",
+                "label",
+                "probabilities",
+                "model_version",
+                "language",
+                "language_supported",
+            ],
         },
         "Predictions": {
             "type": "object",

@@ -23,6 +23,7 @@ import pandas as pd
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from models.language import gate_for  # noqa: E402
 from models.predictor import Predictor  # noqa: E402
 from models.text import tokenize  # noqa: E402
 from models.vocab import pad_batch  # noqa: E402
@@ -124,6 +125,13 @@ def main() -> int:
     for text in texts[:5000]:
         predictor.vocab.encode(tokenize(text), predictor.max_length)
     print(f"normalisation + vocabulary lookup alone: {5000 / (time.perf_counter() - started):,.0f} tweets/s")
+    gate = gate_for(predictor)
+    started = time.perf_counter()
+    gate.identify_many(texts[:5000])
+    print(
+        f"language identification alone (CLD2; the API, replay and score add it): "
+        f"{5000 / (time.perf_counter() - started):,.0f} tweets/s"
+    )
     print(f"{'path':<44}{'batch':>6}{'tweets/s':>11}{'p50 ms':>9}{'p99 ms':>9}")
     for batch_size in BATCH_SIZES:
         result = measure(predictor.predict_proba, texts, batch_size, args.seconds)

@@ -166,6 +166,8 @@ class ScoredTweet:
     model_version: str
     negative_reason: str | None = None
     scored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    language: str = "und"  # the tweet's language as the scorer decided it (ISO 639-1, or und)
+    language_supported: bool = True  # False: the model does not read this language; the verdict is a guess
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the tweet's fields plus the verdict."""
@@ -176,6 +178,8 @@ class ScoredTweet:
             model_version=self.model_version,
             negative_reason=self.negative_reason,
             scored_at=format_timestamp(self.scored_at),
+            language=self.language,
+            language_supported=self.language_supported,
         )
         return payload
 
@@ -189,6 +193,9 @@ class ScoredTweet:
         label = payload.get("label")
         if label not in LABELS:
             raise SchemaError(f"field 'label' must be one of {', '.join(LABELS)}")
+        supported = payload.get("language_supported", True)
+        if not isinstance(supported, bool):
+            raise SchemaError("field 'language_supported' must be true or false")
         return cls(
             tweet=TweetEvent.from_dict(payload),
             label=label,
@@ -198,6 +205,8 @@ class ScoredTweet:
             scored_at=parse_timestamp(payload.get("scored_at"), "scored_at")
             if payload.get("scored_at")
             else datetime.now(UTC),
+            language=str(payload.get("language") or "und"),
+            language_supported=supported,
         )
 
 

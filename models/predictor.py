@@ -6,7 +6,8 @@ tokens up in the vocabulary shipped inside the artifact. The artifact directory 
 
 - `model.onnx`: int32 token ids (batch, length) -> probabilities (batch, 3), dynamic batch and length
 - `vocab.json`: the token list (id = position; 0 pads, 1 is unknown)
-- `meta.json`: labels, normaliser version, model version, max length, bucket size, metrics, provenance
+- `meta.json`: labels, normaliser version, model version, max length, bucket size, metrics, provenance,
+  and optionally `languages` (those it reads; English when absent)
 
 Each tweet is padded to a length bucket that depends on its own token count only (see `models.vocab`),
 exactly as in training, so its probabilities do not depend on the batch it is scored in.
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from models.language import DEFAULT_LANGUAGES
 from models.text import NORMALISER_VERSION, tokenize
 from models.vocab import Vocabulary, group_by_bucket, pad_batch
 
@@ -122,6 +124,8 @@ class Predictor:
         self.labels: tuple[str, ...] = tuple(self.meta["labels"])
         self.model_version: str = str(self.meta["model_version"])
         self.metrics: dict[str, Any] = dict(self.meta.get("metrics", {}))
+        # The languages the model was trained to read (English unless the artifact says otherwise).
+        self.languages: tuple[str, ...] = tuple(self.meta.get("languages") or DEFAULT_LANGUAGES)
         self.max_length = int(self.meta["max_length"])
         self.bucket_size = int(self.meta["bucket_size"])
         self.batch_size = max(1, int(batch_size))

@@ -10,12 +10,15 @@ import pandas as pd
 
 from buzzwatch.schema import MAX_TEXT_CHARS
 from models.evaluate import evaluation_report
+from models.language import gate_for
 from models.predictor import Predictor
 
 EMPTY_TEXT_ERROR = "empty text"
 LONG_TEXT_ERROR = f"text longer than {MAX_TEXT_CHARS:,} characters"
 PREDICTED_LABEL_COLUMN = "predicted_label"
 ERROR_COLUMN = "error"
+LANGUAGE_COLUMN = "language"
+LANGUAGE_SUPPORTED_COLUMN = "language_supported"
 
 
 def text_error(text: str) -> str:
@@ -29,7 +32,13 @@ def text_error(text: str) -> str:
 
 def score_columns(labels: tuple[str, ...]) -> list[str]:
     """The columns `score_frame` adds, in order."""
-    return [PREDICTED_LABEL_COLUMN, *(f"p_{label}" for label in labels), ERROR_COLUMN]
+    return [
+        PREDICTED_LABEL_COLUMN,
+        *(f"p_{label}" for label in labels),
+        LANGUAGE_COLUMN,
+        LANGUAGE_SUPPORTED_COLUMN,
+        ERROR_COLUMN,
+    ]
 
 
 def evaluate_frame(predictor: Predictor, frame: pd.DataFrame) -> dict[str, Any]:
@@ -65,7 +74,7 @@ def evaluate_frame(predictor: Predictor, frame: pd.DataFrame) -> dict[str, Any]:
 def score_frame(
     predictor: Predictor, frame: pd.DataFrame, *, batch_size: int = 1024, progress: bool = False
 ) -> pd.DataFrame:
-    """The table with predicted_label, p_<label> and error columns added; bad texts get an error, no score.
+    """The table with the `score_columns` added (a language the model does not read is flagged).
 
     Raises ValueError when the table already has one of those columns: an input column is never replaced.
     """
@@ -96,5 +105,8 @@ def score_frame(
         scored[f"p_{label}"] = [
             "" if np.isnan(value) else f"{value:.6f}" for value in probabilities[:, position]
         ]
+    languages = gate_for(predictor).identify_many(texts)
+    scored[LANGUAGE_COLUMN] = [language.code for language in languages]
+    scored[LANGUAGE_SUPPORTED_COLUMN] = [language.supported for language in languages]
     scored[ERROR_COLUMN] = errors
     return scored

@@ -33,11 +33,13 @@ from buzzwatch.schema import (
     format_timestamp,
     parse_timestamp,
 )
+from models.language import Language, LanguageGate, gate_for
 from worker.detection import BuzzDetector
 
 REQUIRED_COLUMNS = ("id", "created_at", "text", "brand")
 REASON_COLUMNS = ("negative_reason", "negativereason")
 AUTHOR_COLUMN = "author"
+LANGUAGE_COLUMN = "lang"
 MAX_REPORTED_ERRORS = 20
 
 
@@ -66,6 +68,7 @@ class ReplayRow:
     label: str | None
     reason: str | None
     author: str | None = None
+    lang: str | None = None  # the source's language tag (an X API `lang`), when the file has one
 
 
 @dataclass
@@ -83,6 +86,7 @@ class ReplaySummary:
     seconds: float = 0.0
     scoring: str = "oracle"
     detector_stats: dict[str, int] = field(default_factory=dict)
+    unsupported_languages: Counter[str] = field(default_factory=Counter)
 
     @property
     def tweets_per_second(self) -> float:
@@ -99,6 +103,12 @@ class ReplaySummary:
             f"alerts: {self.alerts['new']} new, {self.alerts['update']} updates; by brand: "
             f"{dict(sorted(self.alerts_by_brand.items()))}",
         ]
+        if self.unsupported_languages:
+            total = sum(self.unsupported_languages.values())
+            out.append(
+                f"{total} tweets in languages the model does not read, counted apart from the negative "
+                f"share: {dict(self.unsupported_languages.most_common())}"
+            )
         if self.detector_stats.get("late") or self.detector_stats.get("duplicates"):
             out.append(f"detector: {self.detector_stats}")
         return out
@@ -144,8 +154,9 @@ def _parse_row(row: dict[str, Any], line: int, oracle: bool, reason_column: str 
             raise SchemaError(f"label {label!r} is not one of {', '.join(LABELS)}")
     reason = (row.get(reason_column) or "").strip() or None if reason_column else None
     author = (row.get(AUTHOR_COLUMN) or "").strip() or None
+    lang = (row.get(LANGUAGE_COLUMN) or "").strip() or None
     text = row.get("text") or ""
-    return ReplayRow(line, values["id"], created_at, text, values["brand"], label, reason, author)
+    return ReplayRow(line, values["id"], created_at, text, values["brand"], label, reason, author, lang)
 
 
 def _batches(rows: Sequence[ReplayRow], size: int) -> Iterator[Sequence[ReplayRow]]:
@@ -158,44 +169,62 @@ def scored_batches(
 ) -> Iterator[list[ScoredTweet]]:
     """Scored tweets batch by batch; the model scores batch k+1 in a thread while batch k is detected.
 
-    ONNX Runtime releases the GIL, so detection overlaps the model's matrix work.
+    ONNX Runtime releases the GIL, so detection overlaps the model's matrix work. Each tweet gets its
+    language (the file's `lang` column, else detected); with the oracle, people labelled every tweet, so
+    only the file's own `lang` column can flag one.
     """
     if model is None:
+        trusted = LanguageGate()
         for batch in _batches(rows, batch_size):
             yield [
-                _scored(row, row.label or "neutral", {row.label or "neutral": 1.0}, "oracle") for row in batch
+                _scored(
+                    row,
+                    row.label or "neutral",
+                    {row.label or "neutral": 1.0},
+                    "oracle",
+                    trusted.identify("", row.lang),
+                )
+                for row in batch
             ]
         return
     labels = model.labels
     version = model.model_version
+    gate = gate_for(model)
 
-    def score(batch: Sequence[ReplayRow]) -> np.ndarray:
+    def score(batch: Sequence[ReplayRow]) -> tuple[np.ndarray, list[Language]]:
         # Identical texts (retweets, copies) are scored once: same text, same probabilities.
         unique = {text: index for index, text in enumerate(dict.fromkeys(r.text for r in batch))}
         probabilities = model.predict_proba(list(unique))
-        return probabilities[[unique[r.text] for r in batch]]
+        detected = {text: gate.identify(text) for text in unique}
+        languages = [gate.identify(r.text, r.lang) if r.lang else detected[r.text] for r in batch]
+        return probabilities[[unique[r.text] for r in batch]], languages
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-score") as pool:
         batches = list(_batches(rows, batch_size))
-        pending: Future[np.ndarray] | None = None
+        pending: Future[tuple[np.ndarray, list[Language]]] | None = None
         for index, batch in enumerate(batches):
             if pending is None:
                 pending = pool.submit(score, batch)
-            probabilities = pending.result()
+            probabilities, languages = pending.result()
             pending = pool.submit(score, batches[index + 1]) if index + 1 < len(batches) else None
             winners = probabilities.argmax(axis=1)
             yield [
-                _scored(row, labels[winner], dict(zip(labels, map(float, probs), strict=True)), version)
-                for row, winner, probs in zip(batch, winners, probabilities, strict=True)
+                _scored(
+                    row, labels[winner], dict(zip(labels, map(float, probs), strict=True)), version, language
+                )
+                for row, winner, probs, language in zip(batch, winners, probabilities, languages, strict=True)
             ]
 
 
-def _scored(row: ReplayRow, label: str, probabilities: dict[str, float], version: str) -> ScoredTweet:
+def _scored(
+    row: ReplayRow, label: str, probabilities: dict[str, float], version: str, language: Language
+) -> ScoredTweet:
     tweet = TweetEvent(
         id=row.id,
         created_at=row.created_at,
         text=row.text,
         brands=(row.brand,),
+        lang=row.lang or "und",
         source="replay",
         author_id=row.author,
     )
@@ -206,6 +235,8 @@ def _scored(row: ReplayRow, label: str, probabilities: dict[str, float], version
         model_version=version,
         negative_reason=row.reason if label == "negative" else None,
         scored_at=row.created_at,
+        language=language.code,
+        language_supported=language.supported,
     )
 
 
@@ -255,6 +286,8 @@ def run_replay(
                 if delay > 0:
                     sleep(delay)
             summary.label_counts[scored.label] += 1
+            if not scored.language_supported:
+                summary.unsupported_languages[scored.language] += 1
             last_event = scored.tweet.created_at
             emit(detector.observe(scored), last_event)
         summary.tweets += len(batch)

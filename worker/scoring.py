@@ -23,6 +23,7 @@ from buzzwatch import telemetry as names
 from buzzwatch.schema import SchemaError, ScoredTweet, TweetEvent
 from buzzwatch.settings import CommonSettings, env_bool, env_float, env_int, env_str
 from buzzwatch.telemetry import Telemetry
+from models.language import gate_for
 
 log = logging.getLogger("buzzwatch.worker")
 
@@ -100,9 +101,11 @@ def load_models(settings: CommonSettings) -> tuple[SentimentModel, ReasonModel |
 def score_events(
     events: Sequence[TweetEvent], model: SentimentModel, reasons: ReasonModel | None
 ) -> list[ScoredTweet]:
-    """Score a batch; negative tweets get their reason."""
-    predictions = model.predict([event.text for event in events])
-    negatives = [i for i, p in enumerate(predictions) if p.label == "negative"]
+    """Score a batch; negative tweets get their reason; each tweet its language (a guess is flagged)."""
+    texts = [event.text for event in events]
+    predictions = model.predict(texts)
+    languages = gate_for(model).identify_many(texts, [event.lang for event in events])
+    negatives = [i for i, p in enumerate(predictions) if p.label == "negative" and languages[i].supported]
     reason_for: dict[int, str] = {}
     if reasons is not None and negatives:
         for index, reason in zip(
@@ -116,8 +119,12 @@ def score_events(
             probabilities=dict(prediction.probabilities),
             model_version=prediction.model_version,
             negative_reason=reason_for.get(index),
+            language=language.code,
+            language_supported=language.supported,
         )
-        for index, (event, prediction) in enumerate(zip(events, predictions, strict=True))
+        for index, (event, prediction, language) in enumerate(
+            zip(events, predictions, languages, strict=True)
+        )
     ]
 
 

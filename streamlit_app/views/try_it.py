@@ -34,6 +34,11 @@ with one_tweet:
         label = prediction["label"]
         confidence = prediction["probabilities"][label]
         st.subheader(f"{label.capitalize()} ({confidence:.0%})")
+        if not prediction.get("language_supported", True):
+            st.warning(
+                f"This tweet looks like it is in another language ({prediction.get('language')}) than the "
+                "model reads (English): the label is a guess, and the stream counts such tweets apart."
+            )
         st.bar_chart(probabilities_frame(prediction), x="label", y="probability", horizontal=True)
         st.caption(f"model {prediction['model_version']} · prediction {prediction_id}")
 

@@ -152,3 +152,16 @@ def test_admin_routes_are_off_without_a_configured_key(app: Flask) -> None:
     response = app.test_client().get("/v1/admin/feedback.csv", headers={"X-API-Key": ""})
     assert response.status_code == 403
     assert "BUZZWATCH_API_KEY" in response.get_json()["message"]
+
+
+def test_predictions_say_their_language_and_flag_one_the_model_does_not_read(client: FlaskClient) -> None:
+    texts = [
+        "@AirParadis mon vol est annulé encore une fois, le service client est nul",
+        "The flight was late and the crew rude, never again with this airline",
+        "😡",
+    ]
+    body = client.post("/v1/predict", json={"texts": texts}).get_json()
+    languages = [(p["language"], p["language_supported"]) for p in body["predictions"]]
+    assert languages == [("fr", False), ("en", True), ("und", True)]
+    single = client.post("/v1/predict", json={"text": texts[0]}).get_json()
+    assert (single["language"], single["language_supported"]) == ("fr", False)

@@ -77,3 +77,24 @@ def test_scored_tweet_and_alert_round_trip():
         "united", now, now, now, 0.8, 0.3, 40, 6.5, ("delay",), ("42",), reasons={"Late Flight": 0.7}
     )
     assert Alert.from_dict(alert.to_dict()) == alert
+
+
+def test_scored_tweet_carries_its_language_and_older_messages_default_to_supported():
+    event = TweetEvent.from_dict(_event_payload())
+    french = ScoredTweet(
+        event,
+        "negative",
+        {"negative": 0.9, "neutral": 0.05, "positive": 0.05},
+        "v1",
+        language="fr",
+        language_supported=False,
+    )
+    payload = french.to_dict()
+    assert (payload["language"], payload["language_supported"]) == ("fr", False)
+    assert ScoredTweet.from_dict(payload) == french
+    for key in ("language", "language_supported"):
+        del payload[key]  # a message from a worker that predates the field
+    older = ScoredTweet.from_dict(payload)
+    assert (older.language, older.language_supported) == ("und", True)
+    with pytest.raises(SchemaError, match="language_supported"):
+        ScoredTweet.from_dict({**french.to_dict(), "language_supported": "no"})

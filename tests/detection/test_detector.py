@@ -500,3 +500,31 @@ def test_a_brand_far_from_the_prior_share_learns_its_normal_traffic_during_warm_
     # Normal traffic 70% negative (an airline's), against the 0.3 prior share: nothing unusual to alert on.
     tweets = in_order(background(48, seed=12, negative_share=0.7))
     assert new_alerts(run(detector(), tweets)) == []
+
+
+@pytest.mark.parametrize(
+    ("case", "extra", "expected_new"),
+    [
+        ("a negative spike the model can read fires", burst(DAY_SPIKE, 20, 4), 1),
+        (
+            "the same spike in a language the model does not read is counted apart",
+            [replace(t, language="fr", language_supported=False) for t in burst(DAY_SPIKE, 20, 4)],
+            0,
+        ),
+        (
+            "unsupported positive tweets do not dilute a readable spike",
+            burst(DAY_SPIKE, 20, 4)
+            + [
+                replace(t, language="es", language_supported=False)
+                for t in burst(DAY_SPIKE, 20, 20, label="positive", text="que buen vuelo", prefix="es")
+            ],
+            1,
+        ),
+    ],
+)
+def test_unsupported_languages_neither_raise_nor_dilute(case: str, extra: list, expected_new: int) -> None:
+    det = detector()
+    alerts = run(det, in_order(background(41, seed=7) + extra))
+    assert len(new_alerts(alerts)) == expected_new, case
+    unsupported = sum(1 for t in extra if not t.language_supported)
+    assert det.stats["unsupported_language"] == unsupported

@@ -331,3 +331,46 @@ def test_a_bad_buzz_written_by_one_author_is_one_voice(tmp_path: Path) -> None:
 
     assert new_alerts(write_csv(tmp_path / "anonymous.csv", tweets)) == ["new"]
     assert new_alerts(write_csv(tmp_path / "authored.csv", tweets, columns=columns)) == []
+
+
+def test_tweets_in_languages_the_model_does_not_read_are_counted_apart(tmp_path: Path) -> None:
+    """A French complaint storm scored by an English model is flagged and never alerts on its own."""
+    text = "bagage lost, encore un vol annulé et le service client ne répond jamais"
+    french = burst(SPIKE, 25, 6, text=text, prefix="fr")
+    tagged = burst(SPIKE, 5, 2, text="they lost my bag again today", prefix="tag", brand="globex")
+    rows = read_rows(write_csv(tmp_path / "in.csv", background(41, seed=1) + french), False, ReplaySummary())
+    hinted = [
+        {
+            "id": t.tweet.id,
+            "created_at": t.tweet.created_at.isoformat(),
+            "text": t.tweet.text,
+            "brand": "globex",
+            "lang": "de",
+        }
+        for t in tagged
+    ]
+    columns = ["id", "created_at", "text", "brand", "lang"]
+    rows += read_rows(write_csv(tmp_path / "tagged.csv", [], hinted, columns=columns), False, ReplaySummary())
+    rows.sort(key=lambda r: (r.created_at, r.id))
+    summary, out = ReplaySummary(), io.StringIO()
+    run_replay(
+        rows, BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize), out, summary, model=KeywordModel()
+    )
+    assert summary.unsupported_languages == {"fr": len(french), "de": len(tagged)}
+    assert summary.detector_stats["unsupported_language"] == len(french) + len(tagged)
+    assert not out.getvalue()
+    assert any("languages the model does not read" in line for line in summary.lines())
+
+    class BilingualModel(KeywordModel):
+        languages = ("en", "fr")
+
+    bilingual, out = ReplaySummary(), io.StringIO()
+    run_replay(
+        rows,
+        BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize),
+        out,
+        bilingual,
+        model=BilingualModel(),
+    )
+    assert bilingual.unsupported_languages == {"de": len(tagged)}
+    assert [json.loads(line)["brand"] for line in out.getvalue().splitlines()][:1] == ["acme"]

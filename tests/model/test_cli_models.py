@@ -46,7 +46,15 @@ def test_score_adds_columns_and_flags_empty_text(tiny_model, tmp_path):
     source = tmp_path / "in.csv"
     out = tmp_path / "out.csv"
     pd.DataFrame(
-        {"id": ["1", "2", "3"], "text": ["@delta worst delay ever", "", "love this airline"]}
+        {
+            "id": ["1", "2", "3", "4"],
+            "text": [
+                "@delta worst delay ever",
+                "",
+                "love this airline",
+                "@AirParadis mon vol est annulé encore une fois, le service client est nul",
+            ],
+        }
     ).to_csv(source, index=False)
     code = main(
         ["score", "--input", str(source), "--output", str(out), "--model-uri", str(tiny_model.artifact_dir)]
@@ -60,8 +68,12 @@ def test_score_adds_columns_and_flags_empty_text(tiny_model, tmp_path):
         "p_negative",
         "p_neutral",
         "p_positive",
+        "language",
+        "language_supported",
         "error",
     ]
+    assert scored["language_supported"].tolist() == ["True", "True", "True", "False"]
+    assert scored.loc[3, "language"] == "fr"
     assert scored.loc[1, "error"] == "empty text"
     assert scored.loc[1, "predicted_label"] == ""
     for row in (0, 2):

@@ -198,6 +198,7 @@ class BuzzDetector:
             "late": 0,
             "duplicates": 0,
             "no_brand": 0,
+            "unsupported_language": 0,
         }
 
     # ---- input ------------------------------------------------------------------------------------
@@ -209,6 +210,11 @@ class BuzzDetector:
             self.stats["no_brand"] += 1
             return []
         ts = tweet.created_at.timestamp()
+        if not scored.language_supported:
+            # The model cannot read it: its verdict would raise or dilute the negative share alike, so it
+            # is counted apart; its event time still moves the clock.
+            self.stats["unsupported_language"] += 1
+            return self._advance_to(ts) if self._next_minute is not None else []
         minute = int(ts // SECONDS_PER_MINUTE)
         if self._next_minute is None:
             self._next_minute = int((ts - self.config.lateness_tolerance_s) // SECONDS_PER_MINUTE)
@@ -240,6 +246,10 @@ class BuzzDetector:
                 self.stats["late_counted"] += 1
             else:
                 self.stats["late"] += 1
+        return self._advance_to(ts)
+
+    def _advance_to(self, ts: float) -> list[Alert]:
+        """Move the watermark when `ts` is the newest event time seen; return the alerts that fired."""
         if self._max_ts is None or ts > self._max_ts:
             self._max_ts = ts
             return self.advance_watermark(self._max_ts - self.config.lateness_tolerance_s)
