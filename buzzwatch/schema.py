@@ -231,12 +231,17 @@ class Alert:
     reasons: dict[str, float] = field(default_factory=dict)
     samples: tuple[dict[str, Any], ...] = ()
     authors: int | None = None  # distinct authors of the window's tweets; None when no author is known
+    started_at: datetime | None = None  # the estimated start of the bad buzz (event time, UTC)
+    main_reason: str | None = None  # the negative reason that stands out; None when none does
+    samples_share: float | None = None  # share of the negative tweets the samples and their copies are
+    terms_share: float | None = None  # share of the negative tweets using a reported term or hashtag
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with ISO 8601 times."""
+        """A JSON-ready dict with ISO 8601 times (UTC)."""
         payload = asdict(self)
         for key in ("fired_at", "window_start", "window_end"):
             payload[key] = format_timestamp(getattr(self, key))
+        payload["started_at"] = format_timestamp(self.started_at) if self.started_at else None
         for key in ("top_terms", "sample_ids", "top_hashtags", "samples"):
             payload[key] = list(payload[key])
         return payload
@@ -247,6 +252,8 @@ class Alert:
         values = dict(payload)
         for key in ("fired_at", "window_start", "window_end"):
             values[key] = parse_timestamp(values[key], key)
+        if values.get("started_at"):
+            values["started_at"] = parse_timestamp(values["started_at"], "started_at")
         for key in ("top_terms", "sample_ids", "top_hashtags", "samples"):
             values[key] = tuple(values.get(key) or ())
         known = set(cls.__dataclass_fields__)

@@ -1,11 +1,11 @@
 """Build (or check) worker/detection/term_background.json, the prior of the alert explanation's term test.
 
-It counts, once per tweet, the terms and hashtags of every US airline tweet in data/airline_us (all
-labels: the background stands for a brand's normal traffic) with the explanation's own tokenizer and
-filters, keeping those seen in at least `--min-docs` tweets. It also prints how strongly a brand's own
-term rates follow the background: the prior weight, in tweets, of a Beta prior centred on the background
-rate that matches how much the rates of common terms vary between brand-days (method of moments); the
-explanation's BACKGROUND_PRIOR_DOCS is that figure.
+It counts, once per tweet, the terms, phrases and hashtags of every NEGATIVE US airline tweet in
+data/airline_us (the background stands for a brand's usual negatives, what a bad buzz is compared with)
+with the explanation's own tokenizer and filters, keeping those seen in at least `--min-docs` tweets.
+It also prints how strongly a brand's own term rates follow the background: the prior weight, in tweets,
+of a Beta prior centred on the background rate that matches how much the rates of common terms vary
+between brand-days (method of moments); the explanation's BACKGROUND_PRIOR_DOCS is that figure.
 
     .venv/bin/python scripts/build_term_background.py            # rewrite the file
     .venv/bin/python scripts/build_term_background.py --check    # exit 1 if the file is not what it builds
@@ -34,22 +34,26 @@ SOURCE = REPO_ROOT / "data" / "airline_us" / "train.csv"
 
 
 def read_tweets(source: Path = SOURCE) -> list[dict[str, str]]:
-    """The unique tweets (one per id) of the airline file."""
+    """The unique negative tweets (one per id) of the airline file."""
     with open(source, newline="", encoding="utf-8") as handle:
-        return list({row["id"]: row for row in csv.DictReader(handle) if row.get("text")}.values())
+        rows = csv.DictReader(handle)
+        return list(
+            {row["id"]: row for row in rows if row.get("text") and row["label"] == "negative"}.values()
+        )
 
 
 def build(tweets: list[dict[str, str]], min_docs: int = 2) -> ReferenceCounts:
-    """Term and hashtag document frequencies over `tweets`, those in fewer than `min_docs` dropped."""
+    """Term, hashtag and phrase document frequencies over `tweets`, those in fewer than `min_docs` dropped."""
     counts = reference_counts([row["text"] for row in tweets], default_tokenizer())
     return ReferenceCounts(
         {term: n for term, n in sorted(counts.terms.items()) if n >= min_docs},
         {tag: n for tag, n in sorted(counts.tags.items()) if n >= min_docs},
         counts.docs,
+        {phrase: n for phrase, n in sorted(counts.phrases.items()) if n >= min_docs},
     )
 
 
-def estimate_prior_docs(tweets: list[dict[str, str]], min_cell: int = 100, min_rate: float = 0.01) -> float:
+def estimate_prior_docs(tweets: list[dict[str, str]], min_cell: int = 50, min_rate: float = 0.01) -> float:
     """Beta prior weight m such that brand-day term rates vary around the pooled rate p as Beta(mp, m(1-p)).
 
     Over brand-days with at least `min_cell` tweets and terms with a pooled rate of at least `min_rate`:
@@ -99,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     BACKGROUND_PATH.write_text(text, encoding="utf-8")
-    print(f"{BACKGROUND_PATH}: {counts.docs} tweets, {len(counts.terms)} terms, {len(counts.tags)} hashtags")
+    print(
+        f"{BACKGROUND_PATH}: {counts.docs} tweets, {len(counts.terms)} terms, {len(counts.phrases)} phrases, "
+        f"{len(counts.tags)} hashtags"
+    )
     print(
         f"prior weight matching the spread of brand-day term rates: {estimate_prior_docs(tweets):.0f} tweets"
     )

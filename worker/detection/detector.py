@@ -92,6 +92,7 @@ from worker.detection.explain import (
     explain,
     reference_counts,
 )
+from worker.detection.onset import estimate_onset
 from worker.detection.stats import binomial_z, poisson_z
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class Episode:
     quiet_minutes: int = 0
     alerts: int = 1
     ended_minute: int | None = None
+    onset_minute: int | None = None  # the estimated start of the buzz (`onset.estimate_onset`)
 
 
 def _to_dt(seconds: float) -> datetime:
@@ -474,7 +476,7 @@ class BuzzDetector:
         if kept:
             insort(state.chunks[-age - 1][1], record, key=_arrival_order)
             state.ids.add(record.id)
-        elif not entry[_FLAG]:
+        elif not entry[_FLAG] and record.negative:
             state.reference.append(record.text)
         return True
 
@@ -518,6 +520,7 @@ class BuzzDetector:
             negatives=firing.negatives - firing.expected_negatives,
             alerted_negatives=trigger_eval.negatives - trigger_eval.expected_negatives,
             last_alert_minute=minute,
+            onset_minute=self._onset(state),
         )
         state.episode = episode
         return [self._alert(state, episode, minute, records, trigger_index, trigger_eval, "new")]
@@ -565,6 +568,16 @@ class BuzzDetector:
             state.episode = None
         return alerts
 
+    @staticmethod
+    def _onset(state: BrandState) -> int | None:
+        """The estimated start of a buzz firing at the newest closed minute, after the previous episode."""
+        last = state.last_episode
+        after = last.ended_minute if last is not None and last.ended_minute is not None else None
+        entries = [e for e in state.closed if after is None or e[_M] > after]
+        return estimate_onset(
+            [e[_M] for e in entries], [e[_NEG] for e in entries], [e[_EXP_NEG] for e in entries]
+        )
+
     def _age_out(self, state: BrandState, minute: int) -> None:
         """Move tweets past the longest window to the reference corpus, and old minutes into the baseline."""
         oldest_kept = minute - self._longest + 1
@@ -574,7 +587,7 @@ class BuzzDetector:
             for record in chunk:
                 state.ids.discard(record.id)
                 _forget(state.copies, record)
-                if not flagged:
+                if not flagged and record.negative:  # the explanation compares with usual negatives
                     state.reference.append(record.text)
         while len(state.closed) > self._longest + self.config.baseline_lag_minutes:
             self._learn(state, state.closed.popleft())
@@ -644,19 +657,27 @@ class BuzzDetector:
         else:  # the window crossed without a tweet this minute: name the latest tweet it holds
             trigger = max((r for _, chunk in state.chunks for r in chunk), key=lambda r: (r.ts, r.id))
         window_start_minute = minute - window.minutes + 1
-        in_window = [
-            r
-            for chunk_minute, chunk in state.chunks
-            if chunk_minute >= window_start_minute
-            for r in chunk
-            if (r.ts, r.id) <= (trigger.ts, trigger.id)
-        ]
+
+        def held_since(first_minute: int) -> list[TweetRecord]:
+            return [
+                r
+                for chunk_minute, chunk in state.chunks
+                if chunk_minute >= first_minute
+                for r in chunk
+                if (r.ts, r.id) <= (trigger.ts, trigger.id)
+            ]
+
+        in_window = held_since(window_start_minute)
         volume = len(in_window)
         negatives = sum(r.p_negative for r in in_window)
         authors = {r.author for r in in_window if r.author is not None}
+        onset = episode.onset_minute
+        # A first alert is explained from the buzz's estimated start: its whole run-up, not only the window.
+        early = kind == "new" and onset is not None and onset < window_start_minute
+        explained = held_since(onset) if early and onset is not None else in_window
         try:
             details = explain(
-                in_window,
+                explained,
                 self._reference(state, minute),
                 self.tokenizer,
                 self.reason_model,
@@ -684,6 +705,10 @@ class BuzzDetector:
             reasons=dict(details["reasons"]),
             samples=tuple(details["samples"]),
             authors=len(authors) if authors else None,
+            started_at=_to_dt(onset * SECONDS_PER_MINUTE) if onset is not None else None,
+            main_reason=details.get("main_reason"),
+            samples_share=details.get("samples_share"),
+            terms_share=details.get("terms_share"),
         )
 
     # ---- persistence ------------------------------------------------------------------------------

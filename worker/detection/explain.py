@@ -1,4 +1,4 @@
-"""Why an alert fired: over-represented terms and hashtags, negative reasons, representative tweets.
+"""Why an alert fired: over-represented terms, phrases and hashtags, negative reasons, representative tweets.
 
 Pure functions over plain records (the shipped term background is read once, when first needed).
 Retweets and copies (same `retweet_of`, or the same text once the "RT @user:" prefix, links, mentions,
@@ -8,16 +8,31 @@ one voice: a term counts once per voice, so one person repeating a word is no tr
 are diverse: at most one per author, and none a near copy of one already shown (most of its words
 shared, `NEAR_COPY_OVERLAP`); an alert shows fewer samples rather than the same voice twice.
 
-Over-represented terms: each term's rate in the brand's normal tweets (the reference) gets a Beta
-posterior whose prior is `BACKGROUND_PRIOR_DOCS` pseudo-tweets at the term's rate in a background corpus
-of airline tweets (an informative prior in the spirit of Monroe, Colaresi & Quinn 2008), so a young
-brand with an empty reference is compared with typical airline traffic, and a brand with a full
-reference with its own. The candidates are the terms that at least `CANDIDATE_TWEETS` distinct negative
-tweets of the window use. A candidate's p-value is the posterior-predictive (beta-binomial) probability
-of its count given that it is a candidate: conditioning on the selection means that a rare word that
-happens to be in two tweets is no discovery (a term needs a third tweet, at least, to be reported). The
-candidates that pass the Benjamini-Hochberg procedure at `TERM_FDR` are reported, most surprising first:
-a window like the reference reports nothing rather than noise.
+Over-represented terms: the buzz's negatives are compared with the brand's USUAL NEGATIVES (the detector
+keeps its recent negative tweets outside episodes as the reference), not with all its tweets: against
+all tweets every complaint word stands out ("bad", "delayed", "hate"); against usual negatives only what
+this buzz is about does. Each term's rate in the reference gets a Beta posterior whose prior is
+`BACKGROUND_PRIOR_DOCS` pseudo-tweets at the term's rate in a background corpus of airline negatives (an
+informative prior in the spirit of Monroe, Colaresi & Quinn 2008), so a young brand with an empty
+reference is compared with typical complaints, and a brand with a full reference with its own. The
+candidates are the terms that at least `CANDIDATE_TWEETS` distinct voices of the window use. A
+candidate's p-value is the posterior-predictive (beta-binomial) probability of its count given that it
+is a candidate: conditioning on the selection means that a rare word that happens to be in two tweets is
+no discovery (a term needs a third voice, at least, to be reported). The candidates that pass the
+Benjamini-Hochberg procedure at `TERM_FDR` are reported, most surprising first: a window like the
+reference reports nothing rather than noise. Phrases (two terms next to each other once function words
+are skipped, "customer service", "bag lost") are tested the same way; a reported phrase stands alone
+when its words are weak, and replaces its words when it is clearly more surprising than they are.
+Sentiment words (`SENTIMENT_WORDS`: "bad", "hate", "worst"...) say how people feel, not what about:
+they are never a term.
+
+Reasons: the share of each negative reason (already on the tweets, or from the reason model). The reason
+model knows airline complaints only and answers "can't tell" for others: `main_reason` is the reason
+that stands out (most of the negatives that have a known reason, and more than "can't tell"), None when
+none does, so the alert can say so plainly instead of naming a reason that does not fit.
+
+Shares: `samples_share` is the share of the window's negative tweets that the samples and their copies
+are; `terms_share` the share of them that use a reported term or phrase (what the terms stand for).
 """
 
 from __future__ import annotations
@@ -29,7 +44,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -43,7 +58,7 @@ _MENTION_RE = re.compile(r"@\w+")
 _NON_WORD_RE = re.compile(r"[\W_]+")
 _HASHTAG_RE = re.compile(r"(?<![\w&])#(\w*[A-Za-z]\w*)")
 _TERM_RE = re.compile(r"^[^\W\d_][\w'-]*$")
-# Document frequencies over the US airline tweets of data/ (scripts/build_term_background.py).
+# Document frequencies over the US airline NEGATIVE tweets of data/ (scripts/build_term_background.py).
 BACKGROUND_PATH = Path(__file__).with_name("term_background.json")
 BACKGROUND_PRIOR_DOCS = 200.0  # tweets; how much brand-days vary around it (the build script prints 201)
 TERM_FDR = 0.05  # expected share of reported terms that are chance, at most
@@ -62,6 +77,20 @@ _STOPWORD_TEXT = """
     cant wont not no nor
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# Words that say how people feel or how strongly, not what about: never a term, never part of a phrase.
+_SENTIMENT_TEXT = """
+    bad worse worst terrible horrible awful hate hated hates hating sucks suck sucked crap crappy
+    disappointed disappointing disappointment disgusting disgusted ridiculous unacceptable pathetic
+    angry annoyed annoying frustrated frustrating upset sad mad furious shame shameful fail epic
+    poor poorly love loved great good best better amazing awesome thanks thank nice happy excellent
+    wow omg lol ugh seriously really ever never again still even
+"""
+SENTIMENT_WORDS = frozenset(_SENTIMENT_TEXT.split())
+# Tokens the models' tokenizer adds to describe a word (emphasis, repeats): skipped inside a phrase.
+_ANNOTATIONS = frozenset({"<allcaps>", "<elong>", "<repeat>"})
+CANT_TELL = "can't tell"  # the reason model's "none of the known reasons" (any case)
+PHRASE_MARGIN = math.log(10.0)  # a phrase replaces its reported words when 10 times less likely than them
+REASON_STANDS_OUT = 0.5  # a reason stands out when it is at least this share of the known reasons
 
 
 class ReasonModel(Protocol):
@@ -116,9 +145,39 @@ def default_tokenizer() -> Tokenizer:
     return tokenize
 
 
+def _is_term(token: str) -> bool:
+    """A word worth reporting: no special token, punctuation, number, stop word, sentiment word, letter."""
+    return (
+        len(token) > 1
+        and token not in STOPWORDS
+        and token not in SENTIMENT_WORDS
+        and bool(_TERM_RE.match(token))
+    )
+
+
 def _terms(tokens: Iterable[str]) -> set[str]:
-    """Word tokens worth reporting (no special tokens, punctuation, numbers, stop words, single letters)."""
-    return {t for t in tokens if len(t) > 1 and t not in STOPWORDS and _TERM_RE.match(t)}
+    """The distinct reportable words of a token list."""
+    return {token for token in tokens if _is_term(token)}
+
+
+def phrases(tokens: Sequence[str]) -> set[str]:
+    """Two reportable words next to each other once function words and annotations are skipped.
+
+    Anything else (punctuation, numbers, links, mentions, sentiment words) ends a phrase, so
+    "my bag was lost" gives "bag lost" and "lost, worst airline" gives nothing.
+    """
+    found: set[str] = set()
+    previous: str | None = None
+    for token in tokens:
+        if token in STOPWORDS or token in _ANNOTATIONS:
+            continue  # a hashtag's word starts a phrase of its own (its "<hashtag>" marker ends one)
+        if _is_term(token):
+            if previous is not None and previous != token:
+                found.add(f"{previous} {token}")
+            previous = token
+        else:
+            previous = None
+    return found
 
 
 def group_copies(records: Sequence[TweetRecord]) -> list[list[TweetRecord]]:
@@ -193,32 +252,81 @@ def reason_shares(groups: Sequence[Sequence[TweetRecord]], reasons: Sequence[str
     return {reason: round(n / total, 4) for reason, n in ranked}
 
 
+def named_words(terms: Iterable[str]) -> set[str]:
+    """The words an explanation names: its terms, and each word of its phrases."""
+    return {word for term in terms for word in term.split()}
+
+
+def standout_reason(shares: Mapping[str, float]) -> str | None:
+    """The reason most negatives share, if one stands out: at least `REASON_STANDS_OUT` of the tweets
+    with a known reason, and more than "can't tell"; None when none does (reasons spread thin, or the
+    complaints fit no known reason, as a non-airline brand's do)."""
+    unclear = sum(share for reason, share in shares.items() if reason.lower() == CANT_TELL)
+    known = {reason: share for reason, share in shares.items() if reason.lower() != CANT_TELL}
+    if not known:
+        return None
+    reason, share = max(known.items(), key=lambda item: (item[1], item[0]))
+    return reason if share > unclear and share >= REASON_STANDS_OUT * sum(known.values()) else None
+
+
+def merge_phrases(
+    term_scores: Sequence[tuple[str, float]], phrase_scores: Sequence[tuple[str, float]]
+) -> list[tuple[str, float]]:
+    """Terms and phrases in one list, most surprising first.
+
+    A phrase whose words are weak (not reported alone) is kept: it is the only way the topic shows. A
+    phrase with a reported word is kept only when it is clearly more surprising than its words
+    (`PHRASE_MARGIN`), and then replaces them ("lost bag" for "lost" and "bag"); otherwise the word says
+    it already ("wifi", not "wifi delayed" when delays are usual).
+    """
+    term_score = dict(term_scores)
+    kept_phrases: list[tuple[str, float]] = []
+    covered: set[str] = set()
+    for phrase, score in phrase_scores:
+        reported = [term_score[word] for word in phrase.split() if word in term_score]
+        if reported and score < max(reported) + PHRASE_MARGIN:
+            continue
+        kept_phrases.append((phrase, score))
+        covered.update(phrase.split())
+    merged = [(term, score) for term, score in term_scores if term not in covered] + kept_phrases
+    return sorted(merged, key=lambda item: (-item[1], item[0]))
+
+
 @dataclass(frozen=True)
 class ReferenceCounts:
-    """How many of the reference (normal) tweets contain each term and hashtag."""
+    """How many of the reference (usual negative) tweets contain each term, hashtag and phrase."""
 
     terms: dict[str, int]
     tags: dict[str, int]
     docs: int
+    phrases: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"terms": self.terms, "tags": self.tags, "docs": self.docs}
+        return {"terms": self.terms, "tags": self.tags, "docs": self.docs, "phrases": self.phrases}
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> ReferenceCounts:
-        """Rebuild from `to_dict` output."""
-        return cls(dict(payload["terms"]), dict(payload["tags"]), int(payload["docs"]))
+        """Rebuild from `to_dict` output (a payload saved before phrases were counted has none)."""
+        return cls(
+            dict(payload["terms"]),
+            dict(payload["tags"]),
+            int(payload["docs"]),
+            dict(payload.get("phrases") or {}),
+        )
 
 
 def reference_counts(texts: Sequence[str], tokenizer: Tokenizer) -> ReferenceCounts:
-    """Count terms and hashtags over the reference tweets (once per tweet)."""
+    """Count terms, hashtags and phrases over the reference tweets (once per tweet)."""
     terms: Counter[str] = Counter()
     tags: Counter[str] = Counter()
+    pairs: Counter[str] = Counter()
     for text in texts:
-        terms.update(_terms(tokenizer(text)))
+        tokens = tokenizer(text)
+        terms.update(_terms(tokens))
+        pairs.update(phrases(tokens))
         tags.update(set(hashtags(text)))
-    return ReferenceCounts(dict(terms), dict(tags), len(texts))
+    return ReferenceCounts(dict(terms), dict(tags), len(texts), dict(pairs))
 
 
 @functools.cache
@@ -232,9 +340,9 @@ def over_represented(
     focus_docs: int,
     reference: ReferenceCounts,
     background: ReferenceCounts,
-    kind: Literal["terms", "tags"] = "terms",
+    kind: Literal["terms", "tags", "phrases"] = "terms",
 ) -> list[tuple[str, float]]:
-    """The `kind` keys (terms or hashtags) of `focus` that the reference rate does not explain.
+    """The `kind` keys (terms, hashtags or phrases) of `focus` that the reference rate does not explain.
 
     `focus` maps a key to how many of `focus_docs` tweets use it. Returns (key, -ln p) for each reported
     key, most surprising first; see the module docstring for the test.
@@ -275,10 +383,10 @@ def explain(
     samples: int = 5,
     background: ReferenceCounts | None = None,
 ) -> dict[str, Any]:
-    """Terms, hashtags, reason shares and representative negative tweets of an alert window.
+    """Terms, phrases, hashtags, reasons and representative negative tweets of an alert window.
 
     The focus corpus is the window's negative tweets, one document per voice (an author's copy groups,
-    or a copy group by an unknown author); the reference is the brand's recent normal tweets, with
+    or a copy group by an unknown author); the reference is the brand's usual negative tweets, with
     `background` (default: `shipped_background()`, counted with the models' tokenizer) as its prior.
     Representative tweets are the negative groups whose words are the most over-represented (summed
     surprisal, per word), times the group's weight 1 + ln(size); then larger groups and more confident
@@ -287,18 +395,26 @@ def explain(
     background = shipped_background() if background is None else background
     negatives = [r for r in window if r.negative]
     groups = group_copies(negatives)
-    group_terms = [_terms(tokenizer(group[0].text)) for group in groups]
+    group_tokens = [tokenizer(group[0].text) for group in groups]
+    group_terms = [_terms(tokens) | phrases(tokens) for tokens in group_tokens]
     voice_terms: dict[str, set[str]] = {}
     voice_tags: dict[str, set[str]] = {}
     for index, (group, words) in enumerate(zip(groups, group_terms, strict=True)):
         voice = f"author:{group[0].author}" if group[0].author else f"group:{index}"
         voice_terms.setdefault(voice, set()).update(words)
         voice_tags.setdefault(voice, set()).update(hashtags(group[0].text))
-    focus_terms = Counter(word for words in voice_terms.values() for word in words)
+    focus = Counter(word for words in voice_terms.values() for word in words)
+    focus_words = {key: n for key, n in focus.items() if " " not in key}
+    focus_phrases = {key: n for key, n in focus.items() if " " in key}
     focus_tags = Counter(tag for tags in voice_tags.values() for tag in tags)
     voices = len(voice_terms)
-    term_scores = over_represented(focus_terms, voices, reference, background)[:top_terms]
     tag_scores = over_represented(focus_tags, voices, reference, background, "tags")[:top_terms]
+    tag_words = {tag.removeprefix("#") for tag, _ in tag_scores}  # a reported hashtag is not a term too
+    term_scores = merge_phrases(
+        over_represented(focus_words, voices, reference, background),
+        over_represented(focus_phrases, voices, reference, background, "phrases"),
+    )
+    term_scores = [(term, score) for term, score in term_scores if term not in tag_words][:top_terms]
     term_weight = dict(term_scores)
 
     def representativeness(index: int) -> tuple[float, float, float, str]:
@@ -334,11 +450,23 @@ def explain(
         }
         for i in chosen
     ]
+    shares = reason_shares(groups, reasons)
+    reported = set(term_weight) | {tag for tag, _ in tag_scores}
+    with_terms = sum(
+        len(group)
+        for group, words in zip(groups, group_terms, strict=True)
+        if reported & (words | set(hashtags(group[0].text)))
+    )
     return {
         "top_terms": tuple(word for word, _ in term_scores),
         "top_hashtags": tuple(tag for tag, _ in tag_scores),
-        "reasons": reason_shares(groups, reasons),
+        "reasons": shares,
+        "main_reason": standout_reason(shares),
         "samples": tuple(sample_rows),
         "sample_ids": tuple(row["id"] for row in sample_rows),
+        "samples_share": round(sum(len(groups[i]) for i in chosen) / len(negatives), 4)
+        if negatives
+        else None,
+        "terms_share": round(with_terms / len(negatives), 4) if negatives and reported else None,
         "distinct_negative_groups": len(groups),
     }
