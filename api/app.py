@@ -35,7 +35,7 @@ from api.store import (
     FeedbackStore,
     LoggedPrediction,
 )
-from api.validation import RequestError, parse_feedback, parse_predict
+from api.validation import RequestError, error_code, parse_feedback, parse_predict
 from buzzwatch.logs import configure_logging
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
 from models.language import Language, gate_for
@@ -227,13 +227,12 @@ def _error(status: int, code: str, message: str) -> tuple[Response, int]:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(RequestError)
     def _request_error(exc: RequestError) -> tuple[Response, int]:
-        codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict"}
-        return _error(exc.status, codes.get(exc.status, "error"), exc.message)
+        return _error(exc.status, error_code(exc.status), exc.message)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
-        code = (exc.name or "error").lower().replace(" ", "_")
+        code = error_code(status)
         if status == 404:
             message = f"no route {request.method} {request.path}; the routes are listed at /openapi.json"
         elif status == 405:

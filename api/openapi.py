@@ -8,17 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.validation import error_code
 from buzzwatch import __version__
 from buzzwatch.schema import LABELS
 
 API_KEY_SCHEME = "ApiKey"
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+TEXT_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"  # not blank, no NUL
+# (?!\n): a Python validator's $ also matches before a final newline, which no prediction id has.
+PREDICTION_ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$(?!\\n)"
 
 
-def _error_response(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+def _error_response(status: int, description: str) -> dict[str, Any]:
+    """An error answer: the Error schema with the `error` code this status always carries."""
+    schema = {
+        "allOf": [
+            {"$ref": "#/components/schemas/Error"},
+            {"properties": {"error": {"const": error_code(status)}}},
+        ]
     }
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _json(schema_ref: str, description: str) -> dict[str, Any]:
@@ -31,7 +40,9 @@ def _json(schema_ref: str, description: str) -> dict[str, Any]:
 def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int) -> dict[str, Any]:
     """The document, for the given request limits."""
     label = {"type": "string", "enum": list(LABELS)}
-    text = {"type": "string", "minLength": 1, "maxLength": max_text_chars, "pattern": r"\S"}
+    # Strings a database can store: no NUL character (lone surrogates cannot travel in JSON text at all).
+    storable = {"type": "string", "pattern": NO_NUL_PATTERN}
+    text = {**storable, "minLength": 1, "maxLength": max_text_chars, "pattern": TEXT_PATTERN}
     probabilities = {
         "type": "object",
         "properties": {name: {"type": "number", "minimum": 0, "maximum": 1} for name in LABELS},
@@ -91,9 +102,9 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
         "FeedbackById": {
             "type": "object",
             "properties": {
-                "prediction_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                "prediction_id": {"type": "string", "pattern": PREDICTION_ID_PATTERN},
                 "label": label,
-                "comment": {"type": "string", "maxLength": max_comment_chars},
+                "comment": {**storable, "maxLength": max_comment_chars},
             },
             "required": ["prediction_id", "label"],
             "additionalProperties": False,
@@ -103,9 +114,9 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
             "properties": {
                 "text": text,
                 "predicted_label": label,
-                "model_version": {"type": "string", "maxLength": 128},
+                "model_version": {**storable, "maxLength": 128},
                 "label": label,
-                "comment": {"type": "string", "maxLength": max_comment_chars},
+                "comment": {**storable, "maxLength": max_comment_chars},
             },
             "required": ["text", "predicted_label", "label"],
             "additionalProperties": False,
@@ -166,10 +177,12 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
             "required": ["window_s", "feedback_in_window", "wrong_in_window", "last_alert_at"],
         },
     }
-    bad_request = _error_response("Invalid input: the message says what is wrong")
-    not_json = _error_response("The body is not JSON (send Content-Type: application/json)")
-    too_large = _error_response("The body is larger than the request-size limit")
-    unauthorized = _error_response("Missing or wrong API key (X-API-Key header or Authorization: Bearer)")
+    bad_request = _error_response(400, "Invalid input: the message says what is wrong")
+    not_json = _error_response(415, "The body is not JSON (send Content-Type: application/json)")
+    too_large = _error_response(413, "The body is larger than the request-size limit")
+    unauthorized = _error_response(
+        401, "Missing or wrong API key (X-API-Key header or Authorization: Bearer)"
+    )
     paths: dict[str, Any] = {
         "/v1/predict": {
             "post": {
@@ -228,8 +241,8 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                 "responses": {
                     "201": _json("FeedbackStored", "Stored"),
                     "400": bad_request,
-                    "404": _error_response("Unknown prediction id"),
-                    "409": _error_response("Feedback for this prediction is already stored"),
+                    "404": _error_response(404, "Unknown prediction id"),
+                    "409": _error_response(409, "Feedback for this prediction is already stored"),
                     "413": too_large,
                     "415": not_json,
                 },
@@ -257,7 +270,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                 "responses": {
                     "200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
                     "401": unauthorized,
-                    "403": _error_response("Admin routes are disabled: no API key is configured"),
+                    "403": _error_response(403, "Admin routes are disabled: no API key is configured"),
                 },
             }
         },
@@ -269,7 +282,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                 "responses": {
                     "200": _json("DriftStatus", "Drift monitor"),
                     "401": unauthorized,
-                    "403": _error_response("Admin routes are disabled: no API key is configured"),
+                    "403": _error_response(403, "Admin routes are disabled: no API key is configured"),
                 },
             }
         },

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from buzzwatch.schema import LABELS
 
 PREDICTION_ID_MAX_CHARS = 64
 PREDICTION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def error_code(status: int) -> str:
+    """The `error` field of an error body: the status phrase in snake case (415: unsupported_media_type)."""
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
 
 
 class RequestError(Exception):
@@ -99,9 +108,9 @@ def _check_label(value: Any, field_name: str) -> str:
 
 
 def _optional_str(payload: dict[str, Any], field_name: str, max_chars: int) -> str | None:
-    value = payload.get(field_name)
-    if value is None:
+    if field_name not in payload:  # absent, not null: null is a string's wrong type, as the schema says
         return None
+    value = payload[field_name]
     if not isinstance(value, str):
         raise RequestError(f"'{field_name}' must be a string, got {_json_type(value)}")
     if len(value) > max_chars:
@@ -138,8 +147,8 @@ def parse_feedback(payload: Any, *, max_text_chars: int, max_comment_chars: int)
         raise RequestError(f"missing field 'label': the right label, one of {', '.join(LABELS)}")
     label = _check_label(body["label"], "label")
     comment = _optional_str(body, "comment", max_comment_chars)
-    prediction_id = body.get("prediction_id")
-    if prediction_id is not None:
+    if "prediction_id" in body:
+        prediction_id = body["prediction_id"]
         if not isinstance(prediction_id, str) or not prediction_id.strip():
             raise RequestError("'prediction_id' must be a non-empty string, as returned by /v1/predict")
         if len(prediction_id) > PREDICTION_ID_MAX_CHARS:

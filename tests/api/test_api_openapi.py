@@ -119,12 +119,16 @@ def from_schema(doc: dict[str, Any], schema: dict[str, Any]) -> st.SearchStrateg
             max_size=schema.get("maxItems", 5),
         )
     if kind == "string":
-        text = st.text(
+        min_size, max_size = schema.get("minLength", 0), min(schema.get("maxLength", 40), 400)
+        if "pattern" in schema:
+            return st.from_regex(schema["pattern"], alphabet=st.characters(codec="utf-8")).filter(
+                lambda value: min_size <= len(value) <= max_size
+            )
+        return st.text(
             alphabet=st.characters(codec="utf-8") | st.sampled_from(string.printable),
-            min_size=schema.get("minLength", 0),
-            max_size=min(schema.get("maxLength", 40), 400),
+            min_size=min_size,
+            max_size=max_size,
         )
-        return text.filter(str.strip) if schema.get("pattern") == r"\S" else text
     return st.just(None)
 
 
@@ -161,9 +165,11 @@ def mutated(doc: dict[str, Any], schema: dict[str, Any]) -> st.SearchStrategy[An
 
 
 def _check_answer(app: Flask, path: str, method: str, response: Any) -> None:
+    """No 5xx, a documented status, and a body that follows the schema documented for that status."""
     assert response.status_code < 500, response.get_data(as_text=True)
-    _response_schema(app, path, method, response.status_code)
+    schema = _response_schema(app, path, method, response.status_code)
     assert response.is_json
+    _validator(app, schema).validate(response.get_json())
 
 
 @pytest.mark.parametrize("path", ["/v1/predict", "/v1/feedback"])
@@ -171,13 +177,47 @@ def test_fuzz_post_routes_from_the_openapi_document(app: Flask, client: FlaskCli
     doc = app.extensions["buzzwatch"].openapi
     body_schema = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
 
+    request_schema = _validator(app, body_schema)
+
     @FUZZ_SETTINGS
     @given(body=mutated(doc, body_schema))
     def fuzz(body: Any) -> None:
         response = client.post(path, data=json.dumps(body), content_type="application/json")
         _check_answer(app, path, "post", response)
+        # The document and the route agree: a 400 exactly for the bodies the schema refuses.
+        assert (response.status_code == 400) != request_schema.is_valid(body), (body, response.get_json())
 
     fuzz()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/feedback", {"prediction_id": None, "text": "late again", "predicted_label": "negative"}),
+        ("/v1/feedback", {"text": "late again", "predicted_label": "negative", "comment": None}),
+        ("/v1/feedback", {"text": "late again", "predicted_label": "negative", "model_version": None}),
+        ("/v1/feedback", {"text": "late\x00again", "predicted_label": "negative"}),
+        ("/v1/feedback", {"prediction_id": "abc\n"}),
+        ("/v1/predict", {"text": "late\x00again"}),
+    ],
+)
+def test_a_body_the_schema_refuses_is_a_400(app: Flask, client: FlaskClient, path: str, body: dict) -> None:
+    """Null where the schema wants a string, NUL characters, an id with a newline: refused by both."""
+    if path == "/v1/feedback":
+        body = {"label": "negative", **body}
+    doc = app.extensions["buzzwatch"].openapi
+    schema = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert not _validator(app, schema).is_valid(body)
+    response = client.post(path, json=body)
+    assert response.status_code == 400, response.get_json()
+    _check_answer(app, path, "post", response)
+
+
+def test_a_415_says_unsupported_media_type(app: Flask, client: FlaskClient) -> None:
+    response = client.post("/v1/predict", data="text=hi", content_type="text/plain")
+    assert response.status_code == 415
+    assert response.get_json()["error"] == "unsupported_media_type"
+    _check_answer(app, "/v1/predict", "post", response)
 
 
 def test_every_post_route_is_fuzzed(app: Flask) -> None:
