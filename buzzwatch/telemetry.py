@@ -4,7 +4,8 @@
 
 - with `APPLICATIONINSIGHTS_CONNECTION_STRING` set, `AzureTelemetry` sends through opencensus-ext-azure:
   metrics through its metrics exporter fed by our own producer (see `_IntervalMetricProducer`), custom events
-  through `AzureEventHandler`, traces through `AzureLogHandler`;
+  through `AzureEventHandler`, traces through `AzureLogHandler`; nothing else is contacted (the SDK's own
+  statsbeat usage telemetry and its Azure metadata lookups are switched off);
 - otherwise `LocalTelemetry` appends JSON lines to `<var_dir>/telemetry/{metrics,events,traces}.jsonl`,
   which several processes may append to at once (each line is written under an exclusive file lock), and
   `read_local` reads them back (the Streamlit app reads alerts and metrics this way).
@@ -401,6 +402,10 @@ class AzureTelemetry(Telemetry):
         }
         if storage_path is not None:
             options["storage_path"] = str(storage_path)
+        # Only the configured endpoint: the SDK would also send its own usage telemetry (statsbeat) to a fixed
+        # Microsoft endpoint and ask the Azure metadata service (169.254.169.254) where it runs. Its one
+        # switch is this variable, read as each exporter starts and sends.
+        os.environ["APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL"] = "true"
         self._closed = False
         self._close_lock = threading.Lock()
         self._producer = _IntervalMetricProducer()
