@@ -15,17 +15,21 @@ import hmac
 import io
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, Protocol
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.drift import DriftMonitor, MailerLike, TelemetryLike
+from api.limits import RateLimiter
 from api.openapi import build_openapi
 from api.settings import ApiSettings
 from api.store import (
@@ -74,6 +78,8 @@ class ApiServices:
         self.drift = drift
         self.clock = clock
         self.latency = LatencyAggregator(telemetry)
+        self.texts_limiter = RateLimiter(settings.anonymous_texts_per_min)
+        self.feedback_limiter = RateLimiter(settings.anonymous_feedback_per_min)
         self.openapi = build_openapi(
             max_batch=settings.max_batch,
             max_text_chars=settings.max_text_chars,
@@ -136,7 +142,10 @@ def create_app(
         predictor = Predictor.load(settings.common.model_uri, threads=settings.onnx_threads)
     if store is None:
         store = FeedbackStore(
-            settings.common.database_url, retention_s=settings.prediction_retention_s, clock=clock
+            settings.common.database_url,
+            retention_s=settings.prediction_retention_s,
+            max_logged=settings.prediction_log_max_rows,
+            clock=clock,
         )
         atexit.register(store.close)  # the last queued predictions reach the database at shutdown
     own_telemetry = telemetry is None
@@ -154,6 +163,8 @@ def create_app(
     )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    if settings.proxy_hops > 0:  # behind a load balancer: the client is in X-Forwarded-For (rate limits)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     api_services = ApiServices(settings, predictor, store, telemetry, drift, clock)
     app.extensions["buzzwatch"] = api_services
@@ -227,7 +238,10 @@ def _error(status: int, code: str, message: str) -> tuple[Response, int]:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(RequestError)
     def _request_error(exc: RequestError) -> tuple[Response, int]:
-        return _error(exc.status, error_code(exc.status), exc.message)
+        response, status = _error(exc.status, error_code(exc.status), exc.message)
+        if exc.retry_after_s is not None:
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -275,6 +289,19 @@ def _json_body() -> Any:
         raise RequestError("the body is not valid JSON: nested too deeply") from exc
 
 
+def _presented_secret() -> str:
+    """The key or token the caller sent: X-API-Key, else Authorization: Bearer."""
+    given = request.headers.get("X-API-Key", "")
+    authorization = request.headers.get("Authorization", "")
+    if not given and authorization.lower().startswith("bearer "):
+        given = authorization[7:].strip()
+    return given
+
+
+def _matches(given: str, expected: str | None) -> bool:
+    return bool(given and expected) and hmac.compare_digest(given.encode(), (expected or "").encode())
+
+
 def require_api_key(view: Callable[..., Any]) -> Callable[..., Any]:
     """Guard an admin route with the configured API key (X-API-Key or Authorization: Bearer)."""
 
@@ -283,15 +310,52 @@ def require_api_key(view: Callable[..., Any]) -> Callable[..., Any]:
         expected = services().settings.api_key
         if not expected:
             raise RequestError("admin routes are disabled: no BUZZWATCH_API_KEY is configured", status=403)
-        given = request.headers.get("X-API-Key", "")
-        authorization = request.headers.get("Authorization", "")
-        if not given and authorization.lower().startswith("bearer "):
-            given = authorization[7:].strip()
-        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        if not _matches(_presented_secret(), expected):
             raise RequestError("missing or wrong API key: send it in the X-API-Key header", status=401)
         return view(*args, **kwargs)
 
     return guarded
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: `provenance` of what they write (None: anonymous), `client` for rate limits."""
+
+    provenance: str | None
+    client: str
+
+
+def _caller() -> Caller:
+    """The API key or the app token identify a trusted caller; anyone else is anonymous, by address.
+
+    A key or token that matches neither is a 401, not an anonymous call, so a misconfigured app finds out.
+    """
+    settings = services().settings
+    given = _presented_secret()
+    if _matches(given, settings.api_key):
+        return Caller("api_key", "api-key")
+    if _matches(given, settings.app_token):
+        return Caller("app_token", "app-token")
+    if given:
+        raise RequestError(
+            "wrong API key or app token (X-API-Key or Authorization: Bearer); send none to call anonymously",
+            status=401,
+        )
+    return Caller(None, request.remote_addr or "unknown")
+
+
+def _rate_limit(limiter: RateLimiter, caller: Caller, units: int, what: str) -> None:
+    """Anonymous callers only: a 429 with Retry-After once they are over the limit."""
+    if caller.provenance is not None:
+        return
+    wait_s = limiter.take(caller.client, units)
+    if wait_s > 0:
+        raise RequestError(
+            f"too many {what} from {caller.client}: without a key the limit is {limiter.per_minute} a "
+            f"minute; retry in {math.ceil(wait_s)} s",
+            status=429,
+            retry_after_s=math.ceil(wait_s),
+        )
 
 
 def _prediction_payload(prediction_id: str, prediction: Any, language: Language) -> dict[str, Any]:
@@ -311,13 +375,30 @@ def _text_prediction_id(text: str, predicted_label: str, model_version: str) -> 
     return f"text-{digest[:40]}"
 
 
+def _refuse_anonymous_text_feedback(settings: ApiSettings) -> None:
+    """Feedback by free text becomes training data: only a caller with the key or the app token sends it."""
+    if not (settings.api_key or settings.app_token):
+        raise RequestError(
+            "feedback by text is off: no BUZZWATCH_API_KEY or BUZZWATCH_APP_TOKEN is configured; send the "
+            "prediction_id that /v1/predict returned instead",
+            status=403,
+        )
+    raise RequestError(
+        "feedback by text needs the API key or the app token (X-API-Key or Authorization: Bearer); "
+        "without one, send the prediction_id that /v1/predict returned",
+        status=401,
+    )
+
+
 def _register_routes(app: Flask) -> None:
     @app.post("/v1/predict")
     def predict() -> Any:
         svc = services()
+        caller = _caller()
         body = parse_predict(
             _json_body(), max_batch=svc.settings.max_batch, max_text_chars=svc.settings.max_text_chars
         )
+        _rate_limit(svc.texts_limiter, caller, len(body.texts), "texts to score")
         predictions = svc.predictor.predict(body.texts)
         ids = [svc.store.ids.new() for _ in predictions]
         svc.store.log_predictions(
@@ -339,11 +420,15 @@ def _register_routes(app: Flask) -> None:
     @app.post("/v1/feedback")
     def feedback() -> Any:
         svc = services()
+        caller = _caller()
+        _rate_limit(svc.feedback_limiter, caller, 1, "feedback posts")
         body = parse_feedback(
             _json_body(),
             max_text_chars=svc.settings.max_text_chars,
             max_comment_chars=svc.settings.max_comment_chars,
         )
+        if body.prediction_id is None and caller.provenance is None:
+            _refuse_anonymous_text_feedback(svc.settings)
         if body.prediction_id is not None:
             logged = svc.store.find_prediction(body.prediction_id)
             if logged is None:
@@ -367,6 +452,7 @@ def _register_routes(app: Flask) -> None:
             comment=body.comment,
             model_version=model_version,
             created_at=svc.clock(),
+            provenance=caller.provenance or "anonymous_by_id",
         )
         try:
             svc.store.add_feedback(record)
@@ -388,9 +474,10 @@ def _register_routes(app: Flask) -> None:
                     "text": text[:280],
                     "text_length": str(len(text)),
                     "comment": (body.comment or "")[:280],
+                    "provenance": record.provenance,
                 },
             )
-            svc.drift.check(model_version)
+            svc.drift.check(svc.predictor.model_version)
         stored = {
             "prediction_id": prediction_id,
             "label": body.label,
@@ -432,6 +519,7 @@ def _register_routes(app: Flask) -> None:
                         record.created_at.isoformat().replace("+00:00", "Z"),
                         record.prediction_id,
                         record.comment or "",
+                        record.provenance or "",
                     ]
                 )
                 if buffer.tell() > 64 * 1024:

@@ -2,6 +2,8 @@
 
 The counts come from the feedback table, so every API process and instance sees the same window; the
 cooldown is claimed atomically in the database, so one drift episode is one alert, not one per request.
+The e-mail gives counts, who sent the feedback (provenance) and prediction ids: never a text, comment or
+any other value a caller sent, since anyone may send feedback on a prediction id.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -51,6 +53,8 @@ class DriftAlert:
     feedback_in_window: int
     wrong_in_window: int
     model_version: str
+    wrong_by_provenance: dict[str, int] = field(default_factory=dict)
+    latest_wrong_ids: tuple[str, ...] = ()
 
     @property
     def wrong_share(self) -> float:
@@ -65,11 +69,18 @@ class DriftAlert:
         )
 
     def text_body(self) -> str:
-        """The plain-text email body."""
+        """The plain-text email body: counts and ids only."""
+        senders = ", ".join(
+            f"{count} {PROVENANCE_WORDS.get(provenance, provenance)}"
+            for provenance, count in sorted(self.wrong_by_provenance.items(), key=lambda item: -item[1])
+        )
         return (
             f"The sentiment model {self.model_version} was corrected {self.wrong_in_window} times out of "
             f"{self.feedback_in_window} pieces of feedback in the last {self.window_s / 60:.0f} minutes "
             f"(up to {self.fired_at.isoformat()}).\n\n"
+            f"Who sent the corrections: {senders or 'not recorded'}. Anonymous feedback is rate-limited but "
+            "anyone can send it; training leaves it out unless told otherwise.\n\n"
+            f"Latest corrected predictions (ids): {', '.join(self.latest_wrong_ids) or 'none'}.\n\n"
             "What to do: export the feedback (GET /v1/admin/feedback.csv with the API key), look at what the "
             "model gets wrong, and retrain with `buzzwatch train --extra-data feedback.csv`.\n"
         )
@@ -77,6 +88,14 @@ class DriftAlert:
     def html_body(self) -> str:
         """The HTML email body."""
         return "".join(f"<p>{html.escape(paragraph)}</p>" for paragraph in self.text_body().split("\n\n"))
+
+
+PROVENANCE_WORDS = {
+    "api_key": "with the API key",
+    "app_token": "with the app token",
+    "anonymous_by_id": "anonymous (on a prediction id the API issued)",
+    "unknown": "from before provenance was recorded",
+}
 
 
 class DriftMonitor:
@@ -118,14 +137,19 @@ class DriftMonitor:
         }
 
     def check(self, model_version: str) -> DriftAlert | None:
-        """Fire an alert when the window is over both thresholds and the cooldown allows it."""
+        """Fire an alert when the window is over both thresholds and the cooldown allows it.
+
+        `model_version` is the served model's, never one a caller sent: it goes into the e-mail.
+        """
         now = self.clock()
-        total, wrong = self.store.feedback_counts_since(now - timedelta(seconds=self.window_s))
+        since = now - timedelta(seconds=self.window_s)
+        total, wrong = self.store.feedback_counts_since(since)
         if wrong < self.min_wrong or wrong < self.min_wrong_share * total:
             return None
         if not self.store.claim_drift_alert(now, self.cooldown_s):
             return None
-        alert = DriftAlert(now, self.window_s, total, wrong, model_version)
+        latest_ids, by_provenance = self.store.wrong_feedback_since(since)
+        alert = DriftAlert(now, self.window_s, total, wrong, model_version, by_provenance, tuple(latest_ids))
         self._notify(alert)
         return alert
 

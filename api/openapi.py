@@ -17,6 +17,9 @@ NO_NUL_PATTERN = "^[^\\u0000]*$"
 TEXT_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"  # not blank, no NUL
 # (?!\n): a Python validator's $ also matches before a final newline, which no prediction id has.
 PREDICTION_ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$(?!\\n)"
+BEARER_SCHEME = "Bearer"
+# Optional credentials: none (anonymous, rate-limited), the API key, or the app token as a bearer token.
+OPTIONAL_CREDENTIALS = [{}, {API_KEY_SCHEME: []}, {BEARER_SCHEME: []}]
 
 
 def _error_response(status: int, description: str) -> dict[str, Any]:
@@ -183,11 +186,23 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
     unauthorized = _error_response(
         401, "Missing or wrong API key (X-API-Key header or Authorization: Bearer)"
     )
+    wrong_credential = _error_response(
+        401, "A key or token was sent and matches neither the API key nor the app token"
+    )
+    rate_limited = {
+        **_error_response(
+            429, "Over the per-client limit for anonymous callers; retry after Retry-After seconds"
+        ),
+        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+    }
     paths: dict[str, Any] = {
         "/v1/predict": {
             "post": {
                 "summary": f"Score one tweet or a list of up to {max_batch}",
+                "description": "Anonymous callers are limited in texts a minute per client address; a "
+                "caller with the API key or the app token is not.",
                 "operationId": "predict",
+                "security": OPTIONAL_CREDENTIALS,
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -216,15 +231,22 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                         },
                     },
                     "400": bad_request,
+                    "401": wrong_credential,
                     "413": too_large,
                     "415": not_json,
+                    "429": rate_limited,
                 },
             }
         },
         "/v1/feedback": {
             "post": {
                 "summary": "Tell the model the right label of a prediction (stored once per prediction id)",
+                "description": "Anyone may send feedback on a prediction id the API issued (rate-limited per "
+                "client address); feedback by text needs the API key or the app token. Each stored row "
+                "records its provenance (api_key, app_token, anonymous_by_id); training trusts the first two "
+                "by default.",
                 "operationId": "feedback",
+                "security": OPTIONAL_CREDENTIALS,
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -241,10 +263,17 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                 "responses": {
                     "201": _json("FeedbackStored", "Stored"),
                     "400": bad_request,
+                    "401": _error_response(
+                        401, "Feedback by text without the API key or the app token, or a wrong key or token"
+                    ),
+                    "403": _error_response(
+                        403, "Feedback by text is off: no API key or app token is configured"
+                    ),
                     "404": _error_response(404, "Unknown prediction id"),
                     "409": _error_response(409, "Feedback for this prediction is already stored"),
                     "413": too_large,
                     "415": not_json,
+                    "429": rate_limited,
                 },
             }
         },
@@ -318,6 +347,13 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {API_KEY_SCHEME: {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "securitySchemes": {
+                API_KEY_SCHEME: {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                BEARER_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The API key, or the app token (BUZZWATCH_APP_TOKEN) that the app sends",
+                },
+            },
         },
     }

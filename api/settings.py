@@ -15,6 +15,7 @@ class ApiSettings:
 
     common: CommonSettings
     api_key: str | None = None
+    app_token: str | None = None
     cors_origins: tuple[str, ...] = ()
     max_request_bytes: int = 2 * 1024 * 1024
     max_batch: int = 256
@@ -25,6 +26,10 @@ class ApiSettings:
     drift_min_wrong_share: float = 0.3
     drift_cooldown_s: float = 6 * 3600.0
     prediction_retention_s: float = 7 * 24 * 3600.0
+    prediction_log_max_rows: int = 100_000
+    anonymous_texts_per_min: int = 15_000
+    anonymous_feedback_per_min: int = 30
+    proxy_hops: int = 0
     onnx_threads: int = 1
 
     @classmethod
@@ -34,6 +39,7 @@ class ApiSettings:
         return cls(
             common=CommonSettings.from_env(env),
             api_key=env_str(env, "BUZZWATCH_API_KEY"),
+            app_token=env_str(env, "BUZZWATCH_APP_TOKEN"),
             cors_origins=env_list(env, "BUZZWATCH_CORS_ORIGINS"),
             max_request_bytes=env_int(env, "BUZZWATCH_API_MAX_REQUEST_BYTES", 2 * 1024 * 1024),
             max_batch=env_int(env, "BUZZWATCH_API_MAX_BATCH", 256),
@@ -44,5 +50,9 @@ class ApiSettings:
             drift_min_wrong_share=env_float(env, "BUZZWATCH_DRIFT_MIN_WRONG_SHARE", 0.3),
             drift_cooldown_s=env_float(env, "BUZZWATCH_DRIFT_COOLDOWN_S", 6 * 3600.0),
             prediction_retention_s=env_float(env, "BUZZWATCH_PREDICTION_RETENTION_S", 7 * 24 * 3600.0),
+            prediction_log_max_rows=env_int(env, "BUZZWATCH_PREDICTION_LOG_MAX_ROWS", 100_000),
+            anonymous_texts_per_min=env_int(env, "BUZZWATCH_API_TEXTS_PER_MIN", 15_000),
+            anonymous_feedback_per_min=env_int(env, "BUZZWATCH_API_FEEDBACK_PER_MIN", 30),
+            proxy_hops=env_int(env, "BUZZWATCH_API_PROXY_HOPS", 0),
             onnx_threads=env_int(env, "BUZZWATCH_API_ONNX_THREADS", 1),
         )

@@ -37,7 +37,9 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -72,6 +74,7 @@ feedback_table = Table(
     Column("comment", Text, nullable=True),
     Column("model_version", String(128), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("provenance", String(32), nullable=True),  # FEEDBACK_PROVENANCES; None: stored before it existed
 )
 
 secrets_table = Table(
@@ -96,6 +99,7 @@ EXPORT_COLUMNS = (
     "created_at",
     "prediction_id",
     "comment",
+    "provenance",
 )
 
 
@@ -155,6 +159,7 @@ class FeedbackRecord:
     comment: str | None
     model_version: str
     created_at: datetime
+    provenance: str | None = None  # who wrote it: one of FEEDBACK_PROVENANCES
 
     @property
     def correct(self) -> bool:
@@ -195,6 +200,7 @@ class FeedbackStore:
         flush_interval_s: float = 0.2,
         max_pending: int = 100_000,
         retention_s: float = 7 * 24 * 3600.0,
+        max_logged: int = 100_000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = make_engine(database_url)
@@ -202,6 +208,8 @@ class FeedbackStore:
         self._max_pending = max_pending
         self.dropped_predictions = 0
         self._retention_s = retention_s
+        self._max_logged = max_logged
+        self._logged_since_prune = 0
         self._clock = clock
         self._pending: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._writer_lock = threading.Lock()
@@ -213,15 +221,26 @@ class FeedbackStore:
         self.ids = PredictionIds(self._shared_secret("prediction_id_key"))
 
     def _create_tables(self) -> None:
-        """Create the tables; several workers may race to do it at start-up."""
+        """Create the tables, and columns added since a database was made; workers may race to do it."""
         for attempt in range(5):
             try:
                 metadata.create_all(self.engine, checkfirst=True)
+                self._add_missing_columns()
                 return
             except (OperationalError, ProgrammingError, IntegrityError):
                 if attempt == 4:
                     raise
                 time.sleep(0.1 * (attempt + 1))
+
+    def _add_missing_columns(self) -> None:
+        """Add the nullable columns a table made by an older version lacks (its rows get NULL)."""
+        for table in (feedback_table,):
+            present = {column["name"] for column in inspect(self.engine).get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    with self.engine.begin() as connection:
+                        connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
 
     def _shared_secret(self, name: str) -> bytes:
         """A random key made once and kept in the database, so every worker and instance has the same."""
@@ -307,15 +326,40 @@ class FeedbackStore:
                     self.dropped_predictions += len(rows)
                     logger.error("prediction log full: %d predictions not logged", len(rows))
                 raise
+            self._logged_since_prune += len(rows)
+            if self._logged_since_prune >= max(1, self._max_logged // 10):
+                self.prune()
             return len(rows)
 
     def _maybe_prune(self) -> None:
-        if time.monotonic() - self._last_prune < 600:
-            return
+        if time.monotonic() - self._last_prune >= 600:
+            self.prune()
+
+    def prune(self) -> int:
+        """Drop logged predictions past the retention, then the oldest beyond the row cap; how many went.
+
+        Checked every 10 minutes and whenever this process has logged a tenth of the cap, so the log stays
+        within about the cap (plus a tenth per worker) however fast predictions come.
+        """
         self._last_prune = time.monotonic()
+        self._logged_since_prune = 0
         cutoff = self._clock() - timedelta(seconds=self._retention_s)
         with self.engine.begin() as connection:
-            connection.execute(predictions_table.delete().where(predictions_table.c.created_at < cutoff))
+            dropped = connection.execute(
+                predictions_table.delete().where(predictions_table.c.created_at < cutoff)
+            ).rowcount
+            count = connection.execute(select(func.count()).select_from(predictions_table)).scalar_one()
+            excess = count - self._max_logged
+            if excess > 0:
+                oldest = (
+                    select(predictions_table.c.prediction_id)
+                    .order_by(predictions_table.c.created_at)
+                    .limit(excess)
+                )
+                dropped += connection.execute(
+                    predictions_table.delete().where(predictions_table.c.prediction_id.in_(oldest))
+                ).rowcount
+        return dropped
 
     def find_prediction(self, prediction_id: str) -> LoggedPrediction | None:
         """The logged prediction with this id, or None.
@@ -372,6 +416,7 @@ class FeedbackStore:
                         comment=record.comment,
                         model_version=record.model_version,
                         created_at=record.created_at,
+                        provenance=record.provenance,
                     )
                 )
         except IntegrityError as exc:
@@ -387,6 +432,23 @@ class FeedbackStore:
                 ).where(feedback_table.c.created_at >= since)
             ).one()
         return int(total), int(wrong)
+
+    def wrong_feedback_since(self, since: datetime, limit: int = 10) -> tuple[list[str], dict[str, int]]:
+        """The latest wrong predictions' ids (newest first) and the wrong ones counted by provenance."""
+        wrong = feedback_table.c.correct.is_(False) & (feedback_table.c.created_at >= since)
+        with self.engine.connect() as connection:
+            ids = connection.execute(
+                select(feedback_table.c.prediction_id)
+                .where(wrong)
+                .order_by(feedback_table.c.id.desc())
+                .limit(limit)
+            ).scalars()
+            counts = connection.execute(
+                select(feedback_table.c.provenance, func.count())
+                .where(wrong)
+                .group_by(feedback_table.c.provenance)
+            ).all()
+            return list(ids), {provenance or "unknown": int(count) for provenance, count in counts}
 
     def feedback_stats(self) -> dict[str, Any]:
         """Totals and the predicted-by-correct label counts of every feedback received."""
@@ -423,10 +485,11 @@ class FeedbackStore:
                     feedback_table.c.comment,
                     feedback_table.c.model_version,
                     feedback_table.c.created_at,
+                    feedback_table.c.provenance,
                 ).order_by(feedback_table.c.id)
             )
             for row in result:
-                yield FeedbackRecord(*row[:6], created_at=_utc(row[6]))
+                yield FeedbackRecord(*row[:6], created_at=_utc(row[6]), provenance=row[7])
 
     # ---- drift cooldown -----------------------------------------------------------------------------
 

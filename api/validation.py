@@ -24,10 +24,11 @@ def error_code(status: int) -> str:
 class RequestError(Exception):
     """A client mistake, answered with `status` and this message."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.retry_after_s = retry_after_s  # sent as Retry-After (a 429 or 503)
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,7 @@ def main() -> int:
             **os.environ,
             "BUZZWATCH_VAR_DIR": str(scratch_dir / "var"),
             "WEB_CONCURRENCY": str(args.workers),
+            "BUZZWATCH_API_TEXTS_PER_MIN": "0",  # wrk is one client: no per-client limit for the bench
         }
         if args.model_uri:
             env["BUZZWATCH_MODEL_URI"] = args.model_uri

@@ -17,6 +17,11 @@ SCHEMA_VERSION = 1
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 MAX_TEXT_CHARS = 10_000
 MAX_MESSAGE_BYTES = 64 * 1024
+# Who wrote a piece of feedback (the `provenance` column of the API's feedback export): the caller had the
+# API key, the app's token, or nothing (feedback on a prediction id the API issued). Training takes the
+# trusted ones only unless told otherwise; rows from before the column existed have none.
+FEEDBACK_PROVENANCES: tuple[str, ...] = ("api_key", "app_token", "anonymous_by_id")
+TRUSTED_FEEDBACK_PROVENANCES = frozenset({"api_key", "app_token"})
 
 
 class SchemaError(ValueError):

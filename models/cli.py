@@ -37,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="extra labelled rows (columns text,label; e.g. the API feedback export) added to training",
     )
     train.add_argument(
+        "--include-untrusted-feedback",
+        action="store_true",
+        help="also train on feedback-export rows not written with the API key or the app token "
+        "(anonymous feedback, or an export without a provenance column); left out by default",
+    )
+    train.add_argument(
         "--output",
         type=Path,
         default=None,
@@ -230,6 +236,7 @@ def _train(args: argparse.Namespace) -> int:
         register=not args.no_register,
         export=not args.no_export,
         hold_out_semeval2016=args.hold_out_semeval2016,
+        include_untrusted_feedback=args.include_untrusted_feedback,
     )
     try:
         with contextlib.redirect_stdout(

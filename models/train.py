@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buzzwatch.schema import LABELS
+from buzzwatch.schema import LABELS, TRUSTED_FEEDBACK_PROVENANCES
 from buzzwatch.settings import REPO_ROOT, CommonSettings
 from models import tracking
 from models.text import NORMALISER_VERSION, normalise, tokenize
@@ -108,6 +108,9 @@ class TrainOptions:
     # False (default): 90% of SemEval twitter-2016test joins the training pool (split like every other
     # source, its test part stays a held-out proxy); True: all of it is held out as the SemEval proxy.
     hold_out_semeval2016: bool = False
+    # Feedback rows whose provenance is not trusted (anonymous, or from before it was recorded) are left out
+    # of --extra-data unless this is set.
+    include_untrusted_feedback: bool = False
 
     def as_command(self) -> str:
         """The `buzzwatch train` command line that reproduces this run (recorded in the artifact)."""
@@ -121,6 +124,7 @@ class TrainOptions:
             "--hold-out-semeval2016": self.hold_out_semeval2016,
             "--skip-baseline": not self.train_baseline,
             "--skip-reasons": not self.train_reasons,
+            "--include-untrusted-feedback": self.include_untrusted_feedback,
         }
         parts += [flag for flag, enabled in flags.items() if enabled]
         if self.epochs is not None:
@@ -160,14 +164,31 @@ def resolve_variants(names: tuple[str, ...]) -> list[str]:
     return resolved
 
 
-def read_extra_data(paths: tuple[Path, ...]) -> pd.DataFrame:
-    """Labelled rows from CSV files with text,label (the feedback export); bad rows are refused clearly."""
+def read_extra_data(paths: tuple[Path, ...], include_untrusted: bool = False) -> pd.DataFrame:
+    """Labelled rows from CSV files with text,label (the feedback export); bad rows are refused clearly.
+
+    The API's feedback export says who wrote each row (`provenance`): rows not written with the API key or
+    the app token are left out unless `include_untrusted`, and an export without that column is refused.
+    """
     frames = []
     for path in paths:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         missing = {"text", "label"} - set(frame.columns)
         if missing:
             raise ValueError(f"{path} lacks column(s) {', '.join(sorted(missing))}")
+        if not include_untrusted and "provenance" in frame.columns:
+            trusted = frame["provenance"].isin(TRUSTED_FEEDBACK_PROVENANCES)
+            if not trusted.all():
+                _log(
+                    f"{path}: {int((~trusted).sum())} feedback rows without trusted provenance left out "
+                    "(--include-untrusted-feedback keeps them)"
+                )
+            frame = frame[trusted]
+        elif not include_untrusted and "prediction_id" in frame.columns:
+            raise ValueError(
+                f"{path} is a feedback export without a provenance column: export it again from the API, "
+                "or pass --include-untrusted-feedback to train on every row"
+            )
         frame = frame.assign(label=frame["label"].str.strip().str.lower(), text=frame["text"].astype(str))
         bad = sorted(set(frame["label"]) - set(LABELS))
         if bad:
@@ -194,7 +215,7 @@ def prepare_data(options: TrainOptions) -> Prepared:
         evaluation_sets["validation"] = validation
     held_out = pd.concat([splits.validation, splits.test])
     held_keys = {dedupe_key(normalise(text)) for text in held_out["text"]}
-    extra = read_extra_data(options.extra_data)
+    extra = read_extra_data(options.extra_data, include_untrusted=options.include_untrusted_feedback)
     if len(extra):
         keep = [dedupe_key(normalise(text)) not in held_keys for text in extra["text"]]
         _log(f"extra data: {len(extra)} rows, {sum(keep)} added to train (the rest are held-out texts)")

@@ -112,6 +112,11 @@ if ! g secrets versions access latest --secret buzzwatch-api-key >/dev/null 2>&1
   api_key="$(openssl rand -hex 32)"
 fi
 ensure_secret buzzwatch-api-key "$api_key"
+app_token=""  # the Streamlit app's token: its feedback is trusted for training and not rate-limited
+if ! g secrets versions access latest --secret buzzwatch-app-token >/dev/null 2>&1; then
+  app_token="$(openssl rand -hex 32)"
+fi
+ensure_secret buzzwatch-app-token "$app_token"
 
 secret_access() {
   g secrets add-iam-policy-binding "$1" --member "serviceAccount:$(sa_email "$2")" \
@@ -126,6 +131,8 @@ done
 secret_access database-url bw-api
 secret_access database-url bw-detection
 secret_access buzzwatch-api-key bw-api
+secret_access buzzwatch-app-token bw-api
+secret_access buzzwatch-app-token bw-streamlit
 secret_access x-bearer-token bw-ingest
 
 # ---- Pub/Sub topology and the runtime identities' rights on it ---------------------------------------------

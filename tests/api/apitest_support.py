@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 from buzzwatch.schema import LABELS
 
 API_KEY = "test-key-0123456789"
+APP_TOKEN = "test-app-token-9876543210"
 
 NEGATIVE_WORDS = frozenset({"bad", "awful", "late", "delayed", "lost", "rude", "worst", "hate", "cancelled"})
 POSITIVE_WORDS = frozenset({"good", "great", "love", "thanks", "amazing", "best", "awesome", "nice"})

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apitest_support import API_KEY, FakeClock, LexiconPredictor
+from apitest_support import API_KEY, APP_TOKEN, FakeClock, LexiconPredictor
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -29,6 +29,7 @@ def settings(isolated_var_dir: Path) -> ApiSettings:
     return ApiSettings(
         common=common,
         api_key=API_KEY,
+        app_token=APP_TOKEN,
         cors_origins=("http://localhost:8501",),
         max_request_bytes=64 * 1024,
         max_batch=8,
@@ -37,6 +38,8 @@ def settings(isolated_var_dir: Path) -> ApiSettings:
         drift_min_wrong=3,
         drift_min_wrong_share=0.5,
         drift_cooldown_s=3600,
+        anonymous_texts_per_min=100_000,  # the fuzzers post from one address; the limits have their own tests
+        anonymous_feedback_per_min=100_000,
     )
 
 

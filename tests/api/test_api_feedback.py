@@ -9,7 +9,7 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from apitest_support import API_KEY, FakeClock
+from apitest_support import API_KEY, APP_TOKEN, FakeClock
 from flask.testing import FlaskClient
 
 from api.settings import ApiSettings
@@ -58,10 +58,11 @@ def test_feedback_by_prediction_id_is_stored_once(client: FlaskClient) -> None:
 
 def test_feedback_by_text_and_predicted_label_is_stored_once(client: FlaskClient) -> None:
     payload = {"text": "meh, ok flight", "predicted_label": "negative", "label": "neutral"}
-    assert client.post("/v1/feedback", json=payload).status_code == 201
-    assert client.post("/v1/feedback", json=payload).status_code == 409
+    key = {"X-API-Key": API_KEY}
+    assert client.post("/v1/feedback", json=payload, headers=key).status_code == 201
+    assert client.post("/v1/feedback", json=payload, headers=key).status_code == 409
     other_text = {**payload, "text": "a different tweet"}
-    assert client.post("/v1/feedback", json=other_text).status_code == 201
+    assert client.post("/v1/feedback", json=other_text, headers=key).status_code == 201
     assert [row["text"] for row in _export(client)] == ["meh, ok flight", "a different tweet"]
 
 
@@ -157,6 +158,7 @@ def test_each_wrong_prediction_is_traced_with_its_dimensions(
         "text": "great, thanks, the worst",
         "text_length": "24",
         "comment": "irony",
+        "provenance": "anonymous_by_id",
     }
     counts = [
         (m["dimensions"]["correct"], m["value"])
@@ -230,7 +232,11 @@ def test_export_is_read_by_the_training_extra_data_reader(client: FlaskClient, t
 
     for text, label in [("love it", "negative"), ("so late, again", "neutral")]:
         prediction = _predict(client, text)
-        client.post("/v1/feedback", json={"prediction_id": prediction["prediction_id"], "label": label})
+        client.post(
+            "/v1/feedback",
+            json={"prediction_id": prediction["prediction_id"], "label": label},
+            headers={"Authorization": f"Bearer {APP_TOKEN}"},  # the app's feedback: trusted for training
+        )
     export = tmp_path / "feedback.csv"
     export.write_bytes(client.get("/v1/admin/feedback.csv", headers={"X-API-Key": API_KEY}).get_data())
     extra = read_extra_data((export,))

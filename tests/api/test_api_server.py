@@ -7,6 +7,8 @@ log flushed.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -82,6 +84,8 @@ def server(isolated_var_dir: Path) -> Iterator[Server]:
         "WEB_CONCURRENCY": "2",
         "BUZZWATCH_DRIFT_MIN_WRONG": "3",
         "BUZZWATCH_DRIFT_MIN_WRONG_SHARE": "0.5",
+        "BUZZWATCH_APP_TOKEN": "server-test-app-token",
+        "BUZZWATCH_API_FEEDBACK_PER_MIN": "1000",  # one test address sends up to 60 feedback posts
     }
     url = f"http://127.0.0.1:{port}"
     load_per_cpu = os.getloadavg()[0] / len(os.sched_getaffinity(0))
@@ -236,3 +240,24 @@ def test_keep_alive_connection_survives_an_answer_that_did_not_read_the_body(ser
                 assert (answered, headers.get("connection")) == (status, "keep-alive")
                 connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
                 assert _read_response(connection)[0] == 200, f"after the {status} of round {round_number}"
+
+
+def test_who_may_write_feedback_over_http(server: Server) -> None:
+    by_text = {"text": "free text from anyone", "predicted_label": "positive", "label": "negative"}
+    status, body = _request(f"{server.url}/v1/feedback", by_text)
+    assert status == 401 and "prediction_id" in json.loads(body)["message"]
+    app = {"Authorization": "Bearer server-test-app-token"}
+    assert _request(f"{server.url}/v1/feedback", by_text, headers=app)[0] == 201
+    status, body = _request(f"{server.url}/v1/predict", {"text": "lovely crew"})
+    prediction_id = json.loads(body)["prediction_id"]
+    assert (
+        _request(f"{server.url}/v1/feedback", {"prediction_id": prediction_id, "label": "neutral"})[0] == 201
+    )
+    status, csv_body = _request(
+        f"{server.url}/v1/admin/feedback.csv", headers={"X-API-Key": "server-test-key"}
+    )
+    rows = list(csv.DictReader(io.StringIO(csv_body.decode())))
+    assert [(row["text"], row["provenance"]) for row in rows] == [
+        ("free text from anyone", "app_token"),
+        ("lovely crew", "anonymous_by_id"),
+    ]

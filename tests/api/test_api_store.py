@@ -6,6 +6,7 @@ skipped with that message, the SQLite ones still run.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import pwd
@@ -168,4 +169,42 @@ def test_made_up_ids_stamped_in_the_near_future_are_not_awaited(isolated_var_dir
         started = time.monotonic()
         assert store.find_prediction(prediction_id) is None
         assert time.monotonic() - started < 0.1, prediction_id
+    store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_feedback_table_from_before_provenance_gets_the_column(
+    backend: str, request: pytest.FixtureRequest, isolated_var_dir: Path
+) -> None:
+    from sqlalchemy import MetaData, Table, create_engine, insert
+
+    from api.store import feedback_table, metadata
+
+    if backend == "sqlite":
+        url = f"sqlite:///{isolated_var_dir / 'old.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    old_schema = MetaData()
+    old_table = Table(
+        feedback_table.name,
+        old_schema,
+        *[column._copy() for column in feedback_table.columns if column.name != "provenance"],
+    )
+    engine = create_engine(url)
+    old_schema.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(old_table).values(
+                prediction_id="old", text="t", predicted_label="neutral", correct_label="neutral",
+                correct=True, comment=None, model_version="v0", created_at=NOW,
+            )
+        )  # fmt: skip
+    engine.dispose()
+    store = FeedbackStore(url, flush_interval_s=3600)
+    store.add_feedback(dataclasses.replace(_record("new", "neutral", "positive"), provenance="app_token"))
+    assert [(r.prediction_id, r.provenance) for r in store.iter_feedback()] == [
+        ("old", None),
+        ("new", "app_token"),
+    ]
+    metadata.drop_all(store.engine)
     store.close()
