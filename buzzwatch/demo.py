@@ -52,6 +52,9 @@ DEMO_START = datetime(2015, 2, 23, 6, 0, tzinfo=UTC)
 # window), so with 120 minutes of it no alert can fire before 4 h of event time.
 WARMUP = {"warmup_minutes": 120, "warmup_tweets": 100, "hour_warmup_minutes": 0}
 LATENESS_S = 600
+API_PORT = 19080  # when free: the API and the app of `--with-api --with-ui`
+UI_PORT = 8501
+FRONTEND_NAMES = {"api": "API", "ui": "Streamlit app"}
 INJECTED = "injected bad buzz"
 FOUND = "found in the real tweets, not injected"
 
@@ -258,6 +261,32 @@ def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subpr
     )
 
 
+def _port(preferred: int) -> int:
+    """The preferred port when it is free (a stable URL to open), else any free one."""
+    from buzzwatch.emulator import free_port, port_is_open
+
+    return free_port() if port_is_open("127.0.0.1", preferred) else preferred
+
+
+def frontend_commands(
+    options: DemoOptions, api_port: int, ui_port: int
+) -> list[tuple[str, list[str], str, str]]:
+    """The API and app processes asked for: name, `buzzwatch` arguments, URL, path answering 200 when ready.
+
+    The app talks to the API the demo starts, on the port the demo chose.
+    """
+    api_url, ui_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
+    commands: list[tuple[str, list[str], str, str]] = []
+    if options.with_api:
+        commands.append(("api", ["api", "--host", "127.0.0.1", "--port", str(api_port)], api_url, "/readyz"))
+    if options.with_ui:
+        ui = ["ui", "--host", "127.0.0.1", "--port", str(ui_port)]
+        if options.with_api:
+            ui += ["--api-url", api_url]
+        commands.append(("ui", ui, ui_url, "/_stcore/health"))
+    return commands
+
+
 def _stop(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for _, process in reversed(processes):
         if process.poll() is None:
@@ -337,15 +366,11 @@ def run_demo(options: DemoOptions) -> int:
             processes.append(("detection", detection))
             _wait(lambda: _ready(f"http://127.0.0.1:{detection_port}/healthz"), 90, "detection", detection)
             print("  scoring worker (push) and detection service ready", flush=True)
-            if options.with_api:
-                api_port = 19080
-                processes.append(
-                    ("api", _start("api", ["api", "--host", "127.0.0.1", "--port", str(api_port)], env, logs))
-                )
-                print(f"  API on http://127.0.0.1:{api_port}", flush=True)
-            if options.with_ui:
-                processes.append(("ui", _start("ui", ["ui"], env, logs)))
-                print("  Streamlit app starting (see its log for the URL)", flush=True)
+            for name, args, url, ready_path in frontend_commands(options, _port(API_PORT), _port(UI_PORT)):
+                process = _start(name, args, env, logs)
+                processes.append((name, process))
+                _wait(lambda url=url + ready_path: _ready(url), 90, f"the {name}", process)
+                print(f"  {FRONTEND_NAMES[name]} on {url}", flush=True)
 
             started = time.monotonic()
             ingest = _start(
@@ -391,12 +416,16 @@ def run_demo(options: DemoOptions) -> int:
                 print(line)
             print(f"  mails: {mail_dir}")
             print(f"  telemetry sink: {var_dir / 'telemetry'}; logs: {logs}", flush=True)
-            if options.keep_running:
-                print("  stack is up; Ctrl-C to stop", flush=True)
-                while True:
-                    time.sleep(1)
             injected = any(origin(alert, content) == INJECTED for alert in alerts)
-            return 0 if counted >= content["tweets"] and injected else 1
+            code = 0 if counted >= content["tweets"] and injected else 1
+            if options.keep_running or options.with_api or options.with_ui:
+                print("\nThe stack stays up (API and app included, when asked for) until Ctrl-C", flush=True)
+                try:
+                    while True:
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    print("\nstopping ...", flush=True)
+            return code
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
         return 130

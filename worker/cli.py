@@ -74,8 +74,18 @@ def register(subparsers: Any) -> None:
     demo.add_argument(
         "--outbox", action="store_true", help="write mails to the outbox instead of an SMTP sink"
     )
-    demo.add_argument("--with-api", action="store_true", help="also serve the scoring API (buzzwatch api)")
-    demo.add_argument("--with-ui", action="store_true", help="also start the Streamlit app (buzzwatch ui)")
+    demo.add_argument(
+        "--with-api",
+        action="store_true",
+        help="also serve the scoring API (buzzwatch api, on 19080 when free); the stack then stays up after "
+        "the summary until Ctrl-C",
+    )
+    demo.add_argument(
+        "--with-ui",
+        action="store_true",
+        help="also start the Streamlit app (buzzwatch ui, on 8501 when free; it talks to the demo's API); "
+        "the stack then stays up after the summary until Ctrl-C",
+    )
     demo.add_argument("--keep-running", action="store_true", help="keep the stack up after the replay")
     demo.set_defaults(handler=run_demo_command)
 

@@ -1,0 +1,75 @@
+"""`buzzwatch demo --with-api --with-ui`: the app talks to the demo's API, and both outlive the summary."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from buzzwatch.emulator import port_is_open
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+DEMO = [sys.executable, "-m", "buzzwatch.cli", "demo"]
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (the demo starts its services in sessions of their own)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_the_app_finds_the_demo_api_and_both_stay_up_until_ctrl_c(tmp_path: Path) -> None:
+    env = {**os.environ, "BUZZWATCH_VAR_DIR": str(tmp_path)}
+    env.pop("BUZZWATCH_API_URL", None)
+    demo = subprocess.Popen(
+        [*DEMO, "--tweets", "300", "--speed", "max", "--outbox", "--with-api", "--with-ui"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 240
+        while not any("stays up" in line for line in lines):
+            assert demo.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.5)
+        output = "".join(lines)
+        assert "Summary" in output
+        api_url = re.search(r"API on (http://127\.0\.0\.1:\d+)", output).group(1)
+        app_url = re.search(r"Streamlit app on (http://127\.0\.0\.1:\d+)", output).group(1)
+        time.sleep(2)  # well after the summary: both still answer
+        assert requests.get(f"{api_url}/readyz", timeout=5).status_code == 200
+        assert requests.get(f"{app_url}/_stcore/health", timeout=5).status_code == 200
+        children = _children(demo.pid)
+        app = [pid for pid in children if b"streamlit" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(app) == 1
+        app_env = Path(f"/proc/{app[0]}/environ").read_bytes().split(b"\0")
+        assert f"BUZZWATCH_API_URL={api_url}".encode() in app_env
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) in (0, 1), "".join(lines)  # the summary's verdict, not an interrupt
+        api_port = int(api_url.rsplit(":", 1)[1])
+        assert not port_is_open("127.0.0.1", api_port)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
