@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.drift import DriftMonitor, MailerLike, TelemetryLike
+from api.guarded import GuardedTelemetry
 from api.limits import RateLimiter
 from api.openapi import build_openapi
 from api.settings import ApiSettings
@@ -38,6 +39,7 @@ from api.store import (
     FeedbackRecord,
     FeedbackStore,
     LoggedPrediction,
+    StoreUnwritable,
 )
 from api.validation import RequestError, error_code, parse_feedback, parse_predict
 from buzzwatch.logs import configure_logging
@@ -67,7 +69,7 @@ class ApiServices:
         settings: ApiSettings,
         predictor: PredictorLike,
         store: FeedbackStore,
-        telemetry: TelemetryLike,
+        telemetry: GuardedTelemetry,
         drift: DriftMonitor,
         clock: Callable[[], datetime],
     ) -> None:
@@ -151,13 +153,14 @@ def create_app(
     own_telemetry = telemetry is None
     if telemetry is None or mailer is None:
         telemetry, mailer = _default_telemetry_and_mailer(settings, telemetry, mailer)
+    guarded_telemetry = GuardedTelemetry(telemetry)
     drift = DriftMonitor(
         store,
         window_s=settings.drift_window_s,
         min_wrong=settings.drift_min_wrong,
         min_wrong_share=settings.drift_min_wrong_share,
         cooldown_s=settings.drift_cooldown_s,
-        telemetry=telemetry,
+        telemetry=guarded_telemetry,
         mailer=mailer,
         clock=clock,
     )
@@ -166,7 +169,7 @@ def create_app(
     if settings.proxy_hops > 0:  # behind a load balancer: the client is in X-Forwarded-For (rate limits)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    api_services = ApiServices(settings, predictor, store, telemetry, drift, clock)
+    api_services = ApiServices(settings, predictor, store, guarded_telemetry, drift, clock)
     app.extensions["buzzwatch"] = api_services
     if own_telemetry:  # at exit: the last latency figures, then the exporters' buffers (atexit runs LIFO)
         atexit.register(api_services.latency.emit)
@@ -431,6 +434,12 @@ def _register_routes(app: Flask) -> None:
             _refuse_anonymous_text_feedback(svc.settings)
         if body.prediction_id is not None:
             logged = svc.store.find_prediction(body.prediction_id)
+            if logged is None and svc.store.write_error and svc.store.ids.issued_age_s(body.prediction_id):
+                raise RequestError(  # issued here, maybe still queued in another worker for the database
+                    f"prediction {body.prediction_id!r} is not in the log yet: {svc.store.write_error}",
+                    status=503,
+                    retry_after_s=30,
+                )
             if logged is None:
                 raise RequestError(
                     f"unknown prediction id {body.prediction_id[:64]!r}: use an id returned by /v1/predict "
@@ -461,6 +470,9 @@ def _register_routes(app: Flask) -> None:
                 f"feedback for prediction {prediction_id!r} is already stored (once per prediction)",
                 status=409,
             ) from None
+        except StoreUnwritable as exc:
+            raise RequestError(f"{exc}; the feedback is not stored: send it again later", 503, 30) from None
+        # Stored: from here on nothing may fail the request (telemetry is guarded, the drift check too).
         svc.telemetry.metric(FEEDBACK_RECEIVED, 1.0, {"correct": "true" if record.correct else "false"})
         if not record.correct:
             svc.telemetry.trace(
@@ -477,7 +489,12 @@ def _register_routes(app: Flask) -> None:
                     "provenance": record.provenance,
                 },
             )
-            svc.drift.check(svc.predictor.model_version)
+            try:
+                svc.drift.check(svc.predictor.model_version)
+            except Exception:
+                logger.exception(
+                    "drift check failed; the feedback is stored", extra={"prediction_id": prediction_id}
+                )
         stored = {
             "prediction_id": prediction_id,
             "label": body.label,
@@ -547,8 +564,15 @@ def _register_routes(app: Flask) -> None:
     def readyz() -> Any:
         svc = services()
         if not svc.store.ping():
-            return {"status": "database unavailable"}, 503
-        return {"status": "ready", "model_version": svc.predictor.model_version}
+            return {"status": "database unavailable", "database": svc.store.location}, 503
+        ready: dict[str, Any] = {"status": "ready", "model_version": svc.predictor.model_version}
+        telemetry_problem = svc.telemetry.problem()
+        if telemetry_problem:  # scoring and feedback still work: reported, not a reason to take traffic away
+            ready["telemetry"] = telemetry_problem
+        write_problem = svc.store.write_problem()
+        if write_problem:
+            return {**ready, "status": "database not writable", "database": write_problem}, 503
+        return ready
 
     @app.get("/openapi.json")
     def openapi() -> Any:

@@ -163,7 +163,12 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
         },
         "Status": {
             "type": "object",
-            "properties": {"status": {"type": "string"}},
+            "properties": {
+                "status": {"type": "string"},
+                "model_version": {"type": "string"},
+                "database": {"type": "string", "description": "The database, or why it cannot be written"},
+                "telemetry": {"type": "string", "description": "Why telemetry writes fail (still ready)"},
+            },
             "required": ["status"],
         },
         "DriftStatus": {
@@ -274,6 +279,13 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                     "413": too_large,
                     "415": not_json,
                     "429": rate_limited,
+                    "503": {
+                        **_error_response(
+                            503,
+                            "The database cannot be written (full or read-only disk); the message names it",
+                        ),
+                        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+                    },
                 },
             }
         },
@@ -324,7 +336,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
         },
         "/readyz": {
             "get": {
-                "summary": "Readiness: the model is loaded and the database answers",
+                "summary": "Readiness: the model is loaded and the database answers and takes writes",
                 "operationId": "readyz",
                 "responses": {"200": _json("Status", "Ready"), "503": _json("Status", "Not ready")},
             }

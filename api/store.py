@@ -8,12 +8,12 @@ stored once per prediction id: the unique constraint is the arbiter, across proc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import os
-import queue
 import secrets
 import threading
 import time
@@ -138,6 +138,10 @@ class DuplicateFeedback(Exception):
     """Feedback for this prediction id is already stored."""
 
 
+class StoreUnwritable(Exception):
+    """The database refused a write (full or read-only disk, server down); the message names it."""
+
+
 @dataclass(frozen=True)
 class LoggedPrediction:
     """A prediction the API made, as the feedback route needs it."""
@@ -211,7 +215,9 @@ class FeedbackStore:
         self._max_logged = max_logged
         self._logged_since_prune = 0
         self._clock = clock
-        self._pending: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._pending: list[dict[str, Any]] = []  # under _pending_lock
+        self._pending_lock = threading.Lock()
+        self.write_error: str | None = None  # why the last write failed (names the database), until one works
         self._writer_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._writer_pid: int | None = None
@@ -257,6 +263,45 @@ class FeedbackStore:
                 value = connection.execute(lookup).scalar_one()
         return bytes.fromhex(value)
 
+    @property
+    def location(self) -> str:
+        """The database, as an operator finds it: the SQLite file's path, else the URL without password."""
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite":
+            return str(Path(url.database).resolve()) if url.database else ":memory:"
+        return url.render_as_string(hide_password=True)
+
+    def _write_failed(self, exc: Exception) -> StoreUnwritable:
+        """Remember and log (once per outage) why a write failed; the error to raise, naming the database."""
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        message = f"the database {self.location} cannot be written: {reason}"
+        if self.write_error is None:
+            logger.error("database write failed", extra={"database": self.location, "error": reason})
+        self.write_error = message
+        return StoreUnwritable(message)
+
+    def _write_worked(self) -> None:
+        if self.write_error is not None:
+            logger.warning("database writes work again", extra={"database": self.location})
+        self.write_error = None
+
+    def write_problem(self) -> str | None:
+        """None when the database takes writes now (queued predictions are written first); else why not."""
+        try:
+            self.flush()
+            with self.engine.begin() as connection:  # a real write, rolled into the WAL like any other
+                connection.execute(
+                    update(secrets_table)
+                    .where(secrets_table.c.name == "prediction_id_key")
+                    .values(value=secrets_table.c.value)
+                )
+        except StoreUnwritable as exc:
+            return str(exc)
+        except Exception as exc:
+            return str(self._write_failed(exc))
+        self._write_worked()
+        return None
+
     # ---- health -------------------------------------------------------------------------------------
 
     def ping(self) -> bool:
@@ -273,17 +318,19 @@ class FeedbackStore:
     def log_predictions(self, rows: list[LoggedPrediction], probabilities: list[dict[str, float]]) -> None:
         """Queue predictions for the background writer; never blocks the request on the database."""
         now = self._clock()
-        for row, probs in zip(rows, probabilities, strict=True):
-            self._pending.put(
-                {
-                    "prediction_id": row.prediction_id,
-                    "text": row.text,
-                    "label": row.label,
-                    "probabilities": json.dumps(probs, separators=(",", ":")),
-                    "model_version": row.model_version,
-                    "created_at": now,
-                }
-            )
+        queued = [
+            {
+                "prediction_id": row.prediction_id,
+                "text": row.text,
+                "label": row.label,
+                "probabilities": json.dumps(probs, separators=(",", ":")),
+                "model_version": row.model_version,
+                "created_at": now,
+            }
+            for row, probs in zip(rows, probabilities, strict=True)
+        ]
+        with self._pending_lock:
+            self._pending.extend(queued)
         self._ensure_writer()
 
     def _ensure_writer(self) -> None:
@@ -301,31 +348,30 @@ class FeedbackStore:
             try:
                 self.flush()
                 self._maybe_prune()
-            except Exception:  # the writer must outlive a database hiccup; rows stay queued
+            except StoreUnwritable:  # logged once per outage by _write_failed; the rows stay queued
+                pass
+            except Exception:  # the writer must outlive any database hiccup
                 logger.exception("prediction log flush failed")
 
     def flush(self) -> int:
-        """Write every queued prediction now; returns how many were written."""
+        """Write every queued prediction now; returns how many were written (StoreUnwritable: none)."""
         with self._flush_lock:
-            rows: list[dict[str, Any]] = []
-            while True:
-                try:
-                    rows.append(self._pending.get_nowait())
-                except queue.Empty:
-                    break
+            with self._pending_lock:
+                rows, self._pending = self._pending, []
             if not rows:
                 return 0
             try:
                 with self.engine.begin() as connection:
                     connection.execute(insert(predictions_table), rows)
-            except Exception:
-                if self._pending.qsize() + len(rows) <= self._max_pending:
-                    for row in rows:  # kept for the next flush: the database may be back by then
-                        self._pending.put(row)
-                else:  # bounded memory during a long outage; feedback by text still works for these
-                    self.dropped_predictions += len(rows)
-                    logger.error("prediction log full: %d predictions not logged", len(rows))
-                raise
+            except Exception as exc:
+                with self._pending_lock:
+                    if len(self._pending) + len(rows) <= self._max_pending:
+                        self._pending[:0] = rows  # kept for the next flush: the database may be back by then
+                    else:  # bounded memory during a long outage; feedback by text still works for these
+                        self.dropped_predictions += len(rows)
+                        logger.error("prediction log full: %d predictions not logged", len(rows))
+                raise self._write_failed(exc) from exc
+            self._write_worked()
             self._logged_since_prune += len(rows)
             if self._logged_since_prune >= max(1, self._max_logged // 10):
                 self.prune()
@@ -368,8 +414,9 @@ class FeedbackStore:
         id this API issued (its tag checks out) less than two flush intervals ago, look again until it is
         that old. Any other id is answered at once, so made-up ids cannot tie up the server's threads.
         """
-        self.flush()
-        found = self._select_prediction(prediction_id)
+        with contextlib.suppress(StoreUnwritable):  # still queued here, then: found below
+            self.flush()
+        found = self._select_prediction(prediction_id) or self._queued_prediction(prediction_id)
         age = self.ids.issued_age_s(prediction_id)
         wait_s = 2 * self._flush_interval_s
         if found is not None or age is None or not -MAX_CLOCK_SKEW_S < age < wait_s:
@@ -379,6 +426,14 @@ class FeedbackStore:
             time.sleep(min(0.05, self._flush_interval_s / 2))
             found = self._select_prediction(prediction_id)
         return found
+
+    def _queued_prediction(self, prediction_id: str) -> LoggedPrediction | None:
+        """A prediction of this process not written yet (the database refused it so far)."""
+        with self._flush_lock, self._pending_lock:
+            for row in self._pending:
+                if row["prediction_id"] == prediction_id:
+                    return LoggedPrediction(prediction_id, row["text"], row["label"], row["model_version"])
+        return None
 
     def _select_prediction(self, prediction_id: str) -> LoggedPrediction | None:
         with self.engine.connect() as connection:
@@ -403,7 +458,7 @@ class FeedbackStore:
     # ---- feedback -----------------------------------------------------------------------------------
 
     def add_feedback(self, record: FeedbackRecord) -> None:
-        """Store feedback once; raises DuplicateFeedback when this prediction already has some."""
+        """Store feedback once: DuplicateFeedback when the prediction has some; StoreUnwritable if refused."""
         try:
             with self.engine.begin() as connection:
                 connection.execute(
@@ -421,6 +476,9 @@ class FeedbackStore:
                 )
         except IntegrityError as exc:
             raise DuplicateFeedback(record.prediction_id) from exc
+        except (OperationalError, OSError) as exc:
+            raise self._write_failed(exc) from exc
+        self._write_worked()
 
     def feedback_counts_since(self, since: datetime) -> tuple[int, int]:
         """(all feedback, wrong predictions) received since a moment."""
