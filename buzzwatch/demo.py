@@ -21,7 +21,6 @@ are in the alert's window) and which come from the real tweets around it.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import random
 import shutil
@@ -31,7 +30,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,9 +47,6 @@ EVENT_HOURS = 6.0
 EPISODE_START_HOURS = 5.0
 EPISODE_MINUTES = 12
 DEMO_START = datetime(2015, 2, 23, 6, 0, tzinfo=UTC)
-# No hour-of-day history in six hours; the baseline learns from minutes an hour old (after the longest
-# window), so with 120 minutes of it no alert can fire before 4 h of event time.
-WARMUP = {"warmup_minutes": 120, "warmup_tweets": 100, "hour_warmup_minutes": 0}
 LATENESS_S = 600
 API_PORT = 19080  # when free: the API and the app of `--with-api --with-ui`
 UI_PORT = 8501
@@ -134,12 +130,13 @@ def _row(row: dict[str, str], moment: datetime, brand: str) -> dict[str, str]:
     }
 
 
-def detector_env(brands: Iterable[str]) -> dict[str, str]:
-    """The detector settings of the demo (environment variables of the detection service)."""
-    return {
-        "BUZZWATCH_DETECTOR_BRANDS": json.dumps({brand: WARMUP for brand in sorted(brands)}),
-        "BUZZWATCH_DETECTOR_LATENESS_S": str(LATENESS_S),
-    }
+def detector_env() -> dict[str, str]:
+    """The detector settings of the demo (environment variables of the detection service).
+
+    The production defaults, but for the lateness tolerance: no warm-up is switched off, a brand is
+    watched from its first minutes (the detector starts from its shipped prior).
+    """
+    return {"BUZZWATCH_DETECTOR_LATENESS_S": str(LATENESS_S)}
 
 
 def origin(alert: Mapping[str, Any], content: Mapping[str, Any]) -> str:
@@ -323,7 +320,7 @@ def run_demo(options: DemoOptions) -> int:
     )
     print(f"  state and logs under {demo_dir}", flush=True)
     env = dict(os.environ)
-    env.update(detector_env(content["brands"]))
+    env.update(detector_env())
     env.update(
         BUZZWATCH_VAR_DIR=str(demo_dir / "var"),
         DETECTION_CHECKPOINT_S="1",

@@ -51,6 +51,7 @@ NEGATIVE_SHARE = "negative_share"  # brand
 BASELINE_NEGATIVE_SHARE = "baseline_negative_share"  # brand
 SPIKE_SCORE = "spike_score"  # brand
 TWEET_VOLUME = "tweet_volume"  # brand
+BRAND_STATE = "brand_state"  # brand, state (learning | normal | bad_buzz); the value: learning progress 0-1
 PROCESSING_LATENCY_MS = "processing_latency_ms"  # stage
 API_REQUEST_LATENCY_MS = "api_request_latency_ms"  # route, status
 FEEDBACK_RECEIVED = "feedback_received"  # correct (a count)
@@ -70,6 +71,7 @@ METRIC_NAMES = frozenset(
         BASELINE_NEGATIVE_SHARE,
         SPIKE_SCORE,
         TWEET_VOLUME,
+        BRAND_STATE,
         PROCESSING_LATENCY_MS,
         API_REQUEST_LATENCY_MS,
         FEEDBACK_RECEIVED,

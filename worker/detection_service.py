@@ -339,6 +339,8 @@ class DetectionService:
         self.idle_margin_s = idle_margin_s
         self.clock = clock
         self.detector = self._load_detector()
+        # Each brand's phase as of the last commit (`BuzzDetector.brand_states`), for /healthz and the feed.
+        self.brand_states: dict[str, dict[str, Any]] = self.detector.brand_states()
         self.pending = PendingWork()
         self.totals: Counter[str] = Counter()
         self.last_checkpoint = time.monotonic()
@@ -470,6 +472,7 @@ class DetectionService:
             log.exception("checkpoint failed; resuming from the last committed state")
             self.detector = self._load_detector()
             raise
+        self.brand_states = self.detector.brand_states()
         self.totals["counted"] += len(pending.ids)
         self.totals["alerts"] += len(pending.alerts)
         self.totals["late"] += pending.late
@@ -489,6 +492,10 @@ class DetectionService:
             self.telemetry.metric(names.BASELINE_NEGATIVE_SHARE, snapshot["baseline_share"], {"brand": brand})
             self.telemetry.metric(names.SPIKE_SCORE, snapshot["score"], {"brand": brand})
             self.telemetry.metric(names.TWEET_VOLUME, snapshot["volume"], {"brand": brand})
+            phase = self.brand_states.get(brand)
+            if phase is not None:  # learning (it can alert meanwhile), normal or bad_buzz
+                dimensions = {"brand": brand, "state": phase["state"]}
+                self.telemetry.metric(names.BRAND_STATE, phase["learning_progress"], dimensions)
         if pending.ids:
             self.telemetry.metric(
                 names.PROCESSING_LATENCY_MS,
@@ -516,6 +523,10 @@ def serve_health(
 ) -> ThreadingHTTPServer:
     """`/healthz` for the container platform and, with a `feed`, the stream's latest figures for the app.
 
+    `/healthz` also says each brand's phase as of the last commit: `"brands": {brand: {"state":
+    "learning" | "normal" | "bad_buzz", "learning_progress", "minutes_seen", "episode_id"}}`; the feed
+    carries it as the `brand_state` metric (dimensions brand and state, value the learning progress).
+
     `GET /v1/watch/metrics?since=ISO` and `/v1/watch/events?since=ISO` answer `{"records": [...]}` in the
     local sink's line format: what the Streamlit app's Watch it page reads where it cannot read that sink
     (Cloud Run, where Cloud Run's IAM lets only the app's service account call this service).
@@ -526,7 +537,7 @@ def serve_health(
             url = urlsplit(self.path)
             kind = url.path.removeprefix("/v1/watch/")
             if url.path in ("/healthz", "/readyz"):
-                self._json(200, {"status": "ok", **service.totals})
+                self._json(200, {"status": "ok", **service.totals, "brands": service.brand_states})
             elif feed is not None and url.path.startswith("/v1/watch/") and kind in ("metrics", "events"):
                 since = (parse_qs(url.query).get("since") or [None])[0]
                 self._json(200, {"records": feed.recent(kind, since)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import urllib.request
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from buzzwatch import telemetry as names
+from buzzwatch.emulator import free_port
 from buzzwatch.schema import Alert, ScoredTweet
 from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
 from detection.streams import START, background, burst, in_order, scored, simple_tokenize
@@ -193,3 +195,34 @@ def test_live_ticks_never_close_a_minute_before_its_tweets_arrive(tmp_path: Path
     stats = service.detector.stats
     assert stats["observed"] == len(tweets)
     assert stats["late_counted"] == stats["late"] == 0  # every minute was still open for its tweets
+
+
+def test_each_brands_phase_is_in_the_status_and_the_feed_and_survives_a_restart(tmp_path: Path) -> None:
+    from worker.detection_service import serve_health
+
+    first = START + timedelta(hours=12)
+    calm = in_order(background(3, seed=3, day_rate=1.0, night_rate=1.0, start=first))
+    clock = FakeClock(first)
+    service, _, telemetry = make_service(tmp_path, clock)
+    assert service.brand_states == {}
+    feed_live(service, clock, calm)
+    learning = service.brand_states["acme"]
+    assert learning["state"] == "learning" and 0 < learning["learning_progress"] < 1
+    states = [m for m in telemetry.recent("metrics") if m["name"] == names.BRAND_STATE]
+    assert states[-1]["dimensions"] == {"brand": "acme", "state": "learning"}
+    assert states[-1]["value"] == learning["learning_progress"]
+
+    buzz = burst(first + timedelta(hours=3, minutes=5), 20, 6)
+    feed_live(service, clock, in_order(background(0.5, seed=4, start=first + timedelta(hours=3)) + buzz))
+    assert service.brand_states["acme"]["state"] == "bad_buzz"
+    port = free_port()
+    server = serve_health(port, service, telemetry)
+    try:
+        status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz"))
+    finally:
+        server.shutdown()
+    assert status["brands"]["acme"]["state"] == "bad_buzz"
+
+    restarted, _, _ = make_service(tmp_path, clock)  # a new process on the same store
+    assert restarted.brand_states == service.brand_states
+    assert restarted.brand_states["acme"]["minutes_seen"] > learning["minutes_seen"]

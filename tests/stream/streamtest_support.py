@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -63,10 +62,6 @@ def stream_events(
 
 DETECTOR_ENV = {
     "BUZZWATCH_DETECTOR_LATENESS_S": "600",
-    # A short warm-up for the test brand, so a 150-minute calm start is enough baseline.
-    "BUZZWATCH_DETECTOR_BRANDS": json.dumps(
-        {BRAND: {"warmup_minutes": 20, "warmup_tweets": 40, "hour_warmup_minutes": 0}}
-    ),
     "DETECTION_CHECKPOINT_S": "0.5",
 }
 

@@ -158,7 +158,7 @@ def test_watch_it_shows_a_brand_series_and_its_alert(
         feed = RecordingTelemetry(LocalTelemetry(tmp_path / "elsewhere", role="detection"))
         _record_a_stream(feed)
         port = free_port()
-        server = serve_health(port, SimpleNamespace(totals={}), feed)  # type: ignore[arg-type]
+        server = serve_health(port, SimpleNamespace(totals={}, brand_states={}), feed)  # type: ignore[arg-type]
         request.addfinalizer(server.shutdown)
         monkeypatch.setenv("BUZZWATCH_DETECTION_URL", f"http://127.0.0.1:{port}")
     page = _page("watch_it").run()

@@ -1,9 +1,11 @@
 """A brand's normal traffic: volume per minute and negative share, by hour of day, adapting over days.
 
 Each hour of the day keeps an EWMA of tweets per minute and decayed counts of (negative, total) tweets.
-An hour bucket with little data leans on the brand's all-hours figures (shrinkage), so a quiet night or a
-brand seen for an hour still gets a sensible expectation, and the share of a night with three tweets is
-mostly the day's share.
+An hour bucket with little data leans on the brand's all-hours figures (shrinkage), which start from the
+shipped prior (`detector_prior.json`: a day shape of volume and a negative share across real brands), so
+a quiet night or a brand seen for minutes still gets a sensible expectation, and the share of a night
+with three tweets is mostly the day's share. `Expectation` also says how many tweets the figures rest on,
+so the detector's tests can widen while a brand is new.
 """
 
 from __future__ import annotations
@@ -42,14 +44,60 @@ class DecayedShare:
     total: float = 0.0
     squares: float = 0.0
 
-    def update(
-        self, negative: float, total: float, squares: float, horizon: float, weight: float = 1.0
-    ) -> None:
-        """Decay by one step of a `horizon`-step memory, then add weighted counts."""
-        keep = 1.0 - weight / horizon
-        self.negative = self.negative * keep + weight * negative
-        self.total = self.total * keep + weight * total
-        self.squares = self.squares * keep + weight * squares
+    def update(self, minute: Evidence, horizon: float) -> None:
+        """Decay by one step of a `horizon`-minute memory (as long as the minute's weight), then add."""
+        keep = 1.0 - minute.minutes / horizon
+        self.negative = self.negative * keep + minute.negative
+        self.total = self.total * keep + minute.total
+        self.squares = self.squares * keep + minute.squares
+
+
+@dataclass(slots=True)
+class Evidence:
+    """Weighted sums over minutes of a brand's traffic: what its rate and share are estimated from.
+
+    A minute inside an episode weighs `anomaly_weight`, and a surge is capped (`DayProfileBaseline.
+    contribution`). The volume is measured against the exposure, minutes weighted by the day shape of
+    their hour, so a brand seen only at night still expects its afternoon to be busier.
+    """
+
+    minutes: float = 0.0
+    exposure: float = 0.0
+    volume: float = 0.0
+    negative: float = 0.0  # summed negative probabilities of the tweets counted in the share
+    total: float = 0.0  # tweets counted in the share
+    squares: float = 0.0  # summed squared negative probabilities
+
+    def add(self, other: Evidence, sign: float = 1.0) -> None:
+        """Add (or with sign -1, remove) another minute's evidence."""
+        self.minutes += sign * other.minutes
+        self.exposure += sign * other.exposure
+        self.volume += sign * other.volume
+        self.negative += sign * other.negative
+        self.total += sign * other.total
+        self.squares += sign * other.squares
+
+    def decay_add(self, other: Evidence, horizon: float) -> None:
+        """Decay by one step of a `horizon`-minute memory (a step as long as `other`'s weight), then add."""
+        keep = 1.0 - other.minutes / horizon
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) * keep + getattr(other, name))
+
+    def to_list(self) -> list[float]:
+        """JSON-ready form."""
+        return [getattr(self, name) for name in self.__slots__]
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """A brand's expected traffic in one hour of the day, and how much data that expectation rests on."""
+
+    rate: float  # tweets per minute
+    share: float  # negative share
+    count_dispersion: float  # see `DayProfileBaseline.expect`
+    share_dispersion: float
+    volume_tweets: float  # tweets (prior included) behind the rate: few while a brand is new
+    share_tweets: float  # tweets (prior included) behind the share
 
 
 @dataclass
@@ -59,21 +107,14 @@ class DayProfileBaseline:
     config: DetectorConfig
     hourly_volume: list[Ewma] = field(default_factory=lambda: [Ewma() for _ in range(HOURS)])
     hourly_share: list[DecayedShare] = field(default_factory=lambda: [DecayedShare() for _ in range(HOURS)])
-    overall_volume: Ewma = field(default_factory=Ewma)
-    overall_share: DecayedShare = field(default_factory=DecayedShare)
+    overall: Evidence = field(default_factory=Evidence)
     minutes_seen: int = 0
     tweets_seen: float = 0.0
 
-    def update(
-        self,
-        hour: int,
-        total: float,
-        negative: float,
-        squares: float,
-        expected_total: float,
-        weight: float = 1.0,
-    ) -> None:
-        """Fold in one closed minute of the given hour (weight < 1 for minutes inside an episode).
+    def contribution(
+        self, hour: int, total: float, negative: float, squares: float, expected_total: float, weight: float
+    ) -> Evidence:
+        """What one closed minute of that hour teaches (weight < 1 for minutes that looked unusual).
 
         `negative` and `squares` sum the minute's negative probabilities and their squares.
 
@@ -83,81 +124,109 @@ class DayProfileBaseline:
         """
         cfg = self.config
         cap = max(cfg.surge_cap * expected_total, cfg.surge_floor)
-        self.hourly_volume[hour].update(min(total, cap), 60.0 * cfg.volume_horizon_days, weight)
-        self.overall_volume.update(min(total, cap), cfg.global_horizon_minutes, weight)
-        if total:
-            share_weight = weight * min(1.0, cap / total)
-            self.hourly_share[hour].update(
-                negative, total, squares, 60.0 * cfg.share_horizon_days, share_weight
-            )
-            self.overall_share.update(negative, total, squares, cfg.global_horizon_minutes, share_weight)
-        self.minutes_seen += 1
-        self.tweets_seen += total
-
-    def rate(self, hour: int) -> float:
-        """Expected tweets per minute in that hour of the day."""
-        cfg = self.config
-        bucket = self.hourly_volume[hour]
-        prior = cfg.hour_prior_minutes
-        blended = (bucket.weight * bucket.mean + prior * self.overall_volume.mean) / (bucket.weight + prior)
-        return max(blended, cfg.min_rate_per_minute)
-
-    def overall_negative_share(self) -> float:
-        """The brand's negative share over all hours (the prior share before data)."""
-        cfg = self.config
-        share = self.overall_share
-        return (share.negative + cfg.share_prior_tweets * cfg.share_prior) / (
-            share.total + cfg.share_prior_tweets
+        share_weight = weight * min(1.0, cap / total) if total else 0.0
+        return Evidence(
+            minutes=weight,
+            exposure=weight * cfg.day_shape[hour],
+            volume=weight * min(total, cap),
+            negative=share_weight * negative,
+            total=share_weight * total,
+            squares=share_weight * squares,
         )
 
-    def dispersion(self) -> tuple[float, float]:
-        """How much less a soft negative count varies than a count of hard labels, for the brand's tweets.
+    def learn(self, hour: int, minute: Evidence, tweets: float) -> None:
+        """Fold in one closed minute's `contribution` (`tweets`: its raw count, for `tweets_seen`)."""
+        cfg = self.config
+        self.hourly_volume[hour].update(
+            minute.volume / minute.minutes, 60.0 * cfg.volume_horizon_days, minute.minutes
+        )
+        self.hourly_share[hour].update(minute, 60.0 * cfg.share_horizon_days)
+        self.overall.decay_add(minute, cfg.global_horizon_minutes)
+        self.minutes_seen += 1
+        self.tweets_seen += tweets
 
-        Returns (count dispersion, share dispersion), both 1 with hard labels and below 1 with a model's
-        probabilities: a Poisson number of tweets with negative probabilities p sums to a count of variance
-        E[p^2] per tweet instead of E[p], and n tweets' summed p vary by Var(p) per tweet instead of
-        share x (1 - share). The quasi-likelihood tests divide their deviance by these. From the all-hours
-        counts, with the prior's pseudo-tweets as hard labels; floored at `MIN_DISPERSION`.
+    def expect(self, hour: int, recent: Evidence | None = None) -> Expectation:
+        """The expected traffic of that hour from the learned minutes, `recent` unlearned ones and the prior.
+
+        Volume: an hour of the day with little data of its own leans on the brand's level (tweets per
+        unit of day shape) times the shape (shrinkage). The level is local: the `recent` closed minutes
+        the baseline has not learned yet (about the last two hours; all a brand has in its first hours),
+        with the learned minutes standing for at most `local_level_minutes` more, so a brand whose day
+        differs from the shipped shape (another time zone) follows its own hours. Before any data, the
+        prior is `volume_prior_tweets` in one minute.
+
+        Share: the learned and recent minutes pooled with the prior (`share_prior_tweets` at
+        `share_prior`); an hour with few tweets of its own leans on that. `volume_tweets` and
+        `share_tweets` are how many tweets the two figures rest on (their variance, as a count), so the
+        tests can widen while a brand is new and narrow as its data grows.
+
+        Dispersion, (count, share), both 1 with hard labels and below 1 with a model's probabilities: a
+        Poisson number of tweets with negative probabilities p sums to a count of variance E[p^2] per tweet
+        instead of E[p], and n tweets' summed p vary by Var(p) per tweet instead of share x (1 - share).
+        The quasi-likelihood tests divide their deviance by these. From the all-hours counts, with the
+        prior's pseudo-tweets as hard labels; floored at `MIN_DISPERSION`.
         """
         cfg = self.config
-        prior = cfg.share_prior_tweets
-        total = self.overall_share.total + prior
-        mean = (self.overall_share.negative + prior * cfg.share_prior) / total
-        mean_square = (self.overall_share.squares + prior * cfg.share_prior) / total
-        count = mean_square / mean
-        share = (mean_square - mean * mean) / (mean * (1.0 - mean))
-        return max(count, MIN_DISPERSION), max(share, MIN_DISPERSION)
+        recent = recent or Evidence()
+        overall = self.overall
+        overall_exposure = max(overall.exposure, 0.0)
+        overall_level = (max(overall.volume, 0.0) + cfg.volume_prior_tweets) / (overall_exposure + 1.0)
+        recent_shape = recent.exposure / recent.minutes if recent.minutes > 0 else 1.0
+        overall_weight = min(overall_exposure, cfg.local_level_minutes * recent_shape) + 1.0
+        level_tweets = max(recent.volume, 0.0) + overall_weight * overall_level
+        level = level_tweets / (max(recent.exposure, 0.0) + overall_weight)
+        bucket = self.hourly_volume[hour]
+        prior_minutes = cfg.hour_prior_minutes
+        prior_rate = level * cfg.day_shape[hour]
+        shrunk = bucket.weight + prior_minutes
+        rate = (bucket.weight * bucket.mean + prior_minutes * prior_rate) / shrunk
+        rate_variance = (
+            bucket.weight * bucket.mean + (prior_minutes * prior_rate) ** 2 / level_tweets
+        ) / shrunk**2
 
-    def share(self, hour: int) -> float:
-        """Expected negative share in that hour of the day."""
-        bucket = self.hourly_share[hour]
-        prior = self.config.hour_share_prior_tweets
-        return (bucket.negative + prior * self.overall_negative_share()) / (bucket.total + prior)
+        pooled = Evidence()
+        pooled.add(overall)
+        pooled.add(recent)
+        prior = cfg.share_prior_tweets
+        pooled_tweets = max(pooled.total, 0.0) + prior
+        overall_share = (max(pooled.negative, 0.0) + prior * cfg.share_prior) / pooled_tweets
+        mean_square = (max(pooled.squares, 0.0) + prior * cfg.share_prior) / pooled_tweets
+        count_dispersion = mean_square / overall_share
+        share_dispersion = (mean_square - overall_share**2) / (overall_share * (1.0 - overall_share))
+        hour_share = self.hourly_share[hour]
+        hour_prior = cfg.hour_share_prior_tweets
+        share = (hour_share.negative + hour_prior * overall_share) / (hour_share.total + hour_prior)
+        spread = share * (1.0 - share)
+        share_variance = (
+            hour_share.total * spread + hour_prior**2 * overall_share * (1.0 - overall_share) / pooled_tweets
+        ) / (hour_share.total + hour_prior) ** 2
+        return Expectation(
+            rate=max(rate, cfg.min_rate_per_minute),
+            share=share,
+            count_dispersion=max(count_dispersion, MIN_DISPERSION),
+            share_dispersion=max(share_dispersion, MIN_DISPERSION),
+            volume_tweets=rate * rate / rate_variance,
+            share_tweets=spread / share_variance,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-ready state."""
         return {
             "hourly_volume": [[e.mean, e.weight] for e in self.hourly_volume],
             "hourly_share": [[s.negative, s.total, s.squares] for s in self.hourly_share],
-            "overall_volume": [self.overall_volume.mean, self.overall_volume.weight],
-            "overall_share": [
-                self.overall_share.negative,
-                self.overall_share.total,
-                self.overall_share.squares,
-            ],
+            "overall": self.overall.to_list(),
             "minutes_seen": self.minutes_seen,
             "tweets_seen": self.tweets_seen,
         }
 
     @classmethod
     def from_state(cls, config: DetectorConfig, state: dict[str, Any]) -> DayProfileBaseline:
-        """Rebuild from `state_dict` output."""
+        """Rebuild from `state_dict` output (or from a state saved before the day shape, see `_overall`)."""
         return cls(
             config=config,
             hourly_volume=[Ewma(float(m), float(w)) for m, w in state["hourly_volume"]],
             hourly_share=[_decayed_share(counts) for counts in state["hourly_share"]],
-            overall_volume=Ewma(*map(float, state["overall_volume"])),
-            overall_share=_decayed_share(state["overall_share"]),
+            overall=_overall(state),
             minutes_seen=int(state["minutes_seen"]),
             tweets_seen=float(state["tweets_seen"]),
         )
@@ -167,3 +236,12 @@ def _decayed_share(counts: list[float]) -> DecayedShare:
     """A saved [negative, total, squares]; a state saved before squares were kept counted hard labels."""
     negative, total = float(counts[0]), float(counts[1])
     return DecayedShare(negative, total, float(counts[2]) if len(counts) > 2 else negative)
+
+
+def _overall(state: dict[str, Any]) -> Evidence:
+    """The all-hours evidence; a state saved before it kept a volume EWMA and a share (a flat day shape)."""
+    if "overall" in state:
+        return Evidence(*map(float, state["overall"]))
+    mean, weight = map(float, state["overall_volume"])
+    share = _decayed_share(state["overall_share"])
+    return Evidence(weight, weight, mean * weight, share.negative, share.total, share.squares)

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from buzzwatch.settings import SettingsError, env_float, env_int, env_str
+
+log = logging.getLogger(__name__)
+
+PRIOR_PATH = Path(__file__).with_name("detector_prior.json")
+# Settings of earlier versions, ignored when a saved state or an override still names them: the blind
+# warm-up they set is gone (a new brand starts from the prior, with tests that widen while data is thin).
+RETIRED_SETTINGS = frozenset({"warmup_minutes", "warmup_tweets", "hour_warmup_minutes"})
+
+
+@cache
+def load_prior() -> dict[str, Any]:
+    """The shipped prior of a brand not seen yet (built by scripts/build_detector_prior.py), read once."""
+    return json.loads(PRIOR_PATH.read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)
@@ -26,9 +42,6 @@ class BrandParams:
     update_growth: float = 2.0  # an update when the episode's excess negatives reach growth x last alert
     update_min_negatives: int = 15  # ... and at least this many more than at the last alert
     update_min_interval_minutes: int = 10
-    warmup_minutes: int = 120  # no alert until the baseline holds this many minutes (lag included: 3 h)
-    warmup_tweets: int = 300  # ... and this many tweets ...
-    hour_warmup_minutes: int = 30  # ... and this many minutes of the current hour of day (so about a day)
 
 
 @dataclass(frozen=True)
@@ -45,8 +58,14 @@ class DetectorConfig:
     global_horizon_minutes: float = 2880.0  # memory of the all-hours fallback
     hour_prior_minutes: float = 30.0  # weight of the all-hours rate in an hour bucket with little data
     hour_share_prior_tweets: float = 50.0  # weight of the all-hours share in an hour bucket's share
-    share_prior: float = 0.3  # negative share assumed before any data
-    share_prior_tweets: float = 20.0
+    # A brand not seen yet: the shipped prior (negative share across real brands, day shape of volume).
+    share_prior: float = field(default_factory=lambda: float(load_prior()["negative_share"]))
+    share_prior_tweets: float = field(default_factory=lambda: float(load_prior()["share_prior_tweets"]))
+    day_shape: tuple[float, ...] = field(default_factory=lambda: tuple(load_prior()["day_shape"]))
+    volume_prior_tweets: float = 1.0  # the volume prior: this many tweets in one minute (vague)
+    local_level_minutes: float = 30.0  # the learned level weighs as this many minutes at most, see baseline
+    learning_minutes: int = 1440  # a brand is "learning" until it has been seen this many minutes
+    reference_gap_minutes: int = 10  # closed minutes count in the expectation once this old (see detector)
     anomaly_weight: float = 0.1  # how much a minute inside an episode moves the baseline
     surge_cap: float = 4.0  # a minute is learned as at most this many times its expected volume ...
     surge_floor: float = 5.0  # ... or this many tweets
@@ -61,7 +80,9 @@ class DetectorConfig:
             raise SettingsError("windows_minutes must hold positive window lengths")
         if self.lateness_tolerance_s < 0:
             raise SettingsError("lateness_tolerance_s must not be negative")
-        known = {f.name for f in fields(BrandParams)}
+        if len(self.day_shape) != 24 or min(self.day_shape) <= 0:
+            raise SettingsError("day_shape must hold 24 positive relative volumes")
+        known = {f.name for f in fields(BrandParams)} | RETIRED_SETTINGS
         for brand, override in self.brand_overrides.items():
             unknown = set(override) - known
             if unknown:
@@ -72,6 +93,7 @@ class DetectorConfig:
         override = self.brand_overrides.get(brand)
         if not override:
             return self.defaults
+        _warn_retired(override, f"brand {brand!r}")
         typed = {
             f.name: type(getattr(self.defaults, f.name))(override[f.name])
             for f in fields(BrandParams)
@@ -83,6 +105,7 @@ class DetectorConfig:
         """JSON-ready form (stored inside the detector state)."""
         payload = asdict(self)
         payload["windows_minutes"] = list(self.windows_minutes)
+        payload["day_shape"] = list(self.day_shape)
         payload["brand_overrides"] = {b: dict(o) for b, o in self.brand_overrides.items()}
         return payload
 
@@ -96,8 +119,13 @@ class DetectorConfig:
             raise SettingsError(f"unknown detector setting(s): {sorted(unknown)}")
         if "windows_minutes" in values:
             values["windows_minutes"] = tuple(int(w) for w in values["windows_minutes"])
+        if "day_shape" in values:
+            values["day_shape"] = tuple(float(v) for v in values["day_shape"])
         if "defaults" in values and isinstance(values["defaults"], Mapping):
-            values["defaults"] = BrandParams(**values["defaults"])
+            _warn_retired(values["defaults"], "a saved state")
+            values["defaults"] = BrandParams(
+                **{k: v for k, v in values["defaults"].items() if k not in RETIRED_SETTINGS}
+            )
         return cls(**values)
 
     @classmethod
@@ -112,10 +140,6 @@ class DetectorConfig:
             min_negatives=env_int(env, "BUZZWATCH_DETECTOR_MIN_NEGATIVES", BrandParams.min_negatives),
             cooldown_minutes=env_int(
                 env, "BUZZWATCH_DETECTOR_COOLDOWN_MINUTES", BrandParams.cooldown_minutes
-            ),
-            warmup_minutes=env_int(env, "BUZZWATCH_DETECTOR_WARMUP_MINUTES", BrandParams.warmup_minutes),
-            hour_warmup_minutes=env_int(
-                env, "BUZZWATCH_DETECTOR_HOUR_WARMUP_MINUTES", BrandParams.hour_warmup_minutes
             ),
         )
         raw_overrides = env_str(env, "BUZZWATCH_DETECTOR_BRANDS")
@@ -132,3 +156,10 @@ class DetectorConfig:
             defaults=defaults,
             brand_overrides=overrides,
         )
+
+
+def _warn_retired(settings: Mapping[str, Any], where: str) -> None:
+    """Log the retired settings `settings` still names (they are ignored)."""
+    retired = sorted(RETIRED_SETTINGS & set(settings))
+    if retired:
+        log.warning("retired detector settings ignored", extra={"settings": retired, "where": where})

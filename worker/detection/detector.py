@@ -80,7 +80,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from buzzwatch.schema import Alert, ScoredTweet
-from worker.detection.baseline import DayProfileBaseline
+from worker.detection.baseline import DayProfileBaseline, Evidence, Expectation
 from worker.detection.config import BrandParams, DetectorConfig
 from worker.detection.explain import (
     ReasonModel,
@@ -168,6 +168,8 @@ class BrandState:
     last_evals: list[WindowEval] = field(default_factory=list)
     reference_counts: ReferenceCounts | None = None  # cache of the reference corpus, see _reference
     reference_hour: int | None = None
+    recent: Evidence = field(default_factory=Evidence)  # closed minutes past the gap, not learned yet
+    expectation: Expectation | None = None  # the newest closed minute's (not saved: recomputed at each)
 
 
 class BuzzDetector:
@@ -303,19 +305,43 @@ class BuzzDetector:
         """The brands seen so far, in order of first appearance."""
         return tuple(self._brands)
 
+    def brand_states(self) -> dict[str, dict[str, Any]]:
+        """Each brand's phase, by brand name: see `brand_state`."""
+        return {brand: self.brand_state(brand) for brand in self._order}
+
+    def brand_state(self, brand: str) -> dict[str, Any]:
+        """The brand's phase for status pages: "bad_buzz" while an episode is open, else "learning" until
+        it has been seen `learning_minutes` closed minutes (it can alert meanwhile: its tests are wider
+        while its data is thin), else "normal"; with the minutes seen and the learning progress (0-1).
+        """
+        state = self._brands.get(brand)
+        if state is None:
+            return {"state": "unknown", "minutes_seen": 0, "learning_progress": 0.0, "episode_id": None}
+        minutes = state.baseline.minutes_seen + len(state.closed)
+        progress = min(1.0, minutes / max(self.config.learning_minutes, 1))
+        phase = "bad_buzz" if state.episode is not None else "learning" if progress < 1.0 else "normal"
+        return {
+            "state": phase,
+            "minutes_seen": minutes,
+            "learning_progress": round(progress, 4),
+            "episode_id": state.episode.episode_id if state.episode else None,
+        }
+
     def snapshot(self, brand: str) -> dict[str, Any]:
         """The brand's latest closed-minute figures for metrics and dashboards.
 
         Share and volume are those of the middle window (15 minutes by default); `score` is the alarm
         level: the best window score, min(count z, scaled share z), floored at 0 (it reaches
-        `fire_score` when a window fires).
+        `fire_score` when a window fires); `state` is the brand's phase (`brand_state`).
         """
         state = self._brands.get(brand)
         evals = state.last_evals if state else []
+        phase = self.brand_state(brand)["state"]
         if not evals:
             return {
                 "brand": brand,
                 "known": state is not None,
+                "state": phase,
                 "negative_share": 0.0,
                 "baseline_share": 0.0,
                 "volume": 0,
@@ -329,6 +355,7 @@ class BuzzDetector:
         return {
             "brand": brand,
             "known": True,
+            "state": phase,
             "negative_share": round(window.negative_share, 4),
             "baseline_share": round(window.baseline_share, 4),
             "volume": round(window.volume, 2),
@@ -366,8 +393,9 @@ class BuzzDetector:
         evals = []
         floor = self.config.min_rate_per_minute
         share_scale = params.fire_score / params.min_share_z
-        count_dispersion, share_dispersion = state.baseline.dispersion()
-        count_scale, share_z_scale = count_dispersion**-0.5, share_dispersion**-0.5
+        expectation = state.expectation
+        assert expectation is not None, "the minute's expectation is set before its windows are tested"
+        count_dispersion, share_dispersion = expectation.count_dispersion, expectation.share_dispersion
         margin = params.share_margin * share_dispersion  # the margin is on the true share (see above)
         for (total, negatives, expected_total, expected_negatives), minutes in zip(
             state.sums, self._windows, strict=True
@@ -375,9 +403,24 @@ class BuzzDetector:
             volume = total + extra_total
             negative_count = negatives + extra_neg
             share = expected_negatives / expected_total if expected_total > 0 else self.config.share_prior
-            expected = max(expected_total, floor * minutes) * share
-            count_z = poisson_z(negative_count, expected) * count_scale
-            share_z = binomial_z(negative_count, volume, min(share + margin, 0.99)) * share_z_scale
+            usual_volume = max(expected_total, floor * minutes)
+            expected = usual_volume * share
+            # Posterior-predictive widening: the expectation is itself an estimate from
+            # `volume_tweets` / `share_tweets` tweets, so its own variance adds to the window's.
+            relative_variance = 1.0 / expectation.volume_tweets + share_dispersion * (1.0 - share) / (
+                share * (expectation.share_tweets + 1.0)
+            )
+            count_factor = count_dispersion + expected * relative_variance
+            # Negatives against the non-negative volume: when more non-negative tweets came than expected
+            # (a news surge, a day shape the brand does not follow), proportionally more negatives are
+            # expected too; the observed part of that expectation adds its noise (odds x its count).
+            surge = (volume - negative_count) / (usual_volume * (1.0 - share))
+            if surge > 1.0:
+                expected *= surge
+                count_factor += count_dispersion * share / (1.0 - share) * (1.0 - 1.0 / surge)
+            share_factor = share_dispersion * (1.0 + volume / (expectation.share_tweets + 1.0))
+            count_z = poisson_z(negative_count, expected) / math.sqrt(count_factor)
+            share_z = binomial_z(negative_count, volume, min(share + margin, 0.99)) / math.sqrt(share_factor)
             evals.append(
                 WindowEval(
                     minutes=minutes,
@@ -412,9 +455,10 @@ class BuzzDetector:
         total = sum(weights)
         negatives = sum(w * r.p_negative for w, r in zip(weights, records, strict=True))
         squares = sum(w * r.p_negative * r.p_negative for w, r in zip(weights, records, strict=True))
-        hour = (minute // 60) % 24
-        expected_total = state.baseline.rate(hour)
-        expected_negatives = expected_total * state.baseline.share(hour)
+        expectation = state.baseline.expect((minute // 60) % 24, state.recent)
+        state.expectation = expectation
+        expected_total = expectation.rate
+        expected_negatives = expected_total * expectation.share
         entry = [minute, total, negatives, expected_total, expected_negatives, False, squares]
         state.closed.append(entry)
         count = len(state.closed)
@@ -436,21 +480,19 @@ class BuzzDetector:
         state.last_evals = evals
         top_score = self._alarm(evals)
         alerts: list[Alert] = []
-        learned = (
-            state.baseline.minutes_seen >= params.warmup_minutes
-            and state.baseline.tweets_seen >= params.warmup_tweets
-        )
-        warm = learned and state.baseline.hourly_volume[hour].weight >= params.hour_warmup_minutes
         episode = state.episode
         if episode is not None:
             alerts.extend(
                 self._continue_episode(state, params, episode, minute, records, weights, negatives, top_score)
             )
-        elif warm:
+        else:
             firing = self._firing(evals, params)
             if firing is not None:
                 alerts.extend(self._start_episode(state, params, minute, records, weights, firing, negatives))
-        entry[_FLAG] = state.episode is not None or (learned and top_score >= params.end_score)
+        entry[_FLAG] = state.episode is not None or top_score >= params.end_score
+        gap = self.config.reference_gap_minutes
+        if len(state.closed) > gap:
+            state.recent.add(_contribution(self.config, state.baseline, state.closed[-gap - 1]))
 
         self._age_out(state, minute)
         return alerts
@@ -466,9 +508,14 @@ class BuzzDetector:
         kept = age < len(state.chunks)  # the minute's tweets are still held (inside the longest window)
         weight = _weight(state.copies, record, keep=kept)
         negative = weight * record.p_negative
+        in_recent = age >= self.config.reference_gap_minutes
+        if in_recent:
+            state.recent.add(_contribution(self.config, state.baseline, entry), -1.0)
         entry[_TOTAL] += weight
         entry[_NEG] += negative
         entry[_SQUARES] += negative * record.p_negative
+        if in_recent:
+            state.recent.add(_contribution(self.config, state.baseline, entry))
         for sums, window in zip(state.sums, self._windows, strict=True):
             if age < window:
                 sums[0] += weight
@@ -523,7 +570,20 @@ class BuzzDetector:
             onset_minute=self._onset(state),
         )
         state.episode = episode
+        self._flag_window(state, trigger_eval.minutes)
         return [self._alert(state, episode, minute, records, trigger_index, trigger_eval, "new")]
+
+    def _flag_window(self, state: BrandState, minutes: int) -> None:
+        """Mark the firing window's minutes unusual: the buzz began before it was certain (a slow start)."""
+        gap = self.config.reference_gap_minutes
+        for age, entry in enumerate(reversed(list(state.closed)[-minutes:])):
+            if entry[_FLAG]:
+                continue
+            if age >= gap:
+                state.recent.add(_contribution(self.config, state.baseline, entry), -1.0)
+            entry[_FLAG] = True
+            if age >= gap:
+                state.recent.add(_contribution(self.config, state.baseline, entry))
 
     def _continue_episode(
         self,
@@ -593,10 +653,10 @@ class BuzzDetector:
             self._learn(state, state.closed.popleft())
 
     def _learn(self, state: BrandState, entry: list[Any]) -> None:
-        """Fold one old closed minute into the baseline, robustly (see `DayProfileBaseline.update`)."""
-        weight = self.config.anomaly_weight if entry[_FLAG] else 1.0
-        hour = (entry[_M] // 60) % 24
-        state.baseline.update(hour, entry[_TOTAL], entry[_NEG], entry[_SQUARES], entry[_EXP_TOTAL], weight)
+        """Fold one old closed minute into the baseline, robustly (see `DayProfileBaseline.contribution`)."""
+        minute = _contribution(self.config, state.baseline, entry)
+        state.recent.add(minute, -1.0)
+        state.baseline.learn((entry[_M] // 60) % 24, minute, entry[_TOTAL])
 
     def _skip_gap(self, target: int) -> bool:
         """Jump over a long event-time silence; False when a pending minute must be closed first.
@@ -617,6 +677,7 @@ class BuzzDetector:
             state.copies.clear()
             while state.closed:
                 self._learn(state, state.closed.popleft())
+            state.recent = Evidence()  # nothing left unlearned (no float residue)
             state.sums = [[0, 0, 0.0, 0.0] for _ in self._windows]
             if state.episode is not None:
                 state.episode.ended_minute = self._next_minute
@@ -753,6 +814,14 @@ class BuzzDetector:
         return detector
 
 
+def _contribution(config: DetectorConfig, baseline: DayProfileBaseline, entry: list[Any]) -> Evidence:
+    """What a closed minute teaches the baseline (little when it looked unusual: flagged)."""
+    weight = config.anomaly_weight if entry[_FLAG] else 1.0
+    return baseline.contribution(
+        (entry[_M] // 60) % 24, entry[_TOTAL], entry[_NEG], entry[_SQUARES], entry[_EXP_TOTAL], weight
+    )
+
+
 def _arrival_order(record: TweetRecord) -> tuple[float, str]:
     """The order tweets are replayed in within a minute: event time, then id."""
     return record.ts, record.id
@@ -835,6 +904,7 @@ def _brand_state_dict(state: BrandState) -> dict[str, Any]:
         "last_evals": [asdict(e) for e in state.last_evals],
         "reference_counts": state.reference_counts.to_dict() if state.reference_counts else None,
         "reference_hour": state.reference_hour,
+        "recent": state.recent.to_list(),
     }
 
 
@@ -847,12 +917,20 @@ def _brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str
         for record in chunk:
             for key in _weight_keys(record):
                 copies[key] = copies.get(key, 0) + 1
+    baseline = DayProfileBaseline.from_state(config, payload["baseline"])
+    closed = deque(_closed_entry(entry) for entry in payload["closed"])
+    if "recent" in payload:
+        recent = Evidence(*map(float, payload["recent"]))
+    else:  # saved before the closed minutes counted in the expectation: summed again
+        recent = Evidence()
+        for entry in list(closed)[: max(len(closed) - config.reference_gap_minutes, 0)]:
+            recent.add(_contribution(config, baseline, entry))
     return BrandState(
         brand=brand,
         first_minute=int(payload["first_minute"]),
-        baseline=DayProfileBaseline.from_state(config, payload["baseline"]),
+        baseline=baseline,
         pending=pending,
-        closed=deque(_closed_entry(entry) for entry in payload["closed"]),
+        closed=closed,
         sums=[list(s) for s in payload["sums"]],
         chunks=chunks,
         reference=deque(payload["reference"], maxlen=config.reference_size),
@@ -865,4 +943,5 @@ def _brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str
         if payload.get("reference_counts")
         else None,
         reference_hour=payload.get("reference_hour"),
+        recent=recent,
     )

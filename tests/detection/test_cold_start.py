@@ -1,0 +1,175 @@
+"""A brand the detector has never seen: alerts from its first hour, no false alerts while it learns, a buzz
+that never becomes its baseline, learning that survives a restart, and a state that stays bounded."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta
+
+import pytest
+
+from buzzwatch.schema import ScoredTweet
+from detection.streams import START, background, burst, hard_labels, in_order, run, scored, simple_tokenize
+from worker.detection import BuzzDetector, DetectorConfig
+
+
+def detector() -> BuzzDetector:
+    return BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize)
+
+
+def new_alerts(alerts: list) -> list:
+    return [a for a in alerts if a.kind == "new"]
+
+
+def flat(hours: float, start: datetime, rate: float = 1.0, seed: int = 0, share: float = 0.25) -> list:
+    """A brand's ordinary traffic at a steady `rate` tweets a minute, `share` of it negative."""
+    return background(hours, seed=seed, day_rate=rate, night_rate=rate, negative_share=share, start=start)
+
+
+def exactly_a_quarter_negative(tweets: list) -> list:
+    """The same tweets, every fourth one negative and no other (a 25% brand from its first minutes)."""
+    return [
+        scored(t.tweet.id, t.tweet.created_at, label, t.tweet.text, t.tweet.brands)
+        for t, label in zip(
+            tweets, ["negative", "neutral", "positive", "neutral"] * len(tweets), strict=False
+        )
+    ]
+
+
+def bad_buzz(start: datetime, minutes: float, rate: float = 1.0, seed: int = 1) -> list:
+    """On top of `rate` tweets a minute at 25% negative: x3 volume, 70% of it negative."""
+    negatives = 3 * rate * 0.7 - rate * 0.25
+    return burst(start, minutes, negatives, prefix="buzz", seed=seed) + burst(
+        start, minutes, 2 * rate - negatives, label="neutral", prefix="buzz-neutral", seed=seed + 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("first_hour_utc", "buzz_after_minutes", "labels"),
+    [
+        (14, 20, "model"),
+        (14, 30, "oracle"),
+        (3, 25, "model"),  # the day shape's evening
+        (9, 30, "model"),  # the day shape's quietest hour: the brand is busier than the prior expects
+        (9, 20, "oracle"),
+    ],
+)
+def test_a_new_brand_alerts_on_a_clear_bad_buzz_in_its_first_hour(
+    first_hour_utc: int, buzz_after_minutes: int, labels: str
+) -> None:
+    first = START + timedelta(hours=first_hour_utc)
+    buzz_start = first + timedelta(minutes=buzz_after_minutes)
+    tweets = in_order(
+        exactly_a_quarter_negative(flat(2, first, seed=first_hour_utc)) + bad_buzz(buzz_start, 30)
+    )
+    alerts = new_alerts(run(detector(), hard_labels(tweets) if labels == "oracle" else tweets))
+    assert alerts, "no alert"
+    assert buzz_start < alerts[0].fired_at < first + timedelta(minutes=60)
+    assert len(alerts) == 1
+
+
+@pytest.mark.parametrize(
+    ("rate", "day_cycle", "seed"),
+    [(0.2, False, 1), (1.0, False, 2), (5.0, False, 3), (1.0, True, 4), (3.0, True, 5), (0.5, True, 6)],
+)
+def test_no_alert_on_a_new_brands_ordinary_traffic_over_its_first_day(
+    rate: float, day_cycle: bool, seed: int
+) -> None:
+    start = START + timedelta(hours=seed * 3)  # a different first hour each
+    if day_cycle:  # quiet from 00:00 to 06:00 UTC, unlike the prior's day shape
+        tweets = background(24, seed=seed, day_rate=rate, night_rate=rate / 15, start=start)
+    else:
+        tweets = flat(24, start, rate, seed=seed)
+    assert new_alerts(run(detector(), in_order(tweets))) == []
+    assert new_alerts(run(detector(), hard_labels(in_order(tweets)))) == []
+
+
+def test_a_brand_far_from_the_prior_share_alerts_on_nothing_while_it_learns() -> None:
+    first = START + timedelta(hours=15)
+    assert new_alerts(run(detector(), in_order(flat(24, first, 2.0, seed=7, share=0.75)))) == []
+    assert new_alerts(run(detector(), in_order(flat(24, first, 2.0, seed=8, share=0.05)))) == []
+
+
+def test_a_buzz_while_a_brand_learns_does_not_become_its_baseline() -> None:
+    first = START + timedelta(hours=12)
+    calm = exactly_a_quarter_negative(flat(8, first, seed=9))
+    with_buzz, without = detector(), detector()
+    buzz_alerts = run(with_buzz, in_order(calm + bad_buzz(first + timedelta(minutes=30), 60)))
+    run(without, in_order(calm))
+    assert new_alerts(buzz_alerts)
+    buzzed, clean = with_buzz.snapshot("acme"), without.snapshot("acme")
+    assert buzzed["state"] == clean["state"] == "learning"
+    assert buzzed["baseline_share"] == pytest.approx(clean["baseline_share"], abs=0.03)
+    assert buzzed["baseline_volume"] == pytest.approx(clean["baseline_volume"], rel=0.1)
+
+
+def test_the_brand_state_goes_learning_bad_buzz_learning_normal() -> None:
+    first = START + timedelta(hours=12)
+    det = detector()
+    assert det.brand_state("acme")["state"] == "unknown"
+    tweets = in_order(
+        exactly_a_quarter_negative(flat(26, first, seed=10)) + bad_buzz(first + timedelta(minutes=30), 30)
+    )
+    phases = []
+    for tweet in tweets:
+        det.observe(tweet)
+        phase = det.brand_state("acme")["state"]
+        if not phases or phases[-1] != phase:
+            phases.append(phase)
+    assert phases == ["learning", "bad_buzz", "learning", "normal"]
+    state = det.brand_states()["acme"]
+    assert state["learning_progress"] == 1.0 and state["minutes_seen"] >= 24 * 60
+    assert det.snapshot("acme")["state"] == "normal"
+
+
+def test_a_restart_keeps_the_learning_progress_and_the_alerts() -> None:
+    first = START + timedelta(hours=12)
+    buzz_start = first + timedelta(hours=5)
+    tweets = in_order(exactly_a_quarter_negative(flat(6, first, seed=11)) + bad_buzz(buzz_start, 30))
+    cut = sum(t.tweet.created_at < buzz_start - timedelta(minutes=20) for t in tweets)
+    unbroken = detector()
+    expected = run(unbroken, tweets)
+    before = detector()
+    run(before, tweets[:cut], flush=False)
+    progress = before.brand_state("acme")
+    assert progress["state"] == "learning" and progress["minutes_seen"] >= 4 * 60
+    resumed = BuzzDetector.from_state(json.loads(json.dumps(before.state_dict())), simple_tokenize)
+    assert resumed.brand_state("acme") == progress
+    assert run(resumed, tweets[cut:]) == [
+        a for a in expected if a.fired_at > tweets[cut - 1].tweet.created_at
+    ]
+    assert new_alerts(expected)
+    assert resumed.brand_state("acme") == unbroken.brand_state("acme")
+
+
+def _busy_brand(minutes: int, start: datetime, per_minute: int = 100, seed: int = 0) -> list[ScoredTweet]:
+    """`per_minute` tweets a minute by many authors, a quarter negative, in order."""
+    rng = random.Random(seed)
+    labels = ("negative", "neutral", "neutral", "positive")
+    tweets = []
+    for minute in range(minutes):
+        for index in range(per_minute):
+            moment = start + timedelta(minutes=minute, seconds=60 * index / per_minute)
+            label = labels[rng.randrange(4)]
+            tweets.append(
+                scored(
+                    f"t{minute}-{index}",
+                    moment,
+                    label,
+                    f"{label} words {rng.randrange(5000)} {rng.randrange(5000)}",
+                    author=f"a{rng.randrange(50_000)}",
+                )
+            )
+    return tweets
+
+
+@pytest.mark.slow
+def test_the_state_stays_bounded_for_a_busy_brand() -> None:
+    det = detector()
+    sizes = []
+    for day in range(3):  # 100 tweets a minute: the state after each day
+        run(det, _busy_brand(24 * 60, START + timedelta(days=day), seed=day), flush=False)
+        sizes.append(len(json.dumps(det.state_dict())))
+    assert sizes[2] <= 1.05 * sizes[1] and sizes[1] <= 1.05 * sizes[0]
+    assert sizes[2] < 4_000_000
