@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from datetime import datetime, timedelta
 
 import pytest
 
 from buzzwatch.schema import ScoredTweet
+from buzzwatch.settings import REPO_ROOT
 from detection.streams import START, background, burst, hard_labels, in_order, run, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
+from worker.detection.config import load_prior
 
 
 def detector() -> BuzzDetector:
@@ -173,3 +177,12 @@ def test_the_state_stays_bounded_for_a_busy_brand() -> None:
         sizes.append(len(json.dumps(det.state_dict())))
     assert sizes[2] <= 1.05 * sizes[1] and sizes[1] <= 1.05 * sizes[0]
     assert sizes[2] < 4_000_000
+
+
+def test_the_shipped_prior_is_what_its_script_builds() -> None:
+    prior = load_prior()
+    assert len(prior["day_shape"]) == 24 and sum(prior["day_shape"]) == pytest.approx(24, abs=0.01)
+    assert 0.1 < prior["negative_share"] < 0.7 and 0 < prior["share_prior_tweets"] < 20
+    assert DetectorConfig().share_prior == prior["negative_share"]
+    script = REPO_ROOT / "scripts" / "build_detector_prior.py"
+    assert subprocess.run([sys.executable, str(script), "--check"], check=False).returncode == 0
