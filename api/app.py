@@ -434,12 +434,12 @@ def _register_routes(app: Flask) -> None:
             _refuse_anonymous_text_feedback(svc.settings)
         if body.prediction_id is not None:
             logged = svc.store.find_prediction(body.prediction_id)
-            if logged is None and svc.store.write_error and svc.store.ids.issued_age_s(body.prediction_id):
-                raise RequestError(  # issued here, maybe still queued in another worker for the database
-                    f"prediction {body.prediction_id!r} is not in the log yet: {svc.store.write_error}",
-                    status=503,
-                    retry_after_s=30,
-                )
+            if logged is None and svc.store.ids.issued_age_s(body.prediction_id) is not None:
+                write_problem = svc.store.write_error or svc.store.write_problem()
+                if write_problem:  # issued here: perhaps still queued in another worker for the database
+                    raise RequestError(
+                        f"prediction {body.prediction_id!r} is not in the log yet: {write_problem}", 503, 30
+                    )
             if logged is None:
                 raise RequestError(
                     f"unknown prediction id {body.prediction_id[:64]!r}: use an id returned by /v1/predict "

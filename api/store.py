@@ -289,12 +289,10 @@ class FeedbackStore:
         """None when the database takes writes now (queued predictions are written first); else why not."""
         try:
             self.flush()
-            with self.engine.begin() as connection:  # a real write, rolled into the WAL like any other
-                connection.execute(
-                    update(secrets_table)
-                    .where(secrets_table.c.name == "prediction_id_key")
-                    .values(value=secrets_table.c.value)
-                )
+            probe_row = {"name": "write_probe", "value": secrets.token_hex(8)}
+            with self.engine.begin() as connection:  # new content: SQLite skips rewriting an identical row
+                connection.execute(secrets_table.delete().where(secrets_table.c.name == probe_row["name"]))
+                connection.execute(insert(secrets_table).values(**probe_row))
         except StoreUnwritable as exc:
             return str(exc)
         except Exception as exc:

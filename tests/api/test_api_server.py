@@ -261,3 +261,36 @@ def test_who_may_write_feedback_over_http(server: Server) -> None:
         ("free text from anyone", "app_token"),
         ("lovely crew", "anonymous_by_id"),
     ]
+
+
+def test_a_disk_that_refuses_writes_is_a_clear_503_then_nothing_is_lost(server: Server) -> None:
+    database = str((server.var_dir / "buzzwatch.db").resolve())
+    workers = psutil.Process(server.process.pid).children()
+    # From here every write of the workers to any file fails (EFBIG), as on a full or read-only disk: a
+    # file-size limit of 0 needs no privilege, unlike a mount, and chmod does not stop root.
+    for worker in workers:
+        worker.rlimit(psutil.RLIMIT_FSIZE, (0, psutil.RLIM_INFINITY))
+    try:
+        status, body = _request(f"{server.url}/v1/predict", {"texts": [f"lovely crew {n}" for n in range(8)]})
+        assert status == 200  # scoring needs no disk
+        prediction_ids = [p["prediction_id"] for p in json.loads(body)["predictions"]]
+        for prediction_id in prediction_ids[:4]:  # whichever worker answers: a 503 naming the database
+            status, body = _request(
+                f"{server.url}/v1/feedback", {"prediction_id": prediction_id, "label": "neutral"}
+            )
+            assert status == 503, body
+            assert database in json.loads(body)["message"]
+        status, body = _request(f"{server.url}/readyz")
+        assert status == 503 and database in json.loads(body)["database"]
+    finally:
+        for worker in workers:
+            worker.rlimit(psutil.RLIMIT_FSIZE, (psutil.RLIM_INFINITY, psutil.RLIM_INFINITY))
+    deadline = time.monotonic() + 10
+    while _request(f"{server.url}/readyz")[0] != 200:  # each worker writes its queue again
+        assert time.monotonic() < deadline, "still not ready 10 s after the disk came back"
+        time.sleep(0.1)
+    for prediction_id in prediction_ids:
+        status, _ = _request(
+            f"{server.url}/v1/feedback", {"prediction_id": prediction_id, "label": "neutral"}
+        )
+        assert status == 201
