@@ -15,9 +15,11 @@ with an exclusive file lock while it is sent.
 With no SMTP host configured, messages go to the outbox folder (`<var_dir>/outbox/*.eml` through
 `from_settings`), where a person or a test can read them.
 
-`render_alert(alert)` writes a bad-buzz alert as a mail for a social-media team: subject, plain text
-and HTML with the same content (who, when, how bad against usual, volume, the terms and hashtags that
-stand out, why people are angry, representative tweets with their copy counts).
+`render_alert(alert, zone)` writes a bad-buzz alert as a mail for a social-media team: subject, plain text
+and HTML with the same content (who; when it started, by estimate, and when it was alerted, in the
+brand's time zone with UTC beside; how bad against usual, volume, the terms and hashtags that stand out
+and what share of the complaints use them, why people are angry or that no reason stands out,
+representative tweets with their copy counts and the share they stand for). No internal score names.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
@@ -41,12 +43,14 @@ from typing import Any
 
 from buzzwatch.schema import Alert
 from buzzwatch.settings import CommonSettings, SmtpSettings
+from buzzwatch.zones import local_time
 
 logger = logging.getLogger(__name__)
 
 PERMANENT_ERRORS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPNotSupportedError)
 REASONS_SHOWN = 4  # the rest of the negative reasons are summed as "other reasons"
-NO_TERMS = "none stands out against the brand's usual tweets"
+NO_TERMS = "none stands out against the brand's usual complaints"
+CANT_TELL = "can't tell"  # the reason model's "none of the known reasons"
 
 
 class Mailer:
@@ -267,32 +271,53 @@ class Mailer:
         return remaining
 
 
-def _when(alert: Alert) -> str:
-    """The window in words, e.g. '23 Feb 2015, 10:56-11:10 UTC (14 min)'."""
-    start, end = alert.window_start.astimezone(UTC), alert.window_end.astimezone(UTC)
+def _span(start: datetime, end: datetime, zone: tzinfo) -> str:
+    """A stretch of time in the zone, e.g. '10:56-11:10 CET (14 min)', with the days when they differ."""
     minutes = max(1, round((end - start).total_seconds() / 60))
-    first = f"{start.day} {start:%b %Y}, {start:%H:%M}"
-    last = f"{end:%H:%M}" if end.date() == start.date() else f"{end.day} {end:%b %Y}, {end:%H:%M}"
-    return f"{first}-{last} UTC ({minutes} min)"
+    first, last = start.astimezone(zone), end.astimezone(zone)
+    if first.date() == last.date():
+        return f"{first:%H:%M}-{local_time(end, zone, with_date=False)} ({minutes} min)"
+    return f"{local_time(start, zone)} to {local_time(end, zone)} ({minutes} min)"
+
+
+def _moment(moment: datetime, zone: tzinfo) -> str:
+    """'23 Feb 2015, 10:41 CET (09:41 UTC)'; just the UTC time when the zone is UTC."""
+    local = local_time(moment, zone)
+    utc = local_time(moment, UTC, with_date=moment.astimezone(zone).date() != moment.astimezone(UTC).date())
+    return local if local.endswith(" UTC") else f"{local} ({utc})"
 
 
 def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _reason_name(reason: str) -> str:
+    return "none of the known reasons" if reason.lower() == CANT_TELL else reason
+
+
 def _reason_rows(reasons: Mapping[str, float]) -> list[tuple[str, str]]:
     """(share, reason) of the main negative reasons, largest first; the rest summed as 'other reasons'."""
     ranked = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
-    rows = [(f"{share:.0%}", _capitalised(reason)) for reason, share in ranked[:REASONS_SHOWN]]
+    rows = [(f"{share:.0%}", _capitalised(_reason_name(reason))) for reason, share in ranked[:REASONS_SHOWN]]
     rest = sum(share for _, share in ranked[REASONS_SHOWN:])
     return rows + ([(f"{rest:.0%}", "other reasons")] if rest > 0 else [])
+
+
+def _why(alert: Alert) -> str:
+    """The reasons' heading: the one that stands out, or plainly that none does."""
+    if not alert.reasons:
+        return "Why people are angry"
+    if alert.main_reason:
+        return f"Why people are angry: mostly {_reason_name(alert.main_reason).lower()}"
+    return "Why people are angry: no single reason stands out"
 
 
 def _sample_rows(alert: Alert) -> list[tuple[str, str]]:
     """(text, notes) of each representative tweet; notes: its reason and how often it was posted."""
     rows = []
     for sample in alert.samples:
-        notes = [_capitalised(str(sample["reason"]))] if sample.get("reason") else []
+        reason = sample.get("reason")
+        notes = [_capitalised(_reason_name(str(reason)))] if reason else []
         copies = int(sample.get("group_size") or 1)
         if copies > 1:
             notes.append(f"posted {copies} times (retweets and copies)")
@@ -307,39 +332,59 @@ def _by_authors(alert: Alert) -> str:
     return f" from {alert.authors} {'person' if alert.authors == 1 else 'people'}"
 
 
-def render_alert(alert: Alert) -> tuple[str, str, str]:
-    """Subject, plain text and HTML of a bad-buzz alert email (the same content in both bodies)."""
+def render_alert(alert: Alert, zone: tzinfo = UTC) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of a bad-buzz alert email (the same content in both bodies).
+
+    Times are written in `zone`, the brand's time zone (`buzzwatch.zones`), with UTC beside them.
+    """
     headline = "Bad buzz" if alert.kind == "new" else "Bad buzz growing"
+    began = alert.started_at or alert.window_start
     subject = (
         f"[BuzzWatch] {headline}: {alert.brand}: {alert.negative_share:.0%} negative "
-        f"(usually {alert.baseline_share:.0%}), {alert.volume} tweets"
+        f"(usually {alert.baseline_share:.0%}), {alert.volume} tweets, since {local_time(began, zone, False)}"
     )
     how_bad = (
         f"{alert.negative_share:.0%} of the tweets are negative, against {alert.baseline_share:.0%} usually."
     )
     expected = f"{alert.baseline_volume:.0f}"
+    terms = ", ".join(alert.top_terms) or NO_TERMS
+    if (alert.top_terms or alert.top_hashtags) and alert.terms_share is not None:
+        terms += f" (terms or hashtags in {alert.terms_share:.0%} of the negative tweets)"
+    started = (
+        f"about {_moment(alert.started_at, zone)}, by estimate"
+        if alert.started_at
+        else f"at or before {_moment(alert.window_start, zone)}"
+    )
     facts = [
-        ("When", _when(alert)),
+        ("Started", started),
+        ("Alerted", _moment(alert.fired_at, zone)),
+        ("Window", _span(alert.window_start, alert.window_end, zone)),
         ("Volume", f"{alert.volume} tweets{_by_authors(alert)} (about {expected} expected in that time)"),
-        ("Terms", ", ".join(alert.top_terms) or NO_TERMS),
+        ("Terms", terms),
         ("Hashtags", ", ".join(alert.top_hashtags) or NO_TERMS),
     ]
     reasons = _reason_rows(alert.reasons)
     samples = _sample_rows(alert)
     news = "A new bad buzz" if alert.kind == "new" else "An update: this bad buzz was alerted before and grew"
-    footer = f"{news} (episode {alert.episode_id}); spike score {alert.score:.1f}."
+    footer = f"{news} (reference {alert.episode_id})."
     copies_note = "Retweets and copies are shown once, with how many times they were posted."
+    if samples and alert.samples_share is not None:
+        copies_note = (
+            f"With their copies they are {alert.samples_share:.0%} of the negative tweets. {copies_note}"
+        )
     title = f"{headline} on {alert.brand}"
+    why = _why(alert)
     return (
         subject,
-        _text_body(f"{title}: {how_bad}", facts, reasons, samples, copies_note, footer),
-        _html_body(title, how_bad, facts, reasons, samples, copies_note, footer),
+        _text_body(f"{title}: {how_bad}", facts, why, reasons, samples, copies_note, footer),
+        _html_body(title, how_bad, facts, why, reasons, samples, copies_note, footer),
     )
 
 
 def _text_body(
     lead: str,
     facts: list[tuple[str, str]],
+    why: str,
     reasons: list[tuple[str, str]],
     samples: list[tuple[str, str]],
     copies_note: str,
@@ -347,7 +392,7 @@ def _text_body(
 ) -> str:
     lines = [lead, ""]
     lines += [f"{label + ':':<10}{value}" for label, value in facts]
-    lines += ["", "Why people are angry (share of the negative tweets):"]
+    lines += ["", f"{why} (share of the negative tweets):"]
     lines += [f"  {share:>4}  {reason}" for share, reason in reasons] or ["  (no reason known)"]
     lines += ["", f"Representative negative tweets. {copies_note}"]
     for number, (text, notes) in enumerate(samples, start=1):
@@ -364,6 +409,7 @@ def _html_body(
     title: str,
     lead: str,
     facts: list[tuple[str, str]],
+    why: str,
     reasons: list[tuple[str, str]],
     samples: list[tuple[str, str]],
     copies_note: str,
@@ -390,7 +436,7 @@ def _html_body(
         f'<h2 style="color:#b00020">{esc(title)}</h2>'
         f"<p>{esc(lead)}</p>"
         f"<table>{fact_rows}</table>"
-        "<h3>Why people are angry</h3>"
+        f"<h3>{esc(why)}</h3>"
         + (f"<table>{reason_rows}</table>" if reasons else "<p>(no reason known)</p>")
         + f"<h3>Representative negative tweets</h3><p><small>{esc(copies_note)}</small></p>"
         + (f"<ol>{items}</ol>" if items else "<p>(none)</p>")

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from buzzwatch.settings import REPO_ROOT
+from buzzwatch.settings import SettingsError
+from buzzwatch.zones import DEFAULT_BRANDS_FILE, DEFAULT_ZONE, parse_zone
 
-DEFAULT_BRANDS_PATH = REPO_ROOT / "config" / "brands.toml"
+DEFAULT_BRANDS_PATH = DEFAULT_BRANDS_FILE
 MAX_RULE_CHARS = 512  # the X API v2 filtered-stream rule length limit of the basic access levels
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _HANDLE = re.compile(r"^@?\w{1,15}$")
@@ -40,6 +41,7 @@ class Brand:
     handles: tuple[str, ...]
     keywords: tuple[str, ...]
     aliases: tuple[str, ...] = ()
+    timezone: str = DEFAULT_ZONE  # IANA name: the zone its team reads times in (buzzwatch.zones)
 
     def rule(self, suffix: str = "") -> str:
         """The X API v2 filtered-stream rule that catches this brand's tweets."""
@@ -110,12 +112,17 @@ class BrandBook:
                 raise BrandConfigError(f"{where} ({name}): not X handles: {bad_handles}")
             if not lists["handles"] and not lists["keywords"]:
                 raise BrandConfigError(f"{where} ({name}): give at least one handle or keyword")
+            try:
+                zone = parse_zone(entry.get("timezone", DEFAULT_ZONE), f"{where} ({name})")
+            except SettingsError as exc:
+                raise BrandConfigError(str(exc)) from exc
             brand = Brand(
                 name=name,
                 display_name=str(entry.get("display_name") or name),
                 handles=tuple(handle.lstrip("@") for handle in lists["handles"]),
                 keywords=lists["keywords"],
                 aliases=lists["aliases"],
+                timezone=zone.key,
             )
             if len(brand.rule()) > MAX_RULE_CHARS:
                 raise BrandConfigError(f"{where} ({name}): its stream rule is longer than {MAX_RULE_CHARS}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from buzzwatch.settings import CommonSettings, env_float, env_int, env_str
+from buzzwatch.zones import brands_file
 
 
 @dataclass(frozen=True)
@@ -21,10 +22,11 @@ class UiSettings:
     lookback_hours: float
     detection_url: str | None = None  # BUZZWATCH_DETECTION_URL: read the stream from the detection service
     detection_cloud_run_auth: bool = False  # BUZZWATCH_DETECTION_AUTH=cloud-run: call it with an ID token
+    brands_file: Path | None = None  # BUZZWATCH_BRANDS_FILE: each brand's time zone (config/brands.toml)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UiSettings:
-        """Build from BUZZWATCH_API_URL, BUZZWATCH_DETECTION_* and BUZZWATCH_UI_* variables."""
+        """Build from BUZZWATCH_API_URL, BUZZWATCH_DETECTION_*, BUZZWATCH_UI_* and BUZZWATCH_BRANDS_FILE."""
         env = os.environ if env is None else env
         return cls(
             api_url=env_str(env, "BUZZWATCH_API_URL", "http://127.0.0.1:8080") or "http://127.0.0.1:8080",
@@ -34,4 +36,5 @@ class UiSettings:
             lookback_hours=env_float(env, "BUZZWATCH_UI_LOOKBACK_HOURS", 24.0),
             detection_url=env_str(env, "BUZZWATCH_DETECTION_URL"),
             detection_cloud_run_auth=env_str(env, "BUZZWATCH_DETECTION_AUTH") == "cloud-run",
+            brands_file=brands_file(env),
         )

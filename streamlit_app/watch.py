@@ -1,10 +1,10 @@
 """The Watch it page's data: the stream's records (local telemetry sink or the detection service's feed),
-per-brand series and alerts."""
+per-brand series, state and alerts, in the event time of the brand's own zone."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +13,14 @@ import requests
 
 from buzzwatch.telemetry import (
     BASELINE_NEGATIVE_SHARE,
+    BRAND_STATE,
     NEGATIVE_SHARE,
     SPIKE_SCORE,
     TWEET_VOLUME,
     read_local,
 )
 
+STATE_NAMES = {"learning": "Learning", "normal": "Normal", "bad_buzz": "Bad buzz"}
 SERIES = {
     NEGATIVE_SHARE: "negative share",
     BASELINE_NEGATIVE_SHARE: "baseline",
@@ -78,6 +80,57 @@ def brand_series(
     # every row holds the latest of each series (otherwise each line is a scatter of isolated points).
     table = table.ffill()
     return table.reindex(columns=[name for name in SERIES.values() if name in table.columns])
+
+
+def brand_state(metrics: Iterable[dict[str, Any]], brand: str) -> str | None:
+    """The brand's latest phase as a person reads it (Learning, Normal, Bad buzz); None when not reported."""
+    state = None
+    for record in metrics:
+        dimensions = record.get("dimensions") or {}
+        if record.get("name") == BRAND_STATE and dimensions.get("brand") == brand and dimensions.get("state"):
+            state = str(dimensions["state"])
+    return None if state is None else STATE_NAMES.get(state, state.replace("_", " ").capitalize())
+
+
+def local_frame(series: pd.DataFrame, zone: tzinfo) -> pd.DataFrame:
+    """The series in long form (time, series, value), times as wall-clock times of `zone` (no zone attached,
+    so the browser draws them as they are, whatever its own zone)."""
+    if series.empty:
+        return pd.DataFrame(columns=["time", "series", "value"])
+    frame = (
+        series.rename_axis("time").reset_index().melt(id_vars="time", var_name="series", value_name="value")
+    )
+    frame["time"] = frame["time"].dt.tz_convert(zone).dt.tz_localize(None)
+    return frame.dropna(subset=["value"])
+
+
+def alert_marks(alerts: Iterable[dict[str, Any]], zone: tzinfo) -> pd.DataFrame:
+    """One row per moment to mark on the charts: each alert's estimated start and its firing time."""
+    rows = []
+    for alert in alerts:
+        for key, what in (
+            ("started_at", "buzz started (estimate)"),
+            ("fired_at", f"alert ({alert.get('kind', 'new')})"),
+        ):
+            moment = pd.to_datetime(alert.get(key), utc=True, errors="coerce", format="ISO8601")
+            if not pd.isna(moment):
+                rows.append({"time": moment.tz_convert(zone).tz_localize(None), "mark": what})
+    return pd.DataFrame(rows, columns=["time", "mark"])
+
+
+def empty_hint(var_dir: Path, detection_url: str | None) -> str:
+    """What to do when there are no figures yet: where they were looked for, and where the demo writes."""
+    if detection_url:
+        return f"No figures from the detection service at {detection_url} yet: it reports as tweets flow."
+    demo_var = var_dir / "demo" / "var"  # where `buzzwatch demo` keeps its stack's files (buzzwatch/demo.py)
+    hint = (
+        f"No stream figures in {var_dir / 'telemetry'} yet. `buzzwatch demo --with-ui` starts the local "
+        "stack and this app on its figures."
+    )
+    if (demo_var / "telemetry").is_dir():
+        command = f"BUZZWATCH_VAR_DIR={demo_var} buzzwatch ui"
+        hint += f" A demo wrote figures to {demo_var / 'telemetry'}: run `{command}`."
+    return hint
 
 
 def brand_alerts(alerts: Iterable[dict[str, Any]], brand: str) -> list[dict[str, Any]]:

@@ -130,6 +130,7 @@ def run_in_process(role: str) -> int:
     from buzzwatch.notify import Mailer
     from buzzwatch.settings import CommonSettings
     from buzzwatch.telemetry import RecordingTelemetry, Telemetry
+    from buzzwatch.zones import brand_zones, brands_file
     from worker.detection_service import (
         AlertDispatcher,
         DetectionService,
@@ -170,7 +171,7 @@ def run_in_process(role: str) -> int:
                 store = DetectionStore(settings.database_url, reset_corrupt=reset)
                 service = DetectionService(
                     store,
-                    AlertDispatcher(telemetry, mailer),
+                    AlertDispatcher(telemetry, mailer, brand_zones(brands_file(env))),
                     telemetry,
                     DetectorConfig.from_env(env),
                     None,

@@ -44,7 +44,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from buzzwatch import telemetry as names
 from buzzwatch.notify import Mailer, render_alert
 from buzzwatch.schema import Alert, SchemaError, ScoredTweet, format_timestamp, load_json
 from buzzwatch.telemetry import RecordingTelemetry, Telemetry
+from buzzwatch.zones import zone_of
 from worker.detection import BuzzDetector, DetectorConfig
 
 log = logging.getLogger("buzzwatch.detection")
@@ -260,9 +261,12 @@ class DetectionStore:
 class AlertDispatcher:
     """Sends one alert everywhere: the BadBuzzAlert event (Azure or the local sink), email, the log."""
 
-    def __init__(self, telemetry: Telemetry, mailer: Mailer) -> None:
+    def __init__(
+        self, telemetry: Telemetry, mailer: Mailer, zones: Mapping[str, tzinfo] | None = None
+    ) -> None:
         self.telemetry = telemetry
         self.mailer = mailer
+        self.zones = dict(zones or {})  # brand -> time zone of its mails (`buzzwatch.zones.brand_zones`)
 
     def dispatch(self, alert: Alert) -> None:
         """Record the event and spool the mail (the Mailer retries until SMTP takes it)."""
@@ -286,7 +290,7 @@ class AlertDispatcher:
                 "score": alert.score,
             },
         )
-        subject, text_body, html_body = render_alert(alert)
+        subject, text_body, html_body = render_alert(alert, zone_of(alert.brand, self.zones))
         delivered = self.mailer.send(subject, text_body, html_body)
         log.warning(
             "BAD BUZZ ALERT",
@@ -486,16 +490,20 @@ class DetectionService:
             self.telemetry.metric(names.DUPLICATES_SKIPPED, pending.duplicates, {"stage": "detection"})
         if pending.late:
             self.telemetry.metric(names.DEAD_LETTERED, pending.late, {"reason": "late", "stage": "detection"})
+        watermark = self.detector.watermark  # the event time the figures are of (the app's time axis)
         for brand in sorted(pending.brands):
             snapshot = self.detector.snapshot(brand)
-            self.telemetry.metric(names.NEGATIVE_SHARE, snapshot["negative_share"], {"brand": brand})
-            self.telemetry.metric(names.BASELINE_NEGATIVE_SHARE, snapshot["baseline_share"], {"brand": brand})
-            self.telemetry.metric(names.SPIKE_SCORE, snapshot["score"], {"brand": brand})
-            self.telemetry.metric(names.TWEET_VOLUME, snapshot["volume"], {"brand": brand})
+            dimensions = {"brand": brand}
+            if watermark is not None:
+                dimensions["event_time"] = format_timestamp(datetime.fromtimestamp(watermark, UTC))
+            self.telemetry.metric(names.NEGATIVE_SHARE, snapshot["negative_share"], dimensions)
+            self.telemetry.metric(names.BASELINE_NEGATIVE_SHARE, snapshot["baseline_share"], dimensions)
+            self.telemetry.metric(names.SPIKE_SCORE, snapshot["score"], dimensions)
+            self.telemetry.metric(names.TWEET_VOLUME, snapshot["volume"], dimensions)
             phase = self.brand_states.get(brand)
             if phase is not None:  # learning (it can alert meanwhile), normal or bad_buzz
-                dimensions = {"brand": brand, "state": phase["state"]}
-                self.telemetry.metric(names.BRAND_STATE, phase["learning_progress"], dimensions)
+                state_dimensions = {**dimensions, "state": phase["state"]}
+                self.telemetry.metric(names.BRAND_STATE, phase["learning_progress"], state_dimensions)
         if pending.ids:
             self.telemetry.metric(
                 names.PROCESSING_LATENCY_MS,

@@ -1,16 +1,37 @@
-"""Watch it: per brand, volume and negative share against the baseline, and the alerts that explain it."""
+"""Watch it: per brand, its state, volume and negative share against the baseline with its alerts marked,
+and the alerts that explain it; every time in event time, in the brand's own time zone."""
 
 from datetime import timedelta
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from buzzwatch.telemetry import alerts_in
+from buzzwatch.zones import brand_zones, local_time, zone_of
 from streamlit_app.settings import UiSettings
-from streamlit_app.watch import FeedError, brand_alerts, brand_series, brands_in, load_records
+from streamlit_app.watch import (
+    FeedError,
+    alert_marks,
+    brand_alerts,
+    brand_series,
+    brand_state,
+    brands_in,
+    empty_hint,
+    load_records,
+    local_frame,
+)
 
 settings = UiSettings.from_env()
 st.title("Watch it")
+TIME_FORMAT = "%d %b %H:%M"  # 24-hour clock, no seconds
+COLORS = {"negative share": "#d62728", "baseline": "#7f7f7f", "volume": "#1f77b4"}
+
+
+@st.cache_resource
+def zones() -> dict:
+    """Each brand's time zone, read once from the brands file."""
+    return brand_zones(settings.brands_file)
 
 
 def records(kind: str) -> list[dict]:
@@ -24,65 +45,140 @@ except FeedError as exc:
     st.error(str(exc))
     st.stop()
 if not brands:
-    where = settings.detection_url or settings.var_dir / "telemetry"
-    st.info(
-        f"No stream figures from {where} yet. Start the local stack with `buzzwatch demo`: the detection "
-        "service writes its metrics and alerts there."
-    )
+    st.info(empty_hint(settings.var_dir, settings.detection_url))
     st.stop()
 
 brand = st.selectbox("Brand", brands)
 live = st.toggle("Live", value=True, help=f"refresh every {settings.refresh_s:g} s")
 
 
+def chart(
+    frame: pd.DataFrame, marks: pd.DataFrame, names: list[str], title: str, zone_name: str
+) -> alt.Chart:
+    """Lines of `names` over event time, alerts marked: dashed at a buzz's start, solid at the alert."""
+    x = alt.X("time:T", title=f"event time ({zone_name})", axis=alt.Axis(format=TIME_FORMAT, labelAngle=0))
+    y_format = ".0%" if title == "negative share" else "~s"
+    lines = (
+        alt.Chart(frame[frame["series"].isin(names)])
+        .mark_line(interpolate="step-after")
+        .encode(
+            x=x,
+            y=alt.Y("value:Q", title=title, axis=alt.Axis(format=y_format)),
+            color=alt.Color(
+                "series:N",
+                scale=alt.Scale(domain=names, range=[COLORS[name] for name in names]),
+                legend=alt.Legend(orient="bottom", title=None),
+            ),
+            tooltip=[
+                alt.Tooltip("time:T", format=TIME_FORMAT),
+                "series:N",
+                alt.Tooltip("value:Q", format=".3"),
+            ],
+        )
+    )
+    if marks.empty:
+        return lines
+    rules = (
+        alt.Chart(marks)
+        .mark_rule(color="#b00020")
+        .encode(
+            x="time:T",
+            strokeDash=alt.StrokeDash(
+                "mark:N", legend=alt.Legend(orient="bottom", title=None), sort="descending"
+            ),
+            tooltip=[alt.Tooltip("time:T", format=TIME_FORMAT), "mark:N"],
+        )
+    )
+    return alt.layer(lines, rules).resolve_scale(strokeDash="independent")
+
+
+def reasons_chart(reasons: dict[str, float]) -> alt.Chart:
+    """The negative reasons as horizontal bars with their whole names (no cut labels)."""
+    frame = pd.DataFrame({"reason": list(reasons), "share": list(reasons.values())})
+    return (
+        alt.Chart(frame, height=24 * len(frame) + 20)
+        .mark_bar()
+        .encode(
+            x=alt.X("share:Q", axis=alt.Axis(format=".0%"), title="share of the negative tweets"),
+            y=alt.Y("reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=0)),
+            tooltip=["reason:N", alt.Tooltip("share:Q", format=".0%")],
+        )
+    )
+
+
 @st.fragment(run_every=settings.refresh_s if live else None)
 def brand_panel() -> None:
-    """The charts and alerts of one brand, refreshed on its own."""
+    """The state, charts and alerts of one brand, refreshed on their own."""
     lookback = timedelta(hours=settings.lookback_hours)
+    zone = zone_of(brand, zones())
     try:
-        series = brand_series(records("metrics"), brand, lookback)
+        metrics = records("metrics")
+        series = brand_series(metrics, brand, lookback)
         alerts = brand_alerts(alerts_in(records("events")), brand)
     except FeedError as exc:
         st.error(str(exc))
         return
+    state = brand_state(metrics, brand)
     if series.empty:
         st.info(f"No figures for {brand} yet.")
     else:
         latest = series.ffill().iloc[-1]
-        columns = st.columns(3)
-        columns[0].metric("Negative share", f"{latest.get('negative share', 0):.0%}")
-        columns[1].metric("Baseline", f"{latest.get('baseline', 0):.0%}")
-        columns[2].metric("Volume (window)", f"{latest.get('volume', 0):.0f}")
+        columns = st.columns(4)
+        columns[0].metric("State", state or "not reported", help="learning while its history is short")
+        columns[1].metric("Negative share", f"{latest.get('negative share', 0):.0%}")
+        columns[2].metric("Usual share", f"{latest.get('baseline', 0):.0%}")
+        columns[3].metric("Volume (window)", f"{latest.get('volume', 0):.0f}")
+        st.caption(f"Figures up to {local_time(series.index[-1].to_pydatetime(), zone)} (event time).")
+        frame = local_frame(series, zone)
+        shown = frame["time"].min()
+        marks = alert_marks(alerts, zone)
+        marks = marks[marks["time"] >= shown] if not marks.empty else marks
+        zone_name = str(zone)
         shares = [name for name in ("negative share", "baseline") if name in series.columns]
         if shares:
-            st.subheader("Negative share vs baseline")
-            colors = {"negative share": "#d62728", "baseline": "#7f7f7f"}
-            st.line_chart(series[shares], color=[colors[name] for name in shares])
+            st.subheader("Negative share vs usual")
+            st.altair_chart(chart(frame, marks, shares, "negative share", zone_name), width="stretch")
         if "volume" in series.columns:
             st.subheader("Volume")
-            st.area_chart(series[["volume"]])
+            st.altair_chart(
+                chart(frame, marks, ["volume"], "tweets in the window", zone_name), width="stretch"
+            )
     st.subheader(f"Alerts ({len(alerts)})")
     if not alerts:
         st.caption(f"No bad-buzz alert for {brand} yet.")
     for alert in alerts:
+        fired = pd.Timestamp(alert["fired_at"]).to_pydatetime()
+        started = pd.Timestamp(alert["started_at"]).to_pydatetime() if alert.get("started_at") else None
+        since = f"since {local_time(started, zone)} · " if started else ""
         title = (
-            f"{alert.get('fired_at')} · negative {alert.get('negative_share', 0):.0%} vs "
-            f"{alert.get('baseline_share', 0):.0%} · {alert.get('volume')} tweets · "
-            f"{alert.get('kind', 'new')}"
+            f"{since}alerted {local_time(fired, zone)} · negative {alert.get('negative_share', 0):.0%} vs "
+            f"{alert.get('baseline_share', 0):.0%} usually · {alert.get('volume')} tweets · "
+            f"{'new' if alert.get('kind', 'new') == 'new' else 'growing'}"
         )
         with st.expander(title, expanded=alert is alerts[0]):
+            window_start = pd.Timestamp(alert["window_start"]).to_pydatetime()
+            window_end = pd.Timestamp(alert["window_end"]).to_pydatetime()
             st.write(
-                f"Window {alert.get('window_start')} to {alert.get('window_end')}, score {alert.get('score')}"
+                f"Measured from {local_time(window_start, zone)} to {local_time(window_end, zone, False)}"
+                + (f", started about {local_time(started, zone)} by estimate." if started else ".")
             )
-            terms = ", ".join(alert.get("top_terms") or []) or "none"
-            tags = ", ".join(alert.get("top_hashtags") or []) or "none"
-            st.markdown(f"**Over-represented terms:** {terms}  \n**Hashtags:** {tags}")
+            terms = ", ".join(alert.get("top_terms") or []) or "none stands out"
+            tags = ", ".join(alert.get("top_hashtags") or []) or "none stands out"
+            covered = alert.get("terms_share")
+            reach = f" (in {covered:.0%} of the negative tweets)" if covered is not None and terms else ""
+            st.markdown(f"**Terms:** {terms}{reach}  \n**Hashtags:** {tags}")
             reasons = alert.get("reasons") or {}
             if reasons:
-                st.bar_chart(pd.Series(reasons, name="share"), horizontal=True)
+                main = alert.get("main_reason")
+                st.markdown(f"**Why:** mostly {main}" if main else "**Why:** no single reason stands out")
+                st.altair_chart(reasons_chart(reasons), width="stretch")
             samples = alert.get("samples") or []
             if samples:
-                st.markdown("**Representative tweets**")
+                share = alert.get("samples_share")
+                note = (
+                    f" (with their copies, {share:.0%} of the negative tweets)" if share is not None else ""
+                )
+                st.markdown(f"**Representative tweets**{note}")
                 for sample in samples:
                     st.markdown(f"> {sample.get('text', sample) if isinstance(sample, dict) else sample}")
 

@@ -13,7 +13,7 @@ import pytest
 
 from buzzwatch import telemetry as names
 from buzzwatch.emulator import free_port
-from buzzwatch.schema import Alert, ScoredTweet
+from buzzwatch.schema import Alert, ScoredTweet, parse_timestamp
 from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
 from detection.streams import START, background, burst, in_order, scored, simple_tokenize
 from worker.detection import DetectorConfig
@@ -109,6 +109,9 @@ def test_the_idle_watermark_ends_an_episode_on_a_quiet_live_stream(tmp_path: Pat
     assert saved["episode"] is None and saved["last_episode"]["ended_minute"] is not None  # committed
     spike_scores = [m for m in telemetry.recent("metrics")[metrics_before:] if m["name"] == names.SPIKE_SCORE]
     assert len(spike_scores) >= 60  # a fresh snapshot as each quiet minute closed
+    # Each figure says which event time it is of (the app's time axis), not when it was written.
+    event_times = [parse_timestamp(m["dimensions"]["event_time"]) for m in spike_scores]
+    assert event_times == sorted(event_times) and event_times[-1].timestamp() == service.detector.watermark
 
 
 def test_the_idle_watermark_follows_an_event_clock_far_behind_the_wall_clock(tmp_path: Path) -> None:

@@ -78,6 +78,8 @@ def test_text_attribution_agrees_with_the_airline_column_of_the_real_data(brands
         ([{"name": "a", "handles": ["not a handle"]}], "not X handles"),
         ([{"name": "a"}], "at least one handle or keyword"),
         ([{"name": "a", "keywords": ["word"] * 100}], "longer than 512"),
+        ([{"name": "a", "handles": ["x"], "timezone": "Paris"}], "unknown time zone 'Paris'"),
+        ([{"name": "a", "handles": ["x"], "timezone": 1}], "IANA time zone name"),
     ],
 )
 def test_bad_brand_config_is_refused_with_a_clear_message(entries, message):
@@ -92,3 +94,9 @@ def test_a_missing_or_broken_file_names_itself(tmp_path):
     broken.write_text("[[brand]\nname=")
     with pytest.raises(BrandConfigError, match="not valid TOML"):
         BrandBook.load(broken)
+
+
+def test_each_configured_brand_has_its_time_zone(brands):
+    assert brands["airparadis"].timezone == "Europe/Paris"
+    assert brands["united"].timezone == "America/Chicago"
+    assert BrandBook.from_dicts([{"name": "a", "handles": ["x"]}])["a"].timezone == "UTC"

@@ -6,10 +6,14 @@ from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from buzzwatch.notify import NO_TERMS, Mailer, render_alert
 from buzzwatch.schema import Alert
-from buzzwatch.settings import SmtpSettings
+from buzzwatch.settings import CommonSettings, SmtpSettings
+from buzzwatch.telemetry import BAD_BUZZ_ALERT, LocalTelemetry, RecordingTelemetry
+from buzzwatch.zones import brand_zones
+from worker.detection_service import AlertDispatcher
 
 REASONS = {
     "cancelled flight": 0.55,
@@ -48,6 +52,7 @@ def alert(**changes: object) -> Alert:
         "top_hashtags": ("#unitedfail",),
         "reasons": REASONS,
         "samples": SAMPLES,
+        "main_reason": "cancelled flight",
     }
     values.update(changes)
     return Alert(**values)  # type: ignore[arg-type]
@@ -55,16 +60,18 @@ def alert(**changes: object) -> Alert:
 
 def test_the_mail_says_who_when_how_bad_why_with_examples() -> None:
     subject, text, _ = render_alert(alert())
-    assert subject == "[BuzzWatch] Bad buzz: united: 94% negative (usually 59%), 112 tweets"
+    assert subject == "[BuzzWatch] Bad buzz: united: 94% negative (usually 59%), 112 tweets, since 10:56 UTC"
     assert text.startswith("Bad buzz on united: 94% of the tweets are negative, against 59% usually.\n")
-    assert "When:     23 Feb 2015, 10:56-11:10 UTC (14 min)" in text
+    assert "Started:  at or before 23 Feb 2015, 10:56 UTC\n" in text  # no estimate: the window's start
+    assert "Alerted:  23 Feb 2015, 11:10 UTC\n" in text and "Window:   10:56-11:10 UTC (14 min)" in text
     assert "Volume:   112 tweets (about 34 expected in that time)" in text  # authors unknown
     _, with_authors, html = render_alert(alert(authors=87))
     assert "Volume:   112 tweets from 87 people (about 34 expected in that time)" in with_authors
     assert "112 tweets from 87 people" in html
     assert "from 1 person " in render_alert(alert(authors=1))[1]
     assert "Terms:    cancelled, canceled" in text and "Hashtags: #unitedfail" in text
-    reasons = text.split("Why people are angry (share of the negative tweets):\n")[1].split("\n\n")[0]
+    heading = "Why people are angry: mostly cancelled flight (share of the negative tweets):\n"
+    reasons = text.split(heading)[1].split("\n\n")[0]
     assert reasons.splitlines() == [
         "   55%  Cancelled flight",
         "   20%  Late flight",
@@ -76,7 +83,34 @@ def test_the_mail_says_who_when_how_bad_why_with_examples() -> None:
     assert "     [Cancelled flight; posted 30 times (retweets and copies)]" in text
     assert "  3. no one answers the phone\n     [posted 2 times (retweets and copies)]" in text
     assert text.count("  2. ") == 1 and "stuck at EWR, everything cancelled\n     [Cancelled flight]" in text
-    assert "A new bad buzz (episode united:20150223T1056Z); spike score 12.4." in text
+    assert "A new bad buzz (reference united:20150223T1056Z)." in text
+    assert "score" not in text.lower() and "12.4" not in text  # no internal score names
+
+
+def test_the_mail_tells_the_start_and_the_alert_in_the_brand_time_zone() -> None:
+    started = datetime(2015, 2, 23, 10, 41, tzinfo=UTC)
+    subject, text, html = render_alert(alert(started_at=started), ZoneInfo("Europe/Paris"))
+    assert subject.endswith(", since 11:41 CET")
+    assert "Started:  about 23 Feb 2015, 11:41 CET (10:41 UTC), by estimate\n" in text
+    assert "Alerted:  23 Feb 2015, 12:10 CET (11:10 UTC)\n" in text
+    assert "Window:   11:56-12:10 CET (14 min)" in text
+    assert "23 Feb 2015, 11:41 CET (10:41 UTC)" in html
+    _, chicago, _ = render_alert(alert(started_at=started), ZoneInfo("America/Chicago"))
+    assert "Started:  about 23 Feb 2015, 04:41 CST (10:41 UTC), by estimate" in chicago
+    late = datetime(2015, 2, 23, 23, 30, tzinfo=UTC)  # the next day in Paris
+    _, text, _ = render_alert(alert(started_at=late, fired_at=late), ZoneInfo("Europe/Paris"))
+    assert "Started:  about 24 Feb 2015, 00:30 CET (23 Feb 2015, 23:30 UTC)" in text
+
+
+def test_the_mail_says_when_no_reason_stands_out_and_what_the_terms_and_samples_stand_for() -> None:
+    reasons = {"can't tell": 0.7, "customer service issue": 0.3}
+    _, text, html = render_alert(
+        alert(main_reason=None, reasons=reasons, samples_share=0.27, terms_share=0.64)
+    )
+    assert "Why people are angry: no single reason stands out (share of the negative tweets):" in text
+    assert "   70%  None of the known reasons" in text and "no single reason stands out</h3>" in html
+    assert "Terms:    cancelled, canceled (terms or hashtags in 64% of the negative tweets)" in text
+    assert "With their copies they are 27% of the negative tweets." in text
 
 
 def test_the_html_has_the_same_content_escaped() -> None:
@@ -94,7 +128,8 @@ def test_an_update_says_it_grew_and_empty_parts_say_so() -> None:
     )
     assert subject.startswith("[BuzzWatch] Bad buzz growing: united: ")
     assert f"Terms:    {NO_TERMS}" in text and f"Hashtags: {NO_TERMS}" in text
-    assert "  (no reason known)" in text and "  (none)" in text and "(no reason known)" in html
+    assert "Why people are angry (share of the negative tweets):\n  (no reason known)" in text
+    assert "  (none)" in text and "(no reason known)" in html
     assert "An update: this bad buzz was alerted before and grew" in text
 
 
@@ -105,7 +140,7 @@ def test_a_window_over_midnight_names_both_days() -> None:
             window_end=datetime(2015, 2, 23, 0, 20, tzinfo=UTC),
         )
     )
-    assert "When:     22 Feb 2015, 23:30-23 Feb 2015, 00:20 UTC (50 min)" in text
+    assert "Window:   22 Feb 2015, 23:30 UTC to 23 Feb 2015, 00:20 UTC (50 min)" in text
 
 
 def test_the_rendered_mail_is_a_readable_two_part_message(tmp_path: Path) -> None:
@@ -116,3 +151,20 @@ def test_the_rendered_mail_is_a_readable_two_part_message(tmp_path: Path) -> Non
     assert parsed["Subject"] == subject
     assert parsed.get_body(("plain",)).get_content() == text
     assert parsed.get_body(("html",)).get_content().strip() == html
+
+
+def test_the_detection_service_mails_in_the_zone_of_the_brands_file(tmp_path: Path) -> None:
+    """From config/brands.toml's `timezone` to the mail in the outbox; the alert's JSON stays in UTC."""
+    brands = tmp_path / "brands.toml"
+    brands.write_text('[[brand]]\nname = "united"\nhandles = ["united"]\ntimezone = "America/Chicago"\n')
+    settings = CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(tmp_path)})
+    telemetry = RecordingTelemetry(LocalTelemetry(tmp_path, role="detection"))
+    dispatcher = AlertDispatcher(telemetry, Mailer.from_settings(settings), brand_zones(brands))
+    dispatcher.dispatch(alert(started_at=datetime(2015, 2, 23, 10, 41, tzinfo=UTC)))
+    (eml,) = (tmp_path / "outbox").glob("*.eml")
+    mail = message_from_bytes(eml.read_bytes(), policy=default)
+    assert mail["Subject"].endswith("since 04:41 CST")
+    assert "Started:  about 23 Feb 2015, 04:41 CST (10:41 UTC)" in mail.get_body(("plain",)).get_content()
+    (event,) = [e for e in telemetry.recent("events") if e.get("name") == BAD_BUZZ_ALERT]
+    assert event["properties"]["alert"]["started_at"] == "2015-02-23T10:41:00Z"
+    assert brand_zones(tmp_path / "absent.toml") == {}  # no brands file: every brand in UTC

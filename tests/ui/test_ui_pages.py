@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +15,7 @@ from buzzwatch.emulator import free_port
 from buzzwatch.schema import Alert
 from buzzwatch.telemetry import (
     BAD_BUZZ_ALERT,
+    BRAND_STATE,
     NEGATIVE_SHARE,
     TWEET_VOLUME,
     LocalTelemetry,
@@ -114,23 +116,32 @@ def test_the_model_shows_metrics_confusion_matrix_and_feedback(api_url: str, api
 def test_watch_it_says_how_to_get_data_when_the_sink_is_empty(isolated_var_dir: Path) -> None:
     page = _page("watch_it").run()
     assert not page.exception
-    assert "buzzwatch demo" in page.info[0].value
+    assert f"No stream figures in {isolated_var_dir / 'telemetry'}" in page.info[0].value
+    assert "buzzwatch demo --with-ui" in page.info[0].value
+    demo_var = isolated_var_dir / "demo" / "var"  # where a running demo writes its figures
+    LocalTelemetry(demo_var, role="detection").metric(NEGATIVE_SHARE, 0.2, {"brand": "airparadis"})
+    page = _page("watch_it").run()
+    assert f"BUZZWATCH_VAR_DIR={demo_var} buzzwatch ui" in page.info[0].value
 
 
 def _record_a_stream(telemetry: Telemetry) -> None:
     """Thirty minutes of two brands' figures and one alert, as the detection service reports them."""
     start = datetime(2015, 2, 24, 9, 0, tzinfo=UTC)
     for minute in range(30):
-        moment = (start + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
+        moment = (start + timedelta(minutes=minute, microseconds=123456)).isoformat().replace("+00:00", "Z")
         share = 0.2 if minute < 20 else 0.7
-        telemetry.metric(NEGATIVE_SHARE, share, {"brand": "AirParadis", "event_time": moment})
-        telemetry.metric(TWEET_VOLUME, 10 + minute, {"brand": "AirParadis", "event_time": moment})
-        telemetry.metric(NEGATIVE_SHARE, 0.1, {"brand": "Other", "event_time": moment})
+        telemetry.metric(NEGATIVE_SHARE, share, {"brand": "airparadis", "event_time": moment})
+        telemetry.metric(TWEET_VOLUME, 10 + minute, {"brand": "airparadis", "event_time": moment})
+        telemetry.metric(NEGATIVE_SHARE, 0.1, {"brand": "other", "event_time": moment})
+        state = "learning" if minute < 5 else "normal" if minute < 20 else "bad_buzz"
+        telemetry.metric(BRAND_STATE, 1.0, {"brand": "airparadis", "state": state, "event_time": moment})
     alert = Alert(
-        brand="AirParadis",
-        fired_at=start + timedelta(minutes=25),
+        brand="airparadis",
+        fired_at=start + timedelta(minutes=25, microseconds=654321),
         window_start=start + timedelta(minutes=10),
         window_end=start + timedelta(minutes=25),
+        started_at=start + timedelta(minutes=8),
+        main_reason="Lost Luggage",
         negative_share=0.7,
         baseline_share=0.2,
         volume=120,
@@ -138,7 +149,7 @@ def _record_a_stream(telemetry: Telemetry) -> None:
         top_terms=("lost", "luggage"),
         sample_ids=("1",),
         top_hashtags=("#lostbag",),
-        reasons={"Lost Luggage": 0.8, "Late Flight": 0.2},
+        reasons={"Lost Luggage": 0.8, "Flight Attendant Complaints and a very long reason": 0.2},
         samples=({"id": "1", "text": "They lost my luggage again"},),
     )
     telemetry.event(BAD_BUZZ_ALERT, properties={"alert": alert.to_dict()})
@@ -163,13 +174,30 @@ def test_watch_it_shows_a_brand_series_and_its_alert(
         monkeypatch.setenv("BUZZWATCH_DETECTION_URL", f"http://127.0.0.1:{port}")
     page = _page("watch_it").run()
     assert not page.exception
-    assert page.selectbox[0].options == ["AirParadis", "Other"]
-    assert page.metric[0].value == "70%"
+    assert page.selectbox[0].options == ["airparadis", "other"]
+    values = {metric.label: metric.value for metric in page.metric}
+    assert values["State"] == "Bad buzz" and values["Negative share"] == "70%"
     assert "Alerts (1)" in [header.value for header in page.subheader]
+    # Event time in the brand's zone (Air Paradis: Europe/Paris, UTC+1 in February), 24-hour, no seconds.
+    (expander,) = page.expander
+    assert expander.label == (
+        "since 24 Feb 2015, 10:08 CET · alerted 24 Feb 2015, 10:25 CET · negative 70% vs 20% usually · "
+        "120 tweets · new"
+    )
+    assert "Figures up to 24 Feb 2015, 10:29 CET (event time)." in page.caption[0].value
     markdown = " ".join(block.value for block in page.markdown)
     assert "lost, luggage" in markdown and "They lost my luggage again" in markdown
-    page.selectbox[0].select("Other").run()
-    assert page.metric[0].value == "10%"
+    assert "mostly Lost Luggage" in markdown
+    charts = [json.loads(chart.proto.spec) for chart in page.get("vega_lite_chart")]
+    share_chart, volume_chart, reasons = charts
+    for spec in (share_chart, volume_chart):  # the start (dashed) and the alert marked on each chart
+        assert [layer["mark"]["type"] for layer in spec["layer"]] == ["line", "rule"]
+        axis = spec["layer"][0]["encoding"]["x"]
+        assert axis["title"] == "event time (Europe/Paris)" and axis["axis"]["format"] == "%d %b %H:%M"
+    assert reasons["encoding"]["y"]["axis"]["labelLimit"] == 0  # reason labels are never cut
+    page.selectbox[0].select("other").run()
+    values = {metric.label: metric.value for metric in page.metric}
+    assert values["Negative share"] == "10%" and values["State"] == "not reported"
     assert "Alerts (0)" in [header.value for header in page.subheader]
 
 

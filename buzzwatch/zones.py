@@ -1,0 +1,74 @@
+"""Each brand's time zone, for the times a person reads (the e-mail, the app); the JSON stays in UTC.
+
+The zone is the `timezone` of the brand's [[brand]] table in the brands file (config/brands.toml, or
+BUZZWATCH_BRANDS_FILE), an IANA name such as "Europe/Paris"; a brand without one, or a brand the file
+does not list, reads UTC. Ingest validates the same field when it loads the file (`parse_zone`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from buzzwatch.settings import REPO_ROOT, SettingsError, env_str
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BRANDS_FILE = REPO_ROOT / "config" / "brands.toml"
+DEFAULT_ZONE = "UTC"
+
+
+def brands_file(env: Mapping[str, str] | None = None) -> Path:
+    """The brands file: BUZZWATCH_BRANDS_FILE, else config/brands.toml."""
+    env = os.environ if env is None else env
+    return Path(env_str(env, "BUZZWATCH_BRANDS_FILE", str(DEFAULT_BRANDS_FILE)) or DEFAULT_BRANDS_FILE)
+
+
+def parse_zone(name: object, where: str) -> ZoneInfo:
+    """An IANA time zone by name; SettingsError naming `where` when it is not one."""
+    if not isinstance(name, str) or not name.strip():
+        raise SettingsError(f"{where}: 'timezone' must be an IANA time zone name such as 'Europe/Paris'")
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(
+            f"{where}: unknown time zone {name!r} (use an IANA name such as 'Europe/Paris')"
+        ) from exc
+
+
+def brand_zones(path: Path | None = None) -> dict[str, ZoneInfo]:
+    """Brand name -> its time zone, from the brands file; {} (every brand in UTC) when there is no file.
+
+    A file that is not valid TOML, or a zone that does not exist, is a SettingsError that names it.
+    """
+    path = path or brands_file()
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        log.warning("no brands file: times are shown in UTC", extra={"path": str(path)})
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"brands file {path} is not valid TOML: {exc}") from exc
+    zones = {}
+    for entry in document.get("brand", []):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str):
+            zones[name] = parse_zone(entry.get("timezone", DEFAULT_ZONE), f"{path}: brand {name!r}")
+    return zones
+
+
+def zone_of(brand: str, zones: Mapping[str, tzinfo]) -> tzinfo:
+    """The brand's zone, UTC when it has none."""
+    return zones.get(brand, UTC)
+
+
+def local_time(moment: datetime, zone: tzinfo, with_date: bool = True) -> str:
+    """A moment as a person reads it in `zone`: '23 Feb 2015, 10:41 CET' (or '10:41 CET')."""
+    local = moment.astimezone(zone)
+    clock = f"{local:%H:%M} {local.tzname() or ''}".rstrip()
+    return f"{local.day} {local:%b %Y}, {clock}" if with_date else clock
