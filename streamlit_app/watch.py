@@ -168,7 +168,7 @@ def load_records(
         if cloud_run_auth:
             token = requests.get(
                 METADATA_IDENTITY,
-                params={"audience": base},
+                params={"audience": base, "format": "full"},  # full: with the e-mail the service checks
                 headers={"Metadata-Flavor": "Google"},
                 timeout=timeout_s,
             )

@@ -4,7 +4,8 @@
 
 `POST /pubsub/push`: one push envelope `{"message": {"data": base64, "attributes", "messageId"}, ...}`.
 - 204: done (scored and published to the scored topic, or malformed and published to the dead-letter topic)
-- 401: the push OIDC token is missing or wrong (when PUSH_AUTH_AUDIENCE is set)
+- 401: the push OIDC token is missing or wrong (when PUSH_AUTH_AUDIENCE is set: signed by Google for that
+  audience, from PUSH_AUTH_SERVICE_ACCOUNT with a verified e-mail; see `worker.auth`)
 - 500: a transient failure (model, Pub/Sub): Pub/Sub delivers it again
 `GET /healthz` (alive) and `GET /readyz` (model loaded).
 """
@@ -28,20 +29,11 @@ from buzzwatch import telemetry as names
 from buzzwatch.schema import SchemaError, load_json
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import Telemetry
+from worker.auth import GoogleTokenVerifier, TokenVerifier
 from worker.cli import SERVER_PID_VARIABLE
 from worker.scoring import ScoringService, TransientError, WorkerSettings, build_scoring_service
 
 log = logging.getLogger("buzzwatch.worker")
-
-TokenVerifier = Callable[[str, str], Mapping[str, Any]]
-
-
-def google_token_verifier(token: str, audience: str) -> Mapping[str, Any]:
-    """Verify a Google-signed OIDC token (what Pub/Sub push sends) and return its claims."""
-    from google.auth.transport import requests as google_requests
-    from google.oauth2 import id_token
-
-    return id_token.verify_oauth2_token(token, google_requests.Request(), audience=audience)
 
 
 def create_app(
@@ -61,7 +53,8 @@ def create_app(
         configure_logging(settings.log_level)
     telemetry = telemetry or Telemetry.from_settings(settings, role="worker")
     service = service or build_scoring_service(settings, worker_settings, env, telemetry)
-    verifier = token_verifier or google_token_verifier
+    worker_settings.push_auth.check()
+    verifier = token_verifier or GoogleTokenVerifier()
 
     app = Flask(__name__)
     app.extensions["buzzwatch"] = {"service": service, "telemetry": telemetry}
@@ -179,21 +172,7 @@ class PushRoute:
         return "204 NO CONTENT", None
 
     def _authorised(self, header: str) -> bool:
-        audience = self.settings.push_audience
-        if not audience:
-            return True
-        if not header.startswith("Bearer "):
-            return False
-        try:
-            claims = self.verifier(header.removeprefix("Bearer ").strip(), audience)
-        except Exception as exc:  # any verification failure is a refusal
-            log.warning("push token refused", extra={"error": str(exc)})
-            return False
-        expected = self.settings.push_service_account
-        if expected and (claims.get("email") != expected or not claims.get("email_verified", False)):
-            log.warning("push token from an unexpected account", extra={"email": claims.get("email")})
-            return False
-        return True
+        return self.settings.push_auth.allows(header, self.verifier)
 
 
 def _content_length(environ: Mapping[str, Any]) -> int:

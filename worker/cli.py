@@ -93,6 +93,9 @@ def register(subparsers: Any) -> None:
 def run_worker_command(args: argparse.Namespace) -> int:
     """Run one worker role until the end of time or SIGTERM."""
     if args.role == "scoring" and args.mode == "push":
+        from worker.scoring import WorkerSettings
+
+        WorkerSettings.from_env(os.environ).push_auth.check()  # refused here, not in each server process
         # Become the server, so SIGTERM (Cloud Run, a supervisor, a test) reaches it and no child is orphaned.
         command = push_server_command(args.host, args.port, args.workers, args.threads)
         # Its worker processes compare their parent with this pid (the server's, after exec) to see it die.
@@ -145,6 +148,8 @@ def run_in_process(role: str) -> int:
     settings = CommonSettings.from_env(env)
     configure_logging(settings.log_level)
     worker_settings = WorkerSettings.from_env(env)
+    if role == "detection":
+        worker_settings.feed_auth.check()
     stop = threading.Event()
 
     def handle(signum: int, frame: object) -> None:
@@ -184,7 +189,13 @@ def run_in_process(role: str) -> int:
                     f"the detection service cannot start: {exc}"
                 )
                 return 2
-            health = serve_health(worker_settings.health_port, service, feed)
+            health = serve_health(
+                worker_settings.health_port,
+                service,
+                feed,
+                worker_settings.health_host,
+                worker_settings.feed_auth,
+            )
             try:
                 run_detection(service, settings, worker_settings, env, stop)
             finally:

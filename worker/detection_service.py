@@ -57,6 +57,7 @@ from buzzwatch.notify import Mailer, render_alert
 from buzzwatch.schema import Alert, SchemaError, ScoredTweet, format_timestamp, load_json
 from buzzwatch.telemetry import RecordingTelemetry, Telemetry
 from buzzwatch.zones import zone_of
+from worker.auth import GoogleTokenVerifier, IdTokenPolicy, TokenVerifier
 from worker.detection import BuzzDetector, DetectorConfig
 
 log = logging.getLogger("buzzwatch.detection")
@@ -527,7 +528,12 @@ class DetectionService:
 
 
 def serve_health(
-    port: int, service: DetectionService, feed: RecordingTelemetry | None = None
+    port: int,
+    service: DetectionService,
+    feed: RecordingTelemetry | None = None,
+    host: str = "127.0.0.1",
+    feed_auth: IdTokenPolicy | None = None,
+    verifier: TokenVerifier | None = None,
 ) -> ThreadingHTTPServer:
     """`/healthz` for the container platform and, with a `feed`, the stream's latest figures for the app.
 
@@ -537,8 +543,10 @@ def serve_health(
 
     `GET /v1/watch/metrics?since=ISO` and `/v1/watch/events?since=ISO` answer `{"records": [...]}` in the
     local sink's line format: what the Streamlit app's Watch it page reads where it cannot read that sink
-    (Cloud Run, where Cloud Run's IAM lets only the app's service account call this service).
+    (Cloud Run). With `feed_auth` (DETECTION_FEED_AUTH_*), they need the app's ID token (401 otherwise), on
+    top of Cloud Run's IAM. It binds loopback unless told otherwise (DETECTION_HOST=0.0.0.0 in a container).
     """
+    checker = verifier or GoogleTokenVerifier()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -547,6 +555,11 @@ def serve_health(
             if url.path in ("/healthz", "/readyz"):
                 self._json(200, {"status": "ok", **service.totals, "brands": service.brand_states})
             elif feed is not None and url.path.startswith("/v1/watch/") and kind in ("metrics", "events"):
+                if feed_auth is not None and not feed_auth.allows(
+                    self.headers.get("Authorization", ""), checker
+                ):
+                    self._json(401, {"error": "missing or invalid ID token for the detection feed"})
+                    return
                 since = (parse_qs(url.query).get("since") or [None])[0]
                 self._json(200, {"records": feed.recent(kind, since)})
             else:
@@ -563,6 +576,6 @@ def serve_health(
         def log_message(self, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     return server

@@ -24,6 +24,7 @@ from buzzwatch.schema import SchemaError, ScoredTweet, TweetEvent
 from buzzwatch.settings import CommonSettings, env_bool, env_float, env_int, env_str
 from buzzwatch.telemetry import Telemetry
 from models.language import gate_for
+from worker.auth import IdTokenPolicy
 
 log = logging.getLogger("buzzwatch.worker")
 
@@ -38,8 +39,8 @@ class TransientError(RuntimeError):
 class WorkerSettings:
     """The worker's own settings (environment variables in brackets)."""
 
-    push_audience: str | None  # PUSH_AUTH_AUDIENCE: verify the push OIDC token for this audience
-    push_service_account: str | None  # PUSH_AUTH_SERVICE_ACCOUNT: the token's expected email
+    push_auth: IdTokenPolicy  # PUSH_AUTH_*: who may push (worker.auth)
+    feed_auth: IdTokenPolicy  # DETECTION_FEED_AUTH_*: who may read the detection feed (worker.auth)
     push_endpoint: str | None  # PUBSUB_PUSH_ENDPOINT: used when pull mode recreates a lost subscription
     max_batch: int  # WORKER_MAX_BATCH: most tweets scored and published in one group
     flushes: int  # WORKER_FLUSHES: most groups scored and published at once per process
@@ -49,14 +50,15 @@ class WorkerSettings:
     checkpoint_max_messages: int  # DETECTION_CHECKPOINT_MESSAGES: ... or after this many messages
     seen_retention_days: float  # DETECTION_SEEN_RETENTION_DAYS: how long tweet ids are remembered
     reset_state: bool  # DETECTION_RESET_STATE: set a damaged database or detector state aside, start afresh
-    health_port: int  # PORT: the detection service's health endpoint
+    health_port: int  # PORT: the detection service's health endpoint and feed
+    health_host: str  # DETECTION_HOST: the address it binds (loopback; 0.0.0.0 in a container)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerSettings:
         """Read the variables above, with local defaults."""
         return cls(
-            push_audience=env_str(env, "PUSH_AUTH_AUDIENCE"),
-            push_service_account=env_str(env, "PUSH_AUTH_SERVICE_ACCOUNT"),
+            push_auth=IdTokenPolicy.from_env(env, "PUSH_AUTH"),
+            feed_auth=IdTokenPolicy.from_env(env, "DETECTION_FEED_AUTH"),
             push_endpoint=env_str(env, "PUBSUB_PUSH_ENDPOINT"),
             max_batch=env_int(env, "WORKER_MAX_BATCH", 256),
             flushes=env_int(env, "WORKER_FLUSHES", 1),
@@ -67,6 +69,7 @@ class WorkerSettings:
             seen_retention_days=env_float(env, "DETECTION_SEEN_RETENTION_DAYS", 14.0),
             reset_state=env_bool(env, "DETECTION_RESET_STATE", False),
             health_port=env_int(env, "PORT", 8081),
+            health_host=env_str(env, "DETECTION_HOST", "127.0.0.1") or "127.0.0.1",
         )
 
 
