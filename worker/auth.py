@@ -24,6 +24,7 @@ log = logging.getLogger("buzzwatch.worker")
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
+FETCH_TIMEOUT_S = 10.0
 
 TokenVerifier = Callable[[str, str], Mapping[str, Any]]
 
@@ -57,6 +58,9 @@ class CachedCertificates:
             kept = self._kept.get(url)
             if kept is not None and self.clock() < kept[0]:
                 return kept[1]
+            kwargs.setdefault(
+                "timeout", FETCH_TIMEOUT_S
+            )  # google-auth's default is 120 s, with the lock held
             response = self.inner(url, method=method, **kwargs)
             self.fetches += 1
             lifetime = _lifetime_s(response.headers, self.clock())
