@@ -1,40 +1,57 @@
-"""Detection benchmark: injected bad buzzes and decoys replayed through the detector, several seeds.
+"""Detection benchmark: families of multi-brand streams replayed through `buzzwatch replay`'s code path.
 
-Measures, per seed and pooled over the report seeds:
-- recall: share of injected bad-buzz episodes with an alert between their start and 15 min after their end;
-- false alerts per brand per week: "new" alerts outside every episode (start - 2 min to end + 75 min);
-- median delay: first alert's `fired_at` (event time of the triggering tweet) minus the episode's start,
-  and the same for `detected_at` (the event time at which the alert was emitted, after the watermark);
-- duplicates: "new" alerts per detected episode beyond the first, and updates per episode;
-and the same figures for a naive detector measured in the same pass over the same scored stream: a fixed
-threshold on the trailing 15-minute negative count per brand (re-armed when the count falls below half).
+Streams: `bench/detection_data.py` draws one week of seven brands per seed (quiet brands at about 0.2 tweets
+a minute, mid and busy ones up to 10, a brand at hundreds a minute for three hours, brands added in the
+morning and at night, topical and non-topical buzzes, slow ramps and decoys; its docstring says what is
+drawn from which data set). Seeds are split ONCE, here: the odd seeds 1-19 are for tuning (choose any
+detector setting on them), the even seeds 2-20 are for the report (look, never tune). `--half tuning` /
+`--half report` picks one half, `--quick` its first three seeds.
 
-Scoring: `--oracle` uses the file labels; `--model` scores with the shared Predictor (the champion).
-Tuning (`--tune`) sweeps the detector's fire thresholds and the naive threshold on the TUNE seeds; the
-defaults in worker/detection/config.py were chosen that way; the report runs on other seeds.
-Throughput: `--throughput` times the exact CLI, `buzzwatch replay --speed max`, with and without --oracle.
-Real traffic: `--real-week` replays the real airline week of data/airline_us (Feb 2015, nothing injected)
-and prints every alert per brand with its window, volume, distinct authors, the most active author and its
-terms, so a reader can judge which alerts are real events (the Feb 21-23 storms) and which are not; its
-figure is alerts per brand-week. `--no-authors` drops the author column (copies are then the only
-discount), to compare with the detector as it was before authors counted.
+Both scorings go through `worker.replay.run_replay`, the engine of `buzzwatch replay`, with the detector
+built as that command builds it (`DetectorConfig.from_env`, so BUZZWATCH_DETECTOR_* variables apply, and
+the negative-reason classifier): `oracle` uses the file's labels (`--oracle`), `model` the champion
+Predictor's scores (its probabilities are cached beside each seed's file, per model version). The alerts of
+each run are kept in the seed's folder (`alerts-<mode>.jsonl`).
+
+Figures (pooled over the seeds of the half):
+- recall: share of bad buzzes with an alert (new or update) of their brand fired between 2 minutes before
+  their first tweet and 15 minutes after their end; first-hours recall: the same over the buzzes that start
+  within FIRST_HOURS (6) hours of their brand's first tweet;
+- delay: that first alert's `fired_at` minus the buzz's first tweet; median and p90, overall and by base
+  rate band (quiet: under 0.5 tweets a minute, about 0.2; mid: 0.5-1; >= 1 a minute, the huge brand
+  included);
+- false alerts per brand-week: "new" alerts outside every buzz of their brand (2 minutes before its start
+  to 75 minutes after its end), over the brands' lifetimes in weeks; each is also put down to the decoy it
+  falls in (same margins) or to none;
+- explained share: of the detected TOPICAL buzzes, the share whose first alert names the topic: one of its
+  top terms or hashtags matches the topic's pattern in full (for example `bags?|luggage|baggage`), or its
+  top negative reason is the topic's reason (`detection_data.names_topic`).
+Intervals: 95% percentile bootstrap (2,000 resamples, fixed seed) over buzzes (recall, delays, explained
+share) and over brands, each weighted by its lifetime (false alerts per brand-week).
+
+`--real-week` replays the real airline week of data/airline_us (Feb 2015, nothing injected) and prints
+every alert per brand, so a reader can judge which are real events (the Feb 21-23 storms).
+`--throughput` times the exact CLI, `buzzwatch replay --speed max` (with `--oracle`, then with the model), on
+the first seed's file instead of measuring detection.
 
 Usage:
-  .venv/bin/python bench/detection.py --oracle --model --seeds 3 4 5 --throughput
-  .venv/bin/python bench/detection.py --oracle --model --real-week
-  .venv/bin/python bench/detection.py --tune --seeds 1 2
+  .venv/bin/python bench/detection.py --half report           # the report: oracle and model
+  .venv/bin/python bench/detection.py --half tuning --quick   # three tuning seeds
+  .venv/bin/python bench/detection.py --real-week
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,15 +62,30 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from detection_data import DATA_VERSION, build, load_pools, real_week  # noqa: E402
+from detection_data import (  # noqa: E402
+    DATA_VERSION,
+    DAYS,
+    FIRST_HOURS,
+    NIGHT_HOURS,
+    TOPIC_BY_NAME,
+    build,
+    load_pools,
+    names_topic,
+    real_week,
+)
 
-from buzzwatch.schema import ScoredTweet  # noqa: E402
-from worker.detection import BrandParams, BuzzDetector, DetectorConfig  # noqa: E402
-from worker.replay import ReplayRow, ReplaySummary, read_rows, scored_batches  # noqa: E402
+from buzzwatch.schema import Alert, parse_timestamp  # noqa: E402
+from worker.detection import BuzzDetector, DetectorConfig  # noqa: E402
+from worker.replay import ReplayRow, ReplaySummary, read_rows, run_replay  # noqa: E402
 
+TUNING_SEEDS = tuple(range(1, 21, 2))
+REPORT_SEEDS = tuple(range(2, 21, 2))
+QUICK_SEEDS = 3
 MATCH_BEFORE = timedelta(minutes=2)
 DETECT_AFTER = timedelta(minutes=15)
 FALSE_AFTER = timedelta(minutes=75)
+BOOTSTRAP_RESAMPLES = 2000
+BANDS = (("quiet (~0.2/min)", 0.0, 0.5), ("mid (0.5-1/min)", 0.5, 1.0), (">= 1/min", 1.0, float("inf")))
 
 
 @dataclass(frozen=True)
@@ -63,208 +95,282 @@ class Fired:
     brand: str
     kind: str
     fired_at: datetime
-    detected_at: datetime
+    terms: tuple[str, ...]
+    reasons: tuple[str, ...]
 
 
-class NaiveDetector:
-    """Alert when a brand's trailing 15-minute negative count reaches `threshold`; re-arm below half."""
+@dataclass
+class SeedTruth:
+    """What was injected in one seed's stream."""
 
-    def __init__(self, threshold: int, window: timedelta = timedelta(minutes=15)) -> None:
-        self.threshold = threshold
-        self.window = window
-        self._negatives: dict[str, deque[datetime]] = defaultdict(deque)
-        self._armed: dict[str, bool] = defaultdict(lambda: True)
-
-    def observe(self, scored: ScoredTweet) -> list[Fired]:
-        """One tweet in event-time order; returns the alert it fires, if any."""
-        moment = scored.tweet.created_at
-        fired = []
-        for brand in scored.tweet.brands:
-            queue = self._negatives[brand]
-            if scored.label == "negative":
-                queue.append(moment)
-            while queue and queue[0] <= moment - self.window:
-                queue.popleft()
-            if self._armed[brand] and len(queue) >= self.threshold:
-                self._armed[brand] = False
-                fired.append(Fired(brand, "new", moment, moment))
-            elif not self._armed[brand] and len(queue) < self.threshold / 2:
-                self._armed[brand] = True
-        return fired
+    episodes: list[dict[str, Any]]
+    decoys: list[dict[str, Any]]
+    brands: list[dict[str, Any]]
 
 
-def _read_truth(path: Path) -> list[dict[str, Any]]:
+def _read_csv(path: Path) -> list[dict[str, Any]]:
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:
-        row["start"] = datetime.fromisoformat(row["start"])
-        row["end"] = datetime.fromisoformat(row["end"])
+        for key in ("start", "end"):
+            if key in row:
+                row[key] = parse_timestamp(row[key])
     return rows
 
 
-def evaluate(fired: list[Fired], episodes: list[dict[str, Any]], brand_weeks: float) -> dict[str, Any]:
-    """Recall, false alerts per brand-week, delays and duplicates for one list of alerts."""
-    delays, emit_delays, news_per_episode, updates_per_episode, missed = [], [], [], [], []
-    detected = 0
-    for episode in episodes:
-        mine = [f for f in fired if f.brand == episode["brand"]]
+def read_truth(folder: Path) -> SeedTruth:
+    """The seed's episodes, decoys and brands."""
+    return SeedTruth(
+        _read_csv(folder / "episodes.csv"), _read_csv(folder / "decoys.csv"), _read_csv(folder / "brands.csv")
+    )
+
+
+def band_of(rate: float) -> str:
+    """The base-rate band of a brand's mean tweets a minute."""
+    return next(name for name, low, high in BANDS if low <= rate < high)
+
+
+def evaluate(
+    fired: list[Fired], truth: SeedTruth, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per buzz (detected, delay, explained) and per brand (lifetime, false alerts by decoy) for one seed."""
+    by_brand: dict[str, list[Fired]] = defaultdict(list)
+    for alert in sorted(fired, key=lambda f: f.fired_at):
+        by_brand[alert.brand].append(alert)
+    outcomes = []
+    for episode in truth.episodes:
         hits = [
-            f for f in mine if episode["start"] - MATCH_BEFORE <= f.fired_at <= episode["end"] + DETECT_AFTER
+            f
+            for f in by_brand[episode["brand"]]
+            if episode["start"] - MATCH_BEFORE <= f.fired_at <= episode["end"] + DETECT_AFTER
         ]
-        if not hits:
-            missed.append(
-                f"{episode['episode_id']} {episode['kind']} {episode['peak_per_minute']}/min for "
-                f"{episode['minutes']} min (ramp {episode['ramp_minutes']} min, {episode['tweets']} tweets)"
-            )
-        if hits:
-            detected += 1
-            first = min(hits, key=lambda f: f.fired_at)
-            delays.append((first.fired_at - episode["start"]).total_seconds() / 60)
-            emit_delays.append((first.detected_at - episode["start"]).total_seconds() / 60)
-            spell = [
-                f
-                for f in mine
-                if episode["start"] - MATCH_BEFORE <= f.fired_at <= episode["end"] + FALSE_AFTER
-            ]
-            news_per_episode.append(max(sum(f.kind == "new" for f in spell), 1))
-            updates_per_episode.append(sum(f.kind == "update" for f in spell))
-    false_alerts = [
-        f
-        for f in fired
-        if f.kind == "new"
-        and not any(
-            e["brand"] == f.brand and e["start"] - MATCH_BEFORE <= f.fired_at <= e["end"] + FALSE_AFTER
-            for e in episodes
+        first = hits[0] if hits else None
+        topic = TOPIC_BY_NAME.get(episode["topic"])
+        outcomes.append(
+            {
+                "seed": seed,
+                "episode": episode["episode_id"],
+                "kind": episode["kind"],
+                "role": episode["role"],
+                "band": band_of(float(episode["rate"])),
+                "first_hours": float(episode["hours_after_brand_start"]) < FIRST_HOURS,
+                "night": int(episode["local_hour"]) in NIGHT_HOURS,
+                "topic": episode["topic"],
+                "detected": first is not None,
+                "delay": (first.fired_at - episode["start"]).total_seconds() / 60 if first else None,
+                "explained": names_topic(first.terms, first.reasons, topic) if first and topic else None,
+                "first_terms": list(first.terms[:6]) if first else [],
+                "describe": f"{episode['episode_id']} {episode['role']} {episode['kind']} rate "
+                f"{float(episode['rate']):.2f}/min +{float(episode['peak_per_minute']):.2f}/min for "
+                f"{episode['minutes']} min, {episode['tweets']} tweets, {episode['local_time']} local, "
+                f"{float(episode['hours_after_brand_start']):.1f} h after brand start",
+            }
         )
-    ]
+    brands = []
+    for brand in truth.brands:
+        name = brand["name"]
+        mine = [e for e in truth.episodes if e["brand"] == name]
+        decoys = [d for d in truth.decoys if d["brand"] == name]
+        false_by_decoy: Counter[str] = Counter()
+        for alert in by_brand[name]:
+            if alert.kind != "new" or any(
+                e["start"] - MATCH_BEFORE <= alert.fired_at <= e["end"] + FALSE_AFTER for e in mine
+            ):
+                continue
+            decoy = next(
+                (d for d in decoys if d["start"] - MATCH_BEFORE <= alert.fired_at <= d["end"] + FALSE_AFTER),
+                None,
+            )
+            false_by_decoy[decoy["kind"] if decoy else "none"] += 1
+        lifetime = parse_timestamp(brand["end"]) - parse_timestamp(brand["start"])
+        brands.append(
+            {
+                "seed": seed,
+                "brand": name,
+                "role": brand["role"],
+                "band": band_of(float(brand["rate"])),
+                "weeks": lifetime.total_seconds() / (7 * 86400),
+                "false": sum(false_by_decoy.values()),
+                "false_by_decoy": dict(false_by_decoy),
+            }
+        )
+    return outcomes, brands
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return float(np.quantile(values, q)) if values else float("nan")
+
+
+def headline(episodes: list[dict[str, Any]], brands: list[dict[str, Any]]) -> dict[str, float]:
+    """The report's figures from per-buzz and per-brand outcomes."""
+    delays = [e["delay"] for e in episodes if e["detected"]]
+    first_hours = [e for e in episodes if e["first_hours"]]
+    explained = [e["explained"] for e in episodes if e["explained"] is not None]
+    weeks = sum(b["weeks"] for b in brands)
+    figures = {
+        "recall": statistics.mean(e["detected"] for e in episodes) if episodes else float("nan"),
+        "first_hours_recall": statistics.mean(e["detected"] for e in first_hours)
+        if first_hours
+        else float("nan"),
+        "false_per_brand_week": sum(b["false"] for b in brands) / weeks if weeks else float("nan"),
+        "median_delay": _quantile(delays, 0.5),
+        "p90_delay": _quantile(delays, 0.9),
+        "explained_share": statistics.mean(explained) if explained else float("nan"),
+    }
+    for name, _, _ in BANDS:
+        band_delays = [e["delay"] for e in episodes if e["detected"] and e["band"] == name]
+        figures[f"median_delay {name}"] = _quantile(band_delays, 0.5)
+        figures[f"p90_delay {name}"] = _quantile(band_delays, 0.9)
+    return figures
+
+
+def bootstrap(
+    episodes: list[dict[str, Any]], brands: list[dict[str, Any]], resamples: int = BOOTSTRAP_RESAMPLES
+) -> dict[str, tuple[float, float]]:
+    """95% percentile intervals of the headline figures (buzzes and brands resampled independently)."""
+    rng = np.random.default_rng(20261204)
+    draws: dict[str, list[float]] = defaultdict(list)
+    for _ in range(resamples):
+        sample_episodes = [episodes[i] for i in rng.integers(0, len(episodes), len(episodes))]
+        sample_brands = [brands[i] for i in rng.integers(0, len(brands), len(brands))]
+        for key, value in headline(sample_episodes, sample_brands).items():
+            draws[key].append(value)
     return {
-        "episodes": len(episodes),
-        "recall": detected / len(episodes) if episodes else 0.0,
-        "false_alerts": len(false_alerts),
-        "false_per_brand_week": len(false_alerts) / brand_weeks,
-        "median_delay_min": statistics.median(delays) if delays else float("nan"),
-        "p90_delay_min": statistics.quantiles(delays, n=10)[-1] if len(delays) >= 2 else float("nan"),
-        "median_emit_delay_min": statistics.median(emit_delays) if emit_delays else float("nan"),
-        "extra_new_per_episode": statistics.mean(n - 1 for n in news_per_episode)
-        if news_per_episode
-        else 0.0,
-        "updates_per_episode": statistics.mean(updates_per_episode) if updates_per_episode else 0.0,
-        "false_alert_times": [(f.brand, f.fired_at.isoformat()) for f in false_alerts],
-        "delays": delays,
-        "emit_delays": emit_delays,
-        "missed": missed,
+        key: (float(np.nanquantile(values, 0.025)), float(np.nanquantile(values, 0.975)))
+        for key, values in draws.items()
+        if not all(np.isnan(values))
     }
 
 
 class _CachedModel:
-    """The model's probabilities for one file, computed once and kept beside it (reruns of the tuning)."""
+    """The model's probabilities for one file, computed once and kept beside it (reruns while tuning)."""
 
     def __init__(self, model: Any, rows: list[ReplayRow], cache: Path) -> None:
         self.labels, self.model_version = model.labels, model.model_version
-        texts = [r.text for r in rows]
+        texts = list(dict.fromkeys(r.text for r in rows))
         if cache.exists():
             probabilities = np.load(cache)
         else:
-            probabilities = model.predict_proba(texts)
+            probabilities = np.concatenate(
+                [model.predict_proba(texts[i : i + 4096]) for i in range(0, len(texts), 4096)]
+            )
             np.save(cache, probabilities)
-        self._row_of = {text: index for index, text in enumerate(texts)}  # same text, same probabilities
+        self._row_of = {text: index for index, text in enumerate(texts)}
         self._probabilities = probabilities
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Probabilities of texts of this file, from the cache."""
         return self._probabilities[[self._row_of[text] for text in texts]]
 
 
-def score_stream(rows: list[ReplayRow], model: Any, folder: Path) -> list[ScoredTweet]:
-    """All tweets scored once (oracle labels when model is None; model scores cached per file)."""
-    if model is not None:
-        model = _CachedModel(model, rows, folder / f"probabilities-{model.model_version}.npy")
-    return [s for batch in scored_batches(rows, model, 2048) for s in batch]
+def replay(rows: list[ReplayRow], model: Any, reason_model: Any, out: Path) -> list[Alert]:
+    """One replay as `buzzwatch replay` runs it (its detector, its engine); its alerts, also kept in `out`."""
+    detector = BuzzDetector(DetectorConfig.from_env(os.environ), reason_model=reason_model)
+    with out.open("w", encoding="utf-8") as handle:
+        run_replay(rows, detector, handle, ReplaySummary(), model=model)
+    with out.open(encoding="utf-8") as handle:
+        return [Alert.from_dict(json.loads(line)) for line in handle]
 
 
-def run_detectors(
-    stream: list[ScoredTweet], config: DetectorConfig, naive_thresholds: list[int]
-) -> tuple[list[Fired], dict[int, list[Fired]], float]:
-    """The detector and the naive detectors over one scored stream; also the detector's own seconds."""
-    detector = BuzzDetector(config, tokenizer=str.split)  # explanations are not what is measured here
-    naive = {t: NaiveDetector(t) for t in naive_thresholds}
-    fired: list[Fired] = []
-    naive_fired: dict[int, list[Fired]] = {t: [] for t in naive_thresholds}
-    spent = 0.0
-    for scored in stream:
-        started = time.perf_counter()
-        alerts = detector.observe(scored)
-        spent += time.perf_counter() - started
-        for alert in alerts:
-            fired.append(Fired(alert.brand, alert.kind, alert.fired_at, scored.tweet.created_at))
-        for threshold, other in naive.items():
-            naive_fired[threshold].extend(other.observe(scored))
-    last = stream[-1].tweet.created_at
-    fired.extend(Fired(a.brand, a.kind, a.fired_at, last) for a in detector.flush())
-    return fired, naive_fired, spent
+def fired(alert: Alert) -> Fired:
+    """What the figures need of an alert."""
+    terms = (*alert.top_terms, *alert.top_hashtags)
+    return Fired(alert.brand, alert.kind, alert.fired_at, terms, tuple(alert.reasons))
 
 
-def seed_files(seed: int, weeks: float, pools: Any) -> Path:
+def read_seed_rows(path: Path, oracle: bool, authors: bool) -> list[ReplayRow]:
+    """The replay rows of a file, without their authors when `authors` is false."""
+    rows = read_rows(path, oracle, ReplaySummary())
+    return rows if authors else [replace(r, author=None) for r in rows]
+
+
+def seed_folder(seed: int, pools: Any) -> Path:
     """The seed's folder under var/bench/detection, generated if missing."""
-    folder = REPO_ROOT / "var" / "bench" / "detection" / f"seed{seed}-w{weeks:g}-v{DATA_VERSION}"
-    if not (folder / "tweets.csv").exists():
-        build(seed, weeks, folder, pools)
+    folder = REPO_ROOT / "var" / "bench" / "detection" / f"family-seed{seed}-d{DAYS:g}-v{DATA_VERSION}"
+    if not (folder / "brands.csv").exists():
+        build(seed, folder, pools)
     return folder
 
 
-def fmt(result: dict[str, Any]) -> str:
-    """One line of figures."""
-    return (
-        f"recall {result['recall']:.1%} "
-        f"({round(result['recall'] * result['episodes'])}/{result['episodes']}), "
-        f"false/brand/week {result['false_per_brand_week']:.2f} ({result['false_alerts']}), "
-        f"median delay {result['median_delay_min']:.1f} min (p90 {result['p90_delay_min']:.1f}; emitted "
-        f"{result['median_emit_delay_min']:.1f}), extra new/episode {result['extra_new_per_episode']:.2f}, "
-        f"updates/episode {result['updates_per_episode']:.2f}"
-    )
+def _fmt_interval(value: float, interval: tuple[float, float] | None, percent: bool) -> str:
+    if np.isnan(value):
+        return "-"
+    show = (lambda v: f"{v:.0%}") if percent else (lambda v: f"{v:.2f}" if v < 10 else f"{v:.1f}")
+    return f"{show(value)} [{show(interval[0])}-{show(interval[1])}]" if interval else show(value)
 
 
-def pooled(results: list[dict[str, Any]], brand_weeks: float) -> dict[str, Any]:
-    """Figures over several seeds: episodes, alerts and brand-weeks summed, delays pooled."""
-    episodes = sum(r["episodes"] for r in results)
-    delays = sorted(d for r in results for d in r["delays"])
-    emit_delays = [d for r in results for d in r["emit_delays"]]
-    return {
-        "episodes": episodes,
-        "recall": sum(r["recall"] * r["episodes"] for r in results) / episodes,
-        "false_alerts": sum(r["false_alerts"] for r in results),
-        "false_per_brand_week": sum(r["false_alerts"] for r in results) / (brand_weeks * len(results)),
-        "median_delay_min": statistics.median(delays) if delays else float("nan"),
-        "p90_delay_min": statistics.quantiles(delays, n=10)[-1] if len(delays) >= 2 else float("nan"),
-        "median_emit_delay_min": statistics.median(emit_delays) if emit_delays else float("nan"),
-        "extra_new_per_episode": statistics.mean(r["extra_new_per_episode"] for r in results),
-        "updates_per_episode": statistics.mean(r["updates_per_episode"] for r in results),
-        "delays": delays,
+def report_table(results: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]) -> list[str]:
+    """A markdown table: one row per figure, one column per mode, with bootstrap intervals."""
+    modes = list(results)
+    figures = {mode: headline(*results[mode]) for mode in modes}
+    intervals = {mode: bootstrap(*results[mode]) for mode in modes}
+    episodes, brands = results[modes[0]]
+    counts = {
+        "recall": f"{len(episodes)} buzzes",
+        "first_hours_recall": f"{sum(e['first_hours'] for e in episodes)} buzzes",
+        "false_per_brand_week": f"{sum(b['weeks'] for b in brands):.1f} brand-weeks",
+        "explained_share": f"{sum(bool(e['topic']) for e in episodes)} topical buzzes (of those alerted)",
     }
+    for name, _, _ in BANDS:
+        counts[f"median_delay {name}"] = f"{sum(e['band'] == name for e in episodes)} buzzes"
+    lines = [f"| figure | {' | '.join(modes)} | over |", f"|---|{'---|' * len(modes)}---|"]
+    for key in figures[modes[0]]:
+        percent = key.endswith("recall") or key == "explained_share"
+        cells = [_fmt_interval(figures[m][key], intervals[m].get(key), percent) for m in modes]
+        label = key.replace("_", " ") + (" (min)" if "delay" in key else "")
+        lines.append(f"| {label} | {' | '.join(cells)} | {counts.get(key, '')} |")
+    return lines
+
+
+def run_seeds(
+    seeds: list[int], modes: list[str], authors: bool = True
+) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Replay every seed in every mode; per-buzz and per-brand outcomes pooled per mode."""
+    from models.predictor import Predictor
+    from models.reasons import ReasonClassifier
+
+    pools = load_pools()
+    reason_model = ReasonClassifier.load()
+    model = Predictor.load(None) if "model" in modes else None
+    results: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {m: ([], []) for m in modes}
+    for seed in seeds:
+        folder = seed_folder(seed, pools)
+        truth = read_truth(folder)
+        for mode in modes:
+            started = time.perf_counter()
+            rows = read_seed_rows(folder / "tweets.csv", mode == "oracle", authors)
+            scorer = None
+            if mode == "model":
+                scorer = _CachedModel(model, rows, folder / f"probabilities-{model.model_version}.npy")
+            alerts = replay(rows, scorer, reason_model, folder / f"alerts-{mode}.jsonl")
+            episodes, brands = evaluate([fired(a) for a in alerts], truth, seed)
+            results[mode][0].extend(episodes)
+            results[mode][1].extend(brands)
+            seconds = time.perf_counter() - started
+            false = Counter()
+            for brand in brands:
+                false.update(brand["false_by_decoy"])
+            print(
+                f"[{mode}] seed {seed}: {len(rows)} tweets in {seconds:.0f} s; buzzes alerted "
+                f"{sum(e['detected'] for e in episodes)}/{len(episodes)}, false alerts {dict(false) or 0}",
+                flush=True,
+            )
+            for episode in episodes:
+                if not episode["detected"]:
+                    print(f"    missed: {episode['describe']}")
+    return results
 
 
 def throughput(folder: Path) -> None:
-    """Time the exact CLI contract with and without the model, and the model alone on the same texts."""
-    from models.predictor import Predictor
-
-    model = Predictor.load(None)
-    texts = [r.text for r in read_rows(folder / "tweets.csv", False, ReplaySummary())]
-    started = time.perf_counter()
-    for start in range(0, len(texts), 2048):
-        model.predict_proba(texts[start : start + 2048])
-    seconds = time.perf_counter() - started
-    print(
-        f"  model alone (Predictor.predict_proba, batches of 2,048, every text): {len(texts) / seconds:,.0f} "
-        f"tweets/s ({model.model_version}, {len(texts)} texts)"
-    )
+    """Time the exact CLI, `buzzwatch replay --speed max`, with and without the model."""
     for extra in (["--oracle"], []):
-        out = folder / "alerts-cli.jsonl"
         command = [
             str(REPO_ROOT / ".venv" / "bin" / "buzzwatch"),
             "replay",
             "--input",
             str(folder / "tweets.csv"),
             "--alerts-out",
-            str(out),
+            str(folder / "alerts-cli.jsonl"),
             "--speed",
             "max",
             "--quiet",
@@ -277,19 +383,21 @@ def throughput(folder: Path) -> None:
         if done.returncode != 0 or not match:
             print(f"  {' '.join(command[1:])}: failed ({done.returncode}): {done.stderr.strip()[-400:]}")
             continue
-        tweets = int(match.group(1))
         print(
             f"  buzzwatch replay --speed max {' '.join(extra) or '(model)'}: {match.group(2)} tweets/s "
-            f"(replay loop), {tweets / wall:,.0f} tweets/s end to end incl. start-up and CSV reading "
-            f"({tweets} tweets, {wall:.1f} s)"
+            f"(replay loop), {int(match.group(1)) / wall:,.0f} end to end "
+            f"({match.group(1)} tweets, {wall:.1f} s)"
         )
 
 
-def replay_real_week(modes: list[str], model: Any, authors: bool) -> None:
-    """Replay the real week with the default detector: every alert, and alerts per brand-week."""
+def replay_real_week(modes: list[str], authors: bool) -> None:
+    """Replay the real week with the replay command's detector: every alert, and alerts per brand-week."""
+    from models.predictor import Predictor
+    from models.reasons import ReasonClassifier
+
     folder = REPO_ROOT / "var" / "bench" / "detection" / "real-week"
-    rows = read_rows(real_week(folder), True, ReplaySummary())  # the report shows the authors either way
-    replayed = rows if authors else [replace(r, author=None) for r in rows]
+    path = real_week(folder)
+    rows = read_rows(path, True, ReplaySummary())  # the report shows the authors either way
     brands = sorted({r.brand for r in rows})
     days = (rows[-1].created_at - rows[0].created_at).total_seconds() / 86400
     brand_weeks = len(brands) * days / 7
@@ -297,34 +405,38 @@ def replay_real_week(modes: list[str], model: Any, authors: bool) -> None:
         f"real week: {len(rows)} tweets over {days:.1f} days, {len(brands)} brands "
         f"({brand_weeks:.2f} brand-weeks)"
     )
+    reason_model = ReasonClassifier.load()
     for mode in modes:
-        stream = score_stream(replayed, model if mode == "model" else None, folder)
-        negative = {s.tweet.id for s in stream if s.label == "negative"}
-        detector = BuzzDetector(DetectorConfig())
-        alerts = [a for s in stream for a in detector.observe(s)] + detector.flush()
+        scorer = None
+        if mode == "model":
+            model = Predictor.load(None)
+            scorer = _CachedModel(model, rows, folder / f"probabilities-{model.model_version}.npy")
+        replayed = read_seed_rows(path, mode == "oracle", authors)
+        alerts = replay(replayed, scorer, reason_model, folder / f"alerts-{mode}.jsonl")
         news = [a for a in alerts if a.kind == "new"]
-        one_author = 0
         print(
             f"[{mode}] real week: {len(news)} alerts, {len(news) / brand_weeks:.2f} per brand-week "
             f"({len(alerts) - len(news)} updates)"
         )
+        one_author = 0
         for alert in news:
             window = [
                 r
                 for r in rows
                 if r.brand == alert.brand and alert.window_start <= r.created_at <= alert.window_end
             ]
-            negatives = [r for r in window if r.id in negative]
+            negatives = [r for r in window if r.label == "negative"]
             top, top_count = Counter(r.author for r in negatives).most_common(1)[0] if negatives else ("-", 0)
             one_author += 2 * top_count >= len(negatives)
             print(
                 f"  {alert.brand}: {alert.window_start:%a %d %H:%M}-{alert.window_end:%H:%M} UTC, "
-                f"{len(window)} tweets by {len({r.author for r in window})} authors, "
-                f"{len(negatives)} negative "
-                f"(most by one author: {top}, {top_count}), share {alert.negative_share:.0%} vs "
-                f"{alert.baseline_share:.0%}; terms: {', '.join(alert.top_terms[:6]) or '-'}"
+                f"{len(window)} tweets by {len({r.author for r in window})} authors, {len(negatives)} "
+                f"negative by the labels (most by one author: {top}, {top_count}), share "
+                f"{alert.negative_share:.0%} vs {alert.baseline_share:.0%}; "
+                f"terms: {', '.join(alert.top_terms[:6]) or '-'}; "
+                f"reasons: {', '.join(list(alert.reasons)[:2]) or '-'}"
             )
-        print(f"[{mode}] alerts with half or more of their negatives by one author: {one_author}")
+        print(f"[{mode}] alerts with half or more of their labelled negatives by one author: {one_author}")
 
 
 def main() -> None:
@@ -332,95 +444,67 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5])
-    parser.add_argument("--weeks", type=float, default=4.0)
-    parser.add_argument("--oracle", action="store_true", help="measure with the file labels")
-    parser.add_argument("--model", action="store_true", help="measure with the champion Predictor")
-    parser.add_argument("--tune", action="store_true", help="sweep thresholds (use the tuning seeds)")
     parser.add_argument(
-        "--naive-threshold", type=int, nargs="+", default=None, help="naive 15-min negative counts"
+        "--half", choices=("tuning", "report"), default="report", help="which seeds (default report)"
     )
-    parser.add_argument("--fire", type=float, nargs="+", default=[3.0, 3.5, 4.0, 5.0], help="--tune grid")
-    parser.add_argument("--share-z", type=float, nargs="+", default=[2.0, 2.5, 3.0], help="--tune grid")
-    parser.add_argument("--margin", type=float, nargs="+", default=[0.05, 0.10], help="--tune grid")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="these seeds instead of a half")
+    parser.add_argument("--quick", action="store_true", help=f"only the half's first {QUICK_SEEDS} seeds")
+    parser.add_argument("--oracle", action="store_true", help="only the file labels (default: both)")
+    parser.add_argument("--model", action="store_true", help="only the champion model (default: both)")
     parser.add_argument(
-        "--windows", nargs="+", default=["3,5,15,60"], help="--tune grid: window sets, minutes"
-    )
-    parser.add_argument("--throughput", action="store_true", help="time `buzzwatch replay --speed max`")
-    parser.add_argument("--only-throughput", action="store_true", help="skip the detection figures")
-    parser.add_argument(
-        "--real-week", action="store_true", help="replay the real Feb 2015 week instead of the seeds"
+        "--real-week", action="store_true", help="replay the real Feb 2015 airline week instead"
     )
     parser.add_argument("--no-authors", action="store_true", help="replay without the author column")
-    args = parser.parse_args()
-    pools = load_pools()
-    brand_weeks = 6 * args.weeks
-    modes = (["oracle"] if args.oracle or args.tune or not args.model else []) + (
-        ["model"] if args.model else []
+    parser.add_argument(
+        "--throughput",
+        action="store_true",
+        help="time `buzzwatch replay --speed max` on the first seed instead",
     )
-    if args.only_throughput:
-        modes, args.throughput = [], True
-    configs = {"default": DetectorConfig()}
-    naive_thresholds = args.naive_threshold or ([12, 16, 20, 24, 28, 32] if args.tune else [20, 28])
-    if args.tune:
-        configs = {
-            f"fire={fire} share_z={share_z} margin={margin} windows={windows}": DetectorConfig(
-                windows_minutes=tuple(int(w) for w in windows.split(",")),
-                defaults=replace(BrandParams(), fire_score=fire, min_share_z=share_z, share_margin=margin),
-            )
-            for windows in args.windows
-            for fire in args.fire
-            for share_z in args.share_z
-            for margin in args.margin
-        }
-    model = None
-    if "model" in modes:
-        from models.predictor import Predictor
-
-        model = Predictor.load(None)
-        print(f"model: {model.model_version}")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="write the per-buzz and per-brand outcomes here"
+    )
+    args = parser.parse_args()
+    modes = [m for m, wanted in (("oracle", args.oracle), ("model", args.model)) if wanted] or [
+        "oracle",
+        "model",
+    ]
     if args.real_week:
-        replay_real_week(modes, model, not args.no_authors)
+        replay_real_week(modes, not args.no_authors)
         return
-    print(f"seeds {args.seeds}, {args.weeks:g} weeks each, 6 brands ({brand_weeks:g} brand-weeks per seed)")
-    for mode in modes:
-        results: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for seed in args.seeds:
-            folder = seed_files(seed, args.weeks, pools)
-            rows = read_rows(folder / "tweets.csv", True, ReplaySummary())
-            if args.no_authors:
-                rows = [replace(r, author=None) for r in rows]
-            episodes = _read_truth(folder / "episodes.csv")
-            started = time.perf_counter()
-            stream = score_stream(rows, model if mode == "model" else None, folder)
-            scoring_s = time.perf_counter() - started
-            for name, config in configs.items():
-                fired, naive_fired, spent = run_detectors(stream, config, naive_thresholds)
-                result = evaluate(fired, episodes, brand_weeks)
-                results[name].append(result)
-                print(
-                    f"[{mode}] seed {seed} detector {name}: {fmt(result)}; "
-                    f"{len(stream) / spent:,.0f} tweets/s in observe()"
-                )
-                if args.tune or seed == args.seeds[0]:
-                    for when in result["false_alert_times"][:8]:
-                        print(f"    false alert: {when}")
-                    for episode in result["missed"]:
-                        print(f"    missed: {episode}")
-            for threshold, alerts in naive_fired.items():
-                result = evaluate(alerts, episodes, brand_weeks)
-                results[f"naive>={threshold}"].append(result)
-                print(f"[{mode}] seed {seed} naive 15-min negatives >= {threshold}: {fmt(result)}")
-            print(
-                f"[{mode}] seed {seed}: {len(stream)} tweets, {len(episodes)} episodes, "
-                f"scoring {scoring_s:.1f} s"
-            )
-        print(f"== [{mode}] pooled over seeds {args.seeds} ==")
-        for name, per_seed in results.items():
-            print(f"  {name}: {fmt(pooled(per_seed, brand_weeks))}")
+    seeds = args.seeds or list(TUNING_SEEDS if args.half == "tuning" else REPORT_SEEDS)
+    if args.quick:
+        seeds = seeds[:QUICK_SEEDS]
+    overlap = sorted(set(seeds) & set(TUNING_SEEDS)) if args.half == "report" else []
+    warning = f"; WARNING: tuning seeds {overlap}" if overlap else ""
+    print(
+        f"seeds {seeds} ({args.half} half{warning}), "
+        f"{DAYS:g} days each; detector settings from BUZZWATCH_DETECTOR_* or the defaults",
+        flush=True,
+    )
     if args.throughput:
         print("== throughput (exact CLI, first seed's file) ==")
-        throughput(seed_files(args.seeds[0], args.weeks, pools))
+        throughput(seed_folder(seeds[0], load_pools()))
+        return
+    started = time.perf_counter()
+    results = run_seeds(seeds, modes, not args.no_authors)
+    print(f"== seeds {seeds}: {time.perf_counter() - started:.0f} s ==")
+    for line in report_table(results):
+        print(line)
+    for mode, (episodes, brands) in results.items():
+        false: Counter[str] = Counter()
+        for brand in brands:
+            false.update(brand["false_by_decoy"])
+        by_kind = {}
+        for kind in sorted({e["kind"] for e in episodes}):
+            of_kind = [e for e in episodes if e["kind"] == kind]
+            by_kind[kind] = f"{sum(e['detected'] for e in of_kind)}/{len(of_kind)}"
+        night = [e for e in episodes if e["night"]]
+        print(
+            f"[{mode}] false alerts by decoy: {dict(false)}; alerted by kind: {by_kind}; at night: "
+            f"{sum(e['detected'] for e in night)}/{len(night)}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, default=str, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,236 @@
+"""The detection benchmark's stream generator keeps its promises, and its scoring counts what it says."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import itertools
+import re
+import sys
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from buzzwatch.schema import parse_timestamp
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _module(name: str) -> ModuleType:
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+data = _module("detection_data")
+bench = _module("detection")
+DAYS = 4.0
+
+
+@pytest.fixture(scope="module")
+def pools() -> Any:
+    return data.load_pools()
+
+
+@pytest.fixture(scope="module")
+def stream(pools: Any) -> Any:
+    generator = data.Generator(pools, seed=5, days=DAYS)
+    generator.build()
+    return generator
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_tuning_and_report_seeds_are_fixed_disjoint_halves() -> None:
+    assert len(bench.TUNING_SEEDS) >= 10 and len(bench.REPORT_SEEDS) >= 10
+    assert not set(bench.TUNING_SEEDS) & set(bench.REPORT_SEEDS)
+
+
+def test_same_seed_same_stream_other_seed_other_stream(pools: Any, stream: Any) -> None:
+    again = data.Generator(pools, seed=5, days=DAYS)
+    again.draw_brands()
+    other = data.Generator(pools, seed=6, days=DAYS)
+    other.draw_brands()
+    assert [(b.name, b.rate, b.start) for b in again.brands] == [
+        (b.name, b.rate, b.start) for b in stream.brands
+    ]
+    assert [(b.rate, b.start) for b in other.brands] != [(b.rate, b.start) for b in stream.brands]
+
+
+def test_rows_are_ordered_unique_and_inside_their_brands_life(stream: Any) -> None:
+    life = {b.name: (b.start, b.end) for b in stream.brands}
+    times = [(row["created_at"], row["id"]) for row in stream.rows]
+    assert times == sorted(times)
+    assert len({row["id"] for row in stream.rows}) == len(stream.rows)
+    for row in stream.rows:
+        start, end = life[row["brand"]]
+        assert start <= parse_timestamp(row["created_at"]) <= end
+
+
+def test_brands_span_the_base_rates_and_families(stream: Any) -> None:
+    roles = {b.role: b for b in stream.brands}
+    assert set(roles) == {"quiet", "quiet_new_night", "mid", "mid_new_morning", "mid_shifted", "busy", "huge"}
+    assert {b.family for b in stream.brands} == {"airline", "general"}
+    normal = Counter(row["brand"] for row in stream.rows if row["kind"] == "normal")
+    quiet = roles["quiet"]
+    assert 0.1 <= normal[quiet.name] / (DAYS * 1440) <= 0.35  # about 0.2 a minute, weekends quieter
+    huge = roles["huge"]
+    assert huge.end - huge.start == timedelta(hours=3)
+    assert normal[huge.name] / 180 >= 80  # hundreds a minute, for three hours only
+    assert 2 <= roles["busy"].rate <= 10
+    assert roles["mid_shifted"].shift_at is not None and abs(roles["mid_shifted"].shift_hours) >= 3
+
+
+def test_new_brands_get_buzzes_in_their_first_hours_and_some_buzzes_are_at_night(stream: Any) -> None:
+    for role in ("quiet_new_night", "mid_new_morning", "huge"):
+        brand = next(b for b in stream.brands if b.role == role)
+        assert brand.start > data.START
+        hours = sorted(
+            float(e["hours_after_brand_start"]) for e in stream.episodes if e["brand"] == brand.name
+        )
+        assert hours and hours[0] < 2
+    night_brand = next(b for b in stream.brands if b.role == "quiet_new_night")
+    assert night_brand.local_hour(night_brand.start) in (21, 22, 23, 0)
+    assert any(int(e["local_hour"]) in data.NIGHT_HOURS for e in stream.episodes)
+
+
+def test_buzzes_are_mostly_negative_and_topical_ones_keep_to_their_topic(stream: Any) -> None:
+    by_event: dict[str, list[dict[str, str]]] = {}
+    for row in stream.rows:
+        by_event.setdefault(row["event"], []).append(row)
+    topical, negatives, total = 0, 0, 0
+    for episode in stream.episodes:
+        tweets = by_event[episode["episode_id"]]
+        negatives += sum(t["label"] == "negative" for t in tweets)
+        total += len(tweets)
+        assert sum(t["label"] == "negative" for t in tweets) / len(tweets) >= 0.6
+        if episode["topic"]:
+            topical += 1
+            topic = data.TOPIC_BY_NAME[episode["topic"]]
+            found = re.compile(rf"\b(?:{topic.pattern})\b", re.IGNORECASE)
+            fresh = [t for t in tweets if t["kind"] == "episode" and not t["text"].startswith("RT @angry")]
+            assert sum(bool(found.search(t["text"])) for t in fresh) / len(fresh) >= 0.5
+    assert topical >= 2 and negatives / total >= 0.88  # 8% are replies
+
+
+def test_decoys_are_what_they_claim(stream: Any) -> None:
+    kinds = Counter(d["kind"] for d in stream.decoys)
+    assert {"volume_surge", "positive_buzz", "retweet_storm", "rant", "rhythm_shift"} <= set(kinds)
+    for decoy in stream.decoys:
+        tweets = [row for row in stream.rows if row["event"] == decoy["event"]]
+        if decoy["kind"] == "rant":
+            assert len({t["author"] for t in tweets}) == 1 and all(t["label"] == "negative" for t in tweets)
+        elif decoy["kind"] == "retweet_storm":
+            assert len({t["text"] for t in tweets}) == 1 and len({t["author"] for t in tweets}) == len(tweets)
+        elif decoy["kind"] == "positive_buzz":
+            assert tweets and not any(t["label"] == "negative" for t in tweets)
+
+
+def test_a_brands_events_never_overlap(stream: Any) -> None:
+    for brand in stream.brands:
+        if brand.role == "huge":
+            continue
+        spans = sorted(
+            (parse_timestamp(e["start"]), parse_timestamp(e["end"]))
+            for e in stream.episodes + [d for d in stream.decoys if d["kind"] != "rhythm_shift"]
+            if e["brand"] == brand.name
+        )
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert start >= end
+
+
+def test_texts_come_from_the_brands_kind_of_pool(pools: Any, stream: Any) -> None:
+    general = {text for texts in pools.general.values() for text in texts}
+    family = {b.name: b.family for b in stream.brands}
+    for row in stream.rows:
+        if family[row["brand"]] == "general":  # a synthetic retweet adds one "RT @x: " prefix
+            assert row["text"] in general or re.sub(r"^RT @\w+: ", "", row["text"]) in general
+        else:
+            assert not data.AIRLINE_HANDLE_RE.search(row["text"])
+
+
+def test_written_files_carry_no_reason_and_the_truth_separately(stream: Any, tmp_path: Path) -> None:
+    stream.write(tmp_path)
+    tweets = _read(tmp_path / "tweets.csv")
+    assert list(tweets[0]) == ["id", "created_at", "text", "brand", "label", "author"]
+    assert len(_read(tmp_path / "truth.csv")) == len(tweets)
+    truth = bench.read_truth(tmp_path)
+    assert len(truth.episodes) == len(stream.episodes) and len(truth.brands) == 7
+
+
+def test_names_topic_by_whole_term_or_top_reason() -> None:
+    luggage = data.TOPIC_BY_NAME["luggage"]
+    assert data.names_topic(("bags", "wait"), (), luggage)
+    assert data.names_topic(("#Luggage",), (), luggage)
+    assert not data.names_topic(("bagel", "baggages"), ("late flight",), luggage)
+    assert data.names_topic((), ("lost luggage", "late flight"), luggage)
+    assert not data.names_topic((), ("late flight", "lost luggage"), luggage)
+
+
+def _truth() -> Any:
+    start = parse_timestamp("2026-03-03T10:00:00Z")
+    episode = {
+        "episode_id": "A#e0",
+        "brand": "A",
+        "rate": "0.2",
+        "start": start,
+        "end": start + timedelta(minutes=60),
+        "kind": "sharp",
+        "role": "quiet_new_night",
+        "topic": "luggage",
+        "hours_after_brand_start": "1.5",
+        "local_hour": "2",
+        "peak_per_minute": "1",
+        "minutes": "60",
+        "tweets": "60",
+        "local_time": "Tue 02:00",
+    }
+    decoy = {
+        "brand": "A",
+        "kind": "rant",
+        "start": start + timedelta(hours=5),
+        "end": start + timedelta(hours=6),
+    }
+    brand = {"name": "A", "role": "quiet_new_night", "rate": "0.2", "start": "2026-03-03T08:30:00Z"}
+    brand["end"] = "2026-03-10T08:30:00Z"
+    return bench.SeedTruth([episode], [decoy], [brand]), start
+
+
+def test_evaluate_matches_alerts_to_buzzes_and_decoys() -> None:
+    truth, start = _truth()
+    fired = [
+        bench.Fired("A", "new", start + timedelta(minutes=7), ("bags",), ()),
+        bench.Fired("A", "update", start + timedelta(minutes=30), (), ()),
+        bench.Fired("A", "new", start + timedelta(hours=5, minutes=20), (), ()),  # in the rant
+        bench.Fired("A", "update", start + timedelta(hours=9), (), ()),  # updates are never false alerts
+        bench.Fired("A", "new", start + timedelta(hours=20), (), ()),
+    ]
+    episodes, brands = bench.evaluate(fired, truth, seed=4)
+    (outcome,) = episodes
+    assert outcome["detected"] and outcome["delay"] == 7 and outcome["explained"] and outcome["first_hours"]
+    (brand,) = brands
+    assert brand["false_by_decoy"] == {"rant": 1, "none": 1} and brand["weeks"] == 1
+    figures = bench.headline(episodes, brands)
+    assert figures["recall"] == 1 and figures["false_per_brand_week"] == 2
+    assert figures["median_delay quiet (~0.2/min)"] == 7
+
+
+def test_evaluate_misses_an_alert_after_the_buzz_and_its_grace() -> None:
+    truth, start = _truth()
+    late = bench.Fired("A", "new", start + timedelta(minutes=60 + 16), ("bags",), ())
+    episodes, brands = bench.evaluate([late], truth, seed=4)
+    assert not episodes[0]["detected"] and episodes[0]["explained"] is None
+    assert brands[0]["false"] == 0  # within 75 minutes of the end: not counted as false either
+    interval = bench.bootstrap(episodes, brands, resamples=50)
+    assert interval["recall"] == (0.0, 0.0)
