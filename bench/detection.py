@@ -247,6 +247,7 @@ class _CachedModel:
 
     def __init__(self, model: Any, rows: list[ReplayRow], cache: Path) -> None:
         self.labels, self.model_version = model.labels, model.model_version
+        self.languages = getattr(model, "languages", None)  # replay's language gate reads it
         texts = list(dict.fromkeys(r.text for r in rows))
         if cache.exists():
             probabilities = np.load(cache)
