@@ -393,6 +393,24 @@ def _refuse_anonymous_text_feedback(settings: ApiSettings) -> None:
     )
 
 
+def _logged_prediction(store: FeedbackStore, prediction_id: str) -> LoggedPrediction:
+    """The prediction a feedback names: 404 if unknown, 503 while the log cannot be written (maybe queued)."""
+    logged = store.find_prediction(prediction_id)
+    if logged is not None:
+        return logged
+    if store.ids.issued_age_s(prediction_id) is not None:
+        write_problem = store.write_error or store.write_problem()
+        if write_problem:  # issued here: perhaps still queued in another worker, waiting for the database
+            raise RequestError(
+                f"prediction {prediction_id!r} is not in the log yet: {write_problem}", 503, 30
+            )
+    raise RequestError(
+        f"unknown prediction id {prediction_id[:64]!r}: use an id returned by /v1/predict in the last days, "
+        "or send 'text' and 'predicted_label' with the API key or the app token",
+        status=404,
+    )
+
+
 def _register_routes(app: Flask) -> None:
     @app.post("/v1/predict")
     def predict() -> Any:
@@ -433,19 +451,7 @@ def _register_routes(app: Flask) -> None:
         if body.prediction_id is None and caller.provenance is None:
             _refuse_anonymous_text_feedback(svc.settings)
         if body.prediction_id is not None:
-            logged = svc.store.find_prediction(body.prediction_id)
-            if logged is None and svc.store.ids.issued_age_s(body.prediction_id) is not None:
-                write_problem = svc.store.write_error or svc.store.write_problem()
-                if write_problem:  # issued here: perhaps still queued in another worker for the database
-                    raise RequestError(
-                        f"prediction {body.prediction_id!r} is not in the log yet: {write_problem}", 503, 30
-                    )
-            if logged is None:
-                raise RequestError(
-                    f"unknown prediction id {body.prediction_id[:64]!r}: use an id returned by /v1/predict "
-                    "in the last days, or send 'text' and 'predicted_label' instead",
-                    status=404,
-                )
+            logged = _logged_prediction(svc.store, body.prediction_id)
             prediction_id, text = logged.prediction_id, logged.text
             predicted_label, model_version = logged.label, logged.model_version
         else:
