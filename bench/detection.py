@@ -96,7 +96,7 @@ class Fired:
     kind: str
     fired_at: datetime
     terms: tuple[str, ...]
-    reasons: tuple[str, ...]
+    reason: str | None  # the negative reason the alert names
 
 
 @dataclass
@@ -158,7 +158,7 @@ def evaluate(
                 "topic": episode["topic"],
                 "detected": first is not None,
                 "delay": (first.fired_at - episode["start"]).total_seconds() / 60 if first else None,
-                "explained": names_topic(first.terms, first.reasons, topic) if first and topic else None,
+                "explained": names_topic(first.terms, first.reason, topic) if first and topic else None,
                 "first_terms": list(first.terms[:6]) if first else [],
                 "describe": f"{episode['episode_id']} {episode['role']} {episode['kind']} rate "
                 f"{float(episode['rate']):.2f}/min +{float(episode['peak_per_minute']):.2f}/min for "
@@ -264,19 +264,22 @@ class _CachedModel:
         return self._probabilities[[self._row_of[text] for text in texts]]
 
 
-def replay(rows: list[ReplayRow], model: Any, reason_model: Any, out: Path) -> list[Alert]:
-    """One replay as `buzzwatch replay` runs it (its detector, its engine); its alerts, also kept in `out`."""
+def replay(rows: list[ReplayRow], model: Any, reason_model: Any, out: Path) -> list[dict[str, Any]]:
+    """One replay as `buzzwatch replay` runs it (its detector, its engine): its alert lines, kept in `out`."""
     detector = BuzzDetector(DetectorConfig.from_env(os.environ), reason_model=reason_model)
     with out.open("w", encoding="utf-8") as handle:
         run_replay(rows, detector, handle, ReplaySummary(), model=model)
     with out.open(encoding="utf-8") as handle:
-        return [Alert.from_dict(json.loads(line)) for line in handle]
+        return [json.loads(line) for line in handle]
 
 
-def fired(alert: Alert) -> Fired:
-    """What the figures need of an alert."""
+def fired(payload: dict[str, Any]) -> Fired:
+    """What the figures need of an alert line. The reason it names is `main_reason` (None: none stands
+    out) where alerts carry that field, else, in alerts from before it, the reason with the largest share."""
+    alert = Alert.from_dict(payload)
     terms = (*alert.top_terms, *alert.top_hashtags)
-    return Fired(alert.brand, alert.kind, alert.fired_at, terms, tuple(alert.reasons))
+    reason = payload["main_reason"] if "main_reason" in payload else next(iter(alert.reasons), None)
+    return Fired(alert.brand, alert.kind, alert.fired_at, terms, reason)
 
 
 def read_seed_rows(path: Path, oracle: bool, authors: bool) -> list[ReplayRow]:
@@ -413,7 +416,10 @@ def replay_real_week(modes: list[str], authors: bool) -> None:
             model = Predictor.load(None)
             scorer = _CachedModel(model, rows, folder / f"probabilities-{model.model_version}.npy")
         replayed = read_seed_rows(path, mode == "oracle", authors)
-        alerts = replay(replayed, scorer, reason_model, folder / f"alerts-{mode}.jsonl")
+        alerts = [
+            Alert.from_dict(line)
+            for line in replay(replayed, scorer, reason_model, folder / f"alerts-{mode}.jsonl")
+        ]
         news = [a for a in alerts if a.kind == "new"]
         print(
             f"[{mode}] real week: {len(news)} alerts, {len(news) / brand_weeks:.2f} per brand-week "

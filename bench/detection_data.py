@@ -210,12 +210,13 @@ def topic_texts(texts: Sequence[str], topic: Topic) -> list[str]:
     return [text for text in texts if found.search(text)]
 
 
-def names_topic(terms: Sequence[str], reasons: Sequence[str], topic: Topic) -> bool:
-    """Whether an alert names the topic: a term or hashtag matching its pattern, or its top reason."""
+def names_topic(terms: Sequence[str], reason: str | None, topic: Topic) -> bool:
+    """Whether an alert names the topic: a word of one of its terms, phrases or hashtags matches the topic's
+    pattern in full, or the reason it names is the topic's."""
     pattern = re.compile(topic.pattern, re.IGNORECASE)
-    if any(pattern.fullmatch(term.lstrip("#")) for term in terms):
+    if any(pattern.fullmatch(word.lstrip("#")) for term in terms for word in term.split()):
         return True
-    return bool(topic.reason) and bool(reasons) and reasons[0].lower() == topic.reason
+    return bool(topic.reason) and (reason or "").lower() == topic.reason
 
 
 class _Cycle:

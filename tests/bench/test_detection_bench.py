@@ -169,13 +169,35 @@ def test_written_files_carry_no_reason_and_the_truth_separately(stream: Any, tmp
     assert len(truth.episodes) == len(stream.episodes) and len(truth.brands) == 7
 
 
-def test_names_topic_by_whole_term_or_top_reason() -> None:
+def test_names_topic_by_a_whole_word_of_a_term_or_the_named_reason() -> None:
     luggage = data.TOPIC_BY_NAME["luggage"]
-    assert data.names_topic(("bags", "wait"), (), luggage)
-    assert data.names_topic(("#Luggage",), (), luggage)
-    assert not data.names_topic(("bagel", "baggages"), ("late flight",), luggage)
-    assert data.names_topic((), ("lost luggage", "late flight"), luggage)
-    assert not data.names_topic((), ("late flight", "lost luggage"), luggage)
+    assert data.names_topic(("bags", "wait"), None, luggage)
+    assert data.names_topic(("#Luggage",), None, luggage)
+    assert data.names_topic(("bag lost",), None, luggage)  # a phrase names it by one of its words
+    assert not data.names_topic(("bagel", "baggages"), "late flight", luggage)
+    assert data.names_topic((), "Lost Luggage", luggage)
+    assert not data.names_topic((), None, data.TOPIC_BY_NAME["on hold"])
+
+
+def test_the_named_reason_is_main_reason_where_alerts_have_it_else_the_largest_share() -> None:
+    line = {
+        "brand": "A",
+        "fired_at": "2026-03-03T10:00:00Z",
+        "window_start": "2026-03-03T09:55:00Z",
+        "window_end": "2026-03-03T10:00:00Z",
+        "negative_share": 0.8,
+        "baseline_share": 0.3,
+        "volume": 20,
+        "score": 5.0,
+        "top_terms": ["bag lost"],
+        "sample_ids": [],
+        "top_hashtags": ["delays"],
+        "reasons": {"late flight": 0.6, "lost luggage": 0.4},
+    }
+    before = bench.fired(line)
+    assert before.reason == "late flight" and before.terms == ("bag lost", "delays")
+    assert bench.fired({**line, "main_reason": None}).reason is None
+    assert bench.fired({**line, "main_reason": "lost luggage"}).reason == "lost luggage"
 
 
 def _truth() -> Any:
@@ -210,11 +232,11 @@ def _truth() -> Any:
 def test_evaluate_matches_alerts_to_buzzes_and_decoys() -> None:
     truth, start = _truth()
     fired = [
-        bench.Fired("A", "new", start + timedelta(minutes=7), ("bags",), ()),
-        bench.Fired("A", "update", start + timedelta(minutes=30), (), ()),
-        bench.Fired("A", "new", start + timedelta(hours=5, minutes=20), (), ()),  # in the rant
-        bench.Fired("A", "update", start + timedelta(hours=9), (), ()),  # updates are never false alerts
-        bench.Fired("A", "new", start + timedelta(hours=20), (), ()),
+        bench.Fired("A", "new", start + timedelta(minutes=7), ("bags",), None),
+        bench.Fired("A", "update", start + timedelta(minutes=30), (), None),
+        bench.Fired("A", "new", start + timedelta(hours=5, minutes=20), (), None),  # in the rant
+        bench.Fired("A", "update", start + timedelta(hours=9), (), None),  # updates are never false alerts
+        bench.Fired("A", "new", start + timedelta(hours=20), (), None),
     ]
     episodes, brands = bench.evaluate(fired, truth, seed=4)
     (outcome,) = episodes
@@ -228,7 +250,7 @@ def test_evaluate_matches_alerts_to_buzzes_and_decoys() -> None:
 
 def test_evaluate_misses_an_alert_after_the_buzz_and_its_grace() -> None:
     truth, start = _truth()
-    late = bench.Fired("A", "new", start + timedelta(minutes=60 + 16), ("bags",), ())
+    late = bench.Fired("A", "new", start + timedelta(minutes=60 + 16), ("bags",), None)
     episodes, brands = bench.evaluate([late], truth, seed=4)
     assert not episodes[0]["detected"] and episodes[0]["explained"] is None
     assert brands[0]["false"] == 0  # within 75 minutes of the end: not counted as false either
