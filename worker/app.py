@@ -93,11 +93,18 @@ def production_app() -> Flask:
     return app
 
 
-def _stop_with_parent(parent: int, interval_s: float = 1.0) -> None:
-    while os.getppid() == parent:
+def _stop_with_parent(server_pid: int, interval_s: float = 1.0, grace_s: float = 30.0) -> None:
+    while os.getppid() == server_pid:
         time.sleep(interval_s)
-    log.warning("the server process is gone: stopping this worker", extra={"server_pid": parent})
-    os.kill(os.getpid(), signal.SIGTERM)
+    log.warning("the server process is gone: stopping this worker", extra={"server_pid": server_pid})
+    # SIGTERM again every second: one sent while the process is still loading comes before granian has
+    # installed its handler, and is lost. Still running after `grace_s` (more than the server's 20 s to
+    # finish requests): killed.
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(interval_s)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class PushRoute:
