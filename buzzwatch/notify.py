@@ -1,19 +1,30 @@
-"""Email that is never lost: spooled to disk first, sent over SMTP with retries, queued while SMTP is down.
+"""Email that is never lost and never waits: spooled to disk, delivered over SMTP by its own thread.
 
     mailer = Mailer.from_settings(settings)          # or Mailer(settings.smtp, spool_dir)
-    mailer.send(subject, text_body, html_body)       # True when delivered (or written to the outbox)
-    mailer.close()                                   # one last delivery attempt, stops the retry thread
+    mailer.start()                                   # optional: deliver what an earlier run left queued
+    mailer.send(subject, text_body, html_body)       # spools durably and returns; never touches the network
+    mailer.send(subject, text_body, html_body, key="alert-42")   # at most one mail per key, across restarts
+    mailer.close()                                   # stops the delivery thread after one last attempt
 
-Each message is written as an RFC 5322 `.eml` file into `<spool_dir>/pending/` (fsync + rename) before any
-network I/O, so a crash or an SMTP outage leaves it on disk. `send` then tries to deliver the spool, with
-a short exponential backoff; what is still pending afterwards is retried by a background thread (backoff up
-to `max_backoff_s`) and by every later `send` or `flush`, including after a restart of the process.
-A message the server refuses for good (5xx on the recipients or data) moves to `<spool_dir>/failed/` and is
-logged at ERROR: kept, not retried forever. Several processes may share one spool: a message is claimed
-with an exclusive file lock while it is sent.
+Each message is written as an RFC 5322 `.eml` file into `<spool_dir>/pending/` (fsync, then linked into
+place and the folder fsynced) before anything else; the caller (the detection consumer, an API request)
+goes on at once. A delivery thread, started by the first `send` (or by `start`), sends the spool over SMTP
+and retries what is left with an exponential backoff up to `max_backoff_s`: an SMTP server that is down or
+hangs (each socket operation waits at most SMTP_TIMEOUT_S) holds up that thread only. A delivered message
+moves to `<spool_dir>/sent/` (kept `sent_retention_s`, a week by default); one the server refuses for good
+(5xx on the recipients or data) moves to `<spool_dir>/failed/` and is logged at ERROR: kept, not retried
+forever. Several processes may share one spool: a message is claimed with an exclusive file lock while it
+is sent, and the moves between folders happen under a spool-wide lock.
+
+Idempotent per key: with `key`, the spool name and the Message-ID derive from the key, and a key that is
+pending, sent, failed or in the outbox is not spooled again (`send` returns False). A caller that marks its
+own record after `send` (the detection service's alert outbox) can crash between the two and send again
+after a restart: the mail still goes out once. What no spool can prevent: a crash in the instant between
+the SMTP server's "250 OK" and the move to `sent/` sends that mail again, with the same Message-ID (mail
+systems that deduplicate by Message-ID show it once).
 
 With no SMTP host configured, messages go to the outbox folder (`<var_dir>/outbox/*.eml` through
-`from_settings`), where a person or a test can read them.
+`from_settings`) as soon as they are spooled, where a person or a test can read them.
 
 `render_alert(alert, zone)` writes a bad-buzz alert as a mail for a social-media team: subject, plain text
 and HTML with the same content (who; when it started, by estimate, and when it was alerted, in the
@@ -25,6 +36,7 @@ representative tweets with their copy counts and the share they stand for). No i
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import html
 import logging
 import os
@@ -33,7 +45,8 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, tzinfo
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -51,32 +64,33 @@ PERMANENT_ERRORS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, sm
 REASONS_SHOWN = 4  # the rest of the negative reasons are summed as "other reasons"
 NO_TERMS = "none stands out against the brand's usual complaints"
 CANT_TELL = "can't tell"  # the reason model's "none of the known reasons"
+MAIL_DOMAIN = "buzzwatch.local"
 
 
 class Mailer:
-    """Sends email through SMTP (STARTTLS, SSL and login optional), spooled on disk and retried."""
+    """Spools email on disk and delivers it over SMTP (STARTTLS, SSL and login optional) on its own thread."""
 
     def __init__(
         self,
         settings: SmtpSettings,
         spool_dir: Path | str,
         outbox_dir: Path | str | None = None,
-        attempts: int = 3,
         backoff_s: float = 0.5,
         max_backoff_s: float = 60.0,
-        background_retry: bool = True,
+        sent_retention_s: float = 7 * 86400,
     ) -> None:
         self.settings = settings
         self.spool_dir = Path(spool_dir)
         self.outbox_dir = Path(outbox_dir) if outbox_dir else self.spool_dir.parent / "outbox"
-        self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
-        self.background_retry = background_retry
+        self.sent_retention_s = sent_retention_s
         self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
         self._stop = threading.Event()
-        self._retry_thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        self._last_prune = 0.0
 
     @classmethod
     def from_settings(cls, settings: CommonSettings, **options: Any) -> Mailer:
@@ -89,6 +103,11 @@ class Mailer:
         return self.spool_dir / "pending"
 
     @property
+    def sent_dir(self) -> Path:
+        """Messages the server accepted (kept a while: a keyed message is not spooled again)."""
+        return self.spool_dir / "sent"
+
+    @property
     def failed_dir(self) -> Path:
         """Messages the server refused for good (kept for a person to look at)."""
         return self.spool_dir / "failed"
@@ -97,71 +116,104 @@ class Mailer:
         """The queued messages, oldest first."""
         if not self.pending_dir.is_dir():
             return []
-        return sorted(self.pending_dir.glob("*.eml"))
+        found = []
+        for path in self.pending_dir.glob("*.eml"):
+            try:
+                found.append((path.stat().st_mtime_ns, path.name, path))
+            except FileNotFoundError:
+                continue  # delivered meanwhile
+        return [path for _, _, path in sorted(found)]
 
-    def build_message(self, subject: str, text_body: str, html_body: str | None = None) -> EmailMessage:
+    def build_message(
+        self, subject: str, text_body: str, html_body: str | None = None, key: str | None = None
+    ) -> EmailMessage:
         """A multipart/alternative message (plain text first, HTML preferred by clients that show it)."""
         message = EmailMessage()
         message["Subject"] = subject
         message["From"] = self.settings.sender
         message["To"] = ", ".join(self.settings.recipients)
         message["Date"] = format_datetime(datetime.now(UTC))
-        message["Message-ID"] = make_msgid(domain="buzzwatch.local")
+        message["Message-ID"] = (
+            make_msgid(domain=MAIL_DOMAIN) if key is None else f"<{_key_digest(key)}@{MAIL_DOMAIN}>"
+        )
         # Quoted-printable keeps every line under SMTP's 998-character limit (HTML is often one long line).
         message.set_content(text_body, cte="quoted-printable")
         if html_body:
             message.add_alternative(html_body, subtype="html", cte="quoted-printable")
         return message
 
-    def send(self, subject: str, text_body: str, html_body: str | None = None) -> bool:
-        """Spool, then deliver; False: queued for retry (or refused for good and kept in `failed/`)."""
+    def send(
+        self, subject: str, text_body: str, html_body: str | None = None, key: str | None = None
+    ) -> bool:
+        """Spool durably, then hand over to the delivery thread; False: `key` was spooled before."""
         if not self.settings.recipients:
             raise ValueError("no alert recipients configured (ALERT_EMAIL_TO)")
-        message = self.build_message(subject, text_body, html_body)
-        path = self._spool(message)
+        message = self.build_message(subject, text_body, html_body, key)
+        spooled = self._spool(message, key)
+        if spooled is None:
+            logger.info("mail already spooled for this key", extra={"subject": subject, "key": key})
+            return False
         if self.settings.host is None:
-            return self._to_outbox(path)
-        delay = self.backoff_s
-        for attempt in range(self.attempts):
-            self.flush()
-            if not path.exists():
-                return not (self.failed_dir / path.name).exists()
-            if attempt + 1 < self.attempts:
-                time.sleep(delay)
-                delay = min(delay * 2, self.max_backoff_s)
-        logger.warning(
-            "SMTP unavailable: mail queued for retry",
-            extra={"subject": subject, "spool_file": str(path), "queued": len(self.pending())},
-        )
-        self._ensure_retry_thread()
-        return False
+            self.flush()  # the outbox: a local move, no network
+        else:
+            self.start()
+            self._wake.set()
+        return True
 
-    def _spool(self, message: EmailMessage) -> Path:
+    def _spool(self, message: EmailMessage, key: str | None) -> Path | None:
+        """Write the message into `pending/`; None when its key is already pending or done."""
+        if key is None:
+            name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.eml"
+        else:
+            name = f"key-{_key_digest(key)}.eml"
         self.pending_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        name = f"{stamp}-{uuid.uuid4().hex[:12]}.eml"
-        temporary = self.pending_dir / f".{name}.tmp"
+        temporary = self.pending_dir / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
         with open(temporary, "wb") as handle:
             handle.write(message.as_bytes(policy=SMTP_POLICY))  # CRLF line ends, as SMTP wants
             handle.flush()
             os.fsync(handle.fileno())
         final = self.pending_dir / name
-        os.replace(temporary, final)
+        try:
+            with self._spool_lock():
+                if any(
+                    (folder / name).exists() for folder in (self.sent_dir, self.failed_dir, self.outbox_dir)
+                ):
+                    return None
+                try:
+                    os.link(temporary, final)  # fails if that key is pending: never replaces a queued mail
+                except FileExistsError:
+                    return None
+        finally:
+            temporary.unlink(missing_ok=True)
+        _fsync_folder(self.pending_dir)
         return final
 
-    def _to_outbox(self, path: Path) -> bool:
-        self.outbox_dir.mkdir(parents=True, exist_ok=True)
-        os.replace(path, self.outbox_dir / path.name)
-        logger.info(
-            "mail written to the outbox (no SMTP host)", extra={"path": str(self.outbox_dir / path.name)}
-        )
-        return True
+    @contextmanager
+    def _spool_lock(self) -> Iterator[None]:
+        """Exclusive across threads and processes (each open file has its own flock)."""
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.spool_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
+
+    def _move(self, path: Path, folder: Path) -> Path:
+        """Move a spooled message to `folder` (sent, failed, the outbox), durably."""
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / path.name
+        with self._spool_lock():
+            os.replace(path, target)
+        _fsync_folder(folder)
+        return target
 
     def flush(self) -> int:
-        """Try once to deliver every queued message; returns how many are still pending."""
+        """Try once, now, to deliver every queued message; returns how many are still pending."""
         if self.settings.host is None:
             for path in self.pending():
-                self._to_outbox(path)
+                target = self._move(path, self.outbox_dir)
+                logger.info("mail written to the outbox (no SMTP host)", extra={"path": str(target)})
             return 0
         with self._flush_lock:
             queued = self.pending()
@@ -227,7 +279,7 @@ class Mailer:
                     "SMTP send failed; mail stays queued", extra={"error": str(exc), "path": str(path)}
                 )
                 return False
-            path.unlink(missing_ok=True)
+            self._move(path, self.sent_dir)
             if refused:
                 logger.error(
                     "some recipients were refused", extra={"refused": sorted(refused), "path": path.name}
@@ -236,39 +288,78 @@ class Mailer:
             return True
 
     def _fail(self, path: Path, exc: Exception) -> None:
-        self.failed_dir.mkdir(parents=True, exist_ok=True)
-        os.replace(path, self.failed_dir / path.name)
+        target = self._move(path, self.failed_dir)
         logger.error(
             "SMTP server refused the mail for good; kept in the failed folder",
-            extra={"error": str(exc), "path": str(self.failed_dir / path.name)},
+            extra={"error": str(exc), "path": str(target)},
         )
 
-    def _ensure_retry_thread(self) -> None:
-        if not self.background_retry or self._stop.is_set():
+    def start(self) -> None:
+        """Start the delivery thread (once); it also delivers what an earlier process left queued."""
+        if self.settings.host is None or self._stop.is_set():
             return
         with self._thread_lock:
-            if self._retry_thread is not None and self._retry_thread.is_alive():
+            if self._thread is not None and self._thread.is_alive():
                 return
-            self._retry_thread = threading.Thread(target=self._retry_loop, name="mail-retry", daemon=True)
-            self._retry_thread.start()
+            self._thread = threading.Thread(target=self._deliver_loop, name="mail-delivery", daemon=True)
+            self._thread.start()
 
-    def _retry_loop(self) -> None:
+    def _deliver_loop(self) -> None:
+        """Deliver when woken; while mail is left, retry with a growing backoff."""
         delay = self.backoff_s
-        while not self._stop.wait(delay):
-            if self.flush() == 0:
-                return
-            delay = min(delay * 2, self.max_backoff_s)
+        while not self._stop.is_set():
+            self._wake.clear()  # a send from now on wakes the wait below
+            try:
+                remaining = self.flush()
+                self._prune_sent()
+            except Exception:  # a full disk, a bad file: keep the thread, try again later
+                logger.exception("mail delivery failed; will retry")
+                remaining = 1
+            if remaining:
+                self._wake.wait(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+            else:
+                delay = self.backoff_s
+                self._wake.wait()
+
+    def _prune_sent(self, every_s: float = 3600.0) -> None:
+        """Forget delivered messages older than `sent_retention_s` (at most once an hour)."""
+        now = time.time()
+        if now - self._last_prune < every_s or not self.sent_dir.is_dir():
+            return
+        self._last_prune = now
+        for path in self.sent_dir.glob("*.eml"):
+            try:
+                if now - path.stat().st_mtime > self.sent_retention_s:
+                    path.unlink()
+            except FileNotFoundError:
+                continue
 
     def close(self, final_attempt: bool = True) -> int:
-        """Stop the retry thread and try once more; returns how many messages stay queued on disk."""
+        """Stop the delivery thread and try once more; returns how many messages stay queued on disk."""
         self._stop.set()
-        thread = self._retry_thread
+        self._wake.set()
+        thread = self._thread
         if thread is not None:
             thread.join(timeout=self.settings.timeout_s + 5)
         remaining = self.flush() if final_attempt else len(self.pending())
         if remaining:
             logger.warning("mails still queued on disk at shutdown", extra={"queued": remaining})
         return remaining
+
+
+def _key_digest(key: str) -> str:
+    """A file- and Message-ID-safe name for a caller's key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename or link in `folder` survive a power cut, not only a process crash."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _span(start: datetime, end: datetime, zone: tzinfo) -> str:

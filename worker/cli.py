@@ -189,6 +189,7 @@ def run_in_process(role: str) -> int:
                     f"the detection service cannot start: {exc}"
                 )
                 return 2
+            mailer.start()  # delivers, on its own thread, what a previous run left in the spool
             health = serve_health(
                 worker_settings.health_port,
                 service,

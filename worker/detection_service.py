@@ -8,13 +8,21 @@ time over every scored tweet.
 Exactly-once counting over at-least-once delivery: messages are processed in memory and their acks are
 held; every `checkpoint_interval_s` (or `checkpoint_max_messages`) ONE database transaction stores the new
 tweet ids (the durable seen-id store), the detector state and the alerts fired (an alert outbox); only then
-are the held messages acknowledged and the alerts dispatched (email through the spool-first Mailer, the
-`BadBuzzAlert` event, the local sink). A crash before the commit loses nothing: the messages come again
-and the detector resumes from the last committed state, so each tweet is counted once; a redelivery after
-the commit is recognised by its id. A failed commit reloads the last committed state. If two detection
-services ran by mistake, the primary key on tweet ids makes the second commit fail, so a tweet can still not
-be counted twice. Alerts are dispatched from the outbox, so one committed alert is sent once, after restarts
-too.
+are the held messages acknowledged and the alerts dispatched. A crash before the commit loses nothing: the
+messages come again and the detector resumes from the last committed state, so each tweet is counted once;
+a redelivery after the commit is recognised by its id. A failed commit reloads the last committed state. If
+two detection services ran by mistake, the primary key on tweet ids makes the second commit fail, so a
+tweet can still not be counted twice.
+
+Each alert goes out once per alert key, after restarts and crashes too. Dispatching an outbox row never
+touches the network, so the consumer never waits on SMTP: (1) its mail is spooled under a name derived from
+the alert key (`Mailer.send(..., key=)`: durable, and a no-op when that key is already pending or sent);
+(2) the row is marked dispatched, by a conditional update that only one dispatch can win; (3) the winner
+records the `BadBuzzAlert` event and the log line. The Mailer's own thread delivers the spool, with its
+retries. A crash before (2) spools nothing new on restart and records the event then; the event comes
+after the mark, so it is never recorded twice (a crash in the instant between the mark and the event loses
+that event; the mail still goes). `BUZZWATCH_CRASH_AT` names a point where the process kills itself
+(`crash_point`): the crash-safety tests use it, nothing else sets it.
 
 Late tweets: the detector counts a redelivered tweet in its own minute while that minute is retained
 (about 2 h of event time); an older one is dropped, counted in the detector's `stats["late"]` and reported
@@ -39,6 +47,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -63,6 +73,7 @@ from worker.detection import BuzzDetector, DetectorConfig
 log = logging.getLogger("buzzwatch.detection")
 
 STATE_NAME = "buzz-detector"
+CRASH_AT_VARIABLE = "BUZZWATCH_CRASH_AT"
 metadata = sa.MetaData()
 seen_tweets = sa.Table(
     "bw_seen_tweets",
@@ -85,6 +96,12 @@ alert_outbox = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("dispatched", sa.Boolean, nullable=False, default=False, index=True),
 )
+
+
+def crash_point(name: str) -> None:
+    """Die here at once (SIGKILL, as a power cut or an OOM kill would) when BUZZWATCH_CRASH_AT names it."""
+    if os.environ.get(CRASH_AT_VARIABLE) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def alert_key(alert: Alert) -> str:
@@ -232,12 +249,15 @@ class DetectionStore:
             ).all()
         return [(key, Alert.from_dict(json.loads(payload))) for key, payload in rows]
 
-    def mark_dispatched(self, key: str) -> None:
-        """The alert went out (spooled mail, event recorded)."""
+    def mark_dispatched(self, key: str) -> bool:
+        """Mark the alert sent (its mail is spooled); False when it was marked before (someone else won)."""
         with self.engine.begin() as connection:
-            connection.execute(
-                sa.update(alert_outbox).where(alert_outbox.c.alert_key == key).values(dispatched=True)
+            result = connection.execute(
+                sa.update(alert_outbox)
+                .where(alert_outbox.c.alert_key == key, alert_outbox.c.dispatched.is_(False))
+                .values(dispatched=True)
             )
+        return result.rowcount == 1
 
     def counts(self) -> dict[str, int]:
         """How many tweet ids and alerts are stored (tests, the demo summary)."""
@@ -260,7 +280,7 @@ class DetectionStore:
 
 
 class AlertDispatcher:
-    """Sends one alert everywhere: the BadBuzzAlert event (Azure or the local sink), email, the log."""
+    """Sends one alert everywhere without waiting on the network: mail spool, BadBuzzAlert event, log."""
 
     def __init__(
         self, telemetry: Telemetry, mailer: Mailer, zones: Mapping[str, tzinfo] | None = None
@@ -269,8 +289,13 @@ class AlertDispatcher:
         self.mailer = mailer
         self.zones = dict(zones or {})  # brand -> time zone of its mails (`buzzwatch.zones.brand_zones`)
 
-    def dispatch(self, alert: Alert) -> None:
-        """Record the event and spool the mail (the Mailer retries until SMTP takes it)."""
+    def spool(self, key: str, alert: Alert) -> None:
+        """Spool the alert's mail under its key (the Mailer's thread delivers it; once per key)."""
+        subject, text_body, html_body = render_alert(alert, zone_of(alert.brand, self.zones))
+        self.mailer.send(subject, text_body, html_body, key=key)
+
+    def announce(self, key: str, alert: Alert) -> None:
+        """Record the BadBuzzAlert event (Azure or the local sink) and the log line: once, after the mark."""
         payload = alert.to_dict()
         self.telemetry.event(
             names.BAD_BUZZ_ALERT,
@@ -291,12 +316,7 @@ class AlertDispatcher:
                 "score": alert.score,
             },
         )
-        subject, text_body, html_body = render_alert(alert, zone_of(alert.brand, self.zones))
-        delivered = self.mailer.send(subject, text_body, html_body)
-        log.warning(
-            "BAD BUZZ ALERT",
-            extra={"alert": payload, "subject": subject, "mail_delivered": delivered},
-        )
+        log.warning("BAD BUZZ ALERT", extra={"alert": payload, "alert_key": key})
 
 
 @dataclass
@@ -511,19 +531,27 @@ class DetectionService:
                 (time.perf_counter() - pending.started) * 1000,
                 {"stage": "checkpoint"},
             )
+        if pending.alerts:
+            crash_point("alert-committed")
         self.dispatch_outbox()
 
     def dispatch_outbox(self) -> int:
-        """Send every committed, unsent alert (also at start-up, after a crash)."""
+        """Spool, mark and announce every committed, unsent alert (also at start-up, after a crash).
+
+        Safe to repeat at any point: the spool is idempotent per alert key and only the dispatch that marks
+        the row records the event (the module docstring gives the order and why).
+        """
         sent = 0
         for key, alert in self.store.undispatched():
             try:
-                self.dispatcher.dispatch(alert)
+                self.dispatcher.spool(key, alert)
+                crash_point("alert-spooled")
+                if self.store.mark_dispatched(key):
+                    self.dispatcher.announce(key, alert)
+                    sent += 1
+                crash_point("alert-dispatched")
             except Exception:  # kept in the outbox, tried again at the next checkpoint
                 log.exception("alert dispatch failed; will retry", extra={"alert_key": key})
-                continue
-            self.store.mark_dispatched(key)
-            sent += 1
         return sent
 
 

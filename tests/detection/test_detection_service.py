@@ -30,7 +30,10 @@ class RecordingDispatcher:
     def __init__(self) -> None:
         self.sent: list[Alert] = []
 
-    def dispatch(self, alert: Alert) -> None:
+    def spool(self, key: str, alert: Alert) -> None:
+        return
+
+    def announce(self, key: str, alert: Alert) -> None:
         self.sent.append(alert)
 
 

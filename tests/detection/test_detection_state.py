@@ -20,7 +20,7 @@ from worker.detection_service import DetectionService, DetectionStore, StateErro
 
 
 class NoDispatch:
-    def dispatch(self, alert: object) -> None:
+    def spool(self, key: str, alert: object) -> None:
         raise AssertionError("no alert expected")
 
 

@@ -1,8 +1,10 @@
-"""Fixtures for the stream tests: an Application Insights capture server and an SMTP sink, both real."""
+"""Fixtures for the stream tests: an Application Insights capture server and SMTP servers, all real."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from email import message_from_bytes
@@ -119,3 +121,42 @@ def make_smtp_sink() -> Iterator[Callable[..., SmtpSink]]:
     yield make
     for sink in sinks:
         sink.stop()
+
+
+class HangingSmtpServer:
+    """Accepts TCP connections on a loopback port and never says a word (a stuck SMTP server)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="hanging-smtp", daemon=True)
+        self._thread.start()
+
+    @property
+    def accepted(self) -> int:
+        return len(self.connections)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.connections.append(connection)
+
+    def close(self) -> None:
+        """Stop listening and drop every connection (clients see the server disconnect)."""
+        for sock in (self.listener, *self.connections):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # also wakes the accept() blocked in the other thread
+            sock.close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def hanging_smtp() -> Iterator[HangingSmtpServer]:
+    """An SMTP port that hangs every client until `close()`."""
+    server = HangingSmtpServer()
+    yield server
+    server.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -155,3 +156,20 @@ def publish(events: Sequence[TweetEvent], project: str, topic: str, speed: float
             publisher.publish(
                 event.to_json(), brand=",".join(event.brands), lang=event.lang, source=event.source
             )
+
+
+def publish_scored(events: Sequence[TweetEvent], project: str, topic: str) -> int:
+    """Publish to the scored topic as the scoring worker would (angry texts negative), in order; the count."""
+    from google.cloud import pubsub_v1
+
+    from buzzwatch.pubsub import topic_path
+    from buzzwatch.schema import ScoredTweet
+
+    angry_openings = tuple(template.split("{n}")[0] for template in ANGRY)
+    publisher = pubsub_v1.PublisherClient()
+    path = topic_path(project, topic)
+    for event in events:  # one at a time: concurrent batches would reach the emulator out of event order
+        label = "negative" if event.text.startswith(angry_openings) else "positive"
+        scored = ScoredTweet(tweet=event, label=label, probabilities={label: 1.0}, model_version="test")
+        publisher.publish(path, json.dumps(scored.to_dict()).encode()).result(timeout=30)
+    return len(events)

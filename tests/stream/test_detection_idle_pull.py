@@ -24,7 +24,7 @@ from worker.scoring import WorkerSettings
 
 
 class NoMail:
-    def dispatch(self, alert: object) -> None:
+    def spool(self, key: str, alert: object) -> None:
         raise AssertionError("no alert expected")
 
 

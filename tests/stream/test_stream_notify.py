@@ -16,7 +16,8 @@ from buzzwatch.settings import CommonSettings, SmtpSettings
 
 def smtp_settings(port: int | None, **changes: object) -> SmtpSettings:
     base = SmtpSettings.from_env({"ALERT_EMAIL_TO": "team@example.test,oncall@example.test"})
-    return replace(base, host="127.0.0.1" if port else None, port=port or 25, timeout_s=2.0, **changes)
+    changes = {"timeout_s": 2.0, **changes}
+    return replace(base, host="127.0.0.1" if port else None, port=port or 25, **changes)
 
 
 def parts(message) -> dict[str, str]:
@@ -40,56 +41,114 @@ def test_without_smtp_host_mail_goes_to_the_outbox(tmp_path: Path) -> None:
     assert mailer.pending() == []
 
 
+def wait_until(predicate, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
 @pytest.mark.integration
 def test_mail_is_delivered_to_the_smtp_sink(tmp_path: Path, smtp_sink) -> None:
     mailer = Mailer(smtp_settings(smtp_sink.port), tmp_path / "spool")
     long_html = "<b>html</b>" + "<td>x</td>" * 500  # one 5,000-character line, as rendered alerts are
     assert mailer.send("Bad buzz: delta", "text", long_html) is True
+    # The delivery thread removes the spooled mail just after the sink has it: wait for both.
+    assert wait_until(lambda: smtp_sink.messages and not mailer.pending())
     (message,) = smtp_sink.messages
     assert message["Subject"] == "Bad buzz: delta"
     assert message["To"] == "team@example.test, oncall@example.test"
     assert parts(message)["text/html"].strip() == long_html
-    assert mailer.pending() == []
+    assert [p.name for p in mailer.sent_dir.glob("*.eml")] != []
     assert mailer.close() == 0
 
 
 @pytest.mark.integration
 def test_smtp_down_then_up_delivers_every_queued_mail(tmp_path: Path, make_smtp_sink) -> None:
     port = free_port()
-    mailer = Mailer(smtp_settings(port), tmp_path / "spool", attempts=2, backoff_s=0.1, max_backoff_s=0.3)
+    mailer = Mailer(smtp_settings(port), tmp_path / "spool", backoff_s=0.1, max_backoff_s=0.3)
     started = time.monotonic()
-    assert mailer.send("first", "one") is False
-    assert mailer.send("second", "two") is False
-    assert time.monotonic() - started < 5
+    assert mailer.send("first", "one") is True
+    assert mailer.send("second", "two") is True
+    assert time.monotonic() - started < 1  # spooled: the caller never waits for SMTP
     assert len(mailer.pending()) == 2
     sink = make_smtp_sink(port)
-    deadline = time.monotonic() + 10
-    # The background retry thread delivers on its own, then removes each spooled mail (just after the sink
-    # has it: wait for both).
-    while (len(sink.messages) < 2 or mailer.pending()) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_until(lambda: len(sink.messages) == 2 and not mailer.pending())
     assert sorted(m["Subject"] for m in sink.messages) == ["first", "second"]
-    assert mailer.pending() == []
     assert mailer.close() == 0
 
 
 @pytest.mark.integration
 def test_mail_queued_by_a_stopped_process_is_sent_after_restart(tmp_path: Path, make_smtp_sink) -> None:
     port = free_port()
-    first = Mailer(smtp_settings(port), tmp_path / "spool", attempts=1, background_retry=False)
-    assert first.send("queued", "body") is False
-    assert first.close() == 1  # still on disk
+    first = Mailer(smtp_settings(port), tmp_path / "spool")
+    assert first.send("queued", "body") is True
+    assert first.close(final_attempt=False) == 1  # still on disk
     sink = make_smtp_sink(port)
     restarted = Mailer(smtp_settings(port), tmp_path / "spool")
-    assert restarted.flush() == 0
+    restarted.start()
+    assert wait_until(lambda: sink.messages and not restarted.pending())
     assert [m["Subject"] for m in sink.messages] == ["queued"]
+    assert restarted.close() == 0
 
 
 @pytest.mark.integration
 def test_permanently_refused_mail_is_kept_in_failed(tmp_path: Path, make_smtp_sink) -> None:
     sink = make_smtp_sink(refuse_recipients=True)
-    mailer = Mailer(smtp_settings(sink.port), tmp_path / "spool", attempts=1, background_retry=False)
-    assert mailer.send("refused", "body") is False
+    mailer = Mailer(smtp_settings(sink.port), tmp_path / "spool")
+    assert mailer.send("refused", "body") is True
+    assert wait_until(lambda: len(list(mailer.failed_dir.glob("*.eml"))) == 1)
     assert mailer.pending() == []
-    assert len(list(mailer.failed_dir.glob("*.eml"))) == 1
     assert sink.messages == []
+    assert mailer.close() == 0
+
+
+@pytest.mark.integration
+def test_a_key_is_mailed_once_across_restarts(tmp_path: Path, make_smtp_sink) -> None:
+    """A caller that crashed after `send` but before marking its own record sends again: still one mail."""
+    port = free_port()
+    first = Mailer(smtp_settings(port), tmp_path / "spool")
+    assert first.send("alert 7", "body", key="episode-7|new") is True
+    assert first.send("alert 7", "body", key="episode-7|new") is False  # pending: not queued twice
+    assert first.close(final_attempt=False) == 1
+    sink = make_smtp_sink(port)
+    restarted = Mailer(smtp_settings(port), tmp_path / "spool")
+    assert restarted.send("alert 7", "body", key="episode-7|new") is False  # still pending from before
+    assert restarted.send("alert 8", "body", key="episode-8|new") is True
+    assert wait_until(lambda: len(sink.messages) == 2 and not restarted.pending())
+    assert restarted.send("alert 7", "body", key="episode-7|new") is False  # delivered: not sent again
+    assert restarted.close() == 0
+    assert sorted(m["Subject"] for m in sink.messages) == ["alert 7", "alert 8"]
+    message_ids = {m["Subject"]: m["Message-ID"] for m in sink.messages}
+    assert (
+        message_ids["alert 7"]
+        == Mailer(smtp_settings(port), tmp_path).build_message("x", "y", key="episode-7|new")["Message-ID"]
+    )  # the same Message-ID whoever builds it
+
+
+def test_a_keyed_mail_reaches_the_outbox_once(tmp_path: Path) -> None:
+    mailer = Mailer(smtp_settings(None), tmp_path / "spool", tmp_path / "outbox")
+    assert mailer.send("alert", "body", key="k") is True
+    assert mailer.send("alert", "body", key="k") is False
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+@pytest.mark.integration
+def test_a_hanging_smtp_server_holds_up_only_the_delivery_thread(
+    tmp_path: Path, hanging_smtp, make_smtp_sink
+) -> None:
+    """A server that accepts and never answers: `send` returns at once; the mail goes once it recovers."""
+    mailer = Mailer(
+        smtp_settings(hanging_smtp.port, timeout_s=30.0), tmp_path / "spool", backoff_s=0.1, max_backoff_s=0.2
+    )
+    started = time.monotonic()
+    assert mailer.send("first", "one") is True
+    assert wait_until(lambda: hanging_smtp.accepted >= 1)  # the delivery thread is stuck in that connection
+    assert mailer.send("second", "two") is True
+    assert time.monotonic() - started < 2
+    assert len(mailer.pending()) == 2
+    hanging_smtp.close()  # the server recovers: the stuck connection drops, a real server takes the port
+    sink = make_smtp_sink(hanging_smtp.port)
+    assert wait_until(lambda: len(sink.messages) == 2 and not mailer.pending(), 20)
+    assert sorted(m["Subject"] for m in sink.messages) == ["first", "second"]
+    assert mailer.close() == 0

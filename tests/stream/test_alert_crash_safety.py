@@ -1,0 +1,93 @@
+"""Each alert is mailed once and announced once, whatever instant the detection service is killed at.
+
+The service kills itself with SIGKILL at a named point (BUZZWATCH_CRASH_AT) between committing an alert
+and its delivery; a restarted service finishes the job. The SMTP sink and the telemetry sink then hold
+exactly one mail and one BadBuzzAlert event per alert key in the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from streamtest_support import buzzwatch, publish_scored, stack_env, stop, stream_events, wait_for
+
+from buzzwatch.emulator import PubSubEmulator, free_port
+from buzzwatch.notify import Mailer
+from buzzwatch.pubsub import StreamTopology
+from buzzwatch.schema import Alert
+from buzzwatch.settings import CommonSettings
+from buzzwatch.telemetry import read_alerts
+from worker.detection_service import CRASH_AT_VARIABLE, DetectionStore, alert_key, alert_outbox
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def outbox(var_dir: Path) -> tuple[dict[str, int], list[Alert], list[tuple[str, Alert]]]:
+    store = DetectionStore(f"sqlite:///{var_dir / 'buzzwatch.db'}")
+    try:
+        with store.engine.connect() as connection:
+            payloads = connection.execute(sa.select(alert_outbox.c.payload)).scalars().all()
+        return store.counts(), [Alert.from_dict(json.loads(p)) for p in payloads], store.undispatched()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("point", ["alert-committed", "alert-spooled", "alert-dispatched"])
+def test_a_crash_between_commit_and_delivery_still_sends_each_alert_once(
+    private_emulator: PubSubEmulator, tmp_path: Path, smtp_sink, point: str
+) -> None:
+    env = stack_env(tmp_path, private_emulator.env(), SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_sink.port))
+    settings = CommonSettings.from_env(env)
+    StreamTopology.from_settings(settings, env).ensure()
+    tweets = publish_scored(stream_events(), settings.gcp_project, settings.scored_topic)
+
+    log_path = tmp_path / "detection.log"
+    crashing = buzzwatch(
+        "worker",
+        "--role",
+        "detection",
+        env=dict(env, PORT=str(free_port()), **{CRASH_AT_VARIABLE: point}),
+        log_path=log_path,
+    )
+    try:
+        crashing.wait(timeout=180)
+    finally:
+        stop([crashing])
+    assert crashing.returncode == -signal.SIGKILL, log_path.read_text()[-3000:]
+    counts, alerts, undispatched = outbox(tmp_path)
+    assert counts["alerts"] >= 1  # the crash came after the first alert was committed
+    if point != "alert-dispatched":
+        assert undispatched, "the crash came before the first alert was marked sent"
+    mailer = Mailer.from_settings(settings)
+
+    restarted = buzzwatch(
+        "worker", "--role", "detection", env=dict(env, PORT=str(free_port())), log_path=log_path
+    )
+    try:
+
+        def finished() -> bool:
+            counts, alerts, undispatched = outbox(tmp_path)
+            return (
+                counts["tweets"] == tweets
+                and not undispatched
+                and not mailer.pending()
+                and len(smtp_sink.messages) >= len(alerts)
+            )
+
+        wait_for(finished, 120, "every tweet counted and every alert delivered", restarted, log_path)
+    finally:
+        stop([restarted])
+    assert restarted.returncode == 0
+
+    counts, alerts, _ = outbox(tmp_path)
+    keys = [alert_key(alert) for alert in alerts]
+    expected_ids = {mailer.build_message("", "", key=key)["Message-ID"] for key in keys}
+    mails = Counter(message["Message-ID"] for message in smtp_sink.messages)
+    assert set(mails) == expected_ids and set(mails.values()) == {1}, mails
+    events = Counter(alert_key(Alert.from_dict(alert)) for alert in read_alerts(tmp_path))
+    assert set(events) == set(keys) and set(events.values()) == {1}, events
