@@ -9,6 +9,28 @@ import pandas as pd
 
 HEADLINE = ("macro_f1", "macro_recall", "accuracy")
 REPORT_KEYS = (*HEADLINE, "n", "per_class", "confusion_matrix")
+# What a reader sees instead of the training's internal names (others: underscores as spaces, capitalised).
+READABLE = {
+    "macro_f1": "F1, average of the labels",
+    "macro_recall": "Recall, average of the labels",
+    "accuracy": "Accuracy",
+    "n": "Tweets",
+    "evaluation": "Evaluation",
+    "airline_test": "Airline tweets (test)",
+    "validation": "Validation (all sources)",
+    "validation_airline": "Validation (airline tweets)",
+    "semeval2016test": "SemEval 2016 (test, general tweets)",
+    "tweeteval_val": "TweetEval (validation, general tweets)",
+    "selection_score": "Selection score (what chose this model)",
+    "behaviour_failures": "Behaviour tests failed",
+    "onnx_parity_max_abs": "Largest probability gap, ONNX vs Keras",
+    "train_seconds": "Training time (s)",
+}
+
+
+def readable(name: str) -> str:
+    """A metric or data-set name as a reader sees it."""
+    return READABLE.get(name) or name.replace("_", " ").capitalize()
 
 
 def _is_report(value: Any) -> bool:

@@ -22,13 +22,34 @@ def batches(count: int, size: int) -> Iterator[range]:
         yield range(start, min(start + size, count))
 
 
+PREDICTED_LABEL = "predicted_label"  # the same column names as `buzzwatch score` (models/scoring.py)
+PREDICTION_ID = "prediction_id"
+ERROR = "error"
+
+
+def clashing_columns(frame: pd.DataFrame, labels: Sequence[str]) -> list[str]:
+    """The input's columns that scoring would overwrite (an input column is never replaced)."""
+    written = {PREDICTED_LABEL, PREDICTION_ID, ERROR, *(f"p_{label}" for label in labels)}
+    return [str(column) for column in frame.columns if column in written]
+
+
+def score_summary(scored: pd.DataFrame) -> str:
+    """How many rows were scored, and how many could not be (with where to read why)."""
+    total = len(scored)
+    done = int(scored[PREDICTED_LABEL].notna().sum())
+    if done == total:
+        return f"Scored {total} tweet{'s' if total != 1 else ''}."
+    return f"Scored {done} of {total} tweets; {total - done} could not be scored (see the `{ERROR}` column)."
+
+
 def score_frame(
     client: ApiClient,
     frame: pd.DataFrame,
     batch_size: int,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> pd.DataFrame:
-    """Add label, p_<label>, prediction_id (and error for rows the API refuses) to a frame with `text`."""
+    """Add predicted_label, p_<label>, prediction_id (and error for rows that cannot be scored) to a frame
+    with `text`; see `clashing_columns` for input columns of those names."""
     texts: Sequence[Any] = frame["text"].tolist()
     result = frame.copy()
     labels: list[str | None] = [None] * len(texts)
@@ -63,10 +84,10 @@ def score_frame(
             ids[row] = prediction["prediction_id"]
         done += len(rows)
         on_progress(done, len(scoreable))
-    result["label"] = labels
+    result[PREDICTED_LABEL] = labels
     for label in sorted({name for row in probabilities for name in row}):
         result[f"p_{label}"] = [row.get(label) for row in probabilities]
-    result["prediction_id"] = ids
+    result[PREDICTION_ID] = ids
     if any(errors):
-        result["error"] = errors
+        result[ERROR] = errors
     return result

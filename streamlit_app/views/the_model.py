@@ -10,6 +10,7 @@ from streamlit_app.model_view import (
     metric_sections,
     other_metrics,
     per_class_frame,
+    readable,
 )
 from streamlit_app.settings import UiSettings
 
@@ -34,13 +35,12 @@ sections = metric_sections(model["metrics"])
 if not sections:
     st.info("This model carries no evaluation metrics.")
 for name, report in sections:
-    st.subheader(f"Evaluation: {name}")
+    st.subheader(readable(name))
     columns = st.columns(4)
     for column, key in zip(columns, ("macro_f1", "macro_recall", "accuracy", "n"), strict=True):
         if key in report:
             value = report[key]
-            shown = f"{int(value):,}" if key == "n" else f"{value:.3f}"
-            column.metric("tweets" if key == "n" else key.replace("_", " "), shown)
+            column.metric(readable(key), f"{int(value):,}" if key == "n" else f"{value:.3f}")
     per_class = per_class_frame(report)
     if per_class is not None:
         st.dataframe(per_class, width="stretch")
@@ -49,7 +49,9 @@ for name, report in sections:
         st.altair_chart(heatmap(matrix, "predicted", "true", f"Confusion matrix ({name})"), width="stretch")
 others = other_metrics(model["metrics"])
 if others:
-    st.dataframe({"metric": list(others), "value": list(others.values())}, hide_index=True)
+    st.dataframe(
+        {"metric": [readable(key) for key in others], "value": list(others.values())}, hide_index=True
+    )
 
 st.subheader("Feedback received so far")
 stats = client.feedback_stats()
@@ -59,9 +61,7 @@ if not stats["total"]:
 columns = st.columns(3)
 columns[0].metric("Feedback", stats["total"])
 columns[1].metric("Model was right", stats["correct"])
-columns[2].metric(
-    "Corrections", stats["wrong"], delta=f"{stats['wrong'] / stats['total']:.0%}", delta_color="inverse"
-)
+columns[2].metric("Corrections", f"{stats['wrong']} ({stats['wrong'] / stats['total']:.0%} of the feedback)")
 st.altair_chart(
     heatmap(feedback_frame(stats), "correct", "predicted", "Predicted vs corrected"), width="stretch"
 )

@@ -5,7 +5,14 @@ import streamlit as st
 
 from streamlit_app.client import ApiError
 from streamlit_app.common import require_api
-from streamlit_app.scoring import probabilities_frame, score_frame
+from streamlit_app.scoring import (
+    ERROR,
+    PREDICTED_LABEL,
+    clashing_columns,
+    probabilities_frame,
+    score_frame,
+    score_summary,
+)
 from streamlit_app.settings import UiSettings
 
 settings = UiSettings.from_env()
@@ -81,6 +88,13 @@ with csv_file:
     if "text" not in frame.columns:
         st.error(f"The file has no `text` column (columns: {', '.join(map(str, frame.columns))}).")
         st.stop()
+    clashes = clashing_columns(frame, client.model()["labels"])
+    if clashes:
+        st.error(
+            f"The file already has the column(s) {', '.join(clashes)} that scoring writes: rename them, so "
+            "no column of yours is replaced."
+        )
+        st.stop()
     scored_key = f"scored_{upload.file_id}"
     if scored_key not in st.session_state:  # score each upload once, not on every rerun
         progress = st.progress(0.0, text=f"Scoring {len(frame)} tweets...")
@@ -92,8 +106,9 @@ with csv_file:
                 done / max(total, 1), text=f"Scored {done}/{total}"
             ),
         )
-        progress.progress(1.0, text=f"Scored {len(frame)} tweets")
+        progress.empty()
     scored = st.session_state[scored_key]
+    (st.warning if ERROR in scored.columns else st.success)(score_summary(scored))
     st.dataframe(scored, width="stretch")
-    st.bar_chart(scored["label"].value_counts())
+    st.bar_chart(scored[PREDICTED_LABEL].value_counts())
     st.download_button("Download the scored CSV", scored.to_csv(index=False), "scored.csv", "text/csv")

@@ -81,9 +81,30 @@ def test_try_it_scores_an_uploaded_csv_in_batches(api_url: str, monkeypatch: pyt
     page.get("file_uploader")[0].upload("tweets.csv", csv_text.encode(), "text/csv").run()
     assert not page.exception
     scored = page.dataframe[0].value
-    assert scored["label"].fillna("").tolist() == ["positive", "negative", "", "neutral", "positive"]
+    assert scored["predicted_label"].fillna("").tolist() == [
+        "positive",
+        "negative",
+        "",
+        "neutral",
+        "positive",
+    ]
     assert scored["error"].fillna("").tolist() == ["", "", "empty text", "", ""]
     assert {"p_negative", "p_neutral", "p_positive", "prediction_id"} <= set(scored.columns)
+    assert page.warning[0].value == "Scored 4 of 5 tweets; 1 could not be scored (see the `error` column)."
+
+
+def test_try_it_never_replaces_a_column_of_the_uploaded_csv(api_url: str) -> None:
+    page = _page("try_it").run()
+    csv_text = "text,label,p_negative\nlost my bag,negative,0.9\ngreat crew,positive,0.1\n"
+    page.get("file_uploader")[0].upload("labelled.csv", csv_text.encode(), "text/csv").run()
+    assert not page.exception and not page.dataframe
+    assert "already has the column(s) p_negative that scoring writes" in page.error[0].value
+    page.get("file_uploader")[0].upload(
+        "labelled.csv", b"text,label\nlost my bag,negative\n", "text/csv"
+    ).run()
+    scored = page.dataframe[0].value
+    assert scored["label"].tolist() == ["negative"] and scored["predicted_label"].tolist() == ["negative"]
+    assert page.success[0].value == "Scored 1 tweet."
 
 
 def test_try_it_explains_a_csv_without_text_column(api_url: str) -> None:
@@ -108,8 +129,10 @@ def test_the_model_shows_metrics_confusion_matrix_and_feedback(api_url: str, api
     assert not page.exception
     assert "lexicon-test-1" in page.caption[0].value
     values = {metric.label: metric.value for metric in page.metric}
-    assert values["macro f1"] == "0.500"
-    assert values["Feedback"] == "1" and values["Corrections"] == "1"
+    assert values["F1, average of the labels"] == "0.500" and values["Accuracy"] == "0.600"
+    assert values["Feedback"] == "1" and values["Corrections"] == "1 (100% of the feedback)"
+    assert not any(metric.delta for metric in page.metric)  # a share, not a trend: no arrow
+    assert "Evaluation" in [header.value for header in page.subheader]
     assert len(page.get("vega_lite_chart")) == 2  # confusion matrix + feedback heatmap
 
 
