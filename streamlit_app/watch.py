@@ -20,6 +20,8 @@ from buzzwatch.telemetry import (
     read_local,
 )
 
+START_MARK = "buzz started (estimate)"
+ALERT_MARK = "alert"
 STATE_NAMES = {"learning": "Learning", "normal": "Normal", "bad_buzz": "Bad buzz"}
 SERIES = {
     NEGATIVE_SHARE: "negative share",
@@ -108,10 +110,7 @@ def alert_marks(alerts: Iterable[dict[str, Any]], zone: tzinfo) -> pd.DataFrame:
     """One row per moment to mark on the charts: each alert's estimated start and its firing time."""
     rows = []
     for alert in alerts:
-        for key, what in (
-            ("started_at", "buzz started (estimate)"),
-            ("fired_at", f"alert ({alert.get('kind', 'new')})"),
-        ):
+        for key, what in (("started_at", START_MARK), ("fired_at", ALERT_MARK)):
             moment = pd.to_datetime(alert.get(key), utc=True, errors="coerce", format="ISO8601")
             if not pd.isna(moment):
                 rows.append({"time": moment.tz_convert(zone).tz_localize(None), "mark": what})

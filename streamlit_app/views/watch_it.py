@@ -11,6 +11,8 @@ from buzzwatch.telemetry import alerts_in
 from buzzwatch.zones import brand_zones, local_time, zone_of
 from streamlit_app.settings import UiSettings
 from streamlit_app.watch import (
+    ALERT_MARK,
+    START_MARK,
     FeedError,
     alert_marks,
     brand_alerts,
@@ -26,6 +28,7 @@ settings = UiSettings.from_env()
 st.title("Watch it")
 TIME_FORMAT = "%d %b %H:%M"  # 24-hour clock, no seconds
 COLORS = {"negative share": "#d62728", "baseline": "#7f7f7f", "volume": "#1f77b4"}
+MARK_DASHES = {ALERT_MARK: [1, 0], START_MARK: [6, 4]}  # the alert solid, the estimated start dashed
 
 
 @st.cache_resource
@@ -84,7 +87,9 @@ def chart(
         .encode(
             x="time:T",
             strokeDash=alt.StrokeDash(
-                "mark:N", legend=alt.Legend(orient="bottom", title=None), sort="descending"
+                "mark:N",
+                scale=alt.Scale(domain=list(MARK_DASHES), range=list(MARK_DASHES.values())),
+                legend=alt.Legend(orient="bottom", title=None),
             ),
             tooltip=[alt.Tooltip("time:T", format=TIME_FORMAT), "mark:N"],
         )
@@ -96,13 +101,14 @@ def reasons_chart(reasons: dict[str, float]) -> alt.Chart:
     """The negative reasons as horizontal bars with their whole names (no cut labels)."""
     frame = pd.DataFrame({"reason": list(reasons), "share": list(reasons.values())})
     return (
-        alt.Chart(frame, height=24 * len(frame) + 20)
+        alt.Chart(frame)
         .mark_bar()
         .encode(
             x=alt.X("share:Q", axis=alt.Axis(format=".0%"), title="share of the negative tweets"),
             y=alt.Y("reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=0)),
             tooltip=["reason:N", alt.Tooltip("share:Q", format=".0%")],
         )
+        .properties(height=alt.Step(28))
     )
 
 
