@@ -30,7 +30,8 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,7 +255,9 @@ def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subpr
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C reaches the demo only; it stops the children in order
+        # Ctrl-C reaches the demo only, and it stops the children in order; each child leads a process group
+        # of its own, so `_stop` reaches the processes it starts in turn (granian's, gunicorn's, Streamlit's).
+        start_new_session=True,
     )
 
 
@@ -284,16 +287,43 @@ def frontend_commands(
     return commands
 
 
-def _stop(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+def _stop(processes: list[tuple[str, subprocess.Popen[bytes]]], timeout_s: float = 20.0) -> None:
+    """SIGTERM to each child's process group, newest first; what is left after `timeout_s` is killed."""
     for _, process in reversed(processes):
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
     for _, process in reversed(processes):
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        # Also once the leader is gone: a process it started may still be there, in its group.
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with suppress(ProcessLookupError):  # the whole group is gone
+        os.killpg(process.pid, signum)  # the child leads its group (start_new_session)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a supervisor, `kill`) stops the demo as Ctrl-C does: every process it started stops too."""
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _stopping(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> Iterator[None]:
+    """Stop the started processes on the way out (before the emulator they use), deaf to a second Ctrl-C."""
+    try:
+        yield
+    finally:
+        handlers = {
+            signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            _stop(processes)
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
 
 
 def run_demo(options: DemoOptions) -> int:
@@ -330,8 +360,9 @@ def run_demo(options: DemoOptions) -> int:
     processes: list[tuple[str, subprocess.Popen[bytes]]] = []
     controller = None
     mail_dir = demo_dir / "mail"
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with PubSubEmulator(log_path=logs / "emulator.log") as emulator:
+        with PubSubEmulator(log_path=logs / "emulator.log") as emulator, _stopping(processes):
             env.update(emulator.env())
             os.environ.update(emulator.env())
             if options.outbox:
@@ -427,6 +458,6 @@ def run_demo(options: DemoOptions) -> int:
         print("\nstopping ...", flush=True)
         return 130
     finally:
-        _stop(processes)
         if controller is not None:
             controller.stop()
+        signal.signal(signal.SIGTERM, previous_sigterm)

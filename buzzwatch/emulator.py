@@ -160,14 +160,18 @@ class PubSubEmulator:
                 start_new_session=True,
             )
         deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                tail = self.log_tail()
-                self._process = None
-                raise EmulatorError(f"the Pub/Sub emulator exited during start-up:\n{tail}")
-            if port_is_open(self.host, self.port):
-                return self
-            time.sleep(0.1)
+        try:
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    tail = self.log_tail()
+                    self._process = None
+                    raise EmulatorError(f"the Pub/Sub emulator exited during start-up:\n{tail}")
+                if port_is_open(self.host, self.port):
+                    return self
+                time.sleep(0.1)
+        except KeyboardInterrupt:  # Ctrl-C or the demo's SIGTERM while it starts: no `with` will stop it
+            self.stop()
+            raise
         self.stop()
         raise EmulatorError(
             f"the Pub/Sub emulator did not open {self.endpoint} within {self.startup_timeout_s:.0f} s"

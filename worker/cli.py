@@ -61,8 +61,8 @@ def register(subparsers: Any) -> None:
             "dead letter), "
             "the scoring worker (granian), the detection service, an SMTP sink, and replays real airline "
             "tweets from data/ with an injected bad buzz through the ingester. Alerts are printed and mailed "
-            "to the sink (saved as .eml under the demo folder). Ends by itself with a summary; Ctrl-C stops "
-            "everything cleanly."
+            "to the sink (saved as .eml under the demo folder). Ends by itself with a summary; Ctrl-C or "
+            "SIGTERM stops everything it started, cleanly."
         ),
     )
     demo.add_argument("--tweets", type=int, default=3000, help="background tweets to replay (default 3000)")

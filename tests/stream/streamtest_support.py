@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -173,3 +174,17 @@ def publish_scored(events: Sequence[TweetEvent], project: str, topic: str) -> in
         scored = ScoredTweet(tweet=event, label=label, probabilities={label: 1.0}, model_version="test")
         publisher.publish(path, json.dumps(scored.to_dict()).encode()).result(timeout=30)
     return len(events)
+
+
+def start_demo(env: Mapping[str, str], *options: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """`buzzwatch demo OPTIONS`, and the list its output lines go into as they come."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "buzzwatch.cli", "demo", *options],
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True).start()
+    return demo, lines

@@ -5,19 +5,16 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
+from streamtest_support import start_demo
 
 from buzzwatch.emulator import port_is_open
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-DEMO = [sys.executable, "-m", "buzzwatch.cli", "demo"]
 
 
 def _children(pid: int) -> list[int]:
@@ -37,16 +34,7 @@ def _children(pid: int) -> list[int]:
 def test_the_app_finds_the_demo_api_and_both_stay_up_until_ctrl_c(tmp_path: Path) -> None:
     env = {**os.environ, "BUZZWATCH_VAR_DIR": str(tmp_path)}
     env.pop("BUZZWATCH_API_URL", None)
-    demo = subprocess.Popen(
-        [*DEMO, "--tweets", "300", "--speed", "max", "--outbox", "--with-api", "--with-ui"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
-    reader.start()
+    demo, lines = start_demo(env, "--tweets", "300", "--speed", "max", "--outbox", "--with-api", "--with-ui")
     try:
         deadline = time.monotonic() + 240
         while not any("stays up" in line for line in lines):
