@@ -77,7 +77,9 @@ def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
     events = stream_events()
     logs = {name: tmp_path / f"{name}.log" for name in ("w1", "w2", "w2b", "det", "det2")}
     scoring = [buzzwatch("worker", "--mode", "pull", env=env, log_path=logs[n]) for n in ("w1", "w2")]
-    detection = buzzwatch("worker", "--role", "detection", env=dict(env, PORT="0"), log_path=logs["det"])
+    detection = buzzwatch(
+        "worker", "--role", "detection", env=dict(env, PORT=str(free_port())), log_path=logs["det"]
+    )
     processes = [*scoring, detection]
     try:
         # The first 120 calm minutes, then kills. A message held by a killed process comes again when its
@@ -91,7 +93,9 @@ def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
         scoring[1].send_signal(signal.SIGKILL)
         detection.wait()
         scoring[1].wait()
-        restarted = buzzwatch("worker", "--role", "detection", env=dict(env, PORT="0"), log_path=logs["det2"])
+        restarted = buzzwatch(
+            "worker", "--role", "detection", env=dict(env, PORT=str(free_port())), log_path=logs["det2"]
+        )
         replacement = buzzwatch("worker", "--mode", "pull", env=env, log_path=logs["w2b"])
         processes += [restarted, replacement]
         publish(events[first:], settings.gcp_project, settings.tweets_topic, speed=600)
@@ -147,7 +151,11 @@ def test_emulator_restart_worker_and_detection_recover(
         endpoint = f"http://127.0.0.1:{port}/pubsub/push"
         topology.ensure(push_endpoint=endpoint)
         detection = buzzwatch(
-            "worker", "--role", "detection", env=dict(env, PORT="0"), log_path=tmp_path / "det.log"
+            "worker",
+            "--role",
+            "detection",
+            env=dict(env, PORT=str(free_port())),
+            log_path=tmp_path / "det.log",
         )
         processes.append(detection)
         publish(events[:half], settings.gcp_project, settings.tweets_topic)

@@ -52,7 +52,13 @@ def test_push_stream_counts_once_dead_letters_and_alerts_by_email(
         processes.append(worker)
         topology.ensure(push_endpoint=f"http://127.0.0.1:{port}/pubsub/push")
         processes.append(
-            buzzwatch("worker", "--role", "detection", env=dict(env, PORT="0"), log_path=tmp_path / "det.log")
+            buzzwatch(
+                "worker",
+                "--role",
+                "detection",
+                env=dict(env, PORT=str(free_port())),
+                log_path=tmp_path / "det.log",
+            )
         )
 
         publish(events, settings.gcp_project, settings.tweets_topic, speed=600)
