@@ -399,7 +399,7 @@ def _logged_prediction(store: FeedbackStore, prediction_id: str) -> LoggedPredic
     if logged is not None:
         return logged
     if store.ids.issued_age_s(prediction_id) is not None:
-        write_problem = store.write_error or store.write_problem()
+        write_problem = store.write_problem()  # a fresh look: an idle worker's last error may be stale
         if write_problem:  # issued here: perhaps still queued in another worker, waiting for the database
             raise RequestError(
                 f"prediction {prediction_id!r} is not in the log yet: {write_problem}", 503, 30

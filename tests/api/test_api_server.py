@@ -286,11 +286,12 @@ def test_a_disk_that_refuses_writes_is_a_clear_503_then_nothing_is_lost(server: 
         for worker in workers:
             worker.rlimit(psutil.RLIMIT_FSIZE, (psutil.RLIM_INFINITY, psutil.RLIM_INFINITY))
     deadline = time.monotonic() + 10
-    while _request(f"{server.url}/readyz")[0] != 200:  # each worker writes its queue again
+    while _request(f"{server.url}/readyz")[0] != 200:
         assert time.monotonic() < deadline, "still not ready 10 s after the disk came back"
         time.sleep(0.1)
+    time.sleep(1.0)  # each worker's writer writes its queue again within a flush interval (0.2 s)
     for prediction_id in prediction_ids:
-        status, _ = _request(
+        status, body = _request(
             f"{server.url}/v1/feedback", {"prediction_id": prediction_id, "label": "neutral"}
         )
-        assert status == 201
+        assert status == 201, body
