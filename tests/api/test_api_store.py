@@ -7,13 +7,6 @@ skipped with that message, the SQLite ones still run.
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,57 +15,23 @@ from pathlib import Path
 import pytest
 
 from api.store import DuplicateFeedback, FeedbackRecord, FeedbackStore, LoggedPrediction
+from buzzwatch.postgres import PostgresMissing, ThrowawayPostgres
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not binaries:
-        pytest.skip("PostgreSQL is not installed: apt-get install -y postgresql")
-    bin_dir = Path(binaries[-1]).parent
-    as_user: list[str] = []
-    data_dir = Path(tempfile.mkdtemp(prefix="buzzwatch-pg-"))
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        account = pwd.getpwnam("postgres")
-        os.chown(data_dir, account.pw_uid, account.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    subprocess.run(
-        [*as_user, str(bin_dir / "initdb"), "-D", str(data_dir / "db"), "-U", "buzzwatch", "--auth=trust"],
-        check=True,
-        capture_output=True,
-    )
-    server = subprocess.Popen(
-        [*as_user, str(bin_dir / "postgres"), "-D", str(data_dir / "db"), "-p", str(port),
-         "-k", str(data_dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("PostgreSQL did not start") from None
-                time.sleep(0.1)
-        yield f"postgresql+psycopg://buzzwatch@127.0.0.1:{port}/postgres"
+        server = ThrowawayPostgres().start()
+    except PostgresMissing as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server.url()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
