@@ -91,7 +91,9 @@ class SubscriptionSpec:
     """What a subscription should look like; `push_endpoint=None` means a pull subscription.
 
     `oidc_service_account` (and optionally `oidc_audience`) make Pub/Sub sign each push with an OIDC token,
-    as Cloud Run requires in production; the emulator sends no token.
+    as Cloud Run requires in production; the emulator sends no token. `filter` (set at creation only, as
+    Pub/Sub allows) keeps only matching messages, e.g. one brand partition's (`buzzwatch.partitions`); the
+    emulator stores it but delivers every message, so consumers check the attributes themselves too.
     """
 
     name: str
@@ -104,6 +106,7 @@ class SubscriptionSpec:
     ack_deadline_s: int = 60
     retry_min_backoff_s: float = 1.0
     retry_max_backoff_s: float = 60.0
+    filter: str = ""
 
     def request(self, project: str) -> dict[str, Any]:
         """The create_subscription request."""
@@ -117,6 +120,8 @@ class SubscriptionSpec:
                 "maximum_backoff": _seconds(self.retry_max_backoff_s),
             },
         }
+        if self.filter:
+            body["filter"] = self.filter
         if self.dead_letter_topic:
             body["dead_letter_policy"] = {
                 "dead_letter_topic": topic_path(project, self.dead_letter_topic),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from buzzwatch import telemetry as names
+from buzzwatch.partitions import DEFAULT_PARTITIONS, check_partitions, partition_attributes
 from buzzwatch.schema import SchemaError, ScoredTweet, TweetEvent
 from buzzwatch.settings import CommonSettings, env_bool, env_float, env_int, env_str
 from buzzwatch.telemetry import Telemetry
@@ -52,6 +53,7 @@ class WorkerSettings:
     reset_state: bool  # DETECTION_RESET_STATE: set a damaged database or detector state aside, start afresh
     health_port: int  # PORT: the detection service's health endpoint and feed
     health_host: str  # DETECTION_HOST: the address it binds (loopback; 0.0.0.0 in a container)
+    partitions: int = DEFAULT_PARTITIONS  # BUZZWATCH_PARTITIONS: brand partitions (fixed at deploy time)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerSettings:
@@ -70,6 +72,7 @@ class WorkerSettings:
             reset_state=env_bool(env, "DETECTION_RESET_STATE", False),
             health_port=env_int(env, "PORT", 8081),
             health_host=env_str(env, "DETECTION_HOST", "127.0.0.1") or "127.0.0.1",
+            partitions=check_partitions(env_int(env, "BUZZWATCH_PARTITIONS", DEFAULT_PARTITIONS)),
         )
 
 
@@ -255,8 +258,10 @@ class ScoringPipeline:
         telemetry: Telemetry,
         max_batch: int = 256,
         flushes: int = 1,
+        partitions: int = DEFAULT_PARTITIONS,
     ) -> None:
         self.model = model
+        self.partitions = partitions  # each scored message is marked with its brands' partitions
         self.reasons = reasons
         self.publisher = publisher
         self.telemetry = telemetry
@@ -338,7 +343,7 @@ class ScoringPipeline:
         started = time.perf_counter()
         try:
             scored = score_events([job.event for job in group], self.model, self.reasons)
-            self.publisher.publish([(s.to_json(), _scored_attributes(s)) for s in scored])
+            self.publisher.publish([(s.to_json(), _scored_attributes(s, self.partitions)) for s in scored])
         except Exception as exc:  # the model or Pub/Sub failed: every request of the group is retried
             log.warning("scoring or publishing failed", extra={"batch": len(group), "error": str(exc)})
             for job in group:
@@ -470,8 +475,9 @@ def _attribute(text: str, max_bytes: int) -> str:
     return text.encode("utf-8", "backslashreplace")[:max_bytes].decode("utf-8", "ignore")
 
 
-def _scored_attributes(scored: ScoredTweet) -> dict[str, str]:
-    return {"brand": ",".join(scored.tweet.brands), "label": scored.label}
+def _scored_attributes(scored: ScoredTweet, partitions: int) -> dict[str, str]:
+    brands = scored.tweet.brands
+    return {"brand": ",".join(brands), "label": scored.label, **partition_attributes(brands, partitions)}
 
 
 def build_scoring_service(
@@ -498,6 +504,7 @@ def build_scoring_service(
             telemetry,
             worker_settings.max_batch,
             worker_settings.flushes,
+            worker_settings.partitions,
         ),
         ConfirmedPublisher(settings.gcp_project, settings.dead_letter_topic, recover),
         telemetry,

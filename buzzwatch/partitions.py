@@ -1,0 +1,81 @@
+"""Brands hashed into a fixed number of partitions: the unit a detection instance owns.
+
+A brand's partition is a stable hash of its name into P partitions (P fixed at deploy time,
+`BUZZWATCH_PARTITIONS`, default 64): the same on every machine, in every process, in every release, so
+the scoring workers that tag a scored tweet and the detection instance that counts it agree without
+talking to each other. Changing P moves most brands: it is a redeployment with a state migration.
+
+On the scored topic each message carries `partitions` (the sorted partitions of the tweet's brands,
+comma-joined, like the `brand` attribute) and one marker attribute `p<k>` per partition, so a Pub/Sub
+subscription filter `attributes:p<k>` (`subscription_filter`) selects a partition's tweets, a tweet that
+names brands of two partitions included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+
+DEFAULT_PARTITIONS = 64
+MAX_PARTITIONS = 1024
+PARTITIONS_ATTRIBUTE = "partitions"
+
+
+def check_partitions(partitions: int) -> int:
+    """The partition count, refused (ValueError) outside 1..MAX_PARTITIONS."""
+    if not 1 <= partitions <= MAX_PARTITIONS:
+        raise ValueError(f"the partition count must be between 1 and {MAX_PARTITIONS}, got {partitions}")
+    return partitions
+
+
+def partition_of(brand: str, partitions: int = DEFAULT_PARTITIONS) -> int:
+    """The brand's partition in 0..partitions-1: BLAKE2b of its UTF-8 name, modulo the count."""
+    digest = hashlib.blake2b(brand.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % check_partitions(partitions)
+
+
+def partitions_of(brands: Iterable[str], partitions: int = DEFAULT_PARTITIONS) -> tuple[int, ...]:
+    """The sorted, distinct partitions of these brands."""
+    return tuple(sorted({partition_of(brand, partitions) for brand in brands}))
+
+
+def marker(partition: int) -> str:
+    """The attribute that marks a message as belonging to one partition."""
+    return f"p{partition}"
+
+
+def partition_attributes(brands: Iterable[str], partitions: int = DEFAULT_PARTITIONS) -> dict[str, str]:
+    """The Pub/Sub attributes of a scored tweet naming these brands."""
+    owned = partitions_of(brands, partitions)
+    return {PARTITIONS_ATTRIBUTE: ",".join(map(str, owned)), **{marker(k): "1" for k in owned}}
+
+
+def subscription_filter(partition: int) -> str:
+    """The Pub/Sub subscription filter that keeps one partition's messages."""
+    return f"attributes:{marker(partition)}"
+
+
+def in_partitions(attributes: Mapping[str, str], owned: Iterable[int]) -> bool:
+    """Whether a message's markers name one of these partitions (the check a subscription filter makes)."""
+    return any(marker(k) in attributes for k in owned)
+
+
+def parse_owned(spec: str, partitions: int = DEFAULT_PARTITIONS) -> frozenset[int]:
+    """Partitions from a setting such as `0-15,32,40-47` (`all` or empty: every partition)."""
+    check_partitions(partitions)
+    text = spec.strip().lower()
+    if text in ("", "all"):
+        return frozenset(range(partitions))
+    owned: set[int] = set()
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high if dash else low)
+        except ValueError:
+            raise ValueError(f"not a partition or range: {part.strip()!r} (write e.g. 0-15,32)") from None
+        if first > last:
+            raise ValueError(f"the range {part.strip()!r} goes down (write the lower partition first)")
+        if not 0 <= first <= last < partitions:
+            raise ValueError(f"partitions {part.strip()!r} are outside 0-{partitions - 1}")
+        owned.update(range(first, last + 1))
+    return frozenset(owned)

@@ -1,0 +1,88 @@
+"""Brand partitions: stable across releases, spread evenly, and the settings that name them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from buzzwatch.partitions import (
+    in_partitions,
+    parse_owned,
+    partition_attributes,
+    partition_of,
+    partitions_of,
+    subscription_filter,
+)
+
+
+@pytest.mark.parametrize(
+    ("brand", "partitions", "expected"),
+    [
+        # Pinned: a change here moves brands between detection instances (a state migration).
+        ("united", 64, 34),
+        ("delta", 64, 38),
+        ("americanair", 64, 36),
+        ("Lufthansa", 64, 20),
+        ("zürich-air", 64, 1),
+        ("united", 8, 2),
+        ("delta", 8, 6),
+        ("united", 1, 0),
+    ],
+)
+def test_a_brand_has_the_same_partition_everywhere(brand: str, partitions: int, expected: int) -> None:
+    assert partition_of(brand, partitions) == expected
+
+
+def test_partitions_share_out_many_brands_evenly() -> None:
+    counts = Counter(partition_of(f"brand{i:05d}") for i in range(6400))
+    assert len(counts) == 64
+    assert min(counts.values()) > 100 * 0.6 and max(counts.values()) < 100 * 1.4
+
+
+@pytest.mark.parametrize("partitions", [0, -1, 1025])
+def test_a_partition_count_out_of_range_is_refused(partitions: int) -> None:
+    with pytest.raises(ValueError, match="between 1 and 1024"):
+        partition_of("united", partitions)
+
+
+def test_a_tweet_naming_brands_of_two_partitions_is_marked_for_both() -> None:
+    attributes = partition_attributes(["delta", "united", "delta"])
+    assert attributes == {"partitions": "34,38", "p34": "1", "p38": "1"}
+    assert partitions_of(["delta", "united"]) == (34, 38)
+    assert in_partitions(attributes, {38}) and in_partitions(attributes, {0, 34})
+    assert not in_partitions(attributes, {3, 35})
+    assert not in_partitions({"brand": "united"}, {34})  # unmarked (published before partitions)
+    assert subscription_filter(34) == "attributes:p34"
+
+
+@pytest.mark.parametrize(
+    ("spec", "partitions", "expected"),
+    [
+        ("", 8, set(range(8))),
+        ("all", 8, set(range(8))),
+        (" ALL ", 4, {0, 1, 2, 3}),
+        ("3", 8, {3}),
+        ("0-2,5", 8, {0, 1, 2, 5}),
+        ("6-7, 1", 8, {1, 6, 7}),
+        ("0-63", 64, set(range(64))),
+    ],
+)
+def test_owned_partitions_are_read_from_a_setting(spec: str, partitions: int, expected: set[int]) -> None:
+    assert parse_owned(spec, partitions) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("8", "outside 0-7"),
+        ("5-9", "outside 0-7"),
+        ("4-2", "goes down"),
+        ("-1", "not a partition"),
+        ("a-b", "not a partition"),
+        ("1,,2", "not a partition"),
+    ],
+)
+def test_a_bad_owned_setting_says_what_is_wrong(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_owned(spec, 8)
