@@ -335,14 +335,19 @@ class Mailer:
             except FileNotFoundError:
                 continue
 
-    def close(self, final_attempt: bool = True) -> int:
-        """Stop the delivery thread and try once more; returns how many messages stay queued on disk."""
+    def close(self, final_attempt: bool = True, grace_s: float = 5.0) -> int:
+        """Stop the delivery thread and try once more; returns how many messages stay queued on disk.
+
+        A delivery still stuck after `grace_s` (a server that hangs) is left to die with the process: its
+        mail stays queued for the next start, and shutdown does not wait SMTP_TIMEOUT_S more.
+        """
         self._stop.set()
         self._wake.set()
         thread = self._thread
         if thread is not None:
-            thread.join(timeout=self.settings.timeout_s + 5)
-        remaining = self.flush() if final_attempt else len(self.pending())
+            thread.join(timeout=grace_s)
+        stuck = thread is not None and thread.is_alive()
+        remaining = self.flush() if final_attempt and not stuck else len(self.pending())
         if remaining:
             logger.warning("mails still queued on disk at shutdown", extra={"queued": remaining})
         return remaining

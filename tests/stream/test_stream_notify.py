@@ -152,3 +152,15 @@ def test_a_hanging_smtp_server_holds_up_only_the_delivery_thread(
     assert wait_until(lambda: len(sink.messages) == 2 and not mailer.pending(), 20)
     assert sorted(m["Subject"] for m in sink.messages) == ["first", "second"]
     assert mailer.close() == 0
+
+
+@pytest.mark.integration
+def test_closing_does_not_wait_for_a_hanging_server(tmp_path: Path, hanging_smtp) -> None:
+    """At shutdown a stuck delivery is given up after a short grace: the mail stays queued for next time."""
+    mailer = Mailer(smtp_settings(hanging_smtp.port, timeout_s=30.0), tmp_path / "spool")
+    assert mailer.send("stuck", "body") is True
+    assert wait_until(lambda: hanging_smtp.accepted >= 1)
+    started = time.monotonic()
+    assert mailer.close(grace_s=0.5) == 1
+    assert time.monotonic() - started < 3
+    assert len(Mailer(smtp_settings(None), tmp_path / "spool").pending()) == 1
