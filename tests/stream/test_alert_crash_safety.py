@@ -1,14 +1,15 @@
 """Each alert is mailed once and announced once, whatever instant the detection service is killed at.
 
 The service kills itself with SIGKILL at a named point (BUZZWATCH_CRASH_AT) between committing an alert
-and its delivery; a restarted service finishes the job. The SMTP sink and the telemetry sink then hold
-exactly one mail and one BadBuzzAlert event per alert key in the outbox.
+and its delivery, at each in turn; a restarted service finishes the job. The SMTP sink and the telemetry
+sink then hold exactly one mail and one BadBuzzAlert event per alert key in the outbox.
 """
 
 from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -37,37 +38,40 @@ def outbox(var_dir: Path) -> tuple[dict[str, int], list[Alert], list[tuple[str, 
         store.close()
 
 
-@pytest.mark.parametrize("point", ["alert-committed", "alert-spooled", "alert-dispatched"])
-def test_a_crash_between_commit_and_delivery_still_sends_each_alert_once(
-    private_emulator: PubSubEmulator, tmp_path: Path, smtp_sink, point: str
+def test_crashes_at_each_point_between_commit_and_delivery_still_send_each_alert_once(
+    private_emulator: PubSubEmulator, tmp_path: Path, smtp_sink
 ) -> None:
+    """The first alert goes through every crash point in turn, one restart each, then a clean run finishes."""
     env = stack_env(tmp_path, private_emulator.env(), SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_sink.port))
     settings = CommonSettings.from_env(env)
     StreamTopology.from_settings(settings, env).ensure()
     tweets = publish_scored(stream_events(), settings.gcp_project, settings.scored_topic)
-
+    mailer = Mailer.from_settings(settings)  # reads the service's spool
     log_path = tmp_path / "detection.log"
-    crashing = buzzwatch(
-        "worker",
-        "--role",
-        "detection",
-        env=dict(env, PORT=str(free_port()), **{CRASH_AT_VARIABLE: point}),
-        log_path=log_path,
-    )
-    try:
-        crashing.wait(timeout=180)
-    finally:
-        stop([crashing])
-    assert crashing.returncode == -signal.SIGKILL, log_path.read_text()[-3000:]
-    counts, alerts, undispatched = outbox(tmp_path)
-    assert counts["alerts"] >= 1  # the crash came after the first alert was committed
-    if point != "alert-dispatched":
-        assert undispatched, "the crash came before the first alert was marked sent"
-    mailer = Mailer.from_settings(settings)
 
-    restarted = buzzwatch(
-        "worker", "--role", "detection", env=dict(env, PORT=str(free_port())), log_path=log_path
-    )
+    def detection(**extra: str) -> subprocess.Popen[bytes]:
+        return buzzwatch(
+            "worker", "--role", "detection", env=dict(env, PORT=str(free_port()), **extra), log_path=log_path
+        )
+
+    for point, spooled, marked in [
+        ("alert-committed", False, False),  # committed in the outbox, nothing else
+        ("alert-spooled", True, False),  # (the restart's first dispatch) its mail spooled, the row not marked
+        ("alert-dispatched", True, True),  # (the next restart's) spool no-op, row marked, event recorded
+    ]:
+        crashing = detection(**{CRASH_AT_VARIABLE: point})
+        try:
+            crashing.wait(timeout=180)
+        finally:
+            stop([crashing])
+        assert crashing.returncode == -signal.SIGKILL, (point, log_path.read_text()[-3000:])
+        _, alerts, undispatched = outbox(tmp_path)
+        first = alert_key(alerts[0])
+        assert (first not in dict(undispatched)) is marked, point
+        assert len(mailer.pending()) + len(list(mailer.sent_dir.glob("*.eml"))) == int(spooled), point
+        assert len(read_alerts(tmp_path)) == int(marked), point
+
+    restarted = detection()
     try:
 
         def finished() -> bool:
@@ -84,7 +88,7 @@ def test_a_crash_between_commit_and_delivery_still_sends_each_alert_once(
         stop([restarted])
     assert restarted.returncode == 0
 
-    counts, alerts, _ = outbox(tmp_path)
+    _, alerts, _ = outbox(tmp_path)
     keys = [alert_key(alert) for alert in alerts]
     expected_ids = {mailer.build_message("", "", key=key)["Message-ID"] for key in keys}
     mails = Counter(message["Message-ID"] for message in smtp_sink.messages)
