@@ -91,6 +91,13 @@ CASES = {
         {"gate agent"},
         {"gate", "agent"},
     ),
+    "a plural and its singular are one term": (
+        USUAL_NEGATIVES,
+        ["where is my suitcase"] * 2 + ["two suitcases missing"] * 2 + USUAL_NEGATIVES,
+        None,
+        {"suitcase"},
+        set(),
+    ),
     "one author's repeated phrase is one voice": (
         USUAL_NEGATIVES,
         ["broken seat recliner again"] * 6 + USUAL_NEGATIVES,

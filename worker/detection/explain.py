@@ -60,7 +60,7 @@ _HASHTAG_RE = re.compile(r"(?<![\w&])#(\w*[A-Za-z]\w*)")
 _TERM_RE = re.compile(r"^[^\W\d_][\w'-]*$")
 # Document frequencies over the US airline NEGATIVE tweets of data/ (scripts/build_term_background.py).
 BACKGROUND_PATH = Path(__file__).with_name("term_background.json")
-BACKGROUND_PRIOR_DOCS = 200.0  # tweets; how much brand-days vary around it (the build script prints 201)
+BACKGROUND_PRIOR_DOCS = 193.0  # tweets; how much brand-days vary around it (what the build script prints)
 TERM_FDR = 0.05  # expected share of reported terms that are chance, at most
 CANDIDATE_TWEETS = 2  # a term is tested when this many voices (authors, or copy groups) use it
 NEAR_COPY_OVERLAP = 0.7  # two samples sharing this share of their words (Jaccard) are near copies
@@ -155,29 +155,34 @@ def _is_term(token: str) -> bool:
     )
 
 
-def _terms(tokens: Iterable[str]) -> set[str]:
-    """The distinct reportable words of a token list."""
-    return {token for token in tokens if _is_term(token)}
+def term_key(word: str) -> str:
+    """A word's key: its singular when it is a plain plural ("bags" and "bag" are one term)."""
+    return (
+        word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")) else word
+    )
 
 
-def phrases(tokens: Sequence[str]) -> set[str]:
-    """Two reportable words next to each other once function words and annotations are skipped.
+def term_forms(tokens: Sequence[str]) -> dict[str, str]:
+    """The reportable words and phrases of a token list: key (singular words) -> the form written first.
 
-    Anything else (punctuation, numbers, links, mentions, sentiment words) ends a phrase, so
-    "my bag was lost" gives "bag lost" and "lost, worst airline" gives nothing.
+    A phrase is two reportable words next to each other once function words and annotations are skipped;
+    anything else (punctuation, numbers, links, mentions, sentiment words) ends one, so "my bags were lost"
+    gives "bags lost" (key "bag lost") and "lost, worst airline" gives none.
     """
-    found: set[str] = set()
-    previous: str | None = None
+    forms: dict[str, str] = {}
+    previous: tuple[str, str] | None = None  # (key, form) of the word before
     for token in tokens:
         if token in STOPWORDS or token in _ANNOTATIONS:
             continue  # a hashtag's word starts a phrase of its own (its "<hashtag>" marker ends one)
-        if _is_term(token):
-            if previous is not None and previous != token:
-                found.add(f"{previous} {token}")
-            previous = token
-        else:
+        if not _is_term(token):
             previous = None
-    return found
+            continue
+        key = term_key(token)
+        forms.setdefault(key, token)
+        if previous is not None and previous[0] != key:
+            forms.setdefault(f"{previous[0]} {key}", f"{previous[1]} {token}")
+        previous = (key, token)
+    return forms
 
 
 def group_copies(records: Sequence[TweetRecord]) -> list[list[TweetRecord]]:
@@ -322,9 +327,9 @@ def reference_counts(texts: Sequence[str], tokenizer: Tokenizer) -> ReferenceCou
     tags: Counter[str] = Counter()
     pairs: Counter[str] = Counter()
     for text in texts:
-        tokens = tokenizer(text)
-        terms.update(_terms(tokens))
-        pairs.update(phrases(tokens))
+        keys = term_forms(tokenizer(text))
+        terms.update(key for key in keys if " " not in key)
+        pairs.update(key for key in keys if " " in key)
         tags.update(set(hashtags(text)))
     return ReferenceCounts(dict(terms), dict(tags), len(texts), dict(pairs))
 
@@ -395,21 +400,24 @@ def explain(
     background = shipped_background() if background is None else background
     negatives = [r for r in window if r.negative]
     groups = group_copies(negatives)
-    group_tokens = [tokenizer(group[0].text) for group in groups]
-    group_terms = [_terms(tokens) | phrases(tokens) for tokens in group_tokens]
+    group_forms = [term_forms(tokenizer(group[0].text)) for group in groups]
+    group_terms = [set(forms) for forms in group_forms]
+    written: dict[str, Counter[str]] = {}  # term key -> the forms the window wrote it in
     voice_terms: dict[str, set[str]] = {}
     voice_tags: dict[str, set[str]] = {}
-    for index, (group, words) in enumerate(zip(groups, group_terms, strict=True)):
+    for index, (group, forms) in enumerate(zip(groups, group_forms, strict=True)):
         voice = f"author:{group[0].author}" if group[0].author else f"group:{index}"
-        voice_terms.setdefault(voice, set()).update(words)
+        voice_terms.setdefault(voice, set()).update(forms)
         voice_tags.setdefault(voice, set()).update(hashtags(group[0].text))
+        for key, form in forms.items():
+            written.setdefault(key, Counter())[form] += len(group)
     focus = Counter(word for words in voice_terms.values() for word in words)
     focus_words = {key: n for key, n in focus.items() if " " not in key}
     focus_phrases = {key: n for key, n in focus.items() if " " in key}
     focus_tags = Counter(tag for tags in voice_tags.values() for tag in tags)
     voices = len(voice_terms)
     tag_scores = over_represented(focus_tags, voices, reference, background, "tags")[:top_terms]
-    tag_words = {tag.removeprefix("#") for tag, _ in tag_scores}  # a reported hashtag is not a term too
+    tag_words = {term_key(tag.removeprefix("#")) for tag, _ in tag_scores}  # a reported hashtag is no term
     term_scores = merge_phrases(
         over_represented(focus_words, voices, reference, background),
         over_represented(focus_phrases, voices, reference, background, "phrases"),
@@ -458,7 +466,7 @@ def explain(
         if reported & (words | set(hashtags(group[0].text)))
     )
     return {
-        "top_terms": tuple(word for word, _ in term_scores),
+        "top_terms": tuple(written[key].most_common(1)[0][0] for key, _ in term_scores),
         "top_hashtags": tuple(tag for tag, _ in tag_scores),
         "reasons": shares,
         "main_reason": standout_reason(shares),
