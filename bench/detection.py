@@ -313,7 +313,7 @@ def report_table(results: dict[str, tuple[list[dict[str, Any]], list[dict[str, A
         "recall": f"{len(episodes)} buzzes",
         "first_hours_recall": f"{sum(e['first_hours'] for e in episodes)} buzzes",
         "false_per_brand_week": f"{sum(b['weeks'] for b in brands):.1f} brand-weeks",
-        "explained_share": f"{sum(bool(e['topic']) for e in episodes)} topical buzzes (of those alerted)",
+        "explained_share": f"{sum(bool(e['topic']) for e in episodes)} topical buzzes (share of the alerted)",
     }
     for name, _, _ in BANDS:
         counts[f"median_delay {name}"] = f"{sum(e['band'] == name for e in episodes)} buzzes"
