@@ -189,6 +189,8 @@ def _default_telemetry_and_mailer(
         telemetry = Telemetry.from_settings(settings.common, role="api")
     if mailer is None:
         mailer = Mailer.from_settings(settings.common)
+        mailer.start()  # delivers at once what an earlier API process left queued, not at the next alert
+        atexit.register(mailer.close)
     return telemetry, mailer
 
 

@@ -164,3 +164,23 @@ def test_closing_does_not_wait_for_a_hanging_server(tmp_path: Path, hanging_smtp
     assert mailer.close(grace_s=0.5) == 1
     assert time.monotonic() - started < 3
     assert len(Mailer(smtp_settings(None), tmp_path / "spool").pending()) == 1
+
+
+@pytest.mark.integration
+def test_the_api_delivers_at_start_the_mail_an_earlier_api_process_left_queued(
+    tmp_path: Path, make_smtp_sink
+) -> None:
+    from types import SimpleNamespace
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+
+    port = free_port()
+    env = {"BUZZWATCH_VAR_DIR": str(tmp_path), "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port)}
+    earlier = Mailer.from_settings(CommonSettings.from_env(env))
+    assert earlier.send("BuzzWatch: model drift", "queued while SMTP was down") is True
+    assert earlier.close(final_attempt=False) == 1  # the API process stopped with its drift mail queued
+    sink = make_smtp_sink(port)
+    model = SimpleNamespace(model_version="test-1", labels=("negative", "neutral", "positive"), metrics={})
+    create_app(ApiSettings.from_env(env), predictor=model)  # a new API process: no new alert is sent
+    assert wait_until(lambda: [m["Subject"] for m in sink.messages] == ["BuzzWatch: model drift"])
