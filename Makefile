@@ -4,12 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint
+.PHONY: venv demo test lint audit
 
-$(STAMP): pyproject.toml
+# Exactly the tested set: every package of '.[train,dev]' pinned with hashes (requirements/lock.py), then
+# the project itself.
+$(STAMP): pyproject.toml requirements/dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -27,3 +29,7 @@ test: $(STAMP)
 	scripts/ensure-system-packages.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## Known vulnerabilities in the locked dependencies (pip-audit); says so when the database cannot be reached.
+audit: $(STAMP)
+	$(BIN)/python scripts/audit_dependencies.py

@@ -31,6 +31,11 @@ class ServiceImage:
     web: bool
     serving: bool
 
+    @property
+    def lock(self) -> str:
+        """The file the image installs: every package the requirements pull in, pinned, with hashes."""
+        return self.requirements.removesuffix(".txt") + ".lock"
+
 
 IMAGES: tuple[ServiceImage, ...] = (
     ServiceImage("api", "api/Dockerfile", "requirements/api.txt", web=True, serving=True),

@@ -102,9 +102,9 @@ def test_requirements_are_installed_before_the_code_is_copied(image: ServiceImag
     base = instructions[0].arguments
     assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", base), base
     first_copy = next(instruction for instruction in instructions if instruction.keyword == "COPY")
-    assert copy_sources(first_copy) == [image.requirements]
+    assert copy_sources(first_copy) == [image.lock]
     install = next(instruction for instruction in instructions if "pip install" in instruction.arguments)
-    assert f"-r {image.requirements}" in install.arguments and "--no-cache-dir" in install.arguments
+    assert f"--require-hashes -r {image.lock}" in install.arguments and "--no-cache-dir" in install.arguments
     later_copies = [i for i in instructions if i.keyword == "COPY" and i.line > install.line]
     assert later_copies, "the code is copied after the dependencies are installed"
 
