@@ -1,9 +1,10 @@
 """The baseline: TF-IDF over word and character n-grams + class-weighted logistic regression.
 
-Words are `models.text.tokenize` tokens with negation scope marked (`neg_` prefix: a bag of words cannot
-see order otherwise), 1-2-grams; characters are 2-5-grams inside word boundaries of the normalised text.
-Trained on the `make_splits` train split, evaluated on validation, test and the proxy sets, each run
-tracked in MLflow (experiment `buzzwatch`, run name `baseline-tfidf-lr`).
+The features and the numpy scorer are `models.linear`'s (the same model is the linear half of the
+ensemble champion): word 1-2-grams of the `models.text.tokenize` tokens with negation scope marked, and
+character 2-5-grams inside word boundaries. Trained on the `make_splits` train split (the LSTM's), evaluated
+on validation, test and the proxy sets, each run tracked in MLflow (experiment `buzzwatch`, run name
+`baseline-tfidf-lr`).
 
     from models.baseline import train_baseline
     result = train_baseline()            # loads data/, splits, trains, evaluates, tracks
@@ -24,107 +25,44 @@ import pandas as pd
 
 from buzzwatch.schema import LABELS
 from buzzwatch.settings import CommonSettings
-from models.text import NORMALISER_VERSION, normalise, tokenize
+from models.linear import LinearConfig, LinearModel, fit_linear, softmax
+from models.text import NORMALISER_VERSION, tokenize
 
 logger = logging.getLogger(__name__)
 
 RUN_NAME = "baseline-tfidf-lr"
 
 
-@dataclass(frozen=True)
-class BaselineConfig:
-    """Hyper-parameters of the baseline (all logged to MLflow)."""
-
-    C: float = 2.0
-    word_ngrams: tuple[int, int] = (1, 2)
-    char_ngrams: tuple[int, int] = (2, 5)
-    word_min_df: int = 2
-    char_min_df: int = 3
-    max_char_features: int = 300_000
-    mark_negation: bool = True
-    class_weight: str | None = "balanced"
-    max_iter: int = 2000
-
-
-def _identity(features: list[str]) -> list[str]:
-    """The word vectorizer's analyzer: documents arrive as lists of n-gram strings already."""
-    return features
-
-
 class BaselineModel:
-    """A fitted TF-IDF + logistic regression text classifier (scikit-learn; training side only)."""
+    """A fitted TF-IDF + logistic regression text classifier (fitted with scikit-learn, scored with numpy)."""
 
-    def __init__(self, config: BaselineConfig | None = None) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-
-        self.config = config or BaselineConfig()
+    def __init__(self, config: LinearConfig | None = None) -> None:
+        self.config = config or LinearConfig()
         self.normaliser_version = NORMALISER_VERSION
-        self.word_vectorizer = TfidfVectorizer(
-            analyzer=_identity,
-            min_df=self.config.word_min_df,
-            sublinear_tf=True,
-        )
-        self.char_vectorizer = TfidfVectorizer(
-            analyzer="char_wb",
-            ngram_range=self.config.char_ngrams,
-            min_df=self.config.char_min_df,
-            max_features=self.config.max_char_features,
-            sublinear_tf=True,
-            dtype=np.float32,
-        )
-        self.classifier = LogisticRegression(
-            C=self.config.C, class_weight=self.config.class_weight, max_iter=self.config.max_iter
-        )
-
-    def _word_docs(self, texts: Sequence[str]) -> list[list[str]]:
-        """Word n-grams of each text's tokens (negation marked per config), joined by spaces."""
-        low, high = self.config.word_ngrams
-        docs = []
-        for text in texts:
-            tokens = tokenize(text, mark_negation_scope=self.config.mark_negation)
-            docs.append(
-                [
-                    " ".join(tokens[i : i + n])
-                    for n in range(low, high + 1)
-                    for i in range(len(tokens) - n + 1)
-                ]
-            )
-        return docs
-
-    def _features(self, texts: Sequence[str], fit: bool = False) -> Any:
-        from scipy.sparse import hstack
-
-        words = self._word_docs(texts)
-        chars = [normalise(text) for text in texts]
-        if fit:
-            return hstack(
-                [self.word_vectorizer.fit_transform(words), self.char_vectorizer.fit_transform(chars)]
-            ).tocsr()
-        return hstack([self.word_vectorizer.transform(words), self.char_vectorizer.transform(chars)]).tocsr()
+        self.linear: LinearModel | None = None
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> BaselineModel:
-        """Fit vectorizers and classifier."""
-        self.classifier.fit(self._features(texts, fit=True), list(labels))
+        """Fit the vocabularies, IDF and classifier."""
+        self.linear = fit_linear([tokenize(text) for text in texts], list(labels), LABELS, self.config)
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, columns in `LABELS` order."""
-        probabilities = self.classifier.predict_proba(self._features(texts))
-        order = [list(self.classifier.classes_).index(label) for label in LABELS]
-        return probabilities[:, order]
+        if self.linear is None:
+            raise RuntimeError("fit the baseline first")
+        return softmax(self.linear.logits([tokenize(text) for text in texts]))
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         """One label per text."""
         return [LABELS[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
     def save(self, directory: str | Path) -> Path:
-        """Pickle the fitted model (joblib) with its normaliser version; training-side only."""
-        import joblib
-
+        """Write the fitted model's numpy files (`models.linear`) into directory."""
+        if self.linear is None:
+            raise RuntimeError("fit the baseline first")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self, directory / "baseline.joblib")
+        self.linear.save(directory)
         return directory
 
 
@@ -140,7 +78,7 @@ class BaselineResult:
 
 
 def evaluation_sets(splits: Any) -> dict[str, pd.DataFrame]:
-    """The sets a sentiment model is evaluated on: validation, test and every proxy set."""
+    """The sets a sentiment model is evaluated on: validation (selection), test and every proxy set."""
     sets = {"validation": splits.validation, "test": splits.test}
     sets.update(splits.proxies())
     return {name: frame for name, frame in sets.items() if len(frame)}
@@ -148,24 +86,26 @@ def evaluation_sets(splits: Any) -> dict[str, pd.DataFrame]:
 
 def train_baseline(
     frame: pd.DataFrame | None = None,
-    config: BaselineConfig | None = None,
+    config: LinearConfig | None = None,
     seed: int | None = None,
     track: bool = True,
     settings: CommonSettings | None = None,
     output_dir: str | Path | None = None,
+    splits: Any = None,
 ) -> BaselineResult:
     """Train and evaluate the baseline; track the run in MLflow unless `track` is False.
 
-    `frame` defaults to `models.data.load_labelled()`; it is split by `make_splits(frame, seed)`.
+    `frame` defaults to `models.data.load_labelled()`; it is split by `make_splits(frame, seed)`, unless
+    `splits` (a `models.data.Splits`, e.g. `buzzwatch train`'s with its extra rows) is given.
     With `output_dir` the fitted model is saved there (and logged as the run's `model` artifact).
     """
     from models import data
     from models.evaluate import confusion_matrix, report_from_matrix
 
-    config = config or BaselineConfig()
+    config = config or LinearConfig()
     seed = data.DEFAULT_SEED if seed is None else seed
-    frame = data.load_labelled() if frame is None else frame
-    splits = data.make_splits(frame, seed=seed)
+    if splits is None:
+        splits = data.make_splits(data.load_labelled() if frame is None else frame, seed=seed)
     model = BaselineModel(config)
     start = time.perf_counter()
     model.fit(splits.train["text"].tolist(), splits.train["label"].tolist())
@@ -186,7 +126,7 @@ def train_baseline(
 def _track(
     result: BaselineResult,
     matrices: dict[str, np.ndarray],
-    config: BaselineConfig,
+    config: LinearConfig,
     seed: int,
     settings: CommonSettings | None,
     output_dir: str | Path | None,
@@ -214,13 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=int, default=None, help="split seed (default models.data.DEFAULT_SEED)"
     )
-    parser.add_argument("--C", type=float, default=BaselineConfig.C, help="inverse regularisation strength")
-    parser.add_argument("--no-negation", action="store_true", help="do not mark negation scope (neg_ prefix)")
+    parser.add_argument("--C", type=float, default=LinearConfig.C, help="inverse regularisation strength")
     parser.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
-    parser.add_argument("--output-dir", type=Path, default=None, help="save the fitted model (joblib) here")
+    parser.add_argument("--output-dir", type=Path, default=None, help="save the fitted model (numpy) here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = BaselineConfig(C=args.C, mark_negation=not args.no_negation)
+    config = LinearConfig(C=args.C)
     result = train_baseline(
         config=config, seed=args.seed, track=not args.no_track, output_dir=args.output_dir
     )

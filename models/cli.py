@@ -8,7 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-PROXY_SETS = ("airline_test", "semeval2016test", "tweeteval_val")
+# The report sets (airline and general in-distribution, the shifted hold-out) and the selection sets.
+PROXY_SETS = ("airline_test", "semeval_test", "semeval2016test", "validation_airline", "tweeteval_val")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,16 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="where to export the champion artifact (default: models/artifacts/champion)",
     )
-    train.add_argument(
-        "--hold-out-semeval2016",
-        action="store_true",
-        help="hold out all of SemEval twitter-2016test as the general-tweet proxy (default: split it like "
-        "the other sources, so 80%% of it trains)",
-    )
     train.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (seconds; for tests)")
     train.add_argument("--epochs", type=int, default=None, help="override the number of LSTM epochs")
     train.add_argument("--seed", type=int, default=13, help="random seed for splits, embeddings and weights")
-    train.add_argument("--skip-baseline", action="store_true", help="do not train the TF-IDF baseline")
+    train.add_argument(
+        "--skip-baseline", action="store_true", help="do not train the TF-IDF baseline (nor the ensembles)"
+    )
     train.add_argument(
         "--skip-reasons", action="store_true", help="do not train the negative-reason classifier"
     )
@@ -144,7 +141,7 @@ def _proxy_frame(name: str) -> object:
     """A proxy evaluation set, split from data/ exactly as `buzzwatch train` splits it by default."""
     from models.data import load_labelled, make_splits
 
-    return make_splits(load_labelled(), semeval_proxy_in_test=False).proxies()[name]
+    return make_splits(load_labelled()).proxies()[name]
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -235,7 +232,6 @@ def _train(args: argparse.Namespace) -> int:
         train_reasons=not args.skip_reasons,
         register=not args.no_register,
         export=not args.no_export,
-        hold_out_semeval2016=args.hold_out_semeval2016,
         include_untrusted_feedback=args.include_untrusted_feedback,
     )
     try:
@@ -246,4 +242,6 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc))
     print(json.dumps(summary, indent=2))
+    if summary["champion"] is None:
+        return _fail(summary["refused"])
     return 0

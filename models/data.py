@@ -27,8 +27,9 @@ Deduplication, in this order, deterministic whatever the order of rows in the fi
    is ambiguous); the row kept is the first by source priority (`LABELLED_SOURCES` order: airline
    first, the target domain), then SemEval's `twitter-2016test` first, then id, then text.
 
-`make_splits()` then assigns every row to train/validation/test (see its docstring); `Splits.proxies()`
-gives the proxy evaluation sets (airline test, SemEval `twitter-2016test`, TweetEval val).
+`make_splits()` then assigns every row to train/early_stop/validation/test/shifted (see `Splits`);
+`Splits.proxies()` gives the named evaluation sets (airline test, SemEval test, the shifted SemEval
+2016test, and the selection sets airline validation and TweetEval val).
 """
 
 from __future__ import annotations
@@ -303,22 +304,38 @@ def drop_shared_texts(frame: pd.DataFrame, held_out: Iterable[pd.DataFrame]) -> 
 
 
 class Splits(NamedTuple):
-    """Train/validation/test frames; `proxies()` gives the named proxy evaluation sets."""
+    """The evaluation discipline's splits; each has one job, and no normalised text is in two of them.
+
+    - `train`: what models learn from (the TF-IDF baseline and every LSTM alike);
+    - `early_stop`: what an LSTM stops on (its best epoch), never used to choose between models;
+    - `validation`: the selection split, what candidates, ensemble weights and calibration are chosen on;
+    - `test`: in-distribution figures, reported only;
+    - `shifted`: SemEval `twitter-2016test` whole (a later period than the other SemEval files), reported
+      beside the in-distribution figures and never trained or chosen on.
+    """
 
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
+    early_stop: pd.DataFrame
+    shifted: pd.DataFrame
 
     def proxies(self) -> dict[str, pd.DataFrame]:
-        """Proxy evaluation sets: airline test (airline target), SemEval 2016test and TweetEval val."""
+        """Named evaluation sets: the reported ones (`REPORT_SETS`) and the selection ones."""
         sets = {
             "airline_test": self.test[self.test["source"] == "airline"],
-            "semeval2016test": self.test[
-                (self.test["source"] == "semeval") & (self.test["source_split"] == SEMEVAL_PROXY_SPLIT)
-            ],
+            "semeval_test": self.test[self.test["source"] == "semeval"],
+            "semeval2016test": self.shifted,
+            "validation_airline": self.validation[self.validation["source"] == "airline"],
             "tweeteval_val": self.validation[self.validation["source"] == "tweeteval_val"],
         }
         return {name: frame.reset_index(drop=True) for name, frame in sets.items() if len(frame)}
+
+
+# Figures reported (never chosen on): in-distribution airline and general tweets, and the shifted hold-out.
+REPORT_SETS: tuple[str, ...] = ("test", "airline_test", "semeval_test", "semeval2016test")
+# What candidates are chosen on (parts of the validation split): one champion serves both domains.
+SELECTION_SETS: tuple[str, ...] = ("validation_airline", "tweeteval_val")
 
 
 @dataclass(frozen=True)
@@ -346,26 +363,28 @@ def make_splits(
     seed: int = DEFAULT_SEED,
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
-    semeval_proxy_in_test: bool = True,
+    early_stop_fraction: float = 0.05,
 ) -> Splits:
-    """Fixed, seeded train/validation/test splits with no normalised text shared between them.
+    """Fixed, seeded splits (see `Splits`) with no normalised text shared between them.
 
     - `tweeteval_val` rows all go to validation (the standard TweetEval validation set), and so do
       SemEval rows flagged `in_tweeteval_val` (present when `tweeteval_val` was not loaded), so the
       TweetEval validation tweets never reach training.
-    - With `semeval_proxy_in_test` (default), every SemEval `twitter-2016test` row (SemEval-2017's dev
-      set) goes to test as the general-tweet proxy; pass False to split it like the rest (e.g. to train
-      a final model on more data once choices are made).
     - Every other row is split per (source, label) stratum by `seed`: `test_fraction` to test,
-      `validation_fraction` to validation, the rest to train. The airline rows in test are the airline
+      `validation_fraction` to validation, the rest to train; then `early_stop_fraction` (of all rows)
+      of each train stratum goes to early_stop, by `seed + 1`. The airline rows in test are the airline
       proxy set.
+    - Then every SemEval `twitter-2016test` row (SemEval-2017's dev set) moves to `shifted`, wherever it
+      fell. Drawing the strata with those rows in keeps validation and test exactly as they were before
+      `shifted` existed (models trained then never saw them).
     - Rows sharing a `dedupe_key` (so any repeated normalised text) that would land in two splits all go
-      to the most held-out one (test, then validation): no text is shared whatever the input's duplicates.
+      to the most held-out one (shifted, test, validation, early_stop, train).
     """
-    if not 0 <= validation_fraction < 1 or not 0 <= test_fraction < 1:
+    fractions = (validation_fraction, test_fraction, early_stop_fraction)
+    if not all(0 <= fraction < 1 for fraction in fractions):
         raise ValueError("fractions must be in [0, 1)")
-    if validation_fraction + test_fraction >= 1:
-        raise ValueError("validation_fraction + test_fraction must be below 1")
+    if sum(fractions) >= 1:
+        raise ValueError("validation_fraction + test_fraction + early_stop_fraction must be below 1")
     frame = frame.reset_index(drop=True)
     if "norm_text" not in frame:
         frame = frame.assign(norm_text=_normalise_all(frame["text"]))
@@ -376,16 +395,25 @@ def make_splits(
     fixed[frame["source"] == "tweeteval_val"] = "validation"
     if "in_tweeteval_val" in frame:
         fixed[frame["in_tweeteval_val"] == 1] = "validation"
-    if semeval_proxy_in_test:
-        fixed[(frame["source"] == "semeval") & (frame["source_split"] == SEMEVAL_PROXY_SPLIT)] = "test"
     free = fixed == ""
     split = fixed.copy()
     split[free] = _stratified_assign(frame[free], _Fractions(validation_fraction, test_fraction), seed)
+    in_train = split == "train"
+    train_share = 1 - validation_fraction - test_fraction
+    early = _stratified_assign(frame[in_train], _Fractions(0.0, early_stop_fraction / train_share), seed + 1)
+    split[in_train] = early.map({"test": "early_stop", "train": "train"})
+    split[free & (frame["source"] == "semeval") & (frame["source_split"] == SEMEVAL_PROXY_SPLIT)] = "shifted"
     # One split per normalised text: the most held-out one wins.
-    rank = split.map({"test": 0, "validation": 1, "train": 2})
+    order = ("shifted", "test", "validation", "early_stop", "train")
+    rank = split.map({name: position for position, name in enumerate(order)})
     split = (
         rank.groupby(pd.Series(_keys(frame["norm_text"]), index=frame.index))
         .transform("min")
-        .map({0: "test", 1: "validation", 2: "train"})
+        .map(dict(enumerate(order)))
     )
-    return Splits(*(frame[split == name].reset_index(drop=True) for name in ("train", "validation", "test")))
+    return Splits(
+        *(
+            frame[split == name].reset_index(drop=True)
+            for name in ("train", "validation", "test", "early_stop", "shifted")
+        )
+    )

@@ -70,6 +70,72 @@ def evaluation_report(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequ
     return report_from_matrix(confusion_matrix(y_true, y_pred, labels), labels)
 
 
+def expected_calibration_error(probabilities: np.ndarray, label_ids: np.ndarray, bins: int = 15) -> float:
+    """ECE: |accuracy - confidence| of the top label, averaged over equal-width confidence bins."""
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == label_ids).astype(float)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for bin_id in range(bins):
+        inside = which == bin_id
+        if inside.any():
+            total += inside.sum() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(total / max(1, len(label_ids)))
+
+
+def _macro_scores(matrices: np.ndarray) -> dict[str, np.ndarray]:
+    """Macro-F1, macro recall and accuracy of a stack of confusion matrices (k, c, c)."""
+    true_positive = np.diagonal(matrices, axis1=1, axis2=2).astype(float)
+    support = matrices.sum(axis=2)
+    predicted = matrices.sum(axis=1)
+    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
+    recall = np.divide(true_positive, support, out=np.zeros_like(true_positive), where=support > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(both), where=both > 0)
+    return {
+        "macro_f1": f1.mean(axis=1),
+        "macro_recall": recall.mean(axis=1),
+        "accuracy": true_positive.sum(axis=1) / matrices.sum(axis=(1, 2)),
+    }
+
+
+def paired_bootstrap(
+    true_ids: np.ndarray,
+    predicted_ids: np.ndarray,
+    baseline_ids: np.ndarray | None = None,
+    n_classes: int = len(LABELS),
+    resamples: int = 1000,  # a multiple of 100
+    seed: int = 0,
+) -> dict[str, tuple[float, float, float]]:
+    """(value, 2.5th, 97.5th percentile) of macro-F1, macro recall and accuracy over bootstrap resamples
+    of the rows; with `baseline_ids`, of the difference (predicted - baseline) on the same resamples."""
+    true_ids, predicted_ids = np.asarray(true_ids), np.asarray(predicted_ids)
+    rng = np.random.default_rng(seed)
+
+    def scores(sample: np.ndarray) -> dict[str, np.ndarray]:
+        offsets = np.arange(len(sample))[:, None] * n_classes * n_classes
+        out = {}
+        for name, ids in (("model", predicted_ids), ("baseline", baseline_ids)):
+            if ids is None:
+                continue
+            cells = true_ids[sample] * n_classes + np.asarray(ids)[sample] + offsets
+            counts = np.bincount(cells.ravel(), minlength=len(sample) * n_classes * n_classes)
+            out[name] = _macro_scores(counts.reshape(len(sample), n_classes, n_classes))
+        if baseline_ids is None:
+            return out["model"]
+        return {key: out["model"][key] - out["baseline"][key] for key in out["model"]}
+
+    point = scores(np.arange(len(true_ids))[None, :])
+    chunks = [
+        scores(rng.integers(0, len(true_ids), size=(100, len(true_ids)))) for _ in range(resamples // 100)
+    ]
+    spread = {key: np.concatenate([chunk[key] for chunk in chunks]) for key in point}
+    return {
+        key: (float(point[key][0]), *(float(v) for v in np.percentile(spread[key], [2.5, 97.5])))
+        for key in point
+    }
+
+
 def format_report(report: dict) -> str:
     """A short human-readable table of a report, for logs and terminals."""
     lines = [

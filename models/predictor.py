@@ -8,6 +8,10 @@ tokens up in the vocabulary shipped inside the artifact. The artifact directory 
 - `vocab.json`: the token list (id = position; 0 pads, 1 is unknown)
 - `meta.json`: labels, normaliser version, model version, max length, bucket size, metrics, provenance,
   and optionally `languages` (those it reads; English when absent)
+- optionally `linear.npz` + `linear_features.json` (`models.linear`, numpy): a TF-IDF + logistic
+  regression model. Then the artifact is a soft-voting ensemble, `meta["ensemble"]` says how:
+  probabilities = (1 - linear_weight) * LSTM + linear_weight * linear, then temperature scaling
+  (softmax(log p / temperature)), both chosen on the selection split at training time.
 
 Each tweet is padded to a length bucket that depends on its own token count only (see `models.vocab`),
 exactly as in training, so its probabilities do not depend on the batch it is scored in.
@@ -27,6 +31,8 @@ import numpy as np
 import onnxruntime as ort
 
 from models.language import DEFAULT_LANGUAGES
+from models.linear import WEIGHTS_FILE as LINEAR_WEIGHTS_FILE
+from models.linear import LinearModel, softmax
 from models.text import NORMALISER_VERSION, tokenize
 from models.vocab import Vocabulary, group_by_bucket, pad_batch
 
@@ -99,6 +105,14 @@ def _download_from_mlflow(model_uri: str) -> Path:
     return _find_artifact_dir(Path(local))
 
 
+def combine(
+    sequence_probabilities: np.ndarray, linear_logits: np.ndarray, linear_weight: float, temperature: float
+) -> np.ndarray:
+    """Soft vote of the two models' probabilities, then temperature scaling (float32, rows sum to 1)."""
+    mixed = (1.0 - linear_weight) * sequence_probabilities + linear_weight * softmax(linear_logits)
+    return softmax(np.log(np.maximum(mixed, 1e-12)) / temperature).astype(np.float32)
+
+
 class Predictor:
     """Scores tweets with an exported BuzzWatch model (ONNX Runtime, CPU)."""
 
@@ -153,6 +167,17 @@ class Predictor:
             raise ModelLoadError(f"ONNX Runtime cannot load {self.artifact_dir / ONNX_FILE}: {exc}") from exc
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        ensemble = self.meta.get("ensemble") or {}
+        self.linear: LinearModel | None = None
+        self.linear_weight = float(ensemble.get("linear_weight", 0.0))
+        self.temperature = float(ensemble.get("temperature", 1.0))
+        if ensemble:
+            try:
+                self.linear = LinearModel.load(self.artifact_dir)
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelLoadError(
+                    f"ensemble artifact {self.artifact_dir} has no usable {LINEAR_WEIGHTS_FILE}: {exc}"
+                ) from exc
 
     @classmethod
     def load(cls, model_uri: str | None = None, **kwargs: Any) -> Predictor:
@@ -166,7 +191,7 @@ class Predictor:
         return [encode(tokenize(text or ""), max_length) for text in texts]
 
     def predict_ids(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
-        """Probabilities for already-encoded tweets, batched per length bucket."""
+        """The sequence model's (ONNX) probabilities for already-encoded tweets, batched per length bucket."""
         result = np.empty((len(id_lists), len(self.labels)), dtype=np.float32)
         groups = group_by_bucket(id_lists, self.bucket_size, self.max_length)
         for length, rows in groups.items():
@@ -180,7 +205,12 @@ class Predictor:
         """An (n, len(labels)) array of probabilities, rows in the order of texts."""
         if isinstance(texts, str):
             raise TypeError("predict_proba takes a sequence of texts, not one string")
-        return self.predict_ids(self.encode(texts))
+        token_lists = [tokenize(text or "") for text in texts]
+        encode, max_length = self.vocab.encode, self.max_length
+        probabilities = self.predict_ids([encode(tokens, max_length) for tokens in token_lists])
+        if self.linear is None:
+            return probabilities
+        return combine(probabilities, self.linear.logits(token_lists), self.linear_weight, self.temperature)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """One Prediction per text."""

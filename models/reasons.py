@@ -216,12 +216,17 @@ def train_reasons(
     held-out reason tweets are the sentiment model's airline test tweets too. Returns the held-out test
     report (plus the chosen C).
     """
+    import pandas as pd
+
     from models import data
     from models.evaluate import confusion_matrix, evaluation_report, report_from_matrix
 
     seed = data.DEFAULT_SEED if seed is None else seed
     frame = data.load_labelled() if frame is None else frame
-    train, validation, test = (reason_table(part) for part in data.make_splits(frame, seed=seed))
+    splits = data.make_splits(frame, seed=seed)
+    # No early stopping here: the early-stop rows train, as they did before that split existed.
+    train = reason_table(pd.concat([splits.train, splits.early_stop]))
+    validation, test = reason_table(splits.validation), reason_table(splits.test)
     reasons = sorted(set(train["reason"]))
     scores = {}
     for C in grid:

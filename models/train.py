@@ -1,17 +1,19 @@
 """`buzzwatch train`: embeddings, LSTM variants, baseline and reasons, tracked in MLflow; export the champion.
 
 One command reproduces the shipped artifact (`buzzwatch train` with the default seed). Steps:
-1. data: `models.data.load_labelled` + `make_splits` (fixed seed); `--extra-data` rows (text,label, e.g.
-   the API feedback export) are added to *train* only, minus any text held out in validation/test;
-2. embeddings: Word2Vec and/or FastText (gensim) on every tweet text available minus validation/test
-   texts, cached under var_dir/embeddings by a digest of corpus + parameters;
-3. each LSTM variant: one MLflow run (parameters, per-epoch metrics, evaluation reports + confusion
-   matrices on validation and the proxy sets, the serving artifact with vocab/normaliser/labels);
-4. the TF-IDF baseline and the negative-reason classifier (models-data's modules) when asked;
-5. the champion among the variants trained: those passing the behavioural checks (models.behaviour:
-   negation, @mention/URL invariance, obvious cases) first, then the best validation-only selection score
-   (mean of airline validation macro-F1 and TweetEval validation macro-recall: one champion serves both
-   domains); it is registered with alias `champion` and exported to models/artifacts/champion/.
+1. data: `models.data.load_labelled` + `make_splits` (fixed seed; the splits' jobs are in
+   `models.data.Splits`); `--extra-data` rows (text,label, e.g. the API feedback export) are added to
+   *train* only, minus any text held out in another split;
+2. embeddings: Word2Vec and/or FastText (gensim) on every tweet text available minus every held-out
+   text, cached under var_dir/embeddings by a digest of corpus + parameters;
+3. each LSTM variant: one MLflow run (parameters, per-epoch metrics on the early-stop split, evaluation
+   reports + confusion matrices on the selection and report sets, the serving artifact);
+4. the TF-IDF baseline (same train split) and the negative-reason classifier when asked;
+5. the champion among the candidates: only one passing every behavioural check (models.behaviour:
+   negation, @mention/URL invariance, obvious cases) can be promoted; among those the best selection
+   score (mean of airline validation macro-F1 and TweetEval validation macro-recall: one champion serves
+   both domains) wins; it is registered with alias `champion` and exported to models/artifacts/champion/.
+   When no candidate passes, nothing is registered or exported and the command fails.
 """
 
 from __future__ import annotations
@@ -105,9 +107,6 @@ class TrainOptions:
     train_reasons: bool = True
     register: bool = True
     export: bool = True
-    # False (default): 90% of SemEval twitter-2016test joins the training pool (split like every other
-    # source, its test part stays a held-out proxy); True: all of it is held out as the SemEval proxy.
-    hold_out_semeval2016: bool = False
     # Feedback rows whose provenance is not trusted (anonymous, or from before it was recorded) are left out
     # of --extra-data unless this is set.
     include_untrusted_feedback: bool = False
@@ -121,7 +120,6 @@ class TrainOptions:
             parts += ["--extra-data", shlex.quote(str(path))]
         flags = {
             "--quick": self.quick,
-            "--hold-out-semeval2016": self.hold_out_semeval2016,
             "--skip-baseline": not self.train_baseline,
             "--skip-reasons": not self.train_reasons,
             "--include-untrusted-feedback": self.include_untrusted_feedback,
@@ -136,13 +134,27 @@ class TrainOptions:
 
 @dataclass
 class Prepared:
-    """Data ready for the LSTM: frames, token lists, label indices."""
+    """Data ready for training: the splits (train with the extra rows), evaluation sets, embedding corpus."""
 
     labelled: pd.DataFrame
-    train: pd.DataFrame
-    validation: pd.DataFrame
+    splits: Any  # models.data.Splits
     evaluation_sets: dict[str, pd.DataFrame]
     corpus_tokens: list[list[str]]
+
+    @property
+    def train(self) -> pd.DataFrame:
+        """What every model learns from."""
+        return self.splits.train
+
+    @property
+    def early_stop(self) -> pd.DataFrame:
+        """What an LSTM stops on."""
+        return self.splits.early_stop
+
+    @property
+    def validation(self) -> pd.DataFrame:
+        """The selection split."""
+        return self.splits.validation
 
 
 def _log(message: str) -> None:
@@ -200,40 +212,43 @@ def read_extra_data(paths: tuple[Path, ...], include_untrusted: bool = False) ->
 
 
 def prepare_data(options: TrainOptions) -> Prepared:
-    """Splits, extra rows and the embedding corpus (minus every validation/test text)."""
+    """Splits, extra rows and the embedding corpus (minus every held-out text)."""
     from models.data import dedupe_key, load_labelled, load_unlabelled_texts, make_splits
 
     sources = ("airline", "tweeteval_val", "sanders") if options.quick else None
     labelled = load_labelled(sources=sources)
-    splits = make_splits(labelled, semeval_proxy_in_test=options.hold_out_semeval2016)
-    train, validation = splits.train, splits.validation
-    evaluation_sets = {"validation": validation, **splits.proxies()}
+    splits = make_splits(labelled)
+    held_out = pd.concat([splits.early_stop, splits.validation, splits.test, splits.shifted])
     if options.quick:
-        train = train.sample(n=min(len(train), 1500), random_state=options.seed)
-        validation = validation.sample(n=min(len(validation), 400), random_state=options.seed)
-        evaluation_sets = {name: frame.head(200) for name, frame in evaluation_sets.items()}
-        evaluation_sets["validation"] = validation
-    held_out = pd.concat([splits.validation, splits.test])
+        splits = splits._replace(
+            train=splits.train.sample(n=min(len(splits.train), 1500), random_state=options.seed),
+            early_stop=splits.early_stop.head(300),
+            validation=splits.validation.sample(
+                n=min(len(splits.validation), 400), random_state=options.seed
+            ),
+            test=splits.test.head(200),
+            shifted=splits.shifted.head(200),
+        )
+    evaluation_sets = {"validation": splits.validation, "test": splits.test, **splits.proxies()}
     held_keys = {dedupe_key(normalise(text)) for text in held_out["text"]}
     extra = read_extra_data(options.extra_data, include_untrusted=options.include_untrusted_feedback)
+    train = splits.train
     if len(extra):
         keep = [dedupe_key(normalise(text)) not in held_keys for text in extra["text"]]
         _log(f"extra data: {len(extra)} rows, {sum(keep)} added to train (the rest are held-out texts)")
         train = pd.concat([train, extra[keep]], ignore_index=True)
+    splits = splits._replace(train=train.reset_index(drop=True))
     if options.quick:
         corpus_texts = list(train["text"])
     else:
-        _log("reading every tweet text for the embeddings (minus validation/test texts)")
+        _log("reading every tweet text for the embeddings (minus every held-out text)")
         corpus_texts = load_unlabelled_texts(exclude=held_out["text"]) + list(extra["text"])
     corpus_tokens = [tokens for tokens in (tokenize(text) for text in corpus_texts) if tokens]
-    _log(f"train {len(train)}, validation {len(validation)}, embedding corpus {len(corpus_tokens)} tweets")
-    return Prepared(
-        labelled,
-        train.reset_index(drop=True),
-        validation.reset_index(drop=True),
-        evaluation_sets,
-        corpus_tokens,
+    _log(
+        f"train {len(train)}, early stop {len(splits.early_stop)}, selection {len(splits.validation)}, "
+        f"test {len(splits.test)}, shifted {len(splits.shifted)}, embedding corpus {len(corpus_tokens)}"
     )
+    return Prepared(labelled, splits, evaluation_sets, corpus_tokens)
 
 
 def embedding_params(options: TrainOptions) -> dict[str, int]:
@@ -330,10 +345,8 @@ def train_variant(
 ) -> dict[str, Any]:
     """Train, export and evaluate one LSTM variant inside its own MLflow run."""
     import keras
-    import mlflow
 
     from models import lstm
-    from models.behaviour import behaviour_failures
     from models.embeddings import embedding_matrix
     from models.export import parity_gap, write_artifact
     from models.predictor import Predictor
@@ -342,7 +355,8 @@ def train_variant(
     matrix, coverage = embedding_matrix(vocab.tokens, vectors, seed=options.seed)
     encode = vocab.encode
     train_ids = [encode(tokenize(text), config.max_length) for text in prepared.train["text"]]
-    val_ids = [encode(tokenize(text), config.max_length) for text in prepared.validation["text"]]
+    stop_ids = [encode(tokenize(text), config.max_length) for text in prepared.early_stop["text"]]
+    stop_labels = _label_ids(prepared.early_stop)
     params = {
         "variant": name,
         "model": "bilstm",
@@ -357,7 +371,6 @@ def train_variant(
         "normaliser_version": NORMALISER_VERSION,
         "extra_data_files": ",".join(str(path) for path in options.extra_data) or "none",
         "quick": options.quick,
-        "hold_out_semeval2016": options.hold_out_semeval2016,
     }
     verbose = 1 if sys.stderr.isatty() else 2
     started = time.monotonic()
@@ -367,7 +380,7 @@ def train_variant(
             from models.data import drop_shared_texts, load_distant
 
             distant = load_distant()
-            distant = drop_shared_texts(distant, [prepared.validation, *prepared.evaluation_sets.values()])
+            distant = drop_shared_texts(distant, [prepared.early_stop, *prepared.evaluation_sets.values()])
             if options.quick:
                 distant = distant.sample(n=min(len(distant), 1000), random_state=options.seed)
             distant_ids = [encode(tokenize(text), config.max_length) for text in distant["text"]]
@@ -377,8 +390,8 @@ def train_variant(
                 model,
                 distant_ids,
                 _label_ids(distant),
-                val_ids,
-                _label_ids(prepared.validation),
+                stop_ids,
+                stop_labels,
                 distant_config,
                 epochs=1,
                 verbose=verbose,
@@ -393,8 +406,8 @@ def train_variant(
             model,
             train_ids,
             _label_ids(prepared.train),
-            val_ids,
-            _label_ids(prepared.validation),
+            stop_ids,
+            stop_labels,
             config,
             verbose=verbose,
             log=_log,
@@ -428,40 +441,18 @@ def train_variant(
                 "command": options.as_command(),
             },
         )
-        predictor = Predictor(artifact_dir)
-        parity_texts = list(prepared.validation["text"][:1000])
-        gap = parity_gap(model, predictor, parity_texts)
-        reports = evaluate_sets(predictor, prepared)
-        failures = behaviour_failures(predictor)
-        if failures:
-            _log(f"{name}: {len(failures)} behavioural check(s) failed: {failures}")
-        mlflow.log_dict({"failures": failures}, "evaluation/behaviour.json")
-        metrics = summarise(reports)
-        metrics["behaviour_failures"] = float(len(failures))
-        metrics.update(
-            {
-                "selection_score": selection_score(reports),
-                "onnx_parity_max_abs": gap,
-                "train_seconds": train_seconds,
-            }
+        gap = parity_gap(model, Predictor(artifact_dir), list(prepared.validation["text"][:1000]))
+        metrics = judge_candidate(
+            name,
+            artifact_dir,
+            meta,
+            prepared,
+            {"onnx_parity_max_abs": gap, "train_seconds": train_seconds},
+            step=monitor.best_epoch,
         )
-        tracking.log_epoch(
-            {
-                "onnx_parity_max_abs": gap,
-                "train_seconds": train_seconds,
-                "selection_score": metrics["selection_score"],
-            },
-            monitor.best_epoch,
-        )
-        meta["metrics"] = metrics
-        (artifact_dir / "meta.json").write_text(
-            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
-        tracking.log_model_dir(artifact_dir)
         keras_path = settings.var_dir / "keras" / f"{run.info.run_id}.keras"
         keras_path.parent.mkdir(parents=True, exist_ok=True)
         model.save(keras_path)
-        _log(f"{name}: {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
         keras.backend.clear_session()
     return {
         "name": name,
@@ -473,17 +464,116 @@ def train_variant(
     }
 
 
+def judge_candidate(
+    name: str,
+    artifact_dir: Path,
+    meta: dict[str, Any],
+    prepared: Prepared,
+    extra_metrics: dict[str, float],
+    step: int = 0,
+) -> dict[str, float]:
+    """Evaluate an exported candidate inside its MLflow run: reports, behavioural checks, selection score.
+
+    The metrics go into the artifact's meta.json and MLflow; the artifact is logged to the run.
+    """
+    import mlflow
+
+    from models.behaviour import behaviour_failures
+    from models.predictor import Predictor
+
+    predictor = Predictor(artifact_dir)
+    reports = evaluate_sets(predictor, prepared)
+    failures = behaviour_failures(predictor)
+    if failures:
+        _log(f"{name}: {len(failures)} behavioural check(s) failed: {failures}")
+    mlflow.log_dict({"failures": failures}, "evaluation/behaviour.json")
+    metrics = summarise(reports)
+    metrics["behaviour_failures"] = float(len(failures))
+    metrics["selection_score"] = selection_score(reports)
+    metrics.update(extra_metrics)
+    tracking.log_epoch({"selection_score": metrics["selection_score"], **extra_metrics}, step)
+    meta["metrics"] = metrics
+    (artifact_dir / "meta.json").write_text(
+        json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    tracking.log_model_dir(artifact_dir)
+    _log(f"{name}: {json.dumps({key: round(value, 4) for key, value in metrics.items()})}")
+    return metrics
+
+
+def train_ensemble(
+    lstm_result: dict[str, Any], linear: Any, prepared: Prepared, settings: CommonSettings
+) -> dict[str, Any]:
+    """The soft-voting ensemble of one LSTM and the linear model: weight and temperature chosen on the
+    selection split, one artifact, one MLflow run."""
+    from models.data import SELECTION_SETS
+    from models.ensemble import choose_weight, fit_temperature, write_ensemble_artifact
+    from models.evaluate import evaluation_report, expected_calibration_error
+    from models.predictor import Predictor, combine
+
+    lstm = Predictor(lstm_result["artifact_dir"])
+    frames = {name: prepared.evaluation_sets[name] for name in ("validation", *SELECTION_SETS)}
+    frames = {name: frame for name, frame in frames.items() if len(frame)}
+    sequence, logits, truth = {}, {}, {}
+    for set_name, frame in frames.items():
+        tokens = [tokenize(text) for text in frame["text"]]
+        sequence[set_name] = lstm.predict_ids([lstm.vocab.encode(item, lstm.max_length) for item in tokens])
+        logits[set_name] = linear.logits(tokens)
+        truth[set_name] = _label_ids(frame)
+
+    chosen_on = [set_name for set_name in SELECTION_SETS if set_name in frames] or ["validation"]
+
+    def score(weight: float) -> float:
+        reports = {}
+        for set_name in chosen_on:
+            mixed = combine(sequence[set_name], logits[set_name], weight, 1.0)
+            predicted = [LABELS[i] for i in mixed.argmax(axis=1)]
+            reports[set_name] = evaluation_report(list(frames[set_name]["label"]), predicted)
+        return selection_score(reports)
+
+    weight, tried = choose_weight(score)
+    uncalibrated = combine(sequence["validation"], logits["validation"], weight, 1.0)
+    temperature = fit_temperature(uncalibrated, truth["validation"])
+    name = f"ensemble-{lstm_result['name']}"
+    params = {"lstm_run_id": lstm_result["run_id"], "linear_weight": weight, "temperature": temperature}
+    _log(f"{name}: linear weight {weight} (selection scores {tried}), temperature {temperature:.3f}")
+    with tracking.start_run(name, params=params, tags={"family": "ensemble"}) as run:
+        artifact_dir = settings.var_dir / "artifacts" / run.info.run_id
+        meta = write_ensemble_artifact(
+            lstm_result["artifact_dir"],
+            linear,
+            artifact_dir,
+            linear_weight=weight,
+            temperature=temperature,
+            details={"variant": name, "mlflow_run_id": run.info.run_id, "lstm_run_id": lstm_result["run_id"]},
+        )
+        ece_before = expected_calibration_error(uncalibrated, truth["validation"])
+        metrics = judge_candidate(
+            name,
+            artifact_dir,
+            meta,
+            prepared,
+            {"linear_weight": weight, "temperature": temperature, "validation_ece_uncalibrated": ece_before},
+        )
+    return {
+        "name": name,
+        "run_id": run.info.run_id,
+        "artifact_dir": artifact_dir,
+        "metrics": metrics,
+        "model_version": meta["model_version"],
+    }
+
+
 def evaluate_sets(predictor: Any, prepared: Prepared) -> dict[str, dict]:
-    """Reports (logged with confusion matrices) on validation, its airline part and the proxy sets."""
-    sets = dict(prepared.evaluation_sets)
-    airline_validation = prepared.validation[prepared.validation["source"] == "airline"]
-    if len(airline_validation):
-        sets["validation_airline"] = airline_validation
+    """Reports (logged with confusion matrices) on the selection and report sets."""
+    from models.evaluate import expected_calibration_error
+
     reports = {}
-    for set_name, frame in sets.items():
-        winners = predictor.predict_proba(list(frame["text"])).argmax(axis=1)
-        predicted = [predictor.labels[winner] for winner in winners]
+    for set_name, frame in prepared.evaluation_sets.items():
+        probabilities = predictor.predict_proba(list(frame["text"]))
+        predicted = [predictor.labels[winner] for winner in probabilities.argmax(axis=1)]
         reports[set_name] = tracking.log_evaluation(set_name, list(frame["label"]), predicted)
+        reports[set_name]["ece"] = expected_calibration_error(probabilities, _label_ids(frame))
     return reports
 
 
@@ -491,32 +581,35 @@ def summarise(reports: dict[str, dict]) -> dict[str, float]:
     """Flat headline metrics for meta.json and the summary."""
     flat = {}
     for set_name, report in reports.items():
-        for key in ("accuracy", "macro_f1", "macro_recall"):
-            flat[f"{set_name}_{key}"] = float(report[key])
+        for key in ("accuracy", "macro_f1", "macro_recall", "ece"):
+            if key in report:
+                flat[f"{set_name}_{key}"] = float(report[key])
         flat[f"{set_name}_n"] = float(report["n"])
     return flat
 
 
-def train_companions(
-    labelled: pd.DataFrame, options: TrainOptions, settings: CommonSettings
-) -> dict[str, Any]:
-    """The TF-IDF baseline and the negative-reason classifier (models-data's modules, same splits)."""
+def train_companions(prepared: Prepared, options: TrainOptions, settings: CommonSettings) -> dict[str, Any]:
+    """The negative-reason classifier."""
     results: dict[str, Any] = {}
-    if options.train_baseline:
-        from models.baseline import train_baseline
-
-        _log("baseline: TF-IDF + logistic regression")
-        baseline = train_baseline(labelled, settings=settings)
-        results["baseline"] = {name: summarise({name: report}) for name, report in baseline.reports.items()}
     if options.train_reasons:
         from models.reasons import train_reasons
 
         # Logged to MLflow; the shipped models/artifacts/reasons/ is models-data's to replace.
         output = settings.var_dir / "artifacts" / "reasons"
         _log(f"reasons: negative-reason classifier -> {output}")
-        report = train_reasons(labelled, output_dir=output, settings=settings)
+        report = train_reasons(prepared.labelled, output_dir=output, settings=settings)
         results["reasons"] = {"test_macro_f1": report["macro_f1"], "test_accuracy": report["accuracy"]}
     return results
+
+
+def choose_champion(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The candidate to promote: the best selection score among those passing every behavioural check.
+
+    None when every candidate fails a check: a model that ignores negation or flips on an @mention never
+    ships, whatever its score.
+    """
+    passing = [result for result in results if result["metrics"]["behaviour_failures"] == 0]
+    return max(passing, key=lambda result: result["metrics"]["selection_score"], default=None)
 
 
 def run_training(options: TrainOptions) -> dict[str, Any]:
@@ -535,40 +628,47 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
     )
     vectors: dict[str, Any] = {}
     results = []
+    linear = None
+    baseline_summary: dict[str, Any] = {}
+    if options.train_baseline:
+        from models.baseline import train_baseline
+
+        _log("baseline: TF-IDF + logistic regression on the same train split (the ensembles' linear half)")
+        baseline = train_baseline(splits=prepared.splits, settings=settings)
+        linear = baseline.model.linear
+        baseline_summary = {name: summarise({name: report}) for name, report in baseline.reports.items()}
     for position, name in enumerate(names):
         variant = VARIANTS[name]
         if variant.embedding not in vectors:
             vectors[variant.embedding] = get_embeddings(variant.embedding, prepared, options, settings)
         _log(f"variant {position + 1}/{len(names)}: {name}")
-        results.append(
-            train_variant(name, variant, vectors[variant.embedding], prepared, vocab, options, settings)
-        )
-    # Behavioural checks gate the choice (a model that ignores negation never ships if another passes);
-    # then the validation-only selection score decides.
-    best = max(
-        results,
-        key=lambda result: (
-            result["metrics"]["behaviour_failures"] == 0,
-            result["metrics"]["selection_score"],
-        ),
-    )
+        result = train_variant(name, variant, vectors[variant.embedding], prepared, vocab, options, settings)
+        results.append(result)
+        if linear is not None:
+            results.append(train_ensemble(result, linear, prepared, settings))
+    best = choose_champion(results)
     champion_seconds = time.monotonic() - started
     summary: dict[str, Any] = {
-        "champion": best["name"],
-        "model_version": best["model_version"],
-        "run_id": best["run_id"],
+        "champion": best["name"] if best else None,
         "variants": {result["name"]: result["metrics"] for result in results},
         "seconds_to_champion": round(champion_seconds, 1),
     }
-    if options.register:
-        version = tracking.register_model(run_id=best["run_id"], alias=tracking.CHAMPION_ALIAS)
-        summary["registered"] = f"{tracking.REGISTERED_MODEL} version {version} @{tracking.CHAMPION_ALIAS}"
-    if options.export:
-        output = options.output_dir or DEFAULT_OUTPUT
-        shutil.rmtree(output, ignore_errors=True)
-        shutil.copytree(best["artifact_dir"], output)
-        summary["exported_to"] = str(output)
-    summary["companions"] = train_companions(prepared.labelled, options, settings)
+    if best is None:
+        summary["refused"] = "no candidate passed the behavioural checks: nothing registered or exported"
+        _log(summary["refused"])
+    else:
+        summary.update(model_version=best["model_version"], run_id=best["run_id"])
+        if options.register:
+            version = tracking.register_model(run_id=best["run_id"], alias=tracking.CHAMPION_ALIAS)
+            summary["registered"] = (
+                f"{tracking.REGISTERED_MODEL} version {version} @{tracking.CHAMPION_ALIAS}"
+            )
+        if options.export:
+            output = options.output_dir or DEFAULT_OUTPUT
+            shutil.rmtree(output, ignore_errors=True)
+            shutil.copytree(best["artifact_dir"], output)
+            summary["exported_to"] = str(output)
+    summary["companions"] = {**train_companions(prepared, options, settings), "baseline": baseline_summary}
     summary["total_seconds"] = round(time.monotonic() - started, 1)
-    _log(f"champion {best['name']} ({best['model_version']}); {summary['total_seconds']:.0f}s in all")
+    _log(f"champion {summary['champion']} ({summary.get('model_version')}); {summary['total_seconds']:.0f}s")
     return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,8 @@ from buzzwatch.schema import LABELS
 from models.data import (
     COLUMNS,
     LABELLED_SOURCES,
+    REPORT_SETS,
+    SELECTION_SETS,
     SEMEVAL_PROXY_SPLIT,
     DataError,
     dedupe_key,
@@ -92,30 +95,56 @@ def test_tweeteval_twins_are_not_kept_twice(labelled: pd.DataFrame) -> None:
 
 
 def test_no_normalised_text_shared_between_splits(splits) -> None:
-    train, validation, test = (set(frame["norm_text"]) for frame in splits)
-    assert not train & validation
-    assert not train & test
-    assert not validation & test
-    train_keys = {dedupe_key(text) for text in train}
-    assert not train_keys & {dedupe_key(text) for text in validation | test}
+    keys = [{dedupe_key(text) for text in frame["norm_text"]} for frame in splits]
+    for position, one in enumerate(keys):
+        for other in keys[position + 1 :]:
+            assert not one & other
+    assert sum(len(frame) for frame in splits) == sum(len(one) for one in keys)
+
+
+def test_each_split_has_its_job(splits, labelled: pd.DataFrame) -> None:
+    """Early stopping, selection, in-distribution report and shifted hold-out are different tweets."""
+    assert sum(len(frame) for frame in splits) == len(labelled)
+    assert 0.03 < len(splits.early_stop) / len(labelled) < 0.06  # 2016test rows drawn to it moved to shifted
+    proxy_rows = (labelled["source"] == "semeval") & (labelled["source_split"] == SEMEVAL_PROXY_SPLIT)
+    # The shifted hold-out is SemEval 2016test whole: never in train, early stop or selection.
+    assert len(splits.shifted) == proxy_rows.sum() > 19_000
+    assert (splits.shifted["source_split"] == SEMEVAL_PROXY_SPLIT).all()
+    for frame in (splits.train, splits.early_stop, splits.validation, splits.test):
+        assert (frame["source_split"] != SEMEVAL_PROXY_SPLIT).all()
 
 
 def test_proxy_sets_are_held_out(splits, labelled: pd.DataFrame) -> None:
     proxies = splits.proxies()
-    assert set(proxies) == {"airline_test", "semeval2016test", "tweeteval_val"}
-    proxy_rows = (labelled["source"] == "semeval") & (labelled["source_split"] == SEMEVAL_PROXY_SPLIT)
-    assert len(proxies["semeval2016test"]) == proxy_rows.sum()
+    assert set(proxies) == {*REPORT_SETS[1:], *SELECTION_SETS}
+    assert len(proxies["semeval2016test"]) == len(splits.shifted)
     assert len(proxies["tweeteval_val"]) == (labelled["source"] == "tweeteval_val").sum()
-    assert (splits.train["source_split"] != SEMEVAL_PROXY_SPLIT).all()
     assert (splits.train["source"] != "tweeteval_val").all()
+    assert (splits.early_stop["source"] != "tweeteval_val").all()
     airline_share = len(proxies["airline_test"]) / (labelled["source"] == "airline").sum()
     assert 0.09 < airline_share < 0.11
+    assert len(proxies["validation_airline"]) == len(proxies["airline_test"])
+    assert len(proxies["semeval_test"]) > 2_000
+
+
+def test_validation_and_test_are_those_the_shipped_champion_never_trained_on(splits) -> None:
+    """Digests of the old validation/test splits (before early_stop and shifted existed), minus 2016test.
+
+    The strata are drawn with the 2016test rows in, as before, so the shipped champion (trained on the old
+    train split) never saw a selection or test tweet and can be compared on them.
+    """
+    expected = {"validation": (9_311, "95624ed66930f506"), "test": (7_406, "5e07d8879bb7d047")}
+    for name, (size, digest) in expected.items():
+        texts = sorted(getattr(splits, name)["norm_text"])
+        assert (len(texts), hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]) == (size, digest)
 
 
 def test_splits_are_stratified(splits) -> None:
     train = splits.train[splits.train["source"] == "airline"]["label"].value_counts(normalize=True)
     test = splits.proxies()["airline_test"]["label"].value_counts(normalize=True)
+    early = splits.early_stop[splits.early_stop["source"] == "airline"]["label"].value_counts(normalize=True)
     assert (train - test).abs().max() < 0.01
+    assert (train - early).abs().max() < 0.01
 
 
 def test_splits_reproducible_and_independent_of_row_order(labelled: pd.DataFrame, splits) -> None:
@@ -134,15 +163,8 @@ def test_tweeteval_flagged_semeval_rows_never_train() -> None:
     assert flagged.sum() > 1_500
     splits = make_splits(semeval)
     assert (splits.train["in_tweeteval_val"] == 0).all()
-    assert (splits.validation["in_tweeteval_val"] == 1).sum() + (
-        splits.test["in_tweeteval_val"] == 1
-    ).sum() == (flagged.sum())
-
-
-def test_proxy_can_be_returned_to_training(labelled: pd.DataFrame) -> None:
-    semeval = labelled[labelled["source"] == "semeval"].sample(n=3_000, random_state=0)
-    splits = make_splits(semeval, semeval_proxy_in_test=False)
-    assert (splits.train["source_split"] == SEMEVAL_PROXY_SPLIT).any()
+    assert (splits.early_stop["in_tweeteval_val"] == 0).all()
+    assert (splits.validation["in_tweeteval_val"] == 1).sum() == flagged.sum()
 
 
 # ---- the rules, on tiny files --------------------------------------------------------------------

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from buzzwatch.settings import CommonSettings
-from models.baseline import BaselineConfig, BaselineModel, train_baseline
+from models.baseline import BaselineModel, train_baseline
+from models.linear import LinearConfig, LinearModel
+from models.text import tokenize
 
 POSITIVE = ["love this {}", "great flight {} thanks", "amazing crew {}", "best service {} :)"]
 NEGATIVE = ["hate this {}", "worst flight {} ever", "terrible crew {}", "not good at all {} :("]
 NEUTRAL = ["flight {} leaves at noon", "is there wifi on flight {}", "boarding gate {} moved"]
+
+
+def tokenize_all(texts: list[str]) -> list[list[str]]:
+    return [tokenize(text) for text in texts]
 
 
 def tiny_table(per_template: int = 25) -> pd.DataFrame:
@@ -32,7 +39,7 @@ def tiny_table(per_template: int = 25) -> pd.DataFrame:
 
 def test_model_learns_and_marks_negation() -> None:
     table = tiny_table(5)
-    model = BaselineModel(BaselineConfig(word_min_df=1, char_min_df=1)).fit(table["text"], table["label"])
+    model = BaselineModel(LinearConfig(word_min_df=1, char_min_df=1)).fit(table["text"], table["label"])
     assert model.predict(["love this flight", "worst crew ever", "which gate for flight 12"]) == [
         "positive",
         "negative",
@@ -40,14 +47,14 @@ def test_model_learns_and_marks_negation() -> None:
     ]
     probabilities = model.predict_proba(["great"])
     assert probabilities.shape == (1, 3)
-    assert "not neg_good" in model.word_vectorizer.vocabulary_
+    assert "not neg_good" in model.linear.word_index
 
 
 def test_train_baseline_evaluates_and_tracks(tmp_path: Path) -> None:
     settings = CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(tmp_path / "var")})
     result = train_baseline(
         tiny_table(),
-        BaselineConfig(word_min_df=1, char_min_df=1),
+        LinearConfig(word_min_df=1, char_min_df=1),
         track=True,
         settings=settings,
         output_dir=tmp_path / "model",
@@ -55,4 +62,8 @@ def test_train_baseline_evaluates_and_tracks(tmp_path: Path) -> None:
     assert {"validation", "test", "airline_test"} <= set(result.reports)
     assert result.reports["airline_test"]["macro_f1"] > 0.9
     assert result.run_id
-    assert (tmp_path / "model" / "baseline.joblib").is_file()
+    saved = LinearModel.load(tmp_path / "model")
+    texts = ["love this flight", "worst crew ever"]
+    np.testing.assert_allclose(
+        saved.logits(tokenize_all(texts)), result.model.linear.logits(tokenize_all(texts))
+    )

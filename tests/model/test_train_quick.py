@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 
 from buzzwatch.cli import main
-from models.predictor import Predictor
-from models.train import CHAMPION_VARIANT
+from models.predictor import ModelLoadError, Predictor
+from models.train import CHAMPION_VARIANT, choose_champion
 
-pytestmark = [pytest.mark.model, pytest.mark.slow]
+# A quick train takes about a minute alone; the timeout leaves room for a loaded machine.
+pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def test_quick_train_registers_and_exports_a_champion(tmp_path, capsys):
+def quick_train(tmp_path, extra_args: tuple[str, ...] = ()) -> int:
     extra = tmp_path / "feedback.csv"
     pd.DataFrame(
         {
@@ -22,32 +23,55 @@ def test_quick_train_registers_and_exports_a_champion(tmp_path, capsys):
             "label": ["positive", "negative"],
         }
     ).to_csv(extra, index=False)
-    output = tmp_path / "champion"
-    code = main(
-        [
-            "train",
-            "--quick",
-            "--extra-data",
-            str(extra),
-            "--output",
-            str(output),
-            "--skip-baseline",
-            "--skip-reasons",
-        ]
-    )
-    assert code == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["champion"] == CHAMPION_VARIANT
-    assert summary["registered"].endswith("@champion")
-    assert summary["variants"][CHAMPION_VARIANT]["onnx_parity_max_abs"] < 1e-4
+    args = ["train", "--quick", "--extra-data", str(extra), "--output", str(tmp_path / "champion")]
+    return main([*args, "--skip-reasons", *extra_args])
 
-    shipped = Predictor.load(str(output))
+
+def test_a_candidate_failing_the_behavioural_checks_is_never_promoted(tmp_path, capsys):
+    """A one-epoch model ignores negation: nothing is registered @champion or exported, the command fails."""
+    assert quick_train(tmp_path, ("--skip-baseline",)) == 2
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["champion"] is None
+    assert all(metrics["behaviour_failures"] > 0 for metrics in summary["variants"].values())
+    assert "behavioural checks" in captured.err
+    assert "registered" not in summary
+    assert not (tmp_path / "champion").exists()
+    with pytest.raises(ModelLoadError):
+        Predictor.load("models:/buzzwatch-sentiment@champion")
+
+
+def test_choose_champion_never_picks_a_failing_candidate():
+    failing = {"name": "best-score", "metrics": {"behaviour_failures": 1.0, "selection_score": 0.9}}
+    passing = {"name": "passing", "metrics": {"behaviour_failures": 0.0, "selection_score": 0.6}}
+    better = {"name": "better", "metrics": {"behaviour_failures": 0.0, "selection_score": 0.7}}
+    assert choose_champion([failing, passing, better])["name"] == "better"
+    assert choose_champion([failing]) is None
+
+
+def test_quick_train_registers_and_exports_the_ensemble(tmp_path, capsys, monkeypatch):
+    """The promotion path, with the behavioural checks passed by decree (a one-epoch model cannot)."""
+    import models.behaviour
+
+    monkeypatch.setattr(models.behaviour, "behaviour_failures", lambda predictor: [])
+    assert quick_train(tmp_path) == 0
+    summary = json.loads(capsys.readouterr().out)
+    ensemble = f"ensemble-{CHAMPION_VARIANT}"
+    assert set(summary["variants"]) == {CHAMPION_VARIANT, ensemble}
+    assert summary["variants"][CHAMPION_VARIANT]["onnx_parity_max_abs"] < 1e-4
+    assert 0.0 <= summary["variants"][ensemble]["linear_weight"] <= 1.0
+    assert summary["champion"] in summary["variants"]
+    assert summary["registered"].endswith("@champion")
+    assert summary["companions"]["baseline"]
+
+    shipped = Predictor.load(str(tmp_path / "champion"))
     registered = Predictor.load("models:/buzzwatch-sentiment@champion")
     assert shipped.model_version == registered.model_version == summary["model_version"]
-    assert shipped.meta["details"]["extra_data_files"] == str(extra)
-    assert "validation_macro_f1" in shipped.metrics
+    assert shipped.meta["details"]["extra_data_files"] == str(tmp_path / "feedback.csv")
+    assert "validation_macro_f1" in shipped.metrics and "semeval2016test_ece" in shipped.metrics
     texts = ["@united the new lounge is lovely", "flight delayed again"]
     assert (shipped.predict_proba(texts) == registered.predict_proba(texts)).all()
+    assert (shipped.linear is not None) == (summary["champion"] == ensemble)
 
 
 def test_train_refuses_bad_extra_data(tmp_path, capsys):
