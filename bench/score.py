@@ -5,7 +5,11 @@ the Predictor replaces: the same normalisation, then Keras `model.predict` on th
 architecture (loaded from --keras-model, or rebuilt from the artifact's shapes: speed does not depend on
 the weights), padded to the fixed max length as a typical Flask demo does.
 
-    .venv/bin/python bench/score.py [--model-uri DIR] [--seconds 3] [--threads 2] [--skip-keras]
+    .venv/bin/python bench/score.py [--model-uri DIR] [--compare-uri DIR] [--seconds 3] [--threads 2]
+        [--skip-keras]
+
+--compare-uri measures a second artifact (e.g. the previous champion) in the same run, alternating with
+the first at each batch size, so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -109,6 +113,9 @@ def main() -> int:
         "--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: CPUs, max 4)"
     )
     parser.add_argument("--skip-keras", action="store_true", help="skip the Keras baseline")
+    parser.add_argument(
+        "--compare-uri", default=None, help="a second artifact measured beside the first in the same run"
+    )
     args = parser.parse_args()
 
     texts = load_tweets()
@@ -132,14 +139,20 @@ def main() -> int:
         f"language identification alone (CLD2; the API, replay and score add it): "
         f"{5000 / (time.perf_counter() - started):,.0f} tweets/s"
     )
-    print(f"{'path':<44}{'batch':>6}{'tweets/s':>11}{'p50 ms':>9}{'p99 ms':>9}")
+    paths = [(f"Predictor {predictor.model_version}", predictor)]
+    if args.compare_uri:
+        other = Predictor.load(args.compare_uri, threads=args.threads)
+        other.predict_proba(texts[:1])
+        paths.append((f"Predictor {other.model_version}", other))
+    header = "path (ONNX Runtime, incl. normalisation)"
+    print(f"{header:<44}{'batch':>6}{'tweets/s':>11}{'p50 ms':>9}{'p99 ms':>9}")
     for batch_size in BATCH_SIZES:
-        result = measure(predictor.predict_proba, texts, batch_size, args.seconds)
-        print(
-            f"{'Predictor (ONNX Runtime, incl. normalisation)':<44}{batch_size:>6}"
-            f"{result['tweets_per_s']:>11,.0f}"
-            f"{result['p50_ms']:>9.2f}{result['p99_ms']:>9.2f}"
-        )
+        for name, scorer in paths:
+            result = measure(scorer.predict_proba, texts, batch_size, args.seconds)
+            print(
+                f"{name:<44}{batch_size:>6}{result['tweets_per_s']:>11,.0f}"
+                f"{result['p50_ms']:>9.2f}{result['p99_ms']:>9.2f}"
+            )
     if not args.skip_keras:
         started = time.perf_counter()
         score = keras_baseline(predictor, args.keras_model)

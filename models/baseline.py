@@ -1,10 +1,9 @@
-"""The baseline: TF-IDF over word and character n-grams + class-weighted logistic regression.
+"""The baseline: TF-IDF over word n-grams + class-weighted logistic regression.
 
-The features and the numpy scorer are `models.linear`'s (the same model is the linear half of the
-ensemble champion): word 1-2-grams of the `models.text.tokenize` tokens with negation scope marked, and
-character 2-5-grams inside word boundaries. Trained on the `make_splits` train split (the LSTM's), evaluated
-on validation, test and the proxy sets, each run tracked in MLflow (experiment `buzzwatch`, run name
-`baseline-tfidf-lr`).
+The features and the scorer are `models.linear`'s (the same model is the linear half of the ensemble
+champion): word 1-2-grams of the `models.text.tokenize` tokens with negation scope marked, binary TF-IDF.
+Trained on the `make_splits` train split (the LSTM's), evaluated on validation, test and the proxy sets,
+each run tracked in MLflow (experiment `buzzwatch`, run name `baseline-tfidf-lr`).
 
     from models.baseline import train_baseline
     result = train_baseline()            # loads data/, splits, trains, evaluates, tracks

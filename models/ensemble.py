@@ -58,28 +58,28 @@ def write_ensemble_artifact(
     temperature: float,
     details: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The LSTM artifact plus the linear model's files and `meta["ensemble"]`; returns the meta.
+    """The LSTM artifact with the fused ONNX graph, the linear model's files and `meta["ensemble"]`.
 
-    The model version is `ensemble-<first 10 hex of a sha256 over the ONNX file, the linear model's
-    coefficients and features, and the ensemble settings>`: the same models give the same version.
+    The model version is `ensemble-<first 10 hex of the fused ONNX file's sha256>`: the same models and
+    settings give the same version.
     """
-    import hashlib
-
-    from models.export import file_digest
+    from models.export import file_digest, fuse_ensemble
 
     out_dir = Path(out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
     shutil.copytree(lstm_artifact_dir, out_dir)
+    fuse_ensemble(lstm_artifact_dir / ONNX_FILE, linear, linear_weight, temperature, out_dir / ONNX_FILE)
     linear.save(out_dir)
     meta = json.loads((out_dir / META_FILE).read_text(encoding="utf-8"))
-    ensemble = {"linear_weight": float(linear_weight), "temperature": round(float(temperature), 4)}
-    digest = hashlib.sha256(file_digest(out_dir / ONNX_FILE).encode())
-    digest.update(linear.coefficients.tobytes())
-    digest.update(json.dumps(linear.word_features + linear.char_features).encode())
-    digest.update(json.dumps(ensemble, sort_keys=True).encode())
     meta.update(
-        model_version=f"ensemble-{digest.hexdigest()[:10]}",
-        ensemble=ensemble,
+        model_version=f"ensemble-{file_digest(out_dir / ONNX_FILE)[:10]}",
+        ensemble={
+            "linear_weight": float(linear_weight),
+            "temperature": float(temperature),
+            "linear_features": len(linear.features),
+            "flip_negation": linear.flip_negation,
+        },
+        input="token_ids, feature_ids",
         metrics={},
         details={**meta.get("details", {}), **details, "lstm_model_version": meta["model_version"]},
     )

@@ -103,3 +103,61 @@ def parity_gap(model: keras.Model, predictor: Predictor, texts: Sequence[str]) -
     keras_probabilities = predict_proba(model, id_lists, config)
     onnx_probabilities = predictor.predict_ids(id_lists)
     return float(np.max(np.abs(keras_probabilities - onnx_probabilities)))
+
+
+def fuse_ensemble(
+    lstm_onnx: Path, linear: Any, linear_weight: float, temperature: float, out_path: Path
+) -> Path:
+    """One ONNX graph: the LSTM and the linear model side by side, soft vote, temperature scaling.
+
+    Inputs `token_ids` (batch, length) and `feature_ids` (batch, n; `models.linear` ids, 0 pads); outputs
+    `probabilities` (the ensemble's, calibrated) and `sequence_probabilities` (the LSTM's alone). The
+    arithmetic is `models.predictor.combine` over `models.linear.LinearModel.logits`.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(lstm_onnx))
+    graph = model.graph
+    lstm_output = graph.output[0].name
+    for node in graph.node:
+        node.output[:] = ["sequence_probabilities" if name == lstm_output else name for name in node.output]
+    weighted, squares = linear.tables()
+    constants = {
+        "linear_weighted": weighted,
+        "linear_idf_squares": squares,
+        "linear_intercepts": linear.intercepts.astype(np.float32),
+        "sum_axis": np.array([1], dtype=np.int64),
+        "norm_floor": np.array(1e-12, dtype=np.float32),
+        "sequence_share": np.array(1.0 - linear_weight, dtype=np.float32),
+        "linear_share": np.array(linear_weight, dtype=np.float32),
+        "temperature": np.array(temperature, dtype=np.float32),
+    }
+    graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in constants.items())
+    nodes = [
+        ("Gather", ["linear_weighted", "feature_ids"], ["rows"], {}),
+        ("ReduceSum", ["rows", "sum_axis"], ["row_sum"], {"keepdims": 0}),
+        ("Gather", ["linear_idf_squares", "feature_ids"], ["squares"], {}),
+        ("ReduceSum", ["squares", "sum_axis"], ["square_sum"], {"keepdims": 1}),
+        ("Max", ["square_sum", "norm_floor"], ["square_sum_floored"], {}),
+        ("Sqrt", ["square_sum_floored"], ["norm"], {}),
+        ("Div", ["row_sum", "norm"], ["scaled"], {}),
+        ("Add", ["scaled", "linear_intercepts"], ["linear_logits"], {}),
+        ("Softmax", ["linear_logits"], ["linear_probabilities"], {"axis": 1}),
+        ("Mul", ["sequence_probabilities", "sequence_share"], ["sequence_part"], {}),
+        ("Mul", ["linear_probabilities", "linear_share"], ["linear_part"], {}),
+        ("Add", ["sequence_part", "linear_part"], ["mixed"], {}),
+        ("Max", ["mixed", "norm_floor"], ["mixed_floored"], {}),
+        ("Log", ["mixed_floored"], ["log_mixed"], {}),
+        ("Div", ["log_mixed", "temperature"], ["tempered"], {}),
+        ("Softmax", ["tempered"], [lstm_output], {"axis": 1}),
+    ]
+    graph.node.extend(helper.make_node(op, inputs, outputs, **attrs) for op, inputs, outputs, attrs in nodes)
+    graph.input.append(helper.make_tensor_value_info("feature_ids", TensorProto.INT32, [None, None]))
+    n_labels = int(weighted.shape[1])
+    graph.output.append(
+        helper.make_tensor_value_info("sequence_probabilities", TensorProto.FLOAT, [None, n_labels])
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out_path))
+    return out_path

@@ -1,18 +1,18 @@
-"""The linear sentiment model: TF-IDF over word and character n-grams, multinomial logistic regression.
+"""The linear sentiment model: TF-IDF over word n-grams, multinomial logistic regression.
 
 Features of one tweet, from its `models.text.tokenize` tokens (the LSTM's tokens, so one tokenisation
-serves both halves of the ensemble):
-- words: unigrams and bigrams of the tokens with negation scope marked (`neg_` prefix: a bag of words
-  cannot see order otherwise); with `flip_negation`, a word in a negation scope also counts -1 towards
-  the word itself, so "not bad" leans the opposite way from "bad" (as much as the data allows);
-- characters: 2- to 5-grams of each word with a space on either side (as scikit-learn's `char_wb`).
-Each block is sublinear TF (1 + log count; a net negative count keeps its sign) times smooth IDF,
-L2-normalised on its own, as two scikit-learn `TfidfVectorizer`s stacked side by side would be.
+serves both halves of the ensemble): unigrams and bigrams of the tokens with negation scope marked
+(`neg_` prefix: a bag of words cannot see order otherwise), each counted once (binary TF). With
+`flip_negation`, a word inside a negation scope also enters as its own feature with the sign flipped, so
+"not bad" leans away from what "bad" means (as far as the data allows). A tweet's vector is those entries'
+IDF, L2-normalised: logits = sum(sign * idf * W[feature]) / sqrt(sum(idf^2)) + b.
 
-`LinearModel` scores with numpy only (no scikit-learn at serving); `fit_linear` trains one with
-scikit-learn's `LogisticRegression` (a training dependency) on exactly the features `LinearModel` computes.
-Saved as `linear.npz` (idf, coefficients, intercepts) + `linear_features.json` (feature strings in
-column order, words then characters) inside an artifact folder.
+Every tweet becomes a list of feature ids (`feature_ids`): 0 pads, 1..F are the features, F+1..2F their
+flipped twins. The serving artifact computes the logits inside the ONNX graph next to the LSTM
+(`models.export.fuse_ensemble`), from an int32 (batch, n) id matrix; `LinearModel.logits` computes the same
+with numpy (training, evaluation, parity tests). `fit_linear` trains one with scikit-learn's
+`LogisticRegression` (a training dependency) on exactly these vectors.
+Saved as `linear.npz` (idf, coefficients, intercepts) + `linear_features.json` (features in id order).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from models.text import NEGATION_PREFIX, mark_negation
 
 WEIGHTS_FILE = "linear.npz"
 FEATURES_FILE = "linear_features.json"
+PAD_FEATURE = 0
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,7 @@ class LinearConfig:
     """Feature and regularisation settings (logged with the run)."""
 
     C: float = 2.0
-    word_min_df: int = 2
-    char_min_df: int = 3
-    max_char_features: int = 300_000
-    char_ngrams: tuple[int, int] = (2, 5)
+    min_df: int = 2
     max_iter: int = 2000
     flip_negation: bool = False
 
@@ -58,118 +56,77 @@ def word_terms(tokens: Sequence[str]) -> list[str]:
 
 
 def flipped_terms(tokens: Sequence[str]) -> list[str]:
-    """The words inside a negation scope, unmarked (each counts -1 towards its own feature)."""
+    """The words inside a negation scope, unmarked (each enters its own feature with the sign flipped)."""
     prefix = len(NEGATION_PREFIX)
     return [term[prefix:] for term in mark_negation(tokens) if term.startswith(NEGATION_PREFIX)]
 
 
-def char_terms(tokens: Sequence[str], low: int = 2, high: int = 5) -> list[str]:
-    """Character n-grams of each token padded with a space on either side (scikit-learn's `char_wb`)."""
-    terms: list[str] = []
-    for token in tokens:
-        padded = f" {token} "
-        size = len(padded)
-        for n in range(low, high + 1):
-            if n > size:
-                break
-            terms.extend(padded[start : start + n] for start in range(size - n + 1))
-    return terms
-
-
-def _block(
-    term_lists: Sequence[list[str]],
-    index: dict[str, int],
-    idf: np.ndarray,
-    offset: int,
-    flipped_lists: Sequence[list[str]] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """COO triplets (rows, columns, values) of one L2-normalised sublinear TF-IDF block."""
-    lookup = index.get
-    rows: list[int] = []
-    columns: list[int] = []
-    counts: list[int] = []
-    for row, terms in enumerate(term_lists):
-        found = Counter(column for column in map(lookup, terms) if column is not None)
-        if flipped_lists is not None and flipped_lists[row]:
-            found.subtract(column for column in map(lookup, flipped_lists[row]) if column is not None)
-            found = Counter({column: count for column, count in found.items() if count})
-        rows.extend([row] * len(found))
-        columns.extend(found.keys())
-        counts.extend(found.values())
-    row_ids = np.asarray(rows, dtype=np.int64)
-    column_ids = np.asarray(columns, dtype=np.int64)
-    signed = np.asarray(counts, dtype=np.float64)
-    values = np.sign(signed) * (1.0 + np.log(np.abs(signed))) * idf[column_ids]
-    norms = np.sqrt(np.bincount(row_ids, values * values, minlength=len(term_lists)))
-    return row_ids, column_ids + offset, values / norms[row_ids]
-
-
 class LinearModel:
-    """TF-IDF + logistic regression scored with numpy (no scikit-learn)."""
+    """TF-IDF + logistic regression over feature ids (numpy here; inside the ONNX graph at serving)."""
 
     def __init__(
         self,
-        word_features: Sequence[str],
-        char_features: Sequence[str],
+        features: Sequence[str],
         idf: np.ndarray,
         coefficients: np.ndarray,
         intercepts: np.ndarray,
-        char_ngrams: tuple[int, int] = (2, 5),
         flip_negation: bool = False,
     ) -> None:
-        self.word_features = list(word_features)
-        self.char_features = list(char_features)
-        self.word_index = {term: column for column, term in enumerate(self.word_features)}
-        self.char_index = {term: column for column, term in enumerate(self.char_features)}
-        self.idf = np.asarray(idf, dtype=np.float32).astype(np.float64)  # as saved
+        self.features = list(features)
+        self.index = {term: position + 1 for position, term in enumerate(self.features)}
+        self.idf = np.asarray(idf, dtype=np.float32)
         self.coefficients = np.asarray(coefficients, dtype=np.float32)
         self.intercepts = np.asarray(intercepts, dtype=np.float32)
-        self.char_ngrams = (int(char_ngrams[0]), int(char_ngrams[1]))
         self.flip_negation = bool(flip_negation)
-        n_features = len(self.word_features) + len(self.char_features)
-        if self.idf.shape != (n_features,) or self.coefficients.shape[1] != n_features:
+        if self.idf.shape != (len(self.features),) or self.coefficients.shape[1] != len(self.features):
             raise ValueError(
-                f"linear model shapes disagree: {n_features} features, idf {self.idf.shape}, "
+                f"linear model shapes disagree: {len(self.features)} features, idf {self.idf.shape}, "
                 f"coefficients {self.coefficients.shape}"
             )
 
-    def features(self, token_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """COO triplets (rows, columns, values) of the TF-IDF matrix, word columns then character columns."""
-        n_words = len(self.word_features)
-        low, high = self.char_ngrams
-        flipped = [flipped_terms(tokens) for tokens in token_lists] if self.flip_negation else None
-        words = _block([word_terms(tokens) for tokens in token_lists], self.word_index, self.idf, 0, flipped)
-        chars = _block(
-            [char_terms(tokens, low, high) for tokens in token_lists],
-            self.char_index,
-            self.idf[n_words:],
-            n_words,
-        )
-        return tuple(np.concatenate(pair) for pair in zip(words, chars, strict=True))  # type: ignore[return-value]
+    def feature_ids(self, tokens: Sequence[str]) -> list[int]:
+        """One tweet's distinct feature ids (1..F; flipped twins F+1..2F)."""
+        lookup = self.index.get
+        ids = dict.fromkeys(column for column in map(lookup, word_terms(tokens)) if column is not None)
+        if self.flip_negation:
+            offset = len(self.features)
+            ids.update(dict.fromkeys(offset + c for c in map(lookup, flipped_terms(tokens)) if c is not None))
+        return list(ids)
+
+    def id_matrix(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """An int32 (n, widest) matrix of feature ids, PAD_FEATURE after each row's own."""
+        rows = [self.feature_ids(tokens) for tokens in token_lists]
+        matrix = np.full((len(rows), max([1, *map(len, rows)])), PAD_FEATURE, dtype=np.int32)
+        for position, ids in enumerate(rows):
+            matrix[position, : len(ids)] = ids
+        return matrix
+
+    def tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per feature id (pad, features, flipped twins): signed idf * coefficients (ids, classes), idf^2."""
+        weighted = (self.coefficients * self.idf).T
+        zero = np.zeros((1, weighted.shape[1]), dtype=np.float32)
+        squares = np.concatenate([[0.0], self.idf**2, self.idf**2]).astype(np.float32)
+        return np.concatenate([zero, weighted, -weighted]).astype(np.float32), squares
 
     def logits(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
-        """(n, classes) decision values: coefficients . features + intercepts."""
-        rows, columns, values = self.features(token_lists)
-        contributions = self.coefficients[:, columns] * values
-        out = np.tile(self.intercepts.astype(np.float64), (len(token_lists), 1))
-        for label in range(out.shape[1]):
-            out[:, label] += np.bincount(rows, contributions[label], minlength=len(token_lists))
-        return out
+        """(n, classes) decision values (what the fused ONNX graph computes)."""
+        weighted, squares = self.tables()
+        ids = self.id_matrix(token_lists)
+        norms = np.sqrt(np.maximum(squares[ids].sum(axis=1), 1e-12))
+        return weighted[ids].sum(axis=1) / norms[:, None] + self.intercepts
 
     def save(self, directory: Path) -> None:
         """Write linear.npz and linear_features.json into directory."""
         directory = Path(directory)
-        np.savez_compressed(
+        np.savez(
             directory / WEIGHTS_FILE,
-            idf=self.idf.astype(np.float32),
+            idf=self.idf,
             coefficients=self.coefficients,
             intercepts=self.intercepts,
-            char_ngrams=np.asarray(self.char_ngrams),
-            n_words=np.asarray(len(self.word_features)),
             flip_negation=np.asarray(self.flip_negation),
         )
-        features = self.word_features + self.char_features
-        (directory / FEATURES_FILE).write_text(json.dumps(features, ensure_ascii=False), encoding="utf-8")
+        text = json.dumps(self.features, ensure_ascii=False)
+        (directory / FEATURES_FILE).write_text(text, encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> LinearModel:
@@ -177,30 +134,13 @@ class LinearModel:
         directory = Path(directory)
         features = json.loads((directory / FEATURES_FILE).read_text(encoding="utf-8"))
         with np.load(directory / WEIGHTS_FILE) as weights:
-            n_words = int(weights["n_words"])
             return cls(
-                features[:n_words],
-                features[n_words:],
+                features,
                 weights["idf"],
                 weights["coefficients"],
                 weights["intercepts"],
-                tuple(weights["char_ngrams"].tolist()),
                 bool(weights["flip_negation"]),
             )
-
-
-def _vocabulary(
-    term_lists: Sequence[list[str]], min_df: int, max_features: int | None
-) -> tuple[list[str], np.ndarray]:
-    """Terms in at least min_df documents (the max_features most frequent ones), sorted; their df."""
-    document_frequency: Counter[str] = Counter()
-    for terms in term_lists:
-        document_frequency.update(set(terms))
-    kept = [(term, df) for term, df in document_frequency.items() if df >= min_df]
-    if max_features is not None and len(kept) > max_features:
-        kept = sorted(kept, key=lambda item: (-item[1], item[0]))[:max_features]
-    kept.sort()
-    return [term for term, _ in kept], np.array([df for _, df in kept], dtype=np.float64)
 
 
 def fit_linear(
@@ -218,22 +158,28 @@ def fit_linear(
     from sklearn.linear_model import LogisticRegression
 
     config = config or LinearConfig()
-    low, high = config.char_ngrams
-    words, word_df = _vocabulary([word_terms(tokens) for tokens in token_lists], config.word_min_df, None)
-    chars, char_df = _vocabulary(
-        [char_terms(tokens, low, high) for tokens in token_lists],
-        config.char_min_df,
-        config.max_char_features,
-    )
-    n_docs = len(token_lists)
-    idf = np.log((1.0 + n_docs) / (1.0 + np.concatenate([word_df, char_df]))) + 1.0
-    n_features = len(words) + len(chars)
-    zeros = np.zeros((len(label_order), n_features), dtype=np.float32)
+    document_frequency: Counter[str] = Counter()
+    for tokens in token_lists:
+        document_frequency.update(set(word_terms(tokens)))
+    kept = sorted(term for term, df in document_frequency.items() if df >= config.min_df)
+    df = np.array([document_frequency[term] for term in kept], dtype=np.float64)
+    idf = np.log((1.0 + len(token_lists)) / (1.0 + df)) + 1.0
     model = LinearModel(
-        words, chars, idf, zeros, np.zeros(len(label_order)), config.char_ngrams, config.flip_negation
+        kept, idf, np.zeros((len(label_order), len(kept))), np.zeros(len(label_order)), config.flip_negation
     )
-    rows, columns, values = model.features(token_lists)
-    matrix = csr_matrix((values, (rows, columns)), shape=(n_docs, n_features))
+    # The same vectors the fused graph builds: each id's signed idf over the row's L2 norm.
+    ids = model.id_matrix(token_lists)
+    present = ids != PAD_FEATURE
+    n_features = len(kept)
+    columns = (ids - 1) % n_features
+    signs = np.where(ids > n_features, -1.0, 1.0)
+    values = np.where(present, signs * model.idf[columns].astype(np.float64), 0.0)
+    norms = np.sqrt(np.maximum((values**2).sum(axis=1), 1e-12))
+    rows = np.broadcast_to(np.arange(len(ids))[:, None], ids.shape)
+    matrix = csr_matrix(
+        ((values / norms[:, None])[present], (rows[present], columns[present])),
+        shape=(len(ids), n_features),
+    )
     classifier = LogisticRegression(C=config.C, class_weight="balanced", max_iter=config.max_iter)
     classifier.fit(matrix, list(labels), sample_weight=row_weights)
     order = [list(classifier.classes_).index(label) for label in label_order]

@@ -8,10 +8,11 @@ tokens up in the vocabulary shipped inside the artifact. The artifact directory 
 - `vocab.json`: the token list (id = position; 0 pads, 1 is unknown)
 - `meta.json`: labels, normaliser version, model version, max length, bucket size, metrics, provenance,
   and optionally `languages` (those it reads; English when absent)
-- optionally `linear.npz` + `linear_features.json` (`models.linear`, numpy): a TF-IDF + logistic
-  regression model. Then the artifact is a soft-voting ensemble, `meta["ensemble"]` says how:
-  probabilities = (1 - linear_weight) * LSTM + linear_weight * linear, then temperature scaling
-  (softmax(log p / temperature)), both chosen on the selection split at training time.
+- optionally `linear.npz` + `linear_features.json` (`models.linear`): a TF-IDF + logistic regression
+  model. Then the artifact is a soft-voting ensemble (`meta["ensemble"]`): `model.onnx` takes the
+  tweets' linear feature ids as a second input, `feature_ids`, and computes the linear model inside the
+  graph; probabilities = (1 - linear_weight) * LSTM + linear_weight * linear, then temperature scaling
+  (softmax(log p / temperature)), both chosen on the selection split at training time (`combine`).
 
 Each tweet is padded to a length bucket that depends on its own token count only (see `models.vocab`),
 exactly as in training, so its probabilities do not depend on the batch it is scored in.
@@ -31,8 +32,8 @@ import numpy as np
 import onnxruntime as ort
 
 from models.language import DEFAULT_LANGUAGES
-from models.linear import WEIGHTS_FILE as LINEAR_WEIGHTS_FILE
-from models.linear import LinearModel, softmax
+from models.linear import FEATURES_FILE as LINEAR_FEATURES_FILE
+from models.linear import PAD_FEATURE, LinearModel, softmax
 from models.text import NORMALISER_VERSION, tokenize
 from models.vocab import Vocabulary, group_by_bucket, pad_batch
 
@@ -108,7 +109,11 @@ def _download_from_mlflow(model_uri: str) -> Path:
 def combine(
     sequence_probabilities: np.ndarray, linear_logits: np.ndarray, linear_weight: float, temperature: float
 ) -> np.ndarray:
-    """Soft vote of the two models' probabilities, then temperature scaling (float32, rows sum to 1)."""
+    """Soft vote of the two models' probabilities, then temperature scaling (float32, rows sum to 1).
+
+    The numpy twin of the fused ONNX graph (`models.export.fuse_ensemble`), for choosing the weight and
+    the temperature at training time.
+    """
     mixed = (1.0 - linear_weight) * sequence_probabilities + linear_weight * softmax(linear_logits)
     return softmax(np.log(np.maximum(mixed, 1e-12)) / temperature).astype(np.float32)
 
@@ -167,16 +172,14 @@ class Predictor:
             raise ModelLoadError(f"ONNX Runtime cannot load {self.artifact_dir / ONNX_FILE}: {exc}") from exc
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
-        ensemble = self.meta.get("ensemble") or {}
+        # An ensemble artifact: the linear model's features are looked up here, scored inside the graph.
         self.linear: LinearModel | None = None
-        self.linear_weight = float(ensemble.get("linear_weight", 0.0))
-        self.temperature = float(ensemble.get("temperature", 1.0))
-        if ensemble:
+        if self.meta.get("ensemble"):
             try:
                 self.linear = LinearModel.load(self.artifact_dir)
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelLoadError(
-                    f"ensemble artifact {self.artifact_dir} has no usable {LINEAR_WEIGHTS_FILE}: {exc}"
+                    f"ensemble artifact {self.artifact_dir} has no usable {LINEAR_FEATURES_FILE}: {exc}"
                 ) from exc
 
     @classmethod
@@ -190,16 +193,31 @@ class Predictor:
         max_length = self.max_length
         return [encode(tokenize(text or ""), max_length) for text in texts]
 
-    def predict_ids(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
-        """The sequence model's (ONNX) probabilities for already-encoded tweets, batched per length bucket."""
+    def _run(
+        self, id_lists: Sequence[Sequence[int]], feature_lists: Sequence[Sequence[int]] | None, output: str
+    ) -> np.ndarray:
+        """One ONNX output for encoded tweets, batched per length bucket (feature ids beside, if any)."""
         result = np.empty((len(id_lists), len(self.labels)), dtype=np.float32)
         groups = group_by_bucket(id_lists, self.bucket_size, self.max_length)
         for length, rows in groups.items():
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start : start + self.batch_size]
-                inputs = pad_batch([id_lists[row] for row in chunk], length)
-                result[chunk] = self.session.run([self.output_name], {self.input_name: inputs})[0]
+                inputs = {self.input_name: pad_batch([id_lists[row] for row in chunk], length)}
+                if self.linear is not None:
+                    features = [feature_lists[row] for row in chunk] if feature_lists is not None else [[]]
+                    width = max(1, *map(len, features))
+                    matrix = np.full((len(chunk), width), PAD_FEATURE, dtype=np.int32)
+                    if feature_lists is not None:
+                        for position, ids in enumerate(features):
+                            matrix[position, : len(ids)] = ids
+                    inputs["feature_ids"] = matrix
+                result[chunk] = self.session.run([output], inputs)[0]
         return result
+
+    def predict_ids(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
+        """The sequence model's (LSTM's) probabilities for already-encoded tweets."""
+        output = "sequence_probabilities" if self.linear is not None else self.output_name
+        return self._run(id_lists, None, output)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """An (n, len(labels)) array of probabilities, rows in the order of texts."""
@@ -207,10 +225,11 @@ class Predictor:
             raise TypeError("predict_proba takes a sequence of texts, not one string")
         token_lists = [tokenize(text or "") for text in texts]
         encode, max_length = self.vocab.encode, self.max_length
-        probabilities = self.predict_ids([encode(tokens, max_length) for tokens in token_lists])
+        id_lists = [encode(tokens, max_length) for tokens in token_lists]
         if self.linear is None:
-            return probabilities
-        return combine(probabilities, self.linear.logits(token_lists), self.linear_weight, self.temperature)
+            return self._run(id_lists, None, self.output_name)
+        feature_ids = self.linear.feature_ids
+        return self._run(id_lists, [feature_ids(tokens) for tokens in token_lists], self.output_name)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """One Prediction per text."""

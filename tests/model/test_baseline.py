@@ -39,7 +39,7 @@ def tiny_table(per_template: int = 25) -> pd.DataFrame:
 
 def test_model_learns_and_marks_negation() -> None:
     table = tiny_table(5)
-    model = BaselineModel(LinearConfig(word_min_df=1, char_min_df=1)).fit(table["text"], table["label"])
+    model = BaselineModel(LinearConfig(min_df=1)).fit(table["text"], table["label"])
     assert model.predict(["love this flight", "worst crew ever", "which gate for flight 12"]) == [
         "positive",
         "negative",
@@ -47,14 +47,14 @@ def test_model_learns_and_marks_negation() -> None:
     ]
     probabilities = model.predict_proba(["great"])
     assert probabilities.shape == (1, 3)
-    assert "not neg_good" in model.linear.word_index
+    assert "not neg_good" in model.linear.index
 
 
 def test_train_baseline_evaluates_and_tracks(tmp_path: Path) -> None:
     settings = CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(tmp_path / "var")})
     result = train_baseline(
         tiny_table(),
-        LinearConfig(word_min_df=1, char_min_df=1),
+        LinearConfig(min_df=1),
         track=True,
         settings=settings,
         output_dir=tmp_path / "model",

@@ -76,6 +76,10 @@ def test_ensemble_artifact_scores_as_the_weighted_vote_then_temperature(tiny_mod
     )
     np.testing.assert_allclose(ensemble.predict_proba(texts), expected, atol=1e-6)
     assert not np.allclose(ensemble.predict_proba(texts), alone.predict_proba(texts))
+    # The fused graph still gives the LSTM's own probabilities.
+    np.testing.assert_allclose(
+        ensemble.predict_ids(alone.encode(texts)), alone.predict_proba(texts), atol=1e-6
+    )
     # Batch independence holds for the ensemble too.
     together = ensemble.predict_proba(tiny_model.texts[:40])
     one_by_one = np.vstack([ensemble.predict_proba([text]) for text in tiny_model.texts[:40]])
@@ -100,6 +104,6 @@ def test_a_broken_ensemble_artifact_is_a_clear_load_error(ensemble_dir, tmp_path
 
     broken = tmp_path / "broken"
     shutil.copytree(ensemble_dir, broken)
-    (broken / "linear.npz").unlink()
-    with pytest.raises(ModelLoadError, match=r"linear\.npz"):
+    (broken / "linear_features.json").unlink()
+    with pytest.raises(ModelLoadError, match=r"linear_features\.json"):
         Predictor.load(str(broken))

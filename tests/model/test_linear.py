@@ -1,13 +1,11 @@
-"""The linear model's numpy features and scores match scikit-learn's TF-IDF on the same vocabulary."""
+"""The linear model: its vectors are scikit-learn's binary TF-IDF, negation flips, fit and round trip."""
 
 from __future__ import annotations
-
-from collections import Counter
 
 import numpy as np
 import pytest
 
-from models.linear import LinearModel, char_terms, fit_linear, softmax, word_terms
+from models.linear import PAD_FEATURE, LinearModel, fit_linear, softmax, word_terms
 from models.text import tokenize
 
 pytestmark = pytest.mark.model
@@ -21,45 +19,32 @@ TEXTS = [
 ]
 
 
-def test_char_terms_are_scikit_learns_char_wb() -> None:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    analyzer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=False).build_analyzer()
-    for text in TEXTS:
-        tokens = tokenize(text)
-        assert Counter(char_terms(tokens)) == Counter(analyzer(" ".join(tokens)))
-
-
-def test_features_are_scikit_learns_tfidf() -> None:
-    """Same vocabulary and idf in, same L2-normalised sublinear TF-IDF rows out (two stacked blocks)."""
-    from scipy.sparse import coo_matrix, hstack
+def test_logits_are_scikit_learns_binary_tfidf_times_the_coefficients() -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     token_lists = [tokenize(text) for text in TEXTS * 3]
-    words = TfidfVectorizer(analyzer=lambda terms: terms, sublinear_tf=True).fit(
-        [word_terms(t) for t in token_lists]
-    )
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=False, sublinear_tf=True)
-    chars.fit([" ".join(tokens) for tokens in token_lists])
-    word_features = words.get_feature_names_out().tolist()
-    char_features = chars.get_feature_names_out().tolist()
-    n = len(word_features) + len(char_features)
-    model = LinearModel(
-        word_features,
-        char_features,
-        np.concatenate([words.idf_, chars.idf_]),
-        np.zeros((3, n), dtype=np.float32),
-        np.zeros(3),
-    )
-    expected = hstack(
-        [
-            words.transform([word_terms(t) for t in token_lists]),
-            chars.transform([" ".join(t) for t in token_lists]),
-        ]
-    ).toarray()
-    rows, columns, values = model.features(token_lists)
-    got = coo_matrix((values, (rows, columns)), shape=expected.shape).toarray()
-    np.testing.assert_allclose(got, expected, atol=1e-6)
+    vectorizer = TfidfVectorizer(analyzer=lambda terms: terms, binary=True)
+    matrix = vectorizer.fit_transform([word_terms(tokens) for tokens in token_lists]).toarray()
+    features = vectorizer.get_feature_names_out().tolist()
+    coefficients = np.random.default_rng(0).normal(size=(3, len(features))).astype(np.float32)
+    intercepts = np.array([0.1, -0.2, 0.3], dtype=np.float32)
+    model = LinearModel(features, vectorizer.idf_, coefficients, intercepts)
+    expected = matrix @ coefficients.T + intercepts
+    np.testing.assert_allclose(model.logits(token_lists), expected, atol=1e-5)
+
+
+def test_negation_flip_adds_the_signed_twin_of_each_negated_word() -> None:
+    features = sorted({"bad", "not", "neg_bad", "not neg_bad", "flight"})
+    model = LinearModel(features, np.ones(len(features)), np.zeros((3, len(features))), np.zeros(3), True)
+    ids = model.feature_ids(tokenize("not bad"))
+    assert model.index["neg_bad"] in ids and len(features) + model.index["bad"] in ids
+    assert PAD_FEATURE not in ids
+    # "bad" leaning negative makes "not bad" lean the other way through its flipped twin.
+    coefficients = np.zeros((3, len(features)), dtype=np.float32)
+    coefficients[0, features.index("bad")] = 2.0
+    flipping = LinearModel(features, np.ones(len(features)), coefficients, np.zeros(3), True)
+    plain = LinearModel(features, np.ones(len(features)), coefficients, np.zeros(3), False)
+    assert flipping.logits([tokenize("not bad")])[0, 0] < 0 == plain.logits([tokenize("not bad")])[0, 0]
 
 
 def test_fit_scores_and_round_trips(tmp_path) -> None:

@@ -68,7 +68,7 @@ def test_quick_train_registers_and_exports_the_ensemble(tmp_path, capsys, monkey
     registered = Predictor.load("models:/buzzwatch-sentiment@champion")
     assert shipped.model_version == registered.model_version == summary["model_version"]
     assert shipped.meta["details"]["extra_data_files"] == str(tmp_path / "feedback.csv")
-    assert "validation_macro_f1" in shipped.metrics and "semeval2016test_ece" in shipped.metrics
+    assert "validation_macro_f1" in shipped.metrics and "validation_ece" in shipped.metrics
     texts = ["@united the new lounge is lovely", "flight delayed again"]
     assert (shipped.predict_proba(texts) == registered.predict_proba(texts)).all()
     assert (shipped.linear is not None) == (summary["champion"] == ensemble)
