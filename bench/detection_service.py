@@ -16,8 +16,11 @@ Per run it prints: tweets/s; the CPU the service and the emulator spent per twee
 checkpoint time the service itself reports (`processing_latency_ms{stage=checkpoint}`: the commit of ids +
 state + alerts, then the per-brand metrics, p50/p99 over the run's checkpoints); the saved state (the
 `bw_detector_state` row, JSON bytes; on PostgreSQL also its stored, compressed size) per brand; the RSS
-growth of the service over the run per brand. The last lines give the medians over `--repeat` runs and the
-memory per brand between the two brand counts (the RSS difference / the brand difference).
+growth of the service over the run per brand. The last lines give the medians over `--repeat` runs, the
+memory per brand between the two brand counts (the RSS difference / the brand difference), and the detector's
+CPU split into a cost per tweet and a cost per brand-minute closed (every brand's minute is closed once the
+watermark passes it, tweets or not), fitted on the smallest and largest brand count: the bench compresses 30
+event minutes into seconds, so the per-brand-minute part weighs far more here than on a live stream.
 
 Baselines, measured in the same run on the same tweets:
 - detector alone: the same `BuzzDetector` (same configuration, same reason model) fed the same ScoredTweets
@@ -89,6 +92,16 @@ def make_scored(count: int, brands: int, event_minutes: float, seed: int = 0) ->
     return scored
 
 
+def brand_minutes(scored: Sequence[ScoredTweet]) -> int:
+    """How many (brand, minute) closings the stream causes: each brand from its first minute to the end."""
+    first: dict[str, int] = {}
+    for one in scored:
+        for brand in one.tweet.brands:
+            first.setdefault(brand, int(one.tweet.created_at.timestamp() // 60))
+    end = max(int(one.tweet.created_at.timestamp() // 60) for one in scored)
+    return sum(end - minute for minute in first.values())
+
+
 def detector_alone(scored: Sequence[ScoredTweet]) -> tuple[float, float]:
     """(tweets/s, CPU ms a tweet) of the service's detector in process on the same tweets: its upper bound."""
     from models.reasons import ReasonClassifier
@@ -115,6 +128,18 @@ def publish_backlog(project: str, topic: str, subscription: str, scored: Sequenc
     stats = publisher.close()
     if stats.failed:
         raise RuntimeError(f"{stats.failed} messages could not be published to the emulator")
+
+
+def drop_backlog(project: str, topic: str, subscription: str) -> None:
+    """Delete a run's subscription and topic: the emulator keeps every topic's messages in its small heap."""
+    from google.cloud import pubsub_v1
+
+    subscriber, publisher = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
+    try:
+        subscriber.delete_subscription(subscription=subscription_path(project, subscription))
+        publisher.delete_topic(topic=publisher.topic_path(project, topic))
+    finally:
+        subscriber.close()
 
 
 def pull_and_ack(project: str, subscription: str, expected: int) -> float:
@@ -285,6 +310,7 @@ class Results:
     service: dict[tuple[str, int], list[ServiceRun]] = field(default_factory=dict)
     alone: dict[int, list[tuple[float, float]]] = field(default_factory=dict)  # (tweets/s, CPU ms)
     pulls: dict[int, list[float]] = field(default_factory=dict)
+    brand_minutes: dict[int, int] = field(default_factory=dict)  # minute closings the stream causes
 
 
 def measure_round(
@@ -303,6 +329,7 @@ def measure_round(
     tag = f"{next(RUN_NUMBERS):04d}"
     publish_backlog(emulator.project, f"bench-scored-{tag}", f"bench-detect-{tag}", scored)
     rate = pull_and_ack(emulator.project, f"bench-detect-{tag}", len(scored))
+    drop_backlog(emulator.project, f"bench-scored-{tag}", f"bench-detect-{tag}")
     results.pulls.setdefault(brands, []).append(rate)
     print(f"{brands:5d} brands  baseline: pull and ack only {rate:7.0f} messages/s", flush=True)
     for store in stores:
@@ -311,6 +338,7 @@ def measure_round(
         topic, subscription = f"bench-scored-{rundir.name}", f"bench-detect-{rundir.name}"
         publish_backlog(emulator.project, topic, subscription, scored)
         result = run_service(emulator, fresh_database(store), topic, subscription, len(scored), rundir)
+        drop_backlog(emulator.project, topic, subscription)
         results.service.setdefault((store, brands), []).append(result)
         _print_run(store, brands, result)
 
@@ -346,6 +374,23 @@ def print_medians(results: Results, brand_counts: Sequence[int], stores: Sequenc
             ends = {n: median(r.rss_end_mb for r in results.service[(store, n)]) for n in (low, high)}
             slope = (ends[high] - ends[low]) * 1024 / (high - low)
             print(f"memory per brand ({store}, RSS at the end, {high} vs {low} brands): {slope:.1f} KB")
+        total = {n: median(r.state_bytes for r in results.service[(stores[0], n)]) for n in (low, high)}
+        per_brand = (total[high] - total[low]) / (high - low)
+        tweets = results.service[(stores[0], low)][0].counted  # all within the hour kept (<= 60 event min)
+        per_tweet = (total[low] - per_brand * low) / tweets
+        print(
+            f"saved state = {per_brand:.0f} B a brand + {per_tweet:.0f} B a tweet of the last hour "
+            f"(fitted on {low} and {high} brands)"
+        )
+
+
+def detector_cost_model(results: Results, tweets: int) -> tuple[float, float]:
+    """(CPU ms a tweet, CPU ms a brand-minute closed) of the detector alone, from the extreme brand counts."""
+    low, high = min(results.alone), max(results.alone)
+    cpu = {n: median(c for _, c in results.alone[n]) * tweets for n in (low, high)}  # ms in all
+    closings = results.brand_minutes
+    per_brand_minute = (cpu[high] - cpu[low]) / (closings[high] - closings[low])
+    return (cpu[low] - per_brand_minute * closings[low]) / tweets, per_brand_minute
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -387,10 +432,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             for brands in args.brands:
                 scored = make_scored(args.tweets, brands, args.event_minutes)
+                results.brand_minutes[brands] = brand_minutes(scored)
                 for _ in range(max(1, args.repeat)):
                     measure_round(emulator, fresh_database, args.stores, scored, brands, workdir, results)
     print("\nmedians" + (f" of {args.repeat} rounds" if args.repeat > 1 else "") + ":")
     print_medians(results, args.brands, args.stores)
+    if len(args.brands) >= 2:
+        per_tweet, per_brand_minute = detector_cost_model(results, args.tweets)
+        print(
+            f"detector alone, CPU = {per_tweet:.3f} ms a tweet + {per_brand_minute * 1000:.0f} us a "
+            "brand-minute "
+            f"closed (fitted on {min(args.brands)} and {max(args.brands)} brands)"
+        )
     load = os.getloadavg()
     print(f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
 
