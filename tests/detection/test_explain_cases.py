@@ -133,6 +133,11 @@ def test_what_the_explanation_names(name: str) -> None:
     [
         ({"lost luggage": 8, "late flight": 2}, "lost luggage"),  # an airline buzz with one complaint
         ({"late flight": 4, "lost luggage": 3, "bad flight": 3}, None),  # spread thin: none stands out
+        (
+            {"lost luggage": 6, "can't tell": 4, "late flight": 3, "bad flight": 2, "long lines": 2},
+            "lost luggage",
+        ),
+        ({"lost luggage": 5, "late flight": 4, "bad flight": 4, "long lines": 2}, None),  # no clear lead
         ({"can't tell": 7, "customer service issue": 3}, None),  # a non-airline brand: no known reason fits
         ({"Can't Tell": 4, "Lost Luggage": 6}, "Lost Luggage"),  # the oracle file's spelling
         ({}, None),

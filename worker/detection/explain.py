@@ -90,7 +90,8 @@ SENTIMENT_WORDS = frozenset(_SENTIMENT_TEXT.split())
 _ANNOTATIONS = frozenset({"<allcaps>", "<elong>", "<repeat>"})
 CANT_TELL = "can't tell"  # the reason model's "none of the known reasons" (any case)
 PHRASE_MARGIN = math.log(10.0)  # a phrase replaces its reported words when 10 times less likely than them
-REASON_STANDS_OUT = 0.5  # a reason stands out when it is at least this share of the known reasons
+REASON_MIN_SHARE = 1 / 3  # a reason stands out when it is at least this share of the known reasons ...
+REASON_LEAD = 2.0  # ... and this many times the next one (or half of the known reasons on its own)
 
 
 class ReasonModel(Protocol):
@@ -263,15 +264,21 @@ def named_words(terms: Iterable[str]) -> set[str]:
 
 
 def standout_reason(shares: Mapping[str, float]) -> str | None:
-    """The reason most negatives share, if one stands out: at least `REASON_STANDS_OUT` of the tweets
-    with a known reason, and more than "can't tell"; None when none does (reasons spread thin, or the
-    complaints fit no known reason, as a non-airline brand's do)."""
+    """The reason most negatives share, if one stands out: more than "can't tell", and among the tweets
+    with a known reason either half of them, or `REASON_MIN_SHARE` of them and `REASON_LEAD` times the
+    next reason; None when none does (reasons spread thin, or the complaints fit no known reason, as a
+    non-airline brand's do)."""
     unclear = sum(share for reason, share in shares.items() if reason.lower() == CANT_TELL)
-    known = {reason: share for reason, share in shares.items() if reason.lower() != CANT_TELL}
+    known = sorted(
+        ((share, reason) for reason, share in shares.items() if reason.lower() != CANT_TELL), reverse=True
+    )
     if not known:
         return None
-    reason, share = max(known.items(), key=lambda item: (item[1], item[0]))
-    return reason if share > unclear and share >= REASON_STANDS_OUT * sum(known.values()) else None
+    share, reason = known[0]
+    runner_up = known[1][0] if len(known) > 1 else 0.0
+    total = sum(value for value, _ in known)
+    leads = share >= REASON_MIN_SHARE * total and share >= REASON_LEAD * runner_up
+    return reason if share > unclear and (share >= total / 2 or leads) else None
 
 
 def merge_phrases(
