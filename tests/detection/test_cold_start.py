@@ -7,6 +7,7 @@ import json
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -15,7 +16,9 @@ from buzzwatch.schema import ScoredTweet
 from buzzwatch.settings import REPO_ROOT
 from detection.streams import START, background, burst, hard_labels, in_order, run, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
+from worker.detection.baseline import Expectation
 from worker.detection.config import load_prior
+from worker.detection.detector import _non_negatives, _true_share
 
 
 def detector() -> BuzzDetector:
@@ -186,3 +189,48 @@ def test_the_shipped_prior_is_what_its_script_builds() -> None:
     assert DetectorConfig().share_prior == prior["negative_share"]
     script = REPO_ROOT / "scripts" / "build_detector_prior.py"
     assert subprocess.run([sys.executable, str(script), "--check"], check=False).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("negative_p", "other_p", "negatives", "others"),
+    [(1.0, 0.0, 30, 70), (0.52, 0.15, 30, 70), (0.52, 0.15, 80, 20), (0.8, 0.05, 10, 200)],
+)
+def test_non_negative_tweets_are_counted_through_the_models_confusion(
+    negative_p: float, other_p: float, negatives: int, others: int
+) -> None:
+    expectation = Expectation(1.0, 0.25, 1.0, 1.0, 100.0, 100.0, negative_p, other_p)
+    summed = negatives * negative_p + others * other_p  # what a window of such tweets sums to
+    assert _non_negatives(negatives + others, summed, expectation) == pytest.approx(others)
+    share = (negatives * negative_p + others * other_p) / (negatives + others)
+    assert _true_share(share, expectation) == pytest.approx(negatives / (negatives + others))
+
+
+def weak_model(tweets: list, seed: int) -> list:
+    """The tweets as a weak model scores them: a negative's p around 0.52, any other's around 0.15."""
+    rng = random.Random(seed)
+    out = []
+    for t in tweets:
+        centre = 0.52 if t.label == "negative" else 0.15
+        p = min(max(rng.gauss(centre, 0.2), 0.01), 0.99)
+        other = scored(t.tweet.id, t.tweet.created_at, "neutral", t.tweet.text, t.tweet.brands)
+        out.append(
+            replace(
+                other,
+                label="negative" if p >= 0.5 else "neutral",
+                probabilities={"negative": p, "neutral": 1 - p, "positive": 0.0},
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_weak_models_probabilities_still_alert_on_a_bad_buzz(seed: int) -> None:
+    first = START + timedelta(hours=12)
+    buzz_start = first + timedelta(hours=30)
+    tweets = in_order(
+        exactly_a_quarter_negative(flat(31, first, seed=seed)) + bad_buzz(buzz_start, 30, seed=seed)
+    )
+    oracle = new_alerts(run(detector(), hard_labels(tweets)))
+    model = new_alerts(run(detector(), weak_model(tweets, seed)))
+    assert [a.fired_at > buzz_start for a in oracle] == [True]
+    assert [buzz_start < a.fired_at < buzz_start + timedelta(minutes=20) for a in model] == [True]

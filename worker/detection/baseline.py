@@ -98,6 +98,8 @@ class Expectation:
     share_dispersion: float
     volume_tweets: float  # tweets (prior included) behind the rate: few while a brand is new
     share_tweets: float  # tweets (prior included) behind the share
+    negative_p: float = 1.0  # mean negative probability of a negative tweet (1 with hard labels) ...
+    other_p: float = 0.0  # ... and of any other tweet (0 with hard labels): the model's confusion
 
 
 @dataclass
@@ -192,6 +194,9 @@ class DayProfileBaseline:
         overall_share = (max(pooled.negative, 0.0) + prior * cfg.share_prior) / pooled_tweets
         mean_square = (max(pooled.squares, 0.0) + prior * cfg.share_prior) / pooled_tweets
         count_dispersion = mean_square / overall_share
+        # If the probabilities are calibrated, a negative tweet's mean probability is E[p^2] / E[p] and
+        # any other tweet's is (E[p] - E[p^2]) / (1 - E[p]): the confusion, from the brand's own traffic.
+        other_p = (overall_share - mean_square) / (1.0 - overall_share)
         share_dispersion = (mean_square - overall_share**2) / (overall_share * (1.0 - overall_share))
         hour_share = self.hourly_share[hour]
         hour_prior = cfg.hour_share_prior_tweets
@@ -207,6 +212,8 @@ class DayProfileBaseline:
             share_dispersion=max(share_dispersion, MIN_DISPERSION),
             volume_tweets=rate * rate / rate_variance,
             share_tweets=spread / share_variance,
+            negative_p=count_dispersion,
+            other_p=max(other_p, 0.0),
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -98,6 +98,7 @@ from worker.detection.stats import binomial_z, poisson_z
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+MIN_SEPARATION = 0.1  # a model whose negatives' mean probability is this close to the others' says little
 SECONDS_PER_MINUTE = 60
 
 # Indexes into a closed-minute entry:
@@ -414,7 +415,11 @@ class BuzzDetector:
             # Negatives against the non-negative volume: when more non-negative tweets came than expected
             # (a news surge, a day shape the brand does not follow), proportionally more negatives are
             # expected too; the observed part of that expectation adds its noise (odds x its count).
-            surge = (volume - negative_count) / (usual_volume * (1.0 - share))
+            # With a model's probabilities, a negative tweet also adds 1 - p to the non-negative sum: the
+            # non-negative tweets are estimated through the model's confusion (exact with hard labels).
+            surge = _non_negatives(volume, negative_count, expectation) / (
+                usual_volume * (1.0 - _true_share(share, expectation))
+            )
             if surge > 1.0:
                 expected *= surge
                 count_factor += count_dispersion * share / (1.0 - share) * (1.0 - 1.0 / surge)
@@ -812,6 +817,19 @@ class BuzzDetector:
             detector._brands[brand] = brand_state
         detector._order = sorted(detector._brands)
         return detector
+
+
+def _true_share(share: float, expectation: Expectation) -> float:
+    """The share of negative tweets behind a mean negative probability, through the model's confusion."""
+    spread = max(expectation.negative_p - expectation.other_p, MIN_SEPARATION)
+    return min(max((share - expectation.other_p) / spread, 0.01), 0.99)
+
+
+def _non_negatives(volume: float, negatives: float, expectation: Expectation) -> float:
+    """How many of `volume` tweets with `negatives` summed probabilities are not negative (estimated)."""
+    spread = max(expectation.negative_p - expectation.other_p, MIN_SEPARATION)
+    others = volume - negatives
+    return max(expectation.negative_p * others - (1.0 - expectation.negative_p) * negatives, 0.0) / spread
 
 
 def _contribution(config: DetectorConfig, baseline: DayProfileBaseline, entry: list[Any]) -> Evidence:
