@@ -30,7 +30,7 @@ def load_prior() -> dict[str, Any]:
 class BrandParams:
     """Thresholds that decide when a brand's window is a bad buzz (per brand, overridable)."""
 
-    # Chosen on the benchmark's tuning seeds 1-2 (bench/detection.py --tune), reported on seeds 3-5.
+    # Chosen on the benchmark's tuning seeds (bench/detection.py --half tuning); reported on the other half.
     fire_score: float = 4.0  # a window fires when its negative-count z reaches this ...
     min_share_z: float = 2.0  # ... and its negative-share z reaches this (score = min of the two, scaled)
     end_score: float = 2.0  # an episode ends after `end_quiet_minutes` closed minutes below this
@@ -136,6 +136,8 @@ class DetectorConfig:
         """
         defaults = BrandParams(
             fire_score=env_float(env, "BUZZWATCH_DETECTOR_FIRE_SCORE", BrandParams.fire_score),
+            min_share_z=env_float(env, "BUZZWATCH_DETECTOR_MIN_SHARE_Z", BrandParams.min_share_z),
+            share_margin=env_float(env, "BUZZWATCH_DETECTOR_SHARE_MARGIN", BrandParams.share_margin),
             end_score=env_float(env, "BUZZWATCH_DETECTOR_END_SCORE", BrandParams.end_score),
             min_negatives=env_int(env, "BUZZWATCH_DETECTOR_MIN_NEGATIVES", BrandParams.min_negatives),
             cooldown_minutes=env_int(

@@ -171,6 +171,7 @@ class BrandState:
     reference_hour: int | None = None
     recent: Evidence = field(default_factory=Evidence)  # closed minutes past the gap, not learned yet
     expectation: Expectation | None = None  # the newest closed minute's (not saved: recomputed at each)
+    window_expected: list[tuple[float, float]] = field(default_factory=list)  # (tweets, negatives) a window
 
 
 class BuzzDetector:
@@ -398,8 +399,8 @@ class BuzzDetector:
         assert expectation is not None, "the minute's expectation is set before its windows are tested"
         count_dispersion, share_dispersion = expectation.count_dispersion, expectation.share_dispersion
         margin = params.share_margin * share_dispersion  # the margin is on the true share (see above)
-        for (total, negatives, expected_total, expected_negatives), minutes in zip(
-            state.sums, self._windows, strict=True
+        for (total, negatives, _, _), (expected_total, expected_negatives), minutes in zip(
+            state.sums, state.window_expected, self._windows, strict=True
         ):
             volume = total + extra_total
             negative_count = negatives + extra_neg
@@ -443,6 +444,35 @@ class BuzzDetector:
             )
         return evals
 
+    def _window_expected(
+        self, state: BrandState, minute: int, newest: Expectation
+    ) -> list[tuple[float, float]]:
+        """Each window's expected (tweets, negatives), from what the brand's data says now.
+
+        Re-estimated at every minute rather than summed from each minute's expectation when it closed: a
+        new brand's first minutes were expected from a handful of tweets, and that guess must not stay in
+        its windows for an hour. A window reaching into earlier hours of the day takes each hour's figures.
+        """
+        by_hour = {(minute // 60) % 24: newest}
+        held = len(state.closed)
+        expected = []
+        for window in self._windows:
+            tweets = negatives = 0.0
+            last = minute
+            remaining = min(window, held)
+            while remaining > 0:
+                in_hour = min(remaining, last % 60 + 1)
+                hour = (last // 60) % 24
+                figures = by_hour.get(hour)
+                if figures is None:
+                    figures = by_hour[hour] = state.baseline.expect(hour, state.recent)
+                tweets += in_hour * figures.rate
+                negatives += in_hour * figures.rate * figures.share
+                remaining -= in_hour
+                last -= in_hour
+            expected.append((tweets, negatives))
+        return expected
+
     @staticmethod
     def _alarm(evals: Sequence[WindowEval]) -> float:
         """How alarming the minute is: the best window score (0 when no window's share is high)."""
@@ -464,6 +494,7 @@ class BuzzDetector:
         state.expectation = expectation
         expected_total = expectation.rate
         expected_negatives = expected_total * expectation.share
+        state.window_expected = self._window_expected(state, minute, expectation)
         entry = [minute, total, negatives, expected_total, expected_negatives, False, squares]
         state.closed.append(entry)
         count = len(state.closed)
@@ -494,7 +525,7 @@ class BuzzDetector:
             firing = self._firing(evals, params)
             if firing is not None:
                 alerts.extend(self._start_episode(state, params, minute, records, weights, firing, negatives))
-        entry[_FLAG] = state.episode is not None or top_score >= params.end_score
+        entry[_FLAG] = 1.0 if state.episode is not None or top_score >= params.end_score else 0.0
         gap = self.config.reference_gap_minutes
         if len(state.closed) > gap:
             state.recent.add(_contribution(self.config, state.baseline, state.closed[-gap - 1]))
@@ -528,7 +559,7 @@ class BuzzDetector:
         if kept:
             insort(state.chunks[-age - 1][1], record, key=_arrival_order)
             state.ids.add(record.id)
-        elif not entry[_FLAG] and record.negative:
+        elif entry[_FLAG] < 1.0 and record.negative:
             state.reference.append(record.text)
         return True
 
@@ -575,18 +606,20 @@ class BuzzDetector:
             onset_minute=self._onset(state),
         )
         state.episode = episode
-        self._flag_window(state, trigger_eval.minutes)
+        since_onset = minute - episode.onset_minute + 1 if episode.onset_minute is not None else 0
+        self._flag_window(state, max(trigger_eval.minutes, since_onset))
         return [self._alert(state, episode, minute, records, trigger_index, trigger_eval, "new")]
 
     def _flag_window(self, state: BrandState, minutes: int) -> None:
-        """Mark the firing window's minutes unusual: the buzz began before it was certain (a slow start)."""
+        """Mark the last `minutes` (the firing window, or back to the buzz's onset) unusual: the buzz began
+        before it was certain (a slow start), and must not be learned as normal."""
         gap = self.config.reference_gap_minutes
         for age, entry in enumerate(reversed(list(state.closed)[-minutes:])):
-            if entry[_FLAG]:
+            if entry[_FLAG] >= 1.0:
                 continue
             if age >= gap:
                 state.recent.add(_contribution(self.config, state.baseline, entry), -1.0)
-            entry[_FLAG] = True
+            entry[_FLAG] = 1.0
             if age >= gap:
                 state.recent.add(_contribution(self.config, state.baseline, entry))
 
@@ -648,7 +681,7 @@ class BuzzDetector:
         oldest_kept = minute - self._longest + 1
         while state.chunks and state.chunks[0][0] < oldest_kept:
             chunk_minute, chunk = state.chunks.popleft()
-            flagged = state.closed[-(minute - chunk_minute) - 1][_FLAG]
+            flagged = state.closed[-(minute - chunk_minute) - 1][_FLAG] >= 1.0
             for record in chunk:
                 state.ids.discard(record.id)
                 _forget(state.copies, record)
@@ -834,7 +867,7 @@ def _non_negatives(volume: float, negatives: float, expectation: Expectation) ->
 
 def _contribution(config: DetectorConfig, baseline: DayProfileBaseline, entry: list[Any]) -> Evidence:
     """What a closed minute teaches the baseline (little when it looked unusual: flagged)."""
-    weight = config.anomaly_weight if entry[_FLAG] else 1.0
+    weight = 1.0 - (1.0 - config.anomaly_weight) * float(entry[_FLAG])
     return baseline.contribution(
         (entry[_M] // 60) % 24, entry[_TOTAL], entry[_NEG], entry[_SQUARES], entry[_EXP_TOTAL], weight
     )
