@@ -109,7 +109,7 @@ def test_a_buzz_while_a_brand_learns_does_not_become_its_baseline() -> None:
     run(learns_all, buzzing)
     buzzed, clean, in_full = (d.snapshot("acme") for d in (with_buzz, without, learns_all))
     assert buzzed["state"] == clean["state"] == "learning"
-    # The buzz (126 negatives in an hour) moves the baseline by under a fifth of what learning it in full does.
+    # The buzz (126 negatives in an hour) moves the baseline under a fifth as much as learning it in full.
     rise, full_rise = (s["baseline_share"] - clean["baseline_share"] for s in (buzzed, in_full))
     assert full_rise > 0.1 and rise < 0.2 * full_rise
     assert buzzed["baseline_volume"] == pytest.approx(clean["baseline_volume"], rel=0.1)

@@ -21,15 +21,24 @@ How it works (the README explains the why):
   the baseline share plus a margin (binomial likelihood ratio). Both must be significant (an
   intersection-union test): the window's score is min(count z, share z x fire_score / min_share_z), so
   it reaches `fire_score` only when the count z reaches `fire_score` AND the share z reaches
-  `min_share_z`, with enough negatives: more negatives than usual *and* a larger share of them. A surge
-  of neutral or positive tweets, or a news surge at the usual share, raises the count but not the
-  share, so it does not fire.
+  `min_share_z`, with enough negatives: more negatives than usual *and* a larger share of them. The
+  negatives are tested against the non-negative volume: when more non-negative tweets came than
+  expected, proportionally more negatives are expected too, so a surge of neutral or positive tweets, a
+  news surge at the usual share or a day that does not follow the expected shape raises neither test.
+  With a model's probabilities the non-negative tweets are estimated through its confusion (a calibrated
+  model's negatives average E[p^2]/E[p], its other tweets (E[p] - E[p^2])/(1 - E[p])), so the 1 - p
+  a buzz's negatives leak into the non-negative sum does not pass for a neutral surge.
+- Each window's expected tweets and negatives are re-estimated at every minute from the brand's figures
+  now (each hour of the day the window covers), and both tests are posterior-predictive: their variance
+  adds the expectation's own (`Expectation.volume_tweets`, `share_tweets`: how many tweets it rests on),
+  so a brand's first minutes, expected from a handful of tweets and the shipped prior, get wide tests
+  that narrow as its data grows. There is no warm-up: a brand can alert from its first hour.
 - Negatives are counted softly: each tweet adds its probability of being negative (`p_negative`; 1 or 0
   with hard labels, where everything below is exactly a count of labels). The model's probabilities
   carry its doubt: an unsure tweet adds little, so the expected negatives of normal traffic are right
   even though the model mislabels some of it. A soft count varies less than a count of labels, so both
   tests are quasi-likelihood tests: each signed-root deviance is divided by the root of the brand's
-  dispersion (`DayProfileBaseline.dispersion`, learned from its normal traffic: 1 with hard labels).
+  dispersion (`DayProfileBaseline.expect`, learned from its normal traffic: 1 with hard labels).
   The share margin is meant on the true negative share; a calibrated model's mean probability moves by
   the share dispersion times the true share's move (Var(p) = Cov(p, label) when p is calibrated), so
   the soft share test uses `share_margin` x that dispersion.
@@ -38,12 +47,11 @@ How it works (the README explains the why):
   the same z than with human labels; soft counts with the right variance and margin recover most of
   that power (bench/detection.py; with human labels, p is 1 or 0 and nothing changes).
 - The baseline (hour-of-day volume and share, see `baseline.py`) learns from minutes once they are
-  older than `baseline_lag_minutes`, and barely (`anomaly_weight`) from minutes that were unusual when
-  they closed (inside an episode or with a high score), so a bad buzz does not hide itself; a volume
-  surge of any sentiment is capped when learned, so a promotion does not dilute the negative share.
-  Until the baseline holds `warmup_minutes` minutes and `warmup_tweets` tweets, no minute is unusual:
-  the prior share is only a guess, and a brand whose normal share is far from it (an airline's 0.7
-  against 0.3) would otherwise learn its own normal traffic at `anomaly_weight` and alert on it later.
+  older than `baseline_lag_minutes`; until then a closed minute counts in the expectation (`recent`)
+  once it is `reference_gap_minutes` old. Both barely (`anomaly_weight`) count minutes that were
+  unusual (inside an episode, with a score of `end_score`, or, once an episode starts, back to its
+  estimated onset or its firing window), so a bad buzz does not hide itself, also while a brand learns;
+  a volume surge of any sentiment is capped when learned, so a promotion does not dilute the share.
 - Hysteresis: an episode starts when a window with enough negatives scores `fire_score`; it ends after
   `end_quiet_minutes` closed minutes below `end_score`. A re-fire within `cooldown_minutes` of the end
   reopens the same episode. One episode = one "new" alert plus "update" alerts each time its excess
