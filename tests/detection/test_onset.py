@@ -17,6 +17,8 @@ QUIET = [0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]  # ordinary minutes: 
         ([*QUIET, 0, 3, 0, 4, 5], [0.25] * 15, 11),  # a gap inside the buzz does not end it
         ([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 7], [0.25] * 17, 15),  # a lone old negative: not it
         ([12, 11, 13, 10, 30, 35], [12.0] * 6, 4),  # a busy brand: its usual minutes are not the buzz
+        ([70] * 40 + [150, 160], [60.0] * 42, 40),  # a busy brand's baseline a little low: not a buzz
+        ([90] * 80 + [200, 210, 220], [5.0] * 83, 80),  # a brand still learning: its level is its own
         ([5, 6], [0.25, 0.25], 0),  # the history starts inside the buzz: its first minute held
         ([0.0], [0.25], 0),  # nothing above the baseline: the firing minute itself
     ],
