@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,56 @@ import pandas as pd
 
 from buzzwatch.schema import LABELS
 from buzzwatch.settings import CommonSettings
-from models.linear import LinearConfig, LinearModel, fit_linear, softmax
+from models.linear import PAD_FEATURE, LinearConfig, LinearModel, softmax, word_terms
 from models.text import NORMALISER_VERSION, tokenize
 
 logger = logging.getLogger(__name__)
+
+
+def fit_linear(
+    token_lists: Sequence[Sequence[str]],
+    labels: Sequence[str],
+    label_order: Sequence[str],
+    config: LinearConfig | None = None,
+    row_weights: np.ndarray | None = None,
+) -> LinearModel:
+    """Fit the vocabulary, IDF and a class-balanced logistic regression (scikit-learn; training only).
+
+    `row_weights` multiply the class weights per row (e.g. the target domain's rows up-weighted).
+    """
+    from scipy.sparse import csr_matrix
+    from sklearn.linear_model import LogisticRegression
+
+    config = config or LinearConfig()
+    document_frequency: Counter[str] = Counter()
+    for tokens in token_lists:
+        document_frequency.update(set(word_terms(tokens)))
+    kept = sorted(term for term, df in document_frequency.items() if df >= config.min_df)
+    df = np.array([document_frequency[term] for term in kept], dtype=np.float64)
+    idf = np.log((1.0 + len(token_lists)) / (1.0 + df)) + 1.0
+    model = LinearModel(
+        kept, idf, np.zeros((len(label_order), len(kept))), np.zeros(len(label_order)), config.flip_negation
+    )
+    # The same vectors the fused graph builds: each id's signed idf over the row's L2 norm.
+    ids = model.id_matrix(token_lists)
+    present = ids != PAD_FEATURE
+    n_features = len(kept)
+    columns = (ids - 1) % n_features
+    signs = np.where(ids > n_features, -1.0, 1.0)
+    values = np.where(present, signs * model.idf[columns].astype(np.float64), 0.0)
+    norms = np.sqrt(np.maximum((values**2).sum(axis=1), 1e-12))
+    rows = np.broadcast_to(np.arange(len(ids))[:, None], ids.shape)
+    matrix = csr_matrix(
+        ((values / norms[:, None])[present], (rows[present], columns[present])),
+        shape=(len(ids), n_features),
+    )
+    classifier = LogisticRegression(C=config.C, class_weight="balanced", max_iter=config.max_iter)
+    classifier.fit(matrix, list(labels), sample_weight=row_weights)
+    order = [list(classifier.classes_).index(label) for label in label_order]
+    model.coefficients = classifier.coef_[order].astype(np.float32)
+    model.intercepts = classifier.intercept_[order].astype(np.float32)
+    return model
+
 
 RUN_NAME = "baseline-tfidf-lr"
 

@@ -320,6 +320,10 @@ class Splits(NamedTuple):
     early_stop: pd.DataFrame
     shifted: pd.DataFrame
 
+    def without_early_stopping(self) -> pd.DataFrame:
+        """What a model that does not early-stop trains on: the train and early_stop rows together."""
+        return pd.concat([self.train, self.early_stop], ignore_index=True)
+
     def proxies(self) -> dict[str, pd.DataFrame]:
         """Named evaluation sets: the reported ones (`REPORT_SETS`) and the selection ones."""
         sets = {

@@ -10,15 +10,14 @@ IDF, L2-normalised: logits = sum(sign * idf * W[feature]) / sqrt(sum(idf^2)) + b
 Every tweet becomes a list of feature ids (`feature_ids`): 0 pads, 1..F are the features, F+1..2F their
 flipped twins. The serving artifact computes the logits inside the ONNX graph next to the LSTM
 (`models.export.fuse_ensemble`), from an int32 (batch, n) id matrix; `LinearModel.logits` computes the same
-with numpy (training, evaluation, parity tests). `fit_linear` trains one with scikit-learn's
-`LogisticRegression` (a training dependency) on exactly these vectors.
+with numpy (training, evaluation, parity tests). Serving imports this module, so what trains one
+(`models.baseline.fit_linear`, scikit-learn) lives with the training code.
 Saved as `linear.npz` (idf, coefficients, intercepts) + `linear_features.json` (features in id order).
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -141,48 +140,3 @@ class LinearModel:
                 weights["intercepts"],
                 bool(weights["flip_negation"]),
             )
-
-
-def fit_linear(
-    token_lists: Sequence[Sequence[str]],
-    labels: Sequence[str],
-    label_order: Sequence[str],
-    config: LinearConfig | None = None,
-    row_weights: np.ndarray | None = None,
-) -> LinearModel:
-    """Fit the vocabulary, IDF and a class-balanced logistic regression (scikit-learn; training only).
-
-    `row_weights` multiply the class weights per row (e.g. the target domain's rows up-weighted).
-    """
-    from scipy.sparse import csr_matrix
-    from sklearn.linear_model import LogisticRegression
-
-    config = config or LinearConfig()
-    document_frequency: Counter[str] = Counter()
-    for tokens in token_lists:
-        document_frequency.update(set(word_terms(tokens)))
-    kept = sorted(term for term, df in document_frequency.items() if df >= config.min_df)
-    df = np.array([document_frequency[term] for term in kept], dtype=np.float64)
-    idf = np.log((1.0 + len(token_lists)) / (1.0 + df)) + 1.0
-    model = LinearModel(
-        kept, idf, np.zeros((len(label_order), len(kept))), np.zeros(len(label_order)), config.flip_negation
-    )
-    # The same vectors the fused graph builds: each id's signed idf over the row's L2 norm.
-    ids = model.id_matrix(token_lists)
-    present = ids != PAD_FEATURE
-    n_features = len(kept)
-    columns = (ids - 1) % n_features
-    signs = np.where(ids > n_features, -1.0, 1.0)
-    values = np.where(present, signs * model.idf[columns].astype(np.float64), 0.0)
-    norms = np.sqrt(np.maximum((values**2).sum(axis=1), 1e-12))
-    rows = np.broadcast_to(np.arange(len(ids))[:, None], ids.shape)
-    matrix = csr_matrix(
-        ((values / norms[:, None])[present], (rows[present], columns[present])),
-        shape=(len(ids), n_features),
-    )
-    classifier = LogisticRegression(C=config.C, class_weight="balanced", max_iter=config.max_iter)
-    classifier.fit(matrix, list(labels), sample_weight=row_weights)
-    order = [list(classifier.classes_).index(label) for label in label_order]
-    model.coefficients = classifier.coef_[order].astype(np.float32)
-    model.intercepts = classifier.intercept_[order].astype(np.float32)
-    return model

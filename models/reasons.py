@@ -216,8 +216,6 @@ def train_reasons(
     held-out reason tweets are the sentiment model's airline test tweets too. Returns the held-out test
     report (plus the chosen C).
     """
-    import pandas as pd
-
     from models import data
     from models.evaluate import confusion_matrix, evaluation_report, report_from_matrix
 
@@ -225,7 +223,7 @@ def train_reasons(
     frame = data.load_labelled() if frame is None else frame
     splits = data.make_splits(frame, seed=seed)
     # No early stopping here: the early-stop rows train, as they did before that split existed.
-    train = reason_table(pd.concat([splits.train, splits.early_stop]))
+    train = reason_table(splits.without_early_stopping())
     validation, test = reason_table(splits.validation), reason_table(splits.test)
     reasons = sorted(set(train["reason"]))
     scores = {}

@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 
+from models.baseline import fit_linear
 from models.ensemble import choose_weight, fit_temperature, write_ensemble_artifact
 from models.evaluate import evaluation_report, expected_calibration_error, paired_bootstrap
-from models.linear import fit_linear, softmax
+from models.linear import softmax
 from models.predictor import Predictor, combine
 from models.text import tokenize
 

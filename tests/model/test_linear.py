@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.linear import PAD_FEATURE, LinearModel, fit_linear, softmax, word_terms
+from models.baseline import fit_linear
+from models.linear import PAD_FEATURE, LinearModel, softmax, word_terms
 from models.text import tokenize
 
 pytestmark = pytest.mark.model
