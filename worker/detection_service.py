@@ -489,7 +489,6 @@ class DetectionService:
     def _commit(self) -> PendingWork:
         """Commit and reset the pending work (the lock is held); reload the committed state on failure."""
         pending, self.pending = self.pending, PendingWork()
-        self.last_checkpoint = time.monotonic()
         pending.started = time.perf_counter()
         try:
             self.store.commit(pending.ids, self.detector.state_dict(), pending.alerts)
@@ -497,6 +496,10 @@ class DetectionService:
             log.exception("checkpoint failed; resuming from the last committed state")
             self.detector = self._load_detector()
             raise
+        finally:
+            # The interval runs from the END of a commit: a commit slower than the interval (a large state)
+            # would otherwise make every pull commit, and the service would do little else.
+            self.last_checkpoint = time.monotonic()
         self.brand_states = self.detector.brand_states()
         self.totals["counted"] += len(pending.ids)
         self.totals["alerts"] += len(pending.alerts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import urllib.request
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -235,3 +236,20 @@ def test_each_brands_phase_is_in_the_status_and_the_feed_and_survives_a_restart(
     restarted, _, _ = make_service(tmp_path, clock)  # a new process on the same store
     assert restarted.brand_states == service.brand_states
     assert restarted.brand_states["acme"]["minutes_seen"] > learning["minutes_seen"]
+
+
+def test_the_commit_interval_runs_from_the_end_of_a_slow_commit(tmp_path: Path) -> None:
+    """A commit slower than the interval (a large state) must not make the next pull commit at once."""
+    service, _, _ = make_service(tmp_path, FakeClock(START))
+    store_commit = service.store.commit
+
+    def slow_commit(*args: object, **kwargs: object) -> None:
+        time.sleep(0.5)
+        store_commit(*args, **kwargs)  # type: ignore[arg-type]
+
+    service.store.commit = slow_commit  # type: ignore[method-assign]
+    service.process(payloads(in_order(background(0.1, seed=3, start=START))))
+    service.checkpoint()
+    assert service.totals["counted"] > 0
+    assert not service.due(interval_s=0.3, max_messages=10_000)
+    service.store.close()
