@@ -44,6 +44,16 @@ OBVIOUS_CASES: tuple[tuple[str, str], ...] = (
     ("What time does the flight leave tomorrow?", "neutral"),
     ("@JetBlue flight 123 from JFK to LAX departs at 5pm", "neutral"),
 )
+# Plainly negated negatives: none of them is a negative tweet. Measured for every candidate
+# (`negated_negatives_called_negative`) but not yet a gate: no model trained here passes it (issue 11).
+NEGATED_NEGATIVES: tuple[str, ...] = (
+    "not bad",
+    "no complaints",
+    "the flight was not bad at all",
+    "the crew was not rude",
+    "not disappointed with the service",
+    "no problems with my booking",
+)
 MAX_INVARIANCE_SHIFT = 0.15
 MIN_NEGATION_DROP = 0.3
 
@@ -82,3 +92,8 @@ def behaviour_failures(predictor: Any) -> list[str]:
         if prediction.label != expected:
             failures.append(f"wrong on an obvious case: {text!r} -> {prediction.label}, expected {expected}")
     return failures
+
+
+def negated_negatives_called_negative(predictor: Any) -> int:
+    """How many of NEGATED_NEGATIVES the model labels negative (the issue asks for at most 1 of 6)."""
+    return sum(prediction.label == "negative" for prediction in predictor.predict(list(NEGATED_NEGATIVES)))

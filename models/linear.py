@@ -86,10 +86,11 @@ class LinearModel:
     def feature_ids(self, tokens: Sequence[str]) -> list[int]:
         """One tweet's distinct feature ids (1..F; flipped twins F+1..2F)."""
         lookup = self.index.get
-        ids = dict.fromkeys(column for column in map(lookup, word_terms(tokens)) if column is not None)
+        # Ids start at 1, so filter(None, ...) drops exactly the unknown terms (at C speed).
+        ids = dict.fromkeys(filter(None, map(lookup, word_terms(tokens))))
         if self.flip_negation:
             offset = len(self.features)
-            ids.update(dict.fromkeys(offset + c for c in map(lookup, flipped_terms(tokens)) if c is not None))
+            ids.update(dict.fromkeys(offset + c for c in filter(None, map(lookup, flipped_terms(tokens)))))
         return list(ids)
 
     def id_matrix(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:

@@ -99,12 +99,13 @@ def build_model(config: LstmConfig, embeddings: np.ndarray) -> keras.Model:
     return model
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> None:
-    """Adam + sparse categorical cross-entropy (labels are indices into LABELS)."""
+def compile_model(model: keras.Model, learning_rate: float, soft_targets: bool = False) -> None:
+    """Adam + categorical cross-entropy: sparse (labels are indices into LABELS) or against probability
+    rows (soft targets, e.g. a teacher's)."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss="categorical_crossentropy" if soft_targets else "sparse_categorical_crossentropy",
+        metrics=[] if soft_targets else ["accuracy"],
     )
 
 
@@ -130,7 +131,9 @@ class BucketBatches:
         seed: int = 13,
     ) -> None:
         self.id_lists = id_lists
-        self.labels = np.asarray(labels, dtype=np.int32)
+        labels = np.asarray(labels)
+        # Label indices, or probability rows (soft targets).
+        self.labels = labels.astype(np.float32) if labels.ndim == 2 else labels.astype(np.int32)
         self.sample_weights = sample_weights
         self.config = config
         self.rng = np.random.default_rng(seed)
@@ -169,7 +172,12 @@ class BucketBatches:
         """A tf.data pipeline with a (None, None) input signature: batches differ in length."""
         import tensorflow as tf
 
-        signature = [tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32)]
+        target = (
+            tf.TensorSpec((None, self.labels.shape[1]), tf.float32)
+            if self.labels.ndim == 2
+            else tf.TensorSpec((None,), tf.int32)
+        )
+        signature = [tf.TensorSpec((None, None), tf.int32), target]
         if self.sample_weights is not None:
             signature.append(tf.TensorSpec((None,), tf.float32))
         dataset = tf.data.Dataset.from_generator(self.generate, output_signature=tuple(signature))
@@ -269,16 +277,23 @@ def fit(
     verbose: int = 1,
     log: Callable[[str], None] = print,
     row_weights: np.ndarray | None = None,
+    soft_targets: np.ndarray | None = None,
 ) -> EpochMonitor:
     """Train with bucketed batches, class weights (times optional per-row weights, e.g. a domain
-    up-weight) and early stopping on validation macro-F1."""
+    up-weight) and early stopping on validation macro-F1.
+
+    With `soft_targets` ((n, classes) probability rows, e.g. a teacher's mixed with the labels) the model
+    learns those instead of the labels, which still set the class weights; it must have been compiled with
+    `compile_model(..., soft_targets=True)`.
+    """
     train_labels = np.asarray(train_labels, dtype=np.int32)
     weights = None
     if config.class_weights:
         weights = balanced_class_weights(train_labels)[train_labels]
     if row_weights is not None:
         weights = np.asarray(row_weights, dtype=np.float32) * (1.0 if weights is None else weights)
-    batches = BucketBatches(train_ids, train_labels, config, weights, seed=config.seed)
+    targets = train_labels if soft_targets is None else soft_targets
+    batches = BucketBatches(train_ids, targets, config, weights, seed=config.seed)
     total_epochs = epochs or config.epochs
     monitor = EpochMonitor(val_ids, val_labels, config, on_epoch=on_epoch, log=log, total_epochs=total_epochs)
     model.fit(batches.dataset(), epochs=total_epochs, callbacks=[monitor], verbose=verbose, shuffle=False)

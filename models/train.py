@@ -54,6 +54,12 @@ class Variant:
     dropout: float = 0.3
     patience: int = 2
     airline_weight: float = 1.0  # sample-weight multiplier for airline rows (the target domain)
+    # Knowledge distillation: the share of the MiniLM teacher's probabilities (data/teacher/, models.teacher)
+    # in each training row's target, the rest its one-hot label; 0 trains on the labels alone.
+    teacher_share: float = 0.0
+    # How many unlabelled texts (never held out, not in train) join training with the teacher's
+    # probabilities alone as their target; 0 adds none.
+    teacher_unlabelled: int = 0
     epochs: int = 6
 
 
@@ -89,8 +95,19 @@ VARIANTS: dict[str, Variant] = {
     "ft-frozen-air3": Variant(
         "fasttext", trainable_embeddings=False, learning_rate=3e-3, airline_weight=3.0, epochs=10, patience=3
     ),
+    "ft-frozen-air5-distil": Variant(
+        "fasttext",
+        trainable_embeddings=False,
+        learning_rate=3e-3,
+        airline_weight=5.0,
+        epochs=14,
+        patience=3,
+        teacher_share=0.5,
+        teacher_unlabelled=60_000,
+    ),
 }
-CHAMPION_VARIANT = "ft-frozen-air5"
+TEACHER_PROBS = REPO_ROOT / "data" / "teacher" / "teacher_probs.npz"
+CHAMPION_VARIANT = "ft-frozen-air5-distil"
 
 
 @dataclass(frozen=True)
@@ -322,6 +339,46 @@ def _label_ids(frame: pd.DataFrame) -> np.ndarray:
     return np.array([index[label] for label in frame["label"]], dtype=np.int32)
 
 
+def teacher_targets(train: pd.DataFrame, teacher_share: float, path: Path = TEACHER_PROBS) -> np.ndarray:
+    """Per training row: teacher_share x the teacher's probabilities + the rest x the one-hot label.
+
+    Rows the teacher never scored (e.g. --extra-data feedback) keep their one-hot label.
+    """
+    from models.teacher import load_teacher_probs, text_key
+
+    teacher = load_teacher_probs(path)
+    targets = np.eye(len(LABELS), dtype=np.float32)[_label_ids(train)]
+    scored = 0
+    for row, text in enumerate(train["text"]):
+        probabilities = teacher.get(text_key(text))
+        if probabilities is not None:
+            targets[row] = (1 - teacher_share) * targets[row] + teacher_share * probabilities
+            scored += 1
+    _log(f"distillation: teacher targets for {scored} of {len(train)} training rows (share {teacher_share})")
+    return targets
+
+
+def teacher_unlabelled(prepared: Prepared, count: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """A seeded sample of texts, neither held out nor in train, that the teacher scored; its probabilities."""
+    from models.data import dedupe_key, load_unlabelled_texts
+    from models.teacher import load_teacher_probs, text_key
+
+    splits = prepared.splits
+    held_out = pd.concat([splits.early_stop, splits.validation, splits.test, splits.shifted])
+    train_keys = {dedupe_key(normalise(text)) for text in splits.train["text"]}
+    teacher = load_teacher_probs(TEACHER_PROBS)
+    candidates = [
+        text
+        for text in load_unlabelled_texts(exclude=held_out["text"])
+        if text_key(text) in teacher and dedupe_key(normalise(text)) not in train_keys
+    ]
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(candidates), size=min(count, len(candidates)), replace=False))
+    texts = [candidates[position] for position in chosen]
+    _log(f"distillation: {len(texts)} unlabelled texts of {len(candidates)} with teacher targets only")
+    return texts, np.stack([teacher[text_key(text)] for text in texts]).astype(np.float32)
+
+
 def selection_score(reports: dict[str, dict]) -> float:
     """Validation-only model choice: mean of airline validation macro-F1 and TweetEval val macro-recall."""
     parts = []
@@ -366,6 +423,7 @@ def train_variant(
         "embedding_coverage": round(coverage, 4),
         "distant_pretraining": variant.distant_pretraining,
         "airline_weight": variant.airline_weight,
+        "teacher_share": variant.teacher_share,
         "vocab_size": len(vocab),
         "train_rows": len(train_ids),
         "normaliser_version": NORMALISER_VERSION,
@@ -401,18 +459,32 @@ def train_variant(
                 ),
             )
             lstm.compile_model(model, config.learning_rate)
+        soft_targets = None
+        train_labels = _label_ids(prepared.train)
+        row_weights = np.where(prepared.train["source"] == "airline", variant.airline_weight, 1.0)
+        if variant.teacher_share or variant.teacher_unlabelled:
+            soft_targets = teacher_targets(prepared.train, variant.teacher_share)
+            lstm.compile_model(model, config.learning_rate, soft_targets=True)
+        if variant.teacher_unlabelled:
+            count = min(variant.teacher_unlabelled, 200) if options.quick else variant.teacher_unlabelled
+            texts, probabilities = teacher_unlabelled(prepared, count, options.seed)
+            train_ids = train_ids + [encode(tokenize(text), config.max_length) for text in texts]
+            soft_targets = np.concatenate([soft_targets, probabilities])
+            train_labels = np.concatenate([train_labels, probabilities.argmax(axis=1).astype(np.int32)])
+            row_weights = np.concatenate([row_weights, np.ones(len(texts))])
         _log(f"{name}: training on {len(train_ids)} tweets, up to {config.epochs} epochs")
         monitor = lstm.fit(
             model,
             train_ids,
-            _label_ids(prepared.train),
+            train_labels,
             stop_ids,
             stop_labels,
             config,
             verbose=verbose,
             log=_log,
             on_epoch=lambda epoch, metrics: tracking.log_epoch(metrics, epoch),
-            row_weights=np.where(prepared.train["source"] == "airline", variant.airline_weight, 1.0),
+            row_weights=row_weights,
+            soft_targets=soft_targets,
         )
         train_seconds = time.monotonic() - started
         artifact_dir = settings.var_dir / "artifacts" / run.info.run_id
@@ -478,7 +550,7 @@ def judge_candidate(
     """
     import mlflow
 
-    from models.behaviour import behaviour_failures
+    from models.behaviour import behaviour_failures, negated_negatives_called_negative
     from models.predictor import Predictor
 
     predictor = Predictor(artifact_dir)
@@ -489,6 +561,7 @@ def judge_candidate(
     mlflow.log_dict({"failures": failures}, "evaluation/behaviour.json")
     metrics = summarise(reports)
     metrics["behaviour_failures"] = float(len(failures))
+    metrics["negated_negatives_called_negative"] = float(negated_negatives_called_negative(predictor))
     metrics["selection_score"] = selection_score(reports)
     metrics.update(extra_metrics)
     tracking.log_epoch({"selection_score": metrics["selection_score"], **extra_metrics}, step)

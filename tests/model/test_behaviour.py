@@ -81,3 +81,24 @@ def test_champion_metadata(champion):
     # The gate's count recorded at training time matches a fresh run of the checks on the artifact.
     assert champion.metrics["behaviour_failures"] == len(behaviour.behaviour_failures(champion))
     assert len(behaviour.behaviour_failures(champion)) <= len(KNOWN_NEGATION_FAILURES)
+
+
+def test_negated_negatives_are_counted():
+    """The measure is not vacuous: a model that answers 'negative' to all of them scores 6, one that never
+    does scores 0."""
+
+    class Always:
+        labels = ("negative", "neutral", "positive")
+
+        def __init__(self, label):
+            self.label = label
+
+        def predict(self, texts):
+            from models.predictor import Prediction
+
+            return [
+                Prediction(self.label, {"negative": 0.0, "neutral": 0.0, "positive": 0.0}, "x") for _ in texts
+            ]
+
+    assert behaviour.negated_negatives_called_negative(Always("negative")) == len(behaviour.NEGATED_NEGATIVES)
+    assert behaviour.negated_negatives_called_negative(Always("neutral")) == 0
