@@ -29,11 +29,13 @@ class Policy:
     min_gain: float = 0.005
     guard_metric: str = "macro_recall"
     max_guard_loss: float = 0.01
-    # The project's floors (issue 2): airline macro-F1 >= 0.76, general tweets macro-recall >= 0.63.
+    # The project's floors: airline macro-F1 >= 0.76; on the shifted hold-out (SemEval 2016test whole, never
+    # trained or chosen on since the evaluation discipline) macro-recall >= 0.60, what the TF-IDF baseline
+    # trained on the same split reads there. The old 0.63 was set on a 10% in-distribution slice of it.
     floors: dict[str, tuple[str, float]] = field(
         default_factory=lambda: {
             "airline_test": ("macro_f1", 0.76),
-            "semeval2016test": ("macro_recall", 0.63),
+            "semeval2016test": ("macro_recall", 0.60),
         }
     )
 

@@ -60,3 +60,10 @@ def test_the_command_writes_the_decision_for_github_actions(promote, tmp_path: P
     assert promote.main(["--champion", str(champion), "--candidate", str(candidate)]) == 0
     assert output.read_text() == "promote=true\n"
     assert json.loads(capsys.readouterr().out)["promote"] is True
+
+
+def test_the_shifted_hold_out_floor_is_the_baseline_level() -> None:
+    """SemEval 2016test is the whole shifted hold-out now: 0.60 (the same-split baseline), not 0.63."""
+    assert promote.decide(None, reports(0.77, 0.61)).promote
+    refused = promote.decide(None, reports(0.77, 0.59))
+    assert not refused.promote and any("semeval2016test" in reason for reason in refused.reasons)
