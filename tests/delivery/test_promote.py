@@ -62,7 +62,7 @@ def test_the_command_writes_the_decision_for_github_actions(promote, tmp_path: P
     assert json.loads(capsys.readouterr().out)["promote"] is True
 
 
-def test_the_shifted_hold_out_floor_is_the_baseline_level() -> None:
+def test_the_shifted_hold_out_floor_is_the_baseline_level(promote) -> None:
     """SemEval 2016test is the whole shifted hold-out now: 0.60 (the same-split baseline), not 0.63."""
     assert promote.decide(None, reports(0.77, 0.61)).promote
     refused = promote.decide(None, reports(0.77, 0.59))
