@@ -20,18 +20,28 @@ from buzzwatch.schema import parse_timestamp
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def _module(name: str) -> ModuleType:
+def _module(file_stem: str, name: str) -> ModuleType:
+    """bench/<file_stem>.py as module `name`; the sys.path entries the script adds for itself are removed.
+
+    `bench/detection.py` must not be `detection`: that is the tests/detection package's name, and a plain
+    module in its place breaks the collection of every test there. `detection_data` keeps its name, the
+    one bench/detection.py imports it by.
+    """
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{file_stem}.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        path = list(sys.path)
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path[:] = path
     return sys.modules[name]
 
 
-data = _module("detection_data")
-bench = _module("detection")
+data = _module("detection_data", "detection_data")
+bench = _module("detection", "bench_detection")
 DAYS = 4.0
 
 
