@@ -182,6 +182,8 @@ def run_in_process(role: str) -> int:
                     None,
                     reasons,
                     reset_state=reset,
+                    owned_partitions=worker_settings.owned_partitions,
+                    partitions=worker_settings.partitions,
                 )
             except StateError as exc:  # refuse to start on damaged state, saying which and how to reset
                 mailer.close()

@@ -53,7 +53,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,6 +64,7 @@ import sqlalchemy as sa
 
 from buzzwatch import telemetry as names
 from buzzwatch.notify import Mailer, render_alert
+from buzzwatch.partitions import DEFAULT_PARTITIONS, partition_of
 from buzzwatch.schema import Alert, SchemaError, ScoredTweet, format_timestamp, load_json
 from buzzwatch.telemetry import RecordingTelemetry, Telemetry
 from buzzwatch.zones import zone_of
@@ -352,8 +353,14 @@ class DetectionService:
         idle_margin_s: float = 30.0,
         clock: Callable[[], float] = time.time,
         reset_state: bool = False,
+        owned_partitions: frozenset[int] | None = None,
+        partitions: int = DEFAULT_PARTITIONS,
     ) -> None:
         self.store = store
+        # A static split by brand (DETECTION_PARTITIONS): only the brands of these partitions are counted
+        # here, the others by the instance owning theirs (its own database). None: every brand, here.
+        self.owned_partitions = owned_partitions
+        self.partitions = partitions
         self.reset_state = reset_state
         self.dispatcher = dispatcher
         self.telemetry = telemetry
@@ -416,6 +423,10 @@ class DetectionService:
                 self.totals["malformed"] += 1
                 self.telemetry.metric(names.DEAD_LETTERED, 1, {"reason": "malformed", "stage": "detection"})
                 log.error("unreadable scored message skipped", extra={"error": str(exc)[:300]})
+        if self.owned_partitions is not None:
+            owned = [self._owned_part(one) for one in parsed]
+            self.totals["not_owned"] += owned.count(None)
+            parsed = [one for one in owned if one is not None]
         with self._lock:
             self._last_message = self.clock()
             late_before = self.detector.stats["late"]
@@ -438,6 +449,16 @@ class DetectionService:
             latest = self.detector.latest_event_time
             if latest is not None and (self._event_clock is None or latest > self._event_clock[0]):
                 self._event_clock = (latest, self._last_message)
+
+    def _owned_part(self, scored: ScoredTweet) -> ScoredTweet | None:
+        """The tweet restricted to the brands this instance owns (None: none of them)."""
+        assert self.owned_partitions is not None
+        brands = tuple(
+            b for b in scored.tweet.brands if partition_of(b, self.partitions) in self.owned_partitions
+        )
+        if brands == scored.tweet.brands:
+            return scored
+        return replace(scored, tweet=replace(scored.tweet, brands=brands)) if brands else None
 
     def tick(self) -> bool:
         """On a quiet stream, close the minutes the event clock has passed; commit and dispatch their alerts.

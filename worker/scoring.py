@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from buzzwatch import telemetry as names
-from buzzwatch.partitions import DEFAULT_PARTITIONS, check_partitions, partition_attributes
+from buzzwatch.partitions import DEFAULT_PARTITIONS, check_partitions, parse_owned, partition_attributes
 from buzzwatch.schema import SchemaError, ScoredTweet, TweetEvent
-from buzzwatch.settings import CommonSettings, env_bool, env_float, env_int, env_str
+from buzzwatch.settings import CommonSettings, SettingsError, env_bool, env_float, env_int, env_str
 from buzzwatch.telemetry import Telemetry
 from models.language import gate_for
 from worker.auth import IdTokenPolicy
@@ -54,10 +54,18 @@ class WorkerSettings:
     health_port: int  # PORT: the detection service's health endpoint and feed
     health_host: str  # DETECTION_HOST: the address it binds (loopback; 0.0.0.0 in a container)
     partitions: int = DEFAULT_PARTITIONS  # BUZZWATCH_PARTITIONS: brand partitions (fixed at deploy time)
+    owned_partitions: frozenset[int] | None = None  # DETECTION_PARTITIONS (e.g. 0-31): unset = every brand
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerSettings:
         """Read the variables above, with local defaults."""
+        partitions = env_int(env, "BUZZWATCH_PARTITIONS", DEFAULT_PARTITIONS)
+        owned = env_str(env, "DETECTION_PARTITIONS")
+        try:
+            check_partitions(partitions)
+            owned_partitions = None if owned is None else parse_owned(owned, partitions)
+        except ValueError as exc:
+            raise SettingsError(f"BUZZWATCH_PARTITIONS / DETECTION_PARTITIONS: {exc}") from exc
         return cls(
             push_auth=IdTokenPolicy.from_env(env, "PUSH_AUTH"),
             feed_auth=IdTokenPolicy.from_env(env, "DETECTION_FEED_AUTH"),
@@ -72,7 +80,8 @@ class WorkerSettings:
             reset_state=env_bool(env, "DETECTION_RESET_STATE", False),
             health_port=env_int(env, "PORT", 8081),
             health_host=env_str(env, "DETECTION_HOST", "127.0.0.1") or "127.0.0.1",
-            partitions=check_partitions(env_int(env, "BUZZWATCH_PARTITIONS", DEFAULT_PARTITIONS)),
+            partitions=partitions,
+            owned_partitions=owned_partitions,
         )
 
 

@@ -86,3 +86,15 @@ def test_owned_partitions_are_read_from_a_setting(spec: str, partitions: int, ex
 def test_a_bad_owned_setting_says_what_is_wrong(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_owned(spec, 8)
+
+
+def test_the_workers_read_the_partition_settings_and_name_a_bad_one() -> None:
+    from buzzwatch.settings import SettingsError
+    from worker.scoring import WorkerSettings
+
+    assert WorkerSettings.from_env({}).owned_partitions is None  # every brand, as one instance always did
+    settings = WorkerSettings.from_env({"BUZZWATCH_PARTITIONS": "8", "DETECTION_PARTITIONS": "0-3"})
+    assert (settings.partitions, settings.owned_partitions) == (8, frozenset({0, 1, 2, 3}))
+    for env in ({"DETECTION_PARTITIONS": "70"}, {"BUZZWATCH_PARTITIONS": "0"}):
+        with pytest.raises(SettingsError, match="DETECTION_PARTITIONS"):
+            WorkerSettings.from_env(env)

@@ -253,3 +253,40 @@ def test_the_commit_interval_runs_from_the_end_of_a_slow_commit(tmp_path: Path) 
     assert service.totals["counted"] > 0
     assert not service.due(interval_s=0.3, max_messages=10_000)
     service.store.close()
+
+
+def test_two_instances_owning_half_the_partitions_count_each_brand_once_with_the_same_alerts(
+    tmp_path: Path,
+) -> None:
+    """A static split by brand (DETECTION_PARTITIONS): each brand in exactly one place, nothing lost."""
+    acme, globex = "acme", "globex"  # partitions 1 and 0 of 2 (tests/code/test_partitions.py pins the hash)
+    both = [
+        scored(f"both-{i}", START + timedelta(hours=30, minutes=i), "neutral", f"hello {i}", (acme, globex))
+        for i in range(10)
+    ]
+    tweets = in_order(
+        background(38, seed=7, brand=acme)
+        + background(38, seed=8, brand=globex)
+        + burst(DAY_SPIKE, 20, 4, brand=globex)
+        + both
+    )
+    runs = {}
+    for name, owned in (("all", None), ("p0", frozenset({0})), ("p1", frozenset({1}))):
+        folder = tmp_path / name
+        folder.mkdir()
+        clock = FakeClock(START)
+        service, dispatcher, _ = make_service(folder, clock)
+        service.owned_partitions, service.partitions = owned, 2
+        feed_live(service, clock, tweets)
+        runs[name] = (service, dispatcher)
+    whole, half0, half1 = (runs[name][0] for name in ("all", "p0", "p1"))
+    assert set(half0.detector.brands) == {globex} and set(half1.detector.brands) == {acme}
+    assert half0.totals["counted"] + half1.totals["counted"] == whole.totals["counted"] + len(both)
+    assert half0.totals["not_owned"] + half1.totals["not_owned"] == len(tweets) - len(both)
+
+    def alerts(name: str) -> list[tuple[str, str, str, str]]:
+        sent = runs[name][1].sent
+        return sorted((a.brand, a.kind, a.window_start.isoformat(), a.window_end.isoformat()) for a in sent)
+
+    assert alerts("all") and any(brand == globex for brand, *_ in alerts("all"))
+    assert sorted(alerts("p0") + alerts("p1")) == alerts("all")
