@@ -41,13 +41,7 @@ def report_from_matrix(matrix: np.ndarray, labels: Sequence[str] = LABELS) -> di
     total = int(matrix.sum())
     if total == 0:
         raise ValueError("cannot evaluate zero predictions")
-    true_positive = np.diag(matrix).astype(float)
-    support = matrix.sum(axis=1)
-    predicted = matrix.sum(axis=0)
-    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
-    recall = np.divide(true_positive, support, out=np.zeros_like(true_positive), where=support > 0)
-    both = precision + recall
-    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(both), where=both > 0)
+    true_positive, support, precision, recall, f1 = (part[0] for part in _per_class(matrix[None]))
     return {
         "accuracy": float(true_positive.sum() / total),
         "macro_f1": float(f1.mean()),
@@ -83,8 +77,11 @@ def expected_calibration_error(probabilities: np.ndarray, label_ids: np.ndarray,
     return float(total / max(1, len(label_ids)))
 
 
-def _macro_scores(matrices: np.ndarray) -> dict[str, np.ndarray]:
-    """Macro-F1, macro recall and accuracy of a stack of confusion matrices (k, c, c)."""
+def _per_class(matrices: np.ndarray) -> tuple[np.ndarray, ...]:
+    """True positives, support, precision, recall and F1 per class of a stack of confusion matrices (k, c, c).
+
+    A class never predicted (or never present) scores 0 precision (or recall), not NaN.
+    """
     true_positive = np.diagonal(matrices, axis1=1, axis2=2).astype(float)
     support = matrices.sum(axis=2)
     predicted = matrices.sum(axis=1)
@@ -92,6 +89,12 @@ def _macro_scores(matrices: np.ndarray) -> dict[str, np.ndarray]:
     recall = np.divide(true_positive, support, out=np.zeros_like(true_positive), where=support > 0)
     both = precision + recall
     f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(both), where=both > 0)
+    return true_positive, support, precision, recall, f1
+
+
+def _macro_scores(matrices: np.ndarray) -> dict[str, np.ndarray]:
+    """Macro-F1, macro recall and accuracy of a stack of confusion matrices (k, c, c)."""
+    true_positive, _, _, recall, f1 = _per_class(matrices)
     return {
         "macro_f1": f1.mean(axis=1),
         "macro_recall": recall.mean(axis=1),

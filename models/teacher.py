@@ -83,23 +83,12 @@ def all_texts() -> list[str]:
 # ---- fitting (GPU machine) ---------------------------------------------------------------------------
 
 
-def _macro(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1 and macro-recall over the classes present in y_true."""
-    recalls, f1s = [], []
-    for label in np.unique(y_true):
-        true = y_true == label
-        pred = y_pred == label
-        tp = float(np.sum(true & pred))
-        recall = tp / max(1.0, float(true.sum()))
-        precision = tp / max(1.0, float(pred.sum()))
-        recalls.append(recall)
-        f1s.append(0.0 if tp == 0 else 2 * precision * recall / (precision + recall))
-    return {
-        "accuracy": float(np.mean(y_true == y_pred)),
-        "macro_f1": float(np.mean(f1s)),
-        "macro_recall": float(np.mean(recalls)),
-        "n": len(y_true),
-    }
+def _summary(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1, macro-recall and n of label ids (the project's evaluation report, shortened)."""
+    from models.evaluate import evaluation_report
+
+    report = evaluation_report([LABELS[i] for i in truth], [LABELS[i] for i in predicted])
+    return {key: report[key] for key in ("accuracy", "macro_f1", "macro_recall", "n")}
 
 
 class _Teacher:
@@ -207,10 +196,10 @@ def fit(
             frame = sets[name]
             predicted = teacher.probabilities(frame["text"].tolist()).argmax(axis=1)
             truth = np.array([label_id[label] for label in frame["label"]])
-            reports[name] = _macro(truth, predicted)
+            reports[name] = _summary(truth, predicted)
             airline = (frame["source"] == "airline").to_numpy()
             if airline.any():
-                reports[f"{name}_airline"] = _macro(truth[airline], predicted[airline])
+                reports[f"{name}_airline"] = _summary(truth[airline], predicted[airline])
         entry = {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1), "reports": reports}
         history.append(entry)
         print(json.dumps(entry), flush=True)

@@ -10,7 +10,7 @@ import pytest
 
 from buzzwatch.schema import LABELS
 from models.bert import bert_unavailable_reason
-from models.teacher import PROBS_FILE, SET_NAMES, _macro, fit, load_teacher_probs, text_key
+from models.teacher import PROBS_FILE, SET_NAMES, _summary, fit, load_teacher_probs, text_key
 
 _REASON = bert_unavailable_reason()
 
@@ -22,12 +22,13 @@ def test_text_keys_are_stable_and_tell_texts_apart() -> None:
     assert text_key("annulé ✈️") == 15624991544378683529  # fixed: the committed file's keys depend on it
 
 
-def test_macro_scores_average_over_the_classes_present() -> None:
-    truth = np.array([0, 0, 2, 2])
-    scores = _macro(truth, np.array([0, 2, 2, 2]))
-    assert scores["accuracy"] == 0.75
-    assert scores["macro_recall"] == pytest.approx((0.5 + 1.0) / 2)
-    assert scores["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+def test_the_teachers_figures_are_the_projects_evaluation_report() -> None:
+    truth = np.array([0, 0, 1, 2, 2, 2])
+    scores = _summary(truth, np.array([0, 2, 1, 2, 2, 2]))
+    assert scores["accuracy"] == pytest.approx(5 / 6)
+    assert scores["macro_recall"] == pytest.approx((0.5 + 1.0 + 1.0) / 3)
+    assert scores["macro_f1"] == pytest.approx((2 / 3 + 1.0 + 6 / 7) / 3)
+    assert scores["n"] == 6
 
 
 def test_teacher_probabilities_load_by_key_and_refuse_other_labels(tmp_path: Path) -> None:
