@@ -9,12 +9,14 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from buzzwatch.emulator import free_port
 from buzzwatch.schema import TweetEvent
+from worker.detection_service import DetectionStore
 
 BRAND = "acme"
 START = datetime(2015, 2, 20, 6, 0, tzinfo=UTC)
@@ -188,3 +190,13 @@ def start_demo(env: Mapping[str, str], *options: str) -> tuple[subprocess.Popen[
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True).start()
     return demo, lines
+
+
+@contextmanager
+def stack_store(var_dir: Path) -> Iterator[DetectionStore]:
+    """The detection service's store that a test stack left in `var_dir` (its SQLite file), closed after."""
+    store = DetectionStore(f"sqlite:///{var_dir / 'buzzwatch.db'}")
+    try:
+        yield store
+    finally:
+        store.close()

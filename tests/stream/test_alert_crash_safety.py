@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from streamtest_support import buzzwatch, publish_scored, stack_env, stop, stream_events, wait_for
+from streamtest_support import (
+    buzzwatch,
+    publish_scored,
+    stack_env,
+    stack_store,
+    stop,
+    stream_events,
+    wait_for,
+)
 
 from buzzwatch.emulator import PubSubEmulator, free_port
 from buzzwatch.notify import Mailer
@@ -23,19 +31,15 @@ from buzzwatch.pubsub import StreamTopology
 from buzzwatch.schema import Alert
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import read_alerts
-from worker.detection_service import CRASH_AT_VARIABLE, DetectionStore, alert_key, alert_outbox
+from worker.detection_service import CRASH_AT_VARIABLE, alert_key, alert_outbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def outbox(var_dir: Path) -> tuple[dict[str, int], list[Alert], list[tuple[str, Alert]]]:
-    store = DetectionStore(f"sqlite:///{var_dir / 'buzzwatch.db'}")
-    try:
-        with store.engine.connect() as connection:
-            payloads = connection.execute(sa.select(alert_outbox.c.payload)).scalars().all()
+    with stack_store(var_dir) as store, store.engine.connect() as connection:
+        payloads = connection.execute(sa.select(alert_outbox.c.payload)).scalars().all()
         return store.counts(), [Alert.from_dict(json.loads(p)) for p in payloads], store.undispatched()
-    finally:
-        store.close()
 
 
 def test_crashes_at_each_point_between_commit_and_delivery_still_send_each_alert_once(

@@ -15,6 +15,7 @@ from streamtest_support import (
     buzzwatch,
     publish,
     stack_env,
+    stack_store,
     start_push_worker,
     stop,
     stream_events,
@@ -26,17 +27,13 @@ from buzzwatch.pubsub import StreamTopology, pull_messages
 from buzzwatch.schema import MAX_MESSAGE_BYTES
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import read_alerts, read_local
-from worker.detection_service import DetectionStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def counts(var_dir: Path) -> dict[str, int]:
-    store = DetectionStore(f"sqlite:///{var_dir / 'buzzwatch.db'}")
-    try:
+    with stack_store(var_dir) as store:
         return store.counts()
-    finally:
-        store.close()
 
 
 def test_push_stream_counts_once_dead_letters_and_alerts_by_email(
