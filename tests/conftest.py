@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 from hypothesis import settings
 
 from buzzwatch.emulator import PubSubEmulator
+
+pytest_plugins = ["tests.support.servers"]  # the SMTP and capture-server fixtures
 
 # Property tests draw the same examples on every run, so CI cannot turn red by the luck of a draw;
 # HYPOTHESIS_PROFILE=explore draws new ones (run it when changing the code they cover).
@@ -33,6 +36,12 @@ def isolated_var_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("SMTP_HOST", raising=False)
     return var_dir
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A topic/subscription name prefix no other test uses."""
+    return f"t{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apitest_support import API_KEY, APP_TOKEN, FakeClock, LexiconPredictor
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -16,6 +15,7 @@ from api.store import FeedbackStore
 from buzzwatch.notify import Mailer
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry
+from tests.support.api import API_KEY, APP_TOKEN, FakeClock, LexiconPredictor
 
 
 @pytest.fixture

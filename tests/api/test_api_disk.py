@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apitest_support import FakeClock, LexiconPredictor
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
@@ -24,6 +23,7 @@ from api.store import FeedbackStore, predictions_table
 from buzzwatch.notify import Mailer
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry
+from tests.support.api import FakeClock, LexiconPredictor
 
 
 def test_a_failing_telemetry_sink_never_fails_a_stored_feedback(

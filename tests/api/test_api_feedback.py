@@ -9,12 +9,12 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from apitest_support import API_KEY, APP_TOKEN, FakeClock
 from flask.testing import FlaskClient
 
 from api.settings import ApiSettings
 from buzzwatch.schema import LABELS
 from buzzwatch.telemetry import FEEDBACK_RECEIVED, MISPREDICTION, MODEL_DRIFT_ALERT, read_local
+from tests.support.api import API_KEY, APP_TOKEN, FakeClock
 
 
 def _predict(client: FlaskClient, text: str) -> dict:

@@ -11,7 +11,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from apitest_support import API_KEY, APP_TOKEN, FakeClock, LexiconPredictor
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
@@ -20,6 +19,7 @@ from api.settings import ApiSettings
 from api.store import FeedbackStore, predictions_table
 from buzzwatch.notify import Mailer
 from buzzwatch.telemetry import MODEL_DRIFT_ALERT, LocalTelemetry, read_local
+from tests.support.api import API_KEY, APP_TOKEN, FakeClock, LexiconPredictor
 
 ATTACKER_TEXT = "great deal, claim it at http://evil.example/login now"
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-from apitest_support import API_KEY
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +19,7 @@ from api.settings import ApiSettings
 from api.store import FeedbackStore
 from buzzwatch.notify import Mailer
 from buzzwatch.telemetry import LocalTelemetry
+from tests.support.api import API_KEY
 
 FUZZ_SETTINGS = settings(
     max_examples=120,

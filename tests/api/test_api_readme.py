@@ -6,8 +6,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from apitest_support import API_KEY, serve_in_thread
 from flask import Flask
+
+from tests.support.api import API_KEY, serve_in_thread
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -6,12 +6,12 @@ import dataclasses
 import json
 
 import pytest
-from apitest_support import API_KEY
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine
 
 from buzzwatch.schema import LABELS
+from tests.support.api import API_KEY
 
 
 def test_predict_one_tweet(client: FlaskClient) -> None:

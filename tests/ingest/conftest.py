@@ -1,11 +1,10 @@
-"""Fixtures for the ingest tests (the emulator fixtures live in the root conftest)."""
+"""Fixtures for the ingest tests: a local X API stand-in (the emulator fixtures live in the root conftest)."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,13 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-
-
-@pytest.fixture
-def unique_name() -> str:
-    """A topic/subscription name prefix no other test uses."""
-    return f"t{uuid.uuid4().hex[:10]}"
-
 
 # ---- a local stand-in for the X API v2, serving the recorded payloads in tests/ingest/recorded ----------
 

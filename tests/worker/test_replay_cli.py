@@ -16,7 +16,7 @@ import pytest
 
 from buzzwatch.cli import main
 from buzzwatch.schema import parse_timestamp
-from detection.streams import START, background, burst, scored, simple_tokenize
+from tests.support.streams import START, background, burst, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.explain import named_words
 from worker.replay import ReplaySummary, read_rows, run_replay, scored_batches

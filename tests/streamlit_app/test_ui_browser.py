@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cdp_browser import Browser, find_chromium
 
 from api.cli import streamlit_command
+
+from .cdp_browser import Browser, find_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

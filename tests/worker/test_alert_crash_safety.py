@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from streamtest_support import (
+
+from buzzwatch.emulator import PubSubEmulator, free_port
+from buzzwatch.notify import Mailer
+from buzzwatch.pubsub import StreamTopology
+from buzzwatch.schema import Alert
+from buzzwatch.settings import CommonSettings
+from buzzwatch.telemetry import read_alerts
+from tests.support.stack import (
     buzzwatch,
     publish_scored,
     stack_env,
@@ -24,13 +31,6 @@ from streamtest_support import (
     stream_events,
     wait_for,
 )
-
-from buzzwatch.emulator import PubSubEmulator, free_port
-from buzzwatch.notify import Mailer
-from buzzwatch.pubsub import StreamTopology
-from buzzwatch.schema import Alert
-from buzzwatch.settings import CommonSettings
-from buzzwatch.telemetry import read_alerts
 from worker.detection_service import CRASH_AT_VARIABLE, alert_key, alert_outbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

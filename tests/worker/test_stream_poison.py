@@ -15,12 +15,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from streamtest_support import buzzwatch, stack_env, start_push_worker, stop, stream_events, wait_for
 
 from buzzwatch.emulator import PubSubEmulator, free_port
 from buzzwatch.pubsub import Publisher, StreamTopology, pull_messages
 from buzzwatch.schema import ScoredTweet
 from buzzwatch.settings import CommonSettings
+from tests.support.stack import buzzwatch, stack_env, start_push_worker, stop, stream_events, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,7 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from streamtest_support import (
+
+from buzzwatch.emulator import PubSubEmulator, free_port
+from buzzwatch.settings import CommonSettings
+from tests.support.stack import (
     BRAND,
     DETECTOR_ENV,
     buzzwatch,
@@ -20,9 +23,6 @@ from streamtest_support import (
     stream_events,
     wait_for,
 )
-
-from buzzwatch.emulator import PubSubEmulator, free_port
-from buzzwatch.settings import CommonSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,7 +10,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from streamtest_support import (
+
+from buzzwatch.emulator import PubSubEmulator, free_port
+from buzzwatch.pubsub import StreamTopology, pull_messages
+from buzzwatch.schema import MAX_MESSAGE_BYTES
+from buzzwatch.settings import CommonSettings
+from buzzwatch.telemetry import read_alerts, read_local
+from tests.support.stack import (
     BRAND,
     buzzwatch,
     publish,
@@ -21,12 +27,6 @@ from streamtest_support import (
     stream_events,
     wait_for,
 )
-
-from buzzwatch.emulator import PubSubEmulator, free_port
-from buzzwatch.pubsub import StreamTopology, pull_messages
-from buzzwatch.schema import MAX_MESSAGE_BYTES
-from buzzwatch.settings import CommonSettings
-from buzzwatch.telemetry import read_alerts, read_local
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

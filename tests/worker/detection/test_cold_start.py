@@ -14,7 +14,16 @@ import pytest
 
 from buzzwatch.schema import ScoredTweet
 from buzzwatch.settings import REPO_ROOT
-from detection.streams import START, background, burst, hard_labels, in_order, run, scored, simple_tokenize
+from tests.support.streams import (
+    START,
+    background,
+    burst,
+    hard_labels,
+    in_order,
+    run,
+    scored,
+    simple_tokenize,
+)
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.baseline import Expectation
 from worker.detection.config import load_prior

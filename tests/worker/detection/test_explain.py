@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from buzzwatch.settings import REPO_ROOT
-from detection.streams import START, background, burst, in_order, run, simple_tokenize
+from tests.support.streams import START, background, burst, in_order, run, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig, TweetRecord, copy_key, explain
 from worker.detection.explain import (
     ReferenceCounts,

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # the shared tiny predictor
-
-from apitest_support import LexiconPredictor, serve_in_thread
 from flask import Flask
 
 from api.app import create_app
@@ -19,6 +14,7 @@ from api.store import FeedbackStore
 from buzzwatch.notify import Mailer
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry
+from tests.support.api import LexiconPredictor, serve_in_thread
 
 
 @pytest.fixture

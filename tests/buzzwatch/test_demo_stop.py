@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from streamtest_support import start_demo
+
+from tests.support.stack import start_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

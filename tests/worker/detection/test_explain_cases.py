@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from detection.streams import START, background, burst, in_order, run, scored, simple_tokenize
+from tests.support.streams import START, background, burst, in_order, run, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig, TweetRecord, explain
 from worker.detection.explain import ReferenceCounts, named_words, reference_counts, standout_reason
 

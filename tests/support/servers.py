@@ -1,4 +1,4 @@
-"""Fixtures for the stream tests: an Application Insights capture server and SMTP servers, all real."""
+"""Server fixtures, loaded by the root conftest: an Application Insights capture server and SMTP servers."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from buzzwatch import telemetry as names
 from buzzwatch.emulator import free_port
 from buzzwatch.schema import Alert, ScoredTweet, parse_timestamp
 from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
-from detection.streams import START, background, burst, in_order, scored, simple_tokenize
+from tests.support.streams import START, background, burst, in_order, scored, simple_tokenize
 from worker.detection import DetectorConfig
 from worker.detection_service import DetectionService, DetectionStore
 

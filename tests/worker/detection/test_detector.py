@@ -11,7 +11,16 @@ from datetime import datetime, timedelta
 import pytest
 
 from buzzwatch.schema import Alert
-from detection.streams import START, background, burst, hard_labels, in_order, run, scored, simple_tokenize
+from tests.support.streams import (
+    START,
+    background,
+    burst,
+    hard_labels,
+    in_order,
+    run,
+    scored,
+    simple_tokenize,
+)
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.baseline import DayProfileBaseline
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from streamtest_support import start_demo
 
 from buzzwatch.emulator import port_is_open
+from tests.support.stack import start_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

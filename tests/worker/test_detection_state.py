@@ -14,7 +14,7 @@ import pytest
 
 from buzzwatch.emulator import free_port
 from buzzwatch.telemetry import LocalTelemetry
-from detection.streams import background, in_order
+from tests.support.streams import background, in_order
 from worker.detection import DetectorConfig
 from worker.detection_service import DetectionService, DetectionStore, StateError
 
