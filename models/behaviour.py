@@ -1,6 +1,6 @@
 """Behavioural checks of a sentiment model (invariance, direction, minimum functionality).
 
-One table of cases, used by the behavioural tests on the shipped champion (tests/model/test_behaviour.py)
+One table of cases, used by the behavioural tests on the shipped champion (tests/models/test_behaviour.py)
 and by `buzzwatch train` as a gate when it picks the champion among variants: a model that ignores
 negation or flips on an @mention must not ship, whatever its validation score.
 """

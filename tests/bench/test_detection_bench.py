@@ -23,9 +23,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 def _module(file_stem: str, name: str) -> ModuleType:
     """bench/<file_stem>.py as module `name`; the sys.path entries the script adds for itself are removed.
 
-    `bench/detection.py` must not be `detection`: that is the tests/detection package's name, and a plain
-    module in its place breaks the collection of every test there. `detection_data` keeps its name, the
-    one bench/detection.py imports it by.
+    `bench/detection.py` is not loaded as `detection`, a name a package may take. `detection_data` keeps
+    its name, the one bench/detection.py imports it by.
     """
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, BENCH / f"{file_stem}.py")

@@ -1,4 +1,4 @@
-"""`buzzwatch demo`'s replay file and what the detector makes of it (the stack: tests/stream)."""
+"""`buzzwatch demo`'s replay file and what the detector makes of it (the stack: test_demo_*.py)."""
 
 from __future__ import annotations
 

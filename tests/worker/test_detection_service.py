@@ -259,7 +259,7 @@ def test_two_instances_owning_half_the_partitions_count_each_brand_once_with_the
     tmp_path: Path,
 ) -> None:
     """A static split by brand (DETECTION_PARTITIONS): each brand in exactly one place, nothing lost."""
-    acme, globex = "acme", "globex"  # partitions 1 and 0 of 2 (tests/code/test_partitions.py pins the hash)
+    acme, globex = "acme", "globex"  # partitions 1 and 0 of 2 (pinned in tests/buzzwatch/test_partitions.py)
     both = [
         scored(f"both-{i}", START + timedelta(hours=30, minutes=i), "neutral", f"hello {i}", (acme, globex))
         for i in range(10)

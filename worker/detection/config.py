@@ -34,7 +34,7 @@ class BrandParams:
     fire_score: float = 4.0  # a window fires when its negative-count z reaches this ...
     # ... and its negative-share z reaches this (score = min of the two, scaled). Kept at 2.0: on the tuning
     # seeds 1, 3, 5 (2026-12-04) 1.5 raised the model's recall from 79% to 86% but its false alerts from
-    # 0.52 to 0.72 per brand-week, and fired on a test brand's first morning (tests/detection).
+    # 0.52 to 0.72 per brand-week, and fired on a test brand's first morning (tests/worker/detection).
     min_share_z: float = 2.0
     end_score: float = 2.0  # an episode ends after `end_quiet_minutes` closed minutes below this
     min_negatives: int = 6  # fewest negative tweets in a window that can fire
