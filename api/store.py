@@ -33,8 +33,6 @@ from sqlalchemy import (
     Table,
     Text,
     case,
-    create_engine,
-    event,
     func,
     insert,
     inspect,
@@ -42,8 +40,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from buzzwatch.database import make_engine
 
 logger = logging.getLogger(__name__)
 
@@ -174,24 +173,6 @@ class FeedbackRecord:
 def _utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every time in BuzzWatch is UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def make_engine(database_url: str) -> Engine:
-    """An engine for the URL; a SQLite file gets its folder, WAL mode and a busy timeout."""
-    if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
-        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    if database_url.startswith("sqlite"):
-        engine = create_engine(database_url, connect_args={"timeout": 15, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        return engine
-    return create_engine(database_url, pool_pre_ping=True)
 
 
 class FeedbackStore:

@@ -63,6 +63,7 @@ from urllib.parse import parse_qs, urlsplit
 import sqlalchemy as sa
 
 from buzzwatch import telemetry as names
+from buzzwatch.database import make_engine
 from buzzwatch.notify import Mailer, render_alert
 from buzzwatch.partitions import DEFAULT_PARTITIONS, partition_of
 from buzzwatch.schema import Alert, SchemaError, ScoredTweet, format_timestamp, load_json
@@ -130,18 +131,8 @@ class DetectionStore:
         self.path: Path | None = None
         if database_url.startswith("sqlite:///"):
             self.path = Path(database_url.removeprefix("sqlite:///"))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(database_url, future=True)
+        self.engine = make_engine(database_url)
         self.location = str(self.path) if self.path else self.engine.url.render_as_string(hide_password=True)
-        if self.engine.dialect.name == "sqlite":
-
-            @sa.event.listens_for(self.engine, "connect")
-            def _sqlite_pragmas(connection: Any, record: Any) -> None:
-                cursor = connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA busy_timeout=10000")
-                cursor.close()
-
         try:
             self._open()
         except StateError:

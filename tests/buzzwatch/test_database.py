@@ -1,0 +1,78 @@
+"""One database set-up: every SQLite connection of every store gets the same pragmas; PostgreSQL as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from buzzwatch.database import BUSY_TIMEOUT_MS, make_engine
+
+EXPECTED = {"journal_mode": "wal", "synchronous": 2, "busy_timeout": BUSY_TIMEOUT_MS, "foreign_keys": 1}
+
+
+def _pragmas(engine: sa.Engine) -> dict[str, object]:
+    with engine.connect() as connection:
+        return {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in EXPECTED}
+
+
+def test_a_sqlite_file_gets_its_folder_and_the_pragmas_on_every_connection(tmp_path: Path) -> None:
+    database = tmp_path / "not" / "yet" / "made.db"
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        assert database.parent.is_dir()
+        with engine.connect() as first, engine.connect() as second:  # two pooled connections, both set up
+            for connection in (first, second):
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+                assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_TIMEOUT_MS
+        assert _pragmas(engine) == EXPECTED
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_enforces_foreign_keys_as_postgresql_does(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'keys.db'}")
+    metadata = sa.MetaData()
+    parent = sa.Table("parent", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    child = sa.Table("child", metadata, sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id")))
+    try:
+        metadata.create_all(engine)
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(child.insert().values(parent_id=42))
+        with engine.begin() as connection:
+            connection.execute(parent.insert().values(id=42))
+            connection.execute(child.insert().values(parent_id=42))
+    finally:
+        engine.dispose()
+
+
+def test_an_in_memory_sqlite_database_needs_no_folder() -> None:
+    engine = make_engine("sqlite:///:memory:")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_passes_through_with_a_ping_before_each_pooled_connection() -> None:
+    engine = make_engine("postgresql+psycopg://user@db.invalid/buzzwatch")  # never connected
+    assert engine.dialect.name == "postgresql"
+    assert engine.pool._pre_ping  # a restarted server costs a reconnect, not a failed request
+    plain = sa.create_engine("postgresql+psycopg://user@db.invalid/buzzwatch")
+    assert len(engine.pool.dispatch.connect) == len(plain.pool.dispatch.connect)  # no SQLite pragmas sent
+
+
+def test_the_feedback_store_and_the_detection_store_share_the_set_up(tmp_path: Path) -> None:
+    from api.store import FeedbackStore
+    from worker.detection_service import DetectionStore
+
+    feedback = FeedbackStore(f"sqlite:///{tmp_path / 'api' / 'buzzwatch.db'}")
+    detection = DetectionStore(f"sqlite:///{tmp_path / 'detection' / 'detection.db'}")
+    try:
+        assert _pragmas(feedback.engine) == EXPECTED
+        assert _pragmas(detection.engine) == EXPECTED
+    finally:
+        feedback.close()
+        detection.engine.dispose()
