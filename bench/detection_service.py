@@ -104,14 +104,10 @@ def brand_minutes(scored: Sequence[ScoredTweet]) -> int:
 
 def detector_alone(scored: Sequence[ScoredTweet]) -> tuple[float, float]:
     """(tweets/s, CPU ms a tweet) of the service's detector in process on the same tweets: its upper bound."""
-    from models.reasons import ReasonClassifier
+    from models.reasons import load_reason_model
     from worker.detection import BuzzDetector, DetectorConfig
 
-    try:
-        reasons = ReasonClassifier.load()
-    except (OSError, ValueError):
-        reasons = None
-    detector = BuzzDetector(DetectorConfig.from_env(os.environ), None, reasons)
+    detector = BuzzDetector(DetectorConfig.from_env(os.environ), None, load_reason_model())
     started, cpu = time.perf_counter(), time.process_time()
     for one in scored:
         detector.observe(one)

@@ -9,16 +9,22 @@ Trained (scikit-learn, `train_reasons`) on the airline tweets' `negativereason` 
     from models.reasons import ReasonClassifier
     reasons = ReasonClassifier.load()
     reasons.predict(["@united 3 hours on the tarmac, still no gate"])  # ['late flight']
+
+Services (the scoring worker, detection, the replay command) load it with `load_reason_model`, the one
+lenient path: a missing or unreadable artifact is one warning and no reason model, never a failed start.
+`ReasonClassifier.load` itself raises (FileNotFoundError when the folder or a file is missing, ValueError
+when one is unreadable), for training, evaluation and benchmarks that need the real thing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -49,6 +55,12 @@ REASON_NAMES = {
     "Lost Luggage": "lost luggage",
     "longlines": "long lines",
 }
+
+
+class ReasonModel(Protocol):
+    """What scoring and the detector's explanations need from a reason model: one reason a text."""
+
+    def predict(self, texts: Sequence[str]) -> list[str]: ...
 
 
 def reason_features(text: str) -> list[str]:
@@ -90,28 +102,31 @@ class ReasonClassifier:
     def load(cls, path: str | Path | None = None) -> ReasonClassifier:
         """Load an artifact folder (default: the shipped `models/artifacts/reasons/`)."""
         directory = Path(path) if path is not None else DEFAULT_ARTIFACT_DIR
-        meta_path = directory / META_FILE
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"no reason classifier at {directory} (missing {META_FILE})")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != ARTIFACT_FORMAT:
-            raise ValueError(f"{meta_path} is not a {ARTIFACT_FORMAT} artifact")
-        if meta.get("normaliser_version") != NORMALISER_VERSION:
-            logger.warning(
-                "reason classifier trained with normaliser v%s, running v%s: retrain with train_reasons()",
-                meta.get("normaliser_version"),
-                NORMALISER_VERSION,
-            )
-        vocabulary = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
-        with np.load(directory / WEIGHTS_FILE) as weights:
-            return cls(
-                meta["reasons"],
-                vocabulary,
-                weights["idf"],
-                weights["coefficients"],
-                weights["intercepts"],
-                meta,
-            )
+        try:
+            meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+            if meta.get("format") != ARTIFACT_FORMAT:
+                raise ValueError(f"{META_FILE} is not a {ARTIFACT_FORMAT} artifact")
+            if meta.get("normaliser_version") != NORMALISER_VERSION:
+                logger.warning(
+                    "reason classifier trained with normaliser v%s, running v%s: retrain (train_reasons)",
+                    meta.get("normaliser_version"),
+                    NORMALISER_VERSION,
+                )
+            vocabulary = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
+            with np.load(directory / WEIGHTS_FILE) as weights:
+                return cls(
+                    meta["reasons"],
+                    vocabulary,
+                    weights["idf"],
+                    weights["coefficients"],
+                    weights["intercepts"],
+                    meta,
+                )
+        except FileNotFoundError as exc:
+            missing = Path(exc.filename or directory).name
+            raise FileNotFoundError(f"no reason classifier at {directory} (missing {missing})") from exc
+        except (ValueError, KeyError, AttributeError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"the reason classifier at {directory} is unreadable: {exc!r}") from exc
 
     def transform(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per text: (term indices, L2-normalised sublinear TF-IDF values), as scikit-learn computes them."""
@@ -156,6 +171,23 @@ class ReasonClassifier:
         row = self.coefficients[self.reasons.index(reason)]
         terms = list(self.vocabulary)
         return [terms[i] for i in np.argsort(-row)[:count]]
+
+
+def load_reason_model(path: str | Path | None = None) -> ReasonClassifier | None:
+    """The services' reason model, or None (one warning) when its artifact is missing or unreadable.
+
+    Reasons are an extra: without them scoring goes on (tweets carry no predicted reason) and alerts show
+    only the reasons already on the tweets, so a missing or damaged artifact must not stop a service.
+    """
+    try:
+        return ReasonClassifier.load(path)
+    except (OSError, ValueError) as exc:
+        logger.warning(
+            "no negative-reason classifier (%s): tweets carry no predicted reason, alerts only known ones",
+            exc,
+            extra={"error": str(exc)},
+        )
+        return None
 
 
 def _fit(texts: Sequence[str], labels: Sequence[str], C: float, min_df: int) -> Any:

@@ -163,13 +163,10 @@ def run_in_process(role: str) -> int:
     telemetry = feed or telemetry
     try:
         if role == "detection":
-            from models.reasons import ReasonClassifier
+            from models.reasons import load_reason_model
             from worker.detection import DetectorConfig
 
-            try:
-                reasons = ReasonClassifier.load()
-            except (OSError, ValueError):
-                reasons = None
+            reasons = load_reason_model()
             mailer = Mailer.from_settings(settings)
             reset = worker_settings.reset_state
             try:

@@ -69,22 +69,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _load_reason_model(enabled: bool) -> Any:
-    """The negative-reason classifier, or None (explanations then use only reasons already known)."""
-    if not enabled:
-        return None
-    try:
-        from models.reasons import ReasonClassifier
-
-        return ReasonClassifier.load()
-    except Exception as exc:  # explanations then carry only the reasons already on the tweets
-        print(
-            f"negative-reason classifier not available ({exc}); alerts will have no reason shares",
-            file=sys.stderr,
-        )
-        return None
-
-
 def run(args: argparse.Namespace) -> int:
     """Replay the file; 0 when it ran (even with skipped rows), 2 when the input cannot be used."""
     from buzzwatch.settings import CommonSettings, SettingsError
@@ -112,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    detector = BuzzDetector(config, reason_model=_load_reason_model(not args.no_reasons))
+    from models.reasons import load_reason_model
+
+    detector = BuzzDetector(config, reason_model=None if args.no_reasons else load_reason_model())
 
     def show(alert: Any) -> None:
         if not args.quiet:

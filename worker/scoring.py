@@ -17,7 +17,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from buzzwatch import telemetry as names
 from buzzwatch.partitions import DEFAULT_PARTITIONS, check_partitions, parse_owned, partition_attributes
@@ -26,6 +26,9 @@ from buzzwatch.settings import CommonSettings, SettingsError, env_bool, env_floa
 from buzzwatch.telemetry import Telemetry
 from models.language import gate_for
 from worker.auth import IdTokenPolicy
+
+if TYPE_CHECKING:
+    from models.reasons import ReasonModel
 
 log = logging.getLogger("buzzwatch.worker")
 
@@ -93,24 +96,12 @@ class SentimentModel(Protocol):
     def predict(self, texts: Sequence[str]) -> list[Any]: ...
 
 
-class ReasonModel(Protocol):
-    """What the worker needs from `models.reasons.ReasonClassifier`."""
-
-    def predict(self, texts: Sequence[str]) -> list[str]: ...
-
-
 def load_models(settings: CommonSettings) -> tuple[SentimentModel, ReasonModel | None]:
-    """The shared Predictor and the reason classifier (None, logged, if its artifact is missing)."""
+    """The shared Predictor and the reason classifier (None when unusable: `load_reason_model`)."""
     from models.predictor import Predictor
-    from models.reasons import ReasonClassifier
+    from models.reasons import load_reason_model
 
-    predictor = Predictor.load(settings.model_uri)
-    try:
-        reasons: ReasonModel | None = ReasonClassifier.load()
-    except (OSError, ValueError) as exc:
-        log.warning("no reason classifier: alerts will carry no reasons", extra={"error": str(exc)})
-        reasons = None
-    return predictor, reasons
+    return Predictor.load(settings.model_uri), load_reason_model()
 
 
 def score_events(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from models.reasons import (
     ReasonClassifier,
     _fit,
     export,
+    load_reason_model,
     reason_features,
     reason_table,
     train_reasons,
@@ -137,3 +140,50 @@ def test_serving_does_not_import_sklearn() -> None:
 def test_missing_artifact_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         ReasonClassifier.load(tmp_path)
+
+
+def _damaged_copies(root: Path) -> dict[str, Path]:
+    """Copies of the shipped artifact with one file truncated, emptied or removed."""
+    cases: dict[str, Path] = {}
+    for name, damage in [
+        ("weights truncated", lambda folder: _truncate(folder / "weights.npz")),
+        ("vocabulary not JSON", lambda folder: (folder / "vocabulary.json").write_text('["late')),
+        ("meta not JSON", lambda folder: (folder / META_FILE).write_text("{")),
+        ("meta without reasons", lambda folder: _drop_key(folder / META_FILE, "reasons")),
+        ("vocabulary missing", lambda folder: (folder / "vocabulary.json").unlink()),
+        ("folder missing", shutil.rmtree),
+    ]:
+        folder = root / name.replace(" ", "-")
+        shutil.copytree(DEFAULT_ARTIFACT_DIR, folder)
+        damage(folder)
+        cases[name] = folder
+    return cases
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _drop_key(path: Path, key: str) -> None:
+    meta = json.loads(path.read_text())
+    del meta[key]
+    path.write_text(json.dumps(meta))
+
+
+def test_a_damaged_artifact_is_a_clear_error_naming_the_folder(tmp_path: Path) -> None:
+    for name, folder in _damaged_copies(tmp_path).items():
+        expected = FileNotFoundError if "missing" in name else ValueError
+        with pytest.raises(expected, match=str(folder)):
+            ReasonClassifier.load(folder)
+
+
+def test_services_load_no_reason_model_and_one_warning_when_the_artifact_is_unusable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name, folder in _damaged_copies(tmp_path).items():
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="models.reasons"):
+            assert load_reason_model(folder) is None, name
+        warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+        assert len(warnings) == 1 and str(folder) in warnings[0].getMessage(), name
+    assert load_reason_model().predict(["they lost my luggage"]) == ["lost luggage"]

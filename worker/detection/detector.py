@@ -85,13 +85,12 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from buzzwatch.schema import Alert, ScoredTweet
 from worker.detection.baseline import DayProfileBaseline, Evidence, Expectation
 from worker.detection.config import BrandParams, DetectorConfig
 from worker.detection.explain import (
-    ReasonModel,
     ReferenceCounts,
     Tokenizer,
     TweetRecord,
@@ -102,6 +101,9 @@ from worker.detection.explain import (
 )
 from worker.detection.onset import estimate_onset
 from worker.detection.stats import binomial_z, poisson_z
+
+if TYPE_CHECKING:
+    from models.reasons import ReasonModel
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from models.reasons import ReasonModel
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +95,6 @@ CANT_TELL = "can't tell"  # the reason model's "none of the known reasons" (any 
 PHRASE_MARGIN = math.log(10.0)  # a phrase replaces its reported words when 10 times less likely than them
 REASON_MIN_SHARE = 1 / 3  # a reason stands out when it is at least this share of the known reasons ...
 REASON_LEAD = 2.0  # ... and this many times the next one (or half of the known reasons on its own)
-
-
-class ReasonModel(Protocol):
-    """What the explanation needs from `models.reasons.ReasonClassifier`."""
-
-    def predict(self, texts: Sequence[str]) -> list[str]: ...
 
 
 class TweetRecord(NamedTuple):
