@@ -59,11 +59,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from buzzwatch import telemetry as names  # noqa: E402
-from buzzwatch.emulator import PubSubEmulator, free_port  # noqa: E402
-from buzzwatch.postgres import ThrowawayPostgres  # noqa: E402
 from buzzwatch.pubsub import Publisher, SubscriptionSpec, ensure_subscription, subscription_path  # noqa: E402
 from buzzwatch.schema import ScoredTweet, TweetEvent  # noqa: E402
 from buzzwatch.telemetry import read_local  # noqa: E402
+from stack.emulator import PubSubEmulator  # noqa: E402
+from stack.ports import free_port  # noqa: E402
+from stack.postgres import ThrowawayPostgres  # noqa: E402
 
 START = datetime(2015, 2, 20, tzinfo=UTC)
 PULL_BATCH = 100  # what the service pulls at a time (worker/pull.py)

@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from buzzwatch.emulator import PubSubEmulator
 from buzzwatch.settings import REPO_ROOT
+from stack.emulator import PubSubEmulator
 
 DATA = REPO_ROOT / "data" / "airline_us" / "train.csv"
 

@@ -48,7 +48,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.api import wait_ready  # noqa: E402
-from buzzwatch.emulator import PubSubEmulator, free_port  # noqa: E402
 from buzzwatch.pubsub import (  # noqa: E402
     Publisher,
     StreamTopology,
@@ -59,6 +58,8 @@ from buzzwatch.pubsub import (  # noqa: E402
 )
 from buzzwatch.schema import TweetEvent  # noqa: E402
 from buzzwatch.settings import CommonSettings  # noqa: E402
+from stack.emulator import PubSubEmulator  # noqa: E402
+from stack.ports import free_port  # noqa: E402
 from worker.cli import push_server_command  # noqa: E402
 
 COUNT_FILE = "BENCH_PUSH_COUNT_FILE"

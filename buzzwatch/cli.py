@@ -1,21 +1,27 @@
 """The `buzzwatch` command: one entry point whose subcommands live with the component they drive.
 
-Each component exposes `register(subparsers)` in its own `cli` module, adding its subcommands with
-`set_defaults(handler=...)`; a handler takes the parsed arguments and returns the exit code. Component
-CLI modules import their heavy dependencies inside the handlers, so `buzzwatch --help` stays fast.
+Components register their subcommands as entry points of the group `buzzwatch.commands`
+(`[project.entry-points."buzzwatch.commands"]` in pyproject.toml): one entry point per subcommand, named
+after it, whose object is the component's `register(subparsers)`. Several subcommands of one component
+name the same function; it is called once and adds them all, each with `set_defaults(handler=...)`; a
+handler takes the parsed arguments and returns the exit code. Component CLI modules import their heavy
+dependencies inside the handlers, so `buzzwatch --help` stays fast. The shared core thus imports no
+component: a component that is absent or broken here (a slim image ships only its own) is listed as
+unavailable with the reason, and running one of its subcommands prints that reason.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
 
 from buzzwatch import __version__
 from buzzwatch.settings import SettingsError
 
-COMPONENT_CLIS: tuple[str, ...] = ("api.cli", "ingest.cli", "worker.cli_replay", "models.cli", "worker.cli")
+COMMANDS_GROUP = "buzzwatch.commands"
 
 
 def port_number(value: str) -> int:
@@ -26,26 +32,69 @@ def port_number(value: str) -> int:
     return port
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every component's subcommands."""
+def installed_commands() -> tuple[EntryPoint, ...]:
+    """The subcommand entry points of the installed project (its package metadata)."""
+    return tuple(entry_points(group=COMMANDS_GROUP))
+
+
+@dataclass
+class CommandLine:
+    """The parser with every subcommand that could be registered, and why the others could not."""
+
+    parser: argparse.ArgumentParser
+    unavailable: dict[str, str] = field(default_factory=dict)  # subcommand -> reason
+
+
+def build_command_line(commands: Iterable[EntryPoint] | None = None) -> CommandLine:
+    """Register each component's subcommands; a component that fails to load is reported, not raised."""
     parser = argparse.ArgumentParser(
         prog="buzzwatch",
         description="BuzzWatch: tweet-sentiment monitoring, bad-buzz alerts and on-demand scoring.",
     )
     parser.add_argument("--version", action="version", version=f"buzzwatch {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMPONENT_CLIS:
-        importlib.import_module(module_name).register(subparsers)
-    return parser
+    by_target: dict[str, list[EntryPoint]] = {}
+    for entry in installed_commands() if commands is None else commands:
+        by_target.setdefault(entry.value, []).append(entry)
+    line = CommandLine(parser)
+    for target, entries in by_target.items():
+        try:
+            entries[0].load()(subparsers)
+        except Exception as exc:  # any failure of a plugin's import or registration: name it, go on
+            reason = f"{target}: {type(exc).__name__}: {exc}"
+            line.unavailable.update(dict.fromkeys((entry.name for entry in entries), reason))
+    names_by_reason: dict[str, list[str]] = {}
+    for name, reason in sorted(line.unavailable.items()):
+        names_by_reason.setdefault(reason, []).append(name)
+    if names_by_reason:
+        parser.epilog = "unavailable here: " + "; ".join(
+            f"{', '.join(names)} ({reason})" for reason, names in names_by_reason.items()
+        )
+    if not by_target:
+        parser.epilog = (
+            f"no subcommand is registered ({COMMANDS_GROUP}): install the project, pip install -e ."
+        )
+    return line
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the arguments and run the chosen subcommand."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with every available component's subcommands."""
+    return build_command_line().parser
+
+
+def main(argv: Sequence[str] | None = None, commands: Iterable[EntryPoint] | None = None) -> int:
+    """Parse the arguments and run the chosen subcommand (`commands`: other than the installed ones)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    line = build_command_line(commands)
+    if arguments and arguments[0] in line.unavailable:
+        print(
+            f"buzzwatch {arguments[0]}: unavailable here: {line.unavailable[arguments[0]]}", file=sys.stderr
+        )
+        return 2
+    args = line.parser.parse_args(arguments)
     handler = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help()
+        line.parser.print_help()
         return 2
     try:
         return int(handler(args) or 0)

@@ -1,4 +1,4 @@
-"""`buzzwatch ingest` (publish tweets from a source) and `buzzwatch emulator` (run the local Pub/Sub)."""
+"""`buzzwatch ingest`: publish tweets from a source to Pub/Sub."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _speed(value: str) -> float | None:
 
 
 def register(subparsers: Any) -> None:
-    """Add the `ingest` and `emulator` subcommands."""
+    """Add the `ingest` subcommand."""
     ingest = subparsers.add_parser(
         "ingest",
         help="read tweets from the X API, a file or stdin and publish them to Pub/Sub",
@@ -73,25 +73,6 @@ def register(subparsers: Any) -> None:
         "--brands", type=Path, help="brands file (default: $BUZZWATCH_BRANDS_FILE or config/brands.toml)"
     )
     ingest.set_defaults(handler=run_ingest_command)
-
-    emulator = subparsers.add_parser(
-        "emulator",
-        help="run the Pub/Sub emulator in the foreground and create the topics and subscriptions",
-        description=(
-            "Start the official Pub/Sub emulator (one Java process), create the BuzzWatch topics (tweets, "
-            "tweets-scored, dead letter) and subscriptions (push to --push-endpoint, else pull; dead-letter "
-            "policy), print the PUBSUB_EMULATOR_HOST to export, and run until Ctrl-C or SIGTERM."
-        ),
-    )
-    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    emulator.add_argument("--port", type=int, default=8085, help="port (default 8085; 0 picks a free one)")
-    emulator.add_argument(
-        "--push-endpoint", help="make the tweets subscription push to this URL (the worker)"
-    )
-    emulator.add_argument(
-        "--no-topology", action="store_true", help="start the emulator only, create nothing"
-    )
-    emulator.set_defaults(handler=run_emulator_command)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -142,46 +123,3 @@ def run_ingest_command(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps({"summary": summary}), flush=True)
     return 1 if summary["failed"] else 0
-
-
-def run_emulator_command(args: argparse.Namespace) -> int:
-    """Handler of `buzzwatch emulator`."""
-    from buzzwatch.emulator import EmulatorError, PubSubEmulator
-    from buzzwatch.logs import configure_logging
-    from buzzwatch.pubsub import StreamTopology
-    from buzzwatch.settings import CommonSettings
-
-    common = CommonSettings.from_env()
-    configure_logging(common.log_level)
-    stop = _stop_on_signals()
-    try:
-        emulator = PubSubEmulator(port=args.port, host=args.host, project=common.gcp_project)
-        emulator.start()
-    except EmulatorError as exc:
-        print(f"buzzwatch emulator: {exc}", file=sys.stderr)
-        return 2
-    try:
-        os.environ.update(emulator.env())
-        paths: dict[str, str] = {}
-        if not args.no_topology:
-            topology = StreamTopology.from_settings(common, os.environ)
-            paths = topology.ensure(push_endpoint=args.push_endpoint)
-        print(
-            json.dumps(
-                {
-                    "emulator": emulator.endpoint,
-                    "pid": emulator.pid,
-                    "export": f"export PUBSUB_EMULATOR_HOST={emulator.endpoint} "
-                    f"GOOGLE_CLOUD_PROJECT={common.gcp_project}",
-                    "created": paths,
-                }
-            ),
-            flush=True,
-        )
-        while not stop.wait(1.0):
-            if not emulator.is_running():
-                print("buzzwatch emulator: the emulator process exited", file=sys.stderr)
-                return 1
-    finally:
-        emulator.close()
-    return 0

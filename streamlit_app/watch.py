@@ -121,7 +121,7 @@ def empty_hint(var_dir: Path, detection_url: str | None) -> str:
     """What to do when there are no figures yet: where they were looked for, and where the demo writes."""
     if detection_url:
         return f"No figures from the detection service at {detection_url} yet: it reports as tweets flow."
-    demo_var = var_dir / "demo" / "var"  # where `buzzwatch demo` keeps its stack's files (buzzwatch/demo.py)
+    demo_var = var_dir / "demo" / "var"  # where `buzzwatch demo` keeps its stack's files (stack/demo.py)
     hint = (
         f"No stream figures in {var_dir / 'telemetry'} yet. `buzzwatch demo --with-ui` starts the local "
         "stack and this app on its figures."

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from buzzwatch.emulator import PubSubEmulator
+from stack.emulator import PubSubEmulator
 
 pytest_plugins = ["tests.support.servers"]  # the SMTP and capture-server fixtures
 

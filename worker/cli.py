@@ -1,4 +1,4 @@
-"""`buzzwatch worker` (scoring by push or pull, or the single detection service) and `buzzwatch demo`."""
+"""`buzzwatch worker`: scoring by push or pull, or the single detection service."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ SERVER_PID_VARIABLE = "BUZZWATCH_SERVER_PID"  # the push server's pid, for its w
 
 
 def register(subparsers: Any) -> None:
-    """Add the `worker` and `demo` subcommands."""
+    """Add the `worker` subcommand."""
     worker = subparsers.add_parser(
         "worker",
         help="run the stream worker: scoring (push or pull) or the single detection service",
@@ -52,42 +52,6 @@ def register(subparsers: Any) -> None:
         help="push mode: server processes, each with its own model (default $WEB_CONCURRENCY or 1)",
     )
     worker.set_defaults(handler=run_worker_command)
-
-    demo = subparsers.add_parser(
-        "demo",
-        help="run the whole local stack on a replay of real tweets with a bad buzz, then print a summary",
-        description=(
-            "Starts the Pub/Sub emulator, the topics and subscriptions (push to the local worker, "
-            "dead letter), "
-            "the scoring worker (granian), the detection service, an SMTP sink, and replays real airline "
-            "tweets from data/ with an injected bad buzz through the ingester. Alerts are printed and mailed "
-            "to the sink (saved as .eml under the demo folder). Ends by itself with a summary; Ctrl-C or "
-            "SIGTERM stops everything it started, cleanly."
-        ),
-    )
-    demo.add_argument("--tweets", type=int, default=3000, help="background tweets to replay (default 3000)")
-    demo.add_argument(
-        "--speed",
-        default="150",
-        help="replay speed: a factor of event time (default 150: about 2.5 minutes) or 'max'",
-    )
-    demo.add_argument(
-        "--outbox", action="store_true", help="write mails to the outbox instead of an SMTP sink"
-    )
-    demo.add_argument(
-        "--with-api",
-        action="store_true",
-        help="also serve the scoring API (buzzwatch api, on 19080 when free); the stack then stays up after "
-        "the summary until Ctrl-C",
-    )
-    demo.add_argument(
-        "--with-ui",
-        action="store_true",
-        help="also start the Streamlit app (buzzwatch ui, on 8501 when free; it talks to the demo's API); "
-        "the stack then stays up after the summary until Ctrl-C",
-    )
-    demo.add_argument("--keep-running", action="store_true", help="keep the stack up after the replay")
-    demo.set_defaults(handler=run_demo_command)
 
 
 def run_worker_command(args: argparse.Namespace) -> int:
@@ -211,19 +175,3 @@ def run_in_process(role: str) -> int:
     finally:
         telemetry.close()
     return 0
-
-
-def run_demo_command(args: argparse.Namespace) -> int:
-    """The README's main job."""
-    from buzzwatch.demo import DemoOptions, run_demo
-
-    return run_demo(
-        DemoOptions(
-            tweets=args.tweets,
-            speed=args.speed,
-            outbox=args.outbox,
-            with_api=args.with_api,
-            with_ui=args.with_ui,
-            keep_running=args.keep_running,
-        )
-    )

@@ -1,31 +1,29 @@
-"""The `buzzwatch` command inside a slim image: only the subcommands of the components the image contains.
+"""The `buzzwatch` command inside an image, which copies the code without installing the project.
 
-`buzzwatch.cli` registers every component's CLI module; a serving image copies only its own component
-(the ingest image has no api/, the API image no training code), so this entry point drops the components whose
-package is not there and runs the same `main`. Copied into the images as /app/image_cli.py.
+With no package metadata to read, the subcommands come from the same table the installed project
+registers, `[project.entry-points."buzzwatch.commands"]` of the image's copy of pyproject.toml. A slim
+image ships only its own component: `buzzwatch --help` lists the others as unavailable there, and
+running one says why. Copied into the images as /app/image_cli.py, beside /app/pyproject.toml.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
+import tomllib
+from importlib.metadata import EntryPoint
+from pathlib import Path
 
 from buzzwatch import cli
 
-
-def module_exists(name: str) -> bool:
-    """Whether `name` can be imported here, without importing it (its parent packages are imported)."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
+PYPROJECT = Path(__file__).resolve().parent / "pyproject.toml"
 
 
-def present_components(module_names: tuple[str, ...]) -> tuple[str, ...]:
-    """The CLI modules that exist in this image."""
-    return tuple(name for name in module_names if module_exists(name))
+def declared_commands(pyproject: Path = PYPROJECT) -> list[EntryPoint]:
+    """The subcommand entry points pyproject.toml declares."""
+    with open(pyproject, "rb") as handle:
+        table = tomllib.load(handle)["project"]["entry-points"][cli.COMMANDS_GROUP]
+    return [EntryPoint(name=name, value=value, group=cli.COMMANDS_GROUP) for name, value in table.items()]
 
 
 if __name__ == "__main__":
-    cli.COMPONENT_CLIS = present_components(cli.COMPONENT_CLIS)
-    sys.exit(cli.main())
+    sys.exit(cli.main(commands=declared_commands()))

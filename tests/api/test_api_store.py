@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from api.store import DuplicateFeedback, FeedbackRecord, FeedbackStore, LoggedPrediction
-from buzzwatch.postgres import PostgresMissing, ThrowawayPostgres
+from stack.postgres import PostgresMissing, ThrowawayPostgres
 
 pytestmark = pytest.mark.integration
 

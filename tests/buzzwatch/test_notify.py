@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from buzzwatch.emulator import free_port
 from buzzwatch.notify import Mailer
 from buzzwatch.settings import CommonSettings, SmtpSettings
+from stack.ports import free_port
 
 
 def smtp_settings(port: int | None, **changes: object) -> SmtpSettings:

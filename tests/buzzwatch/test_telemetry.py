@@ -166,8 +166,8 @@ def test_detection_http_serves_health_and_the_watch_feed_only(tmp_path: Path) ->
     import urllib.request
     from types import SimpleNamespace
 
-    from buzzwatch.emulator import free_port
     from buzzwatch.telemetry import RecordingTelemetry
+    from stack.ports import free_port
     from worker.detection_service import serve_health
 
     feed = RecordingTelemetry(LocalTelemetry(tmp_path))

@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from .dockerfiles import Instruction, copy_sources, dockerignore_patterns, is_ignored, parse_dockerfile
 from .helpers import REPO_ROOT
 
-LOCAL_PACKAGES = frozenset({"buzzwatch", "models", "api", "worker", "ingest", "streamlit_app"})
+LOCAL_PACKAGES = frozenset({"buzzwatch", "models", "api", "worker", "ingest", "streamlit_app", "stack"})
 
 
 def image_files(dockerfile: Path) -> dict[str, Path]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from buzzwatch.emulator import PubSubEmulator
+from stack.emulator import PubSubEmulator
 
 from .dockerfiles import IMAGES
 from .helpers import REPO_ROOT

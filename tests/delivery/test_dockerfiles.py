@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import json
 import os
 import re
 import subprocess
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -231,11 +231,8 @@ OPTIONAL_IMPORTS: dict[str, frozenset[str]] = {
     # models:/ registry URIs resolve through models.tracking and MLflow, only when BUZZWATCH_MODEL_URI names
     # one; the serving images ship the champion artifact instead (the retrain workflow promotes by PR).
     "api": frozenset({"mlflow", "models.tracking"}),
-    # ... plus the reason classifier's training helpers (models.data, models.evaluate, sklearn) and the
-    # local all-in-one `buzzwatch demo` (it starts the emulator, ingester and API as processes).
-    "worker": frozenset(
-        {"mlflow", "models.tracking", "models.data", "models.evaluate", "sklearn", "buzzwatch.demo"}
-    ),
+    # ... plus the reason classifier's training helpers (models.data, models.evaluate, sklearn).
+    "worker": frozenset({"mlflow", "models.tracking", "models.data", "models.evaluate", "sklearn"}),
     "ingest": frozenset(),
     # The app only reads the local telemetry sink; the Azure exporter (opencensus) is never built there.
     "streamlit": frozenset({"opencensus"}),
@@ -247,13 +244,10 @@ OPTIONAL_IMPORTS: dict[str, frozenset[str]] = {
 
 def _component_clis(files: dict[str, Path]) -> list[str]:
     """The `buzzwatch` subcommand modules image_cli.py registers in this image (those it contains)."""
-    tree = ast.parse((REPO_ROOT / "buzzwatch/cli.py").read_text())
-    names: list[str] = []
-    for node in ast.walk(tree):
-        targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
-        if any(isinstance(t, ast.Name) and t.id == "COMPONENT_CLIS" for t in targets):
-            names = list(ast.literal_eval(node.value))
-    return [name for name in names if name.replace(".", "/") + ".py" in files]
+    with open(REPO_ROOT / "pyproject.toml", "rb") as handle:
+        commands = tomllib.load(handle)["project"]["entry-points"]["buzzwatch.commands"]
+    modules = {value.split(":")[0] for value in commands.values()}
+    return sorted(name for name in modules if name.replace(".", "/") + ".py" in files)
 
 
 @pytest.mark.parametrize("image", IMAGES, ids=lambda image: image.name)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from buzzwatch.emulator import PubSubEmulator, free_port
+from stack.emulator import PubSubEmulator
+from stack.ports import free_port
 
 from .dockerfiles import IMAGES
 from .layout import build_layout, run_in_layout, start_in_layout

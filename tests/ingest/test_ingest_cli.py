@@ -1,4 +1,4 @@
-"""`buzzwatch ingest` and `buzzwatch emulator` as a user runs them (subprocesses)."""
+"""`buzzwatch ingest` as a user runs it (subprocesses)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from buzzwatch.emulator import port_is_open
 from buzzwatch.pubsub import pull_messages
 from buzzwatch.settings import REPO_ROOT
 
@@ -151,38 +150,6 @@ def test_stdin_ingest_skips_a_poison_line_and_publishes_the_lines_after_it(
         assert batch, f"only {len(received)} of 40 published tweets arrived"
         received += batch
     assert sorted(json.loads(m.data)["id"] for m in received) == sorted(str(i) for i in range(40))
-
-
-@pytest.mark.integration
-def test_emulator_command_creates_the_topology_and_stops_on_sigterm(tmp_path):
-    env = _env(tmp_path, "x")
-    env.pop("PUBSUB_EMULATOR_HOST", None)
-    process = subprocess.Popen(
-        [*BUZZWATCH, "emulator", "--port", "0", "--push-endpoint", "http://127.0.0.1:18498/push"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        announcement = None
-        for line in process.stdout:
-            if line.startswith('{"emulator"'):
-                announcement = json.loads(line)
-                break
-        assert announcement is not None, process.stderr.read()
-        host, port = announcement["emulator"].split(":")
-        assert port_is_open(host, int(port))
-        assert set(announcement["created"]) == {
-            "tweets_topic", "scored_topic", "dead_letter_topic",
-            "tweets_subscription", "scored_subscription", "dead_letter_subscription",
-        }  # fmt: skip
-        assert announcement["export"].startswith(f"export PUBSUB_EMULATOR_HOST={host}:{port}")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-    assert process.returncode == 0
-    assert not port_is_open(host, int(port))
 
 
 @pytest.mark.integration

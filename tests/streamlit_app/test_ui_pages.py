@@ -11,7 +11,6 @@ import pytest
 from flask import Flask
 from streamlit.testing.v1 import AppTest
 
-from buzzwatch.emulator import free_port
 from buzzwatch.schema import Alert
 from buzzwatch.telemetry import (
     BAD_BUZZ_ALERT,
@@ -22,6 +21,7 @@ from buzzwatch.telemetry import (
     RecordingTelemetry,
     Telemetry,
 )
+from stack.ports import free_port
 from worker.detection_service import serve_health
 
 TIMEOUT = 30

@@ -70,7 +70,7 @@ class SmtpSink:
     """An aiosmtpd Controller that keeps each received message; can be stopped and started again."""
 
     def __init__(self, port: int = 0, refuse_recipients: bool = False) -> None:
-        from buzzwatch.emulator import free_port
+        from stack.ports import free_port
 
         self.port = port or free_port()
         self.refuse_recipients = refuse_recipients

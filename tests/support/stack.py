@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from buzzwatch.emulator import free_port
 from buzzwatch.schema import TweetEvent
+from stack.ports import free_port
 from worker.detection_service import DetectionStore
 
 BRAND = "acme"

@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from buzzwatch.emulator import PubSubEmulator, free_port
 from buzzwatch.notify import Mailer
 from buzzwatch.pubsub import StreamTopology
 from buzzwatch.schema import Alert
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import read_alerts
+from stack.emulator import PubSubEmulator
+from stack.ports import free_port
 from tests.support.stack import (
     buzzwatch,
     publish_scored,

@@ -12,11 +12,11 @@ from pathlib import Path
 from google.cloud import pubsub_v1
 
 from buzzwatch import telemetry as names
-from buzzwatch.emulator import PubSubEmulator
 from buzzwatch.pubsub import StreamTopology, topic_path
 from buzzwatch.schema import ScoredTweet, TweetEvent
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
+from stack.emulator import PubSubEmulator
 from worker.detection import DetectorConfig
 from worker.detection_service import DetectionService, DetectionStore
 from worker.pull import run_detection

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from buzzwatch import telemetry as names
-from buzzwatch.emulator import free_port
 from buzzwatch.schema import Alert, ScoredTweet, parse_timestamp
 from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
+from stack.ports import free_port
 from tests.support.streams import START, background, burst, in_order, scored, simple_tokenize
 from worker.detection import DetectorConfig
 from worker.detection_service import DetectionService, DetectionStore

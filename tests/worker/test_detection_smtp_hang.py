@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from google.cloud import pubsub_v1
 
-from buzzwatch.emulator import PubSubEmulator
 from buzzwatch.notify import Mailer
 from buzzwatch.pubsub import (
     StreamTopology,
@@ -22,6 +21,7 @@ from buzzwatch.pubsub import (
 from buzzwatch.schema import TweetEvent
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry, read_alerts
+from stack.emulator import PubSubEmulator
 from tests.support.stack import BRAND, CALM, publish_scored, stack_env, stream_events, wait_for
 from worker.detection import DetectorConfig
 from worker.detection_service import AlertDispatcher, DetectionService, DetectionStore

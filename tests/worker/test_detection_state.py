@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from buzzwatch.emulator import free_port
 from buzzwatch.telemetry import LocalTelemetry
+from stack.ports import free_port
 from tests.support.streams import background, in_order
 from worker.detection import DetectorConfig
 from worker.detection_service import DetectionService, DetectionStore, StateError

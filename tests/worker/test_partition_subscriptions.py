@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from google.cloud import pubsub_v1
 
-from buzzwatch.emulator import PubSubEmulator
 from buzzwatch.partitions import in_partitions, partition_attributes, partition_of, subscription_filter
 from buzzwatch.pubsub import (
     Publisher,
@@ -21,6 +20,7 @@ from buzzwatch.pubsub import (
 )
 from buzzwatch.schema import TweetEvent
 from buzzwatch.telemetry import LocalTelemetry
+from stack.emulator import PubSubEmulator
 from worker.scoring import ScoringPipeline
 
 PROJECT = "buzzwatch-local"

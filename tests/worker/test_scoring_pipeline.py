@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from buzzwatch.emulator import PubSubEmulator
 from buzzwatch.pubsub import SubscriptionSpec, ensure_subscription, ensure_topic, pull_messages
 from buzzwatch.schema import TweetEvent
 from buzzwatch.telemetry import LocalTelemetry
+from stack.emulator import PubSubEmulator
 from worker.scoring import ConfirmedPublisher, ScoringPipeline, ScoringService, TransientError
 
 PROJECT = "buzzwatch-local"

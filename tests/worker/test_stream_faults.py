@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from buzzwatch.emulator import PubSubEmulator, free_port
 from buzzwatch.settings import CommonSettings
+from stack.emulator import PubSubEmulator
+from stack.ports import free_port
 from tests.support.stack import (
     BRAND,
     DETECTOR_ENV,

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from buzzwatch.emulator import PubSubEmulator, free_port
 from buzzwatch.pubsub import Publisher, StreamTopology, pull_messages
 from buzzwatch.schema import ScoredTweet
 from buzzwatch.settings import CommonSettings
+from stack.emulator import PubSubEmulator
+from stack.ports import free_port
 from tests.support.stack import buzzwatch, stack_env, start_push_worker, stop, stream_events, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

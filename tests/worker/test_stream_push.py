@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from buzzwatch.emulator import PubSubEmulator, free_port
 from buzzwatch.pubsub import StreamTopology, pull_messages
 from buzzwatch.schema import MAX_MESSAGE_BYTES
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import read_alerts, read_local
+from stack.emulator import PubSubEmulator
+from stack.ports import free_port
 from tests.support.stack import (
     BRAND,
     buzzwatch,

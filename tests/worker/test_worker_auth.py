@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
-from buzzwatch.emulator import free_port
 from buzzwatch.settings import CommonSettings, SettingsError
 from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
+from stack.ports import free_port
 from worker.auth import CachedCertificates, GoogleTokenVerifier, IdTokenPolicy
 from worker.scoring import WorkerSettings
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from buzzwatch.emulator import port_is_open
+from stack.ports import port_is_open
 from tests.support.stack import start_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

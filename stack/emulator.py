@@ -2,7 +2,8 @@
 
 The emulator ships with the Debian package `google-cloud-cli-pubsub-emulator`; it is not installable from a
 registry, so `find_emulator_jar` looks for it and fails with a message that says what to install.
-`PubSubEmulator` is a context manager used by the tests, `buzzwatch demo` and `buzzwatch emulator`:
+`PubSubEmulator` is a context manager used by the tests, the benchmarks, `buzzwatch demo` and
+`buzzwatch emulator`:
 
     with PubSubEmulator() as emulator:          # a free loopback port, ready when the block starts
         os.environ.update(emulator.env())       # google-cloud-pubsub switches to it by itself
@@ -25,12 +26,13 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+
+from stack.ports import free_port, port_is_open
 
 JAR_GLOB = "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
 JAR_ENV = "PUBSUB_EMULATOR_JAR"
@@ -58,22 +60,6 @@ def find_emulator_jar(pattern: str | None = None) -> Path:
             f"{JAR_ENV} to the cloud-pubsub-emulator-*-all.jar file."
         )
     return Path(matches[-1])
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_open(host: str, port: int, timeout_s: float = 0.2) -> bool:
-    """Whether something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
 
 
 class PubSubEmulator:

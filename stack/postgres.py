@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from buzzwatch.emulator import free_port, port_is_open
+from stack.ports import free_port, port_is_open
 
 INITDB_GLOB = "/usr/lib/postgresql/*/bin/initdb"
 USER = "buzzwatch"

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from buzzwatch.demo import (
+from buzzwatch.schema import parse_timestamp
+from stack.demo import (
     EPISODE_TWEETS,
     FOUND,
     INJECTED,
@@ -19,7 +20,6 @@ from buzzwatch.demo import (
     origin,
     summary_lines,
 )
-from buzzwatch.schema import parse_timestamp
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.replay import ReplaySummary, read_rows, run_replay
 

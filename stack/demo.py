@@ -9,10 +9,10 @@ The replay file is made deterministically from the real US airline tweets in dat
 real tweets (a seeded sample, in the sample's shuffled order) spread evenly over six hours of event time,
 so each brand's volume and negative share are steady (the file's own week, squeezed into six hours, would
 turn its daily rhythm and its real storms into alerts of their own), plus a bad buzz: 90 real negative
-United tweets about cancelled flights within twelve minutes, five hours in. The detector gets a shorter
-warm-up (no hour-of-day history): no alert before four hours of event time. The replay runs at `--speed`
-times event time (150 by default: about two and a half minutes), so delivery jitter stays well inside the
-detector's lateness tolerance (600 s of event time here).
+United tweets about cancelled flights within twelve minutes, five hours in. The detector runs its
+production defaults (a brand is watched from its first minutes). The replay runs at `--speed` times event
+time (150 by default: about two and a half minutes), so delivery jitter stays well inside the detector's
+lateness tolerance (600 s of event time here).
 
 The printed alerts and the summary say which alert is the injected bad buzz (its brand, while its tweets
 are in the alert's window) and which come from the real tweets around it.
@@ -24,21 +24,25 @@ import csv
 import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from aiosmtpd.controller import Controller
+
+from buzzwatch.pubsub import StreamTopology
 from buzzwatch.schema import format_timestamp, parse_timestamp
 from buzzwatch.settings import REPO_ROOT, CommonSettings
+from buzzwatch.telemetry import read_alerts, read_local
+from ingest.brands import BrandBook
+from stack.emulator import PubSubEmulator
+from stack.ports import free_port, port_is_open
+from stack.processes import Children, answers_ok, sigterm_interrupts, start_command, stopping, wait_until
+from worker.detection_service import DetectionStore
 
 AIRLINE_DATA = REPO_ROOT / "data" / "airline_us" / "train.csv"
 EPISODE_AIRLINE = "United"
@@ -74,8 +78,6 @@ def build_demo_replay(path: Path, tweets: int, source: Path = AIRLINE_DATA, seed
     The file is also a `buzzwatch replay --oracle` input. Returned: tweet counts, the brands, and the
     injected episode (`episode_brand`, `episode_start`, `episode_end`, ISO 8601).
     """
-    from ingest.brands import BrandBook
-
     book = BrandBook.load()
     with open(source, newline="", encoding="utf-8") as handle:
         unique = {
@@ -227,44 +229,8 @@ class _MailFolderSink:
         return "250 OK"
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _wait(
-    predicate: Any, timeout_s: float, what: str, process: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what}: the process exited with {process.returncode}")
-        time.sleep(0.2)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
-    log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen(
-        [sys.executable, "-m", "buzzwatch.cli", *args],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        # Ctrl-C reaches the demo only, and it stops the children in order; each child leads a process group
-        # of its own, so `_stop` reaches the processes it starts in turn (granian's, gunicorn's, Streamlit's).
-        start_new_session=True,
-    )
-
-
 def _port(preferred: int) -> int:
     """The preferred port when it is free (a stable URL to open), else any free one."""
-    from buzzwatch.emulator import free_port, port_is_open
-
     return free_port() if port_is_open("127.0.0.1", preferred) else preferred
 
 
@@ -287,54 +253,8 @@ def frontend_commands(
     return commands
 
 
-def _stop(processes: list[tuple[str, subprocess.Popen[bytes]]], timeout_s: float = 20.0) -> None:
-    """SIGTERM to each child's process group, newest first; what is left after `timeout_s` is killed."""
-    for _, process in reversed(processes):
-        _signal_group(process, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    for _, process in reversed(processes):
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        # Also once the leader is gone: a process it started may still be there, in its group.
-        _signal_group(process, signal.SIGKILL)
-        process.wait()
-
-
-def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
-    with suppress(ProcessLookupError):  # the whole group is gone
-        os.killpg(process.pid, signum)  # the child leads its group (start_new_session)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM (a supervisor, `kill`) stops the demo as Ctrl-C does: every process it started stops too."""
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def _stopping(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> Iterator[None]:
-    """Stop the started processes on the way out (before the emulator they use), deaf to a second Ctrl-C."""
-    try:
-        yield
-    finally:
-        handlers = {
-            signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)
-        }
-        try:
-            _stop(processes)
-        finally:
-            for signum, handler in handlers.items():
-                signal.signal(signum, handler)
-
-
 def run_demo(options: DemoOptions) -> int:
     """Run the stack, replay, print alerts as they fire, then a summary; stops everything on exit."""
-    from aiosmtpd.controller import Controller
-
-    from buzzwatch.emulator import PubSubEmulator, free_port
-    from buzzwatch.pubsub import StreamTopology
-    from buzzwatch.telemetry import read_alerts, read_local
-    from worker.detection_service import DetectionStore
-
     settings = CommonSettings.from_env()
     demo_dir = settings.var_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
@@ -357,12 +277,15 @@ def run_demo(options: DemoOptions) -> int:
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
-    processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+    processes: Children = []
     controller = None
     mail_dir = demo_dir / "mail"
-    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with PubSubEmulator(log_path=logs / "emulator.log") as emulator, _stopping(processes):
+        with (
+            sigterm_interrupts(),
+            PubSubEmulator(log_path=logs / "emulator.log") as emulator,
+            stopping(processes),
+        ):
             env.update(emulator.env())
             os.environ.update(emulator.env())
             if options.outbox:
@@ -379,29 +302,33 @@ def run_demo(options: DemoOptions) -> int:
             topology = StreamTopology.from_settings(CommonSettings.from_env(env), env)
             topology.ensure(push_endpoint=endpoint)
             print(f"  Pub/Sub emulator on {emulator.endpoint}; push subscription -> {endpoint}", flush=True)
-            worker = _start(
+            worker = start_command(
                 "worker",
                 ["worker", "--mode", "push", "--host", "127.0.0.1", "--port", str(worker_port)],
                 env,
                 logs,
             )
             processes.append(("worker", worker))
-            _wait(lambda: _ready(f"http://127.0.0.1:{worker_port}/readyz"), 90, "the scoring worker", worker)
+            wait_until(
+                lambda: answers_ok(f"http://127.0.0.1:{worker_port}/readyz"), 90, "the scoring worker", worker
+            )
             detection_port = free_port()
-            detection = _start(
+            detection = start_command(
                 "detection", ["worker", "--role", "detection"], dict(env, PORT=str(detection_port)), logs
             )
             processes.append(("detection", detection))
-            _wait(lambda: _ready(f"http://127.0.0.1:{detection_port}/healthz"), 90, "detection", detection)
+            wait_until(
+                lambda: answers_ok(f"http://127.0.0.1:{detection_port}/healthz"), 90, "detection", detection
+            )
             print("  scoring worker (push) and detection service ready", flush=True)
             for name, args, url, ready_path in frontend_commands(options, _port(API_PORT), _port(UI_PORT)):
-                process = _start(name, args, env, logs)
+                process = start_command(name, args, env, logs)
                 processes.append((name, process))
-                _wait(lambda url=url + ready_path: _ready(url), 90, f"the {name}", process)
+                wait_until(lambda url=url + ready_path: answers_ok(url), 90, f"the {name}", process)
                 print(f"  {FRONTEND_NAMES[name]} on {url}", flush=True)
 
             started = time.monotonic()
-            ingest = _start(
+            ingest = start_command(
                 "ingest",
                 ["ingest", "--source", "replay", "--input", str(replay), "--speed", options.speed],
                 env,
@@ -460,4 +387,3 @@ def run_demo(options: DemoOptions) -> int:
     finally:
         if controller is not None:
             controller.stop()
-        signal.signal(signal.SIGTERM, previous_sigterm)

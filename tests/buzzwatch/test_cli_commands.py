@@ -1,0 +1,104 @@
+"""`buzzwatch` finds its subcommands through entry points; a missing or broken one is named, not fatal."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+from buzzwatch.cli import COMMANDS_GROUP, build_command_line, installed_commands, main
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def declared() -> dict[str, str]:
+    """Subcommand -> `module:register`, as pyproject.toml declares them."""
+    with open(REPO_ROOT / "pyproject.toml", "rb") as handle:
+        return tomllib.load(handle)["project"]["entry-points"][COMMANDS_GROUP]
+
+
+def entry(name: str, value: str) -> EntryPoint:
+    return EntryPoint(name=name, value=value, group=COMMANDS_GROUP)
+
+
+def subcommands(parser: argparse.ArgumentParser) -> set[str]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return set(action.choices)
+
+
+def test_the_installed_entry_points_are_the_declared_ones() -> None:
+    installed = {e.name: e.value for e in installed_commands()}
+    assert installed == declared(), "stale package metadata: run pip install --no-deps -e . again"
+
+
+def test_every_declared_subcommand_registers_and_each_component_adds_exactly_its_own() -> None:
+    line = build_command_line()
+    assert line.unavailable == {}
+    assert subcommands(line.parser) == set(declared())
+    for value in set(declared().values()):
+        alone = build_command_line([entry("x", value)])
+        assert alone.unavailable == {}
+        assert subcommands(alone.parser) == {name for name, v in declared().items() if v == value}, value
+
+
+def test_a_missing_component_leaves_help_and_the_others_working(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = [
+        entry("replay", "worker.cli_replay:register"),
+        entry("train", "no_such_component.cli:register"),
+        entry("score", "no_such_component.cli:register"),
+    ]
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"], commands=commands)
+    assert exited.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "replay" in out
+    assert "unavailable here: score, train (no_such_component.cli:register: ModuleNotFoundError" in out
+    assert main(["train", "--epochs", "3"], commands=commands) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("buzzwatch train: unavailable here: no_such_component.cli:register: ")
+    assert "No module named 'no_such_component'" in err
+
+
+def test_a_broken_component_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One whose register() raises (it adds a subcommand another component has), one without register()."""
+    (tmp_path / "clashing_component.py").write_text(
+        "def register(subparsers):\n    subparsers.add_parser('worker')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    commands = [
+        entry("worker", "worker.cli:register"),
+        entry("clash", "clashing_component:register"),
+        entry("nameless", "worker.cli:no_such_register"),
+    ]
+    line = build_command_line(commands)
+    assert subcommands(line.parser) >= {"worker"}
+    assert "ArgumentError" in line.unavailable["clash"]
+    assert "AttributeError" in line.unavailable["nameless"]
+    assert main(["clash"], commands=commands) == 2
+    assert "buzzwatch clash: unavailable here: clashing_component:register: " in capsys.readouterr().err
+
+
+def test_without_any_entry_point_help_says_to_install_the_project(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([], commands=[]) == 2
+    assert "install the project" in capsys.readouterr().out
+
+
+def test_the_command_line_answers_help_through_the_installed_entry_points() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "buzzwatch.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for name in declared():
+        assert f"    {name} " in done.stdout
+    assert "unavailable" not in done.stdout
