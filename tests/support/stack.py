@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from buzzwatch.schema import TweetEvent
 from stack.ports import free_port
+from stack.processes import answers_ok
 from worker.detection_service import DetectionStore
 
 BRAND = "acme"
@@ -99,16 +99,14 @@ def start_push_worker(env: Mapping[str, str], log_path: Path) -> tuple[subproces
     process = buzzwatch(
         "worker", "--mode", "push", "--host", "127.0.0.1", "--port", str(port), env=env, log_path=log_path
     )
-    wait_for(lambda: _ready(port), 60, f"worker on {port} ready", process, log_path)
+    wait_for(
+        lambda: answers_ok(f"http://127.0.0.1:{port}/readyz"),
+        60,
+        f"worker on {port} ready",
+        process,
+        log_path,
+    )
     return process, port
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def wait_for(
