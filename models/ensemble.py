@@ -79,7 +79,7 @@ def write_ensemble_artifact(
             "linear_features": len(linear.features),
             "flip_negation": linear.flip_negation,
         },
-        input="token_ids, feature_ids",
+        input="token_ids, ngram_keys",
         metrics={},
         details={**meta.get("details", {}), **details, "lstm_model_version": meta["model_version"]},
     )

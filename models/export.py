@@ -17,11 +17,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from models.linear import PAD_FEATURE
 from models.predictor import ARTIFACT_FORMAT, META_FILE, ONNX_FILE, VOCAB_FILE, Predictor
 from models.text import NORMALISER_VERSION
 from models.vocab import Vocabulary
 
 OPSET = 17
+ML_OPSET = 2  # ai.onnx.ml: LabelEncoder with int64 keys and values
 
 
 def export_onnx(model: keras.Model, path: Path, opset: int = OPSET) -> Path:
@@ -110,9 +112,10 @@ def fuse_ensemble(
 ) -> Path:
     """One ONNX graph: the LSTM and the linear model side by side, soft vote, temperature scaling.
 
-    Inputs `token_ids` (batch, length) and `feature_ids` (batch, n; `models.linear` ids, 0 pads); outputs
-    `probabilities` (the ensemble's, calibrated) and `sequence_probabilities` (the LSTM's alone). The
-    arithmetic is `models.predictor.combine` over `models.linear.LinearModel.logits`.
+    Inputs `token_ids` (batch, length) and `ngram_keys` (batch, n; `models.linear.LinearModel.ngram_keys`,
+    int64, PAD_KEY pads); outputs `probabilities` (the ensemble's, calibrated) and `sequence_probabilities`
+    (the LSTM's alone). The keys become feature ids through an ai.onnx.ml LabelEncoder (a hash map in ONNX
+    Runtime); the arithmetic is `models.predictor.combine` over `models.linear.LinearModel.logits`.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -123,6 +126,7 @@ def fuse_ensemble(
     for node in graph.node:
         node.output[:] = ["sequence_probabilities" if name == lstm_output else name for name in node.output]
     weighted, squares = linear.tables()
+    table_keys, table_ids = linear.key_table
     constants = {
         "linear_weighted": weighted,
         "linear_idf_squares": squares,
@@ -134,6 +138,15 @@ def fuse_ensemble(
         "temperature": np.array(temperature, dtype=np.float32),
     }
     graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in constants.items())
+    encoder = helper.make_node(
+        "LabelEncoder",
+        ["ngram_keys"],
+        ["feature_ids"],
+        domain="ai.onnx.ml",
+        keys_int64s=table_keys.tolist(),
+        values_int64s=table_ids.tolist(),
+        default_int64=int(PAD_FEATURE),
+    )
     nodes = [
         ("Gather", ["linear_weighted", "feature_ids"], ["rows"], {}),
         ("ReduceSum", ["rows", "sum_axis"], ["row_sum"], {"keepdims": 0}),
@@ -152,8 +165,11 @@ def fuse_ensemble(
         ("Div", ["log_mixed", "temperature"], ["tempered"], {}),
         ("Softmax", ["tempered"], [lstm_output], {"axis": 1}),
     ]
+    graph.node.append(encoder)
     graph.node.extend(helper.make_node(op, inputs, outputs, **attrs) for op, inputs, outputs, attrs in nodes)
-    graph.input.append(helper.make_tensor_value_info("feature_ids", TensorProto.INT32, [None, None]))
+    graph.input.append(helper.make_tensor_value_info("ngram_keys", TensorProto.INT64, [None, None]))
+    if not any(entry.domain == "ai.onnx.ml" for entry in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
     n_labels = int(weighted.shape[1])
     graph.output.append(
         helper.make_tensor_value_info("sequence_probabilities", TensorProto.FLOAT, [None, n_labels])

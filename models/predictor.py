@@ -10,9 +10,11 @@ tokens up in the vocabulary shipped inside the artifact. The artifact directory 
   and optionally `languages` (those it reads; English when absent)
 - optionally `linear.npz` + `linear_features.json` (`models.linear`): a TF-IDF + logistic regression
   model. Then the artifact is a soft-voting ensemble (`meta["ensemble"]`): `model.onnx` takes the
-  tweets' linear feature ids as a second input, `feature_ids`, and computes the linear model inside the
-  graph; probabilities = (1 - linear_weight) * LSTM + linear_weight * linear, then temperature scaling
+  tweets' n-gram keys as a second input, `ngram_keys`, and computes the linear model inside the graph;
+  probabilities = (1 - linear_weight) * LSTM + linear_weight * linear, then temperature scaling
   (softmax(log p / temperature)), both chosen on the selection split at training time (`combine`).
+  Each token is looked up once for both halves: one index holds the LSTM vocabulary's ids and, after
+  them, the linear model's other tokens; numpy maps a batch's ids to each half's (`_encode_ensemble`).
 
 Each tweet is padded to a length bucket that depends on its own token count only (see `models.vocab`),
 exactly as in training, so its probabilities do not depend on the batch it is scored in.
@@ -33,9 +35,9 @@ import onnxruntime as ort
 
 from models.language import DEFAULT_LANGUAGES
 from models.linear import FEATURES_FILE as LINEAR_FEATURES_FILE
-from models.linear import PAD_FEATURE, LinearModel, softmax
+from models.linear import PAD_KEY, LinearModel, softmax
 from models.text import NORMALISER_VERSION, tokenize
-from models.vocab import Vocabulary, group_by_bucket, pad_batch
+from models.vocab import UNK_ID, Vocabulary, group_by_bucket, pad_batch
 
 LOGGER = logging.getLogger(__name__)
 ARTIFACT_FORMAT = 1
@@ -172,7 +174,7 @@ class Predictor:
             raise ModelLoadError(f"ONNX Runtime cannot load {self.artifact_dir / ONNX_FILE}: {exc}") from exc
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
-        # An ensemble artifact: the linear model's features are looked up here, scored inside the graph.
+        # An ensemble artifact: one token index serves both halves (`_encode_ensemble`).
         self.linear: LinearModel | None = None
         if self.meta.get("ensemble"):
             try:
@@ -181,6 +183,21 @@ class Predictor:
                 raise ModelLoadError(
                     f"ensemble artifact {self.artifact_dir} has no usable {LINEAR_FEATURES_FILE}: {exc}"
                 ) from exc
+            if "ngram_keys" not in {item.name for item in self.session.get_inputs()}:
+                raise ModelLoadError(
+                    f"ensemble artifact {self.artifact_dir} predates n-gram keys (its graph has no "
+                    "ngram_keys input): build it again with models.ensemble.write_ensemble_artifact"
+                )
+            self._token_index = dict(self.vocab.index)
+            for token in self.linear.token_index:
+                self._token_index.setdefault(token, len(self._token_index))
+            to_sequence = np.full(len(self._token_index), UNK_ID, dtype=np.int32)
+            to_sequence[: len(self.vocab)] = np.arange(len(self.vocab))
+            to_linear = np.zeros(len(self._token_index), dtype=np.int32)
+            for token, linear_id in self.linear.token_index.items():
+                to_linear[self._token_index[token]] = linear_id
+            to_linear[UNK_ID] = 0  # a token neither half knows
+            self._to_sequence, self._to_linear = to_sequence, to_linear
 
     @classmethod
     def load(cls, model_uri: str | None = None, **kwargs: Any) -> Predictor:
@@ -193,43 +210,47 @@ class Predictor:
         max_length = self.max_length
         return [encode(tokenize(text or ""), max_length) for text in texts]
 
-    def _run(
-        self, id_lists: Sequence[Sequence[int]], feature_lists: Sequence[Sequence[int]] | None, output: str
-    ) -> np.ndarray:
-        """One ONNX output for encoded tweets, batched per length bucket (feature ids beside, if any)."""
+    def _run(self, id_lists: Sequence[Sequence[int]], output: str, shared_ids: bool = False) -> np.ndarray:
+        """One ONNX output for encoded tweets, batched per length bucket.
+
+        With `shared_ids` the ids are `_encode_ensemble`'s (both halves' tokens, not truncated) and the
+        linear model's n-gram keys go in beside; otherwise they are the LSTM's own.
+        """
         result = np.empty((len(id_lists), len(self.labels)), dtype=np.float32)
         groups = group_by_bucket(id_lists, self.bucket_size, self.max_length)
         for length, rows in groups.items():
             for start in range(0, len(rows), self.batch_size):
-                chunk = rows[start : start + self.batch_size]
-                inputs = {self.input_name: pad_batch([id_lists[row] for row in chunk], length)}
-                if self.linear is not None:
-                    features = [feature_lists[row] for row in chunk] if feature_lists is not None else [[]]
-                    width = max(1, *map(len, features))
-                    matrix = np.full((len(chunk), width), PAD_FEATURE, dtype=np.int32)
-                    if feature_lists is not None:
-                        for position, ids in enumerate(features):
-                            matrix[position, : len(ids)] = ids
-                    inputs["feature_ids"] = matrix
-                result[chunk] = self.session.run([output], inputs)[0]
+                chunk = [id_lists[row] for row in rows[start : start + self.batch_size]]
+                if shared_ids:
+                    ids = pad_batch(chunk, max(length, *map(len, chunk)))
+                    inputs = {
+                        self.input_name: self._to_sequence[ids[:, :length]],
+                        "ngram_keys": self.linear.ngram_keys(self._to_linear[ids]),
+                    }
+                else:
+                    inputs = {self.input_name: pad_batch(chunk, length)}
+                    if self.linear is not None:
+                        inputs["ngram_keys"] = np.full((len(chunk), 1), PAD_KEY, dtype=np.int64)
+                result[rows[start : start + self.batch_size]] = self.session.run([output], inputs)[0]
         return result
 
     def predict_ids(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
         """The sequence model's (LSTM's) probabilities for already-encoded tweets."""
         output = "sequence_probabilities" if self.linear is not None else self.output_name
-        return self._run(id_lists, None, output)
+        return self._run(id_lists, output)
+
+    def _encode_ensemble(self, texts: Sequence[str]) -> list[list[int]]:
+        """Shared token ids per text: the LSTM vocabulary's ids, then the linear model's other tokens."""
+        lookup = self._token_index.get
+        return [[lookup(token, UNK_ID) for token in tokenize(text or "")] for text in texts]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """An (n, len(labels)) array of probabilities, rows in the order of texts."""
         if isinstance(texts, str):
             raise TypeError("predict_proba takes a sequence of texts, not one string")
-        token_lists = [tokenize(text or "") for text in texts]
-        encode, max_length = self.vocab.encode, self.max_length
-        id_lists = [encode(tokens, max_length) for tokens in token_lists]
         if self.linear is None:
-            return self._run(id_lists, None, self.output_name)
-        feature_ids = self.linear.feature_ids
-        return self._run(id_lists, [feature_ids(tokens) for tokens in token_lists], self.output_name)
+            return self._run(self.encode(texts), self.output_name)
+        return self._run(self._encode_ensemble(texts), self.output_name, shared_ids=True)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """One Prediction per text."""

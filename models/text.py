@@ -36,7 +36,16 @@ import html
 import re
 from collections.abc import Iterable
 
-__all__ = ["NEGATION_PREFIX", "NORMALISER_VERSION", "mark_negation", "normalise", "tokenize"]
+__all__ = [
+    "NEGATION_PREFIX",
+    "NEGATION_SCOPE_END",
+    "NEGATORS",
+    "NORMALISER_VERSION",
+    "can_carry_negation",
+    "mark_negation",
+    "normalise",
+    "tokenize",
+]
 
 NORMALISER_VERSION = "1"
 NEGATION_PREFIX = "neg_"
@@ -113,10 +122,10 @@ _EMOTICON_PATTERN = "|".join(
 
 # ---- words -----------------------------------------------------------------------------------------
 
-_NEGATORS = frozenset(
+NEGATORS = frozenset(
     {"not", "no", "never", "nothing", "nobody", "none", "nowhere", "neither", "nor", "without"}
 )
-_SCOPE_END = frozenset({".", ",", "!", "?", ";", ":", "...", "but"})
+NEGATION_SCOPE_END = frozenset({".", ",", "!", "?", ";", ":", "...", "but"})
 
 _WHOLE_WORDS: dict[str, tuple[str, ...]] = {
     "can't": ("can", "not"),
@@ -346,18 +355,23 @@ def _get_tokenizer() -> _Tokenizer:
     return _tokenizer
 
 
+def can_carry_negation(token: str) -> bool:
+    """Whether a token inside a negation scope gets the `neg_` mark (words; not markers, emoji, negators)."""
+    return token[0] not in "<:" and token not in NEGATORS and token not in NEGATION_SCOPE_END
+
+
 def mark_negation(tokens: Iterable[str]) -> list[str]:
     """Prefix word tokens in a negation scope with `neg_` (negator up to clause punctuation or 'but')."""
     out: list[str] = []
     in_scope = False
     for token in tokens:
-        if token in _SCOPE_END:
+        if token in NEGATION_SCOPE_END:
             in_scope = False
             out.append(token)
-        elif token in _NEGATORS:
+        elif token in NEGATORS:
             in_scope = True
             out.append(token)
-        elif in_scope and token[0] not in "<:":
+        elif in_scope and can_carry_negation(token):
             out.append(NEGATION_PREFIX + token)
         else:
             out.append(token)

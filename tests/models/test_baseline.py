@@ -47,7 +47,7 @@ def test_model_learns_and_marks_negation() -> None:
     ]
     probabilities = model.predict_proba(["great"])
     assert probabilities.shape == (1, 3)
-    assert "not neg_good" in model.linear.index
+    assert "not neg_good" in model.linear.features
 
 
 def test_train_baseline_evaluates_and_tracks(tmp_path: Path) -> None:

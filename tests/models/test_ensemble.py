@@ -71,7 +71,14 @@ def ensemble_dir(tiny_model, tmp_path_factory):
 def test_ensemble_artifact_scores_as_the_weighted_vote_then_temperature(tiny_model, ensemble_dir):
     ensemble = Predictor.load(str(ensemble_dir))
     alone = Predictor.load(str(tiny_model.artifact_dir))
-    texts = ["@united worst flight ever", "", "not bad at all :)", "gate 12 at noon"]
+    # Real tweets too: some of their tokens only one half knows (one token index serves both).
+    texts = [
+        "@united worst flight ever",
+        "",
+        "not bad at all :)",
+        "gate 12 at noon",
+        *tiny_model.texts[-200:],
+    ]
     expected = combine(
         alone.predict_proba(texts), ensemble.linear.logits([tokenize(t) for t in texts]), 0.4, 1.5
     )
@@ -108,3 +115,15 @@ def test_a_broken_ensemble_artifact_is_a_clear_load_error(ensemble_dir, tmp_path
     (broken / "linear_features.json").unlink()
     with pytest.raises(ModelLoadError, match=r"linear_features\.json"):
         Predictor.load(str(broken))
+
+
+def test_an_ensemble_graph_without_ngram_keys_is_a_clear_load_error(tiny_model, ensemble_dir, tmp_path):
+    import shutil
+
+    from models.predictor import ModelLoadError
+
+    stale = tmp_path / "stale"
+    shutil.copytree(ensemble_dir, stale)
+    shutil.copy(tiny_model.artifact_dir / "model.onnx", stale / "model.onnx")
+    with pytest.raises(ModelLoadError, match="ngram_keys"):
+        Predictor.load(str(stale))
