@@ -10,6 +10,7 @@ so the detector's tests can widen while a brand is new.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,16 @@ class Ewma:
         self.weight = min(self.weight + weight, horizon)
         self.mean += (weight / self.weight) * (value - self.mean)
 
+    def to_row(self) -> list[float]:
+        """JSON-ready form: [mean, weight]."""
+        return [self.mean, self.weight]
+
+    @classmethod
+    def from_row(cls, row: Sequence[float]) -> Ewma:
+        """Rebuild from `to_row`."""
+        mean, weight = row
+        return cls(float(mean), float(weight))
+
 
 @dataclass
 class DecayedShare:
@@ -50,6 +61,16 @@ class DecayedShare:
         self.negative = self.negative * keep + minute.negative
         self.total = self.total * keep + minute.total
         self.squares = self.squares * keep + minute.squares
+
+    def to_row(self) -> list[float]:
+        """JSON-ready form: [negative, total, squares]."""
+        return [self.negative, self.total, self.squares]
+
+    @classmethod
+    def from_row(cls, row: Sequence[float]) -> DecayedShare:
+        """Rebuild from `to_row`; a row saved before squares were kept counted hard labels (p^2 = p)."""
+        negative, total = float(row[0]), float(row[1])
+        return cls(negative, total, float(row[2]) if len(row) > 2 else negative)
 
 
 @dataclass(slots=True)
@@ -219,8 +240,8 @@ class DayProfileBaseline:
     def state_dict(self) -> dict[str, Any]:
         """JSON-ready state."""
         return {
-            "hourly_volume": [[e.mean, e.weight] for e in self.hourly_volume],
-            "hourly_share": [[s.negative, s.total, s.squares] for s in self.hourly_share],
+            "hourly_volume": [e.to_row() for e in self.hourly_volume],
+            "hourly_share": [s.to_row() for s in self.hourly_share],
             "overall": self.overall.to_list(),
             "minutes_seen": self.minutes_seen,
             "tweets_seen": self.tweets_seen,
@@ -231,18 +252,12 @@ class DayProfileBaseline:
         """Rebuild from `state_dict` output (or from a state saved before the day shape, see `_overall`)."""
         return cls(
             config=config,
-            hourly_volume=[Ewma(float(m), float(w)) for m, w in state["hourly_volume"]],
-            hourly_share=[_decayed_share(counts) for counts in state["hourly_share"]],
+            hourly_volume=[Ewma.from_row(row) for row in state["hourly_volume"]],
+            hourly_share=[DecayedShare.from_row(row) for row in state["hourly_share"]],
             overall=_overall(state),
             minutes_seen=int(state["minutes_seen"]),
             tweets_seen=float(state["tweets_seen"]),
         )
-
-
-def _decayed_share(counts: list[float]) -> DecayedShare:
-    """A saved [negative, total, squares]; a state saved before squares were kept counted hard labels."""
-    negative, total = float(counts[0]), float(counts[1])
-    return DecayedShare(negative, total, float(counts[2]) if len(counts) > 2 else negative)
 
 
 def _overall(state: dict[str, Any]) -> Evidence:
@@ -250,5 +265,5 @@ def _overall(state: dict[str, Any]) -> Evidence:
     if "overall" in state:
         return Evidence(*map(float, state["overall"]))
     mean, weight = map(float, state["overall_volume"])
-    share = _decayed_share(state["overall_share"])
+    share = DecayedShare.from_row(state["overall_share"])
     return Evidence(weight, weight, mean * weight, share.negative, share.total, share.squares)

@@ -83,7 +83,6 @@ import math
 from bisect import insort
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -94,12 +93,23 @@ from worker.detection.explain import (
     ReferenceCounts,
     Tokenizer,
     TweetRecord,
-    copy_key,
     default_tokenizer,
     explain,
     reference_counts,
 )
 from worker.detection.onset import estimate_onset
+from worker.detection.state import (
+    BrandState,
+    ClosedMinute,
+    Episode,
+    MinuteTweets,
+    WindowEval,
+    WindowExpectation,
+    WindowSums,
+    brand_state_dict,
+    brand_state_from_dict,
+    weight_keys,
+)
 from worker.detection.stats import binomial_z, poisson_z
 
 if TYPE_CHECKING:
@@ -110,46 +120,7 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 MIN_SEPARATION = 0.1  # a model whose negatives' mean probability is this close to the others' says little
 SECONDS_PER_MINUTE = 60
-
-# Indexes into a closed-minute entry:
-# [minute, total, negative, expected_total, expected_negative, flagged, sum of squared negative probabilities]
-_M, _TOTAL, _NEG, _EXP_TOTAL, _EXP_NEG, _FLAG, _SQUARES = range(7)
-
-
-@dataclass(slots=True)
-class WindowEval:
-    """The test of one window ending at a closed minute."""
-
-    minutes: int
-    volume: float  # tweets in the window, n copies (or n tweets of one author) counting 1 + ln(n)
-    negatives: float
-    expected_volume: float
-    baseline_share: float
-    expected_negatives: float
-    count_z: float
-    share_z: float
-    score: float
-    eligible: bool
-
-    @property
-    def negative_share(self) -> float:
-        """Observed negative share of the window (0 when empty)."""
-        return self.negatives / self.volume if self.volume else 0.0
-
-
-@dataclass
-class Episode:
-    """One bad buzz of one brand, from its first alert to its end."""
-
-    episode_id: str
-    start_minute: int
-    negatives: float  # excess negatives so far: observed minus expected, from the firing window on
-    alerted_negatives: float  # the excess at the last alert
-    last_alert_minute: int
-    quiet_minutes: int = 0
-    alerts: int = 1
-    ended_minute: int | None = None
-    onset_minute: int | None = None  # the estimated start of the buzz (`onset.estimate_onset`)
+SAVE_LAG_MINUTES = 15  # a brand's saved state is rewritten at least this often (see `changed_brands`)
 
 
 def _to_dt(seconds: float) -> datetime:
@@ -158,30 +129,6 @@ def _to_dt(seconds: float) -> datetime:
 
 def _episode_id(brand: str, minute: int) -> str:
     return f"{brand}:{_to_dt(minute * SECONDS_PER_MINUTE).strftime('%Y%m%dT%H%MZ')}"
-
-
-@dataclass
-class BrandState:
-    """Everything the detector holds for one brand (plain data)."""
-
-    brand: str
-    first_minute: int
-    baseline: DayProfileBaseline
-    pending: dict[int, list[TweetRecord]] = field(default_factory=dict)
-    closed: deque[list[Any]] = field(default_factory=deque)
-    sums: list[list[float]] = field(default_factory=list)
-    chunks: deque[tuple[int, list[TweetRecord]]] = field(default_factory=deque)
-    reference: deque[str] = field(default_factory=deque)
-    ids: set[str] = field(default_factory=set)
-    copies: dict[str, int] = field(default_factory=dict)  # copy and author keys -> tweets in `chunks`
-    episode: Episode | None = None
-    last_episode: Episode | None = None
-    last_evals: list[WindowEval] = field(default_factory=list)
-    reference_counts: ReferenceCounts | None = None  # cache of the reference corpus, see _reference
-    reference_hour: int | None = None
-    recent: Evidence = field(default_factory=Evidence)  # closed minutes past the gap, not learned yet
-    expectation: Expectation | None = None  # the newest closed minute's (not saved: recomputed at each)
-    window_expected: list[tuple[float, float]] = field(default_factory=list)  # (tweets, negatives) a window
 
 
 class BuzzDetector:
@@ -208,6 +155,8 @@ class BuzzDetector:
         self._params: dict[str, BrandParams] = {}
         self._next_minute: int | None = None  # the first minute not closed yet
         self._max_ts: float | None = None
+        self._changed: set[str] = set()  # brands given tweets since their last save (`changed_brands`)
+        self._saved_at: dict[str, int] = {}  # each brand's first minute not closed when it was last saved
         self.stats: dict[str, int] = {
             "observed": 0,
             "late_counted": 0,
@@ -258,8 +207,10 @@ class BuzzDetector:
                 state.ids.add(record.id)
                 state.pending.setdefault(minute, []).append(record)
                 state.first_minute = min(state.first_minute, minute)
+                self._changed.add(brand)
             elif state is not None and self._count_late(state, minute, record):
                 self.stats["late_counted"] += 1
+                self._changed.add(brand)
             else:
                 self.stats["late"] += 1
         return self._advance_to(ts)
@@ -391,7 +342,7 @@ class BuzzDetector:
             brand=brand,
             first_minute=minute,
             baseline=DayProfileBaseline(self.config),
-            sums=[[0, 0, 0.0, 0.0] for _ in self._windows],
+            sums=[WindowSums() for _ in self._windows],
             reference=deque(maxlen=self.config.reference_size),
         )
         self._brands[brand] = state
@@ -409,11 +360,11 @@ class BuzzDetector:
         assert expectation is not None, "the minute's expectation is set before its windows are tested"
         count_dispersion, share_dispersion = expectation.count_dispersion, expectation.share_dispersion
         margin = params.share_margin * share_dispersion  # the margin is on the true share (see above)
-        for (total, negatives, _, _), (expected_total, expected_negatives), minutes in zip(
+        for sums, (expected_total, expected_negatives), minutes in zip(
             state.sums, state.window_expected, self._windows, strict=True
         ):
-            volume = total + extra_total
-            negative_count = negatives + extra_neg
+            volume = sums.total + extra_total
+            negative_count = sums.negatives + extra_neg
             share = expected_negatives / expected_total if expected_total > 0 else self.config.share_prior
             usual_volume = max(expected_total, floor * minutes)
             expected = usual_volume * share
@@ -456,7 +407,7 @@ class BuzzDetector:
 
     def _window_expected(
         self, state: BrandState, minute: int, newest: Expectation
-    ) -> list[tuple[float, float]]:
+    ) -> list[WindowExpectation]:
         """Each window's expected (tweets, negatives), from what the brand's data says now.
 
         Re-estimated at every minute rather than summed from each minute's expectation when it closed: a
@@ -480,7 +431,7 @@ class BuzzDetector:
                 negatives += in_hour * figures.rate * figures.share
                 remaining -= in_hour
                 last -= in_hour
-            expected.append((tweets, negatives))
+            expected.append(WindowExpectation(tweets, negatives))
         return expected
 
     @staticmethod
@@ -505,22 +456,14 @@ class BuzzDetector:
         expected_total = expectation.rate
         expected_negatives = expected_total * expectation.share
         state.window_expected = self._window_expected(state, minute, expectation)
-        entry = [minute, total, negatives, expected_total, expected_negatives, False, squares]
+        entry = ClosedMinute(minute, total, negatives, expected_total, expected_negatives, False, squares)
         state.closed.append(entry)
         count = len(state.closed)
-        for index, window in enumerate(self._windows):
-            sums = state.sums[index]
-            sums[0] += total
-            sums[1] += negatives
-            sums[2] += expected_total
-            sums[3] += expected_negatives
+        for sums, window in zip(state.sums, self._windows, strict=True):
+            sums.add(entry)
             if count > window:
-                leaving = state.closed[-window - 1]
-                sums[0] -= leaving[_TOTAL]
-                sums[1] -= leaving[_NEG]
-                sums[2] -= leaving[_EXP_TOTAL]
-                sums[3] -= leaving[_EXP_NEG]
-        state.chunks.append((minute, records))
+                sums.remove(state.closed[-window - 1])
+        state.chunks.append(MinuteTweets(minute, records))
 
         evals = self._evaluate(state, params)
         state.last_evals = evals
@@ -535,10 +478,10 @@ class BuzzDetector:
             firing = self._firing(evals, params)
             if firing is not None:
                 alerts.extend(self._start_episode(state, params, minute, records, weights, firing, negatives))
-        entry[_FLAG] = 1.0 if state.episode is not None or top_score >= params.end_score else 0.0
+        entry.flagged = state.episode is not None or top_score >= params.end_score
         gap = self.config.reference_gap_minutes
         if len(state.closed) > gap:
-            state.recent.add(_contribution(self.config, state.baseline, state.closed[-gap - 1]))
+            state.recent.add(state.closed[-gap - 1].evidence(self.config, state.baseline))
 
         self._age_out(state, minute)
         return alerts
@@ -550,26 +493,26 @@ class BuzzDetector:
         if age >= len(state.closed):  # learned by the baseline already, or before the brand's history
             return False
         entry = state.closed[-age - 1]
-        assert entry[_M] == minute, "closed minutes are consecutive"
+        assert entry.minute == minute, "closed minutes are consecutive"
         kept = age < len(state.chunks)  # the minute's tweets are still held (inside the longest window)
         weight = _weight(state.copies, record, keep=kept)
         negative = weight * record.p_negative
         in_recent = age >= self.config.reference_gap_minutes
         if in_recent:
-            state.recent.add(_contribution(self.config, state.baseline, entry), -1.0)
-        entry[_TOTAL] += weight
-        entry[_NEG] += negative
-        entry[_SQUARES] += negative * record.p_negative
+            state.recent.add(entry.evidence(self.config, state.baseline), -1.0)
+        entry.total += weight
+        entry.negatives += negative
+        entry.squares += negative * record.p_negative
         if in_recent:
-            state.recent.add(_contribution(self.config, state.baseline, entry))
+            state.recent.add(entry.evidence(self.config, state.baseline))
         for sums, window in zip(state.sums, self._windows, strict=True):
             if age < window:
-                sums[0] += weight
-                sums[1] += negative
+                sums.total += weight
+                sums.negatives += negative
         if kept:
-            insort(state.chunks[-age - 1][1], record, key=_arrival_order)
+            insort(state.chunks[-age - 1].records, record, key=_arrival_order)
             state.ids.add(record.id)
-        elif entry[_FLAG] < 1.0 and record.negative:
+        elif not entry.flagged and record.negative:
             state.reference.append(record.text)
         return True
 
@@ -625,13 +568,13 @@ class BuzzDetector:
         before it was certain (a slow start), and must not be learned as normal."""
         gap = self.config.reference_gap_minutes
         for age, entry in enumerate(reversed(list(state.closed)[-minutes:])):
-            if entry[_FLAG] >= 1.0:
+            if entry.flagged:
                 continue
             if age >= gap:
-                state.recent.add(_contribution(self.config, state.baseline, entry), -1.0)
-            entry[_FLAG] = 1.0
+                state.recent.add(entry.evidence(self.config, state.baseline), -1.0)
+            entry.flagged = True
             if age >= gap:
-                state.recent.add(_contribution(self.config, state.baseline, entry))
+                state.recent.add(entry.evidence(self.config, state.baseline))
 
     def _continue_episode(
         self,
@@ -646,7 +589,7 @@ class BuzzDetector:
     ) -> list[Alert]:
         """Grow the episode by this minute's excess negatives; an update if it grew enough; end if quiet."""
         alerts = []
-        expected_now = state.closed[-1][_EXP_NEG]
+        expected_now = state.closed[-1].expected_negatives
         before = episode.negatives - expected_now  # the minute's expectation is charged first
         episode.negatives = before + negatives
         episode.quiet_minutes = 0 if top_score >= params.end_score else episode.quiet_minutes + 1
@@ -681,17 +624,19 @@ class BuzzDetector:
         """The estimated start of a buzz firing at the newest closed minute, after the previous episode."""
         last = state.last_episode
         after = last.ended_minute if last is not None and last.ended_minute is not None else None
-        entries = [e for e in state.closed if after is None or e[_M] > after]
+        entries = [e for e in state.closed if after is None or e.minute > after]
         return estimate_onset(
-            [e[_M] for e in entries], [e[_NEG] for e in entries], [e[_EXP_NEG] for e in entries]
+            [e.minute for e in entries],
+            [e.negatives for e in entries],
+            [e.expected_negatives for e in entries],
         )
 
     def _age_out(self, state: BrandState, minute: int) -> None:
         """Move tweets past the longest window to the reference corpus, and old minutes into the baseline."""
         oldest_kept = minute - self._longest + 1
-        while state.chunks and state.chunks[0][0] < oldest_kept:
+        while state.chunks and state.chunks[0].minute < oldest_kept:
             chunk_minute, chunk = state.chunks.popleft()
-            flagged = state.closed[-(minute - chunk_minute) - 1][_FLAG] >= 1.0
+            flagged = state.closed[-(minute - chunk_minute) - 1].flagged
             for record in chunk:
                 state.ids.discard(record.id)
                 _forget(state.copies, record)
@@ -700,11 +645,11 @@ class BuzzDetector:
         while len(state.closed) > self._longest + self.config.baseline_lag_minutes:
             self._learn(state, state.closed.popleft())
 
-    def _learn(self, state: BrandState, entry: list[Any]) -> None:
+    def _learn(self, state: BrandState, entry: ClosedMinute) -> None:
         """Fold one old closed minute into the baseline, robustly (see `DayProfileBaseline.contribution`)."""
-        minute = _contribution(self.config, state.baseline, entry)
-        state.recent.add(minute, -1.0)
-        state.baseline.learn((entry[_M] // 60) % 24, minute, entry[_TOTAL])
+        evidence = entry.evidence(self.config, state.baseline)
+        state.recent.add(evidence, -1.0)
+        state.baseline.learn((entry.minute // 60) % 24, evidence, entry.total)
 
     def _skip_gap(self, target: int) -> bool:
         """Jump over a long event-time silence; False when a pending minute must be closed first.
@@ -717,16 +662,17 @@ class BuzzDetector:
         resume = min(resume, target - self.config.max_gap_minutes)
         if resume <= self._next_minute:
             return False
+        self._changed.update(self._brands)  # a saved brand cannot replay the jump: all are saved again
         for state in self._brands.values():
-            for _, chunk in state.chunks:
-                for record in chunk:
+            for chunk in state.chunks:
+                for record in chunk.records:
                     state.ids.discard(record.id)
             state.chunks.clear()
             state.copies.clear()
             while state.closed:
                 self._learn(state, state.closed.popleft())
             state.recent = Evidence()  # nothing left unlearned (no float residue)
-            state.sums = [[0, 0, 0.0, 0.0] for _ in self._windows]
+            state.sums = [WindowSums() for _ in self._windows]
             if state.episode is not None:
                 state.episode.ended_minute = self._next_minute
                 state.last_episode, state.episode = state.episode, None
@@ -764,15 +710,15 @@ class BuzzDetector:
         if records:
             trigger = records[trigger_index]
         else:  # the window crossed without a tweet this minute: name the latest tweet it holds
-            trigger = max((r for _, chunk in state.chunks for r in chunk), key=lambda r: (r.ts, r.id))
+            trigger = max((r for chunk in state.chunks for r in chunk.records), key=_arrival_order)
         window_start_minute = minute - window.minutes + 1
 
         def held_since(first_minute: int) -> list[TweetRecord]:
             return [
                 r
-                for chunk_minute, chunk in state.chunks
-                if chunk_minute >= first_minute
-                for r in chunk
+                for chunk in state.chunks
+                if chunk.minute >= first_minute
+                for r in chunk.records
                 if (r.ts, r.id) <= (trigger.ts, trigger.id)
             ]
 
@@ -825,13 +771,50 @@ class BuzzDetector:
     def state_dict(self) -> dict[str, Any]:
         """The whole detector as JSON-ready plain data (the config included)."""
         return {
+            **self.global_state_dict(),
+            "brands": {brand: self.brand_state_dict(brand) for brand in self._brands},
+        }
+
+    def global_state_dict(self) -> dict[str, Any]:
+        """What is not any brand's (the config, the watermark, the stats): `state_dict` without its brands."""
+        return {
             "version": STATE_VERSION,
             "config": self.config.to_dict(),
             "next_minute": self._next_minute,
             "max_ts": self._max_ts,
             "stats": dict(self.stats),
-            "brands": {brand: _brand_state_dict(state) for brand, state in self._brands.items()},
         }
+
+    def brand_state_dict(self, brand: str) -> dict[str, Any]:
+        """One brand's part of `state_dict`, with the first minute not closed yet (its "next_minute")."""
+        return {**brand_state_dict(self._brands[brand]), "next_minute": self._next_minute}
+
+    def changed_brands(self, max_lag_minutes: int = SAVE_LAG_MINUTES) -> list[str]:
+        """The brands an incremental checkpoint must write, in order of first appearance.
+
+        Closing a minute changes every brand, but a saved brand can replay its closings: `from_state`
+        closes the minutes from the brand's saved "next_minute" to the saved watermark, from the pending
+        tweets the brand was saved with, and gets the same state (the closing is deterministic). So a brand
+        must be written only when it was given tweets since its last save (`mark_saved`), when a gap was
+        skipped, or when it was last saved `max_lag_minutes` closed minutes ago or more: a restart replays
+        at most that many minutes per brand.
+        """
+        if self._next_minute is None:
+            return []
+        oldest = self._next_minute - max_lag_minutes
+        return [
+            brand
+            for brand in self._brands
+            if brand in self._changed or self._saved_at.get(brand, oldest) <= oldest
+        ]
+
+    def mark_saved(self, brands: Iterable[str]) -> None:
+        """These brands' `brand_state_dict` is committed (as of the current watermark)."""
+        if self._next_minute is None:
+            return
+        for brand in brands:
+            self._saved_at[brand] = self._next_minute
+            self._changed.discard(brand)
 
     @classmethod
     def from_state(
@@ -843,22 +826,35 @@ class BuzzDetector:
     ) -> BuzzDetector:
         """Resume from `state_dict` output (optionally with a new config, e.g. changed thresholds).
 
-        With other windows than the saved ones, each window's sums are rebuilt from the retained closed
-        minutes (a window longer than that history starts partial, as on a fresh start).
+        A brand saved at an earlier watermark than the state's (its own "next_minute", see
+        `changed_brands`) closes its minutes up to the state's watermark, as it did before the restart;
+        the alerts of those closings were committed then and are not returned again. With a config other
+        than the saved one, every brand counts as changed (`changed_brands`). With other windows than the
+        saved ones, each window's sums are rebuilt from the retained closed minutes (a window longer than
+        that history starts partial, as on a fresh start).
         """
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported detector state version {state.get('version')!r}")
-        detector = cls(config or DetectorConfig.from_dict(state["config"]), tokenizer, reason_model)
-        saved_windows = tuple(DetectorConfig.from_dict(state["config"]).windows_minutes)
-        detector._next_minute = state["next_minute"]
+        saved_config = DetectorConfig.from_dict(state["config"])
+        detector = cls(config or saved_config, tokenizer, reason_model)
+        saved_windows = tuple(saved_config.windows_minutes)
+        next_minute = detector._next_minute = state["next_minute"]
         detector._max_ts = state["max_ts"]
         detector.stats.update(state.get("stats", {}))
         for brand, payload in state["brands"].items():
-            brand_state = _brand_state_from_dict(detector.config, brand, payload)
+            brand_state = brand_state_from_dict(detector.config, brand, payload)
             if detector._windows != saved_windows:  # new windows: summed again from the closed minutes
-                brand_state.sums = _window_sums(brand_state.closed, detector._windows)
+                brand_state.sums = [WindowSums.over(brand_state.closed, w) for w in detector._windows]
             detector._brands[brand] = brand_state
+            saved_at = payload.get("next_minute", next_minute)
+            if saved_at is not None:
+                detector._saved_at[brand] = saved_at
+                for minute in range(saved_at, next_minute):
+                    if brand_state.first_minute <= minute:
+                        detector._close_minute(brand_state, minute)
         detector._order = sorted(detector._brands)
+        if detector.config.to_dict() != saved_config.to_dict():
+            detector._changed.update(detector._brands)
         return detector
 
 
@@ -875,23 +871,9 @@ def _non_negatives(volume: float, negatives: float, expectation: Expectation) ->
     return max(expectation.negative_p * others - (1.0 - expectation.negative_p) * negatives, 0.0) / spread
 
 
-def _contribution(config: DetectorConfig, baseline: DayProfileBaseline, entry: list[Any]) -> Evidence:
-    """What a closed minute teaches the baseline (little when it looked unusual: flagged)."""
-    weight = 1.0 - (1.0 - config.anomaly_weight) * float(entry[_FLAG])
-    return baseline.contribution(
-        (entry[_M] // 60) % 24, entry[_TOTAL], entry[_NEG], entry[_SQUARES], entry[_EXP_TOTAL], weight
-    )
-
-
 def _arrival_order(record: TweetRecord) -> tuple[float, str]:
     """The order tweets are replayed in within a minute: event time, then id."""
     return record.ts, record.id
-
-
-def _weight_keys(record: TweetRecord) -> tuple[str, ...]:
-    """The groups whose earlier tweets discount this one: its copies, and its author's tweets if known."""
-    key = copy_key(record)
-    return (key,) if record.author is None else (key, f"author:{record.author}")
 
 
 def _weight(held: dict[str, int], record: TweetRecord, keep: bool = True) -> float:
@@ -903,7 +885,7 @@ def _weight(held: dict[str, int], record: TweetRecord, keep: bool = True) -> flo
     own tweet) takes the smaller weight: discounted once, not twice.
     """
     weight = 1.0
-    for key in _weight_keys(record):
+    for key in weight_keys(record):
         seen = held.get(key, 0)
         if keep:
             held[key] = seen + 1
@@ -914,95 +896,9 @@ def _weight(held: dict[str, int], record: TweetRecord, keep: bool = True) -> flo
 
 def _forget(held: dict[str, int], record: TweetRecord) -> None:
     """Unregister a tweet that left the window from its groups."""
-    for key in _weight_keys(record):
+    for key in weight_keys(record):
         left = held.get(key, 0) - 1
         if left > 0:
             held[key] = left
         else:
             held.pop(key, None)
-
-
-def _window_sums(closed: Sequence[list[Any]], windows: Sequence[int]) -> list[list[float]]:
-    """[total, negative, expected total, expected negative] over the last `window` closed minutes, each."""
-    sums = []
-    for window in windows:
-        entries = list(closed)[-window:]
-        sums.append([sum(e[index] for e in entries) for index in (_TOTAL, _NEG, _EXP_TOTAL, _EXP_NEG)])
-    return sums
-
-
-def _closed_entry(saved: Sequence[Any]) -> list[Any]:
-    """A saved closed minute; one saved before squares were kept counted hard labels (p^2 = p)."""
-    entry = list(saved)
-    if len(entry) == _SQUARES:
-        entry.append(entry[_NEG])
-    return entry
-
-
-def _records_to_lists(records: Iterable[TweetRecord]) -> list[list[Any]]:
-    return [list(r) for r in records]
-
-
-def _records_from_lists(rows: Iterable[Sequence[Any]]) -> list[TweetRecord]:
-    return [TweetRecord(*row) for row in rows]
-
-
-def _episode_dict(episode: Episode | None) -> dict[str, Any] | None:
-    return None if episode is None else dict(vars(episode))
-
-
-def _brand_state_dict(state: BrandState) -> dict[str, Any]:
-    return {
-        "first_minute": state.first_minute,
-        "baseline": state.baseline.state_dict(),
-        "pending": [[minute, _records_to_lists(records)] for minute, records in state.pending.items()],
-        "closed": [list(entry) for entry in state.closed],
-        "sums": [list(s) for s in state.sums],
-        "chunks": [[minute, _records_to_lists(records)] for minute, records in state.chunks],
-        "reference": list(state.reference),
-        "episode": _episode_dict(state.episode),
-        "last_episode": _episode_dict(state.last_episode),
-        "last_evals": [asdict(e) for e in state.last_evals],
-        "reference_counts": state.reference_counts.to_dict() if state.reference_counts else None,
-        "reference_hour": state.reference_hour,
-        "recent": state.recent.to_list(),
-    }
-
-
-def _brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str, Any]) -> BrandState:
-    pending = {int(minute): _records_from_lists(rows) for minute, rows in payload["pending"]}
-    chunks = deque((int(minute), _records_from_lists(rows)) for minute, rows in payload["chunks"])
-    ids = {r.id for records in pending.values() for r in records} | {r.id for _, c in chunks for r in c}
-    copies: dict[str, int] = {}
-    for _, chunk in chunks:
-        for record in chunk:
-            for key in _weight_keys(record):
-                copies[key] = copies.get(key, 0) + 1
-    baseline = DayProfileBaseline.from_state(config, payload["baseline"])
-    closed = deque(_closed_entry(entry) for entry in payload["closed"])
-    if "recent" in payload:
-        recent = Evidence(*map(float, payload["recent"]))
-    else:  # saved before the closed minutes counted in the expectation: summed again
-        recent = Evidence()
-        for entry in list(closed)[: max(len(closed) - config.reference_gap_minutes, 0)]:
-            recent.add(_contribution(config, baseline, entry))
-    return BrandState(
-        brand=brand,
-        first_minute=int(payload["first_minute"]),
-        baseline=baseline,
-        pending=pending,
-        closed=closed,
-        sums=[list(s) for s in payload["sums"]],
-        chunks=chunks,
-        reference=deque(payload["reference"], maxlen=config.reference_size),
-        ids=ids,
-        copies=copies,
-        episode=Episode(**payload["episode"]) if payload["episode"] else None,
-        last_episode=Episode(**payload["last_episode"]) if payload["last_episode"] else None,
-        last_evals=[WindowEval(**e) for e in payload["last_evals"]],
-        reference_counts=ReferenceCounts.from_dict(payload["reference_counts"])
-        if payload.get("reference_counts")
-        else None,
-        reference_hour=payload.get("reference_hour"),
-        recent=recent,
-    )
