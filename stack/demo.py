@@ -41,8 +41,15 @@ from buzzwatch.telemetry import read_alerts, read_local
 from ingest.brands import BrandBook
 from stack.emulator import PubSubEmulator
 from stack.ports import free_port, port_is_open
-from stack.processes import Children, answers_ok, sigterm_interrupts, start_command, stopping, wait_until
-from worker.detection_service import DetectionStore
+from stack.processes import (
+    Children,
+    answers_ok,
+    health_report,
+    sigterm_interrupts,
+    start_command,
+    stopping,
+    wait_until,
+)
 
 AIRLINE_DATA = REPO_ROOT / "data" / "airline_us" / "train.csv"
 EPISODE_AIRLINE = "United"
@@ -317,9 +324,8 @@ def run_demo(options: DemoOptions) -> int:
                 "detection", ["worker", "--role", "detection"], dict(env, PORT=str(detection_port)), logs
             )
             processes.append(("detection", detection))
-            wait_until(
-                lambda: answers_ok(f"http://127.0.0.1:{detection_port}/healthz"), 90, "detection", detection
-            )
+            detection_health = f"http://127.0.0.1:{detection_port}/healthz"
+            wait_until(lambda: answers_ok(detection_health), 90, "detection", detection)
             print("  scoring worker (push) and detection service ready", flush=True)
             for name, args, url, ready_path in frontend_commands(options, _port(API_PORT), _port(UI_PORT)):
                 process = start_command(name, args, env, logs)
@@ -338,14 +344,14 @@ def run_demo(options: DemoOptions) -> int:
             print(f"  replaying at speed {options.speed} ...", flush=True)
             var_dir = demo_dir / "var"
             shown = 0
-            store = DetectionStore(f"sqlite:///{var_dir / 'buzzwatch.db'}")
-            last_count, stable_since = -1, time.monotonic()
+            counted, last_count, stable_since = 0, -1, time.monotonic()
             while True:
                 alerts = read_alerts(var_dir)
                 for alert in alerts[shown:]:
                     print(_alert_line(alert, content), flush=True)
                 shown = len(alerts)
-                counted = store.counts()["tweets"] if (var_dir / "buzzwatch.db").exists() else 0
+                # What the detection service says it has counted (committed, once each) since it started.
+                counted = int((health_report(detection_health) or {"counted": counted}).get("counted", 0))
                 if counted != last_count:
                     last_count, stable_since = counted, time.monotonic()
                 ingest_done = ingest.poll() is not None
@@ -361,7 +367,6 @@ def run_demo(options: DemoOptions) -> int:
             scored = Counter()
             for record in read_local(var_dir, "metrics", name="tweets_scored"):
                 scored[record["dimensions"].get("label", "?")] += record["value"]
-            store.close()
             print("\nSummary", flush=True)
             print(f"  tweets replayed: {content['tweets']}; counted once: {counted} ({elapsed:.0f} s)")
             print(f"  labels: {dict((k, int(v)) for k, v in scored.items())}")

@@ -7,6 +7,7 @@ in turn (granian's, gunicorn's, Streamlit's). SIGTERM (a supervisor, `kill`) sto
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 Children = list[tuple[str, subprocess.Popen[bytes]]]
 
@@ -27,6 +29,16 @@ def answers_ok(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def health_report(url: str) -> dict[str, Any] | None:
+    """The JSON object a health route answers with 200, or None while it does not answer so."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            payload = json.load(response) if response.status == 200 else None
+    except (OSError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 def wait_until(

@@ -43,6 +43,8 @@ def test_the_app_finds_the_demo_api_and_both_stay_up_until_ctrl_c(tmp_path: Path
             time.sleep(0.5)
         output = "".join(lines)
         assert "Summary" in output
+        replayed, counted = re.search(r"tweets replayed: (\d+); counted once: (\d+)", output).groups()
+        assert counted == replayed, output  # what the detection service's /healthz says it counted
         api_url = re.search(r"API on (http://127\.0\.0\.1:\d+)", output).group(1)
         app_url = re.search(r"Streamlit app on (http://127\.0\.0\.1:\d+)", output).group(1)
         time.sleep(2)  # well after the summary: both still answer
