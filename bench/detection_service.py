@@ -59,7 +59,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from buzzwatch import telemetry as names  # noqa: E402
-from buzzwatch.pubsub import Publisher, SubscriptionSpec, ensure_subscription, subscription_path  # noqa: E402
+from buzzwatch.pubsub import (  # noqa: E402
+    Publisher,
+    SubscriptionSpec,
+    ack,
+    ensure_subscription,
+    pull_batch,
+    subscription_path,
+)
 from buzzwatch.schema import ScoredTweet, TweetEvent  # noqa: E402
 from buzzwatch.telemetry import read_local  # noqa: E402
 from stack.emulator import PubSubEmulator  # noqa: E402
@@ -67,7 +74,7 @@ from stack.ports import free_port  # noqa: E402
 from stack.postgres import ThrowawayPostgres  # noqa: E402
 
 START = datetime(2015, 2, 20, tzinfo=UTC)
-PULL_BATCH = 100  # what the service pulls at a time (worker/pull.py)
+PULL_BATCH = 100  # what the detection service pulls at a time (worker/pull.py)
 RUN_NUMBERS = itertools.count()  # unique topic, subscription, database and folder names
 
 
@@ -149,15 +156,9 @@ def pull_and_ack(project: str, subscription: str, expected: int) -> float:
     started = time.perf_counter()
     try:
         while taken < expected and time.perf_counter() - started < 600:
-            response = client.pull(
-                request={"subscription": path, "max_messages": PULL_BATCH, "return_immediately": True},
-                timeout=10,
-            )
-            if response.received_messages:
-                client.acknowledge(
-                    request={"subscription": path, "ack_ids": [r.ack_id for r in response.received_messages]}
-                )
-                taken += len(response.received_messages)
+            received = pull_batch(client, path, PULL_BATCH)
+            ack(client, path, [r.ack_id for r in received])
+            taken += len(received)
     finally:
         client.close()
     return taken / (time.perf_counter() - started)

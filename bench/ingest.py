@@ -92,6 +92,7 @@ def _buzzwatch_publisher(project: str, topic: str, messages) -> tuple[float, dic
 
 
 def _ingest_replay(count: int, tmp: Path, topic: str) -> tuple[float, dict]:
+    from buzzwatch.pubsub import StreamTopology
     from buzzwatch.settings import CommonSettings
     from ingest.service import IngestSettings, SourceOptions, run_ingest
 
@@ -100,7 +101,8 @@ def _ingest_replay(count: int, tmp: Path, topic: str) -> tuple[float, dict]:
     common = CommonSettings.from_env(env)
     options = SourceOptions("replay", DATA, limit=count)
     started = time.perf_counter()
-    summary = run_ingest(options, common, IngestSettings.from_env(env, common), env, threading.Event())
+    settings = IngestSettings.from_env(env, common)
+    summary = run_ingest(options, StreamTopology.from_settings(common), settings, threading.Event())
     return summary["published"] / (time.perf_counter() - started), summary
 
 

@@ -52,8 +52,10 @@ from buzzwatch.pubsub import (  # noqa: E402
     Publisher,
     StreamTopology,
     SubscriptionSpec,
+    ack,
     ensure_subscription,
     ensure_topic,
+    pull_batch,
     subscription_path,
 )
 from buzzwatch.schema import TweetEvent  # noqa: E402
@@ -132,17 +134,15 @@ def _drain_scored(project: str, subscription: str, expected: int) -> tuple[Count
     quiet_since = time.monotonic()
     try:
         while time.monotonic() - quiet_since < (5.0 if len(seen) < expected else 2.0):
-            response = client.pull(request={"subscription": path, "max_messages": 1000}, timeout=10)
-            if not response.received_messages:
+            batch = pull_batch(client, path, 1000, return_immediately=False)
+            if not batch:
                 time.sleep(0.2)
                 continue
             quiet_since = time.monotonic()
-            for received in response.received_messages:
+            for received in batch:
                 seen[json.loads(received.message.data)["id"]] += 1
                 latest = max(latest, received.message.publish_time.timestamp())
-            client.acknowledge(
-                request={"subscription": path, "ack_ids": [r.ack_id for r in response.received_messages]}
-            )
+            ack(client, path, [r.ack_id for r in batch])
     finally:
         client.close()
     return seen, latest
@@ -156,7 +156,7 @@ def run_once(
         os.environ.update(emulator.env())
         env = dict(os.environ, BUZZWATCH_VAR_DIR=str(workdir), LOG_LEVEL="WARNING")
         settings = CommonSettings.from_env(env)
-        topology = StreamTopology.from_settings(settings, env)
+        topology = StreamTopology.from_settings(settings)
         topology.ensure()  # the scored topic, its detection subscription (drained below), the dead letter
         feeds = [
             SubscriptionSpec(name=f"bench-push-{k}", topic=f"bench-tweets-{k}") for k in range(subscriptions)

@@ -27,14 +27,6 @@ def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> st
     return value if value else default
 
 
-def env_required(env: Mapping[str, str], name: str) -> str:
-    """A string setting that must be present."""
-    value = env_str(env, name)
-    if value is None:
-        raise SettingsError(f"missing required setting {name}")
-    return value
-
-
 def env_int(env: Mapping[str, str], name: str, default: int) -> int:
     """An integer setting."""
     raw = env_str(env, name)
@@ -119,6 +111,10 @@ class CommonSettings:
     tweets_topic: str
     scored_topic: str
     dead_letter_topic: str
+    tweets_subscription: str  # the scoring workers' (push or pull)
+    scored_subscription: str  # the detection service's
+    dead_letter_subscription: str  # keeps dead letters for inspection
+    max_delivery_attempts: int  # deliveries before Pub/Sub dead-letters a message
     appinsights_connection_string: str | None
     database_url: str
     smtp: SmtpSettings
@@ -139,6 +135,15 @@ class CommonSettings:
             scored_topic=env_str(env, "PUBSUB_SCORED_TOPIC", "tweets-scored") or "tweets-scored",
             dead_letter_topic=env_str(env, "PUBSUB_DEAD_LETTER_TOPIC", "tweets-dead-letter")
             or "tweets-dead-letter",
+            tweets_subscription=env_str(env, "PUBSUB_TWEETS_SUBSCRIPTION", "tweets-worker")
+            or "tweets-worker",
+            scored_subscription=env_str(env, "PUBSUB_SCORED_SUBSCRIPTION", "tweets-scored-detector")
+            or "tweets-scored-detector",
+            dead_letter_subscription=env_str(
+                env, "PUBSUB_DEAD_LETTER_SUBSCRIPTION", "tweets-dead-letter-keep"
+            )
+            or "tweets-dead-letter-keep",
+            max_delivery_attempts=env_int(env, "PUBSUB_MAX_DELIVERY_ATTEMPTS", 5),
             appinsights_connection_string=env_str(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
             database_url=env_str(env, "DATABASE_URL", f"sqlite:///{var_dir / 'buzzwatch.db'}") or "",
             smtp=SmtpSettings.from_env(env),

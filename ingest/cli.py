@@ -92,6 +92,7 @@ def _stop_on_signals() -> threading.Event:
 def run_ingest_command(args: argparse.Namespace) -> int:
     """Handler of `buzzwatch ingest`."""
     from buzzwatch.logs import configure_logging
+    from buzzwatch.pubsub import StreamTopology
     from buzzwatch.schema import SchemaError
     from buzzwatch.settings import CommonSettings, SettingsError
     from ingest.brands import BrandConfigError
@@ -117,7 +118,7 @@ def run_ingest_command(args: argparse.Namespace) -> int:
             limit=args.limit,
             progress_every_s=max(0.0, args.progress_every),
         )
-        summary = run_ingest(options, common, settings, env, _stop_on_signals())
+        summary = run_ingest(options, StreamTopology.from_settings(common), settings, _stop_on_signals())
     except (SettingsError, BrandConfigError, SchemaError, StreamFatalError, tweepy.TweepyException) as exc:
         print(f"buzzwatch ingest: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,7 +19,7 @@ from google.api_core import exceptions as api_exceptions
 
 from buzzwatch.pubsub import Publisher, PublisherSettings, StreamTopology
 from buzzwatch.schema import TweetEvent
-from buzzwatch.settings import CommonSettings, env_bool, env_float, env_required, env_str
+from buzzwatch.settings import CommonSettings, SettingsError, env_bool, env_float, env_str
 from ingest.brands import DEFAULT_BRANDS_PATH, BrandBook
 from ingest.sources import InputReport, paced, read_replay_file, stdin_events
 
@@ -40,6 +40,8 @@ class IngestSettings:
     push_endpoint: str | None  # PUBSUB_PUSH_ENDPOINT: used when a missing tweets subscription is recreated
     heartbeat_timeout_s: float  # X_STREAM_HEARTBEAT_TIMEOUT_S
     search_poll_interval_s: float  # X_SEARCH_POLL_INTERVAL_S
+    publisher: PublisherSettings = field(default_factory=PublisherSettings)  # PUBSUB_PUBLISH_*
+    bearer_token: str | None = field(default=None, repr=False)  # X_BEARER_TOKEN: the X sources need it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], common: CommonSettings) -> IngestSettings:
@@ -54,6 +56,8 @@ class IngestSettings:
             push_endpoint=env_str(env, "PUBSUB_PUSH_ENDPOINT"),
             heartbeat_timeout_s=env_float(env, "X_STREAM_HEARTBEAT_TIMEOUT_S", 30.0),
             search_poll_interval_s=env_float(env, "X_SEARCH_POLL_INTERVAL_S", 60.0),
+            publisher=PublisherSettings.from_env(env),
+            bearer_token=env_str(env, "X_BEARER_TOKEN"),
         )
 
 
@@ -153,25 +157,24 @@ class SourceOptions:
 
 def run_ingest(
     options: SourceOptions,
-    common: CommonSettings,
+    topology: StreamTopology,
     settings: IngestSettings,
-    env: Mapping[str, str],
     stop: threading.Event,
-    publisher_settings: PublisherSettings | None = None,
 ) -> dict[str, Any]:
     """Run one source to its end (or until `stop`), wait for every publish, return the summary."""
     if options.source not in SOURCES:
         raise ValueError(f"unknown source {options.source!r}; choose one of {', '.join(SOURCES)}")
     token = None
     if options.source in ("x-stream", "x-search"):
-        token = options.bearer_token or env_required(env, "X_BEARER_TOKEN")
+        token = options.bearer_token or settings.bearer_token
+        if token is None:
+            raise SettingsError("missing required setting X_BEARER_TOKEN")
     brands = BrandBook.load(settings.brands_path)
-    topology = StreamTopology.from_settings(common, env)
     prepare_topology(topology, settings)
     publisher = Publisher(
-        common.gcp_project,
-        common.tweets_topic,
-        settings=publisher_settings or PublisherSettings.from_env(env),
+        topology.project,
+        topology.tweets_topic,
+        settings=settings.publisher,
         failed_path=settings.failed_path,
         on_topic_missing=lambda: prepare_topology(topology, settings),
     )

@@ -107,7 +107,7 @@ def run_emulator_command(args: argparse.Namespace) -> int:
             os.environ.update(emulator.env())
             paths: dict[str, str] = {}
             if not args.no_topology:
-                topology = StreamTopology.from_settings(common, os.environ)
+                topology = StreamTopology.from_settings(common)
                 paths = topology.ensure(push_endpoint=args.push_endpoint)
             print(
                 json.dumps(

@@ -306,7 +306,7 @@ def run_demo(options: DemoOptions) -> int:
             worker_port = free_port()
             endpoint = f"http://127.0.0.1:{worker_port}/pubsub/push"
             env["PUBSUB_PUSH_ENDPOINT"] = endpoint
-            topology = StreamTopology.from_settings(CommonSettings.from_env(env), env)
+            topology = StreamTopology.from_settings(CommonSettings.from_env(env))
             topology.ensure(push_endpoint=endpoint)
             print(f"  Pub/Sub emulator on {emulator.endpoint}; push subscription -> {endpoint}", flush=True)
             worker = start_command(

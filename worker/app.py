@@ -26,6 +26,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 
 from buzzwatch import telemetry as names
+from buzzwatch.pubsub import StreamTopology
 from buzzwatch.schema import SchemaError, load_json
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import Telemetry
@@ -52,7 +53,9 @@ def create_app(
 
         configure_logging(settings.log_level)
     telemetry = telemetry or Telemetry.from_settings(settings, role="worker")
-    service = service or build_scoring_service(settings, worker_settings, env, telemetry)
+    service = service or build_scoring_service(
+        settings, StreamTopology.from_settings(settings), worker_settings, telemetry
+    )
     worker_settings.push_auth.check()
     verifier = token_verifier or GoogleTokenVerifier()
 

@@ -95,6 +95,7 @@ def run_in_process(role: str) -> int:
     """Pull scoring or detection in this process; SIGTERM/SIGINT stop it after a final checkpoint."""
     from buzzwatch.logs import configure_logging
     from buzzwatch.notify import Mailer
+    from buzzwatch.pubsub import StreamTopology
     from buzzwatch.settings import CommonSettings
     from buzzwatch.telemetry import RecordingTelemetry, Telemetry
     from buzzwatch.zones import brand_zones, brands_file
@@ -111,6 +112,7 @@ def run_in_process(role: str) -> int:
     env = os.environ
     settings = CommonSettings.from_env(env)
     configure_logging(settings.log_level)
+    topology = StreamTopology.from_settings(settings)
     worker_settings = WorkerSettings.from_env(env)
     if role == "detection":
         worker_settings.feed_auth.check()
@@ -161,15 +163,15 @@ def run_in_process(role: str) -> int:
                 worker_settings.feed_auth,
             )
             try:
-                run_detection(service, settings, worker_settings, env, stop)
+                run_detection(service, topology, worker_settings, stop)
             finally:
                 health.shutdown()
                 mailer.close()
                 store.close()
         else:
-            scoring = build_scoring_service(settings, worker_settings, env, telemetry)
+            scoring = build_scoring_service(settings, topology, worker_settings, telemetry)
             try:
-                run_scoring_pull(scoring, settings, worker_settings, env, stop)
+                run_scoring_pull(scoring, topology, worker_settings, stop)
             finally:
                 scoring.close()
     finally:

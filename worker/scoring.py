@@ -15,12 +15,13 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from buzzwatch import telemetry as names
 from buzzwatch.partitions import DEFAULT_PARTITIONS, check_partitions, parse_owned, partition_attributes
+from buzzwatch.pubsub import Publisher, PublishError, StreamTopology
 from buzzwatch.schema import SchemaError, ScoredTweet, TweetEvent
 from buzzwatch.settings import CommonSettings, SettingsError, env_bool, env_float, env_int, env_str
 from buzzwatch.telemetry import Telemetry
@@ -134,89 +135,6 @@ def score_events(
     ]
 
 
-class ConfirmedPublisher:
-    """Publishes to one topic and returns only once Pub/Sub has confirmed every message (or raises).
-
-    One Publish RPC per call (split only past Pub/Sub's request limits), on the caller's thread, retrying
-    transient errors as in `buzzwatch.pubsub.PublisherSettings`. The client library's batching publisher
-    waits up to `max_latency` for company and then hands the RPC to another thread: 2.5 ms a confirmed message
-    at `max_latency=0`, 10 ms at 5 ms; a push is acked only after its confirmation, so that wait capped a push
-    subscription at about 100 tweets/s. A topic that vanished (an emulator restart) is recreated through
-    `on_topic_missing`, then the messages are published again once.
-    """
-
-    def __init__(
-        self,
-        project: str,
-        topic: str,
-        on_topic_missing: Callable[[], object] | None = None,
-        max_messages: int = 1000,
-        max_bytes: int = 9_000_000,
-    ) -> None:
-        from google.cloud import pubsub_v1
-
-        from buzzwatch.pubsub import PublisherSettings, topic_path
-
-        self.topic = topic_path(project, topic)
-        self.on_topic_missing = on_topic_missing
-        self.max_messages = max(1, max_messages)
-        self.max_bytes = max_bytes
-        settings = PublisherSettings()
-        self._retry = settings.publisher_options().retry
-        self._rpc_timeout_s = settings.rpc_timeout_s
-        self._client = pubsub_v1.PublisherClient()  # only its gapic `api`, which honours PUBSUB_EMULATOR_HOST
-        self._recover_lock = threading.Lock()
-
-    def publish(self, messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
-        """Publish (data, attributes) pairs; their message ids once confirmed; TransientError otherwise."""
-        from google.api_core import exceptions as api_exceptions
-
-        try:
-            return self._send(messages)
-        except api_exceptions.NotFound:
-            self._recover()
-        except Exception as exc:
-            raise TransientError(f"publish to {self.topic} failed: {exc}") from exc
-        try:
-            return self._send(messages)
-        except Exception as exc:
-            raise TransientError(f"publish to {self.topic} failed after recreating it: {exc}") from exc
-
-    def _send(self, messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
-        from google.pubsub_v1 import types
-
-        ids: list[str] = []
-        start = 0
-        while start < len(messages):
-            end, size = start, 0
-            while end < len(messages) and end - start < self.max_messages:
-                if end > start and size + len(messages[end][0]) > self.max_bytes:
-                    break
-                size += len(messages[end][0])
-                end += 1
-            response = self._client.api.publish(
-                topic=self.topic,
-                messages=[types.PubsubMessage(data=d, attributes=dict(a)) for d, a in messages[start:end]],
-                retry=self._retry,
-                timeout=self._rpc_timeout_s,
-            )
-            ids.extend(response.message_ids)
-            start = end
-        return ids
-
-    def _recover(self) -> None:
-        with self._recover_lock:
-            if self.on_topic_missing is not None:
-                try:
-                    self.on_topic_missing()
-                except Exception as exc:
-                    raise TransientError(f"cannot recreate {self.topic}: {exc}") from exc
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._client.api.transport.close()
-
-
 class _Request:
     """One caller's tweets, and the lock its thread sleeps on: released to say "done" or "lead a group"."""
 
@@ -254,7 +172,7 @@ class ScoringPipeline:
         self,
         model: SentimentModel,
         reasons: ReasonModel | None,
-        publisher: ConfirmedPublisher,
+        publisher: Publisher,
         telemetry: Telemetry,
         max_batch: int = 256,
         flushes: int = 1,
@@ -343,7 +261,9 @@ class ScoringPipeline:
         started = time.perf_counter()
         try:
             scored = score_events([job.event for job in group], self.model, self.reasons)
-            self.publisher.publish([(s.to_json(), _scored_attributes(s, self.partitions)) for s in scored])
+            self.publisher.publish_confirmed(
+                [(s.to_json(), _scored_attributes(s, self.partitions)) for s in scored]
+            )
         except Exception as exc:  # the model or Pub/Sub failed: every request of the group is retried
             log.warning("scoring or publishing failed", extra={"batch": len(group), "error": str(exc)})
             for job in group:
@@ -356,39 +276,13 @@ class ScoringPipeline:
         )
 
 
-def ensure_scored_path(settings: CommonSettings, env: Mapping[str, str]) -> None:
-    """Create the scored and dead-letter topics and the detection subscription if missing (never alter)."""
-    from buzzwatch.pubsub import StreamTopology, SubscriptionSpec, ensure_subscription, ensure_topic
-
-    topology = StreamTopology.from_settings(settings, env)
-    ensure_topic(topology.project, topology.scored_topic)
-    ensure_topic(topology.project, topology.dead_letter_topic)
-    ensure_subscription(
-        topology.project,
-        SubscriptionSpec(
-            name=topology.scored_subscription,
-            topic=topology.scored_topic,
-            dead_letter_topic=topology.dead_letter_topic,
-            max_delivery_attempts=topology.max_delivery_attempts,
-        ),
-        update=False,
-    )
-    ensure_subscription(
-        topology.project,
-        SubscriptionSpec(
-            name=topology.dead_letter_subscription, topic=topology.dead_letter_topic, ack_deadline_s=600
-        ),
-        update=False,
-    )
-
-
 class ScoringService:
     """Validate, score and publish (the group-commit pipeline); malformed input goes to the dead letter."""
 
     def __init__(
         self,
         pipeline: ScoringPipeline,
-        dead_letter: ConfirmedPublisher,
+        dead_letter: Publisher,
         telemetry: Telemetry,
         publish_timeout_s: float = 30.0,
     ) -> None:
@@ -458,7 +352,10 @@ class ScoringService:
             buzzwatch_stage="worker",
             original_message_id=_attribute(message_id, 1024),
         )
-        self.dead_letter.publish([(data, tagged)])
+        try:
+            self.dead_letter.publish_confirmed([(data, tagged)])
+        except PublishError as exc:
+            raise TransientError(str(exc)) from exc
         kind = "oversized" if "larger than" in reason else "malformed"
         self._count(f"dead_lettered_{kind}")
         self.telemetry.metric(names.DEAD_LETTERED, 1, {"reason": kind, "stage": "worker"})
@@ -482,31 +379,34 @@ def _scored_attributes(scored: ScoredTweet, partitions: int) -> dict[str, str]:
 
 def build_scoring_service(
     settings: CommonSettings,
+    topology: StreamTopology,
     worker_settings: WorkerSettings,
-    env: Mapping[str, str],
     telemetry: Telemetry,
     model: SentimentModel | None = None,
     reasons: ReasonModel | None = None,
 ) -> ScoringService:
-    """Wire the service from settings (models loaded unless given)."""
+    """Wire the service from settings (models loaded unless given); its path of the stream made sure of."""
     if model is None:
         model, reasons = load_models(settings)
-    ensure_scored_path(settings, env)
+    topology.ensure_scored_path()
 
-    def recover() -> None:
-        ensure_scored_path(settings, env)
+    def publisher(topic: str) -> Publisher:
+        # A topic lost with an emulator restart comes back with the subscriptions that read it.
+        return Publisher(
+            topology.project, topic, create_topic=False, on_topic_missing=topology.ensure_scored_path
+        )
 
     return ScoringService(
         ScoringPipeline(
             model,
             reasons,
-            ConfirmedPublisher(settings.gcp_project, settings.scored_topic, recover),
+            publisher(topology.scored_topic),
             telemetry,
             worker_settings.max_batch,
             worker_settings.flushes,
             worker_settings.partitions,
         ),
-        ConfirmedPublisher(settings.gcp_project, settings.dead_letter_topic, recover),
+        publisher(topology.dead_letter_topic),
         telemetry,
         worker_settings.publish_timeout_s,
     )

@@ -7,6 +7,7 @@ import json
 import os
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,7 +79,10 @@ def test_replayed_tweets_are_published_and_read_back_exactly_once(emulator_env, 
     env = _ingest_env(unique_name, tmp_path)
     common = CommonSettings.from_env(env)
     summary = run_ingest(
-        SourceOptions("replay", replay), common, IngestSettings.from_env(env, common), env, threading.Event()
+        SourceOptions("replay", replay),
+        StreamTopology.from_settings(common),
+        IngestSettings.from_env(env, common),
+        threading.Event(),
     )
     assert summary["published"] == count and summary["failed"] == 0 and summary["bad_input"] == 0
 
@@ -145,12 +149,12 @@ def test_the_ingester_recovers_by_itself_when_the_emulator_restarts(private_emul
     summary: dict = {}
     with os.fdopen(read_end) as reader, os.fdopen(write_end, "w") as writer:
         options = SourceOptions("stdin", stdin=reader)
-        settings = IngestSettings.from_env(env, common)
-        publisher_settings = PublisherSettings(backoff_initial_s=0.2)
+        settings = replace(
+            IngestSettings.from_env(env, common), publisher=PublisherSettings(backoff_initial_s=0.2)
+        )
+        topology = StreamTopology.from_settings(common)
         runner = threading.Thread(
-            target=lambda: summary.update(
-                run_ingest(options, common, settings, env, threading.Event(), publisher_settings)
-            )
+            target=lambda: summary.update(run_ingest(options, topology, settings, threading.Event()))
         )
         runner.start()
 

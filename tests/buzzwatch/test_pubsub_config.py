@@ -69,7 +69,7 @@ def test_topology_names_come_from_settings():
         "PUBSUB_TWEETS_SUBSCRIPTION": "tw-push",
         "GOOGLE_CLOUD_PROJECT": "prod",
     }
-    topology = StreamTopology.from_settings(CommonSettings.from_env(env), env)
+    topology = StreamTopology.from_settings(CommonSettings.from_env(env))
     assert (topology.project, topology.tweets_topic, topology.tweets_subscription) == (
         "prod",
         "tw",

@@ -31,7 +31,7 @@ from buzzwatch.settings import CommonSettings
 from worker.app import create_app
 
 settings = CommonSettings.from_env()
-topology = StreamTopology.from_settings(settings, os.environ)
+topology = StreamTopology.from_settings(settings)
 topology.ensure()
 client = create_app().test_client()
 tweet = TweetEvent.from_dict({"id": "42", "created_at": "2015-02-24T11:35:52Z", "brands": ["united"],

@@ -49,7 +49,7 @@ def test_crashes_at_each_point_between_commit_and_delivery_still_send_each_alert
     """The first alert goes through every crash point in turn, one restart each, then a clean run finishes."""
     env = stack_env(tmp_path, private_emulator.env(), SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_sink.port))
     settings = CommonSettings.from_env(env)
-    StreamTopology.from_settings(settings, env).ensure()
+    StreamTopology.from_settings(settings).ensure()
     tweets = publish_scored(stream_events(), settings.gcp_project, settings.scored_topic)
     mailer = Mailer.from_settings(settings)  # reads the service's spool
     log_path = tmp_path / "detection.log"

@@ -33,7 +33,7 @@ def test_a_quiet_live_stream_closes_its_last_minute_without_a_new_tweet(
 ) -> None:
     env = dict(os.environ)
     settings = CommonSettings.from_env(env)
-    topology = StreamTopology.from_settings(settings, env)
+    topology = StreamTopology.from_settings(settings)
     topology.ensure()
     feed = RecordingTelemetry(LocalTelemetry(tmp_path, role="detection"))
     service = DetectionService(
@@ -46,7 +46,7 @@ def test_a_quiet_live_stream_closes_its_last_minute_without_a_new_tweet(
     )
     worker_settings = WorkerSettings.from_env({"DETECTION_CHECKPOINT_S": "0.5"})
     stop = threading.Event()
-    consumer = threading.Thread(target=run_detection, args=(service, settings, worker_settings, env, stop))
+    consumer = threading.Thread(target=run_detection, args=(service, topology, worker_settings, stop))
     consumer.start()
     try:
         # Live tweets from the last second of the previous minute: on their own they close nothing (the

@@ -61,7 +61,7 @@ def test_acks_and_checkpoints_go_on_while_smtp_hangs_and_the_mail_goes_when_it_r
         SMTP_TIMEOUT_S="60",  # each stuck SMTP read waits a minute: far longer than this test needs
     )
     settings = CommonSettings.from_env(env)
-    topology = StreamTopology.from_settings(settings, env)
+    topology = StreamTopology.from_settings(settings)
     ensure_topic(topology.project, topology.scored_topic)
     spec = SubscriptionSpec(
         name=topology.scored_subscription, topic=topology.scored_topic, ack_deadline_s=ACK_DEADLINE_S
@@ -75,7 +75,7 @@ def test_acks_and_checkpoints_go_on_while_smtp_hangs_and_the_mail_goes_when_it_r
     )
     worker_settings = WorkerSettings.from_env(env)  # a checkpoint every 0.5 s (DETECTOR_ENV)
     stop = threading.Event()
-    consumer = threading.Thread(target=run_detection, args=(service, settings, worker_settings, env, stop))
+    consumer = threading.Thread(target=run_detection, args=(service, topology, worker_settings, stop))
     consumer.start()
     try:
         first = stream_events()  # a calm start, a bad buzz, a calm tail: the alert fires

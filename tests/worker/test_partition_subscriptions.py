@@ -41,7 +41,7 @@ class CapturingPublisher:
     def __init__(self) -> None:
         self.attributes: list[dict[str, str]] = []
 
-    def publish(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:
+    def publish_confirmed(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:
         self.attributes.extend(attributes for _, attributes in messages)
         return [str(i) for i in range(len(messages))]
 

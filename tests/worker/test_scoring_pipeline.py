@@ -1,4 +1,4 @@
-"""The scoring worker's group commit (ScoringPipeline) and its confirmed publisher, on the real emulator."""
+"""The scoring worker's group commit (ScoringPipeline) and confirmed publishing, on the real emulator."""
 
 from __future__ import annotations
 
@@ -11,11 +11,19 @@ from typing import Any
 
 import pytest
 
-from buzzwatch.pubsub import SubscriptionSpec, ensure_subscription, ensure_topic, pull_messages
+from buzzwatch.pubsub import (
+    Publisher,
+    PublishError,
+    PublisherSettings,
+    SubscriptionSpec,
+    ensure_subscription,
+    ensure_topic,
+    pull_messages,
+)
 from buzzwatch.schema import TweetEvent
 from buzzwatch.telemetry import LocalTelemetry
 from stack.emulator import PubSubEmulator
-from worker.scoring import ConfirmedPublisher, ScoringPipeline, ScoringService, TransientError
+from worker.scoring import ScoringPipeline, ScoringService, TransientError
 
 PROJECT = "buzzwatch-local"
 
@@ -48,15 +56,15 @@ class SlowModel:
 
 
 class RecordingPublisher:
-    """Stands in for ConfirmedPublisher where the test is about grouping, not Pub/Sub."""
+    """Stands in for the confirmed Publisher where the test is about grouping, not Pub/Sub."""
 
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail
         self.groups: list[list[str]] = []
 
-    def publish(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:
+    def publish_confirmed(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:
         if self.fail:
-            raise TransientError("Pub/Sub is down")
+            raise PublishError("Pub/Sub is down")
         self.groups.append([json.loads(data)["id"] for data, _ in messages])
         return [str(i) for i in range(len(messages))]
 
@@ -169,40 +177,100 @@ def test_a_stuck_model_times_out_as_a_transient_error(tmp_path) -> None:
     holder.join(10)
 
 
-def test_confirmed_publisher_splits_large_groups_and_recreates_a_lost_topic(
+def _pull_exactly(subscription: str, count: int) -> list:
+    received: list = []
+    deadline = time.monotonic() + 20
+    while len(received) < count and time.monotonic() < deadline:
+        received += pull_messages(PROJECT, subscription, 100, 5.0)
+    return received
+
+
+def test_confirmed_publishing_splits_large_groups_and_recreates_a_lost_topic(
     emulator_env: PubSubEmulator, tmp_path
 ) -> None:
     topic, subscription = "pipeline-scored", "pipeline-scored-check"
 
     def recreate() -> None:
-        ensure_topic(PROJECT, topic)
         ensure_subscription(PROJECT, SubscriptionSpec(name=subscription, topic=topic))
 
     recoveries: list[int] = []
-    publisher = ConfirmedPublisher(PROJECT, topic, lambda: (recoveries.append(1), recreate()), max_messages=3)
+    publisher = Publisher(
+        PROJECT,
+        topic,
+        PublisherSettings(request_max_messages=3),
+        create_topic=False,
+        on_topic_missing=lambda: (recoveries.append(1), recreate()),
+    )
     try:
-        ids = publisher.publish([(f"m{i}".encode(), {"n": str(i)}) for i in range(10)])  # topic missing
+        ids = publisher.publish_confirmed([(f"m{i}".encode(), {"n": str(i)}) for i in range(10)])  # no topic
         assert len(ids) == len(set(ids)) == 10
         assert recoveries == [1]
-        received: list = []
-        deadline = time.monotonic() + 20
-        while len(received) < 10 and time.monotonic() < deadline:
-            received += pull_messages(PROJECT, subscription, 100, 5.0)
+        received = _pull_exactly(subscription, 10)
         assert sorted(m.data for m in received) == sorted(f"m{i}".encode() for i in range(10))
         assert {m.attributes["n"] for m in received} == {str(i) for i in range(10)}
+        stats = publisher.stats
+        assert (stats.published, stats.topic_recreations, stats.errors) == (10, 1, {"NotFound": 1})
     finally:
         publisher.close()
 
 
-def test_confirmed_publisher_raises_transient_when_the_topic_cannot_come_back(
+def test_confirmed_publishing_recovers_when_the_topic_is_deleted_mid_run(
     emulator_env: PubSubEmulator,
 ) -> None:
-    publisher = ConfirmedPublisher(PROJECT, "pipeline-never-created", None)
+    """An emulator restart between two groups: the topic and its subscription come back before the publish."""
+    from google.cloud import pubsub_v1
+
+    topic, subscription = "pipeline-deleted", "pipeline-deleted-check"
+    spec = SubscriptionSpec(name=subscription, topic=topic)
+    ensure_topic(PROJECT, topic)
+    ensure_subscription(PROJECT, spec)
+    publisher = Publisher(
+        PROJECT, topic, create_topic=False, on_topic_missing=lambda: ensure_subscription(PROJECT, spec)
+    )
     try:
-        with pytest.raises(TransientError):
-            publisher.publish([(b"x", {})])
+        publisher.publish_confirmed([(b"before", {})])
+        assert [m.data for m in _pull_exactly(subscription, 1)] == [b"before"]
+        subscriber, admin = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
+        try:
+            subscriber.delete_subscription(subscription=f"projects/{PROJECT}/subscriptions/{subscription}")
+            admin.delete_topic(topic=f"projects/{PROJECT}/topics/{topic}")
+        finally:
+            subscriber.close()
+        publisher.publish_confirmed([(b"after", {})])
+        assert [m.data for m in _pull_exactly(subscription, 1)] == [b"after"]
+        assert publisher.stats.topic_recreations == 1
     finally:
         publisher.close()
+
+
+def test_confirmed_publishing_fails_when_the_subscriptions_cannot_come_back(
+    emulator_env: PubSubEmulator,
+) -> None:
+    """A recovery that could not recreate the subscriptions must not confirm messages nobody would read."""
+
+    def broken() -> None:
+        raise RuntimeError("subscriptions unavailable")
+
+    publisher = Publisher(PROJECT, "pipeline-never-created", create_topic=False, on_topic_missing=broken)
+    try:
+        with pytest.raises(PublishError, match="could not be recreated"):
+            publisher.publish_confirmed([(b"x", {})])
+        assert publisher.stats.published == 0
+    finally:
+        publisher.close()
+
+
+def test_a_dead_letter_publish_that_fails_is_a_transient_error(tmp_path) -> None:
+    """The push route answers 500 (Pub/Sub delivers it again) when the dead letter cannot be published."""
+
+    class Down:
+        def publish_confirmed(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:
+            raise PublishError("Pub/Sub is down")
+
+    service = ScoringService(SimpleNamespace(), Down(), LocalTelemetry(tmp_path))  # type: ignore[arg-type]
+    with pytest.raises(TransientError, match="Pub/Sub is down"):
+        service.send_to_dead_letter(b"x", {}, "m1", "malformed")
+    assert not service.counts
 
 
 def test_a_dead_letter_always_carries_attributes_pubsub_accepts(tmp_path) -> None:
@@ -212,7 +280,7 @@ def test_a_dead_letter_always_carries_attributes_pubsub_accepts(tmp_path) -> Non
         def __init__(self) -> None:
             self.sent: list[dict[str, str]] = []
 
-        def publish(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:
+        def publish_confirmed(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:
             self.sent.extend(attributes for _, attributes in messages)
             return ["1"]
 

@@ -74,7 +74,7 @@ def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
     settings = CommonSettings.from_env(env)
     from buzzwatch.pubsub import StreamTopology
 
-    StreamTopology.from_settings(settings, env).ensure()
+    StreamTopology.from_settings(settings).ensure()
     events = stream_events()
     logs = {name: tmp_path / f"{name}.log" for name in ("w1", "w2", "w2b", "det", "det2")}
     scoring = [buzzwatch("worker", "--mode", "pull", env=env, log_path=logs[n]) for n in ("w1", "w2")]
@@ -142,7 +142,7 @@ def test_emulator_restart_worker_and_detection_recover(
     settings = CommonSettings.from_env(env)
     from buzzwatch.pubsub import StreamTopology
 
-    topology = StreamTopology.from_settings(settings, env)
+    topology = StreamTopology.from_settings(settings)
     events = stream_events(calm_minutes=30, buzz_minutes=0, tail_minutes=0)
     half = len(events) // 2
     processes = []

@@ -67,7 +67,7 @@ def test_push_dead_letters_each_poison_message_alone_and_scores_its_neighbours_o
 ) -> None:
     env = stack_env(tmp_path, private_emulator.env(), WORKER_THREADS="16")
     settings = CommonSettings.from_env(env)
-    topology = StreamTopology.from_settings(settings, env)
+    topology = StreamTopology.from_settings(settings)
     events = stream_events(calm_minutes=200, buzz_minutes=0, tail_minutes=0)  # 400 valid tweets
     worker, port = start_push_worker(env, tmp_path / "worker.log")
     try:
@@ -116,7 +116,7 @@ def test_pull_scoring_and_detection_survive_poison_messages(
     health_port = free_port()
     env = stack_env(tmp_path, private_emulator.env(), PORT=str(health_port))
     settings = CommonSettings.from_env(env)
-    topology = StreamTopology.from_settings(settings, env)
+    topology = StreamTopology.from_settings(settings)
     topology.ensure()
     events = stream_events(calm_minutes=100, buzz_minutes=0, tail_minutes=0)  # 200 valid tweets
     processes = [

@@ -42,7 +42,7 @@ def test_push_stream_counts_once_dead_letters_and_alerts_by_email(
 ) -> None:
     env = stack_env(tmp_path, private_emulator.env(), SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_sink.port))
     settings = CommonSettings.from_env(env)
-    topology = StreamTopology.from_settings(settings, env)
+    topology = StreamTopology.from_settings(settings)
     events = stream_events()
     processes = []
     try:

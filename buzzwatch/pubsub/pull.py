@@ -1,0 +1,176 @@
+"""Synchronous pull: one pull/ack/nack implementation, the consumers' pull loop and a pull-and-ack helper.
+
+Synchronous pull survives an emulator restart, which streaming pull does not: the loop recreates a missing
+subscription through its `recover` hook (NOT_FOUND) and retries an unreachable service with backoff. The
+scoring workers (pull mode) and the detection consumer run `pull_loop`; tests, benchmarks and dead-letter
+inspection use `pull_messages`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as api_exceptions
+from google.cloud import pubsub_v1
+
+from buzzwatch.pubsub.topology import subscription_path
+
+log = logging.getLogger("buzzwatch.pubsub")
+
+# Errors a pull or an ack can meet while Pub/Sub restarts or is unreachable: wait and try again.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    api_exceptions.ServiceUnavailable,
+    api_exceptions.DeadlineExceeded,
+    api_exceptions.InternalServerError,
+    api_exceptions.Unknown,
+    api_exceptions.Aborted,
+    api_exceptions.RetryError,
+)
+ACK_CHUNK = 1000  # ack ids per acknowledge / modify_ack_deadline request
+
+# What `pull_loop` hands to its step: the client, the subscription path, the received messages.
+Step = Callable[[pubsub_v1.SubscriberClient, str, list[Any]], None]
+
+
+def pull_batch(
+    client: pubsub_v1.SubscriberClient,
+    path: str,
+    max_messages: int,
+    timeout_s: float = 10.0,
+    return_immediately: bool = True,
+) -> list[Any]:
+    """One synchronous pull: the received messages (with their ack ids), unacknowledged.
+
+    `return_immediately`: an empty pull comes back at once, so a consumer can checkpoint on a quiet stream.
+    """
+    response = client.pull(
+        request={
+            "subscription": path,
+            "max_messages": max_messages,
+            "return_immediately": return_immediately,
+        },
+        timeout=timeout_s,
+    )
+    return list(response.received_messages)
+
+
+def ack(client: pubsub_v1.SubscriberClient, path: str, ack_ids: Sequence[str]) -> None:
+    """Acknowledge `ack_ids` (in requests of at most ACK_CHUNK)."""
+    for start in range(0, len(ack_ids), ACK_CHUNK):
+        client.acknowledge(
+            request={"subscription": path, "ack_ids": list(ack_ids[start : start + ACK_CHUNK])}
+        )
+
+
+def nack(client: pubsub_v1.SubscriberClient, path: str, ack_ids: Sequence[str]) -> None:
+    """Ask for `ack_ids` to be delivered again now (ack deadline 0)."""
+    for start in range(0, len(ack_ids), ACK_CHUNK):
+        client.modify_ack_deadline(
+            request={
+                "subscription": path,
+                "ack_ids": list(ack_ids[start : start + ACK_CHUNK]),
+                "ack_deadline_seconds": 0,
+            }
+        )
+
+
+def attempt(action: Callable[[], object], what: str) -> bool:
+    """Run a recovery or clean-up step that may fail while Pub/Sub is away: log the failure, go on."""
+    try:
+        action()
+    except Exception as exc:
+        log.warning("%s failed; will try again", what, extra={"error": str(exc)[:200]})
+        return False
+    return True
+
+
+def pull_loop(
+    project: str,
+    subscription: str,
+    step: Step,
+    recover: Callable[[], object],
+    stop: threading.Event,
+    max_messages: int = 100,
+    idle: Callable[[], None] | None = None,
+) -> None:
+    """Pull until `stop`; `step` handles (and acks) each batch; `recover` recreates a lost subscription.
+
+    `idle` runs after an empty pull (a consumer's chance to checkpoint). A step whose ack fails because
+    Pub/Sub is away is logged, not raised: the messages come again.
+    """
+    client = pubsub_v1.SubscriberClient()
+    path = subscription_path(project, subscription)
+    backoff = 0.5
+    try:
+        while not stop.is_set():
+            try:
+                received = pull_batch(client, path, max_messages)
+                backoff = 0.5
+            except api_exceptions.NotFound:
+                log.warning(
+                    "subscription missing (emulator restarted?); recreating", extra={"subscription": path}
+                )
+                attempt(recover, "recovery")
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            except UNAVAILABLE as exc:
+                log.warning(
+                    "Pub/Sub unavailable; retrying", extra={"error": str(exc)[:200], "backoff_s": backoff}
+                )
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if received:
+                try:
+                    step(client, path, received)
+                except (*UNAVAILABLE, api_exceptions.NotFound, api_exceptions.InvalidArgument) as exc:
+                    log.warning("ack failed; the messages will come again", extra={"error": str(exc)[:200]})
+            else:
+                if idle is not None:
+                    idle()
+                stop.wait(0.05)
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A pulled message, already acknowledged."""
+
+    data: bytes
+    attributes: dict[str, str]
+    message_id: str
+    delivery_attempt: int
+
+
+def pull_messages(
+    project: str,
+    subscription: str,
+    max_messages: int = 100,
+    timeout_s: float = 5.0,
+    client: pubsub_v1.SubscriberClient | None = None,
+) -> list[ReceivedMessage]:
+    """One synchronous pull that acknowledges what it got (tests, benchmarks, dead-letter inspection)."""
+    own_client = client is None
+    client = client or pubsub_v1.SubscriberClient()
+    path = subscription_path(project, subscription)
+    try:
+        received = pull_batch(client, path, max_messages, timeout_s, return_immediately=False)
+        ack(client, path, [r.ack_id for r in received])
+        return [
+            ReceivedMessage(
+                data=bytes(r.message.data),
+                attributes=dict(r.message.attributes),
+                message_id=r.message.message_id,
+                delivery_attempt=r.delivery_attempt,
+            )
+            for r in received
+        ]
+    finally:
+        if own_client:
+            client.close()

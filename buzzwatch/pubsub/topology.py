@@ -1,0 +1,250 @@
+"""Names and idempotent creation of the stream's topics and subscriptions.
+
+`ensure_topic` / `ensure_subscription` create what is missing and bring an existing subscription's push
+endpoint, dead-letter and retry policies in line with the request (safe to call at every start-up, which
+the emulator needs: a restart loses everything). `StreamTopology` is the one place that says what the
+BuzzWatch subscriptions look like; each entry point builds it once from its `CommonSettings`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as api_exceptions
+from google.cloud import pubsub_v1
+from google.protobuf import duration_pb2, field_mask_pb2
+
+from buzzwatch.settings import CommonSettings
+
+log = logging.getLogger("buzzwatch.pubsub")
+
+
+def topic_path(project: str, topic: str) -> str:
+    """projects/P/topics/T (a full path is returned unchanged)."""
+    return topic if topic.startswith("projects/") else f"projects/{project}/topics/{topic}"
+
+
+def subscription_path(project: str, subscription: str) -> str:
+    """projects/P/subscriptions/S (a full path is returned unchanged)."""
+    if subscription.startswith("projects/"):
+        return subscription
+    return f"projects/{project}/subscriptions/{subscription}"
+
+
+def ensure_topic(project: str, topic: str, client: pubsub_v1.PublisherClient | None = None) -> str:
+    """Create the topic unless it exists; returns its path."""
+    path = topic_path(project, topic)
+    client = client or pubsub_v1.PublisherClient()
+    try:
+        client.create_topic(request={"name": path})
+        log.info("created topic", extra={"topic": path})
+    except api_exceptions.AlreadyExists:
+        pass
+    return path
+
+
+def _seconds(value: float) -> duration_pb2.Duration:
+    whole = int(value)
+    return duration_pb2.Duration(seconds=whole, nanos=round((value - whole) * 1e9))
+
+
+@dataclass(frozen=True)
+class SubscriptionSpec:
+    """What a subscription should look like; `push_endpoint=None` means a pull subscription.
+
+    `oidc_service_account` (and optionally `oidc_audience`) make Pub/Sub sign each push with an OIDC token,
+    as Cloud Run requires in production; the emulator sends no token. `filter` (set at creation only, as
+    Pub/Sub allows) keeps only matching messages, e.g. one brand partition's (`buzzwatch.partitions`); the
+    emulator stores it but delivers every message, so consumers check the attributes themselves too.
+    """
+
+    name: str
+    topic: str
+    push_endpoint: str | None = None
+    oidc_service_account: str | None = None
+    oidc_audience: str | None = None
+    dead_letter_topic: str | None = None
+    max_delivery_attempts: int = 5
+    ack_deadline_s: int = 60
+    retry_min_backoff_s: float = 1.0
+    retry_max_backoff_s: float = 60.0
+    filter: str = ""
+
+    def request(self, project: str) -> dict[str, Any]:
+        """The create_subscription request."""
+        body: dict[str, Any] = {
+            "name": subscription_path(project, self.name),
+            "topic": topic_path(project, self.topic),
+            "ack_deadline_seconds": self.ack_deadline_s,
+            "push_config": self.push_config(),
+            "retry_policy": {
+                "minimum_backoff": _seconds(self.retry_min_backoff_s),
+                "maximum_backoff": _seconds(self.retry_max_backoff_s),
+            },
+        }
+        if self.filter:
+            body["filter"] = self.filter
+        if self.dead_letter_topic:
+            body["dead_letter_policy"] = {
+                "dead_letter_topic": topic_path(project, self.dead_letter_topic),
+                "max_delivery_attempts": self.max_delivery_attempts,
+            }
+        return body
+
+    def push_config(self) -> dict[str, Any]:
+        """The push config; empty for a pull subscription."""
+        if not self.push_endpoint:
+            return {}
+        config: dict[str, Any] = {"push_endpoint": self.push_endpoint}
+        if self.oidc_service_account:
+            config["oidc_token"] = {
+                "service_account_email": self.oidc_service_account,
+                "audience": self.oidc_audience or self.push_endpoint,
+            }
+        return config
+
+
+def ensure_subscription(
+    project: str,
+    spec: SubscriptionSpec,
+    client: pubsub_v1.SubscriberClient | None = None,
+    update: bool = True,
+) -> str:
+    """Create the subscription; with `update`, align an existing one whose push/dead-letter/retry differ.
+
+    `update=False` only fills in what is missing: an ingester recovering from an emulator restart uses it,
+    so it never turns the worker's push subscription back into a pull one.
+    """
+    client = client or pubsub_v1.SubscriberClient()
+    request = spec.request(project)
+    try:
+        client.create_subscription(request=request)
+        log.info("created subscription", extra={"subscription": request["name"], "push": spec.push_endpoint})
+        return request["name"]
+    except api_exceptions.AlreadyExists:
+        if not update:
+            return request["name"]
+    current = client.get_subscription(request={"subscription": request["name"]})
+    wanted = type(current)(request)
+    changed = [
+        name
+        for name in ("push_config", "dead_letter_policy", "retry_policy", "ack_deadline_seconds")
+        if getattr(current, name) != getattr(wanted, name)
+    ]
+    if changed:
+        client.update_subscription(
+            request={"subscription": wanted, "update_mask": field_mask_pb2.FieldMask(paths=changed)}
+        )
+        log.info("updated subscription", extra={"subscription": request["name"], "fields": changed})
+    return request["name"]
+
+
+@dataclass(frozen=True)
+class StreamTopology:
+    """The topics and subscriptions of the BuzzWatch stream, named by settings.
+
+    tweets --(push or pull: the scoring workers)--> tweets-scored --(pull: the single detection service)
+    Deliveries that fail `max_delivery_attempts` times go to the dead-letter topic, kept by a pull
+    subscription for inspection. Each role recreates only its own path after an emulator restart
+    (`ensure_tweets_path`, `ensure_scored_path`), never altering what exists.
+    """
+
+    project: str
+    tweets_topic: str
+    scored_topic: str
+    dead_letter_topic: str
+    tweets_subscription: str = "tweets-worker"
+    scored_subscription: str = "tweets-scored-detector"
+    dead_letter_subscription: str = "tweets-dead-letter-keep"
+    max_delivery_attempts: int = 5
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> StreamTopology:
+        """The names an entry point read from the environment (PUBSUB_* in `CommonSettings`)."""
+        return cls(
+            project=settings.gcp_project,
+            tweets_topic=settings.tweets_topic,
+            scored_topic=settings.scored_topic,
+            dead_letter_topic=settings.dead_letter_topic,
+            tweets_subscription=settings.tweets_subscription,
+            scored_subscription=settings.scored_subscription,
+            dead_letter_subscription=settings.dead_letter_subscription,
+            max_delivery_attempts=settings.max_delivery_attempts,
+        )
+
+    def tweets_spec(
+        self,
+        push_endpoint: str | None = None,
+        oidc_service_account: str | None = None,
+        oidc_audience: str | None = None,
+    ) -> SubscriptionSpec:
+        """The scoring workers' subscription: push to `push_endpoint`, or pull without one."""
+        return SubscriptionSpec(
+            name=self.tweets_subscription,
+            topic=self.tweets_topic,
+            push_endpoint=push_endpoint,
+            oidc_service_account=oidc_service_account,
+            oidc_audience=oidc_audience,
+            dead_letter_topic=self.dead_letter_topic,
+            max_delivery_attempts=self.max_delivery_attempts,
+        )
+
+    def scored_spec(self) -> SubscriptionSpec:
+        """The detection service's pull subscription of scored tweets."""
+        return SubscriptionSpec(
+            name=self.scored_subscription,
+            topic=self.scored_topic,
+            dead_letter_topic=self.dead_letter_topic,
+            max_delivery_attempts=self.max_delivery_attempts,
+        )
+
+    def dead_letter_spec(self) -> SubscriptionSpec:
+        """The pull subscription that keeps dead letters for inspection."""
+        return SubscriptionSpec(
+            name=self.dead_letter_subscription, topic=self.dead_letter_topic, ack_deadline_s=600
+        )
+
+    def ensure(
+        self,
+        push_endpoint: str | None = None,
+        oidc_service_account: str | None = None,
+        oidc_audience: str | None = None,
+        update: bool = True,
+    ) -> dict[str, str]:
+        """Create every missing topic and subscription (and align existing ones with `update`)."""
+        publisher = pubsub_v1.PublisherClient()
+        subscriber = pubsub_v1.SubscriberClient()
+        try:
+            paths = {
+                "tweets_topic": ensure_topic(self.project, self.tweets_topic, publisher),
+                "scored_topic": ensure_topic(self.project, self.scored_topic, publisher),
+                "dead_letter_topic": ensure_topic(self.project, self.dead_letter_topic, publisher),
+            }
+            specs = {
+                "tweets_subscription": self.tweets_spec(push_endpoint, oidc_service_account, oidc_audience),
+                "scored_subscription": self.scored_spec(),
+                "dead_letter_subscription": self.dead_letter_spec(),
+            }
+            for role, spec in specs.items():
+                paths[role] = ensure_subscription(self.project, spec, subscriber, update=update)
+        finally:
+            subscriber.close()
+        return paths
+
+    def ensure_tweets_path(self, push_endpoint: str | None = None) -> None:
+        """Pull scoring after an emulator restart: the tweets and dead-letter topics, the tweets subscription
+        (push to `push_endpoint` if it was one), and the scored path; only what is missing."""
+        ensure_topic(self.project, self.tweets_topic)
+        ensure_topic(self.project, self.dead_letter_topic)
+        ensure_subscription(self.project, self.tweets_spec(push_endpoint), update=False)
+        self.ensure_scored_path()
+
+    def ensure_scored_path(self) -> None:
+        """The scored and dead-letter topics, the detection and dead-letter subscriptions; only what is
+        missing (a scoring worker or the detection service recovering from an emulator restart)."""
+        ensure_topic(self.project, self.scored_topic)
+        ensure_topic(self.project, self.dead_letter_topic)
+        ensure_subscription(self.project, self.scored_spec(), update=False)
+        ensure_subscription(self.project, self.dead_letter_spec(), update=False)
