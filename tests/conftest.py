@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
-from stack.emulator import PubSubEmulator
-
-pytest_plugins = ["tests.support.servers"]  # the SMTP and capture-server fixtures
+# The integration-mark rule; every fixture that starts a server (emulator, SMTP, capture server); pytester.
+pytest_plugins = ["tests.support.integration", "tests.support.servers", "pytester"]
 
 # Property tests draw the same examples on every run, so CI cannot turn red by the luck of a draw;
 # HYPOTHESIS_PROFILE=explore draws new ones (run it when changing the code they cover).
@@ -42,27 +40,3 @@ def isolated_var_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
 def unique_name() -> str:
     """A topic/subscription name prefix no other test uses."""
     return f"t{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture(scope="session")
-def pubsub_emulator() -> Iterator[PubSubEmulator]:
-    """One emulator for the whole session; tests isolate themselves with unique topic names."""
-    with PubSubEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def emulator_env(pubsub_emulator: PubSubEmulator, monkeypatch: pytest.MonkeyPatch) -> PubSubEmulator:
-    """Point google-cloud-pubsub at the shared emulator for this test."""
-    for name, value in pubsub_emulator.env().items():
-        monkeypatch.setenv(name, value)
-    return pubsub_emulator
-
-
-@pytest.fixture
-def private_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[PubSubEmulator]:
-    """An emulator of this test's own, for tests that restart or stop it."""
-    with PubSubEmulator() as emulator:
-        for name, value in emulator.env().items():
-            monkeypatch.setenv(name, value)
-        yield emulator

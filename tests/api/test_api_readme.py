@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from flask import Flask
 
 from tests.support.api import API_KEY, serve_in_thread
@@ -29,6 +30,7 @@ def _run(command: str, cwd: Path, key: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration
 def test_the_readme_export_fails_on_a_refused_key_and_writes_nothing(app: Flask, tmp_path: Path) -> None:
     with serve_in_thread(app) as base_url:
         command = _export_command().replace("localhost:8080", base_url.removeprefix("http://"))

@@ -160,6 +160,7 @@ def test_recording_telemetry_forwards_everything_and_keeps_the_latest(tmp_path: 
         feed.recent("traces")
 
 
+@pytest.mark.integration
 def test_detection_http_serves_health_and_the_watch_feed_only(tmp_path: Path) -> None:
     import json
     import urllib.error

@@ -11,8 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import requests
+
+from tests.support.integration import server_fixture
 
 # ---- a local stand-in for the X API v2, serving the recorded payloads in tests/ingest/recorded ----------
 
@@ -177,7 +178,7 @@ class FakeXApi:
         return [r["path"] for r in self.requests if method is None or r["method"] == method]
 
 
-@pytest.fixture
+@server_fixture
 def fake_x_api() -> Iterator[FakeXApi]:
     """A running FakeXApi on a free loopback port."""
     api = FakeXApi()

@@ -15,6 +15,7 @@ from buzzwatch.notify import Mailer
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry
 from tests.support.api import LexiconPredictor, serve_in_thread
+from tests.support.integration import server_fixture
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def api_app(isolated_var_dir: Path) -> Iterator[Flask]:
     store.close()
 
 
-@pytest.fixture
+@server_fixture
 def api_url(api_app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with serve_in_thread(api_app) as url:
         monkeypatch.setenv("BUZZWATCH_API_URL", url)

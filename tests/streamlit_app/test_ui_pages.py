@@ -178,7 +178,9 @@ def _record_a_stream(telemetry: Telemetry) -> None:
     telemetry.event(BAD_BUZZ_ALERT, properties={"alert": alert.to_dict()})
 
 
-@pytest.mark.parametrize("source", ["local sink", "detection service feed"])
+@pytest.mark.parametrize(
+    "source", ["local sink", pytest.param("detection service feed", marks=pytest.mark.integration)]
+)
 def test_watch_it_shows_a_brand_series_and_its_alert(
     source: str,
     isolated_var_dir: Path,

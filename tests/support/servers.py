@@ -1,4 +1,4 @@
-"""Server fixtures, loaded by the root conftest: an Application Insights capture server and SMTP servers."""
+"""Fixtures that start servers, loaded by the root conftest: the Pub/Sub emulator, SMTP, a capture server."""
 
 from __future__ import annotations
 
@@ -13,6 +13,34 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from stack.emulator import PubSubEmulator
+from stack.ports import free_port
+from tests.support.integration import server_fixture
+
+
+@server_fixture(scope="session")
+def pubsub_emulator() -> Iterator[PubSubEmulator]:
+    """One emulator for the whole session; tests isolate themselves with unique topic names."""
+    with PubSubEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator_env(pubsub_emulator: PubSubEmulator, monkeypatch: pytest.MonkeyPatch) -> PubSubEmulator:
+    """Point google-cloud-pubsub at the shared emulator for this test."""
+    for name, value in pubsub_emulator.env().items():
+        monkeypatch.setenv(name, value)
+    return pubsub_emulator
+
+
+@server_fixture
+def private_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[PubSubEmulator]:
+    """An emulator of this test's own, for tests that restart or stop it."""
+    with PubSubEmulator() as emulator:
+        for name, value in emulator.env().items():
+            monkeypatch.setenv(name, value)
+        yield emulator
 
 
 class CaptureServer:
@@ -56,7 +84,7 @@ class CaptureServer:
             return [e for e in self.envelopes if e["data"]["baseType"] == base_type]
 
 
-@pytest.fixture
+@server_fixture
 def appinsights_capture() -> Iterator[CaptureServer]:
     """A capture server on a free loopback port."""
     capture = CaptureServer()
@@ -70,8 +98,6 @@ class SmtpSink:
     """An aiosmtpd Controller that keeps each received message; can be stopped and started again."""
 
     def __init__(self, port: int = 0, refuse_recipients: bool = False) -> None:
-        from stack.ports import free_port
-
         self.port = port or free_port()
         self.refuse_recipients = refuse_recipients
         self.messages: list[Message] = []
@@ -100,7 +126,7 @@ class SmtpSink:
             self.controller = None
 
 
-@pytest.fixture
+@server_fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     """A running SMTP sink on a free loopback port."""
     sink = SmtpSink().start()
@@ -108,7 +134,7 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink.stop()
 
 
-@pytest.fixture
+@server_fixture
 def make_smtp_sink() -> Iterator[Callable[..., SmtpSink]]:
     """Start sinks on demand (a given port, or one that refuses recipients); all stopped at the end."""
     sinks: list[SmtpSink] = []
@@ -154,7 +180,7 @@ class HangingSmtpServer:
         self._thread.join(5)
 
 
-@pytest.fixture
+@server_fixture
 def hanging_smtp() -> Iterator[HangingSmtpServer]:
     """An SMTP port that hangs every client until `close()`."""
     server = HangingSmtpServer()

@@ -204,6 +204,7 @@ def test_live_ticks_never_close_a_minute_before_its_tweets_arrive(tmp_path: Path
     assert stats["late_counted"] == stats["late"] == 0  # every minute was still open for its tweets
 
 
+@pytest.mark.integration
 def test_each_brands_phase_is_in_the_status_and_the_feed_and_survives_a_restart(tmp_path: Path) -> None:
     from worker.detection_service import serve_health
 

@@ -32,6 +32,7 @@ from google.auth import crypt, jwt
 from buzzwatch.settings import CommonSettings, SettingsError
 from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
 from stack.ports import free_port
+from tests.support.integration import server_fixture
 from worker.auth import CachedCertificates, GoogleTokenVerifier, IdTokenPolicy
 from worker.scoring import WorkerSettings
 
@@ -115,7 +116,7 @@ def google_key() -> SigningKey:
     return SigningKey("google-key-1")
 
 
-@pytest.fixture
+@server_fixture
 def certificates(google_key: SigningKey) -> Iterator[CertificateServer]:
     server = CertificateServer([google_key])
     yield server
