@@ -41,8 +41,10 @@ class SlowModel:
         self.delay_s = delay_s
         self.gate = gate
         self.calls: list[int] = []
+        self.entered = threading.Event()  # set once a call is inside the model
 
     def predict(self, texts: list[str]) -> list[Any]:
+        self.entered.set()
         if self.gate is not None:
             self.gate.wait(10)
         time.sleep(self.delay_s)
@@ -163,12 +165,11 @@ def test_a_failed_publish_fails_every_request_of_the_group_then_recovers(tmp_pat
 
 def test_a_stuck_model_times_out_as_a_transient_error(tmp_path) -> None:
     gate = threading.Event()
-    pipeline = ScoringPipeline(
-        SlowModel(0.0, gate), None, RecordingPublisher(), LocalTelemetry(tmp_path), flushes=1
-    )
+    model = SlowModel(0.0, gate)
+    pipeline = ScoringPipeline(model, None, RecordingPublisher(), LocalTelemetry(tmp_path), flushes=1)
     holder = threading.Thread(target=lambda: pipeline.process([tweet(1)], 10))
     holder.start()
-    time.sleep(0.1)
+    assert model.entered.wait(10)  # the first group holds the model
     started = time.monotonic()
     with pytest.raises(TransientError, match="within"):
         pipeline.process([tweet(2)], 0.3)

@@ -37,6 +37,15 @@ def counts(var_dir: Path) -> dict[str, int]:
         return store.counts()
 
 
+def _detection_totals(port: int) -> dict:
+    """The detection service's /healthz: its running totals ({} while it is not answering yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            return json.loads(response.read())
+    except OSError:
+        return {}
+
+
 def test_push_stream_counts_once_dead_letters_and_alerts_by_email(
     private_emulator: PubSubEmulator, tmp_path: Path, smtp_sink
 ) -> None:
@@ -49,12 +58,13 @@ def test_push_stream_counts_once_dead_letters_and_alerts_by_email(
         worker, port = start_push_worker(env, tmp_path / "worker.log")
         processes.append(worker)
         topology.ensure(push_endpoint=f"http://127.0.0.1:{port}/pubsub/push")
+        detection_port = free_port()
         processes.append(
             buzzwatch(
                 "worker",
                 "--role",
                 "detection",
-                env=dict(env, PORT=str(free_port())),
+                env=dict(env, PORT=str(detection_port)),
                 log_path=tmp_path / "det.log",
             )
         )
@@ -75,7 +85,13 @@ def test_push_stream_counts_once_dead_letters_and_alerts_by_email(
             processes[1],
             tmp_path / "det.log",
         )
-        time.sleep(2)  # let late duplicates arrive: they must not be counted
+        wait_for(  # the redelivered tweets reached detection (scored again by the worker) and were dropped
+            lambda: _detection_totals(detection_port).get("duplicates", 0) >= 50,
+            60,
+            "the 50 redelivered tweets seen as duplicates",
+            processes[1],
+            tmp_path / "det.log",
+        )
         assert counts(tmp_path)["tweets"] == len(events)
 
         dead = []
