@@ -146,10 +146,10 @@ class LinearModel:
         Keys are looked up by `lookup` here and by the fused ONNX graph at serving.
         """
         tokens = np.asarray(token_ids, dtype=np.int64)
-        events = np.where(self._event[tokens], np.arange(tokens.shape[1]), -1)
-        last_event = np.maximum.accumulate(events, axis=1)
-        opener = np.take_along_axis(tokens, np.maximum(last_event, 0), axis=1)
-        negated = (last_event >= 0) & self._negator[opener] & self._markable[tokens]
+        # Each negator or clause end as 2 x its position (+1 for a negator), -2 elsewhere: the running
+        # maximum is the last one so far, and its parity says whether it opened a scope.
+        events = np.where(self._event[tokens], 2 * np.arange(tokens.shape[1]) + self._negator[tokens], -2)
+        negated = (np.maximum.accumulate(events, axis=1) & 1).astype(bool) & self._markable[tokens]
         known = tokens > 0
         unigrams = np.where(known, 2 * tokens + negated, PAD_KEY)
         bigrams = np.where(

@@ -193,7 +193,7 @@ class Predictor:
                 self._token_index.setdefault(token, len(self._token_index))
             to_sequence = np.full(len(self._token_index), UNK_ID, dtype=np.int32)
             to_sequence[: len(self.vocab)] = np.arange(len(self.vocab))
-            to_linear = np.zeros(len(self._token_index), dtype=np.int32)
+            to_linear = np.zeros(len(self._token_index), dtype=np.int64)
             for token, linear_id in self.linear.token_index.items():
                 to_linear[self._token_index[token]] = linear_id
             to_linear[UNK_ID] = 0  # a token neither half knows
