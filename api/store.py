@@ -187,6 +187,7 @@ class FeedbackStore:
         retention_s: float = 7 * 24 * 3600.0,
         max_logged: int = 100_000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.engine = make_engine(database_url)
         self._flush_interval_s = flush_interval_s
@@ -196,6 +197,7 @@ class FeedbackStore:
         self._max_logged = max_logged
         self._logged_since_prune = 0
         self._clock = clock
+        self._sleep = sleep  # each wait for another worker's queued prediction (find_prediction)
         self._pending: list[dict[str, Any]] = []  # under _pending_lock
         self._pending_lock = threading.Lock()
         self.write_error: str | None = None  # why the last write failed (names the database), until one works
@@ -402,7 +404,7 @@ class FeedbackStore:
             return found
         deadline = time.monotonic() + min(wait_s - age, wait_s) + 0.05
         while found is None and time.monotonic() < deadline:
-            time.sleep(min(0.05, self._flush_interval_s / 2))
+            self._sleep(min(0.05, self._flush_interval_s / 2))
             found = self._select_prediction(prediction_id)
         return found
 

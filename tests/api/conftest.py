@@ -15,7 +15,7 @@ from api.store import FeedbackStore
 from buzzwatch.notify import Mailer
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry
-from tests.support.api import API_KEY, APP_TOKEN, FakeClock, LexiconPredictor
+from tests.support.api import API_KEY, APP_TOKEN, FakeClock, LexiconPredictor, RecordingSleep
 
 
 @pytest.fixture
@@ -44,8 +44,14 @@ def settings(isolated_var_dir: Path) -> ApiSettings:
 
 
 @pytest.fixture
-def store(settings: ApiSettings, clock: FakeClock) -> Iterator[FeedbackStore]:
-    feedback_store = FeedbackStore(settings.common.database_url, clock=clock)
+def store_sleep() -> RecordingSleep:
+    """Every wait of the store for a prediction another worker may not have written yet."""
+    return RecordingSleep()
+
+
+@pytest.fixture
+def store(settings: ApiSettings, clock: FakeClock, store_sleep: RecordingSleep) -> Iterator[FeedbackStore]:
+    feedback_store = FeedbackStore(settings.common.database_url, clock=clock, sleep=store_sleep)
     yield feedback_store
     feedback_store.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,6 +75,17 @@ class FakeClock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+class RecordingSleep:
+    """The store's `sleep`: keeps each wait (seconds), then waits for real."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        time.sleep(seconds)
 
 
 @contextmanager
