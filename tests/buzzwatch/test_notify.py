@@ -12,6 +12,7 @@ import pytest
 from buzzwatch.notify import Mailer
 from buzzwatch.settings import CommonSettings, SmtpSettings
 from stack.ports import free_port
+from tests.support.polling import wait_for
 
 
 def smtp_settings(port: int | None, **changes: object) -> SmtpSettings:
@@ -41,20 +42,13 @@ def test_without_smtp_host_mail_goes_to_the_outbox(tmp_path: Path) -> None:
     assert mailer.pending() == []
 
 
-def wait_until(predicate, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return predicate()
-
-
 @pytest.mark.integration
 def test_mail_is_delivered_to_the_smtp_sink(tmp_path: Path, smtp_sink) -> None:
     mailer = Mailer(smtp_settings(smtp_sink.port), tmp_path / "spool")
     long_html = "<b>html</b>" + "<td>x</td>" * 500  # one 5,000-character line, as rendered alerts are
     assert mailer.send("Bad buzz: delta", "text", long_html) is True
     # The delivery thread removes the spooled mail just after the sink has it: wait for both.
-    assert wait_until(lambda: smtp_sink.messages and not mailer.pending())
+    wait_for(lambda: smtp_sink.messages and not mailer.pending(), 10, "the mail delivered")
     (message,) = smtp_sink.messages
     assert message["Subject"] == "Bad buzz: delta"
     assert message["To"] == "team@example.test, oncall@example.test"
@@ -73,7 +67,7 @@ def test_smtp_down_then_up_delivers_every_queued_mail(tmp_path: Path, make_smtp_
     assert time.monotonic() - started < 1  # spooled: the caller never waits for SMTP
     assert len(mailer.pending()) == 2
     sink = make_smtp_sink(port)
-    assert wait_until(lambda: len(sink.messages) == 2 and not mailer.pending())
+    wait_for(lambda: len(sink.messages) == 2 and not mailer.pending(), 10, "both mails delivered")
     assert sorted(m["Subject"] for m in sink.messages) == ["first", "second"]
     assert mailer.close() == 0
 
@@ -87,7 +81,7 @@ def test_mail_queued_by_a_stopped_process_is_sent_after_restart(tmp_path: Path, 
     sink = make_smtp_sink(port)
     restarted = Mailer(smtp_settings(port), tmp_path / "spool")
     restarted.start()
-    assert wait_until(lambda: sink.messages and not restarted.pending())
+    wait_for(lambda: sink.messages and not restarted.pending(), 10, "the queued mail delivered")
     assert [m["Subject"] for m in sink.messages] == ["queued"]
     assert restarted.close() == 0
 
@@ -97,7 +91,7 @@ def test_permanently_refused_mail_is_kept_in_failed(tmp_path: Path, make_smtp_si
     sink = make_smtp_sink(refuse_recipients=True)
     mailer = Mailer(smtp_settings(sink.port), tmp_path / "spool")
     assert mailer.send("refused", "body") is True
-    assert wait_until(lambda: len(list(mailer.failed_dir.glob("*.eml"))) == 1)
+    wait_for(lambda: len(list(mailer.failed_dir.glob("*.eml"))) == 1, 10, "the refused mail in failed/")
     assert mailer.pending() == []
     assert sink.messages == []
     assert mailer.close() == 0
@@ -115,7 +109,7 @@ def test_a_key_is_mailed_once_across_restarts(tmp_path: Path, make_smtp_sink) ->
     restarted = Mailer(smtp_settings(port), tmp_path / "spool")
     assert restarted.send("alert 7", "body", key="episode-7|new") is False  # still pending from before
     assert restarted.send("alert 8", "body", key="episode-8|new") is True
-    assert wait_until(lambda: len(sink.messages) == 2 and not restarted.pending())
+    wait_for(lambda: len(sink.messages) == 2 and not restarted.pending(), 10, "both mails delivered")
     assert restarted.send("alert 7", "body", key="episode-7|new") is False  # delivered: not sent again
     assert restarted.close() == 0
     assert sorted(m["Subject"] for m in sink.messages) == ["alert 7", "alert 8"]
@@ -143,13 +137,15 @@ def test_a_hanging_smtp_server_holds_up_only_the_delivery_thread(
     )
     started = time.monotonic()
     assert mailer.send("first", "one") is True
-    assert wait_until(lambda: hanging_smtp.accepted >= 1)  # the delivery thread is stuck in that connection
+    wait_for(
+        lambda: hanging_smtp.accepted >= 1, 10, "a connection to the hanging server"
+    )  # the delivery thread is stuck in that connection
     assert mailer.send("second", "two") is True
     assert time.monotonic() - started < 2
     assert len(mailer.pending()) == 2
     hanging_smtp.close()  # the server recovers: the stuck connection drops, a real server takes the port
     sink = make_smtp_sink(hanging_smtp.port)
-    assert wait_until(lambda: len(sink.messages) == 2 and not mailer.pending(), 20)
+    wait_for(lambda: len(sink.messages) == 2 and not mailer.pending(), 20, "both mails delivered")
     assert sorted(m["Subject"] for m in sink.messages) == ["first", "second"]
     assert mailer.close() == 0
 
@@ -159,7 +155,7 @@ def test_closing_does_not_wait_for_a_hanging_server(tmp_path: Path, hanging_smtp
     """At shutdown a stuck delivery is given up after a short grace: the mail stays queued for next time."""
     mailer = Mailer(smtp_settings(hanging_smtp.port, timeout_s=30.0), tmp_path / "spool")
     assert mailer.send("stuck", "body") is True
-    assert wait_until(lambda: hanging_smtp.accepted >= 1)
+    wait_for(lambda: hanging_smtp.accepted >= 1, 10, "a connection to the hanging server")
     started = time.monotonic()
     assert mailer.close(grace_s=0.5) == 1
     assert time.monotonic() - started < 3
@@ -183,4 +179,6 @@ def test_the_api_delivers_at_start_the_mail_an_earlier_api_process_left_queued(
     sink = make_smtp_sink(port)
     model = SimpleNamespace(model_version="test-1", labels=("negative", "neutral", "positive"), metrics={})
     create_app(ApiSettings.from_env(env), predictor=model)  # a new API process: no new alert is sent
-    assert wait_until(lambda: [m["Subject"] for m in sink.messages] == ["BuzzWatch: model drift"])
+    wait_for(
+        lambda: [m["Subject"] for m in sink.messages] == ["BuzzWatch: model drift"], 10, "the drift mail"
+    )

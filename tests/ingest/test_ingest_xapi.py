@@ -12,6 +12,7 @@ import tweepy
 from ingest.brands import BrandBook
 from ingest.sources import InputReport
 from ingest.xapi import Backoff, FilteredStream, RecentSearchPoller
+from tests.support.polling import wait_for
 
 FAST = Backoff().scaled(0.001)  # 5 s -> 5 ms, 60 s -> 60 ms: same shape, test-sized
 
@@ -25,13 +26,6 @@ def _stream(fake_x_api, brands, events, **kwargs) -> FilteredStream:
     stream = FilteredStream("test-token", brands, events.append, InputReport(), backoff=FAST, **kwargs)
     fake_x_api.mount(stream.session)
     return stream
-
-
-def _wait_for(condition, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_rules_sync_deletes_stale_adds_missing_and_is_idempotent(fake_x_api, brands):
@@ -74,7 +68,7 @@ def test_stream_backs_off_on_429_and_503_then_delivers_attributed_events(fake_x_
     events: list = []
     stream = _stream(fake_x_api, brands, events)
     thread = stream.start()
-    _wait_for(lambda: len(events) == 3)
+    wait_for(lambda: len(events) == 3, 5, "three tweets")
     stream.disconnect()
     thread.join(timeout=5)
     assert not thread.is_alive()
@@ -104,7 +98,7 @@ def test_watchdog_reconnects_a_silent_stream(fake_x_api, brands):
     stream = _stream(fake_x_api, brands, events, heartbeat_timeout_s=0.4)
     started = time.monotonic()
     thread = stream.start()
-    _wait_for(lambda: len(events) == 3)
+    wait_for(lambda: len(events) == 3, 5, "three tweets")
     elapsed = time.monotonic() - started
     stream.disconnect()
     thread.join(timeout=5)
@@ -117,7 +111,7 @@ def test_keep_alives_keep_a_quiet_stream_connected(fake_x_api, brands):
     fake_x_api.stream_scripts = [fake_x_api.Script(lines=[b""] * 8, line_interval_s=0.1, then="silence")]
     stream = _stream(fake_x_api, brands, [], heartbeat_timeout_s=0.4)
     thread = stream.start()
-    _wait_for(lambda: stream.stats.keep_alives >= 7)
+    wait_for(lambda: stream.stats.keep_alives >= 7, 5, "seven keep-alives")
     stream.disconnect()
     thread.join(timeout=5)
     assert stream.stats.watchdog_reconnects == 0
@@ -128,7 +122,7 @@ def test_disconnect_ends_a_silent_connection_at_once(fake_x_api, brands):
     fake_x_api.stream_scripts = [fake_x_api.Script(then="silence")]
     stream = _stream(fake_x_api, brands, [], heartbeat_timeout_s=30)
     thread = stream.start()
-    _wait_for(lambda: stream.stats.connects == 1)
+    wait_for(lambda: stream.stats.connects == 1, 5, "a connection")
     started = time.monotonic()
     stream.disconnect()
     thread.join(timeout=5)
@@ -152,7 +146,7 @@ def test_bad_stream_messages_are_reported_and_skipped(fake_x_api, brands):
     events: list = []
     stream = _stream(fake_x_api, brands, events)
     thread = stream.start()
-    _wait_for(lambda: len(events) == 1)
+    wait_for(lambda: len(events) == 1, 5, "one tweet")
     stream.disconnect()
     thread.join(timeout=5)
     assert stream.report.bad == 3 and stream.report.read == 4
@@ -231,7 +225,7 @@ def test_search_stop_interrupts_the_poll_interval(fake_x_api, brands, tmp_path):
     poller = _poller(fake_x_api, brands, [], tmp_path, poll_interval_s=60)
     runner = threading.Thread(target=poller.run)
     runner.start()
-    _wait_for(lambda: poller.requests_made == 1)
+    wait_for(lambda: poller.requests_made == 1, 5, "one search request")
     poller.stop()
     runner.join(timeout=2)
     assert not runner.is_alive()

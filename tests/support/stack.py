@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +16,7 @@ from pathlib import Path
 from buzzwatch.schema import TweetEvent
 from stack.ports import free_port
 from stack.processes import answers_ok
+from tests.support.polling import wait_for
 from worker.detection_service import DetectionStore
 
 BRAND = "acme"
@@ -107,25 +108,6 @@ def start_push_worker(env: Mapping[str, str], log_path: Path) -> tuple[subproces
         log_path,
     )
     return process, port
-
-
-def wait_for(
-    predicate: Callable[[], bool],
-    timeout_s: float,
-    what: str,
-    process: subprocess.Popen[bytes] | None = None,
-    log_path: Path | None = None,
-) -> None:
-    """Poll until true; fail with the process log when it does not happen."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if process is not None and process.poll() is not None:
-            break
-        time.sleep(0.1)
-    tail = log_path.read_text(errors="replace")[-3000:] if log_path and log_path.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
 
 
 def stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:

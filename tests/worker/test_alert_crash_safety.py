@@ -23,6 +23,7 @@ from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import read_alerts
 from stack.emulator import PubSubEmulator
 from stack.ports import free_port
+from tests.support.polling import wait_for
 from tests.support.stack import (
     buzzwatch,
     publish_scored,
@@ -30,7 +31,6 @@ from tests.support.stack import (
     stack_store,
     stop,
     stream_events,
-    wait_for,
 )
 from worker.detection_service import CRASH_AT_VARIABLE, alert_key, alert_outbox
 

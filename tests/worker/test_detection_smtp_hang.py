@@ -22,7 +22,8 @@ from buzzwatch.schema import TweetEvent
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry, read_alerts
 from stack.emulator import PubSubEmulator
-from tests.support.stack import BRAND, CALM, publish_scored, stack_env, stream_events, wait_for
+from tests.support.polling import wait_for
+from tests.support.stack import BRAND, CALM, publish_scored, stack_env, stream_events
 from worker.detection import DetectorConfig
 from worker.detection_service import AlertDispatcher, DetectionService, DetectionStore
 from worker.pull import run_detection

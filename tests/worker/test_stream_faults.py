@@ -13,6 +13,7 @@ import pytest
 from buzzwatch.settings import CommonSettings
 from stack.emulator import PubSubEmulator
 from stack.ports import free_port
+from tests.support.polling import wait_for
 from tests.support.stack import (
     BRAND,
     DETECTOR_ENV,
@@ -22,7 +23,6 @@ from tests.support.stack import (
     start_push_worker,
     stop,
     stream_events,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -21,7 +21,8 @@ from buzzwatch.schema import ScoredTweet
 from buzzwatch.settings import CommonSettings
 from stack.emulator import PubSubEmulator
 from stack.ports import free_port
-from tests.support.stack import buzzwatch, stack_env, start_push_worker, stop, stream_events, wait_for
+from tests.support.polling import wait_for
+from tests.support.stack import buzzwatch, stack_env, start_push_worker, stop, stream_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -17,6 +17,7 @@ from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import read_alerts, read_local
 from stack.emulator import PubSubEmulator
 from stack.ports import free_port
+from tests.support.polling import wait_for
 from tests.support.stack import (
     BRAND,
     buzzwatch,
@@ -26,7 +27,6 @@ from tests.support.stack import (
     start_push_worker,
     stop,
     stream_events,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
