@@ -111,7 +111,9 @@ class TweetEvent:
         """Validate and build from a decoded JSON object."""
         if not isinstance(payload, dict):
             raise SchemaError("a tweet event must be a JSON object")
-        text = _require_str(payload, "text")
+        # The one text rule: surrounding whitespace carries no meaning, and a tweet must read the same from
+        # the live stream, a replay file or a redelivered message (same scores, same copy keys).
+        text = _require_str(payload, "text").strip()
         if len(text) > MAX_TEXT_CHARS:
             raise SchemaError(f"field 'text' is longer than {MAX_TEXT_CHARS} characters")
         brands_raw = payload.get("brands", payload.get("brand", ()))

@@ -38,9 +38,6 @@ def event_from_record(record: Mapping[str, Any], brands: BrandBook, source: str)
             declared = [declared]
         if not isinstance(declared, list | tuple) or not all(isinstance(item, str) for item in declared):
             raise SchemaError("field 'brand' must be a string or a list of strings")
-    text = payload.get("text")
-    if isinstance(text, str):
-        payload["text"] = text.strip()
     payload["source"] = source
     event = TweetEvent.from_dict(payload)
     return replace(event, brands=brands.attribute(event.text, declared=declared))

@@ -18,10 +18,11 @@ from typing import Any, TextIO
 from google.api_core import exceptions as api_exceptions
 
 from buzzwatch.pubsub import Publisher, PublisherSettings, StreamTopology
+from buzzwatch.replay import paced
 from buzzwatch.schema import TweetEvent
 from buzzwatch.settings import CommonSettings, SettingsError, env_bool, env_float, env_str
 from ingest.brands import DEFAULT_BRANDS_PATH, BrandBook
-from ingest.sources import InputReport, paced, read_replay_file, stdin_events
+from ingest.sources import InputReport, read_replay_file, stdin_events
 
 log = logging.getLogger("buzzwatch.ingest")
 
@@ -192,7 +193,9 @@ def run_ingest(
                 events = events[: options.limit]
             progress.total = len(events)
             log.info("replay starts", extra={"tweets": len(events), "speed": options.speed or "max"})
-            for event in paced(events, options.speed, stop):
+            for event in paced(events, lambda event: event.created_at, options.speed, stop.wait):
+                if stop.is_set():
+                    break
                 ingester(event)
         elif options.source == "stdin":
             for count, event in enumerate(stdin_events(brands, report, stop, options.stdin), start=1):

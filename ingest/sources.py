@@ -1,30 +1,29 @@
 """Local sources: replay of a data file in event-time order, and JSON lines on stdin.
 
+CSV files are read by `buzzwatch.replay` (shared with `buzzwatch replay`), which also paces a replay.
+
 Each source yields `TweetEvent`s and reports unreadable input to an `InputReport` (logged with where it
 came from and why), then goes on: one bad line never stops the ingester.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import queue
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from buzzwatch.replay import ReplayCsv, open_replay_csv
 from buzzwatch.schema import SchemaError, TweetEvent, load_json
 from ingest.brands import BrandBook
 from ingest.events import event_from_record
 
 log = logging.getLogger("buzzwatch.ingest")
-
-# Tweets are short; anything beyond this is not a tweet, and schema validation rejects it cleanly.
-csv.field_size_limit(1_000_000)
 
 
 @dataclass
@@ -55,26 +54,6 @@ def _records_from_jsonl(
             report.bad_input(where, str(exc))
 
 
-def _records_from_csv(handle: TextIO, name: str, report: InputReport) -> Iterator[tuple[str, Any]]:
-    reader = csv.DictReader(handle)
-    if reader.fieldnames is None or "text" not in reader.fieldnames:
-        raise SchemaError(f"{name}: a replay CSV needs a header with at least id, created_at and text")
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            report.read += 1
-            report.bad_input(f"{name}:{reader.line_num}", f"unreadable CSV row: {exc}")
-            continue
-        report.read += 1
-        if None in row:
-            report.bad_input(f"{name}:{reader.line_num}", "more fields than the header")
-            continue
-        yield f"{name}:{reader.line_num}", {key: value for key, value in row.items() if value}
-
-
 def detect_format(path: Path) -> str:
     """csv or jsonl, from the file name."""
     suffixes = [suffix.lower() for suffix in path.suffixes]
@@ -91,12 +70,12 @@ def read_replay_file(
     """Every valid tweet of a CSV or JSON-lines file, sorted by event time (ties keep file order)."""
     file_format = file_format or detect_format(path)
     events: list[TweetEvent] = []
-    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        records = (
-            _records_from_csv(handle, path.name, report)
-            if file_format == "csv"
-            else _records_from_jsonl(iter(handle), path.name, report)
-        )
+    with ExitStack() as files:
+        if file_format == "csv":
+            records = _records_from_csv(files.enter_context(open_replay_csv(path)), path.name, report)
+        else:
+            handle = files.enter_context(open(path, encoding="utf-8", errors="replace", newline=""))
+            records = _records_from_jsonl(iter(handle), path.name, report)
         for where, record in records:
             try:
                 if not isinstance(record, dict):
@@ -108,29 +87,16 @@ def read_replay_file(
     return events
 
 
-def paced(
-    events: list[TweetEvent],
-    speed: float | None,
-    stop: threading.Event,
-    clock: Callable[[], float] = time.monotonic,
-) -> Iterator[TweetEvent]:
-    """Yield events at `speed` times event time (60: an event-minute a second); None: as fast as possible.
-
-    Pacing follows the first event's time, so a slow consumer catches up instead of drifting.
-    """
-    if not events:
-        return
-    first_event_time = events[0].created_at
-    started = clock()
-    for event in events:
-        if stop.is_set():
-            return
-        if speed is not None:
-            due = started + (event.created_at - first_event_time).total_seconds() / speed
-            delay = due - clock()
-            if delay > 0 and stop.wait(delay):
-                return
-        yield event
+def _records_from_csv(rows: ReplayCsv, name: str, report: InputReport) -> Iterator[tuple[str, Any]]:
+    """Each readable row's cells; an unreadable row is reported, and the next one read."""
+    if "text" not in rows.columns:
+        raise SchemaError(f"{name}: a replay CSV needs a header with at least id, created_at and text")
+    for row in rows:
+        report.read += 1
+        if row.problem is not None:
+            report.bad_input(f"{name}:{row.line}", row.problem)
+        else:
+            yield f"{name}:{row.line}", row.values
 
 
 def stdin_events(

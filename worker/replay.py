@@ -9,7 +9,6 @@ detector error). Input is validated row by row: a bad row is reported and skippe
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import sys
@@ -19,11 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 import numpy as np
 
+from buzzwatch.replay import open_replay_csv, paced, wait_by_sleeping
 from buzzwatch.schema import (
     LABELS,
     Alert,
@@ -31,7 +32,6 @@ from buzzwatch.schema import (
     ScoredTweet,
     TweetEvent,
     format_timestamp,
-    parse_timestamp,
 )
 from models.language import Language, LanguageGate, gate_for
 from worker.detection import BuzzDetector
@@ -119,44 +119,55 @@ def read_rows(path: Path, oracle: bool, summary: ReplaySummary) -> list[ReplayRo
     if not path.is_file():
         raise ReplayError(f"input file not found: {path}")
     rows = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = set(reader.fieldnames or ())
+    with open_replay_csv(path) as csv_rows:
         required = (*REQUIRED_COLUMNS, "label") if oracle else REQUIRED_COLUMNS
-        missing = [c for c in required if c not in columns]
+        missing = [c for c in required if c not in csv_rows.columns]
         if missing:
             hint = " (--oracle reads the labels from a 'label' column)" if "label" in missing else ""
-            found = ", ".join(sorted(columns)) or "none"
+            found = ", ".join(sorted(csv_rows.columns)) or "none"
             raise ReplayError(f"{path}: missing column(s) {', '.join(missing)}; found {found}{hint}")
-        reason_column = next((c for c in REASON_COLUMNS if c in columns), None) if oracle else None
-        for row in reader:
+        reason_column = next((c for c in REASON_COLUMNS if c in csv_rows.columns), None) if oracle else None
+        for row in csv_rows:
             summary.rows_read += 1
-            line = reader.line_num
             try:
-                rows.append(_parse_row(row, line, oracle, reason_column))
+                if row.problem is not None:
+                    raise SchemaError(row.problem)
+                rows.append(_parse_row(row.values, row.line, oracle, reason_column))
             except SchemaError as exc:
                 summary.rows_skipped += 1
-                summary.errors.append(f"line {line}: {exc}")
+                summary.errors.append(f"line {row.line}: {exc}")
     rows.sort(key=lambda r: (r.created_at, r.id))
     return rows
 
 
-def _parse_row(row: dict[str, Any], line: int, oracle: bool, reason_column: str | None) -> ReplayRow:
-    values = {key: (row.get(key) or "").strip() for key in REQUIRED_COLUMNS}
-    for key in ("id", "text", "brand"):
-        if not values[key]:
+def _parse_row(values: dict[str, str], line: int, oracle: bool, reason_column: str | None) -> ReplayRow:
+    """One row as the ingester would publish it (`TweetEvent`'s validation and text rule), plus its label."""
+    cells = {key: value.strip() for key, value in values.items() if key != "text"}
+    for key in ("id", "brand"):
+        if not cells.get(key):
             raise SchemaError(f"empty {key!r}")
-    created_at = parse_timestamp(values["created_at"])
+    if not values.get("text", "").strip():
+        raise SchemaError("empty 'text'")
     label = None
     if oracle:
-        label = (row.get("label") or "").strip().lower()
+        label = cells.get("label", "").lower()
         if label not in LABELS:
             raise SchemaError(f"label {label!r} is not one of {', '.join(LABELS)}")
-    reason = (row.get(reason_column) or "").strip() or None if reason_column else None
-    author = (row.get(AUTHOR_COLUMN) or "").strip() or None
-    lang = (row.get(LANGUAGE_COLUMN) or "").strip() or None
-    text = row.get("text") or ""
-    return ReplayRow(line, values["id"], created_at, text, values["brand"], label, reason, author, lang)
+    tweet = TweetEvent.from_dict(
+        {
+            "id": cells["id"],
+            "created_at": cells.get("created_at"),
+            "text": values["text"],
+            "brands": [cells["brand"]],
+            "author_id": cells.get(AUTHOR_COLUMN) or None,
+            "source": "replay",
+        }
+    )
+    reason = cells.get(reason_column) or None if reason_column else None
+    lang = cells.get(LANGUAGE_COLUMN) or None
+    return ReplayRow(
+        line, tweet.id, tweet.created_at, tweet.text, cells["brand"], label, reason, tweet.author_id, lang
+    )
 
 
 def _batches(rows: Sequence[ReplayRow], size: int) -> Iterator[Sequence[ReplayRow]]:
@@ -256,16 +267,15 @@ def run_replay(
     speed: float = math.inf,
     batch_size: int = 2048,
     on_alert: Callable[[Alert], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    wait: Callable[[float], bool] = wait_by_sleeping,
 ) -> None:
     """Feed the rows through scoring and the detector, writing each alert line as it fires.
 
-    `speed` is event seconds per wall second (inf = as fast as possible).
+    `speed` is event seconds per wall second (inf = as fast as possible), paced by `buzzwatch.replay.paced`
+    (`wait(seconds)` waits; True stops the replay).
     """
     summary.scoring = "oracle labels" if model is None else f"model {model.model_version}"
     started = time.perf_counter()
-    first_event = rows[0].created_at.timestamp() if rows else 0.0
-    paced = math.isfinite(speed)
     last_event: datetime | None = None
 
     def emit(alerts: list[Alert], detected_at: datetime) -> None:
@@ -278,24 +288,23 @@ def run_replay(
         if alerts:
             out.flush()
 
-    for batch in scored_batches(rows, model, batch_size if not paced else min(batch_size, 256)):
-        for scored in batch:
-            if paced:
-                due = started + (scored.tweet.created_at.timestamp() - first_event) / speed
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    sleep(delay)
-            summary.label_counts[scored.label] += 1
-            if not scored.language_supported:
-                summary.unsupported_languages[scored.language] += 1
-            last_event = scored.tweet.created_at
-            emit(detector.observe(scored), last_event)
-        summary.tweets += len(batch)
+    batches = scored_batches(rows, model, batch_size if math.isinf(speed) else min(batch_size, 256))
+    for scored in paced(chain.from_iterable(batches), _event_time, speed, wait, time.perf_counter):
+        summary.tweets += 1
+        summary.label_counts[scored.label] += 1
+        if not scored.language_supported:
+            summary.unsupported_languages[scored.language] += 1
+        last_event = scored.tweet.created_at
+        emit(detector.observe(scored), last_event)
     if last_event is not None:
         emit(detector.flush(), last_event)
     summary.seconds = time.perf_counter() - started
     summary.brands = detector.brands
     summary.detector_stats = dict(detector.stats)
+
+
+def _event_time(scored: ScoredTweet) -> datetime:
+    return scored.tweet.created_at
 
 
 def print_errors(summary: ReplaySummary, stream: TextIO | None = None) -> None:

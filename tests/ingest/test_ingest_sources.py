@@ -14,7 +14,7 @@ import pytest
 from buzzwatch.schema import SchemaError
 from ingest.brands import BrandBook
 from ingest.events import event_from_record
-from ingest.sources import InputReport, detect_format, paced, read_replay_file, stdin_events
+from ingest.sources import InputReport, detect_format, read_replay_file, stdin_events
 
 
 @pytest.fixture(scope="module")
@@ -84,36 +84,6 @@ def test_the_format_comes_from_the_name_or_is_asked_for(tmp_path):
     headless.write_text("a,b\n1,2\n")
     with pytest.raises(SchemaError, match="header"):
         read_replay_file(headless, BrandBook.load(), InputReport())
-
-
-def _events_at(seconds: list[float], brands: BrandBook):
-    base = datetime(2026, 11, 25, 21, 0, tzinfo=UTC).timestamp()
-    path_lines = [
-        {"id": str(i), "created_at": datetime.fromtimestamp(base + s, UTC).isoformat(), "text": "@united x"}
-        for i, s in enumerate(seconds)
-    ]
-    return [event_from_record(line, brands, "replay") for line in path_lines]
-
-
-def test_replay_speed_factor_follows_event_time(brands):
-    events = _events_at([0, 30, 60, 60, 90], brands)  # 90 s of event time
-    started = time.monotonic()
-    offsets = [time.monotonic() - started for _ in paced(events, speed=300.0, stop=threading.Event())]
-    assert offsets[-1] == pytest.approx(0.3, abs=0.08)  # 90 s / 300
-    assert offsets[1] == pytest.approx(0.1, abs=0.05)
-    assert offsets[2] == pytest.approx(offsets[3], abs=0.02)  # same event time, no extra wait
-
-
-def test_replay_at_max_speed_does_not_wait_and_stop_ends_it(brands):
-    events = _events_at([0, 3600, 7200], brands)
-    started = time.monotonic()
-    assert len(list(paced(events, speed=None, stop=threading.Event()))) == 3
-    assert time.monotonic() - started < 0.1
-    stop = threading.Event()
-    threading.Timer(0.1, stop.set).start()
-    started = time.monotonic()
-    assert len(list(paced(events, speed=1.0, stop=stop))) == 1  # stopped while waiting an hour
-    assert time.monotonic() - started < 1.0
 
 
 def test_stdin_reads_json_lines_and_skips_bad_ones(brands):

@@ -232,7 +232,7 @@ def test_speed_n_paces_the_replay_in_event_time(tmp_path: Path, tweets: list) ->
         io.StringIO(),
         ReplaySummary(),
         speed=1000.0,
-        sleep=slept.append,
+        wait=lambda seconds: slept.append(seconds) or False,
     )
     # The fake sleep does not pass time, so the last tweet waits for (almost) the whole span / speed.
     assert slept and max(slept) == pytest.approx(span / 1000.0, rel=0.2)

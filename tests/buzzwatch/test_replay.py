@@ -1,0 +1,110 @@
+"""The one replay reader and pacing loop: both replays read a file alike and pace it in event time."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from buzzwatch.replay import open_replay_csv, paced
+from ingest.brands import BrandBook
+from ingest.sources import InputReport, read_replay_file
+from worker.replay import ReplaySummary, read_rows
+
+START = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
+
+# A byte-order mark (as spreadsheet exports write it), padded texts, a quoted newline, a row with too many
+# fields, a cell larger than the csv module takes (refused mid-file) and an empty cell.
+HUGE = "x" * 1_000_001
+REPLAY = (
+    "\ufeffid,created_at,text,brand,label\n"
+    '1,2026-11-25T21:00:00Z,"  @united padded text  ",united,negative\n'
+    '2,2026-11-25T21:00:01Z,"@united two\nlines\n",united,neutral\n'
+    "3,2026-11-25T21:00:02Z,@united too,many,fields,x\n"
+    f"4,2026-11-25T21:00:03Z,@united {HUGE},united,neutral\n"
+    "5,2026-11-25T21:00:04Z,@united no label,united,\n"
+)
+
+
+def test_the_reader_strips_the_mark_keeps_line_numbers_and_reports_unreadable_rows(tmp_path: Path) -> None:
+    path = tmp_path / "replay.csv"
+    path.write_text(REPLAY, encoding="utf-8")
+    with open_replay_csv(path) as rows:
+        assert rows.columns == {"id", "created_at", "text", "brand", "label"}
+        read = list(rows)
+    assert [row.values.get("id") for row in read if row.problem is None] == ["1", "2", "5"]
+    assert read[0].values["text"] == "  @united padded text  "  # as written: the schema strips
+    assert read[1].line == 5  # the line a record ends on (its text holds two newlines)
+    assert "label" not in read[-1].values  # an empty cell is absent
+    problems = [row.problem for row in read if row.problem]
+    assert problems[0] == "more fields than the header"
+    assert problems[1].startswith("unreadable CSV row: field larger than field limit")
+
+
+def test_the_ingester_and_the_detector_replay_read_the_same_tweets(tmp_path: Path) -> None:
+    path = tmp_path / "replay.csv"
+    path.write_text(REPLAY.replace(HUGE, "fine"), encoding="utf-8")
+    report, summary = InputReport(), ReplaySummary()
+    published = read_replay_file(path, BrandBook.load(), report)
+    replayed = read_rows(path, False, summary)
+    assert [(e.id, e.created_at, e.text) for e in published] == [
+        (r.id, r.created_at, r.text) for r in replayed
+    ]
+    assert [r.text for r in replayed] == [
+        "@united padded text",
+        "@united two\nlines",
+        "@united fine",
+        "@united no label",
+    ]
+    assert (report.read, report.bad) == (summary.rows_read, summary.rows_skipped) == (5, 1)
+
+
+class FakeClock:
+    """A clock that moves only when waited on (or told to), so pacing is checked without real time."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        self.now += seconds
+        return False
+
+
+def _at(*seconds: float) -> list[datetime]:
+    return [START + timedelta(seconds=s) for s in seconds]
+
+
+def test_pacing_follows_event_time_at_the_speed_factor() -> None:
+    clock = FakeClock()
+    moments = []
+    for _ in paced(_at(0, 30, 60, 60, 90), lambda moment: moment, 300.0, clock.wait, clock):
+        moments.append(clock.now - 100.0)
+    assert moments == pytest.approx([0.0, 0.1, 0.2, 0.2, 0.3])  # 90 s in 0.3 s; ties: no wait
+
+
+def test_a_slow_consumer_catches_up_instead_of_drifting() -> None:
+    clock = FakeClock()
+    waits_before = []
+    for index, _ in enumerate(paced(_at(0, 1, 2, 3), lambda moment: moment, 1.0, clock.wait, clock)):
+        waits_before.append(len(clock.waits))
+        if index == 0:
+            clock.now += 2.5  # the consumer took 2.5 s over the first item
+    assert waits_before == [0, 0, 0, 1] and clock.waits == [0.5]
+
+
+def test_max_speed_never_waits_and_a_stop_ends_the_replay_mid_wait() -> None:
+    def never(seconds: float) -> bool:
+        raise AssertionError("waited at max speed")
+
+    assert len(list(paced(_at(0, 3600, 7200), lambda moment: moment, None, never))) == 3
+    assert len(list(paced(_at(0, 3600, 7200), lambda moment: moment, float("inf"), never))) == 3
+    stop = threading.Event()
+    stop.set()
+    assert list(paced(_at(0, 3600), lambda moment: moment, 1.0, stop.wait)) == _at(0)
