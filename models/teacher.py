@@ -1,7 +1,7 @@
 """A fully fine-tuned MiniLM teacher to distil from: trained where a GPU is lent, its probabilities shipped.
 
 The LSTM champion reads general tweets much worse than airline ones. A transformer fine-tuned on every layer
-reads them better but is far too slow to serve (`models/bert.py`: 92 tweets/s on the CPU), so it teaches
+reads them better but is far too slow to serve (`models/bert/`: 92 tweets/s on the CPU), so it teaches
 instead: its probabilities over every tweet text in `data/` (labelled, distant and unlabelled) become soft
 targets the LSTM can learn from. Nothing here is needed to serve, test or retrain the champion; the teacher
 runs once on an accelerator and its output is committed as `data/teacher/` with this provenance.
@@ -109,7 +109,7 @@ class _Teacher:
         return [*self.encoder.parameters(), *self.head.parameters()]
 
     def logits(self, texts: Sequence[str]) -> Any:
-        from models.bert import prepare_text
+        from models.bert.text import prepare_text
 
         torch = self.torch
         batch = self.tokenizer(

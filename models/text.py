@@ -37,13 +37,16 @@ import re
 from collections.abc import Iterable
 
 __all__ = [
+    "MENTION_PATTERN",
     "NEGATION_PREFIX",
     "NEGATION_SCOPE_END",
     "NEGATORS",
     "NORMALISER_VERSION",
+    "URL_PATTERN",
     "can_carry_negation",
     "mark_negation",
     "normalise",
+    "repair",
     "tokenize",
 ]
 
@@ -67,10 +70,13 @@ _NON_ASCII_TABLE = {
 _UNICODE_ESCAPE_RE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _LOST_APOSTROPHE_RE = re.compile(r"(?<=[A-Za-z])\ufffd(?=[A-Za-z])")
 _AIRLINE_ARTEFACTS = (("Late Flight", "late"), ("Cancelled Flight", "cancel"))
+# What a link and a mention are, for every model (each chooses what to replace them with).
+URL_PATTERN = r"(?:https?://|www\.)\S+"
+MENTION_PATTERN = r"(?<!\w)@\w+"
 
 
-def _repair(text: str) -> str:
-    """Undo encoding and data-set artefacts before tokenising."""
+def repair(text: str) -> str:
+    """Undo encoding and data-set artefacts (rule 1 above): every model's first step, BERT's included."""
     if "&" in text:
         text = html.unescape(text)
         if "&" in text:
@@ -250,9 +256,9 @@ class _Tokenizer:
         self.emoji_trie = re.compile(_trie_pattern(names))
         pattern = "|".join(
             (
-                r"(?P<url>(?:https?://|www\.)\S+)",
+                f"(?P<url>{URL_PATTERN})",
                 r"(?P<word>[^\W\d_][\w']*)",
-                r"(?P<user>(?<!\w)@\w+)",
+                f"(?P<user>{MENTION_PATTERN})",
                 r"(?P<hashtag>(?<![\w&])#\w*[^\W\d_]\w*)",
                 r"(?P<number>[-+]?(?<![\w.])\d+(?:[.,:/]\d+)*(?:[a-zA-Z%]{1,3})?(?!\w))",
                 r"(?P<digitword>\d+[^\W\d_][\w']*)",
@@ -387,7 +393,7 @@ def tokenize(text: str, mark_negation_scope: bool = False) -> list[str]:
         text = "" if text is None else str(text)
     if not text:
         return []
-    tokens = _get_tokenizer().tokens(_repair(text))
+    tokens = _get_tokenizer().tokens(repair(text))
     return mark_negation(tokens) if mark_negation_scope else tokens
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.bert import bert_unavailable_reason, prepare_text
+from models.bert.model import bert_unavailable_reason
+from models.bert.text import prepare_text
 
 _REASON = bert_unavailable_reason()
 needs_bert = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
@@ -48,13 +49,13 @@ def test_prepare_text_is_bert_friendly() -> None:
     text = "@united Late Flight again &amp; no help 😡 https://t.co/x1"
     prepared = prepare_text(text)
     assert prepared == "@user late again & no help enraged face http"
-    assert prepare_text("Cancelled Flightled my trip \\u2019") == "cancelled my trip \u2019"
+    assert prepare_text("Cancelled Flightled my trip \\u2019") == "cancelled my trip '"  # shared repairs
     assert prepare_text("   ") == ""
 
 
 @pytest.fixture(scope="module")
 def model():
-    from models.bert import BertSentiment
+    from models.bert.model import BertSentiment
 
     return BertSentiment()
 
@@ -86,7 +87,7 @@ def test_pooling_matches_sentence_transformers(model) -> None:
 
 @needs_bert
 def test_frozen_head_trains_on_tiny_set(model) -> None:
-    from models.bert import fit_frozen_head
+    from models.bert.training import fit_frozen_head
 
     emb = model.encode(TEXTS).embeddings
     fit_frozen_head(model, emb, LABELS, c=10.0)
@@ -100,7 +101,8 @@ def test_frozen_head_trains_on_tiny_set(model) -> None:
 
 @needs_bert
 def test_fine_tune_on_kept_states_matches_full_forward_and_round_trips(tmp_path) -> None:
-    from models.bert import BertSentiment, fine_tune, fit_frozen_head
+    from models.bert.model import BertSentiment
+    from models.bert.training import fine_tune, fit_frozen_head
 
     model = BertSentiment()
     encoded = model.encode(TEXTS, batch_size=8, keep_layer=4)
@@ -163,7 +165,8 @@ def test_train_bert_quick_tracks_both_variants_in_mlflow(tmp_path, isolated_var_
     import mlflow
 
     from buzzwatch.settings import REPO_ROOT, CommonSettings
-    from models.bert import BertSentiment, train_bert
+    from models.bert.experiment import BertExperiment, train_bert
+    from models.bert.model import BertSentiment
     from models.data import load_labelled
 
     data_dir = _small_data_dir(tmp_path / "data", REPO_ROOT / "data")
@@ -171,7 +174,7 @@ def test_train_bert_quick_tracks_both_variants_in_mlflow(tmp_path, isolated_var_
     settings = CommonSettings.from_env()
     assert settings.var_dir == isolated_var_dir  # the MLflow store and artifacts stay out of the repo
 
-    summary = train_bert(frame=frame, quick=True, settings=settings)
+    summary = train_bert(BertExperiment(quick=True), frame=frame, settings=settings)
 
     runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.family = 'bert'")
     assert sorted(runs["tags.mlflow.runName"]) == ["minilm-frozen", "minilm-ft2"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from buzzwatch.schema import LABELS
-from models.bert import bert_unavailable_reason
+from models.bert.model import bert_unavailable_reason
 from models.teacher import PROBS_FILE, SET_NAMES, _summary, fit, load_teacher_probs, text_key
 
 _REASON = bert_unavailable_reason()
