@@ -30,7 +30,7 @@ def run_scoring_pull(
     """Score the tweets subscription by pulling (batches of up to 100, acked once published)."""
 
     def recover() -> None:
-        topology.ensure_tweets_path(worker_settings.push_endpoint)
+        topology.ensure(push_endpoint=worker_settings.push_endpoint, update=False)
 
     def step(client: pubsub_v1.SubscriberClient, path: str, received: list[Any]) -> None:
         done, retry = service.handle_batch(

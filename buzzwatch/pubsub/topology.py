@@ -147,8 +147,8 @@ class StreamTopology:
 
     tweets --(push or pull: the scoring workers)--> tweets-scored --(pull: the single detection service)
     Deliveries that fail `max_delivery_attempts` times go to the dead-letter topic, kept by a pull
-    subscription for inspection. Each role recreates only its own path after an emulator restart
-    (`ensure_tweets_path`, `ensure_scored_path`), never altering what exists.
+    subscription for inspection. After an emulator restart each role recreates what is missing
+    (`ensure(update=False)`, or only the scored path with `ensure_scored_path`), never altering what exists.
     """
 
     project: str
@@ -213,38 +213,44 @@ class StreamTopology:
         oidc_audience: str | None = None,
         update: bool = True,
     ) -> dict[str, str]:
-        """Create every missing topic and subscription (and align existing ones with `update`)."""
+        """Create every missing topic and subscription (and align existing ones with `update`).
+
+        `update=False` only fills in what is missing: the ingester and pull scoring, recovering from an
+        emulator restart, use it so they never turn the worker's push subscription back into a pull one.
+        """
+        topics = {
+            "tweets_topic": self.tweets_topic,
+            "scored_topic": self.scored_topic,
+            "dead_letter_topic": self.dead_letter_topic,
+        }
+        specs = {
+            "tweets_subscription": self.tweets_spec(push_endpoint, oidc_service_account, oidc_audience),
+            "scored_subscription": self.scored_spec(),
+            "dead_letter_subscription": self.dead_letter_spec(),
+        }
+        return self._ensure(topics, specs, update)
+
+    def ensure_scored_path(self) -> dict[str, str]:
+        """The scored and dead-letter topics, the detection and dead-letter subscriptions; only what is
+        missing (a scoring worker or the detection service recovering from an emulator restart)."""
+        topics = {"scored_topic": self.scored_topic, "dead_letter_topic": self.dead_letter_topic}
+        specs = {
+            "scored_subscription": self.scored_spec(),
+            "dead_letter_subscription": self.dead_letter_spec(),
+        }
+        return self._ensure(topics, specs, update=False)
+
+    def _ensure(
+        self, topics: dict[str, str], specs: dict[str, SubscriptionSpec], update: bool
+    ) -> dict[str, str]:
+        """Create `topics`, then `specs`, through one pair of clients closed after; paths by role."""
         publisher = pubsub_v1.PublisherClient()
         subscriber = pubsub_v1.SubscriberClient()
         try:
-            paths = {
-                "tweets_topic": ensure_topic(self.project, self.tweets_topic, publisher),
-                "scored_topic": ensure_topic(self.project, self.scored_topic, publisher),
-                "dead_letter_topic": ensure_topic(self.project, self.dead_letter_topic, publisher),
-            }
-            specs = {
-                "tweets_subscription": self.tweets_spec(push_endpoint, oidc_service_account, oidc_audience),
-                "scored_subscription": self.scored_spec(),
-                "dead_letter_subscription": self.dead_letter_spec(),
-            }
+            paths = {role: ensure_topic(self.project, topic, publisher) for role, topic in topics.items()}
             for role, spec in specs.items():
                 paths[role] = ensure_subscription(self.project, spec, subscriber, update=update)
         finally:
             subscriber.close()
+            publisher.api.transport.close()
         return paths
-
-    def ensure_tweets_path(self, push_endpoint: str | None = None) -> None:
-        """Pull scoring after an emulator restart: the tweets and dead-letter topics, the tweets subscription
-        (push to `push_endpoint` if it was one), and the scored path; only what is missing."""
-        ensure_topic(self.project, self.tweets_topic)
-        ensure_topic(self.project, self.dead_letter_topic)
-        ensure_subscription(self.project, self.tweets_spec(push_endpoint), update=False)
-        self.ensure_scored_path()
-
-    def ensure_scored_path(self) -> None:
-        """The scored and dead-letter topics, the detection and dead-letter subscriptions; only what is
-        missing (a scoring worker or the detection service recovering from an emulator restart)."""
-        ensure_topic(self.project, self.scored_topic)
-        ensure_topic(self.project, self.dead_letter_topic)
-        ensure_subscription(self.project, self.scored_spec(), update=False)
-        ensure_subscription(self.project, self.dead_letter_spec(), update=False)
