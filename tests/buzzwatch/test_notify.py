@@ -137,9 +137,8 @@ def test_a_hanging_smtp_server_holds_up_only_the_delivery_thread(
     )
     started = time.monotonic()
     assert mailer.send("first", "one") is True
-    wait_for(
-        lambda: hanging_smtp.accepted >= 1, 10, "a connection to the hanging server"
-    )  # the delivery thread is stuck in that connection
+    # The delivery thread is stuck in that connection.
+    wait_for(lambda: hanging_smtp.accepted >= 1, 10, "a connection to the hanging server")
     assert mailer.send("second", "two") is True
     assert time.monotonic() - started < 2
     assert len(mailer.pending()) == 2
