@@ -78,7 +78,10 @@ def test_a_prediction_appears_in_the_browser(streamlit_url: str, browser: Browse
     )
     assert heading.startswith("Positive")
     browser.wait_for("document.body.innerText.includes('Is this right?')")
-    time.sleep(1.0)  # let the chart finish drawing before the screenshot
+    browser.wait_for(  # the probabilities chart is drawn before the screenshot
+        "[...document.querySelectorAll('.vega-embed canvas, .vega-embed svg')]"
+        ".some(chart => chart.getBoundingClientRect().width > 0)"
+    )
     screenshot = Path(os.environ.get("BUZZWATCH_SCREENSHOT") or tmp_path / "streamlit_try.png")
     browser.screenshot(screenshot)
     assert screenshot.stat().st_size > 10_000
