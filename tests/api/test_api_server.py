@@ -28,6 +28,7 @@ from sqlalchemy import create_engine, func, select
 from api.store import feedback_table, predictions_table
 from buzzwatch.settings import REPO_ROOT
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, MISPREDICTION, MODEL_DRIFT_ALERT, read_local
+from tests.support.integration import server_fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 
@@ -75,7 +76,7 @@ def _critical_path_cpu_s(master_pid: int) -> float:
     return master_cpu + max((sum(worker.cpu_times()[:2]) for worker in workers), default=0.0)
 
 
-@pytest.fixture
+@server_fixture
 def server(isolated_var_dir: Path) -> Iterator[Server]:
     port = _free_port()
     env = {

@@ -17,13 +17,14 @@ import pytest
 from api.store import DuplicateFeedback, FeedbackRecord, FeedbackStore, LoggedPrediction
 from stack.postgres import PostgresMissing, ThrowawayPostgres
 from tests.support.api import RecordingSleep
+from tests.support.integration import server_fixture
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
+@server_fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     try:
         server = ThrowawayPostgres().start()

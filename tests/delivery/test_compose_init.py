@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from stack.emulator import PubSubEmulator
+from tests.support.integration import server_fixture
 
 from .dockerfiles import IMAGES
 from .helpers import REPO_ROOT
@@ -18,7 +19,7 @@ from .test_compose import compose
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
+@server_fixture(scope="module")
 def emulator():
     with PubSubEmulator() as running:
         yield running

@@ -15,6 +15,7 @@ import pytest
 
 from stack.emulator import PubSubEmulator
 from stack.ports import free_port
+from tests.support.integration import server_fixture
 
 from .dockerfiles import IMAGES
 from .layout import build_layout, run_in_layout, start_in_layout
@@ -47,7 +48,7 @@ print(json.dumps({"ready": client.get("/readyz").get_json(), "good": good.status
 """
 
 
-@pytest.fixture(scope="module")
+@server_fixture(scope="module")
 def emulator():
     with PubSubEmulator() as running:
         yield running

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from api.cli import streamlit_command
+from tests.support.integration import server_fixture
 
 from .cdp_browser import Browser, find_chromium
 
@@ -28,7 +29,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
+@server_fixture
 def streamlit_url(api_url: str, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "BUZZWATCH_API_URL": api_url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-SERVER_FIXTURES: set[str] = set()
 _INET = (socket.AF_INET, socket.AF_INET6)
 
 
@@ -22,7 +21,7 @@ def server_fixture(function: Callable[..., Any] | None = None, **fixture_args: A
     """`pytest.fixture` for a fixture that starts a real server: the tests that use it are `integration`."""
 
     def declare(fixture_function: Callable[..., Any]) -> Any:
-        SERVER_FIXTURES.add(fixture_args.get("name", fixture_function.__name__))
+        fixture_function.starts_server = True  # type: ignore[attr-defined]
         return pytest.fixture(**fixture_args)(fixture_function)
 
     return declare(function) if function is not None else declare
@@ -31,7 +30,11 @@ def server_fixture(function: Callable[..., Any] | None = None, **fixture_args: A
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark `integration` every test whose fixtures (direct or through others) include a server fixture."""
     for item in items:
-        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        # The fixture definitions the test resolved (pytest's own record; a fixture of the same name elsewhere
+        # that starts nothing does not count).
+        definitions = getattr(item, "_fixtureinfo", None)
+        by_name = definitions.name2fixturedefs if definitions is not None else {}
+        if any(getattr(d.func, "starts_server", False) for defs in by_name.values() for d in defs):
             item.add_marker(pytest.mark.integration)
 
 
