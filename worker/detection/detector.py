@@ -48,9 +48,11 @@ How it works (the README explains the why):
   that power (bench/detection.py; with human labels, p is 1 or 0 and nothing changes).
 - The baseline (hour-of-day volume and share, see `baseline.py`) learns from minutes once they are
   older than `baseline_lag_minutes`; until then a closed minute counts in the expectation (`recent`)
-  once it is `reference_gap_minutes` old. Both barely (`anomaly_weight`) count minutes that were
-  unusual (inside an episode, with a score of `end_score`, or, once an episode starts, back to its
-  estimated onset or its firing window), so a bad buzz does not hide itself, also while a brand learns;
+  once it is `reference_gap_minutes` old, and only in the tests of windows it is not part of (a window
+  is compared with the data before it, so a buzz is never its own baseline). Both barely
+  (`anomaly_weight`) count minutes that were unusual (inside an episode, with a score of `end_score`,
+  or, once an episode starts, back to its estimated onset or its firing window), so a bad buzz does not
+  hide itself, also while a brand learns;
   a volume surge of any sentiment is capped when learned, so a promotion does not dilute the share.
 - Hysteresis: an episode starts when a window with enough negatives scores `fire_score`; it ends after
   `end_quiet_minutes` closed minutes below `end_score`. A re-fire within `cooldown_minutes` of the end
@@ -120,6 +122,7 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 MIN_SEPARATION = 0.1  # a model whose negatives' mean probability is this close to the others' says little
 SECONDS_PER_MINUTE = 60
+MIN_RECENT_MINUTES = 1e-6  # less recent evidence than this is rounding residue (a minute weighs >= 0.1)
 SAVE_LAG_MINUTES = 15  # a brand's saved state is rewritten at least this often (see `changed_brands`)
 
 
@@ -356,13 +359,11 @@ class BuzzDetector:
         evals = []
         floor = self.config.min_rate_per_minute
         share_scale = params.fire_score / params.min_share_z
-        expectation = state.expectation
-        assert expectation is not None, "the minute's expectation is set before its windows are tested"
-        count_dispersion, share_dispersion = expectation.count_dispersion, expectation.share_dispersion
-        margin = params.share_margin * share_dispersion  # the margin is on the true share (see above)
-        for sums, (expected_total, expected_negatives), minutes in zip(
+        for sums, (expected_total, expected_negatives, expectation), minutes in zip(
             state.sums, state.window_expected, self._windows, strict=True
         ):
+            count_dispersion, share_dispersion = expectation.count_dispersion, expectation.share_dispersion
+            margin = params.share_margin * share_dispersion  # the margin is on the true share (see above)
             volume = sums.total + extra_total
             negative_count = sums.negatives + extra_neg
             share = expected_negatives / expected_total if expected_total > 0 else self.config.share_prior
@@ -408,30 +409,41 @@ class BuzzDetector:
     def _window_expected(
         self, state: BrandState, minute: int, newest: Expectation
     ) -> list[WindowExpectation]:
-        """Each window's expected (tweets, negatives), from what the brand's data says now.
+        """Each window's expected (tweets, negatives), from what the brand's data before the window says now.
 
         Re-estimated at every minute rather than summed from each minute's expectation when it closed: a
         new brand's first minutes were expected from a handful of tweets, and that guess must not stay in
         its windows for an hour. A window reaching into earlier hours of the day takes each hour's figures.
+        A window is compared only with the data before it: its own minutes are left out of `recent`, so a
+        buzz that began inside it (or fills a new brand's first hour) is not part of its own expectation.
         """
-        by_hour = {(minute // 60) % 24: newest}
-        held = len(state.closed)
+        gap = self.config.reference_gap_minutes
+        held = len(state.closed)  # the newest minute is not appended yet: closed[-age] is `age` old
+        recent = Evidence()
+        recent.add(state.recent)
+        age = gap + 1  # `recent` holds the minutes from this age on
         expected = []
         for window in self._windows:
+            while age < min(window, held + 1):
+                recent.add(state.closed[-age].evidence(self.config, state.baseline), -1.0)
+                age += 1
+            if recent.minutes < MIN_RECENT_MINUTES:  # everything recent is inside: none left (no residue)
+                recent = Evidence()
+            by_hour = {(minute // 60) % 24: newest} if age <= gap + 1 else {}
             tweets = negatives = 0.0
             last = minute
-            remaining = min(window, held)
+            remaining = min(window, held + 1)
             while remaining > 0:
                 in_hour = min(remaining, last % 60 + 1)
                 hour = (last // 60) % 24
                 figures = by_hour.get(hour)
                 if figures is None:
-                    figures = by_hour[hour] = state.baseline.expect(hour, state.recent)
+                    figures = by_hour[hour] = state.baseline.expect(hour, recent)
                 tweets += in_hour * figures.rate
                 negatives += in_hour * figures.rate * figures.share
                 remaining -= in_hour
                 last -= in_hour
-            expected.append(WindowExpectation(tweets, negatives))
+            expected.append(WindowExpectation(tweets, negatives, by_hour[(minute // 60) % 24]))
         return expected
 
     @staticmethod
@@ -452,7 +464,6 @@ class BuzzDetector:
         negatives = sum(w * r.p_negative for w, r in zip(weights, records, strict=True))
         squares = sum(w * r.p_negative * r.p_negative for w, r in zip(weights, records, strict=True))
         expectation = state.baseline.expect((minute // 60) % 24, state.recent)
-        state.expectation = expectation
         expected_total = expectation.rate
         expected_negatives = expected_total * expectation.share
         state.window_expected = self._window_expected(state, minute, expectation)

@@ -114,10 +114,12 @@ class WindowSums:
 
 
 class WindowExpectation(NamedTuple):
-    """A window's expected tweets and negatives, re-estimated at each closed minute."""
+    """A window's expected tweets and negatives, re-estimated at each closed minute from the data before
+    the window, with the expectation of its newest hour (what its tests' widths and confusion come from)."""
 
     tweets: float
     negatives: float
+    expectation: Expectation
 
 
 class MinuteTweets(NamedTuple):
@@ -183,7 +185,6 @@ class BrandState:
     reference_counts: ReferenceCounts | None = None  # cache of the reference corpus (detector._reference)
     reference_hour: int | None = None
     recent: Evidence = field(default_factory=Evidence)  # closed minutes past the gap, not learned yet
-    expectation: Expectation | None = None  # the newest closed minute's (not saved: recomputed at each)
     window_expected: list[WindowExpectation] = field(default_factory=list)  # one per window
 
 

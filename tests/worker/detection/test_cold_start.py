@@ -124,6 +124,31 @@ def test_a_buzz_while_a_brand_learns_does_not_become_its_baseline() -> None:
     assert buzzed["baseline_volume"] == pytest.approx(clean["baseline_volume"], rel=0.1)
 
 
+@pytest.mark.parametrize(("buzz_after_minutes", "steps", "step_rate"), [(30, 6, 0.3), (20, 10, 0.2)])
+def test_a_slow_buzz_on_a_new_brand_is_not_its_own_baseline(
+    buzz_after_minutes: int, steps: int, step_rate: float
+) -> None:
+    """Negatives that rise step by step from a new brand's first half hour: each window is tested against
+    the minutes before it, so the buzz's own first steps do not raise what its later windows expect."""
+    first = START + timedelta(hours=14)
+    calm = exactly_a_quarter_negative(flat(8, first, rate=1.5, seed=14))
+    buzz_start = first + timedelta(minutes=buzz_after_minutes)
+    ramp = [
+        tweet
+        for step in range(steps)
+        for tweet in burst(
+            buzz_start + timedelta(minutes=10 * step),
+            10,
+            step_rate * (step + 1),
+            prefix=f"ramp{step}",
+            seed=20 + step,
+        )
+    ]
+    alerts = new_alerts(run(detector(), hard_labels(in_order(calm + ramp))))
+    assert len(alerts) == 1
+    assert buzz_start < alerts[0].fired_at < buzz_start + timedelta(minutes=10 * steps + 15)
+
+
 def test_the_brand_state_goes_learning_bad_buzz_learning_normal() -> None:
     first = START + timedelta(hours=12)
     det = detector()
