@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -51,24 +52,37 @@ def _is_loopback(address: Any) -> bool:
 @pytest.fixture(autouse=True)
 def _servers_only_in_integration_tests(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Outside `integration` tests, listening on TCP or reaching a server on loopback TCP fails the test."""
+) -> Iterator[None]:
+    """Outside `integration` tests, listening on TCP or reaching a server on loopback TCP fails the test.
+
+    In the test's own thread the socket call raises; one made in another thread (where an exception may only
+    end that thread) also fails the test when it ends.
+    """
     if request.node.get_closest_marker("integration") is not None:
+        yield
         return
+    test_thread = threading.get_ident()
+    in_other_threads: list[str] = []
     advice = (
         f"{request.node.nodeid} {{}}: mark it @pytest.mark.integration, or start the server in a fixture "
         "declared with tests.support.integration.server_fixture"
     )
     listen, connect, connect_ex = socket.socket.listen, socket.socket.connect, socket.socket.connect_ex
 
+    def refuse(what: str) -> None:
+        message = advice.format(what)
+        if threading.get_ident() != test_thread:
+            in_other_threads.append(message)
+        pytest.fail(message, pytrace=False)
+
     def guarded_listen(sock: socket.socket, *backlog: int) -> None:
         if sock.family in _INET:
-            pytest.fail(advice.format("starts a server (listens on a TCP socket)"), pytrace=False)
+            refuse("starts a server (listens on a TCP socket)")
         listen(sock, *backlog)
 
     def connected(sock: socket.socket, address: Any) -> None:
         if sock.family in _INET and sock.type == socket.SOCK_STREAM and _is_loopback(address):
-            pytest.fail(advice.format(f"talks to a local server at {address}"), pytrace=False)
+            refuse(f"talks to a local server at {address}")
 
     def guarded_connect(sock: socket.socket, address: Any) -> None:
         connect(sock, address)  # raises when nothing listens there
@@ -83,3 +97,6 @@ def _servers_only_in_integration_tests(
     monkeypatch.setattr(socket.socket, "listen", guarded_listen)
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    yield
+    if in_other_threads:
+        pytest.fail(in_other_threads[0], pytrace=False)

@@ -11,6 +11,7 @@ pytestmark = pytest.mark.integration  # the suite under test binds loopback sock
 
 SUITE = '''
 import socket
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -49,6 +50,12 @@ def test_a_server_reached_without_the_mark(listening_elsewhere):
     socket.create_connection(listening_elsewhere.server_address, timeout=5).close()
 
 
+def test_a_server_reached_from_another_thread(listening_elsewhere):
+    reach = threading.Thread(target=lambda: socket.create_connection(listening_elsewhere.server_address, 5))
+    reach.start()
+    reach.join(10)
+
+
 def test_a_refused_connection_is_not_a_server():
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -66,13 +73,16 @@ def test_servers_are_integration_tests_by_declaration_or_fail_by_name(
     )
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_subprocess("-p", "tests.support.integration", "-p", "no:cacheprovider", "-rf")
-    result.assert_outcomes(passed=2, failed=2)
+    # The thread's test passes its call and fails at teardown (an error).
+    result.assert_outcomes(passed=3, failed=2, errors=1)
     result.stdout.fnmatch_lines(
         [
             "*test_a_server_started_in_the_body starts a server (listens on a TCP socket): mark it "
             "@pytest.mark.integration*",
             "*test_a_server_reached_without_the_mark talks to a local server at*",
-        ]
+            "*test_a_server_reached_from_another_thread talks to a local server at*",
+        ],
+        consecutive=False,
     )
     unit_run = pytester.runpytest_subprocess("-p", "tests.support.integration", "-m", "not integration")
-    unit_run.assert_outcomes(passed=1, failed=2, deselected=1)
+    unit_run.assert_outcomes(passed=2, failed=2, errors=1, deselected=1)
