@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from buzzwatch.replay import paced
 from buzzwatch.schema import TweetEvent
 from stack.ports import free_port
 from stack.processes import answers_ok
@@ -128,14 +128,7 @@ def publish(events: Sequence[TweetEvent], project: str, topic: str, speed: float
     from buzzwatch.pubsub import Publisher
 
     with Publisher(project, topic) as publisher:
-        started = time.monotonic()
-        first = events[0].created_at if events else None
-        for event in events:
-            if speed and first is not None:
-                due = (event.created_at - first).total_seconds() / speed
-                delay = due - (time.monotonic() - started)
-                if delay > 0:
-                    time.sleep(delay)
+        for event in paced(events, lambda event: event.created_at, speed):
             publisher.publish(
                 event.to_json(), brand=",".join(event.brands), lang=event.lang, source=event.source
             )
