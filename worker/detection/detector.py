@@ -470,10 +470,17 @@ class BuzzDetector:
         entry = ClosedMinute(minute, total, negatives, expected_total, expected_negatives, False, squares)
         state.closed.append(entry)
         count = len(state.closed)
-        for sums, window in zip(state.sums, self._windows, strict=True):
-            sums.add(entry)
+        for sums, window in zip(state.sums, self._windows, strict=True):  # (inline: the hottest loop)
+            sums.total += total
+            sums.negatives += negatives
+            sums.expected_total += expected_total
+            sums.expected_negatives += expected_negatives
             if count > window:
-                sums.remove(state.closed[-window - 1])
+                leaving = state.closed[-window - 1]
+                sums.total -= leaving.total
+                sums.negatives -= leaving.negatives
+                sums.expected_total -= leaving.expected_total
+                sums.expected_negatives -= leaving.expected_negatives
         state.chunks.append(MinuteTweets(minute, records))
 
         evals = self._evaluate(state, params)

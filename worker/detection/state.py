@@ -77,20 +77,6 @@ class WindowSums:
     expected_total: float = 0.0
     expected_negatives: float = 0.0
 
-    def add(self, minute: ClosedMinute) -> None:
-        """A minute enters the window."""
-        self.total += minute.total
-        self.negatives += minute.negatives
-        self.expected_total += minute.expected_total
-        self.expected_negatives += minute.expected_negatives
-
-    def remove(self, minute: ClosedMinute) -> None:
-        """A minute leaves the window."""
-        self.total -= minute.total
-        self.negatives -= minute.negatives
-        self.expected_total -= minute.expected_total
-        self.expected_negatives -= minute.expected_negatives
-
     def to_row(self) -> list[float]:
         """JSON-ready form: [total, negatives, expected total, expected negatives]."""
         return [self.total, self.negatives, self.expected_total, self.expected_negatives]
