@@ -5,7 +5,7 @@
 
 Each run publishes N scored tweets (real airline texts with their human labels, the oracle) to a fresh
 scored topic of the Pub/Sub emulator, so they wait in the detection subscription's backlog, then starts the
-real detection service (`buzzwatch worker --role detection`, its defaults: commit every 2 s or 2,000
+real detection service (`buzzwatch detect`, its defaults: commit every 2 s or 2,000
 messages) against a fresh database: a SQLite file, or a database on a throwaway PostgreSQL server (Debian's,
 fsync off) started by the bench. The clock runs from the service's first /healthz answer (start-up is not
 counted) until /healthz says every tweet is committed. The tweets are spread evenly over `--event-minutes`
@@ -206,7 +206,7 @@ class ServiceRun:
 def run_service(
     emulator: PubSubEmulator, database_url: str, topic: str, subscription: str, expected: int, workdir: Path
 ) -> ServiceRun:
-    """Start `buzzwatch worker --role detection` on the backlog; measure until every tweet is committed."""
+    """Start `buzzwatch detect` on the backlog; measure until every tweet is committed."""
     port = free_port()
     env = dict(
         os.environ,
@@ -222,7 +222,7 @@ def run_service(
     env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
     env.pop("SMTP_HOST", None)
     log = open(workdir / "service.log", "ab")  # noqa: SIM115 - closed with the service
-    command = [sys.executable, "-m", "buzzwatch.cli", "worker", "--role", "detection"]
+    command = [sys.executable, "-m", "buzzwatch.cli", "detect"]
     service = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
@@ -280,7 +280,7 @@ def run_service(
 
 def _state_size(database_url: str) -> tuple[int, int | None]:
     """The detector state row's JSON length and, on PostgreSQL, its stored (compressed) size, in bytes."""
-    from worker.detection_service import STATE_NAME, detector_state
+    from worker.detection_service.store import STATE_NAME, detector_state
 
     engine = sa.create_engine(database_url)
     try:

@@ -320,9 +320,7 @@ def run_demo(options: DemoOptions) -> int:
                 lambda: answers_ok(f"http://127.0.0.1:{worker_port}/readyz"), 90, "the scoring worker", worker
             )
             detection_port = free_port()
-            detection = start_command(
-                "detection", ["worker", "--role", "detection"], dict(env, PORT=str(detection_port)), logs
-            )
+            detection = start_command("detection", ["detect"], dict(env, PORT=str(detection_port)), logs)
             processes.append(("detection", detection))
             detection_health = f"http://127.0.0.1:{detection_port}/healthz"
             wait_until(lambda: answers_ok(detection_health), 90, "detection", detection)

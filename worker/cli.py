@@ -1,9 +1,8 @@
-"""`buzzwatch worker`: scoring by push or pull, or the single detection service."""
+"""`buzzwatch worker`: scoring by push or pull (the detection service is `buzzwatch detect`)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -19,18 +18,18 @@ def register(subparsers: Any) -> None:
     """Add the `worker` subcommand."""
     worker = subparsers.add_parser(
         "worker",
-        help="run the stream worker: scoring (push or pull) or the single detection service",
+        help="run the stream worker: scoring, by push or by pull (detection: `buzzwatch detect`)",
         description=(
-            "--role scoring (default): score TweetEvents from the tweets subscription and publish "
-            "ScoredTweets; "
+            "Score TweetEvents from the tweets subscription and publish ScoredTweets: "
             "--mode push serves the Pub/Sub push route with granian on --port/$PORT (Cloud Run), "
             "--mode pull pulls the subscription (outside Cloud Run). Scoring scales out. "
-            "--role detection: the ONE consumer of the scored topic: dedupes by tweet id (DATABASE_URL), "
-            "detects bad buzzes in event time, emails alerts (SMTP_* or the outbox) and records metrics "
-            "(Application Insights or the local sink); serves /healthz on $PORT. Stops cleanly on SIGTERM."
+            "--role detection is the same as `buzzwatch detect` (the single detection service), kept for "
+            "deployments that still start it this way."
         ),
     )
-    worker.add_argument("--role", choices=("scoring", "detection"), default="scoring", help="what to run")
+    worker.add_argument(
+        "--role", choices=("scoring", "detection"), default="scoring", help="what to run (see above)"
+    )
     worker.add_argument("--mode", choices=("push", "pull"), default="push", help="scoring: push or pull")
     worker.add_argument("--host", default="0.0.0.0", help="push mode: address to bind (default 0.0.0.0)")
     worker.add_argument(
@@ -92,21 +91,16 @@ def push_server_command(
 
 
 def run_in_process(role: str) -> int:
-    """Pull scoring or detection in this process; SIGTERM/SIGINT stop it after a final checkpoint."""
+    """Pull scoring in this process (detection: `buzzwatch detect`); SIGTERM/SIGINT stop it cleanly."""
+    if role == "detection":  # kept for deployments that still start detection as a worker role
+        from worker.detection_service.cli import run_detection_service
+
+        return run_detection_service(os.environ)
     from buzzwatch.logs import configure_logging
-    from buzzwatch.notify import Mailer
     from buzzwatch.pubsub import StreamTopology
     from buzzwatch.settings import CommonSettings
-    from buzzwatch.telemetry import RecordingTelemetry, Telemetry
-    from buzzwatch.zones import brand_zones, brands_file
-    from worker.detection_service import (
-        AlertDispatcher,
-        DetectionService,
-        DetectionStore,
-        StateError,
-        serve_health,
-    )
-    from worker.pull import run_detection, run_scoring_pull
+    from buzzwatch.telemetry import Telemetry
+    from worker.pull import run_scoring_pull
     from worker.scoring import WorkerSettings, build_scoring_service
 
     env = os.environ
@@ -114,8 +108,6 @@ def run_in_process(role: str) -> int:
     configure_logging(settings.log_level)
     topology = StreamTopology.from_settings(settings)
     worker_settings = WorkerSettings.from_env(env)
-    if role == "detection":
-        worker_settings.feed_auth.check()
     stop = threading.Event()
 
     def handle(signum: int, frame: object) -> None:
@@ -123,57 +115,13 @@ def run_in_process(role: str) -> int:
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
-    telemetry = Telemetry.from_settings(settings, role="detection" if role == "detection" else "worker")
-    # The detection service keeps its latest figures for the app's Watch it page (served with /healthz).
-    feed = RecordingTelemetry(telemetry) if role == "detection" else None
-    telemetry = feed or telemetry
+    telemetry = Telemetry.from_settings(settings, role="worker")
     try:
-        if role == "detection":
-            from models.reasons import load_reason_model
-            from worker.detection import DetectorConfig
-
-            reasons = load_reason_model()
-            mailer = Mailer.from_settings(settings)
-            reset = worker_settings.reset_state
-            try:
-                store = DetectionStore(settings.database_url, reset_corrupt=reset)
-                service = DetectionService(
-                    store,
-                    AlertDispatcher(telemetry, mailer, brand_zones(brands_file(env))),
-                    telemetry,
-                    DetectorConfig.from_env(env),
-                    None,
-                    reasons,
-                    reset_state=reset,
-                    owned_partitions=worker_settings.owned_partitions,
-                    partitions=worker_settings.partitions,
-                )
-            except StateError as exc:  # refuse to start on damaged state, saying which and how to reset
-                mailer.close()
-                logging.getLogger("buzzwatch.detection").critical(
-                    f"the detection service cannot start: {exc}"
-                )
-                return 2
-            mailer.start()  # delivers, on its own thread, what a previous run left in the spool
-            health = serve_health(
-                worker_settings.health_port,
-                service,
-                feed,
-                worker_settings.health_host,
-                worker_settings.feed_auth,
-            )
-            try:
-                run_detection(service, topology, worker_settings, stop)
-            finally:
-                health.shutdown()
-                mailer.close()
-                store.close()
-        else:
-            scoring = build_scoring_service(settings, topology, worker_settings, telemetry)
-            try:
-                run_scoring_pull(scoring, topology, worker_settings, stop)
-            finally:
-                scoring.close()
+        scoring = build_scoring_service(settings, topology, worker_settings, telemetry)
+        try:
+            run_scoring_pull(scoring, topology, worker_settings, stop)
+        finally:
+            scoring.close()
     finally:
         telemetry.close()
     return 0

@@ -2,7 +2,7 @@
 
 Scoring scales out (any number of instances, each stateless): a TweetEvent in, a ScoredTweet published on the
 scored topic, nothing else. Counting, dedupe and detection happen once, in the detection service
-(`worker.detection_service`), which consumes the scored topic.
+(`worker.detection_service`, its own entry point `buzzwatch detect`), which consumes the scored topic.
 
 `ScoringService.handle(data, attributes, message_id)` is the domain step shared by the push route and pull
 mode. It returns normally when the message is done (scored and published, or dead-lettered because it is
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from buzzwatch import telemetry as names
-from buzzwatch.partitions import DEFAULT_PARTITIONS, check_partitions, parse_owned, partition_attributes
+from buzzwatch.partitions import DEFAULT_PARTITIONS, check_partitions, partition_attributes
 from buzzwatch.pubsub import Publisher, PublishError, StreamTopology
 from buzzwatch.schema import SchemaError, ScoredTweet, TweetEvent
-from buzzwatch.settings import CommonSettings, SettingsError, env_bool, env_float, env_int, env_str
+from buzzwatch.settings import CommonSettings, SettingsError, env_float, env_int, env_str
 from buzzwatch.telemetry import Telemetry
 from models.language import gate_for
 from worker.auth import IdTokenPolicy
@@ -42,50 +42,32 @@ class TransientError(RuntimeError):
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """The worker's own settings (environment variables in brackets)."""
+    """The scoring worker's settings (environment variables in brackets); detection has its own."""
 
     push_auth: IdTokenPolicy  # PUSH_AUTH_*: who may push (worker.auth)
-    feed_auth: IdTokenPolicy  # DETECTION_FEED_AUTH_*: who may read the detection feed (worker.auth)
     push_endpoint: str | None  # PUBSUB_PUSH_ENDPOINT: used when pull mode recreates a lost subscription
     max_batch: int  # WORKER_MAX_BATCH: most tweets scored and published in one group
     flushes: int  # WORKER_FLUSHES: most groups scored and published at once per process
     max_envelope_bytes: int  # WORKER_MAX_ENVELOPE_BYTES: larger push requests are dead-lettered
     publish_timeout_s: float  # WORKER_PUBLISH_TIMEOUT_S: wait for the scored publish before a retry
-    checkpoint_interval_s: float  # DETECTION_CHECKPOINT_S: how often the detection service commits
-    checkpoint_max_messages: int  # DETECTION_CHECKPOINT_MESSAGES: ... or after this many messages
-    seen_retention_days: float  # DETECTION_SEEN_RETENTION_DAYS: how long tweet ids are remembered
-    reset_state: bool  # DETECTION_RESET_STATE: set a damaged database or detector state aside, start afresh
-    health_port: int  # PORT: the detection service's health endpoint and feed
-    health_host: str  # DETECTION_HOST: the address it binds (loopback; 0.0.0.0 in a container)
-    partitions: int = DEFAULT_PARTITIONS  # BUZZWATCH_PARTITIONS: brand partitions (fixed at deploy time)
-    owned_partitions: frozenset[int] | None = None  # DETECTION_PARTITIONS (e.g. 0-31): unset = every brand
+    partitions: int = DEFAULT_PARTITIONS  # BUZZWATCH_PARTITIONS: brand partitions the scored tweets carry
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerSettings:
         """Read the variables above, with local defaults."""
         partitions = env_int(env, "BUZZWATCH_PARTITIONS", DEFAULT_PARTITIONS)
-        owned = env_str(env, "DETECTION_PARTITIONS")
         try:
             check_partitions(partitions)
-            owned_partitions = None if owned is None else parse_owned(owned, partitions)
         except ValueError as exc:
-            raise SettingsError(f"BUZZWATCH_PARTITIONS / DETECTION_PARTITIONS: {exc}") from exc
+            raise SettingsError(f"BUZZWATCH_PARTITIONS: {exc}") from exc
         return cls(
             push_auth=IdTokenPolicy.from_env(env, "PUSH_AUTH"),
-            feed_auth=IdTokenPolicy.from_env(env, "DETECTION_FEED_AUTH"),
             push_endpoint=env_str(env, "PUBSUB_PUSH_ENDPOINT"),
             max_batch=env_int(env, "WORKER_MAX_BATCH", 256),
             flushes=env_int(env, "WORKER_FLUSHES", 1),
             max_envelope_bytes=env_int(env, "WORKER_MAX_ENVELOPE_BYTES", 1_000_000),
             publish_timeout_s=env_float(env, "WORKER_PUBLISH_TIMEOUT_S", 30.0),
-            checkpoint_interval_s=env_float(env, "DETECTION_CHECKPOINT_S", 2.0),
-            checkpoint_max_messages=env_int(env, "DETECTION_CHECKPOINT_MESSAGES", 2000),
-            seen_retention_days=env_float(env, "DETECTION_SEEN_RETENTION_DAYS", 14.0),
-            reset_state=env_bool(env, "DETECTION_RESET_STATE", False),
-            health_port=env_int(env, "PORT", 8081),
-            health_host=env_str(env, "DETECTION_HOST", "127.0.0.1") or "127.0.0.1",
             partitions=partitions,
-            owned_partitions=owned_partitions,
         )
 
 

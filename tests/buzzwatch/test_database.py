@@ -66,7 +66,7 @@ def test_postgresql_passes_through_with_a_ping_before_each_pooled_connection() -
 
 def test_the_feedback_store_and_the_detection_store_share_the_set_up(tmp_path: Path) -> None:
     from api.store import FeedbackStore
-    from worker.detection_service import DetectionStore
+    from worker.detection_service.store import DetectionStore
 
     feedback = FeedbackStore(f"sqlite:///{tmp_path / 'api' / 'buzzwatch.db'}")
     detection = DetectionStore(f"sqlite:///{tmp_path / 'detection' / 'detection.db'}")

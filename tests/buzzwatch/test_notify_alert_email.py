@@ -13,7 +13,7 @@ from buzzwatch.schema import Alert
 from buzzwatch.settings import CommonSettings, SmtpSettings
 from buzzwatch.telemetry import BAD_BUZZ_ALERT, LocalTelemetry, RecordingTelemetry
 from buzzwatch.zones import brand_zones
-from worker.detection_service import AlertDispatcher
+from worker.detection_service.dispatcher import AlertDispatcher
 
 REASONS = {
     "cancelled flight": 0.55,

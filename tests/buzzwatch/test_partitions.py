@@ -90,11 +90,15 @@ def test_a_bad_owned_setting_says_what_is_wrong(spec: str, message: str) -> None
 
 def test_the_workers_read_the_partition_settings_and_name_a_bad_one() -> None:
     from buzzwatch.settings import SettingsError
+    from worker.detection_service.settings import DetectionSettings
     from worker.scoring import WorkerSettings
 
-    assert WorkerSettings.from_env({}).owned_partitions is None  # every brand, as one instance always did
-    settings = WorkerSettings.from_env({"BUZZWATCH_PARTITIONS": "8", "DETECTION_PARTITIONS": "0-3"})
+    assert DetectionSettings.from_env({}).owned_partitions is None  # every brand, as one instance always did
+    settings = DetectionSettings.from_env({"BUZZWATCH_PARTITIONS": "8", "DETECTION_PARTITIONS": "0-3"})
     assert (settings.partitions, settings.owned_partitions) == (8, frozenset({0, 1, 2, 3}))
+    assert WorkerSettings.from_env({"BUZZWATCH_PARTITIONS": "8"}).partitions == 8
     for env in ({"DETECTION_PARTITIONS": "70"}, {"BUZZWATCH_PARTITIONS": "0"}):
         with pytest.raises(SettingsError, match="DETECTION_PARTITIONS"):
-            WorkerSettings.from_env(env)
+            DetectionSettings.from_env(env)
+    with pytest.raises(SettingsError, match="BUZZWATCH_PARTITIONS"):
+        WorkerSettings.from_env({"BUZZWATCH_PARTITIONS": "0"})

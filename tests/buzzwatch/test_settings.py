@@ -79,6 +79,6 @@ def test_a_malformed_setting_read_by_a_handler_is_one_line(monkeypatch, capsys, 
     from buzzwatch.cli import main
 
     monkeypatch.setenv("SMTP_PORT", "twenty-five")
-    assert main(["worker", "--role", "detection"]) == 2
+    assert main(["detect"]) == 2
     err = capsys.readouterr().err
     assert "SMTP_PORT" in err and "Traceback" not in err

@@ -169,7 +169,7 @@ def test_detection_http_serves_health_and_the_watch_feed_only(tmp_path: Path) ->
 
     from buzzwatch.telemetry import RecordingTelemetry
     from stack.ports import free_port
-    from worker.detection_service import serve_health
+    from worker.detection_service.server import serve_health
 
     feed = RecordingTelemetry(LocalTelemetry(tmp_path))
     feed.metric("tweet_volume", 12, {"brand": "delta"})

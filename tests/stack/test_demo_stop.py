@@ -57,7 +57,7 @@ def test_sigterm_stops_the_demos_whole_process_tree(tmp_path: Path) -> None:
             time.sleep(0.2)
         started = descendants(demo.pid)
         commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in started]
-        for part in (b"pubsub-emulator", b"granian", b"--role\0detection", b"gunicorn", b"ingest"):
+        for part in (b"pubsub-emulator", b"granian", b"buzzwatch.cli\0detect", b"gunicorn", b"ingest"):
             assert any(part in command for command in commands), (part, commands)
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=60) == 130, "".join(lines)

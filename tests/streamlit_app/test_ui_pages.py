@@ -22,7 +22,7 @@ from buzzwatch.telemetry import (
     Telemetry,
 )
 from stack.ports import free_port
-from worker.detection_service import serve_health
+from worker.detection_service.server import serve_health
 
 TIMEOUT = 30
 UI_DIR = Path(__file__).resolve().parents[2] / "streamlit_app"

@@ -17,7 +17,7 @@ from buzzwatch.schema import TweetEvent
 from stack.ports import free_port
 from stack.processes import answers_ok
 from tests.support.polling import wait_for
-from worker.detection_service import DetectionStore
+from worker.detection_service.store import DetectionStore
 
 BRAND = "acme"
 START = datetime(2015, 2, 20, 6, 0, tzinfo=UTC)

@@ -32,7 +32,8 @@ from tests.support.stack import (
     stop,
     stream_events,
 )
-from worker.detection_service import CRASH_AT_VARIABLE, alert_key, alert_outbox
+from worker.detection_service.service import CRASH_AT_VARIABLE
+from worker.detection_service.store import alert_key, alert_outbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -55,9 +56,7 @@ def test_crashes_at_each_point_between_commit_and_delivery_still_send_each_alert
     log_path = tmp_path / "detection.log"
 
     def detection(**extra: str) -> subprocess.Popen[bytes]:
-        return buzzwatch(
-            "worker", "--role", "detection", env=dict(env, PORT=str(free_port()), **extra), log_path=log_path
-        )
+        return buzzwatch("detect", env=dict(env, PORT=str(free_port()), **extra), log_path=log_path)
 
     # The SMTP server is down while the service crashes: a mail the delivery thread hands over in the instant
     # before a SIGKILL would come again (the one window no spool closes, see buzzwatch/notify.py), and these

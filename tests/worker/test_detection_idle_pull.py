@@ -18,9 +18,10 @@ from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
 from stack.emulator import PubSubEmulator
 from worker.detection import DetectorConfig
-from worker.detection_service import DetectionService, DetectionStore
-from worker.pull import run_detection
-from worker.scoring import WorkerSettings
+from worker.detection_service.consumer import DetectionConsumer
+from worker.detection_service.service import DetectionService
+from worker.detection_service.settings import DetectionSettings
+from worker.detection_service.store import DetectionStore
 
 
 class NoMail:
@@ -44,9 +45,9 @@ def test_a_quiet_live_stream_closes_its_last_minute_without_a_new_tweet(
         idle_quiet_s=1.0,
         idle_margin_s=0.0,
     )
-    worker_settings = WorkerSettings.from_env({"DETECTION_CHECKPOINT_S": "0.5"})
+    detection = DetectionConsumer(service, DetectionSettings(checkpoint_interval_s=0.5))
     stop = threading.Event()
-    consumer = threading.Thread(target=run_detection, args=(service, topology, worker_settings, stop))
+    consumer = threading.Thread(target=detection.run, args=(topology, stop))
     consumer.start()
     try:
         # Live tweets from the last second of the previous minute: on their own they close nothing (the

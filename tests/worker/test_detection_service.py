@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import urllib.request
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,10 @@ from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
 from stack.ports import free_port
 from tests.support.streams import START, background, burst, in_order, scored, simple_tokenize
 from worker.detection import DetectorConfig
-from worker.detection_service import DetectionService, DetectionStore
+from worker.detection_service.consumer import DetectionConsumer
+from worker.detection_service.service import DetectionService
+from worker.detection_service.settings import DetectionSettings
+from worker.detection_service.store import DetectionStore
 
 DAY_SPIKE = START + timedelta(hours=38)
 TOLERANCE_S = DetectorConfig().lateness_tolerance_s
@@ -206,7 +208,7 @@ def test_live_ticks_never_close_a_minute_before_its_tweets_arrive(tmp_path: Path
 
 @pytest.mark.integration
 def test_each_brands_phase_is_in_the_status_and_the_feed_and_survives_a_restart(tmp_path: Path) -> None:
-    from worker.detection_service import serve_health
+    from worker.detection_service.server import serve_health
 
     first = START + timedelta(hours=12)
     calm = in_order(background(3, seed=3, day_rate=1.0, night_rate=1.0, start=first))
@@ -242,17 +244,21 @@ def test_each_brands_phase_is_in_the_status_and_the_feed_and_survives_a_restart(
 def test_the_commit_interval_runs_from_the_end_of_a_slow_commit(tmp_path: Path) -> None:
     """A commit slower than the interval (a large state) must not make the next pull commit at once."""
     service, _, _ = make_service(tmp_path, FakeClock(START))
+    monotonic = FakeClock(START)  # the consumer's rhythm clock, moved by hand
     store_commit = service.store.commit
 
     def slow_commit(*args: object, **kwargs: object) -> None:
-        time.sleep(0.5)
+        monotonic.now += 0.5  # the commit takes longer than the interval
         store_commit(*args, **kwargs)  # type: ignore[arg-type]
 
     service.store.commit = slow_commit  # type: ignore[method-assign]
+    consumer = DetectionConsumer(service, DetectionSettings(checkpoint_interval_s=0.3), clock=monotonic)
     service.process(payloads(in_order(background(0.1, seed=3, start=START))))
-    service.checkpoint()
+    consumer.commit()
     assert service.totals["counted"] > 0
-    assert not service.due(interval_s=0.3, max_messages=10_000)
+    assert not consumer.due()
+    monotonic.now += 0.4  # past the interval since the END of the commit
+    assert consumer.due()
     service.store.close()
 
 

@@ -25,9 +25,11 @@ from stack.emulator import PubSubEmulator
 from tests.support.polling import wait_for
 from tests.support.stack import BRAND, CALM, publish_scored, stack_env, stream_events
 from worker.detection import DetectorConfig
-from worker.detection_service import AlertDispatcher, DetectionService, DetectionStore
-from worker.pull import run_detection
-from worker.scoring import WorkerSettings
+from worker.detection_service.consumer import DetectionConsumer
+from worker.detection_service.dispatcher import AlertDispatcher
+from worker.detection_service.service import DetectionService
+from worker.detection_service.settings import DetectionSettings
+from worker.detection_service.store import DetectionStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -74,9 +76,9 @@ def test_acks_and_checkpoints_go_on_while_smtp_hangs_and_the_mail_goes_when_it_r
     service = DetectionService(
         store, AlertDispatcher(telemetry, mailer), telemetry, DetectorConfig.from_env(env)
     )
-    worker_settings = WorkerSettings.from_env(env)  # a checkpoint every 0.5 s (DETECTOR_ENV)
+    detection = DetectionConsumer(service, DetectionSettings.from_env(env))  # a checkpoint every 0.5 s
     stop = threading.Event()
-    consumer = threading.Thread(target=run_detection, args=(service, topology, worker_settings, stop))
+    consumer = threading.Thread(target=detection.run, args=(topology, stop))
     consumer.start()
     try:
         first = stream_events()  # a calm start, a bad buzz, a calm tail: the alert fires

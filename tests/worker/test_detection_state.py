@@ -16,7 +16,8 @@ from buzzwatch.telemetry import LocalTelemetry
 from stack.ports import free_port
 from tests.support.streams import background, in_order
 from worker.detection import DetectorConfig
-from worker.detection_service import DetectionService, DetectionStore, StateError
+from worker.detection_service.service import DetectionService
+from worker.detection_service.store import DetectionStore, StateError
 
 
 class NoDispatch:
@@ -25,7 +26,7 @@ class NoDispatch:
 
 
 def start(database: Path, reset: bool = False) -> DetectionService:
-    """What `buzzwatch worker --role detection` does at start-up, with DETECTION_RESET_STATE=`reset`."""
+    """What `buzzwatch detect` does at start-up, with DETECTION_RESET_STATE=`reset`."""
     store = DetectionStore(f"sqlite:///{database}", reset_corrupt=reset)
     return DetectionService(
         store,
@@ -144,7 +145,7 @@ def test_the_detection_service_exits_with_one_line_naming_the_damaged_database(t
     database.write_bytes(b"this is not a SQLite database" * 200)
     env = dict(os.environ, BUZZWATCH_VAR_DIR=str(tmp_path), PORT=str(free_port()), LOG_LEVEL="INFO")
     result = subprocess.run(
-        [sys.executable, "-m", "buzzwatch.cli", "worker", "--role", "detection"],
+        [sys.executable, "-m", "buzzwatch.cli", "detect"],
         env=env,
         capture_output=True,
         text=True,

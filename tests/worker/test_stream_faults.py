@@ -78,9 +78,7 @@ def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
     events = stream_events()
     logs = {name: tmp_path / f"{name}.log" for name in ("w1", "w2", "w2b", "det", "det2")}
     scoring = [buzzwatch("worker", "--mode", "pull", env=env, log_path=logs[n]) for n in ("w1", "w2")]
-    detection = buzzwatch(
-        "worker", "--role", "detection", env=dict(env, PORT=str(free_port())), log_path=logs["det"]
-    )
+    detection = buzzwatch("detect", env=dict(env, PORT=str(free_port())), log_path=logs["det"])
     processes = [*scoring, detection]
     try:
         # The first 120 calm minutes, then kills. A message held by a killed process comes again when its
@@ -94,9 +92,7 @@ def test_two_workers_kills_and_smtp_down_count_once_and_alert_once(
         scoring[1].send_signal(signal.SIGKILL)
         detection.wait()
         scoring[1].wait()
-        restarted = buzzwatch(
-            "worker", "--role", "detection", env=dict(env, PORT=str(free_port())), log_path=logs["det2"]
-        )
+        restarted = buzzwatch("detect", env=dict(env, PORT=str(free_port())), log_path=logs["det2"])
         replacement = buzzwatch("worker", "--mode", "pull", env=env, log_path=logs["w2b"])
         processes += [restarted, replacement]
         publish(events[first:], settings.gcp_project, settings.tweets_topic, speed=600)

@@ -122,7 +122,7 @@ def test_pull_scoring_and_detection_survive_poison_messages(
     events = stream_events(calm_minutes=100, buzz_minutes=0, tail_minutes=0)  # 200 valid tweets
     processes = [
         buzzwatch("worker", "--mode", "pull", env=env, log_path=tmp_path / "pull.log"),
-        buzzwatch("worker", "--role", "detection", env=env, log_path=tmp_path / "det.log"),
+        buzzwatch("detect", env=env, log_path=tmp_path / "det.log"),
     ]
     try:
         _publish_mixed(settings, settings.tweets_topic, [event.to_json() for event in events], POISON)

@@ -224,15 +224,15 @@ def test_an_audience_without_an_account_is_refused_unless_explicitly_allowed(
 
 @pytest.mark.parametrize(
     ("arguments", "variable"),
-    [(["--mode", "push"], "PUSH_AUTH_AUDIENCE"), (["--role", "detection"], "DETECTION_FEED_AUTH_AUDIENCE")],
+    [(["worker", "--mode", "push"], "PUSH_AUTH_AUDIENCE"), (["detect"], "DETECTION_FEED_AUTH_AUDIENCE")],
 )
-def test_the_worker_command_refuses_to_start_with_an_audience_but_no_account(
+def test_the_stream_commands_refuse_to_start_with_an_audience_but_no_account(
     tmp_path, arguments, variable
 ) -> None:
     env = dict(os.environ, BUZZWATCH_VAR_DIR=str(tmp_path), PORT=str(free_port()))
     env[variable] = WORKER_URL
     result = subprocess.run(
-        [sys.executable, "-m", "buzzwatch.cli", "worker", *arguments],
+        [sys.executable, "-m", "buzzwatch.cli", *arguments],
         env=env,
         capture_output=True,
         text=True,
@@ -256,7 +256,9 @@ def _get(url: str, token: str | None = None) -> int:
 def test_the_detection_feed_binds_loopback_and_takes_only_the_app_account(
     tmp_path, google_key, certificates
 ) -> None:
-    from worker.detection_service import DetectionService, DetectionStore, serve_health
+    from worker.detection_service.server import serve_health
+    from worker.detection_service.service import DetectionService
+    from worker.detection_service.store import DetectionStore
 
     detection_url = "https://buzzwatch-detection-abc.a.run.app"
     policy = IdTokenPolicy.from_env(
@@ -289,5 +291,7 @@ def test_the_detection_feed_binds_loopback_and_takes_only_the_app_account(
 
 
 def test_the_detection_feed_binds_what_the_container_asks() -> None:
-    assert WorkerSettings.from_env({}).health_host == "127.0.0.1"
-    assert WorkerSettings.from_env({"DETECTION_HOST": "0.0.0.0"}).health_host == "0.0.0.0"
+    from worker.detection_service.settings import DetectionSettings
+
+    assert DetectionSettings.from_env({}).health_host == "127.0.0.1"
+    assert DetectionSettings.from_env({"DETECTION_HOST": "0.0.0.0"}).health_host == "0.0.0.0"

@@ -1,0 +1,125 @@
+"""The detection service's side of Pub/Sub: pull, process, hold the acks, commit on a rhythm, then ack.
+
+Exactly-once hinges on one order: a message is acknowledged only after the checkpoint that stored its tweet
+id (with the detector state and the alerts) has committed. A failed commit nacks the held messages, so they
+come again, and the service has reloaded its last committed state. A crash in between loses the held acks
+and nothing else: Pub/Sub redelivers, and the ids already committed are recognised.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from google.cloud import pubsub_v1
+
+from buzzwatch.pubsub import StreamTopology, ack, attempt, nack, pull_loop
+from worker.detection_service.service import DetectionService
+from worker.detection_service.settings import DetectionSettings
+
+log = logging.getLogger("buzzwatch.detection")
+
+PRUNE_EVERY_S = 3600.0  # how often the seen-id store forgets ids older than the retention
+
+
+class DetectionConsumer:
+    """Owns the held acks and the commit rhythm of one detection service (one pull subscriber).
+
+    A commit is due every `checkpoint_interval_s`, counted from the END of the previous commit (a commit
+    slower than the interval, with a large state, must not make every pull commit), or once
+    `checkpoint_max_messages` messages wait. `clock` is monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        service: DetectionService,
+        settings: DetectionSettings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.interval_s = settings.checkpoint_interval_s
+        self.max_messages = settings.checkpoint_max_messages
+        self.retention_s = settings.seen_retention_days * 86400
+        self.clock = clock
+        self.last_commit = clock()
+        self._last_prune: float | None = None
+        self._held: list[str] = []  # ack ids of processed messages not yet committed
+        self._client: pubsub_v1.SubscriberClient | None = None
+        self._path: str | None = None  # the subscription the held ack ids belong to
+
+    def due(self) -> bool:
+        """Whether it is time to commit."""
+        return (
+            self.service.pending.messages >= self.max_messages
+            or self.clock() - self.last_commit >= self.interval_s
+        )
+
+    def on_batch(self, client: pubsub_v1.SubscriberClient, path: str, received: list[Any]) -> None:
+        """Process a pulled batch, hold its acks, and commit when due."""
+        self._client, self._path = client, path
+        self.service.process([bytes(r.message.data) for r in received])
+        self._held.extend(r.ack_id for r in received)
+        if self.due():
+            self.commit()
+
+    def on_idle(self) -> None:
+        """A pull found nothing: commit what waits, else let the idle watermark close quiet minutes."""
+        if self._held or self.service.pending.messages:
+            self.commit()
+        elif self.service.tick():
+            self.last_commit = self.clock()
+        elif self.due():  # retry alerts a failed dispatch left in the outbox
+            self.service.dispatch_outbox()
+            self.last_commit = self.clock()
+
+    def commit(self) -> None:
+        """Checkpoint, then ack what was held; a failed checkpoint nacks it instead (it comes again)."""
+        held, self._held = self._held, []  # a failed ack (emulator restarted) must not poison the next ones
+        try:
+            self.service.checkpoint()
+        except Exception:
+            if held and self._client is not None and self._path is not None:
+                client, path = self._client, self._path
+                attempt(lambda: nack(client, path, held), "nack")
+            return
+        finally:
+            self.last_commit = self.clock()
+        if held and self._client is not None and self._path is not None:
+            ack(self._client, self._path, held)
+        if self._last_prune is None or self.clock() - self._last_prune > PRUNE_EVERY_S:
+            self._last_prune = self.clock()
+            self.service.store.prune(self.retention_s)
+
+    def run(self, topology: StreamTopology, stop: threading.Event) -> None:
+        """Consume the scored subscription until `stop`, then commit and ack what is held."""
+        self.service.dispatch_outbox()  # what a crash left committed but unsent
+        try:
+            pull_loop(
+                topology.project,
+                topology.scored_subscription,
+                self.on_batch,
+                topology.ensure_scored_path,  # a lost subscription (emulator restarted) is recreated
+                stop,
+                max_messages=100,
+                idle=self.on_idle,
+            )
+        finally:
+            self._final_commit()
+
+    def _final_commit(self) -> None:
+        """The last checkpoint at shutdown; the pull loop's client is closed, so a fresh one acks."""
+        if not (self._held or self.service.pending.messages) or self._path is None:
+            return
+        held, self._held = self._held, []
+        try:
+            self.service.checkpoint()
+            fresh = pubsub_v1.SubscriberClient()
+            try:
+                ack(fresh, self._path, held)
+            finally:
+                fresh.close()
+        except Exception as exc:
+            log.warning("final checkpoint failed; those messages will come again", extra={"error": str(exc)})

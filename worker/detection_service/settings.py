@@ -1,0 +1,59 @@
+"""The detection service's own settings, read from the environment once, at its entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from buzzwatch.partitions import DEFAULT_PARTITIONS, check_partitions, parse_owned
+from buzzwatch.settings import SettingsError, env_bool, env_float, env_int, env_str
+from buzzwatch.zones import DEFAULT_BRANDS_FILE, brands_file
+from worker.auth import IdTokenPolicy
+from worker.detection import DetectorConfig
+
+FEED_AUTH_PREFIX = "DETECTION_FEED_AUTH"
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """What the detection service reads from the environment (variables in brackets), with local defaults."""
+
+    # DETECTION_FEED_AUTH_*: who may read the feed (worker.auth); unset: no token needed
+    feed_auth: IdTokenPolicy = field(default_factory=lambda: IdTokenPolicy(FEED_AUTH_PREFIX))
+    checkpoint_interval_s: float = 2.0  # DETECTION_CHECKPOINT_S: how often the service commits
+    checkpoint_max_messages: int = 2000  # DETECTION_CHECKPOINT_MESSAGES: ... or after this many messages
+    seen_retention_days: float = 14.0  # DETECTION_SEEN_RETENTION_DAYS: how long tweet ids are remembered
+    reset_state: bool = False  # DETECTION_RESET_STATE: set a damaged database or state aside, start afresh
+    health_port: int = 8081  # PORT: the health endpoint and feed
+    health_host: str = "127.0.0.1"  # DETECTION_HOST: the address it binds (loopback; 0.0.0.0 in a container)
+    partitions: int = DEFAULT_PARTITIONS  # BUZZWATCH_PARTITIONS: brand partitions (fixed at deploy time)
+    owned_partitions: frozenset[int] | None = None  # DETECTION_PARTITIONS (e.g. 0-31): unset = every brand
+    detector: DetectorConfig = field(default_factory=DetectorConfig)  # BUZZWATCH_DETECTOR_*
+    brands_file: Path = DEFAULT_BRANDS_FILE  # BUZZWATCH_BRANDS_FILE: the brands' time zones (their mails)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DetectionSettings:
+        """Read the variables above; a malformed one is a SettingsError that names it."""
+        partitions = env_int(env, "BUZZWATCH_PARTITIONS", DEFAULT_PARTITIONS)
+        owned = env_str(env, "DETECTION_PARTITIONS")
+        try:
+            check_partitions(partitions)
+            owned_partitions = None if owned is None else parse_owned(owned, partitions)
+        except ValueError as exc:
+            raise SettingsError(f"BUZZWATCH_PARTITIONS / DETECTION_PARTITIONS: {exc}") from exc
+        return cls(
+            feed_auth=IdTokenPolicy.from_env(env, FEED_AUTH_PREFIX),
+            checkpoint_interval_s=env_float(env, "DETECTION_CHECKPOINT_S", cls.checkpoint_interval_s),
+            checkpoint_max_messages=env_int(
+                env, "DETECTION_CHECKPOINT_MESSAGES", cls.checkpoint_max_messages
+            ),
+            seen_retention_days=env_float(env, "DETECTION_SEEN_RETENTION_DAYS", cls.seen_retention_days),
+            reset_state=env_bool(env, "DETECTION_RESET_STATE", cls.reset_state),
+            health_port=env_int(env, "PORT", cls.health_port),
+            health_host=env_str(env, "DETECTION_HOST", cls.health_host) or cls.health_host,
+            partitions=partitions,
+            owned_partitions=owned_partitions,
+            detector=DetectorConfig.from_env(env),
+            brands_file=brands_file(env),
+        )
