@@ -7,16 +7,13 @@ unreachable service is retried with backoff. The detection consumer is `worker.d
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any
 
 from google.cloud import pubsub_v1
 
 from buzzwatch.pubsub import StreamTopology, ack, nack, pull_loop
-from worker.scoring import ScoringService, TransientError, WorkerSettings
-
-log = logging.getLogger("buzzwatch.worker")
+from worker.scoring import ScoringService, WorkerSettings
 
 
 def run_scoring_pull(
@@ -39,6 +36,3 @@ def run_scoring_pull(
             nack(client, path, [received[i].ack_id for i in retry])
 
     pull_loop(topology.project, topology.tweets_subscription, step, recover, stop)
-
-
-__all__ = ["TransientError", "run_scoring_pull"]
