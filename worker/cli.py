@@ -12,6 +12,7 @@ from typing import Any
 from buzzwatch.cli import port_number
 
 SERVER_PID_VARIABLE = "BUZZWATCH_SERVER_PID"  # the push server's pid, for its worker processes (app.py)
+STOP_GRACE_S = 20  # on SIGTERM, a worker process still busy after this long is killed by its server
 
 
 def register(subparsers: Any) -> None:
@@ -74,7 +75,7 @@ def push_server_command(
 
     Pub/Sub pushes one tweet per request, so the server's own cost per request bounds the throughput of a
     small instance (README, "Throughput": granian against gunicorn's threaded workers). Failed processes are
-    respawned; on SIGTERM each finishes its requests (at most 20 s) and closes its telemetry.
+    respawned; on SIGTERM each finishes its requests (at most STOP_GRACE_S) and closes its telemetry.
     """
     return [
         sys.executable, "-m", "granian",
@@ -84,7 +85,7 @@ def push_server_command(
         "--workers", str(max(1, workers)),
         "--blocking-threads", str(max(1, threads)),
         "--respawn-failed-workers",
-        "--workers-kill-timeout", "20",
+        "--workers-kill-timeout", str(STOP_GRACE_S),
         "--no-access-log",
         "--factory", app_factory,
     ]  # fmt: skip

@@ -110,14 +110,14 @@ def start_push_worker(env: Mapping[str, str], log_path: Path) -> tuple[subproces
     return process, port
 
 
-def stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM, then SIGKILL."""
+def stop(processes: Sequence[subprocess.Popen[bytes]], grace_s: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL what still runs `grace_s` later."""
     for process in processes:
         if process.poll() is None:
             process.terminate()
     for process in processes:
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
