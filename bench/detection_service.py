@@ -164,7 +164,8 @@ def pull_and_ack(project: str, subscription: str, expected: int) -> float:
     return taken / (time.perf_counter() - started)
 
 
-def _healthz(port: int) -> dict[str, Any] | None:
+def healthz(port: int) -> dict[str, Any] | None:
+    """The service's /healthz answer (None while it does not answer)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             return json.loads(response.read())
@@ -172,7 +173,7 @@ def _healthz(port: int) -> dict[str, Any] | None:
         return None
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU time of one process."""
     times = psutil.Process(pid).cpu_times()
     return times.user + times.system
@@ -226,22 +227,22 @@ def run_service(
     service = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
-        while _healthz(port) is None:
+        while healthz(port) is None:
             if service.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the detection service did not start: see {workdir / 'service.log'}")
             time.sleep(0.02)
         started = time.perf_counter()
         rss_start, _ = _rss_mb(service.pid)
-        cpu_before = (_cpu_seconds(service.pid), _cpu_seconds(emulator.pid or 0))
+        cpu_before = (cpu_seconds(service.pid), cpu_seconds(emulator.pid or 0))
         health: dict[str, Any] = {}
         while time.perf_counter() - started < 1200:
-            health = _healthz(port) or health
+            health = healthz(port) or health
             if health.get("counted", 0) >= expected or service.poll() is not None:
                 break
             time.sleep(0.1)
         elapsed = time.perf_counter() - started
-        service_cpu = _cpu_seconds(service.pid) - cpu_before[0]
-        emulator_cpu = _cpu_seconds(emulator.pid or 0) - cpu_before[1]
+        service_cpu = cpu_seconds(service.pid) - cpu_before[0]
+        emulator_cpu = cpu_seconds(emulator.pid or 0) - cpu_before[1]
         rss_end, rss_peak = _rss_mb(service.pid)
     finally:
         if service.poll() is None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import itertools
 import re
-import sys
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 
 from buzzwatch.schema import parse_timestamp
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from .loading import load_bench
 
 
 def _module(file_stem: str, name: str) -> ModuleType:
@@ -26,17 +24,7 @@ def _module(file_stem: str, name: str) -> ModuleType:
     `bench/detection.py` is not loaded as `detection`, a name a package may take. `detection_data` keeps
     its name, the one bench/detection.py imports it by.
     """
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, BENCH / f"{file_stem}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        path = list(sys.path)
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            sys.path[:] = path
-    return sys.modules[name]
+    return load_bench(file_stem, name)
 
 
 data = _module("detection_data", "detection_data")

@@ -1,0 +1,403 @@
+"""Detection scaled out by brand partition: 1, 2 and 4 instances on one stream, with loss and duplicates.
+
+    .venv/bin/python bench/detection_scale.py [--tweets 20000] [--brands 1000] [--instances 1 2 4]
+                                              [--event-minutes 30] [--no-kill]
+
+One scored stream (the detection-service bench's: airline texts with their human labels, spread evenly over
+the brands and `--event-minutes`, plus `--bad-buzzes` brands that get a burst of negative tweets in the
+middle, so alerts exist) is published once per run to a fresh scored topic of the Pub/Sub emulator, with the
+attributes the scoring worker sets (`brand`, `label`, `partitions` and one `p<k>` marker per partition).
+Each run then starts N real detection services (`buzzwatch detect`), instance i owning the
+i-th contiguous slice of the `BUZZWATCH_PARTITIONS` partitions (`DETECTION_PARTITIONS`), each with its own
+subscription to the topic and its own SQLite database. The emulator stores subscription filters but
+delivers everything (tests/worker/test_partition_subscriptions.py), so here every instance receives the
+whole stream and drops the tweets of brands it does not own; on Pub/Sub a filter would spare it that work.
+The clock runs from the moment every instance answers /healthz until every instance has committed the
+tweets of its partitions. With the kill (default), a second 2-instance run SIGKILLs instance 0 once half
+of its share is committed and starts it again on the same subscription and database: it resumes from its
+last checkpoint, and what it held unacked comes again after the subscription's 10 s ack deadline.
+
+Per run it prints: tweets/s overall; the CPU of the detection processes and of the emulator per tweet, and
+tweets per CPU-second of the detection processes (the throughput per core: on a 2-core machine 4 instances
+cannot run faster than 2 cores allow, so this is the figure that says whether the work divides); tweets
+counted per instance (from each instance's seen-id store); lost (published, counted nowhere); double-counted
+(counted by two instances; an instance cannot store an id twice); counted outside the instance's
+partitions; and whether the alerts in the instances' outboxes, together, equal the 1-instance run's.
+
+Baselines, measured in the same run on the same tweets: the detector alone in one process (no Pub/Sub, no
+database), and the 1-instance run itself: the single-instance ceiling through the real path.
+
+Every tweet names one brand, so each tweet belongs to exactly one partition and "counted twice" has one
+meaning; a tweet naming brands of two partitions is counted once in each (tests/worker).
+Everything the bench starts (emulator, services) is stopped when it ends, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from statistics import median
+from tempfile import TemporaryDirectory
+
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.detection_service import START, cpu_seconds, detector_alone, healthz, make_scored  # noqa: E402
+from buzzwatch.partitions import DEFAULT_PARTITIONS, partition_attributes, partition_of  # noqa: E402
+from buzzwatch.pubsub import Publisher, SubscriptionSpec, ensure_subscription  # noqa: E402
+from buzzwatch.schema import Alert, ScoredTweet, TweetEvent  # noqa: E402
+from stack.emulator import PubSubEmulator  # noqa: E402
+from stack.ports import free_port  # noqa: E402
+from worker.detection_service.store import alert_outbox, seen_tweets  # noqa: E402
+
+ACK_DEADLINE_S = 10  # Pub/Sub's minimum: what a killed instance held comes again this soon
+RUN_NUMBERS = itertools.count()
+LATENESS_VARIABLE = "BUZZWATCH_DETECTOR_LATENESS_S"
+AlertKey = tuple[str, str, str, str]  # brand, kind, window start, window end
+
+
+def with_bad_buzzes(
+    scored: Sequence[ScoredTweet], brands: Sequence[str], event_minutes: float, per_brand: int = 200
+) -> list[ScoredTweet]:
+    """The stream plus, for each of `brands`, `per_brand` negative tweets over 5 minutes mid-stream."""
+    start = START + timedelta(minutes=event_minutes * 0.4)
+    extra = []
+    for brand in brands:
+        for index in range(per_brand):
+            created = start + timedelta(seconds=index * 300 / per_brand)
+            text = f"my bag is lost again, worst airline ever {index}"
+            tweet = TweetEvent(id=f"buzz-{brand}-{index:05d}", created_at=created, text=text, brands=(brand,))
+            extra.append(ScoredTweet(tweet, "negative", {"negative": 1.0}, "oracle", "Lost Luggage", created))
+    return sorted([*scored, *extra], key=lambda one: (one.tweet.created_at, one.tweet.id))
+
+
+def slices(instances: int, partitions: int) -> list[frozenset[int]]:
+    """Contiguous, disjoint partition sets covering 0..partitions-1, one per instance."""
+    bounds = [round(i * partitions / instances) for i in range(instances + 1)]
+    return [frozenset(range(bounds[i], bounds[i + 1])) for i in range(instances)]
+
+
+def as_setting(owned: frozenset[int]) -> str:
+    """A contiguous set as DETECTION_PARTITIONS writes it (`0-31`)."""
+    return f"{min(owned)}-{max(owned)}"
+
+
+@dataclass
+class Instance:
+    """One detection service process: its partitions, subscription, database and lives (restarts)."""
+
+    name: str
+    owned: frozenset[int]
+    subscription: str
+    workdir: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    cpu_s: float = 0.0  # CPU of its earlier lives (a killed process can no longer be asked)
+    lives: int = 0
+
+    @property
+    def database_url(self) -> str:
+        """Its own SQLite database."""
+        return f"sqlite:///{self.workdir / 'detect.db'}"
+
+    def start(self) -> None:
+        """Start a life and wait for its /healthz."""
+        self.lives += 1
+        log = open(self.workdir / "service.log", "ab")  # noqa: SIM115 - the child holds it
+        command = [sys.executable, "-m", "buzzwatch.cli", "detect"]
+        self.process = subprocess.Popen(command, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 120
+        while healthz(int(self.env["PORT"])) is None:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start: see {self.workdir / 'service.log'}")
+            time.sleep(0.05)
+
+    def cpu(self) -> float:
+        """CPU seconds over all its lives so far."""
+        alive = self.process is not None and self.process.poll() is None
+        return self.cpu_s + (cpu_seconds(self.process.pid) if alive and self.process else 0.0)
+
+    def kill(self) -> None:
+        """SIGKILL, as a power cut or an OOM kill would."""
+        assert self.process is not None
+        self.cpu_s = self.cpu()
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        """SIGTERM (its final checkpoint), then SIGKILL if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def counted_ids(self) -> set[str]:
+        """The tweet ids its seen-id store holds: what it counted, over all its lives."""
+        engine = sa.create_engine(self.database_url)
+        try:
+            with engine.connect() as connection:
+                return {row[0] for row in connection.execute(sa.select(seen_tweets.c.tweet_id))}
+        finally:
+            engine.dispose()
+
+    def counted(self) -> int:
+        """How many tweet ids it has committed (0 before its database exists)."""
+        if not (self.workdir / "detect.db").exists():
+            return 0
+        engine = sa.create_engine(self.database_url)
+        try:
+            with engine.connect() as connection:
+                return int(
+                    connection.execute(sa.select(sa.func.count()).select_from(seen_tweets)).scalar_one()
+                )
+        except sa.exc.OperationalError:  # the table is not made yet
+            return 0
+        finally:
+            engine.dispose()
+
+    def alerts(self) -> list[AlertKey]:
+        """The alerts in its outbox."""
+        engine = sa.create_engine(self.database_url)
+        try:
+            with engine.connect() as connection:
+                payloads = [row[0] for row in connection.execute(sa.select(alert_outbox.c.payload))]
+        finally:
+            engine.dispose()
+        return [alert_identity(Alert.from_dict(json.loads(payload))) for payload in payloads]
+
+
+def alert_identity(alert: Alert) -> AlertKey:
+    """What makes two alerts the same alert, whichever instance fired it."""
+    return (alert.brand, alert.kind, alert.window_start.isoformat(), alert.window_end.isoformat())
+
+
+@dataclass
+class ScaleRun:
+    """One run's figures."""
+
+    label: str
+    instances: int
+    tweets_per_s: float
+    service_cpu_ms: float  # detection processes, all instances, per tweet
+    emulator_cpu_ms: float
+    per_instance: list[int]
+    lost: int
+    double: int
+    misplaced: int  # counted by an instance that does not own the tweet's partition
+    redelivered: int  # duplicates the instances recognised (their last lives)
+    alerts: list[AlertKey] = field(default_factory=list)
+    kill_note: str = ""
+
+
+def publish(project: str, topic: str, scored: Sequence[ScoredTweet], partitions: int) -> None:
+    """Every tweet to the topic, with the attributes the scoring worker sets."""
+    publisher = Publisher(project, topic)
+    for one in scored:
+        brands = one.tweet.brands
+        attributes = partition_attributes(brands, partitions)
+        publisher.publish(one.to_json(), brand=",".join(brands), label=one.label, **attributes)
+    stats = publisher.close()
+    if stats.failed:
+        raise RuntimeError(f"{stats.failed} messages could not be published to the emulator")
+
+
+def run_instances(
+    emulator: PubSubEmulator,
+    scored: Sequence[ScoredTweet],
+    count: int,
+    partitions: int,
+    workdir: Path,
+    kill: bool,
+) -> ScaleRun:
+    """`count` instances over one topic, each owning a slice of the partitions; optionally kill one."""
+    tag = f"{next(RUN_NUMBERS):03d}"
+    topic = f"scale-scored-{tag}"
+    owners = slices(count, partitions)
+    instances = []
+    for index, owned in enumerate(owners):
+        folder = workdir / f"run{tag}-i{index}"
+        folder.mkdir()
+        subscription = f"scale-detect-{tag}-{index}"
+        env = dict(
+            os.environ,
+            **emulator.env(),
+            BUZZWATCH_VAR_DIR=str(folder),
+            PORT=str(free_port()),
+            LOG_LEVEL="WARNING",
+            PUBSUB_SCORED_TOPIC=topic,
+            PUBSUB_SCORED_SUBSCRIPTION=subscription,
+            PUBSUB_DEAD_LETTER_TOPIC=f"scale-dead-{tag}",
+            PUBSUB_DEAD_LETTER_SUBSCRIPTION=f"scale-dead-{tag}-{index}",
+            BUZZWATCH_PARTITIONS=str(partitions),
+            DETECTION_PARTITIONS=as_setting(owned),
+            APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
+        )
+        for unset in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "SMTP_HOST", "DATABASE_URL"):
+            env.pop(unset, None)
+        instance = Instance(f"instance {index}", owned, subscription, folder, env)
+        env["DATABASE_URL"] = instance.database_url
+        instances.append(instance)
+    share = [
+        {one.tweet.id for one in scored if partition_of(one.tweet.brands[0], partitions) in owned}
+        for owned in owners
+    ]
+    Publisher(emulator.project, topic).close()  # the topic, so the subscriptions can be made first
+    for instance in instances:
+        spec = SubscriptionSpec(name=instance.subscription, topic=topic, ack_deadline_s=ACK_DEADLINE_S)
+        ensure_subscription(emulator.project, spec)
+    try:
+        for instance in instances:
+            instance.start()
+        started = time.perf_counter()  # every instance is waiting: the stream starts now
+        emulator_cpu = cpu_seconds(emulator.pid or 0)
+        cpu_before = [instance.cpu() for instance in instances]
+        publish(emulator.project, topic, scored, partitions)
+        killed, kill_note = not kill, ""
+        while time.perf_counter() - started < 900:
+            done = [instance.counted() for instance in instances]
+            if not killed and done[0] >= len(share[0]) // 2:
+                instances[0].kill()
+                down = time.perf_counter()
+                instances[0].start()
+                kill_note = (
+                    f", instance 0 killed -9 at {done[0]}/{len(share[0])} committed, "
+                    f"back in {time.perf_counter() - down:.1f} s"
+                )
+                killed = True
+            if all(n >= len(mine) for n, mine in zip(done, share, strict=True)):
+                break
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        service_cpu = sum(i.cpu() - before for i, before in zip(instances, cpu_before, strict=True))
+        emulator_cpu = cpu_seconds(emulator.pid or 0) - emulator_cpu
+        redelivered = sum(int((healthz(int(i.env["PORT"])) or {}).get("duplicates", 0)) for i in instances)
+    finally:
+        for instance in instances:
+            instance.stop()
+    counted = [instance.counted_ids() for instance in instances]
+    union = set().union(*counted)
+    published = {one.tweet.id for one in scored}
+    return ScaleRun(
+        label=f"{count} instance{'s' if count > 1 else ''}" + (" (kill -9 and restart)" if kill else ""),
+        instances=count,
+        tweets_per_s=len(union) / elapsed,
+        service_cpu_ms=service_cpu * 1000 / len(scored),
+        emulator_cpu_ms=emulator_cpu * 1000 / len(scored),
+        per_instance=[len(ids) for ids in counted],
+        lost=len(published - union),
+        double=sum(len(ids) for ids in counted) - len(union),
+        misplaced=sum(len(ids - mine) for ids, mine in zip(counted, share, strict=True)),
+        redelivered=redelivered,
+        alerts=sorted(itertools.chain.from_iterable(instance.alerts() for instance in instances)),
+        kill_note=kill_note,
+    )
+
+
+def print_run(run: ScaleRun, reference: list[AlertKey] | None) -> None:
+    """One line of the side-by-side table."""
+    same = "-" if reference is None else ("yes" if run.alerts == reference else "NO")
+    print(
+        f"{run.label:32s} {run.tweets_per_s:8.0f} tweets/s  CPU/tweet {run.service_cpu_ms:.2f} ms "
+        f"(emulator {run.emulator_cpu_ms:.2f})  {1000 / run.service_cpu_ms:6.0f} tweets per CPU-s  "
+        f"per instance {'/'.join(map(str, run.per_instance))}  lost {run.lost}  double {run.double}  "
+        f"outside partitions {run.misplaced}  redelivered {run.redelivered}  alerts {len(run.alerts)} "
+        f"same as 1 instance: {same}{run.kill_note}",
+        flush=True,
+    )
+    if reference is not None and run.alerts != reference:
+        print(f"    only in the 1-instance run: {sorted(set(reference) - set(run.alerts))}")
+        print(f"    only in this run: {sorted(set(run.alerts) - set(reference))}")
+
+
+def print_medians(runs: Sequence[ScaleRun], reference: list[AlertKey] | None) -> None:
+    """Per configuration: median tweets/s (range), CPU a tweet, tweets per CPU-second, and the totals."""
+    print("\nmedians over the rounds:")
+    for label in dict.fromkeys(run.label for run in runs):
+        mine = [run for run in runs if run.label == label]
+        rates = [run.tweets_per_s for run in mine]
+        cpu = median(run.service_cpu_ms for run in mine)
+        same = sum(run.alerts == reference for run in mine)
+        print(
+            f"{label:32s} {median(rates):8.0f} tweets/s (range {min(rates):.0f}-{max(rates):.0f})  "
+            f"CPU/tweet {cpu:.2f} ms  {1000 / cpu:6.0f} tweets per CPU-s  lost {sum(r.lost for r in mine)}  "
+            f"double {sum(r.double for r in mine)}  same alerts in {same} of {len(mine)} runs"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> list[ScaleRun]:
+    """The baselines, then each instance count (and the kill run) side by side; the runs, for tests."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tweets", type=int, default=20000, help="background tweets (default 20000)")
+    parser.add_argument("--brands", type=int, default=1000, help="brands (default 1000)")
+    parser.add_argument("--bad-buzzes", type=int, default=3, help="brands given a burst of negatives")
+    parser.add_argument("--event-minutes", type=float, default=30.0, help="event time the tweets span")
+    parser.add_argument("--instances", type=int, nargs="+", default=[1, 2, 4], help="instance counts")
+    parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS, help="BUZZWATCH_PARTITIONS")
+    parser.add_argument("--no-kill", action="store_true", help="skip the 2-instance run with a kill -9")
+    parser.add_argument(
+        "--lateness-s", type=float, default=300.0, help="BUZZWATCH_DETECTOR_LATENESS_S of every detector"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="rounds (alternating); medians at the end")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
+    os.environ[LATENESS_VARIABLE] = f"{args.lateness_s:g}"
+    background = make_scored(args.tweets, args.brands, args.event_minutes)
+    hit = [f"brand{index:05d}" for index in range(0, args.brands, max(1, args.brands // args.bad_buzzes))]
+    scored = with_bad_buzzes(background, hit[: args.bad_buzzes], args.event_minutes)
+    load = os.getloadavg()
+    print(
+        f"{len(scored)} scored tweets ({args.brands} brands, {args.bad_buzzes} bad buzzes) over "
+        f"{args.event_minutes:g} event minutes, {args.partitions} partitions, lateness tolerance "
+        f"{args.lateness_s:g} s; {os.cpu_count()} CPUs, load "
+        f"average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
+        flush=True,
+    )
+    rate, cpu_ms = detector_alone(scored)
+    print(f"{'baseline: detector alone':32s} {rate:8.0f} tweets/s  CPU/tweet {cpu_ms:.2f} ms", flush=True)
+    counts = sorted(set(args.instances))
+    plan = [(count, False) for count in counts]
+    if not args.no_kill:
+        plan.insert(counts.index(2) + 1 if 2 in counts else len(plan), (2, True))
+    runs: list[ScaleRun] = []
+    reference: list[AlertKey] | None = None
+    with TemporaryDirectory(prefix="bench-scale-") as tmp, PubSubEmulator() as emulator:
+        os.environ.update(emulator.env())
+        for _ in range(max(1, args.repeat)):
+            for count, kill in plan:
+                run = run_instances(emulator, scored, count, args.partitions, Path(tmp), kill)
+                if count == 1 and not kill and reference is None:
+                    reference = run.alerts
+                    print(f"{'single-instance ceiling:':32s} {run.tweets_per_s:8.0f} tweets/s (next row)")
+                print_run(run, reference)
+                runs.append(run)
+    if args.repeat > 1:
+        print_medians(runs, reference)
+    load = os.getloadavg()
+    print(f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    kinds = Counter(kind for _, kind, _, _ in reference or [])
+    print(f"alerts of the 1-instance run: {dict(kinds)}")
+    return runs
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The scale-out benchmark splits the partitions as it says, and runs end to end on a tiny stream."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pytest
+
+from .loading import load_bench
+
+
+def _bench() -> ModuleType:
+    return load_bench("detection_scale", "bench_detection_scale")
+
+
+@pytest.mark.parametrize("instances", [1, 2, 3, 4])
+def test_the_instances_own_disjoint_contiguous_slices_covering_every_partition(instances: int) -> None:
+    owned = _bench().slices(instances, 64)
+    assert len(owned) == instances and sorted(p for part in owned for p in part) == list(range(64))
+    assert [_bench().as_setting(part) for part in owned] == [f"{min(part)}-{max(part)}" for part in owned]
+    assert all(max(part) - min(part) == len(part) - 1 for part in owned)
+    assert max(map(len, owned)) - min(map(len, owned)) <= 1
+
+
+def test_the_bad_buzzes_are_negative_bursts_of_the_named_brands_inside_the_stream() -> None:
+    bench = _bench()
+    background = bench.make_scored(600, 6, event_minutes=10)
+    scored = bench.with_bad_buzzes(background, ["brand00002"], event_minutes=10, per_brand=50)
+    extra = [one for one in scored if one.tweet.id.startswith("buzz-")]
+    assert len(scored) == 650 and len(extra) == 50
+    assert {one.tweet.brands for one in extra} == {("brand00002",)} and {one.label for one in extra} == {
+        "negative"
+    }
+    times = [one.tweet.created_at for one in scored]
+    assert (
+        times == sorted(times)
+        and times[0] <= extra[0].tweet.created_at <= extra[-1].tweet.created_at <= times[-1]
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_bench_counts_every_tweet_once_with_a_kill(capsys: pytest.CaptureFixture[str]) -> None:
+    runs = _bench().main(
+        ["--tweets", "1500", "--brands", "12", "--instances", "1", "2", "--event-minutes", "20"]
+    )
+    assert [run.label for run in runs] == ["1 instance", "2 instances", "2 instances (kill -9 and restart)"]
+    assert all(run.lost == 0 and run.double == 0 and run.misplaced == 0 for run in runs)
+    assert all(sum(run.per_instance) == 1500 + 3 * 200 for run in runs)
+    assert "killed -9 at" in capsys.readouterr().out
