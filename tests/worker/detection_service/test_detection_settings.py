@@ -1,0 +1,58 @@
+"""DetectionSettings: each variable lands in its field, documented defaults, bad values named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from buzzwatch.settings import SettingsError
+from worker.detection_service.settings import DetectionSettings
+
+
+def test_the_defaults_are_the_documented_ones() -> None:
+    settings = DetectionSettings.from_env({})
+    assert settings == DetectionSettings(brands_file=settings.brands_file)  # from_env adds nothing of its own
+    assert (settings.checkpoint_interval_s, settings.checkpoint_max_messages) == (2.0, 2000)  # README
+    assert (settings.seen_retention_days, settings.reset_state) == (14.0, False)
+    assert (settings.health_port, settings.health_host, settings.owned_partitions) == (
+        8081,
+        "127.0.0.1",
+        None,
+    )
+    assert settings.feed_auth.audience is None  # the feed needs no token unless DETECTION_FEED_AUTH_* says so
+
+
+def test_each_variable_lands_in_its_field() -> None:
+    settings = DetectionSettings.from_env(
+        {
+            "DETECTION_CHECKPOINT_S": "0.5",
+            "DETECTION_CHECKPOINT_MESSAGES": "300",
+            "DETECTION_SEEN_RETENTION_DAYS": "3",
+            "DETECTION_RESET_STATE": "true",
+            "PORT": "9123",
+            "DETECTION_HOST": "0.0.0.0",
+            "DETECTION_FEED_AUTH_AUDIENCE": "https://detection",
+            "DETECTION_FEED_AUTH_SERVICE_ACCOUNT": "app@p.iam",
+            "BUZZWATCH_DETECTOR_FIRE_SCORE": "7.5",
+            "BUZZWATCH_BRANDS_FILE": "/srv/brands.toml",
+        }
+    )
+    assert (settings.checkpoint_interval_s, settings.checkpoint_max_messages) == (0.5, 300)
+    assert (settings.seen_retention_days, settings.reset_state) == (3.0, True)
+    assert (settings.health_port, settings.health_host) == (9123, "0.0.0.0")
+    assert (settings.feed_auth.audience, settings.feed_auth.service_account) == (
+        "https://detection",
+        "app@p.iam",
+    )
+    assert settings.detector.defaults.fire_score == 7.5
+    assert settings.brands_file == Path("/srv/brands.toml")
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["DETECTION_CHECKPOINT_S", "DETECTION_CHECKPOINT_MESSAGES", "DETECTION_SEEN_RETENTION_DAYS", "PORT"],
+)
+def test_a_malformed_number_is_refused_by_name(variable: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        DetectionSettings.from_env({variable: "soon"})
