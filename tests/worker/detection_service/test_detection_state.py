@@ -139,13 +139,19 @@ def test_an_unreadable_state_row_is_refused_by_name_then_set_aside_on_request(
     service.store.close()
 
 
-def test_the_detection_service_exits_with_one_line_naming_the_damaged_database(tmp_path) -> None:
-    """As run: exit status 2, a CRITICAL JSON line that names the file and the reset; no traceback."""
+@pytest.mark.parametrize(
+    "entry_point", [["buzzwatch.cli", "detect"], ["worker.detection_service"]], ids=["detect", "module"]
+)
+def test_the_detection_service_exits_with_one_line_naming_the_damaged_database(
+    tmp_path: Path, entry_point: list[str]
+) -> None:
+    """As run (`buzzwatch detect` or `python -m worker.detection_service`): exit status 2, a CRITICAL JSON
+    line that names the file and the reset; no traceback."""
     database = tmp_path / "buzzwatch.db"
     database.write_bytes(b"this is not a SQLite database" * 200)
     env = dict(os.environ, BUZZWATCH_VAR_DIR=str(tmp_path), PORT=str(free_port()), LOG_LEVEL="INFO")
     result = subprocess.run(
-        [sys.executable, "-m", "buzzwatch.cli", "detect"],
+        [sys.executable, "-m", *entry_point],
         env=env,
         capture_output=True,
         text=True,
