@@ -44,8 +44,10 @@ OBVIOUS_CASES: tuple[tuple[str, str], ...] = (
     ("What time does the flight leave tomorrow?", "neutral"),
     ("@JetBlue flight 123 from JFK to LAX departs at 5pm", "neutral"),
 )
-# Plainly negated negatives: none of them is a negative tweet. Measured for every candidate
-# (`negated_negatives_called_negative`) but not yet a gate: no model trained here passes it (issue 11).
+# Plainly negated negatives: none of them is a negative tweet. The first six are the issue's, which asks
+# that at most one in six be labelled negative. None of their negated words is among the sentences
+# `models.augment` adds to training, so meeting the bar means generalising to them. Measured for every
+# candidate (`negated_negatives_called_negative`), not yet a gate: no candidate trained here meets it.
 NEGATED_NEGATIVES: tuple[str, ...] = (
     "not bad",
     "no complaints",
@@ -53,7 +55,14 @@ NEGATED_NEGATIVES: tuple[str, ...] = (
     "the crew was not rude",
     "not disappointed with the service",
     "no problems with my booking",
+    "never had a problem with them",
+    "nothing to complain about",
+    "the wait was not bad",
+    "no hassle at all with check in",
+    "the staff were not rude to us",
+    "I was not disappointed",
 )
+MAX_NEGATED_NEGATIVES_SHARE = 1 / 6  # the issue's bar
 MAX_INVARIANCE_SHIFT = 0.15
 MIN_NEGATION_DROP = 0.3
 
@@ -95,5 +104,5 @@ def behaviour_failures(predictor: Any) -> list[str]:
 
 
 def negated_negatives_called_negative(predictor: Any) -> int:
-    """How many of NEGATED_NEGATIVES the model labels negative (the issue asks for at most 1 of 6)."""
+    """How many of NEGATED_NEGATIVES the model labels negative (the bar: MAX_NEGATED_NEGATIVES_SHARE)."""
     return sum(prediction.label == "negative" for prediction in predictor.predict(list(NEGATED_NEGATIVES)))

@@ -324,6 +324,10 @@ class Splits(NamedTuple):
         """What a model that does not early-stop trains on: the train and early_stop rows together."""
         return pd.concat([self.train, self.early_stop], ignore_index=True)
 
+    def held_out(self) -> pd.DataFrame:
+        """Every row no model may train on: early stop, validation, test and shifted together."""
+        return pd.concat([self.early_stop, self.validation, self.test, self.shifted], ignore_index=True)
+
     def proxies(self) -> dict[str, pd.DataFrame]:
         """Named evaluation sets: the reported ones (`REPORT_SETS`) and the selection ones."""
         sets = {

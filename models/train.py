@@ -60,6 +60,8 @@ class Variant:
     # How many unlabelled texts (never held out, not in train) join training with the teacher's
     # probabilities alone as their target; 0 adds none.
     teacher_unlabelled: int = 0
+    # How many negation minimal pairs (models.augment: a word plainly, then negated) join training.
+    negation_examples: int = 0
     epochs: int = 6
 
 
@@ -104,6 +106,17 @@ VARIANTS: dict[str, Variant] = {
         patience=3,
         teacher_share=0.5,
         teacher_unlabelled=60_000,
+    ),
+    "ft-frozen-air5-distil-neg": Variant(
+        "fasttext",
+        trainable_embeddings=False,
+        learning_rate=3e-3,
+        airline_weight=5.0,
+        epochs=14,
+        patience=3,
+        teacher_share=0.5,
+        teacher_unlabelled=60_000,
+        negation_examples=4_800,
     ),
 }
 TEACHER_PROBS = REPO_ROOT / "data" / "teacher" / "teacher_probs.npz"
@@ -235,7 +248,7 @@ def prepare_data(options: TrainOptions) -> Prepared:
     sources = ("airline", "tweeteval_val", "sanders") if options.quick else None
     labelled = load_labelled(sources=sources)
     splits = make_splits(labelled)
-    held_out = pd.concat([splits.early_stop, splits.validation, splits.test, splits.shifted])
+    held_out = splits.held_out()
     if options.quick:
         splits = splits._replace(
             train=splits.train.sample(n=min(len(splits.train), 1500), random_state=options.seed),
@@ -364,7 +377,7 @@ def teacher_unlabelled(prepared: Prepared, count: int, seed: int) -> tuple[list[
     from models.teacher import load_teacher_probs, text_key
 
     splits = prepared.splits
-    held_out = pd.concat([splits.early_stop, splits.validation, splits.test, splits.shifted])
+    held_out = splits.held_out()
     train_keys = {dedupe_key(normalise(text)) for text in splits.train["text"]}
     teacher = load_teacher_probs(TEACHER_PROBS)
     candidates = [
@@ -377,6 +390,18 @@ def teacher_unlabelled(prepared: Prepared, count: int, seed: int) -> tuple[list[
     texts = [candidates[position] for position in chosen]
     _log(f"distillation: {len(texts)} unlabelled texts of {len(candidates)} with teacher targets only")
     return texts, np.stack([teacher[text_key(text)] for text in texts]).astype(np.float32)
+
+
+def negation_examples(prepared: Prepared, count: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """`models.augment`'s negation sentences and soft targets, minus any text held out in a split."""
+    from models import augment
+    from models.data import dedupe_key
+
+    held_keys = {dedupe_key(normalise(text)) for text in prepared.splits.held_out()["text"]}
+    texts, targets = augment.negation_examples(count, seed)
+    keep = [dedupe_key(normalise(text)) not in held_keys for text in texts]
+    _log(f"negation examples: {sum(keep)} of {len(texts)} sentences (the rest are held-out texts)")
+    return [text for text, kept in zip(texts, keep, strict=True) if kept], targets[np.array(keep, dtype=bool)]
 
 
 def selection_score(reports: dict[str, dict]) -> float:
@@ -424,6 +449,7 @@ def train_variant(
         "distant_pretraining": variant.distant_pretraining,
         "airline_weight": variant.airline_weight,
         "teacher_share": variant.teacher_share,
+        "negation_examples": variant.negation_examples,
         "vocab_size": len(vocab),
         "train_rows": len(train_ids),
         "normaliser_version": NORMALISER_VERSION,
@@ -462,15 +488,21 @@ def train_variant(
         soft_targets = None
         train_labels = _label_ids(prepared.train)
         row_weights = np.where(prepared.train["source"] == "airline", variant.airline_weight, 1.0)
-        if variant.teacher_share or variant.teacher_unlabelled:
+        if variant.teacher_share or variant.teacher_unlabelled or variant.negation_examples:
             soft_targets = teacher_targets(prepared.train, variant.teacher_share)
             lstm.compile_model(model, config.learning_rate, soft_targets=True)
+        # Rows beyond the labelled ones, each with a soft target alone (weight 1).
+        added = []
         if variant.teacher_unlabelled:
             count = min(variant.teacher_unlabelled, 200) if options.quick else variant.teacher_unlabelled
-            texts, probabilities = teacher_unlabelled(prepared, count, options.seed)
+            added.append(teacher_unlabelled(prepared, count, options.seed))
+        if variant.negation_examples:
+            count = min(variant.negation_examples, 60) if options.quick else variant.negation_examples
+            added.append(negation_examples(prepared, count, options.seed))
+        for texts, targets in added:
             train_ids = train_ids + [encode(tokenize(text), config.max_length) for text in texts]
-            soft_targets = np.concatenate([soft_targets, probabilities])
-            train_labels = np.concatenate([train_labels, probabilities.argmax(axis=1).astype(np.int32)])
+            soft_targets = np.concatenate([soft_targets, targets])
+            train_labels = np.concatenate([train_labels, targets.argmax(axis=1).astype(np.int32)])
             row_weights = np.concatenate([row_weights, np.ones(len(texts))])
         _log(f"{name}: training on {len(train_ids)} tweets, up to {config.epochs} epochs")
         monitor = lstm.fit(

@@ -46,6 +46,14 @@ def test_negation_moves_the_label(champion, positive, negated):
     assert behaviour.negation_failures(champion, positive, negated) == []
 
 
+# Known failure of the shipped champion: it labels 7 of the 12 plainly negated negatives negative (3 of the
+# issue's 6; the bar allows 2). Strict, like the one above.
+@pytest.mark.xfail(strict=True, reason="known weakness of the champion")
+def test_at_most_one_in_six_negated_negatives_is_labelled_negative(champion):
+    called = behaviour.negated_negatives_called_negative(champion)
+    assert called <= behaviour.MAX_NEGATED_NEGATIVES_SHARE * len(behaviour.NEGATED_NEGATIVES)
+
+
 @pytest.mark.parametrize(("text", "label"), behaviour.OBVIOUS_CASES)
 def test_obvious_cases(champion, text, label):
     assert champion.predict([text])[0].label == label
