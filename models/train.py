@@ -107,18 +107,8 @@ VARIANTS: dict[str, Variant] = {
         teacher_share=0.5,
         teacher_unlabelled=60_000,
     ),
-    "ft-frozen-air5-distil-neg": Variant(
-        "fasttext",
-        trainable_embeddings=False,
-        learning_rate=3e-3,
-        airline_weight=5.0,
-        epochs=14,
-        patience=3,
-        teacher_share=0.5,
-        teacher_unlabelled=60_000,
-        negation_examples=4_800,
-    ),
 }
+VARIANTS["ft-frozen-air5-distil-neg"] = replace(VARIANTS["ft-frozen-air5-distil"], negation_examples=4_800)
 TEACHER_PROBS = REPO_ROOT / "data" / "teacher" / "teacher_probs.npz"
 CHAMPION_VARIANT = "ft-frozen-air5-distil"
 
