@@ -56,7 +56,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.detection_service import START, cpu_seconds, detector_alone, healthz, make_scored  # noqa: E402
-from buzzwatch.partitions import DEFAULT_PARTITIONS, partition_attributes, partition_of  # noqa: E402
+from buzzwatch.partitions import (  # noqa: E402
+    DEFAULT_PARTITIONS,
+    format_owned,
+    partition_attributes,
+    partition_of,
+    split_partitions,
+)
 from buzzwatch.pubsub import Publisher, SubscriptionSpec, ensure_subscription  # noqa: E402
 from buzzwatch.schema import Alert, ScoredTweet, TweetEvent  # noqa: E402
 from stack.emulator import PubSubEmulator  # noqa: E402
@@ -82,17 +88,6 @@ def with_bad_buzzes(
             tweet = TweetEvent(id=f"buzz-{brand}-{index:05d}", created_at=created, text=text, brands=(brand,))
             extra.append(ScoredTweet(tweet, "negative", {"negative": 1.0}, "oracle", "Lost Luggage", created))
     return sorted([*scored, *extra], key=lambda one: (one.tweet.created_at, one.tweet.id))
-
-
-def slices(instances: int, partitions: int) -> list[frozenset[int]]:
-    """Contiguous, disjoint partition sets covering 0..partitions-1, one per instance."""
-    bounds = [round(i * partitions / instances) for i in range(instances + 1)]
-    return [frozenset(range(bounds[i], bounds[i + 1])) for i in range(instances)]
-
-
-def as_setting(owned: frozenset[int]) -> str:
-    """A contiguous set as DETECTION_PARTITIONS writes it (`0-31`)."""
-    return f"{min(owned)}-{max(owned)}"
 
 
 @dataclass
@@ -230,7 +225,7 @@ def run_instances(
     """`count` instances over one topic, each owning a slice of the partitions; optionally kill one."""
     tag = f"{next(RUN_NUMBERS):03d}"
     topic = f"scale-scored-{tag}"
-    owners = slices(count, partitions)
+    owners = split_partitions(count, partitions)
     instances = []
     for index, owned in enumerate(owners):
         folder = workdir / f"run{tag}-i{index}"
@@ -247,7 +242,7 @@ def run_instances(
             PUBSUB_DEAD_LETTER_TOPIC=f"scale-dead-{tag}",
             PUBSUB_DEAD_LETTER_SUBSCRIPTION=f"scale-dead-{tag}-{index}",
             BUZZWATCH_PARTITIONS=str(partitions),
-            DETECTION_PARTITIONS=as_setting(owned),
+            DETECTION_PARTITIONS=format_owned(owned),
             APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
         )
         for unset in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "SMTP_HOST", "DATABASE_URL"):

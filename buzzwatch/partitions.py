@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 DEFAULT_PARTITIONS = 64
 MAX_PARTITIONS = 1024
 PARTITIONS_ATTRIBUTE = "partitions"
+FILTER_LIMIT_BYTES = 256  # the longest subscription filter Pub/Sub accepts
 
 
 def check_partitions(partitions: int) -> int:
@@ -79,3 +80,33 @@ def parse_owned(spec: str, partitions: int = DEFAULT_PARTITIONS) -> frozenset[in
             raise ValueError(f"partitions {part.strip()!r} are outside 0-{partitions - 1}")
         owned.update(range(first, last + 1))
     return frozenset(owned)
+
+
+def split_partitions(instances: int, partitions: int = DEFAULT_PARTITIONS) -> list[frozenset[int]]:
+    """Contiguous, disjoint partition sets covering every partition, one per instance, sizes within one."""
+    check_partitions(partitions)
+    if not 1 <= instances <= partitions:
+        raise ValueError(f"the instance count must be between 1 and {partitions}, got {instances}")
+    bounds = [round(i * partitions / instances) for i in range(instances + 1)]
+    return [frozenset(range(bounds[i], bounds[i + 1])) for i in range(instances)]
+
+
+def format_owned(owned: Iterable[int]) -> str:
+    """Partitions as `parse_owned` reads them, runs written as ranges (`0-15,32`)."""
+    runs: list[list[int]] = []
+    for partition in sorted(set(owned)):
+        if runs and partition == runs[-1][1] + 1:
+            runs[-1][1] = partition
+        else:
+            runs.append([partition, partition])
+    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)
+
+
+def owned_filter(owned: Iterable[int], partitions: int = DEFAULT_PARTITIONS) -> str:
+    """A subscription filter keeping these partitions' messages; "" (no filter) for every partition or when
+    the filter would pass Pub/Sub's 256-byte limit: the instance then drops the others itself."""
+    chosen = sorted(set(owned))
+    if len(chosen) >= partitions:
+        return ""
+    text = " OR ".join(subscription_filter(partition) for partition in chosen)
+    return text if len(text.encode()) <= FILTER_LIMIT_BYTES else ""

@@ -156,12 +156,21 @@ def load_records(
     """The stream's "metrics" or "events" records: from the detection service's feed when `detection_url`
     is set (BUZZWATCH_DETECTION_URL), else from the local telemetry sink under `var_dir`.
 
-    With `cloud_run_auth`, the request carries an ID token for that URL from the metadata server: on Cloud
-    Run, only the app's service account may invoke the detection service. FeedError when unreachable.
+    Several detection instances (each owning some brands' partitions) are several space-separated URLs:
+    their records are merged. With `cloud_run_auth`, each request carries an ID token for its URL from the
+    metadata server: on Cloud Run, only the app's service account may invoke the detection service.
+    FeedError when one is unreachable.
     """
     if not detection_url:
         return read_local(var_dir, kind)
-    base = detection_url.rstrip("/")
+    records: list[dict[str, Any]] = []
+    for url in detection_url.split():
+        records.extend(_feed_records(kind, url.rstrip("/"), cloud_run_auth, timeout_s))
+    return records
+
+
+def _feed_records(kind: str, base: str, cloud_run_auth: bool, timeout_s: float) -> list[dict[str, Any]]:
+    """One detection service's records of this kind."""
     headers = {}
     try:
         if cloud_run_auth:

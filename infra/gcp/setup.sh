@@ -10,7 +10,9 @@
 #
 # Usage: PROJECT_ID=my-project GITHUB_REPOSITORY=owner/buzzwatch [REGION=europe-west1] infra/gcp/setup.sh
 # Optional secret values: APPLICATIONINSIGHTS_CONNECTION_STRING, SMTP_PASSWORD, DATABASE_URL,
-# X_BEARER_TOKEN; BUZZWATCH_API_KEY is generated when the secret has no version yet.
+# X_BEARER_TOKEN; BUZZWATCH_API_KEY is generated when the secret has no version yet. With
+# DETECTION_INSTANCES=N > 1 (infra/gcp/detection_instances.py), each detection instance i has its own
+# database secret database-url-detection-<i> (value from DETECTION_DATABASE_URL_<i>) and subscription.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -106,6 +108,17 @@ ensure_secret() {
 ensure_secret appinsights-connection-string "${APPLICATIONINSIGHTS_CONNECTION_STRING:-}"
 ensure_secret smtp-password "${SMTP_PASSWORD:-}"
 ensure_secret database-url "${DATABASE_URL:-}"
+# One line per detection instance: service, partitions, subscription, database secret, filter.
+mapfile -t detection_instances < <(PYTHONPATH="$here/../.." python3 "$here/detection_instances.py" \
+  --instances "${DETECTION_INSTANCES:-1}" --partitions "${BUZZWATCH_PARTITIONS:-64}" \
+  --subscription "${PUBSUB_SCORED_SUBSCRIPTION:-tweets-scored-detector}")
+for line in "${detection_instances[@]}"; do
+  IFS=$'\t' read -r _service _owned _subscription secret _filter <<<"$line"
+  if [[ "$secret" != database-url ]]; then
+    value_variable="DETECTION_DATABASE_URL_${secret##*-}"
+    ensure_secret "$secret" "${!value_variable:-}"
+  fi
+done
 ensure_secret x-bearer-token "${X_BEARER_TOKEN:-}"
 api_key=""
 if ! g secrets versions access latest --secret buzzwatch-api-key >/dev/null 2>&1; then
@@ -129,7 +142,10 @@ for runtime in bw-api bw-detection; do
   secret_access smtp-password "$runtime"
 done
 secret_access database-url bw-api
-secret_access database-url bw-detection
+for line in "${detection_instances[@]}"; do
+  IFS=$'\t' read -r _service _owned _subscription secret _filter <<<"$line"
+  secret_access "$secret" bw-detection
+done
 secret_access buzzwatch-api-key bw-api
 secret_access buzzwatch-app-token bw-api
 secret_access buzzwatch-app-token bw-streamlit
@@ -143,8 +159,11 @@ for topic in "${PUBSUB_SCORED_TOPIC:-tweets-scored}" "${PUBSUB_DEAD_LETTER_TOPIC
   g pubsub topics add-iam-policy-binding "$topic" \
     --member "serviceAccount:$(sa_email bw-worker)" --role roles/pubsub.publisher >/dev/null
 done
-g pubsub subscriptions add-iam-policy-binding "${PUBSUB_SCORED_SUBSCRIPTION:-tweets-scored-detector}" \
-  --member "serviceAccount:$(sa_email bw-detection)" --role roles/pubsub.subscriber >/dev/null
+for line in "${detection_instances[@]}"; do
+  IFS=$'\t' read -r _service _owned subscription _secret _filter <<<"$line"
+  g pubsub subscriptions add-iam-policy-binding "$subscription" \
+    --member "serviceAccount:$(sa_email bw-detection)" --role roles/pubsub.subscriber >/dev/null
+done
 
 cat <<EOF
 Done. Set these GitHub repository variables (Settings > Secrets and variables > Actions > Variables):

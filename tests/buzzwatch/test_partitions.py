@@ -7,11 +7,15 @@ from collections import Counter
 import pytest
 
 from buzzwatch.partitions import (
+    FILTER_LIMIT_BYTES,
+    format_owned,
     in_partitions,
+    owned_filter,
     parse_owned,
     partition_attributes,
     partition_of,
     partitions_of,
+    split_partitions,
     subscription_filter,
 )
 
@@ -102,3 +106,31 @@ def test_the_workers_read_the_partition_settings_and_name_a_bad_one() -> None:
             DetectionSettings.from_env(env)
     with pytest.raises(SettingsError, match="BUZZWATCH_PARTITIONS"):
         WorkerSettings.from_env({"BUZZWATCH_PARTITIONS": "0"})
+
+
+@pytest.mark.parametrize("instances", [1, 2, 3, 4, 7, 64])
+def test_instances_own_disjoint_contiguous_slices_covering_every_partition(instances: int) -> None:
+    owned = split_partitions(instances, 64)
+    assert len(owned) == instances and sorted(p for part in owned for p in part) == list(range(64))
+    assert all(max(part) - min(part) == len(part) - 1 for part in owned)
+    assert max(map(len, owned)) - min(map(len, owned)) <= 1
+    assert [parse_owned(format_owned(part), 64) for part in owned] == owned
+
+
+def test_more_instances_than_partitions_is_refused() -> None:
+    with pytest.raises(ValueError, match="between 1 and 8"):
+        split_partitions(9, 8)
+
+
+def test_owned_partitions_are_written_as_the_setting_reads_them() -> None:
+    assert format_owned([5, 0, 1, 2, 7, 8, 9]) == "0-2,5,7-9"
+    assert parse_owned(format_owned([5, 0, 1, 2, 7, 8, 9])) == {0, 1, 2, 5, 7, 8, 9}
+
+
+def test_a_subscription_filter_is_given_only_where_pub_sub_accepts_it() -> None:
+    assert owned_filter([3, 4]) == "attributes:p3 OR attributes:p4"
+    assert owned_filter(range(64)) == ""  # every partition: no filter, as one instance always had
+    sixteen = owned_filter(range(16))
+    assert sixteen == ""  # 16 markers pass 256 bytes: the instance drops the rest itself
+    fits = owned_filter(range(48, 61))
+    assert fits.count(" OR ") == 12 and len(fits.encode()) <= FILTER_LIMIT_BYTES

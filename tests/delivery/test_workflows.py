@@ -101,8 +101,9 @@ def test_deploy_builds_every_image_and_deploys_through_the_rollback_script():
         assert (REPO_ROOT / entry["dockerfile"]).is_file()
     assert {entry["image"] for entry in matrix} == {"api", "worker", "ingest", "streamlit"}
     runs = "\n".join(step.get("run", "") for step in steps(workflow))
-    for service in ("buzzwatch-api", "buzzwatch-worker", "buzzwatch-streamlit", "buzzwatch-detection"):
-        assert re.search(rf"infra/gcp/deploy_service\.sh {service} ", runs), service
+    # detection: "$service", each instance of infra/gcp/detection_instances.py's plan
+    for service in ("buzzwatch-api", "buzzwatch-worker", "buzzwatch-streamlit", '"$service"'):
+        assert re.search(rf"infra/gcp/deploy_service\.sh {re.escape(service)} ", runs), service
     assert "gcloud run deploy" not in runs, "every service goes through deploy_service.sh (smoke + rollback)"
     assert "infra/gcp/pubsub.sh" in runs and "PUSH_SERVICE_ACCOUNT" in runs
     assert re.search(r"--set-secrets", runs), "runtime secrets come from Secret Manager"
