@@ -1,10 +1,12 @@
-"""Files a reader never sees half-written: written beside their final path, synced, then renamed over it."""
+"""Files a reader never sees half-written (written beside their final path, synced, then renamed over it),
+and the one check-or-write mode of the scripts that generate committed files."""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
@@ -33,3 +35,41 @@ def same_file(first: Path, second: Path) -> bool:
         return first.samefile(second)
     except OSError:
         return first.resolve() == second.resolve()
+
+
+def check_or_write(expected: Mapping[Path, str], *, check: bool, command: str) -> int:
+    """A generator script's one mode switch: write the stale files, or with `check` name them and return 1.
+
+    `expected` maps each generated file to the text it must have; `command` is what a person runs to
+    regenerate them, quoted in the message. Returns the exit status (0: up to date or written).
+    """
+    stale = [path for path, text in expected.items() if _text(path) != text]
+    names = ", ".join(_shown(path) for path in stale)
+    if check:
+        if stale:
+            print(f"out of date: {names}; run: {command}", file=sys.stderr)
+            return 1
+        print(f"up to date: {', '.join(_shown(path) for path in expected)}")
+        return 0
+    for path in stale:
+        with atomic_text_output(path) as handle:
+            handle.write(expected[path])
+    print(f"written: {names or 'none (all up to date)'}")
+    return 0
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when it lies below it (shorter messages)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _text(path: Path) -> str | None:
+    """The file's text exactly as stored (no newline translation), None if it is missing."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None

@@ -17,6 +17,9 @@ from pathlib import Path
 
 REQUIREMENTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = REQUIREMENTS_DIR.parent
+sys.path.insert(0, str(REPO_ROOT))
+from buzzwatch.files import check_or_write  # noqa: E402 - the repository root is on the path first
+
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+(?:\[[A-Za-z0-9_,.-]+\])?)==(?P<version>[A-Za-z0-9.+!-]+)$")
 
 
@@ -93,19 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="do not write; exit 1 if any file is stale")
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in expected_files().items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        stale.append(path.name)
-        if not args.check:
-            path.write_text(text, encoding="utf-8")
-    if args.check and stale:
-        print(f"stale: {', '.join(stale)}; run: python requirements/generate.py", file=sys.stderr)
-        return 1
-    print(("stale: " if args.check else "written: ") + (", ".join(stale) or "none"))
-    return 0
+    return check_or_write(expected_files(), check=args.check, command="python requirements/generate.py")
 
 
 if __name__ == "__main__":

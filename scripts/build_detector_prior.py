@@ -28,7 +28,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from buzzwatch.schema import parse_timestamp  # noqa: E402 - the repository root is on the path first
+from buzzwatch.files import check_or_write  # noqa: E402 - the repository root is on the path first
+from buzzwatch.schema import parse_timestamp  # noqa: E402
 from worker.detection.config import PRIOR_PATH  # noqa: E402
 
 AIRLINES = REPO_ROOT / "data" / "airline_us" / "train.csv"
@@ -113,19 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only check that the file is up to date")
     args = parser.parse_args(argv)
     prior = build()
-    text = render(prior)
-    if args.check:
-        current = PRIOR_PATH.read_text(encoding="utf-8") if PRIOR_PATH.exists() else ""
-        if current != text:
-            print(f"{PRIOR_PATH} is out of date: run {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    PRIOR_PATH.write_text(text, encoding="utf-8")
-    print(
-        f"{PRIOR_PATH}: share prior {prior['negative_share']} over {prior['share_prior_tweets']} tweets, "
-        f"day shape {min(prior['day_shape'])}..{max(prior['day_shape'])}"
+    status = check_or_write(
+        {PRIOR_PATH: render(prior)}, check=args.check, command="python scripts/build_detector_prior.py"
     )
-    return 0
+    if not args.check:
+        print(
+            f"share prior {prior['negative_share']} over {prior['share_prior_tweets']} tweets, "
+            f"day shape {min(prior['day_shape'])}..{max(prior['day_shape'])}"
+        )
+    return status
 
 
 if __name__ == "__main__":

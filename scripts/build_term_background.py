@@ -23,7 +23,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from worker.detection.explain import (  # noqa: E402 - the repository root is on the path first
+from buzzwatch.files import check_or_write  # noqa: E402 - the repository root is on the path first
+from worker.detection.explain import (  # noqa: E402
     BACKGROUND_PATH,
     ReferenceCounts,
     default_tokenizer,
@@ -95,22 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tweets = read_tweets()
     counts = build(tweets, min_docs=args.min_docs)
-    text = render(counts)
-    if args.check:
-        current = BACKGROUND_PATH.read_text(encoding="utf-8") if BACKGROUND_PATH.exists() else ""
-        if current != text:
-            print(f"{BACKGROUND_PATH} is out of date: run {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    BACKGROUND_PATH.write_text(text, encoding="utf-8")
-    print(
-        f"{BACKGROUND_PATH}: {counts.docs} tweets, {len(counts.terms)} terms, {len(counts.phrases)} phrases, "
-        f"{len(counts.tags)} hashtags"
+    status = check_or_write(
+        {BACKGROUND_PATH: render(counts)}, check=args.check, command="python scripts/build_term_background.py"
     )
-    print(
-        f"prior weight matching the spread of brand-day term rates: {estimate_prior_docs(tweets):.0f} tweets"
-    )
-    return 0
+    if not args.check:
+        print(
+            f"{counts.docs} tweets, {len(counts.terms)} terms, {len(counts.phrases)} phrases, "
+            f"{len(counts.tags)} hashtags; prior weight matching the spread of brand-day term rates: "
+            f"{estimate_prior_docs(tweets):.0f} tweets"
+        )
+    return status
 
 
 if __name__ == "__main__":

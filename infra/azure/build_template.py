@@ -20,6 +20,10 @@ from typing import Any
 AZURE_DIR = Path(__file__).resolve().parent
 ALERTS_DIR = AZURE_DIR / "alerts"
 TEMPLATE_PATH = AZURE_DIR / "main.json"
+REPO_ROOT = AZURE_DIR.parents[1]
+
+sys.path.insert(0, str(REPO_ROOT))
+from buzzwatch.files import check_or_write  # noqa: E402 - the repository root is on the path first
 
 WORKSPACE_API = "2023-09-01"
 COMPONENT_API = "2020-02-02"
@@ -275,16 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="do not write; exit 1 if main.json is stale")
     args = parser.parse_args(argv)
-    text = render()
-    current = TEMPLATE_PATH.read_text(encoding="utf-8") if TEMPLATE_PATH.exists() else None
-    if args.check:
-        if current != text:
-            print("infra/azure/main.json is stale: run python infra/azure/build_template.py", file=sys.stderr)
-            return 1
-        return 0
-    TEMPLATE_PATH.write_text(text, encoding="utf-8")
-    print(f"written {TEMPLATE_PATH}")
-    return 0
+    return check_or_write(
+        {TEMPLATE_PATH: render()}, check=args.check, command="python infra/azure/build_template.py"
+    )
 
 
 if __name__ == "__main__":
