@@ -429,21 +429,25 @@ def train_variant(
     train_ids = [encode(tokenize(text), config.max_length) for text in prepared.train["text"]]
     stop_ids = [encode(tokenize(text), config.max_length) for text in prepared.early_stop["text"]]
     stop_labels = _label_ids(prepared.early_stop)
-    params = {
+    # What both records of the run carry (MLflow params and the artifact's meta.json details), set once.
+    described = {
         "variant": name,
-        "model": "bilstm",
-        **config.as_params(),
         "embedding": variant.embedding,
         "embedding_dim": int(matrix.shape[1]),
-        "embedding_coverage": round(coverage, 4),
         "distant_pretraining": variant.distant_pretraining,
+        "extra_data_files": ",".join(str(path) for path in options.extra_data) or "none",
+    }
+    params = {
+        **described,
+        "model": "bilstm",
+        **config.as_params(),
+        "embedding_coverage": round(coverage, 4),
         "airline_weight": variant.airline_weight,
         "teacher_share": variant.teacher_share,
         "negation_examples": variant.negation_examples,
         "vocab_size": len(vocab),
         "train_rows": len(train_ids),
         "normaliser_version": NORMALISER_VERSION,
-        "extra_data_files": ",".join(str(path) for path in options.extra_data) or "none",
         "quick": options.quick,
     }
     verbose = 1 if sys.stderr.isatty() else 2
@@ -519,19 +523,15 @@ def train_variant(
             bucket_size=config.bucket_size,
             metrics={},
             details={
-                "variant": name,
+                **described,
                 "mlflow_run_id": run.info.run_id,
                 "seed": options.seed,
-                "embedding": variant.embedding,
                 "trainable_embeddings": variant.trainable_embeddings,
-                "distant_pretraining": variant.distant_pretraining,
                 "lstm_units": config.lstm_units,
                 "pooling": config.pooling,
                 "best_epoch": monitor.best_epoch + 1,
                 "train_rows": len(train_ids),
                 "train_seconds": round(train_seconds, 1),
-                "embedding_dim": int(matrix.shape[1]),
-                "extra_data_files": params["extra_data_files"],
                 "command": options.as_command(),
             },
         )
@@ -548,13 +548,19 @@ def train_variant(
         keras_path.parent.mkdir(parents=True, exist_ok=True)
         model.save(keras_path)
         keras.backend.clear_session()
+    return _candidate(name, run.info.run_id, artifact_dir, meta, metrics)
+
+
+def _candidate(
+    name: str, run_id: str, artifact_dir: Path, meta: dict[str, Any], metrics: dict[str, float]
+) -> dict[str, Any]:
+    """One judged candidate as the champion choice and the summary read it (LSTM and ensemble alike)."""
     return {
         "name": name,
-        "run_id": run.info.run_id,
+        "run_id": run_id,
         "artifact_dir": artifact_dir,
         "metrics": metrics,
         "model_version": meta["model_version"],
-        "keras_path": keras_path,
     }
 
 
@@ -650,13 +656,7 @@ def train_ensemble(
             prepared,
             {"linear_weight": weight, "temperature": temperature, "validation_ece_uncalibrated": ece_before},
         )
-    return {
-        "name": name,
-        "run_id": run.info.run_id,
-        "artifact_dir": artifact_dir,
-        "metrics": metrics,
-        "model_version": meta["model_version"],
-    }
+    return _candidate(name, run.info.run_id, artifact_dir, meta, metrics)
 
 
 def evaluate_sets(predictor: Any, prepared: Prepared) -> dict[str, dict]:
