@@ -55,7 +55,14 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.detection_service import START, cpu_seconds, detector_alone, healthz, make_scored  # noqa: E402
+from bench.detection_service import (  # noqa: E402
+    START,
+    cpu_seconds,
+    detector_alone,
+    drop_backlog,
+    healthz,
+    make_scored,
+)
 from buzzwatch.partitions import (  # noqa: E402
     DEFAULT_PARTITIONS,
     format_owned,
@@ -287,6 +294,7 @@ def run_instances(
     finally:
         for instance in instances:
             instance.stop()
+        drop_backlog(emulator.project, topic, *(instance.subscription for instance in instances))
     counted = [instance.counted_ids() for instance in instances]
     union = set().union(*counted)
     published = {one.tweet.id for one in scored}

@@ -134,13 +134,14 @@ def publish_backlog(project: str, topic: str, subscription: str, scored: Sequenc
         raise RuntimeError(f"{stats.failed} messages could not be published to the emulator")
 
 
-def drop_backlog(project: str, topic: str, subscription: str) -> None:
-    """Delete a run's subscription and topic: the emulator keeps every topic's messages in its small heap."""
+def drop_backlog(project: str, topic: str, *subscriptions: str) -> None:
+    """Delete a run's subscriptions and topic: the emulator keeps every topic's messages in its small heap."""
     from google.cloud import pubsub_v1
 
     subscriber, publisher = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
     try:
-        subscriber.delete_subscription(subscription=subscription_path(project, subscription))
+        for subscription in subscriptions:
+            subscriber.delete_subscription(subscription=subscription_path(project, subscription))
         publisher.delete_topic(topic=publisher.topic_path(project, topic))
     finally:
         subscriber.close()

@@ -11,10 +11,10 @@ N = 1 (the default, `DETECTION_INSTANCES` unset) is the single service as it alw
 buzzwatch-detection owning every partition through `--subscription` (tweets-scored-detector), unfiltered,
 with the `database-url` secret. With N > 1 instance i is `buzzwatch-detection-<i>`, owns the i-th
 contiguous slice of the partitions (`buzzwatch.partitions.split_partitions`) through `<subscription>-<i>`,
-filtered where the filter fits Pub/Sub's 256 bytes (13 partitions or fewer; otherwise the instance drops
-the other partitions' tweets itself), and keeps its state in its own database (`database-url-detection-<i>`,
-a database of the shared PostgreSQL server): the detection store's rows are not keyed by partition yet, so
-instances cannot share one database.
+filtered where the filter fits Pub/Sub's 256 bytes (14 partitions or fewer always do; otherwise the
+instance drops the other partitions' tweets itself), and keeps its state in its own database
+(`database-url-detection-<i>`, a database of the shared PostgreSQL server): the detection store's rows are
+not keyed by partition yet, so instances cannot share one database.
 """
 
 from __future__ import annotations

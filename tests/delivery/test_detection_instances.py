@@ -73,7 +73,7 @@ def test_n_instances_own_disjoint_partitions_each_through_its_subscription_and_d
     for line, part in zip(lines, owned, strict=True):
         expected = " OR ".join(f"attributes:p{p}" for p in sorted(part))
         assert line[4] == (expected if len(expected) <= FILTER_LIMIT_BYTES else "")
-    assert all(line[4] for line in lines) == (instances >= 5)  # 13 partitions or fewer: filtered
+    assert all(line[4] for line in lines) == (instances >= 5)  # 13 a slice at 5 instances, 16 at 4
 
 
 def test_an_impossible_instance_count_is_refused_with_a_message() -> None:
