@@ -10,27 +10,62 @@ import sys
 import time
 
 import pytest
+from google.api_core.exceptions import NotFound
 
-from buzzwatch.pubsub import pull_messages
+from buzzwatch.pubsub import ReceivedMessage, pull_messages
 from buzzwatch.settings import REPO_ROOT
 
 BUZZWATCH = [sys.executable, "-m", "buzzwatch.cli"]
 
 
-def _env(tmp_path, name: str, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        BUZZWATCH_VAR_DIR=str(tmp_path),
-        PUBSUB_TWEETS_TOPIC=f"{name}-tweets",
-        PUBSUB_TWEETS_SUBSCRIPTION=f"{name}-worker",
-        LOG_LEVEL="WARNING",
-        **extra,
-    )
-    return env
+def _env(tmp_path, name: str) -> dict[str, str]:
+    """This process's environment with the ingester's var dir, topic and subscription named after `name`."""
+    return {
+        **os.environ,
+        "BUZZWATCH_VAR_DIR": str(tmp_path),
+        "PUBSUB_TWEETS_TOPIC": f"{name}-tweets",
+        "PUBSUB_TWEETS_SUBSCRIPTION": f"{name}-worker",
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 def _summary(stdout: str) -> dict:
     return next(json.loads(line)["summary"] for line in stdout.splitlines() if line.startswith('{"summary"'))
+
+
+def _ingest(*arguments: str, env: dict[str, str], **run: object) -> subprocess.CompletedProcess:
+    """`buzzwatch ingest ARGUMENTS` run to its end, output captured (text unless `input` is bytes)."""
+    text = not isinstance(run.get("input"), bytes)
+    return subprocess.run(
+        [*BUZZWATCH, "ingest", *arguments], env=env, capture_output=True, text=text, timeout=120, **run
+    )
+
+
+def _tweet_lines(count: int) -> list[str]:
+    """`count` valid JetBlue tweets as stdin JSON lines, ids '0'...'count-1'."""
+    return [
+        json.dumps({"id": str(i), "created_at": "2026-11-25T21:00:00Z", "text": f"@JetBlue {i}"})
+        for i in range(count)
+    ]
+
+
+def _receive(subscription: str, count: int, timeout_s: float = 30.0) -> list[ReceivedMessage]:
+    """Pull (and ack) until `count` messages arrived; fails naming how many did within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    received: list[ReceivedMessage] = []
+    while len(received) < count and time.monotonic() < deadline:
+        try:
+            received += pull_messages("buzzwatch-local", subscription, max_messages=1000, timeout_s=2)
+        except NotFound:  # the ingester creates the subscription when it starts
+            time.sleep(0.2)
+    assert len(received) >= count, f"only {len(received)} of {count} published tweets arrived"
+    return received
+
+
+@pytest.fixture
+def ingest_env(emulator_env, unique_name, tmp_path) -> dict[str, str]:
+    """The environment of an ingester publishing to this test's own topic on the emulator."""
+    return _env(tmp_path, unique_name)
 
 
 @pytest.mark.parametrize(
@@ -45,73 +80,41 @@ def _summary(stdout: str) -> dict:
 def test_configuration_errors_exit_2_with_a_message(tmp_path, arguments, message):
     env = _env(tmp_path, "unused")
     env.pop("X_BEARER_TOKEN", None)
-    result = subprocess.run(
-        [*BUZZWATCH, "ingest", *arguments], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
-    )
+    result = _ingest(*arguments, env=env, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
 
 
 @pytest.mark.integration
-def test_replay_of_real_tweets_through_the_command(emulator_env, unique_name, tmp_path):
+def test_replay_of_real_tweets_through_the_command(ingest_env, unique_name):
     source = REPO_ROOT / "data" / "airline_us" / "train.csv"
-    result = subprocess.run(
-        [
-            *BUZZWATCH,
-            "ingest",
-            "--source",
-            "replay",
-            "--input",
-            str(source),
-            "--speed",
-            "max",
-            "--limit",
-            "500",
-        ],
-        env=_env(tmp_path, unique_name),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = _ingest(
+        "--source", "replay", "--input", str(source), "--speed", "max", "--limit", "500", env=ingest_env
     )
     assert result.returncode == 0, result.stderr
     summary = _summary(result.stdout)
     assert (summary["published"], summary["failed"], summary["bad_input"]) == (500, 0, 0)
-    received = []
-    while len(received) < 500:
-        batch = pull_messages("buzzwatch-local", f"{unique_name}-worker", max_messages=1000, timeout_s=5)
-        assert batch, "messages missing"
-        received += batch
+    received = _receive(f"{unique_name}-worker", 500)
     assert len({message.message_id for message in received}) == 500
 
 
 @pytest.mark.integration
-def test_stdin_ingest_stops_cleanly_on_sigterm_after_publishing_everything(
-    emulator_env, unique_name, tmp_path
-):
+def test_stdin_ingest_stops_cleanly_on_sigterm_after_publishing_everything(ingest_env, unique_name):
     process = subprocess.Popen(
         [*BUZZWATCH, "ingest", "--source", "stdin"],
-        env=_env(tmp_path, unique_name),
+        env=ingest_env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines = [
-        json.dumps({"id": str(i), "created_at": "2026-11-25T21:00:00Z", "text": f"@JetBlue {i}"})
-        for i in range(50)
-    ]
+    lines = _tweet_lines(50)
     process.stdin.write("\n".join([*lines[:25], "not json", *lines[25:]]) + "\n")
     process.stdin.flush()  # stdin stays open: the process waits for more until told to stop
-    deadline = time.monotonic() + 30
-    received = []
-    while len(received) < 50 and time.monotonic() < deadline:
-        try:
-            received += pull_messages(
-                "buzzwatch-local", f"{unique_name}-worker", max_messages=100, timeout_s=2
-            )
-        except Exception:  # the subscription is created by the ingester when it starts
-            time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
+    try:
+        received = _receive(f"{unique_name}-worker", 50)
+    finally:
+        process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     summary = _summary(stdout)
@@ -120,62 +123,32 @@ def test_stdin_ingest_stops_cleanly_on_sigterm_after_publishing_everything(
 
 
 @pytest.mark.integration
-def test_stdin_ingest_skips_a_poison_line_and_publishes_the_lines_after_it(
-    emulator_env, unique_name, tmp_path
-):
+def test_stdin_ingest_skips_a_poison_line_and_publishes_the_lines_after_it(ingest_env, unique_name):
     """A lone surrogate, bytes that are not UTF-8, a document too deep: each skipped and counted alone."""
-    lines = [
-        json.dumps({"id": str(i), "created_at": "2026-11-25T21:00:00Z", "text": f"@JetBlue {i}"}).encode()
-        for i in range(40)
-    ]
+    lines = [line.encode() for line in _tweet_lines(40)]
     poison = [
         b'{"id": "p1", "created_at": "2026-11-25T21:00:00Z", "text": "@JetBlue \\ud800"}',
         b'{"id": "p2", "created_at": "2026-11-25T21:00:00Z", "text": "@JetBlue \xff\xfe"}',
         b"[" * 100_000 + b"]" * 100_000,
     ]
-    result = subprocess.run(
-        [*BUZZWATCH, "ingest", "--source", "stdin"],
-        env=_env(tmp_path, unique_name),
-        input=b"\n".join([*lines[:20], *poison, *lines[20:]]) + b"\n",
-        capture_output=True,
-        timeout=120,
-        check=False,
+    result = _ingest(
+        "--source", "stdin", env=ingest_env, input=b"\n".join([*lines[:20], *poison, *lines[20:]]) + b"\n"
     )
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
     summary = _summary(result.stdout.decode())
     assert (summary["read"], summary["bad_input"], summary["published"]) == (43, 3, 40), summary
-    received = []
-    while len(received) < 40:
-        batch = pull_messages("buzzwatch-local", f"{unique_name}-worker", max_messages=100, timeout_s=5)
-        assert batch, f"only {len(received)} of 40 published tweets arrived"
-        received += batch
+    received = _receive(f"{unique_name}-worker", 40)
     assert sorted(json.loads(m.data)["id"] for m in received) == sorted(str(i) for i in range(40))
 
 
 @pytest.mark.integration
-def test_a_paced_replay_logs_progress_while_it_runs(emulator_env, unique_name, tmp_path):
+def test_a_paced_replay_logs_progress_while_it_runs(ingest_env, tmp_path):
     """`--speed 600` on a real file runs for minutes: progress lines say it is alive and how far it got."""
     source = tmp_path / "paced.csv"
     rows = [f"{i},2015-02-17T10:{i:02d}:00Z,@united flight {i} is late" for i in range(21)]
     source.write_text("id,created_at,text\n" + "\n".join(rows) + "\n")  # 20 event minutes: 2 s at 600x
-    result = subprocess.run(
-        [
-            *BUZZWATCH,
-            "ingest",
-            "--source",
-            "replay",
-            "--input",
-            str(source),
-            "--speed",
-            "600",
-            "--progress-every",
-            "0.4",
-        ],
-        env={**_env(tmp_path, unique_name), "LOG_LEVEL": "INFO"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    paced = ("--source", "replay", "--input", str(source), "--speed", "600", "--progress-every", "0.4")
+    result = _ingest(*paced, env={**ingest_env, "LOG_LEVEL": "INFO"})
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     progress = [record for record in records if record.get("message", "").startswith("ingest progress")]
