@@ -12,15 +12,16 @@ counted) until /healthz says every tweet is committed. The tweets are spread eve
 of event time and over the brands (every brand gets N / brands tweets), so each run closes the same number
 of event minutes, for 100 or for 5,000 brands.
 
-Per run it prints: tweets/s; the CPU the service and the emulator spent per tweet (from /proc); the
-checkpoint time the service itself reports (`processing_latency_ms{stage=checkpoint}`: the commit of ids +
-state + alerts, then the per-brand metrics, p50/p99 over the run's checkpoints); the saved state (the
-`bw_detector_state` row, JSON bytes; on PostgreSQL also its stored, compressed size) per brand; the RSS
-growth of the service over the run per brand. The last lines give the medians over `--repeat` runs, the
-memory per brand between the two brand counts (the RSS difference / the brand difference), and the detector's
-CPU split into a cost per tweet and a cost per brand-minute closed (every brand's minute is closed once the
-watermark passes it, tweets or not), fitted on the smallest and largest brand count: the bench compresses 30
-event minutes into seconds, so the per-brand-minute part weighs far more here than on a live stream.
+Per run it prints: tweets/s; the CPU the service and the emulator spent per tweet (from /proc); the checkpoint
+time the service itself reports (`processing_latency_ms{stage=checkpoint}`: the commit of ids + state +
+alerts, then the per-brand metrics, p50/p99 over the run's checkpoints); the saved state (the
+`bw_detector_state` row and the `bw_brand_state` rows, JSON bytes; on PostgreSQL also their stored, compressed
+size) per brand; the RSS growth of the service over the run per brand. The last lines give the medians over
+`--repeat` runs, the memory per brand between the two brand counts (the RSS difference / the brand
+difference), and the detector's CPU split into a cost per tweet and a cost per brand-minute closed (every
+brand's minute is closed once the watermark passes it, tweets or not), fitted on the smallest and largest
+brand count: the bench compresses 30 event minutes into seconds, so the per-brand-minute part weighs far more
+here than on a live stream.
 
 Baselines, measured in the same run on the same tweets:
 - detector alone: the same `BuzzDetector` (same configuration, same reason model) fed the same ScoredTweets
@@ -196,7 +197,7 @@ class ServiceRun:
     service_cpu_ms: float  # CPU per tweet, the service process
     emulator_cpu_ms: float  # CPU per tweet, the emulator
     checkpoints_ms: list[float]
-    state_bytes: int  # the JSON state row
+    state_bytes: int  # the JSON state rows
     state_stored_bytes: int | None  # PostgreSQL: the row's stored (TOAST-compressed) size
     rss_start_mb: float
     rss_end_mb: float
@@ -281,22 +282,24 @@ def run_service(
 
 
 def _state_size(database_url: str) -> tuple[int, int | None]:
-    """The detector state row's JSON length and, on PostgreSQL, its stored (compressed) size, in bytes."""
-    from worker.detection_service.store import STATE_NAME, detector_state
+    """The saved detector state's JSON length (its global row and every brand's row) and, on PostgreSQL,
+    its stored (compressed) size, in bytes."""
+    from worker.detection_service.store import STATE_NAME, brand_state, detector_state
 
     engine = sa.create_engine(database_url)
+    size, stored = 0, 0
     try:
         with engine.connect() as connection:
-            where = detector_state.c.name == STATE_NAME
-            length = connection.execute(sa.select(sa.func.length(detector_state.c.state)).where(where))
-            size = int(length.scalar_one())
-            stored = None
-            if engine.dialect.name == "postgresql":
-                column = sa.func.pg_column_size(detector_state.c.state)
-                stored = int(connection.execute(sa.select(column).where(where)).scalar_one())
+            for table in (detector_state, brand_state):
+                where = table.c.name == STATE_NAME
+                length = sa.func.coalesce(sa.func.sum(sa.func.length(table.c.state)), 0)
+                size += int(connection.execute(sa.select(length).where(where)).scalar_one())
+                if engine.dialect.name == "postgresql":
+                    column = sa.func.coalesce(sa.func.sum(sa.func.pg_column_size(table.c.state)), 0)
+                    stored += int(connection.execute(sa.select(column).where(where)).scalar_one())
     finally:
         engine.dispose()
-    return size, stored
+    return size, stored if engine.dialect.name == "postgresql" else None
 
 
 def _percentile(values: Sequence[float], q: float) -> float:

@@ -846,10 +846,11 @@ class BuzzDetector:
 
         A brand saved at an earlier watermark than the state's (its own "next_minute", see
         `changed_brands`) closes its minutes up to the state's watermark, as it did before the restart;
-        the alerts of those closings were committed then and are not returned again. With a config other
-        than the saved one, every brand counts as changed (`changed_brands`). With other windows than the
-        saved ones, each window's sums are rebuilt from the retained closed minutes (a window longer than
-        that history starts partial, as on a fresh start).
+        the alerts of those closings were committed then and are not returned again. A brand saved
+        without its own watermark (a whole state saved by an earlier version) counts as changed, and so
+        does every brand with a config other than the saved one. With other windows than the saved ones,
+        each window's sums are rebuilt from the retained closed minutes (a window longer than that
+        history starts partial, as on a fresh start).
         """
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported detector state version {state.get('version')!r}")
@@ -864,6 +865,8 @@ class BuzzDetector:
             if detector._windows != saved_windows:  # new windows: summed again from the closed minutes
                 brand_state.sums = [WindowSums.over(brand_state.closed, w) for w in detector._windows]
             detector._brands[brand] = brand_state
+            if "next_minute" not in payload:  # saved whole by an earlier version: to be saved on its own
+                detector._changed.add(brand)
             saved_at = payload.get("next_minute", next_minute)
             if saved_at is not None:
                 detector._saved_at[brand] = saved_at

@@ -243,7 +243,11 @@ class DetectionService:
         pending, self.pending = self.pending, PendingWork()
         pending.started = time.perf_counter()
         try:
-            self.store.commit(pending.ids, self.detector.state_dict(), pending.alerts)
+            changed = self.detector.changed_brands()
+            state = self.detector.global_state_dict()
+            state["brands"] = {brand: self.detector.brand_state_dict(brand) for brand in changed}
+            self.store.commit(pending.ids, state, pending.alerts)
+            self.detector.mark_saved(changed)
         except Exception:
             log.exception("checkpoint failed; resuming from the last committed state")
             self.detector = self._load_detector()

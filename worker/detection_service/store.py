@@ -29,10 +29,22 @@ seen_tweets = sa.Table(
     sa.Column("tweet_id", sa.String(64), primary_key=True),
     sa.Column("seen_at", sa.Float, nullable=False, index=True),
 )
+# The detector's global part (config, watermark, stats: `BuzzDetector.global_state_dict`), one row a
+# state; a state saved whole by an earlier version holds its brands here too.
 detector_state = sa.Table(
     "bw_detector_state",
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+# One row a brand (`BuzzDetector.brand_state_dict`), rewritten only when the brand changed.
+brand_state = sa.Table(
+    "bw_brand_state",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),  # the state's name in bw_detector_state
+    sa.Column("brand", sa.Text, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),  # the brand's order of first appearance
     sa.Column("state", sa.Text, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
@@ -72,6 +84,7 @@ class DetectionStore:
         if database_url.startswith("sqlite:///"):
             self.path = Path(database_url.removeprefix("sqlite:///"))
         self.engine = make_engine(database_url)
+        self._positions: dict[str, int] = {}  # the saved brands' positions (`load_state`, `commit`)
         self.location = str(self.path) if self.path else self.engine.url.render_as_string(hide_password=True)
         try:
             self._open()
@@ -130,32 +143,82 @@ class DetectionStore:
         return found
 
     def load_state(self) -> dict[str, Any] | None:
-        """The last committed detector state (None: none saved); ValueError when the row is not JSON."""
+        """The last committed detector state (None: none saved): its global row with every brand's row.
+
+        ValueError when a row is not JSON. A state saved whole by an earlier version (its brands inside
+        the global row) comes back as it was saved: its brands carry no saved watermark, so the detector
+        counts them changed and the next commit moves each to its own row. Brand rows left without their
+        global row (deleted by hand) belong to no state: they are set aside, as `set_aside_state` does.
+        """
         with self.engine.connect() as connection:
             row = connection.execute(
                 sa.select(detector_state.c.state).where(detector_state.c.name == STATE_NAME)
             ).first()
-        return json.loads(row[0]) if row else None
+            brands = connection.execute(
+                sa.select(brand_state.c.brand, brand_state.c.position, brand_state.c.state)
+                .where(brand_state.c.name == STATE_NAME)
+                .order_by(brand_state.c.position)
+            ).all()
+        self._positions = {}
+        if row is None:
+            if brands:
+                self.set_aside_state()
+            return None
+        state = json.loads(row[0])
+        saved = state.setdefault("brands", {})
+        for brand, position, payload in brands:
+            saved[brand] = json.loads(payload)
+            self._positions[brand] = position
+        return state
 
     def set_aside_state(self) -> str:
-        """Rename the saved detector state row (kept for inspection), so the next start begins afresh."""
+        """Rename the saved detector state's rows (kept for inspection), so the next start begins afresh."""
         aside = f"{STATE_NAME}.bad-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
         with self.engine.begin() as connection:
-            connection.execute(
-                sa.update(detector_state).where(detector_state.c.name == STATE_NAME).values(name=aside)
-            )
+            for table in (detector_state, brand_state):
+                connection.execute(sa.update(table).where(table.c.name == STATE_NAME).values(name=aside))
+        self._positions = {}
         return aside
 
     def commit(self, new_ids: Sequence[str], state: Mapping[str, Any], alerts: Sequence[Alert]) -> None:
-        """One transaction: the new ids, the state, the alerts. Raises if any id was already stored."""
+        """One transaction: the new ids, the state, the alerts. Raises if any id was already stored.
+
+        `state` is shaped as `BuzzDetector.state_dict()`: its global part replaces the global row and each
+        brand it holds replaces that brand's row; brands it leaves out keep theirs (an incremental
+        checkpoint passes only `BuzzDetector.changed_brands()`).
+        """
         now = time.time()
+        brands: Mapping[str, Any] = state.get("brands", {})
+        positions = dict(self._positions)
+        rows = []
+        for brand, payload in brands.items():
+            position = positions.setdefault(brand, len(positions))
+            rows.append(
+                {
+                    "name": STATE_NAME,
+                    "brand": brand,
+                    "position": position,
+                    "state": json.dumps(payload),
+                    "updated_at": now,
+                }
+            )
+        global_part = json.dumps({key: value for key, value in state.items() if key != "brands"})
+        names = list(brands)
         with self.engine.begin() as connection:
             if new_ids:
                 connection.execute(seen_tweets.insert(), [{"tweet_id": i, "seen_at": now} for i in new_ids])
             connection.execute(sa.delete(detector_state).where(detector_state.c.name == STATE_NAME))
             connection.execute(
-                detector_state.insert().values(name=STATE_NAME, state=json.dumps(state), updated_at=now)
+                detector_state.insert().values(name=STATE_NAME, state=global_part, updated_at=now)
             )
+            for start in range(0, len(names), 500):
+                connection.execute(
+                    sa.delete(brand_state).where(
+                        brand_state.c.name == STATE_NAME, brand_state.c.brand.in_(names[start : start + 500])
+                    )
+                )
+            if rows:
+                connection.execute(brand_state.insert(), rows)
             for alert in alerts:
                 key = alert_key(alert)
                 exists = connection.execute(
@@ -170,6 +233,7 @@ class DetectionStore:
                             dispatched=False,
                         )
                     )
+        self._positions = positions
 
     def undispatched(self) -> list[tuple[str, Alert]]:
         """Committed alerts not sent yet, oldest first."""

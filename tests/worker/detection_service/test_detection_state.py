@@ -1,4 +1,5 @@
-"""Detection state at start-up: a fresh start is said, damage is refused by name unless a reset is asked."""
+"""Detection state at start-up: a fresh start is said, damage is refused by name unless a reset is asked;
+a row per brand is saved, only the changed ones at a checkpoint, and an earlier whole state still loads."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from buzzwatch.telemetry import LocalTelemetry
 from stack.ports import free_port
-from tests.support.streams import background, in_order
+from tests.support.streams import START, background, in_order
 from worker.detection import DetectorConfig
 from worker.detection_service.service import DetectionService
 from worker.detection_service.store import DetectionStore, StateError
@@ -164,3 +167,120 @@ def test_the_detection_service_exits_with_one_line_naming_the_damaged_database(
         json.loads(line) for line in result.stdout.splitlines() if '"severity": "CRITICAL"' in line
     ]
     assert str(database) in critical["message"] and "DETECTION_RESET_STATE=true" in critical["message"]
+
+
+MORNING = START + timedelta(hours=8)
+
+
+def feed(service: DetectionService, tweets: list[Any]) -> None:
+    service.process([json.dumps(t.to_dict()).encode() for t in tweets])
+    service.checkpoint()
+
+
+def brand_rows(database: Path) -> dict[str, tuple[int, float]]:
+    """brand -> (position, updated_at) of the saved state's brand rows."""
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute(
+            "SELECT brand, position, updated_at FROM bw_brand_state WHERE name = 'buzz-detector'"
+        ).fetchall()
+    return {brand: (position, updated) for brand, position, updated in rows}
+
+
+def saved(service: DetectionService) -> dict[str, Any]:
+    return json.loads(json.dumps(service.detector.state_dict()))
+
+
+def three_brands(hours: float) -> list[Any]:
+    return in_order(
+        background(hours, seed=1, brand="busy", day_rate=4.0, start=MORNING)
+        + background(hours, seed=2, brand="mid", start=MORNING)
+        + background(hours, seed=3, brand="calm", day_rate=0.5, start=MORNING)
+    )
+
+
+def stopped_after(database: Path, hours: float) -> DetectionService:
+    """A service that counted `three_brands(hours)`, committed and stopped (its store closed)."""
+    service = start(database)
+    feed(service, three_brands(hours))
+    service.store.close()
+    return service
+
+
+def test_a_checkpoint_writes_the_changed_brands_only_and_a_restart_resumes_the_same_detector(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "buzzwatch.db"
+    service = start(database)
+    first = three_brands(2)
+    feed(service, first)
+    before = brand_rows(database)
+    assert sorted(before, key=lambda b: before[b][0]) == list(service.detector.brands)  # first appearance
+
+    busy_only = [t for t in three_brands(2.05)[len(first) :] if t.tweet.brands == ("busy",)]
+    assert busy_only  # a few more minutes of the busy brand, nothing for the others
+    feed(service, busy_only)
+    after = brand_rows(database)
+    assert after["busy"][1] > before["busy"][1]
+    assert {b: after[b] for b in ("mid", "calm")} == {b: before[b] for b in ("mid", "calm")}
+    with sqlite3.connect(database) as connection:
+        (global_state,) = connection.execute("SELECT state FROM bw_detector_state").fetchone()
+    assert "brands" not in json.loads(global_state)  # the global row holds no brand
+
+    restarted = start(database)  # "mid" and "calm" close their minutes since their save again
+    assert saved(restarted) == saved(service)
+    assert restarted.detector.brands == service.detector.brands
+    assert restarted.detector.changed_brands() == []
+    restarted.store.close()
+    service.store.close()
+
+
+def test_a_whole_state_saved_by_an_earlier_version_loads_and_moves_into_brand_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = tmp_path / "buzzwatch.db"
+    service = stopped_after(database, 2)
+    whole = saved(service)
+    for payload in whole["brands"].values():  # as saved before brands had rows of their own
+        del payload["next_minute"]
+    with sqlite3.connect(database) as connection:
+        connection.execute("DELETE FROM bw_brand_state")
+        connection.execute("UPDATE bw_detector_state SET state = ?", (json.dumps(whole),))
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="buzzwatch.detection"):
+        resumed = start(database)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert saved(resumed) == saved(service)
+    resumed.checkpoint()  # no new tweet: the first commit still moves every brand to its row
+    assert sorted(brand_rows(database)) == ["busy", "calm", "mid"]
+    resumed.store.close()
+    again = start(database)
+    assert saved(again) == saved(service)
+    again.store.close()
+
+
+def test_an_unreadable_brand_row_is_refused_then_set_aside_with_its_state(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = tmp_path / "buzzwatch.db"
+    stopped_after(database, 1)
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE bw_brand_state SET state = '{not json' WHERE brand = 'mid'")
+    with pytest.raises(StateError) as refused:
+        start(database)
+    assert f"the detector state in {database} is unreadable" in str(refused.value)
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="buzzwatch.detection"):
+        fresh = start(database, reset=True)
+    assert fresh.detector.brands == ()
+    assert any("starts afresh" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    with sqlite3.connect(database) as connection:
+        names = {
+            name
+            for table in ("bw_detector_state", "bw_brand_state")
+            for (name,) in connection.execute(f"SELECT DISTINCT name FROM {table}")
+        }
+    (aside,) = names
+    assert aside.startswith("buzz-detector.bad-")  # both tables' rows kept for inspection, under one name
+    fresh.store.close()
