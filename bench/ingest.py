@@ -8,7 +8,8 @@ Rows (real airline tweets from data/airline_us, as TweetEvent JSON with brand/la
   all futures awaited at the end (the plain sample);
 - "buzzwatch Publisher": explicit batching, BLOCK flow control, callbacks, retries, wait at close;
 - "buzzwatch ingest replay": the whole `buzzwatch ingest --source replay --speed max` path (CSV read,
-  event-time sort, brand attribution, publish), in-process.
+  event-time sort, brand attribution, publish), in-process; also its CPU a tweet (this process's CPU time,
+  every thread, over the tweets published: the ingester's own cost, the emulator's not included).
 The Publisher's messages are then pulled back and counted (zero loss, zero duplicates).
 Uses PUBSUB_EMULATOR_HOST when set, else starts its own emulator.
 """
@@ -91,7 +92,7 @@ def _buzzwatch_publisher(project: str, topic: str, messages) -> tuple[float, dic
     return len(messages) / (time.perf_counter() - started), stats.as_dict()
 
 
-def _ingest_replay(count: int, tmp: Path, topic: str) -> tuple[float, dict]:
+def _ingest_replay(count: int, tmp: Path, topic: str) -> tuple[float, float, dict]:
     from buzzwatch.pubsub import StreamTopology
     from buzzwatch.settings import CommonSettings
     from ingest.service import IngestSettings, SourceOptions, run_ingest
@@ -100,10 +101,11 @@ def _ingest_replay(count: int, tmp: Path, topic: str) -> tuple[float, dict]:
     env["INGEST_CREATE_SUBSCRIPTIONS"] = "false"
     common = CommonSettings.from_env(env)
     options = SourceOptions("replay", DATA, limit=count)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     settings = IngestSettings.from_env(env, common)
     summary = run_ingest(options, StreamTopology.from_settings(common), settings, threading.Event())
-    return summary["published"] / (time.perf_counter() - started), summary
+    cpu_ms = (time.process_time() - cpu) * 1000 / summary["published"]
+    return summary["published"] / (time.perf_counter() - started), cpu_ms, summary
 
 
 def _count_back(project: str, subscription: str, expected: int) -> tuple[int, int]:
@@ -152,6 +154,7 @@ def main() -> int:
             "buzzwatch ingest replay": [],
         }
         check = None
+        replay_cpu_ms: list[float] = []
         for repeat in range(args.repeats):
             run = uuid.uuid4().hex[:8]
             topics = {name: f"bench-{run}-{index}" for index, name in enumerate(rows)}
@@ -165,8 +168,9 @@ def main() -> int:
             rate, stats = _buzzwatch_publisher(project, checked_topic, messages)
             rows["buzzwatch Publisher"].append(rate)
             replay_count = min(args.messages, 11_465)
-            rate, _ = _ingest_replay(replay_count, tmp, topics["buzzwatch ingest replay"])
+            rate, cpu_ms, _ = _ingest_replay(replay_count, tmp, topics["buzzwatch ingest replay"])
             rows["buzzwatch ingest replay"].append(rate)
+            replay_cpu_ms.append(cpu_ms)
             if repeat == 0:
                 unique, total = _count_back(project, f"{checked_topic}-sub", len(messages))
                 check = {
@@ -182,11 +186,14 @@ def main() -> int:
         for name, rates in rows.items():
             runs = ", ".join(f"{rate:,.0f}" for rate in rates)
             print(f"{name:<26}{statistics.median(rates):>16,.0f}{runs:>32}")
+        runs = ", ".join(f"{cpu_ms:.3f}" for cpu_ms in replay_cpu_ms)
+        print(f"ingest replay CPU a tweet: {statistics.median(replay_cpu_ms):.3f} ms (median; runs {runs})")
         print(f"zero-loss check (Publisher run 1): {json.dumps(check)}")
         print(
             json.dumps(
                 {
                     "msg_per_s": {name: round(statistics.median(r)) for name, r in rows.items()},
+                    "ingest_replay_cpu_ms": round(statistics.median(replay_cpu_ms), 4),
                     **(check or {}),
                 }
             )
