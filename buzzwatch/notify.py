@@ -26,11 +26,12 @@ systems that deduplicate by Message-ID show it once).
 With no SMTP host configured, messages go to the outbox folder (`<var_dir>/outbox/*.eml` through
 `from_settings`) as soon as they are spooled, where a person or a test can read them.
 
-`render_alert(alert, zone)` writes a bad-buzz alert as a mail for a social-media team: subject, plain text
-and HTML with the same content (who; when it started, by estimate, and when it was alerted, in the
-brand's time zone with UTC beside; how bad against usual, volume, the terms and hashtags that stand out
-and what share of the complaints use them, why people are angry or that no reason stands out,
-representative tweets with their copy counts and the share they stand for). No internal score names.
+`render_alert(alert, zone, names)` writes a bad-buzz alert as a mail for a social-media team: subject, plain
+text and HTML with the same content (who, by the brand's display name; when it started, by estimate, and
+when it was alerted, in the brand's time zone with UTC beside; how bad against usual, volume, the terms
+and hashtags that stand out and what share of the complaints use them, why people are angry or that no
+reason stands out, representative tweets with their copy counts and the share they stand for). No internal
+score names.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from typing import Any
 
 from buzzwatch.schema import Alert
 from buzzwatch.settings import CommonSettings, SmtpSettings
-from buzzwatch.zones import local_time
+from buzzwatch.zones import brand_label, local_time
 
 logger = logging.getLogger(__name__)
 
@@ -428,15 +429,20 @@ def _by_authors(alert: Alert) -> str:
     return f" from {alert.authors} {'person' if alert.authors == 1 else 'people'}"
 
 
-def render_alert(alert: Alert, zone: tzinfo = UTC) -> tuple[str, str, str]:
+def render_alert(
+    alert: Alert, zone: tzinfo = UTC, names: Mapping[str, str] | None = None
+) -> tuple[str, str, str]:
     """Subject, plain text and HTML of a bad-buzz alert email (the same content in both bodies).
 
-    Times are written in `zone`, the brand's time zone (`buzzwatch.zones`), with UTC beside them.
+    Times are written in `zone`, the brand's time zone (`buzzwatch.zones`), with UTC beside them. The
+    brand goes by its display name from `names` (brand id -> name, `buzzwatch.zones.brand_names`): alone
+    in the subject, with its id in the body (the id is what the logs and the alert JSON carry).
     """
+    names = names or {}
     headline = "Bad buzz" if alert.kind == "new" else "Bad buzz growing"
     began = alert.started_at or alert.window_start
     subject = (
-        f"[BuzzWatch] {headline}: {alert.brand}: {alert.negative_share:.0%} negative "
+        f"[BuzzWatch] {headline}: {names.get(alert.brand, alert.brand)}: {alert.negative_share:.0%} negative "
         f"(usually {alert.baseline_share:.0%}), {alert.volume} tweets, since {local_time(began, zone, False)}"
     )
     how_bad = (
@@ -468,7 +474,7 @@ def render_alert(alert: Alert, zone: tzinfo = UTC) -> tuple[str, str, str]:
         copies_note = (
             f"With their copies they are {alert.samples_share:.0%} of the negative tweets. {copies_note}"
         )
-    title = f"{headline} on {alert.brand}"
+    title = f"{headline} on {brand_label(alert.brand, names)}"
     why = _why(alert)
     return (
         subject,

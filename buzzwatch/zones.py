@@ -1,8 +1,10 @@
-"""Each brand's time zone, for the times a person reads (the e-mail, the app); the JSON stays in UTC.
+"""Each brand as a person reads it (the e-mail, the app): its display name and its time zone; the JSON
+keeps the brand id and UTC.
 
-The zone is the `timezone` of the brand's [[brand]] table in the brands file (config/brands.toml, or
-BUZZWATCH_BRANDS_FILE), an IANA name such as "Europe/Paris"; a brand without one, or a brand the file
-does not list, reads UTC. Ingest validates the same field when it loads the file (`parse_zone`).
+Both come from the brand's [[brand]] table in the brands file (config/brands.toml, or
+BUZZWATCH_BRANDS_FILE): `display_name` (else the id) and `timezone`, an IANA name such as "Europe/Paris";
+a brand without one, or a brand the file does not list, reads UTC. Ingest validates the same fields when
+it loads the file (`parse_zone`).
 """
 
 from __future__ import annotations
@@ -41,25 +43,47 @@ def parse_zone(name: object, where: str) -> ZoneInfo:
         ) from exc
 
 
+def _brand_tables(path: Path) -> list[dict[str, object]]:
+    """The [[brand]] tables of the brands file that name a brand; [] when there is no file.
+
+    A file that is not valid TOML is a SettingsError that names it.
+    """
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        log.warning("no brands file: brands read by id, times in UTC", extra={"path": str(path)})
+        return []
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"brands file {path} is not valid TOML: {exc}") from exc
+    return [
+        entry
+        for entry in document.get("brand", [])
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    ]
+
+
 def brand_zones(path: Path | None = None) -> dict[str, ZoneInfo]:
     """Brand name -> its time zone, from the brands file; {} (every brand in UTC) when there is no file.
 
     A file that is not valid TOML, or a zone that does not exist, is a SettingsError that names it.
     """
     path = path or brands_file()
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        log.warning("no brands file: times are shown in UTC", extra={"path": str(path)})
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"brands file {path} is not valid TOML: {exc}") from exc
-    zones = {}
-    for entry in document.get("brand", []):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if isinstance(name, str):
-            zones[name] = parse_zone(entry.get("timezone", DEFAULT_ZONE), f"{path}: brand {name!r}")
-    return zones
+    return {
+        entry["name"]: parse_zone(entry.get("timezone", DEFAULT_ZONE), f"{path}: brand {entry['name']!r}")
+        for entry in _brand_tables(path)
+    }
+
+
+def brand_names(path: Path | None = None) -> dict[str, str]:
+    """Brand id -> the name a person knows it by (`display_name` in the brands file, else the id)."""
+    tables = _brand_tables(path or brands_file())
+    return {entry["name"]: str(entry.get("display_name") or entry["name"]) for entry in tables}
+
+
+def brand_label(brand: str, names: Mapping[str, str]) -> str:
+    """'United Airlines (united)': the display name with the id the data carries; the bare id if no other."""
+    shown = names.get(brand, brand)
+    return brand if shown == brand else f"{shown} ({brand})"
 
 
 def zone_of(brand: str, zones: Mapping[str, tzinfo]) -> tzinfo:

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from buzzwatch.telemetry import alerts_in
-from buzzwatch.zones import brand_zones, local_time, zone_of
+from buzzwatch.zones import brand_label, brand_names, brand_zones, local_time, zone_of
 from streamlit_app.settings import UiSettings
 from streamlit_app.watch import (
     ALERT_MARK,
@@ -37,6 +37,12 @@ def zones() -> dict:
     return brand_zones(settings.brands_file)
 
 
+@st.cache_resource
+def names() -> dict:
+    """Each brand's display name, read once from the brands file."""
+    return brand_names(settings.brands_file)
+
+
 def records(kind: str) -> list[dict]:
     """The stream's metrics or events, from the detection service's feed or the local sink."""
     return load_records(kind, settings.var_dir, settings.detection_url, settings.detection_cloud_run_auth)
@@ -51,7 +57,8 @@ if not brands:
     st.info(empty_hint(settings.var_dir, settings.detection_url))
     st.stop()
 
-brand = st.selectbox("Brand", brands)
+brand = st.selectbox("Brand", brands, format_func=lambda option: brand_label(option, names()))
+label = brand_label(brand, names())
 live = st.toggle("Live", value=True, help=f"refresh every {settings.refresh_s:g} s")
 
 
@@ -126,7 +133,7 @@ def brand_panel() -> None:
         return
     state = brand_state(metrics, brand)
     if series.empty:
-        st.info(f"No figures for {brand} yet.")
+        st.info(f"No figures for {label} yet.")
     else:
         latest = series.ffill().iloc[-1]
         columns = st.columns(4)
@@ -151,7 +158,7 @@ def brand_panel() -> None:
             )
     st.subheader(f"Alerts ({len(alerts)})")
     if not alerts:
-        st.caption(f"No bad-buzz alert for {brand} yet.")
+        st.caption(f"No bad-buzz alert for {label} yet.")
     for alert in alerts:
         fired = pd.Timestamp(alert["fired_at"]).to_pydatetime()
         started = pd.Timestamp(alert["started_at"]).to_pydatetime() if alert.get("started_at") else None

@@ -12,7 +12,7 @@ from buzzwatch.notify import NO_TERMS, Mailer, render_alert
 from buzzwatch.schema import Alert
 from buzzwatch.settings import CommonSettings, SmtpSettings
 from buzzwatch.telemetry import BAD_BUZZ_ALERT, LocalTelemetry, RecordingTelemetry
-from buzzwatch.zones import brand_zones
+from buzzwatch.zones import brand_names, brand_zones
 from worker.detection_service.dispatcher import AlertDispatcher
 
 REASONS = {
@@ -153,20 +153,44 @@ def test_the_rendered_mail_is_a_readable_two_part_message(tmp_path: Path) -> Non
     assert parsed.get_body(("html",)).get_content().strip() == html
 
 
-def test_the_detection_service_mails_in_the_zone_of_the_brands_file(tmp_path: Path) -> None:
-    """From config/brands.toml's `timezone` to the mail in the outbox; the alert's JSON stays in UTC."""
+def test_the_detection_service_mails_in_the_zone_and_name_of_the_brands_file(tmp_path: Path) -> None:
+    """From config/brands.toml's `timezone` and `display_name` to the mail in the outbox; the alert's JSON
+    stays in UTC with the brand id."""
     brands = tmp_path / "brands.toml"
-    brands.write_text('[[brand]]\nname = "united"\nhandles = ["united"]\ntimezone = "America/Chicago"\n')
+    brands.write_text(
+        '[[brand]]\nname = "united"\ndisplay_name = "United Airlines"\nhandles = ["united"]\n'
+        'timezone = "America/Chicago"\n'
+    )
     settings = CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(tmp_path)})
     telemetry = RecordingTelemetry(LocalTelemetry(tmp_path, role="detection"))
-    dispatcher = AlertDispatcher(telemetry, Mailer.from_settings(settings), brand_zones(brands))
+    mailer = Mailer.from_settings(settings)
+    dispatcher = AlertDispatcher(telemetry, mailer, brand_zones(brands), brand_names(brands))
     fired = alert(started_at=datetime(2015, 2, 23, 10, 41, tzinfo=UTC))
     dispatcher.spool("key", fired)
     dispatcher.announce("key", fired)
     (eml,) = (tmp_path / "outbox").glob("*.eml")
     mail = message_from_bytes(eml.read_bytes(), policy=default)
+    assert mail["Subject"].startswith("[BuzzWatch] Bad buzz: United Airlines: 94% negative")
     assert mail["Subject"].endswith("since 04:41 CST")
-    assert "Started:  about 23 Feb 2015, 04:41 CST (10:41 UTC)" in mail.get_body(("plain",)).get_content()
+    text = mail.get_body(("plain",)).get_content()
+    assert text.startswith("Bad buzz on United Airlines (united): ")
+    assert "Started:  about 23 Feb 2015, 04:41 CST (10:41 UTC)" in text
+    assert "Bad buzz on United Airlines (united)</h2>" in mail.get_body(("html",)).get_content()
     (event,) = [e for e in telemetry.recent("events") if e.get("name") == BAD_BUZZ_ALERT]
     assert event["properties"]["alert"]["started_at"] == "2015-02-23T10:41:00Z"
+    assert event["properties"]["brand"] == "united"
     assert brand_zones(tmp_path / "absent.toml") == {}  # no brands file: every brand in UTC
+    assert brand_names(tmp_path / "absent.toml") == {}  # ... and read by its id
+
+
+def test_a_brand_without_a_display_name_is_named_by_its_id_once() -> None:
+    subject, text, _ = render_alert(alert(), names={"united": "united"})
+    assert subject.startswith("[BuzzWatch] Bad buzz: united: ")
+    assert text.startswith("Bad buzz on united: ") and "(united)" not in text
+    assert render_alert(alert())[:2] == (subject, text)  # a brand the names do not list reads the same
+
+
+def test_the_shipped_brands_file_names_every_brand() -> None:
+    names = brand_names()
+    assert names["united"] == "United Airlines" and names["airparadis"] == "Air Paradis"
+    assert set(names) == set(brand_zones())

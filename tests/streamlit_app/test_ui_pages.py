@@ -199,7 +199,8 @@ def test_watch_it_shows_a_brand_series_and_its_alert(
         monkeypatch.setenv("BUZZWATCH_DETECTION_URL", f"http://127.0.0.1:{port}")
     page = _page("watch_it").run()
     assert not page.exception
-    assert page.selectbox[0].options == ["airparadis", "other"]
+    # Brands by their display name with the id the data carries (config/brands.toml); unlisted ones by id.
+    assert page.selectbox[0].options == ["Air Paradis (airparadis)", "other"]
     values = {metric.label: metric.value for metric in page.metric}
     assert values["State"] == "Bad buzz" and values["Negative share"] == "70%"
     assert "Alerts (1)" in [header.value for header in page.subheader]

@@ -41,7 +41,7 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     from buzzwatch.pubsub import StreamTopology
     from buzzwatch.settings import CommonSettings
     from buzzwatch.telemetry import RecordingTelemetry, Telemetry
-    from buzzwatch.zones import brand_zones
+    from buzzwatch.zones import brand_names, brand_zones
     from models.reasons import load_reason_model
     from worker.detection_service.consumer import DetectionConsumer
     from worker.detection_service.dispatcher import AlertDispatcher
@@ -70,7 +70,9 @@ def run_detection_service(env: Mapping[str, str]) -> int:
             store = DetectionStore(settings.database_url, reset_corrupt=detection.reset_state)
             service = DetectionService(
                 store,
-                AlertDispatcher(feed, mailer, brand_zones(detection.brands_file)),
+                AlertDispatcher(
+                    feed, mailer, brand_zones(detection.brands_file), brand_names(detection.brands_file)
+                ),
                 feed,
                 detection.detector,
                 None,

@@ -29,15 +29,20 @@ class AlertDispatcher:
     """Sends one alert everywhere without waiting on the network: mail spool, BadBuzzAlert event, log."""
 
     def __init__(
-        self, telemetry: Telemetry, mailer: Mailer, zones: Mapping[str, tzinfo] | None = None
+        self,
+        telemetry: Telemetry,
+        mailer: Mailer,
+        zones: Mapping[str, tzinfo] | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.mailer = mailer
         self.zones = dict(zones or {})  # brand -> time zone of its mails (`buzzwatch.zones.brand_zones`)
+        self.names = dict(names or {})  # brand -> display name in its mails (`buzzwatch.zones.brand_names`)
 
     def spool(self, key: str, alert: Alert) -> None:
         """Spool the alert's mail under its key (the Mailer's thread delivers it; once per key)."""
-        subject, text_body, html_body = render_alert(alert, zone_of(alert.brand, self.zones))
+        subject, text_body, html_body = render_alert(alert, zone_of(alert.brand, self.zones), self.names)
         self.mailer.send(subject, text_body, html_body, key=key)
 
     def announce(self, key: str, alert: Alert) -> None:
