@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from models.linear import LinearModel, softmax
-from models.predictor import META_FILE, ONNX_FILE
+from models.predictor import META_FILE, ONNX_FILE, write_meta
 
 WEIGHT_GRID: tuple[float, ...] = tuple(round(0.05 * step, 2) for step in range(0, 21))
 TEMPERATURE_GRID: np.ndarray = np.exp(np.linspace(np.log(0.25), np.log(4.0), 161))
@@ -83,5 +83,5 @@ def write_ensemble_artifact(
         metrics={},
         details={**meta.get("details", {}), **details, "lstm_model_version": meta["model_version"]},
     )
-    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_meta(out_dir, meta)
     return meta

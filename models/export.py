@@ -7,7 +7,6 @@ sequence length; the bidirectional LSTM becomes one fused ONNX `LSTM` op. Traini
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ import keras
 import numpy as np
 
 from models.linear import PAD_FEATURE
-from models.predictor import ARTIFACT_FORMAT, META_FILE, ONNX_FILE, VOCAB_FILE, Predictor
+from models.predictor import ARTIFACT_FORMAT, ONNX_FILE, VOCAB_FILE, Predictor, write_meta
 from models.text import NORMALISER_VERSION
 from models.vocab import Vocabulary
 
@@ -90,7 +89,7 @@ def write_artifact(
         "metrics": dict(metrics),
         "details": dict(details),
     }
-    (staging / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_meta(staging, meta)
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
     return meta

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,11 @@ DEFAULT_BATCH_SIZE = 256
 
 class ModelLoadError(RuntimeError):
     """The model URI does not lead to a usable BuzzWatch artifact; the message says why."""
+
+
+def write_meta(directory: Path, meta: Mapping[str, Any]) -> None:
+    """Write an artifact's meta.json in its one format (keys sorted, indented, a final newline)."""
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 @dataclass(frozen=True)

@@ -579,7 +579,7 @@ def judge_candidate(
     import mlflow
 
     from models.behaviour import behaviour_failures, negated_negatives_called_negative
-    from models.predictor import Predictor
+    from models.predictor import Predictor, write_meta
 
     predictor = Predictor(artifact_dir)
     reports = evaluate_sets(predictor, prepared)
@@ -594,9 +594,7 @@ def judge_candidate(
     metrics.update(extra_metrics)
     tracking.log_epoch({"selection_score": metrics["selection_score"], **extra_metrics}, step)
     meta["metrics"] = metrics
-    (artifact_dir / "meta.json").write_text(
-        json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    write_meta(artifact_dir, meta)
     tracking.log_model_dir(artifact_dir)
     _log(f"{name}: {json.dumps({key: round(value, 4) for key, value in metrics.items()})}")
     return metrics
