@@ -72,7 +72,7 @@ class PendingWork:
 
 
 class DetectionService:
-    """Dedupe, detect, checkpoint, dispatch; the caller acks its held messages after `checkpoint()`.
+    """Dedupe, detect, checkpoint, dispatch; `DetectionConsumer` acks its messages only after `checkpoint()`.
 
     `clock` (wall time, seconds since the epoch) drives only the idle watermark (`tick`).
     """
