@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from google.api_core import exceptions as api_exceptions
 from google.cloud.pubsub_v1.types import LimitExceededBehavior
 
 from buzzwatch.pubsub import (
@@ -22,27 +21,14 @@ from buzzwatch.pubsub import (
     SubscriptionSpec,
     ensure_subscription,
     ensure_topic,
-    pull_messages,
 )
 from buzzwatch.schema import TweetEvent
 from buzzwatch.settings import CommonSettings
 from ingest.service import IngestSettings, SourceOptions, run_ingest
+from tests.support.pubsub import pull_until
 
 pytestmark = pytest.mark.integration
 PROJECT = "buzzwatch-local"
-
-
-def _pull_all(subscription: str, expected: int, timeout_s: float = 20.0) -> list:
-    """Pull until `expected` messages came, then once more to catch any duplicate."""
-    received: list = []
-    deadline = time.monotonic() + timeout_s
-    while len(received) < expected and time.monotonic() < deadline:
-        try:
-            received += pull_messages(PROJECT, subscription, max_messages=1000, timeout_s=5)
-        except api_exceptions.NotFound:  # the ingester (in another thread) has not created it yet
-            time.sleep(0.1)
-    received += pull_messages(PROJECT, subscription, max_messages=1000, timeout_s=1)
-    return received
 
 
 def _ingest_env(name: str, var_dir: Path) -> dict[str, str]:
@@ -86,7 +72,7 @@ def test_replayed_tweets_are_published_and_read_back_exactly_once(emulator_env, 
     )
     assert summary["published"] == count and summary["failed"] == 0 and summary["bad_input"] == 0
 
-    received = _pull_all(f"{unique_name}-worker", count)
+    received = pull_until(PROJECT, f"{unique_name}-worker", count, then_after_s=0)
     events = [TweetEvent.from_json(message.data) for message in received]
     assert len(events) == count
     assert sorted(int(event.id) for event in events) == list(range(10_000, 10_000 + count))
@@ -123,7 +109,7 @@ def test_close_waits_for_every_publish(emulator_env, unique_name):
     assert publisher.stats.pending == 500  # nothing sent yet: the batch waits for its latency
     stats = publisher.close()
     assert (stats.published, stats.pending, stats.failed) == (500, 0, 0)
-    received = _pull_all(f"{unique_name}-sub", 500)
+    received = pull_until(PROJECT, f"{unique_name}-sub", 500, then_after_s=0)
     assert sorted(json.loads(message.data)["n"] for message in received) == list(range(500))
 
 
@@ -165,7 +151,7 @@ def test_the_ingester_recovers_by_itself_when_the_emulator_restarts(private_emul
             writer.flush()
 
         send(0, 100)
-        before = _pull_all(f"{unique_name}-worker", 100)
+        before = pull_until(PROJECT, f"{unique_name}-worker", 100, then_after_s=0)
         assert len(before) == 100
 
         private_emulator.restart()  # every topic, subscription and message is gone
@@ -175,7 +161,7 @@ def test_the_ingester_recovers_by_itself_when_the_emulator_restarts(private_emul
     assert not runner.is_alive()
     assert summary["failed"] == 0 and summary["published"] == 300
     assert summary["topic_recreations"] >= 1 and summary["retried"] >= 1
-    after = _pull_all(f"{unique_name}-worker", 200)
+    after = pull_until(PROJECT, f"{unique_name}-worker", 200, then_after_s=0)
     assert sorted(int(TweetEvent.from_json(m.data).id) for m in after) == list(range(100, 300))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -15,12 +14,12 @@ from buzzwatch.pubsub import (
     Publisher,
     SubscriptionSpec,
     ensure_subscription,
-    pull_messages,
     subscription_path,
 )
 from buzzwatch.schema import TweetEvent
 from buzzwatch.telemetry import LocalTelemetry
 from stack.emulator import PubSubEmulator
+from tests.support.pubsub import pull_until
 from worker.scoring import ScoringPipeline
 
 PROJECT = "buzzwatch-local"
@@ -86,10 +85,7 @@ def test_the_emulator_keeps_a_partition_filter_but_delivers_every_message(
     finally:
         client.close()
     assert stored == f"attributes:p{wanted}"
-    received: list[Any] = []
-    deadline = time.monotonic() + 20
-    while len(received) < len(BRANDS) and time.monotonic() < deadline:
-        received += pull_messages(PROJECT, name, 100, 2.0)
+    received = pull_until(PROJECT, name, len(BRANDS))
     assert sorted(m.data.decode() for m in received) == sorted(BRANDS)  # every message, filter or not
     kept = sorted(m.data.decode() for m in received if in_partitions(m.attributes, {wanted}))
     assert kept == sorted(b for b in BRANDS if partition_of(b, 8) == wanted)

@@ -18,11 +18,11 @@ from buzzwatch.pubsub import (
     SubscriptionSpec,
     ensure_subscription,
     ensure_topic,
-    pull_messages,
 )
 from buzzwatch.schema import TweetEvent
 from buzzwatch.telemetry import LocalTelemetry
 from stack.emulator import PubSubEmulator
+from tests.support.pubsub import pull_until
 from worker.scoring import ScoringPipeline, ScoringService, TransientError
 
 PROJECT = "buzzwatch-local"
@@ -178,14 +178,6 @@ def test_a_stuck_model_times_out_as_a_transient_error(tmp_path) -> None:
     holder.join(10)
 
 
-def _pull_exactly(subscription: str, count: int) -> list:
-    received: list = []
-    deadline = time.monotonic() + 20
-    while len(received) < count and time.monotonic() < deadline:
-        received += pull_messages(PROJECT, subscription, 100, 5.0)
-    return received
-
-
 def test_confirmed_publishing_splits_large_groups_and_recreates_a_lost_topic(
     emulator_env: PubSubEmulator, tmp_path
 ) -> None:
@@ -206,7 +198,7 @@ def test_confirmed_publishing_splits_large_groups_and_recreates_a_lost_topic(
         ids = publisher.publish_confirmed([(f"m{i}".encode(), {"n": str(i)}) for i in range(10)])  # no topic
         assert len(ids) == len(set(ids)) == 10
         assert recoveries == [1]
-        received = _pull_exactly(subscription, 10)
+        received = pull_until(PROJECT, subscription, 10)
         assert sorted(m.data for m in received) == sorted(f"m{i}".encode() for i in range(10))
         assert {m.attributes["n"] for m in received} == {str(i) for i in range(10)}
         stats = publisher.stats
@@ -230,7 +222,7 @@ def test_confirmed_publishing_recovers_when_the_topic_is_deleted_mid_run(
     )
     try:
         publisher.publish_confirmed([(b"before", {})])
-        assert [m.data for m in _pull_exactly(subscription, 1)] == [b"before"]
+        assert [m.data for m in pull_until(PROJECT, subscription, 1)] == [b"before"]
         subscriber, admin = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
         try:
             subscriber.delete_subscription(subscription=f"projects/{PROJECT}/subscriptions/{subscription}")
@@ -238,7 +230,7 @@ def test_confirmed_publishing_recovers_when_the_topic_is_deleted_mid_run(
         finally:
             subscriber.close()
         publisher.publish_confirmed([(b"after", {})])
-        assert [m.data for m in _pull_exactly(subscription, 1)] == [b"after"]
+        assert [m.data for m in pull_until(PROJECT, subscription, 1)] == [b"after"]
         assert publisher.stats.topic_recreations == 1
     finally:
         publisher.close()

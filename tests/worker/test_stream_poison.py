@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from buzzwatch.pubsub import Publisher, StreamTopology, pull_messages
+from buzzwatch.pubsub import Publisher, StreamTopology
 from buzzwatch.schema import ScoredTweet
 from buzzwatch.settings import CommonSettings
 from stack.emulator import PubSubEmulator
 from stack.ports import free_port
 from tests.support.polling import wait_for
+from tests.support.pubsub import pull_until
 from tests.support.stack import buzzwatch, stack_env, start_push_worker, stop, stream_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,17 +46,6 @@ def _publish_mixed(
             publisher.publish(data, brand="acme")
             if index % spacing == spacing - 1 and index // spacing < len(poison):
                 publisher.publish(poison[index // spacing], brand="acme")
-
-
-def _drain(project: str, subscription: str, want: int, timeout_s: float) -> list:
-    """Pull until `want` messages came (or the time is up), then once more for any extra delivery."""
-    received: list = []
-    deadline = time.monotonic() + timeout_s
-    while len(received) < want and time.monotonic() < deadline:
-        received += pull_messages(project, subscription, max_messages=500, timeout_s=2)
-    time.sleep(2)
-    received += pull_messages(project, subscription, max_messages=500, timeout_s=2)
-    return received
 
 
 def _get_json(url: str) -> dict:
@@ -89,12 +79,16 @@ def test_push_dead_letters_each_poison_message_alone_and_scores_its_neighbours_o
             with urllib.request.urlopen(request, timeout=30) as response:
                 assert response.status == 204
 
-        scored = _drain(settings.gcp_project, topology.scored_subscription, len(events), 90)
+        scored = pull_until(
+            settings.gcp_project, topology.scored_subscription, len(events), 90, then_after_s=2
+        )
         ids = Counter(ScoredTweet.from_dict(json.loads(m.data)).tweet.id for m in scored)
         assert set(ids) == {event.id for event in events}
         assert max(ids.values()) == 1, [i for i, n in ids.items() if n > 1][:10]
 
-        dead = _drain(settings.gcp_project, topology.dead_letter_subscription, len(POISON) + 2, 30)
+        dead = pull_until(
+            settings.gcp_project, topology.dead_letter_subscription, len(POISON) + 2, 30, then_after_s=2
+        )
         assert sorted(m.data for m in dead if m.data in POISON) == sorted(POISON)
         assert len(dead) == len(POISON) + 2  # each poison message once, and the two posted envelopes
         assert [m.attributes["brand"] for m in dead if m.data == b"not a tweet"] == ["\\ud800"]
@@ -157,7 +151,9 @@ def test_pull_scoring_and_detection_survive_poison_messages(
         )
         time.sleep(1)
         assert (totals()["counted"], totals()["malformed"]) == (len(events), 4)
-        dead = _drain(settings.gcp_project, topology.dead_letter_subscription, len(POISON), 30)
+        dead = pull_until(
+            settings.gcp_project, topology.dead_letter_subscription, len(POISON), 30, then_after_s=2
+        )
         assert sorted(m.data for m in dead) == sorted(POISON)
         assert all(process.poll() is None for process in processes)
     finally:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from buzzwatch.pubsub import StreamTopology, pull_messages
+from buzzwatch.pubsub import StreamTopology
 from buzzwatch.schema import MAX_MESSAGE_BYTES
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import read_alerts, read_local
 from stack.emulator import PubSubEmulator
 from stack.ports import free_port
 from tests.support.polling import wait_for
+from tests.support.pubsub import pull_until
 from tests.support.stack import (
     BRAND,
     buzzwatch,
@@ -95,10 +95,7 @@ def test_push_stream_counts_once_dead_letters_and_alerts_by_email(
         )
         assert counts(tmp_path)["tweets"] == len(events)
 
-        dead = []
-        deadline = time.monotonic() + 20
-        while len(dead) < 2 and time.monotonic() < deadline:
-            dead += pull_messages(settings.gcp_project, topology.dead_letter_subscription)
+        dead = pull_until(settings.gcp_project, topology.dead_letter_subscription, 2)
         reasons = sorted(m.attributes["buzzwatch_error"][:20] for m in dead)
         assert len(dead) == 2, reasons
         assert any("not valid JSON" in m.attributes["buzzwatch_error"] for m in dead)
