@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -60,6 +61,10 @@ def test_the_app_finds_the_demo_api_and_both_stay_up_until_ctrl_c(tmp_path: Path
         api_port = int(api_url.rsplit(":", 1)[1])
         assert not port_is_open("127.0.0.1", api_port)
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        if demo.poll() is None:  # a failed assertion: SIGTERM stops the demo's whole tree, SIGKILL only it
+            demo.terminate()
+            try:
+                demo.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
