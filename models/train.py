@@ -382,16 +382,36 @@ def teacher_unlabelled(prepared: Prepared, count: int, seed: int) -> tuple[list[
     return texts, np.stack([teacher[text_key(text)] for text in texts]).astype(np.float32)
 
 
-def negation_examples(prepared: Prepared, count: int, seed: int) -> tuple[list[str], np.ndarray]:
-    """`models.augment`'s negation sentences and soft targets, minus any text held out in a split."""
+def negation_examples(
+    prepared: Prepared, variant: Variant, options: TrainOptions
+) -> tuple[list[str], np.ndarray]:
+    """The variant's `models.augment` negation sentences and soft targets, minus any held-out text."""
     from models import augment
     from models.data import dedupe_key
 
     held_keys = {dedupe_key(normalise(text)) for text in prepared.splits.held_out()["text"]}
-    texts, targets = augment.negation_examples(count, seed)
+    count = min(variant.negation_examples, 60) if options.quick else variant.negation_examples
+    texts, targets = augment.negation_examples(count, options.seed)
     keep = [dedupe_key(normalise(text)) not in held_keys for text in texts]
     _log(f"negation examples: {sum(keep)} of {len(texts)} sentences (the rest are held-out texts)")
     return [text for text, kept in zip(texts, keep, strict=True) if kept], targets[np.array(keep, dtype=bool)]
+
+
+def negation_linear(prepared: Prepared, variant: Variant, options: TrainOptions) -> Any:
+    """The linear model fitted on train plus the variant's negation examples (shares as row weights)."""
+    from models.baseline import fit_linear
+
+    texts, targets = negation_examples(prepared, variant, options)
+    token_lists = [tokenize(text) for text in prepared.train["text"]]
+    labels, weights = list(prepared.train["label"]), [1.0] * len(token_lists)
+    for text, target in zip(texts, targets, strict=True):
+        for label, share in zip(LABELS, target, strict=True):
+            if share > 0:
+                token_lists.append(tokenize(text))
+                labels.append(label)
+                weights.append(float(share))
+    _log(f"linear half: train plus {len(texts)} negation examples")
+    return fit_linear(token_lists, labels, LABELS, row_weights=np.array(weights))
 
 
 def selection_score(reports: dict[str, dict]) -> float:
@@ -491,8 +511,7 @@ def train_variant(
             count = min(variant.teacher_unlabelled, 200) if options.quick else variant.teacher_unlabelled
             added.append(teacher_unlabelled(prepared, count, options.seed))
         if variant.negation_examples:
-            count = min(variant.negation_examples, 60) if options.quick else variant.negation_examples
-            added.append(negation_examples(prepared, count, options.seed))
+            added.append(negation_examples(prepared, variant, options))
         for texts, targets in added:
             train_ids = train_ids + [encode(tokenize(text), config.max_length) for text in texts]
             soft_targets = np.concatenate([soft_targets, targets])
@@ -738,7 +757,9 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
         result = train_variant(name, variant, vectors[variant.embedding], prepared, vocab, options, settings)
         results.append(result)
         if linear is not None:
-            results.append(train_ensemble(result, linear, prepared, settings))
+            # A variant that learns from negation examples is voted with a linear half that learns them too.
+            partner = negation_linear(prepared, variant, options) if variant.negation_examples else linear
+            results.append(train_ensemble(result, partner, prepared, settings))
     best = choose_champion(results)
     champion_seconds = time.monotonic() - started
     summary: dict[str, Any] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -48,11 +50,32 @@ def test_training_leaves_out_a_sentence_that_is_a_held_out_text() -> None:
     import pandas as pd
 
     from models.data import Splits
-    from models.train import Prepared, negation_examples
+    from models.train import VARIANTS, Prepared, TrainOptions, negation_examples
 
     texts, _ = augment.negation_examples(12, seed=13)
     frame = pd.DataFrame({"text": [texts[1].upper()], "label": ["neutral"], "source": ["semeval"]})
     empty = frame.iloc[:0]
     splits = Splits(train=empty, validation=empty, test=frame, early_stop=empty, shifted=empty)
-    kept, targets = negation_examples(Prepared(frame, splits, {}, []), 12, seed=13)
+    variant = replace(VARIANTS["ft-frozen-air5-distil-neg"], negation_examples=12)
+    kept, targets = negation_examples(Prepared(frame, splits, {}, []), variant, TrainOptions(seed=13))
     assert texts[1] not in kept and len(kept) == len(targets) == len(texts) - texts.count(texts[1])
+
+
+def test_the_negation_variants_linear_half_learns_the_examples() -> None:
+    import pandas as pd
+
+    from models.data import Splits
+    from models.linear import softmax
+    from models.text import tokenize
+    from models.train import VARIANTS, Prepared, TrainOptions, negation_linear
+
+    rows = [("the flight was terrible", "negative"), ("not happy, no help at all", "negative")] * 20
+    rows += [("the crew was amazing", "positive"), ("flight 12 boards at noon", "neutral")] * 20
+    train = pd.DataFrame(rows, columns=["text", "label"]).assign(source="airline")
+    empty = train.iloc[:0]
+    splits = Splits(train=train, validation=empty, test=empty, early_stop=empty, shifted=empty)
+    variant = replace(VARIANTS["ft-frozen-air5-distil-neg"], negation_examples=600)
+    linear = negation_linear(Prepared(train, splits, {}, []), variant, TrainOptions())
+    assert "not neg_terrible" in linear.features
+    probabilities = softmax(linear.logits([tokenize("the flight was not terrible")]))[0]
+    assert LABELS[int(probabilities.argmax())] != "negative"
