@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 pytestmark = pytest.mark.integration  # the suite under test binds loopback sockets
@@ -64,15 +61,9 @@ def test_a_refused_connection_is_not_a_server():
 '''
 
 
-def test_servers_are_integration_tests_by_declaration_or_fail_by_name(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    repo_root = Path(__file__).resolve().parents[2]
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(repo_root), os.environ.get("PYTHONPATH")]))
-    )
+def test_servers_are_integration_tests_by_declaration_or_fail_by_name(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess("-p", "tests.support.integration", "-p", "no:cacheprovider", "-rf")
+    result = pytester.runpytest_inprocess("-p", "tests.support.integration", "-p", "no:cacheprovider", "-rf")
     # The thread's test passes its call and fails at teardown (an error).
     result.assert_outcomes(passed=3, failed=2, errors=1)
     result.stdout.fnmatch_lines(
@@ -84,5 +75,5 @@ def test_servers_are_integration_tests_by_declaration_or_fail_by_name(
         ],
         consecutive=False,
     )
-    unit_run = pytester.runpytest_subprocess("-p", "tests.support.integration", "-m", "not integration")
+    unit_run = pytester.runpytest_inprocess("-p", "tests.support.integration", "-m", "not integration")
     unit_run.assert_outcomes(passed=2, failed=2, errors=1, deselected=1)
