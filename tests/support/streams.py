@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from buzzwatch.schema import Alert, ScoredTweet, TweetEvent
-from worker.detection import BuzzDetector
+from worker.detection import BuzzDetector, TweetRecord
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday, 00:00 UTC
 WORDS = (
@@ -139,6 +140,19 @@ def run(detector: BuzzDetector, tweets: list[ScoredTweet], flush: bool = True) -
     if flush:
         alerts.extend(detector.flush())
     return alerts
+
+
+def minute_counts(state: dict[str, Any], brand: str) -> dict[int, tuple[float, float]]:
+    """(tweets, negatives) of every minute a detector state holds for `brand` (closed and still open).
+
+    Negatives are summed probabilities in both (a closed minute's weighted by copies and authors).
+    """
+    payload = state["brands"][brand]
+    counts = {minute: (total, negatives) for minute, total, negatives, *_ in payload["closed"]}
+    for minute, rows in payload["pending"]:
+        tweets = [TweetRecord(*row) for row in rows]
+        counts[minute] = (float(len(tweets)), sum(tweet.p_negative for tweet in tweets))
+    return counts
 
 
 def simple_tokenize(text: str) -> list[str]:

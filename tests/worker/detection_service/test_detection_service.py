@@ -15,7 +15,16 @@ from buzzwatch import telemetry as names
 from buzzwatch.schema import Alert, ScoredTweet, parse_timestamp
 from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
 from stack.ports import free_port
-from tests.support.streams import START, background, burst, in_order, scored, simple_tokenize
+from tests.support.streams import (
+    START,
+    background,
+    burst,
+    in_order,
+    minute_counts,
+    run,
+    scored,
+    simple_tokenize,
+)
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection_service.consumer import DetectionConsumer
 from worker.detection_service.service import DetectionService
@@ -182,6 +191,31 @@ def test_a_tweet_older_than_the_history_is_dropped_once_and_reported(tmp_path: P
     assert service.detector.stats["late"] == 1 and service.detector.stats["late_counted"] == 1
     assert service.totals["duplicates"] == 2
     assert service.store.counts()["tweets"] == len(tweets) + 2
+
+
+def test_redeliveries_after_an_idle_tick_count_as_an_ordered_replay_closed_as_far(tmp_path: Path) -> None:
+    # What a killed process held comes again after the 60 s ack deadline, after the rest of the stream: by
+    # then the idle watermark may have closed minutes that the stream's own watermark left open.
+    clock = FakeClock(START)
+    service, _, _ = make_service(tmp_path, clock)
+    tweets = in_order(background(4, seed=6, start=START + timedelta(hours=10)))
+    held = tweets[len(tweets) // 2 : len(tweets) // 2 + 30]
+    feed_live(service, clock, [t for t in tweets if t not in held])
+    clock.now += 90  # quiet past idle_quiet_s + idle_margin_s + a minute: the tick closes a minute at least
+    assert service.tick() is True
+    service.process(payloads(held))
+    service.checkpoint()
+
+    committed = BuzzDetector.from_state(service.store.load_state(), simple_tokenize)
+    assert committed.stats["late_counted"] == len(held) and committed.stats["late"] == 0
+    replay = BuzzDetector(DetectorConfig(), simple_tokenize)
+    run(replay, tweets, flush=False)
+    assert replay.watermark is not None and committed.watermark is not None
+    assert committed.watermark > replay.watermark  # a replay stopped at the last tweet closed less
+    replay.advance_watermark(committed.watermark)
+    live, ordered = minute_counts(committed.state_dict(), "acme"), minute_counts(replay.state_dict(), "acme")
+    assert live.keys() == ordered.keys()
+    assert all(live[m] == pytest.approx(ordered[m]) for m in ordered)  # late sums add in another order
 
 
 @pytest.mark.parametrize("lag_s", [2.0, 600.0])
