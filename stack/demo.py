@@ -35,6 +35,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from buzzwatch.pubsub import StreamTopology
+from buzzwatch.replay import open_replay_csv
 from buzzwatch.schema import format_timestamp, parse_timestamp
 from buzzwatch.settings import REPO_ROOT, CommonSettings
 from buzzwatch.telemetry import read_alerts, read_local
@@ -368,8 +369,8 @@ def run_demo(options: DemoOptions) -> int:
             print("\nSummary", flush=True)
             print(f"  tweets replayed: {content['tweets']}; counted once: {counted} ({elapsed:.0f} s)")
             print(f"  labels: {dict((k, int(v)) for k, v in scored.items())}")
-            with open(replay, newline="", encoding="utf-8") as handle:
-                replay_rows = list(csv.DictReader(handle))
+            with open_replay_csv(replay) as records:
+                replay_rows = [record.values for record in records]
             for line in summary_lines(alerts, content, replay_rows):
                 print(line)
             print(f"  mails: {mail_dir}")
