@@ -13,7 +13,9 @@ unavailable with the reason, and running one of its subcommands prints that reas
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -30,6 +32,24 @@ def port_number(value: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{value!r} is not a port number 1-65535 (from --port or $PORT)")
     return port
+
+
+def stop_on_signals(second_signal_interrupts: bool = False) -> threading.Event:
+    """SIGINT/SIGTERM set the returned event (a clean stop); optionally a second one stops at once.
+
+    The second-signal rule raises KeyboardInterrupt in the main thread: for a command a person runs and
+    may want to cut short while it drains (the ingester), not for a service whose stop must checkpoint.
+    """
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        if second_signal_interrupts and stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return stop
 
 
 def installed_commands() -> tuple[EntryPoint, ...]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -75,22 +73,9 @@ def register(subparsers: Any) -> None:
     ingest.set_defaults(handler=run_ingest_command)
 
 
-def _stop_on_signals() -> threading.Event:
-    """SIGINT/SIGTERM set the returned event (a clean stop); a second signal stops at once."""
-    stop = threading.Event()
-
-    def handle(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
-    return stop
-
-
 def run_ingest_command(args: argparse.Namespace) -> int:
     """Handler of `buzzwatch ingest`."""
+    from buzzwatch.cli import stop_on_signals
     from buzzwatch.logs import configure_logging
     from buzzwatch.pubsub import StreamTopology
     from buzzwatch.schema import SchemaError
@@ -118,7 +103,12 @@ def run_ingest_command(args: argparse.Namespace) -> int:
             limit=args.limit,
             progress_every_s=max(0.0, args.progress_every),
         )
-        summary = run_ingest(options, StreamTopology.from_settings(common), settings, _stop_on_signals())
+        summary = run_ingest(
+            options,
+            StreamTopology.from_settings(common),
+            settings,
+            stop_on_signals(second_signal_interrupts=True),
+        )
     except (SettingsError, BrandConfigError, SchemaError, StreamFatalError, tweepy.TweepyException) as exc:
         print(f"buzzwatch ingest: {exc}", file=sys.stderr)
         return 2

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from typing import Any
 
-from buzzwatch.cli import port_number
+from buzzwatch.cli import port_number, stop_on_signals
 
 SERVER_PID_VARIABLE = "BUZZWATCH_SERVER_PID"  # the push server's pid, for its worker processes (app.py)
 STOP_GRACE_S = 20  # on SIGTERM, a worker process still busy after this long is killed by its server
@@ -109,13 +107,7 @@ def run_in_process(role: str) -> int:
     configure_logging(settings.log_level)
     topology = StreamTopology.from_settings(settings)
     worker_settings = WorkerSettings.from_env(env)
-    stop = threading.Event()
-
-    def handle(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    stop = stop_on_signals()
     telemetry = Telemetry.from_settings(settings, role="worker")
     try:
         scoring = build_scoring_service(settings, topology, worker_settings, telemetry)

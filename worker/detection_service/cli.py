@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +34,7 @@ def run_detect_command(args: argparse.Namespace) -> int:
 
 def run_detection_service(env: Mapping[str, str]) -> int:
     """Run until SIGTERM/SIGINT; 2 when the saved state is damaged (the log line says which and how)."""
+    from buzzwatch.cli import stop_on_signals
     from buzzwatch.logs import configure_logging
     from buzzwatch.notify import Mailer
     from buzzwatch.pubsub import StreamTopology
@@ -54,13 +53,7 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     configure_logging(settings.log_level)
     detection = DetectionSettings.from_env(env)
     detection.feed_auth.check()
-    stop = threading.Event()
-
-    def handle(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    stop = stop_on_signals()
     # The service keeps its latest figures for the app's Watch it page (served with /healthz).
     feed = RecordingTelemetry(Telemetry.from_settings(settings, role="detection"))
     try:
