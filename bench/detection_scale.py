@@ -74,6 +74,7 @@ from buzzwatch.pubsub import Publisher, SubscriptionSpec, ensure_subscription  #
 from buzzwatch.schema import Alert, ScoredTweet, TweetEvent  # noqa: E402
 from stack.emulator import PubSubEmulator  # noqa: E402
 from stack.ports import free_port  # noqa: E402
+from stack.processes import terminate  # noqa: E402
 from worker.detection_service.store import alert_outbox, seen_tweets  # noqa: E402
 
 ACK_DEADLINE_S = 10  # Pub/Sub's minimum: what a killed instance held comes again this soon
@@ -142,14 +143,8 @@ class Instance:
 
     def stop(self) -> None:
         """SIGTERM (its final checkpoint), then SIGKILL if it hangs."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            terminate(self.process, grace_s=60)
 
     def counted_ids(self) -> set[str]:
         """The tweet ids its seen-id store holds: what it counted, over all its lives."""

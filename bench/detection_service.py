@@ -73,6 +73,7 @@ from buzzwatch.telemetry import read_local  # noqa: E402
 from stack.emulator import PubSubEmulator  # noqa: E402
 from stack.ports import free_port  # noqa: E402
 from stack.postgres import ThrowawayPostgres  # noqa: E402
+from stack.processes import terminate  # noqa: E402
 
 START = datetime(2015, 2, 20, tzinfo=UTC)
 PULL_BATCH = 100  # what the detection service pulls at a time (worker/pull.py)
@@ -247,13 +248,7 @@ def run_service(
         emulator_cpu = cpu_seconds(emulator.pid or 0) - cpu_before[1]
         rss_end, rss_peak = _rss_mb(service.pid)
     finally:
-        if service.poll() is None:
-            service.terminate()
-            try:
-                service.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                service.kill()
-                service.wait()
+        terminate(service, grace_s=60)
         log.close()
     counted = int(health.get("counted", 0))
     if counted < expected:

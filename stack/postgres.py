@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from stack.ports import free_port, port_is_open
+from stack.processes import terminate
 
 INITDB_GLOB = "/usr/lib/postgresql/*/bin/initdb"
 USER = "buzzwatch"
@@ -104,13 +105,8 @@ class ThrowawayPostgres:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and delete the cluster."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=timeout_s)
+        if process is not None:
+            terminate(process, grace_s=timeout_s)
         if self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             self.data_dir = None

@@ -70,6 +70,18 @@ def start_command(name: str, args: list[str], env: dict[str, str], logs: Path) -
     )
 
 
+def terminate(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM one process (its clean stop), then SIGKILL it if it still runs `grace_s` later."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def stop_children(children: Children, timeout_s: float = 20.0) -> None:
     """SIGTERM to each child's process group, newest first; what is left after `timeout_s` is killed."""
     for _, process in reversed(children):

@@ -18,6 +18,8 @@ from typing import Any
 
 from websockets.sync.client import connect
 
+from stack.processes import terminate
+
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -111,9 +113,4 @@ class Browser:
         socket = getattr(self, "_socket", None)
         if socket is not None:
             socket.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, grace_s=10)
