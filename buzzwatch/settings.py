@@ -119,6 +119,7 @@ class CommonSettings:
     database_url: str
     smtp: SmtpSettings
     log_level: str
+    pubsub_emulator_host: str | None = None  # None: Google Cloud, with Application Default Credentials
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CommonSettings:
@@ -148,4 +149,5 @@ class CommonSettings:
             database_url=env_str(env, "DATABASE_URL", f"sqlite:///{var_dir / 'buzzwatch.db'}") or "",
             smtp=SmtpSettings.from_env(env),
             log_level=(env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
+            pubsub_emulator_host=env_str(env, "PUBSUB_EMULATOR_HOST"),
         )

@@ -55,9 +55,13 @@ def register(subparsers: Any) -> None:
 def run_worker_command(args: argparse.Namespace) -> int:
     """Run one worker role until the end of time or SIGTERM."""
     if args.role == "scoring" and args.mode == "push":
+        from buzzwatch.pubsub import check_credentials
+        from buzzwatch.settings import CommonSettings
         from worker.scoring import WorkerSettings
 
-        WorkerSettings.from_env(os.environ).push_auth.check()  # refused here, not in each server process
+        # Refused here, not in each server process (a crash loop of tracebacks).
+        WorkerSettings.from_env(os.environ).push_auth.check()
+        check_credentials(CommonSettings.from_env(os.environ).pubsub_emulator_host)
         # Become the server, so SIGTERM (Cloud Run, a supervisor, a test) reaches it and no child is orphaned.
         command = push_server_command(args.host, args.port, args.workers, args.threads)
         # Its worker processes compare their parent with this pid (the server's, after exec) to see it die.

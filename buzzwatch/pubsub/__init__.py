@@ -1,10 +1,19 @@
-"""The one Pub/Sub adapter: topology (`topology`), the publisher and its confirmed mode (`publisher`), pull
-(`pull`). Every service goes through it; each entry point builds one `StreamTopology` from its settings.
+"""The one Pub/Sub adapter: client creation (`clients`), topology (`topology`), the publisher and its
+confirmed mode (`publisher`), pull (`pull`). Every service goes through it; each entry point builds one
+`StreamTopology` from its settings.
 
 The client library switches to the emulator by itself when `PUBSUB_EMULATOR_HOST` is set, so nothing here
-knows whether it talks to the emulator or to Google Cloud.
+branches on emulator or Google Cloud; a topology built from settings names its emulator explicitly (the
+local stack sets no variable in its own process). Missing Google credentials are `PubSubCredentialsError`,
+one line, not a traceback.
 """
 
+from buzzwatch.pubsub.clients import (
+    PubSubCredentialsError,
+    check_credentials,
+    publisher_client,
+    subscriber_client,
+)
 from buzzwatch.pubsub.publisher import (
     TRANSIENT_ERRORS,
     Publisher,
@@ -34,6 +43,7 @@ from buzzwatch.pubsub.topology import (
 __all__ = [
     "TRANSIENT_ERRORS",
     "UNAVAILABLE",
+    "PubSubCredentialsError",
     "PublishError",
     "PublishStats",
     "Publisher",
@@ -43,12 +53,15 @@ __all__ = [
     "SubscriptionSpec",
     "ack",
     "attempt",
+    "check_credentials",
     "ensure_subscription",
     "ensure_topic",
     "nack",
+    "publisher_client",
     "pull_batch",
     "pull_loop",
     "pull_messages",
+    "subscriber_client",
     "subscription_path",
     "topic_path",
 ]

@@ -34,6 +34,7 @@ from google.cloud.pubsub_v1.types import (
 )
 from google.pubsub_v1 import types as gapic_types
 
+from buzzwatch.pubsub.clients import publisher_client
 from buzzwatch.pubsub.topology import ensure_topic, topic_path
 from buzzwatch.settings import env_float, env_int
 
@@ -181,7 +182,7 @@ class Publisher:
         self.on_topic_missing = on_topic_missing
         options = self.settings.publisher_options()
         self._rpc_retry = options.retry
-        self._client = client or pubsub_v1.PublisherClient(
+        self._client = client or publisher_client(
             batch_settings=self.settings.batch_settings(), publisher_options=options
         )
         self._stats = PublishStats()

@@ -17,6 +17,7 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import pubsub_v1
 
+from buzzwatch.pubsub.clients import subscriber_client
 from buzzwatch.pubsub.topology import subscription_path
 
 log = logging.getLogger("buzzwatch.pubsub")
@@ -102,7 +103,7 @@ def pull_loop(
     `idle` runs after an empty pull (a consumer's chance to checkpoint). A step whose ack fails because
     Pub/Sub is away is logged, not raised: the messages come again.
     """
-    client = pubsub_v1.SubscriberClient()
+    client = subscriber_client()
     path = subscription_path(project, subscription)
     backoff = 0.5
     try:
@@ -157,7 +158,7 @@ def pull_messages(
 ) -> list[ReceivedMessage]:
     """One synchronous pull that acknowledges what it got (tests, benchmarks, dead-letter inspection)."""
     own_client = client is None
-    client = client or pubsub_v1.SubscriberClient()
+    client = client or subscriber_client()
     path = subscription_path(project, subscription)
     try:
         received = pull_batch(client, path, max_messages, timeout_s, return_immediately=False)

@@ -16,6 +16,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import pubsub_v1
 from google.protobuf import duration_pb2, field_mask_pb2
 
+from buzzwatch.pubsub.clients import publisher_client, subscriber_client
 from buzzwatch.settings import CommonSettings
 
 log = logging.getLogger("buzzwatch.pubsub")
@@ -36,7 +37,7 @@ def subscription_path(project: str, subscription: str) -> str:
 def ensure_topic(project: str, topic: str, client: pubsub_v1.PublisherClient | None = None) -> str:
     """Create the topic unless it exists; returns its path."""
     path = topic_path(project, topic)
-    client = client or pubsub_v1.PublisherClient()
+    client = client or publisher_client()
     try:
         client.create_topic(request={"name": path})
         log.info("created topic", extra={"topic": path})
@@ -117,7 +118,7 @@ def ensure_subscription(
     `update=False` only fills in what is missing: an ingester recovering from an emulator restart uses it,
     so it never turns the worker's push subscription back into a pull one.
     """
-    client = client or pubsub_v1.SubscriberClient()
+    client = client or subscriber_client()
     request = spec.request(project)
     try:
         client.create_subscription(request=request)
@@ -159,6 +160,7 @@ class StreamTopology:
     scored_subscription: str = "tweets-scored-detector"
     dead_letter_subscription: str = "tweets-dead-letter-keep"
     max_delivery_attempts: int = 5
+    emulator_host: str | None = None  # None: PUBSUB_EMULATOR_HOST if set, else Google Cloud
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> StreamTopology:
@@ -172,6 +174,7 @@ class StreamTopology:
             scored_subscription=settings.scored_subscription,
             dead_letter_subscription=settings.dead_letter_subscription,
             max_delivery_attempts=settings.max_delivery_attempts,
+            emulator_host=settings.pubsub_emulator_host,
         )
 
     def tweets_spec(
@@ -244,8 +247,8 @@ class StreamTopology:
         self, topics: dict[str, str], specs: dict[str, SubscriptionSpec], update: bool
     ) -> dict[str, str]:
         """Create `topics`, then `specs`, through one pair of clients closed after; paths by role."""
-        publisher = pubsub_v1.PublisherClient()
-        subscriber = pubsub_v1.SubscriberClient()
+        publisher = publisher_client(self.emulator_host)
+        subscriber = subscriber_client(self.emulator_host)
         try:
             paths = {role: ensure_topic(self.project, topic, publisher) for role, topic in topics.items()}
             for role, spec in specs.items():

@@ -21,6 +21,7 @@ from buzzwatch.pubsub import (
     SubscriptionSpec,
     ensure_subscription,
     ensure_topic,
+    subscriber_client,
 )
 from buzzwatch.schema import TweetEvent
 from buzzwatch.settings import CommonSettings
@@ -188,3 +189,22 @@ def test_topology_is_idempotent_and_aligns_push_settings(emulator_env, unique_na
     current = subscriber.get_subscription(subscription=first["tweets_subscription"])
     assert current.push_config.push_endpoint == "http://127.0.0.1:18499/push"
     subscriber.close()
+
+
+def test_a_topology_from_settings_reaches_its_emulator_with_no_process_variable(
+    pubsub_emulator, unique_name, monkeypatch
+):
+    """The local stack's way: the emulator travels in the settings, and os.environ is left as it was."""
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    # Were Google Cloud tried instead, it would fail at once here, with no network call.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(Path("/nonexistent/key.json")))
+    before = dict(os.environ)
+    settings = CommonSettings.from_env({**_ingest_env(unique_name, Path("var")), **pubsub_emulator.env()})
+    paths = StreamTopology.from_settings(settings).ensure()
+    subscriber = subscriber_client(pubsub_emulator.endpoint)
+    try:
+        scored = subscriber.get_subscription(subscription=paths["scored_subscription"])
+    finally:
+        subscriber.close()
+    assert scored.topic == paths["scored_topic"] == f"projects/{PROJECT}/topics/{unique_name}-scored"
+    assert dict(os.environ) == before

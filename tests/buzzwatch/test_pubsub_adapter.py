@@ -57,3 +57,17 @@ def test_the_check_sees_a_second_publisher_or_pull_loop(tmp_path: Path) -> None:
         "second.py:4 client.acknowledge(...)",
         "second.py:5 client.pull(...)",
     ]
+
+
+def test_only_the_clients_module_makes_pubsub_clients() -> None:
+    """So each one gets the explicit emulator host and the one-line error for missing credentials."""
+    makers = ("PublisherClient", "SubscriberClient")
+    offenders = [
+        f"{path.relative_to(REPO)}:{node.lineno}"
+        for folder in SOURCES
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if path != ADAPTER / "clients.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(makers)
+    ]
+    assert offenders == [], "make clients with buzzwatch.pubsub.publisher_client / subscriber_client"

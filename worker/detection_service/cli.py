@@ -37,7 +37,7 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     from buzzwatch.cli import stop_on_signals
     from buzzwatch.logs import configure_logging
     from buzzwatch.notify import Mailer
-    from buzzwatch.pubsub import StreamTopology
+    from buzzwatch.pubsub import StreamTopology, check_credentials
     from buzzwatch.settings import CommonSettings
     from buzzwatch.telemetry import RecordingTelemetry, Telemetry
     from buzzwatch.zones import brand_names, brand_zones
@@ -53,6 +53,7 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     configure_logging(settings.log_level)
     detection = DetectionSettings.from_env(env)
     detection.feed_auth.check()
+    check_credentials(settings.pubsub_emulator_host)  # before the store and the health server start
     stop = stop_on_signals()
     # The service keeps its latest figures for the app's Watch it page (served with /healthz).
     feed = RecordingTelemetry(Telemetry.from_settings(settings, role="detection"))

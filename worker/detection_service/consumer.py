@@ -16,7 +16,7 @@ from typing import Any
 
 from google.cloud import pubsub_v1
 
-from buzzwatch.pubsub import StreamTopology, ack, attempt, nack, pull_loop
+from buzzwatch.pubsub import StreamTopology, ack, attempt, nack, pull_loop, subscriber_client
 from worker.detection_service.service import DetectionService
 from worker.detection_service.settings import DetectionSettings
 
@@ -116,7 +116,7 @@ class DetectionConsumer:
         held, self._held = self._held, []
         try:
             self.service.checkpoint()
-            fresh = pubsub_v1.SubscriberClient()
+            fresh = subscriber_client()
             try:
                 ack(fresh, self._path, held)
             finally:
