@@ -104,10 +104,11 @@ def run_emulator_command(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # stopped while it started: start() stopped the process
             return 0
         try:
-            os.environ.update(emulator.env())
             paths: dict[str, str] = {}
             if not args.no_topology:
-                topology = StreamTopology.from_settings(common)
+                topology = StreamTopology.from_settings(
+                    CommonSettings.from_env({**os.environ, **emulator.env()})
+                )
                 paths = topology.ensure(push_endpoint=args.push_endpoint)
             print(
                 json.dumps(

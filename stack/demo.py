@@ -294,8 +294,7 @@ def run_demo(options: DemoOptions) -> int:
             PubSubEmulator(log_path=logs / "emulator.log") as emulator,
             stopping(processes),
         ):
-            env.update(emulator.env())
-            os.environ.update(emulator.env())
+            env.update(emulator.env())  # the children's and the topology's; this process's stays as it was
             if options.outbox:
                 env.pop("SMTP_HOST", None)
                 mail_dir = demo_dir / "var" / "outbox"

@@ -6,7 +6,9 @@ registry, so `find_emulator_jar` looks for it and fails with a message that says
 `buzzwatch emulator`:
 
     with PubSubEmulator() as emulator:          # a free loopback port, ready when the block starts
-        os.environ.update(emulator.env())       # google-cloud-pubsub switches to it by itself
+        env = {**os.environ, **emulator.env()}  # child processes' environment: their clients switch to it
+        StreamTopology.from_settings(CommonSettings.from_env(env)).ensure()  # this process's clients too,
+                                                # with no change to its own os.environ
 
 A pytest fixture needs nothing more:
 
