@@ -9,6 +9,10 @@ On the scored topic each message carries `partitions` (the sorted partitions of 
 comma-joined, like the `brand` attribute) and one marker attribute `p<k>` per partition, so a Pub/Sub
 subscription filter `attributes:p<k>` (`subscription_filter`) selects a partition's tweets, a tweet that
 names brands of two partitions included.
+
+Partitions are gathered into G contiguous groups (`BUZZWATCH_PARTITION_GROUPS`, default 16, also fixed at
+deploy time): the unit a detection instance takes, gives up and hands over, each group with its own
+subscription (`owned_filter` of its partitions), state and ownership row (worker.detection_service.groups).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 
 DEFAULT_PARTITIONS = 64
+DEFAULT_GROUPS = 16  # partition groups: what moves between detection instances (4 partitions each)
 MAX_PARTITIONS = 1024
 PARTITIONS_ATTRIBUTE = "partitions"
 FILTER_LIMIT_BYTES = 256  # the longest subscription filter Pub/Sub accepts
@@ -89,6 +94,14 @@ def split_partitions(instances: int, partitions: int = DEFAULT_PARTITIONS) -> li
         raise ValueError(f"the instance count must be between 1 and {partitions}, got {instances}")
     bounds = [round(i * partitions / instances) for i in range(instances + 1)]
     return [frozenset(range(bounds[i], bounds[i + 1])) for i in range(instances)]
+
+
+def group_of(partition: int, groups: int, partitions: int = DEFAULT_PARTITIONS) -> int:
+    """The group (of `split_partitions(groups, partitions)`) that holds this partition."""
+    for group, members in enumerate(split_partitions(groups, partitions)):
+        if partition in members:
+            return group
+    raise ValueError(f"partition {partition} is outside 0-{partitions - 1}")
 
 
 def format_owned(owned: Iterable[int]) -> str:

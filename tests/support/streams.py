@@ -158,3 +158,16 @@ def minute_counts(state: dict[str, Any], brand: str) -> dict[int, tuple[float, f
 def simple_tokenize(text: str) -> list[str]:
     """A whitespace tokenizer, so the tests do not depend on the models package."""
     return [word.strip(".,!?:").lower() for word in text.split()]
+
+
+class RecordingDispatcher:
+    """Stands in for email + Application Insights in a detection service: keeps the alerts it is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[Alert] = []
+
+    def spool(self, key: str, alert: Alert) -> None:
+        return
+
+    def announce(self, key: str, alert: Alert) -> None:
+        self.sent.append(alert)

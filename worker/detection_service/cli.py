@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,15 +22,53 @@ def register(subparsers: Any) -> None:
             "The ONE consumer of the scored topic (or of the brand partitions in DETECTION_PARTITIONS): "
             "dedupes by tweet id (DATABASE_URL), detects bad buzzes in event time, emails alerts (SMTP_* "
             "or the outbox) and records metrics (Application Insights or the local sink); serves /healthz "
-            "and the app's feed on $PORT. Stops cleanly on SIGTERM, after a last checkpoint."
+            "and the app's feed on $PORT. Stops cleanly on SIGTERM, after a last checkpoint. With "
+            "DETECTION_GROUPS, instances sharing one database own partition groups that move between them."
         ),
     )
+    detect.add_argument(
+        "--move",
+        metavar="GROUPS",
+        help="do not run: ask the owners of these partition groups (e.g. 3 or 0-3) to hand them over to --to",
+    )
+    detect.add_argument("--to", metavar="INSTANCE", help="the DETECTION_INSTANCE_ID that takes the groups")
     detect.set_defaults(handler=run_detect_command)
 
 
 def run_detect_command(args: argparse.Namespace) -> int:
     """The `detect` subcommand's handler."""
+    if args.move is not None or args.to is not None:
+        return request_move(os.environ, args.move, args.to)
     return run_detection_service(os.environ)
+
+
+def request_move(env: Mapping[str, str], groups: str | None, instance: str | None) -> int:
+    """Mark partition groups for a handover to `instance` in the shared database; 2 on a bad request."""
+    from buzzwatch.partitions import parse_owned
+    from buzzwatch.settings import CommonSettings
+    from worker.detection_service.settings import DetectionSettings
+    from worker.detection_service.store import DetectionStore
+
+    if not groups or not instance:
+        print("buzzwatch detect --move GROUPS --to INSTANCE: give both", file=sys.stderr)
+        return 2
+    detection = DetectionSettings.from_env(env)
+    try:
+        chosen = sorted(parse_owned(groups, detection.groups))
+    except ValueError as exc:
+        print(f"--move: {exc} (groups 0-{detection.groups - 1})", file=sys.stderr)
+        return 2
+    store = DetectionStore(CommonSettings.from_env(env).database_url)
+    try:
+        store.ensure_groups(detection.groups)
+        for group in chosen:
+            store.request_handover(group, instance)
+        owners = store.owners()
+    finally:
+        store.close()
+    for group in chosen:
+        print(f"group {group}: owner {owners[group].owner or '(none)'}, handover to {instance} requested")
+    return 0
 
 
 def run_detection_service(env: Mapping[str, str]) -> int:
@@ -44,6 +83,7 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     from models.reasons import load_reason_model
     from worker.detection_service.consumer import DetectionConsumer
     from worker.detection_service.dispatcher import AlertDispatcher
+    from worker.detection_service.groups import GroupRunner
     from worker.detection_service.server import serve_health
     from worker.detection_service.service import DetectionService
     from worker.detection_service.settings import DetectionSettings
@@ -60,31 +100,43 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     try:
         reasons = load_reason_model()
         mailer = Mailer.from_settings(settings)
-        try:
-            store = DetectionStore(settings.database_url, reset_corrupt=detection.reset_state)
-            service = DetectionService(
+        dispatcher = AlertDispatcher(
+            feed, mailer, brand_zones(detection.brands_file), brand_names(detection.brands_file)
+        )
+
+        def make_service(store: DetectionStore, owned: frozenset[int] | None) -> DetectionService:
+            return DetectionService(
                 store,
-                AlertDispatcher(
-                    feed, mailer, brand_zones(detection.brands_file), brand_names(detection.brands_file)
-                ),
+                dispatcher,
                 feed,
                 detection.detector,
                 None,
                 reasons,
                 reset_state=detection.reset_state,
-                owned_partitions=detection.owned_partitions,
+                owned_partitions=owned,
                 partitions=detection.partitions,
+            )
+
+        topology = StreamTopology.from_settings(settings)
+        try:
+            store = DetectionStore(settings.database_url, reset_corrupt=detection.reset_state)
+            runner = (
+                make_service(store, detection.owned_partitions)
+                if detection.wanted_groups is None
+                else GroupRunner(store, detection, topology, make_service)
             )
         except StateError as exc:  # refuse to start on damaged state, saying which and how to reset
             mailer.close()
-            logging.getLogger("buzzwatch.detection").critical(f"the detection service cannot start: {exc}")
-            return 2
+            return _cannot_start(exc)
         mailer.start()  # delivers, on its own thread, what a previous run left in the spool
-        health = serve_health(
-            detection.health_port, service, feed, detection.health_host, detection.feed_auth
-        )
+        health = serve_health(detection.health_port, runner, feed, detection.health_host, detection.feed_auth)
         try:
-            DetectionConsumer(service, detection).run(StreamTopology.from_settings(settings), stop)
+            if isinstance(runner, GroupRunner):
+                runner.run(stop)  # a group taken with a damaged saved state stops it: StateError
+            else:
+                DetectionConsumer(runner, detection).run(topology, stop)
+        except StateError as exc:
+            return _cannot_start(exc)
         finally:
             health.shutdown()
             mailer.close()
@@ -92,3 +144,9 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     finally:
         feed.close()
     return 0
+
+
+def _cannot_start(error: Exception) -> int:
+    """Say why the saved state stops the service (and how to reset it); the exit status for that."""
+    logging.getLogger("buzzwatch.detection").critical(f"the detection service cannot start: {error}")
+    return 2

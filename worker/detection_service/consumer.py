@@ -16,9 +16,11 @@ from typing import Any
 
 from google.cloud import pubsub_v1
 
+from buzzwatch.partitions import PARTITIONS_ATTRIBUTE, in_partitions
 from buzzwatch.pubsub import StreamTopology, ack, attempt, nack, pull_loop, subscriber_client
 from worker.detection_service.service import DetectionService
 from worker.detection_service.settings import DetectionSettings
+from worker.detection_service.store import FencedError
 
 log = logging.getLogger("buzzwatch.detection")
 
@@ -31,6 +33,10 @@ class DetectionConsumer:
     A commit is due every `checkpoint_interval_s`, counted from the END of the previous commit (a commit
     slower than the interval, with a large state, must not make every pull commit), or once
     `checkpoint_max_messages` messages wait. `clock` is monotonic seconds.
+
+    `owned` (a partition group's partitions): a message whose markers name none of them is acknowledged
+    with the others, unread, as Pub/Sub's subscription filter would have dropped it (the emulator does not
+    filter); a message without markers (from a worker older than the partitions) is read.
     """
 
     def __init__(
@@ -38,8 +44,10 @@ class DetectionConsumer:
         service: DetectionService,
         settings: DetectionSettings,
         clock: Callable[[], float] = time.monotonic,
+        owned: frozenset[int] | None = None,
     ) -> None:
         self.service = service
+        self.owned = owned
         self.interval_s = settings.checkpoint_interval_s
         self.max_messages = settings.checkpoint_max_messages
         self.retention_s = settings.seen_retention_days * 86400
@@ -60,10 +68,17 @@ class DetectionConsumer:
     def on_batch(self, client: pubsub_v1.SubscriberClient, path: str, received: list[Any]) -> None:
         """Process a pulled batch, hold its acks, and commit when due."""
         self._client, self._path = client, path
-        self.service.process([bytes(r.message.data) for r in received])
+        kept = received if self.owned is None else [r for r in received if self._reads(r.message.attributes)]
+        self.service.totals["not_owned"] += len(received) - len(kept)
+        self.service.process([bytes(r.message.data) for r in kept])
         self._held.extend(r.ack_id for r in received)
         if self.due():
             self.commit()
+
+    def _reads(self, attributes: Any) -> bool:
+        """Whether a message is one of the owned partitions' (or carries no partition markers)."""
+        assert self.owned is not None
+        return PARTITIONS_ATTRIBUTE not in attributes or in_partitions(attributes, self.owned)
 
     def on_idle(self) -> None:
         """A pull found nothing: commit what waits, else let the idle watermark close quiet minutes."""
@@ -76,14 +91,18 @@ class DetectionConsumer:
             self.last_commit = self.clock()
 
     def commit(self) -> None:
-        """Checkpoint, then ack what was held; a failed checkpoint nacks it instead (it comes again)."""
+        """Checkpoint, then ack what was held; a failed checkpoint nacks it instead (it comes again).
+
+        A checkpoint refused because the partition group moved on raises FencedError, after the nack: the
+        group's new owner gets the messages.
+        """
         held, self._held = self._held, []  # a failed ack (emulator restarted) must not poison the next ones
         try:
             self.service.checkpoint()
-        except Exception:
-            if held and self._client is not None and self._path is not None:
-                client, path = self._client, self._path
-                attempt(lambda: nack(client, path, held), "nack")
+        except Exception as exc:
+            self.abandon(held)
+            if isinstance(exc, FencedError):
+                raise
             return
         finally:
             self.last_commit = self.clock()
@@ -92,6 +111,14 @@ class DetectionConsumer:
         if self._last_prune is None or self.clock() - self._last_prune > PRUNE_EVERY_S:
             self._last_prune = self.clock()
             self.service.store.prune(self.retention_s)
+
+    def abandon(self, held: list[str] | None = None) -> None:
+        """Nack these held messages (default: all held), so they come again, here or to another owner."""
+        if held is None:
+            held, self._held = self._held, []
+        if held and self._client is not None and self._path is not None:
+            client, path = self._client, self._path
+            attempt(lambda: nack(client, path, held), "nack")
 
     def run(self, topology: StreamTopology, stop: threading.Event) -> None:
         """Consume the scored subscription until `stop`, then commit and ack what is held."""

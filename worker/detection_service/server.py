@@ -6,17 +6,28 @@ import json
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from buzzwatch.telemetry import RecordingTelemetry
 from worker.auth import GoogleTokenVerifier, IdTokenPolicy, TokenVerifier
-from worker.detection_service.service import DetectionService
+
+
+class HealthSource(Protocol):
+    """What /healthz reports: a `DetectionService`, or a `GroupRunner` summing its groups' services."""
+
+    @property
+    def totals(self) -> Mapping[str, Any]:
+        """Counters (counted, duplicates, not_owned, ...)."""
+
+    @property
+    def brand_states(self) -> Mapping[str, Any]:
+        """Each brand's phase as of the last commit."""
 
 
 def serve_health(
     port: int,
-    service: DetectionService,
+    service: HealthSource,
     feed: RecordingTelemetry | None = None,
     host: str = "127.0.0.1",
     feed_auth: IdTokenPolicy | None = None,

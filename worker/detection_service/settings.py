@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from buzzwatch.partitions import DEFAULT_PARTITIONS, check_partitions, parse_owned
+from buzzwatch.partitions import DEFAULT_GROUPS, DEFAULT_PARTITIONS, check_partitions, parse_owned
 from buzzwatch.settings import SettingsError, env_bool, env_float, env_int, env_str
 from buzzwatch.zones import DEFAULT_BRANDS_FILE, brands_file
 from worker.auth import IdTokenPolicy
 from worker.detection import DetectorConfig
 
 FEED_AUTH_PREFIX = "DETECTION_FEED_AUTH"
+
+
+def default_instance_id() -> str:
+    """This process's name among the detection instances sharing a database: host and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,14 @@ class DetectionSettings:
     health_host: str = "127.0.0.1"  # DETECTION_HOST: the address it binds (loopback; 0.0.0.0 in a container)
     partitions: int = DEFAULT_PARTITIONS  # BUZZWATCH_PARTITIONS: brand partitions (fixed at deploy time)
     owned_partitions: frozenset[int] | None = None  # DETECTION_PARTITIONS (e.g. 0-31): unset = every brand
+    groups: int = DEFAULT_GROUPS  # BUZZWATCH_PARTITION_GROUPS: partition groups, fixed at deploy time (16, or
+    # every partition its own group when there are fewer)
+    # DETECTION_GROUPS: `all` takes every group nobody holds; a list (`0-3`) also asks those groups' owners to
+    # hand them over (claims_groups). Unset: no groups, one subscription and this instance's own rows.
+    wanted_groups: frozenset[int] | None = None
+    claims_groups: bool = False
+    instance_id: str = field(default_factory=default_instance_id)  # DETECTION_INSTANCE_ID
+    lease_s: float = 15.0  # DETECTION_LEASE_S: a group whose owner stops renewing is free this much later
     detector: DetectorConfig = field(default_factory=DetectorConfig)  # BUZZWATCH_DETECTOR_*
     brands_file: Path = DEFAULT_BRANDS_FILE  # BUZZWATCH_BRANDS_FILE: the brands' time zones (their mails)
 
@@ -42,6 +57,21 @@ class DetectionSettings:
             owned_partitions = None if owned is None else parse_owned(owned, partitions)
         except ValueError as exc:
             raise SettingsError(f"BUZZWATCH_PARTITIONS / DETECTION_PARTITIONS: {exc}") from exc
+        groups = env_int(env, "BUZZWATCH_PARTITION_GROUPS", min(DEFAULT_GROUPS, partitions))
+        wanted = env_str(env, "DETECTION_GROUPS")
+        if not 1 <= groups <= partitions:
+            raise SettingsError(
+                f"BUZZWATCH_PARTITION_GROUPS must be between 1 and {partitions}, got {groups}"
+            )
+        if wanted is not None and owned is not None:
+            raise SettingsError("set DETECTION_GROUPS or DETECTION_PARTITIONS, not both")
+        try:
+            wanted_groups = None if wanted is None else parse_owned(wanted, groups)
+        except ValueError as exc:
+            raise SettingsError(f"DETECTION_GROUPS (groups 0-{groups - 1}): {exc}") from exc
+        lease_s = env_float(env, "DETECTION_LEASE_S", cls.lease_s)
+        if lease_s <= 0:
+            raise SettingsError(f"DETECTION_LEASE_S must be positive, got {lease_s:g}")
         return cls(
             feed_auth=IdTokenPolicy.from_env(env, FEED_AUTH_PREFIX),
             checkpoint_interval_s=env_float(env, "DETECTION_CHECKPOINT_S", cls.checkpoint_interval_s),
@@ -54,6 +84,11 @@ class DetectionSettings:
             health_host=env_str(env, "DETECTION_HOST", cls.health_host) or cls.health_host,
             partitions=partitions,
             owned_partitions=owned_partitions,
+            groups=groups,
+            wanted_groups=wanted_groups,
+            claims_groups=wanted is not None and wanted.strip().lower() not in ("", "all"),
+            instance_id=env_str(env, "DETECTION_INSTANCE_ID") or default_instance_id(),
+            lease_s=lease_s,
             detector=DetectorConfig.from_env(env),
             brands_file=brands_file(env),
         )

@@ -2,14 +2,24 @@
 
 SQLite locally (`<var_dir>/buzzwatch.db`), PostgreSQL through DATABASE_URL. A commit writes the new tweet
 ids, the detector state and the alerts fired in one transaction (see the package docstring for why).
+
+Partition groups (DETECTION_GROUPS, `worker.detection_service.groups`) share one database between
+instances: each group's rows are its own (state rows named `buzz-detector/g<k>`, seen ids in
+`bw_group_seen_tweets` keyed by group, outbox rows carrying `group_id`), and `bw_group_owner` holds one
+ownership row a group: its owner, an epoch raised by every takeover, and a lease. A group's store
+(`for_group`) checks in each commit's transaction, before writing, that its lease's epoch is still the
+row's: a stale owner's commit (a zombie, after the group moved) is refused (`FencedError`) and writes
+nothing. Without groups (the default) the tables and rows are those of a single instance, as before.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +65,25 @@ alert_outbox = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("dispatched", sa.Boolean, nullable=False, default=False, index=True),
+    sa.Column("group_id", sa.Integer, nullable=True),  # the partition group (NULL: no groups); added on open
+)
+# Partition groups only: the seen ids of each group (a tweet naming brands of two groups counts in each).
+group_seen_tweets = sa.Table(
+    "bw_group_seen_tweets",
+    metadata,
+    sa.Column("group_id", sa.Integer, primary_key=True),
+    sa.Column("tweet_id", sa.String(64), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False, index=True),
+)
+# Partition groups only: who owns each group. Every takeover raises the epoch; a commit is fenced on it.
+group_owner = sa.Table(
+    "bw_group_owner",
+    metadata,
+    sa.Column("group_id", sa.Integer, primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=True),  # NULL: released
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("lease_until", sa.Float, nullable=False),  # wall time; after it anyone may take the group
+    sa.Column("handover_to", sa.String(200), nullable=True),  # an instance asked for it (or it is kept for)
 )
 
 
@@ -72,6 +101,40 @@ class StateError(RuntimeError):
     """The detection database or the detector state in it cannot be used; the message names it."""
 
 
+class FencedError(RuntimeError):
+    """A commit of a group whose ownership moved on (a newer epoch): refused, nothing written."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One instance's ownership of a partition group, valid while the group's row keeps this epoch."""
+
+    group: int
+    owner: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class GroupOwner:
+    """A group's ownership row as read."""
+
+    group: int
+    owner: str | None
+    epoch: int
+    lease_until: float
+    handover_to: str | None
+
+    def takeable_by(self, instance: str, now: float) -> bool:
+        """Whether `instance` may take the group now: its own row (an earlier life of it), or a group
+        released or with its lease run out, unless it was released for another instance who still has time.
+        """
+        if self.owner == instance:
+            return True
+        if self.owner is not None and self.lease_until >= now:
+            return False
+        return self.handover_to in (None, instance) or self.lease_until < now
+
+
 class DetectionStore:
     """The durable seen-id store, the detector state and the alert outbox (SQLAlchemy).
 
@@ -85,6 +148,8 @@ class DetectionStore:
             self.path = Path(database_url.removeprefix("sqlite:///"))
         self.engine = make_engine(database_url)
         self._positions: dict[str, int] = {}  # the saved brands' positions (`load_state`, `commit`)
+        self.lease: Lease | None = None  # a group's store (`for_group`): the ownership its commits need
+        self.state_name = STATE_NAME
         self.location = str(self.path) if self.path else self.engine.url.render_as_string(hide_password=True)
         try:
             self._open()
@@ -99,9 +164,10 @@ class DetectionStore:
             self._open()
 
     def _open(self) -> None:
-        """Create the tables if missing; a damaged SQLite file is a StateError."""
+        """Create the tables if missing (and columns added since); a damaged SQLite file is a StateError."""
         try:
             metadata.create_all(self.engine)
+            self._add_missing_columns()
             if self.path is not None:
                 with self.engine.connect() as connection:
                     verdict = connection.exec_driver_sql("PRAGMA quick_check").scalar()
@@ -116,6 +182,21 @@ class DetectionStore:
                     f"the detection database {self.location} is damaged ({exc.orig}); {RESET_HINT}"
                 ) from exc
             raise StateError(f"cannot open the detection database {self.location}: {exc.orig}") from exc
+
+    def _add_missing_columns(self) -> None:
+        """Add the columns a newer release added to an existing table (nullable, so old rows keep working)."""
+        existing = {column["name"] for column in sa.inspect(self.engine).get_columns(alert_outbox.name)}
+        if "group_id" not in existing:
+            with self.engine.begin() as connection:
+                connection.exec_driver_sql(f"ALTER TABLE {alert_outbox.name} ADD COLUMN group_id INTEGER")
+
+    def for_group(self, lease: Lease) -> DetectionStore:
+        """One partition group's view of the same database: its rows only, its commits fenced on `lease`."""
+        view = copy.copy(self)
+        view.lease = lease
+        view.state_name = f"{STATE_NAME}/g{lease.group}"
+        view._positions = {}
+        return view
 
     def _set_aside_file(self) -> Path:
         """Rename the SQLite file (and its WAL files) out of the way; the new name of the main file."""
@@ -133,14 +214,23 @@ class DetectionStore:
         """Which of these ids were committed before."""
         ids = list(dict.fromkeys(tweet_ids))
         found: set[str] = set()
+        table = self._seen_table()
         with self.engine.connect() as connection:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 rows = connection.execute(
-                    sa.select(seen_tweets.c.tweet_id).where(seen_tweets.c.tweet_id.in_(chunk))
+                    sa.select(table.c.tweet_id).where(table.c.tweet_id.in_(chunk), *self._in_group(table))
                 )
                 found.update(row[0] for row in rows)
         return found
+
+    def _seen_table(self) -> sa.Table:
+        """Where this store's seen ids are: by group with groups, else the single instance's table."""
+        return seen_tweets if self.lease is None else group_seen_tweets
+
+    def _in_group(self, table: sa.Table) -> list[sa.ColumnElement[bool]]:
+        """The condition that keeps this group's rows of `table` (none without groups)."""
+        return [] if self.lease is None else [table.c.group_id == self.lease.group]
 
     def load_state(self) -> dict[str, Any] | None:
         """The last committed detector state (None: none saved): its global row with every brand's row.
@@ -152,11 +242,11 @@ class DetectionStore:
         """
         with self.engine.connect() as connection:
             row = connection.execute(
-                sa.select(detector_state.c.state).where(detector_state.c.name == STATE_NAME)
+                sa.select(detector_state.c.state).where(detector_state.c.name == self.state_name)
             ).first()
             brands = connection.execute(
                 sa.select(brand_state.c.brand, brand_state.c.position, brand_state.c.state)
-                .where(brand_state.c.name == STATE_NAME)
+                .where(brand_state.c.name == self.state_name)
                 .order_by(brand_state.c.position)
             ).all()
         self._positions = {}
@@ -173,15 +263,18 @@ class DetectionStore:
 
     def set_aside_state(self) -> str:
         """Rename the saved detector state's rows (kept for inspection), so the next start begins afresh."""
-        aside = f"{STATE_NAME}.bad-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        aside = f"{self.state_name}.bad-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
         with self.engine.begin() as connection:
             for table in (detector_state, brand_state):
-                connection.execute(sa.update(table).where(table.c.name == STATE_NAME).values(name=aside))
+                connection.execute(sa.update(table).where(table.c.name == self.state_name).values(name=aside))
         self._positions = {}
         return aside
 
     def commit(self, new_ids: Sequence[str], state: Mapping[str, Any], alerts: Sequence[Alert]) -> None:
         """One transaction: the new ids, the state, the alerts. Raises if any id was already stored.
+
+        A group's store first checks its lease in the same transaction (`FencedError`, nothing written,
+        when the group has a newer epoch); the row stays locked until the commit, so no takeover slips in.
 
         `state` is shaped as `BuzzDetector.state_dict()`: its global part replaces the global row and each
         brand it holds replaces that brand's row; brands it leaves out keep theirs (an incremental
@@ -195,7 +288,7 @@ class DetectionStore:
             position = positions.setdefault(brand, len(positions))
             rows.append(
                 {
-                    "name": STATE_NAME,
+                    "name": self.state_name,
                     "brand": brand,
                     "position": position,
                     "state": json.dumps(payload),
@@ -204,17 +297,23 @@ class DetectionStore:
             )
         global_part = json.dumps({key: value for key, value in state.items() if key != "brands"})
         names = list(brands)
+        group = {} if self.lease is None else {"group_id": self.lease.group}
         with self.engine.begin() as connection:
+            if self.lease is not None:
+                self._fence(connection, self.lease)
             if new_ids:
-                connection.execute(seen_tweets.insert(), [{"tweet_id": i, "seen_at": now} for i in new_ids])
-            connection.execute(sa.delete(detector_state).where(detector_state.c.name == STATE_NAME))
+                connection.execute(
+                    self._seen_table().insert(), [{"tweet_id": i, "seen_at": now, **group} for i in new_ids]
+                )
+            connection.execute(sa.delete(detector_state).where(detector_state.c.name == self.state_name))
             connection.execute(
-                detector_state.insert().values(name=STATE_NAME, state=global_part, updated_at=now)
+                detector_state.insert().values(name=self.state_name, state=global_part, updated_at=now)
             )
             for start in range(0, len(names), 500):
                 connection.execute(
                     sa.delete(brand_state).where(
-                        brand_state.c.name == STATE_NAME, brand_state.c.brand.in_(names[start : start + 500])
+                        brand_state.c.name == self.state_name,
+                        brand_state.c.brand.in_(names[start : start + 500]),
                     )
                 )
             if rows:
@@ -231,6 +330,7 @@ class DetectionStore:
                             payload=json.dumps(alert.to_dict()),
                             created_at=now,
                             dispatched=False,
+                            **group,
                         )
                     )
         self._positions = positions
@@ -240,7 +340,7 @@ class DetectionStore:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 sa.select(alert_outbox.c.alert_key, alert_outbox.c.payload)
-                .where(alert_outbox.c.dispatched.is_(False))
+                .where(alert_outbox.c.dispatched.is_(False), *self._in_group(alert_outbox))
                 .order_by(alert_outbox.c.created_at, alert_outbox.c.alert_key)
             ).all()
         return [(key, Alert.from_dict(json.loads(payload))) for key, payload in rows]
@@ -256,19 +356,109 @@ class DetectionStore:
         return result.rowcount == 1
 
     def counts(self) -> dict[str, int]:
-        """How many tweet ids and alerts are stored (tests, the demo summary)."""
+        """How many tweet ids and alerts are stored (of this store's group, with groups)."""
+        seen = self._seen_table()
         with self.engine.connect() as connection:
-            tweets = connection.execute(sa.select(sa.func.count()).select_from(seen_tweets)).scalar_one()
-            alerts = connection.execute(sa.select(sa.func.count()).select_from(alert_outbox)).scalar_one()
+            tweets = connection.execute(
+                sa.select(sa.func.count()).select_from(seen).where(*self._in_group(seen))
+            ).scalar_one()
+            alerts = connection.execute(
+                sa.select(sa.func.count()).select_from(alert_outbox).where(*self._in_group(alert_outbox))
+            ).scalar_one()
         return {"tweets": int(tweets), "alerts": int(alerts)}
 
     def prune(self, older_than_s: float) -> int:
         """Forget ids seen before `now - older_than_s` (redeliveries never come that late)."""
+        seen = self._seen_table()
         with self.engine.begin() as connection:
             result = connection.execute(
-                sa.delete(seen_tweets).where(seen_tweets.c.seen_at < time.time() - older_than_s)
+                sa.delete(seen).where(seen.c.seen_at < time.time() - older_than_s, *self._in_group(seen))
             )
         return int(result.rowcount or 0)
+
+    def ensure_groups(self, groups: int) -> None:
+        """An ownership row (released, epoch 0) for each of `groups` groups that has none yet."""
+        try:
+            with self.engine.begin() as connection:
+                present = set(connection.execute(sa.select(group_owner.c.group_id)).scalars())
+                missing = [
+                    {"group_id": group, "owner": None, "epoch": 0, "lease_until": 0.0, "handover_to": None}
+                    for group in range(groups)
+                    if group not in present
+                ]
+                if missing:
+                    connection.execute(group_owner.insert(), missing)
+        except sa.exc.IntegrityError:  # another instance made them at the same moment
+            pass
+
+    def owners(self) -> dict[int, GroupOwner]:
+        """Every group's ownership row."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(group_owner).order_by(group_owner.c.group_id)).all()
+        return {row.group_id: GroupOwner(*row) for row in rows}
+
+    def acquire(self, row: GroupOwner, owner: str, lease_s: float, now: float) -> Lease | None:
+        """Take the group whose row was read as `row`: the next epoch, a fresh lease, no handover pending.
+
+        None when the row changed since it was read (renewed, taken or released by someone else): a
+        compare-and-set on the epoch and the lease, so two takers cannot both win.
+        """
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                sa.update(group_owner)
+                .where(
+                    group_owner.c.group_id == row.group,
+                    group_owner.c.epoch == row.epoch,
+                    group_owner.c.lease_until == row.lease_until,
+                )
+                .values(owner=owner, epoch=row.epoch + 1, lease_until=now + lease_s, handover_to=None)
+            )
+        return Lease(row.group, owner, row.epoch + 1) if result.rowcount == 1 else None
+
+    def renew(self, lease: Lease, lease_s: float, now: float) -> bool:
+        """Extend the lease; False when the group has moved on (a newer epoch): it is no longer ours."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                sa.update(group_owner).where(*self._owned_by(lease)).values(lease_until=now + lease_s)
+            )
+        return result.rowcount == 1
+
+    def release(self, lease: Lease, now: float, keep_s: float) -> bool:
+        """Give the group up after a last commit; kept `keep_s` for the instance that asked for it, if any."""
+        kept = sa.case((group_owner.c.handover_to.is_(None), 0.0), else_=now + keep_s)
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                sa.update(group_owner).where(*self._owned_by(lease)).values(owner=None, lease_until=kept)
+            )
+        return result.rowcount == 1
+
+    def request_handover(self, group: int, instance: str) -> bool:
+        """Ask the group's owner to hand it over to `instance` (False: no such group)."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                sa.update(group_owner).where(group_owner.c.group_id == group).values(handover_to=instance)
+            )
+        return result.rowcount == 1
+
+    @staticmethod
+    def _owned_by(lease: Lease) -> list[sa.ColumnElement[bool]]:
+        """The condition that the group's row is still this lease's."""
+        return [
+            group_owner.c.group_id == lease.group,
+            group_owner.c.owner == lease.owner,
+            group_owner.c.epoch == lease.epoch,
+        ]
+
+    def _fence(self, connection: sa.Connection, lease: Lease) -> None:
+        """Refuse (FencedError) unless the lease still holds; the update locks the row until the commit."""
+        result = connection.execute(
+            sa.update(group_owner).where(*self._owned_by(lease)).values(epoch=lease.epoch)
+        )
+        if result.rowcount != 1:
+            raise FencedError(
+                f"partition group {lease.group} has moved on from {lease.owner} (epoch {lease.epoch}): "
+                "commit refused"
+            )
 
     def close(self) -> None:
         """Release the connection pool."""

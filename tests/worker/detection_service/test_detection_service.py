@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from buzzwatch import telemetry as names
-from buzzwatch.schema import Alert, ScoredTweet, parse_timestamp
+from buzzwatch.schema import ScoredTweet, parse_timestamp
 from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
 from stack.ports import free_port
 from tests.support.streams import (
     START,
+    RecordingDispatcher,
     background,
     burst,
     in_order,
@@ -34,19 +35,6 @@ from worker.detection_service.store import DetectionStore
 DAY_SPIKE = START + timedelta(hours=38)
 TOLERANCE_S = DetectorConfig().lateness_tolerance_s
 QUIET_S, MARGIN_S = 10.0, 30.0
-
-
-class RecordingDispatcher:
-    """Stands in for email + Application Insights: keeps the alerts it is given."""
-
-    def __init__(self) -> None:
-        self.sent: list[Alert] = []
-
-    def spool(self, key: str, alert: Alert) -> None:
-        return
-
-    def announce(self, key: str, alert: Alert) -> None:
-        self.sent.append(alert)
 
 
 class FakeClock:

@@ -1,0 +1,170 @@
+"""Partition groups in one shared database: ownership rows, epochs, leases, the fence on a stale commit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from buzzwatch.schema import ScoredTweet
+from buzzwatch.settings import SettingsError
+from buzzwatch.telemetry import LocalTelemetry
+from tests.support.streams import RecordingDispatcher, background
+from worker.detection import DetectorConfig
+from worker.detection_service.cli import request_move
+from worker.detection_service.service import DetectionService
+from worker.detection_service.settings import DetectionSettings
+from worker.detection_service.store import (
+    DetectionStore,
+    FencedError,
+    GroupOwner,
+    Lease,
+    alert_outbox,
+    group_seen_tweets,
+    seen_tweets,
+)
+
+LEASE_S = 10.0
+
+
+def shared_store(tmp_path: Path, groups: int = 2) -> DetectionStore:
+    store = DetectionStore(f"sqlite:///{tmp_path / 'shared.db'}")
+    store.ensure_groups(groups)
+    return store
+
+
+def take(store: DetectionStore, group: int, owner: str, now: float) -> Lease:
+    row = store.owners()[group]
+    assert row.takeable_by(owner, now)
+    lease = store.acquire(row, owner, LEASE_S, now)
+    assert lease is not None
+    return lease
+
+
+def group_service(store: DetectionStore, lease: Lease, tmp_path: Path) -> DetectionService:
+    return DetectionService(
+        store.for_group(lease),
+        RecordingDispatcher(),  # type: ignore[arg-type]
+        LocalTelemetry(tmp_path, role="detection"),
+        DetectorConfig(),
+    )
+
+
+def payloads(tweets: list[ScoredTweet]) -> list[bytes]:
+    return [one.to_json() for one in tweets]
+
+
+def test_a_group_is_taken_with_the_next_epoch_and_only_when_free_or_kept_for_the_taker(tmp_path) -> None:
+    store = shared_store(tmp_path)
+    assert store.owners()[0] == GroupOwner(0, None, 0, 0.0, None)
+    first = take(store, 0, "a", now=1000.0)
+    assert first == Lease(0, "a", 1)
+    assert not store.owners()[0].takeable_by("b", 1005.0)  # a's lease runs until 1010
+    assert store.renew(first, LEASE_S, 1005.0)
+    assert not store.owners()[0].takeable_by("b", 1012.0)  # renewed until 1015
+    stale = store.owners()[0]
+    assert store.renew(first, LEASE_S, 1008.0)
+    assert store.acquire(stale, "b", LEASE_S, 1030.0) is None  # the row changed since it was read
+    second = take(store, 0, "b", now=1030.0)  # a stopped renewing: its lease ran out at 1018
+    assert second == Lease(0, "b", 2)
+    assert not store.renew(first, LEASE_S, 1031.0)
+    assert not store.release(first, 1031.0, LEASE_S)
+    # b asked to hand it over to c: released, it is kept for c a lease long, then free for anyone
+    assert store.request_handover(0, "c")
+    assert store.release(second, 1040.0, LEASE_S)
+    kept = store.owners()[0]
+    assert (kept.owner, kept.handover_to, kept.lease_until) == (None, "c", 1050.0)
+    assert not kept.takeable_by("a", 1045.0) and kept.takeable_by("c", 1045.0)
+    assert kept.takeable_by("a", 1051.0)
+    assert take(store, 0, "c", now=1045.0) == Lease(0, "c", 3)
+    assert store.owners()[0].handover_to is None
+    assert store.owners()[1].owner is None  # the other group was never touched
+
+
+def test_a_stale_owners_commit_is_refused_and_writes_nothing(tmp_path) -> None:
+    """A zombie owner (its lease ran out, the group taken over) cannot overwrite the new owner's rows.
+
+    Without the fence its commit would succeed: its state (which never saw the new owner's tweets) would
+    replace the new owner's, and the tweets counted meanwhile would be lost from the state while their ids
+    stay seen.
+    """
+    store = shared_store(tmp_path)
+    tweets = background(2, seed=3, brand="acme", day_rate=20)
+    half = len(tweets) // 2
+    zombie_lease = take(store, 0, "a", now=1000.0)
+    zombie = group_service(store, zombie_lease, tmp_path / "a")
+    zombie.process(payloads(tweets[:10]))
+    zombie.checkpoint()
+    zombie.process(payloads(tweets[10:half]))  # processed, not committed: then it stalls
+    successor = group_service(store, take(store, 0, "b", now=1000.0 + LEASE_S + 1), tmp_path / "b")
+    successor.process(payloads(tweets[half:]))
+    successor.checkpoint()
+    with pytest.raises(FencedError):
+        zombie.checkpoint()
+    engine = store.engine
+    with engine.connect() as connection:
+        seen = set(connection.execute(sa.select(group_seen_tweets.c.tweet_id)).scalars())
+        assert connection.execute(sa.select(sa.func.count()).select_from(seen_tweets)).scalar_one() == 0
+    assert seen == {one.tweet.id for one in tweets[:10] + tweets[half:]}
+    saved = store.for_group(Lease(0, "b", 2)).load_state()
+    assert saved is not None
+    assert saved["stats"]["observed"] == len(seen)  # the state counted exactly the seen tweets
+    assert not zombie.store.renew(zombie_lease, LEASE_S, 2000.0)
+
+
+def test_each_group_keeps_its_own_state_seen_ids_and_outbox(tmp_path) -> None:
+    store = shared_store(tmp_path)
+    services = [
+        group_service(store, take(store, group, "a", 1000.0), tmp_path / f"g{group}") for group in (0, 1)
+    ]
+    tweets = background(1, seed=4, brand="acme", day_rate=20)
+    for service in services:  # the same tweet ids in both groups (a tweet naming brands of both)
+        service.process(payloads(tweets))
+        service.checkpoint()
+    assert [service.store.counts()["tweets"] for service in services] == [len(tweets), len(tweets)]
+    assert services[0].store.load_state() is not None
+    assert store.load_state() is None  # the single-instance rows are untouched
+
+
+def test_an_outbox_table_of_an_earlier_release_gains_its_group_column(tmp_path) -> None:
+    database = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE bw_alert_outbox (alert_key VARCHAR(300) PRIMARY KEY, payload TEXT NOT NULL, "
+            "created_at FLOAT NOT NULL, dispatched BOOLEAN NOT NULL)"
+        )
+        connection.exec_driver_sql("INSERT INTO bw_alert_outbox VALUES ('k', '{}', 1.0, 1)")
+    engine.dispose()
+    store = DetectionStore(f"sqlite:///{database}")
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.select(alert_outbox.c.alert_key, alert_outbox.c.group_id)).all() == [
+            ("k", None)
+        ]
+    store.close()
+
+
+def test_detection_groups_settings() -> None:
+    assert DetectionSettings.from_env({}).wanted_groups is None  # no groups: one instance, as before
+    every = DetectionSettings.from_env({"DETECTION_GROUPS": "all", "BUZZWATCH_PARTITION_GROUPS": "4"})
+    assert (every.wanted_groups, every.claims_groups) == (frozenset(range(4)), False)
+    some = DetectionSettings.from_env({"DETECTION_GROUPS": "1-2", "BUZZWATCH_PARTITION_GROUPS": "4"})
+    assert (some.wanted_groups, some.claims_groups) == (frozenset({1, 2}), True)
+    with pytest.raises(SettingsError, match="DETECTION_GROUPS"):
+        DetectionSettings.from_env({"DETECTION_GROUPS": "4", "BUZZWATCH_PARTITION_GROUPS": "4"})
+    with pytest.raises(SettingsError, match="not both"):
+        DetectionSettings.from_env({"DETECTION_GROUPS": "all", "DETECTION_PARTITIONS": "0-3"})
+    with pytest.raises(SettingsError, match="BUZZWATCH_PARTITION_GROUPS"):
+        DetectionSettings.from_env({"BUZZWATCH_PARTITION_GROUPS": "65"})
+
+
+def test_the_move_command_asks_the_owner_for_the_groups(tmp_path, capsys) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}", "BUZZWATCH_PARTITION_GROUPS": "4"}
+    assert request_move(env, "1-2", "b") == 0
+    store = DetectionStore(env["DATABASE_URL"])
+    assert [row.handover_to for row in store.owners().values()] == [None, "b", "b", None]
+    store.close()
+    assert "group 2: owner (none), handover to b requested" in capsys.readouterr().out
+    assert request_move(env, "7", "b") == 2
+    assert request_move(env, "1", None) == 2
