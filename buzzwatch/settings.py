@@ -15,6 +15,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_URI = str(REPO_ROOT / "models" / "artifacts" / "champion")
+# How long creating the Pub/Sub topology waits for an answer (the library alone waits 600 s, silently).
+DEFAULT_PUBSUB_START_TIMEOUT_S = 30.0
 
 
 class SettingsError(ValueError):
@@ -120,6 +122,7 @@ class CommonSettings:
     smtp: SmtpSettings
     log_level: str
     pubsub_emulator_host: str | None = None  # None: Google Cloud, with Application Default Credentials
+    pubsub_start_timeout_s: float = DEFAULT_PUBSUB_START_TIMEOUT_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CommonSettings:
@@ -150,4 +153,5 @@ class CommonSettings:
             smtp=SmtpSettings.from_env(env),
             log_level=(env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
             pubsub_emulator_host=env_str(env, "PUBSUB_EMULATOR_HOST"),
+            pubsub_start_timeout_s=env_float(env, "PUBSUB_START_TIMEOUT_S", DEFAULT_PUBSUB_START_TIMEOUT_S),
         )

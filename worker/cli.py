@@ -55,13 +55,14 @@ def register(subparsers: Any) -> None:
 def run_worker_command(args: argparse.Namespace) -> int:
     """Run one worker role until the end of time or SIGTERM."""
     if args.role == "scoring" and args.mode == "push":
-        from buzzwatch.pubsub import check_credentials
+        from buzzwatch.pubsub import StreamTopology
         from buzzwatch.settings import CommonSettings
         from worker.scoring import WorkerSettings
 
-        # Refused here, not in each server process (a crash loop of tracebacks).
+        # Refused here, not in each server process (a crash loop of tracebacks): bad push auth settings,
+        # no Google credentials, a Pub/Sub that does not answer. Each process makes sure of it again.
         WorkerSettings.from_env(os.environ).push_auth.check()
-        check_credentials(CommonSettings.from_env(os.environ).pubsub_emulator_host)
+        StreamTopology.from_settings(CommonSettings.from_env(os.environ)).ensure_scored_path()
         # Become the server, so SIGTERM (Cloud Run, a supervisor, a test) reaches it and no child is orphaned.
         command = push_server_command(args.host, args.port, args.workers, args.threads)
         # Its worker processes compare their parent with this pid (the server's, after exec) to see it die.

@@ -10,6 +10,7 @@ one line, not a traceback.
 
 from buzzwatch.pubsub.clients import (
     PubSubCredentialsError,
+    PubSubUnreachableError,
     check_credentials,
     publisher_client,
     subscriber_client,
@@ -44,6 +45,7 @@ __all__ = [
     "TRANSIENT_ERRORS",
     "UNAVAILABLE",
     "PubSubCredentialsError",
+    "PubSubUnreachableError",
     "PublishError",
     "PublishStats",
     "Publisher",

@@ -44,6 +44,25 @@ def _credentials_required() -> Iterator[None]:
         ) from None
 
 
+class PubSubUnreachableError(SettingsError):
+    """Pub/Sub did not answer within the start-up bound: where it was looked for, and what to do."""
+
+    def __init__(self, emulator_host: str | None, waited_s: float, error: BaseException) -> None:
+        reason = " ".join(str(error).split())[:300]
+        if emulator_host:
+            where = (
+                f"the Pub/Sub emulator at PUBSUB_EMULATOR_HOST={emulator_host} did not answer within "
+                f"{waited_s:g} s ({reason}). Is it running? Start it with `buzzwatch emulator --port "
+                f"{emulator_host.rpartition(':')[2]}`, or unset PUBSUB_EMULATOR_HOST to use Google Cloud"
+            )
+        else:
+            where = (
+                f"Google Cloud Pub/Sub did not answer within {waited_s:g} s ({reason}); check the network, "
+                "or set PUBSUB_EMULATOR_HOST for the local emulator"
+            )
+        super().__init__(where)
+
+
 def check_credentials(emulator_host: str | None) -> None:
     """Fail now, with the one-line error, where the clients will be made later in other processes."""
     if emulator_host:

@@ -13,13 +13,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
+from google.api_core.retry import Retry, if_exception_type
 from google.cloud import pubsub_v1
 from google.protobuf import duration_pb2, field_mask_pb2
 
-from buzzwatch.pubsub.clients import publisher_client, subscriber_client
-from buzzwatch.settings import CommonSettings
+from buzzwatch.pubsub.clients import PubSubUnreachableError, publisher_client, subscriber_client
+from buzzwatch.settings import DEFAULT_PUBSUB_START_TIMEOUT_S, CommonSettings
 
 log = logging.getLogger("buzzwatch.pubsub")
+
+
+def _until_answered(timeout_s: float) -> dict[str, Any]:
+    """Per-call options: retry an unavailable service for `timeout_s` in all, then raise RetryError."""
+    retry = Retry(
+        predicate=if_exception_type(api_exceptions.ServiceUnavailable),
+        initial=0.25,
+        maximum=4.0,
+        multiplier=2.0,
+        timeout=timeout_s,
+    )
+    return {"retry": retry, "timeout": timeout_s}
 
 
 def topic_path(project: str, topic: str) -> str:
@@ -34,12 +47,17 @@ def subscription_path(project: str, subscription: str) -> str:
     return f"projects/{project}/subscriptions/{subscription}"
 
 
-def ensure_topic(project: str, topic: str, client: pubsub_v1.PublisherClient | None = None) -> str:
-    """Create the topic unless it exists; returns its path."""
+def ensure_topic(
+    project: str,
+    topic: str,
+    client: pubsub_v1.PublisherClient | None = None,
+    timeout_s: float = DEFAULT_PUBSUB_START_TIMEOUT_S,
+) -> str:
+    """Create the topic unless it exists (waiting at most `timeout_s` for Pub/Sub); returns its path."""
     path = topic_path(project, topic)
     client = client or publisher_client()
     try:
-        client.create_topic(request={"name": path})
+        client.create_topic(request={"name": path}, **_until_answered(timeout_s))
         log.info("created topic", extra={"topic": path})
     except api_exceptions.AlreadyExists:
         pass
@@ -112,22 +130,25 @@ def ensure_subscription(
     spec: SubscriptionSpec,
     client: pubsub_v1.SubscriberClient | None = None,
     update: bool = True,
+    timeout_s: float = DEFAULT_PUBSUB_START_TIMEOUT_S,
 ) -> str:
     """Create the subscription; with `update`, align an existing one whose push/dead-letter/retry differ.
 
     `update=False` only fills in what is missing: an ingester recovering from an emulator restart uses it,
-    so it never turns the worker's push subscription back into a pull one.
+    so it never turns the worker's push subscription back into a pull one. Each call waits at most
+    `timeout_s` for Pub/Sub to answer.
     """
     client = client or subscriber_client()
     request = spec.request(project)
+    patience = _until_answered(timeout_s)
     try:
-        client.create_subscription(request=request)
+        client.create_subscription(request=request, **patience)
         log.info("created subscription", extra={"subscription": request["name"], "push": spec.push_endpoint})
         return request["name"]
     except api_exceptions.AlreadyExists:
         if not update:
             return request["name"]
-    current = client.get_subscription(request={"subscription": request["name"]})
+    current = client.get_subscription(request={"subscription": request["name"]}, **patience)
     wanted = type(current)(request)
     changed = [
         name
@@ -136,7 +157,8 @@ def ensure_subscription(
     ]
     if changed:
         client.update_subscription(
-            request={"subscription": wanted, "update_mask": field_mask_pb2.FieldMask(paths=changed)}
+            request={"subscription": wanted, "update_mask": field_mask_pb2.FieldMask(paths=changed)},
+            **patience,
         )
         log.info("updated subscription", extra={"subscription": request["name"], "fields": changed})
     return request["name"]
@@ -161,6 +183,7 @@ class StreamTopology:
     dead_letter_subscription: str = "tweets-dead-letter-keep"
     max_delivery_attempts: int = 5
     emulator_host: str | None = None  # None: PUBSUB_EMULATOR_HOST if set, else Google Cloud
+    start_timeout_s: float = DEFAULT_PUBSUB_START_TIMEOUT_S  # how long `ensure` waits for Pub/Sub
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> StreamTopology:
@@ -175,6 +198,7 @@ class StreamTopology:
             dead_letter_subscription=settings.dead_letter_subscription,
             max_delivery_attempts=settings.max_delivery_attempts,
             emulator_host=settings.pubsub_emulator_host,
+            start_timeout_s=settings.pubsub_start_timeout_s,
         )
 
     def tweets_spec(
@@ -246,13 +270,20 @@ class StreamTopology:
     def _ensure(
         self, topics: dict[str, str], specs: dict[str, SubscriptionSpec], update: bool
     ) -> dict[str, str]:
-        """Create `topics`, then `specs`, through one pair of clients closed after; paths by role."""
+        """Create `topics`, then `specs`, through one pair of clients closed after; paths by role.
+
+        A Pub/Sub that does not answer within `start_timeout_s` is `PubSubUnreachableError`: one line
+        that says where it was looked for (a command's start-up; the recovery hooks log it and retry).
+        """
         publisher = publisher_client(self.emulator_host)
         subscriber = subscriber_client(self.emulator_host)
+        wait = self.start_timeout_s
         try:
-            paths = {role: ensure_topic(self.project, topic, publisher) for role, topic in topics.items()}
+            paths = {role: ensure_topic(self.project, name, publisher, wait) for role, name in topics.items()}
             for role, spec in specs.items():
-                paths[role] = ensure_subscription(self.project, spec, subscriber, update=update)
+                paths[role] = ensure_subscription(self.project, spec, subscriber, update, wait)
+        except (api_exceptions.RetryError, api_exceptions.ServiceUnavailable) as exc:
+            raise PubSubUnreachableError(self.emulator_host, wait, exc) from None
         finally:
             subscriber.close()
             publisher.api.transport.close()

@@ -1,4 +1,5 @@
-"""With no emulator and no Google credentials, every command that talks to Pub/Sub says so in one line.
+"""With no emulator and no Google credentials, or an emulator that does not answer, every command that
+talks to Pub/Sub says so in one line.
 
 The commands run as a new user would run them, in a subprocess whose environment holds no credentials
 (google.auth reads some of its switches once, at import, so they cannot be changed in this process) and
@@ -54,13 +55,19 @@ def run_buzzwatch(env: dict[str, str], *arguments: str) -> subprocess.CompletedP
     )
 
 
-def assert_one_line_naming_both_ways_out(result: subprocess.CompletedProcess[str], command: str) -> str:
+def assert_one_line(result: subprocess.CompletedProcess[str], command: str) -> str:
     """Exit status 2 and exactly one stderr line, no traceback; returns that line."""
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    line = lines[0]
+    assert lines[0].startswith(f"buzzwatch {command}: "), lines[0]
+    return lines[0]
+
+
+def assert_one_line_naming_both_ways_out(result: subprocess.CompletedProcess[str], command: str) -> str:
+    """The missing-credentials line: both the emulator and Google's credentials, each with how."""
+    line = assert_one_line(result, command)
     assert line.startswith(f"buzzwatch {command}: no Pub/Sub to talk to"), line
     for way_out in ("PUBSUB_EMULATOR_HOST=", "`buzzwatch emulator`", "Application Default Credentials"):
         assert way_out in line
@@ -68,7 +75,7 @@ def assert_one_line_naming_both_ways_out(result: subprocess.CompletedProcess[str
     return line
 
 
-@pytest.mark.parametrize(
+COMMANDS = pytest.mark.parametrize(
     "arguments",
     [
         ("ingest", "--source", "replay", "--input", str(REPLAY_FILE)),
@@ -78,6 +85,9 @@ def assert_one_line_naming_both_ways_out(result: subprocess.CompletedProcess[str
     ],
     ids=["ingest", "worker-pull", "worker-push", "detect"],
 )
+
+
+@COMMANDS
 def test_no_emulator_and_no_credentials_is_one_line_and_exit_2(
     tmp_path: Path, arguments: tuple[str, ...]
 ) -> None:
@@ -92,3 +102,28 @@ def test_a_credentials_file_that_is_not_there_is_named(tmp_path: Path) -> None:
     env = no_credentials_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=str(missing))
     result = run_buzzwatch(env, "ingest", "--source", "replay", "--input", str(REPLAY_FILE))
     assert str(missing) in assert_one_line_naming_both_ways_out(result, "ingest")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ("ingest", "--source", "replay", "--input", str(REPLAY_FILE)),
+        ("worker", "--mode", "pull"),
+        ("worker", "--mode", "push", "--host", "127.0.0.1"),  # not a crash loop in each server process
+    ],
+    ids=["ingest", "worker-pull", "worker-push"],
+)
+def test_an_emulator_that_is_not_running_is_one_line_after_the_start_timeout(
+    tmp_path: Path, arguments: tuple[str, ...]
+) -> None:
+    """The library alone would wait 600 s in silence, then print a RetryError traceback."""
+    closed = free_port()  # nothing listens there
+    env = no_credentials_env(
+        tmp_path,
+        PUBSUB_EMULATOR_HOST=f"127.0.0.1:{closed}",
+        PUBSUB_START_TIMEOUT_S="2",
+        PORT=str(free_port()),
+    )
+    line = assert_one_line(run_buzzwatch(env, *arguments), arguments[0])
+    assert f"emulator at PUBSUB_EMULATOR_HOST=127.0.0.1:{closed} did not answer within 2 s" in line
+    assert f"`buzzwatch emulator --port {closed}`" in line
