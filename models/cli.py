@@ -54,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, default=None, help="override the number of LSTM epochs")
     train.add_argument("--seed", type=int, default=13, help="random seed for splits, embeddings and weights")
     train.add_argument(
+        "--embedding-seed",
+        type=int,
+        default=None,
+        help="the embeddings' own seed (default: --seed), so LSTM seeds can share cached vectors",
+    )
+    train.add_argument(
         "--skip-baseline", action="store_true", help="do not train the TF-IDF baseline (nor the ensembles)"
     )
     train.add_argument(
@@ -228,6 +234,7 @@ def _train(args: argparse.Namespace) -> int:
         quick=args.quick,
         epochs=args.epochs,
         seed=args.seed,
+        embedding_seed=args.embedding_seed,
         train_baseline=not args.skip_baseline,
         train_reasons=not args.skip_reasons,
         register=not args.no_register,

@@ -269,6 +269,29 @@ def load_distant(data_dir: str | Path | None = None) -> pd.DataFrame:
     return frame[list(COLUMNS)].reset_index(drop=True)
 
 
+def load_emoji_corpus(data_dir: str | Path | None = None) -> pd.DataFrame:
+    """The TweetEval emoji corpus (train, val, test): `text, emoji_label` (0-19: the emoji removed from it).
+
+    No sentiment labels: for distant supervision (`models.lstm.pretrain_on_emoji`). Texts are deduplicated
+    by normalised form (a text seen with two emojis is dropped) and empty ones left out; `norm_text` is
+    kept for `drop_shared_texts`.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    frames = [
+        _read_csv(data_dir / "tweeteval_emoji_corpus" / f"{split}.csv", ("text", "emoji_label"))
+        for split in ("train", "val", "test")
+    ]
+    frame = pd.concat(frames, ignore_index=True)[["text", "emoji_label"]]
+    frame = frame.assign(emoji_label=pd.to_numeric(frame["emoji_label"], errors="coerce"))
+    frame = frame.assign(norm_text=_normalise_all(frame["text"]))
+    frame = frame[(frame["norm_text"] != "") & frame["emoji_label"].between(0, 19)]
+    keys = pd.Series(_keys(frame["norm_text"]), index=frame.index)
+    agreeing = frame.groupby(keys)["emoji_label"].transform("nunique") == 1
+    frame = frame[agreeing.to_numpy()]
+    frame = frame[~keys[frame.index].duplicated(keep="first").to_numpy()]
+    return frame.astype({"emoji_label": int}).reset_index(drop=True)
+
+
 def load_unlabelled_texts(
     data_dir: str | Path | None = None, exclude: Iterable[str] | None = None
 ) -> list[str]:

@@ -38,11 +38,12 @@ def train_embeddings(
     epochs: int = 5,
     seed: int = 13,
     workers: int = 1,
+    buckets: int = 200_000,
 ) -> KeyedVectors:
     """Skip-gram vectors of the given kind; FastText keeps its character n-grams for unseen words.
 
     With one worker the result is identical run after run (same corpus, same seed); more workers are
-    faster but not bit-for-bit reproducible.
+    faster but not bit-for-bit reproducible. `buckets` is FastText's number of hashed n-gram vectors.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown embedding kind {kind!r}; choose one of {KINDS}")
@@ -61,7 +62,7 @@ def train_embeddings(
     if kind == "word2vec":
         model = Word2Vec(sentences=sentences, **common)
     else:
-        model = FastText(sentences=sentences, min_n=3, max_n=5, bucket=200_000, **common)
+        model = FastText(sentences=sentences, min_n=3, max_n=5, bucket=buckets, **common)
     LOGGER.info("trained %s: %d words, dim %d", kind, len(model.wv), dim)
     return model.wv
 

@@ -17,7 +17,8 @@ import keras
 import numpy as np
 
 from models.linear import PAD_FEATURE
-from models.predictor import ARTIFACT_FORMAT, ONNX_FILE, VOCAB_FILE, Predictor, write_meta
+from models.predictor import ARTIFACT_FORMAT, ONNX_FILE, OOV_INPUT, VOCAB_FILE, Predictor, write_meta
+from models.subwords import SubwordTable
 from models.text import NORMALISER_VERSION
 from models.vocab import Vocabulary
 
@@ -62,17 +63,24 @@ def write_artifact(
     metrics: Mapping[str, Any],
     details: Mapping[str, Any],
     name: str = "bilstm",
+    subwords: SubwordTable | None = None,
 ) -> dict[str, Any]:
     """Write model.onnx, vocab.json and meta.json into out_dir (replacing what was there); return meta.
 
     The model version is `<name>-<first 10 hex of the ONNX file's sha256>`: the same weights give the
-    same version, and any retrain that changes them gives a new one.
+    same version, and any retrain that changes them gives a new one. With `subwords` (a model trained with
+    frozen FastText rows for its unknown tokens) the graph takes their vectors too (`add_oov_input`) and
+    `subwords.npz` ships beside it; the model's embedding may have more rows than the vocabulary (the
+    training texts' unknown tokens), which the export drops.
     """
     out_dir = Path(out_dir)
     staging = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     export_onnx(model, staging / ONNX_FILE)
+    if subwords is not None:
+        add_oov_input(staging / ONNX_FILE, len(vocab))
+        subwords.save(staging)
     vocab.save(staging / VOCAB_FILE)
     meta = {
         "format": ARTIFACT_FORMAT,
@@ -89,20 +97,93 @@ def write_artifact(
         "metrics": dict(metrics),
         "details": dict(details),
     }
+    if subwords is not None:
+        meta["subwords"] = {
+            "buckets": len(subwords.ngram_vectors),
+            "min_n": subwords.min_n,
+            "max_n": subwords.max_n,
+        }
     write_meta(staging, meta)
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
     return meta
 
 
-def parity_gap(model: keras.Model, predictor: Predictor, texts: Sequence[str]) -> float:
-    """Largest absolute difference between Keras and ONNX probabilities on the same texts."""
+def add_oov_input(onnx_path: Path, vocab_size: int) -> None:
+    """Give an exported LSTM graph a second input, `oov_vectors` (n, dim): the embedding of unknown tokens.
+
+    Ids below `vocab_size` read the embedding as before; id `vocab_size + k` reads row k of `oov_vectors`
+    (row 0 is zeros, what the vocabulary's ids read there). The embedding keeps its first `vocab_size`
+    rows and a zero row: embedded = E[min(id, V)] + oov_vectors[max(id - V, 0)], two gathers and an add.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    initializers = {item.name: item for item in graph.initializer}
+    lookups = [
+        node
+        for node in graph.node
+        if node.op_type == "Gather"
+        and node.input[0] in initializers
+        and len(initializers[node.input[0]].dims) == 2
+        and initializers[node.input[0]].dims[0] >= vocab_size
+    ]
+    if len(lookups) != 1:
+        raise ValueError(f"expected one embedding lookup in {onnx_path}, found {len(lookups)}")
+    lookup = lookups[0]
+    table = numpy_helper.to_array(initializers[lookup.input[0]])
+    kept = np.vstack([table[:vocab_size], np.zeros((1, table.shape[1]), dtype=table.dtype)])
+    initializers[lookup.input[0]].CopyFrom(numpy_helper.from_array(kept, lookup.input[0]))
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(vocab_size, dtype=np.int32), "oov_first_id"),
+            numpy_helper.from_array(np.array(0, dtype=np.int32), "oov_zero"),
+        ]
+    )
+    embedded, ids = lookup.output[0], lookup.input[1]
+    lookup.input[1] = "vocabulary_ids"
+    lookup.output[0] = "vocabulary_embedded"
+    nodes = [
+        ("Min", [ids, "oov_first_id"], ["vocabulary_ids"]),
+        ("Sub", [ids, "oov_first_id"], ["oov_offsets"]),
+        ("Max", ["oov_offsets", "oov_zero"], ["oov_rows"]),
+        ("Gather", [OOV_INPUT, "oov_rows"], ["oov_embedded"]),
+        ("Add", ["vocabulary_embedded", "oov_embedded"], [embedded]),
+    ]
+    position = list(graph.node).index(lookup)
+    ordered = [onnx.NodeProto() for _ in graph.node]
+    for copy, node in zip(ordered, graph.node, strict=True):
+        copy.CopyFrom(node)
+    # The new nodes around the lookup: its inputs before it, the consumer of its output after it.
+    new_nodes = [helper.make_node(op, inputs, outputs) for op, inputs, outputs in nodes]
+    ordered[position : position + 1] = [*new_nodes[:-1], ordered[position], new_nodes[-1]]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    graph.input.append(helper.make_tensor_value_info(OOV_INPUT, TensorProto.FLOAT, [None, table.shape[1]]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(onnx_path))
+
+
+def parity_gap(
+    model: keras.Model,
+    predictor: Predictor,
+    texts: Sequence[str],
+    keras_ids: Sequence[Sequence[int]] | None = None,
+) -> float:
+    """Largest absolute difference between Keras and ONNX probabilities on the same texts.
+
+    `keras_ids`: the texts as the Keras model reads them, when its ids differ from the artifact's (a model
+    trained with sub-word rows for unknown tokens).
+    """
     from models.lstm import LstmConfig, predict_proba
 
-    id_lists = predictor.encode(texts)
     config = LstmConfig(max_length=predictor.max_length, bucket_size=predictor.bucket_size)
-    keras_probabilities = predict_proba(model, id_lists, config)
-    onnx_probabilities = predictor.predict_ids(id_lists)
+    if keras_ids is None:
+        keras_ids = predictor.encode(texts)
+    keras_probabilities = predict_proba(model, keras_ids, config)
+    onnx_probabilities = predictor.predict_proba(texts)
     return float(np.max(np.abs(keras_probabilities - onnx_probabilities)))
 
 

@@ -109,6 +109,43 @@ def compile_model(model: keras.Model, learning_rate: float, soft_targets: bool =
     )
 
 
+def pretrain_on_emoji(
+    model: keras.Model,
+    id_lists: Sequence[Sequence[int]],
+    emoji_labels: np.ndarray,
+    config: LstmConfig,
+    *,
+    epochs: int = 1,
+    verbose: int = 1,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> None:
+    """DeepMoji-style distant supervision: the model's layers learn to tell which emoji a tweet lost.
+
+    A second head (softmax over the emoji classes) on the model's pooled features trains with the shared
+    layers for `epochs`; the sentiment head is untouched, and the shared layers keep what they learned.
+    """
+    emoji_labels = np.asarray(emoji_labels, dtype=np.int32)
+    pooled = model.get_layer("probabilities").input
+    head = layers.Dense(int(emoji_labels.max()) + 1, activation="softmax", name="emoji")(pooled)
+    emoji_model = keras.Model(model.inputs, head, name="buzzwatch_bilstm_emoji")
+    emoji_model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=1.0),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    batches = BucketBatches(id_lists, emoji_labels, config, seed=config.seed)
+    callbacks = []
+    if on_epoch is not None:
+        callbacks.append(
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: on_epoch(
+                    epoch, {name: float(value) for name, value in (logs or {}).items()}
+                )
+            )
+        )
+    emoji_model.fit(batches.dataset(), epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+
+
 def balanced_class_weights(labels: np.ndarray, n_classes: int = len(LABELS)) -> np.ndarray:
     """n / (k * count) per class, as scikit-learn's 'balanced' (classes absent get weight 0)."""
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)

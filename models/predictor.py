@@ -15,6 +15,10 @@ tokens up in the vocabulary shipped inside the artifact. The artifact directory 
   (softmax(log p / temperature)), both chosen on the selection split at training time (`combine`).
   Each token is looked up once for both halves: one index holds the LSTM vocabulary's ids and, after
   them, the linear model's other tokens; numpy maps a batch's ids to each half's (`_encode_ensemble`).
+- optionally `subwords.npz` (`models.subwords`, `meta["subwords"]`): FastText's hashed character-n-gram
+  vectors. Then a token outside the vocabulary is not `<unk>` but the mean of its n-grams' vectors, fed to
+  the graph's second input `oov_vectors` (`models.export.add_oov_input`): id `len(vocab) + k` reads its
+  row k (row 0 is zeros). Vectors are computed once per distinct token and cached.
 
 Each tweet is padded to a length bucket that depends on its own token count only (see `models.vocab`),
 exactly as in training, so its probabilities do not depend on the batch it is scored in.
@@ -36,6 +40,7 @@ import onnxruntime as ort
 from models.language import DEFAULT_LANGUAGES
 from models.linear import FEATURES_FILE as LINEAR_FEATURES_FILE
 from models.linear import PAD_KEY, LinearModel, softmax
+from models.subwords import SubwordTable
 from models.text import NORMALISER_VERSION, tokenize
 from models.vocab import UNK_ID, Vocabulary, group_by_bucket, pad_batch
 
@@ -45,6 +50,7 @@ META_FILE = "meta.json"
 ONNX_FILE = "model.onnx"
 VOCAB_FILE = "vocab.json"
 DEFAULT_BATCH_SIZE = 256
+OOV_INPUT = "oov_vectors"
 
 
 class ModelLoadError(RuntimeError):
@@ -203,6 +209,18 @@ class Predictor:
                 to_linear[self._token_index[token]] = linear_id
             to_linear[UNK_ID] = 0  # a token neither half knows
             self._to_sequence, self._to_linear = to_sequence, to_linear
+        # Sub-word vectors for unknown tokens (an artifact trained with them; not with an ensemble yet).
+        self.subwords: SubwordTable | None = None
+        if self.meta.get("subwords"):
+            if self.linear is not None:
+                raise ModelLoadError(
+                    f"{self.artifact_dir}: an ensemble with sub-word vectors is not supported"
+                )
+            try:
+                self.subwords = SubwordTable.load(self.artifact_dir)
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelLoadError(f"unreadable sub-word vectors in {self.artifact_dir}: {exc}") from exc
+            self._no_oov = np.zeros((1, self.subwords.dim), dtype=np.float32)
 
     @classmethod
     def load(cls, model_uri: str | None = None, **kwargs: Any) -> Predictor:
@@ -215,11 +233,34 @@ class Predictor:
         max_length = self.max_length
         return [encode(tokenize(text or ""), max_length) for text in texts]
 
-    def _run(self, id_lists: Sequence[Sequence[int]], output: str, shared_ids: bool = False) -> np.ndarray:
+    def _encode_subwords(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
+        """Token ids per text with unknown tokens as `len(vocab) + k`, and the (1 + k tokens, dim) vectors."""
+        lookup = self.vocab.index.get
+        first_oov = len(self.vocab) + 1
+        unknown: dict[str, int] = {}
+        id_lists = []
+        for text in texts:
+            ids = []
+            for token in tokenize(text or "")[: self.max_length]:
+                token_id = lookup(token)
+                if token_id is None:
+                    token_id = first_oov + unknown.setdefault(token, len(unknown))
+                ids.append(token_id)
+            id_lists.append(ids)
+        return id_lists, np.vstack([self._no_oov, self.subwords.vectors(list(unknown))])
+
+    def _run(
+        self,
+        id_lists: Sequence[Sequence[int]],
+        output: str,
+        shared_ids: bool = False,
+        oov_vectors: np.ndarray | None = None,
+    ) -> np.ndarray:
         """One ONNX output for encoded tweets, batched per length bucket.
 
         With `shared_ids` the ids are `_encode_ensemble`'s (both halves' tokens, not truncated) and the
-        linear model's n-gram keys go in beside; otherwise they are the LSTM's own.
+        linear model's n-gram keys go in beside; otherwise they are the LSTM's own. `oov_vectors`: the
+        unknown tokens' rows for a graph with sub-words (`_encode_subwords`; zeros when None).
         """
         result = np.empty((len(id_lists), len(self.labels)), dtype=np.float32)
         groups = group_by_bucket(id_lists, self.bucket_size, self.max_length)
@@ -236,6 +277,8 @@ class Predictor:
                     inputs = {self.input_name: pad_batch(chunk, length)}
                     if self.linear is not None:
                         inputs["ngram_keys"] = np.full((len(chunk), 1), PAD_KEY, dtype=np.int64)
+                if self.subwords is not None:
+                    inputs[OOV_INPUT] = self._no_oov if oov_vectors is None else oov_vectors
                 result[rows[start : start + self.batch_size]] = self.session.run([output], inputs)[0]
         return result
 
@@ -253,6 +296,9 @@ class Predictor:
         """An (n, len(labels)) array of probabilities, rows in the order of texts."""
         if isinstance(texts, str):
             raise TypeError("predict_proba takes a sequence of texts, not one string")
+        if self.subwords is not None:
+            id_lists, oov_vectors = self._encode_subwords(texts)
+            return self._run(id_lists, self.output_name, oov_vectors=oov_vectors)
         if self.linear is None:
             return self._run(self.encode(texts), self.output_name)
         return self._run(self._encode_ensemble(texts), self.output_name, shared_ids=True)

@@ -63,6 +63,14 @@ class Variant:
     # How many negation minimal pairs (models.augment: a word plainly, then negated) join training.
     negation_examples: int = 0
     epochs: int = 6
+    # FastText hashing buckets for character n-grams (unused by Word2Vec); `subwords` ships them.
+    fasttext_buckets: int = 200_000
+    # Unknown tokens get the FastText vector of their character n-grams (in training and in serving)
+    # instead of the one <unk> row: coverage beyond the vocabulary (needs frozen FastText embeddings).
+    subwords: bool = False
+    # Epochs of DeepMoji-style pre-training: the same network predicts which of 20 emojis was removed from
+    # each tweet of the TweetEval emoji corpus (distant supervision), then learns sentiment; 0 for none.
+    emoji_pretraining_epochs: int = 0
 
 
 VARIANTS: dict[str, Variant] = {
@@ -109,6 +117,12 @@ VARIANTS: dict[str, Variant] = {
     ),
 }
 VARIANTS["ft-frozen-air5-distil-neg"] = replace(VARIANTS["ft-frozen-air5-distil"], negation_examples=4_800)
+# Issue 11's coverage and emoji levers, each against the same recipe on the same (100,000-bucket) FastText
+# vectors: that control, unknown tokens as sub-word vectors, DeepMoji-style emoji pre-training, and both.
+VARIANTS["ft-frozen-air5-b100k"] = replace(VARIANTS["ft-frozen-air5"], fasttext_buckets=100_000)
+VARIANTS["ft-frozen-air5-sub"] = replace(VARIANTS["ft-frozen-air5-b100k"], subwords=True)
+VARIANTS["ft-frozen-air5-emoji"] = replace(VARIANTS["ft-frozen-air5-b100k"], emoji_pretraining_epochs=2)
+VARIANTS["ft-frozen-air5-sub-emoji"] = replace(VARIANTS["ft-frozen-air5-sub"], emoji_pretraining_epochs=2)
 TEACHER_PROBS = REPO_ROOT / "data" / "teacher" / "teacher_probs.npz"
 CHAMPION_VARIANT = "ft-frozen-air5-distil"
 
@@ -123,6 +137,8 @@ class TrainOptions:
     quick: bool = False
     epochs: int | None = None
     seed: int = 13
+    # The embeddings' own seed (None: `seed`), so several LSTM seeds can share one set of vectors.
+    embedding_seed: int | None = None
     train_baseline: bool = True
     train_reasons: bool = True
     register: bool = True
@@ -149,6 +165,8 @@ class TrainOptions:
             parts += ["--epochs", str(self.epochs)]
         if self.seed != 13:
             parts += ["--seed", str(self.seed)]
+        if self.embedding_seed is not None:
+            parts += ["--embedding-seed", str(self.embedding_seed)]
         return " ".join(parts)
 
 
@@ -278,11 +296,16 @@ def embedding_params(options: TrainOptions) -> dict[str, int]:
     return {"dim": 100, "epochs": 5, "min_count": 2, "window": 5, "workers": 1}
 
 
-def get_embeddings(kind: str, prepared: Prepared, options: TrainOptions, settings: CommonSettings) -> Any:
+def get_embeddings(
+    kind: str, prepared: Prepared, options: TrainOptions, settings: CommonSettings, buckets: int = 200_000
+) -> Any:
     """Trained (or cached) gensim vectors of one kind; each training is its own MLflow run."""
     from models.embeddings import load_vectors, save_vectors, train_embeddings
 
-    params = {"kind": kind, "seed": options.seed, **embedding_params(options)}
+    seed = options.seed if options.embedding_seed is None else options.embedding_seed
+    params = {"kind": kind, "seed": seed, **embedding_params(options)}
+    if kind == "fasttext":
+        params["buckets"] = buckets
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     digest.update(NORMALISER_VERSION.encode())
     for tokens in prepared.corpus_tokens:
@@ -304,8 +327,9 @@ def get_embeddings(kind: str, prepared: Prepared, options: TrainOptions, setting
             window=params["window"],
             min_count=params["min_count"],
             epochs=params["epochs"],
-            seed=options.seed,
+            seed=seed,
             workers=params["workers"],
+            buckets=buckets,
         )
         seconds = time.monotonic() - started
         tracking.log_epoch({"train_seconds": seconds, "vocabulary": len(vectors)}, 0)
@@ -426,6 +450,45 @@ def selection_score(reports: dict[str, dict]) -> float:
     return float(np.mean(parts))
 
 
+class SubwordIds:
+    """Training-side ids of a sub-word variant: the vocabulary's, then one frozen row per unknown token seen.
+
+    Each unknown token's row is `SubwordTable.vector`, what serving computes for it, so the exported graph
+    (which keeps only the vocabulary's rows and takes the unknown tokens' vectors as an input) scores a
+    text as the trained model did.
+    """
+
+    def __init__(self, vocab: Any, subwords: Any) -> None:
+        self.vocab = vocab
+        self.subwords = subwords
+        self.unknown: dict[str, int] = {}
+
+    def encode(self, tokens: list[str], max_length: int) -> list[int]:
+        """Ids of the first max_length tokens; a new unknown token gets the next row."""
+        lookup = self.vocab.index.get
+        first = len(self.vocab)
+        return [
+            token_id
+            if (token_id := lookup(token)) is not None
+            else first + self.unknown.setdefault(token, len(self.unknown))
+            for token in tokens[:max_length]
+        ]
+
+    def matrix(self, vocabulary_rows: np.ndarray) -> np.ndarray:
+        """The vocabulary's rows, then every unknown token's sub-word vector, in id order."""
+        return np.vstack([vocabulary_rows, self.subwords.vectors(list(self.unknown))]).astype(np.float32)
+
+
+def emoji_pretraining_set(prepared: Prepared, options: TrainOptions) -> tuple[list[str], np.ndarray]:
+    """The emoji corpus (minus every held-out text): texts and which of the 20 emojis each lost."""
+    from models.data import drop_shared_texts, load_emoji_corpus
+
+    corpus = drop_shared_texts(load_emoji_corpus(), [prepared.early_stop, *prepared.evaluation_sets.values()])
+    if options.quick:
+        corpus = corpus.sample(n=min(len(corpus), 1000), random_state=options.seed)
+    return list(corpus["text"]), corpus["emoji_label"].to_numpy(dtype=np.int32)
+
+
 def train_variant(
     name: str,
     variant: Variant,
@@ -442,19 +505,69 @@ def train_variant(
     from models.embeddings import embedding_matrix
     from models.export import parity_gap, write_artifact
     from models.predictor import Predictor
+    from models.subwords import SubwordTable
 
     config = lstm_config(variant, options)
     matrix, coverage = embedding_matrix(vocab.tokens, vectors, seed=options.seed)
-    encode = vocab.encode
-    train_ids = [encode(tokenize(text), config.max_length) for text in prepared.train["text"]]
-    stop_ids = [encode(tokenize(text), config.max_length) for text in prepared.early_stop["text"]]
+    subword_ids, subwords = None, None
+    if variant.subwords:
+        if variant.embedding != "fasttext" or variant.trainable_embeddings:
+            raise ValueError(f"{name}: sub-word vectors need frozen FastText embeddings")
+        subwords = SubwordTable.from_fasttext(vectors)
+        subword_ids = SubwordIds(vocab, subwords)
+    encode = subword_ids.encode if subword_ids is not None else vocab.encode
+
+    def encode_texts(texts: Any) -> list[list[int]]:
+        return [encode(tokenize(text), config.max_length) for text in texts]
+
+    # Every text the Keras model reads is encoded before it is built (a sub-word variant's embedding has a
+    # row per unknown token of these texts).
+    train_ids = encode_texts(prepared.train["text"])
+    stop_ids = encode_texts(prepared.early_stop["text"])
     stop_labels = _label_ids(prepared.early_stop)
+    parity_texts = list(prepared.validation["text"][:1000])
+    parity_ids = encode_texts(parity_texts)
+    distant = None
+    if variant.distant_pretraining:
+        from models.data import drop_shared_texts, load_distant
+
+        distant = load_distant()
+        distant = drop_shared_texts(distant, [prepared.early_stop, *prepared.evaluation_sets.values()])
+        if options.quick:
+            distant = distant.sample(n=min(len(distant), 1000), random_state=options.seed)
+        distant_ids = encode_texts(distant["text"])
+    emoji_ids: list[list[int]] = []
+    if variant.emoji_pretraining_epochs:
+        emoji_texts, emoji_labels = emoji_pretraining_set(prepared, options)
+        emoji_ids = encode_texts(emoji_texts)
+    soft_targets = None
+    train_labels = _label_ids(prepared.train)
+    row_weights = np.where(prepared.train["source"] == "airline", variant.airline_weight, 1.0)
+    if variant.teacher_share or variant.teacher_unlabelled or variant.negation_examples:
+        soft_targets = teacher_targets(prepared.train, variant.teacher_share)
+    # Rows beyond the labelled ones, each with a soft target alone (weight 1).
+    added = []
+    if variant.teacher_unlabelled:
+        count = min(variant.teacher_unlabelled, 200) if options.quick else variant.teacher_unlabelled
+        added.append(teacher_unlabelled(prepared, count, options.seed))
+    if variant.negation_examples:
+        added.append(negation_examples(prepared, variant, options))
+    for texts, targets in added:
+        train_ids = train_ids + encode_texts(texts)
+        soft_targets = np.concatenate([soft_targets, targets])
+        train_labels = np.concatenate([train_labels, targets.argmax(axis=1).astype(np.int32)])
+        row_weights = np.concatenate([row_weights, np.ones(len(texts))])
+    if subword_ids is not None:
+        matrix = subword_ids.matrix(matrix)
+        _log(f"{name}: {len(subword_ids.unknown)} unknown tokens of the training texts get sub-word rows")
     # What both records of the run carry (MLflow params and the artifact's meta.json details), set once.
     described = {
         "variant": name,
         "embedding": variant.embedding,
         "embedding_dim": int(matrix.shape[1]),
         "distant_pretraining": variant.distant_pretraining,
+        "emoji_pretraining_epochs": variant.emoji_pretraining_epochs,
+        "subwords": variant.subwords,
         "extra_data_files": ",".join(str(path) for path in options.extra_data) or "none",
     }
     params = {
@@ -462,6 +575,7 @@ def train_variant(
         "model": "bilstm",
         **config.as_params(),
         "embedding_coverage": round(coverage, 4),
+        "fasttext_buckets": variant.fasttext_buckets,
         "airline_weight": variant.airline_weight,
         "teacher_share": variant.teacher_share,
         "negation_examples": variant.negation_examples,
@@ -474,14 +588,21 @@ def train_variant(
     started = time.monotonic()
     with tracking.start_run(f"lstm-{name}", params=params, tags={"family": "lstm"}) as run:
         model = lstm.build_model(config, matrix)
-        if variant.distant_pretraining:
-            from models.data import drop_shared_texts, load_distant
-
-            distant = load_distant()
-            distant = drop_shared_texts(distant, [prepared.early_stop, *prepared.evaluation_sets.values()])
-            if options.quick:
-                distant = distant.sample(n=min(len(distant), 1000), random_state=options.seed)
-            distant_ids = [encode(tokenize(text), config.max_length) for text in distant["text"]]
+        if emoji_ids:
+            epochs = variant.emoji_pretraining_epochs
+            _log(f"{name}: emoji pre-training on {len(emoji_ids)} tweets ({epochs} epochs)")
+            lstm.pretrain_on_emoji(
+                model,
+                emoji_ids,
+                emoji_labels,
+                config,
+                epochs=epochs,
+                verbose=verbose,
+                on_epoch=lambda epoch, metrics: tracking.log_epoch(
+                    {f"emoji_{key}": value for key, value in metrics.items()}, epoch
+                ),
+            )
+        if distant is not None:
             _log(f"{name}: distant pre-training on {len(distant_ids)} Sentiment140 tweets (1 epoch)")
             distant_config = replace(config, class_weights=False, patience=1)
             lstm.fit(
@@ -499,24 +620,8 @@ def train_variant(
                 ),
             )
             lstm.compile_model(model, config.learning_rate)
-        soft_targets = None
-        train_labels = _label_ids(prepared.train)
-        row_weights = np.where(prepared.train["source"] == "airline", variant.airline_weight, 1.0)
-        if variant.teacher_share or variant.teacher_unlabelled or variant.negation_examples:
-            soft_targets = teacher_targets(prepared.train, variant.teacher_share)
+        if soft_targets is not None:
             lstm.compile_model(model, config.learning_rate, soft_targets=True)
-        # Rows beyond the labelled ones, each with a soft target alone (weight 1).
-        added = []
-        if variant.teacher_unlabelled:
-            count = min(variant.teacher_unlabelled, 200) if options.quick else variant.teacher_unlabelled
-            added.append(teacher_unlabelled(prepared, count, options.seed))
-        if variant.negation_examples:
-            added.append(negation_examples(prepared, variant, options))
-        for texts, targets in added:
-            train_ids = train_ids + [encode(tokenize(text), config.max_length) for text in texts]
-            soft_targets = np.concatenate([soft_targets, targets])
-            train_labels = np.concatenate([train_labels, targets.argmax(axis=1).astype(np.int32)])
-            row_weights = np.concatenate([row_weights, np.ones(len(texts))])
         _log(f"{name}: training on {len(train_ids)} tweets, up to {config.epochs} epochs")
         monitor = lstm.fit(
             model,
@@ -553,8 +658,9 @@ def train_variant(
                 "train_seconds": round(train_seconds, 1),
                 "command": options.as_command(),
             },
+            subwords=subwords,
         )
-        gap = parity_gap(model, Predictor(artifact_dir), list(prepared.validation["text"][:1000]))
+        gap = parity_gap(model, Predictor(artifact_dir), parity_texts, parity_ids)
         metrics = judge_candidate(
             name,
             artifact_dir,
@@ -751,12 +857,17 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
         baseline_summary = {name: summarise({name: report}) for name, report in baseline.reports.items()}
     for position, name in enumerate(names):
         variant = VARIANTS[name]
-        if variant.embedding not in vectors:
-            vectors[variant.embedding] = get_embeddings(variant.embedding, prepared, options, settings)
+        kind = (variant.embedding, variant.fasttext_buckets)
+        if kind not in vectors:
+            vectors[kind] = get_embeddings(
+                variant.embedding, prepared, options, settings, buckets=variant.fasttext_buckets
+            )
         _log(f"variant {position + 1}/{len(names)}: {name}")
-        result = train_variant(name, variant, vectors[variant.embedding], prepared, vocab, options, settings)
+        result = train_variant(name, variant, vectors[kind], prepared, vocab, options, settings)
         results.append(result)
-        if linear is not None:
+        if linear is not None and variant.subwords:
+            _log(f"{name}: no ensemble (an ensemble artifact cannot carry sub-word vectors yet)")
+        elif linear is not None:
             # A variant that learns from negation examples is voted with a linear half that learns them too.
             partner = negation_linear(prepared, variant, options) if variant.negation_examples else linear
             results.append(train_ensemble(result, partner, prepared, settings))

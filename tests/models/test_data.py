@@ -20,6 +20,7 @@ from models.data import (
     dedupe_key,
     drop_shared_texts,
     load_distant,
+    load_emoji_corpus,
     load_labelled,
     load_unlabelled_texts,
     make_splits,
@@ -279,6 +280,27 @@ def test_distant_labels(tmp_path: Path) -> None:
     assert sorted(distant["text"]) == ["bad day", "fine day"]
     assert tuple(distant.columns) == COLUMNS
     assert set(distant["source"]) == {"sentiment140_distant"}
+
+
+def test_emoji_corpus_labels(tmp_path: Path) -> None:
+    """Which emoji each text lost: duplicates kept once, a text seen with two emojis and bad rows dropped."""
+    rows = {
+        "train": [
+            {"text": "sunny day @user", "emoji_label": "0"},
+            {"text": "SUNNY day @user", "emoji_label": "0"},
+            {"text": "who knows", "emoji_label": "1"},
+            {"text": "   ", "emoji_label": "2"},
+        ],
+        "val": [{"text": "who knows", "emoji_label": "3"}, {"text": "off the map", "emoji_label": "20"}],
+        "test": [{"text": "beach time", "emoji_label": "19"}],
+    }
+    for split, split_rows in rows.items():
+        write_csv(tmp_path / f"tweeteval_emoji_corpus/{split}.csv", split_rows)
+    corpus = load_emoji_corpus(tmp_path)
+    assert list(zip(corpus["text"], corpus["emoji_label"], strict=True)) == [
+        ("sunny day @user", 0),
+        ("beach time", 19),
+    ]
 
 
 def test_dedupe_key_ignores_emphasis_only() -> None:

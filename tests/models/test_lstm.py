@@ -8,7 +8,15 @@ import keras
 import numpy as np
 import pytest
 
-from models.lstm import BucketBatches, LstmConfig, balanced_class_weights, build_model, fit, predict_proba
+from models.lstm import (
+    BucketBatches,
+    LstmConfig,
+    balanced_class_weights,
+    build_model,
+    fit,
+    predict_proba,
+    pretrain_on_emoji,
+)
 
 pytestmark = pytest.mark.model
 
@@ -87,3 +95,23 @@ def test_bucket_batches_pad_each_tweet_to_its_bucket():
 def test_balanced_class_weights():
     weights = balanced_class_weights(np.array([0, 0, 0, 1]))
     np.testing.assert_allclose(weights, [4 / 6, 2.0, 0.0])
+
+
+def test_emoji_pretraining_trains_the_shared_layers_and_leaves_the_sentiment_head():
+    """DeepMoji-style: a second head learns which of 20 emojis a sequence lost; the LSTM learns with it."""
+    config = LstmConfig(lstm_units=8, batch_size=32, learning_rate=1e-2, bucket_size=8)
+    model = build_model(config, np.random.default_rng(1).normal(0, 0.3, (40, 8)).astype(np.float32))
+    id_lists, labels = _toy_data(300)
+    emoji_labels = (labels * 6 + np.arange(len(labels)) % 2).astype(np.int32)  # 0..13 of 20 classes
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers if layer.weights}
+    seen: list[dict] = []
+    pretrain_on_emoji(
+        model, id_lists, emoji_labels, config, epochs=2, verbose=0, on_epoch=lambda e, m: seen.append(m)
+    )
+    assert len(seen) == 2 and seen[1]["loss"] < seen[0]["loss"]
+    after = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+    assert not all(np.array_equal(a, b) for a, b in zip(before["bilstm"], after["bilstm"], strict=True))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(before["probabilities"], after["probabilities"], strict=True)
+    )
+    assert model.output_shape == (None, 3)
