@@ -18,6 +18,7 @@ from worker.detection.config import DetectorConfig
 
 HOURS = 24
 MIN_DISPERSION = 0.25  # a model whose probabilities barely vary must not make every wobble significant
+SETTLED_TWEETS = 1e9  # the evidence of an expectation saved without it: settled (the surge cap as before)
 
 
 @dataclass
@@ -135,18 +136,33 @@ class DayProfileBaseline:
     tweets_seen: float = 0.0
 
     def contribution(
-        self, hour: int, total: float, negative: float, squares: float, expected_total: float, weight: float
+        self,
+        hour: int,
+        total: float,
+        negative: float,
+        squares: float,
+        expected_total: float,
+        weight: float,
+        expected_tweets: float = SETTLED_TWEETS,
     ) -> Evidence:
         """What one closed minute of that hour teaches (weight < 1 for minutes that looked unusual).
 
-        `negative` and `squares` sum the minute's negative probabilities and their squares.
+        `negative` and `squares` sum the minute's negative probabilities and their squares;
+        `expected_tweets` is how many tweets the expectation `expected_total` rested on
+        (`Expectation.volume_tweets`).
 
-        Robust to surges: the volume is capped at `surge_cap` times what was expected (at least
+        Robust to surges: the volume is capped at `surge_cap` times the usual rate (at least
         `surge_floor` tweets), and a bigger minute's share counts as if it held only that many tweets,
         so one promotion or retweet storm neither inflates the volume nor dilutes the negative share.
+        The usual rate is the expectation updated with the minute itself (a Gamma-Poisson posterior
+        mean, the expectation weighing as `expected_tweets` tweets): once a brand's volume rests on
+        thousands of tweets that is the expectation, but a new brand's first minutes, expected from
+        the vague prior (one tweet), are learned as they come, so a brand at hundreds of tweets a
+        minute learns its level in minutes rather than at `surge_cap` times a guess each minute.
         """
         cfg = self.config
-        cap = max(cfg.surge_cap * expected_total, cfg.surge_floor)
+        usual = expected_total * (expected_tweets + total) / (expected_tweets + expected_total)
+        cap = max(cfg.surge_cap * usual, cfg.surge_floor)
         share_weight = weight * min(1.0, cap / total) if total else 0.0
         return Evidence(
             minutes=weight,

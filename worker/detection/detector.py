@@ -53,7 +53,9 @@ How it works (the README explains the why):
   (`anomaly_weight`) count minutes that were unusual (inside an episode, with a score of `end_score`,
   or, once an episode starts, back to its estimated onset or its firing window), so a bad buzz does not
   hide itself, also while a brand learns;
-  a volume surge of any sentiment is capped when learned, so a promotion does not dilute the share.
+  a volume surge of any sentiment is capped when learned, so a promotion does not dilute the share
+  (against the expectation updated with the minute itself: a new brand's first minutes, expected from
+  the vague prior, are learned as they come, so a brand at hundreds a minute knows its level in minutes).
 - Hysteresis: an episode starts when a window with enough negatives scores `fire_score`; it ends after
   `end_quiet_minutes` closed minutes below `end_score`. A re-fire within `cooldown_minutes` of the end
   reopens the same episode. One episode = one "new" alert plus "update" alerts each time its excess
@@ -467,7 +469,16 @@ class BuzzDetector:
         expected_total = expectation.rate
         expected_negatives = expected_total * expectation.share
         state.window_expected = self._window_expected(state, minute, expectation)
-        entry = ClosedMinute(minute, total, negatives, expected_total, expected_negatives, False, squares)
+        entry = ClosedMinute(
+            minute,
+            total,
+            negatives,
+            expected_total,
+            expected_negatives,
+            False,
+            squares,
+            expectation.volume_tweets,
+        )
         state.closed.append(entry)
         count = len(state.closed)
         for sums, window in zip(state.sums, self._windows, strict=True):  # (inline: the hottest loop)

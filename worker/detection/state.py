@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
-from worker.detection.baseline import DayProfileBaseline, Evidence, Expectation
+from worker.detection.baseline import SETTLED_TWEETS, DayProfileBaseline, Evidence, Expectation
 from worker.detection.config import DetectorConfig
 from worker.detection.explain import ReferenceCounts, TweetRecord, copy_key
 
@@ -34,9 +34,11 @@ class ClosedMinute:
     expected_negatives: float
     flagged: bool = False  # it looked unusual (inside an episode, or a high score): barely learned
     squares: float = 0.0
+    expected_tweets: float = SETTLED_TWEETS  # tweets behind `expected_total` (few while a brand is new)
 
     def to_row(self) -> list[Any]:
-        """JSON-ready form: [minute, total, negatives, expected total, expected negatives, flag, squares]."""
+        """JSON-ready form: [minute, total, negatives, expected total, expected negatives, flag, squares,
+        expected tweets]."""
         return [
             self.minute,
             self.total,
@@ -45,14 +47,26 @@ class ClosedMinute:
             self.expected_negatives,
             1.0 if self.flagged else 0.0,
             self.squares,
+            self.expected_tweets,
         ]
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> ClosedMinute:
-        """Rebuild from `to_row`; a row saved before squares were kept counted hard labels (p^2 = p)."""
+        """Rebuild from `to_row`; a row saved before squares were kept counted hard labels (p^2 = p), and
+        one saved before the expectation's tweets were kept had a settled expectation."""
         minute, total, negatives, expected_total, expected_negatives, flag = row[:6]
         squares = row[6] if len(row) > 6 else negatives
-        return cls(minute, total, negatives, expected_total, expected_negatives, flag >= 1.0, squares)
+        expected_tweets = row[7] if len(row) > 7 else SETTLED_TWEETS
+        return cls(
+            minute,
+            total,
+            negatives,
+            expected_total,
+            expected_negatives,
+            flag >= 1.0,
+            squares,
+            expected_tweets,
+        )
 
     def evidence(self, config: DetectorConfig, baseline: DayProfileBaseline) -> Evidence:
         """What the minute teaches the baseline (little when it looked unusual: flagged)."""
@@ -65,6 +79,7 @@ class ClosedMinute:
             self.squares,
             self.expected_total,
             weight,
+            self.expected_tweets,
         )
 
 

@@ -1,0 +1,61 @@
+"""A new brand at hundreds of tweets a minute: it learns its level in minutes, and a surge once its level is
+known is still capped."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from buzzwatch.schema import ScoredTweet
+from tests.support.streams import START, background, burst, hard_labels, in_order, run, simple_tokenize
+from worker.detection import BuzzDetector, DetectorConfig
+
+FIRST = START + timedelta(hours=18)  # the first tweet: 18:00-21:00 UTC, where the prior day shape is flat
+
+
+def detector(**config: object) -> BuzzDetector:
+    return BuzzDetector(DetectorConfig(**config), tokenizer=simple_tokenize)
+
+
+def steady(start: datetime, minutes: float, rate: float, share: float, seed: int) -> list[ScoredTweet]:
+    """Ordinary traffic at a flat `rate` tweets a minute, `share` of it negative."""
+    return background(
+        minutes / 60, seed=seed, day_rate=rate, night_rate=rate, negative_share=share, start=start
+    )
+
+
+def labelled(tweets: list[ScoredTweet], labels: str) -> list[ScoredTweet]:
+    """In event-time order, with hard labels (`oracle`) or the model-like probabilities 0.9 / 0.05."""
+    ordered = in_order(tweets)
+    return hard_labels(ordered) if labels == "oracle" else ordered
+
+
+@pytest.mark.parametrize(("rate", "labels"), [(300, "oracle"), (300, "model"), (100, "oracle")])
+def test_a_new_brand_at_hundreds_a_minute_learns_its_level_within_half_an_hour(
+    rate: float, labels: str
+) -> None:
+    det = detector()
+    run(det, labelled(steady(FIRST, 30, rate, 0.25, seed=1), labels), flush=False)
+    # The 15-minute window's expected tweets, from the brand's minutes before it (its first quarter hour).
+    assert det.snapshot("acme")["baseline_volume"] == pytest.approx(15 * rate, rel=0.15)
+
+
+@pytest.mark.parametrize(("rate", "known_minutes"), [(300.0, 60), (20.0, 24 * 60)])
+def test_a_surge_once_a_brands_level_is_known_is_still_capped(rate: float, known_minutes: int) -> None:
+    """Five minutes at 16 times the volume (neutral), after an hour at 300 a minute or a day at 20: the
+    level the brand expects half an hour later rises about a third as much as learning it in full."""
+    surge_start = FIRST + timedelta(minutes=known_minutes)
+    calm = steady(FIRST, known_minutes + 40, rate, 0.25, seed=6)
+    surge = burst(surge_start, 5, 15 * rate, label="neutral", text="new routes announced", prefix="surge")
+    levels = []
+    for det, tweets in (
+        (detector(), calm),
+        (detector(), calm + surge),
+        (detector(surge_cap=1e6), calm + surge),
+    ):
+        run(det, hard_labels(in_order(tweets)), flush=False)
+        levels.append(det.snapshot("acme")["baseline_volume"])
+    clean, capped, in_full = levels
+    assert in_full - clean > 0.1 * 15 * rate  # the surge is in what the window expects ...
+    assert capped - clean < 0.35 * (in_full - clean)  # ... capped
