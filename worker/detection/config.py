@@ -39,7 +39,10 @@ class BrandParams:
     end_score: float = 2.0  # an episode ends after `end_quiet_minutes` closed minutes below this
     min_negatives: int = 6  # fewest negative tweets in a window that can fire
     min_excess_negatives: float = 4.0  # negatives above the expected count needed to fire
-    share_margin: float = 0.10  # the share test is against baseline share + this margin
+    share_margin: float = 0.10  # the share test is against baseline share + this margin ...
+    # ... times sqrt(this / the window's usual tweets) when it expects more than this many tweets: a brand
+    # whose window holds thousands of tweets measures its share well and may fire on a smaller rise.
+    share_margin_tweets: float = 300.0
     end_quiet_minutes: int = 15
     cooldown_minutes: int = 60  # after an episode ends, a re-fire within this reopens it
     update_growth: float = 2.0  # an update when the episode's excess negatives reach growth x last alert
@@ -141,6 +144,9 @@ class DetectorConfig:
             fire_score=env_float(env, "BUZZWATCH_DETECTOR_FIRE_SCORE", BrandParams.fire_score),
             min_share_z=env_float(env, "BUZZWATCH_DETECTOR_MIN_SHARE_Z", BrandParams.min_share_z),
             share_margin=env_float(env, "BUZZWATCH_DETECTOR_SHARE_MARGIN", BrandParams.share_margin),
+            share_margin_tweets=env_float(
+                env, "BUZZWATCH_DETECTOR_SHARE_MARGIN_TWEETS", BrandParams.share_margin_tweets
+            ),
             end_score=env_float(env, "BUZZWATCH_DETECTOR_END_SCORE", BrandParams.end_score),
             min_negatives=env_int(env, "BUZZWATCH_DETECTOR_MIN_NEGATIVES", BrandParams.min_negatives),
             cooldown_minutes=env_int(

@@ -41,7 +41,10 @@ How it works (the README explains the why):
   dispersion (`DayProfileBaseline.expect`, learned from its normal traffic: 1 with hard labels).
   The share margin is meant on the true negative share; a calibrated model's mean probability moves by
   the share dispersion times the true share's move (Var(p) = Cov(p, label) when p is calibrated), so
-  the soft share test uses `share_margin` x that dispersion.
+  the soft share test uses `share_margin` x that dispersion. A window expected to hold more than
+  `share_margin_tweets` tweets measures its share well: its margin shrinks as 1/sqrt(its expected tweets),
+  so a brand at hundreds of tweets a minute fires on a share rise of a few points, which a brand at one
+  tweet a minute could not tell from its usual wobble.
   Why: with hard labels the model's mistakes (a sixth of neutral tweets called negative, a sixth of
   negatives missed) both raise the baseline and dilute a buzz, so the tests needed more tweets to reach
   the same z than with human labels; soft counts with the right variance and margin recover most of
@@ -365,11 +368,13 @@ class BuzzDetector:
             state.sums, state.window_expected, self._windows, strict=True
         ):
             count_dispersion, share_dispersion = expectation.count_dispersion, expectation.share_dispersion
-            margin = params.share_margin * share_dispersion  # the margin is on the true share (see above)
             volume = sums.total + extra_total
             negative_count = sums.negatives + extra_neg
             share = expected_negatives / expected_total if expected_total > 0 else self.config.share_prior
             usual_volume = max(expected_total, floor * minutes)
+            # The margin is on the true share (see above), and smaller for a window of thousands of tweets.
+            relief = min(1.0, math.sqrt(params.share_margin_tweets / usual_volume))
+            margin = params.share_margin * share_dispersion * relief
             expected = usual_volume * share
             # Posterior-predictive widening: the expectation is itself an estimate from
             # `volume_tweets` / `share_tweets` tweets, so its own variance adds to the window's.

@@ -1,5 +1,6 @@
-"""A new brand at hundreds of tweets a minute: it learns its level in minutes, and a surge once its level is
-known is still capped."""
+"""A new brand at hundreds of tweets a minute: it learns its level in minutes, a buzz in its first hours
+is alerted (a share rise smaller than a quiet brand needs), and a surge once its level is known is still
+capped."""
 
 from __future__ import annotations
 
@@ -39,6 +40,41 @@ def test_a_new_brand_at_hundreds_a_minute_learns_its_level_within_half_an_hour(
     run(det, labelled(steady(FIRST, 30, rate, 0.25, seed=1), labels), flush=False)
     # The 15-minute window's expected tweets, from the brand's minutes before it (its first quarter hour).
     assert det.snapshot("acme")["baseline_volume"] == pytest.approx(15 * rate, rel=0.15)
+
+
+def half_more_at_70_percent_negative(start: datetime, minutes: float, rate: float) -> list[ScoredTweet]:
+    """Half the brand's volume again for `minutes`, 70% of it negative."""
+    extra = 0.5 * rate
+    return burst(start, minutes, 0.7 * extra, prefix="buzz") + burst(
+        start, minutes, 0.3 * extra, label="neutral", prefix="buzz-neutral", seed=2
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "usual_share", "buzz_share", "half_more", "labels"),
+    [
+        ("x1.5 volume, the extra 70% negative, on a 40%-negative brand", 0.40, 0.40, True, "oracle"),
+        ("x1.5 volume, the extra 70% negative, on a 40%-negative brand", 0.40, 0.40, True, "model"),
+        ("the share alone rises from 25% to 33%, same volume", 0.25, 0.33, False, "oracle"),
+    ],
+)
+def test_a_buzz_in_a_huge_new_brands_first_hours_is_alerted(
+    case: str, usual_share: float, buzz_share: float, half_more: bool, labels: str
+) -> None:
+    """The brand's share moves by 0.08-0.10: under the margin a brand at one tweet a minute needs, but
+    measured on thousands of tweets; its volume must be known too (expected a fifth of it, the extra
+    half would pass for a surge at the usual share)."""
+    rate = 300.0
+    buzz_start, buzz_minutes = FIRST + timedelta(minutes=70), 30
+    tweets = (
+        steady(FIRST, 70, rate, usual_share, seed=3)
+        + steady(buzz_start, buzz_minutes, rate, buzz_share, seed=4)
+        + steady(buzz_start + timedelta(minutes=buzz_minutes), 10, rate, usual_share, seed=5)
+    )
+    if half_more:
+        tweets += half_more_at_70_percent_negative(buzz_start, buzz_minutes, rate)
+    alerts = [a for a in run(detector(), labelled(tweets, labels)) if a.kind == "new"]
+    assert [buzz_start < a.fired_at < buzz_start + timedelta(minutes=10) for a in alerts] == [True], case
 
 
 @pytest.mark.parametrize(("rate", "known_minutes"), [(300.0, 60), (20.0, 24 * 60)])
