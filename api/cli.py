@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from buzzwatch.cli import port_number
+from buzzwatch.cli import listen_port, port_number
 
 API_DIR = Path(__file__).resolve().parent
 REPO_ROOT = API_DIR.parent
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Start the Streamlit app; it talks to the API at --api-url (BUZZWATCH_API_URL).",
     )
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    ui.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    ui.add_argument("--port", type=listen_port, default=8501, help="port (default 8501)")
     ui.add_argument(
         "--api-url",
         default=os.environ.get("BUZZWATCH_API_URL", "http://127.0.0.1:8080"),

@@ -26,12 +26,17 @@ from buzzwatch.settings import SettingsError
 COMMANDS_GROUP = "buzzwatch.commands"
 
 
+def listen_port(value: str, lowest: int = 1, hint: str = "") -> int:
+    """An argparse type for --port: `lowest`-65535, else a clear error (with `hint`), never a traceback."""
+    port = int(value) if value.strip().isdigit() else -1
+    if not lowest <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number {lowest}-65535{hint}")
+    return port
+
+
 def port_number(value: str) -> int:
     """An argparse type for --port options whose default is $PORT: a clear error names both."""
-    port = int(value) if value.strip().isdigit() else 0
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a port number 1-65535 (from --port or $PORT)")
-    return port
+    return listen_port(value, hint=" (from --port or $PORT)")
 
 
 def stop_on_signals(second_signal_interrupts: bool = False) -> threading.Event:

@@ -16,7 +16,8 @@ SOURCE_HELP = (
 )
 
 
-def _speed(value: str) -> float | None:
+def replay_speed(value: str) -> float | None:
+    """An argparse type for --speed: a positive factor of event time, or 'max' (or 0): None."""
     if value.lower() in {"max", "0"}:
         return None
     try:
@@ -55,7 +56,7 @@ def register(subparsers: Any) -> None:
     )
     ingest.add_argument(
         "--speed",
-        type=_speed,
+        type=replay_speed,
         default=None,
         help="replay speed: 'max' (default) as fast as possible, or a factor of event time (60 = 1 min/s)",
     )

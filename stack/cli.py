@@ -9,6 +9,28 @@ import sys
 import time
 from typing import Any
 
+from buzzwatch.cli import listen_port
+from ingest.cli import replay_speed
+
+
+def _tweet_count(value: str) -> int:
+    """--tweets: a positive number, checked before the stack starts."""
+    count = int(value) if value.strip().isdigit() else 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of tweets")
+    return count
+
+
+def _ingest_speed(value: str) -> str:
+    """--speed as the ingester takes it, checked before the stack starts; handed on as given."""
+    replay_speed(value)
+    return value
+
+
+def _emulator_port(value: str) -> int:
+    """--port of the emulator: 0 picks a free one."""
+    return listen_port(value, lowest=0, hint=" (0 picks a free one)")
+
 
 def register(subparsers: Any) -> None:
     """Add the `demo` and `emulator` subcommands."""
@@ -24,9 +46,12 @@ def register(subparsers: Any) -> None:
             "SIGTERM stops everything it started, cleanly."
         ),
     )
-    demo.add_argument("--tweets", type=int, default=3000, help="background tweets to replay (default 3000)")
+    demo.add_argument(
+        "--tweets", type=_tweet_count, default=3000, help="background tweets to replay (default 3000)"
+    )
     demo.add_argument(
         "--speed",
+        type=_ingest_speed,
         default="150",
         help="replay speed: a factor of event time (default 150: about 2.5 minutes) or 'max'",
     )
@@ -58,7 +83,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    emulator.add_argument("--port", type=int, default=8085, help="port (default 8085; 0 picks a free one)")
+    emulator.add_argument(
+        "--port", type=_emulator_port, default=8085, help="port (default 8085; 0 picks a free one)"
+    )
     emulator.add_argument(
         "--push-endpoint", help="make the tweets subscription push to this URL (the worker)"
     )
