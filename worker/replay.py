@@ -218,12 +218,12 @@ def scored_batches(
                 pending = pool.submit(score, batch)
             probabilities, languages = pending.result()
             pending = pool.submit(score, batches[index + 1]) if index + 1 < len(batches) else None
-            winners = probabilities.argmax(axis=1)
+            winners = probabilities.argmax(axis=1).tolist()
             yield [
-                _scored(
-                    row, labels[winner], dict(zip(labels, map(float, probs), strict=True)), version, language
+                _scored(row, labels[winner], dict(zip(labels, probs, strict=True)), version, language)
+                for row, winner, probs, language in zip(
+                    batch, winners, probabilities.tolist(), languages, strict=True
                 )
-                for row, winner, probs, language in zip(batch, winners, probabilities, languages, strict=True)
             ]
 
 

@@ -115,6 +115,7 @@ from worker.detection.state import (
     WindowSums,
     brand_state_dict,
     brand_state_from_dict,
+    inside_sums,
     weight_keys,
 )
 from worker.detection.stats import binomial_z, poisson_z
@@ -205,6 +206,7 @@ class BuzzDetector:
         )
         self.stats["observed"] += 1
         brands = tweet.brands if len(tweet.brands) == 1 else tuple(dict.fromkeys(tweet.brands))
+        keys = weight_keys(record)
         for brand in brands:
             state = self._brands.get(brand)
             if state is not None and record.id in state.ids:
@@ -212,11 +214,11 @@ class BuzzDetector:
             elif minute >= self._next_minute:
                 if state is None:
                     state = self._new_brand(brand, minute)
-                state.ids.add(record.id)
+                state.ids[record.id] = keys
                 state.pending.setdefault(minute, []).append(record)
                 state.first_minute = min(state.first_minute, minute)
                 self._changed.add(brand)
-            elif state is not None and self._count_late(state, minute, record):
+            elif state is not None and self._count_late(state, minute, record, keys):
                 self.stats["late_counted"] += 1
                 self._changed.add(brand)
             else:
@@ -351,6 +353,7 @@ class BuzzDetector:
             first_minute=minute,
             baseline=DayProfileBaseline(self.config),
             sums=[WindowSums() for _ in self._windows],
+            inside=[Evidence() for _ in self._windows],
             reference=deque(maxlen=self.config.reference_size),
         )
         self._brands[brand] = state
@@ -423,20 +426,22 @@ class BuzzDetector:
         its windows for an hour. A window reaching into earlier hours of the day takes each hour's figures.
         A window is compared only with the data before it: its own minutes are left out of `recent`, so a
         buzz that began inside it (or fills a new brand's first hour) is not part of its own expectation.
+        Their evidence is kept summed per window (`BrandState.inside`, moved on as minutes close), so
+        leaving them out costs one subtraction, not one per minute.
         """
         gap = self.config.reference_gap_minutes
         held = len(state.closed)  # the newest minute is not appended yet: closed[-age] is `age` old
-        recent = Evidence()
-        recent.add(state.recent)
-        age = gap + 1  # `recent` holds the minutes from this age on
         expected = []
-        for window in self._windows:
-            while age < min(window, held + 1):
-                recent.add(state.closed[-age].evidence(self.config, state.baseline), -1.0)
-                age += 1
+        for window, inside in zip(self._windows, state.inside, strict=True):
+            # `recent` holds the minutes from age gap + 1 on, the window those up to age window - 1
+            overlap = min(window, held + 1) > gap + 1
+            recent = Evidence()
+            recent.add(state.recent)
+            if overlap:
+                recent.add(inside, -1.0)
             if recent.minutes < MIN_RECENT_MINUTES:  # everything recent is inside: none left (no residue)
                 recent = Evidence()
-            by_hour = {(minute // 60) % 24: newest} if age <= gap + 1 else {}
+            by_hour = {} if overlap else {(minute // 60) % 24: newest}
             tweets = negatives = 0.0
             last = minute
             remaining = min(window, held + 1)
@@ -466,7 +471,7 @@ class BuzzDetector:
     def _close_minute(self, state: BrandState, minute: int) -> list[Alert]:
         params = self._params_for(state.brand)
         records = sorted(state.pending.pop(minute, ()), key=_arrival_order)
-        weights = [_weight(state.copies, record) for record in records]
+        weights = [_weight(state.copies, state.ids[record.id]) for record in records]
         total = sum(weights)
         negatives = sum(w * r.p_negative for w, r in zip(weights, records, strict=True))
         squares = sum(w * r.p_negative * r.p_negative for w, r in zip(weights, records, strict=True))
@@ -514,13 +519,31 @@ class BuzzDetector:
                 alerts.extend(self._start_episode(state, params, minute, records, weights, firing, negatives))
         entry.flagged = state.episode is not None or top_score >= params.end_score
         gap = self.config.reference_gap_minutes
-        if len(state.closed) > gap:
-            state.recent.add(state.closed[-gap - 1].evidence(self.config, state.baseline))
+        held = len(state.closed)
+        if held > gap:  # the minute `gap` old joins `recent`, and the windows that hold it
+            evidence = state.closed[-gap - 1].evidence(self.config, state.baseline)
+            state.recent.add(evidence)
+            for inside in self._inside_holding(state, gap, closing=False):
+                inside.add(evidence)
+        for inside, window in zip(state.inside, self._windows, strict=True):
+            if gap < window - 1 < held:  # the minute `window - 1` old leaves the next minute's window
+                inside.add(state.closed[-window].evidence(self.config, state.baseline), -1.0)
 
         self._age_out(state, minute)
         return alerts
 
-    def _count_late(self, state: BrandState, minute: int, record: TweetRecord) -> bool:
+    def _inside_holding(self, state: BrandState, age: int, closing: bool) -> list[Evidence]:
+        """The windows' `BrandState.inside` sums that hold the closed minute `age` minutes older than the
+        newest; `closing`: while the newest is being closed (before `_close_minute` moves the sums on)."""
+        shift = 0 if closing else 1  # between closings, the next minute's windows are one minute further
+        gap = self.config.reference_gap_minutes
+        return [
+            inside
+            for inside, window in zip(state.inside, self._windows, strict=True)
+            if gap + 1 <= age + shift <= window - 1
+        ]
+
+    def _count_late(self, state: BrandState, minute: int, record: TweetRecord, keys: tuple[str, ...]) -> bool:
         """Add a tweet to its closed minute if that minute is retained (see the module docstring)."""
         assert self._next_minute is not None
         age = self._next_minute - 1 - minute  # 0: the newest closed minute
@@ -529,23 +552,30 @@ class BuzzDetector:
         entry = state.closed[-age - 1]
         assert entry.minute == minute, "closed minutes are consecutive"
         kept = age < len(state.chunks)  # the minute's tweets are still held (inside the longest window)
-        weight = _weight(state.copies, record, keep=kept)
+        weight = _weight(state.copies, keys, keep=kept)
         negative = weight * record.p_negative
         in_recent = age >= self.config.reference_gap_minutes
+        holding = self._inside_holding(state, age, closing=False)
         if in_recent:
-            state.recent.add(entry.evidence(self.config, state.baseline), -1.0)
+            before = entry.evidence(self.config, state.baseline)
+            state.recent.add(before, -1.0)
+            for inside in holding:
+                inside.add(before, -1.0)
         entry.total += weight
         entry.negatives += negative
         entry.squares += negative * record.p_negative
         if in_recent:
-            state.recent.add(entry.evidence(self.config, state.baseline))
+            after = entry.evidence(self.config, state.baseline)
+            state.recent.add(after)
+            for inside in holding:
+                inside.add(after)
         for sums, window in zip(state.sums, self._windows, strict=True):
             if age < window:
                 sums.total += weight
                 sums.negatives += negative
         if kept:
             insort(state.chunks[-age - 1].records, record, key=_arrival_order)
-            state.ids.add(record.id)
+            state.ids[record.id] = keys
         elif not entry.flagged and record.negative:
             state.reference.append(record.text)
         return True
@@ -604,11 +634,18 @@ class BuzzDetector:
         for age, entry in enumerate(reversed(list(state.closed)[-minutes:])):
             if entry.flagged:
                 continue
+            holding = self._inside_holding(state, age, closing=True)
             if age >= gap:
-                state.recent.add(entry.evidence(self.config, state.baseline), -1.0)
+                before = entry.evidence(self.config, state.baseline)
+                state.recent.add(before, -1.0)
+                for inside in holding:
+                    inside.add(before, -1.0)
             entry.flagged = True
             if age >= gap:
-                state.recent.add(entry.evidence(self.config, state.baseline))
+                after = entry.evidence(self.config, state.baseline)
+                state.recent.add(after)
+                for inside in holding:
+                    inside.add(after)
 
     def _continue_episode(
         self,
@@ -672,8 +709,7 @@ class BuzzDetector:
             chunk_minute, chunk = state.chunks.popleft()
             flagged = state.closed[-(minute - chunk_minute) - 1].flagged
             for record in chunk:
-                state.ids.discard(record.id)
-                _forget(state.copies, record)
+                _forget(state.copies, state.ids.pop(record.id))
                 if not flagged and record.negative:  # the explanation compares with usual negatives
                     state.reference.append(record.text)
         while len(state.closed) > self._longest + self.config.baseline_lag_minutes:
@@ -700,12 +736,13 @@ class BuzzDetector:
         for state in self._brands.values():
             for chunk in state.chunks:
                 for record in chunk.records:
-                    state.ids.discard(record.id)
+                    state.ids.pop(record.id, None)
             state.chunks.clear()
             state.copies.clear()
             while state.closed:
                 self._learn(state, state.closed.popleft())
             state.recent = Evidence()  # nothing left unlearned (no float residue)
+            state.inside = [Evidence() for _ in self._windows]
             state.sums = [WindowSums() for _ in self._windows]
             if state.episode is not None:
                 state.episode.ended_minute = self._next_minute
@@ -873,6 +910,7 @@ class BuzzDetector:
         saved_config = DetectorConfig.from_dict(state["config"])
         detector = cls(config or saved_config, tokenizer, reason_model)
         saved_windows = tuple(saved_config.windows_minutes)
+        saved_gap = saved_config.reference_gap_minutes
         next_minute = detector._next_minute = state["next_minute"]
         detector._max_ts = state["max_ts"]
         detector.stats.update(state.get("stats", {}))
@@ -880,6 +918,8 @@ class BuzzDetector:
             brand_state = brand_state_from_dict(detector.config, brand, payload)
             if detector._windows != saved_windows:  # new windows: summed again from the closed minutes
                 brand_state.sums = [WindowSums.over(brand_state.closed, w) for w in detector._windows]
+            if detector._windows != saved_windows or detector.config.reference_gap_minutes != saved_gap:
+                brand_state.inside = inside_sums(brand_state.closed, detector.config, brand_state.baseline)
             detector._brands[brand] = brand_state
             if "next_minute" not in payload:  # saved whole by an earlier version: to be saved on its own
                 detector._changed.add(brand)
@@ -913,8 +953,9 @@ def _arrival_order(record: TweetRecord) -> tuple[float, str]:
     return record.ts, record.id
 
 
-def _weight(held: dict[str, int], record: TweetRecord, keep: bool = True) -> float:
-    """The tweet's weight given the tweets of its groups already held; `keep` registers it among them.
+def _weight(held: dict[str, int], keys: tuple[str, ...], keep: bool = True) -> float:
+    """A tweet's weight given the tweets of its groups (`keys`: its `weight_keys`) already held; `keep`
+    registers it among them.
 
     The k-th tweet of a group still in the window weighs ln(k) - ln(k - 1): n copies of a tweet count
     1 + ln(n), as in the explanation, and so do n tweets of one author. One amplified tweet, or one
@@ -922,7 +963,7 @@ def _weight(held: dict[str, int], record: TweetRecord, keep: bool = True) -> flo
     own tweet) takes the smaller weight: discounted once, not twice.
     """
     weight = 1.0
-    for key in weight_keys(record):
+    for key in keys:
         seen = held.get(key, 0)
         if keep:
             held[key] = seen + 1
@@ -931,9 +972,9 @@ def _weight(held: dict[str, int], record: TweetRecord, keep: bool = True) -> flo
     return weight
 
 
-def _forget(held: dict[str, int], record: TweetRecord) -> None:
-    """Unregister a tweet that left the window from its groups."""
-    for key in weight_keys(record):
+def _forget(held: dict[str, int], keys: tuple[str, ...]) -> None:
+    """Unregister a tweet that left the window from its groups (`keys`: its `weight_keys`)."""
+    for key in keys:
         left = held.get(key, 0) - 1
         if left > 0:
             held[key] = left

@@ -178,7 +178,7 @@ class BrandState:
     sums: list[WindowSums] = field(default_factory=list)  # one per window, in the config's order
     chunks: deque[MinuteTweets] = field(default_factory=deque)
     reference: deque[str] = field(default_factory=deque)
-    ids: set[str] = field(default_factory=set)
+    ids: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tweets held -> their `weight_keys`
     copies: dict[str, int] = field(default_factory=dict)  # copy and author keys -> tweets in `chunks`
     episode: Episode | None = None
     last_episode: Episode | None = None
@@ -186,6 +186,8 @@ class BrandState:
     reference_counts: ReferenceCounts | None = None  # cache of the reference corpus (detector._reference)
     reference_hour: int | None = None
     recent: Evidence = field(default_factory=Evidence)  # closed minutes past the gap, not learned yet
+    # Per window: the evidence of the minutes in `recent` that the window holds (left out of its expectation)
+    inside: list[Evidence] = field(default_factory=list)
     window_expected: list[WindowExpectation] = field(default_factory=list)  # one per window
 
 
@@ -223,6 +225,7 @@ def brand_state_dict(state: BrandState) -> dict[str, Any]:
         "reference_counts": state.reference_counts.to_dict() if state.reference_counts else None,
         "reference_hour": state.reference_hour,
         "recent": state.recent.to_list(),
+        "inside": [inside.to_list() for inside in state.inside],
     }
 
 
@@ -230,12 +233,12 @@ def brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str,
     """Rebuild a brand from `brand_state_dict` output (or from a state saved by an earlier version)."""
     pending = {int(minute): _records_from_lists(rows) for minute, rows in payload["pending"]}
     chunks = deque(MinuteTweets(int(minute), _records_from_lists(rows)) for minute, rows in payload["chunks"])
-    ids = {r.id for records in pending.values() for r in records}
-    ids.update(r.id for chunk in chunks for r in chunk.records)
+    ids = {r.id: weight_keys(r) for records in pending.values() for r in records}
     copies: dict[str, int] = {}
     for chunk in chunks:
         for record in chunk.records:
-            for key in weight_keys(record):
+            ids[record.id] = weight_keys(record)
+            for key in ids[record.id]:
                 copies[key] = copies.get(key, 0) + 1
     baseline = DayProfileBaseline.from_state(config, payload["baseline"])
     closed = deque(ClosedMinute.from_row(row) for row in payload["closed"])
@@ -245,6 +248,10 @@ def brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str,
         recent = Evidence()
         for entry in list(closed)[: max(len(closed) - config.reference_gap_minutes, 0)]:
             recent.add(entry.evidence(config, baseline))
+    if len(payload.get("inside", ())) == len(config.windows_minutes):
+        inside = [Evidence(*map(float, row)) for row in payload["inside"]]
+    else:  # saved before the inside sums were kept: summed again
+        inside = inside_sums(closed, config, baseline)
     return BrandState(
         brand=brand,
         first_minute=int(payload["first_minute"]),
@@ -264,4 +271,24 @@ def brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str,
         else None,
         reference_hour=payload.get("reference_hour"),
         recent=recent,
+        inside=inside,
     )
+
+
+def inside_sums(
+    closed: Sequence[ClosedMinute], config: DetectorConfig, baseline: DayProfileBaseline
+) -> list[Evidence]:
+    """Each window's `BrandState.inside`, summed from the closed minutes (between two closings).
+
+    The next minute's window of `w` minutes holds the closed minutes up to `w - 2` minutes older than the
+    newest, and `recent` those at least `reference_gap_minutes` older.
+    """
+    gap = config.reference_gap_minutes
+    entries = list(closed)
+    sums = []
+    for window in config.windows_minutes:
+        inside = Evidence()
+        for age in range(gap, min(window - 1, len(entries))):
+            inside.add(entries[-age - 1].evidence(config, baseline))
+        sums.append(inside)
+    return sums
