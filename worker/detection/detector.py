@@ -15,7 +15,9 @@ How it works (the README explains the why):
   when it leaves the retained history, with every tweet counted in it by then; a tweet for a minute
   already learned (older than the retained history, or before its brand's first tweet) is dropped and
   counted in `stats["late"]`, so no minute is learned twice. A late tweet's weight (copies and authors,
-  below) is taken against the tweets held when it arrives.
+  below) is taken against the tweets held when it arrives. A fresh detector starts at its earliest tweet
+  minus the tolerance, and moves that start back for an earlier tweet until a brand has closed a minute,
+  so a stream that starts out of order loses none of its first tweets.
 - At each closed minute, for each window (3, 5, 15, 60 minutes) ending there: the negative count is
   tested against the expected negatives (Poisson, signed-root deviance) and the negative share against
   the baseline share plus a margin (binomial likelihood ratio). Both must be significant (an
@@ -163,6 +165,7 @@ class BuzzDetector:
         self._order: list[str] = []  # brand names, sorted
         self._params: dict[str, BrandParams] = {}
         self._next_minute: int | None = None  # the first minute not closed yet
+        self._closing = False  # a brand has closed a minute: the start no longer follows early tweets
         self._max_ts: float | None = None
         self._changed: set[str] = set()  # brands given tweets since their last save (`changed_brands`)
         self._saved_at: dict[str, int] = {}  # each brand's first minute not closed when it was last saved
@@ -190,8 +193,12 @@ class BuzzDetector:
             self.stats["unsupported_language"] += 1
             return self._advance_to(ts) if self._next_minute is not None else []
         minute = int(ts // SECONDS_PER_MINUTE)
-        if self._next_minute is None:
-            self._next_minute = int((ts - self.config.lateness_tolerance_s) // SECONDS_PER_MINUTE)
+        if self._next_minute is None or (not self._closing and minute < self._next_minute):
+            # The start is the earliest tweet seen minus the tolerance, until a brand closes a minute: a
+            # stream that starts out of order (a replay, a service's first pull) loses none of its first
+            # tweets.
+            start = int((ts - self.config.lateness_tolerance_s) // SECONDS_PER_MINUTE)
+            self._next_minute = start if self._next_minute is None else min(self._next_minute, start)
         record = TweetRecord(
             ts=ts,
             id=tweet.id,
@@ -251,6 +258,7 @@ class BuzzDetector:
             for brand in self._order:  # sorted: the alerts of one minute come out in one order
                 state = self._brands[brand]
                 if state.first_minute <= minute:
+                    self._closing = True
                     alerts.extend(self._close_minute(state, minute))
             self._next_minute = minute + 1
         return alerts
@@ -930,6 +938,7 @@ class BuzzDetector:
                     if brand_state.first_minute <= minute:
                         detector._close_minute(brand_state, minute)
         detector._order = sorted(detector._brands)
+        detector._closing = any(s.closed or s.baseline.minutes_seen for s in detector._brands.values())
         if detector.config.to_dict() != saved_config.to_dict():
             detector._changed.update(detector._brands)
         return detector

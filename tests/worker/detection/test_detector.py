@@ -293,6 +293,24 @@ def test_a_late_tweet_for_a_brand_never_seen_is_dropped() -> None:
     assert det.stats["late"] == 1 and det.brands == ("acme",)
 
 
+def test_a_fresh_detector_moves_its_start_back_for_early_tweets_until_a_minute_closes() -> None:
+    tweets = in_order(background(5, seed=2, start=DAY_SPIKE))
+    # The stream starts out of order: its 20th tweet (minutes after the first) comes first, and the
+    # first tweets come within its first minute, long before the watermark closes any minute.
+    first = 20
+    assert tweets[first].tweet.created_at - tweets[0].tweet.created_at > timedelta(minutes=2)
+    head = [tweets[first], *tweets[:first]]
+    assert head[-1].tweet.created_at - head[0].tweet.created_at < timedelta(seconds=30)
+    det, in_time = detector(), detector()
+    reference = run(in_time, tweets, flush=False)
+    assert run(det, [*head, *tweets[first + 1 :]], flush=False) == reference
+    assert (det.stats["late"], det.stats["late_counted"]) == (0, 0)
+    assert minute_counts(det) == minute_counts(in_time)
+    # Once a minute has closed, a tweet before the start is late and dropped, as ever.
+    early = scored("early", tweets[0].tweet.created_at - timedelta(minutes=5), "negative", "old news")
+    assert det.observe(early) == [] and det.stats["late"] == 1
+
+
 def test_late_tweets_count_in_their_minutes_and_windows_as_if_in_order() -> None:
     tweets = in_order(background(41, seed=7) + burst(DAY_SPIKE, 20, 4))
     # A few extra tweets a quarter of an hour before the spike, delivered 9 minutes late.
