@@ -1,7 +1,7 @@
 """Detection scaled out by brand partition: 1, 2 and 4 instances on one stream, with loss and duplicates.
 
     .venv/bin/python bench/detection_scale.py [--tweets 20000] [--brands 1000] [--instances 1 2 4]
-                                              [--event-minutes 30] [--no-kill]
+                                              [--event-minutes 30] [--no-kill] [--groups 4] [--no-groups]
 
 One scored stream (the detection-service bench's: airline texts with their human labels, spread evenly over
 the brands and `--event-minutes`, plus `--bad-buzzes` brands that get a burst of negative tweets in the
@@ -16,6 +16,16 @@ The clock runs from the moment every instance answers /healthz until every insta
 tweets of its partitions. With the kill (default), a second 2-instance run SIGKILLs instance 0 once half
 of its share is committed and starts it again on the same subscription and database: it resumes from its
 last checkpoint, and what it held unacked comes again after the subscription's 10 s ack deadline.
+
+Then two runs with partition groups (DETECTION_GROUPS, `--groups` groups, skipped with `--no-groups`): the
+instances share ONE SQLite database and pull one subscription per group. "2 instances, shared database":
+instance i owns the i-th half of the groups from the start. "2 instances, shared database, groups moved":
+instance 0 starts alone with DETECTION_GROUPS=all and owns every group; once a third of the stream is
+committed, instance 1 starts with DETECTION_GROUPS naming the second half of the groups, which instance 0
+hands over mid-stream (commit, ack, release; instance 1 takes each with the next epoch and pulls the same
+subscriptions). Here the seen ids are keyed by group, so "double" is the instances' counted tweets (their
+/healthz, groups given up included) minus the distinct tweets stored. With the emulator every group
+subscription receives the whole stream, so an instance holding k groups pulls k copies of it.
 
 Per run it prints: tweets/s overall; the CPU of the detection processes and of the emulator per tweet, and
 tweets per CPU-second of the detection processes (the throughput per core: on a 2-core machine 4 instances
@@ -44,11 +54,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from statistics import median
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -66,16 +77,23 @@ from bench.detection_service import (  # noqa: E402
 from buzzwatch.partitions import (  # noqa: E402
     DEFAULT_PARTITIONS,
     format_owned,
+    group_of,
     partition_attributes,
     partition_of,
     split_partitions,
 )
-from buzzwatch.pubsub import Publisher, SubscriptionSpec, ensure_subscription  # noqa: E402
+from buzzwatch.pubsub import Publisher, StreamTopology, SubscriptionSpec, ensure_subscription  # noqa: E402
 from buzzwatch.schema import Alert, ScoredTweet, TweetEvent  # noqa: E402
 from stack.emulator import PubSubEmulator  # noqa: E402
 from stack.ports import free_port  # noqa: E402
 from stack.processes import terminate  # noqa: E402
-from worker.detection_service.store import alert_outbox, seen_tweets  # noqa: E402
+from worker.detection_service.groups import group_spec, group_subscription  # noqa: E402
+from worker.detection_service.store import (  # noqa: E402
+    alert_outbox,
+    group_owner,
+    group_seen_tweets,
+    seen_tweets,
+)
 
 ACK_DEADLINE_S = 10  # Pub/Sub's minimum: what a killed instance held comes again this soon
 RUN_NUMBERS = itertools.count()
@@ -107,14 +125,15 @@ class Instance:
     subscription: str
     workdir: Path
     env: dict[str, str]
+    database: Path  # its own SQLite file, or the one the instances share (partition groups)
     process: subprocess.Popen[bytes] | None = None
     cpu_s: float = 0.0  # CPU of its earlier lives (a killed process can no longer be asked)
     lives: int = 0
 
     @property
     def database_url(self) -> str:
-        """Its own SQLite database."""
-        return f"sqlite:///{self.workdir / 'detect.db'}"
+        """Its SQLite database."""
+        return f"sqlite:///{self.database}"
 
     def start(self) -> None:
         """Start a life and wait for its /healthz."""
@@ -155,16 +174,14 @@ class Instance:
         finally:
             engine.dispose()
 
-    def counted(self) -> int:
-        """How many tweet ids it has committed (0 before its database exists)."""
-        if not (self.workdir / "detect.db").exists():
+    def counted(self, table: sa.Table = seen_tweets) -> int:
+        """How many tweet ids its database holds (0 before it exists); the groups' table when shared."""
+        if not self.database.exists():
             return 0
         engine = sa.create_engine(self.database_url)
         try:
             with engine.connect() as connection:
-                return int(
-                    connection.execute(sa.select(sa.func.count()).select_from(seen_tweets)).scalar_one()
-                )
+                return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
         except sa.exc.OperationalError:  # the table is not made yet
             return 0
         finally:
@@ -201,7 +218,7 @@ class ScaleRun:
     misplaced: int  # counted by an instance that does not own the tweet's partition
     redelivered: int  # duplicates the instances recognised (their last lives)
     alerts: list[AlertKey] = field(default_factory=list)
-    kill_note: str = ""
+    kill_note: str = ""  # what happened mid-run: the kill, or the groups' move
 
 
 def publish(project: str, topic: str, scored: Sequence[ScoredTweet], partitions: int) -> None:
@@ -214,6 +231,35 @@ def publish(project: str, topic: str, scored: Sequence[ScoredTweet], partitions:
     stats = publisher.close()
     if stats.failed:
         raise RuntimeError(f"{stats.failed} messages could not be published to the emulator")
+
+
+def instance_env(
+    emulator: PubSubEmulator,
+    tag: str,
+    index: int,
+    folder: Path,
+    database: Path,
+    partitions: int,
+    subscription: str,
+) -> dict[str, str]:
+    """A detection instance's environment: the run's topic, its subscription(s), its database, no mail."""
+    env = dict(
+        os.environ,
+        **emulator.env(),
+        BUZZWATCH_VAR_DIR=str(folder),
+        PORT=str(free_port()),
+        LOG_LEVEL="WARNING",
+        PUBSUB_SCORED_TOPIC=f"scale-scored-{tag}",
+        PUBSUB_SCORED_SUBSCRIPTION=subscription,
+        PUBSUB_DEAD_LETTER_TOPIC=f"scale-dead-{tag}",
+        PUBSUB_DEAD_LETTER_SUBSCRIPTION=f"scale-dead-{tag}-{index}",
+        BUZZWATCH_PARTITIONS=str(partitions),
+        APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
+        DATABASE_URL=f"sqlite:///{database}",
+    )
+    for unset in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "SMTP_HOST"):
+        env.pop(unset, None)
+    return env
 
 
 def run_instances(
@@ -233,25 +279,11 @@ def run_instances(
         folder = workdir / f"run{tag}-i{index}"
         folder.mkdir()
         subscription = f"scale-detect-{tag}-{index}"
-        env = dict(
-            os.environ,
-            **emulator.env(),
-            BUZZWATCH_VAR_DIR=str(folder),
-            PORT=str(free_port()),
-            LOG_LEVEL="WARNING",
-            PUBSUB_SCORED_TOPIC=topic,
-            PUBSUB_SCORED_SUBSCRIPTION=subscription,
-            PUBSUB_DEAD_LETTER_TOPIC=f"scale-dead-{tag}",
-            PUBSUB_DEAD_LETTER_SUBSCRIPTION=f"scale-dead-{tag}-{index}",
-            BUZZWATCH_PARTITIONS=str(partitions),
-            DETECTION_PARTITIONS=format_owned(owned),
-            APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
+        env = instance_env(emulator, tag, index, folder, folder / "detect.db", partitions, subscription)
+        env["DETECTION_PARTITIONS"] = format_owned(owned)
+        instances.append(
+            Instance(f"instance {index}", owned, subscription, folder, env, folder / "detect.db")
         )
-        for unset in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "SMTP_HOST", "DATABASE_URL"):
-            env.pop(unset, None)
-        instance = Instance(f"instance {index}", owned, subscription, folder, env)
-        env["DATABASE_URL"] = instance.database_url
-        instances.append(instance)
     share = [
         {one.tweet.id for one in scored if partition_of(one.tweet.brands[0], partitions) in owned}
         for owned in owners
@@ -309,11 +341,126 @@ def run_instances(
     )
 
 
+def run_groups(
+    emulator: PubSubEmulator,
+    scored: Sequence[ScoredTweet],
+    partitions: int,
+    groups: int,
+    workdir: Path,
+    move: bool,
+    lease_s: float,
+) -> ScaleRun:
+    """2 instances sharing one database through partition groups; with `move`, half the groups move from
+    instance 0 (alone at first, owning all) to instance 1, started once a third of the stream is committed."""
+    tag = f"{next(RUN_NUMBERS):03d}"
+    topic = f"scale-scored-{tag}"
+    database = workdir / f"run{tag}-shared.db"
+    halves = split_partitions(2, groups)  # instance i's groups (instance 0: all of them, first, with `move`)
+    wanted = ["all" if move else format_owned(halves[0]), format_owned(halves[1])]
+    topology = StreamTopology(
+        project=emulator.project,
+        tweets_topic=f"scale-tweets-{tag}",
+        scored_topic=topic,
+        dead_letter_topic=f"scale-dead-{tag}",
+        scored_subscription=f"scale-detect-{tag}",
+    )
+    members = split_partitions(groups, partitions)
+    instances = []
+    for index in range(2):
+        folder = workdir / f"run{tag}-i{index}"
+        folder.mkdir()
+        env = instance_env(emulator, tag, index, folder, database, partitions, topology.scored_subscription)
+        env.update(
+            BUZZWATCH_PARTITION_GROUPS=str(groups),
+            DETECTION_GROUPS=wanted[index],
+            DETECTION_INSTANCE_ID=f"instance-{index}",
+            DETECTION_LEASE_S=f"{lease_s:g}",
+        )
+        owned = frozenset().union(*(members[g] for g in halves[index]))
+        instances.append(Instance(f"instance {index}", owned, "", folder, env, database))
+    Publisher(emulator.project, f"scale-dead-{tag}").close()
+    Publisher(emulator.project, topic).close()
+    for group in range(groups):  # before the first tweet, as a deployment makes them
+        spec = replace(group_spec(topology, group, members[group], partitions), ack_deadline_s=ACK_DEADLINE_S)
+        ensure_subscription(emulator.project, spec)
+    moving = [instances[1].env["DETECTION_INSTANCE_ID"]] * len(halves[1])
+    try:
+        for instance in instances[: 1 if move else 2]:
+            instance.start()
+        started = time.perf_counter()
+        emulator_cpu = cpu_seconds(emulator.pid or 0)
+        cpu_before = [instance.cpu() for instance in instances[: 1 if move else 2]]
+        publish(emulator.project, topic, scored, partitions)
+        note, asked, moved = "", None, False
+        while time.perf_counter() - started < 900:
+            done = instances[0].counted(group_seen_tweets)
+            if move and asked is None and done >= len(scored) // 3:
+                asked = time.perf_counter()
+                instances[1].start()
+                cpu_before.append(instances[1].cpu())
+                note = f", groups {format_owned(halves[1])} asked for at {done}/{len(scored)} committed"
+            if asked is not None and not moved and owners(database, sorted(halves[1])) == moving:
+                moved = True
+                note += f", moved {time.perf_counter() - asked:.1f} s after instance 1 started, at {done}"
+            if done >= len(scored) and (moved or not move):
+                break
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        service_cpu = sum(i.cpu() - before for i, before in zip(instances, cpu_before, strict=True))
+        emulator_cpu = cpu_seconds(emulator.pid or 0) - emulator_cpu
+        health = [healthz(int(i.env["PORT"])) or {} for i in instances]
+    finally:
+        for instance in instances:
+            instance.stop()
+        subscriptions = [group_subscription(topology, group) for group in range(groups)]
+        drop_backlog(emulator.project, topic, *subscriptions)
+    stored = read_rows(database, sa.select(group_seen_tweets.c.group_id, group_seen_tweets.c.tweet_id))
+    group_of_tweet = {
+        one.tweet.id: group_of(partition_of(one.tweet.brands[0], partitions), groups, partitions)
+        for one in scored
+    }
+    union = {tweet_id for _, tweet_id in stored}
+    per_instance = [int(h.get("counted", 0)) for h in health]
+    payloads = read_rows(database, sa.select(alert_outbox.c.payload))
+    return ScaleRun(
+        label="2 instances, shared database" + (", groups moved" if move else ""),
+        instances=2,
+        tweets_per_s=len(union) / elapsed,
+        service_cpu_ms=service_cpu * 1000 / len(scored),
+        emulator_cpu_ms=emulator_cpu * 1000 / len(scored),
+        per_instance=per_instance,
+        lost=len({one.tweet.id for one in scored} - union),
+        double=sum(per_instance) - len(stored),
+        misplaced=sum(group_of_tweet.get(tweet_id) != group for group, tweet_id in stored),
+        redelivered=sum(int(h.get("duplicates", 0)) for h in health),
+        alerts=sorted(alert_identity(Alert.from_dict(json.loads(payload))) for (payload,) in payloads),
+        kill_note=note,
+    )
+
+
+def owners(database: Path, groups: Sequence[int]) -> list[str | None]:
+    """The owners of these groups in the shared database now."""
+    rows = dict(read_rows(database, sa.select(group_owner.c.group_id, group_owner.c.owner)))
+    return [rows.get(group) for group in groups]
+
+
+def read_rows(database: Path, statement: sa.Select) -> list[Any]:
+    """Rows of a SQLite database ([] before its tables exist)."""
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(statement))
+    except sa.exc.OperationalError:
+        return []
+    finally:
+        engine.dispose()
+
+
 def print_run(run: ScaleRun, reference: list[AlertKey] | None) -> None:
     """One line of the side-by-side table."""
     same = "-" if reference is None else ("yes" if run.alerts == reference else "NO")
     print(
-        f"{run.label:32s} {run.tweets_per_s:8.0f} tweets/s  CPU/tweet {run.service_cpu_ms:.2f} ms "
+        f"{run.label:44s} {run.tweets_per_s:8.0f} tweets/s  CPU/tweet {run.service_cpu_ms:.2f} ms "
         f"(emulator {run.emulator_cpu_ms:.2f})  {1000 / run.service_cpu_ms:6.0f} tweets per CPU-s  "
         f"per instance {'/'.join(map(str, run.per_instance))}  lost {run.lost}  double {run.double}  "
         f"outside partitions {run.misplaced}  redelivered {run.redelivered}  alerts {len(run.alerts)} "
@@ -334,7 +481,7 @@ def print_medians(runs: Sequence[ScaleRun], reference: list[AlertKey] | None) ->
         cpu = median(run.service_cpu_ms for run in mine)
         same = sum(run.alerts == reference for run in mine)
         print(
-            f"{label:32s} {median(rates):8.0f} tweets/s (range {min(rates):.0f}-{max(rates):.0f})  "
+            f"{label:44s} {median(rates):8.0f} tweets/s (range {min(rates):.0f}-{max(rates):.0f})  "
             f"CPU/tweet {cpu:.2f} ms  {1000 / cpu:6.0f} tweets per CPU-s  lost {sum(r.lost for r in mine)}  "
             f"double {sum(r.double for r in mine)}  same alerts in {same} of {len(mine)} runs"
         )
@@ -352,6 +499,9 @@ def main(argv: Sequence[str] | None = None) -> list[ScaleRun]:
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 2, 4], help="instance counts")
     parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS, help="BUZZWATCH_PARTITIONS")
     parser.add_argument("--no-kill", action="store_true", help="skip the 2-instance run with a kill -9")
+    parser.add_argument("--groups", type=int, default=4, help="BUZZWATCH_PARTITION_GROUPS of the shared runs")
+    parser.add_argument("--lease-s", type=float, default=6.0, help="DETECTION_LEASE_S of the shared runs")
+    parser.add_argument("--no-groups", action="store_true", help="skip the shared-database runs")
     parser.add_argument(
         "--lateness-s", type=float, default=300.0, help="BUZZWATCH_DETECTOR_LATENESS_S of every detector"
     )
@@ -371,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> list[ScaleRun]:
         flush=True,
     )
     rate, cpu_ms = detector_alone(scored)
-    print(f"{'baseline: detector alone':32s} {rate:8.0f} tweets/s  CPU/tweet {cpu_ms:.2f} ms", flush=True)
+    print(f"{'baseline: detector alone':44s} {rate:8.0f} tweets/s  CPU/tweet {cpu_ms:.2f} ms", flush=True)
     counts = sorted(set(args.instances))
     plan = [(count, False) for count in counts]
     if not args.no_kill:
@@ -385,7 +535,13 @@ def main(argv: Sequence[str] | None = None) -> list[ScaleRun]:
                 run = run_instances(emulator, scored, count, args.partitions, Path(tmp), kill)
                 if count == 1 and not kill and reference is None:
                     reference = run.alerts
-                    print(f"{'single-instance ceiling:':32s} {run.tweets_per_s:8.0f} tweets/s (next row)")
+                    print(f"{'single-instance ceiling:':44s} {run.tweets_per_s:8.0f} tweets/s (next row)")
+                print_run(run, reference)
+                runs.append(run)
+            for move in () if args.no_groups else (False, True):
+                run = run_groups(
+                    emulator, scored, args.partitions, args.groups, Path(tmp), move, args.lease_s
+                )
                 print_run(run, reference)
                 runs.append(run)
     if args.repeat > 1:
