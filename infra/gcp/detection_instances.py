@@ -13,8 +13,9 @@ with the `database-url` secret. With N > 1 instance i is `buzzwatch-detection-<i
 contiguous slice of the partitions (`buzzwatch.partitions.split_partitions`) through `<subscription>-<i>`,
 filtered where the filter fits Pub/Sub's 256 bytes (14 partitions or fewer always do; otherwise the
 instance drops the other partitions' tweets itself), and keeps its state in its own database
-(`database-url-detection-<i>`, a database of the shared PostgreSQL server): the detection store's rows are
-not keyed by partition yet, so instances cannot share one database.
+(`database-url-detection-<i>`, a database of the shared PostgreSQL server). This plans the static split;
+partition groups, whose instances share one database and move groups between them (DETECTION_GROUPS,
+worker/detection_service/groups.py), are not planned or deployed by these scripts yet.
 """
 
 from __future__ import annotations

@@ -31,11 +31,30 @@ def test_the_bad_buzzes_are_negative_bursts_of_the_named_brands_inside_the_strea
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_the_bench_counts_every_tweet_once_with_a_kill(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_bench_counts_every_tweet_once_with_a_kill_and_a_move(capsys: pytest.CaptureFixture[str]) -> None:
     runs = _bench().main(
-        ["--tweets", "1500", "--brands", "12", "--instances", "1", "2", "--event-minutes", "20"]
+        [
+            "--tweets",
+            "1500",
+            "--brands",
+            "12",
+            "--instances",
+            "1",
+            "2",
+            "--event-minutes",
+            "20",
+            "--groups",
+            "2",
+        ]
     )
-    assert [run.label for run in runs] == ["1 instance", "2 instances", "2 instances (kill -9 and restart)"]
+    assert [run.label for run in runs] == [
+        "1 instance",
+        "2 instances",
+        "2 instances (kill -9 and restart)",
+        "2 instances, shared database",
+        "2 instances, shared database, groups moved",
+    ]
     assert all(run.lost == 0 and run.double == 0 and run.misplaced == 0 for run in runs)
     assert all(sum(run.per_instance) == 1500 + 3 * 200 for run in runs)
-    assert "killed -9 at" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "killed -9 at" in output and "groups 1 asked for at" in output and "moved " in output

@@ -33,7 +33,7 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import pubsub_v1
 
-from buzzwatch.partitions import owned_filter, split_partitions
+from buzzwatch.partitions import owned_filter, partition_of, split_partitions
 from buzzwatch.pubsub import (
     UNAVAILABLE,
     StreamTopology,
@@ -183,7 +183,9 @@ class GroupRunner:
     def _take(self, lease: Lease) -> None:
         """Load the group's rows and start pulling its subscription."""
         members = self.members[lease.group]
-        service = self.make_service(self.store.for_group(lease), members)
+        partitions = self.settings.partitions
+        store = self.store.for_group(lease, lambda brand: partition_of(brand, partitions) in members)
+        service = self.make_service(store, members)
         consumer = DetectionConsumer(service, self.settings, owned=members)
         path = subscription_path(self.topology.project, group_subscription(self.topology, lease.group))
         self.owned[lease.group] = OwnedGroup(lease, service, consumer, path)

@@ -18,7 +18,7 @@ import copy
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,7 +149,11 @@ class DetectionStore:
         self.engine = make_engine(database_url)
         self._positions: dict[str, int] = {}  # the saved brands' positions (`load_state`, `commit`)
         self.lease: Lease | None = None  # a group's store (`for_group`): the ownership its commits need
+        self.brand_in_group: Callable[[str], bool] | None = None  # a group's store: which brands are its
         self.state_name = STATE_NAME
+        self._inherited: list[
+            str
+        ] = []  # a group's brands loaded from the single-instance rows, not copied yet
         self.location = str(self.path) if self.path else self.engine.url.render_as_string(hide_password=True)
         try:
             self._open()
@@ -190,12 +194,16 @@ class DetectionStore:
             with self.engine.begin() as connection:
                 connection.exec_driver_sql(f"ALTER TABLE {alert_outbox.name} ADD COLUMN group_id INTEGER")
 
-    def for_group(self, lease: Lease) -> DetectionStore:
-        """One partition group's view of the same database: its rows only, its commits fenced on `lease`."""
+    def for_group(self, lease: Lease, brand_in_group: Callable[[str], bool] | None = None) -> DetectionStore:
+        """One partition group's view of the same database: its rows only, its commits fenced on `lease`.
+
+        `brand_in_group` lets a group start from the single instance's saved state (`load_state`).
+        """
         view = copy.copy(self)
         view.lease = lease
+        view.brand_in_group = brand_in_group
         view.state_name = f"{STATE_NAME}/g{lease.group}"
-        view._positions = {}
+        view._positions, view._inherited = {}, []
         return view
 
     def _set_aside_file(self) -> Path:
@@ -211,17 +219,19 @@ class DetectionStore:
         return aside
 
     def known(self, tweet_ids: Iterable[str]) -> set[str]:
-        """Which of these ids were committed before."""
+        """Which of these ids were committed before (by this group, or before groups, by the instance)."""
         ids = list(dict.fromkeys(tweet_ids))
         found: set[str] = set()
-        table = self._seen_table()
+        # a group also knows what the single instance committed before the database moved to groups
+        sources = [seen_tweets] if self.lease is None else [group_seen_tweets, seen_tweets]
         with self.engine.connect() as connection:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                rows = connection.execute(
-                    sa.select(table.c.tweet_id).where(table.c.tweet_id.in_(chunk), *self._in_group(table))
-                )
-                found.update(row[0] for row in rows)
+            for table in sources:
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    condition = table.c.tweet_id.in_(chunk)
+                    if table is group_seen_tweets:
+                        condition = sa.and_(condition, *self._in_group(table))
+                    found.update(connection.execute(sa.select(table.c.tweet_id).where(condition)).scalars())
         return found
 
     def _seen_table(self) -> sa.Table:
@@ -239,19 +249,37 @@ class DetectionStore:
         the global row) comes back as it was saved: its brands carry no saved watermark, so the detector
         counts them changed and the next commit moves each to its own row. Brand rows left without their
         global row (deleted by hand) belong to no state: they are set aside, as `set_aside_state` does.
+
+        A group's store with no saved state yet starts from the single instance's state, if there is one
+        (switching a database to partition groups): its global row and the rows of the group's brands
+        (`brand_in_group`); the group's first commit copies the rows it does not rewrite, so from then on
+        the group has all its rows under its own name.
         """
+        self._positions, self._inherited = {}, []
+        state = self._read_state(self.state_name, None)
+        if state is None and self.lease is not None and self.brand_in_group is not None:
+            state = self._read_state(STATE_NAME, self.brand_in_group)
+            if state is not None:
+                self._inherited = list(self._positions)
+                log.info(
+                    "partition group starts from the single-instance state",
+                    extra={"group": self.lease.group, "brands": len(state["brands"])},
+                )
+        return state
+
+    def _read_state(self, name: str, keep: Callable[[str], bool] | None) -> dict[str, Any] | None:
+        """The state saved under `name` (only the brands `keep` accepts); its brands' positions noted."""
         with self.engine.connect() as connection:
             row = connection.execute(
-                sa.select(detector_state.c.state).where(detector_state.c.name == self.state_name)
+                sa.select(detector_state.c.state).where(detector_state.c.name == name)
             ).first()
             brands = connection.execute(
                 sa.select(brand_state.c.brand, brand_state.c.position, brand_state.c.state)
-                .where(brand_state.c.name == self.state_name)
+                .where(brand_state.c.name == name)
                 .order_by(brand_state.c.position)
             ).all()
-        self._positions = {}
         if row is None:
-            if brands:
+            if brands and keep is None:
                 self.set_aside_state()
             return None
         state = json.loads(row[0])
@@ -259,6 +287,9 @@ class DetectionStore:
         for brand, position, payload in brands:
             saved[brand] = json.loads(payload)
             self._positions[brand] = position
+        if keep is not None:
+            state["brands"] = {brand: payload for brand, payload in saved.items() if keep(brand)}
+            self._positions = {brand: p for brand, p in self._positions.items() if keep(brand)}
         return state
 
     def set_aside_state(self) -> str:
@@ -283,9 +314,12 @@ class DetectionStore:
         now = time.time()
         brands: Mapping[str, Any] = state.get("brands", {})
         positions = dict(self._positions)
+        next_position = max(positions.values(), default=-1) + 1  # (a group's inherited positions have gaps)
         rows = []
         for brand, payload in brands.items():
-            position = positions.setdefault(brand, len(positions))
+            if brand not in positions:
+                positions[brand], next_position = next_position, next_position + 1
+            position = positions[brand]
             rows.append(
                 {
                     "name": self.state_name,
@@ -318,6 +352,22 @@ class DetectionStore:
                 )
             if rows:
                 connection.execute(brand_state.insert(), rows)
+            inherited = [brand for brand in self._inherited if brand not in brands]
+            for start in range(0, len(inherited), 500):
+                copied = sa.select(
+                    sa.literal(self.state_name),
+                    brand_state.c.brand,
+                    brand_state.c.position,
+                    brand_state.c.state,
+                    brand_state.c.updated_at,
+                ).where(
+                    brand_state.c.name == STATE_NAME, brand_state.c.brand.in_(inherited[start : start + 500])
+                )
+                connection.execute(
+                    brand_state.insert().from_select(
+                        ["name", "brand", "position", "state", "updated_at"], copied
+                    )
+                )
             for alert in alerts:
                 key = alert_key(alert)
                 exists = connection.execute(
@@ -333,7 +383,7 @@ class DetectionStore:
                             **group,
                         )
                     )
-        self._positions = positions
+        self._positions, self._inherited = positions, []
 
     def undispatched(self) -> list[tuple[str, Alert]]:
         """Committed alerts not sent yet, oldest first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from buzzwatch.schema import ScoredTweet
 from buzzwatch.settings import SettingsError
 from buzzwatch.telemetry import LocalTelemetry
-from tests.support.streams import RecordingDispatcher, background
+from tests.support.streams import START, RecordingDispatcher, background, in_order
 from worker.detection import DetectorConfig
 from worker.detection_service.cli import request_move
 from worker.detection_service.service import DetectionService
@@ -26,6 +27,7 @@ from worker.detection_service.store import (
 )
 
 LEASE_S = 10.0
+DAY = START + timedelta(hours=10)  # a daytime hour: the background's busy rate
 
 
 def shared_store(tmp_path: Path, groups: int = 2) -> DetectionStore:
@@ -168,3 +170,34 @@ def test_the_move_command_asks_the_owner_for_the_groups(tmp_path, capsys) -> Non
     assert "group 2: owner (none), handover to b requested" in capsys.readouterr().out
     assert request_move(env, "7", "b") == 2
     assert request_move(env, "1", None) == 2
+
+
+def test_a_single_instance_database_moves_to_groups_with_its_state_and_seen_ids(tmp_path) -> None:
+    """Switching an existing database to DETECTION_GROUPS: each group starts from the single instance's state
+    (its own brands only) and knows its seen ids; its first commit makes every one of its rows its own."""
+    store = shared_store(tmp_path)
+    tweets = in_order(
+        background(1, seed=5, brand="acme", day_rate=50, start=DAY)
+        + background(1, seed=6, brand="globex", day_rate=50, start=DAY)
+    )
+    assert len(tweets) > 50
+    single = DetectionService(
+        store, RecordingDispatcher(), LocalTelemetry(tmp_path / "single", role="detection"), DetectorConfig()
+    )  # type: ignore[arg-type]
+    single.process(payloads(tweets))
+    single.checkpoint()
+    saved = store.load_state()
+    assert saved is not None and set(saved["brands"]) == {"acme", "globex"}
+    lease = take(store, 0, "a", now=1000.0)
+    view = store.for_group(lease, lambda brand: brand == "acme")
+    group = DetectionService(
+        view, RecordingDispatcher(), LocalTelemetry(tmp_path / "g0", role="detection"), DetectorConfig()
+    )  # type: ignore[arg-type]
+    assert group.detector.brands == ("acme",)
+    assert group.detector.brand_state_dict("acme") == single.detector.brand_state_dict("acme")
+    group.process(payloads(tweets[:50]))  # redelivered: already counted before the switch
+    assert group.pending.duplicates == 50 and not group.pending.ids
+    group.checkpoint()
+    again = store.for_group(lease).load_state()  # no fallback needed any more: the group's own rows
+    assert again is not None and set(again["brands"]) == {"acme"}
+    assert again["brands"]["acme"] == saved["brands"]["acme"]
