@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import sqlalchemy as sa
 from buzzwatch.schema import ScoredTweet
 from buzzwatch.settings import SettingsError
 from buzzwatch.telemetry import LocalTelemetry
+from stack.postgres import PostgresMissing, ThrowawayPostgres
+from tests.support.integration import server_fixture
 from tests.support.streams import START, RecordingDispatcher, background, in_order
 from worker.detection import DetectorConfig
 from worker.detection_service.cli import request_move
@@ -30,8 +34,8 @@ LEASE_S = 10.0
 DAY = START + timedelta(hours=10)  # a daytime hour: the background's busy rate
 
 
-def shared_store(tmp_path: Path, groups: int = 2) -> DetectionStore:
-    store = DetectionStore(f"sqlite:///{tmp_path / 'shared.db'}")
+def shared_store(url: str, groups: int = 2) -> DetectionStore:
+    store = DetectionStore(url)
     store.ensure_groups(groups)
     return store
 
@@ -57,8 +61,8 @@ def payloads(tweets: list[ScoredTweet]) -> list[bytes]:
     return [one.to_json() for one in tweets]
 
 
-def test_a_group_is_taken_with_the_next_epoch_and_only_when_free_or_kept_for_the_taker(tmp_path) -> None:
-    store = shared_store(tmp_path)
+def check_takeovers(store: DetectionStore, tmp_path: Path) -> None:
+    """A group is taken with the next epoch, and only when free or kept for the taker."""
     assert store.owners()[0] == GroupOwner(0, None, 0, 0.0, None)
     first = take(store, 0, "a", now=1000.0)
     assert first == Lease(0, "a", 1)
@@ -84,14 +88,13 @@ def test_a_group_is_taken_with_the_next_epoch_and_only_when_free_or_kept_for_the
     assert store.owners()[1].owner is None  # the other group was never touched
 
 
-def test_a_stale_owners_commit_is_refused_and_writes_nothing(tmp_path) -> None:
+def check_stale_commit_refused(store: DetectionStore, tmp_path: Path) -> None:
     """A zombie owner (its lease ran out, the group taken over) cannot overwrite the new owner's rows.
 
     Without the fence its commit would succeed: its state (which never saw the new owner's tweets) would
     replace the new owner's, and the tweets counted meanwhile would be lost from the state while their ids
     stay seen.
     """
-    store = shared_store(tmp_path)
     tweets = background(2, seed=3, brand="acme", day_rate=20)
     half = len(tweets) // 2
     zombie_lease = take(store, 0, "a", now=1000.0)
@@ -116,7 +119,7 @@ def test_a_stale_owners_commit_is_refused_and_writes_nothing(tmp_path) -> None:
 
 
 def test_each_group_keeps_its_own_state_seen_ids_and_outbox(tmp_path) -> None:
-    store = shared_store(tmp_path)
+    store = shared_store(f"sqlite:///{tmp_path / 'shared.db'}")
     services = [
         group_service(store, take(store, group, "a", 1000.0), tmp_path / f"g{group}") for group in (0, 1)
     ]
@@ -172,10 +175,9 @@ def test_the_move_command_asks_the_owner_for_the_groups(tmp_path, capsys) -> Non
     assert request_move(env, "1", None) == 2
 
 
-def test_a_single_instance_database_moves_to_groups_with_its_state_and_seen_ids(tmp_path) -> None:
+def check_single_instance_state_moves_to_groups(store: DetectionStore, tmp_path: Path) -> None:
     """Switching an existing database to DETECTION_GROUPS: each group starts from the single instance's state
     (its own brands only) and knows its seen ids; its first commit makes every one of its rows its own."""
-    store = shared_store(tmp_path)
     tweets = in_order(
         background(1, seed=5, brand="acme", day_rate=50, start=DAY)
         + background(1, seed=6, brand="globex", day_rate=50, start=DAY)
@@ -201,3 +203,39 @@ def test_a_single_instance_database_moves_to_groups_with_its_state_and_seen_ids(
     again = store.for_group(lease).load_state()  # no fallback needed any more: the group's own rows
     assert again is not None and set(again["brands"]) == {"acme"}
     assert again["brands"]["acme"] == saved["brands"]["acme"]
+
+
+CHECKS: list[Callable[[DetectionStore, Path], None]] = [
+    check_takeovers,
+    check_stale_commit_refused,
+    check_single_instance_state_moves_to_groups,
+]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_on_sqlite(check: Callable[[DetectionStore, Path], None], tmp_path: Path) -> None:
+    check(shared_store(f"sqlite:///{tmp_path / 'shared.db'}"), tmp_path)
+
+
+@server_fixture(scope="module")
+def postgres() -> Iterator[ThrowawayPostgres]:
+    try:
+        server = ThrowawayPostgres().start()
+    except PostgresMissing as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_on_postgresql(
+    check: Callable[[DetectionStore, Path], None], postgres: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    """The same on the production database: its row locks, float compare-and-set and ALTER TABLE."""
+    store = shared_store(postgres.create_database(f"groups_{uuid.uuid4().hex[:10]}"))
+    try:
+        check(store, tmp_path)
+    finally:
+        store.close()
