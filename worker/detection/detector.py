@@ -35,6 +35,9 @@ How it works (the README explains the why):
   adds the expectation's own (`Expectation.volume_tweets`, `share_tweets`: how many tweets it rests on),
   so a brand's first minutes, expected from a handful of tweets and the shipped prior, get wide tests
   that narrow as its data grows. There is no warm-up: a brand can alert from its first hour.
+  While a brand's share rests on a few tweets the share test cannot pass at any length of window (the
+  prior is weak: real brands range from 7% to 79% negative); then a window clearly more negative than
+  both its null and a typical brand is decided by the count test alone (`_share_can_tell`).
 - Negatives are counted softly: each tweet adds its probability of being negative (`p_negative`; 1 or 0
   with hard labels, where everything below is exactly a count of labels). The model's probabilities
   carry its doubt: an unsure tweet adds little, so the expected negatives of normal traffic are right
@@ -120,7 +123,7 @@ from worker.detection.state import (
     inside_sums,
     weight_keys,
 )
-from worker.detection.stats import binomial_z, poisson_z
+from worker.detection.stats import binomial_z, poisson_z, share_divergence
 
 if TYPE_CHECKING:
     from models.reasons import ReasonModel
@@ -406,7 +409,13 @@ class BuzzDetector:
                 count_factor += count_dispersion * share / (1.0 - share) * (1.0 - 1.0 / surge)
             share_factor = share_dispersion * (1.0 + volume / (expectation.share_tweets + 1.0))
             count_z = poisson_z(negative_count, expected) / math.sqrt(count_factor)
-            share_z = binomial_z(negative_count, volume, min(share + margin, 0.99)) / math.sqrt(share_factor)
+            null_share = min(share + margin, 0.99)
+            share_z = binomial_z(negative_count, volume, null_share) / math.sqrt(share_factor)
+            typical = self.config.share_prior + margin  # a typical brand's share + margin
+            if not _share_can_tell(
+                negative_count, volume, null_share, typical, expectation, params.min_share_z
+            ):
+                share_z = count_z / share_scale  # thin share data: the count test decides (see above)
             evals.append(
                 WindowEval(
                     minutes=minutes,
@@ -948,6 +957,34 @@ def _true_share(share: float, expectation: Expectation) -> float:
     """The share of negative tweets behind a mean negative probability, through the model's confusion."""
     spread = max(expectation.negative_p - expectation.other_p, MIN_SEPARATION)
     return min(max((share - expectation.other_p) / spread, 0.01), 0.99)
+
+
+def _share_can_tell(
+    negatives: float,
+    volume: float,
+    null_share: float,
+    typical_share: float,
+    expectation: Expectation,
+    min_share_z: float,
+) -> bool:
+    """False when the window's share is clearly above both the null (baseline + margin) and a typical
+    brand's share (the prior's + margin) by its own sampling noise, yet the share test could not reach
+    `min_share_z` at that share however long the window were.
+
+    The share test is posterior-predictive: its z at share q over n tweets tends, as n grows, to
+    sqrt(2 (share_tweets + 1) KL(q || null) / dispersion), a bound set by the tweets the baseline share
+    rests on. A new brand's share rests on the prior (a few tweets: real brands differ widely), so even a
+    window at 90% negative cannot pass it. Then the count test decides alone: its own variance carries the
+    share's uncertainty, and the negatives are tested against the non-negative volume, so a surge at the
+    usual share still does not fire it. The brand's own share estimate is unsure then (a first dozen
+    tweets with one negative read as 8%), so the window must also be more negative than a typical brand.
+    """
+    dispersion = expectation.share_dispersion
+    floor = max(null_share, typical_share)
+    if binomial_z(negatives, volume, floor) / math.sqrt(dispersion) < min_share_z:
+        return True  # not clearly above the null and a typical share: the share test stands
+    divergence = share_divergence(min(negatives / volume, 1.0), null_share)
+    return 2.0 * (expectation.share_tweets + 1.0) * divergence / dispersion >= min_share_z * min_share_z
 
 
 def _non_negatives(volume: float, negatives: float, expectation: Expectation) -> float:

@@ -44,3 +44,12 @@ def binomial_z(successes: float, trials: float, null_share: float, continuity: f
     llr = _xlogy(observed, observed / expected) + _xlogy(failures, failures / (trials - expected))
     root = math.sqrt(max(2.0 * llr, 0.0))
     return root if observed >= expected else -root
+
+
+def share_divergence(share: float, null_share: float) -> float:
+    """Kullback-Leibler divergence of a Bernoulli(share) from a Bernoulli(null_share), in nats per trial.
+
+    A binomial likelihood-ratio z over n trials at that share grows as sqrt(2 n divergence).
+    """
+    null_share = min(max(null_share, 1e-6), 1.0 - 1e-6)
+    return _xlogy(share, share / null_share) + _xlogy(1.0 - share, (1.0 - share) / (1.0 - null_share))

@@ -1,0 +1,84 @@
+"""A quiet brand (about 0.2 tweets a minute) added at night: its first-hours buzz is alerted although its
+share rests on the prior, and its ordinary traffic alerts on nothing over a week."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.support.streams import START, background, burst, hard_labels, in_order, run, simple_tokenize
+from worker.detection import BuzzDetector, DetectorConfig
+from worker.detection.baseline import Expectation
+from worker.detection.detector import _share_can_tell
+
+DAY_RATE, NIGHT_RATE = 0.25, 0.05  # tweets a minute: 0.2 a minute on average, quiet from 00:00 to 06:00 UTC
+
+
+def detector() -> BuzzDetector:
+    return BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize)
+
+
+def quiet_traffic(hours: float, seed: int, share: float, first_hour: int = 0) -> list:
+    """A quiet brand's ordinary traffic from `first_hour` UTC on (a night hour when below 6)."""
+    start = START + timedelta(hours=first_hour)
+    return background(
+        hours, seed=seed, day_rate=DAY_RATE, night_rate=NIGHT_RATE, negative_share=share, start=start
+    )
+
+
+@pytest.mark.parametrize(
+    ("seed", "first_hour", "buzz_after_minutes"),
+    [(1, 1, 17), (3, 3, 31), (8, 0, 36), (12, 0, 34)],
+)
+@pytest.mark.parametrize("labels", ["model", "oracle"])
+def test_a_quiet_brand_added_at_night_alerts_on_its_first_hours_buzz(
+    seed: int, first_hour: int, buzz_after_minutes: int, labels: str
+) -> None:
+    # A few tweets, then two hours at 0.65 tweets a minute (x3 the brand's mean, x13 its night), 92%
+    # negative: the brand's share rests on the prior and two to four tweets, so the share test cannot
+    # pass at any length of buzz, and the count test, negatives against the data before, must decide.
+    first = START + timedelta(hours=first_hour)
+    buzz_start = first + timedelta(minutes=buzz_after_minutes)
+    buzz = burst(buzz_start, 120, 0.6, prefix="buzz", seed=seed) + burst(
+        buzz_start, 120, 0.05, label="neutral", prefix="buzz-reply", seed=seed + 1
+    )
+    tweets = in_order(quiet_traffic(8, seed, 0.3, first_hour) + buzz)
+    alerts = [a for a in run(detector(), hard_labels(tweets) if labels == "oracle" else tweets)]
+    new = [a for a in alerts if a.kind == "new"]
+    assert new, "no alert"
+    assert buzz_start < new[0].fired_at < buzz_start + timedelta(minutes=80)
+    assert len(new) == 1
+
+
+@pytest.mark.parametrize("labels", ["model", "oracle"])
+def test_a_quiet_brands_ordinary_weeks_give_at_most_the_false_alert_budget(labels: str) -> None:
+    # Four brand-weeks at 40% negative, added at night, at dawn and before midnight: issue 10 allows one
+    # false alert a brand-week; one chance run of negatives (seed 22, Thursday 06:50, 8 of 9 tweets in
+    # 15 minutes) fires with or without the thin-share rule, so the bound is one for the four weeks.
+    alerts = []
+    for seed, first_hour in [(21, 0), (22, 2), (23, 22), (24, 4)]:
+        tweets = in_order(quiet_traffic(7 * 24, seed, 0.4, first_hour))
+        alerts += run(detector(), hard_labels(tweets) if labels == "oracle" else tweets)
+    assert len([a for a in alerts if a.kind == "new"]) <= 1
+
+
+def thin(share_tweets: float, dispersion: float = 1.0) -> Expectation:
+    """An expectation whose share rests on `share_tweets` tweets."""
+    return Expectation(0.2, 0.4, 1.0, dispersion, 5.0, share_tweets)
+
+
+@pytest.mark.parametrize(
+    ("negatives", "volume", "share_tweets", "can_tell"),
+    [
+        (40, 45, 3.4, False),  # 89% negative against the prior alone: no window length could pass
+        (40, 45, 30.0, True),  # the same window once the share rests on 30 tweets
+        (20, 45, 3.4, True),  # below the null share: the share test stands (and fails)
+        (5, 5, 3.4, True),  # too few tweets to be clearly above the null by themselves
+        (0, 0, 3.4, True),  # an empty window
+    ],
+)
+def test_the_share_test_steps_aside_only_when_no_window_could_pass_it(
+    negatives: float, volume: float, share_tweets: float, can_tell: bool
+) -> None:
+    assert _share_can_tell(negatives, volume, 0.5, 0.51, thin(share_tweets), 2.0) is can_tell
