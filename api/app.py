@@ -43,6 +43,7 @@ from api.store import (
 )
 from api.validation import RequestError, error_code, parse_feedback, parse_predict
 from buzzwatch.logs import configure_logging
+from buzzwatch.settings import SettingsError
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
 from models.language import Language, gate_for
 
@@ -125,6 +126,17 @@ def services() -> ApiServices:
     return current_app.extensions["buzzwatch"]
 
 
+def load_predictor(settings: ApiSettings) -> PredictorLike:
+    """The model BUZZWATCH_MODEL_URI names; no usable artifact there is one `SettingsError` line."""
+    from models.predictor import ModelLoadError, Predictor
+
+    try:
+        return Predictor.load(settings.common.model_uri, threads=settings.onnx_threads)
+    except ModelLoadError as exc:
+        uri = settings.common.model_uri
+        raise SettingsError(f"cannot load the model BUZZWATCH_MODEL_URI={uri}: {exc}") from None
+
+
 def create_app(
     settings: ApiSettings | None = None,
     predictor: PredictorLike | None = None,
@@ -139,9 +151,7 @@ def create_app(
         configure_logging(settings.common.log_level)
     clock = clock or (lambda: datetime.now(UTC))
     if predictor is None:
-        from models.predictor import Predictor
-
-        predictor = Predictor.load(settings.common.model_uri, threads=settings.onnx_threads)
+        predictor = load_predictor(settings)
     if store is None:
         store = FeedbackStore(
             settings.common.database_url,

@@ -74,6 +74,11 @@ def gunicorn_command(
 
 def run_api(args: argparse.Namespace) -> int:
     """Replace this process with gunicorn (so signals reach it directly)."""
+    from api.app import load_predictor
+    from api.settings import ApiSettings
+
+    # Refused here, not as a boot-failure traceback in each gunicorn worker: bad settings, no model.
+    load_predictor(ApiSettings.from_env())
     command = gunicorn_command(args.host, args.port, args.workers, args.threads)
     os.chdir(REPO_ROOT)
     os.execv(command[0], command)

@@ -57,12 +57,15 @@ def run_worker_command(args: argparse.Namespace) -> int:
     if args.role == "scoring" and args.mode == "push":
         from buzzwatch.pubsub import StreamTopology
         from buzzwatch.settings import CommonSettings
-        from worker.scoring import WorkerSettings
+        from worker.scoring import WorkerSettings, load_models
 
         # Refused here, not in each server process (a crash loop of tracebacks): bad push auth settings,
-        # no Google credentials, a Pub/Sub that does not answer. Each process makes sure of it again.
+        # a model that cannot load, no Google credentials, a Pub/Sub that does not answer. Each process
+        # makes sure of it again.
         WorkerSettings.from_env(os.environ).push_auth.check()
-        StreamTopology.from_settings(CommonSettings.from_env(os.environ)).ensure_scored_path()
+        settings = CommonSettings.from_env(os.environ)
+        load_models(settings)
+        StreamTopology.from_settings(settings).ensure_scored_path()
         # Become the server, so SIGTERM (Cloud Run, a supervisor, a test) reaches it and no child is orphaned.
         command = push_server_command(args.host, args.port, args.workers, args.threads)
         # Its worker processes compare their parent with this pid (the server's, after exec) to see it die.

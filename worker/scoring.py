@@ -80,11 +80,20 @@ class SentimentModel(Protocol):
 
 
 def load_models(settings: CommonSettings) -> tuple[SentimentModel, ReasonModel | None]:
-    """The shared Predictor and the reason classifier (None when unusable: `load_reason_model`)."""
-    from models.predictor import Predictor
+    """The shared Predictor and the reason classifier (None when unusable: `load_reason_model`).
+
+    A model URI that leads to no usable artifact is a `SettingsError` naming BUZZWATCH_MODEL_URI: one
+    line from the command, not a traceback.
+    """
+    from models.predictor import ModelLoadError, Predictor
     from models.reasons import load_reason_model
 
-    return Predictor.load(settings.model_uri), load_reason_model()
+    try:
+        model = Predictor.load(settings.model_uri)
+    except ModelLoadError as exc:
+        uri = settings.model_uri
+        raise SettingsError(f"cannot load the model BUZZWATCH_MODEL_URI={uri}: {exc}") from None
+    return model, load_reason_model()
 
 
 def score_events(

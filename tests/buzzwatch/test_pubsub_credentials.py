@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from buzzwatch.settings import REPO_ROOT
 from stack.ports import free_port
+from tests.support.commands import assert_one_line, run_buzzwatch
 
 REPLAY_FILE = REPO_ROOT / "data" / "airline_us" / "train.csv"
 
@@ -42,27 +42,6 @@ def no_credentials_env(home: Path, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
-
-
-def run_buzzwatch(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
-    """`buzzwatch ARGUMENTS` in a subprocess, as typed at a shell."""
-    return subprocess.run(
-        [sys.executable, "-m", "buzzwatch.cli", *arguments],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def assert_one_line(result: subprocess.CompletedProcess[str], command: str) -> str:
-    """Exit status 2 and exactly one stderr line, no traceback; returns that line."""
-    assert "Traceback" not in result.stderr + result.stdout, result.stderr
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"buzzwatch {command}: "), lines[0]
-    return lines[0]
 
 
 def assert_one_line_naming_both_ways_out(result: subprocess.CompletedProcess[str], command: str) -> str:
