@@ -76,9 +76,13 @@ def run_api(args: argparse.Namespace) -> int:
     """Replace this process with gunicorn (so signals reach it directly)."""
     from api.app import load_predictor
     from api.settings import ApiSettings
+    from buzzwatch.database import make_engine
 
-    # Refused here, not as a boot-failure traceback in each gunicorn worker: bad settings, no model.
-    load_predictor(ApiSettings.from_env())
+    # Refused here, not as a boot-failure traceback in each gunicorn worker: bad settings, no model, a
+    # DATABASE_URL that cannot be read.
+    settings = ApiSettings.from_env()
+    load_predictor(settings)
+    make_engine(settings.common.database_url).dispose()
     command = gunicorn_command(args.host, args.port, args.workers, args.threads)
     os.chdir(REPO_ROOT)
     os.execv(command[0], command)

@@ -23,7 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from buzzwatch.settings import SettingsError
+
 BUSY_TIMEOUT_MS = 15_000
+EXAMPLES = "e.g. sqlite:///var/buzzwatch.db or postgresql+psycopg://USER:PASSWORD@HOST/DB"
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -34,10 +37,21 @@ SQLITE_PRAGMAS = (
 
 
 def make_engine(database_url: str) -> Engine:
-    """An engine for the URL; a SQLite file gets its folder made and the pragmas above on every connection."""
-    url = sa.engine.make_url(database_url)
+    """An engine for the URL; a SQLite file gets its folder made and the pragmas above on every connection.
+
+    A URL SQLAlchemy cannot read, or whose database it has no driver for, is a `SettingsError` naming
+    DATABASE_URL (its password hidden): one line from the command, not a traceback.
+    """
+    try:
+        url = sa.engine.make_url(database_url)
+    except sa.exc.ArgumentError:
+        raise SettingsError(f"DATABASE_URL is not a database URL ({EXAMPLES})") from None
     if url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
+        try:
+            return sa.create_engine(url, pool_pre_ping=True)
+        except (sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
+            shown = url.render_as_string(hide_password=True)
+            raise SettingsError(f"DATABASE_URL={shown}: no driver here ({exc}; {EXAMPLES})") from None
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)

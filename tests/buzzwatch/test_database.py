@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from buzzwatch.database import BUSY_TIMEOUT_MS, make_engine
+from buzzwatch.settings import SettingsError
+from stack.ports import free_port
+from tests.support.commands import assert_one_line, run_buzzwatch
 
 EXPECTED = {"journal_mode": "wal", "synchronous": 2, "busy_timeout": BUSY_TIMEOUT_MS, "foreign_keys": 1}
 
@@ -76,3 +80,36 @@ def test_the_feedback_store_and_the_detection_store_share_the_set_up(tmp_path: P
     finally:
         feedback.close()
         detection.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("database_url", "message"),
+    [
+        ("garbage://x", "DATABASE_URL=garbage://x: no driver here (Can't load plugin"),
+        ("mysql://bw:secret@db/bw", "DATABASE_URL=mysql://bw:***@db/bw: no driver here (No module named"),
+        ("a url with secret words", "DATABASE_URL is not a database URL (e.g. sqlite:///"),
+    ],
+)
+def test_a_url_that_cannot_be_opened_is_a_settings_error_without_its_password(
+    database_url: str, message: str
+) -> None:
+    with pytest.raises(SettingsError) as raised:
+        make_engine(database_url)
+    assert str(raised.value).startswith(message)
+    assert "secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize("arguments", [("detect",), ("api", "--host", "127.0.0.1")])
+def test_the_commands_that_open_a_database_say_so_in_one_line(
+    tmp_path: Path, arguments: tuple[str, ...]
+) -> None:
+    """detect printed SQLAlchemy's NoSuchModuleError traceback; api a boot failure in each gunicorn worker."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": "garbage://x",
+        "BUZZWATCH_VAR_DIR": str(tmp_path),
+        "PORT": str(free_port()),
+        "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}",  # never reached: the store opens first
+    }
+    line = assert_one_line(run_buzzwatch(env, *arguments), arguments[0])
+    assert "DATABASE_URL=garbage://x: no driver here" in line
