@@ -126,6 +126,9 @@ def main(argv: Sequence[str] | None = None, commands: Iterable[EntryPoint] | Non
     except SettingsError as exc:  # a malformed variable: one line that names it, not a traceback
         print(f"buzzwatch {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C in a command that does not stop by itself (score, evaluate, train)
+        print(f"buzzwatch {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -102,3 +102,22 @@ def test_the_command_line_answers_help_through_the_installed_entry_points() -> N
     for name in declared():
         assert f"    {name} " in done.stdout
     assert "unavailable" not in done.stdout
+
+
+def test_ctrl_c_is_one_line_and_exit_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command that handles no signal itself (buzzwatch score) printed KeyboardInterrupt's traceback."""
+    (tmp_path / "busy_component.py").write_text(
+        "import signal\n"
+        "def register(subparsers):\n"
+        "    busy = subparsers.add_parser('busy')\n"
+        "    busy.set_defaults(handler=lambda args: signal.raise_signal(signal.SIGINT))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        code = main(["busy"], commands=[entry("busy", "busy_component:register")])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped main() as KeyboardInterrupt (a traceback at a shell)")
+    assert code == 130
+    assert capsys.readouterr().err == "buzzwatch busy: interrupted\n"
