@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/detection_scale.py [--tweets 20000] [--brands 1000] [--instances 1 2 4]
                                               [--event-minutes 30] [--no-kill] [--groups 4] [--no-groups]
+                                              [--shared-store sqlite|postgresql]
 
 One scored stream (the detection-service bench's: airline texts with their human labels, spread evenly over
 the brands and `--event-minutes`, plus `--bad-buzzes` brands that get a burst of negative tweets in the
@@ -18,7 +19,8 @@ of its share is committed and starts it again on the same subscription and datab
 last checkpoint, and what it held unacked comes again after the subscription's 10 s ack deadline.
 
 Then two runs with partition groups (DETECTION_GROUPS, `--groups` groups, skipped with `--no-groups`): the
-instances share ONE SQLite database and pull one subscription per group. "2 instances, shared database":
+instances share ONE database (SQLite, or PostgreSQL with `--shared-store postgresql`) and pull one
+subscription per group. "2 instances, shared database":
 instance i owns the i-th half of the groups from the start. "2 instances, shared database, groups moved":
 instance 0 starts alone with DETECTION_GROUPS=all and owns every group; once a third of the stream is
 committed, instance 1 starts with DETECTION_GROUPS naming the second half of the groups, which instance 0
@@ -53,7 +55,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -86,6 +89,7 @@ from buzzwatch.pubsub import Publisher, StreamTopology, SubscriptionSpec, ensure
 from buzzwatch.schema import Alert, ScoredTweet, TweetEvent  # noqa: E402
 from stack.emulator import PubSubEmulator  # noqa: E402
 from stack.ports import free_port  # noqa: E402
+from stack.postgres import ThrowawayPostgres  # noqa: E402
 from stack.processes import terminate  # noqa: E402
 from worker.detection_service.groups import group_spec, group_subscription  # noqa: E402
 from worker.detection_service.store import (  # noqa: E402
@@ -125,15 +129,10 @@ class Instance:
     subscription: str
     workdir: Path
     env: dict[str, str]
-    database: Path  # its own SQLite file, or the one the instances share (partition groups)
+    database_url: str  # its own SQLite file, or the database the instances share (partition groups)
     process: subprocess.Popen[bytes] | None = None
     cpu_s: float = 0.0  # CPU of its earlier lives (a killed process can no longer be asked)
     lives: int = 0
-
-    @property
-    def database_url(self) -> str:
-        """Its SQLite database."""
-        return f"sqlite:///{self.database}"
 
     def start(self) -> None:
         """Start a life and wait for its /healthz."""
@@ -176,16 +175,8 @@ class Instance:
 
     def counted(self, table: sa.Table = seen_tweets) -> int:
         """How many tweet ids its database holds (0 before it exists); the groups' table when shared."""
-        if not self.database.exists():
-            return 0
-        engine = sa.create_engine(self.database_url)
-        try:
-            with engine.connect() as connection:
-                return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
-        except sa.exc.OperationalError:  # the table is not made yet
-            return 0
-        finally:
-            engine.dispose()
+        rows = read_rows(self.database_url, sa.select(sa.func.count()).select_from(table))
+        return int(rows[0][0]) if rows else 0
 
     def alerts(self) -> list[AlertKey]:
         """The alerts in its outbox."""
@@ -238,7 +229,7 @@ def instance_env(
     tag: str,
     index: int,
     folder: Path,
-    database: Path,
+    database_url: str,
     partitions: int,
     subscription: str,
 ) -> dict[str, str]:
@@ -255,7 +246,7 @@ def instance_env(
         PUBSUB_DEAD_LETTER_SUBSCRIPTION=f"scale-dead-{tag}-{index}",
         BUZZWATCH_PARTITIONS=str(partitions),
         APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
-        DATABASE_URL=f"sqlite:///{database}",
+        DATABASE_URL=database_url,
     )
     for unset in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "SMTP_HOST"):
         env.pop(unset, None)
@@ -279,11 +270,10 @@ def run_instances(
         folder = workdir / f"run{tag}-i{index}"
         folder.mkdir()
         subscription = f"scale-detect-{tag}-{index}"
-        env = instance_env(emulator, tag, index, folder, folder / "detect.db", partitions, subscription)
+        database_url = f"sqlite:///{folder / 'detect.db'}"
+        env = instance_env(emulator, tag, index, folder, database_url, partitions, subscription)
         env["DETECTION_PARTITIONS"] = format_owned(owned)
-        instances.append(
-            Instance(f"instance {index}", owned, subscription, folder, env, folder / "detect.db")
-        )
+        instances.append(Instance(f"instance {index}", owned, subscription, folder, env, database_url))
     share = [
         {one.tweet.id for one in scored if partition_of(one.tweet.brands[0], partitions) in owned}
         for owned in owners
@@ -349,12 +339,14 @@ def run_groups(
     workdir: Path,
     move: bool,
     lease_s: float,
+    shared_database: Callable[[str], str],
 ) -> ScaleRun:
     """2 instances sharing one database through partition groups; with `move`, half the groups move from
-    instance 0 (alone at first, owning all) to instance 1, started once a third of the stream is committed."""
+    instance 0 (alone at first, owning all) to instance 1, started once a third of the stream is committed.
+    `shared_database` gives the URL of a fresh database for a run's tag."""
     tag = f"{next(RUN_NUMBERS):03d}"
     topic = f"scale-scored-{tag}"
-    database = workdir / f"run{tag}-shared.db"
+    database = shared_database(tag)
     halves = split_partitions(2, groups)  # instance i's groups (instance 0: all of them, first, with `move`)
     wanted = ["all" if move else format_owned(halves[0]), format_owned(halves[1])]
     topology = StreamTopology(
@@ -438,19 +430,21 @@ def run_groups(
     )
 
 
-def owners(database: Path, groups: Sequence[int]) -> list[str | None]:
+def owners(database: str, groups: Sequence[int]) -> list[str | None]:
     """The owners of these groups in the shared database now."""
     rows = dict(read_rows(database, sa.select(group_owner.c.group_id, group_owner.c.owner)))
     return [rows.get(group) for group in groups]
 
 
-def read_rows(database: Path, statement: sa.Select) -> list[Any]:
-    """Rows of a SQLite database ([] before its tables exist)."""
-    engine = sa.create_engine(f"sqlite:///{database}")
+def read_rows(database_url: str, statement: sa.Select) -> list[Any]:
+    """Rows of a database ([] before its file or its tables exist)."""
+    if database_url.startswith("sqlite:///") and not Path(database_url.removeprefix("sqlite:///")).exists():
+        return []
+    engine = sa.create_engine(database_url)
     try:
         with engine.connect() as connection:
             return list(connection.execute(statement))
-    except sa.exc.OperationalError:
+    except sa.exc.DatabaseError:  # its tables are not made yet
         return []
     finally:
         engine.dispose()
@@ -503,6 +497,9 @@ def main(argv: Sequence[str] | None = None) -> list[ScaleRun]:
     parser.add_argument("--lease-s", type=float, default=6.0, help="DETECTION_LEASE_S of the shared runs")
     parser.add_argument("--no-groups", action="store_true", help="skip the shared-database runs")
     parser.add_argument(
+        "--shared-store", choices=("sqlite", "postgresql"), default="sqlite", help="the shared runs' database"
+    )
+    parser.add_argument(
         "--lateness-s", type=float, default=300.0, help="BUZZWATCH_DETECTOR_LATENESS_S of every detector"
     )
     parser.add_argument("--repeat", type=int, default=1, help="rounds (alternating); medians at the end")
@@ -528,8 +525,18 @@ def main(argv: Sequence[str] | None = None) -> list[ScaleRun]:
         plan.insert(counts.index(2) + 1 if 2 in counts else len(plan), (2, True))
     runs: list[ScaleRun] = []
     reference: list[AlertKey] | None = None
-    with TemporaryDirectory(prefix="bench-scale-") as tmp, PubSubEmulator() as emulator:
+    with ExitStack() as stack:
+        tmp = stack.enter_context(TemporaryDirectory(prefix="bench-scale-"))
+        emulator = stack.enter_context(PubSubEmulator())
         os.environ.update(emulator.env())
+        # the shared runs' database: a file, or a fresh database of Debian's PostgreSQL server (fsync off)
+        server = stack.enter_context(ThrowawayPostgres()) if args.shared_store == "postgresql" else None
+
+        def shared_database(tag: str) -> str:
+            if server is None:
+                return f"sqlite:///{Path(tmp) / f'run{tag}-shared.db'}"
+            return server.create_database(f"scale_{tag}")
+
         for _ in range(max(1, args.repeat)):
             for count, kill in plan:
                 run = run_instances(emulator, scored, count, args.partitions, Path(tmp), kill)
@@ -540,7 +547,14 @@ def main(argv: Sequence[str] | None = None) -> list[ScaleRun]:
                 runs.append(run)
             for move in () if args.no_groups else (False, True):
                 run = run_groups(
-                    emulator, scored, args.partitions, args.groups, Path(tmp), move, args.lease_s
+                    emulator,
+                    scored,
+                    args.partitions,
+                    args.groups,
+                    Path(tmp),
+                    move,
+                    args.lease_s,
+                    shared_database,
                 )
                 print_run(run, reference)
                 runs.append(run)
