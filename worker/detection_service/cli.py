@@ -32,6 +32,11 @@ def register(subparsers: Any) -> None:
         help="do not run: ask the owners of these partition groups (e.g. 3 or 0-3) to hand them over to --to",
     )
     detect.add_argument("--to", metavar="INSTANCE", help="the DETECTION_INSTANCE_ID that takes the groups")
+    detect.add_argument(
+        "--owners",
+        action="store_true",
+        help="do not run: print who owns each partition group, and since when",
+    )
     detect.set_defaults(handler=run_detect_command)
 
 
@@ -39,7 +44,32 @@ def run_detect_command(args: argparse.Namespace) -> int:
     """The `detect` subcommand's handler."""
     if args.move is not None or args.to is not None:
         return request_move(os.environ, args.move, args.to)
+    if args.owners:
+        return show_owners(os.environ)
     return run_detection_service(os.environ)
+
+
+def show_owners(env: Mapping[str, str], now: float | None = None) -> int:
+    """Print each partition group's owner, epoch, lease left and pending handover (the shared database)."""
+    import time
+
+    from buzzwatch.settings import CommonSettings
+    from worker.detection_service.settings import DetectionSettings
+    from worker.detection_service.store import DetectionStore
+
+    groups = DetectionSettings.from_env(env).groups
+    store = DetectionStore(CommonSettings.from_env(env).database_url)
+    try:
+        store.ensure_groups(groups)
+        owners = store.owners()
+    finally:
+        store.close()
+    now = time.time() if now is None else now
+    for group, row in owners.items():
+        lease = f"lease {row.lease_until - now:.0f} s left" if row.lease_until >= now else "lease expired"
+        handover = f", handover to {row.handover_to}" if row.handover_to else ""
+        print(f"group {group}: owner {row.owner or '(none)'}, epoch {row.epoch}, {lease}{handover}")
+    return 0
 
 
 def request_move(env: Mapping[str, str], groups: str | None, instance: str | None) -> int:

@@ -17,7 +17,7 @@ from stack.postgres import PostgresMissing, ThrowawayPostgres
 from tests.support.integration import server_fixture
 from tests.support.streams import START, RecordingDispatcher, background, in_order
 from worker.detection import DetectorConfig
-from worker.detection_service.cli import request_move
+from worker.detection_service.cli import request_move, show_owners
 from worker.detection_service.service import DetectionService
 from worker.detection_service.settings import DetectionSettings
 from worker.detection_service.store import (
@@ -173,6 +173,10 @@ def test_the_move_command_asks_the_owner_for_the_groups(tmp_path, capsys) -> Non
     assert "group 2: owner (none), handover to b requested" in capsys.readouterr().out
     assert request_move(env, "7", "b") == 2
     assert request_move(env, "1", None) == 2
+    assert show_owners(env, now=100.0) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "group 1: owner (none), epoch 0, lease expired, handover to b"
+    assert len(lines) == 4
 
 
 def check_single_instance_state_moves_to_groups(store: DetectionStore, tmp_path: Path) -> None:
