@@ -207,6 +207,8 @@ def check_single_instance_state_moves_to_groups(store: DetectionStore, tmp_path:
     again = store.for_group(lease).load_state()  # no fallback needed any more: the group's own rows
     assert again is not None and set(again["brands"]) == {"acme"}
     assert again["brands"]["acme"] == saved["brands"]["acme"]
+    # the single instance's ids are forgotten at the retention like the group's own
+    assert view.prune(-1.0) == len(tweets) and not view.known(one.tweet.id for one in tweets)
 
 
 CHECKS: list[Callable[[DetectionStore, Path], None]] = [
