@@ -43,6 +43,14 @@ class ReplayCsv:
         self._reader = csv.DictReader(handle)
         self.columns: frozenset[str] = frozenset(self._reader.fieldnames or ())
 
+    def missing(self, required: Iterable[str]) -> str | None:
+        """None when the header has every `required` column, else which are missing and what it has."""
+        absent = [name for name in required if name not in self.columns]
+        if not absent:
+            return None
+        found = ", ".join(sorted(self.columns)) or "none"
+        return f"missing column(s) {', '.join(absent)}; found {found}"
+
     def __iter__(self) -> Iterator[CsvRow]:
         """Every record in file order; an unreadable one is a row with its `problem`, and reading goes on."""
         while True:

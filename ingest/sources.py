@@ -89,8 +89,9 @@ def read_replay_file(
 
 def _records_from_csv(rows: ReplayCsv, name: str, report: InputReport) -> Iterator[tuple[str, Any]]:
     """Each readable row's cells; an unreadable row is reported, and the next one read."""
-    if "text" not in rows.columns:
-        raise SchemaError(f"{name}: a replay CSV needs a header with at least id, created_at and text")
+    missing = rows.missing(("id", "created_at", "text"))
+    if missing:
+        raise SchemaError(f"{name}: a replay CSV needs a header with id, created_at and text: {missing}")
     for row in rows:
         report.read += 1
         if row.problem is not None:

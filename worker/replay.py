@@ -121,11 +121,11 @@ def read_rows(path: Path, oracle: bool, summary: ReplaySummary) -> list[ReplayRo
     rows = []
     with open_replay_csv(path) as csv_rows:
         required = (*REQUIRED_COLUMNS, "label") if oracle else REQUIRED_COLUMNS
-        missing = [c for c in required if c not in csv_rows.columns]
+        missing = csv_rows.missing(required)
         if missing:
-            hint = " (--oracle reads the labels from a 'label' column)" if "label" in missing else ""
-            found = ", ".join(sorted(csv_rows.columns)) or "none"
-            raise ReplayError(f"{path}: missing column(s) {', '.join(missing)}; found {found}{hint}")
+            no_labels = oracle and "label" not in csv_rows.columns
+            hint = " (--oracle reads the labels from a 'label' column)" if no_labels else ""
+            raise ReplayError(f"{path}: {missing}{hint}")
         reason_column = next((c for c in REASON_COLUMNS if c in csv_rows.columns), None) if oracle else None
         for row in csv_rows:
             summary.rows_read += 1

@@ -158,3 +158,16 @@ def test_a_paced_replay_logs_progress_while_it_runs(ingest_env, tmp_path):
     assert all(record["total"] == 21 for record in progress)
     assert " of 21 tweets published, event time 2015-02-17T10:" in progress[-1]["message"]
     assert _summary(result.stdout)["published"] == 21
+
+
+@pytest.mark.integration
+def test_a_replay_csv_without_a_needed_column_is_one_line_and_exit_2(ingest_env, tmp_path):
+    """It passed the header check (only 'text' was checked) and then skipped every row as bad input."""
+    source = tmp_path / "no-created-at.csv"
+    source.write_text("id,text,airline\n1,@united lost my bag,United\n", encoding="utf-8")
+    result = _ingest("--source", "replay", "--input", str(source), env=ingest_env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "buzzwatch ingest: no-created-at.csv: a replay CSV needs a header with id, created_at and text: "
+        "missing column(s) created_at; found airline, id, text"
+    ]
