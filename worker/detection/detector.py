@@ -538,10 +538,7 @@ class BuzzDetector:
         gap = self.config.reference_gap_minutes
         held = len(state.closed)
         if held > gap:  # the minute `gap` old joins `recent`, and the windows that hold it
-            evidence = state.closed[-gap - 1].evidence(self.config, state.baseline)
-            state.recent.add(evidence)
-            for inside in self._inside_holding(state, gap, closing=False):
-                inside.add(evidence)
+            self._add_evidence(state, state.closed[-gap - 1], self._holding(state, gap, closing=False))
         for inside, window in zip(state.inside, self._windows, strict=True):
             if gap < window - 1 < held:  # the minute `window - 1` old leaves the next minute's window
                 inside.add(state.closed[-window].evidence(self.config, state.baseline), -1.0)
@@ -549,16 +546,28 @@ class BuzzDetector:
         self._age_out(state, minute)
         return alerts
 
-    def _inside_holding(self, state: BrandState, age: int, closing: bool) -> list[Evidence]:
-        """The windows' `BrandState.inside` sums that hold the closed minute `age` minutes older than the
-        newest; `closing`: while the newest is being closed (before `_close_minute` moves the sums on)."""
-        shift = 0 if closing else 1  # between closings, the next minute's windows are one minute further
+    def _holding(self, state: BrandState, age: int, closing: bool) -> list[Evidence]:
+        """The running evidence sums (`recent`, the windows' `inside`) that hold the closed minute `age`
+        minutes older than the newest; `closing`: while the newest is being closed, before `_close_minute`
+        moves the sums on (the next minute's `recent` and windows then reach one minute further back)."""
+        next_age = age + (0 if closing else 1)  # its age when the next minute is evaluated
         gap = self.config.reference_gap_minutes
-        return [
+        sums = [state.recent] if next_age >= gap + 1 else []
+        sums.extend(
             inside
             for inside, window in zip(state.inside, self._windows, strict=True)
-            if gap + 1 <= age + shift <= window - 1
-        ]
+            if gap + 1 <= next_age <= window - 1
+        )
+        return sums
+
+    def _add_evidence(
+        self, state: BrandState, entry: ClosedMinute, sums: list[Evidence], sign: float = 1.0
+    ) -> None:
+        """Add (sign -1: take out) a closed minute's evidence to (from) the running sums that hold it."""
+        if sums:
+            evidence = entry.evidence(self.config, state.baseline)
+            for held in sums:
+                held.add(evidence, sign)
 
     def _count_late(self, state: BrandState, minute: int, record: TweetRecord, keys: tuple[str, ...]) -> bool:
         """Add a tweet to its closed minute if that minute is retained (see the module docstring)."""
@@ -571,21 +580,12 @@ class BuzzDetector:
         kept = age < len(state.chunks)  # the minute's tweets are still held (inside the longest window)
         weight = _weight(state.copies, keys, keep=kept)
         negative = weight * record.p_negative
-        in_recent = age >= self.config.reference_gap_minutes
-        holding = self._inside_holding(state, age, closing=False)
-        if in_recent:
-            before = entry.evidence(self.config, state.baseline)
-            state.recent.add(before, -1.0)
-            for inside in holding:
-                inside.add(before, -1.0)
+        holding = self._holding(state, age, closing=False)
+        self._add_evidence(state, entry, holding, -1.0)
         entry.total += weight
         entry.negatives += negative
         entry.squares += negative * record.p_negative
-        if in_recent:
-            after = entry.evidence(self.config, state.baseline)
-            state.recent.add(after)
-            for inside in holding:
-                inside.add(after)
+        self._add_evidence(state, entry, holding)
         for sums, window in zip(state.sums, self._windows, strict=True):
             if age < window:
                 sums.total += weight
@@ -647,22 +647,13 @@ class BuzzDetector:
     def _flag_window(self, state: BrandState, minutes: int) -> None:
         """Mark the last `minutes` (the firing window, or back to the buzz's onset) unusual: the buzz began
         before it was certain (a slow start), and must not be learned as normal."""
-        gap = self.config.reference_gap_minutes
         for age, entry in enumerate(reversed(list(state.closed)[-minutes:])):
             if entry.flagged:
                 continue
-            holding = self._inside_holding(state, age, closing=True)
-            if age >= gap:
-                before = entry.evidence(self.config, state.baseline)
-                state.recent.add(before, -1.0)
-                for inside in holding:
-                    inside.add(before, -1.0)
+            holding = self._holding(state, age, closing=True)
+            self._add_evidence(state, entry, holding, -1.0)
             entry.flagged = True
-            if age >= gap:
-                after = entry.evidence(self.config, state.baseline)
-                state.recent.add(after)
-                for inside in holding:
-                    inside.add(after)
+            self._add_evidence(state, entry, holding)
 
     def _continue_episode(
         self,

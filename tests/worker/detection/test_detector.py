@@ -311,6 +311,30 @@ def test_a_fresh_detector_moves_its_start_back_for_early_tweets_until_a_minute_c
     assert det.observe(early) == [] and det.stats["late"] == 1
 
 
+@pytest.mark.parametrize("minutes", [16, 40, 75, 130])
+def test_running_evidence_sums_equal_the_closed_minutes_after_a_buzz_and_late_tweets(minutes: int) -> None:
+    # A slow buzz: it fires on the 15-minute window, whose minutes are all flagged (some already in `recent`)
+    tweets = in_order(background(41, seed=7) + burst(DAY_SPIKE, 20, 1))
+    late = [
+        scored(f"late-{i}", DAY_SPIKE + timedelta(minutes=5, seconds=7 * i), "negative", f"late {i}")
+        for i in range(6)
+    ]
+    det = detector()
+    alerts = run(det, deliver_late(tweets, late, timedelta(minutes=4)), flush=False)
+    assert new_alerts(alerts) and det.stats["late_counted"] == len(late)
+    # `minutes` after the buzz fired: the minutes it flagged are inside the windows, in `recent` or learned.
+    fired = new_alerts(alerts)[0].fired_at
+    run(det, [t for t in tweets if t.tweet.created_at > fired + timedelta(minutes=minutes)][:1], flush=False)
+    saved = det.state_dict()
+    kept = saved["brands"]["acme"]
+    rebuilt = json.loads(json.dumps(saved))
+    del rebuilt["brands"]["acme"]["recent"], rebuilt["brands"]["acme"]["inside"]  # summed again on load
+    again = BuzzDetector.from_state(rebuilt, tokenizer=simple_tokenize).state_dict()["brands"]["acme"]
+    assert again["recent"] == pytest.approx(kept["recent"], abs=1e-9)
+    for inside, inside_again in zip(kept["inside"], again["inside"], strict=True):
+        assert inside_again == pytest.approx(inside, abs=1e-9)
+
+
 def test_late_tweets_count_in_their_minutes_and_windows_as_if_in_order() -> None:
     tweets = in_order(background(41, seed=7) + burst(DAY_SPIKE, 20, 4))
     # A few extra tweets a quarter of an hour before the spike, delivered 9 minutes late.
