@@ -32,12 +32,15 @@ share) and over brands, each weighted by its lifetime (false alerts per brand-we
 `--real-week` replays the real airline week of data/airline_us (Feb 2015, nothing injected) and prints
 every alert per brand, so a reader can judge which are real events (the Feb 21-23 storms).
 `--throughput` times the exact CLI, `buzzwatch replay --speed max` (with `--oracle`, then with the model), on
-the first seed's file instead of measuring detection.
+the first seed's file instead of measuring detection; `--baseline DIR --pairs N` times another checkout's
+code alternately with this one's (N pairs, with the load and CPU time of each run, and whether their
+alerts are identical).
 
 Usage:
   .venv/bin/python bench/detection.py --half report           # the report: oracle and model
   .venv/bin/python bench/detection.py --half tuning --quick   # three tuning seeds
   .venv/bin/python bench/detection.py --real-week
+  .venv/bin/python bench/detection.py --throughput --baseline /tmp/before --pairs 3   # A/B replay speed
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import csv
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -365,33 +369,77 @@ def run_seeds(
     return results
 
 
-def throughput(folder: Path) -> None:
-    """Time the exact CLI, `buzzwatch replay --speed max`, with and without the model."""
+def throughput(folder: Path, baseline: Path | None = None, pairs: int = 1) -> None:
+    """Time the exact CLI, `buzzwatch replay --speed max`, with and without the model.
+
+    With `baseline` (another checkout, e.g. a `git worktree` of an earlier commit), its code and this
+    checkout's run alternately, `pairs` times, each run printed with the machine's load and its CPU time,
+    so a speed-up is read against a baseline measured in the same minutes.
+    """
+    checkouts = ([("baseline", baseline)] if baseline else []) + [("this", REPO_ROOT)]
     for extra in (["--oracle"], []):
-        command = [
-            str(REPO_ROOT / ".venv" / "bin" / "buzzwatch"),
-            "replay",
-            "--input",
-            str(folder / "tweets.csv"),
-            "--alerts-out",
-            str(folder / "alerts-cli.jsonl"),
-            "--speed",
-            "max",
-            "--quiet",
-            *extra,
-        ]
-        started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - started
-        match = re.search(r"replayed (\d+) tweets .* ([\d,]+) tweets/s", done.stdout)
-        if done.returncode != 0 or not match:
-            print(f"  {' '.join(command[1:])}: failed ({done.returncode}): {done.stderr.strip()[-400:]}")
-            continue
-        print(
-            f"  buzzwatch replay --speed max {' '.join(extra) or '(model)'}: {match.group(2)} tweets/s "
-            f"(replay loop), {int(match.group(1)) / wall:,.0f} end to end "
-            f"({match.group(1)} tweets, {wall:.1f} s)"
-        )
+        for name, _ in checkouts:
+            (folder / f"alerts-cli-{name}.jsonl").unlink(missing_ok=True)
+        for pair in range(pairs):
+            for name, root in checkouts:
+                command = [
+                    sys.executable,
+                    "-m",
+                    "buzzwatch.cli",
+                    "replay",
+                    "--input",
+                    str(folder / "tweets.csv"),
+                    "--alerts-out",
+                    str(folder / f"alerts-cli-{name}.jsonl"),
+                    "--speed",
+                    "max",
+                    "--quiet",
+                    *extra,
+                ]
+                load = os.getloadavg()[0]
+                cpu_before = _children_cpu()
+                started = time.perf_counter()
+                done = subprocess.run(
+                    command,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    cwd=root,
+                    env={**os.environ, "PYTHONPATH": str(root)},
+                )
+                wall = time.perf_counter() - started
+                match = re.search(r"replayed (\d+) tweets .* ([\d,]+) tweets/s", done.stdout)
+                label = f"pair {pair + 1}, {name} ({_commit(root)}): " if baseline else ""
+                if done.returncode != 0 or not match:
+                    print(
+                        f"  {label}{' '.join(command[3:])}: failed ({done.returncode}): {done.stderr[-400:]}"
+                    )
+                    continue
+                print(
+                    f"  {label}buzzwatch replay --speed max {' '.join(extra) or '(model)'}: {match.group(2)} "
+                    f"tweets/s (replay loop), {int(match.group(1)) / wall:,.0f} end to end "
+                    f"({match.group(1)} tweets, {wall:.1f} s, {_children_cpu() - cpu_before:.1f} CPU-s; "
+                    f"load {load:.1f} at {time.strftime('%H:%M:%S', time.gmtime())} UTC)",
+                    flush=True,
+                )
+        if baseline:
+            this, other = (folder / f"alerts-cli-{name}.jsonl" for name in ("this", "baseline"))
+            same = this.exists() and other.exists() and this.read_bytes() == other.read_bytes()
+            print(f"  alerts {'identical' if same else 'DIFFERENT'} ({' '.join(extra) or 'model'})")
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _commit(root: Path) -> str:
+    """A checkout's short commit, with a + when it has uncommitted changes."""
+    git = ["git", "-C", str(root)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+    dirty = subprocess.run([*git, "status", "--porcelain", "-uno"], capture_output=True, text=True).stdout
+    return commit.strip() + ("+" if dirty.strip() else "")
 
 
 def replay_real_week(modes: list[str], authors: bool) -> None:
@@ -468,6 +516,13 @@ def main() -> None:
         help="time `buzzwatch replay --speed max` on the first seed instead",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="with --throughput: another checkout (a git worktree of an earlier commit) timed alternately",
+    )
+    parser.add_argument("--pairs", type=int, default=1, help="with --throughput --baseline: alternations")
+    parser.add_argument(
         "--json", type=Path, default=None, help="write the per-buzz and per-brand outcomes here"
     )
     args = parser.parse_args()
@@ -490,7 +545,7 @@ def main() -> None:
     )
     if args.throughput:
         print("== throughput (exact CLI, first seed's file) ==")
-        throughput(seed_folder(seeds[0], load_pools()))
+        throughput(seed_folder(seeds[0], load_pools()), args.baseline, args.pairs)
         return
     started = time.perf_counter()
     results = run_seeds(seeds, modes, not args.no_authors)
