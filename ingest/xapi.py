@@ -158,7 +158,10 @@ class FilteredStream(tweepy.StreamingClient):
                     wait = max(wait, min(reset or 0.0, self.backoff.rate_limit_max_s))
                 self._wait(f"rules: {type(exc).__name__}", wait)
                 wait = min(self.backoff.http_max_s, wait * 2)
-        return self.sync_rules(desired)
+        try:
+            return self.sync_rules(desired)
+        except requests.ConnectionError as exc:  # the command's one line, not requests' traceback
+            raise StreamFatalError(f"the X API cannot be reached ({attempts} attempts): {exc}") from None
 
     def start(self) -> threading.Thread:
         """Connect in a background thread with the tweet fields BuzzWatch needs."""

@@ -11,7 +11,7 @@ import tweepy
 
 from ingest.brands import BrandBook
 from ingest.sources import InputReport
-from ingest.xapi import Backoff, FilteredStream, RecentSearchPoller
+from ingest.xapi import Backoff, FilteredStream, RecentSearchPoller, StreamFatalError
 from tests.support.polling import wait_for
 
 FAST = Backoff().scaled(0.001)  # 5 s -> 5 ms, 60 s -> 60 ms: same shape, test-sized
@@ -54,6 +54,16 @@ def test_rules_sync_retries_a_503(fake_x_api, brands):
     change = stream.sync_rules_with_retry(brands.rules())
     assert sorted(change["added"]) == sorted(brands.names)
     assert [reason for reason, _ in stream.stats.waits] == ["rules: TwitterServerError"] * 2
+
+
+def test_rules_sync_that_never_reaches_the_api_is_a_fatal_stream_error(fake_x_api, brands):
+    """`buzzwatch ingest --source x-stream` offline printed requests' ConnectionError traceback."""
+    stream = _stream(fake_x_api, brands, [])
+    fake_x_api.server.shutdown()
+    fake_x_api.server.server_close()  # nothing listens any more: every attempt is refused
+    with pytest.raises(StreamFatalError, match=r"the X API cannot be reached \(3 attempts\)"):
+        stream.sync_rules_with_retry(brands.rules(), attempts=3)
+    assert [reason for reason, _ in stream.stats.waits] == ["rules: ConnectionError"] * 2
 
 
 def test_stream_backs_off_on_429_and_503_then_delivers_attributed_events(fake_x_api, brands):
