@@ -96,3 +96,22 @@ def test_train_refuses_bad_extra_data(tmp_path, capsys):
         == 2
     )
     assert "furious" in capsys.readouterr().err
+
+
+def test_quick_train_of_the_subword_and_emoji_levers(isolated_var_dir, capsys):
+    """Issue 11's levers end to end: emoji pre-training, then sub-word rows for unknown tokens that the
+    exported artifact computes as training did (no ensemble is built for a sub-word variant)."""
+    args = ["train", "--quick", "--variants", "ft-frozen-air5-sub-emoji", "--skip-reasons", "--no-register"]
+    main([*args, "--no-export", "--seed", "14", "--embedding-seed", "13"])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    metrics = summary["variants"]["ft-frozen-air5-sub-emoji"]
+    assert set(summary["variants"]) == {"ft-frozen-air5-sub-emoji"}
+    assert metrics["onnx_parity_max_abs"] < 1e-4
+    assert "emoji pre-training on" in captured.err and "get sub-word rows" in captured.err
+    assert "no ensemble" in captured.err
+    artifact = next((isolated_var_dir / "artifacts").glob("*/meta.json")).parent
+    predictor = Predictor(artifact)
+    assert predictor.subwords is not None
+    assert predictor.meta["details"]["command"].endswith("--seed 14 --embedding-seed 13")
+    assert predictor.predict_proba(["@united flyyying with yooou is a jooooy"]).shape == (1, 3)
