@@ -8,6 +8,26 @@ records the `BadBuzzAlert` event and the log line. The Mailer's own thread deliv
 retries. A crash before (2) spools nothing new on restart and records the event then; the event comes
 after the mark, so it is never recorded twice (a crash in the instant between the mark and the event loses
 that event; the mail still goes). `DetectionService.dispatch_outbox` runs these steps.
+
+Partition groups (DETECTION_GROUPS): each instance spools into its own folder (its own machine), so the
+spool's once-per-key cannot stop a zombie owner (stalled, awake after its group moved) and the new owner
+from both mailing a committed, unsent row. Before (1) an instance therefore claims the row
+(`DetectionStore.claim_dispatch`): one transaction checks that its lease's epoch is still the group's and
+sets the row's `claimed_epoch` to it, unless the row is sent or claimed by a newer epoch. A stale owner's
+claim is refused (`FencedError`): it spools nothing and drops the group. It spools only while its lease
+has at least `CLAIM_MARGIN_S` (0.5 s) to run, checked after the claim: until the lease runs out no other
+instance can take the group. A claim by an older epoch is taken over by the new owner (the old one may have
+died before spooling: the alert would be lost otherwise). What is left, a mail sent twice, needs a stall at
+one of two places longer than the lease's remaining time (normally two thirds of DETECTION_LEASE_S or more,
+as leases renew every third; less the clocks' disagreement between the machines):
+- between the lease check after a successful claim and the spool file's link into `pending/` (rendering
+  and one fsync): the new owner takes the group, claims the row with its newer epoch, spools and marks
+  it; the zombie wakes and finishes its spool write; its Mailer delivers that copy too (its mark finds the
+  row sent, so the event is recorded once, by the new owner);
+- between the spool write and the mark (2): the new owner finds the row unsent, claims and spools it; the
+  zombie's copy, already in its own spool, goes out when it wakes. A zombie that never comes back (its
+  machine and spool gone) sends nothing: the new owner's copy is the only one.
+Neither is detected afterwards. Single-instance mode claims nothing (`claim_dispatch` writes nothing).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ the group's rows and pulls the same subscription, where what A had not acknowled
 committed by A that comes again is recognised by the group's seen ids. If A dies instead, its lease runs
 out and any instance wanting the group takes it; what A held comes again after the ack deadline. If A only
 stalled (a zombie) and wakes up after the move, its next commit is refused in the same transaction by the
-epoch check (`FencedError`, nothing written), it nacks what it held and drops the group.
+epoch check (`FencedError`, nothing written), it nacks what it held and drops the group; so is its claim
+of a committed alert to mail (`worker.detection_service.dispatcher`: it spools nothing).
 
 `DETECTION_GROUPS=all` takes every group that is free and asks for none: started alone it owns everything;
 started beside others it is a standby that takes the groups of an instance that stops or dies.
@@ -190,8 +191,11 @@ class GroupRunner:
         path = subscription_path(self.topology.project, group_subscription(self.topology, lease.group))
         self.owned[lease.group] = OwnedGroup(lease, service, consumer, path)
         self.moves["taken"] += 1
-        service.dispatch_outbox()  # what its previous owner committed and did not send
         log.info("took a partition group", extra={"group": lease.group, "epoch": lease.epoch})
+        try:
+            service.dispatch_outbox()  # what its previous owner committed and did not send
+        except FencedError:  # taken again by another instance already
+            self._lose(lease.group)
 
     def _give_up(self, group: int, client: pubsub_v1.SubscriberClient, keep_s: float) -> None:
         """Stop pulling the group, commit and ack what it processed, release its row."""

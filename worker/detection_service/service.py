@@ -43,11 +43,14 @@ from buzzwatch.schema import Alert, SchemaError, ScoredTweet, format_timestamp, 
 from buzzwatch.telemetry import Telemetry
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection_service.dispatcher import AlertDispatcher
-from worker.detection_service.store import RESET_HINT, DetectionStore, StateError
+from worker.detection_service.store import RESET_HINT, DetectionStore, FencedError, StateError
 
 log = logging.getLogger("buzzwatch.detection")
 
 CRASH_AT_VARIABLE = "BUZZWATCH_CRASH_AT"
+# A partition group spools an alert only while its lease has at least this long to run (the dispatcher's
+# module docstring): room for writing the spool file and for the machines' clocks disagreeing.
+CLAIM_MARGIN_S = 0.5
 
 
 def crash_point(name: str) -> None:
@@ -291,20 +294,31 @@ class DetectionService:
         self.dispatch_outbox()
 
     def dispatch_outbox(self) -> int:
-        """Spool, mark and announce every committed, unsent alert (also at start-up, after a crash).
+        """Claim, spool, mark and announce every committed, unsent alert (also at start-up, after a crash).
 
         Safe to repeat at any point: the spool is idempotent per alert key and only the dispatch that marks
-        the row records the event (the module docstring gives the order and why).
+        the row records the event (the dispatcher's module docstring gives the order and why). A partition
+        group spools only what it claimed, with its lease at least `CLAIM_MARGIN_S` from running out; a
+        claim refused by the epoch check raises FencedError (nothing spooled): the group has moved on.
         """
         sent = 0
         for key, alert in self.store.undispatched():
             try:
+                claimed_until = self.store.claim_dispatch(key)
+                if claimed_until is None:  # sent meanwhile, or claimed by the group's newer owner
+                    continue
+                if self.clock() + CLAIM_MARGIN_S >= claimed_until:  # kept for the next dispatch
+                    log.warning("lease too close to its end to spool an alert", extra={"alert_key": key})
+                    continue
                 self.dispatcher.spool(key, alert)
                 crash_point("alert-spooled")
                 if self.store.mark_dispatched(key):
                     self.dispatcher.announce(key, alert)
                     sent += 1
                 crash_point("alert-dispatched")
+            except FencedError:
+                log.warning("alert dispatch refused: the partition group moved on", extra={"alert_key": key})
+                raise
             except Exception:  # kept in the outbox, tried again at the next checkpoint
                 log.exception("alert dispatch failed; will retry", extra={"alert_key": key})
         return sent

@@ -9,7 +9,8 @@ instances: each group's rows are its own (state rows named `buzz-detector/g<k>`,
 ownership row a group: its owner, an epoch raised by every takeover, and a lease. A group's store
 (`for_group`) checks in each commit's transaction, before writing, that its lease's epoch is still the
 row's: a stale owner's commit (a zombie, after the group moved) is refused (`FencedError`) and writes
-nothing. Without groups (the default) the tables and rows are those of a single instance, as before.
+nothing; so is its claim of an outbox row to mail (`claim_dispatch`). Without groups (the default) the
+tables and rows are those of a single instance, as before.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +68,8 @@ alert_outbox = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("dispatched", sa.Boolean, nullable=False, default=False, index=True),
     sa.Column("group_id", sa.Integer, nullable=True),  # the partition group (NULL: no groups); added on open
+    # Partition groups: the epoch of the owner that claimed the row to spool its mail (`claim_dispatch`)
+    sa.Column("claimed_epoch", sa.Integer, nullable=True),  # added on open; NULL: unclaimed or no groups
 )
 # Partition groups only: the seen ids of each group (a tweet naming brands of two groups counts in each).
 group_seen_tweets = sa.Table(
@@ -102,7 +106,7 @@ class StateError(RuntimeError):
 
 
 class FencedError(RuntimeError):
-    """A commit of a group whose ownership moved on (a newer epoch): refused, nothing written."""
+    """A group's commit or alert claim after it moved on (a newer epoch): refused, nothing written."""
 
 
 @dataclass(frozen=True)
@@ -190,9 +194,10 @@ class DetectionStore:
     def _add_missing_columns(self) -> None:
         """Add the columns a newer release added to an existing table (nullable, so old rows keep working)."""
         existing = {column["name"] for column in sa.inspect(self.engine).get_columns(alert_outbox.name)}
-        if "group_id" not in existing:
-            with self.engine.begin() as connection:
-                connection.exec_driver_sql(f"ALTER TABLE {alert_outbox.name} ADD COLUMN group_id INTEGER")
+        for column in ("group_id", "claimed_epoch"):
+            if column not in existing:
+                with self.engine.begin() as connection:
+                    connection.exec_driver_sql(f"ALTER TABLE {alert_outbox.name} ADD COLUMN {column} INTEGER")
 
     def for_group(self, lease: Lease, brand_in_group: Callable[[str], bool] | None = None) -> DetectionStore:
         """One partition group's view of the same database: its rows only, its commits fenced on `lease`.
@@ -395,6 +400,37 @@ class DetectionStore:
             ).all()
         return [(key, Alert.from_dict(json.loads(payload))) for key, payload in rows]
 
+    def claim_dispatch(self, key: str) -> float | None:
+        """Claim an unsent alert to spool it here: until when the claim holds; None: not ours to send.
+
+        Without groups there is nothing to claim (one instance, one spool): infinity, nothing written. A
+        group's store claims the row in one transaction with the epoch check (`FencedError`, nothing
+        written, when the group has a newer epoch): the row gets this lease's epoch unless it is sent or
+        claimed by a newer epoch (None). The claim holds until the group's lease runs out (returned):
+        before then no other instance can take the group, so none can claim the row.
+        """
+        if self.lease is None:
+            return math.inf
+        lease = self.lease
+        with self.engine.begin() as connection:
+            self._fence(connection, lease, "alert dispatch")
+            lease_until = connection.execute(
+                sa.select(group_owner.c.lease_until).where(group_owner.c.group_id == lease.group)
+            ).scalar_one()
+            result = connection.execute(
+                sa.update(alert_outbox)
+                .where(
+                    alert_outbox.c.alert_key == key,
+                    alert_outbox.c.dispatched.is_(False),
+                    *self._in_group(alert_outbox),
+                    sa.or_(
+                        alert_outbox.c.claimed_epoch.is_(None), alert_outbox.c.claimed_epoch <= lease.epoch
+                    ),
+                )
+                .values(claimed_epoch=lease.epoch)
+            )
+        return float(lease_until) if result.rowcount == 1 else None
+
     def mark_dispatched(self, key: str) -> bool:
         """Mark the alert sent (its mail is spooled); False when it was marked before (someone else won)."""
         with self.engine.begin() as connection:
@@ -503,7 +539,7 @@ class DetectionStore:
             group_owner.c.epoch == lease.epoch,
         ]
 
-    def _fence(self, connection: sa.Connection, lease: Lease) -> None:
+    def _fence(self, connection: sa.Connection, lease: Lease, refused: str = "commit") -> None:
         """Refuse (FencedError) unless the lease still holds; the update locks the row until the commit."""
         result = connection.execute(
             sa.update(group_owner).where(*self._owned_by(lease)).values(epoch=lease.epoch)
@@ -511,7 +547,7 @@ class DetectionStore:
         if result.rowcount != 1:
             raise FencedError(
                 f"partition group {lease.group} has moved on from {lease.owner} (epoch {lease.epoch}): "
-                "commit refused"
+                f"{refused} refused"
             )
 
     def close(self) -> None:

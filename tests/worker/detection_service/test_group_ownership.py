@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -10,14 +11,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from buzzwatch.notify import Mailer
 from buzzwatch.schema import ScoredTweet
-from buzzwatch.settings import SettingsError
+from buzzwatch.settings import SettingsError, SmtpSettings
 from buzzwatch.telemetry import LocalTelemetry
 from stack.postgres import PostgresMissing, ThrowawayPostgres
 from tests.support.integration import server_fixture
-from tests.support.streams import START, RecordingDispatcher, background, in_order
+from tests.support.streams import START, RecordingDispatcher, background, burst, in_order
 from worker.detection import DetectorConfig
 from worker.detection_service.cli import request_move, show_owners
+from worker.detection_service.dispatcher import AlertDispatcher
 from worker.detection_service.service import DetectionService
 from worker.detection_service.settings import DetectionSettings
 from worker.detection_service.store import (
@@ -211,9 +214,61 @@ def check_single_instance_state_moves_to_groups(store: DetectionStore, tmp_path:
     assert view.prune(-1.0) == len(tweets) and not view.known(one.tweet.id for one in tweets)
 
 
+def check_stale_owner_spools_no_alert(store: DetectionStore, tmp_path: Path) -> None:
+    """A committed, unsent alert is mailed once when a zombie owner and the new owner both dispatch it.
+
+    Each instance spools into its own folder (its own machine), so the spool's once-per-key cannot tell
+    them apart: the zombie, which read the outbox before it stalled, must fail its claim (epoch check).
+    """
+    tweets = in_order(
+        background(1, seed=1, brand="acme", day_rate=50, start=DAY)
+        + burst(DAY + timedelta(minutes=35), 5, 40, brand="acme", prefix="acme-burst")
+    )
+    now = time.time()
+    mailers = {name: Mailer(SmtpSettings.from_env({}), tmp_path / name / "mail-spool") for name in "ab"}
+
+    def instance(lease: Lease) -> DetectionService:
+        telemetry = LocalTelemetry(tmp_path / lease.owner, role="detection")
+        dispatcher = AlertDispatcher(telemetry, mailers[lease.owner])
+        return DetectionService(store.for_group(lease), dispatcher, telemetry, DetectorConfig())
+
+    def mails(name: str) -> list[str]:
+        return sorted(path.name for path in mailers[name].outbox_dir.glob("*.eml"))
+
+    zombie = instance(take(store, 0, "a", now=now - 2 * LEASE_S))  # its lease has run out since
+    zombie.process(payloads(tweets))
+    assert zombie.pending.alerts
+    zombie._commit()  # committed; it stalls before dispatching (crash point alert-committed)
+    assert zombie.dispatch_outbox() == 0 and mails("a") == []  # claimed, but its lease has run out
+    successor = instance(take(store, 0, "b", now=now))
+    read_before_the_stall = zombie.store.undispatched
+    assert len(read_before_the_stall()) == zombie.totals["alerts"] > 0
+
+    def outbox_read_then_stalled() -> list:
+        rows = read_before_the_stall()
+        assert successor.dispatch_outbox() == len(rows)  # the new owner sends while the zombie sleeps
+        return rows
+
+    zombie.store.undispatched = outbox_read_then_stalled  # type: ignore[method-assign]
+    refused: FencedError | None = None
+    try:
+        zombie.dispatch_outbox()
+    except FencedError as exc:
+        refused = exc
+    assert mails("a") == []  # the zombie spooled nothing (without the claim: the same mails as b's)
+    assert refused is not None and "alert dispatch refused" in str(refused)
+    sent = mails("b")
+    assert len(sent) == zombie.totals["alerts"] and store.for_group(Lease(0, "b", 2)).undispatched() == []
+    assert successor.dispatch_outbox() == 0 and mails("b") == sent
+    with store.engine.connect() as connection:
+        claims = connection.execute(sa.select(alert_outbox.c.claimed_epoch, alert_outbox.c.dispatched)).all()
+    assert claims and set(claims) == {(2, True)}
+
+
 CHECKS: list[Callable[[DetectionStore, Path], None]] = [
     check_takeovers,
     check_stale_commit_refused,
+    check_stale_owner_spools_no_alert,
     check_single_instance_state_moves_to_groups,
 ]
 
