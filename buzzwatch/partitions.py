@@ -104,6 +104,11 @@ def group_of(partition: int, groups: int, partitions: int = DEFAULT_PARTITIONS) 
     raise ValueError(f"partition {partition} is outside 0-{partitions - 1}")
 
 
+def group_subscription_name(base: str, group: int) -> str:
+    """A partition group's subscription to the scored topic: `<base>-g<k>` (the base: the detection's)."""
+    return f"{base}-g{group}"
+
+
 def format_owned(owned: Iterable[int]) -> str:
     """Partitions as `parse_owned` reads them, runs written as ranges (`0-15,32`)."""
     runs: list[list[int]] = []

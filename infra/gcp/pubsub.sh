@@ -10,8 +10,10 @@
 # Without WORKER_URL only the topics and the pull subscriptions are made (the first set-up, before the
 # worker exists); the deploy workflow runs it again with the worker's URL.
 # DETECTION_INSTANCES=N (default 1) makes one scored subscription per detection instance, as planned by
-# infra/gcp/detection_instances.py (N=1: tweets-scored-detector, as always); a partition filter is set at
-# creation only (Pub/Sub cannot change a subscription's filter: delete the subscription to change it).
+# infra/gcp/detection_instances.py (N=1: tweets-scored-detector, as always); with DETECTION_MODE=groups,
+# one per partition group instead (BUZZWATCH_PARTITION_GROUPS, 16 by default: tweets-scored-detector-g<k>).
+# A partition filter is set at creation only (Pub/Sub cannot change a subscription's filter: delete the
+# subscription to change it).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -50,10 +52,11 @@ ensure_subscription() {
   fi
 }
 
-# One line per detection instance: service, partitions, subscription, database secret, filter.
-mapfile -t detection_instances < <(PYTHONPATH="$here/../.." python3 "$here/detection_instances.py" \
-  --instances "${DETECTION_INSTANCES:-1}" --partitions "${BUZZWATCH_PARTITIONS:-64}" \
-  --subscription "${PUBSUB_SCORED_SUBSCRIPTION:-tweets-scored-detector}")
+# One line per scored subscription of the detection instances: name, filter.
+mapfile -t detection_subscriptions < <(PYTHONPATH="$here/../.." python3 "$here/detection_instances.py" \
+  --subscriptions --instances "${DETECTION_INSTANCES:-1}" --partitions "${BUZZWATCH_PARTITIONS:-64}" \
+  --subscription "${PUBSUB_SCORED_SUBSCRIPTION:-tweets-scored-detector}" --mode "${DETECTION_MODE:-static}" \
+  ${BUZZWATCH_PARTITION_GROUPS:+--groups "$BUZZWATCH_PARTITION_GROUPS"})
 scored_subscriptions=()
 
 for topic in "$tweets_topic" "$scored_topic" "$dead_letter_topic"; do
@@ -65,8 +68,8 @@ dead_letter_flags=(--dead-letter-topic "$dead_letter_topic" --max-delivery-attem
 
 ensure_subscription "$dead_letter_subscription" "$dead_letter_topic" "" --ack-deadline 600 \
   --message-retention-duration 7d
-for line in "${detection_instances[@]}"; do
-  IFS=$'\t' read -r _service _owned subscription _secret filter <<<"$line"
+for line in "${detection_subscriptions[@]}"; do
+  IFS=$'\t' read -r subscription filter <<<"$line"
   ensure_subscription "$subscription" "$scored_topic" "$filter" "${retry_flags[@]}" "${dead_letter_flags[@]}"
   scored_subscriptions+=("$subscription")
 done

@@ -12,7 +12,8 @@
 # Optional secret values: APPLICATIONINSIGHTS_CONNECTION_STRING, SMTP_PASSWORD, DATABASE_URL,
 # X_BEARER_TOKEN; BUZZWATCH_API_KEY is generated when the secret has no version yet. With
 # DETECTION_INSTANCES=N > 1 (infra/gcp/detection_instances.py), each detection instance i has its own
-# database secret database-url-detection-<i> (value from DETECTION_DATABASE_URL_<i>) and subscription.
+# database secret database-url-detection-<i> (value from DETECTION_DATABASE_URL_<i>) and subscription;
+# with DETECTION_MODE=groups they all share database-url and each partition group has its subscription.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -108,10 +109,16 @@ ensure_secret() {
 ensure_secret appinsights-connection-string "${APPLICATIONINSIGHTS_CONNECTION_STRING:-}"
 ensure_secret smtp-password "${SMTP_PASSWORD:-}"
 ensure_secret database-url "${DATABASE_URL:-}"
-# One line per detection instance: service, partitions, subscription, database secret, filter.
-mapfile -t detection_instances < <(PYTHONPATH="$here/../.." python3 "$here/detection_instances.py" \
-  --instances "${DETECTION_INSTANCES:-1}" --partitions "${BUZZWATCH_PARTITIONS:-64}" \
-  --subscription "${PUBSUB_SCORED_SUBSCRIPTION:-tweets-scored-detector}")
+# One line per detection instance: service, partitions, subscription, database secret, filter; then one
+# line per scored subscription they pull: name, filter.
+detection_plan() {
+  PYTHONPATH="$here/../.." python3 "$here/detection_instances.py" "$@" \
+    --instances "${DETECTION_INSTANCES:-1}" --partitions "${BUZZWATCH_PARTITIONS:-64}" \
+    --subscription "${PUBSUB_SCORED_SUBSCRIPTION:-tweets-scored-detector}" --mode "${DETECTION_MODE:-static}" \
+    ${BUZZWATCH_PARTITION_GROUPS:+--groups "$BUZZWATCH_PARTITION_GROUPS"}
+}
+mapfile -t detection_instances < <(detection_plan)
+mapfile -t detection_subscriptions < <(detection_plan --subscriptions)
 for line in "${detection_instances[@]}"; do
   IFS=$'\t' read -r _service _owned _subscription secret _filter <<<"$line"
   if [[ "$secret" != database-url ]]; then
@@ -159,8 +166,8 @@ for topic in "${PUBSUB_SCORED_TOPIC:-tweets-scored}" "${PUBSUB_DEAD_LETTER_TOPIC
   g pubsub topics add-iam-policy-binding "$topic" \
     --member "serviceAccount:$(sa_email bw-worker)" --role roles/pubsub.publisher >/dev/null
 done
-for line in "${detection_instances[@]}"; do
-  IFS=$'\t' read -r _service _owned subscription _secret _filter <<<"$line"
+for line in "${detection_subscriptions[@]}"; do
+  IFS=$'\t' read -r subscription _filter <<<"$line"
   g pubsub subscriptions add-iam-policy-binding "$subscription" \
     --member "serviceAccount:$(sa_email bw-detection)" --role roles/pubsub.subscriber >/dev/null
 done

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from buzzwatch.partitions import FILTER_LIMIT_BYTES, parse_owned
+from buzzwatch.partitions import FILTER_LIMIT_BYTES, owned_filter, parse_owned, split_partitions
+from buzzwatch.pubsub import StreamTopology
+from buzzwatch.settings import CommonSettings
+from worker.detection_service.groups import group_subscription
+from worker.detection_service.settings import DetectionSettings
 
 from .helpers import REPO_ROOT
 from .test_workflows import load, steps
@@ -87,8 +91,36 @@ def test_an_impossible_instance_count_is_refused_with_a_message() -> None:
     assert result.returncode == 2 and "between 1 and 64" in result.stderr
 
 
-def run_pubsub_script(tmp_path: Path, instances: int) -> list[list[str]]:
-    """infra/gcp/pubsub.sh against the recording gcloud; its calls."""
+@pytest.mark.parametrize("instances", [1, 2, 3, 16])
+def test_group_mode_instances_share_the_database_and_claim_every_group_once(instances: int) -> None:
+    lines = plan("--mode", "groups", "--instances", str(instances))
+    assert [line[2:] for line in lines] == [["tweets-scored-detector", "database-url", ""]] * instances
+    claimed = [
+        DetectionSettings.from_env({"DETECTION_GROUPS": line[1], "BUZZWATCH_PARTITION_GROUPS": "16"})
+        for line in lines
+    ]  # read as the service reads its DETECTION_GROUPS
+    assert sorted(g for one in claimed for g in (one.wanted_groups or ())) == list(range(16))
+    assert [one.claims_groups for one in claimed] == [instances > 1] * instances  # one instance: `all`
+    assert [line[0] for line in lines] == (
+        ["buzzwatch-detection"] if instances == 1 else [f"buzzwatch-detection-{i}" for i in range(instances)]
+    )
+
+
+def test_group_mode_refuses_more_instances_than_groups() -> None:
+    result = subprocess.run(
+        [sys.executable, str(PLAN), "--mode", "groups", "--groups", "4", "--instances", "5"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=60,
+    )
+    assert result.returncode == 2 and "between 1 and 4 (the groups)" in result.stderr
+
+
+def run_pubsub_script(
+    tmp_path: Path, instances: int, script: str = "pubsub.sh", **extra: str
+) -> list[list[str]]:
+    """infra/gcp/pubsub.sh (or another script of infra/gcp) against the recording gcloud; its calls."""
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "gcloud").write_text(RECORDING_GCLOUD)
@@ -101,9 +133,10 @@ def run_pubsub_script(tmp_path: Path, instances: int) -> list[list[str]]:
         "FAKE_LOG": str(log),
         "PROJECT_ID": "p",
         "DETECTION_INSTANCES": str(instances),
+        **extra,
     }
     subprocess.run(
-        [str(REPO_ROOT / "infra/gcp/pubsub.sh")], check=True, capture_output=True, env=env, timeout=60
+        [str(REPO_ROOT / "infra/gcp" / script)], check=True, capture_output=True, env=env, timeout=60
     )
     return [json.loads(line) for line in log.read_text().splitlines()]
 
@@ -132,6 +165,42 @@ def test_the_pubsub_script_with_one_instance_makes_the_one_unfiltered_subscripti
     assert "--message-filter" not in scored["tweets-scored-detector"]
 
 
+def test_the_pubsub_script_in_group_mode_makes_the_subscription_each_group_pulls(tmp_path: Path) -> None:
+    calls = run_pubsub_script(tmp_path, 3, DETECTION_MODE="groups", BUZZWATCH_PARTITION_GROUPS="8")
+    created = created_subscriptions(calls)
+    scored = {name: flags for name, flags in created.items() if flags[1] == "tweets-scored"}
+    topology = StreamTopology.from_settings(CommonSettings.from_env({}))
+    members = split_partitions(8, 64)
+    assert list(scored) == [group_subscription(topology, group) for group in range(8)]  # the service's names
+    for group, flags in enumerate(scored.values()):
+        assert flags[flags.index("--message-filter") + 1] == owned_filter(members[group], 64)
+        assert "--dead-letter-topic" in flags
+    bound = {call[3] for call in calls if call[:3] == ["pubsub", "subscriptions", "add-iam-policy-binding"]}
+    assert set(scored) <= bound
+
+
+def test_the_setup_script_in_group_mode_lets_detection_pull_each_group_with_the_shared_database(
+    tmp_path: Path,
+) -> None:
+    calls = run_pubsub_script(
+        tmp_path,
+        2,
+        "setup.sh",
+        GITHUB_REPOSITORY="o/b",
+        DETECTION_MODE="groups",
+        BUZZWATCH_PARTITION_GROUPS="4",
+    )
+    detection = "serviceAccount:bw-detection@p.iam.gserviceaccount.com"
+    pulled = {
+        call[3]
+        for call in calls
+        if call[:3] == ["pubsub", "subscriptions", "add-iam-policy-binding"] and detection in call
+    }
+    assert pulled == {f"tweets-scored-detector-g{group}" for group in range(4)}
+    secrets = {call[2] for call in calls if call[:2] == ["secrets", "describe"]}
+    assert "database-url" in secrets and not any(name.startswith("database-url-") for name in secrets)
+
+
 def test_the_deploy_workflow_deploys_every_planned_instance_and_the_app_reads_them_all() -> None:
     workflow = load("deploy.yml")
     assert workflow["env"]["DETECTION_INSTANCES"] == "${{ vars.DETECTION_INSTANCES || '1' }}"
@@ -144,6 +213,11 @@ def test_the_deploy_workflow_deploys_every_planned_instance_and_the_app_reads_th
     for setting in ("DETECTION_PARTITIONS=${owned}", "PUBSUB_SCORED_SUBSCRIPTION=${subscription}"):
         assert setting in detection
     assert "DATABASE_URL=${secret}:latest" in detection
+    # vars.DETECTION_MODE=groups: each service claims its planned groups under its own name
+    assert workflow["env"]["DETECTION_MODE"] == "${{ vars.DETECTION_MODE || 'static' }}"
+    assert '--mode "$DETECTION_MODE" --groups "$BUZZWATCH_PARTITION_GROUPS"' in detection
+    for setting in ("DETECTION_GROUPS=${owned}", "DETECTION_INSTANCE_ID=${service}"):
+        assert setting in detection
     streamlit = next(run for name, run in runs.items() if name.startswith("Deploy Streamlit"))
     assert "infra/gcp/detection_instances.py" in streamlit
     assert 'detection_url="${detection_urls[*]}"' in streamlit  # space-separated: load_records merges

@@ -34,7 +34,7 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import pubsub_v1
 
-from buzzwatch.partitions import owned_filter, partition_of, split_partitions
+from buzzwatch.partitions import group_subscription_name, owned_filter, partition_of, split_partitions
 from buzzwatch.pubsub import (
     UNAVAILABLE,
     StreamTopology,
@@ -60,7 +60,7 @@ ServiceFactory = Callable[[DetectionStore, frozenset[int]], DetectionService]
 
 def group_subscription(topology: StreamTopology, group: int) -> str:
     """The name of a partition group's subscription to the scored topic."""
-    return f"{topology.scored_subscription}-g{group}"
+    return group_subscription_name(topology.scored_subscription, group)
 
 
 def group_spec(
