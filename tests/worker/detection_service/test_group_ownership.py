@@ -10,15 +10,18 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from google.api_core import exceptions as api_exceptions
 
 from buzzwatch.notify import Mailer
+from buzzwatch.pubsub import StreamTopology
 from buzzwatch.schema import ScoredTweet
-from buzzwatch.settings import SettingsError, SmtpSettings
+from buzzwatch.settings import CommonSettings, SettingsError, SmtpSettings
 from buzzwatch.telemetry import LocalTelemetry
 from stack.postgres import PostgresMissing, ThrowawayPostgres
 from tests.support.integration import server_fixture
 from tests.support.streams import START, RecordingDispatcher, background, burst, in_order
 from worker.detection import DetectorConfig
+from worker.detection_service import groups
 from worker.detection_service.cli import request_move, show_owners
 from worker.detection_service.dispatcher import AlertDispatcher
 from worker.detection_service.service import DetectionService
@@ -150,6 +153,28 @@ def test_an_outbox_table_of_an_earlier_release_gains_its_group_column(tmp_path) 
         assert connection.execute(sa.select(alert_outbox.c.alert_key, alert_outbox.c.group_id)).all() == [
             ("k", None)
         ]
+    store.close()
+
+
+def test_an_instance_not_allowed_to_make_subscriptions_pulls_those_the_deployment_made(
+    tmp_path, monkeypatch
+) -> None:
+    """Cloud Run's bw-detection may only pull (infra/gcp/pubsub.sh made the group subscriptions)."""
+
+    def refused(*args: object, **kwargs: object) -> str:
+        raise api_exceptions.PermissionDenied("pubsub.topics.create denied")
+
+    monkeypatch.setattr(groups, "ensure_topic", refused)
+    env = {
+        "PUBSUB_EMULATOR_HOST": "127.0.0.1:9",
+        "DETECTION_GROUPS": "all",
+        "BUZZWATCH_PARTITION_GROUPS": "2",
+    }
+    store = DetectionStore(f"sqlite:///{tmp_path / 'shared.db'}")
+    topology = StreamTopology.from_settings(CommonSettings.from_env(env))
+    runner = groups.GroupRunner(store, DetectionSettings.from_env(env), topology, lambda *_: None)  # type: ignore[arg-type,return-value]
+    runner.prepare()
+    assert sorted(store.owners()) == [0, 1]  # the ownership rows are made all the same
     store.close()
 
 
