@@ -123,23 +123,20 @@ def test_runs_as_a_non_root_user_with_unbuffered_python(image: ServiceImage):
     assert env.get("BUZZWATCH_VAR_DIR"), "runtime state must go to a folder the user owns"
 
 
-@pytest.mark.parametrize("image", [i for i in IMAGES if i.web], ids=lambda image: image.name)
-def test_web_services_listen_on_cloud_runs_port(image: ServiceImage, monkeypatch: pytest.MonkeyPatch):
+def _last_command(image: ServiceImage) -> str:
     instructions = parse_dockerfile(REPO_ROOT / image.dockerfile)
-    command = next(i for i in reversed(instructions) if i.keyword == "CMD").arguments
+    return next(i for i in reversed(instructions) if i.keyword == "CMD").arguments
+
+
+@pytest.mark.parametrize(
+    "image", [i for i in IMAGES if i.web and i.name != "worker"], ids=lambda image: image.name
+)
+def test_web_services_listen_on_cloud_runs_port(image: ServiceImage):
+    command = _last_command(image)
     if image.name == "streamlit":
         assert "${PORT}" in command and "exec " in command, command
         return
     parts = json.loads(command)
-    if image.name == "worker":  # the image's CLI becomes the push server (worker/cli.py)
-        assert parts == ["python", "image_cli.py", "worker", "--mode", "push"], parts
-        from buzzwatch import cli
-
-        server = _exec_of(monkeypatch, lambda: cli.main(parts[2:]), PORT="9123")
-        assert server[1:3] == ["-m", "granian"], server
-        assert server[server.index("--host") + 1] == "0.0.0.0"
-        assert server[server.index("--port") + 1] == "9123"
-        return
     assert parts[0] == "gunicorn" or "exec gunicorn" in command, "the API runs under gunicorn"
     if "--config" in parts:
         config = (REPO_ROOT / parts[parts.index("--config") + 1]).read_text()
@@ -149,6 +146,21 @@ def test_web_services_listen_on_cloud_runs_port(image: ServiceImage, monkeypatch
         assert re.search(r"wsgi_app\s*=", config), "the gunicorn config must name the app"
     else:
         assert "exec gunicorn" in command and "0.0.0.0:${PORT}" in command.replace('\\"', ""), command
+
+
+def test_the_worker_image_becomes_the_push_server_on_cloud_runs_port(
+    emulator_env: object, monkeypatch: pytest.MonkeyPatch
+):
+    """The worker image's CLI checks its model and Pub/Sub path (the emulator here), then execs granian."""
+    (image,) = [i for i in IMAGES if i.name == "worker"]
+    parts = json.loads(_last_command(image))
+    assert parts == ["python", "image_cli.py", "worker", "--mode", "push"], parts
+    from buzzwatch import cli
+
+    server = _exec_of(monkeypatch, lambda: cli.main(parts[2:]), PORT="9123")
+    assert server[1:3] == ["-m", "granian"], server
+    assert server[server.index("--host") + 1] == "0.0.0.0"
+    assert server[server.index("--port") + 1] == "9123"
 
 
 class _Exec(Exception):
