@@ -772,7 +772,9 @@ class BuzzDetector:
         """The brand's reference term counts, recounted at most once an event-time hour (they are slow)."""
         hour = minute // 60
         if state.reference_hour != hour or state.reference_counts is None:
-            state.reference_counts = reference_counts(list(state.reference), self.tokenizer)
+            state.reference_counts = reference_counts(
+                list(state.reference), self.tokenizer, state.reference_forms
+            )
             state.reference_hour = hour
         return state.reference_counts
 

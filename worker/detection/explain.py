@@ -325,16 +325,33 @@ class ReferenceCounts:
         )
 
 
-def reference_counts(texts: Sequence[str], tokenizer: Tokenizer) -> ReferenceCounts:
-    """Count terms, hashtags and phrases over the reference tweets (once per tweet)."""
+def reference_counts(
+    texts: Sequence[str],
+    tokenizer: Tokenizer,
+    forms: dict[str, tuple[dict[str, str], set[str]]] | None = None,
+) -> ReferenceCounts:
+    """Count terms, hashtags and phrases over the reference tweets (once per tweet).
+
+    `forms`, when given, keeps each text's term forms and hashtags from one count to the next (a corpus
+    that is recounted changes by a few tweets, and tokenizing is the cost); it is left holding `texts`' only.
+    """
     terms: Counter[str] = Counter()
     tags: Counter[str] = Counter()
     pairs: Counter[str] = Counter()
+    known = forms if forms is not None else {}
+    counted: dict[str, tuple[dict[str, str], set[str]]] = {}
     for text in texts:
-        keys = term_forms(tokenizer(text))
+        text_forms = counted.get(text) or known.get(text)
+        if text_forms is None:
+            text_forms = (term_forms(tokenizer(text)), set(hashtags(text)))
+        counted[text] = text_forms
+        keys, text_tags = text_forms
         terms.update(key for key in keys if " " not in key)
         pairs.update(key for key in keys if " " in key)
-        tags.update(set(hashtags(text)))
+        tags.update(text_tags)
+    if forms is not None:
+        forms.clear()
+        forms.update(counted)
     return ReferenceCounts(dict(terms), dict(tags), len(texts), dict(pairs))
 
 
