@@ -62,7 +62,6 @@ from datetime import timedelta
 from pathlib import Path
 from statistics import median
 from tempfile import TemporaryDirectory
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -96,6 +95,7 @@ from worker.detection_service.store import (  # noqa: E402
     alert_outbox,
     group_owner,
     group_seen_tweets,
+    read_rows,
     seen_tweets,
 )
 
@@ -166,12 +166,7 @@ class Instance:
 
     def counted_ids(self) -> set[str]:
         """The tweet ids its seen-id store holds: what it counted, over all its lives."""
-        engine = sa.create_engine(self.database_url)
-        try:
-            with engine.connect() as connection:
-                return {row[0] for row in connection.execute(sa.select(seen_tweets.c.tweet_id))}
-        finally:
-            engine.dispose()
+        return {row[0] for row in read_rows(self.database_url, sa.select(seen_tweets.c.tweet_id))}
 
     def counted(self, table: sa.Table = seen_tweets) -> int:
         """How many tweet ids its database holds (0 before it exists); the groups' table when shared."""
@@ -180,13 +175,8 @@ class Instance:
 
     def alerts(self) -> list[AlertKey]:
         """The alerts in its outbox."""
-        engine = sa.create_engine(self.database_url)
-        try:
-            with engine.connect() as connection:
-                payloads = [row[0] for row in connection.execute(sa.select(alert_outbox.c.payload))]
-        finally:
-            engine.dispose()
-        return [alert_identity(Alert.from_dict(json.loads(payload))) for payload in payloads]
+        payloads = read_rows(self.database_url, sa.select(alert_outbox.c.payload))
+        return [alert_identity(Alert.from_dict(json.loads(payload))) for (payload,) in payloads]
 
 
 def alert_identity(alert: Alert) -> AlertKey:
@@ -434,20 +424,6 @@ def owners(database: str, groups: Sequence[int]) -> list[str | None]:
     """The owners of these groups in the shared database now."""
     rows = dict(read_rows(database, sa.select(group_owner.c.group_id, group_owner.c.owner)))
     return [rows.get(group) for group in groups]
-
-
-def read_rows(database_url: str, statement: sa.Select) -> list[Any]:
-    """Rows of a database ([] before its file or its tables exist)."""
-    if database_url.startswith("sqlite:///") and not Path(database_url.removeprefix("sqlite:///")).exists():
-        return []
-    engine = sa.create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return list(connection.execute(statement))
-    except sa.exc.DatabaseError:  # its tables are not made yet
-        return []
-    finally:
-        engine.dispose()
 
 
 def print_run(run: ScaleRun, reference: list[AlertKey] | None) -> None:

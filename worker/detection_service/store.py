@@ -553,3 +553,21 @@ class DetectionStore:
     def close(self) -> None:
         """Release the connection pool."""
         self.engine.dispose()
+
+
+def read_rows(database_url: str, statement: sa.Select) -> list[Any]:
+    """Rows of a detection database as another process sees it ([] before its file or its tables exist).
+
+    For watching a running service from outside (tests, benchmarks): unlike `DetectionStore`, it makes
+    neither the SQLite file nor the tables.
+    """
+    if database_url.startswith("sqlite:///") and not Path(database_url.removeprefix("sqlite:///")).exists():
+        return []
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(statement))
+    except sa.exc.DatabaseError:  # its tables are not made yet
+        return []
+    finally:
+        engine.dispose()

@@ -30,7 +30,7 @@ from tests.support.polling import wait_for
 from tests.support.stack import DETECTOR_ENV, buzzwatch, stack_env, stop
 from tests.support.streams import START, background, burst, in_order
 from worker.detection import BuzzDetector, DetectorConfig
-from worker.detection_service.store import alert_outbox, seen_tweets
+from worker.detection_service.store import alert_outbox, read_rows, seen_tweets
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,20 +52,6 @@ def stream() -> list[ScoredTweet]:
 def alert_identity(alert: Alert) -> tuple[str, str, str, str]:
     """What makes two alerts the same alert, whichever instance fired it."""
     return (alert.brand, alert.kind, alert.window_start.isoformat(), alert.window_end.isoformat())
-
-
-def query(database: Path, statement: sa.Select) -> list:
-    """Rows of one instance's SQLite database ([] before the service made it)."""
-    if not database.exists():
-        return []
-    engine = sa.create_engine(f"sqlite:///{database}")
-    try:
-        with engine.connect() as connection:
-            return list(connection.execute(statement))
-    except sa.exc.OperationalError:  # its tables are not made yet
-        return []
-    finally:
-        engine.dispose()
 
 
 def test_a_killed_instance_resumes_its_partitions_with_nothing_lost_or_counted_twice(
@@ -96,7 +82,7 @@ def test_a_killed_instance_resumes_its_partitions_with_nothing_lost_or_counted_t
             DETECTION_PARTITIONS=str(partition),
         )
         envs[partition].pop("DATABASE_URL", None)
-        databases[partition] = folder / "buzzwatch.db"
+        databases[partition] = f"sqlite:///{folder / 'buzzwatch.db'}"
     share = {p: {t.tweet.id for t in tweets if t.tweet.brands == (brand,)} for p, brand in owners.items()}
     processes: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -105,7 +91,7 @@ def test_a_killed_instance_resumes_its_partitions_with_nothing_lost_or_counted_t
         processes[partition] = buzzwatch("detect", env=envs[partition], log_path=log)
 
     def counted(partition: int) -> set[str]:
-        return {row[0] for row in query(databases[partition], sa.select(seen_tweets.c.tweet_id))}
+        return {row[0] for row in read_rows(databases[partition], sa.select(seen_tweets.c.tweet_id))}
 
     def all_counted(part: list[ScoredTweet]) -> bool:
         wanted = {t.tweet.id for t in part}
@@ -147,5 +133,5 @@ def test_a_killed_instance_resumes_its_partitions_with_nothing_lost_or_counted_t
     reference = BuzzDetector(DetectorConfig.from_env(DETECTOR_ENV), None, None)
     expected = sorted(alert_identity(a) for t in tweets for a in reference.observe(t))
     assert {brand for brand, *_ in expected} == {ACME, GLOBEX}
-    payloads = [row[0] for p in owners for row in query(databases[p], sa.select(alert_outbox.c.payload))]
+    payloads = [row[0] for p in owners for row in read_rows(databases[p], sa.select(alert_outbox.c.payload))]
     assert sorted(alert_identity(Alert.from_dict(json.loads(p))) for p in payloads) == expected
