@@ -10,8 +10,10 @@ detector setting on them), the even seeds 2-20 are for the report (look, never t
 Both scorings go through `worker.replay.run_replay`, the engine of `buzzwatch replay`, with the detector
 built as that command builds it (`DetectorConfig.from_env`, so BUZZWATCH_DETECTOR_* variables apply, and
 the negative-reason classifier): `oracle` uses the file's labels (`--oracle`), `model` the champion
-Predictor's scores (its probabilities are cached beside each seed's file, per model version). The alerts of
-each run are kept in the seed's folder (`alerts-<mode>.jsonl`).
+Predictor's scores (its probabilities are cached beside each seed's file, per model version). `--model-uri
+DIR` scores with another artifact instead (a column `model <version>`); given twice or more, the models are
+replayed side by side and each later one is compared with the first, buzz by buzz (paired bootstrap). The
+alerts of each run are kept in the seed's folder (`alerts-<column>.jsonl`).
 
 Figures (pooled over the seeds of the half):
 - recall: share of bad buzzes with an alert (new or update) of their brand fired between 2 minutes before
@@ -39,6 +41,8 @@ alerts are identical).
 Usage:
   .venv/bin/python bench/detection.py --half report           # the report: oracle and model
   .venv/bin/python bench/detection.py --half tuning --quick   # three tuning seeds
+  .venv/bin/python bench/detection.py --half tuning --quick --model \
+      --model-uri models/artifacts/champion --model-uri var/artifacts/RUN_ID     # two models, paired
   .venv/bin/python bench/detection.py --real-week
   .venv/bin/python bench/detection.py --throughput --baseline /tmp/before --pairs 3   # A/B replay speed
 """
@@ -246,6 +250,37 @@ def bootstrap(
     }
 
 
+def paired_differences(
+    base: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    other: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> dict[str, tuple[float, float, float]]:
+    """Each headline figure of `other` minus `base`, with a 95% paired bootstrap interval.
+
+    Both columns replayed the same seeds, so their buzzes and brands are the same, in the same order; each
+    resample takes the same buzzes and brands from both, which cancels the spread the seeds share.
+    """
+    (base_episodes, base_brands), (episodes, brands) = base, other
+    if [(e["seed"], e["episode"]) for e in base_episodes] != [(e["seed"], e["episode"]) for e in episodes]:
+        raise ValueError("paired differences need two columns replayed on the same seeds")
+    rng = np.random.default_rng(20261205)
+    draws: dict[str, list[float]] = defaultdict(list)
+    for _ in range(resamples):
+        picked_episodes = rng.integers(0, len(episodes), len(episodes))
+        picked_brands = rng.integers(0, len(brands), len(brands))
+        first = headline([base_episodes[i] for i in picked_episodes], [base_brands[i] for i in picked_brands])
+        second = headline([episodes[i] for i in picked_episodes], [brands[i] for i in picked_brands])
+        for key, value in second.items():
+            draws[key].append(value - first[key])
+    base_figures = headline(*base)
+    figures = {key: value - base_figures[key] for key, value in headline(*other).items()}
+    return {
+        key: (figures[key], *map(float, np.nanquantile(draws[key], (0.025, 0.975))))
+        for key in figures
+        if not np.isnan(figures[key]) and not all(np.isnan(draws[key]))
+    }
+
+
 class _CachedModel:
     """The model's probabilities for one file, computed once and kept beside it (reruns while tuning)."""
 
@@ -330,36 +365,87 @@ def report_table(results: dict[str, tuple[list[dict[str, Any]], list[dict[str, A
     return lines
 
 
-def run_seeds(
-    seeds: list[int], modes: list[str], authors: bool = True
-) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """Replay every seed in every mode; per-buzz and per-brand outcomes pooled per mode."""
+def load_scorings(modes: list[str], model_uris: list[str] | None) -> dict[str, Any]:
+    """Column name -> its model (None: the file's labels). `model` is the shipped champion unless
+    `model_uris` names artifacts; then each is a column `model <version>`, side by side."""
     from models.predictor import Predictor
+
+    scorings: dict[str, Any] = {}
+    if "oracle" in modes:
+        scorings["oracle"] = None
+    if "model" in modes and not model_uris:
+        scorings["model"] = Predictor.load(None)
+    elif "model" in modes:
+        for uri in model_uris:
+            model = Predictor.load(uri)
+            scorings[f"model {model.model_version}"] = model
+    return scorings
+
+
+def _alerts_file(folder: Path, column: str) -> Path:
+    """Where a column's alerts are kept in a seed's folder (`alerts-oracle.jsonl`, `alerts-model.jsonl`,
+    `alerts-model-<version>.jsonl`)."""
+    return folder / f"alerts-{column.replace(' ', '-')}.jsonl"
+
+
+def _scorer(model: Any, rows: list[ReplayRow], folder: Path) -> _CachedModel | None:
+    """The replay's model for a file: its cached probabilities (None for the oracle)."""
+    if model is None:
+        return None
+    return _CachedModel(model, rows, folder / f"probabilities-{model.model_version}.npy")
+
+
+def differences_table(results: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]) -> list[str]:
+    """With two model columns or more: each later one minus the first, paired (`paired_differences`)."""
+    models = [column for column in results if column != "oracle"]
+    if len(models) < 2:
+        return []
+    base, others = models[0], models[1:]
+    differences = {column: paired_differences(results[base], results[column]) for column in others}
+    lines = [
+        f"| {base} subtracted | {' | '.join(others)} |",
+        f"|---|{'---|' * len(others)}",
+    ]
+    for key in headline(*results[base]):
+        cells = []
+        for column in others:
+            if key not in differences[column]:
+                cells.append("-")
+                continue
+            value, low, high = differences[column][key]
+            scale, unit = (100, " pt") if key.endswith("recall") or key == "explained_share" else (1, "")
+            cells.append(f"{scale * value:+.2f}{unit} [{scale * low:+.2f}, {scale * high:+.2f}]")
+        label = key.replace("_", " ") + (" (min)" if "delay" in key else "")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    return lines
+
+
+def run_seeds(
+    seeds: list[int], scorings: dict[str, Any], authors: bool = True
+) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Replay every seed with every scoring (`load_scorings`); per-buzz and per-brand outcomes pooled per
+    column."""
     from models.reasons import ReasonClassifier
 
     pools = load_pools()
     reason_model = ReasonClassifier.load()
-    model = Predictor.load(None) if "model" in modes else None
-    results: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {m: ([], []) for m in modes}
+    results: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {c: ([], []) for c in scorings}
     for seed in seeds:
         folder = seed_folder(seed, pools)
         truth = read_truth(folder)
-        for mode in modes:
+        for column, model in scorings.items():
             started = time.perf_counter()
-            rows = read_seed_rows(folder / "tweets.csv", mode == "oracle", authors)
-            scorer = None
-            if mode == "model":
-                scorer = _CachedModel(model, rows, folder / f"probabilities-{model.model_version}.npy")
-            alerts = replay(rows, scorer, reason_model, folder / f"alerts-{mode}.jsonl")
+            rows = read_seed_rows(folder / "tweets.csv", model is None, authors)
+            alerts = replay(rows, _scorer(model, rows, folder), reason_model, _alerts_file(folder, column))
             episodes, brands = evaluate([fired(a) for a in alerts], truth, seed)
-            results[mode][0].extend(episodes)
-            results[mode][1].extend(brands)
+            results[column][0].extend(episodes)
+            results[column][1].extend(brands)
             seconds = time.perf_counter() - started
             false = Counter()
             for brand in brands:
                 false.update(brand["false_by_decoy"])
             print(
-                f"[{mode}] seed {seed}: {len(rows)} tweets in {seconds:.0f} s; buzzes alerted "
+                f"[{column}] seed {seed}: {len(rows)} tweets in {seconds:.0f} s; buzzes alerted "
                 f"{sum(e['detected'] for e in episodes)}/{len(episodes)}, false alerts {dict(false) or 0}",
                 flush=True,
             )
@@ -442,9 +528,8 @@ def _commit(root: Path) -> str:
     return commit.strip() + ("+" if dirty.strip() else "")
 
 
-def replay_real_week(modes: list[str], authors: bool) -> None:
+def replay_real_week(scorings: dict[str, Any], authors: bool) -> None:
     """Replay the real week with the replay command's detector: every alert, and alerts per brand-week."""
-    from models.predictor import Predictor
     from models.reasons import ReasonClassifier
 
     folder = REPO_ROOT / "var" / "bench" / "detection" / "real-week"
@@ -458,16 +543,10 @@ def replay_real_week(modes: list[str], authors: bool) -> None:
         f"({brand_weeks:.2f} brand-weeks)"
     )
     reason_model = ReasonClassifier.load()
-    for mode in modes:
-        scorer = None
-        if mode == "model":
-            model = Predictor.load(None)
-            scorer = _CachedModel(model, rows, folder / f"probabilities-{model.model_version}.npy")
-        replayed = read_seed_rows(path, mode == "oracle", authors)
-        alerts = [
-            Alert.from_dict(line)
-            for line in replay(replayed, scorer, reason_model, folder / f"alerts-{mode}.jsonl")
-        ]
+    for mode, model in scorings.items():
+        replayed = read_seed_rows(path, model is None, authors)
+        lines = replay(replayed, _scorer(model, rows, folder), reason_model, _alerts_file(folder, mode))
+        alerts = [Alert.from_dict(line) for line in lines]
         news = [a for a in alerts if a.kind == "new"]
         print(
             f"[{mode}] real week: {len(news)} alerts, {len(news) / brand_weeks:.2f} per brand-week "
@@ -505,7 +584,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="these seeds instead of a half")
     parser.add_argument("--quick", action="store_true", help=f"only the half's first {QUICK_SEEDS} seeds")
     parser.add_argument("--oracle", action="store_true", help="only the file labels (default: both)")
-    parser.add_argument("--model", action="store_true", help="only the champion model (default: both)")
+    parser.add_argument("--model", action="store_true", help="only the model (default: both)")
+    parser.add_argument(
+        "--model-uri",
+        action="append",
+        default=None,
+        metavar="URI",
+        help="score with this artifact (a directory or models:/ URI) instead of the shipped champion; "
+        "repeat it to replay several models side by side, each against the first (paired bootstrap)",
+    )
     parser.add_argument(
         "--real-week", action="store_true", help="replay the real Feb 2015 airline week instead"
     )
@@ -531,7 +618,7 @@ def main() -> None:
         "model",
     ]
     if args.real_week:
-        replay_real_week(modes, not args.no_authors)
+        replay_real_week(load_scorings(modes, args.model_uri), not args.no_authors)
         return
     seeds = args.seeds or list(TUNING_SEEDS if args.half == "tuning" else REPORT_SEEDS)
     if args.quick:
@@ -548,9 +635,11 @@ def main() -> None:
         throughput(seed_folder(seeds[0], load_pools()), args.baseline, args.pairs)
         return
     started = time.perf_counter()
-    results = run_seeds(seeds, modes, not args.no_authors)
+    results = run_seeds(seeds, load_scorings(modes, args.model_uri), not args.no_authors)
     print(f"== seeds {seeds}: {time.perf_counter() - started:.0f} s ==")
     for line in report_table(results):
+        print(line)
+    for line in differences_table(results):
         print(line)
     for mode, (episodes, brands) in results.items():
         false: Counter[str] = Counter()

@@ -253,3 +253,50 @@ def test_evaluate_misses_an_alert_after_the_buzz_and_its_grace() -> None:
     assert brands[0]["false"] == 0  # within 75 minutes of the end: not counted as false either
     interval = bench.bootstrap(episodes, brands, resamples=50)
     assert interval["recall"] == (0.0, 0.0)
+
+
+def _outcomes(detected: list[bool], false: list[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    episodes = [
+        {
+            "seed": 1,
+            "episode": f"A#e{i}",
+            "detected": hit,
+            "delay": 5.0 if hit else None,
+            "first_hours": i == 0,
+            "band": ">= 1/min",
+            "explained": None,
+        }
+        for i, hit in enumerate(detected)
+    ]
+    brands = [{"weeks": 1.0, "false": count} for count in false]
+    return episodes, brands
+
+
+def test_paired_differences_cancel_what_both_columns_share() -> None:
+    base = _outcomes([True, False, True, False] * 5, [1, 0, 2, 0])
+    other = _outcomes([True, True, True, False] * 5, [1, 0, 1, 0])
+    differences = bench.paired_differences(base, other, resamples=200)
+    value, low, high = differences["recall"]
+    assert value == 0.25 and 0 < low <= value <= high  # the same buzzes resampled in both: no zero crossing
+    assert differences["false_per_brand_week"][0] == -0.25
+    lines = bench.differences_table({"oracle": base, "model a": base, "model b": other})
+    assert lines[0] == "| model a subtracted | model b |"
+    assert any(line.startswith("| recall | +25.00 pt [") for line in lines)
+    assert bench.differences_table({"oracle": base, "model": other}) == []
+
+
+def test_paired_differences_refuse_columns_of_other_seeds() -> None:
+    base = _outcomes([True, False], [0])
+    other = _outcomes([True, False], [0])
+    other[0][1]["seed"] = 3
+    with pytest.raises(ValueError, match="same seeds"):
+        bench.paired_differences(base, other, resamples=10)
+
+
+def test_each_column_keeps_its_own_alerts_file(tmp_path: Path) -> None:
+    assert bench._alerts_file(tmp_path, "oracle").name == "alerts-oracle.jsonl"
+    assert bench._alerts_file(tmp_path, "model").name == "alerts-model.jsonl"
+    assert (
+        bench._alerts_file(tmp_path, "model ensemble-e35b21c8d4").name
+        == "alerts-model-ensemble-e35b21c8d4.jsonl"
+    )
