@@ -24,6 +24,7 @@ from buzzwatch.pubsub.publisher import (
 )
 from buzzwatch.pubsub.pull import (
     UNAVAILABLE,
+    PullTarget,
     ReceivedMessage,
     ack,
     attempt,
@@ -31,6 +32,7 @@ from buzzwatch.pubsub.pull import (
     pull_batch,
     pull_loop,
     pull_messages,
+    pull_targets,
 )
 from buzzwatch.pubsub.topology import (
     StreamTopology,
@@ -50,6 +52,7 @@ __all__ = [
     "PublishStats",
     "Publisher",
     "PublisherSettings",
+    "PullTarget",
     "ReceivedMessage",
     "StreamTopology",
     "SubscriptionSpec",
@@ -63,6 +66,7 @@ __all__ = [
     "pull_batch",
     "pull_loop",
     "pull_messages",
+    "pull_targets",
     "subscriber_client",
     "subscription_path",
     "topic_path",

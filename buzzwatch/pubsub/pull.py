@@ -2,8 +2,9 @@
 
 Synchronous pull survives an emulator restart, which streaming pull does not: the loop recreates a missing
 subscription through its `recover` hook (NOT_FOUND) and retries an unreachable service with backoff. The
-scoring workers (pull mode) and the detection consumer run `pull_loop`; tests, benchmarks and dead-letter
-inspection use `pull_messages`.
+scoring workers (pull mode) and the detection consumer run `pull_loop` on one subscription, a detection
+instance holding partition groups runs `pull_targets` on its groups' subscriptions; tests, benchmarks and
+dead-letter inspection use `pull_messages`.
 """
 
 from __future__ import annotations
@@ -89,6 +90,75 @@ def attempt(action: Callable[[], object], what: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class PullTarget:
+    """One subscription a pull loop reads: its path, what handles (and acks) a batch, what recreates it.
+
+    `idle` runs after an empty pull of it (a consumer's chance to checkpoint).
+    """
+
+    path: str
+    step: Step
+    recover: Callable[[], object]
+    idle: Callable[[], None] | None = None
+
+
+def pull_targets(
+    client: pubsub_v1.SubscriberClient,
+    targets: Callable[[], Sequence[PullTarget]],
+    stop: threading.Event,
+    max_messages: int = 100,
+    every_round: Callable[[], None] | None = None,
+    longest_wait_s: float = 10.0,
+) -> None:
+    """Until `stop`, pull each of `targets()` in turn; the set is asked again each round (it may change).
+
+    A missing subscription (NOT_FOUND: the emulator restarted) is recreated by its `recover`; an unreachable
+    Pub/Sub ends the round. After such a round the loop waits, doubling from 0.5 s up to `longest_wait_s`;
+    after a round that brought nothing it waits 0.05 s, or `longest_wait_s` with nothing to pull. A step or
+    idle hook whose ack fails because Pub/Sub is away is logged, not raised: the messages come again.
+    `every_round` runs before each round (a caller's lease keeping: no wait is longer than `longest_wait_s`).
+    """
+    backoff = 0.5
+    while not stop.is_set():
+        if every_round is not None:
+            every_round()
+        current = targets()
+        busy = troubled = False
+        for target in current:
+            try:
+                received = pull_batch(client, target.path, max_messages)
+            except api_exceptions.NotFound:
+                log.warning(
+                    "subscription missing (emulator restarted?); recreating",
+                    extra={"subscription": target.path},
+                )
+                attempt(target.recover, "recovery")
+                troubled = True
+                continue
+            except UNAVAILABLE as exc:
+                log.warning(
+                    "Pub/Sub unavailable; retrying", extra={"error": str(exc)[:200], "backoff_s": backoff}
+                )
+                troubled = True
+                break
+            busy = busy or bool(received)
+            try:
+                if received:
+                    target.step(client, target.path, received)
+                elif target.idle is not None:
+                    target.idle()
+            except (*UNAVAILABLE, api_exceptions.NotFound, api_exceptions.InvalidArgument) as exc:
+                log.warning("ack failed; the messages will come again", extra={"error": str(exc)[:200]})
+        if troubled:
+            stop.wait(backoff)
+            backoff = min(backoff * 2, longest_wait_s)
+        else:
+            backoff = 0.5
+            if not busy:
+                stop.wait(0.05 if current else longest_wait_s)
+
+
 def pull_loop(
     project: str,
     subscription: str,
@@ -98,43 +168,11 @@ def pull_loop(
     max_messages: int = 100,
     idle: Callable[[], None] | None = None,
 ) -> None:
-    """Pull until `stop`; `step` handles (and acks) each batch; `recover` recreates a lost subscription.
-
-    `idle` runs after an empty pull (a consumer's chance to checkpoint). A step whose ack fails because
-    Pub/Sub is away is logged, not raised: the messages come again.
-    """
+    """`pull_targets` on one subscription, with a client of its own: until `stop`."""
     client = subscriber_client()
-    path = subscription_path(project, subscription)
-    backoff = 0.5
+    target = PullTarget(subscription_path(project, subscription), step, recover, idle)
     try:
-        while not stop.is_set():
-            try:
-                received = pull_batch(client, path, max_messages)
-                backoff = 0.5
-            except api_exceptions.NotFound:
-                log.warning(
-                    "subscription missing (emulator restarted?); recreating", extra={"subscription": path}
-                )
-                attempt(recover, "recovery")
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            except UNAVAILABLE as exc:
-                log.warning(
-                    "Pub/Sub unavailable; retrying", extra={"error": str(exc)[:200], "backoff_s": backoff}
-                )
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            if received:
-                try:
-                    step(client, path, received)
-                except (*UNAVAILABLE, api_exceptions.NotFound, api_exceptions.InvalidArgument) as exc:
-                    log.warning("ack failed; the messages will come again", extra={"error": str(exc)[:200]})
-            else:
-                if idle is not None:
-                    idle()
-                stop.wait(0.05)
+        pull_targets(client, lambda: (target,), stop, max_messages)
     finally:
         client.close()
 

@@ -36,14 +36,13 @@ from google.cloud import pubsub_v1
 
 from buzzwatch.partitions import group_subscription_name, owned_filter, partition_of, split_partitions
 from buzzwatch.pubsub import (
-    UNAVAILABLE,
+    PullTarget,
     StreamTopology,
     SubscriptionSpec,
-    attempt,
     ensure_subscription,
     ensure_topic,
     publisher_client,
-    pull_batch,
+    pull_targets,
     subscriber_client,
     subscription_path,
 )
@@ -230,43 +229,50 @@ class GroupRunner:
             "lost a partition group to a newer owner", extra={"group": group, "epoch": owned.lease.epoch}
         )
 
-    def _pull_round(self, client: pubsub_v1.SubscriberClient) -> bool:
-        """One pull of each held group's subscription; whether any brought messages."""
-        busy = False
-        for group, owned in list(self.owned.items()):
-            try:
-                received = pull_batch(client, owned.path, 100)
-                if received:
-                    busy = True
-                    owned.consumer.on_batch(client, owned.path, received)
-                else:
-                    owned.consumer.on_idle()
-            except FencedError:
-                self._lose(group)
-            except api_exceptions.NotFound:  # the emulator restarted: make the subscription again
-                spec = group_spec(self.topology, group, self.members[group], self.settings.partitions)
-                attempt(
-                    lambda spec=spec: ensure_subscription(self.topology.project, spec, update=False),
-                    "recovery",
-                )
-            except (*UNAVAILABLE, api_exceptions.InvalidArgument) as exc:
-                log.warning(
-                    "Pub/Sub unavailable; the messages will come again", extra={"error": str(exc)[:200]}
-                )
-        return busy
+    def _target(self, group: int, owned: OwnedGroup) -> PullTarget:
+        """What the pull loop reads of a held group: its subscription, its consumer, its recreation."""
+
+        def recover() -> None:
+            spec = group_spec(self.topology, group, self.members[group], self.settings.partitions)
+            ensure_subscription(self.topology.project, spec, update=False)
+
+        def step(client: pubsub_v1.SubscriberClient, path: str, received: list[Any]) -> None:
+            self._unless_fenced(group, lambda: owned.consumer.on_batch(client, path, received))
+
+        return PullTarget(
+            path=owned.path,
+            step=step,
+            recover=recover,
+            idle=lambda: self._unless_fenced(group, owned.consumer.on_idle),
+        )
+
+    def _unless_fenced(self, group: int, action: Callable[[], None]) -> None:
+        """Run a group's batch or idle step; a commit refused because the group moved on drops the group."""
+        try:
+            action()
+        except FencedError:
+            self._lose(group)
+
+    def _look_when_due(self, client: pubsub_v1.SubscriberClient) -> None:
+        """`look` every third of a lease."""
+        if self.monotonic() >= self._next_look:
+            self.look(client)
+            self._next_look = self.monotonic() + self.settings.lease_s / 3
 
     def run(self, stop: threading.Event) -> None:
-        """Until `stop`: look at the leases every third of a lease, pull the held groups in turn; at the end
+        """Until `stop`: look at the leases every third of a lease, pull the held groups in turn (one
+        `pull_targets` loop over their subscriptions, no wait longer than a third of a lease); at the end
         commit and release every held group (free at once for the others)."""
         self.prepare()
         client = subscriber_client(self.topology.emulator_host)
         try:
-            while not stop.is_set():
-                if self.monotonic() >= self._next_look:
-                    self.look(client)
-                    self._next_look = self.monotonic() + self.settings.lease_s / 3
-                if not self._pull_round(client):
-                    stop.wait(0.05 if self.owned else min(1.0, self.settings.lease_s / 3))
+            pull_targets(
+                client,
+                lambda: [self._target(group, owned) for group, owned in self.owned.items()],
+                stop,
+                every_round=lambda: self._look_when_due(client),
+                longest_wait_s=min(1.0, self.settings.lease_s / 3),
+            )
         finally:
             for group in list(self.owned):
                 try:
