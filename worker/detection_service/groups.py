@@ -46,7 +46,7 @@ from buzzwatch.pubsub import (
     subscriber_client,
     subscription_path,
 )
-from worker.detection_service.consumer import DetectionConsumer
+from worker.detection_service.consumer import PRUNE_EVERY_S, DetectionConsumer
 from worker.detection_service.service import DetectionService
 from worker.detection_service.settings import DetectionSettings
 from worker.detection_service.store import DetectionStore, FencedError, Lease
@@ -112,6 +112,7 @@ class GroupRunner:
         self.given_up: Counter[str] = Counter()  # the totals of groups no longer held here
         self.moves: Counter[str] = Counter()  # taken, released, lost
         self._next_look = 0.0
+        self._last_prune: float | None = None
 
     @property
     def totals(self) -> dict[str, Any]:
@@ -159,7 +160,9 @@ class GroupRunner:
         self.store.ensure_groups(self.settings.groups)
 
     def look(self, client: pubsub_v1.SubscriberClient) -> None:
-        """Renew what is held, hand over what another instance asked for, take what is wanted and free."""
+        """Renew what is held, hand over what another instance asked for, take what is wanted and free; prune
+        the single instance's old seen ids when due."""
+        self._prune_when_due()
         now = self.clock()
         rows = self.store.owners()
         for group, owned in list(self.owned.items()):
@@ -258,6 +261,13 @@ class GroupRunner:
         if self.monotonic() >= self._next_look:
             self.look(client)
             self._next_look = self.monotonic() + self.settings.lease_s / 3
+
+    def _prune_when_due(self) -> None:
+        """Forget the single instance's old seen ids, once an hour for every group (each group's consumer
+        prunes its own group's)."""
+        if self._last_prune is None or self.monotonic() - self._last_prune > PRUNE_EVERY_S:
+            self._last_prune = self.monotonic()
+            self.store.prune(self.settings.seen_retention_days * 86400)
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop`: look at the leases every third of a lease, pull the held groups in turn (one

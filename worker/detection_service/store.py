@@ -454,17 +454,14 @@ class DetectionStore:
         return {"tweets": int(tweets), "alerts": int(alerts)}
 
     def prune(self, older_than_s: float) -> int:
-        """Forget ids seen before `now - older_than_s` (redeliveries never come that late); a group also
-        forgets the single instance's old ids (`known` reads them after a switch to groups)."""
+        """Forget ids seen before `now - older_than_s` (redeliveries never come that late): a group's store
+        its group's, the instance's store the single instance's (which groups' `known` reads after a switch
+        to groups: `GroupRunner` prunes them once, not each group)."""
         cutoff = time.time() - older_than_s
         seen = self._seen_table()
         with self.engine.begin() as connection:
             result = connection.execute(sa.delete(seen).where(seen.c.seen_at < cutoff, *self._in_group(seen)))
-            forgotten = int(result.rowcount or 0)
-            if self.lease is not None:
-                result = connection.execute(sa.delete(seen_tweets).where(seen_tweets.c.seen_at < cutoff))
-                forgotten += int(result.rowcount or 0)
-        return forgotten
+        return int(result.rowcount or 0)
 
     def ensure_groups(self, groups: int) -> None:
         """An ownership row (released, epoch 0) for each of `groups` groups that has none yet."""

@@ -178,6 +178,60 @@ def test_an_instance_not_allowed_to_make_subscriptions_pulls_those_the_deploymen
     store.close()
 
 
+def test_the_single_instance_seen_ids_are_pruned_once_not_by_each_group(tmp_path) -> None:
+    """Each group's first commit prunes its own group's old ids; the runner prunes the shared single-instance
+    table (read by every group's `known` after a switch to groups) once, not once a group."""
+    groups_n = 4
+    store = shared_store(f"sqlite:///{tmp_path / 'shared.db'}", groups_n)
+    old, fresh = time.time() - 30 * 86400, time.time()
+    with store.engine.begin() as connection:
+        connection.execute(
+            seen_tweets.insert(), [{"tweet_id": "old", "seen_at": old}, {"tweet_id": "new", "seen_at": fresh}]
+        )
+        connection.execute(
+            group_seen_tweets.insert(),
+            [{"tweet_id": f"old-{g}", "seen_at": old, "group_id": g} for g in range(groups_n)]
+            + [{"tweet_id": f"new-{g}", "seen_at": fresh, "group_id": g} for g in range(groups_n)],
+        )
+    deletes: list[str] = []
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def count_deletes(_conn, _cursor, statement: str, *_: object) -> None:
+        if statement.startswith("DELETE FROM bw_seen_tweets"):
+            deletes.append(statement)
+
+    env = {
+        "DETECTION_GROUPS": "all",
+        "BUZZWATCH_PARTITION_GROUPS": str(groups_n),
+        "DETECTION_INSTANCE_ID": "a",
+    }
+    settings = DetectionSettings.from_env(env)
+    topology = StreamTopology.from_settings(CommonSettings.from_env({}))
+
+    def make_service(group_store: DetectionStore, members: frozenset[int]) -> DetectionService:
+        return DetectionService(
+            group_store,
+            RecordingDispatcher(),  # type: ignore[arg-type]
+            LocalTelemetry(tmp_path, role="detection"),
+            DetectorConfig(),
+            owned_partitions=members,
+            partitions=settings.partitions,
+        )
+
+    runner = groups.GroupRunner(store, settings, topology, make_service)
+    runner.look(None)  # type: ignore[arg-type]  # takes the groups (the client is for handing over)
+    assert sorted(runner.owned) == list(range(groups_n))
+    for owned in runner.owned.values():
+        owned.consumer.commit()  # a group's first commit prunes
+    runner.look(None)  # type: ignore[arg-type]  # within the hour: no second prune
+    with store.engine.connect() as connection:
+        assert set(connection.execute(sa.select(seen_tweets.c.tweet_id)).scalars()) == {"new"}
+        left = set(connection.execute(sa.select(group_seen_tweets.c.tweet_id)).scalars())
+    assert left == {f"new-{g}" for g in range(groups_n)}
+    assert len(deletes) == 1, deletes
+    store.close()
+
+
 def test_detection_groups_settings() -> None:
     assert DetectionSettings.from_env({}).wanted_groups is None  # no groups: one instance, as before
     every = DetectionSettings.from_env({"DETECTION_GROUPS": "all", "BUZZWATCH_PARTITION_GROUPS": "4"})
@@ -235,8 +289,10 @@ def check_single_instance_state_moves_to_groups(store: DetectionStore, tmp_path:
     again = store.for_group(lease).load_state()  # no fallback needed any more: the group's own rows
     assert again is not None and set(again["brands"]) == {"acme"}
     assert again["brands"]["acme"] == saved["brands"]["acme"]
-    # the single instance's ids are forgotten at the retention like the group's own
-    assert view.prune(-1.0) == len(tweets) and not view.known(one.tweet.id for one in tweets)
+    # the single instance's ids are forgotten at the retention like the group's own: by the instance's
+    # store (once, for every group: `GroupRunner`), the group's by its own
+    assert view.prune(-1.0) == 0 and view.known(one.tweet.id for one in tweets)
+    assert store.prune(-1.0) == len(tweets) and not view.known(one.tweet.id for one in tweets)
 
 
 def check_stale_owner_spools_no_alert(store: DetectionStore, tmp_path: Path) -> None:
