@@ -9,6 +9,7 @@ BuzzWatch subscriptions look like; each entry point builds it once from its `Com
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,6 +267,22 @@ class StreamTopology:
             "dead_letter_subscription": self.dead_letter_spec(),
         }
         return self._ensure(topics, specs, update=False)
+
+    def ensure_before_pulling(self, specs: Sequence[SubscriptionSpec]) -> None:
+        """A detection puller's start: the scored and dead-letter topics and `specs`, only what is missing.
+
+        A Pub/Sub that does not answer is `PubSubUnreachableError` after `start_timeout_s` (the command's one
+        line, not a pull retried for ever). A service account that may only pull (Cloud Run's bw-detection:
+        infra/gcp/pubsub.sh made them) cannot create them: said in a WARNING, and it pulls what exists.
+        """
+        topics = {"scored_topic": self.scored_topic, "dead_letter_topic": self.dead_letter_topic}
+        try:
+            self._ensure(topics, {spec.name: spec for spec in specs}, update=False)
+        except api_exceptions.PermissionDenied as exc:
+            log.warning(
+                "not allowed to make the subscriptions; pulling those the deployment made",
+                extra={"error": str(exc)[:300]},
+            )
 
     def _ensure(
         self, topics: dict[str, str], specs: dict[str, SubscriptionSpec], update: bool

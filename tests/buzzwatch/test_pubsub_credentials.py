@@ -89,19 +89,31 @@ def test_a_credentials_file_that_is_not_there_is_named(tmp_path: Path) -> None:
         ("ingest", "--source", "replay", "--input", str(REPLAY_FILE)),
         ("worker", "--mode", "pull"),
         ("worker", "--mode", "push", "--host", "127.0.0.1"),  # not a crash loop in each server process
+        ("detect",),  # was: its store and health server up, then a pull retried every minute, for ever
     ],
-    ids=["ingest", "worker-pull", "worker-push"],
+    ids=["ingest", "worker-pull", "worker-push", "detect"],
 )
 def test_an_emulator_that_is_not_running_is_one_line_after_the_start_timeout(
     tmp_path: Path, arguments: tuple[str, ...]
 ) -> None:
     """The library alone would wait 600 s in silence, then print a RetryError traceback."""
+    assert_the_emulator_is_not_answering(tmp_path, arguments)
+
+
+def test_detection_with_partition_groups_and_no_emulator_is_one_line_too(tmp_path: Path) -> None:
+    """Was: a RetryError traceback after 30 s, whatever PUBSUB_START_TIMEOUT_S said."""
+    assert_the_emulator_is_not_answering(tmp_path, ("detect",), DETECTION_GROUPS="all")
+
+
+def assert_the_emulator_is_not_answering(tmp_path: Path, arguments: tuple[str, ...], **extra: str) -> None:
+    """`buzzwatch ARGUMENTS` with PUBSUB_EMULATOR_HOST at a closed port ends in the one line within 2 s."""
     closed = free_port()  # nothing listens there
     env = no_credentials_env(
         tmp_path,
         PUBSUB_EMULATOR_HOST=f"127.0.0.1:{closed}",
         PUBSUB_START_TIMEOUT_S="2",
         PORT=str(free_port()),
+        **extra,
     )
     line = assert_one_line(run_buzzwatch(env, *arguments), arguments[0])
     assert f"emulator at PUBSUB_EMULATOR_HOST=127.0.0.1:{closed} did not answer within 2 s" in line

@@ -121,7 +121,12 @@ class DetectionConsumer:
             attempt(lambda: nack(client, path, held), "nack")
 
     def run(self, topology: StreamTopology, stop: threading.Event) -> None:
-        """Consume the scored subscription until `stop`, then commit and ack what is held."""
+        """Consume the scored subscription until `stop`, then commit and ack what is held.
+
+        A Pub/Sub that does not answer at the start is `PubSubUnreachableError` after the topology's
+        `start_timeout_s` (the command's one line), not a pull retried for ever.
+        """
+        topology.ensure_before_pulling([topology.scored_spec(), topology.dead_letter_spec()])
         self.service.dispatch_outbox()  # what a crash left committed but unsent
         try:
             pull_loop(

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from google.api_core import exceptions as api_exceptions
 from google.cloud import pubsub_v1
 
 from buzzwatch.partitions import group_subscription_name, owned_filter, partition_of, split_partitions
@@ -40,8 +39,6 @@ from buzzwatch.pubsub import (
     StreamTopology,
     SubscriptionSpec,
     ensure_subscription,
-    ensure_topic,
-    publisher_client,
     pull_targets,
     subscriber_client,
     subscription_path,
@@ -136,27 +133,15 @@ class GroupRunner:
         }
 
     def prepare(self) -> None:
-        """The topics, every group's subscription and ownership row (what is missing only).
-
-        A service account that may only pull (Cloud Run: infra/gcp/pubsub.sh made the group subscriptions)
-        cannot create them: said in a WARNING, and the instance pulls what the deployment made.
-        """
-        publisher = publisher_client(self.topology.emulator_host)
-        client = subscriber_client(self.topology.emulator_host)
-        try:
-            for topic in (self.topology.dead_letter_topic, self.topology.scored_topic):
-                ensure_topic(self.topology.project, topic, publisher)
-            for group, members in enumerate(self.members):
-                spec = group_spec(self.topology, group, members, self.settings.partitions)
-                ensure_subscription(self.topology.project, spec, client, update=False)
-        except api_exceptions.PermissionDenied as exc:
-            log.warning(
-                "not allowed to make the group subscriptions; pulling those the deployment made",
-                extra={"error": str(exc)[:300]},
-            )
-        finally:
-            client.close()
-            publisher.api.transport.close()
+        """The topics, every group's subscription and ownership row (what is missing only); an instance that
+        may only pull is told in a WARNING (`StreamTopology.ensure_before_pulling`)."""
+        partitions = self.settings.partitions
+        self.topology.ensure_before_pulling(
+            [
+                group_spec(self.topology, group, members, partitions)
+                for group, members in enumerate(self.members)
+            ]
+        )
         self.store.ensure_groups(self.settings.groups)
 
     def look(self, client: pubsub_v1.SubscriberClient) -> None:

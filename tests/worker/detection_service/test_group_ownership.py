@@ -14,6 +14,7 @@ from google.api_core import exceptions as api_exceptions
 
 from buzzwatch.notify import Mailer
 from buzzwatch.pubsub import StreamTopology
+from buzzwatch.pubsub import topology as topology_module
 from buzzwatch.schema import ScoredTweet
 from buzzwatch.settings import CommonSettings, SettingsError, SmtpSettings
 from buzzwatch.telemetry import LocalTelemetry
@@ -164,7 +165,7 @@ def test_an_instance_not_allowed_to_make_subscriptions_pulls_those_the_deploymen
     def refused(*args: object, **kwargs: object) -> str:
         raise api_exceptions.PermissionDenied("pubsub.topics.create denied")
 
-    monkeypatch.setattr(groups, "ensure_topic", refused)
+    monkeypatch.setattr(topology_module, "ensure_topic", refused)
     env = {
         "PUBSUB_EMULATOR_HOST": "127.0.0.1:9",
         "DETECTION_GROUPS": "all",
