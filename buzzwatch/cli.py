@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
 from buzzwatch import __version__
-from buzzwatch.settings import SettingsError
+from buzzwatch.settings import CommandError
 
 COMMANDS_GROUP = "buzzwatch.commands"
 
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None, commands: Iterable[EntryPoint] | Non
         return 2
     try:
         return int(handler(args) or 0)
-    except SettingsError as exc:  # a malformed variable: one line that names it, not a traceback
+    except CommandError as exc:  # a malformed variable, a missing file: one line, not a traceback
         print(f"buzzwatch {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C in a command that does not stop by itself (score, evaluate, train)

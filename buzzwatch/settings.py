@@ -19,7 +19,12 @@ DEFAULT_MODEL_URI = str(REPO_ROOT / "models" / "artifacts" / "champion")
 DEFAULT_PUBSUB_START_TIMEOUT_S = 30.0
 
 
-class SettingsError(ValueError):
+class CommandError(ValueError):
+    """What a command cannot do with what it was given (a file, an argument, a setting): `buzzwatch.cli.main`
+    prints it as one line, `buzzwatch COMMAND: MESSAGE`, exit status 2, never a traceback."""
+
+
+class SettingsError(CommandError):
     """A setting is missing or malformed; the message names the variable."""
 
 

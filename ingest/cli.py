@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +79,7 @@ def run_ingest_command(args: argparse.Namespace) -> int:
     from buzzwatch.logs import configure_logging
     from buzzwatch.pubsub import StreamTopology
     from buzzwatch.schema import SchemaError
-    from buzzwatch.settings import CommonSettings, SettingsError
+    from buzzwatch.settings import CommandError, CommonSettings, SettingsError
     from ingest.brands import BrandConfigError
     from ingest.service import IngestSettings, SourceOptions, run_ingest
     from ingest.xapi import StreamFatalError, tweepy
@@ -110,8 +109,7 @@ def run_ingest_command(args: argparse.Namespace) -> int:
             settings,
             stop_on_signals(second_signal_interrupts=True),
         )
-    except (SettingsError, BrandConfigError, SchemaError, StreamFatalError, tweepy.TweepyException) as exc:
-        print(f"buzzwatch ingest: {exc}", file=sys.stderr)
-        return 2
+    except (BrandConfigError, SchemaError, StreamFatalError, tweepy.TweepyException) as exc:
+        raise CommandError(str(exc)) from None
     print(json.dumps({"summary": summary}), flush=True)
     return 1 if summary["failed"] else 0

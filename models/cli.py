@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from buzzwatch.settings import CommandError
+
 # The report sets (airline and general in-distribution, the shifted hold-out) and the selection sets.
 PROXY_SETS = ("airline_test", "semeval_test", "semeval2016test", "validation_airline", "tweeteval_val")
 
@@ -110,11 +112,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     score.set_defaults(handler=_score)
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
 def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[object, str | None]:
     """A DataFrame of strings, or an error message a person can act on."""
     import pandas as pd
@@ -158,15 +155,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         frame, error = _read_csv(args.data, ("text", "label"))
         if error:
-            return _fail(error)
+            raise CommandError(error)
         source = str(args.data)
     predictor, error = _load_predictor(args.model_uri)
     if error:
-        return _fail(error)
+        raise CommandError(error)
     try:
         report = evaluate_frame(predictor, frame)
     except ValueError as exc:
-        return _fail(f"{source}: {exc}")
+        raise CommandError(f"{source}: {exc}") from None
     for reason, count in report["skipped"].items():
         print(f"warning: skipped {count} row(s) of {source}: {reason}", file=sys.stderr)
     if report["absent_labels"]:
@@ -196,22 +193,22 @@ def _score(args: argparse.Namespace) -> int:
     from models.scoring import ERROR_COLUMN, score_frame
 
     if same_file(args.input, args.output):
-        return _fail(f"--output is the input file {args.input}: write the scores to another file")
+        raise CommandError(f"--output is the input file {args.input}: write the scores to another file")
     frame, error = _read_csv(args.input, ("text",))
     if error:
-        return _fail(error)
+        raise CommandError(error)
     predictor, error = _load_predictor(args.model_uri)
     if error:
-        return _fail(error)
+        raise CommandError(error)
     try:
         scored = score_frame(predictor, frame, batch_size=max(1, args.batch_size), progress=True)
     except ValueError as exc:
-        return _fail(f"{args.input}: {exc}")
+        raise CommandError(f"{args.input}: {exc}") from None
     try:
         with atomic_text_output(args.output) as handle:
             scored.to_csv(handle, index=False)
     except OSError as exc:
-        return _fail(f"cannot write {args.output} (nothing written there): {exc}")
+        raise CommandError(f"cannot write {args.output} (nothing written there): {exc}") from None
     failed = int((scored[ERROR_COLUMN] != "").sum())
     print(
         f"scored {len(scored) - failed} rows, {failed} with an error, into {args.output} "
@@ -226,7 +223,7 @@ def _train(args: argparse.Namespace) -> int:
 
     for path in args.extra_data:
         if not path.is_file():
-            return _fail(f"extra data file not found: {path}")
+            raise CommandError(f"extra data file not found: {path}")
     options = TrainOptions(
         variants=tuple(part.strip() for part in args.variants.split(",") if part.strip()),
         extra_data=tuple(args.extra_data),
@@ -247,8 +244,8 @@ def _train(args: argparse.Namespace) -> int:
         ):  # progress goes to stderr; stdout carries the JSON summary
             summary = run_training(options)
     except ValueError as exc:
-        return _fail(str(exc))
+        raise CommandError(str(exc)) from None
     print(json.dumps(summary, indent=2))
     if summary["champion"] is None:
-        return _fail(summary["refused"])
+        raise CommandError(summary["refused"])
     return 0

@@ -115,7 +115,7 @@ def run_emulator_command(args: argparse.Namespace) -> int:
     """Handler of `buzzwatch emulator`: runs until Ctrl-C or SIGTERM, or until the emulator exits."""
     from buzzwatch.logs import configure_logging
     from buzzwatch.pubsub import StreamTopology
-    from buzzwatch.settings import CommonSettings
+    from buzzwatch.settings import CommandError, CommonSettings
     from stack.emulator import EmulatorError, PubSubEmulator
     from stack.processes import deaf_to_signals, sigterm_interrupts
 
@@ -126,8 +126,7 @@ def run_emulator_command(args: argparse.Namespace) -> int:
             emulator = PubSubEmulator(port=args.port, host=args.host, project=common.gcp_project)
             emulator.start()
         except EmulatorError as exc:
-            print(f"buzzwatch emulator: {exc}", file=sys.stderr)
-            return 2
+            raise CommandError(str(exc)) from None
         except KeyboardInterrupt:  # stopped while it started: start() stopped the process
             return 0
         try:

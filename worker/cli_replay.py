@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +70,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Replay the file; 0 when it ran (even with skipped rows), 2 when the input cannot be used."""
-    from buzzwatch.settings import CommonSettings, SettingsError
+    from buzzwatch.settings import CommandError, CommonSettings
     from worker.detection import BuzzDetector, DetectorConfig
     from worker.replay import ReplayError, ReplaySummary, print_errors, read_rows, run_replay
 
     summary = ReplaySummary()
+    config = DetectorConfig.from_env(os.environ)
     try:
-        config = DetectorConfig.from_env(os.environ)
         rows = read_rows(args.input, args.oracle, summary)
-    except (ReplayError, SettingsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ReplayError as exc:
+        raise CommandError(str(exc)) from None
     print_errors(summary)
     model = None
     if not args.oracle:
@@ -91,11 +89,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             model = Predictor.load(model_uri)
         except ModelLoadError as exc:
-            print(
-                f"error: cannot load the model ({exc}); --oracle replays with the file's labels",
-                file=sys.stderr,
-            )
-            return 2
+            raise CommandError(
+                f"cannot load the model ({exc}); --oracle replays with the file's labels"
+            ) from None
     from models.reasons import load_reason_model
 
     detector = BuzzDetector(config, reason_model=None if args.no_reasons else load_reason_model())
@@ -123,8 +119,7 @@ def run(args: argparse.Namespace) -> int:
                 on_alert=show,
             )
     except OSError as exc:
-        print(f"error: cannot write {args.alerts_out}: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(f"cannot write {args.alerts_out}: {exc}") from None
     for line in summary.lines():
         print(line)
     print(f"alerts written to {args.alerts_out}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tomllib
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from buzzwatch.cli import COMMANDS_GROUP, build_command_line, installed_commands, main
+from tests.support.commands import assert_one_line, run_buzzwatch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,3 +123,28 @@ def test_ctrl_c_is_one_line_and_exit_130(
         pytest.fail("Ctrl-C escaped main() as KeyboardInterrupt (a traceback at a shell)")
     assert code == 130
     assert capsys.readouterr().err == "buzzwatch busy: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("score", "--input", "{missing}", "--output", "{tmp}/out.csv"), "input file not found: {missing}"),
+        (("evaluate", "--data", "{missing}"), "input file not found: {missing}"),
+        (("train", "--extra-data", "{missing}"), "extra data file not found: {missing}"),
+        (
+            ("replay", "--input", "{missing}", "--alerts-out", "{tmp}/a.jsonl", "--oracle"),
+            "input file not found: {missing}",
+        ),
+        (("detect", "--move", "1"), "--move GROUPS --to INSTANCE: give both"),
+    ],
+    ids=["score", "evaluate", "train", "replay", "detect-move"],
+)
+def test_a_commands_error_is_the_one_line_every_command_gives(
+    tmp_path: Path, arguments: tuple[str, ...], message: str
+) -> None:
+    """`buzzwatch COMMAND: ...` through buzzwatch.cli.main, as a SettingsError is (was `error: ...` here)."""
+    names = {"missing": str(tmp_path / "no.csv"), "tmp": str(tmp_path)}
+    env = {**os.environ, "BUZZWATCH_VAR_DIR": str(tmp_path / "var")}
+    result = run_buzzwatch(env, *(argument.format(**names) for argument in arguments))
+    line = assert_one_line(result, arguments[0])
+    assert line == f"buzzwatch {arguments[0]}: {message.format(**names)}"

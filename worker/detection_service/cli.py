@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,21 +72,20 @@ def show_owners(env: Mapping[str, str], now: float | None = None) -> int:
 
 
 def request_move(env: Mapping[str, str], groups: str | None, instance: str | None) -> int:
-    """Mark partition groups for a handover to `instance` in the shared database; 2 on a bad request."""
+    """Mark partition groups for a handover to `instance` in the shared database; a bad request is a
+    CommandError."""
     from buzzwatch.partitions import parse_owned
-    from buzzwatch.settings import CommonSettings
+    from buzzwatch.settings import CommandError, CommonSettings
     from worker.detection_service.settings import DetectionSettings
     from worker.detection_service.store import DetectionStore
 
     if not groups or not instance:
-        print("buzzwatch detect --move GROUPS --to INSTANCE: give both", file=sys.stderr)
-        return 2
+        raise CommandError("--move GROUPS --to INSTANCE: give both")
     detection = DetectionSettings.from_env(env)
     try:
         chosen = sorted(parse_owned(groups, detection.groups))
     except ValueError as exc:
-        print(f"--move: {exc} (groups 0-{detection.groups - 1})", file=sys.stderr)
-        return 2
+        raise CommandError(f"--move: {exc} (groups 0-{detection.groups - 1})") from None
     store = DetectionStore(CommonSettings.from_env(env).database_url)
     try:
         store.ensure_groups(detection.groups)

@@ -16,7 +16,7 @@ from buzzwatch.notify import Mailer
 from buzzwatch.pubsub import StreamTopology
 from buzzwatch.pubsub import topology as topology_module
 from buzzwatch.schema import ScoredTweet
-from buzzwatch.settings import CommonSettings, SettingsError, SmtpSettings
+from buzzwatch.settings import CommandError, CommonSettings, SettingsError, SmtpSettings
 from buzzwatch.telemetry import LocalTelemetry
 from stack.postgres import PostgresMissing, ThrowawayPostgres
 from tests.support.integration import server_fixture
@@ -254,8 +254,10 @@ def test_the_move_command_asks_the_owner_for_the_groups(tmp_path, capsys) -> Non
     assert [row.handover_to for row in store.owners().values()] == [None, "b", "b", None]
     store.close()
     assert "group 2: owner (none), handover to b requested" in capsys.readouterr().out
-    assert request_move(env, "7", "b") == 2
-    assert request_move(env, "1", None) == 2
+    with pytest.raises(CommandError, match=r"--move: .*\(groups 0-3\)"):
+        request_move(env, "7", "b")
+    with pytest.raises(CommandError, match="give both"):
+        request_move(env, "1", None)
     assert show_owners(env, now=100.0) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "group 1: owner (none), epoch 0, lease expired, handover to b"
