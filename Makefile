@@ -30,6 +30,6 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-## Known vulnerabilities in the locked dependencies (pip-audit); says so when the database cannot be reached.
+## Known vulnerabilities in the locked dependencies (pip-audit); says so, and what to do, when it cannot run.
 audit: $(STAMP)
 	$(BIN)/python scripts/audit_dependencies.py

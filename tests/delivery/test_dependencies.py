@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from .dockerfiles import IMAGES
@@ -66,13 +67,24 @@ def test_the_audit_verdicts():
         "vulnerability scan: 1 of 2 locked packages checked, 0 with a known vulnerability; "
         "NOT checked (unknown to the database): emoji==2.16.0"
     ]
-    code, lines = audit.verdict({"dependencies": [unknown]})
-    assert code == 0 and lines[0].startswith("vulnerability scan could not run")
+    assert audit.nothing_checked({"dependencies": [clean, unknown]}) is None
+    assert audit.nothing_checked({"dependencies": []}) == "the report lists no package"
+    not_served = {
+        "name": "absl-py",
+        "skip_reason": "Dependency not found on PyPI and could not be audited: absl-py (2.5.1)",
+    }
+    assert audit.nothing_checked({"dependencies": [not_served, not_served]}) == (
+        "'not found' for all 2 locked releases (e.g. absl-py (2.5.1)): the per-release JSON is not "
+        "served where this machine reaches PyPI"
+    )
 
 
-def test_the_audit_says_it_could_not_run_when_the_database_is_unreachable():
+@pytest.mark.parametrize("required", ["", "1"], ids=["here", "AUDIT_REQUIRED"])
+def test_the_audit_says_it_could_not_run_when_the_database_is_unreachable(required: str):
+    """Both databases tried, each one's reason and what to do said; exit 3 where the scan is required."""
     closed = "http://127.0.0.1:9"  # nothing listens: the database cannot be reached
     env = {**os.environ, "HTTPS_PROXY": closed, "HTTP_PROXY": closed, "https_proxy": closed}
+    env.update(AUDIT_REQUIRED=required)
     env.pop("NO_PROXY", None)
     env.pop("no_proxy", None)
     result = subprocess.run(
@@ -82,6 +94,9 @@ def test_the_audit_says_it_could_not_run_when_the_database_is_unreachable():
         text=True,
         timeout=600,
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("vulnerability scan could not run:"), result.stdout
-    assert "No known vulnerabilities" not in result.stdout
+    assert result.returncode == (3 if required else 0), result.stderr
+    line = result.stdout
+    assert line.startswith("vulnerability scan could not run, nothing was checked (pypi: cannot be"), line
+    assert "; osv: cannot be reached from here" in line
+    assert "to scan, run `make audit` on a machine that reaches" in line
+    assert "No known vulnerabilities" not in line
