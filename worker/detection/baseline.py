@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from worker.detection.config import DetectorConfig
 
@@ -124,6 +124,18 @@ class Expectation:
     other_p: float = 0.0  # ... and of any other tweet (0 with hard labels): the model's confusion
 
 
+class BrandLevel(NamedTuple):
+    """The hour-independent part of a brand's expectations (`DayProfileBaseline.level`)."""
+
+    level: float  # tweets a minute per unit of day shape
+    level_tweets: float  # tweets (prior included) behind the level
+    share: float  # all-hours negative share, pooled with the prior
+    share_tweets: float  # tweets (prior included) behind it
+    count_dispersion: float  # before the floor (see `DayProfileBaseline.expect`)
+    share_dispersion: float  # before the floor
+    other_p: float  # mean negative probability of a tweet that is not negative, before the floor at 0
+
+
 @dataclass
 class DayProfileBaseline:
     """Expected tweets per minute and negative share for each hour of the day, for one brand."""
@@ -204,9 +216,15 @@ class DayProfileBaseline:
         instead of E[p], and n tweets' summed p vary by Var(p) per tweet instead of share x (1 - share).
         The quasi-likelihood tests divide their deviance by these. From the all-hours counts, with the
         prior's pseudo-tweets as hard labels; floored at `MIN_DISPERSION`.
+
+        The same as `expect_hour(hour, level(recent))`: a caller that needs several hours with the same
+        `recent` computes the hour-independent `level` once.
         """
+        return self.expect_hour(hour, self.level(recent or Evidence()))
+
+    def level(self, recent: Evidence) -> BrandLevel:
+        """What every hour's expectation shares: the brand's level and its pooled share (see `expect`)."""
         cfg = self.config
-        recent = recent or Evidence()
         overall = self.overall
         overall_exposure = max(overall.exposure, 0.0)
         overall_level = (max(overall.volume, 0.0) + cfg.volume_prior_tweets) / (overall_exposure + 1.0)
@@ -214,43 +232,54 @@ class DayProfileBaseline:
         overall_weight = min(overall_exposure, cfg.local_level_minutes * recent_shape) + 1.0
         level_tweets = max(recent.volume, 0.0) + overall_weight * overall_level
         level = level_tweets / (max(recent.exposure, 0.0) + overall_weight)
+
+        prior = cfg.share_prior_tweets
+        pooled_tweets = max(overall.total + recent.total, 0.0) + prior
+        prior_negatives = prior * cfg.share_prior  # the prior's pseudo-tweets count as hard labels
+        overall_share = (max(overall.negative + recent.negative, 0.0) + prior_negatives) / pooled_tweets
+        mean_square = (max(overall.squares + recent.squares, 0.0) + prior_negatives) / pooled_tweets
+        # If the probabilities are calibrated, a negative tweet's mean probability is E[p^2] / E[p] and
+        # any other tweet's is (E[p] - E[p^2]) / (1 - E[p]): the confusion, from the brand's own traffic.
+        return BrandLevel(
+            level=level,
+            level_tweets=level_tweets,
+            share=overall_share,
+            share_tweets=pooled_tweets,
+            count_dispersion=mean_square / overall_share,
+            share_dispersion=(mean_square - overall_share**2) / (overall_share * (1.0 - overall_share)),
+            other_p=(overall_share - mean_square) / (1.0 - overall_share),
+        )
+
+    def expect_hour(self, hour: int, level: BrandLevel) -> Expectation:
+        """The expectation of that hour of the day given the brand's `level` (see `expect`)."""
+        cfg = self.config
         bucket = self.hourly_volume[hour]
         prior_minutes = cfg.hour_prior_minutes
-        prior_rate = level * cfg.day_shape[hour]
+        prior_rate = level.level * cfg.day_shape[hour]
         shrunk = bucket.weight + prior_minutes
         rate = (bucket.weight * bucket.mean + prior_minutes * prior_rate) / shrunk
         rate_variance = (
-            bucket.weight * bucket.mean + (prior_minutes * prior_rate) ** 2 / level_tweets
+            bucket.weight * bucket.mean + (prior_minutes * prior_rate) ** 2 / level.level_tweets
         ) / shrunk**2
 
-        pooled = Evidence()
-        pooled.add(overall)
-        pooled.add(recent)
-        prior = cfg.share_prior_tweets
-        pooled_tweets = max(pooled.total, 0.0) + prior
-        overall_share = (max(pooled.negative, 0.0) + prior * cfg.share_prior) / pooled_tweets
-        mean_square = (max(pooled.squares, 0.0) + prior * cfg.share_prior) / pooled_tweets
-        count_dispersion = mean_square / overall_share
-        # If the probabilities are calibrated, a negative tweet's mean probability is E[p^2] / E[p] and
-        # any other tweet's is (E[p] - E[p^2]) / (1 - E[p]): the confusion, from the brand's own traffic.
-        other_p = (overall_share - mean_square) / (1.0 - overall_share)
-        share_dispersion = (mean_square - overall_share**2) / (overall_share * (1.0 - overall_share))
+        overall_share = level.share
         hour_share = self.hourly_share[hour]
         hour_prior = cfg.hour_share_prior_tweets
         share = (hour_share.negative + hour_prior * overall_share) / (hour_share.total + hour_prior)
         spread = share * (1.0 - share)
         share_variance = (
-            hour_share.total * spread + hour_prior**2 * overall_share * (1.0 - overall_share) / pooled_tweets
+            hour_share.total * spread
+            + hour_prior**2 * overall_share * (1.0 - overall_share) / level.share_tweets
         ) / (hour_share.total + hour_prior) ** 2
         return Expectation(
-            rate=max(rate, cfg.min_rate_per_minute),
-            share=share,
-            count_dispersion=max(count_dispersion, MIN_DISPERSION),
-            share_dispersion=max(share_dispersion, MIN_DISPERSION),
-            volume_tweets=rate * rate / rate_variance,
-            share_tweets=spread / share_variance,
-            negative_p=count_dispersion,
-            other_p=max(other_p, 0.0),
+            max(rate, cfg.min_rate_per_minute),
+            share,
+            max(level.count_dispersion, MIN_DISPERSION),
+            max(level.share_dispersion, MIN_DISPERSION),
+            rate * rate / rate_variance,
+            spread / share_variance,
+            level.count_dispersion,
+            max(level.other_p, 0.0),
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -99,7 +99,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from buzzwatch.schema import Alert, ScoredTweet
-from worker.detection.baseline import DayProfileBaseline, Evidence, Expectation
+from worker.detection.baseline import BrandLevel, DayProfileBaseline, Evidence, Expectation
 from worker.detection.config import BrandParams, DetectorConfig
 from worker.detection.explain import (
     ReferenceCounts,
@@ -434,7 +434,7 @@ class BuzzDetector:
         return evals
 
     def _window_expected(
-        self, state: BrandState, minute: int, newest: Expectation
+        self, state: BrandState, minute: int, newest_level: BrandLevel, newest: Expectation
     ) -> list[WindowExpectation]:
         """Each window's expected (tweets, negatives), from what the brand's data before the window says now.
 
@@ -444,35 +444,53 @@ class BuzzDetector:
         A window is compared only with the data before it: its own minutes are left out of `recent`, so a
         buzz that began inside it (or fills a new brand's first hour) is not part of its own expectation.
         Their evidence is kept summed per window (`BrandState.inside`, moved on as minutes close), so
-        leaving them out costs one subtraction, not one per minute.
+        leaving them out costs one subtraction, not one per minute. `newest` is the newest minute's
+        expectation, from `newest_level` (the baseline's level with all of `recent`); the windows that
+        hold none of `recent` share it and their other hours' expectations.
         """
         gap = self.config.reference_gap_minutes
         held = len(state.closed)  # the newest minute is not appended yet: closed[-age] is `age` old
+        baseline = state.baseline
+        recent = state.recent
+        hour_now = (minute // 60) % 24
+        shared: dict[int, Expectation] = {hour_now: newest}  # the windows without minutes of `recent`
+        shared_level: BrandLevel | None = None
         expected = []
         for window, inside in zip(self._windows, state.inside, strict=True):
             # `recent` holds the minutes from age gap + 1 on, the window those up to age window - 1
-            overlap = min(window, held + 1) > gap + 1
-            recent = Evidence()
-            recent.add(state.recent)
-            if overlap:
-                recent.add(inside, -1.0)
-            if recent.minutes < MIN_RECENT_MINUTES:  # everything recent is inside: none left (no residue)
-                recent = Evidence()
-            by_hour = {} if overlap else {(minute // 60) % 24: newest}
+            span = min(window, held + 1)
+            if span > gap + 1:  # the window's own minutes are left out of `recent`
+                own = Evidence(
+                    recent.minutes - inside.minutes,
+                    recent.exposure - inside.exposure,
+                    recent.volume - inside.volume,
+                    recent.negative - inside.negative,
+                    recent.total - inside.total,
+                    recent.squares - inside.squares,
+                )
+                # everything recent is inside: none left (no residue)
+                level = baseline.level(own if own.minutes >= MIN_RECENT_MINUTES else Evidence())
+                by_hour: dict[int, Expectation] = {}
+            else:
+                if shared_level is None:
+                    shared_level = (
+                        newest_level if recent.minutes >= MIN_RECENT_MINUTES else baseline.level(Evidence())
+                    )
+                level, by_hour = shared_level, shared
             tweets = negatives = 0.0
             last = minute
-            remaining = min(window, held + 1)
+            remaining = span
             while remaining > 0:
                 in_hour = min(remaining, last % 60 + 1)
                 hour = (last // 60) % 24
                 figures = by_hour.get(hour)
                 if figures is None:
-                    figures = by_hour[hour] = state.baseline.expect(hour, recent)
+                    figures = by_hour[hour] = baseline.expect_hour(hour, level)
                 tweets += in_hour * figures.rate
                 negatives += in_hour * figures.rate * figures.share
                 remaining -= in_hour
                 last -= in_hour
-            expected.append(WindowExpectation(tweets, negatives, by_hour[(minute // 60) % 24]))
+            expected.append(WindowExpectation(tweets, negatives, by_hour[hour_now]))
         return expected
 
     @staticmethod
@@ -492,10 +510,11 @@ class BuzzDetector:
         total = sum(weights)
         negatives = sum(w * r.p_negative for w, r in zip(weights, records, strict=True))
         squares = sum(w * r.p_negative * r.p_negative for w, r in zip(weights, records, strict=True))
-        expectation = state.baseline.expect((minute // 60) % 24, state.recent)
+        level = state.baseline.level(state.recent)
+        expectation = state.baseline.expect_hour((minute // 60) % 24, level)
         expected_total = expectation.rate
         expected_negatives = expected_total * expectation.share
-        state.window_expected = self._window_expected(state, minute, expectation)
+        state.window_expected = self._window_expected(state, minute, level, expectation)
         entry = ClosedMinute(
             minute,
             total,
