@@ -78,6 +78,7 @@ def write_artifact(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     export_onnx(model, staging / ONNX_FILE)
+    prune_graph(staging / ONNX_FILE, len(vocab))
     if subwords is not None:
         add_oov_input(staging / ONNX_FILE, len(vocab))
         subwords.save(staging)
@@ -109,6 +110,131 @@ def write_artifact(
     return meta
 
 
+def _embedding_lookup(graph: Any, vocab_size: int, onnx_path: Path) -> Any:
+    """The graph's one embedding lookup: a Gather from a 2-D initializer of at least `vocab_size` rows."""
+    initializers = {item.name: item for item in graph.initializer}
+    lookups = [
+        node
+        for node in graph.node
+        if node.op_type == "Gather"
+        and node.input[0] in initializers
+        and len(initializers[node.input[0]].dims) == 2
+        and initializers[node.input[0]].dims[0] >= vocab_size
+    ]
+    if len(lookups) != 1:
+        raise ValueError(f"expected one embedding lookup in {onnx_path}, found {len(lookups)}")
+    return lookups[0]
+
+
+# What tf2onnx writes to wrap negative ids (`where(id < 0, id + rows, id)`) and to build the LSTM's zero
+# initial states from the batch's shape: `prune_graph` removes such subgraphs, and only those.
+ID_WRAP_OPS = frozenset({"Add", "Cast", "Less", "Not", "Mul", "Where"})
+ZERO_STATE_OPS = frozenset({"Shape", "Cast", "Slice", "Concat", "Unsqueeze", "Squeeze", "Expand"})
+
+
+def _ancestors(graph: Any, name: str) -> tuple[list[Any], set[str]]:
+    """The nodes that compute tensor `name`, and the names they read that no node makes (inputs, weights).
+
+    A Shape node reads no values, so what computes its input is not followed.
+    """
+    producer = {output: node for node in graph.node for output in node.output}
+    nodes, leaves, pending, seen = [], set(), [name], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        node = producer.get(current)
+        if node is None:
+            leaves.add(current)
+            continue
+        nodes.append(node)
+        if node.op_type != "Shape":
+            pending.extend(item for item in node.input if item)
+    return nodes, leaves
+
+
+def prune_graph(onnx_path: Path, vocab_size: int) -> int:
+    """Remove what an exported LSTM graph computes that serving never needs; return the nodes removed.
+
+    tf2onnx writes Keras's wrap of negative ids before the embedding lookup (9 nodes) and builds the
+    LSTM's zero initial states from the batch's shape (8 nodes). The Predictor never feeds a negative id,
+    and the ONNX LSTM starts from zeros when its initial states are left out, so the lookup reads
+    `token_ids` and the states go. A tweet scored alone pays every node's fixed cost (about a microsecond
+    each). The probabilities must stay bit for bit those of the graph before, on a probe batch of every
+    id, or nothing is written (ValueError).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    before = len(graph.node)
+    token_input = graph.input[0].name
+    weights = {item.name: item for item in graph.initializer}
+    lookup = _embedding_lookup(graph, vocab_size, onnx_path)
+    wrap, leaves = _ancestors(graph, lookup.input[1])
+    if wrap and {node.op_type for node in wrap} <= ID_WRAP_OPS and leaves - set(weights) == {token_input}:
+        lookup.input[1] = token_input
+    for node in graph.node:
+        if node.op_type != "LSTM" or len(node.input) <= 5:
+            continue
+        states, leaves = _ancestors(graph, node.input[5])
+        expanded = [item.input[0] for item in states if item.op_type == "Expand"]
+        zeros = bool(expanded) and all(
+            name in weights and not numpy_helper.to_array(weights[name]).any() for name in expanded
+        )
+        if (
+            zeros
+            and leaves <= set(weights)
+            and {item.op_type for item in states} <= ZERO_STATE_OPS
+            and node.input[6] == node.input[5]
+            and len(node.input) == 7
+        ):
+            del node.input[5:]
+    _drop_unused(graph)
+    removed = before - len(graph.node)
+    if removed:
+        original = onnx.load(str(onnx_path))
+        probe = _probe_ids(vocab_size)
+        if not np.array_equal(_run_graph(original, probe), _run_graph(model, probe)):
+            raise ValueError(f"pruning {onnx_path} would change its probabilities; left as it was")
+        onnx.checker.check_model(model)
+        onnx.save(model, str(onnx_path))
+    return removed
+
+
+def _drop_unused(graph: Any) -> None:
+    """Remove the nodes whose outputs nothing reads, then the initializers nothing reads."""
+    while True:
+        read = {output.name for output in graph.output} | {name for node in graph.node for name in node.input}
+        kept = [node for node in graph.node if any(output in read for output in node.output)]
+        if len(kept) == len(graph.node):
+            break
+        del graph.node[:]
+        graph.node.extend(kept)
+    unused = [item for item in graph.initializer if item.name not in read]
+    for item in unused:
+        graph.initializer.remove(item)
+
+
+def _probe_ids(vocab_size: int) -> np.ndarray:
+    """Every id below `vocab_size` once (then padding), in rows of 24: a batch of ordinary lengths."""
+    ids = np.arange(vocab_size, dtype=np.int32)
+    ids = np.concatenate([ids, np.zeros(-len(ids) % 24, dtype=np.int32)])
+    return ids.reshape(-1, 24)
+
+
+def _run_graph(model: Any, token_ids: np.ndarray) -> np.ndarray:
+    """The first output of an in-memory ONNX model on a batch of token ids (ONNX Runtime, one thread)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {model.graph.input[0].name: token_ids})[0]
+
+
 def add_oov_input(onnx_path: Path, vocab_size: int) -> None:
     """Give an exported LSTM graph a second input, `oov_vectors` (n, dim): the embedding of unknown tokens.
 
@@ -122,17 +248,7 @@ def add_oov_input(onnx_path: Path, vocab_size: int) -> None:
     model = onnx.load(str(onnx_path))
     graph = model.graph
     initializers = {item.name: item for item in graph.initializer}
-    lookups = [
-        node
-        for node in graph.node
-        if node.op_type == "Gather"
-        and node.input[0] in initializers
-        and len(initializers[node.input[0]].dims) == 2
-        and initializers[node.input[0]].dims[0] >= vocab_size
-    ]
-    if len(lookups) != 1:
-        raise ValueError(f"expected one embedding lookup in {onnx_path}, found {len(lookups)}")
-    lookup = lookups[0]
+    lookup = _embedding_lookup(graph, vocab_size, onnx_path)
     table = numpy_helper.to_array(initializers[lookup.input[0]])
     kept = np.vstack([table[:vocab_size], np.zeros((1, table.shape[1]), dtype=table.dtype)])
     initializers[lookup.input[0]].CopyFrom(numpy_helper.from_array(kept, lookup.input[0]))

@@ -87,3 +87,48 @@ def test_serving_imports_no_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def _scores(onnx_path, token_ids):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"token_ids": token_ids})[0]
+
+
+def test_the_pruned_graph_scores_bit_for_bit_as_exported(tiny_model, tmp_path):
+    import onnx
+
+    from models.export import export_onnx, prune_graph
+    from models.vocab import pad_batch
+
+    exported = export_onnx(tiny_model.model, tmp_path / "exported.onnx")
+    pruned = tmp_path / "pruned.onnx"
+    pruned.write_bytes(exported.read_bytes())
+    assert prune_graph(pruned, len(tiny_model.vocab)) == 17  # the id wrap (9 nodes) and the zero states (8)
+    assert prune_graph(pruned, len(tiny_model.vocab)) == 0
+    ops = [node.op_type for node in onnx.load(str(pruned)).graph.node]
+    assert "Less" not in ops and "Expand" not in ops and ops.count("LSTM") == 1
+    predictor = Predictor.load(str(tiny_model.artifact_dir))
+    for length in (8, 24, 48):  # what the Predictor feeds: a batch padded to one length bucket
+        ids = pad_batch(predictor.encode(tiny_model.texts[:300]), length)
+        assert np.array_equal(_scores(exported, ids), _scores(pruned, ids))
+    served = [node.op_type for node in onnx.load(str(tiny_model.artifact_dir / "model.onnx")).graph.node]
+    assert served == ops  # write_artifact prunes
+
+
+def test_pruning_keeps_initial_states_that_are_not_zeros(tiny_model, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from models.export import export_onnx, prune_graph
+
+    model = onnx.load(str(export_onnx(tiny_model.model, tmp_path / "exported.onnx")))
+    expand = next(node for node in model.graph.node if node.op_type == "Expand")
+    zero = next(item for item in model.graph.initializer if item.name == expand.input[0])
+    model.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(zero) + 0.5, "half"))
+    expand.input[0] = "half"  # the states start at 0.5, not 0
+    changed = tmp_path / "changed.onnx"
+    onnx.save(model, str(changed))
+    assert prune_graph(changed, len(tiny_model.vocab)) == 9  # only the id wrap: those states are not zeros
+    assert any(node.op_type == "Expand" for node in onnx.load(str(changed)).graph.node)
