@@ -19,7 +19,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import pubsub_v1
 
 from buzzwatch.pubsub.clients import subscriber_client
-from buzzwatch.pubsub.topology import subscription_path
+from buzzwatch.pubsub.topology import subscription_path, until_answered
 
 log = logging.getLogger("buzzwatch.pubsub")
 
@@ -48,6 +48,8 @@ def pull_batch(
     """One synchronous pull: the received messages (with their ack ids), unacknowledged.
 
     `return_immediately`: an empty pull comes back at once, so a consumer can checkpoint on a quiet stream.
+    An unreachable Pub/Sub raises after `timeout_s` (the library's own retry would hold the caller 60 s,
+    past a partition group's lease, and past a SIGTERM's grace).
     """
     response = client.pull(
         request={
@@ -55,7 +57,7 @@ def pull_batch(
             "max_messages": max_messages,
             "return_immediately": return_immediately,
         },
-        timeout=timeout_s,
+        **until_answered(timeout_s),
     )
     return list(response.received_messages)
 

@@ -24,7 +24,7 @@ from buzzwatch.settings import DEFAULT_PUBSUB_START_TIMEOUT_S, CommonSettings
 log = logging.getLogger("buzzwatch.pubsub")
 
 
-def _until_answered(timeout_s: float) -> dict[str, Any]:
+def until_answered(timeout_s: float) -> dict[str, Any]:
     """Per-call options: retry an unavailable service for `timeout_s` in all, then raise RetryError."""
     retry = Retry(
         predicate=if_exception_type(api_exceptions.ServiceUnavailable),
@@ -58,7 +58,7 @@ def ensure_topic(
     path = topic_path(project, topic)
     client = client or publisher_client()
     try:
-        client.create_topic(request={"name": path}, **_until_answered(timeout_s))
+        client.create_topic(request={"name": path}, **until_answered(timeout_s))
         log.info("created topic", extra={"topic": path})
     except api_exceptions.AlreadyExists:
         pass
@@ -141,7 +141,7 @@ def ensure_subscription(
     """
     client = client or subscriber_client()
     request = spec.request(project)
-    patience = _until_answered(timeout_s)
+    patience = until_answered(timeout_s)
     try:
         client.create_subscription(request=request, **patience)
         log.info("created subscription", extra={"subscription": request["name"], "push": spec.push_endpoint})

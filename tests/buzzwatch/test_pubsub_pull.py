@@ -12,16 +12,19 @@ import pytest
 from google.cloud import pubsub_v1
 
 from buzzwatch.pubsub import (
+    UNAVAILABLE,
     Publisher,
     PullTarget,
     SubscriptionSpec,
     ack,
     ensure_subscription,
+    pull_batch,
     pull_targets,
     subscriber_client,
     subscription_path,
 )
 from stack.emulator import PubSubEmulator
+from stack.ports import free_port
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.integration
@@ -59,6 +62,18 @@ def run_loop(targets: Callable[[], list[PullTarget]], stop: threading.Event) -> 
     thread = threading.Thread(target=loop)
     thread.start()
     return thread
+
+
+def test_a_pull_from_an_unreachable_pubsub_gives_up_within_its_timeout() -> None:
+    """So the loop's backoff, its `every_round` (a group's lease) and a stop come in time: was 60 s."""
+    client = subscriber_client(f"127.0.0.1:{free_port()}")  # nothing listens there
+    started = time.monotonic()
+    try:
+        with pytest.raises(UNAVAILABLE):
+            pull_batch(client, "projects/p/subscriptions/s", 10, timeout_s=2.0)
+    finally:
+        client.close()
+    assert time.monotonic() - started < 6
 
 
 def test_one_loop_pulls_each_subscription_and_recreates_a_lost_one(
