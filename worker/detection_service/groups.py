@@ -144,7 +144,7 @@ class GroupRunner:
         )
         self.store.ensure_groups(self.settings.groups)
 
-    def look(self, client: pubsub_v1.SubscriberClient) -> None:
+    def look(self) -> None:
         """Renew what is held, hand over what another instance asked for, take what is wanted and free; prune
         the single instance's old seen ids when due."""
         self._prune_when_due()
@@ -155,7 +155,7 @@ class GroupRunner:
             if row is None or (row.owner, row.epoch) != (self.me, owned.lease.epoch):
                 self._lose(group)
             elif row.handover_to not in (None, self.me):
-                self._give_up(group, client, keep_s=self.settings.lease_s)
+                self._give_up(group, keep_s=self.settings.lease_s)
             elif not self.store.renew(owned.lease, self.settings.lease_s, now):
                 self._lose(group)
         assert self.settings.wanted_groups is not None
@@ -193,7 +193,7 @@ class GroupRunner:
         except FencedError:  # taken again by another instance already
             self._lose(lease.group)
 
-    def _give_up(self, group: int, client: pubsub_v1.SubscriberClient, keep_s: float) -> None:
+    def _give_up(self, group: int, keep_s: float) -> None:
         """Stop pulling the group, commit and ack what it processed, release its row."""
         owned = self.owned[group]
         try:
@@ -241,10 +241,10 @@ class GroupRunner:
         except FencedError:
             self._lose(group)
 
-    def _look_when_due(self, client: pubsub_v1.SubscriberClient) -> None:
+    def _look_when_due(self) -> None:
         """`look` every third of a lease."""
         if self.monotonic() >= self._next_look:
-            self.look(client)
+            self.look()
             self._next_look = self.monotonic() + self.settings.lease_s / 3
 
     def _prune_when_due(self) -> None:
@@ -265,13 +265,13 @@ class GroupRunner:
                 client,
                 lambda: [self._target(group, owned) for group, owned in self.owned.items()],
                 stop,
-                every_round=lambda: self._look_when_due(client),
+                every_round=self._look_when_due,
                 longest_wait_s=min(1.0, self.settings.lease_s / 3),
             )
         finally:
             for group in list(self.owned):
                 try:
-                    self._give_up(group, client, keep_s=0.0)
+                    self._give_up(group, keep_s=0.0)
                 except Exception as exc:
                     log.warning(
                         "final checkpoint of a group failed", extra={"group": group, "error": str(exc)}

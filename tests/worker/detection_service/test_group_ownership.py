@@ -220,11 +220,11 @@ def test_the_single_instance_seen_ids_are_pruned_once_not_by_each_group(tmp_path
         )
 
     runner = groups.GroupRunner(store, settings, topology, make_service)
-    runner.look(None)  # type: ignore[arg-type]  # takes the groups (the client is for handing over)
+    runner.look()  # takes the groups
     assert sorted(runner.owned) == list(range(groups_n))
     for owned in runner.owned.values():
         owned.consumer.commit()  # a group's first commit prunes
-    runner.look(None)  # type: ignore[arg-type]  # within the hour: no second prune
+    runner.look()  # within the hour: no second prune
     with store.engine.connect() as connection:
         assert set(connection.execute(sa.select(seen_tweets.c.tweet_id)).scalars()) == {"new"}
         left = set(connection.execute(sa.select(group_seen_tweets.c.tweet_id)).scalars())
