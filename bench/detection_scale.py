@@ -102,7 +102,7 @@ from worker.detection_service.store import (  # noqa: E402
 ACK_DEADLINE_S = 10  # Pub/Sub's minimum: what a killed instance held comes again this soon
 RUN_NUMBERS = itertools.count()
 LATENESS_VARIABLE = "BUZZWATCH_DETECTOR_LATENESS_S"
-AlertKey = tuple[str, str, str, str]  # brand, kind, window start, window end
+AlertKey = tuple[str, str, str, str]  # Alert.identity(): brand, kind, window start, window end
 
 
 def with_bad_buzzes(
@@ -176,12 +176,7 @@ class Instance:
     def alerts(self) -> list[AlertKey]:
         """The alerts in its outbox."""
         payloads = read_rows(self.database_url, sa.select(alert_outbox.c.payload))
-        return [alert_identity(Alert.from_dict(json.loads(payload))) for (payload,) in payloads]
-
-
-def alert_identity(alert: Alert) -> AlertKey:
-    """What makes two alerts the same alert, whichever instance fired it."""
-    return (alert.brand, alert.kind, alert.window_start.isoformat(), alert.window_end.isoformat())
+        return [Alert.from_dict(json.loads(payload)).identity() for (payload,) in payloads]
 
 
 @dataclass
@@ -415,7 +410,7 @@ def run_groups(
         double=sum(per_instance) - len(stored),
         misplaced=sum(group_of_tweet.get(tweet_id) != group for group, tweet_id in stored),
         redelivered=sum(int(h.get("duplicates", 0)) for h in health),
-        alerts=sorted(alert_identity(Alert.from_dict(json.loads(payload))) for (payload,) in payloads),
+        alerts=sorted(Alert.from_dict(json.loads(payload)).identity() for (payload,) in payloads),
         kill_note=note,
     )
 

@@ -265,3 +265,7 @@ class Alert:
             values[key] = tuple(values.get(key) or ())
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in values.items() if k in known})
+
+    def identity(self) -> tuple[str, str, str, str]:
+        """What makes two alerts the same alert, whichever instance or run fired it: brand, kind, window."""
+        return (self.brand, self.kind, self.window_start.isoformat(), self.window_end.isoformat())

@@ -316,7 +316,7 @@ def test_two_instances_owning_half_the_partitions_count_each_brand_once_with_the
 
     def alerts(name: str) -> list[tuple[str, str, str, str]]:
         sent = runs[name][1].sent
-        return sorted((a.brand, a.kind, a.window_start.isoformat(), a.window_end.isoformat()) for a in sent)
+        return sorted(a.identity() for a in sent)
 
     assert alerts("all") and any(brand == globex for brand, *_ in alerts("all"))
     assert sorted(alerts("p0") + alerts("p1")) == alerts("all")

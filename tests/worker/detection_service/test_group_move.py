@@ -72,11 +72,6 @@ def stream(brands: dict[int, str]) -> list[ScoredTweet]:
     return in_order(tweets)
 
 
-def alert_identity(alert: Alert) -> tuple[str, str, str, str]:
-    """What makes two alerts the same alert, whichever instance fired it."""
-    return (alert.brand, alert.kind, alert.window_start.isoformat(), alert.window_end.isoformat())
-
-
 class SharedDeployment:
     """The test's topic, group subscriptions, shared database and detection processes."""
 
@@ -166,7 +161,7 @@ class SharedDeployment:
         """The shared outbox: each alert's identity and the group that committed it."""
         with self.engine.connect() as connection:
             rows = connection.execute(sa.select(alert_outbox.c.payload, alert_outbox.c.group_id)).all()
-        return [(alert_identity(Alert.from_dict(json.loads(payload))), group) for payload, group in rows]
+        return [(Alert.from_dict(json.loads(payload)).identity(), group) for payload, group in rows]
 
     def close(self) -> None:
         """Stop every instance (SIGTERM, then SIGKILL) and let go of the database."""
@@ -194,7 +189,7 @@ def check_counted_once_with_one_detectors_alerts(
     # comes after its minute closed is added to it unevaluated: either changes the alerts
     assert sum(one.get("late", 0) for one in health.values()) == 0, health
     reference = BuzzDetector(DetectorConfig.from_env(DETECTOR_ENV), None, None)
-    expected = sorted(alert_identity(a) for t in tweets for a in reference.observe(t))
+    expected = sorted(a.identity() for t in tweets for a in reference.observe(t))
     assert {brand for brand, *_ in expected} == set(brands.values())
     alerts = deployment.alerts()
     assert sorted(identity for identity, _ in alerts) == expected

@@ -49,11 +49,6 @@ def stream() -> list[ScoredTweet]:
     )
 
 
-def alert_identity(alert: Alert) -> tuple[str, str, str, str]:
-    """What makes two alerts the same alert, whichever instance fired it."""
-    return (alert.brand, alert.kind, alert.window_start.isoformat(), alert.window_end.isoformat())
-
-
 def test_a_killed_instance_resumes_its_partitions_with_nothing_lost_or_counted_twice(
     emulator_env: PubSubEmulator, tmp_path: Path, unique_name: str
 ) -> None:
@@ -131,7 +126,7 @@ def test_a_killed_instance_resumes_its_partitions_with_nothing_lost_or_counted_t
     assert not ids[0] & ids[1]  # nothing counted in two places
     assert ids == share  # each tweet counted by the owner of its brand's partition
     reference = BuzzDetector(DetectorConfig.from_env(DETECTOR_ENV), None, None)
-    expected = sorted(alert_identity(a) for t in tweets for a in reference.observe(t))
+    expected = sorted(a.identity() for t in tweets for a in reference.observe(t))
     assert {brand for brand, *_ in expected} == {ACME, GLOBEX}
     payloads = [row[0] for p in owners for row in read_rows(databases[p], sa.select(alert_outbox.c.payload))]
-    assert sorted(alert_identity(Alert.from_dict(json.loads(p))) for p in payloads) == expected
+    assert sorted(Alert.from_dict(json.loads(p)).identity() for p in payloads) == expected
