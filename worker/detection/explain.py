@@ -414,6 +414,12 @@ def over_represented(
     return [(key, -log_p) for log_p, key in scored[:passed]]
 
 
+def _most_written(written: Mapping[tuple[str, str], int], key: str) -> str:
+    """The form a term key was written in most often (the first met among equals)."""
+    forms = [(count, form) for (term, form), count in written.items() if term == key]
+    return max(forms, key=lambda item: item[0])[1]
+
+
 def explain(
     window: Sequence[TweetRecord],
     reference: ReferenceCounts,
@@ -437,7 +443,7 @@ def explain(
     groups = group_copies(negatives)
     group_forms = [term_forms(tokenizer(group[0].text)) for group in groups]
     group_terms = [set(forms) for forms in group_forms]
-    written: dict[str, Counter[str]] = {}  # term key -> the forms the window wrote it in
+    written: Counter[tuple[str, str]] = Counter()  # (term key, form) -> tweets that wrote the key so
     voice_terms: dict[str, set[str]] = {}
     voice_tags: dict[str, set[str]] = {}
     for index, (group, forms) in enumerate(zip(groups, group_forms, strict=True)):
@@ -445,7 +451,7 @@ def explain(
         voice_terms.setdefault(voice, set()).update(forms)
         voice_tags.setdefault(voice, set()).update(hashtags(group[0].text))
         for key, form in forms.items():
-            written.setdefault(key, Counter())[form] += len(group)
+            written[key, form] += len(group)
     focus = Counter(word for words in voice_terms.values() for word in words)
     focus_words = {key: n for key, n in focus.items() if " " not in key}
     focus_phrases = {key: n for key, n in focus.items() if " " in key}
@@ -501,7 +507,7 @@ def explain(
         if reported & (words | set(hashtags(group[0].text)))
     )
     return {
-        "top_terms": tuple(written[key].most_common(1)[0][0] for key, _ in term_scores),
+        "top_terms": tuple(_most_written(written, key) for key, _ in term_scores),
         "top_hashtags": tuple(tag for tag, _ in tag_scores),
         "reasons": shares,
         "main_reason": standout_reason(shares),
