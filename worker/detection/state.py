@@ -35,6 +35,8 @@ class ClosedMinute:
     flagged: bool = False  # it looked unusual (inside an episode, or a high score): barely learned
     squares: float = 0.0
     expected_tweets: float = SETTLED_TWEETS  # tweets behind `expected_total` (few while a brand is new)
+    # `evidence`'s last answer and the figures it came from (a minute's evidence is asked for 4 times)
+    _evidence: tuple[tuple[Any, ...], Evidence] | None = field(default=None, repr=False, compare=False)
 
     def to_row(self) -> list[Any]:
         """JSON-ready form: [minute, total, negatives, expected total, expected negatives, flag, squares,
@@ -69,10 +71,24 @@ class ClosedMinute:
         )
 
     def evidence(self, config: DetectorConfig, baseline: DayProfileBaseline) -> Evidence:
-        """What the minute teaches the baseline (little when it looked unusual: flagged)."""
+        """What the minute teaches the baseline (little when it looked unusual: flagged).
+
+        Kept until the minute's counts or flag change (one detector, one config): the same object is
+        returned, so callers must not modify it.
+        """
+        figures = (
+            self.total,
+            self.negatives,
+            self.squares,
+            self.flagged,
+            self.expected_total,
+            self.expected_tweets,
+        )
+        if self._evidence is not None and self._evidence[0] == figures:
+            return self._evidence[1]
         # (1 - (1 - w), not w: the weight the baseline was always fed, to the last bit)
         weight = 1.0 - (1.0 - config.anomaly_weight) if self.flagged else 1.0
-        return baseline.contribution(
+        evidence = baseline.contribution(
             (self.minute // 60) % 24,
             self.total,
             self.negatives,
@@ -81,6 +97,8 @@ class ClosedMinute:
             weight,
             self.expected_tweets,
         )
+        self._evidence = (figures, evidence)
+        return evidence
 
 
 @dataclass(slots=True)

@@ -14,22 +14,28 @@ def _xlogy(x: float, y: float) -> float:
     return 0.0 if x == 0 else x * math.log(y)
 
 
-def _towards(count: float, expected: float, continuity: float) -> float:
-    """Move an observed count `continuity` towards its expectation (never past it)."""
-    if count > expected:
-        return max(count - continuity, expected)
-    return min(count + continuity, expected)
-
-
 def poisson_z(count: float, expected: float, continuity: float = 0.5) -> float:
     """Signed root of the Poisson deviance of `count` against `expected` (positive when above).
 
     A continuity correction of half a count keeps small counts (quiet nights) from looking significant.
+    The observed count moves `continuity` towards the expectation (never past it). That step and
+    x log(y) are written out here and in `binomial_z`, not called: the detector runs these three times
+    per window and minute.
     """
-    expected = max(expected, 1e-9)
-    observed = _towards(count, expected, continuity)
-    deviance = 2.0 * (_xlogy(observed, observed / expected) - (observed - expected))
-    root = math.sqrt(max(deviance, 0.0))
+    if expected < 1e-9:
+        expected = 1e-9
+    if count > expected:
+        observed = count - continuity
+        if expected > observed:
+            observed = expected
+    else:
+        observed = count + continuity
+        if expected < observed:
+            observed = expected
+    deviance = 2.0 * (
+        (0.0 if observed == 0 else observed * math.log(observed / expected)) - (observed - expected)
+    )
+    root = math.sqrt(0.0 if deviance < 0.0 else deviance)
     return root if observed >= expected else -root
 
 
@@ -37,12 +43,25 @@ def binomial_z(successes: float, trials: float, null_share: float, continuity: f
     """Signed root of the binomial likelihood-ratio statistic of successes/trials against null_share."""
     if trials <= 0:
         return 0.0
-    null_share = min(max(null_share, 1e-6), 1.0 - 1e-6)
+    if null_share < 1e-6:
+        null_share = 1e-6
+    if null_share > 1.0 - 1e-6:
+        null_share = 1.0 - 1e-6
     expected = trials * null_share
-    observed = _towards(successes, expected, continuity)
+    if successes > expected:
+        observed = successes - continuity
+        if expected > observed:
+            observed = expected
+    else:
+        observed = successes + continuity
+        if expected < observed:
+            observed = expected
     failures = trials - observed
-    llr = _xlogy(observed, observed / expected) + _xlogy(failures, failures / (trials - expected))
-    root = math.sqrt(max(2.0 * llr, 0.0))
+    llr = (0.0 if observed == 0 else observed * math.log(observed / expected)) + (
+        0.0 if failures == 0 else failures * math.log(failures / (trials - expected))
+    )
+    llr *= 2.0
+    root = math.sqrt(0.0 if llr < 0.0 else llr)
     return root if observed >= expected else -root
 
 
