@@ -37,7 +37,11 @@ class BrandParams:
     # 0.52 to 0.72 per brand-week, and fired on a test brand's first morning (tests/worker/detection).
     min_share_z: float = 2.0
     end_score: float = 2.0  # an episode ends after `end_quiet_minutes` closed minutes below this
-    min_negatives: int = 6  # fewest negative tweets in a window that can fire
+    min_negatives: int = 6  # fewest negative tweets in a window that can fire ...
+    # ... unless it holds this many and its count is clear as a count of tweets (Poisson z >= fire_score,
+    # without the smaller dispersion of a model's soft count): at a quiet brand's night, 0.2 negatives
+    # expected in 15 minutes, five are clear, and waiting for six held back its buzzes' alerts.
+    thin_min_negatives: int = 4
     min_excess_negatives: float = 4.0  # negatives above the expected count needed to fire
     share_margin: float = 0.10  # the share test is against baseline share + this margin ...
     # ... times sqrt(this / the window's usual tweets) when it expects more than this many tweets: a brand
@@ -75,6 +79,7 @@ class DetectorConfig:
     anomaly_weight: float = 0.1  # how much a minute inside an episode moves the baseline
     surge_cap: float = 4.0  # a minute is learned as at most this many times its expected volume ...
     surge_floor: float = 5.0  # ... or this many tweets
+    surge_prior_tweets: float = 3.0  # a window's non-negative surge is shrunk towards 1 by this many tweets
     min_rate_per_minute: float = 0.02  # floor on the expected volume (quiet nights)
     reference_size: int = 1000  # recent normal tweets kept as the explanation's reference corpus
     top_terms: int = 10

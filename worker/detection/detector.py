@@ -27,6 +27,8 @@ How it works (the README explains the why):
   negatives are tested against the non-negative volume: when more non-negative tweets came than
   expected, proportionally more negatives are expected too, so a surge of neutral or positive tweets, a
   news surge at the usual share or a day that does not follow the expected shape raises neither test.
+  That surge is shrunk towards none by `surge_prior_tweets` (`_surge`): in a quiet brand's window of a
+  few tweets one neutral tweet more than expected is no surge that multiplies the expected negatives.
   With a model's probabilities the non-negative tweets are estimated through its confusion (a calibrated
   model's negatives average E[p^2]/E[p], its other tweets (E[p] - E[p^2])/(1 - E[p])), so the 1 - p
   a buzz's negatives leak into the non-negative sum does not pass for a neutral surge.
@@ -401,8 +403,10 @@ class BuzzDetector:
             # expected too; the observed part of that expectation adds its noise (odds x its count).
             # With a model's probabilities, a negative tweet also adds 1 - p to the non-negative sum: the
             # non-negative tweets are estimated through the model's confusion (exact with hard labels).
-            surge = _non_negatives(volume, negative_count, expectation) / (
-                usual_volume * (1.0 - _true_share(share, expectation))
+            surge = _surge(
+                _non_negatives(volume, negative_count, expectation),
+                usual_volume * (1.0 - _true_share(share, expectation)),
+                self.config.surge_prior_tweets,
             )
             if surge > 1.0:
                 expected *= surge
@@ -410,10 +414,13 @@ class BuzzDetector:
             share_factor = share_dispersion * (1.0 + volume / (expectation.share_tweets + 1.0))
             count_z = poisson_z(negative_count, expected) / math.sqrt(count_factor)
             null_share = min(share + margin, 0.99)
-            share_z = binomial_z(negative_count, volume, null_share) / math.sqrt(share_factor)
+            sampling_z = binomial_z(negative_count, volume, null_share)  # by its own sampling noise
+            share_z = sampling_z / math.sqrt(share_factor)
             typical = self.config.share_prior + margin  # a typical brand's share + margin
+            if typical > null_share:  # must also be above a typical brand's share
+                sampling_z = binomial_z(negative_count, volume, typical)
             if not _share_can_tell(
-                negative_count, volume, null_share, typical, expectation, params.min_share_z
+                negative_count, volume, null_share, sampling_z, expectation, params.min_share_z
             ):
                 share_z = count_z / share_scale  # thin share data: the count test decides (see above)
             evals.append(
@@ -427,8 +434,14 @@ class BuzzDetector:
                     count_z=count_z,
                     share_z=share_z,
                     score=min(count_z, share_z * share_scale),
-                    eligible=negative_count >= params.min_negatives
-                    and negative_count - expected >= params.min_excess_negatives,
+                    eligible=negative_count - expected >= params.min_excess_negatives
+                    and (
+                        negative_count >= params.min_negatives
+                        or (
+                            negative_count >= params.thin_min_negatives
+                            and poisson_z(negative_count, expected) >= params.fire_score
+                        )
+                    ),
                 )
             )
         return evals
@@ -975,12 +988,13 @@ def _share_can_tell(
     negatives: float,
     volume: float,
     null_share: float,
-    typical_share: float,
+    sampling_z: float,
     expectation: Expectation,
     min_share_z: float,
 ) -> bool:
     """False when the window's share is clearly above both the null (baseline + margin) and a typical
-    brand's share (the prior's + margin) by its own sampling noise, yet the share test could not reach
+    brand's share (the prior's + margin) by its own sampling noise (`sampling_z`: the binomial z of the
+    window against the larger of the two, before any widening), yet the share test could not reach
     `min_share_z` at that share however long the window were.
 
     The share test is posterior-predictive: its z at share q over n tweets tends, as n grows, to
@@ -992,11 +1006,21 @@ def _share_can_tell(
     tweets with one negative read as 8%), so the window must also be more negative than a typical brand.
     """
     dispersion = expectation.share_dispersion
-    floor = max(null_share, typical_share)
-    if binomial_z(negatives, volume, floor) / math.sqrt(dispersion) < min_share_z:
+    if sampling_z / math.sqrt(dispersion) < min_share_z:
         return True  # not clearly above the null and a typical share: the share test stands
     divergence = share_divergence(min(negatives / volume, 1.0), null_share)
     return 2.0 * (expectation.share_tweets + 1.0) * divergence / dispersion >= min_share_z * min_share_z
+
+
+def _surge(observed: float, expected: float, prior_tweets: float) -> float:
+    """How many times more non-negative tweets came than expected, shrunk towards 1 by `prior_tweets`.
+
+    A Gamma prior on the rate's multiplier, centred on 1 and weighing `prior_tweets` tweets: a quiet
+    brand's 3-minute window expected to hold 0.4 non-negative tweets that holds one has not surged 2.5
+    times (that guess multiplied its expected negatives, and hid a buzz of a few tweets), while a news
+    surge of dozens of tweets is measured as before.
+    """
+    return (observed + prior_tweets) / (expected + prior_tweets)
 
 
 def _non_negatives(volume: float, negatives: float, expectation: Expectation) -> float:

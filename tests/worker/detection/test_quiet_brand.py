@@ -7,10 +7,20 @@ from datetime import timedelta
 
 import pytest
 
-from tests.support.streams import START, background, burst, hard_labels, in_order, run, simple_tokenize
+from tests.support.streams import (
+    START,
+    background,
+    burst,
+    hard_labels,
+    in_order,
+    run,
+    scored,
+    simple_tokenize,
+)
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.baseline import Expectation
-from worker.detection.detector import _share_can_tell
+from worker.detection.detector import _share_can_tell, _surge
+from worker.detection.stats import binomial_z
 
 DAY_RATE, NIGHT_RATE = 0.25, 0.05  # tweets a minute: 0.2 a minute on average, quiet from 00:00 to 06:00 UTC
 
@@ -81,4 +91,40 @@ def thin(share_tweets: float, dispersion: float = 1.0) -> Expectation:
 def test_the_share_test_steps_aside_only_when_no_window_could_pass_it(
     negatives: float, volume: float, share_tweets: float, can_tell: bool
 ) -> None:
-    assert _share_can_tell(negatives, volume, 0.5, 0.51, thin(share_tweets), 2.0) is can_tell
+    sampling_z = binomial_z(negatives, volume, 0.51)  # against the typical share, above the null
+    assert _share_can_tell(negatives, volume, 0.5, sampling_z, thin(share_tweets), 2.0) is can_tell
+
+
+@pytest.mark.parametrize(("labels", "seed"), [("oracle", 33), ("oracle", 34), ("oracle", 36), ("model", 33)])
+def test_a_quiet_brands_night_buzz_is_alerted_within_fifteen_minutes(labels: str, seed: int) -> None:
+    # Two days of a brand at 0.2 tweets a minute (0.05 at night), then at 02:07 UTC a complaint every three
+    # minutes: ten times the night's negatives. The night expects 0.2 negatives in 15 minutes, so five are
+    # clear as a count (Poisson z above 4): the fifth, 12 minutes in, is alerted. With six negatives needed
+    # before, the 15-minute window never held enough at this pace: 21-24 minutes. With the model's 0.9s five
+    # complaints sum to 4.5, at the edge of the count test: seed 33 alerts at the fifth, others as before.
+    buzz_start = START + timedelta(days=2, hours=2, minutes=7)
+    complaints = [
+        scored(
+            f"night-{index}", buzz_start + timedelta(minutes=3 * index), "negative", f"my bag is lost {index}"
+        )
+        for index in range(20)
+    ]
+    tweets = in_order(quiet_traffic(50, seed, 0.3) + complaints)
+    alerts = run(detector(), hard_labels(tweets) if labels == "oracle" else tweets)
+    new = [a for a in alerts if a.kind == "new"]
+    assert [a.fired_at for a in new] == [buzz_start + timedelta(minutes=12)]
+
+
+@pytest.mark.parametrize(
+    ("observed", "expected", "low", "high"),
+    [
+        (1.0, 0.4, 1.0, 1.2),  # one neutral tweet in a quiet 3-minute window: not a surge of 2.5 times
+        (4.0, 2.0, 1.3, 1.5),  # four in a window expecting two: a little more, not twice the negatives
+        (40.0, 10.0, 3.0, 3.4),  # a news surge of dozens of tweets is measured nearly as it is
+        (0.0, 5.0, 0.3, 0.4),  # fewer than expected: below 1 (the detector only ever raises its expectation)
+    ],
+)
+def test_a_surge_of_non_negative_tweets_is_shrunk_towards_none_while_it_is_a_few_tweets(
+    observed: float, expected: float, low: float, high: float
+) -> None:
+    assert low <= _surge(observed, expected, DetectorConfig().surge_prior_tweets) <= high
