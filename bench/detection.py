@@ -420,11 +420,21 @@ def differences_table(results: dict[str, tuple[list[dict[str, Any]], list[dict[s
     return lines
 
 
+def only_roles(truth: SeedTruth, roles: set[str]) -> SeedTruth:
+    """The seed's truth for the brands of these roles only (each brand is detected on its own)."""
+    names = {b["name"] for b in truth.brands if b["role"] in roles}
+    return SeedTruth(
+        [e for e in truth.episodes if e["brand"] in names],
+        [d for d in truth.decoys if d["brand"] in names],
+        [b for b in truth.brands if b["name"] in names],
+    )
+
+
 def run_seeds(
-    seeds: list[int], scorings: dict[str, Any], authors: bool = True
+    seeds: list[int], scorings: dict[str, Any], authors: bool = True, roles: set[str] | None = None
 ) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """Replay every seed with every scoring (`load_scorings`); per-buzz and per-brand outcomes pooled per
-    column."""
+    column. With `roles`, only the brands of those roles are replayed (their alerts kept apart)."""
     from models.reasons import ReasonClassifier
 
     pools = load_pools()
@@ -432,11 +442,14 @@ def run_seeds(
     results: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {c: ([], []) for c in scorings}
     for seed in seeds:
         folder = seed_folder(seed, pools)
-        truth = read_truth(folder)
+        truth = read_truth(folder) if not roles else only_roles(read_truth(folder), roles)
+        names = {b["name"] for b in truth.brands}
         for column, model in scorings.items():
             started = time.perf_counter()
-            rows = read_seed_rows(folder / "tweets.csv", model is None, authors)
-            alerts = replay(rows, _scorer(model, rows, folder), reason_model, _alerts_file(folder, column))
+            all_rows = read_seed_rows(folder / "tweets.csv", model is None, authors)
+            rows = [r for r in all_rows if r.brand in names]
+            out = _alerts_file(folder, f"{column} {'-'.join(sorted(roles))}" if roles else column)
+            alerts = replay(rows, _scorer(model, all_rows, folder), reason_model, out)
             episodes, brands = evaluate([fired(a) for a in alerts], truth, seed)
             results[column][0].extend(episodes)
             results[column][1].extend(brands)
@@ -598,6 +611,9 @@ def main() -> None:
     )
     parser.add_argument("--no-authors", action="store_true", help="replay without the author column")
     parser.add_argument(
+        "--roles", nargs="+", default=None, help="only the brands of these roles (e.g. quiet quiet_new_night)"
+    )
+    parser.add_argument(
         "--throughput",
         action="store_true",
         help="time `buzzwatch replay --speed max` on the first seed instead",
@@ -635,7 +651,8 @@ def main() -> None:
         throughput(seed_folder(seeds[0], load_pools()), args.baseline, args.pairs)
         return
     started = time.perf_counter()
-    results = run_seeds(seeds, load_scorings(modes, args.model_uri), not args.no_authors)
+    roles = set(args.roles) if args.roles else None
+    results = run_seeds(seeds, load_scorings(modes, args.model_uri), not args.no_authors, roles)
     print(f"== seeds {seeds}: {time.perf_counter() - started:.0f} s ==")
     for line in report_table(results):
         print(line)

@@ -300,3 +300,16 @@ def test_each_column_keeps_its_own_alerts_file(tmp_path: Path) -> None:
         bench._alerts_file(tmp_path, "model ensemble-e35b21c8d4").name
         == "alerts-model-ensemble-e35b21c8d4.jsonl"
     )
+
+
+def test_only_roles_keeps_the_brands_of_those_roles_with_their_buzzes_and_decoys() -> None:
+    truth, _ = _truth()
+    other = {**truth.brands[0], "name": "B", "role": "mid"}
+    both = bench.SeedTruth(
+        [*truth.episodes, {**truth.episodes[0], "brand": "B", "episode_id": "B#e1"}],
+        [*truth.decoys, {**truth.decoys[0], "brand": "B"}],
+        [*truth.brands, other],
+    )
+    quiet = bench.only_roles(both, {"quiet", "quiet_new_night"})
+    assert [b["name"] for b in quiet.brands] == ["A"]
+    assert [e["brand"] for e in quiet.episodes] == ["A"] and [d["brand"] for d in quiet.decoys] == ["A"]
