@@ -47,6 +47,11 @@ class BrandParams:
     # ... times sqrt(this / the window's usual tweets) when it expects more than this many tweets: a brand
     # whose window holds thousands of tweets measures its share well and may fire on a smaller rise.
     share_margin_tweets: float = 300.0
+    # ... but never below this (on the true share): a brand's share wobbles hour to hour by more than its
+    # sampling noise, so a window of tens of thousands of tweets must not fire on a rise of a point or two.
+    # Chosen on the tuning seeds' huge brands (README): their ordinary windows' shares stray from the
+    # baseline by up to 0.04 beyond twice the sampling noise; each of their buzzes is still alerted.
+    share_margin_floor: float = 0.04
     end_quiet_minutes: int = 15
     cooldown_minutes: int = 60  # after an episode ends, a re-fire within this reopens it
     update_growth: float = 2.0  # an update when the episode's excess negatives reach growth x last alert
@@ -151,6 +156,9 @@ class DetectorConfig:
             share_margin=env_float(env, "BUZZWATCH_DETECTOR_SHARE_MARGIN", BrandParams.share_margin),
             share_margin_tweets=env_float(
                 env, "BUZZWATCH_DETECTOR_SHARE_MARGIN_TWEETS", BrandParams.share_margin_tweets
+            ),
+            share_margin_floor=env_float(
+                env, "BUZZWATCH_DETECTOR_SHARE_MARGIN_FLOOR", BrandParams.share_margin_floor
             ),
             end_score=env_float(env, "BUZZWATCH_DETECTOR_END_SCORE", BrandParams.end_score),
             min_negatives=env_int(env, "BUZZWATCH_DETECTOR_MIN_NEGATIVES", BrandParams.min_negatives),

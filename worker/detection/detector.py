@@ -51,7 +51,8 @@ How it works (the README explains the why):
   the soft share test uses `share_margin` x that dispersion. A window expected to hold more than
   `share_margin_tweets` tweets measures its share well: its margin shrinks as 1/sqrt(its expected tweets),
   so a brand at hundreds of tweets a minute fires on a share rise of a few points, which a brand at one
-  tweet a minute could not tell from its usual wobble.
+  tweet a minute could not tell from its usual wobble; but not below `share_margin_floor`: a brand's
+  share wobbles from hour to hour by more than its sampling noise.
   Why: with hard labels the model's mistakes (a sixth of neutral tweets called negative, a sixth of
   negatives missed) both raise the baseline and dilute a buzz, so the tests needed more tweets to reach
   the same z than with human labels; soft counts with the right variance and margin recover most of
@@ -390,7 +391,9 @@ class BuzzDetector:
             usual_volume = max(expected_total, floor * minutes)
             # The margin is on the true share (see above), and smaller for a window of thousands of tweets.
             relief = min(1.0, math.sqrt(params.share_margin_tweets / usual_volume))
-            margin = params.share_margin * share_dispersion * relief
+            margin = max(
+                params.share_margin * share_dispersion * relief, params.share_margin_floor * share_dispersion
+            )
             expected = usual_volume * share
             # Posterior-predictive widening: the expectation is itself an estimate from
             # `volume_tweets` / `share_tweets` tweets, so its own variance adds to the window's.

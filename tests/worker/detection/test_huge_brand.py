@@ -95,3 +95,18 @@ def test_a_surge_once_a_brands_level_is_known_is_still_capped(rate: float, known
     clean, capped, in_full = levels
     assert in_full - clean > 0.1 * 15 * rate  # the surge is in what the window expects ...
     assert capped - clean < 0.35 * (in_full - clean)  # ... capped
+
+
+def test_a_surge_at_about_the_usual_share_on_a_huge_brand_raises_no_alert() -> None:
+    """Twice the volume for an hour, 2.5 points more negative than the usual 40%: within how much a huge
+    brand's hourly share wobbles beyond its sampling noise (about 1.2 points on the benchmark's tuning
+    seeds). The hour's window holds 35,000 tweets, where the margin alone would shrink to 0.013."""
+    rate = 300.0
+    surge_start = FIRST + timedelta(minutes=70)
+    tweets = (
+        steady(FIRST, 70, rate, 0.40, seed=3)
+        + steady(surge_start, 60, rate, 0.425, seed=4)
+        + steady(surge_start, 60, rate, 0.425, seed=8)
+        + steady(surge_start + timedelta(minutes=60), 10, rate, 0.40, seed=5)
+    )
+    assert [a for a in run(detector(), labelled(tweets, "oracle")) if a.kind == "new"] == []
