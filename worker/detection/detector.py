@@ -2,9 +2,15 @@
 
 How it works (the README explains the why):
 - Every tweet goes into its brand's minute bucket (event time). A minute is *closed* once the watermark,
-  the latest event time seen minus `lateness_tolerance_s`, has passed its end; only closed minutes are
-  evaluated. So a tweet up to the tolerance late is counted exactly as if it had come in order, and the
-  alerts depend only on which tweets fell in which minute: a replay gives the same alerts as live.
+  the latest event time seen minus `lateness_tolerance_s`, has passed its end. Before that, with
+  `tick_seconds` set (off by default, see the config), the open minute is tested at each *tick* (every
+  `tick_seconds` of watermark time, e.g. 15, 30 and 45 s into it) over its tweets before the tick and
+  the rest of the minute as usual traffic, against the whole minute's expectation, so a buzz is alerted
+  once its evidence is in; a tick can start an episode (updates and ends wait for the closing), and is
+  tested only when a tweet came since the previous one. A tick is passed once the watermark is, so all
+  its tweets are in: a tweet up to the tolerance late is counted exactly as if it had come in order, and
+  the alerts depend only on which tweets fell before which tick (or minute end): a replay gives the same
+  alerts as live (and a restore: the ticks tested are saved, `tick_s`).
 - Later tweets (a redelivery after a crash comes minutes late) are still counted in their own minute
   while that minute is *retained*, i.e. not yet learned by the baseline: the last
   `max(windows) + baseline_lag_minutes` closed minutes (2 h by default). Such a tweet is added to its
@@ -72,8 +78,9 @@ How it works (the README explains the why):
   reopens the same episode. One episode = one "new" alert plus "update" alerts each time its excess
   negatives (observed minus expected, since the firing window) have grown by `update_growth` while the
   minute is still at the firing level.
-- The tweet that triggered an alert is found exactly: the closed minute is replayed tweet by tweet in
-  (event time, id) order and the first prefix that crosses the threshold names it (`fired_at`).
+- The tweet that triggered an alert is found exactly: the minute (closed, or up to the tick) is replayed
+  tweet by tweet in (event time, id) order and the first prefix that crosses the threshold names it
+  (`fired_at`).
 
 Copies and authors: retweets and copies of a tweet (same `retweet_of`, or the same text without "RT @x:",
 links and mentions) still in the 60-minute window count logarithmically in the test: n copies weigh
@@ -96,7 +103,7 @@ from __future__ import annotations
 import logging
 import math
 from bisect import insort
-from collections import deque
+from collections import ChainMap, deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -171,6 +178,7 @@ class BuzzDetector:
         self._order: list[str] = []  # brand names, sorted
         self._params: dict[str, BrandParams] = {}
         self._next_minute: int | None = None  # the first minute not closed yet
+        self._ticked = 0.0  # seconds of the open minute (`_next_minute`) tested so far (see `_tick`)
         self._closing = False  # a brand has closed a minute: the start no longer follows early tweets
         self._max_ts: float | None = None
         self._changed: set[str] = set()  # brands given tweets since their last save (`changed_brands`)
@@ -205,6 +213,7 @@ class BuzzDetector:
             # tweets.
             start = int((ts - self.config.lateness_tolerance_s) // SECONDS_PER_MINUTE)
             self._next_minute = start if self._next_minute is None else min(self._next_minute, start)
+            self._ticked = 0.0
         record = TweetRecord(
             ts=ts,
             id=tweet.id,
@@ -261,12 +270,39 @@ class BuzzDetector:
             if target - self._next_minute > self.config.max_gap_minutes and self._skip_gap(target):
                 continue
             minute = self._next_minute
+            alerts.extend(self._tick_to(minute, SECONDS_PER_MINUTE))
             for brand in self._order:  # sorted: the alerts of one minute come out in one order
                 state = self._brands[brand]
                 if state.first_minute <= minute:
                     self._closing = True
                     alerts.extend(self._close_minute(state, minute))
             self._next_minute = minute + 1
+            self._ticked = 0.0
+        if self._next_minute == target:
+            alerts.extend(self._tick_to(target, event_time - target * SECONDS_PER_MINUTE))
+        return alerts
+
+    def _ticks(self, after: float, until: float) -> list[float]:
+        """The tick times (seconds into a minute, before its end) in (after, until]."""
+        step = self.config.tick_seconds
+        if step <= 0:
+            return []
+        ticks = []
+        tick = (math.floor(after / step) + 1) * step
+        while tick <= until and tick < SECONDS_PER_MINUTE:
+            ticks.append(tick)
+            tick += step
+        return ticks
+
+    def _tick_to(self, minute: int, seconds: float) -> list[Alert]:
+        """Test the open `minute` at every tick up to `seconds` into it not tested yet; return the alerts."""
+        alerts: list[Alert] = []
+        for tick in self._ticks(self._ticked, seconds):
+            for brand in self._order:
+                state = self._brands[brand]
+                if state.first_minute <= minute:
+                    alerts.extend(self._tick(state, minute, tick))
+            self._ticked = tick
         return alerts
 
     def flush(self) -> list[Alert]:
@@ -375,18 +411,22 @@ class BuzzDetector:
         return state
 
     def _evaluate(
-        self, state: BrandState, params: BrandParams, extra_total: float = 0.0, extra_neg: float = 0.0
+        self,
+        state: BrandState,
+        params: BrandParams,
+        observed: Sequence[tuple[float, float]] | None = None,
+        expected_windows: Sequence[WindowExpectation] | None = None,
     ) -> list[WindowEval]:
-        """Test every window, with the newest minute's counts adjusted by (extra_total, extra_neg)."""
+        """Test every window: by default the closed windows (`state.sums` against `state.window_expected`),
+        else each window's (tweets, negatives) in `observed` (a prefix of the newest minute's tweets)."""
         evals = []
         floor = self.config.min_rate_per_minute
         share_scale = params.fire_score / params.min_share_z
-        for sums, (expected_total, expected_negatives, expectation), minutes in zip(
-            state.sums, state.window_expected, self._windows, strict=True
+        counts = observed if observed is not None else [(sums.total, sums.negatives) for sums in state.sums]
+        for (volume, negative_count), (expected_total, expected_negatives, expectation), minutes in zip(
+            counts, expected_windows or state.window_expected, self._windows, strict=True
         ):
             count_dispersion, share_dispersion = expectation.count_dispersion, expectation.share_dispersion
-            volume = sums.total + extra_total
-            negative_count = sums.negatives + extra_neg
             share = expected_negatives / expected_total if expected_total > 0 else self.config.share_prior
             usual_volume = max(expected_total, floor * minutes)
             # The margin is on the true share (see above), and smaller for a window of thousands of tweets.
@@ -526,11 +566,10 @@ class BuzzDetector:
         total = sum(weights)
         negatives = sum(w * r.p_negative for w, r in zip(weights, records, strict=True))
         squares = sum(w * r.p_negative * r.p_negative for w, r in zip(weights, records, strict=True))
-        level = state.baseline.level(state.recent)
-        expectation = state.baseline.expect_hour((minute // 60) % 24, level)
+        expectation, state.window_expected = self._open_expected(state, minute)
+        state.open_expected = None
         expected_total = expectation.rate
         expected_negatives = expected_total * expectation.share
-        state.window_expected = self._window_expected(state, minute, level, expectation)
         entry = ClosedMinute(
             minute,
             total,
@@ -581,6 +620,62 @@ class BuzzDetector:
         self._age_out(state, minute)
         return alerts
 
+    def _open_expected(self, state: BrandState, minute: int) -> tuple[Expectation, list[WindowExpectation]]:
+        """The expectation of the minute not closed yet and of each window ending with it; kept between its
+        ticks and its closing (nothing they rest on changes meanwhile but a late tweet, which drops it)."""
+        if state.open_expected is None or state.open_expected[0] != minute:
+            level = state.baseline.level(state.recent)
+            expectation = state.baseline.expect_hour((minute // 60) % 24, level)
+            windows = self._window_expected(state, minute, level, expectation)
+            state.open_expected = (minute, expectation, windows)
+        return state.open_expected[1], state.open_expected[2]
+
+    def _tick(self, state: BrandState, minute: int, tick: float) -> list[Alert]:
+        """Test the open minute's first `tick` seconds: its tweets before then (all in: the watermark has
+        passed) and the rest of the minute as usual traffic, against the whole minute's expectation; a
+        window that fires starts the episode now, not when the minute closes.
+
+        Only a brand with no episode open (nor one that ended within the cooldown), and only when a tweet
+        came since the previous tick: the minute's closing does the rest, as without ticks.
+        """
+        if state.episode is not None:
+            return []
+        start = minute * SECONDS_PER_MINUTE
+        records = state.pending.get(minute, ())
+        if not any(start + tick - self.config.tick_seconds <= r.ts < start + tick for r in records):
+            return []
+        params = self._params_for(state.brand)
+        last = state.last_episode
+        if (
+            last is not None
+            and last.ended_minute is not None
+            and minute - last.ended_minute <= params.cooldown_minutes
+        ):
+            return []
+        seen = sorted((r for r in records if r.ts < start + tick), key=_arrival_order)
+        held = ChainMap({}, state.copies)  # weighed as the closing will, registered nowhere
+        weights = [_weight(held, state.ids[record.id]) for record in seen]
+        total = sum(weights)
+        negatives = sum(w * r.p_negative for w, r in zip(weights, seen, strict=True))
+        expectation, expected = self._open_expected(state, minute)
+        count = len(state.closed)
+        bases = [  # each window's closed minutes once the open minute joins it
+            (sums.total, sums.negatives)
+            if count < window
+            else (sums.total - state.closed[-window].total, sums.negatives - state.closed[-window].negatives)
+            for sums, window in zip(state.sums, self._windows, strict=True)
+        ]
+        # The rest of the minute counted as usual traffic: the tick fires when the closing would, unless
+        # the rest of the minute brings more non-negative tweets than usual.
+        rest = (1.0 - tick / SECONDS_PER_MINUTE) * expectation.rate
+        usual = (total + rest, negatives + rest * expectation.share)
+        evals = self._evaluate(state, params, [(t + usual[0], n + usual[1]) for t, n in bases], expected)
+        firing = self._firing(evals, params)
+        if firing is None:
+            return []
+        carried = usual[1] - expectation.rate * expectation.share  # charged again at the closing
+        return [self._open_episode(state, params, minute, seen, weights, firing, bases, expected, carried)]
+
     def _holding(self, state: BrandState, age: int, closing: bool) -> list[Evidence]:
         """The running evidence sums (`recent`, the windows' `inside`) that hold the closed minute `age`
         minutes older than the newest; `closing`: while the newest is being closed, before `_close_minute`
@@ -617,6 +712,7 @@ class BuzzDetector:
         negative = weight * record.p_negative
         holding = self._holding(state, age, closing=False)
         self._add_evidence(state, entry, holding, -1.0)
+        state.open_expected = None  # the open minute's expectation rests on what changes here
         entry.total += weight
         entry.negatives += negative
         entry.squares += negative * record.p_negative
@@ -655,37 +751,66 @@ class BuzzDetector:
             return self._continue_episode(
                 state, params, last, minute, records, weights, negatives, firing.score
             )
+        minute_total = sum(weights)
+        bases = [(sums.total - minute_total, sums.negatives - negatives) for sums in state.sums]
+        return [
+            self._open_episode(state, params, minute, records, weights, firing, bases, state.window_expected)
+        ]
+
+    def _open_episode(
+        self,
+        state: BrandState,
+        params: BrandParams,
+        minute: int,
+        records: list[TweetRecord],
+        weights: list[float],
+        firing: WindowEval,
+        bases: list[tuple[float, float]],
+        expected: Sequence[WindowExpectation],
+        carried: float | None = None,
+    ) -> Alert:
+        """Start an episode at `minute` (closing it, or at a tick: `carried`, the excess of the minute's
+        part its closing will charge again) and alert it from the tweet that made it certain: the first of
+        `records` (the minute's, in arrival order) at which a window fires (`bases`: each window's counts
+        without the minute)."""
         trigger_index, trigger_eval = len(records) - 1, firing
-        minute_total, minute_neg = sum(weights), negatives
         prefix_total = prefix_neg = 0.0
         for index, (record, weight) in enumerate(zip(records, weights, strict=True)):
             prefix_total += weight
             prefix_neg += weight * record.p_negative
-            evals = self._evaluate(state, params, prefix_total - minute_total, prefix_neg - minute_neg)
-            crossing = self._firing(evals, params)
+            observed = [(total + prefix_total, negatives + prefix_neg) for total, negatives in bases]
+            crossing = self._firing(self._evaluate(state, params, observed, expected), params)
             if crossing is not None:
                 trigger_index, trigger_eval = index, crossing
                 break
+        ticking = carried is not None
         episode = Episode(
             episode_id=_episode_id(state.brand, minute - trigger_eval.minutes + 1),
             start_minute=minute,
-            negatives=firing.negatives - firing.expected_negatives,
+            negatives=firing.negatives - firing.expected_negatives - (carried or 0.0),
             alerted_negatives=trigger_eval.negatives - trigger_eval.expected_negatives,
             last_alert_minute=minute,
             onset_minute=self._onset(state),
         )
         state.episode = episode
         since_onset = minute - episode.onset_minute + 1 if episode.onset_minute is not None else 0
-        self._flag_window(state, max(trigger_eval.minutes, since_onset))
-        return [self._alert(state, episode, minute, records, trigger_index, trigger_eval, "new")]
+        flagged = max(trigger_eval.minutes, since_onset)
+        if ticking:  # the minute is not closed yet: its closing flags it (an episode is open)
+            self._flag_window(state, flagged - 1, closing=False)
+        else:
+            self._flag_window(state, flagged)
+        return self._alert(state, episode, minute, records, trigger_index, trigger_eval, "new")
 
-    def _flag_window(self, state: BrandState, minutes: int) -> None:
-        """Mark the last `minutes` (the firing window, or back to the buzz's onset) unusual: the buzz began
-        before it was certain (a slow start), and must not be learned as normal."""
+    def _flag_window(self, state: BrandState, minutes: int, closing: bool = True) -> None:
+        """Mark the last `minutes` closed minutes (the firing window, or back to the buzz's onset) unusual:
+        the buzz began before it was certain (a slow start), and must not be learned as normal."""
+        if minutes <= 0:
+            return
+        state.open_expected = None  # rests on the evidence changed here
         for age, entry in enumerate(reversed(list(state.closed)[-minutes:])):
             if entry.flagged:
                 continue
-            holding = self._holding(state, age, closing=True)
+            holding = self._holding(state, age, closing=closing)
             self._add_evidence(state, entry, holding, -1.0)
             entry.flagged = True
             self._add_evidence(state, entry, holding)
@@ -792,6 +917,7 @@ class BuzzDetector:
                 state.last_episode, state.episode = state.episode, None
             state.first_minute = max(state.first_minute, resume)
         self._next_minute = resume
+        self._ticked = 0.0
         return True
 
     # ---- alerts -----------------------------------------------------------------------------------
@@ -829,10 +955,14 @@ class BuzzDetector:
             trigger = max((r for chunk in state.chunks for r in chunk.records), key=_arrival_order)
         window_start_minute = minute - window.minutes + 1
 
+        chunks: Iterable[MinuteTweets] = state.chunks
+        if not state.chunks or state.chunks[-1].minute != minute:  # at a tick: the open minute's tweets
+            chunks = [*state.chunks, MinuteTweets(minute, records)]
+
         def held_since(first_minute: int) -> list[TweetRecord]:
             return [
                 r
-                for chunk in state.chunks
+                for chunk in chunks
                 if chunk.minute >= first_minute
                 for r in chunk.records
                 if (r.ts, r.id) <= (trigger.ts, trigger.id)
@@ -897,13 +1027,18 @@ class BuzzDetector:
             "version": STATE_VERSION,
             "config": self.config.to_dict(),
             "next_minute": self._next_minute,
+            "tick_s": self._ticked,
             "max_ts": self._max_ts,
             "stats": dict(self.stats),
         }
 
     def brand_state_dict(self, brand: str) -> dict[str, Any]:
         """One brand's part of `state_dict`, with the first minute not closed yet (its "next_minute")."""
-        return {**brand_state_dict(self._brands[brand]), "next_minute": self._next_minute}
+        return {
+            **brand_state_dict(self._brands[brand]),
+            "next_minute": self._next_minute,
+            "tick_s": self._ticked,
+        }
 
     def changed_brands(self, max_lag_minutes: int = SAVE_LAG_MINUTES) -> list[str]:
         """The brands an incremental checkpoint must write, in order of first appearance.
@@ -957,6 +1092,7 @@ class BuzzDetector:
         saved_windows = tuple(saved_config.windows_minutes)
         saved_gap = saved_config.reference_gap_minutes
         next_minute = detector._next_minute = state["next_minute"]
+        ticked = detector._ticked = float(state.get("tick_s", 0.0))  # saved before ticks: none tested
         detector._max_ts = state["max_ts"]
         detector.stats.update(state.get("stats", {}))
         for brand, payload in state["brands"].items():
@@ -971,9 +1107,17 @@ class BuzzDetector:
             saved_at = payload.get("next_minute", next_minute)
             if saved_at is not None:
                 detector._saved_at[brand] = saved_at
-                for minute in range(saved_at, next_minute):
+                # its ticks and closings since, as they ran then (their alerts were committed then); a
+                # brand saved before ticks were tested had none
+                since = payload.get("tick_s")
+                for minute in range(saved_at, next_minute + 1):
                     if brand_state.first_minute <= minute:
-                        detector._close_minute(brand_state, minute)
+                        end = ticked if minute == next_minute else SECONDS_PER_MINUTE
+                        after = float(since) if minute == saved_at and since is not None else 0.0
+                        for tick in detector._ticks(after, end) if since is not None else ():
+                            detector._tick(brand_state, minute, tick)
+                        if minute < next_minute:
+                            detector._close_minute(brand_state, minute)
         detector._order = sorted(detector._brands)
         detector._closing = any(s.closed or s.baseline.minutes_seen for s in detector._brands.values())
         if detector.config.to_dict() != saved_config.to_dict():

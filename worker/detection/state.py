@@ -209,6 +209,8 @@ class BrandState:
     # Per window: the evidence of the minutes in `recent` that the window holds (left out of its expectation)
     inside: list[Evidence] = field(default_factory=list)
     window_expected: list[WindowExpectation] = field(default_factory=list)  # one per window
+    # the open minute's expectation and its windows', between its ticks and its closing (not saved)
+    open_expected: tuple[int, Expectation, list[WindowExpectation]] | None = None
 
 
 def weight_keys(record: TweetRecord) -> tuple[str, ...]:
