@@ -20,8 +20,7 @@ candidate's p-value is the posterior-predictive (beta-binomial) probability of i
 is a candidate: conditioning on the selection means that a rare word that happens to be in two tweets is
 no discovery (a term needs a third voice, at least, to be reported). It is the mid-p value (the chance of
 a higher count plus half that of the count seen, Lancaster 1961): a count's plain tail is conservative,
-and in the few voices of a first alert much more so (a window drawn like its reference named a term
-2.2% of the time with it, 5.6% with the mid-p, for a nominal 5%), so a small buzz's topic went unnamed
+much more so in the few voices of a first alert, where a small buzz's topic went unnamed
 (`bench/detection.py --half tuning`, README). The candidates that pass the
 Benjamini-Hochberg procedure at `TERM_FDR` are reported, most surprising first: a window like the
 reference reports nothing rather than noise. Phrases (two terms next to each other once function words
