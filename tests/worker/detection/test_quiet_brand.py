@@ -19,6 +19,7 @@ from tests.support.streams import (
 )
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.baseline import Expectation
+from worker.detection.config import BrandParams
 from worker.detection.detector import _share_can_tell, _surge
 from worker.detection.stats import binomial_z
 
@@ -95,13 +96,26 @@ def test_the_share_test_steps_aside_only_when_no_window_could_pass_it(
     assert _share_can_tell(negatives, volume, 0.5, sampling_z, thin(share_tweets), 2.0) is can_tell
 
 
-@pytest.mark.parametrize(("labels", "seed"), [("oracle", 33), ("oracle", 34), ("oracle", 36), ("model", 33)])
-def test_a_quiet_brands_night_buzz_is_alerted_within_fifteen_minutes(labels: str, seed: int) -> None:
+@pytest.mark.parametrize(
+    ("labels", "seed", "thin_min_negatives", "fired_after_minutes"),
+    [
+        ("oracle", 33, 4, 12),
+        ("oracle", 34, 4, 12),
+        ("oracle", 36, 4, 12),
+        ("model", 33, 4, 12),
+        ("oracle", 33, None, 21),
+        ("oracle", 34, None, 24),
+    ],
+)
+def test_a_quiet_brands_night_buzz_is_alerted_at_its_fifth_complaint_with_thin_min_negatives(
+    labels: str, seed: int, thin_min_negatives: int | None, fired_after_minutes: int
+) -> None:
     # Two days of a brand at 0.2 tweets a minute (0.05 at night), then at 02:07 UTC a complaint every three
     # minutes: ten times the night's negatives. The night expects 0.2 negatives in 15 minutes, so five are
-    # clear as a count (Poisson z above 4): the fifth, 12 minutes in, is alerted. With six negatives needed
-    # before, the 15-minute window never held enough at this pace: 21-24 minutes. With the model's 0.9s five
-    # complaints sum to 4.5, at the edge of the count test: seed 33 alerts at the fifth, others as before.
+    # clear as a count (Poisson z above 4): with thin_min_negatives=4 the fifth, 12 minutes in, is alerted.
+    # With six negatives needed (the default: see BrandParams) the 15-minute window never holds enough at
+    # this pace: 21-24 minutes. With the model's 0.9s five complaints sum to 4.5, at the edge of the count
+    # test: seed 33 alerts at the fifth.
     buzz_start = START + timedelta(days=2, hours=2, minutes=7)
     complaints = [
         scored(
@@ -110,9 +124,13 @@ def test_a_quiet_brands_night_buzz_is_alerted_within_fifteen_minutes(labels: str
         for index in range(20)
     ]
     tweets = in_order(quiet_traffic(50, seed, 0.3) + complaints)
-    alerts = run(detector(), hard_labels(tweets) if labels == "oracle" else tweets)
+    params = (
+        BrandParams() if thin_min_negatives is None else BrandParams(thin_min_negatives=thin_min_negatives)
+    )
+    chosen = BuzzDetector(DetectorConfig(defaults=params), tokenizer=simple_tokenize)
+    alerts = run(chosen, hard_labels(tweets) if labels == "oracle" else tweets)
     new = [a for a in alerts if a.kind == "new"]
-    assert [a.fired_at for a in new] == [buzz_start + timedelta(minutes=12)]
+    assert [a.fired_at for a in new] == [buzz_start + timedelta(minutes=fired_after_minutes)]
 
 
 @pytest.mark.parametrize(
