@@ -99,6 +99,17 @@ class Evidence:
         self.total += sign * other.total
         self.squares += sign * other.squares
 
+    def minus(self, other: Evidence) -> Evidence:
+        """New sums: these without `other`'s (a part of them)."""
+        return Evidence(
+            self.minutes - other.minutes,
+            self.exposure - other.exposure,
+            self.volume - other.volume,
+            self.negative - other.negative,
+            self.total - other.total,
+            self.squares - other.squares,
+        )
+
     def decay_add(self, other: Evidence, horizon: float) -> None:
         """Decay by one step of a `horizon`-minute memory (a step as long as `other`'s weight), then add."""
         keep = 1.0 - other.minutes / horizon

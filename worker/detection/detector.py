@@ -516,14 +516,7 @@ class BuzzDetector:
             # `recent` holds the minutes from age gap + 1 on, the window those up to age window - 1
             span = min(window, held + 1)
             if span > gap + 1:  # the window's own minutes are left out of `recent`
-                own = Evidence(
-                    recent.minutes - inside.minutes,
-                    recent.exposure - inside.exposure,
-                    recent.volume - inside.volume,
-                    recent.negative - inside.negative,
-                    recent.total - inside.total,
-                    recent.squares - inside.squares,
-                )
+                own = recent.minus(inside)
                 # everything recent is inside: none left (no residue)
                 level = baseline.level(own if own.minutes >= MIN_RECENT_MINUTES else Evidence())
                 by_hour: dict[int, Expectation] = {}
