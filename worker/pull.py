@@ -35,4 +35,11 @@ def run_scoring_pull(
         if retry:
             nack(client, path, [received[i].ack_id for i in retry])
 
-    pull_loop(topology.project, topology.tweets_subscription, step, recover, stop)
+    pull_loop(
+        topology.project,
+        topology.tweets_subscription,
+        step,
+        recover,
+        stop,
+        emulator_host=topology.emulator_host,
+    )

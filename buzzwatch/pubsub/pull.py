@@ -62,23 +62,34 @@ def pull_batch(
     return list(response.received_messages)
 
 
-def ack(client: pubsub_v1.SubscriberClient, path: str, ack_ids: Sequence[str]) -> None:
-    """Acknowledge `ack_ids` (in requests of at most ACK_CHUNK)."""
+def ack(
+    client: pubsub_v1.SubscriberClient, path: str, ack_ids: Sequence[str], timeout_s: float = 10.0
+) -> None:
+    """Acknowledge `ack_ids` (in requests of at most ACK_CHUNK).
+
+    An unreachable Pub/Sub raises after `timeout_s` a request, not the library's 60 s: the message is then
+    delivered again, which every consumer tolerates (at-least-once), while a held-up ack would hold its
+    pull loop past a group's lease or a SIGTERM's grace.
+    """
     for start in range(0, len(ack_ids), ACK_CHUNK):
         client.acknowledge(
-            request={"subscription": path, "ack_ids": list(ack_ids[start : start + ACK_CHUNK])}
+            request={"subscription": path, "ack_ids": list(ack_ids[start : start + ACK_CHUNK])},
+            **until_answered(timeout_s),
         )
 
 
-def nack(client: pubsub_v1.SubscriberClient, path: str, ack_ids: Sequence[str]) -> None:
-    """Ask for `ack_ids` to be delivered again now (ack deadline 0)."""
+def nack(
+    client: pubsub_v1.SubscriberClient, path: str, ack_ids: Sequence[str], timeout_s: float = 10.0
+) -> None:
+    """Ask for `ack_ids` to be delivered again now (ack deadline 0); bounded as `ack` is."""
     for start in range(0, len(ack_ids), ACK_CHUNK):
         client.modify_ack_deadline(
             request={
                 "subscription": path,
                 "ack_ids": list(ack_ids[start : start + ACK_CHUNK]),
                 "ack_deadline_seconds": 0,
-            }
+            },
+            **until_answered(timeout_s),
         )
 
 
@@ -169,9 +180,10 @@ def pull_loop(
     stop: threading.Event,
     max_messages: int = 100,
     idle: Callable[[], None] | None = None,
+    emulator_host: str | None = None,
 ) -> None:
-    """`pull_targets` on one subscription, with a client of its own: until `stop`."""
-    client = subscriber_client()
+    """`pull_targets` on one subscription, with a client of its own (at `emulator_host` if given)."""
+    client = subscriber_client(emulator_host)
     target = PullTarget(subscription_path(project, subscription), step, recover, idle)
     try:
         pull_targets(client, lambda: (target,), stop, max_messages)

@@ -18,6 +18,7 @@ from buzzwatch.pubsub import (
     SubscriptionSpec,
     ack,
     ensure_subscription,
+    nack,
     pull_batch,
     pull_targets,
     subscriber_client,
@@ -149,3 +150,18 @@ def test_a_subscription_that_stays_missing_is_retried_with_backoff_not_in_a_tigh
     elapsed = time.monotonic() - started
     # pulls at 0, 0.5, 1.5, 2.5 s (and 3.5 s if the stop came late): a tight loop would try dozens of times
     assert 3 <= seen.calls["recover"] <= 2 + elapsed, (seen.calls, elapsed)
+
+
+@pytest.mark.parametrize("settle", [ack, nack])
+def test_an_ack_or_nack_to_an_unreachable_pubsub_gives_up_within_its_bound(
+    settle: Callable[..., None],
+) -> None:
+    """The library's own retry would hold the caller 60 s; a consumer's commit must not wait that long."""
+    client = subscriber_client(f"127.0.0.1:{free_port()}")  # nothing listens there
+    began = time.monotonic()
+    try:
+        with pytest.raises(UNAVAILABLE):
+            settle(client, subscription_path("p", "s"), ["an-ack-id"], timeout_s=1.0)
+    finally:
+        client.close()
+    assert time.monotonic() - began < 10

@@ -57,6 +57,7 @@ class DetectionConsumer:
         self._held: list[str] = []  # ack ids of processed messages not yet committed
         self._client: pubsub_v1.SubscriberClient | None = None
         self._path: str | None = None  # the subscription the held ack ids belong to
+        self._emulator_host: str | None = None  # where `run`'s topology points (None: as the library chooses)
 
     def due(self) -> bool:
         """Whether it is time to commit."""
@@ -127,6 +128,7 @@ class DetectionConsumer:
         `start_timeout_s` (the command's one line), not a pull retried for ever.
         """
         topology.ensure_before_pulling([topology.scored_spec(), topology.dead_letter_spec()])
+        self._emulator_host = topology.emulator_host
         self.service.dispatch_outbox()  # what a crash left committed but unsent
         try:
             pull_loop(
@@ -137,6 +139,7 @@ class DetectionConsumer:
                 stop,
                 max_messages=100,
                 idle=self.on_idle,
+                emulator_host=topology.emulator_host,
             )
         finally:
             self._final_commit()
@@ -148,7 +151,7 @@ class DetectionConsumer:
         held, self._held = self._held, []
         try:
             self.service.checkpoint()
-            fresh = subscriber_client()
+            fresh = subscriber_client(self._emulator_host)
             try:
                 ack(fresh, self._path, held)
             finally:
