@@ -100,11 +100,14 @@ def main() -> int:
     print(
         f"{len(texts):,} tweets, 1 core, normaliser v{NORMALISER_VERSION}, {tokens_per_tweet:.1f} tok/tweet"
     )
+    # Ours keeps each distinct chunk's tokens, so its later passes over the same tweets only look them up:
+    # its figure is the first pass (a fresh process reading tweets it has not seen, as a stream does).
     print(
-        f"models.text.tokenize : {ours:>9,.0f} tweets/s (first pass {ours_first:,.0f}; setup {setup_s:.2f}s)"
+        f"models.text.tokenize : {ours_first:>9,.0f} tweets/s (first pass; the same tweets again "
+        f"{ours:,.0f}; setup {setup_s:.2f}s)"
     )
     print(f"NLTK TweetTokenizer  : {nltk:>9,.0f} tweets/s (first pass {nltk_first:,.0f})")
-    print(f"speed-up             : {ours / nltk:.1f}x")
+    print(f"speed-up             : {ours_first / nltk:.1f}x")
     return 0
 
 

@@ -31,6 +31,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from models.language import DEFAULT_LANGUAGES
 from models.linear import FEATURES_FILE as LINEAR_FEATURES_FILE
 from models.linear import PAD_KEY, LinearModel, softmax
 from models.subwords import SubwordTable
-from models.text import NORMALISER_VERSION, tokenize
+from models.text import NORMALISER_VERSION, chunk_tokens, token_chunks, tokenize
 from models.vocab import UNK_ID, Vocabulary, group_by_bucket, pad_batch
 
 LOGGER = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ ONNX_FILE = "model.onnx"
 VOCAB_FILE = "vocab.json"
 DEFAULT_BATCH_SIZE = 256
 OOV_INPUT = "oov_vectors"
+# Distinct chunks of text (`models.text.token_chunks`) whose ids a Predictor keeps; then it starts afresh.
+CHUNK_IDS_KEPT = 200_000
 
 
 class ModelLoadError(RuntimeError):
@@ -131,6 +134,40 @@ def combine(
     return softmax(np.log(np.maximum(mixed, 1e-12)) / temperature).astype(np.float32)
 
 
+class _ChunkIds:
+    """Texts' tokens (`models.text`) as ids in one token index (unknown: UNK_ID), not truncated.
+
+    The ids are kept per whitespace-separated chunk of text (`token_chunks`): a tweet's tokens are its
+    chunks' tokens in order, and most chunks ("the", "@united", "thanks!") come again and again.
+    """
+
+    def __init__(self, index: Mapping[str, int]) -> None:
+        self.index = index
+        self.kept: dict[str, tuple[int, ...]] = {}
+
+    def __call__(self, texts: Sequence[str]) -> list[list[int]]:
+        """The id list of each text."""
+        known = self.kept.get
+        id_lists = []
+        for text in texts:
+            chunks = token_chunks(text or "")
+            found = list(map(known, chunks))
+            if None in found:
+                for position, ids in enumerate(found):
+                    if ids is None:
+                        found[position] = self._add(chunks[position])
+            id_lists.append(list(chain.from_iterable(found)))
+        return id_lists
+
+    def _add(self, chunk: str) -> tuple[int, ...]:
+        """A new chunk's ids, kept (all forgotten first when `CHUNK_IDS_KEPT` are kept)."""
+        if len(self.kept) >= CHUNK_IDS_KEPT:
+            self.kept.clear()
+        lookup = self.index.get
+        ids = self.kept[chunk] = tuple([lookup(token, UNK_ID) for token in chunk_tokens(chunk)])
+        return ids
+
+
 class Predictor:
     """Scores tweets with an exported BuzzWatch model (ONNX Runtime, CPU)."""
 
@@ -147,6 +184,7 @@ class Predictor:
                 (self.artifact_dir / META_FILE).read_text(encoding="utf-8")
             )
             self.vocab = Vocabulary.load(self.artifact_dir / VOCAB_FILE)
+            self._vocab_ids = _ChunkIds(self.vocab.index)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"unreadable model artifact in {self.artifact_dir}: {exc}") from exc
         if self.meta.get("format") != ARTIFACT_FORMAT:
@@ -209,6 +247,7 @@ class Predictor:
                 to_linear[self._token_index[token]] = linear_id
             to_linear[UNK_ID] = 0  # a token neither half knows
             self._to_sequence, self._to_linear = to_sequence, to_linear
+            self._shared_ids = _ChunkIds(self._token_index)
         # Sub-word vectors for unknown tokens (an artifact trained with them; not with an ensemble yet).
         self.subwords: SubwordTable | None = None
         if self.meta.get("subwords"):
@@ -229,9 +268,8 @@ class Predictor:
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text (normalised by models.text; None counts as an empty text)."""
-        encode = self.vocab.encode
         max_length = self.max_length
-        return [encode(tokenize(text or ""), max_length) for text in texts]
+        return [ids[:max_length] for ids in self._vocab_ids(texts)]
 
     def _encode_subwords(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
         """Token ids per text with unknown tokens as `len(vocab) + k`, and the (1 + k tokens, dim) vectors."""
@@ -289,8 +327,7 @@ class Predictor:
 
     def _encode_ensemble(self, texts: Sequence[str]) -> list[list[int]]:
         """Shared token ids per text: the LSTM vocabulary's ids, then the linear model's other tokens."""
-        lookup = self._token_index.get
-        return [[lookup(token, UNK_ID) for token in tokenize(text or "")] for text in texts]
+        return self._shared_ids(texts)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """An (n, len(labels)) array of probabilities, rows in the order of texts."""

@@ -35,6 +35,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
+from itertools import chain
 
 __all__ = [
     "MENTION_PATTERN",
@@ -44,9 +45,11 @@ __all__ = [
     "NORMALISER_VERSION",
     "URL_PATTERN",
     "can_carry_negation",
+    "chunk_tokens",
     "mark_negation",
     "normalise",
     "repair",
+    "token_chunks",
     "tokenize",
 ]
 
@@ -268,6 +271,7 @@ class _Tokenizer:
             )
         )
         self.regex = re.compile(pattern)
+        self.chunk_cache: dict[str, tuple[str, ...]] = {}
         self.word_cache: dict[str, tuple[str, ...]] = {}
 
     def mark_emojis(self, text: str) -> str:
@@ -291,10 +295,39 @@ class _Tokenizer:
         parts.append(text[position:])
         return "".join(parts)
 
-    def tokens(self, text: str) -> list[str]:
-        """The token list for one repaired text."""
+    def chunks(self, text: str) -> list[str]:
+        """A repaired text's whitespace-separated chunks, each emoji a chunk of its own (a placeholder)."""
         if not text.isascii():
             text = self.mark_emojis(text)
+        return text.split()
+
+    def chunk_tokens(self, chunk: str) -> tuple[str, ...]:
+        """One chunk's tokens, scanned once per distinct chunk ("the", "@united", "thanks!!") and kept.
+
+        No token spans whitespace and every look-around of `regex` treats whitespace as it treats the
+        text's ends, so a chunk's tokens do not depend on its neighbours: a text's tokens are its chunks'
+        tokens in order, the list `scan` gives for the whole text (the tests hold them equal on every data
+        file).
+        """
+        tokens = self.chunk_cache.get(chunk)
+        if tokens is None:
+            if len(self.chunk_cache) >= _MAX_CACHE:
+                self.chunk_cache.clear()
+            tokens = self.chunk_cache[chunk] = tuple(self.scan(chunk))
+        return tokens
+
+    def tokens(self, text: str) -> list[str]:
+        """The token list for one repaired text."""
+        chunks = self.chunks(text)
+        found = list(map(self.chunk_cache.get, chunks))
+        if None in found:
+            for position, tokens in enumerate(found):
+                if tokens is None:
+                    found[position] = self.chunk_tokens(chunks[position])
+        return list(chain.from_iterable(found))
+
+    def scan(self, text: str) -> list[str]:
+        """The tokens of a repaired, emoji-marked text (or of one chunk of it), match by match."""
         out: list[str] = []
         extend = out.extend
         append = out.append
@@ -384,17 +417,37 @@ def mark_negation(tokens: Iterable[str]) -> list[str]:
     return out
 
 
+def _as_text(text: object) -> str:
+    """None as an empty text; any other non-string converted with `str()`."""
+    if isinstance(text, str):
+        return text
+    return "" if text is None else str(text)
+
+
 def tokenize(text: str, mark_negation_scope: bool = False) -> list[str]:
     """The tokens a model sees for one tweet (see the module docstring for every rule).
 
     None counts as an empty text; any other non-string is converted with `str()`.
     """
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
+    text = _as_text(text)
     if not text:
         return []
     tokens = _get_tokenizer().tokens(repair(text))
     return mark_negation(tokens) if mark_negation_scope else tokens
+
+
+def token_chunks(text: str) -> list[str]:
+    """A tweet's whitespace-separated chunks: its tokens are their `chunk_tokens`, in order (a cache key).
+
+    None counts as an empty text; any other non-string is converted with `str()`.
+    """
+    text = _as_text(text)
+    return _get_tokenizer().chunks(repair(text)) if text else []
+
+
+def chunk_tokens(chunk: str) -> tuple[str, ...]:
+    """The tokens of one of `token_chunks`' chunks, scanned afresh (a caller keeps what it needs)."""
+    return tuple(_get_tokenizer().scan(chunk))
 
 
 def normalise(text: str, mark_negation_scope: bool = False) -> str:

@@ -95,6 +95,18 @@ def test_ensemble_artifact_scores_as_the_weighted_vote_then_temperature(tiny_mod
     assert ensemble.predict(texts)[0].model_version == ensemble.model_version
 
 
+def test_the_ensembles_shared_ids_kept_per_chunk_are_the_tokenizers(tiny_model, ensemble_dir):
+    from models.vocab import UNK_ID
+    from tests.models.test_text import EDGE_CASES
+
+    ensemble = Predictor.load(str(ensemble_dir))
+    texts = [*tiny_model.texts, *EDGE_CASES, "", None]
+    index = ensemble._token_index
+    expected = [[index.get(token, UNK_ID) for token in tokenize(text or "")] for text in texts]
+    assert ensemble._encode_ensemble(texts) == expected
+    assert ensemble._encode_ensemble(texts[::-1]) == expected[::-1]
+
+
 def test_ensemble_serving_needs_no_scikit_learn_scipy_or_tensorflow(ensemble_dir):
     code = (
         "import sys; from models.predictor import Predictor; "

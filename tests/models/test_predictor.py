@@ -132,3 +132,48 @@ def test_pruning_keeps_initial_states_that_are_not_zeros(tiny_model, tmp_path):
     onnx.save(model, str(changed))
     assert prune_graph(changed, len(tiny_model.vocab)) == 9  # only the id wrap: those states are not zeros
     assert any(node.op_type == "Expand" for node in onnx.load(str(changed)).graph.node)
+
+
+def test_ids_kept_per_chunk_of_text_are_the_tokenizers_ids(tiny_model, monkeypatch):
+    """`encode` keeps ids per chunk of text: `vocab.encode(tokenize(text))`, cold, warm and forgetful."""
+    import models.predictor as predictor_module
+    from models.text import tokenize
+    from tests.models.test_text import EDGE_CASES
+
+    texts = [*tiny_model.texts, *EDGE_CASES, "", None, 3.5, "a " * 60]
+    predictor = Predictor.load(str(tiny_model.artifact_dir))
+    expected = [predictor.vocab.encode(tokenize(text or ""), predictor.max_length) for text in texts]
+    assert predictor.encode(texts) == expected
+    assert predictor.encode(texts[::-1]) == expected[::-1]
+    monkeypatch.setattr(predictor_module, "CHUNK_IDS_KEPT", 50)
+    forgetful = Predictor.load(str(tiny_model.artifact_dir))
+    assert forgetful.encode(texts) == expected and len(forgetful._vocab_ids.kept) <= 50
+
+
+@pytest.mark.slow
+def test_the_champions_probabilities_on_20000_real_tweets_are_the_same_bits(tmp_path):
+    """The champion scores 20,000 real tweets bit for bit as it did with ids from `tokenize` (before the
+    ids were kept per chunk), and the same bits whatever batch a tweet is in (what replay's one verdict per
+    distinct text rests on)."""
+    import pandas as pd
+
+    from models.text import tokenize
+    from tests.models.conftest import CHAMPION_DIR, REPO_ROOT
+
+    frame = pd.concat(
+        pd.read_csv(REPO_ROOT / "data" / name, dtype=str, keep_default_na=False)
+        for name in ("airline_us/train.csv", "semeval2017_task4a/twitter-2016test.csv")
+    )
+    texts = frame["text"].drop_duplicates().sample(20_000, random_state=7).tolist()
+    predictor = Predictor.load(str(CHAMPION_DIR))
+    ids = [predictor.vocab.encode(tokenize(text), predictor.max_length) for text in texts]
+    before = predictor.predict_ids(ids)
+    assert np.array_equal(predictor.predict_proba(texts).view(np.uint32), before.view(np.uint32))
+    shuffled = np.random.default_rng(7).permutation(len(texts))
+    in_other_batches = np.empty_like(before)
+    for start in range(0, len(texts), 700):
+        rows = shuffled[start : start + 700]
+        in_other_batches[rows] = predictor.predict_proba([texts[row] for row in rows])
+    assert np.array_equal(in_other_batches.view(np.uint32), before.view(np.uint32))
+    alone = np.vstack([predictor.predict_proba([text]) for text in texts[:500]])
+    assert np.array_equal(alone.view(np.uint32), before[:500].view(np.uint32))

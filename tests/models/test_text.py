@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.text import NEGATION_PREFIX, NORMALISER_VERSION, mark_negation, normalise, tokenize
+from models.text import (
+    NEGATION_PREFIX,
+    NORMALISER_VERSION,
+    _get_tokenizer,
+    chunk_tokens,
+    mark_negation,
+    normalise,
+    repair,
+    token_chunks,
+    tokenize,
+)
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 
 @pytest.mark.parametrize(
@@ -160,3 +176,99 @@ def test_emoji_and_emoticon_soup_never_leaks_placeholders(parts: list[str]) -> N
 def test_non_string_input() -> None:
     assert tokenize(None) == []
     assert tokenize(3.5) == ["<number>"]
+
+
+def whole_text_tokens(text: str) -> list[str]:
+    """The tokens read from the whole repaired text in one scan, as before chunks were kept (063fb0c)."""
+    tokenizer = _get_tokenizer()
+    repaired = repair(text)
+    return tokenizer.scan(repaired if repaired.isascii() else tokenizer.mark_emojis(repaired))
+
+
+# Where a chunk's tokens could depend on its neighbours: look-behinds and look-aheads at a chunk's edges,
+# every kind of whitespace (and characters that look like it but are not), emojis inside words.
+EDGE_CASES = [
+    "a-5 x.5 -5 +3.2 .5 5. 1st 2nd, 8:30am 100%!",
+    "fish&#tag #tag&x x#tag #2015 #tag!!",
+    "thanks:) (: hi(: :)) ):( xD: :-D;) T_T",
+    "hi\u00a0there a\u2003b a\u200bb a\x1cb a\tb\nc\r\nd  e",
+    "hi😭there 😭😭 🇺🇸🇺🇸 👨‍👩‍👧 ok👍🏽ok ℹ️x",
+    "http://t.co/x, ok www.x.com!!! (http://t.co/y) @user's @a@b",
+    "don't I'd ''quoted'' rock'n'roll SOOOO!!! cooool...",
+    "x \ue0001 y &amp;lt;3 Late Flightr Cancelled Flightled",
+]
+
+
+@pytest.mark.parametrize("text", EDGE_CASES)
+def test_chunk_by_chunk_tokens_are_the_whole_texts(text: str) -> None:
+    assert tokenize(text) == whole_text_tokens(text)
+    assert [token for chunk in token_chunks(text) for token in chunk_tokens(chunk)] == tokenize(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "a",
+                "Ab",
+                "5",
+                "-",
+                "+",
+                ".",
+                ",",
+                ":",
+                ";",
+                ")",
+                "(",
+                "#",
+                "@",
+                "&",
+                "'",
+                "!",
+                "?",
+                "x",
+                "D",
+                "http://t",
+                "www.",
+                "😂",
+                "🏽",
+                "\u200d",
+                " ",
+                "\t",
+                "\u00a0",
+                "\u3000",
+                "\x1c",
+                "\u200b",
+            ]
+        ),
+        max_size=40,
+    )
+)
+def test_any_soup_of_edge_characters_reads_the_same_by_chunks(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert tokenize(text) == whole_text_tokens(text)
+
+
+def test_the_normalised_real_tweets_are_those_of_the_reading_before_chunks() -> None:
+    """The normaliser's output on two real data files, pinned: a digest of what 063fb0c's normaliser gave."""
+    digest = hashlib.sha256()
+    for name in ("airline_us/train.csv", "semeval2017_task4a/twitter-2016test.csv"):
+        for text in pd.read_csv(DATA_DIR / name, dtype=str, keep_default_na=False)["text"]:
+            line = normalise(text) + "\t" + normalise(text, mark_negation_scope=True) + "\n"
+            digest.update(line.encode())
+    assert digest.hexdigest() == "1bf5c0532871d79b285e879a03cde2ab91ba6c3ee7e0b2dfa9a1f49b107d6cdf"
+
+
+@pytest.mark.slow
+def test_every_data_files_tweets_read_the_same_by_chunks() -> None:
+    """All 298,494 texts of data/'s CSV files: chunk by chunk, the tokens of one scan of the whole text."""
+    checked = 0
+    for path in sorted(DATA_DIR.rglob("*.csv")):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if "text" not in frame.columns:
+            continue
+        for text in frame["text"]:
+            assert tokenize(text) == whole_text_tokens(text), (path.name, text)
+            checked += 1
+    assert checked > 250_000
