@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import NamedTuple, Protocol, TextIO
 
 import numpy as np
 
@@ -41,6 +41,8 @@ REASON_COLUMNS = ("negative_reason", "negativereason")
 AUTHOR_COLUMN = "author"
 LANGUAGE_COLUMN = "lang"
 MAX_REPORTED_ERRORS = 20
+# Distinct texts whose scores a replay keeps; past this many it starts afresh (only the speed changes).
+SCORED_TEXTS_KEPT = 200_000
 
 
 class ReplayError(ValueError):
@@ -201,30 +203,46 @@ def scored_batches(
     labels = model.labels
     version = model.model_version
     gate = gate_for(model)
+    # Each distinct text's label, probabilities and detected language, for the whole replay: a tweet's
+    # probabilities depend on its text alone (padded to its own length bucket, `models.vocab`; the same
+    # bits in any batch), so a copy or a retweet hours later is not scored again.
+    verdicts: dict[str, _Verdict] = {}
 
-    def score(batch: Sequence[ReplayRow]) -> tuple[np.ndarray, list[Language]]:
-        # Identical texts (retweets, copies) are scored once: same text, same probabilities.
-        unique = {text: index for index, text in enumerate(dict.fromkeys(r.text for r in batch))}
-        probabilities = model.predict_proba(list(unique))
-        detected = {text: gate.identify(text) for text in unique}
-        languages = [gate.identify(r.text, r.lang) if r.lang else detected[r.text] for r in batch]
-        return probabilities[[unique[r.text] for r in batch]], languages
+    def score(batch: Sequence[ReplayRow]) -> list[_Verdict]:
+        if len(verdicts) >= SCORED_TEXTS_KEPT:
+            verdicts.clear()
+        new = [text for text in dict.fromkeys(r.text for r in batch) if text not in verdicts]
+        if new:
+            probabilities = model.predict_proba(new)
+            winners = probabilities.argmax(axis=1).tolist()
+            for text, winner, probs in zip(new, winners, probabilities.tolist(), strict=True):
+                verdicts[text] = _Verdict(labels[winner], probs, gate.identify(text))
+        found = [verdicts[r.text] for r in batch]
+        return [
+            verdict._replace(language=gate.identify(r.text, r.lang)) if r.lang else verdict
+            for r, verdict in zip(batch, found, strict=True)
+        ]
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-score") as pool:
         batches = list(_batches(rows, batch_size))
-        pending: Future[tuple[np.ndarray, list[Language]]] | None = None
+        pending: Future[list[_Verdict]] | None = None
         for index, batch in enumerate(batches):
             if pending is None:
                 pending = pool.submit(score, batch)
-            probabilities, languages = pending.result()
+            scored = pending.result()
             pending = pool.submit(score, batches[index + 1]) if index + 1 < len(batches) else None
-            winners = probabilities.argmax(axis=1).tolist()
             yield [
-                _scored(row, labels[winner], dict(zip(labels, probs, strict=True)), version, language)
-                for row, winner, probs, language in zip(
-                    batch, winners, probabilities.tolist(), languages, strict=True
-                )
+                _scored(row, label, dict(zip(labels, probs, strict=True)), version, language)
+                for row, (label, probs, language) in zip(batch, scored, strict=True)
             ]
+
+
+class _Verdict(NamedTuple):
+    """What scoring gives one text: its label, its probabilities (the model's label order), its language."""
+
+    label: str
+    probabilities: list[float]
+    language: Language
 
 
 def _scored(

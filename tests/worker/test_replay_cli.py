@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import worker.replay as replay_module
 from buzzwatch.cli import main
 from buzzwatch.schema import parse_timestamp
 from tests.support.streams import START, background, burst, scored, simple_tokenize
@@ -289,7 +290,7 @@ def test_help_documents_the_contract() -> None:
         assert flag in done.stdout
 
 
-def test_identical_texts_are_scored_once_per_batch(tmp_path: Path) -> None:
+def test_identical_texts_are_scored_once_per_replay(tmp_path: Path) -> None:
     storm = burst(SPIKE, 10, 30, label="neutral", text="RT @acme: new routes", retweet_of="42")
     rows = read_rows(write_csv(tmp_path / "in.csv", storm), False, ReplaySummary())
     model, summary = KeywordModel(), ReplaySummary()
@@ -302,7 +303,44 @@ def test_identical_texts_are_scored_once_per_batch(tmp_path: Path) -> None:
         batch_size=100,
     )
     assert summary.tweets == len(rows) == 300 and summary.label_counts == {"neutral": 300}
-    assert model.texts_scored == model.calls == 3
+    assert model.texts_scored == model.calls == 1  # three batches of copies: the first scores the text
+
+
+def test_a_replay_that_forgets_scored_texts_scores_them_again_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SCORED_TEXTS_KEPT distinct texts the replay starts afresh: more model calls, the same verdicts."""
+    texts = ["they lost my bag", "new routes today", "lost again", "nice crew"]
+    lines = [
+        {
+            "id": f"t{i}",
+            "created_at": (SPIKE + timedelta(seconds=i)).isoformat(),
+            "text": texts[i % 4],
+            "brand": "acme",
+            "lang": "fr" if i == 9 else "",
+        }
+        for i in range(40)
+    ]
+    columns = ["id", "created_at", "text", "brand", "lang"]
+    rows = read_rows(write_csv(tmp_path / "in.csv", [], lines, columns=columns), False, ReplaySummary())
+
+    def replay(kept: int) -> tuple[list[tuple], KeywordModel]:
+        monkeypatch.setattr(replay_module, "SCORED_TEXTS_KEPT", kept)
+        model = KeywordModel()
+        verdicts = [
+            (s.tweet.id, s.label, s.probabilities, s.language, s.language_supported)
+            for batch in scored_batches(rows, model, 5)
+            for s in batch
+        ]
+        return verdicts, model
+
+    everything, once = replay(1000)
+    forgetful, again = replay(2)
+    assert once.texts_scored == 4 and again.texts_scored > 4
+    assert forgetful == everything
+    assert [v[1] for v in everything[:4]] == ["negative", "neutral", "negative", "neutral"]
+    assert everything[9][3:] == ("fr", False)  # the row's own language, not its text's first verdict's
+    assert everything[1][3:] == ("und", True)
 
 
 def test_an_optional_author_column_names_each_tweets_author(tmp_path: Path) -> None:
