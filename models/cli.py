@@ -62,6 +62,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the embeddings' own seed (default: --seed), so LSTM seeds can share cached vectors",
     )
     train.add_argument(
+        "--first-phase",
+        type=Path,
+        default=None,
+        metavar="RUN.keras",
+        help="a saved LSTM of the same recipe without negation examples (var/keras/): a variant whose "
+        "negation examples join for its last epochs continues from it instead of training that phase",
+    )
+    train.add_argument(
         "--skip-baseline", action="store_true", help="do not train the TF-IDF baseline (nor the ensembles)"
     )
     train.add_argument(
@@ -230,6 +238,7 @@ def _train(args: argparse.Namespace) -> int:
         output_dir=args.output,
         quick=args.quick,
         epochs=args.epochs,
+        first_phase=args.first_phase,
         seed=args.seed,
         embedding_seed=args.embedding_seed,
         train_baseline=not args.skip_baseline,

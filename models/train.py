@@ -62,6 +62,9 @@ class Variant:
     teacher_unlabelled: int = 0
     # How many negation minimal pairs (models.augment: a word plainly, then negated) join training.
     negation_examples: int = 0
+    # 0: the pairs join from the first epoch. N: the LSTM first trains (and stops early) without them, then
+    # trains N more epochs with them added (its best of those N on the early-stop split is kept).
+    negation_epochs: int = 0
     epochs: int = 6
     # FastText hashing buckets for character n-grams (unused by Word2Vec); `subwords` ships them.
     fasttext_buckets: int = 200_000
@@ -117,6 +120,13 @@ VARIANTS: dict[str, Variant] = {
     ),
 }
 VARIANTS["ft-frozen-air5-distil-neg"] = replace(VARIANTS["ft-frozen-air5-distil"], negation_examples=4_800)
+# Issue 11's negation levers at a lower cost: half the pairs; the pairs only for the last two epochs.
+NEGATION = VARIANTS["ft-frozen-air5-distil-neg"]
+VARIANTS["ft-frozen-air5-distil-neg2400"] = replace(NEGATION, negation_examples=2_400)
+VARIANTS["ft-frozen-air5-distil-neglast"] = replace(NEGATION, negation_epochs=2)
+VARIANTS["ft-frozen-air5-distil-neglast1200"] = replace(NEGATION, negation_examples=1_200, negation_epochs=2)
+# Its control: the same two more epochs without the pairs.
+VARIANTS["ft-frozen-air5-distil-more2"] = replace(VARIANTS["ft-frozen-air5-distil"], negation_epochs=2)
 # Issue 11's coverage and emoji levers, each against the same recipe on the same (100,000-bucket) FastText
 # vectors: that control, unknown tokens as sub-word vectors, DeepMoji-style emoji pre-training, and both.
 VARIANTS["ft-frozen-air5-b100k"] = replace(VARIANTS["ft-frozen-air5"], fasttext_buckets=100_000)
@@ -143,6 +153,9 @@ class TrainOptions:
     train_reasons: bool = True
     register: bool = True
     export: bool = True
+    # A saved LSTM (var/keras/RUN_ID.keras) of the same recipe without negation examples: a variant with
+    # `negation_epochs` continues from it instead of training that first phase again.
+    first_phase: Path | None = None
     # Feedback rows whose provenance is not trusted (anonymous, or from before it was recorded) are left out
     # of --extra-data unless this is set.
     include_untrusted_feedback: bool = False
@@ -167,6 +180,8 @@ class TrainOptions:
             parts += ["--seed", str(self.seed)]
         if self.embedding_seed is not None:
             parts += ["--embedding-seed", str(self.embedding_seed)]
+        if self.first_phase is not None:
+            parts += ["--first-phase", shlex.quote(str(self.first_phase))]
         return " ".join(parts)
 
 
@@ -550,13 +565,27 @@ def train_variant(
     if variant.teacher_unlabelled:
         count = min(variant.teacher_unlabelled, 200) if options.quick else variant.teacher_unlabelled
         added.append(teacher_unlabelled(prepared, count, options.seed))
+    late_rows = []  # rows that join only for the last epochs
     if variant.negation_examples:
-        added.append(negation_examples(prepared, variant, options))
-    for texts, targets in added:
-        train_ids = train_ids + encode_texts(texts)
-        soft_targets = np.concatenate([soft_targets, targets])
-        train_labels = np.concatenate([train_labels, targets.argmax(axis=1).astype(np.int32)])
-        row_weights = np.concatenate([row_weights, np.ones(len(texts))])
+        pairs = negation_examples(prepared, variant, options)
+        (late_rows if variant.negation_epochs else added).append(pairs)
+
+    def extended(rows: list, base: tuple) -> tuple:
+        ids, soft, labels, weights = base
+        for texts, targets in rows:
+            ids = ids + encode_texts(texts)
+            soft = np.concatenate([soft, targets])
+            labels = np.concatenate([labels, targets.argmax(axis=1).astype(np.int32)])
+            weights = np.concatenate([weights, np.ones(len(texts))])
+        return ids, soft, labels, weights
+
+    train_ids, soft_targets, train_labels, row_weights = extended(
+        added, (train_ids, soft_targets, train_labels, row_weights)
+    )
+    late_ids, late_soft, late_labels, late_weights = extended(
+        late_rows, (train_ids, soft_targets, train_labels, row_weights)
+    )
+    first_phase = options.first_phase if variant.negation_epochs else None
     if subword_ids is not None:
         matrix = subword_ids.matrix(matrix)
         _log(f"{name}: {len(subword_ids.unknown)} unknown tokens of the training texts get sub-word rows")
@@ -568,6 +597,8 @@ def train_variant(
         "distant_pretraining": variant.distant_pretraining,
         "emoji_pretraining_epochs": variant.emoji_pretraining_epochs,
         "subwords": variant.subwords,
+        "negation_epochs": variant.negation_epochs,
+        "first_phase": str(first_phase or "trained"),
         "extra_data_files": ",".join(str(path) for path in options.extra_data) or "none",
     }
     params = {
@@ -580,62 +611,89 @@ def train_variant(
         "teacher_share": variant.teacher_share,
         "negation_examples": variant.negation_examples,
         "vocab_size": len(vocab),
-        "train_rows": len(train_ids),
+        "train_rows": len(late_ids),
         "normaliser_version": NORMALISER_VERSION,
         "quick": options.quick,
     }
     verbose = 1 if sys.stderr.isatty() else 2
     started = time.monotonic()
     with tracking.start_run(f"lstm-{name}", params=params, tags={"family": "lstm"}) as run:
-        model = lstm.build_model(config, matrix)
-        if emoji_ids:
-            epochs = variant.emoji_pretraining_epochs
-            _log(f"{name}: emoji pre-training on {len(emoji_ids)} tweets ({epochs} epochs)")
-            lstm.pretrain_on_emoji(
+        if first_phase is None:
+            model = lstm.build_model(config, matrix)
+            if emoji_ids:
+                epochs = variant.emoji_pretraining_epochs
+                _log(f"{name}: emoji pre-training on {len(emoji_ids)} tweets ({epochs} epochs)")
+                lstm.pretrain_on_emoji(
+                    model,
+                    emoji_ids,
+                    emoji_labels,
+                    config,
+                    epochs=epochs,
+                    verbose=verbose,
+                    on_epoch=lambda epoch, metrics: tracking.log_epoch(
+                        {f"emoji_{key}": value for key, value in metrics.items()}, epoch
+                    ),
+                )
+            if distant is not None:
+                _log(f"{name}: distant pre-training on {len(distant_ids)} Sentiment140 tweets (1 epoch)")
+                distant_config = replace(config, class_weights=False, patience=1)
+                lstm.fit(
+                    model,
+                    distant_ids,
+                    _label_ids(distant),
+                    stop_ids,
+                    stop_labels,
+                    distant_config,
+                    epochs=1,
+                    verbose=verbose,
+                    log=_log,
+                    on_epoch=lambda epoch, metrics: tracking.log_epoch(
+                        {f"distant_{key}": value for key, value in metrics.items()}, epoch
+                    ),
+                )
+                lstm.compile_model(model, config.learning_rate)
+            if soft_targets is not None:
+                lstm.compile_model(model, config.learning_rate, soft_targets=True)
+            _log(f"{name}: training on {len(train_ids)} tweets, up to {config.epochs} epochs")
+            monitor = lstm.fit(
                 model,
-                emoji_ids,
-                emoji_labels,
-                config,
-                epochs=epochs,
-                verbose=verbose,
-                on_epoch=lambda epoch, metrics: tracking.log_epoch(
-                    {f"emoji_{key}": value for key, value in metrics.items()}, epoch
-                ),
-            )
-        if distant is not None:
-            _log(f"{name}: distant pre-training on {len(distant_ids)} Sentiment140 tweets (1 epoch)")
-            distant_config = replace(config, class_weights=False, patience=1)
-            lstm.fit(
-                model,
-                distant_ids,
-                _label_ids(distant),
+                train_ids,
+                train_labels,
                 stop_ids,
                 stop_labels,
-                distant_config,
-                epochs=1,
+                config,
+                verbose=verbose,
+                log=_log,
+                on_epoch=lambda epoch, metrics: tracking.log_epoch(metrics, epoch),
+                row_weights=row_weights,
+                soft_targets=soft_targets,
+            )
+        else:
+            _log(f"{name}: first phase (no negation examples) from {first_phase}")
+            model = keras.models.load_model(first_phase)
+            loaded = model.get_layer("embedding").get_weights()[0]
+            if loaded.shape != matrix.shape or not (variant.trainable_embeddings or (loaded == matrix).all()):
+                raise ValueError(f"{first_phase}: its embeddings are not this run's (vocabulary or vectors)")
+        if variant.negation_epochs:
+            added_count = len(late_ids) - len(train_ids)
+            _log(f"{name}: {added_count} negation examples join for {variant.negation_epochs} more epochs")
+            lstm.compile_model(model, config.learning_rate, soft_targets=True)
+            monitor = lstm.fit(
+                model,
+                late_ids,
+                late_labels,
+                stop_ids,
+                stop_labels,
+                config,
+                epochs=variant.negation_epochs,
                 verbose=verbose,
                 log=_log,
                 on_epoch=lambda epoch, metrics: tracking.log_epoch(
-                    {f"distant_{key}": value for key, value in metrics.items()}, epoch
+                    {f"negation_{key}": value for key, value in metrics.items()}, epoch
                 ),
+                row_weights=late_weights,
+                soft_targets=late_soft,
             )
-            lstm.compile_model(model, config.learning_rate)
-        if soft_targets is not None:
-            lstm.compile_model(model, config.learning_rate, soft_targets=True)
-        _log(f"{name}: training on {len(train_ids)} tweets, up to {config.epochs} epochs")
-        monitor = lstm.fit(
-            model,
-            train_ids,
-            train_labels,
-            stop_ids,
-            stop_labels,
-            config,
-            verbose=verbose,
-            log=_log,
-            on_epoch=lambda epoch, metrics: tracking.log_epoch(metrics, epoch),
-            row_weights=row_weights,
-            soft_targets=soft_targets,
-        )
         train_seconds = time.monotonic() - started
         artifact_dir = settings.var_dir / "artifacts" / run.info.run_id
         meta = write_artifact(
@@ -654,7 +712,7 @@ def train_variant(
                 "lstm_units": config.lstm_units,
                 "pooling": config.pooling,
                 "best_epoch": monitor.best_epoch + 1,
-                "train_rows": len(train_ids),
+                "train_rows": len(late_ids),
                 "train_seconds": round(train_seconds, 1),
                 "command": options.as_command(),
             },

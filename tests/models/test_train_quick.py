@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -115,3 +116,40 @@ def test_quick_train_of_the_subword_and_emoji_levers(isolated_var_dir, capsys):
     assert predictor.subwords is not None
     assert predictor.meta["details"]["command"].endswith("--seed 14 --embedding-seed 13")
     assert predictor.predict_proba(["@united flyyying with yooou is a jooooy"]).shape == (1, 3)
+
+
+def test_quick_train_adds_the_negation_examples_for_the_last_epochs_only(isolated_var_dir, capsys):
+    """The pairs join after a first phase trained without them; a saved first phase is continued, not
+    trained again, and the command that reproduces the run names it."""
+    variant = "ft-frozen-air5-distil-neglast"
+    args = ["train", "--quick", "--variants", variant, "--skip-reasons", "--skip-baseline", "--no-register"]
+    main([*args, "--no-export"])
+    err = capsys.readouterr().err
+    first_rows = int(re.search(r"training on (\d+) tweets, up to", err).group(1))
+    added = int(re.search(r"(\d+) negation examples join for 2 more epochs", err).group(1))
+    assert err.index("tweets, up to") < err.index("negation examples join")
+    (trained,) = [Predictor(path.parent) for path in (isolated_var_dir / "artifacts").glob("*/meta.json")]
+    assert added == 60 and trained.meta["details"]["train_rows"] == first_rows + added
+    assert trained.meta["details"]["first_phase"] == "trained"
+
+    saved = next((isolated_var_dir / "keras").glob("*.keras"))
+    main([*args, "--no-export", "--first-phase", str(saved)])
+    err = capsys.readouterr().err
+    assert f"first phase (no negation examples) from {saved}" in err and "tweets, up to" not in err
+    assert "60 negation examples join for 2 more epochs" in err
+    (continued,) = [
+        Predictor(path.parent)
+        for path in (isolated_var_dir / "artifacts").glob("*/meta.json")
+        if path.parent != trained.artifact_dir
+    ]
+    assert continued.meta["details"]["first_phase"] == str(saved)
+    assert continued.meta["details"]["command"].endswith(f"--first-phase {saved}")
+
+    import keras
+
+    other = keras.models.load_model(saved)
+    embedding = other.get_layer("embedding")
+    embedding.set_weights([embedding.get_weights()[0][::-1]])  # another vocabulary's rows
+    other.save(isolated_var_dir / "other.keras")
+    assert main([*args, "--no-export", "--first-phase", str(isolated_var_dir / "other.keras")]) == 2
+    assert "other.keras: its embeddings are not this run's" in capsys.readouterr().err
