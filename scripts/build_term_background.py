@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from buzzwatch.files import check_or_write  # noqa: E402 - the repository root is on the path first
 from worker.detection.explain import (  # noqa: E402
     BACKGROUND_PATH,
+    GROUP_MARK,
     ReferenceCounts,
     default_tokenizer,
     reference_counts,
@@ -51,6 +52,7 @@ def build(tweets: list[dict[str, str]], min_docs: int = 2) -> ReferenceCounts:
         {tag: n for tag, n in sorted(counts.tags.items()) if n >= min_docs},
         counts.docs,
         {phrase: n for phrase, n in sorted(counts.phrases.items()) if n >= min_docs},
+        counts.groups,
     )
 
 
@@ -72,7 +74,7 @@ def estimate_prior_docs(tweets: list[dict[str, str]], min_cell: int = 50, min_ra
     spread = excess = 0.0
     for term, count in pooled.items():
         rate = count / total
-        if rate < min_rate:
+        if rate < min_rate or term.startswith(GROUP_MARK):  # words only: a group is no brand-day term
             continue
         between = sum(cell.docs * (cell.terms.get(term, 0) / cell.docs - rate) ** 2 for cell in kept)
         noise = len(kept) * rate * (1.0 - rate)

@@ -29,6 +29,19 @@ when its words are weak, and replaces its words when it is clearly more surprisi
 Sentiment words (`SENTIMENT_WORDS`: "bad", "hate", "worst"...) say how people feel, not what about:
 they are never a term.
 
+Words that mean one thing: a topic is often spread over synonyms and spellings, each written by one or
+two people ("iphone", "ipad"; "bag", "luggage", "baggage"; "cancelled", "canceled"), so no word has the
+voices to stand out. Fixed groups of such words (`GROUPS_PATH`, clustered from the champion model's word
+vectors by scripts/build_term_groups.py) are counted like words: a tweet uses a group when it uses any of
+its words, in the window, the reference and the background alike, and each group used by
+`CANDIDATE_TWEETS` voices, more than any one of its words, is tested in the words' Benjamini-Hochberg
+family, once the brand's own reference holds `BACKGROUND_PRIOR_DOCS` tweets (a group adds up many
+words' rates, and the airline prior's are off for a young general brand's dates and names). The groups
+are fixed in advance, not made of the words a window happens to use (which would count their own
+selection as evidence), so a window like its reference names no group. A reported group replaces its
+reported words when clearly more surprising than them (as a phrase does) and is named by its
+`GROUP_NAMED` words that most voices used ("iphone / ipad").
+
 Reasons: the share of each negative reason (already on the tweets, or from the reason model). The reason
 model knows airline complaints only and answers "can't tell" for others: `main_reason` is the reason
 that stands out (most of the negatives that have a known reason, and more than "can't tell"), None when
@@ -66,6 +79,10 @@ _HASHTAG_RE = re.compile(r"(?<![\w&])#(\w*[A-Za-z]\w*)")
 _TERM_RE = re.compile(r"^[^\W\d_][\w'-]*$")
 # Document frequencies over the US airline NEGATIVE tweets of data/ (scripts/build_term_background.py).
 BACKGROUND_PATH = Path(__file__).with_name("term_background.json")
+# Groups of words that mean one thing, from the champion's word vectors (scripts/build_term_groups.py).
+GROUPS_PATH = Path(__file__).with_name("term_groups.json")
+GROUP_MARK = "~"  # a group's key is this mark and its most frequent word ("~bag": bag, luggage, baggage)
+GROUP_NAMED = 2  # a reported group is named by this many of its words, those most voices used
 BACKGROUND_PRIOR_DOCS = 193.0  # tweets; how much brand-days vary around it (what the build script prints)
 TERM_FDR = 0.05  # expected share of reported terms that are chance, at most
 CANDIDATE_TWEETS = 2  # a term is tested when this many voices (authors, or copy groups) use it
@@ -147,7 +164,7 @@ def default_tokenizer() -> Tokenizer:
     return tokenize
 
 
-def _is_term(token: str) -> bool:
+def is_term(token: str) -> bool:
     """A word worth reporting: no special token, punctuation, number, stop word, sentiment word, letter."""
     return (
         len(token) > 1
@@ -164,19 +181,43 @@ def term_key(word: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class TermGroups:
+    """Words that mean one thing (`GROUPS_PATH`): each word's group key, and each group's words."""
+
+    group_of: dict[str, str]
+    members: dict[str, tuple[str, ...]]
+    version: str  # what the groups were built from; counts made with other groups are recounted
+
+    @classmethod
+    def from_lists(cls, groups: Iterable[Sequence[str]], version: str) -> TermGroups:
+        """From lists of term keys, each list's first word naming the group."""
+        members = {f"{GROUP_MARK}{words[0]}": tuple(words) for words in groups}
+        return cls({word: key for key, words in members.items() for word in words}, members, version)
+
+
+@functools.cache
+def shipped_groups() -> TermGroups:
+    """The shipped word groups (`GROUPS_PATH`, read once)."""
+    payload = json.loads(GROUPS_PATH.read_text(encoding="utf-8"))
+    version = f"{payload['model_version']}/{payload['words']}/{payload['similarity']}"
+    return TermGroups.from_lists(payload["groups"], version)
+
+
 def term_forms(tokens: Sequence[str]) -> dict[str, str]:
     """The reportable words and phrases of a token list: key (singular words) -> the form written first.
 
     A phrase is two reportable words next to each other once function words and annotations are skipped;
     anything else (punctuation, numbers, links, mentions, sentiment words) ends one, so "my bags were lost"
-    gives "bags lost" (key "bag lost") and "lost, worst airline" gives none.
+    gives "bags lost" (key "bag lost") and "lost, worst airline" gives none. A word of a group
+    (`shipped_groups`) also gives the group's key ("luggage" gives "~bag"), with the word's form.
     """
     forms: dict[str, str] = {}
     previous: tuple[str, str] | None = None  # (key, form) of the word before
     for token in tokens:
         if token in STOPWORDS or token in _ANNOTATIONS:
             continue  # a hashtag's word starts a phrase of its own (its "<hashtag>" marker ends one)
-        if not _is_term(token):
+        if not is_term(token):
             previous = None
             continue
         key = term_key(token)
@@ -184,6 +225,9 @@ def term_forms(tokens: Sequence[str]) -> dict[str, str]:
         if previous is not None and previous[0] != key:
             forms.setdefault(f"{previous[0]} {key}", f"{previous[1]} {token}")
         previous = (key, token)
+    group_of = shipped_groups().group_of
+    for key in [key for key in forms if key in group_of]:
+        forms.setdefault(group_of[key], forms[key])
     return forms
 
 
@@ -291,26 +335,29 @@ def standout_reason(shares: Mapping[str, float]) -> str | None:
     return reason if share > unclear and (share >= total / 2 or leads) else None
 
 
-def merge_phrases(
-    term_scores: Sequence[tuple[str, float]], phrase_scores: Sequence[tuple[str, float]]
+def merge_wholes(
+    part_scores: Sequence[tuple[str, float]],
+    whole_scores: Sequence[tuple[str, float]],
+    parts_of: Callable[[str], Iterable[str]],
 ) -> list[tuple[str, float]]:
-    """Terms and phrases in one list, most surprising first.
+    """Reported parts (words) and wholes (phrases, groups of words) in one list, most surprising first.
 
-    A phrase whose words are weak (not reported alone) is kept: it is the only way the topic shows. A
-    phrase with a reported word is kept only when it is clearly more surprising than its words
-    (`PHRASE_MARGIN`), and then replaces them ("lost bag" for "lost" and "bag"); otherwise the word says
+    A whole whose parts are weak (not reported alone) is kept: it is the only way the topic shows. A
+    whole with a reported part is kept only when it is clearly more surprising than its parts
+    (`PHRASE_MARGIN`), and then replaces them ("lost bag" for "lost" and "bag"); otherwise the part says
     it already ("wifi", not "wifi delayed" when delays are usual).
     """
-    term_score = dict(term_scores)
-    kept_phrases: list[tuple[str, float]] = []
+    part_score = dict(part_scores)
+    kept_wholes: list[tuple[str, float]] = []
     covered: set[str] = set()
-    for phrase, score in phrase_scores:
-        reported = [term_score[word] for word in phrase.split() if word in term_score]
+    for whole, score in whole_scores:
+        parts = list(parts_of(whole))
+        reported = [part_score[part] for part in parts if part in part_score]
         if reported and score < max(reported) + PHRASE_MARGIN:
             continue
-        kept_phrases.append((phrase, score))
-        covered.update(phrase.split())
-    merged = [(term, score) for term, score in term_scores if term not in covered] + kept_phrases
+        kept_wholes.append((whole, score))
+        covered.update(parts)
+    merged = [(part, score) for part, score in part_scores if part not in covered] + kept_wholes
     return sorted(merged, key=lambda item: (-item[1], item[0]))
 
 
@@ -322,19 +369,27 @@ class ReferenceCounts:
     tags: dict[str, int]
     docs: int
     phrases: dict[str, int] = field(default_factory=dict)
+    groups: str = ""  # the version of the word groups counted among `terms` ("": none)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"terms": self.terms, "tags": self.tags, "docs": self.docs, "phrases": self.phrases}
+        return {
+            "terms": self.terms,
+            "tags": self.tags,
+            "docs": self.docs,
+            "phrases": self.phrases,
+            "groups": self.groups,
+        }
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> ReferenceCounts:
-        """Rebuild from `to_dict` output (a payload saved before phrases were counted has none)."""
+        """Rebuild from `to_dict` output (a payload saved before phrases or groups were counted has none)."""
         return cls(
             dict(payload["terms"]),
             dict(payload["tags"]),
             int(payload["docs"]),
             dict(payload.get("phrases") or {}),
+            str(payload.get("groups") or ""),
         )
 
 
@@ -365,7 +420,7 @@ def reference_counts(
     if forms is not None:
         forms.clear()
         forms.update(counted)
-    return ReferenceCounts(dict(terms), dict(tags), len(texts), dict(pairs))
+    return ReferenceCounts(dict(terms), dict(tags), len(texts), dict(pairs), shipped_groups().version)
 
 
 @functools.cache
@@ -419,6 +474,14 @@ def _most_written(written: Mapping[tuple[str, str], int], key: str) -> str:
     return max(forms, key=lambda item: item[0])[1]
 
 
+def _group_name(
+    written: Mapping[tuple[str, str], int], voices: Mapping[str, int], words: Sequence[str]
+) -> str:
+    """A reported group's name: its `GROUP_NAMED` words that most voices used, as written ("iphone / ios")."""
+    used = sorted((word for word in words if voices.get(word)), key=lambda word: -voices[word])
+    return " / ".join(_most_written(written, word) for word in used[:GROUP_NAMED])
+
+
 def explain(
     window: Sequence[TweetRecord],
     reference: ReferenceCounts,
@@ -438,6 +501,7 @@ def explain(
     predictions first among equals; at most one per author and no near copy of one already chosen.
     """
     background = shipped_background() if background is None else background
+    term_groups = shipped_groups()
     negatives = [r for r in window if r.negative]
     groups = group_copies(negatives)
     group_forms = [term_forms(tokenizer(group[0].text)) for group in groups]
@@ -452,15 +516,37 @@ def explain(
         for key, form in forms.items():
             written[key, form] += len(group)
     focus = Counter(word for words in voice_terms.values() for word in words)
-    focus_words = {key: n for key, n in focus.items() if " " not in key}
+    # A group is tested against a reference that counted it (not one saved before) and holds at least the
+    # prior's weight of the brand's own negatives: a group adds up many words' rates, and the prior's
+    # (airline complaints) are off for a young general brand's dates and names more than for one word.
+    grouped = (
+        reference.groups == term_groups.version
+        and background.groups in (term_groups.version, "")
+        and reference.docs >= BACKGROUND_PRIOR_DOCS
+    )
+    focus_words = {key: n for key, n in focus.items() if " " not in key and key[0] != GROUP_MARK}
+    # A group all of whose voices use one of its words is that word with a higher rate: never reported.
+    focus_groups = {
+        key: n
+        for key, n in focus.items()
+        if grouped
+        and key[0] == GROUP_MARK
+        and n > max(focus_words.get(w, 0) for w in term_groups.members[key])
+    }
     focus_phrases = {key: n for key, n in focus.items() if " " in key}
     focus_tags = Counter(tag for tags in voice_tags.values() for tag in tags)
     voices = len(voice_terms)
     tag_scores = over_represented(focus_tags, voices, reference, background, "tags")[:top_terms]
     tag_words = {term_key(tag.removeprefix("#")) for tag, _ in tag_scores}  # a reported hashtag is no term
-    term_scores = merge_phrases(
-        over_represented(focus_words, voices, reference, background),
+    word_scores = over_represented(focus_words | focus_groups, voices, reference, background)  # one family
+    term_scores = merge_wholes(
+        merge_wholes(
+            [(key, score) for key, score in word_scores if key[0] != GROUP_MARK],
+            [(key, score) for key, score in word_scores if key[0] == GROUP_MARK],
+            term_groups.members.__getitem__,
+        ),
         over_represented(focus_phrases, voices, reference, background, "phrases"),
+        str.split,
     )
     term_scores = [(term, score) for term, score in term_scores if term not in tag_words][:top_terms]
     term_weight = dict(term_scores)
@@ -468,7 +554,9 @@ def explain(
     def representativeness(index: int) -> tuple[float, float, float, str]:
         group = groups[index]
         words = group_terms[index]
-        relevance = sum(term_weight.get(w, 0.0) for w in words) / math.sqrt(len(words) + 1.0)
+        relevance = sum(term_weight.get(w, 0.0) for w in words) / math.sqrt(
+            sum(w[0] != GROUP_MARK for w in words) + 1.0
+        )
         reach = 1.0 + math.log(len(group))
         return (-relevance * reach, -reach, -group[0].p_negative, group[0].id)
 
@@ -506,7 +594,12 @@ def explain(
         if reported & (words | set(hashtags(group[0].text)))
     )
     return {
-        "top_terms": tuple(_most_written(written, key) for key, _ in term_scores),
+        "top_terms": tuple(
+            _group_name(written, focus_words, term_groups.members[key])
+            if key[0] == GROUP_MARK
+            else _most_written(written, key)
+            for key, _ in term_scores
+        ),
         "top_hashtags": tuple(tag for tag, _ in tag_scores),
         "reasons": shares,
         "main_reason": standout_reason(shares),
