@@ -63,6 +63,12 @@ How it works (the README explains the why):
   negatives missed) both raise the baseline and dilute a buzz, so the tests needed more tweets to reach
   the same z than with human labels; soft counts with the right variance and margin recover most of
   that power (bench/detection.py; with human labels, p is 1 or 0 and nothing changes).
+  The fewest-negatives rules (`min_negatives`, `min_excess_negatives`) are about tweets, so they count
+  negative tweets: each tweet stands for (p - others' mean p) / (negatives' mean p - others'), between
+  0 and 1 (`_negative_tweet`, through the confusion of its minute's expectation; p itself with hard
+  labels), kept per minute and window beside the summed p (`negative_tweets`). Six complaints the model
+  scores at 0.6 are six, not 3.6. The sum of p itself stays in the tests: no per-tweet weight of p
+  separates a buzz much better (bench/soft_evidence.py).
 - The baseline (hour-of-day volume and share, see `baseline.py`) learns from minutes once they are
   older than `baseline_lag_minutes`; until then a closed minute counts in the expectation (`recent`)
   once it is `reference_gap_minutes` old, and only in the tests of windows it is not part of (a window
@@ -414,18 +420,25 @@ class BuzzDetector:
         self,
         state: BrandState,
         params: BrandParams,
-        observed: Sequence[tuple[float, float]] | None = None,
+        observed: Sequence[tuple[float, float, float]] | None = None,
         expected_windows: Sequence[WindowExpectation] | None = None,
     ) -> list[WindowEval]:
         """Test every window: by default the closed windows (`state.sums` against `state.window_expected`),
-        else each window's (tweets, negatives) in `observed` (a prefix of the newest minute's tweets)."""
+        else each window's (tweets, negatives, negative tweets) in `observed` (a prefix of the newest
+        minute's tweets)."""
         evals = []
         floor = self.config.min_rate_per_minute
         share_scale = params.fire_score / params.min_share_z
-        counts = observed if observed is not None else [(sums.total, sums.negatives) for sums in state.sums]
-        for (volume, negative_count), (expected_total, expected_negatives, expectation), minutes in zip(
-            counts, expected_windows or state.window_expected, self._windows, strict=True
-        ):
+        counts = (
+            observed
+            if observed is not None
+            else [(sums.total, sums.negatives, sums.negative_tweets) for sums in state.sums]
+        )
+        for (volume, negative_count, negative_tweets), (
+            expected_total,
+            expected_negatives,
+            expectation,
+        ), minutes in zip(counts, expected_windows or state.window_expected, self._windows, strict=True):
             count_dispersion, share_dispersion = expectation.count_dispersion, expectation.share_dispersion
             share = expected_negatives / expected_total if expected_total > 0 else self.config.share_prior
             usual_volume = max(expected_total, floor * minutes)
@@ -451,8 +464,10 @@ class BuzzDetector:
                 usual_volume * (1.0 - _true_share(share, expectation)),
                 self.config.surge_prior_tweets,
             )
+            expected_volume = usual_volume
             if surge > 1.0:
                 expected *= surge
+                expected_volume *= surge
                 count_factor += count_dispersion * share / (1.0 - share) * (1.0 - 1.0 / surge)
             share_factor = share_dispersion * (1.0 + volume / (expectation.share_tweets + 1.0))
             count_z = poisson_z(negative_count, expected) / math.sqrt(count_factor)
@@ -477,13 +492,10 @@ class BuzzDetector:
                     count_z=count_z,
                     share_z=share_z,
                     score=min(count_z, share_z * share_scale),
-                    eligible=negative_count - expected >= params.min_excess_negatives
-                    and (
-                        negative_count >= params.min_negatives
-                        or (
-                            negative_count >= params.thin_min_negatives
-                            and poisson_z(negative_count, expected) >= params.fire_score
-                        )
+                    eligible=_eligible(
+                        negative_tweets,
+                        (expected - expectation.other_p * expected_volume) / _spread(expectation),
+                        params,
                     ),
                 )
             )
@@ -561,6 +573,9 @@ class BuzzDetector:
         squares = sum(w * r.p_negative * r.p_negative for w, r in zip(weights, records, strict=True))
         expectation, state.window_expected = self._open_expected(state, minute)
         state.open_expected = None
+        counted = sum(
+            w * _negative_tweet(r.p_negative, expectation) for w, r in zip(weights, records, strict=True)
+        )
         expected_total = expectation.rate
         expected_negatives = expected_total * expectation.share
         entry = ClosedMinute(
@@ -572,6 +587,7 @@ class BuzzDetector:
             False,
             squares,
             expectation.volume_tweets,
+            counted,
         )
         state.closed.append(entry)
         count = len(state.closed)
@@ -580,12 +596,14 @@ class BuzzDetector:
             sums.negatives += negatives
             sums.expected_total += expected_total
             sums.expected_negatives += expected_negatives
+            sums.negative_tweets += counted
             if count > window:
                 leaving = state.closed[-window - 1]
                 sums.total -= leaving.total
                 sums.negatives -= leaving.negatives
                 sums.expected_total -= leaving.expected_total
                 sums.expected_negatives -= leaving.expected_negatives
+                sums.negative_tweets -= leaving.negative_tweets
         state.chunks.append(MinuteTweets(minute, records))
 
         evals = self._evaluate(state, params)
@@ -600,7 +618,11 @@ class BuzzDetector:
         else:
             firing = self._firing(evals, params)
             if firing is not None:
-                alerts.extend(self._start_episode(state, params, minute, records, weights, firing, negatives))
+                alerts.extend(
+                    self._start_episode(
+                        state, params, minute, records, weights, firing, negatives, counted, expectation
+                    )
+                )
         entry.flagged = state.episode is not None or top_score >= params.end_score
         gap = self.config.reference_gap_minutes
         held = len(state.closed)
@@ -651,23 +673,40 @@ class BuzzDetector:
         total = sum(weights)
         negatives = sum(w * r.p_negative for w, r in zip(weights, seen, strict=True))
         expectation, expected = self._open_expected(state, minute)
+        counted = sum(
+            w * _negative_tweet(r.p_negative, expectation) for w, r in zip(weights, seen, strict=True)
+        )
         count = len(state.closed)
         bases = [  # each window's closed minutes once the open minute joins it
-            (sums.total, sums.negatives)
+            (sums.total, sums.negatives, sums.negative_tweets)
             if count < window
-            else (sums.total - state.closed[-window].total, sums.negatives - state.closed[-window].negatives)
+            else (
+                sums.total - state.closed[-window].total,
+                sums.negatives - state.closed[-window].negatives,
+                sums.negative_tweets - state.closed[-window].negative_tweets,
+            )
             for sums, window in zip(state.sums, self._windows, strict=True)
         ]
         # The rest of the minute counted as usual traffic: the tick fires when the closing would, unless
         # the rest of the minute brings more non-negative tweets than usual.
         rest = (1.0 - tick / SECONDS_PER_MINUTE) * expectation.rate
-        usual = (total + rest, negatives + rest * expectation.share)
-        evals = self._evaluate(state, params, [(t + usual[0], n + usual[1]) for t, n in bases], expected)
+        usual = (
+            total + rest,
+            negatives + rest * expectation.share,
+            counted + rest * _negative_tweet(expectation.share, expectation),
+        )
+        evals = self._evaluate(
+            state, params, [(t + usual[0], n + usual[1], c + usual[2]) for t, n, c in bases], expected
+        )
         firing = self._firing(evals, params)
         if firing is None:
             return []
         carried = usual[1] - expectation.rate * expectation.share  # charged again at the closing
-        return [self._open_episode(state, params, minute, seen, weights, firing, bases, expected, carried)]
+        return [
+            self._open_episode(
+                state, params, minute, seen, weights, firing, bases, expected, expectation, carried
+            )
+        ]
 
     def _holding(self, state: BrandState, age: int, closing: bool) -> list[Evidence]:
         """The running evidence sums (`recent`, the windows' `inside`) that hold the closed minute `age`
@@ -706,14 +745,21 @@ class BuzzDetector:
         holding = self._holding(state, age, closing=False)
         self._add_evidence(state, entry, holding, -1.0)
         state.open_expected = None  # the open minute's expectation rests on what changes here
+        # its negative tweets through the confusion of the newest closed minute (none after a restore)
+        confusion = state.window_expected[0].expectation if state.window_expected else None
+        counted = weight * (
+            record.p_negative if confusion is None else _negative_tweet(record.p_negative, confusion)
+        )
         entry.total += weight
         entry.negatives += negative
         entry.squares += negative * record.p_negative
+        entry.negative_tweets += counted
         self._add_evidence(state, entry, holding)
         for sums, window in zip(state.sums, self._windows, strict=True):
             if age < window:
                 sums.total += weight
                 sums.negatives += negative
+                sums.negative_tweets += counted
         if kept:
             insort(state.chunks[-age - 1].records, record, key=_arrival_order)
             state.ids[record.id] = keys
@@ -730,6 +776,8 @@ class BuzzDetector:
         weights: list[float],
         firing: WindowEval,
         negatives: float,
+        counted: float,
+        confusion: Expectation,
     ) -> list[Alert]:
         last = state.last_episode
         if (
@@ -745,9 +793,14 @@ class BuzzDetector:
                 state, params, last, minute, records, weights, negatives, firing.score
             )
         minute_total = sum(weights)
-        bases = [(sums.total - minute_total, sums.negatives - negatives) for sums in state.sums]
+        bases = [
+            (sums.total - minute_total, sums.negatives - negatives, sums.negative_tweets - counted)
+            for sums in state.sums
+        ]
         return [
-            self._open_episode(state, params, minute, records, weights, firing, bases, state.window_expected)
+            self._open_episode(
+                state, params, minute, records, weights, firing, bases, state.window_expected, confusion
+            )
         ]
 
     def _open_episode(
@@ -758,20 +811,26 @@ class BuzzDetector:
         records: list[TweetRecord],
         weights: list[float],
         firing: WindowEval,
-        bases: list[tuple[float, float]],
+        bases: list[tuple[float, float, float]],
         expected: Sequence[WindowExpectation],
+        confusion: Expectation,
         carried: float | None = None,
     ) -> Alert:
         """Start an episode at `minute` (closing it, or at a tick: `carried`, the excess of the minute's
         part its closing will charge again) and alert it from the tweet that made it certain: the first of
         `records` (the minute's, in arrival order) at which a window fires (`bases`: each window's counts
-        without the minute)."""
+        without the minute; `confusion`: the minute's expectation, whose confusion counted its negative
+        tweets)."""
         trigger_index, trigger_eval = len(records) - 1, firing
-        prefix_total = prefix_neg = 0.0
+        prefix_total = prefix_neg = prefix_counted = 0.0
         for index, (record, weight) in enumerate(zip(records, weights, strict=True)):
             prefix_total += weight
             prefix_neg += weight * record.p_negative
-            observed = [(total + prefix_total, negatives + prefix_neg) for total, negatives in bases]
+            prefix_counted += weight * _negative_tweet(record.p_negative, confusion)
+            observed = [
+                (total + prefix_total, negatives + prefix_neg, counted + prefix_counted)
+                for total, negatives, counted in bases
+            ]
             crossing = self._firing(self._evaluate(state, params, observed, expected), params)
             if crossing is not None:
                 trigger_index, trigger_eval = index, crossing
@@ -1118,10 +1177,36 @@ class BuzzDetector:
         return detector
 
 
+def _spread(expectation: Expectation) -> float:
+    """How much higher a negative tweet's mean probability is than any other's (1 with hard labels)."""
+    return max(expectation.negative_p - expectation.other_p, MIN_SEPARATION)
+
+
 def _true_share(share: float, expectation: Expectation) -> float:
     """The share of negative tweets behind a mean negative probability, through the model's confusion."""
-    spread = max(expectation.negative_p - expectation.other_p, MIN_SEPARATION)
-    return min(max((share - expectation.other_p) / spread, 0.01), 0.99)
+    return min(max((share - expectation.other_p) / _spread(expectation), 0.01), 0.99)
+
+
+def _negative_tweet(p_negative: float, expectation: Expectation) -> float:
+    """How much of one negative tweet a tweet with that probability stands for, through the model's
+    confusion and at most one (p itself with hard labels): the fewest-negatives rules are about tweets,
+    and a buzz's complaints score 0.6 on average on general tweets while ordinary tweets score 0.14, so
+    summed probabilities counted six complaints as 3.6; capped, a sure tweet never counts as two where
+    the confusion is misjudged."""
+    return min(max((p_negative - expectation.other_p) / _spread(expectation), 0.0), 1.0)
+
+
+def _eligible(negative_tweets: float, expected: float, params: BrandParams) -> bool:
+    """Enough negative tweets for a window to fire: `min_negatives` (or `thin_min_negatives` clear as a
+    count of tweets) and `min_excess_negatives` above the `expected` ones."""
+    expected = max(expected, 0.0)  # an hour's mean probability below the confusion's floor expects none
+    return negative_tweets - expected >= params.min_excess_negatives and (
+        negative_tweets >= params.min_negatives
+        or (
+            negative_tweets >= params.thin_min_negatives
+            and poisson_z(negative_tweets, expected) >= params.fire_score
+        )
+    )
 
 
 def _share_can_tell(
@@ -1165,9 +1250,10 @@ def _surge(observed: float, expected: float, prior_tweets: float) -> float:
 
 def _non_negatives(volume: float, negatives: float, expectation: Expectation) -> float:
     """How many of `volume` tweets with `negatives` summed probabilities are not negative (estimated)."""
-    spread = max(expectation.negative_p - expectation.other_p, MIN_SEPARATION)
     others = volume - negatives
-    return max(expectation.negative_p * others - (1.0 - expectation.negative_p) * negatives, 0.0) / spread
+    return max(expectation.negative_p * others - (1.0 - expectation.negative_p) * negatives, 0.0) / _spread(
+        expectation
+    )
 
 
 def _arrival_order(record: TweetRecord) -> tuple[float, str]:

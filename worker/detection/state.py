@@ -35,12 +35,14 @@ class ClosedMinute:
     flagged: bool = False  # it looked unusual (inside an episode, or a high score): barely learned
     squares: float = 0.0
     expected_tweets: float = SETTLED_TWEETS  # tweets behind `expected_total` (few while a brand is new)
+    # the negative tweets the probabilities stand for, each tweet at most one (`negatives` with hard labels)
+    negative_tweets: float = 0.0
     # `evidence`'s last answer and the figures it came from (a minute's evidence is asked for 4 times)
     _evidence: tuple[tuple[Any, ...], Evidence] | None = field(default=None, repr=False, compare=False)
 
     def to_row(self) -> list[Any]:
         """JSON-ready form: [minute, total, negatives, expected total, expected negatives, flag, squares,
-        expected tweets]."""
+        expected tweets, negative tweets]."""
         return [
             self.minute,
             self.total,
@@ -50,15 +52,18 @@ class ClosedMinute:
             1.0 if self.flagged else 0.0,
             self.squares,
             self.expected_tweets,
+            self.negative_tweets,
         ]
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> ClosedMinute:
-        """Rebuild from `to_row`; a row saved before squares were kept counted hard labels (p^2 = p), and
-        one saved before the expectation's tweets were kept had a settled expectation."""
+        """Rebuild from `to_row`; a row saved before squares were kept counted hard labels (p^2 = p), one
+        saved before the expectation's tweets were kept had a settled expectation, and one saved before
+        negative tweets were kept counts them as its summed probabilities (as the detector then did)."""
         minute, total, negatives, expected_total, expected_negatives, flag = row[:6]
         squares = row[6] if len(row) > 6 else negatives
         expected_tweets = row[7] if len(row) > 7 else SETTLED_TWEETS
+        negative_tweets = row[8] if len(row) > 8 else negatives
         return cls(
             minute,
             total,
@@ -68,6 +73,7 @@ class ClosedMinute:
             flag >= 1.0,
             squares,
             expected_tweets,
+            negative_tweets,
         )
 
     def evidence(self, config: DetectorConfig, baseline: DayProfileBaseline) -> Evidence:
@@ -109,16 +115,25 @@ class WindowSums:
     negatives: float = 0.0
     expected_total: float = 0.0
     expected_negatives: float = 0.0
+    negative_tweets: float = 0.0  # see `ClosedMinute.negative_tweets`
 
     def to_row(self) -> list[float]:
-        """JSON-ready form: [total, negatives, expected total, expected negatives]."""
-        return [self.total, self.negatives, self.expected_total, self.expected_negatives]
+        """JSON-ready form: [total, negatives, expected total, expected negatives, negative tweets]."""
+        return [
+            self.total,
+            self.negatives,
+            self.expected_total,
+            self.expected_negatives,
+            self.negative_tweets,
+        ]
 
     @classmethod
     def from_row(cls, row: Sequence[float]) -> WindowSums:
-        """Rebuild from `to_row`."""
-        total, negatives, expected_total, expected_negatives = row
-        return cls(total, negatives, expected_total, expected_negatives)
+        """Rebuild from `to_row` (a row saved before negative tweets were kept: its summed probabilities)."""
+        total, negatives, expected_total, expected_negatives = row[:4]
+        return cls(
+            total, negatives, expected_total, expected_negatives, row[4] if len(row) > 4 else negatives
+        )
 
     @classmethod
     def over(cls, closed: Sequence[ClosedMinute], window: int) -> WindowSums:
@@ -129,6 +144,7 @@ class WindowSums:
             sum(e.negatives for e in entries),
             sum(e.expected_total for e in entries),
             sum(e.expected_negatives for e in entries),
+            sum(e.negative_tweets for e in entries),
         )
 
 
