@@ -125,6 +125,7 @@ NEGATION = VARIANTS["ft-frozen-air5-distil-neg"]
 VARIANTS["ft-frozen-air5-distil-neg2400"] = replace(NEGATION, negation_examples=2_400)
 VARIANTS["ft-frozen-air5-distil-neglast"] = replace(NEGATION, negation_epochs=2)
 VARIANTS["ft-frozen-air5-distil-neglast1200"] = replace(NEGATION, negation_examples=1_200, negation_epochs=2)
+VARIANTS["ft-frozen-air5-distil-neglast2400"] = replace(NEGATION, negation_examples=2_400, negation_epochs=2)
 # Its control: the same two more epochs without the pairs.
 VARIANTS["ft-frozen-air5-distil-more2"] = replace(VARIANTS["ft-frozen-air5-distil"], negation_epochs=2)
 # Issue 11's coverage and emoji levers, each against the same recipe on the same (100,000-bucket) FastText
