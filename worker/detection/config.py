@@ -36,6 +36,11 @@ class BrandParams:
     # seeds 1, 3, 5 (2026-12-04) 1.5 raised the model's recall from 79% to 86% but its false alerts from
     # 0.52 to 0.72 per brand-week, and fired on a test brand's first morning (tests/worker/detection).
     min_share_z: float = 2.0
+    # ... but for a quiet brand, one whose learned mean rate is under `thin_rate_per_minute` tweets a minute,
+    # a share z of `thin_min_share_z` does, once it has been seen a day (a new brand's share is a guess: its
+    # first day keeps min_share_z). Chosen on the tuning seeds (README).
+    thin_min_share_z: float = 1.0
+    thin_rate_per_minute: float = 0.5
     end_score: float = 2.0  # an episode ends after `end_quiet_minutes` closed minutes below this
     min_negatives: int = 6  # fewest negative tweets in a window that can fire ...
     # ... unless it holds this many and its count is clear as a count of tweets (Poisson z >= fire_score,
@@ -164,6 +169,12 @@ class DetectorConfig:
         defaults = BrandParams(
             fire_score=env_float(env, "BUZZWATCH_DETECTOR_FIRE_SCORE", BrandParams.fire_score),
             min_share_z=env_float(env, "BUZZWATCH_DETECTOR_MIN_SHARE_Z", BrandParams.min_share_z),
+            thin_min_share_z=env_float(
+                env, "BUZZWATCH_DETECTOR_THIN_MIN_SHARE_Z", BrandParams.thin_min_share_z
+            ),
+            thin_rate_per_minute=env_float(
+                env, "BUZZWATCH_DETECTOR_THIN_RATE_PER_MINUTE", BrandParams.thin_rate_per_minute
+            ),
             share_margin=env_float(env, "BUZZWATCH_DETECTOR_SHARE_MARGIN", BrandParams.share_margin),
             share_margin_tweets=env_float(
                 env, "BUZZWATCH_DETECTOR_SHARE_MARGIN_TWEETS", BrandParams.share_margin_tweets

@@ -29,7 +29,9 @@ How it works (the README explains the why):
   the baseline share plus a margin (binomial likelihood ratio). Both must be significant (an
   intersection-union test): the window's score is min(count z, share z x fire_score / min_share_z), so
   it reaches `fire_score` only when the count z reaches `fire_score` AND the share z reaches
-  `min_share_z`, with enough negatives: more negatives than usual *and* a larger share of them. The
+  `min_share_z` (`thin_min_share_z` for a quiet brand seen a day: under `thin_rate_per_minute` tweets a
+  minute its share of a dozen tweets moves little), with enough negatives: more negatives than usual *and*
+  a larger share of them. The
   negatives are tested against the non-negative volume: when more non-negative tweets came than
   expected, proportionally more negatives are expected too, so a surge of neutral or positive tweets, a
   news surge at the usual share or a day that does not follow the expected shape raises neither test.
@@ -428,7 +430,14 @@ class BuzzDetector:
         minute's tweets)."""
         evals = []
         floor = self.config.min_rate_per_minute
-        share_scale = params.fire_score / params.min_share_z
+        # A quiet brand (learned mean rate under thin_rate_per_minute) needs a smaller share z, once it has
+        # been seen a day: a brand still learning keeps the usual one, its share is a guess.
+        baseline = state.baseline
+        quiet = (
+            baseline.minutes_seen + len(state.closed) >= self.config.learning_minutes
+            and baseline.overall.volume < params.thin_rate_per_minute * baseline.overall.minutes
+        )
+        share_at = params.thin_min_share_z if quiet else params.min_share_z
         counts = (
             observed
             if observed is not None
@@ -477,10 +486,10 @@ class BuzzDetector:
             typical = self.config.share_prior + margin  # a typical brand's share + margin
             if typical > null_share:  # must also be above a typical brand's share
                 sampling_z = binomial_z(negative_count, volume, typical)
-            if not _share_can_tell(
-                negative_count, volume, null_share, sampling_z, expectation, params.min_share_z
-            ):
-                share_z = count_z / share_scale  # thin share data: the count test decides (see above)
+            share_score = share_z * params.fire_score / share_at  # its threshold reads as fire_score
+            if not _share_can_tell(negative_count, volume, null_share, sampling_z, expectation, share_at):
+                share_score = count_z  # thin share data: the count test decides (see above)
+                share_z = count_z * share_at / params.fire_score
             evals.append(
                 WindowEval(
                     minutes=minutes,
@@ -491,7 +500,7 @@ class BuzzDetector:
                     expected_negatives=expected,
                     count_z=count_z,
                     share_z=share_z,
-                    score=min(count_z, share_z * share_scale),
+                    score=min(count_z, share_score),
                     eligible=_eligible(
                         negative_tweets,
                         (expected - expectation.other_p * expected_volume) / _spread(expectation),
