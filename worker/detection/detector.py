@@ -29,9 +29,9 @@ How it works (the README explains the why):
   the baseline share plus a margin (binomial likelihood ratio). Both must be significant (an
   intersection-union test): the window's score is min(count z, share z x fire_score / min_share_z), so
   it reaches `fire_score` only when the count z reaches `fire_score` AND the share z reaches
-  `min_share_z` (`thin_min_share_z` for a quiet brand seen a day: under `thin_rate_per_minute` tweets a
-  minute its share of a dozen tweets moves little), with enough negatives: more negatives than usual *and*
-  a larger share of them. The
+  `min_share_z` (`thin_min_share_z`, when set lower, for a quiet brand seen a day: under
+  `thin_rate_per_minute` tweets a minute its share of a dozen tweets moves little), with enough
+  negatives: more negatives than usual *and* a larger share of them. The
   negatives are tested against the non-negative volume: when more non-negative tweets came than
   expected, proportionally more negatives are expected too, so a surge of neutral or positive tweets, a
   news surge at the usual share or a day that does not follow the expected shape raises neither test.

@@ -151,12 +151,12 @@ def test_a_surge_of_non_negative_tweets_is_shrunk_towards_none_while_it_is_a_few
 @pytest.mark.parametrize(
     ("labels", "seed", "thin_min_share_z", "fired_after_minutes"),
     [
-        ("oracle", 38, None, 16),
-        ("model", 44, None, 16),
-        ("oracle", 44, None, 16),
-        ("oracle", 38, 2.0, 22),
-        ("model", 44, 2.0, 20),
-        ("oracle", 44, 2.0, 20),
+        ("oracle", 38, 1.0, 16),
+        ("model", 44, 1.0, 16),
+        ("oracle", 44, 1.0, 16),
+        ("oracle", 38, None, 22),
+        ("model", 44, None, 20),
+        ("oracle", 44, None, 20),
     ],
 )
 def test_a_quiet_brands_weak_day_buzz_is_alerted_sooner_with_the_thin_share_z(
@@ -165,8 +165,8 @@ def test_a_quiet_brands_weak_day_buzz_is_alerted_sooner_with_the_thin_share_z(
     # Two and a half days of a brand at 0.2 tweets a minute, 30% negative, then at 14:07 UTC a complaint every
     # two minutes: the brand's 15-minute window expects about one negative, so its count is clear after seven
     # or eight, but the share of a dozen tweets is not yet clear at z 2. A thin window (at most 3 expected
-    # negatives) needs a share z of 1 once its brand has been seen a day: alerted 16 minutes in; with 2 (every
-    # window's threshold before) the same buzz waits 20-22 minutes.
+    # negatives) needs a share z of 1 once its brand has been seen a day: alerted 16 minutes in; with the
+    # default 2 (the rule off) the same buzz waits 20-22 minutes.
     buzz_start = START + timedelta(days=2, hours=14, minutes=7)
     complaints = [
         scored(f"day-{i}", buzz_start + timedelta(minutes=2 * i), "negative", f"my bag is lost {i}")
