@@ -57,7 +57,6 @@ class DetectionConsumer:
         self._held: list[str] = []  # ack ids of processed messages not yet committed
         self._client: pubsub_v1.SubscriberClient | None = None
         self._path: str | None = None  # the subscription the held ack ids belong to
-        self._emulator_host: str | None = None  # where `run`'s topology points (None: as the library chooses)
 
     def due(self) -> bool:
         """Whether it is time to commit."""
@@ -128,7 +127,6 @@ class DetectionConsumer:
         `start_timeout_s` (the command's one line), not a pull retried for ever.
         """
         topology.ensure_before_pulling([topology.scored_spec(), topology.dead_letter_spec()])
-        self._emulator_host = topology.emulator_host
         self.service.dispatch_outbox()  # what a crash left committed but unsent
         try:
             pull_loop(
@@ -142,16 +140,17 @@ class DetectionConsumer:
                 emulator_host=topology.emulator_host,
             )
         finally:
-            self._final_commit()
+            self._final_commit(topology.emulator_host)
 
-    def _final_commit(self) -> None:
-        """The last checkpoint at shutdown; the pull loop's client is closed, so a fresh one acks."""
+    def _final_commit(self, emulator_host: str | None) -> None:
+        """The last checkpoint at shutdown; the pull loop's client is closed, so a fresh one (at the
+        topology's `emulator_host`, if any) acks."""
         if not (self._held or self.service.pending.messages) or self._path is None:
             return
         held, self._held = self._held, []
         try:
             self.service.checkpoint()
-            fresh = subscriber_client(self._emulator_host)
+            fresh = subscriber_client(emulator_host)
             try:
                 ack(fresh, self._path, held)
             finally:
