@@ -45,7 +45,10 @@ def parse_timestamp(value: Any, field_name: str = "created_at") -> datetime:
         raise SchemaError(f"{field_name} must be a non-empty ISO 8601 string")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:59-05:00 is past the last moment a datetime holds
+        raise SchemaError(f"{field_name} is out of range once in UTC: {value!s}") from exc
 
 
 def format_timestamp(moment: datetime) -> str:

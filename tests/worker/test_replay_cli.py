@@ -154,6 +154,13 @@ def test_bad_rows_are_reported_and_skipped(
     bad = [
         {"id": "bad-time", "created_at": "yesterday", "text": "x", "brand": "acme", "label": "negative"},
         {
+            "id": "past-the-last-day",
+            "created_at": "9999-12-31T23:59:59-05:00",
+            "text": "x",
+            "brand": "acme",
+            "label": "negative",
+        },
+        {
             "id": "bad-label",
             "created_at": "2026-01-05T10:00:00Z",
             "text": "x",
@@ -185,7 +192,8 @@ def test_bad_rows_are_reported_and_skipped(
     captured = capsys.readouterr()
     assert code == 0
     assert "not an ISO 8601 timestamp" in captured.err and "'angry' is not one of" in captured.err
-    assert f"(4 of {len(tweets) + 4} rows skipped)" in captured.out
+    assert "created_at is out of range once in UTC" in captured.err
+    assert f"(5 of {len(tweets) + 5} rows skipped)" in captured.out
     assert any(a["kind"] == "new" for a in read_alerts(tmp_path / "out.jsonl"))
 
 
