@@ -8,8 +8,9 @@ production switches to the real services by configuration only.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_URI = str(REPO_ROOT / "models" / "artifacts" / "champion")
 # How long creating the Pub/Sub topology waits for an answer (the library alone waits 600 s, silently).
 DEFAULT_PUBSUB_START_TIMEOUT_S = 30.0
+# LOG_LEVEL's values: the level names Python's logging knows (DEBUG, INFO, WARNING, ...), not NOTSET.
+LOG_LEVELS = tuple(name for name in logging.getLevelNamesMapping() if name != "NOTSET")
 
 
 class CommandError(ValueError):
@@ -67,6 +70,19 @@ def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def env_choice(
+    env: Mapping[str, str], name: str, choices: Iterable[str], default: str | None = None
+) -> str | None:
+    """A setting that must be one of `choices` (compared case-insensitively, returned as the choice is)."""
+    raw = env_str(env, name)
+    if raw is None:
+        return default
+    known = {choice.lower(): choice for choice in choices}
+    if raw.lower() not in known:
+        raise SettingsError(f"{name} must be one of {', '.join(known.values())}, got {raw!r}")
+    return known[raw.lower()]
 
 
 def env_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -156,7 +172,7 @@ class CommonSettings:
             appinsights_connection_string=env_str(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
             database_url=env_str(env, "DATABASE_URL", f"sqlite:///{var_dir / 'buzzwatch.db'}") or "",
             smtp=SmtpSettings.from_env(env),
-            log_level=(env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
+            log_level=env_choice(env, "LOG_LEVEL", LOG_LEVELS, "INFO") or "INFO",
             pubsub_emulator_host=env_str(env, "PUBSUB_EMULATOR_HOST"),
             pubsub_start_timeout_s=env_float(env, "PUBSUB_START_TIMEOUT_S", DEFAULT_PUBSUB_START_TIMEOUT_S),
         )

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from buzzwatch.settings import CommonSettings, env_float, env_int, env_str
+from buzzwatch.settings import CommonSettings, env_choice, env_float, env_int, env_str
 from buzzwatch.zones import brands_file
 
 
@@ -35,6 +35,6 @@ class UiSettings:
             batch_size=env_int(env, "BUZZWATCH_UI_BATCH_SIZE", 256),
             lookback_hours=env_float(env, "BUZZWATCH_UI_LOOKBACK_HOURS", 24.0),
             detection_url=env_str(env, "BUZZWATCH_DETECTION_URL"),
-            detection_cloud_run_auth=env_str(env, "BUZZWATCH_DETECTION_AUTH") == "cloud-run",
+            detection_cloud_run_auth=env_choice(env, "BUZZWATCH_DETECTION_AUTH", ("cloud-run",)) is not None,
             brands_file=brands_file(env),
         )

@@ -31,10 +31,18 @@ def test_production_values_override_defaults():
     )
 
 
-@pytest.mark.parametrize(("name", "value"), [("SMTP_PORT", "abc"), ("SMTP_STARTTLS", "maybe")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("SMTP_PORT", "abc"), ("SMTP_STARTTLS", "maybe"), ("LOG_LEVEL", "verbose")]
+)
 def test_malformed_values_name_the_variable(name, value):
     with pytest.raises(SettingsError, match=name):
         CommonSettings.from_env({name: value})
+
+
+def test_log_level_takes_any_level_name_in_any_case():
+    assert CommonSettings.from_env({"LOG_LEVEL": "warning"}).log_level == "WARNING"
+    assert CommonSettings.from_env({"LOG_LEVEL": " Debug "}).log_level == "DEBUG"
+    assert CommonSettings.from_env({}).log_level == "INFO"
 
 
 def test_a_bad_server_variable_is_a_clear_cli_error_and_spares_other_commands(monkeypatch, capsys) -> None:
@@ -74,11 +82,15 @@ def test_a_bad_port_is_one_clear_error_for_the_commands_that_use_it(monkeypatch,
     assert build_parser().parse_args(["worker"]).port == 8123
 
 
-def test_a_malformed_setting_read_by_a_handler_is_one_line(monkeypatch, capsys, tmp_path) -> None:
-    """A SettingsError raised while a command runs is printed as one line naming the variable."""
+@pytest.mark.parametrize(("name", "value"), [("SMTP_PORT", "twenty-five"), ("LOG_LEVEL", "verbose")])
+def test_a_malformed_setting_read_by_a_handler_is_one_line(name, value, monkeypatch, capsys) -> None:
+    """A SettingsError raised while a command runs is printed as one line naming the variable.
+
+    An unknown LOG_LEVEL was a ValueError traceback from logging in `ingest`, `worker` and `detect`.
+    """
     from buzzwatch.cli import main
 
-    monkeypatch.setenv("SMTP_PORT", "twenty-five")
+    monkeypatch.setenv(name, value)
     assert main(["detect"]) == 2
     err = capsys.readouterr().err
-    assert "SMTP_PORT" in err and "Traceback" not in err
+    assert name in err and "Traceback" not in err
