@@ -9,6 +9,7 @@ it loads the file (`parse_zone`).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import tomllib
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BRANDS_FILE = REPO_ROOT / "config" / "brands.toml"
 DEFAULT_ZONE = "UTC"
+BRAND_KEYS = ("name", "display_name", "timezone", "handles", "keywords", "aliases")  # of a [[brand]] table
 
 
 def brands_file(env: Mapping[str, str] | None = None) -> Path:
@@ -43,23 +45,48 @@ def parse_zone(name: object, where: str) -> ZoneInfo:
         ) from exc
 
 
-def _brand_tables(path: Path) -> list[dict[str, object]]:
-    """The [[brand]] tables of the brands file that name a brand; [] when there is no file.
+def _unknown_key(key: str, known: tuple[str, ...]) -> str:
+    """ "unknown key 'timzone' (did you mean 'timezone'?)": a misspelt key must not be a silent default."""
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f"; the keys are {', '.join(known)}"
+    return f"unknown key {key!r}{hint}"
 
-    A file that is not valid TOML is a SettingsError that names it.
+
+def read_brand_tables(path: Path) -> list[dict[str, object]]:
+    """The [[brand]] tables of a brands file, in order; FileNotFoundError when there is no file.
+
+    A file that is not UTF-8 TOML, a key at the top other than [[brand]], a `brand` that is not an array of
+    tables, or a key a [[brand]] table does not have (a typo) is a SettingsError naming the file and brand;
+    each value is checked by its reader (`parse_zone`, ingest's `BrandBook`).
     """
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"brands file {path} is not UTF-8 text: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"brands file {path} is not valid TOML: {exc}") from exc
+    for key in document:
+        if key != "brand":
+            raise SettingsError(f"brands file {path}: {_unknown_key(key, ('brand',))} at the top")
+    tables = document.get("brand", [])
+    if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
+        raise SettingsError(f"brands file {path}: each brand is a [[brand]] table (double brackets)")
+    for index, table in enumerate(tables):
+        for key in table:
+            if key not in BRAND_KEYS:
+                name = f" ({table['name']})" if isinstance(table.get("name"), str) else ""
+                raise SettingsError(f"{path}: brand #{index + 1}{name}: {_unknown_key(key, BRAND_KEYS)}")
+    return tables
+
+
+def _brand_tables(path: Path) -> list[dict[str, object]]:
+    """The [[brand]] tables of the brands file that name a brand; [] when there is no file."""
+    try:
+        tables = read_brand_tables(path)
     except FileNotFoundError:
         log.warning("no brands file: brands read by id, times in UTC", extra={"path": str(path)})
         return []
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"brands file {path} is not valid TOML: {exc}") from exc
-    return [
-        entry
-        for entry in document.get("brand", [])
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
-    ]
+    return [entry for entry in tables if isinstance(entry.get("name"), str)]
 
 
 def brand_zones(path: Path | None = None) -> dict[str, ZoneInfo]:

@@ -9,13 +9,12 @@ configuration, one rule per brand tagged with the brand's name.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from buzzwatch.settings import SettingsError
-from buzzwatch.zones import DEFAULT_BRANDS_FILE, DEFAULT_ZONE, parse_zone
+from buzzwatch.zones import DEFAULT_BRANDS_FILE, DEFAULT_ZONE, parse_zone, read_brand_tables
 
 DEFAULT_BRANDS_PATH = DEFAULT_BRANDS_FILE
 MAX_RULE_CHARS = 512  # the X API v2 filtered-stream rule length limit of the basic access levels
@@ -81,12 +80,14 @@ class BrandBook:
         """Read a brands TOML file (default config/brands.toml)."""
         path = Path(path) if path else DEFAULT_BRANDS_PATH
         try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
+            tables = read_brand_tables(path)
         except FileNotFoundError as exc:
             raise BrandConfigError(f"brands file not found: {path}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise BrandConfigError(f"brands file {path} is not valid TOML: {exc}") from exc
-        return cls.from_dicts(document.get("brand", []), source=str(path))
+        except SettingsError as exc:
+            raise BrandConfigError(str(exc)) from exc
+        if not tables:
+            raise BrandConfigError(f"brands file {path}: no brand is configured (add a [[brand]] table)")
+        return cls.from_dicts(tables, source=str(path))
 
     @classmethod
     def from_dicts(cls, entries: Iterable[dict[str, object]], source: str = "brands") -> BrandBook:
@@ -116,9 +117,12 @@ class BrandBook:
                 zone = parse_zone(entry.get("timezone", DEFAULT_ZONE), f"{where} ({name})")
             except SettingsError as exc:
                 raise BrandConfigError(str(exc)) from exc
+            display_name = entry.get("display_name") or name
+            if not isinstance(display_name, str):
+                raise BrandConfigError(f"{where} ({name}): 'display_name' must be a string")
             brand = Brand(
                 name=name,
-                display_name=str(entry.get("display_name") or name),
+                display_name=display_name,
                 handles=tuple(handle.lstrip("@") for handle in lists["handles"]),
                 keywords=lists["keywords"],
                 aliases=lists["aliases"],

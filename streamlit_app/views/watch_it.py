@@ -7,6 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from buzzwatch.settings import SettingsError
 from buzzwatch.telemetry import alerts_in
 from buzzwatch.zones import brand_label, brand_names, brand_zones, local_time, zone_of
 from streamlit_app.settings import UiSettings
@@ -55,6 +56,12 @@ except FeedError as exc:
     st.stop()
 if not brands:
     st.info(empty_hint(settings.var_dir, settings.detection_url))
+    st.stop()
+
+try:  # read (and cached) once here: a malformed brands file is one message, not a traceback
+    zones(), names()
+except SettingsError as exc:
+    st.error(f"The brands file cannot be read: {exc}")
     st.stop()
 
 brand = st.selectbox("Brand", brands, format_func=lambda option: brand_label(option, names()))

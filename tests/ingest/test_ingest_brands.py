@@ -96,6 +96,34 @@ def test_a_missing_or_broken_file_names_itself(tmp_path):
         BrandBook.load(broken)
 
 
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            '[[brand]]\nname = "a"\nhandles = ["x"]\ntimzone = "Europe/Paris"\n',
+            r"brand #1 \(a\): unknown key 'timzone' \(did you mean 'timezone'\?\)",
+        ),
+        ('[[brands]]\nname = "a"\nhandles = ["x"]\n', r"unknown key 'brands' \(did you mean 'brand'\?\)"),
+        ('[brand]\nname = "a"\nhandles = ["x"]\n', r"each brand is a \[\[brand\]\] table"),
+        ("# no brand yet\n", r"no brand is configured \(add a \[\[brand\]\] table\)"),
+        ('[[brand]]\nname = "a"\nhandles = ["x"]\ndisplay_name = ["A"]\n', "'display_name' must be a string"),
+    ],
+)
+def test_a_misspelt_or_misshapen_brands_file_is_refused_naming_the_key(tmp_path, toml, message):
+    """A typo in a key was silently ignored (a `timzone` left the brand in UTC); `[brand]` was a traceback."""
+    path = tmp_path / "brands.toml"
+    path.write_text(toml)
+    with pytest.raises(BrandConfigError, match=message):
+        BrandBook.load(path)
+
+
+def test_a_brands_file_that_is_not_utf8_names_itself(tmp_path):
+    path = tmp_path / "brands.toml"
+    path.write_bytes('[[brand]]\nname = "a"\nkeywords = ["café"]\n'.encode("utf-16"))
+    with pytest.raises(BrandConfigError, match=f"brands file {path} is not UTF-8 text"):
+        BrandBook.load(path)
+
+
 def test_each_configured_brand_has_its_time_zone(brands):
     assert brands["airparadis"].timezone == "Europe/Paris"
     assert brands["united"].timezone == "America/Chicago"

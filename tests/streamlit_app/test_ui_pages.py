@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import streamlit as st
 from flask import Flask
 from streamlit.testing.v1 import AppTest
 
@@ -225,6 +226,21 @@ def test_watch_it_shows_a_brand_series_and_its_alert(
     values = {metric.label: metric.value for metric in page.metric}
     assert values["Negative share"] == "10%" and values["State"] == "not reported"
     assert "Alerts (0)" in [header.value for header in page.subheader]
+
+
+def test_watch_it_says_when_the_brands_file_cannot_be_read(
+    isolated_var_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _record_a_stream(LocalTelemetry(isolated_var_dir, role="detection"))
+    brands = tmp_path / "brands.toml"
+    brands.write_text('[[brand]]\nname = "airparadis"\nhandles = ["AirParadis"]\ntimzone = "Europe/Paris"\n')
+    monkeypatch.setenv("BUZZWATCH_BRANDS_FILE", str(brands))
+    st.cache_resource.clear()  # the zones and names another test's page read
+    page = _page("watch_it").run()
+    assert not page.exception
+    assert "The brands file cannot be read" in page.error[0].value
+    assert "unknown key 'timzone' (did you mean 'timezone'?)" in page.error[0].value
+    st.cache_resource.clear()
 
 
 def test_watch_it_says_when_the_detection_service_cannot_be_reached(monkeypatch: pytest.MonkeyPatch) -> None:
