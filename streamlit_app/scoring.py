@@ -42,6 +42,27 @@ def score_summary(scored: pd.DataFrame) -> str:
     return f"Scored {done} of {total} tweets; {total - done} could not be scored (see the `{ERROR}` column)."
 
 
+ROW_REFUSALS = (400, 413)  # a text the API refuses, a batch too large to send: score the batch one by one
+
+
+def _score_batch(client: ApiClient, texts: Sequence[str]) -> list[dict[str, Any]]:
+    """One prediction (or {"error": why}) per text; ApiError when the API refuses more than a text."""
+    try:
+        return client.predict(texts)
+    except ApiError as exc:
+        if exc.status not in ROW_REFUSALS:
+            raise
+    predictions: list[dict[str, Any]] = []
+    for text in texts:  # one bad row must not sink the batch: score the rest one by one
+        try:
+            predictions.append(client.predict_one(text))
+        except ApiError as row_error:
+            if row_error.status not in ROW_REFUSALS:
+                raise
+            predictions.append({"error": row_error.message})
+    return predictions
+
+
 def score_frame(
     client: ApiClient,
     frame: pd.DataFrame,
@@ -49,7 +70,11 @@ def score_frame(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> pd.DataFrame:
     """Add predicted_label, p_<label>, prediction_id (and error for rows that cannot be scored) to a frame
-    with `text`; see `clashing_columns` for input columns of those names."""
+    with `text`; see `clashing_columns` for input columns of those names.
+
+    When the API stops scoring (a 429 over the rate limit, a 503, unreachable), the rows scored so far are
+    kept and each other row's error says why it was not scored.
+    """
     texts: Sequence[Any] = frame["text"].tolist()
     result = frame.copy()
     labels: list[str | None] = [None] * len(texts)
@@ -63,18 +88,13 @@ def score_frame(
     for window in batches(len(scoreable), batch_size):
         rows = [scoreable[i] for i in window]
         try:
-            predictions = client.predict([texts[row] for row in rows])
-        except ApiError as exc:
-            if exc.status != 400:
-                raise
-            predictions = []
-            for row in rows:  # one bad row must not sink the batch: score the rest one by one
-                try:
-                    predictions.append(client.predict_one(texts[row]))
-                except ApiError as row_error:
-                    if row_error.status != 400:
-                        raise
-                    predictions.append({"error": row_error.message})
+            predictions = _score_batch(client, [texts[row] for row in rows])
+        except (
+            ApiError
+        ) as exc:  # over the rate limit, the API down: keep what is scored, say why not the rest
+            for row in scoreable[done:]:
+                errors[row] = f"not scored: {exc.message}"
+            break
         for row, prediction in zip(rows, predictions, strict=True):
             if "error" in prediction:
                 errors[row] = prediction["error"]

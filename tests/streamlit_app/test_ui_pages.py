@@ -12,6 +12,7 @@ import streamlit as st
 from flask import Flask
 from streamlit.testing.v1 import AppTest
 
+from api.limits import RateLimiter
 from buzzwatch.schema import Alert
 from buzzwatch.telemetry import (
     BAD_BUZZ_ALERT,
@@ -92,6 +93,33 @@ def test_try_it_scores_an_uploaded_csv_in_batches(api_url: str, monkeypatch: pyt
     assert scored["error"].fillna("").tolist() == ["", "", "empty text", "", ""]
     assert {"p_negative", "p_neutral", "p_positive", "prediction_id"} <= set(scored.columns)
     assert page.warning[0].value == "Scored 4 of 5 tweets; 1 could not be scored (see the `error` column)."
+
+
+def test_try_it_keeps_the_rows_scored_when_the_api_stops_scoring(
+    api_url: str, api_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the anonymous rate limit mid-file, the page was a traceback and the rows scored were lost."""
+    api_app.extensions["buzzwatch"].texts_limiter = RateLimiter(3)  # texts a minute: two batches of 2 is over
+    monkeypatch.setenv("BUZZWATCH_UI_BATCH_SIZE", "2")
+    page = _page("try_it").run()
+    csv_text = "text\nlove it\nlost my bag\ngate 5\ngreat flight\nlate again\n"
+    page.get("file_uploader")[0].upload("tweets.csv", csv_text.encode(), "text/csv").run()
+    assert not page.exception
+    scored = page.dataframe[0].value
+    assert scored["predicted_label"].fillna("").tolist() == ["positive", "negative", "", "", ""]
+    assert scored["error"][2:].str.startswith("not scored: too many texts to score").all()
+    assert page.warning[0].value == "Scored 2 of 5 tweets; 3 could not be scored (see the `error` column)."
+
+
+def test_try_it_scores_one_by_one_a_batch_too_large_to_send(api_url: str, api_app: Flask) -> None:
+    """A batch over the API's request size (413) was a traceback; each of its texts alone fits."""
+    api_app.config["MAX_CONTENT_LENGTH"] = 80  # bytes: one text's body fits, the batch's does not
+    page = _page("try_it").run()
+    csv_text = "text\nthe crew was great and the food was good\nthey lost my bag and the desk was rude\n"
+    page.get("file_uploader")[0].upload("tweets.csv", csv_text.encode(), "text/csv").run()
+    assert not page.exception
+    assert page.dataframe[0].value["predicted_label"].tolist() == ["positive", "negative"]
+    assert page.success[0].value == "Scored 2 tweets."
 
 
 def test_try_it_never_replaces_a_column_of_the_uploaded_csv(api_url: str) -> None:
