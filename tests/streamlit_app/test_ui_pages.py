@@ -76,12 +76,17 @@ def test_try_it_warns_on_an_empty_tweet(api_url: str) -> None:
     assert not page.subheader
 
 
-def test_try_it_scores_an_uploaded_csv_in_batches(api_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BUZZWATCH_UI_BATCH_SIZE", "2")
+def _upload_to_try_it(csv_text: str) -> AppTest:
+    """The Try it page once `csv_text` is uploaded as a CSV file and scored, with no exception on it."""
     page = _page("try_it").run()
-    csv_text = "id,text\n1,love it\n2,lost my bag\n3,\n4,gate 5\n5,great flight\n"
     page.get("file_uploader")[0].upload("tweets.csv", csv_text.encode(), "text/csv").run()
     assert not page.exception
+    return page
+
+
+def test_try_it_scores_an_uploaded_csv_in_batches(api_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUZZWATCH_UI_BATCH_SIZE", "2")
+    page = _upload_to_try_it("id,text\n1,love it\n2,lost my bag\n3,\n4,gate 5\n5,great flight\n")
     scored = page.dataframe[0].value
     assert scored["predicted_label"].fillna("").tolist() == [
         "positive",
@@ -101,10 +106,7 @@ def test_try_it_keeps_the_rows_scored_when_the_api_stops_scoring(
     """Over the anonymous rate limit mid-file, the page was a traceback and the rows scored were lost."""
     api_app.extensions["buzzwatch"].texts_limiter = RateLimiter(3)  # texts a minute: two batches of 2 is over
     monkeypatch.setenv("BUZZWATCH_UI_BATCH_SIZE", "2")
-    page = _page("try_it").run()
-    csv_text = "text\nlove it\nlost my bag\ngate 5\ngreat flight\nlate again\n"
-    page.get("file_uploader")[0].upload("tweets.csv", csv_text.encode(), "text/csv").run()
-    assert not page.exception
+    page = _upload_to_try_it("text\nlove it\nlost my bag\ngate 5\ngreat flight\nlate again\n")
     scored = page.dataframe[0].value
     assert scored["predicted_label"].fillna("").tolist() == ["positive", "negative", "", "", ""]
     assert scored["error"][2:].str.startswith("not scored: too many texts to score").all()
@@ -114,10 +116,9 @@ def test_try_it_keeps_the_rows_scored_when_the_api_stops_scoring(
 def test_try_it_scores_one_by_one_a_batch_too_large_to_send(api_url: str, api_app: Flask) -> None:
     """A batch over the API's request size (413) was a traceback; each of its texts alone fits."""
     api_app.config["MAX_CONTENT_LENGTH"] = 80  # bytes: one text's body fits, the batch's does not
-    page = _page("try_it").run()
-    csv_text = "text\nthe crew was great and the food was good\nthey lost my bag and the desk was rude\n"
-    page.get("file_uploader")[0].upload("tweets.csv", csv_text.encode(), "text/csv").run()
-    assert not page.exception
+    page = _upload_to_try_it(
+        "text\nthe crew was great and the food was good\nthey lost my bag and the desk was rude\n"
+    )
     assert page.dataframe[0].value["predicted_label"].tolist() == ["positive", "negative"]
     assert page.success[0].value == "Scored 2 tweets."
 
