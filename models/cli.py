@@ -122,14 +122,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[object, str | None]:
     """A DataFrame of strings, or an error message a person can act on."""
-    import pandas as pd
+    from buzzwatch.tables import CsvError, read_string_csv
 
     if not path.is_file():
         return None, f"input file not found: {path}"
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        return None, f"cannot read {path} as CSV: {exc}"
+        frame = read_string_csv(path.read_bytes(), path)
+    except CsvError as exc:
+        return None, str(exc)
     missing = [column for column in required if column not in frame.columns]
     if missing:
         found = ", ".join(map(str, frame.columns)) or "none"

@@ -1,8 +1,8 @@
 """Try it: score a tweet (or a CSV of them), see the probabilities, and tell the model when it is wrong."""
 
-import pandas as pd
 import streamlit as st
 
+from buzzwatch.tables import CsvError, read_string_csv
 from streamlit_app.client import ApiError
 from streamlit_app.common import require_api
 from streamlit_app.scoring import (
@@ -81,8 +81,8 @@ with csv_file:
     if upload is None:
         st.stop()
     try:
-        frame = pd.read_csv(upload)
-    except (ValueError, UnicodeDecodeError) as exc:
+        frame = read_string_csv(upload.getvalue(), upload.name)
+    except CsvError as exc:
         st.error(f"This file is not a readable CSV: {exc}")
         st.stop()
     if "text" not in frame.columns:

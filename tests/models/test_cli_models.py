@@ -104,6 +104,17 @@ def test_score_without_text_column_fails_clearly(tiny_model, tmp_path, capsys):
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_score_refuses_a_csv_whose_first_row_would_shift_every_column(tmp_path, capsys):
+    """An unquoted comma in the first row made pandas shift every row's text: scores written for the wrong
+    texts, exit 0."""
+    source = tmp_path / "in.csv"
+    source.write_text("id,text\n1,late again, as usual\n2,great crew\n")
+    assert main(["score", "--input", str(source), "--output", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"{source}: the first row after the header has 3 fields and the header 2 columns" in err
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_score_missing_file_and_bad_model(tmp_path, capsys):
     assert main(["score", "--input", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "o.csv")]) == 2
     assert "not found" in capsys.readouterr().err

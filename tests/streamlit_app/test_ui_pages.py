@@ -137,6 +137,13 @@ def test_try_it_never_replaces_a_column_of_the_uploaded_csv(api_url: str) -> Non
     assert page.success[0].value == "Scored 1 tweet."
 
 
+def test_try_it_refuses_a_csv_whose_first_row_would_shift_every_column(api_url: str) -> None:
+    page = _page("try_it").run()
+    page.get("file_uploader")[0].upload("shifted.csv", b"id,text\n1,late, again\n2,ok\n", "text/csv").run()
+    assert not page.exception and not page.dataframe
+    assert "the first row after the header has 3 fields and the header 2 columns" in page.error[0].value
+
+
 def test_try_it_explains_a_csv_without_text_column(api_url: str) -> None:
     page = _page("try_it").run()
     page.get("file_uploader")[0].upload("bad.csv", b"tweet\nhello\n", "text/csv").run()

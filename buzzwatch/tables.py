@@ -1,0 +1,49 @@
+"""The one reader of a CSV a person brings to be scored (`buzzwatch score`, `buzzwatch evaluate`, the app's
+upload): every cell a string, or a `CsvError` that names the line to fix.
+
+pandas alone reads a first row with more fields than the header (an unquoted comma in a tweet) as if its
+extra leading fields were an index: every column of every row shifts by one, silently. A byte that is not
+UTF-8 is reported by pandas at a position in its read buffer, not in the file.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from buzzwatch.settings import CommandError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class CsvError(CommandError):
+    """A CSV that cannot be read as its header says; the message names the file and the line."""
+
+
+def read_string_csv(data: bytes, name: str | Path) -> pd.DataFrame:
+    """The CSV `data` (UTF-8, with or without a byte-order mark) as a frame of strings, empty cells "".
+
+    `name` is how messages call the file.
+    """
+    import pandas as pd
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CsvError(
+            f"{name}: line {line} is not UTF-8 text (byte {data[exc.start]:#04x}); save the file as UTF-8"
+        ) from None
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
+        raise CsvError(f"cannot read {name} as CSV: {str(exc).strip()}") from None
+    if not isinstance(frame.index, pd.RangeIndex):
+        fields = frame.index.nlevels + len(frame.columns)
+        raise CsvError(
+            f"{name}: the first row after the header has {fields} fields and the header "
+            f"{len(frame.columns)} columns; quote each field that contains a comma"
+        )
+    return frame

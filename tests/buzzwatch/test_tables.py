@@ -1,0 +1,30 @@
+"""The CSV a person brings to be scored: strings as written, or an error naming the line to fix."""
+
+import pytest
+
+from buzzwatch.tables import CsvError, read_string_csv
+
+
+def test_cells_stay_strings_with_a_bom_crlf_and_quoted_newlines() -> None:
+    data = '\ufeffid,text\r\n007,"two\nlines"\r\n8,\r\n'.encode()
+    frame = read_string_csv(data, "in.csv")
+    assert frame.to_dict("records") == [{"id": "007", "text": "two\nlines"}, {"id": "8", "text": ""}]
+
+
+def test_a_first_row_with_an_unquoted_comma_is_refused_not_shifted() -> None:
+    """pandas took the extra leading field for an index: every row's text became the next column's value."""
+    with pytest.raises(CsvError, match="first row after the header has 3 fields and the header 2 columns"):
+        read_string_csv(b"id,text\n1,hello, world\n2,ok\n", "in.csv")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"text\nok\ncaf\xe9\n", r"in.csv: line 3 is not UTF-8 text \(byte 0xe9\); save the file as UTF-8"),
+        (b"", "cannot read in.csv as CSV: No columns to parse from file"),
+        (b"text\nok\na,b\n", "cannot read in.csv as CSV: .*Expected 1 fields in line 3, saw 2"),
+    ],
+)
+def test_what_cannot_be_read_names_the_file_and_line(data: bytes, message: str) -> None:
+    with pytest.raises(CsvError, match=message):
+        read_string_csv(data, "in.csv")
