@@ -9,6 +9,7 @@ production switches to the real services by configuration only.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,26 +38,51 @@ def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> st
     return value if value else default
 
 
-def env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    """An integer setting."""
+def _within(name: str, raw: str, value: float, minimum: float | None, maximum: float | None) -> None:
+    """Refuse a value outside [minimum, maximum], naming the variable and the range."""
+    if (minimum is None or value >= minimum) and (maximum is None or value <= maximum):
+        return
+    if maximum is None:
+        raise SettingsError(f"{name} must be at least {minimum:g}, got {raw!r}")
+    if minimum is None:
+        raise SettingsError(f"{name} must be at most {maximum:g}, got {raw!r}")
+    raise SettingsError(f"{name} must be between {minimum:g} and {maximum:g}, got {raw!r}")
+
+
+def env_int(
+    env: Mapping[str, str], name: str, default: int, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """An integer setting, within [minimum, maximum] when given."""
     raw = env_str(env, name)
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+    _within(name, raw, value, minimum, maximum)
+    return value
 
 
-def env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    """A float setting."""
+def env_float(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float:
+    """A number setting (never NaN), within [minimum, maximum] when given."""
     raw = env_str(env, name)
     if raw is None:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    if math.isnan(value):
+        raise SettingsError(f"{name} must be a number, got {raw!r}")
+    _within(name, raw, value, minimum, maximum)
+    return value
 
 
 def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -112,14 +138,14 @@ class SmtpSettings:
         """Build from SMTP_* and ALERT_EMAIL_* variables."""
         return cls(
             host=env_str(env, "SMTP_HOST"),
-            port=env_int(env, "SMTP_PORT", 25),
+            port=env_int(env, "SMTP_PORT", 25, minimum=1, maximum=65535),
             username=env_str(env, "SMTP_USERNAME"),
             password=env_str(env, "SMTP_PASSWORD"),
             starttls=env_bool(env, "SMTP_STARTTLS", False),
             use_ssl=env_bool(env, "SMTP_SSL", False),
             sender=env_str(env, "ALERT_EMAIL_FROM", "buzzwatch@localhost") or "buzzwatch@localhost",
             recipients=env_list(env, "ALERT_EMAIL_TO", ("social-media-team@localhost",)),
-            timeout_s=env_float(env, "SMTP_TIMEOUT_S", 10.0),
+            timeout_s=env_float(env, "SMTP_TIMEOUT_S", 10.0, minimum=0.1),
         )
 
 
@@ -168,11 +194,13 @@ class CommonSettings:
                 env, "PUBSUB_DEAD_LETTER_SUBSCRIPTION", "tweets-dead-letter-keep"
             )
             or "tweets-dead-letter-keep",
-            max_delivery_attempts=env_int(env, "PUBSUB_MAX_DELIVERY_ATTEMPTS", 5),
+            max_delivery_attempts=env_int(env, "PUBSUB_MAX_DELIVERY_ATTEMPTS", 5, minimum=5, maximum=100),
             appinsights_connection_string=env_str(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
             database_url=env_str(env, "DATABASE_URL", f"sqlite:///{var_dir / 'buzzwatch.db'}") or "",
             smtp=SmtpSettings.from_env(env),
             log_level=env_choice(env, "LOG_LEVEL", LOG_LEVELS, "INFO") or "INFO",
             pubsub_emulator_host=env_str(env, "PUBSUB_EMULATOR_HOST"),
-            pubsub_start_timeout_s=env_float(env, "PUBSUB_START_TIMEOUT_S", DEFAULT_PUBSUB_START_TIMEOUT_S),
+            pubsub_start_timeout_s=env_float(
+                env, "PUBSUB_START_TIMEOUT_S", DEFAULT_PUBSUB_START_TIMEOUT_S, minimum=0.1
+            ),
         )

@@ -31,9 +31,9 @@ class UiSettings:
         return cls(
             api_url=env_str(env, "BUZZWATCH_API_URL", "http://127.0.0.1:8080") or "http://127.0.0.1:8080",
             var_dir=CommonSettings.from_env(env).var_dir,
-            refresh_s=env_float(env, "BUZZWATCH_UI_REFRESH_S", 5.0),
-            batch_size=env_int(env, "BUZZWATCH_UI_BATCH_SIZE", 256),
-            lookback_hours=env_float(env, "BUZZWATCH_UI_LOOKBACK_HOURS", 24.0),
+            refresh_s=env_float(env, "BUZZWATCH_UI_REFRESH_S", 5.0, minimum=0.5),
+            batch_size=env_int(env, "BUZZWATCH_UI_BATCH_SIZE", 256, minimum=1),
+            lookback_hours=env_float(env, "BUZZWATCH_UI_LOOKBACK_HOURS", 24.0, minimum=0.1),
             detection_url=env_str(env, "BUZZWATCH_DETECTION_URL"),
             detection_cloud_run_auth=env_choice(env, "BUZZWATCH_DETECTION_AUTH", ("cloud-run",)) is not None,
             brands_file=brands_file(env),

@@ -27,14 +27,28 @@ def test_a_missing_model_path_is_one_line_before_gunicorn_starts(tmp_path: Path)
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("BUZZWATCH_DETECTION_AUTH", "cloudrun"), ("LOG_LEVEL", "verbose")]
+    ("command", "name", "value", "message"),
+    [
+        # A misspelt BUZZWATCH_DETECTION_AUTH silently called the detection feed without its ID token (401s).
+        ("ui", "BUZZWATCH_DETECTION_AUTH", "cloudrun", "must be one of cloud-run"),
+        ("ui", "LOG_LEVEL", "verbose", "must be one of"),
+        ("ui", "BUZZWATCH_UI_BATCH_SIZE", "0", "must be at least 1"),  # was a page traceback (range step 0)
+        ("api", "BUZZWATCH_API_MAX_BATCH", "0", "must be at least 1"),  # was a 400 for every batch
+        # Pruned every row at once: feedback on a prediction was a 404 once its prediction was written.
+        ("api", "BUZZWATCH_PREDICTION_LOG_MAX_ROWS", "0", "must be at least 1"),
+        ("api", "BUZZWATCH_DRIFT_MIN_WRONG_SHARE", "30", "must be between 0 and 1"),  # a share, not a percent
+    ],
 )
-def test_a_malformed_ui_setting_is_one_line_before_streamlit_starts(
-    name: str, value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_a_malformed_setting_is_one_line_before_the_server_starts(
+    command: str,
+    name: str,
+    value: str,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A misspelt BUZZWATCH_DETECTION_AUTH silently called the detection feed without its ID token (401s)."""
     monkeypatch.setenv(name, value)
-    monkeypatch.setattr(os, "execv", lambda *args: pytest.fail("streamlit started with a bad setting"))
-    assert main(["ui", "--port", "8502"]) == 2
+    monkeypatch.setattr(os, "execv", lambda *args: pytest.fail("the server started with a bad setting"))
+    assert main([command, "--port", "8502"]) == 2
     err = capsys.readouterr().err
-    assert f"{name} must be one of" in err and repr(value) in err and "Traceback" not in err
+    assert f"{name} {message}" in err and repr(value) in err and "Traceback" not in err

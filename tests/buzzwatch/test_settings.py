@@ -39,6 +39,20 @@ def test_malformed_values_name_the_variable(name, value):
         CommonSettings.from_env({name: value})
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SMTP_PORT", "70000", "between 1 and 65535"),
+        ("PUBSUB_MAX_DELIVERY_ATTEMPTS", "3", "between 5 and 100"),  # what Pub/Sub accepts
+        ("PUBSUB_START_TIMEOUT_S", "-1", "at least 0.1"),
+        ("SMTP_TIMEOUT_S", "nan", "a number"),
+    ],
+)
+def test_values_out_of_their_range_name_the_variable_and_the_range(name, value, message):
+    with pytest.raises(SettingsError, match=f"{name} must be {message}, got '{value}'"):
+        CommonSettings.from_env({name: value})
+
+
 def test_log_level_takes_any_level_name_in_any_case():
     assert CommonSettings.from_env({"LOG_LEVEL": "warning"}).log_level == "WARNING"
     assert CommonSettings.from_env({"LOG_LEVEL": " Debug "}).log_level == "DEBUG"
