@@ -50,6 +50,9 @@ from models.language import Language, gate_for
 logger = logging.getLogger(__name__)
 
 JSON_MIMETYPES = {"application/json"}
+# A prediction the API issued this recently and cannot find yet is still queued in another worker (503, send
+# again); older than this, it is gone (that worker stopped before writing it, or it was pruned): 404.
+RECENTLY_ISSUED_S = 60.0
 
 
 class PredictorLike(Protocol):
@@ -406,15 +409,25 @@ def _refuse_anonymous_text_feedback(settings: ApiSettings) -> None:
 
 
 def _logged_prediction(store: FeedbackStore, prediction_id: str) -> LoggedPrediction:
-    """The prediction a feedback names: 404 if unknown, 503 while the log cannot be written (maybe queued)."""
+    """The prediction a feedback names: 404 if unknown; 503 for one the API issued that may still be queued
+    (the log cannot be written, or it was issued under RECENTLY_ISSUED_S ago by a worker slow to write it
+    (a busy database, a slow disk) and the log has not dropped predictions that old)."""
     logged = store.find_prediction(prediction_id)
     if logged is not None:
         return logged
-    if store.ids.issued_age_s(prediction_id) is not None:
+    age_s = store.ids.issued_age_s(prediction_id)
+    if age_s is not None:
         write_problem = store.write_problem()  # a fresh look: an idle worker's last error may be stale
         if write_problem:  # issued here: perhaps still queued in another worker, waiting for the database
             raise RequestError(
                 f"prediction {prediction_id!r} is not in the log yet: {write_problem}", 503, 30
+            )
+        if age_s < RECENTLY_ISSUED_S and not store.dropped_from_log(prediction_id):  # still queued elsewhere
+            raise RequestError(
+                f"prediction {prediction_id!r} was made {max(age_s, 0.0):.1f} s ago and is not in the log "
+                "yet; the feedback is not stored: send it again in a few seconds",
+                503,
+                5,
             )
     raise RequestError(
         f"unknown prediction id {prediction_id[:64]!r}: use an id returned by /v1/predict in the last days, "

@@ -282,7 +282,8 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                     "503": {
                         **_error_response(
                             503,
-                            "The database cannot be written (full or read-only disk); the message names it",
+                            "The database cannot be written (full or read-only disk; the message names it), "
+                            "or the prediction, made under a minute ago, is not written yet: send it again",
                         ),
                         "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
                     },

@@ -408,6 +408,15 @@ class FeedbackStore:
             found = self._select_prediction(prediction_id)
         return found
 
+    def dropped_from_log(self, prediction_id: str) -> bool:
+        """Whether the log keeps only predictions made after this id's: the row cap or retention dropped it.
+
+        Ids begin with the time they were issued (fixed-width hex), so they sort by it.
+        """
+        with self.engine.connect() as connection:
+            oldest = connection.execute(select(func.min(predictions_table.c.prediction_id))).scalar_one()
+        return oldest is not None and oldest > prediction_id
+
     def _queued_prediction(self, prediction_id: str) -> LoggedPrediction | None:
         """A prediction of this process not written yet (the database refused it so far)."""
         with self._flush_lock, self._pending_lock:

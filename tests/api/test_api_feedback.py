@@ -11,10 +11,19 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from api.app import create_app
 from api.settings import ApiSettings
+from api.store import FeedbackStore
+from buzzwatch.notify import Mailer
 from buzzwatch.schema import LABELS
-from buzzwatch.telemetry import FEEDBACK_RECEIVED, MISPREDICTION, MODEL_DRIFT_ALERT, read_local
-from tests.support.api import API_KEY, APP_TOKEN, FakeClock, RecordingSleep
+from buzzwatch.telemetry import (
+    FEEDBACK_RECEIVED,
+    MISPREDICTION,
+    MODEL_DRIFT_ALERT,
+    LocalTelemetry,
+    read_local,
+)
+from tests.support.api import API_KEY, APP_TOKEN, FakeClock, LexiconPredictor, RecordingSleep
 
 
 def _predict(client: FlaskClient, text: str) -> dict:
@@ -117,6 +126,31 @@ def test_made_up_prediction_ids_get_their_404_at_once(
         assert response.status_code == 404
         assert store_sleep.waits == []
     assert client.post("/v1/feedback", json={"prediction_id": genuine, "label": "neutral"}).status_code == 201
+
+
+def test_feedback_on_a_prediction_another_worker_has_not_written_yet_is_asked_again(
+    settings: ApiSettings, client: FlaskClient, store: FeedbackStore, mailer: Mailer
+) -> None:
+    """A worker slow to write its predictions (a busy database) made a genuine id a 404 "unknown"."""
+    slow_store = FeedbackStore(settings.common.database_url, flush_interval_s=3600)  # written by hand below
+    slow_worker = create_app(
+        settings,
+        predictor=LexiconPredictor(),
+        store=slow_store,
+        telemetry=LocalTelemetry(settings.common.var_dir, role="api"),
+        mailer=mailer,
+    ).test_client()
+    prediction_id = _predict(slow_worker, "they lost my bag")["prediction_id"]
+    response = client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": "negative"})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert (
+        "is not in the log yet; the feedback is not stored: send it again" in response.get_json()["message"]
+    )
+    assert store.feedback_stats()["total"] == 0
+    slow_store.flush()
+    response = client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": "negative"})
+    assert response.status_code == 201
+    slow_store.close()
 
 
 def test_export_is_what_training_takes(client: FlaskClient) -> None:
