@@ -28,6 +28,14 @@ def replay_speed(value: str) -> float | None:
     return speed
 
 
+def tweet_limit(value: str) -> int:
+    """An argparse type for --limit: a positive count (a negative one sliced the replay from its end)."""
+    count = int(value) if value.strip().isdigit() else 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"--limit is a positive number of tweets, got {value!r}")
+    return count
+
+
 def register(subparsers: Any) -> None:
     """Add the `ingest` subcommand."""
     ingest = subparsers.add_parser(
@@ -59,7 +67,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="replay speed: 'max' (default) as fast as possible, or a factor of event time (60 = 1 min/s)",
     )
-    ingest.add_argument("--limit", type=int, help="publish at most this many tweets (replay, stdin)")
+    ingest.add_argument("--limit", type=tweet_limit, help="publish at most this many tweets (replay, stdin)")
     ingest.add_argument(
         "--progress-every",
         type=float,

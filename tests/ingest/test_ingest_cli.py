@@ -75,6 +75,9 @@ def ingest_env(emulator_env, unique_name, tmp_path) -> dict[str, str]:
         (["--source", "replay", "--input", "absent.csv"], "is not a file"),
         (["--source", "x-stream"], "missing required setting X_BEARER_TOKEN"),
         (["--source", "stdin", "--brands", "absent.toml"], "brands file not found"),
+        # -1 published all but the last tweet of a replay, and stopped stdin after its first
+        (["--source", "stdin", "--limit", "-1"], "--limit is a positive number of tweets, got '-1'"),
+        (["--source", "stdin", "--limit", "0"], "--limit is a positive number of tweets, got '0'"),
     ],
 )
 def test_configuration_errors_exit_2_with_a_message(tmp_path, arguments, message):
