@@ -13,6 +13,7 @@ import csv
 import hashlib
 import hmac
 import io
+import itertools
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from functools import wraps
 from typing import Any, Protocol
 
 from flask import Flask, Response, current_app, g, jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -277,6 +279,20 @@ def _register_errors(app: Flask) -> None:
         response, status = _error(status, code, message)
         if status == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response, status
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError) -> tuple[Response, int]:
+        """The database cannot be reached or opened (a server down, a missing folder): not the caller's
+        fault nor a bug, so a 503 naming it, not a 500."""
+        where = services().store.location
+        logger.error(
+            "database unavailable", extra={"path": request.path, "database": where, "error": str(exc.orig)}
+        )
+        response, status = _error(
+            503, error_code(503), f"the database {where} cannot be read: {exc.orig}; try again later"
+        )
+        response.headers["Retry-After"] = "30"
         return response, status
 
     @app.errorhandler(Exception)
@@ -551,13 +567,14 @@ def _register_routes(app: Flask) -> None:
     @app.get("/v1/admin/feedback.csv")
     @require_api_key
     def export_feedback() -> Response:
-        store = services().store
+        records = services().store.iter_feedback()
+        first = next(records, None)  # an unreadable database is a 503 here, not a cut-off 200 (headers sent)
 
         def rows() -> Iterator[str]:
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(EXPORT_COLUMNS)
-            for record in store.iter_feedback():
+            for record in itertools.chain([first] if first is not None else [], records):
                 writer.writerow(
                     [
                         record.text,

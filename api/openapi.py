@@ -194,11 +194,16 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
     wrong_credential = _error_response(
         401, "A key or token was sent and matches neither the API key nor the app token"
     )
+    retry_after = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
     rate_limited = {
         **_error_response(
             429, "Over the per-client limit for anonymous callers; retry after Retry-After seconds"
         ),
-        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+        "headers": retry_after,
+    }
+    database_unavailable = {
+        **_error_response(503, "The database cannot be read (unreachable, or its folder gone); it is named"),
+        "headers": retry_after,
     }
     paths: dict[str, Any] = {
         "/v1/predict": {
@@ -285,7 +290,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                             "The database cannot be written (full or read-only disk; the message names it), "
                             "or the prediction, made under a minute ago, is not written yet: send it again",
                         ),
-                        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+                        "headers": retry_after,
                     },
                 },
             }
@@ -294,7 +299,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
             "get": {
                 "summary": "How much feedback was received, and how often the model was right",
                 "operationId": "feedbackStats",
-                "responses": {"200": _json("FeedbackStats", "Counts")},
+                "responses": {"200": _json("FeedbackStats", "Counts"), "503": database_unavailable},
             }
         },
         "/v1/model": {
@@ -313,6 +318,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                     "200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
                     "401": unauthorized,
                     "403": _error_response(403, "Admin routes are disabled: no API key is configured"),
+                    "503": database_unavailable,
                 },
             }
         },
@@ -325,6 +331,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                     "200": _json("DriftStatus", "Drift monitor"),
                     "401": unauthorized,
                     "403": _error_response(403, "Admin routes are disabled: no API key is configured"),
+                    "503": database_unavailable,
                 },
             }
         },

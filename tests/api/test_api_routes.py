@@ -123,6 +123,28 @@ def test_readiness_fails_when_the_database_is_gone(app: Flask, client: FlaskClie
     assert client.get("/healthz").status_code == 200
 
 
+def test_routes_that_read_a_database_gone_answer_503_naming_it(app: Flask, client: FlaskClient) -> None:
+    """They were 500 "internal error" (the CSV export an exception while streaming its 200)."""
+    prediction_id = client.post("/v1/predict", json={"text": "great crew"}).get_json()["prediction_id"]
+    store = app.extensions["buzzwatch"].store
+    store.flush()
+    working, store.engine = store.engine, create_engine("sqlite:////nonexistent-dir/buzzwatch.db")
+    admin = {"X-API-Key": API_KEY}
+    answers = [
+        client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": "neutral"}),
+        client.get("/v1/feedback/stats"),
+        client.get("/v1/admin/drift", headers=admin),
+        client.get("/v1/admin/feedback.csv", headers=admin),
+    ]
+    for response in answers:
+        assert (response.status_code, response.headers["Retry-After"]) == (503, "30"), response.request.path
+        assert response.get_json()["message"].startswith(
+            "the database /nonexistent-dir/buzzwatch.db cannot be"
+        )
+    assert client.post("/v1/predict", json={"text": "great crew"}).status_code == 200  # scoring goes on
+    store.engine = working  # the database is back: the queued prediction is written at the store's close
+
+
 def test_cors_only_for_configured_origins(client: FlaskClient) -> None:
     allowed = client.post("/v1/predict", json={"text": "nice"}, headers={"Origin": "http://localhost:8501"})
     assert allowed.headers["Access-Control-Allow-Origin"] == "http://localhost:8501"
