@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.drift import DriftMonitor, MailerLike, TelemetryLike
@@ -313,6 +313,8 @@ def _json_body() -> Any:
             status=415,
         )
     raw = request.get_data(cache=False)
+    if request.content_length is None and len(raw) >= services().settings.max_request_bytes:
+        raise RequestEntityTooLarge()  # chunked: werkzeug stops reading at the limit without saying so
     if not raw.strip():
         raise RequestError("the body is empty; send a JSON object")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 
 import pytest
@@ -93,6 +94,20 @@ def test_oversized_body_is_413_json(client: FlaskClient) -> None:
     )
     assert response.status_code == 413
     assert "larger than 65536 bytes" in response.get_json()["message"]
+
+
+def test_oversized_chunked_body_is_413_json_not_a_cut_json_error(client: FlaskClient) -> None:
+    """Sent chunked (no Content-Length; gunicorn sets wsgi.input_terminated), werkzeug read the body up to the
+    limit and stopped: the cut JSON was a 400 "Unterminated string", or a padded body answered as if whole."""
+    for body in (json.dumps({"text": "a" * 70_000}), json.dumps({"text": "great crew"}) + " " * 70_000):
+        response = client.post(
+            "/v1/predict",
+            input_stream=io.BytesIO(body.encode()),
+            headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+        assert response.status_code == 413
+        assert "larger than 65536 bytes" in response.get_json()["message"]
 
 
 def test_unknown_route_and_wrong_method_answer_json(client: FlaskClient) -> None:
