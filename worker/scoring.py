@@ -65,8 +65,8 @@ class WorkerSettings:
             push_endpoint=env_str(env, "PUBSUB_PUSH_ENDPOINT"),
             max_batch=env_int(env, "WORKER_MAX_BATCH", 256),
             flushes=env_int(env, "WORKER_FLUSHES", 1),
-            max_envelope_bytes=env_int(env, "WORKER_MAX_ENVELOPE_BYTES", 1_000_000),
-            publish_timeout_s=env_float(env, "WORKER_PUBLISH_TIMEOUT_S", 30.0),
+            max_envelope_bytes=env_int(env, "WORKER_MAX_ENVELOPE_BYTES", 1_000_000, minimum=1024),
+            publish_timeout_s=env_float(env, "WORKER_PUBLISH_TIMEOUT_S", 30.0, minimum=0.1),
             partitions=partitions,
         )
 

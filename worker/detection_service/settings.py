@@ -15,6 +15,9 @@ from worker.auth import IdTokenPolicy
 from worker.detection import DetectorConfig
 
 FEED_AUTH_PREFIX = "DETECTION_FEED_AUTH"
+# Seen tweet ids are pruned hourly past the retention: under a day (0 forgot them all at each prune), a
+# message redelivered after its checkpoint (a lost ack, a restart) could be counted twice.
+MIN_SEEN_RETENTION_DAYS = 1.0
 
 
 def default_instance_id() -> str:
@@ -30,7 +33,8 @@ class DetectionSettings:
     feed_auth: IdTokenPolicy = field(default_factory=lambda: IdTokenPolicy(FEED_AUTH_PREFIX))
     checkpoint_interval_s: float = 2.0  # DETECTION_CHECKPOINT_S: how often the service commits
     checkpoint_max_messages: int = 2000  # DETECTION_CHECKPOINT_MESSAGES: ... or after this many messages
-    seen_retention_days: float = 14.0  # DETECTION_SEEN_RETENTION_DAYS: how long tweet ids are remembered
+    # DETECTION_SEEN_RETENTION_DAYS: how long tweet ids are remembered (at least MIN_SEEN_RETENTION_DAYS)
+    seen_retention_days: float = 14.0
     reset_state: bool = False  # DETECTION_RESET_STATE: set a damaged database or state aside, start afresh
     health_port: int = 8081  # PORT: the health endpoint and feed
     health_host: str = "127.0.0.1"  # DETECTION_HOST: the address it binds (loopback; 0.0.0.0 in a container)
@@ -74,11 +78,15 @@ class DetectionSettings:
             raise SettingsError(f"DETECTION_LEASE_S must be positive, got {lease_s:g}")
         return cls(
             feed_auth=IdTokenPolicy.from_env(env, FEED_AUTH_PREFIX),
-            checkpoint_interval_s=env_float(env, "DETECTION_CHECKPOINT_S", cls.checkpoint_interval_s),
-            checkpoint_max_messages=env_int(
-                env, "DETECTION_CHECKPOINT_MESSAGES", cls.checkpoint_max_messages
+            checkpoint_interval_s=env_float(
+                env, "DETECTION_CHECKPOINT_S", cls.checkpoint_interval_s, minimum=0.1
             ),
-            seen_retention_days=env_float(env, "DETECTION_SEEN_RETENTION_DAYS", cls.seen_retention_days),
+            checkpoint_max_messages=env_int(
+                env, "DETECTION_CHECKPOINT_MESSAGES", cls.checkpoint_max_messages, minimum=1
+            ),
+            seen_retention_days=env_float(
+                env, "DETECTION_SEEN_RETENTION_DAYS", cls.seen_retention_days, minimum=MIN_SEEN_RETENTION_DAYS
+            ),
             reset_state=env_bool(env, "DETECTION_RESET_STATE", cls.reset_state),
             health_port=env_int(env, "PORT", cls.health_port),
             health_host=env_str(env, "DETECTION_HOST", cls.health_host) or cls.health_host,

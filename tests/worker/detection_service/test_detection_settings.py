@@ -56,3 +56,32 @@ def test_each_variable_lands_in_its_field() -> None:
 def test_a_malformed_number_is_refused_by_name(variable: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         DetectionSettings.from_env({variable: "soon"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DETECTION_CHECKPOINT_S", "-1", "at least 0.1"),
+        ("DETECTION_CHECKPOINT_MESSAGES", "0", "at least 1"),
+        ("DETECTION_SEEN_RETENTION_DAYS", "0", "at least 1"),  # the hourly prune forgot every seen id
+    ],
+)
+def test_a_number_that_cannot_work_is_refused_with_its_range(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=f"{variable} must be {message}, got '{value}'"):
+        DetectionSettings.from_env({variable: value})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("WORKER_MAX_ENVELOPE_BYTES", "0", "at least 1024"),  # every push was dead-lettered as oversized
+        ("WORKER_PUBLISH_TIMEOUT_S", "0", "at least 0.1"),
+    ],
+)
+def test_the_scoring_worker_refuses_a_number_that_cannot_work(
+    variable: str, value: str, message: str
+) -> None:
+    from worker.scoring import WorkerSettings
+
+    with pytest.raises(SettingsError, match=f"{variable} must be {message}, got '{value}'"):
+        WorkerSettings.from_env({variable: value})
