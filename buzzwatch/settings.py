@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +120,19 @@ def env_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def env_addresses(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated e-mail addresses (`team@example.com` or `Team <team@example.com>`), each checked."""
+    addresses = env_list(env, name, default)
+    for value in addresses:
+        _, address = parseaddr(value)
+        local, at, domain = address.rpartition("@")
+        if ";" in value or not (local and at and domain) or any(char.isspace() for char in address):
+            raise SettingsError(
+                f"{name}: {value!r} is not an e-mail address; separate several with commas, not semicolons"
+            )
+    return addresses
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     """Where alert emails go; with no host they are written to an outbox folder of .eml files."""
@@ -136,6 +150,9 @@ class SmtpSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SmtpSettings:
         """Build from SMTP_* and ALERT_EMAIL_* variables."""
+        senders = env_addresses(env, "ALERT_EMAIL_FROM", ("buzzwatch@localhost",))
+        if len(senders) != 1:
+            raise SettingsError(f"ALERT_EMAIL_FROM is one address, got {len(senders)}")
         return cls(
             host=env_str(env, "SMTP_HOST"),
             port=env_int(env, "SMTP_PORT", 25, minimum=1, maximum=65535),
@@ -143,8 +160,8 @@ class SmtpSettings:
             password=env_str(env, "SMTP_PASSWORD"),
             starttls=env_bool(env, "SMTP_STARTTLS", False),
             use_ssl=env_bool(env, "SMTP_SSL", False),
-            sender=env_str(env, "ALERT_EMAIL_FROM", "buzzwatch@localhost") or "buzzwatch@localhost",
-            recipients=env_list(env, "ALERT_EMAIL_TO", ("social-media-team@localhost",)),
+            sender=senders[0],
+            recipients=env_addresses(env, "ALERT_EMAIL_TO", ("social-media-team@localhost",)),
             timeout_s=env_float(env, "SMTP_TIMEOUT_S", 10.0, minimum=0.1),
         )
 

@@ -53,6 +53,25 @@ def test_values_out_of_their_range_name_the_variable_and_the_range(name, value, 
         CommonSettings.from_env({name: value})
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        # Outlook's separator: the mail server took the first address, the others never got an alert.
+        ("ALERT_EMAIL_TO", "team@example.com; oncall@example.com", "separate several with commas"),
+        ("ALERT_EMAIL_TO", "team@example.com, social media team", "'social media team' is not an e-mail"),
+        ("ALERT_EMAIL_FROM", "buzzwatch", "'buzzwatch' is not an e-mail address"),
+        ("ALERT_EMAIL_FROM", "a@example.com, b@example.com", "ALERT_EMAIL_FROM is one address, got 2"),
+    ],
+)
+def test_alert_addresses_are_checked_at_start(name, value, message):
+    with pytest.raises(SettingsError, match=message):
+        CommonSettings.from_env({name: value})
+    named = CommonSettings.from_env(
+        {"ALERT_EMAIL_TO": "Team <team@example.com>, oncall@x", "ALERT_EMAIL_FROM": "BuzzWatch <bw@x>"}
+    )
+    assert named.smtp.recipients == ("Team <team@example.com>", "oncall@x")
+
+
 def test_log_level_takes_any_level_name_in_any_case():
     assert CommonSettings.from_env({"LOG_LEVEL": "warning"}).log_level == "WARNING"
     assert CommonSettings.from_env({"LOG_LEVEL": " Debug "}).log_level == "DEBUG"
