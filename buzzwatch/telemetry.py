@@ -218,7 +218,8 @@ class LocalTelemetry(Telemetry):
 
 def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
     try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below, tolerant of a missing file
+        # errors="replace": a line cut inside a character (a write that hit a full disk) is one bad line
+        handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         return
     with handle:

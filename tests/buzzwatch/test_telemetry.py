@@ -67,6 +67,18 @@ def test_read_local_skips_a_partial_last_line(tmp_path: Path) -> None:
     assert [m["value"] for m in read_local(tmp_path, "metrics")] == [4.0]
 
 
+def test_read_local_skips_a_line_cut_inside_a_character_and_reads_on(tmp_path: Path) -> None:
+    """A write that hit a full disk leaves part of a line; the next one is appended to it. Cut inside a
+    character (an emoji of a sample tweet), it was a UnicodeDecodeError for every reader (Watch it, demo)."""
+    sink = LocalTelemetry(tmp_path)
+    sink.metric(telemetry.TWEET_VOLUME, 4, {"brand": "delta"})
+    with open(tmp_path / "telemetry" / "metrics.jsonl", "ab") as handle:
+        handle.write('{"name": "tweet_volume", "brand": "lost my bag \U0001f621'.encode()[:-2])
+    sink.metric(telemetry.TWEET_VOLUME, 5, {"brand": "delta"})  # joined to the cut line: both unreadable
+    sink.metric(telemetry.TWEET_VOLUME, 6, {"brand": "delta"})
+    assert [m["value"] for m in read_local(tmp_path, "metrics")] == [4.0, 6.0]
+
+
 @pytest.mark.integration
 def test_azure_envelopes_arrive_at_capture_server(appinsights_capture) -> None:
     sink = AzureTelemetry(appinsights_capture.connection_string, role="worker", export_interval_s=60)
