@@ -112,10 +112,7 @@ def streamlit_command(host: str, port: int) -> list[str]:
 
 def run_ui(args: argparse.Namespace) -> int:
     """Replace this process with `streamlit run streamlit_app/app.py`."""
-    from streamlit_app.settings import UiSettings
-
     os.environ["BUZZWATCH_API_URL"] = args.api_url
-    UiSettings.from_env()  # a malformed setting is refused here in one line, not on every page
     command = streamlit_command(args.host, args.port)
     os.chdir(REPO_ROOT)
     os.execv(command[0], command)

@@ -242,8 +242,7 @@ ENTRY_MODULES: dict[str, list[str]] = {
 OPTIONAL_IMPORTS: dict[str, frozenset[str]] = {
     # models:/ registry URIs resolve through models.tracking and MLflow, only when BUZZWATCH_MODEL_URI names
     # one; the serving images ship the champion artifact instead (the retrain workflow promotes by PR).
-    # `buzzwatch ui` (api.cli) checks the app's settings (streamlit_app); this image never runs it.
-    "api": frozenset({"mlflow", "models.tracking", "streamlit_app"}),
+    "api": frozenset({"mlflow", "models.tracking"}),
     # ... plus the reason classifier's training helpers (models.data, models.evaluate, sklearn).
     "worker": frozenset({"mlflow", "models.tracking", "models.data", "models.evaluate", "sklearn"}),
     "ingest": frozenset(),

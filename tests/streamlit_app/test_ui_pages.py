@@ -286,6 +286,23 @@ def test_watch_it_says_when_the_detection_service_cannot_be_reached(monkeypatch:
     assert "cannot read the detection service's metrics" in page.error[0].value
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        # A misspelt BUZZWATCH_DETECTION_AUTH silently called the detection feed without its ID token (401s).
+        ("BUZZWATCH_DETECTION_AUTH", "cloudrun", "BUZZWATCH_DETECTION_AUTH must be one of cloud-run"),
+        ("BUZZWATCH_UI_BATCH_SIZE", "0", "BUZZWATCH_UI_BATCH_SIZE must be at least 1"),  # a CSV's traceback
+    ],
+)
+def test_the_app_names_a_malformed_setting_instead_of_failing_on_each_page(
+    name: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    page = AppTest.from_file(str(UI_DIR / "app.py"), default_timeout=TIMEOUT).run()
+    assert not page.exception
+    assert page.error[0].value == f"BuzzWatch cannot start: {message}, got '{value}'"
+
+
 def test_navigation_app_runs(api_url: str) -> None:
     page = AppTest.from_file(str(UI_DIR / "app.py"), default_timeout=TIMEOUT).run()
     assert not page.exception
