@@ -304,9 +304,15 @@ def parity_gap(
 
 
 def fuse_ensemble(
-    lstm_onnx: Path, linear: Any, linear_weight: float, temperature: float, out_path: Path
+    lstm_onnx: Path,
+    linear: Any,
+    linear_weight: float,
+    temperature: float,
+    out_path: Path,
+    class_offsets: np.ndarray | None = None,
 ) -> Path:
-    """One ONNX graph: the LSTM and the linear model side by side, soft vote, temperature scaling.
+    """One ONNX graph: the LSTM and the linear model side by side, soft vote, temperature scaling and
+    per-class logit offsets (zeros when None).
 
     Inputs `token_ids` (batch, length) and `ngram_keys` (batch, n; `models.linear.LinearModel.ngram_keys`,
     int64, PAD_KEY pads); outputs `probabilities` (the ensemble's, calibrated) and `sequence_probabilities`
@@ -332,6 +338,9 @@ def fuse_ensemble(
         "sequence_share": np.array(1.0 - linear_weight, dtype=np.float32),
         "linear_share": np.array(linear_weight, dtype=np.float32),
         "temperature": np.array(temperature, dtype=np.float32),
+        "class_offsets": np.zeros(weighted.shape[1], dtype=np.float32)
+        if class_offsets is None
+        else np.asarray(class_offsets, dtype=np.float32),
     }
     graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in constants.items())
     encoder = helper.make_node(
@@ -359,7 +368,8 @@ def fuse_ensemble(
         ("Max", ["mixed", "norm_floor"], ["mixed_floored"], {}),
         ("Log", ["mixed_floored"], ["log_mixed"], {}),
         ("Div", ["log_mixed", "temperature"], ["tempered"], {}),
-        ("Softmax", ["tempered"], [lstm_output], {"axis": 1}),
+        ("Add", ["tempered", "class_offsets"], ["offset_logits"], {}),
+        ("Softmax", ["offset_logits"], [lstm_output], {"axis": 1}),
     ]
     graph.node.append(encoder)
     graph.node.extend(helper.make_node(op, inputs, outputs, **attrs) for op, inputs, outputs, attrs in nodes)

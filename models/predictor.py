@@ -11,8 +11,9 @@ tokens up in the vocabulary shipped inside the artifact. The artifact directory 
 - optionally `linear.npz` + `linear_features.json` (`models.linear`): a TF-IDF + logistic regression
   model. Then the artifact is a soft-voting ensemble (`meta["ensemble"]`): `model.onnx` takes the
   tweets' n-gram keys as a second input, `ngram_keys`, and computes the linear model inside the graph;
-  probabilities = (1 - linear_weight) * LSTM + linear_weight * linear, then temperature scaling
-  (softmax(log p / temperature)), both chosen on the selection split at training time (`combine`).
+  probabilities = (1 - linear_weight) * LSTM + linear_weight * linear, then temperature scaling and
+  per-class offsets (softmax(log p / temperature + class_offsets), a class-prior correction), all chosen
+  on the selection split at training time (`combine`).
   Each token is looked up once for both halves: one index holds the LSTM vocabulary's ids and, after
   them, the linear model's other tokens; numpy maps a batch's ids to each half's (`_encode_ensemble`).
 - optionally `subwords.npz` (`models.subwords`, `meta["subwords"]`): FastText's hashed character-n-gram
@@ -123,15 +124,22 @@ def _download_from_mlflow(model_uri: str) -> Path:
 
 
 def combine(
-    sequence_probabilities: np.ndarray, linear_logits: np.ndarray, linear_weight: float, temperature: float
+    sequence_probabilities: np.ndarray,
+    linear_logits: np.ndarray,
+    linear_weight: float,
+    temperature: float,
+    class_offsets: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Soft vote of the two models' probabilities, then temperature scaling (float32, rows sum to 1).
+    """Soft vote of the two models' probabilities, temperature scaling, then per-class logit offsets.
 
-    The numpy twin of the fused ONNX graph (`models.export.fuse_ensemble`), for choosing the weight and
-    the temperature at training time.
+    The numpy twin of the fused ONNX graph (`models.export.fuse_ensemble`), for choosing the weight, the
+    temperature and the offsets at training time (float32, rows sum to 1).
     """
     mixed = (1.0 - linear_weight) * sequence_probabilities + linear_weight * softmax(linear_logits)
-    return softmax(np.log(np.maximum(mixed, 1e-12)) / temperature).astype(np.float32)
+    tempered = np.log(np.maximum(mixed, 1e-12)) / temperature
+    if class_offsets is not None:
+        tempered = tempered + np.asarray(class_offsets, dtype=tempered.dtype)
+    return softmax(tempered).astype(np.float32)
 
 
 class _ChunkIds:

@@ -25,6 +25,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -784,18 +785,24 @@ def judge_candidate(
     return metrics
 
 
-def train_ensemble(
-    lstm_result: dict[str, Any], linear: Any, prepared: Prepared, settings: CommonSettings
+def fit_ensemble(
+    lstm_artifact_dir: Path,
+    linear: Any,
+    evaluation_sets: Mapping[str, pd.DataFrame],
+    class_offsets: bool = False,
 ) -> dict[str, Any]:
-    """The soft-voting ensemble of one LSTM and the linear model: weight and temperature chosen on the
-    selection split, one artifact, one MLflow run."""
+    """The ensemble's settings, each chosen on the selection split: the linear weight (selection score),
+    the temperature (lowest NLL) and, with `class_offsets`, per-class offsets (selection score;
+    `models.ensemble.choose_class_offsets`; measured and left out of the default recipe, see the README)."""
     from models.data import SELECTION_SETS
-    from models.ensemble import choose_weight, fit_temperature, write_ensemble_artifact
+    from models.ensemble import choose_class_offsets, choose_weight, fit_temperature, negative_log_likelihood
     from models.evaluate import evaluation_report, expected_calibration_error
     from models.predictor import Predictor, combine
 
-    lstm = Predictor(lstm_result["artifact_dir"])
-    frames = {name: prepared.evaluation_sets[name] for name in ("validation", *SELECTION_SETS)}
+    lstm = Predictor(lstm_artifact_dir)
+    frames = {
+        name: evaluation_sets[name] for name in ("validation", *SELECTION_SETS) if name in evaluation_sets
+    }
     frames = {name: frame for name, frame in frames.items() if len(frame)}
     sequence, logits, truth = {}, {}, {}
     for set_name, frame in frames.items():
@@ -806,10 +813,10 @@ def train_ensemble(
 
     chosen_on = [set_name for set_name in SELECTION_SETS if set_name in frames] or ["validation"]
 
-    def score(weight: float) -> float:
+    def score(weight: float, temperature: float = 1.0, offsets: np.ndarray | None = None) -> float:
         reports = {}
         for set_name in chosen_on:
-            mixed = combine(sequence[set_name], logits[set_name], weight, 1.0)
+            mixed = combine(sequence[set_name], logits[set_name], weight, temperature, offsets)
             predicted = [LABELS[i] for i in mixed.argmax(axis=1)]
             reports[set_name] = evaluation_report(list(frames[set_name]["label"]), predicted)
         return selection_score(reports)
@@ -817,8 +824,39 @@ def train_ensemble(
     weight, tried = choose_weight(score)
     uncalibrated = combine(sequence["validation"], logits["validation"], weight, 1.0)
     temperature = fit_temperature(uncalibrated, truth["validation"])
+    offsets, offset_score = np.zeros(len(LABELS)), tried[weight]
+    if class_offsets:
+
+        def loss(offsets: np.ndarray) -> float:
+            calibrated = combine(sequence["validation"], logits["validation"], weight, temperature, offsets)
+            return negative_log_likelihood(calibrated, truth["validation"])
+
+        offsets, offset_score = choose_class_offsets(
+            lambda offsets: score(weight, temperature, offsets), loss, len(LABELS), LABELS.index("neutral")
+        )
+    return {
+        "linear_weight": weight,
+        "weights_tried": tried,
+        "temperature": temperature,
+        "class_offsets": offsets,
+        "selection_score_without_offsets": tried[weight],
+        "selection_score_with_offsets": offset_score,
+        "validation_ece_uncalibrated": expected_calibration_error(uncalibrated, truth["validation"]),
+    }
+
+
+def train_ensemble(
+    lstm_result: dict[str, Any], linear: Any, prepared: Prepared, settings: CommonSettings
+) -> dict[str, Any]:
+    """The soft-voting ensemble of one LSTM and the linear model (`fit_ensemble`): one artifact, one MLflow
+    run."""
+    from models.ensemble import write_ensemble_artifact
+
+    fit = fit_ensemble(lstm_result["artifact_dir"], linear, prepared.evaluation_sets)
+    weight, temperature = fit["linear_weight"], fit["temperature"]
     name = f"ensemble-{lstm_result['name']}"
     params = {"lstm_run_id": lstm_result["run_id"], "linear_weight": weight, "temperature": temperature}
+    tried = fit["weights_tried"]
     _log(f"{name}: linear weight {weight} (selection scores {tried}), temperature {temperature:.3f}")
     with tracking.start_run(name, params=params, tags={"family": "ensemble"}) as run:
         artifact_dir = settings.var_dir / "artifacts" / run.info.run_id
@@ -830,13 +868,16 @@ def train_ensemble(
             temperature=temperature,
             details={"variant": name, "mlflow_run_id": run.info.run_id, "lstm_run_id": lstm_result["run_id"]},
         )
-        ece_before = expected_calibration_error(uncalibrated, truth["validation"])
         metrics = judge_candidate(
             name,
             artifact_dir,
             meta,
             prepared,
-            {"linear_weight": weight, "temperature": temperature, "validation_ece_uncalibrated": ece_before},
+            {
+                "linear_weight": weight,
+                "temperature": temperature,
+                "validation_ece_uncalibrated": fit["validation_ece_uncalibrated"],
+            },
         )
     return _candidate(name, run.info.run_id, artifact_dir, meta, metrics)
 
