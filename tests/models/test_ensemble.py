@@ -89,6 +89,8 @@ def test_paired_bootstrap_values_match_the_report_and_a_model_minus_itself_is_ze
     result = paired_bootstrap(truth, predicted, resamples=200)
     value, low, high = result["macro_f1"]
     assert value == pytest.approx(report["macro_f1"]) and low < value < high
+    value, low, high = result["negative_recall"]
+    assert value == pytest.approx(report["per_class"]["negative"]["recall"]) and low < value < high
     assert paired_bootstrap(truth, predicted, predicted, resamples=100)["macro_recall"] == (0.0, 0.0, 0.0)
     better = paired_bootstrap(truth, truth, predicted, resamples=200)["accuracy"]
     assert better[1] > 0  # a perfect model beats a 70% one on every resample
