@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO, TypeVar
 
+from buzzwatch.tables import CsvError
+
 # Tweets are short, but a row may hold a quoted newline-rich text; far beyond this it is no tweet, and
 # schema validation refuses it cleanly instead of the csv module raising mid-file.
 CSV_FIELD_LIMIT = 1_000_000
@@ -67,9 +69,18 @@ class ReplayCsv:
             yield CsvRow(self._reader.line_num, {key: value for key, value in row.items() if value})
 
 
+UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")  # what Excel's "Unicode text" and PowerShell's redirection write
+
+
 @contextmanager
 def open_replay_csv(path: Path) -> Iterator[ReplayCsv]:
-    """Open a replay CSV: UTF-8 with or without a byte-order mark; a byte that is not UTF-8 becomes U+FFFD."""
+    """Open a replay CSV: UTF-8 with or without a byte-order mark; a byte that is not UTF-8 becomes U+FFFD.
+
+    A UTF-16 file is a CsvError saying so: read as UTF-8, its header was noise ("missing column(s) id ...").
+    """
+    with path.open("rb") as raw:
+        if raw.read(2) in UTF16_MARKS:
+            raise CsvError(f"{path} is UTF-16 text; save it as UTF-8")
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
         yield ReplayCsv(handle)
 

@@ -219,6 +219,15 @@ def test_missing_columns_are_a_clear_error(
     assert message in capsys.readouterr().err
 
 
+def test_a_utf16_file_is_named_as_such(tmp_path: Path, tweets: list, capsys: pytest.CaptureFixture) -> None:
+    """Read as UTF-8, its header was noise: "missing column(s) id, ...; found  b r a n d ,  c r e a t e d"."""
+    source = write_csv(tmp_path / "in.csv", tweets[:5])
+    source.write_text(source.read_text(encoding="utf-8"), encoding="utf-16")
+    args = ["replay", "--input", str(source), "--alerts-out", str(tmp_path / "out.jsonl"), "--oracle"]
+    assert main(args) == 2
+    assert f"{source} is UTF-16 text; save it as UTF-8" in capsys.readouterr().err
+
+
 def test_a_missing_file_and_a_bad_speed_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert (
         main(
