@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from buzzwatch.tables import CsvError
+from buzzwatch.settings import CommandError
 
 # Tweets are short, but a row may hold a quoted newline-rich text; far beyond this it is no tweet, and
 # schema validation refuses it cleanly instead of the csv module raising mid-file.
@@ -76,11 +76,11 @@ UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")  # what Excel's "Unicode text" and Powe
 def open_replay_csv(path: Path) -> Iterator[ReplayCsv]:
     """Open a replay CSV: UTF-8 with or without a byte-order mark; a byte that is not UTF-8 becomes U+FFFD.
 
-    A UTF-16 file is a CsvError saying so: read as UTF-8, its header was noise ("missing column(s) id ...").
+    A UTF-16 file is a CommandError saying so: read as UTF-8, its header was noise ("missing column(s) ...").
     """
     with path.open("rb") as raw:
         if raw.read(2) in UTF16_MARKS:
-            raise CsvError(f"{path} is UTF-16 text; save it as UTF-8")
+            raise CommandError(f"{path} is UTF-16 text; save it as UTF-8")
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
         yield ReplayCsv(handle)
 
