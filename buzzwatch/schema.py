@@ -124,6 +124,9 @@ class TweetEvent:
             brands_raw = [brands_raw] if brands_raw else []
         if not isinstance(brands_raw, list | tuple) or not all(isinstance(b, str) for b in brands_raw):
             raise SchemaError("field 'brands' must be a list of strings")
+        for key in ("lang", "source"):  # a list or a number was written as its repr: lang "['en']"
+            if payload.get(key) is not None and not isinstance(payload[key], str):
+                raise SchemaError(f"field {key!r} must be a string")
         optional = {}
         for key in ("author_id", "retweet_of"):
             value = payload.get(key)
@@ -135,8 +138,8 @@ class TweetEvent:
             created_at=parse_timestamp(payload.get("created_at")),
             text=text,
             brands=tuple(_unicode(b, "brands") for b in brands_raw if b),
-            lang=_unicode(str(payload.get("lang") or "und"), "lang"),
-            source=_unicode(str(payload.get("source") or "unknown"), "source"),
+            lang=_unicode(payload.get("lang") or "und", "lang"),
+            source=_unicode(payload.get("source") or "unknown", "source"),
             **optional,
         )
 

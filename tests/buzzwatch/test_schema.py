@@ -42,6 +42,8 @@ def test_tweet_event_round_trips_through_json():
         ({"brands": ["ok", "\udfff"]}, "'brands' is not valid Unicode"),
         ({"author_id": "\ud83d"}, "'author_id' is not valid Unicode"),
         ({"lang": "e\udc80"}, "'lang' is not valid Unicode"),
+        ({"lang": ["en"]}, "'lang' must be a string"),  # was the language "['en']": counted apart as unread
+        ({"source": 7}, "'source' must be a string"),
     ],
 )
 def test_tweet_event_rejects_bad_fields_with_a_clear_message(overrides, message):
