@@ -23,7 +23,7 @@ def replay_speed(value: str) -> float | None:
         speed = float(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError("--speed is a positive number or 'max'") from exc
-    if speed <= 0:
+    if not speed > 0:  # NaN too: it replayed at full speed as if it were 'max'
         raise argparse.ArgumentTypeError("--speed is a positive number or 'max'")
     return speed
 

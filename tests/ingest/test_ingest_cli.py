@@ -78,6 +78,7 @@ def ingest_env(emulator_env, unique_name, tmp_path) -> dict[str, str]:
         # -1 published all but the last tweet of a replay, and stopped stdin after its first
         (["--source", "stdin", "--limit", "-1"], "--limit is a positive number of tweets, got '-1'"),
         (["--source", "stdin", "--limit", "0"], "--limit is a positive number of tweets, got '0'"),
+        (["--source", "stdin", "--speed", "nan"], "--speed is a positive number or 'max'"),
     ],
 )
 def test_configuration_errors_exit_2_with_a_message(tmp_path, arguments, message):
