@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import streamlit as st
 
-from streamlit_app.client import ApiClient
+from streamlit_app.client import ApiClient, ApiError
 from streamlit_app.settings import UiSettings
+
+Answer = TypeVar("Answer")
 
 
 @st.cache_resource
@@ -24,3 +29,13 @@ def require_api(settings: UiSettings) -> ApiClient:
         )
         st.stop()
     return client
+
+
+def answer_or_stop(call: Callable[[], Answer]) -> Answer:
+    """The API's answer; if it fails after the ready check (restarting, its database gone), its message on
+    the page and a stop instead of a traceback."""
+    try:
+        return call()
+    except ApiError as exc:
+        st.error(f"The scoring API did not answer: {exc.message}")
+        st.stop()

@@ -3,7 +3,7 @@
 import altair as alt
 import streamlit as st
 
-from streamlit_app.common import require_api
+from streamlit_app.common import answer_or_stop, require_api
 from streamlit_app.model_view import (
     confusion_frame,
     feedback_frame,
@@ -17,7 +17,7 @@ from streamlit_app.settings import UiSettings
 settings = UiSettings.from_env()
 st.title("The model")
 client = require_api(settings)
-model = client.model()
+model = answer_or_stop(client.model)
 labels = model["labels"]
 st.caption(f"Serving model **{model['model_version']}** · labels: {', '.join(labels)}")
 
@@ -54,7 +54,7 @@ if others:
     )
 
 st.subheader("Feedback received so far")
-stats = client.feedback_stats()
+stats = answer_or_stop(client.feedback_stats)
 if not stats["total"]:
     st.info("No feedback yet: correct a prediction on the Try it page.")
     st.stop()

@@ -4,7 +4,7 @@ import streamlit as st
 
 from buzzwatch.tables import CsvError, read_string_csv
 from streamlit_app.client import ApiError
-from streamlit_app.common import require_api
+from streamlit_app.common import answer_or_stop, require_api
 from streamlit_app.scoring import (
     ERROR,
     PREDICTED_LABEL,
@@ -88,7 +88,7 @@ with csv_file:
     if "text" not in frame.columns:
         st.error(f"The file has no `text` column (columns: {', '.join(map(str, frame.columns))}).")
         st.stop()
-    clashes = clashing_columns(frame, client.model()["labels"])
+    clashes = clashing_columns(frame, answer_or_stop(client.model)["labels"])
     if clashes:
         st.error(
             f"The file already has the column(s) {', '.join(clashes)} that scoring writes: rename them, so "

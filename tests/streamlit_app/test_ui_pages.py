@@ -173,6 +173,16 @@ def test_the_model_shows_metrics_confusion_matrix_and_feedback(api_url: str, api
     assert len(page.get("vega_lite_chart")) == 2  # confusion matrix + feedback heatmap
 
 
+def test_the_model_says_when_the_api_fails_after_its_ready_check(api_url: str, api_app: Flask) -> None:
+    """The feedback table unreadable (the API answers 503) though the API is ready: it was a traceback."""
+    with api_app.extensions["buzzwatch"].store.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE api_feedback")
+    page = _page("the_model").run()
+    assert not page.exception
+    assert page.error[0].value.startswith("The scoring API did not answer: the database ")
+    assert "lexicon-test-1" in page.caption[0].value  # what was read before is shown
+
+
 def test_watch_it_says_how_to_get_data_when_the_sink_is_empty(isolated_var_dir: Path) -> None:
     page = _page("watch_it").run()
     assert not page.exception
