@@ -3,13 +3,14 @@
 The LSTM and the linear model (`models.linear`) are trained on the same train split; the weight of the
 linear model is the one with the best selection score on the selection split, and the temperature the one
 with the lowest negative log-likelihood there (temperature scaling never changes a label, only how sure
-the probabilities say the model is). Then a class-prior correction: per-class offsets added to the
-tempered log-probabilities (neutral's pinned at 0, as softmax ignores a common shift), the pair with the
-best selection score there (ties: the lowest negative log-likelihood, then the smallest offsets). The
+the probabilities say the model is). Optionally (`rebuild(..., class_offsets=True)`; measured and left
+out of `buzzwatch train`'s recipe, see the README) a class-prior correction: per-class offsets added to
+the tempered log-probabilities (neutral's pinned at 0, as softmax ignores a common shift), the pair with
+the best selection score there (ties: the lowest negative log-likelihood, then the smallest offsets). The
 selection score is macro-F1 and macro-recall, which reward the minority class that a model trained on
-other class shares under-calls (general tweets' negatives); an offset chosen by NLL alone would match
-the selection split's own class shares instead. `Predictor` serves the result with
-`models.predictor.combine`, which every one of these choices calls too.
+other class shares under-calls; an offset chosen by NLL alone would match the selection split's own
+class shares instead. `Predictor` serves the result with `models.predictor.combine`, which every one of
+these choices calls too.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ tokens up in the vocabulary shipped inside the artifact. The artifact directory 
   model. Then the artifact is a soft-voting ensemble (`meta["ensemble"]`): `model.onnx` takes the
   tweets' n-gram keys as a second input, `ngram_keys`, and computes the linear model inside the graph;
   probabilities = (1 - linear_weight) * LSTM + linear_weight * linear, then temperature scaling and
-  per-class offsets (softmax(log p / temperature + class_offsets), a class-prior correction), all chosen
-  on the selection split at training time (`combine`).
+  per-class offsets (softmax(log p / temperature + class_offsets), a class-prior correction; zeros
+  unless asked for), all chosen on the selection split at training time (`combine`).
   Each token is looked up once for both halves: one index holds the LSTM vocabulary's ids and, after
   them, the linear model's other tokens; numpy maps a batch's ids to each half's (`_encode_ensemble`).
 - optionally `subwords.npz` (`models.subwords`, `meta["subwords"]`): FastText's hashed character-n-gram
