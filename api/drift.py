@@ -148,13 +148,21 @@ class DriftMonitor:
             return None
         if not self.store.claim_drift_alert(now, self.cooldown_s):
             return None
-        latest_ids, by_provenance = self.store.wrong_feedback_since(since)
-        alert = DriftAlert(now, self.window_s, total, wrong, model_version, by_provenance, tuple(latest_ids))
-        self._notify(alert)
+        try:
+            latest_ids, by_provenance = self.store.wrong_feedback_since(since)
+            alert = DriftAlert(
+                now, self.window_s, total, wrong, model_version, by_provenance, tuple(latest_ids)
+            )
+            self._notify(alert)
+        except Exception:  # nothing went out (a full disk refused the mail): the next wrong feedback retries
+            self.store.release_drift_alert(now)
+            raise
         return alert
 
     def _notify(self, alert: DriftAlert) -> None:
-        """Custom event first (cheap, buffered), then the email (spooled to disk by the mailer)."""
+        """The email first (spooled to disk by the mailer: it may fail), then the custom event (guarded)."""
+        if self.mailer is not None:
+            self.mailer.send(alert.subject(), alert.text_body(), alert.html_body())
         self.telemetry.event(
             MODEL_DRIFT_ALERT,
             properties={
@@ -172,5 +180,3 @@ class DriftMonitor:
             "model drift alert",
             extra={"wrong_in_window": alert.wrong_in_window, "feedback_in_window": alert.feedback_in_window},
         )
-        if self.mailer is not None:
-            self.mailer.send(alert.subject(), alert.text_body(), alert.html_body())

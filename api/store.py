@@ -559,6 +559,16 @@ class FeedbackStore:
             )
             return result.rowcount == 1
 
+    def release_drift_alert(self, claimed_at: datetime, name: str = "model") -> None:
+        """Give back a claim whose alert could not be sent, so the next check may fire it (if still ours)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(drift_table)
+                .where(drift_table.c.name == name)
+                .where(drift_table.c.last_fired_at == claimed_at)
+                .values(last_fired_at=None)
+            )
+
     def last_drift_alert(self, name: str = "model") -> datetime | None:
         """When the last drift alert fired."""
         with self.engine.connect() as connection:

@@ -9,6 +9,7 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from api.app import create_app
@@ -241,6 +242,24 @@ def test_drift_alert_fires_once_per_cooldown(
     _correct_wrongly(client, 1, start=20)
     assert len(read_local(var_dir, "events", MODEL_DRIFT_ALERT)) == 2
     assert len(_outbox(var_dir)) == 2
+
+
+def test_a_drift_alert_whose_mail_cannot_be_spooled_is_fired_by_the_next_wrong_feedback(
+    app: Flask, client: FlaskClient, settings: ApiSettings, tmp_path: Path
+) -> None:
+    """The cooldown was claimed before the mail: a full disk refusing the spool meant no alert for 6 hours."""
+    drift = app.extensions["buzzwatch"].drift
+    working = drift.mailer
+    (tmp_path / "full").write_text("")  # a file where the spool's folder should be: every spool write fails
+    drift.mailer = Mailer(settings.common.smtp, tmp_path / "full" / "spool", tmp_path / "full" / "outbox")
+    _correct_wrongly(client, 3)  # crosses the threshold: the mail fails, the feedback is stored all the same
+    assert read_local(settings.common.var_dir, "events", MODEL_DRIFT_ALERT) == []
+    drift.mailer = working  # the disk has room again
+    _correct_wrongly(client, 1, start=3)
+    assert len(read_local(settings.common.var_dir, "events", MODEL_DRIFT_ALERT)) == 1
+    assert len(_outbox(settings.common.var_dir)) == 1
+    _correct_wrongly(client, 1, start=4)  # and once sent, the cooldown holds
+    assert len(_outbox(settings.common.var_dir)) == 1
 
 
 def test_right_predictions_do_not_raise_drift(client: FlaskClient, settings: ApiSettings) -> None:
