@@ -28,21 +28,30 @@ class SchemaError(ValueError):
     """A message does not follow the event schema."""
 
 
-def parse_timestamp(value: Any, field_name: str = "created_at") -> datetime:
-    """Parse an ISO 8601 (or Twitter's classic) timestamp into an aware UTC datetime."""
+def _as_written(value: Any, field_name: str) -> datetime:
+    """The timestamp as written: ISO 8601 or Twitter's classic form, with its offset or naive."""
     if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str) and value.strip():
-        raw = value.strip()
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            try:
-                parsed = datetime.strptime(raw, "%a %b %d %H:%M:%S %z %Y")
-            except ValueError as exc:
-                raise SchemaError(f"{field_name} is not an ISO 8601 timestamp: {raw!r}") from exc
-    else:
+        return value
+    if not isinstance(value, str) or not value.strip():
         raise SchemaError(f"{field_name} must be a non-empty ISO 8601 string")
+    raw = value.strip()
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return datetime.strptime(raw, "%a %b %d %H:%M:%S %z %Y")
+        except ValueError as exc:
+            raise SchemaError(f"{field_name} is not an ISO 8601 timestamp: {raw!r}") from exc
+
+
+def names_its_offset(value: Any) -> bool:
+    """Whether a valid timestamp says its UTC offset (Z, +01:00); one that does not is read as UTC."""
+    return _as_written(value, "timestamp").tzinfo is not None
+
+
+def parse_timestamp(value: Any, field_name: str = "created_at") -> datetime:
+    """Parse an ISO 8601 (or Twitter's classic) timestamp into an aware UTC datetime (naive: UTC)."""
+    parsed = _as_written(value, field_name)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:

@@ -32,6 +32,7 @@ from buzzwatch.schema import (
     ScoredTweet,
     TweetEvent,
     format_timestamp,
+    names_its_offset,
 )
 from models.language import Language, LanguageGate, gate_for
 from worker.detection import BuzzDetector
@@ -89,6 +90,7 @@ class ReplaySummary:
     scoring: str = "oracle"
     detector_stats: dict[str, int] = field(default_factory=dict)
     unsupported_languages: Counter[str] = field(default_factory=Counter)
+    without_offset: int = 0  # rows whose created_at names no UTC offset (read as UTC)
 
     @property
     def tweets_per_second(self) -> float:
@@ -110,6 +112,10 @@ class ReplaySummary:
             out.append(
                 f"{total} tweets in languages the model does not read, counted apart from the negative "
                 f"share: {dict(self.unsupported_languages.most_common())}"
+            )
+        if self.without_offset:
+            out.append(
+                f"{self.without_offset} rows gave created_at without a UTC offset (Z, +01:00): read as UTC"
             )
         if self.detector_stats.get("late") or self.detector_stats.get("duplicates"):
             out.append(f"detector: {self.detector_stats}")
@@ -135,6 +141,7 @@ def read_rows(path: Path, oracle: bool, summary: ReplaySummary) -> list[ReplayRo
                 if row.problem is not None:
                     raise SchemaError(row.problem)
                 rows.append(_parse_row(row.values, row.line, oracle, reason_column))
+                summary.without_offset += not names_its_offset(row.values["created_at"])
             except SchemaError as exc:
                 summary.rows_skipped += 1
                 summary.errors.append(f"line {row.line}: {exc}")

@@ -219,6 +219,30 @@ def test_missing_columns_are_a_clear_error(
     assert message in capsys.readouterr().err
 
 
+def test_timestamps_without_an_offset_are_counted_as_read_in_utc(
+    tmp_path: Path, tweets: list, capsys: pytest.CaptureFixture
+) -> None:
+    """Local times written without an offset shift every alert by hours: the summary says how many."""
+    naive = [
+        {
+            "id": f"naive-{n}",
+            "created_at": "2026-01-05T10:00:00",
+            "text": "x",
+            "brand": "acme",
+            "label": "neutral",
+        }
+        for n in range(2)
+    ]
+    source = write_csv(tmp_path / "in.csv", tweets[:10], extra_rows=naive)
+    args = ["replay", "--input", str(source), "--alerts-out", str(tmp_path / "out.jsonl"), "--oracle"]
+    assert main([*args, "--no-reasons", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 rows gave created_at without a UTC offset (Z, +01:00): read as UTC" in out
+    source = write_csv(tmp_path / "in.csv", tweets[:10])
+    assert main([*args, "--no-reasons", "--quiet"]) == 0
+    assert "without a UTC offset" not in capsys.readouterr().out
+
+
 def test_a_utf16_file_is_named_as_such(tmp_path: Path, tweets: list, capsys: pytest.CaptureFixture) -> None:
     """Read as UTF-8, its header was noise: "missing column(s) id, ...; found  b r a n d ,  c r e a t e d"."""
     source = write_csv(tmp_path / "in.csv", tweets[:5])
