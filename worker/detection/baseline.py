@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from worker.detection.config import DetectorConfig
+from worker.detection.stats import poisson_z
 
 HOURS = 24
 MIN_DISPERSION = 0.25  # a model whose probabilities barely vary must not make every wobble significant
@@ -99,6 +100,11 @@ class Evidence:
         self.total += sign * other.total
         self.squares += sign * other.squares
 
+    def scale(self, factor: float) -> None:
+        """Multiply every sum by `factor` (a decay step)."""
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) * factor)
+
     def minus(self, other: Evidence) -> Evidence:
         """New sums: these without `other`'s (a part of them)."""
         return Evidence(
@@ -119,6 +125,24 @@ class Evidence:
     def to_list(self) -> list[float]:
         """JSON-ready form."""
         return [getattr(self, name) for name in self.__slots__]
+
+
+@dataclass
+class FirstDayHour:
+    """One clock hour of a brand's first day as learned: its evidence, raw tweets and minutes."""
+
+    evidence: Evidence = field(default_factory=Evidence)
+    tweets: float = 0.0
+    minutes: int = 0
+
+    def to_list(self) -> list[float]:
+        """JSON-ready form: [tweets, minutes, *evidence]."""
+        return [self.tweets, self.minutes, *self.evidence.to_list()]
+
+    @classmethod
+    def from_row(cls, row: Sequence[float]) -> FirstDayHour:
+        """Rebuild from `to_list`."""
+        return cls(Evidence(*map(float, row[2:])), float(row[0]), int(row[1]))
 
 
 class Expectation(NamedTuple):
@@ -159,6 +183,9 @@ class DayProfileBaseline:
     overall: Evidence = field(default_factory=Evidence)
     minutes_seen: int = 0
     tweets_seen: float = 0.0
+    # The brand's first day (its first `learning_minutes` learned), clock hour by clock hour as learned
+    # (decayed as `overall` is), kept while it learns; see `surges`
+    first_day: dict[int, FirstDayHour] = field(default_factory=dict)
 
     def contribution(
         self,
@@ -198,16 +225,63 @@ class DayProfileBaseline:
             squares=share_weight * squares,
         )
 
-    def learn(self, hour: int, minute: Evidence, tweets: float) -> None:
-        """Fold in one closed minute's `contribution` (`tweets`: its raw count, for `tweets_seen`)."""
+    def learn(self, hour: int, minute: Evidence, tweets: float, clock_hour: int | None = None) -> None:
+        """Fold in one closed minute's `contribution` (`tweets`: its raw count, for `tweets_seen`;
+        `clock_hour`: its minute // 60, to keep the brand's first day by the hour, see `surges`)."""
         cfg = self.config
         self.hourly_volume[hour].update(
             minute.volume / minute.minutes, 60.0 * cfg.volume_horizon_days, minute.minutes
         )
         self.hourly_share[hour].update(minute, 60.0 * cfg.share_horizon_days)
         self.overall.decay_add(minute, cfg.global_horizon_minutes)
+        if self.first_day:
+            keep = 1.0 - minute.minutes / cfg.global_horizon_minutes
+            for stretch in self.first_day.values():
+                stretch.evidence.scale(keep)
+        if self.minutes_seen < cfg.learning_minutes:
+            if clock_hour is not None:
+                stretch = self.first_day.setdefault(clock_hour, FirstDayHour())
+                stretch.evidence.add(minute)
+                stretch.tweets += tweets
+                stretch.minutes += 1
+        elif self.first_day:
+            self.first_day.clear()
         self.minutes_seen += 1
         self.tweets_seen += tweets
+
+    def surges(self, recent: Evidence) -> Evidence:
+        """The share evidence to leave out of a learning brand's all-hours share: its first-day clock hours
+        that were clear volume surges, all but `anomaly_weight` of them.
+
+        While a brand learns, a buzz it could not tell from its traffic (its first tweets were the buzz, or
+        its tests were too wide to alert) is learned in full, and would hide the next buzz. Once calmer
+        hours have come, the buzz's hours stand out by their volume: a clock hour whose tweets are a clear
+        surge (Poisson z >= `first_day_surge_z`) above `first_day_surge_ratio` times the quietest hour's
+        rate (hours of at least `first_day_reference_minutes`, `recent` counting as one, by the day shape)
+        keeps only `anomaly_weight` of its share, as an alerted buzz's minutes do. Hours are chosen by
+        their volume, never by their negatives, so an ordinary brand's share is not biased low.
+        """
+        cfg = self.config
+        enough = cfg.first_day_reference_minutes
+        rates = [
+            (hour.tweets + 1.0) / (hour.minutes * cfg.day_shape[clock % HOURS])
+            for clock, hour in self.first_day.items()
+            if hour.minutes >= enough
+        ]
+        if recent.minutes >= enough and recent.exposure > 0:
+            rates.append((max(recent.volume, 0.0) + 1.0) / recent.exposure)
+        left_out = Evidence()
+        if not rates:
+            return left_out
+        surge = cfg.first_day_surge_ratio * min(rates)
+        for clock, hour in self.first_day.items():
+            if (
+                poisson_z(hour.tweets, surge * hour.minutes * cfg.day_shape[clock % HOURS])
+                >= cfg.first_day_surge_z
+            ):
+                left_out.add(hour.evidence, 1.0 - cfg.anomaly_weight)
+        left_out.minutes = left_out.exposure = left_out.volume = 0.0  # only the share leaves them
+        return left_out
 
     def expect(self, hour: int, recent: Evidence | None = None) -> Expectation:
         """The expected traffic of that hour from the learned minutes, `recent` unlearned ones and the prior.
@@ -246,6 +320,8 @@ class DayProfileBaseline:
         level_tweets = max(recent.volume, 0.0) + overall_weight * overall_level
         level = level_tweets / (max(recent.exposure, 0.0) + overall_weight)
 
+        if self.first_day:
+            overall = overall.minus(self.surges(recent))
         prior = cfg.share_prior_tweets
         pooled_tweets = max(overall.total + recent.total, 0.0) + prior
         prior_negatives = prior * cfg.share_prior  # the prior's pseudo-tweets count as hard labels
@@ -303,6 +379,7 @@ class DayProfileBaseline:
             "overall": self.overall.to_list(),
             "minutes_seen": self.minutes_seen,
             "tweets_seen": self.tweets_seen,
+            "first_day": [[clock, *hour.to_list()] for clock, hour in self.first_day.items()],
         }
 
     @classmethod
@@ -315,6 +392,7 @@ class DayProfileBaseline:
             overall=_overall(state),
             minutes_seen=int(state["minutes_seen"]),
             tweets_seen=float(state["tweets_seen"]),
+            first_day={int(row[0]): FirstDayHour.from_row(row[1:]) for row in state.get("first_day", ())},
         )
 
 

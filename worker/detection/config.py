@@ -97,6 +97,13 @@ class DetectorConfig:
     learning_minutes: int = 1440  # a brand is "learning" until it has been seen this many minutes
     reference_gap_minutes: int = 10  # closed minutes count in the expectation once this old (see detector)
     anomaly_weight: float = 0.1  # how much a minute inside an episode moves the baseline
+    # While a brand learns (its first day), a clock hour of it that was a clear volume surge (Poisson z >=
+    # first_day_surge_z above first_day_surge_ratio x its quietest hour of first_day_reference_minutes or
+    # more, by the day shape) keeps anomaly_weight of its share: a buzz it could not alert on does not
+    # become its baseline (see `DayProfileBaseline.surges`). Chosen on the tuning half (README).
+    first_day_surge_ratio: float = 2.5
+    first_day_surge_z: float = 2.0
+    first_day_reference_minutes: int = 30
     surge_cap: float = 4.0  # a minute is learned as at most this many times its expected volume ...
     surge_floor: float = 5.0  # ... or this many tweets
     surge_prior_tweets: float = 3.0  # a window's non-negative surge is shrunk towards 1 by this many tweets

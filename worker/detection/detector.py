@@ -948,7 +948,7 @@ class BuzzDetector:
         """Fold one old closed minute into the baseline, robustly (see `DayProfileBaseline.contribution`)."""
         evidence = entry.evidence(self.config, state.baseline)
         state.recent.add(evidence, -1.0)
-        state.baseline.learn((entry.minute // 60) % 24, evidence, entry.total)
+        state.baseline.learn((entry.minute // 60) % 24, evidence, entry.total, entry.minute // 60)
 
     def _skip_gap(self, target: int) -> bool:
         """Jump over a long event-time silence; False when a pending minute must be closed first.

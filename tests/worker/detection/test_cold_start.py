@@ -272,3 +272,39 @@ def test_a_weak_models_probabilities_still_alert_on_a_bad_buzz(seed: int) -> Non
     model = new_alerts(run(detector(), weak_model(tweets, seed)))
     assert [a.fired_at > buzz_start for a in oracle] == [True]
     assert [buzz_start < a.fired_at < buzz_start + timedelta(minutes=20) for a in model] == [True]
+
+
+def complaint_wave(start: datetime, minutes: float, per_minute: float, seed: int) -> list:
+    """`per_minute` more tweets a minute than usual, nine in ten of them negative."""
+    return burst(start, minutes, 0.9 * per_minute, prefix=f"wave{seed}", seed=seed) + burst(
+        start, minutes, 0.1 * per_minute, label="neutral", prefix=f"wave{seed}-neutral", seed=seed + 1
+    )
+
+
+@pytest.mark.parametrize(("seed", "labels"), [(1, "oracle"), (2, "oracle"), (1, "model"), (3, "model")])
+def test_a_first_buzz_at_a_new_brands_start_does_not_hide_its_second(seed: int, labels: str) -> None:
+    """A quiet brand (0.25 tweets a minute) whose first two hours are a complaint wave: nothing came
+    before it, so it is learned as the brand's traffic; once calmer hours show that those were a volume
+    surge, their share leaves the brand's baseline, and a second wave five hours in is alerted."""
+    first = START + timedelta(hours=13)
+    second = first + timedelta(hours=5)
+    tweets = in_order(
+        exactly_a_quarter_negative(flat(8, first, rate=0.25, seed=seed))
+        + complaint_wave(first, 120, 0.75, seed * 100)
+        + complaint_wave(second, 60, 0.75, seed * 100 + 50)
+    )
+    alerts = new_alerts(
+        run(detector(), hard_labels(tweets) if labels == "oracle" else weak_model(tweets, seed))
+    )
+    assert any(second < a.fired_at < second + timedelta(minutes=60) for a in alerts)
+    assert all(a.fired_at < first + timedelta(minutes=135) or a.fired_at > second for a in alerts)
+
+
+@pytest.mark.parametrize(("seed", "labels"), [(1, "oracle"), (2, "model"), (3, "model")])
+def test_a_new_brand_launched_with_a_surge_of_ordinary_tweets_stays_quiet(seed: int, labels: str) -> None:
+    """A new brand whose first two hours hold four times its later volume at its usual share (a launch):
+    its surge is taken out of its share as a buzz's would be, which must not bias that share, so its
+    ordinary first day raises no alert."""
+    first = START + timedelta(hours=seed * 5)
+    tweets = in_order(flat(2, first, rate=4.0, seed=seed) + flat(24, first + timedelta(hours=2), seed=seed))
+    assert new_alerts(run(detector(), hard_labels(tweets) if labels == "oracle" else tweets)) == []
