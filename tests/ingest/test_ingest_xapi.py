@@ -212,7 +212,9 @@ def test_search_pages_publishes_oldest_first_and_resumes_from_since_id(fake_x_ap
 
 
 def test_search_waits_for_the_rate_limit_reset_and_backs_off_on_5xx(fake_x_api, brands, tmp_path):
-    reset_at = str(int(time.time()) + 1)
+    # Whole epoch seconds: +1 could be past when a loaded machine served the request (a wait of 0.0, a flaky
+    # failure); +3 is still ahead, and the wait is capped at FAST's rate-limit maximum (0.96 s).
+    reset_at = str(int(time.time()) + 3)
     fake_x_api.search_responses = [
         (
             429,
