@@ -133,3 +133,54 @@ def test_retrain_is_manual_and_promotes_only_on_a_better_candidate():
     runs = "\n".join(step.get("run", "") for step in steps(workflow))
     assert "infra/ci/promote.py" in runs
     assert '"evaluate", "--data"' in runs and '"--model-uri", str(root / "candidate")' in runs
+
+
+def gcloud_env_vars(argument: str) -> dict[str, str]:
+    """Split a --set-env-vars value as gcloud does: by commas, or by D after a leading ^D^."""
+    separator = ","
+    if match := re.match(r"\^(.)\^", argument):
+        separator, argument = match.group(1), argument[match.end() :]
+    return dict(item.split("=", 1) for item in argument.split(separator))
+
+
+def test_deploy_passes_several_alert_recipients_and_display_names_whole():
+    workflow = load("deploy.yml")
+    deploy = workflow["jobs"]["deploy"]
+    repository_vars = {
+        "GCP_PROJECT_ID": "air-paradis",
+        "SMTP_HOST": "smtp.example.com",
+        "SMTP_PORT": "587",
+        "SMTP_USERNAME": "buzzwatch",
+        "ALERT_EMAIL_FROM": "BuzzWatch <buzzwatch@example.com>",
+        "ALERT_EMAIL_TO": "Social Team <social@example.com>,oncall@example.com",
+    }
+    rendered = re.sub(
+        r"\$\{\{ vars\.(\w+) \}\}", lambda m: repository_vars[m.group(1)], deploy["env"]["RUNTIME_ENV"]
+    )
+    export_line = next(
+        line.strip()
+        for step in deploy["steps"]
+        for line in step.get("run", "").splitlines()
+        if line.strip().startswith('echo "RUNTIME_ENV=')
+    )
+    script = export_line.removeprefix("echo ").split("  #")[0]
+    echoed = subprocess.run(
+        ["bash", "-c", f"printf '%s' {script}"],
+        env={"RUNTIME_ENV": rendered, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    runtime_env = echoed.removeprefix("RUNTIME_ENV=")
+    runs = "\n".join(step.get("run", "") for step in deploy["steps"])
+    uses = re.findall(r'--set-env-vars "([^"]*\$\{RUNTIME_ENV\}[^"]*)"', runs)
+    assert len(uses) == 3, uses  # worker, detection, API
+    for use in uses:
+        assert use.startswith("^;^"), use
+        extra = re.sub(r"\$\{\w+\}", "", use.removeprefix("^;^").replace("${RUNTIME_ENV}", ""))
+        variables = gcloud_env_vars("^;^" + runtime_env + extra)
+        assert variables["ALERT_EMAIL_TO"] == repository_vars["ALERT_EMAIL_TO"]
+        assert variables["ALERT_EMAIL_FROM"] == repository_vars["ALERT_EMAIL_FROM"]
+        assert variables["SMTP_STARTTLS"] == "true"
+    fragments = re.findall(r'(?:push_auth|partitions_env|feed_auth)="([^"]+)"', runs)
+    assert len(fragments) == 4 and all(f.startswith(";") and "," not in f for f in fragments), fragments
