@@ -2,7 +2,10 @@
 
 It counts, once per tweet, the terms, phrases and hashtags of every NEGATIVE US airline tweet in
 data/airline_us (the background stands for a brand's usual negatives, what a bad buzz is compared with)
-with the explanation's own tokenizer and filters, keeping those seen in at least `--min-docs` tweets.
+with the explanation's own tokenizer and filters (the accounts a tweet mentions are words), keeping those
+seen in at least `--min-docs` tweets. Each tweet's own airline's account (the one its airline's tweets
+mention most) is left out first: the explanation never names a brand's own name, and its rate is that
+airline's, not a usual complaint's.
 It also prints how strongly a brand's own term rates follow the background: the prior weight, in tweets,
 of a Beta prior centred on the background rate that matches how much the rates of common terms vary
 between brand-days (method of moments); the explanation's BACKGROUND_PRIOR_DOCS is that figure.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -29,6 +33,7 @@ from worker.detection.explain import (  # noqa: E402
     GROUP_MARK,
     ReferenceCounts,
     default_tokenizer,
+    mentioned,
     reference_counts,
 )
 
@@ -36,12 +41,21 @@ SOURCE = REPO_ROOT / "data" / "airline_us" / "train.csv"
 
 
 def read_tweets(source: Path = SOURCE) -> list[dict[str, str]]:
-    """The unique negative tweets (one per id) of the airline file."""
+    """The unique negative tweets (one per id) of the airline file, each without its own airline's account."""
     with open(source, newline="", encoding="utf-8") as handle:
         rows = csv.DictReader(handle)
-        return list(
+        tweets = list(
             {row["id"]: row for row in rows if row.get("text") and row["label"] == "negative"}.values()
         )
+    mentions: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in tweets:
+        mentions[row["airline"]].update(set(mentioned(row["text"])))
+    own = {
+        airline: re.compile(rf"@{re.escape(counts.most_common(1)[0][0])}\b", re.IGNORECASE)
+        for airline, counts in mentions.items()
+    }
+    # A full stop where the account was: no phrase across it, as the tokenizer's "<user>" ended one.
+    return [{**row, "text": own[row["airline"]].sub(" . ", row["text"])} for row in tweets]
 
 
 def build(tweets: list[dict[str, str]], min_docs: int = 2) -> ReferenceCounts:

@@ -995,7 +995,7 @@ class BuzzDetector:
         hour = minute // 60
         if state.reference_hour != hour or state.reference_counts is None:
             state.reference_counts = reference_counts(
-                list(state.reference), self.tokenizer, state.reference_forms
+                list(state.reference), self.tokenizer, state.reference_forms, state.brand
             )
             state.reference_hour = hour
         return state.reference_counts
@@ -1045,6 +1045,7 @@ class BuzzDetector:
                 self.reason_model,
                 top_terms=self.config.top_terms,
                 samples=self.config.samples,
+                brand=state.brand,
             )
         except Exception:  # an alert is never dropped: send it without the explanation
             log.exception("alert explanation failed", extra={"brand": state.brand})

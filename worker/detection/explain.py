@@ -27,7 +27,9 @@ reference reports nothing rather than noise. Phrases (two terms next to each oth
 are skipped, "customer service", "bag lost") are tested the same way; a reported phrase stands alone
 when its words are weak, and replaces its words when it is clearly more surprising than they are.
 Sentiment words (`SENTIMENT_WORDS`: "bad", "hate", "worst"...) say how people feel, not what about:
-they are never a term.
+they are never a term. The accounts a tweet mentions are words too ("@apple fix this" is about apple, and
+the tokenizer alone makes every mention "<user>"), but for the retweeted author of an "RT @user:" prefix,
+and the brand's own name never is a term: a buzz addresses its brand more than its usual complaints do.
 
 Words that mean one thing: a topic is often spread over synonyms and spellings, each written by one or
 two people ("iphone", "ipad"; "bag", "luggage", "baggage"; "cancelled", "canceled"), so no word has the
@@ -83,7 +85,7 @@ BACKGROUND_PATH = Path(__file__).with_name("term_background.json")
 GROUPS_PATH = Path(__file__).with_name("term_groups.json")
 GROUP_MARK = "~"  # a group's key is this mark and its most frequent word ("~bag": bag, luggage, baggage)
 GROUP_NAMED = 2  # a reported group is named by this many of its words, those most voices used
-BACKGROUND_PRIOR_DOCS = 193.0  # tweets; how much brand-days vary around it (what the build script prints)
+BACKGROUND_PRIOR_DOCS = 191.0  # tweets; how much brand-days vary around it (what the build script prints)
 TERM_FDR = 0.05  # expected share of reported terms that are chance, at most
 CANDIDATE_TWEETS = 2  # a term is tested when this many voices (authors, or copy groups) use it
 NEAR_COPY_OVERLAP = 0.7  # two samples sharing this share of their words (Jaccard) are near copies
@@ -204,13 +206,32 @@ def shipped_groups() -> TermGroups:
     return TermGroups.from_lists(payload["groups"], version)
 
 
-def term_forms(tokens: Sequence[str]) -> dict[str, str]:
+def mentioned(text: str) -> list[str]:
+    """The accounts a raw tweet mentions, lower-cased without their `@` (not the retweeted author of an
+    "RT @user:" prefix: that is whose tweet it copies, not what it is about)."""
+    return [name[1:].lower() for name in _MENTION_RE.findall(_RETWEET_PREFIX_RE.sub("", text))]
+
+
+def own_name(brand: str | None) -> str | None:
+    """The term key of a brand's own name (its id, the account its tweets mention), never a term."""
+    return term_key(brand.lower()) if brand else None
+
+
+def text_forms(text: str, tokenizer: Tokenizer, own: str | None = None) -> dict[str, str]:
+    """`term_forms` of a raw tweet: its tokens' words and phrases, and the accounts it mentions."""
+    return term_forms(tokenizer(text), mentioned(text), own)
+
+
+def term_forms(tokens: Sequence[str], accounts: Iterable[str] = (), own: str | None = None) -> dict[str, str]:
     """The reportable words and phrases of a token list: key (singular words) -> the form written first.
 
     A phrase is two reportable words next to each other once function words and annotations are skipped;
     anything else (punctuation, numbers, links, mentions, sentiment words) ends one, so "my bags were lost"
-    gives "bags lost" (key "bag lost") and "lost, worst airline" gives none. A word of a group
-    (`shipped_groups`) also gives the group's key ("luggage" gives "~bag"), with the word's form.
+    gives "bags lost" (key "bag lost") and "lost, worst airline" gives none. Each of `accounts` (the
+    names a tweet mentions, which the tokenizer turns into "<user>") that is a reportable word is a word
+    too, in no phrase: "@apple fix this" is about apple as "apple, fix this" is. The word `own` (the
+    brand's own name, `own_name`) is none. A word of a group (`shipped_groups`) also gives the group's key
+    ("luggage" gives "~bag"), with the word's form.
     """
     forms: dict[str, str] = {}
     previous: tuple[str, str] | None = None  # (key, form) of the word before
@@ -225,6 +246,10 @@ def term_forms(tokens: Sequence[str]) -> dict[str, str]:
         if previous is not None and previous[0] != key:
             forms.setdefault(f"{previous[0]} {key}", f"{previous[1]} {token}")
         previous = (key, token)
+    for account in accounts:
+        if is_term(account):
+            forms.setdefault(term_key(account), account)
+    forms.pop(own or "", None)
     group_of = shipped_groups().group_of
     for key in [key for key in forms if key in group_of]:
         forms.setdefault(group_of[key], forms[key])
@@ -397,8 +422,10 @@ def reference_counts(
     texts: Sequence[str],
     tokenizer: Tokenizer,
     forms: dict[str, tuple[dict[str, str], set[str]]] | None = None,
+    brand: str | None = None,
 ) -> ReferenceCounts:
-    """Count terms, hashtags and phrases over the reference tweets (once per tweet).
+    """Count terms, hashtags and phrases over the reference tweets (once per tweet), the `brand`'s own
+    name not among them (`own_name`).
 
     `forms`, when given, keeps each text's term forms and hashtags from one count to the next (a corpus
     that is recounted changes by a few tweets, and tokenizing is the cost); it is left holding `texts`' only.
@@ -408,12 +435,13 @@ def reference_counts(
     pairs: Counter[str] = Counter()
     known = forms if forms is not None else {}
     counted: dict[str, tuple[dict[str, str], set[str]]] = {}
+    own = own_name(brand)
     for text in texts:
-        text_forms = counted.get(text) or known.get(text)
-        if text_forms is None:
-            text_forms = (term_forms(tokenizer(text)), set(hashtags(text)))
-        counted[text] = text_forms
-        keys, text_tags = text_forms
+        forms_and_tags = counted.get(text) or known.get(text)
+        if forms_and_tags is None:
+            forms_and_tags = (text_forms(text, tokenizer, own), set(hashtags(text)))
+        counted[text] = forms_and_tags
+        keys, text_tags = forms_and_tags
         terms.update(key for key in keys if " " not in key)
         pairs.update(key for key in keys if " " in key)
         tags.update(text_tags)
@@ -490,6 +518,7 @@ def explain(
     top_terms: int = 10,
     samples: int = 5,
     background: ReferenceCounts | None = None,
+    brand: str | None = None,
 ) -> dict[str, Any]:
     """Terms, phrases, hashtags, reasons and representative negative tweets of an alert window.
 
@@ -499,12 +528,14 @@ def explain(
     Representative tweets are the negative groups whose words are the most over-represented (summed
     surprisal, per word), times the group's weight 1 + ln(size); then larger groups and more confident
     predictions first among equals; at most one per author and no near copy of one already chosen.
+    The `brand`'s own name (`own_name`: its id, which tweets mention as its account) is never a term: a
+    buzz on a brand addresses it more than its usual complaints do, and that says nothing of what about.
     """
     background = shipped_background() if background is None else background
     term_groups = shipped_groups()
     negatives = [r for r in window if r.negative]
     groups = group_copies(negatives)
-    group_forms = [term_forms(tokenizer(group[0].text)) for group in groups]
+    group_forms = [text_forms(group[0].text, tokenizer, own_name(brand)) for group in groups]
     group_terms = [set(forms) for forms in group_forms]
     written: Counter[tuple[str, str]] = Counter()  # (term key, form) -> tweets that wrote the key so
     voice_terms: dict[str, set[str]] = {}

@@ -195,12 +195,13 @@ def _airline_negatives(airline: str, count: int) -> list[str]:
 @pytest.mark.parametrize("real", [False, True], ids=["synthetic, no background", "airline, background"])
 def test_a_window_identical_to_the_reference_names_no_terms(real: bool) -> None:
     rng = random.Random(4)
-    if real:  # the models' tokenizer and the shipped background, as in the service
+    if real:  # the models' tokenizer, the shipped background and the brand's name, as in the service
         texts, tokenizer, background = _airline_negatives("United", 300), default_tokenizer(), None
     else:
         texts, tokenizer = [f"{_everyday_text(rng)} #travel" for _ in range(60)], simple_tokenize
         background = NO_BACKGROUND
-    result = explain(_window(texts), reference_counts(texts, tokenizer), tokenizer, background=background)
+    reference = reference_counts(texts, tokenizer)
+    result = explain(_window(texts), reference, tokenizer, background=background, brand="united")
     assert result["top_terms"] == () and result["top_hashtags"] == ()
 
 
@@ -310,6 +311,38 @@ def test_a_small_buzz_first_alert_names_its_topic() -> None:
 
     assert terms(3) == ("hold",)
     assert terms(2) == ()  # two voices are still no trend
+
+
+def test_an_account_the_complaints_mention_is_a_word_of_the_topic() -> None:
+    # A first alert of 7 people, 3 on apple: one writes "Apple", two only "@apple" (which the tokenizer
+    # makes "<user>"). Counted as words, the mentions make the third voice the topic needed.
+    rng = random.Random(11)
+    reference = reference_counts([_everyday_text(rng) for _ in range(1000)], simple_tokenize)
+    texts = [
+        "apple broke my screen",
+        "thanks for nothing @apple",
+        "@Apple the update killed my battery",
+        *(_everyday_text(rng) for _ in range(4)),
+    ]
+    result = explain(_window(texts), reference, simple_tokenize, background=NO_BACKGROUND)
+    assert result["top_terms"] == ("apple",)
+    assert result["terms_share"] == round(3 / 7, 4)
+    # Whose tweet a retweet copies ("RT @apple:") is not what it is about.
+    retweets = [texts[0], *(f"RT @apple: {_everyday_text(rng)}" for _ in range(2)), *texts[3:]]
+    assert explain(_window(retweets), reference, simple_tokenize, background=NO_BACKGROUND)["top_terms"] == ()
+
+
+def test_the_brand_own_account_is_never_the_topic() -> None:
+    # A young brand's buzz: every complaint addresses @Zephyr, a name its usual complaints (here the
+    # background's) never use. Without its brand the explanation would call the brand its own topic.
+    rng = random.Random(12)
+    reference = reference_counts([_everyday_text(rng) for _ in range(1000)], simple_tokenize)
+    texts = [f"@Zephyr {_everyday_text(rng)}" for _ in range(12)]
+    assert explain(_window(texts), reference, simple_tokenize, background=NO_BACKGROUND)["top_terms"] == (
+        "zephyr",
+    )
+    named = explain(_window(texts), reference, simple_tokenize, background=NO_BACKGROUND, brand="Zephyr")
+    assert named["top_terms"] == () and named["terms_share"] is None
 
 
 def test_a_buzz_without_a_topic_names_no_retweet_marker_or_modal_verb() -> None:
