@@ -3,8 +3,8 @@
 How it works (the README explains the why):
 - Every tweet goes into its brand's minute bucket (event time). A minute is *closed* once the watermark,
   the latest event time seen minus `lateness_tolerance_s`, has passed its end. Before that, with
-  `tick_seconds` set (off by default, see the config), the open minute is tested at each *tick* (every
-  `tick_seconds` of watermark time, e.g. 15, 30 and 45 s into it) over its tweets before the tick and
+  `tick_seconds` set (30 s by default, see the config), the open minute is tested at each *tick* (every
+  `tick_seconds` of watermark time, 30 s into it by default) over its tweets before the tick and
   the rest of the minute as usual traffic, against the whole minute's expectation, so a buzz is alerted
   once its evidence is in; a tick can start an episode (updates and ends wait for the closing), and is
   tested only when a tweet came since the previous one. A tick is passed once the watermark is, so all

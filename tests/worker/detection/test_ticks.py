@@ -57,6 +57,18 @@ def test_a_buzz_at_two_tweets_a_minute_is_alerted_before_its_minute_closes() -> 
     assert alert.fired_at in {t.tweet.created_at for t in tweets}
 
 
+def test_the_default_settings_test_the_open_minute() -> None:
+    """`buzzwatch replay`, the detection service and the demo build their detector from the environment's
+    defaults: with no variable set, a buzz whose decisive tweet comes in the first half of its minute is
+    alerted at the 30 s tick, not when the minute closes."""
+    ordinary = background(6, seed=11, day_rate=2.0, night_rate=2.0, start=MORNING)
+    tweets = in_order(ordinary + burst(BUZZ, 30, 12.0, seed=13))
+    default = BuzzDetector(DetectorConfig.from_env({}), tokenizer=simple_tokenize)
+    (alert, at), *_ = [(a, at) for a, at in emitted(default, tweets) if a.kind == "new"]
+    assert alert.fired_at.second < 30  # the decisive tweet is in the first half of its minute ...
+    assert alert.fired_at.timestamp() < at < minute_end(alert)  # ... and out at its 30 s tick
+
+
 def test_a_reordered_stream_gives_the_alerts_of_a_sorted_replay_with_ticks() -> None:
     tweets = two_a_minute_with_a_buzz()
     reference = emitted(detector(), tweets)
