@@ -217,6 +217,16 @@ def own_name(brand: str | None) -> str | None:
     return term_key(brand.lower()) if brand else None
 
 
+def is_own_account(account: str, own: str | None) -> bool:
+    """Whether a mentioned account is the brand's own: its name, or its name run on (`southwestair`,
+    `applesupport` for a brand called Southwest or Apple: a brand's id need not be its handle); names of
+    under 4 letters match only whole."""
+    if not own:
+        return False
+    name = own.replace(" ", "")
+    return account == name or (len(name) >= 4 and account.startswith(name))
+
+
 def text_forms(text: str, tokenizer: Tokenizer, own: str | None = None) -> dict[str, str]:
     """`term_forms` of a raw tweet: its tokens' words and phrases, and the accounts it mentions."""
     return term_forms(tokenizer(text), mentioned(text), own)
@@ -230,8 +240,8 @@ def term_forms(tokens: Sequence[str], accounts: Iterable[str] = (), own: str | N
     gives "bags lost" (key "bag lost") and "lost, worst airline" gives none. Each of `accounts` (the
     names a tweet mentions, which the tokenizer turns into "<user>") that is a reportable word is a word
     too, in no phrase: "@apple fix this" is about apple as "apple, fix this" is. The word `own` (the
-    brand's own name, `own_name`) is none. A word of a group (`shipped_groups`) also gives the group's key
-    ("luggage" gives "~bag"), with the word's form.
+    brand's own name, `own_name`) is none, nor is an account of the brand's (`is_own_account`). A word
+    of a group (`shipped_groups`) also gives the group's key ("luggage" gives "~bag"), with the word's form.
     """
     forms: dict[str, str] = {}
     previous: tuple[str, str] | None = None  # (key, form) of the word before
@@ -247,7 +257,7 @@ def term_forms(tokens: Sequence[str], accounts: Iterable[str] = (), own: str | N
             forms.setdefault(f"{previous[0]} {key}", f"{previous[1]} {token}")
         previous = (key, token)
     for account in accounts:
-        if is_term(account):
+        if is_term(account) and not is_own_account(account, own):
             forms.setdefault(term_key(account), account)
     forms.pop(own or "", None)
     group_of = shipped_groups().group_of

@@ -343,6 +343,18 @@ def test_the_brand_own_account_is_never_the_topic() -> None:
     )
     named = explain(_window(texts), reference, simple_tokenize, background=NO_BACKGROUND, brand="Zephyr")
     assert named["top_terms"] == () and named["terms_share"] is None
+    # A brand's id need not be its handle (the airline file's "Southwest" writes to @SouthwestAir), and a
+    # brand has more accounts than one (@ZephyrHelp); another account a buzz names stays a term.
+    texts = [f"@SouthwestAir {_everyday_text(rng)}" for _ in range(12)]
+    assert (
+        explain(_window(texts), reference, simple_tokenize, background=NO_BACKGROUND, brand="Southwest")[
+            "top_terms"
+        ]
+        == ()
+    )
+    texts = [f"@ZephyrHelp @Boeing {_everyday_text(rng)}" for _ in range(12)]
+    named = explain(_window(texts), reference, simple_tokenize, background=NO_BACKGROUND, brand="Zephyr")
+    assert named["top_terms"] == ("boeing",)
 
 
 def test_a_buzz_without_a_topic_names_no_retweet_marker_or_modal_verb() -> None:
