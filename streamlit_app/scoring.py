@@ -89,9 +89,8 @@ def score_frame(
         rows = [scoreable[i] for i in window]
         try:
             predictions = _score_batch(client, [texts[row] for row in rows])
-        except (
-            ApiError
-        ) as exc:  # over the rate limit, the API down: keep what is scored, say why not the rest
+        # over the rate limit, the API down: keep what is scored, say why not the rest
+        except ApiError as exc:
             for row in scoreable[done:]:
                 errors[row] = f"not scored: {exc.message}"
             break

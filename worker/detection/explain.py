@@ -545,7 +545,8 @@ def explain(
     term_groups = shipped_groups()
     negatives = [r for r in window if r.negative]
     groups = group_copies(negatives)
-    group_forms = [text_forms(group[0].text, tokenizer, own_name(brand)) for group in groups]
+    own = own_name(brand)
+    group_forms = [text_forms(group[0].text, tokenizer, own) for group in groups]
     group_terms = [set(forms) for forms in group_forms]
     written: Counter[tuple[str, str]] = Counter()  # (term key, form) -> tweets that wrote the key so
     voice_terms: dict[str, set[str]] = {}
