@@ -41,9 +41,11 @@ from api.store import (
     FeedbackRecord,
     FeedbackStore,
     LoggedPrediction,
+    StoreBusy,
     StoreUnwritable,
 )
 from api.validation import RequestError, error_code, parse_feedback, parse_predict
+from buzzwatch.database import is_lock_timeout, lock_wait_budget
 from buzzwatch.logs import configure_logging
 from buzzwatch.settings import SettingsError
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
@@ -55,6 +57,7 @@ JSON_MIMETYPES = {"application/json"}
 # A prediction the API issued this recently and cannot find yet is still queued in another worker (503, send
 # again); older than this, it is gone (that worker stopped before writing it, or it was pruned): 404.
 RECENTLY_ISSUED_S = 60.0
+BUSY_RETRY_AFTER_S = 5  # Retry-After of a 503 for a database lock held by another process
 
 
 class PredictorLike(Protocol):
@@ -181,6 +184,7 @@ def create_app(
     )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.wsgi_app = _with_lock_wait_budget(app.wsgi_app, settings.db_wait_s)  # type: ignore[method-assign]
     if settings.proxy_hops > 0:  # behind a load balancer: the client is in X-Forwarded-For (rate limits)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -209,7 +213,18 @@ def _default_telemetry_and_mailer(
     return telemetry, mailer
 
 
-# ---- hooks: timing, CORS ----------------------------------------------------------------------------
+# ---- hooks: lock-wait budget, timing, CORS ----------------------------------------------------------
+
+
+def _with_lock_wait_budget(wsgi_app: Callable[..., Any], seconds: float) -> Callable[..., Any]:
+    """Each request waits at most `seconds` in all for database locks (a 503 after), not 15 s a statement:
+    with a few threads per worker, requests stuck behind another process's lock would starve the rest."""
+
+    def budgeted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        with lock_wait_budget(seconds):
+            return wsgi_app(environ, start_response)
+
+    return budgeted
 
 
 def _register_hooks(app: Flask) -> None:
@@ -286,13 +301,16 @@ def _register_errors(app: Flask) -> None:
         """The database cannot be reached or opened (a server down, a missing folder): not the caller's
         fault nor a bug, so a 503 naming it, not a 500."""
         where = services().store.location
+        busy = is_lock_timeout(exc)
         logger.error(
-            "database unavailable", extra={"path": request.path, "database": where, "error": str(exc.orig)}
+            "database busy" if busy else "database unavailable",
+            extra={"path": request.path, "database": where, "error": str(exc.orig)},
         )
+        problem = "is busy (another process holds a lock)" if busy else "cannot be read"
         response, status = _error(
-            503, error_code(503), f"the database {where} cannot be read: {exc.orig}; try again later"
+            503, error_code(503), f"the database {where} {problem}: {exc.orig}; try again later"
         )
-        response.headers["Retry-After"] = "30"
+        response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S if busy else 30)
         return response, status
 
     @app.errorhandler(Exception)
@@ -518,6 +536,10 @@ def _register_routes(app: Flask) -> None:
             raise RequestError(
                 f"feedback for prediction {prediction_id!r} is already stored (once per prediction)",
                 status=409,
+            ) from None
+        except StoreBusy as exc:
+            raise RequestError(
+                f"{exc}; the feedback is not stored: send it again in a few seconds", 503, BUSY_RETRY_AFTER_S
             ) from None
         except StoreUnwritable as exc:
             raise RequestError(f"{exc}; the feedback is not stored: send it again later", 503, 30) from None

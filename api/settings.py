@@ -31,6 +31,7 @@ class ApiSettings:
     anonymous_feedback_per_min: int = 30
     proxy_hops: int = 0
     onnx_threads: int = 1
+    db_wait_s: float = 2.0  # the most one request waits in total for database locks, then a 503
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -59,4 +60,5 @@ class ApiSettings:
             anonymous_feedback_per_min=env_int(env, "BUZZWATCH_API_FEEDBACK_PER_MIN", 30, minimum=0),
             proxy_hops=env_int(env, "BUZZWATCH_API_PROXY_HOPS", 0, minimum=0),
             onnx_threads=env_int(env, "BUZZWATCH_API_ONNX_THREADS", 1, minimum=1),
+            db_wait_s=env_float(env, "BUZZWATCH_API_DB_WAIT_S", 2.0, minimum=0.0, maximum=25.0),
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import os
@@ -42,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from buzzwatch.database import make_engine
+from buzzwatch.database import is_lock_timeout, lock_wait_left_s, make_engine
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,10 @@ class StoreUnwritable(Exception):
     """The database refused a write (full or read-only disk, server down); the message names it."""
 
 
+class StoreBusy(StoreUnwritable):
+    """Another process held the database's lock for longer than this request's lock-wait budget."""
+
+
 @dataclass(frozen=True)
 class LoggedPrediction:
     """A prediction the API made, as the feedback route needs it."""
@@ -189,7 +194,7 @@ class FeedbackStore:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.engine = make_engine(database_url)
+        self.engine = make_engine(database_url, lock_wait_budgets=True)
         self._flush_interval_s = flush_interval_s
         self._max_pending = max_pending
         self.dropped_predictions = 0
@@ -199,6 +204,7 @@ class FeedbackStore:
         self._clock = clock
         self._sleep = sleep  # each wait for another worker's queued prediction (find_prediction)
         self._pending: list[dict[str, Any]] = []  # under _pending_lock
+        self._in_flight: list[dict[str, Any]] = []  # the rows a flush is writing now, under _pending_lock
         self._pending_lock = threading.Lock()
         self.write_error: str | None = None  # why the last write failed (names the database), until one works
         self._writer_lock = threading.Lock()
@@ -257,6 +263,8 @@ class FeedbackStore:
     def _write_failed(self, exc: Exception) -> StoreUnwritable:
         """Remember and log (once per outage) why a write failed; the error to raise, naming the database."""
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        if is_lock_timeout(exc):  # nothing is broken: another process holds the lock; logged by the caller
+            return StoreBusy(f"the database {self.location} is busy (another process holds a lock): {reason}")
         message = f"the database {self.location} cannot be written: {reason}"
         if self.write_error is None:
             logger.error("database write failed", extra={"database": self.location, "error": reason})
@@ -329,34 +337,57 @@ class FeedbackStore:
             try:
                 self.flush()
                 self._maybe_prune()
+            except StoreBusy as exc:  # another process holds the lock; the rows stay queued
+                logger.warning("prediction log writer waits for the database", extra={"error": str(exc)})
             except StoreUnwritable:  # logged once per outage by _write_failed; the rows stay queued
                 pass
             except Exception:  # the writer must outlive any database hiccup
                 logger.exception("prediction log flush failed")
 
     def flush(self) -> int:
-        """Write every queued prediction now; returns how many were written (StoreUnwritable: none)."""
-        with self._flush_lock:
+        """Write every queued prediction now; returns how many were written (StoreUnwritable: none).
+
+        Inside a lock-wait budget (a request), waiting for another thread's flush counts against it too.
+        """
+        budget_s = lock_wait_left_s()
+        if not self._flush_lock.acquire(timeout=-1 if budget_s is None else budget_s):
+            raise StoreBusy(
+                f"the database {self.location} is busy: this process's prediction log writer has been "
+                "waiting for its lock"
+            )
+        try:
+            return self._flush_locked()
+        finally:
+            self._flush_lock.release()
+
+    def _flush_locked(self) -> int:
+        with self._pending_lock:
+            rows, self._pending = self._pending, []
+            self._in_flight = rows
+        if not rows:
+            return 0
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(insert(predictions_table), rows)
+        except Exception as exc:
             with self._pending_lock:
-                rows, self._pending = self._pending, []
-            if not rows:
-                return 0
-            try:
-                with self.engine.begin() as connection:
-                    connection.execute(insert(predictions_table), rows)
-            except Exception as exc:
-                with self._pending_lock:
-                    if len(self._pending) + len(rows) <= self._max_pending:
-                        self._pending[:0] = rows  # kept for the next flush: the database may be back by then
-                    else:  # bounded memory during a long outage; feedback by text still works for these
-                        self.dropped_predictions += len(rows)
-                        logger.error("prediction log full: %d predictions not logged", len(rows))
-                raise self._write_failed(exc) from exc
-            self._write_worked()
-            self._logged_since_prune += len(rows)
-            if self._logged_since_prune >= max(1, self._max_logged // 10):
+                self._in_flight = []
+                if len(self._pending) + len(rows) <= self._max_pending:
+                    self._pending[:0] = rows  # kept for the next flush: the database may be back by then
+                else:  # bounded memory during a long outage; feedback by text still works for these
+                    self.dropped_predictions += len(rows)
+                    logger.error("prediction log full: %d predictions not logged", len(rows))
+            raise self._write_failed(exc) from exc
+        with self._pending_lock:
+            self._in_flight = []
+        self._write_worked()
+        self._logged_since_prune += len(rows)
+        if self._logged_since_prune >= max(1, self._max_logged // 10):
+            try:  # the rows are written: a prune that fails (a busy database) is tried again later
                 self.prune()
-            return len(rows)
+            except Exception as exc:
+                logger.warning("prediction log prune failed", extra={"error": str(exc).splitlines()[0]})
+        return len(rows)
 
     def _maybe_prune(self) -> None:
         if time.monotonic() - self._last_prune >= 600:
@@ -418,9 +449,9 @@ class FeedbackStore:
         return oldest is not None and oldest > prediction_id
 
     def _queued_prediction(self, prediction_id: str) -> LoggedPrediction | None:
-        """A prediction of this process not written yet (the database refused it so far)."""
-        with self._flush_lock, self._pending_lock:
-            for row in self._pending:
+        """A prediction of this process not written yet (queued, or being written by a flush)."""
+        with self._pending_lock:
+            for row in itertools.chain(self._in_flight, self._pending):
                 if row["prediction_id"] == prediction_id:
                     return LoggedPrediction(prediction_id, row["text"], row["label"], row["model_version"])
         return None

@@ -13,10 +13,21 @@ request or checkpoint. SQLite is the local twin, and each connection gets the sa
 - `busy_timeout`: a writer waits up to `BUSY_TIMEOUT_MS` for another process's write (several API workers,
   a detection restart overlapping the old process) instead of failing at once with "database is locked".
 - `foreign_keys=ON`: SQLite ignores foreign keys unless told; PostgreSQL enforces them, so the twin does too.
+
+A service answering people (the API) cannot let one request wait 15 s per statement behind a lock: an engine
+made with `lock_wait_budgets=True` lets the code bound the total wait of a piece of work with
+`lock_wait_budget(seconds)`. Every statement inside it waits for locks only for what is left of the budget
+(SQLite: `busy_timeout`; PostgreSQL: `lock_timeout` and `statement_timeout`), so a held lock costs the whole
+request at most its budget, then an error `is_lock_timeout` recognises. Outside a budget such an engine waits
+as the others do (SQLite `BUSY_TIMEOUT_MS`, PostgreSQL the server's settings).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +45,73 @@ SQLITE_PRAGMAS = (
     f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys=ON",
 )
+SQLITE_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (extended codes carry them in their low byte)
+POSTGRES_TIMEOUT_STATES = ("55P03", "57014")  # lock_not_available (lock_timeout), query_canceled (statement)
+
+_lock_wait_deadline: ContextVar[float | None] = ContextVar("lock_wait_deadline", default=None)
 
 
-def make_engine(database_url: str) -> Engine:
+@contextmanager
+def lock_wait_budget(seconds: float) -> Iterator[None]:
+    """Bound the total lock wait of every statement run inside (on engines made with lock_wait_budgets)."""
+    deadline = time.monotonic() + seconds
+    outer = _lock_wait_deadline.get()
+    token = _lock_wait_deadline.set(deadline if outer is None else min(outer, deadline))
+    try:
+        yield
+    finally:
+        _lock_wait_deadline.reset(token)
+
+
+def lock_wait_left_s() -> float | None:
+    """Seconds left of the current lock-wait budget (0 when spent); None outside any budget."""
+    deadline = _lock_wait_deadline.get()
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether a database error means a wait for a lock ran out (SQLite busy, a PostgreSQL timeout)."""
+    original = getattr(exc, "orig", None) or exc
+    sqlite_code = getattr(original, "sqlite_errorcode", None)
+    if sqlite_code is not None:
+        return sqlite_code & 0xFF in SQLITE_BUSY_CODES
+    return getattr(original, "sqlstate", None) in POSTGRES_TIMEOUT_STATES
+
+
+def _budget_ms() -> int | None:
+    left_s = lock_wait_left_s()
+    return None if left_s is None else max(1, int(left_s * 1000))
+
+
+def _install_lock_wait_budgets(engine: Engine, sqlite: bool) -> None:
+    """Before each statement, set the connection's lock wait to what is left of the budget, or the default."""
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _lock_wait(connection: Any, _cursor: Any, *_args: Any) -> None:
+        budget_ms = _budget_ms()
+        raw = connection.connection.dbapi_connection
+        if sqlite:  # a pragma outside transactions: remembered per connection, sent only when it changes
+            wanted = BUSY_TIMEOUT_MS if budget_ms is None else budget_ms
+            if connection.info.get("busy_timeout_ms") != wanted:
+                raw.execute(f"PRAGMA busy_timeout={wanted}")
+                connection.info["busy_timeout_ms"] = wanted
+            return
+        # SET is undone with the transaction it ran in, so it is sent before every statement, not remembered;
+        # not in a failed transaction, where only a rollback (to a savepoint) may run and nothing waits.
+        if raw.info.transaction_status.name == "INERROR":
+            return
+        value = "DEFAULT" if budget_ms is None else str(budget_ms)
+        cursor = raw.cursor()
+        try:
+            cursor.execute(f"SET lock_timeout = {value}; SET statement_timeout = {value}")
+        finally:
+            cursor.close()
+
+
+def make_engine(database_url: str, *, lock_wait_budgets: bool = False) -> Engine:
     """An engine for the URL; a SQLite file gets its folder made and the pragmas above on every connection.
 
+    With `lock_wait_budgets`, statements run inside `lock_wait_budget` wait for locks only what is left of it.
     A URL SQLAlchemy cannot read, or whose database it has no driver for, is a `SettingsError` naming
     DATABASE_URL (its password hidden): one line from the command, not a traceback.
     """
@@ -48,19 +121,25 @@ def make_engine(database_url: str) -> Engine:
         raise SettingsError(f"DATABASE_URL is not a database URL ({EXAMPLES})") from None
     if url.get_backend_name() != "sqlite":
         try:
-            return sa.create_engine(url, pool_pre_ping=True)
+            engine = sa.create_engine(url, pool_pre_ping=True)
         except (sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
             shown = url.render_as_string(hide_password=True)
             raise SettingsError(f"DATABASE_URL={shown}: no driver here ({exc}; {EXAMPLES})") from None
+        if lock_wait_budgets:
+            _install_lock_wait_budgets(engine, sqlite=False)
+        return engine
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
 
     @sa.event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
         cursor = dbapi_connection.cursor()
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
+        record.info["busy_timeout_ms"] = BUSY_TIMEOUT_MS
 
+    if lock_wait_budgets:
+        _install_lock_wait_budgets(engine, sqlite=True)
     return engine

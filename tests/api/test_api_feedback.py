@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import sqlite3
+import time
 from datetime import timedelta
 from email import message_from_bytes
 from pathlib import Path
@@ -324,3 +327,41 @@ def test_prediction_log_keeps_rows_while_the_database_is_down_and_bounds_them(se
     assert store.flush() == 1
     assert store.find_prediction("id1") is not None
     store.close()
+
+
+def test_a_lock_held_by_another_process_is_a_fast_503_then_the_feedback_is_stored(
+    settings: ApiSettings, store: FeedbackStore, mailer: Mailer
+) -> None:
+    """A stray `sqlite3` shell in BEGIN EXCLUSIVE held a feedback by id for 30 s before its 503 (15 s for the
+    prediction log's write, 15 s for the feedback's) and /readyz for 15 s, tying up the worker's threads."""
+    client = create_app(
+        dataclasses.replace(settings, db_wait_s=0.3),
+        predictor=LexiconPredictor(),
+        store=store,
+        telemetry=LocalTelemetry(settings.common.var_dir, role="api"),
+        mailer=mailer,
+    ).test_client()
+    prediction_id = _predict(client, "they lost my bag")["prediction_id"]  # queued, not written yet
+    shell = sqlite3.connect(store.engine.url.database, isolation_level=None)
+    shell.execute("BEGIN EXCLUSIVE")
+    try:
+        for path, body in [
+            ("/v1/feedback", {"prediction_id": prediction_id, "label": "negative"}),
+            ("/readyz", None),
+        ]:
+            started = time.monotonic()
+            response = client.post(path, json=body) if body else client.get(path)
+            assert time.monotonic() - started < 2.0, path
+            assert response.status_code == 503, path
+            assert "busy" in response.get_data(as_text=True), path
+        assert response.get_json()["status"] == "database not writable"
+        response = client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": "negative"})
+        assert response.headers["Retry-After"] == "5"
+        assert response.get_json()["message"].endswith("send it again in a few seconds")
+        assert _predict(client, "still scoring")["label"] == "neutral"
+    finally:
+        shell.rollback()
+        shell.close()
+    response = client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": "negative"})
+    assert response.status_code == 201
+    assert client.get("/readyz").status_code == 200

@@ -6,15 +6,19 @@ skipped with that message, the SQLite ones still run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from api.store import DuplicateFeedback, FeedbackRecord, FeedbackStore, LoggedPrediction
+from api.store import DuplicateFeedback, FeedbackRecord, FeedbackStore, LoggedPrediction, StoreBusy
+from buzzwatch.database import lock_wait_budget
 from stack.postgres import PostgresMissing, ThrowawayPostgres
 from tests.support.api import RecordingSleep
 from tests.support.integration import server_fixture
@@ -170,3 +174,56 @@ def test_a_feedback_table_from_before_provenance_gets_the_column(
     ]
     metadata.drop_all(store.engine)
     store.close()
+
+
+@contextlib.contextmanager
+def _lock_held_elsewhere(store: FeedbackStore) -> Iterator[Callable[[], None]]:
+    """Another process's lock on the feedback table (SQLite: the whole file), as a stray shell would hold it;
+    yields a function that releases it early."""
+    from sqlalchemy import create_engine
+
+    if store.engine.dialect.name == "sqlite":
+        holder = sqlite3.connect(store.engine.url.database, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN EXCLUSIVE")
+        release = holder.rollback
+    else:
+        engine = create_engine(store.engine.url)
+        connection = engine.connect()
+        connection.exec_driver_sql("LOCK TABLE api_feedback, api_predictions IN ACCESS EXCLUSIVE MODE")
+        release = connection.rollback
+    try:
+        yield release
+    finally:
+        release()
+        if store.engine.dialect.name == "sqlite":
+            holder.close()
+        else:
+            connection.close()
+            engine.dispose()
+
+
+def test_under_a_held_lock_a_budget_bounds_the_total_wait_and_work_outside_it_waits_longer(
+    store: FeedbackStore,
+) -> None:
+    """The API's requests give up after their budget (all statements together); its writer, like the other
+    services, still waits out a lock held for a few seconds."""
+    store.log_predictions([LoggedPrediction("queued", "late again", "negative", "v1")], [{"negative": 1.0}])
+    with _lock_held_elsewhere(store):
+        started = time.monotonic()
+        with lock_wait_budget(1.5), pytest.raises(StoreBusy) as raised:
+            with contextlib.suppress(StoreBusy):
+                store.flush()  # waits for the lock: the budget's first part
+            store.add_feedback(_record("a", "positive", "negative"))  # only what is left of it
+        waited_s = time.monotonic() - started
+    assert 1.4 < waited_s < 2.7, waited_s  # 1.5 s in all, where a budget per statement would take 3 s
+    assert store.location in str(raised.value) and "busy" in str(raised.value)
+    assert store.find_prediction("queued") is not None  # kept queued, written now the lock is gone
+    store.log_predictions([LoggedPrediction("later", "late again", "negative", "v1")], [{"negative": 1.0}])
+    with _lock_held_elsewhere(store) as release:
+        threading.Timer(1.0, release).start()
+        store.add_feedback(_record("b", "positive", "negative"))  # no budget: waits the second out
+        assert store.flush() == 1
+    assert [record.prediction_id for record in store.iter_feedback()] == ["b"]
+    if store.engine.dialect.name == "postgresql":  # a connection a budget shortened is back to the default
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "0"
