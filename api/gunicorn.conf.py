@@ -12,7 +12,7 @@ import os
 wsgi_app = "api.app:create_app()"
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or len(os.sched_getaffinity(0)))
-worker_class = "gthread"
+worker_class = "api.gunicorn_worker.JsonErrorWorker"  # gthread, with JSON errors from gunicorn itself
 threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 keepalive = 75
 timeout = 30

@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from api.store import feedback_table, predictions_table
+from api.validation import error_code
 from buzzwatch.settings import REPO_ROOT
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, MISPREDICTION, MODEL_DRIFT_ALERT, read_local
 from tests.support.integration import server_fixture
@@ -303,3 +304,30 @@ def test_a_disk_that_refuses_writes_is_a_clear_503_then_nothing_is_lost(server: 
                 break
             time.sleep(0.2)
         assert status == 201, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "says"),
+    [
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 400, "Request Line is too large"),
+        (b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431, "8190 bytes each"),
+        (b"GET /healthz HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 120 + b"\r\n", 431, "at most 100 header fields"),
+        (b"NOT A REQUEST LINE\r\n\r\n", 400, "Invalid"),
+        (b"GET /healthz HTTP/9.9\r\nHost: t\r\n\r\n", 400, "HTTP Version"),
+        (b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br\r\n\r\n", 501, "br"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400, "LENGTH"),
+    ],
+    ids=["request-line-too-long", "header-too-large", "too-many-headers", "bad-request-line",
+         "bad-http-version", "unsupported-transfer-coding", "length-and-chunked"],
+)  # fmt: skip
+def test_gunicorn_s_own_refusals_are_json_like_the_app_s(
+    server: Server, request_bytes: bytes, status: int, says: str
+) -> None:
+    """Refused before the app runs, these were gunicorn's HTML pages while every other error is JSON."""
+    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10) as connection:
+        connection.sendall(request_bytes)
+        answered, headers, body = _read_response(connection)
+    assert answered == status
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)
+    assert error["error"] == error_code(status) and says in error["message"]
