@@ -68,7 +68,8 @@ def format_timestamp(moment: datetime) -> str:
 def load_json(data: bytes | str) -> Any:
     """Decode one JSON document from outside; SchemaError says why it is unreadable (never another error).
 
-    `json.loads` raises RecursionError, not a decode error, on arrays nested a few thousand levels deep.
+    `json.loads` raises RecursionError, not a decode error, on arrays nested a few thousand levels deep, and
+    a bare ValueError on an integer of more digits than Python converts (4,300).
     """
     try:
         return json.loads(data)
@@ -76,6 +77,8 @@ def load_json(data: bytes | str) -> Any:
         raise SchemaError(f"not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise SchemaError("not valid JSON: nested too deeply") from exc
+    except ValueError as exc:
+        raise SchemaError(f"not readable JSON: {str(exc).split(';')[0]}") from exc
 
 
 def _unicode(value: str, key: str) -> str:

@@ -58,6 +58,8 @@ def test_oversized_and_undecodable_messages_are_refused():
         TweetEvent.from_json(b"\xff\xfe not json")
     with pytest.raises(SchemaError, match="nested too deeply"):
         TweetEvent.from_json(b"[" * 30_000 + b"]" * 30_000)
+    with pytest.raises(SchemaError, match="not readable JSON: Exceeds the limit"):  # was a bare ValueError
+        TweetEvent.from_json(b'{"id": ' + b"9" * 5000 + b', "text": "x"}')
     with pytest.raises(SchemaError, match="'text' is not valid Unicode"):  # a JSON escape, then unencodable
         TweetEvent.from_json(json.dumps(_event_payload(text="bad \ud800 tweet")).encode())
 

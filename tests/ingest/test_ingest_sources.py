@@ -103,7 +103,8 @@ def test_stdin_reads_json_lines_and_skips_bad_ones(brands):
 
 
 def test_stdin_skips_undecodable_and_unencodable_lines_and_reads_on(brands):
-    """A lone surrogate, bytes that are not UTF-8 or a document too deep is one bad line, not the end."""
+    """A lone surrogate, bytes that are not UTF-8, a document too deep or a number too long is one bad line,
+    not the end (the number's ValueError stopped the ingester)."""
     good = '{{"id": "{}", "created_at": "2026-11-25T21:00:01Z", "text": "@united late"}}\n'
     stream = io.TextIOWrapper(
         io.BytesIO(
@@ -113,13 +114,16 @@ def test_stdin_skips_undecodable_and_unencodable_lines_and_reads_on(brands):
             + b"[" * 5000
             + b"]" * 5000
             + b"\n"
-            + good.format(5).encode()
+            + b'{"id": '
+            + b"9" * 5000
+            + b', "text": "@united"}\n'
+            + good.format(6).encode()
         )
     )
     report = InputReport()
     events = list(stdin_events(brands, report, threading.Event(), stream))
-    assert [event.id for event in events] == ["1", "5"]
-    assert (report.read, report.bad) == (5, 3)
+    assert [event.id for event in events] == ["1", "6"]
+    assert (report.read, report.bad) == (6, 4)
 
 
 def test_stdin_stops_on_request_even_while_no_input_comes(brands):

@@ -1,9 +1,10 @@
 """Poison messages through the real emulator: each bad one dead-lettered (or skipped) alone, never retried.
 
 A lone surrogate in a tweet's text, a document nested past Python's recursion limit, bytes that are not
-UTF-8: each must be set aside once while every valid neighbour is scored once. Before, the surrogate made
-the push answer 500 (Pub/Sub redelivered it, with the tweets of its scoring group), and a deeply nested
-scored message stopped the detection service.
+UTF-8, an integer of more digits than Python converts: each must be set aside once while every valid
+neighbour is scored once. Before, the surrogate made the push answer 500 (Pub/Sub redelivered it, with the
+tweets of its scoring group), a deeply nested scored message stopped the detection service, and the long
+integer failed a whole pull batch.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ SURROGATE = (
 )
 DEEP = b"[" * 30_000 + b"]" * 30_000  # under the 64 KiB message limit, past the recursion limit
 NOT_UTF8 = b'{"id":"poison-bytes","text":"\xff\xfe"}'
-POISON = (SURROGATE, DEEP, NOT_UTF8)
+# json.loads raises a bare ValueError past 4,300 digits: it failed the whole pull batch, neighbours included.
+HUGE_NUMBER = (
+    b'{"id":' + b"9" * 5000 + b',"created_at":"2015-02-20T06:00:30Z","text":"@acme x","brands":["acme"]}'
+)
+POISON = (SURROGATE, DEEP, NOT_UTF8, HUGE_NUMBER)
 
 
 def _publish_mixed(
@@ -95,6 +100,7 @@ def test_push_dead_letters_each_poison_message_alone_and_scores_its_neighbours_o
         assert all(m.attributes["buzzwatch_stage"] == "worker" for m in dead)  # by the worker, first time
         errors = " | ".join(m.attributes["buzzwatch_error"] for m in dead)
         assert "not valid Unicode" in errors and "nested too deeply" in errors, errors
+        assert "4300 digits" in errors, errors
 
         stats = _get_json(f"http://127.0.0.1:{port}/stats")
         assert stats["scored"] == len(events)
@@ -120,7 +126,7 @@ def test_pull_scoring_and_detection_survive_poison_messages(
     ]
     try:
         _publish_mixed(settings, settings.tweets_topic, [event.to_json() for event in events], POISON)
-        # Poison on the scored topic itself: the same three, and a scored tweet with a lone surrogate.
+        # Poison on the scored topic itself: the same ones, and a scored tweet with a lone surrogate.
         surrogate_scored = json.dumps(
             {
                 "id": "poison-scored",
@@ -143,14 +149,16 @@ def test_pull_scoring_and_detection_survive_poison_messages(
                 return {}
 
         wait_for(
-            lambda: totals().get("counted", 0) >= len(events) and totals().get("malformed", 0) >= 4,
+            lambda: (
+                totals().get("counted", 0) >= len(events) and totals().get("malformed", 0) >= len(POISON) + 1
+            ),
             90,
             "every valid tweet counted and the scored poison skipped",
             processes[1],
             tmp_path / "det.log",
         )
         time.sleep(1)
-        assert (totals()["counted"], totals()["malformed"]) == (len(events), 4)
+        assert (totals()["counted"], totals()["malformed"]) == (len(events), len(POISON) + 1)
         dead = pull_until(
             settings.gcp_project, topology.dead_letter_subscription, len(POISON), 30, then_after_s=2
         )
