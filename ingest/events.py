@@ -27,6 +27,8 @@ def event_from_record(record: Mapping[str, Any], brands: BrandBook, source: str)
     """
     if isinstance(record.get("data"), Mapping):
         return event_from_x(record["data"], brands, source, includes=record.get("includes"))
+    if "errors" in record and "text" not in record:  # what X sends instead of a tweet (a disconnect, a 4xx)
+        raise SchemaError(f"an X API error message, not a tweet: {str(record['errors'])[:200]}")
     payload = dict(record)
     declared = None
     for key in ("brands", "brand", "airline"):
@@ -55,14 +57,17 @@ def event_from_x(
     if not isinstance(tweet, Mapping):
         raise SchemaError("an X API tweet must be a JSON object")
     retweet_of = None
-    for reference in tweet.get("referenced_tweets") or ():
+    for reference in _list_field(tweet.get("referenced_tweets"), "referenced_tweets"):
         if isinstance(reference, Mapping) and reference.get("type") == "retweeted":
             retweet_of = reference.get("id")
+    if includes is not None and not isinstance(includes, Mapping):
+        raise SchemaError("field 'includes' must be an object")
     author_username = None
-    users = (includes or {}).get("users") or ()
-    for user in users:
+    for user in _list_field((includes or {}).get("users"), "includes.users"):
         if isinstance(user, Mapping) and user.get("id") == tweet.get("author_id"):
             author_username = user.get("username")
+    if author_username is not None and not isinstance(author_username, str):
+        raise SchemaError("field 'includes.users[].username' must be a string")
     payload = {
         "id": tweet.get("id"),
         # The stream always sends created_at when asked; fall back to the time of receipt otherwise.
@@ -77,3 +82,12 @@ def event_from_x(
     return replace(
         event, brands=brands.attribute(event.text, rule_tags=rule_tags, author_username=author_username)
     )
+
+
+def _list_field(value: Any, name: str) -> Sequence[Any]:
+    """An optional list field of an X API tweet (absent or null: empty); any other type is a SchemaError."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise SchemaError(f"field {name!r} must be a list")
+    return value

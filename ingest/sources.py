@@ -42,16 +42,44 @@ class InputReport:
 def _records_from_jsonl(
     lines: Iterator[str | bytes], name: str, report: InputReport
 ) -> Iterator[tuple[str, Any]]:
-    """Each line's JSON document; a line that is not UTF-8 or not JSON is reported, and the next one read."""
+    """Each line's JSON document; a line that is not UTF-8 or not JSON is reported, and the next one read.
+
+    A line that is a whole X API v2 response page (recent search saved as it came: `{"data": [tweets],
+    "includes": ..., "meta": ...}`) gives each of its tweets, with the page's `includes`.
+    """
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{name}:{number}"
-        report.read += 1
         try:
-            yield where, load_json(line)
+            document = load_json(line)
         except SchemaError as exc:
+            report.read += 1
             report.bad_input(where, str(exc))
+            continue
+        page = _x_page_tweets(document)
+        if page is None:
+            report.read += 1
+            yield where, document
+            continue
+        for index, tweet in enumerate(page):
+            report.read += 1
+            record = (
+                {"data": tweet, "includes": document.get("includes")} if isinstance(tweet, dict) else tweet
+            )
+            yield f"{where}[{index}]", record
+
+
+def _x_page_tweets(document: Any) -> list[Any] | None:
+    """The tweets of an X API v2 response page (none when it found none), or None for any other document."""
+    if not isinstance(document, dict):
+        return None
+    data = document.get("data")
+    if isinstance(data, list):
+        return data
+    if data is None and isinstance(document.get("meta"), dict) and "text" not in document:
+        return []  # a search that found nothing: {"meta": {"result_count": 0}}
+    return None
 
 
 def detect_format(path: Path) -> str:

@@ -325,7 +325,12 @@ class FilteredStream(tweepy.StreamingClient):
             errors = message.get("errors") if isinstance(message, dict) else None
             self.report.bad_input("x-stream", f"a stream message without a tweet: {errors or message}")
             return
-        tags = [rule.get("tag", "") for rule in message.get("matching_rules") or () if isinstance(rule, dict)]
+        rules = message.get("matching_rules")  # a hint for attribution: a malformed one is left out
+        tags = [
+            rule["tag"]
+            for rule in (rules if isinstance(rules, list) else ())
+            if isinstance(rule, dict) and isinstance(rule.get("tag"), str)
+        ]
         try:
             event = event_from_x(
                 message["data"], self.brands, "x-stream", includes=message.get("includes"), rule_tags=tags

@@ -126,6 +126,31 @@ def test_stdin_skips_undecodable_and_unencodable_lines_and_reads_on(brands):
     assert (report.read, report.bad) == (6, 4)
 
 
+def test_x_api_response_pages_give_each_tweet_and_x_errors_say_what_they_are(brands, caplog):
+    """A recent-search page saved as it came was one bad line ("field 'text' must be a string"): every tweet
+    of it lost; an X error object was refused with that same misleading reason."""
+    page = {
+        "data": [
+            {"id": "11", "text": "@united late", "created_at": "2026-11-25T21:00:01Z", "author_id": "5"},
+            {"id": "12", "text": "so late", "created_at": "2026-11-25T21:00:02Z", "author_id": "6"},
+            "not a tweet",
+        ],
+        "includes": {"users": [{"id": "6", "username": "SouthwestAir"}]},
+        "meta": {"result_count": 3, "newest_id": "12"},
+    }
+    lines = [page, {"meta": {"result_count": 0}}, {"errors": [{"title": "Not Found Error"}]}]
+    stream = io.StringIO("".join(json.dumps(line) + "\n" for line in lines))
+    report = InputReport()
+    events = list(stdin_events(brands, report, threading.Event(), stream))
+    assert [(event.id, event.brands) for event in events] == [("11", ("united",)), ("12", ("southwestair",))]
+    assert (report.read, report.bad) == (4, 2)
+    reasons = {record.where: record.reason for record in caplog.records if hasattr(record, "reason")}
+    assert reasons == {
+        "stdin:1[2]": "a tweet must be a JSON object",
+        "stdin:3": "an X API error message, not a tweet: [{'title': 'Not Found Error'}]",
+    }
+
+
 def test_stdin_stops_on_request_even_while_no_input_comes(brands):
     read_end, write_end = os.pipe()
     stop = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -141,13 +142,26 @@ def test_disconnect_ends_a_silent_connection_at_once(fake_x_api, brands):
 
 
 def test_bad_stream_messages_are_reported_and_skipped(fake_x_api, brands):
+    """Malformed nested fields (includes, referenced_tweets, matching_rules) and an over-long number raised
+    TypeError, AttributeError or ValueError, which ended the stream's reader thread."""
     good = fake_x_api.recorded_stream_lines()[0]
+    message = json.loads(good)
+
+    def variant(**fields: object) -> bytes:
+        return json.dumps({**message, **fields}).encode()
+
     fake_x_api.stream_scripts = [
         fake_x_api.Script(
             lines=[
                 b"{not json",
                 b'{"errors":[{"title":"operational-disconnect"}]}',
                 b'{"data":{"id":"1"}}',
+                variant(includes=["not", "an", "object"]),
+                variant(includes={"users": 7}),
+                variant(includes={"users": [{"id": message["data"]["author_id"], "username": ["x"]}]}),
+                variant(data={**message["data"], "referenced_tweets": 7}),
+                good.replace(b'"id"', b'"id": ' + b"9" * 5000 + b', "old_id"', 1),
+                variant(matching_rules=7),  # only a hint: the tweet is kept, attributed by its text
                 good,
             ],
             then="silence",
@@ -156,10 +170,11 @@ def test_bad_stream_messages_are_reported_and_skipped(fake_x_api, brands):
     events: list = []
     stream = _stream(fake_x_api, brands, events)
     thread = stream.start()
-    wait_for(lambda: len(events) == 1, 5, "one tweet")
+    wait_for(lambda: len(events) == 2, 5, "two tweets")
     stream.disconnect()
     thread.join(timeout=5)
-    assert stream.report.bad == 3 and stream.report.read == 4
+    assert (stream.report.bad, stream.report.read) == (8, 10)
+    assert events[0].brands == events[1].brands != ()
 
 
 def test_unauthorized_stream_stops_with_a_clear_error(fake_x_api, brands):
