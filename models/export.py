@@ -110,10 +110,11 @@ def write_artifact(
     return meta
 
 
-def _embedding_lookup(graph: Any, vocab_size: int, onnx_path: Path) -> Any:
-    """The graph's one embedding lookup: a Gather from a 2-D initializer of at least `vocab_size` rows."""
+def _vocabulary_lookups(graph: Any, vocab_size: int) -> list[Any]:
+    """The graph's per-token lookups: Gathers from a 2-D initializer of at least `vocab_size` rows (the
+    embedding, and a lexicon valence table when the model has one)."""
     initializers = {item.name: item for item in graph.initializer}
-    lookups = [
+    return [
         node
         for node in graph.node
         if node.op_type == "Gather"
@@ -121,6 +122,11 @@ def _embedding_lookup(graph: Any, vocab_size: int, onnx_path: Path) -> Any:
         and len(initializers[node.input[0]].dims) == 2
         and initializers[node.input[0]].dims[0] >= vocab_size
     ]
+
+
+def _embedding_lookup(graph: Any, vocab_size: int, onnx_path: Path) -> Any:
+    """The graph's one embedding lookup (a graph with a second per-token table is refused)."""
+    lookups = _vocabulary_lookups(graph, vocab_size)
     if len(lookups) != 1:
         raise ValueError(f"expected one embedding lookup in {onnx_path}, found {len(lookups)}")
     return lookups[0]
@@ -157,7 +163,7 @@ def _ancestors(graph: Any, name: str) -> tuple[list[Any], set[str]]:
 def prune_graph(onnx_path: Path, vocab_size: int) -> int:
     """Remove what an exported LSTM graph computes that serving never needs; return the nodes removed.
 
-    tf2onnx writes Keras's wrap of negative ids before the embedding lookup (9 nodes) and builds the
+    tf2onnx writes Keras's wrap of negative ids before the embedding lookups (9 nodes) and builds the
     LSTM's zero initial states from the batch's shape (8 nodes). The Predictor never feeds a negative id,
     and the ONNX LSTM starts from zeros when its initial states are left out, so the lookup reads
     `token_ids` and the states go. A tweet scored alone pays every node's fixed cost (about a microsecond
@@ -172,10 +178,13 @@ def prune_graph(onnx_path: Path, vocab_size: int) -> int:
     before = len(graph.node)
     token_input = graph.input[0].name
     weights = {item.name: item for item in graph.initializer}
-    lookup = _embedding_lookup(graph, vocab_size, onnx_path)
-    wrap, leaves = _ancestors(graph, lookup.input[1])
-    if wrap and {node.op_type for node in wrap} <= ID_WRAP_OPS and leaves - set(weights) == {token_input}:
-        lookup.input[1] = token_input
+    lookups = _vocabulary_lookups(graph, vocab_size)
+    if not lookups:
+        raise ValueError(f"no embedding lookup in {onnx_path}")
+    for lookup in lookups:
+        wrap, leaves = _ancestors(graph, lookup.input[1])
+        if wrap and {node.op_type for node in wrap} <= ID_WRAP_OPS and leaves - set(weights) == {token_input}:
+            lookup.input[1] = token_input
     for node in graph.node:
         if node.op_type != "LSTM" or len(node.input) <= 5:
             continue

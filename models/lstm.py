@@ -68,8 +68,12 @@ class AttentionPooling(layers.Layer):
         return {**super().get_config(), "units": self.units}
 
 
-def build_model(config: LstmConfig, embeddings: np.ndarray) -> keras.Model:
-    """BiLSTM classifier initialised with the given (vocab_size, dim) embedding matrix."""
+def build_model(config: LstmConfig, embeddings: np.ndarray, valence: np.ndarray | None = None) -> keras.Model:
+    """BiLSTM classifier initialised with the given (vocab_size, dim) embedding matrix.
+
+    With `valence` ((vocab_size, k), `models.lexicon.valence_table`) each token's frozen lexicon row joins
+    its embedding after the spatial dropout: the LSTM reads both (one more lookup in the exported graph).
+    """
     keras.utils.set_random_seed(config.seed)
     vocab_size, dim = embeddings.shape
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
@@ -81,6 +85,17 @@ def build_model(config: LstmConfig, embeddings: np.ndarray) -> keras.Model:
         name="embedding",
     )(token_ids)
     embedded = layers.SpatialDropout1D(config.spatial_dropout)(embedded)
+    if valence is not None:
+        if len(valence) != vocab_size:
+            raise ValueError(f"the valence table has {len(valence)} rows for {vocab_size} embedding rows")
+        token_valence = layers.Embedding(
+            vocab_size,
+            valence.shape[1],
+            embeddings_initializer=keras.initializers.Constant(valence),
+            trainable=False,
+            name="valence",
+        )(token_ids)
+        embedded = layers.Concatenate(name="embedding_and_valence")([embedded, token_valence])
     sequence = layers.Bidirectional(layers.LSTM(config.lstm_units, return_sequences=True), name="bilstm")(
         embedded
     )

@@ -75,6 +75,11 @@ class Variant:
     # Epochs of DeepMoji-style pre-training: the same network predicts which of 20 emojis was removed from
     # each tweet of the TweetEval emoji corpus (distant supervision), then learns sentiment; 0 for none.
     emoji_pretraining_epochs: int = 0
+    # Each token's VADER valence (models.lexicon: positive and negative, frozen) read beside its embedding.
+    lexicon_valence: bool = False
+    # The vocabulary also takes every rated lexicon token it lacks (rare words, emoji; FastText sub-word
+    # rows), so their valence reaches the model where training data never showed them.
+    lexicon_vocabulary: bool = False
 
 
 VARIANTS: dict[str, Variant] = {
@@ -135,6 +140,11 @@ VARIANTS["ft-frozen-air5-b100k"] = replace(VARIANTS["ft-frozen-air5"], fasttext_
 VARIANTS["ft-frozen-air5-sub"] = replace(VARIANTS["ft-frozen-air5-b100k"], subwords=True)
 VARIANTS["ft-frozen-air5-emoji"] = replace(VARIANTS["ft-frozen-air5-b100k"], emoji_pretraining_epochs=2)
 VARIANTS["ft-frozen-air5-sub-emoji"] = replace(VARIANTS["ft-frozen-air5-sub"], emoji_pretraining_epochs=2)
+# Issue 11's lexicon lever: the distilled recipe with a VADER valence channel per token.
+VARIANTS["ft-frozen-air5-distil-lex"] = replace(VARIANTS["ft-frozen-air5-distil"], lexicon_valence=True)
+VARIANTS["ft-frozen-air5-distil-lexvocab"] = replace(
+    VARIANTS["ft-frozen-air5-distil-lex"], lexicon_vocabulary=True
+)
 TEACHER_PROBS = REPO_ROOT / "data" / "teacher" / "teacher_probs.npz"
 CHAMPION_VARIANT = "ft-frozen-air5-distil"
 
@@ -523,8 +533,22 @@ def train_variant(
     from models.export import parity_gap, write_artifact
     from models.predictor import Predictor
     from models.subwords import SubwordTable
+    from models.vocab import Vocabulary
 
     config = lstm_config(variant, options)
+    valence, lexicon_details = None, {}
+    if variant.lexicon_valence:
+        from models.lexicon import provenance, vader_valence, valence_table
+
+        if variant.subwords:
+            raise ValueError(f"{name}: a valence channel has no rows for sub-word tokens")
+        rated = vader_valence()
+        if variant.lexicon_vocabulary:
+            vocab = Vocabulary([*vocab.tokens, *sorted(set(rated) - set(vocab.index))])
+        valence = valence_table(vocab.tokens, rated)
+        lexicon_details = {"valence": provenance(valence)}
+        rated_count = lexicon_details["valence"]["tokens_with_valence"]
+        _log(f"{name}: lexicon valence for {rated_count} of {len(vocab)} tokens")
     matrix, coverage = embedding_matrix(vocab.tokens, vectors, seed=options.seed)
     subword_ids, subwords = None, None
     if variant.subwords:
@@ -599,6 +623,7 @@ def train_variant(
         "distant_pretraining": variant.distant_pretraining,
         "emoji_pretraining_epochs": variant.emoji_pretraining_epochs,
         "subwords": variant.subwords,
+        "lexicon_valence": variant.lexicon_valence,
         "negation_epochs": variant.negation_epochs,
         "first_phase": str(first_phase or "trained"),
         "extra_data_files": ",".join(str(path) for path in options.extra_data) or "none",
@@ -621,7 +646,7 @@ def train_variant(
     started = time.monotonic()
     with tracking.start_run(f"lstm-{name}", params=params, tags={"family": "lstm"}) as run:
         if first_phase is None:
-            model = lstm.build_model(config, matrix)
+            model = lstm.build_model(config, matrix, valence)
             if emoji_ids:
                 epochs = variant.emoji_pretraining_epochs
                 _log(f"{name}: emoji pre-training on {len(emoji_ids)} tweets ({epochs} epochs)")
@@ -708,6 +733,7 @@ def train_variant(
             metrics={},
             details={
                 **described,
+                **lexicon_details,
                 "mlflow_run_id": run.info.run_id,
                 "seed": options.seed,
                 "trainable_embeddings": variant.trainable_embeddings,

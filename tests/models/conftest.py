@@ -30,9 +30,27 @@ def airline_sample(n: int) -> pd.DataFrame:
     return frame.head(n)
 
 
+def write_test_artifact(
+    out_dir: Path, model: object, vocab: object, config: object, **kwargs: object
+) -> dict:
+    """`write_artifact` with the config's shapes and no metrics (kwargs: name, details, subwords...)."""
+    from models.export import write_artifact
+    from models.lstm import LABELS
+
+    options = {"metrics": {}, "details": {}, **kwargs}
+    return write_artifact(
+        out_dir,
+        model,
+        vocab,
+        labels=LABELS,
+        max_length=config.max_length,
+        bucket_size=config.bucket_size,
+        **options,
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
-    from models.export import write_artifact
     from models.lstm import LABELS, LstmConfig, build_model, fit
     from models.text import tokenize
     from models.vocab import Vocabulary
@@ -47,13 +65,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     model = build_model(config, matrix)
     fit(model, ids[:1200], labels[:1200], ids[1200:], labels[1200:], config, verbose=0, log=lambda _: None)
     artifact_dir = tmp_path_factory.mktemp("artifact") / "tiny"
-    write_artifact(
+    write_test_artifact(
         artifact_dir,
         model,
         vocab,
-        labels=LABELS,
-        max_length=config.max_length,
-        bucket_size=config.bucket_size,
+        config,
         metrics={"validation_macro_f1": 0.5},
         details={"purpose": "tests"},
         name="tiny",

@@ -8,12 +8,12 @@ import pytest
 from gensim.models import FastText
 from gensim.models.fasttext import ft_ngram_hashes
 
-from buzzwatch.schema import LABELS
 from models.predictor import Predictor
 from models.subwords import SubwordTable, ngram_buckets
 from models.text import tokenize
 from models.train import SubwordIds
 from models.vocab import UNK_ID, Vocabulary
+from tests.models.conftest import write_test_artifact
 
 WORDS = ["delayed", "flyyyy", "café", "😂x", "<url>", "ab", "x", "jetblue’s", "üßç€", "Ñandú"]
 LINES = [
@@ -62,7 +62,7 @@ def test_the_table_round_trips_and_refuses_nonsense(fasttext, tmp_path):
 @pytest.mark.model
 def test_an_artifact_with_subwords_scores_unknown_tokens_as_keras_did(fasttext, tmp_path):
     """Unknown tokens (outside the vocabulary, some never trained on) read their sub-word rows in ONNX too."""
-    from models.export import parity_gap, write_artifact
+    from models.export import parity_gap
     from models.lstm import LstmConfig, build_model
 
     vocab = Vocabulary.build([tokenize(" ".join(words)) for words in SENTENCES], min_count=1, max_size=12)
@@ -75,17 +75,7 @@ def test_an_artifact_with_subwords_scores_unknown_tokens_as_keras_did(fasttext, 
     model = build_model(config, ids.matrix(vocabulary_rows))
     assert len(ids.unknown) > 3
     out = tmp_path / "artifact"
-    meta = write_artifact(
-        out,
-        model,
-        vocab,
-        labels=LABELS,
-        max_length=config.max_length,
-        bucket_size=config.bucket_size,
-        metrics={},
-        details={},
-        subwords=subwords,
-    )
+    meta = write_test_artifact(out, model, vocab, config, subwords=subwords)
     assert meta["subwords"] == {"buckets": 500, "min_n": fasttext.min_n, "max_n": fasttext.max_n}
     predictor = Predictor(out)
     assert predictor.subwords is not None

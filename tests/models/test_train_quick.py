@@ -153,3 +153,27 @@ def test_quick_train_adds_the_negation_examples_for_the_last_epochs_only(isolate
     other.save(isolated_var_dir / "other.keras")
     assert main([*args, "--no-export", "--first-phase", str(isolated_var_dir / "other.keras")]) == 2
     assert "other.keras: its embeddings are not this run's" in capsys.readouterr().err
+
+
+def test_quick_train_of_the_lexicon_valence_channel(isolated_var_dir, capsys):
+    """Issue 11's lexicon lever end to end: the VADER table on a vocabulary that also takes the lexicon's
+    tokens (an emoji the training texts never show), recorded in the artifact, scored as Keras did."""
+    variant = "ft-frozen-air5-distil-lexvocab"
+    args = ["train", "--quick", "--variants", variant, "--skip-reasons", "--skip-baseline", "--no-register"]
+    main([*args, "--no-export"])
+    captured = capsys.readouterr()
+    metrics = json.loads(captured.out)["variants"][variant]
+    assert metrics["onnx_parity_max_abs"] < 1e-4
+    (artifact,) = [path.parent for path in (isolated_var_dir / "artifacts").glob("*/meta.json")]
+    predictor = Predictor(artifact)
+    valence = predictor.meta["details"]["valence"]
+    assert valence["lexicon"].startswith("vadersentiment 3.3.2") and valence["columns"] == [
+        "positive",
+        "negative",
+    ]
+    assert (
+        f"lexicon valence for {valence['tokens_with_valence']} of {len(predictor.vocab)} tokens"
+        in captured.err
+    )
+    assert ":smiling_face_with_heart-eyes:" in predictor.vocab.index and "abhor" in predictor.vocab.index
+    assert predictor.predict_proba(["😍😍", "i abhor this"]).shape == (2, 3)

@@ -1,0 +1,103 @@
+"""The VADER valence channel: a table built from the lexicon on the model's tokens, carried inside the
+exported graph, and applied by the Predictor as the Keras model did, whatever the batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.lexicon import (
+    parse_emoji_lexicon,
+    parse_word_lexicon,
+    provenance,
+    token_valence,
+    vader_valence,
+    valence_table,
+)
+from models.predictor import Predictor
+from models.text import tokenize
+from models.vocab import Vocabulary
+from tests.models.conftest import write_test_artifact
+
+WORDS = "\n".join(
+    [
+        "hate\t-2.7\t1.0\t[-4, -3]",
+        "lol\t2.9\t0.8\t[4, 2]",
+        "lol\t1.8\t1.4\t[1, 3]",  # the real file rates some entries twice
+        ":(\t-1.9\t1.1\t[-2, -3]",
+        ":-(\t-1.5\t0.7\t[-1, -2]",
+        "$:\t-1.5\t0.8\t[-1, -1]",  # the tokenizer drops the '$': not a rating for ':'
+        "no\t-1.2\t0.7\t[-1, -1]",
+        "enraged\t-1.7\t1.8\t[-3, -3]",
+        "smiling\t2.0\t1.2\t[2, 1]",
+        "heart\t3.2\t0.6\t[3, 3]",
+        "can't stand\t-2.0\t1.0\t[-2, -2]",
+    ]
+)
+EMOJI = "😡\tpouting face\n😍\tsmiling face with heart-eyes\n🛫\tairplane departure\n"
+
+
+def test_the_table_is_built_from_the_lexicon_as_the_tokenizer_reads_it():
+    words = parse_word_lexicon(WORDS)
+    assert words["lol"] == pytest.approx(2.35)
+    valence = token_valence(words, parse_emoji_lexicon(EMOJI))
+    assert valence["hate"] == -2.7 and valence["lol"] == pytest.approx(2.35)
+    assert valence["<sad>"] == pytest.approx(-1.7)  # ':(' and ':-(' are both the tokenizer's <sad>
+    assert ":" not in valence and "$:" not in valence
+    assert "no" not in valence  # a negator is an operator, not sentiment
+    assert valence[tokenize("😡")[0]] == -1.7  # ':enraged_face:': its token's own name is rated
+    assert valence[tokenize("😍")[0]] == pytest.approx(2.6)  # smiling, heart
+    assert tokenize("🛫")[0] not in valence  # no rated word
+    table = valence_table(["<pad>", "<unk>", "hate", "lol", "<sad>", "flight"], valence)
+    expected = [[0, 0], [0, 0], [0, 2.7 / 4], [2.35 / 4, 0], [0, 1.7 / 4], [0, 0]]
+    np.testing.assert_allclose(table, expected, rtol=1e-6)
+    assert table.dtype == np.float32
+    assert provenance(table)["tokens_with_valence"] == 3
+
+
+def test_the_installed_lexicon_rates_words_emoticons_and_emoji():
+    valence = vader_valence()
+    assert valence["hate"] < 0 < valence["great"]
+    assert valence["<sad>"] < 0 < valence["<smile>"]
+    assert valence[tokenize("😡")[0]] < 0 < valence[tokenize("😍")[0]]
+    assert not {"not", "no", "never"} & set(valence)
+    assert provenance(valence_table(["<pad>", "hate"], valence))["lexicon"].startswith("vadersentiment 3.3.2")
+
+
+@pytest.mark.model
+def test_an_artifact_carries_the_valence_table_and_the_predictor_applies_it(tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from models.export import parity_gap
+    from models.lstm import LstmConfig, build_model
+
+    texts = ["i hate this flight :(", "lol love it 😍", "not bad at all", "the flight is at noon", "😡😡😡"]
+    vocab = Vocabulary.build([tokenize(text) for text in texts * 2], min_count=1)
+    table = valence_table(vocab.tokens, vader_valence())
+    assert table.any()
+    config = LstmConfig(lstm_units=4, max_length=48, bucket_size=8, trainable_embeddings=False)
+    matrix = np.random.default_rng(0).normal(0, 0.3, (len(vocab), 8)).astype(np.float32)
+    model = build_model(config, matrix, table * 8)  # scaled up so the random weights feel it
+    artifact = tmp_path / "artifact"
+    write_test_artifact(artifact, model, vocab, config)
+    graph = onnx.load(str(artifact / "model.onnx"))
+    tables = [numpy_helper.to_array(item) for item in graph.graph.initializer]
+    assert any(item.shape == table.shape and np.array_equal(item, table * 8) for item in tables)
+    ops = [node.op_type for node in graph.graph.node]
+    assert ops.count("Gather") == 2 and "Less" not in ops  # both lookups read the ids, the id wrap pruned
+    predictor = Predictor(artifact)
+    assert parity_gap(model, predictor, texts) < 1e-6
+    batched = predictor.predict_proba(texts * 3)
+    alone = np.vstack([predictor.predict_proba([text]) for text in texts * 3])
+    assert np.array_equal(batched, alone)
+    # The graph's table is what scores: zeroed, the texts with rated tokens move, the other does not.
+    for item in graph.graph.initializer:
+        if tuple(item.dims) == table.shape:
+            item.CopyFrom(numpy_helper.from_array(np.zeros_like(table), item.name))
+    onnx.save(graph, str(artifact / "model.onnx"))
+    without = Predictor(artifact).predict_proba(texts)
+    rated = [bool(table[vocab.encode(tokenize(text), 48)].any()) for text in texts]
+    assert rated == [True, True, True, False, True]
+    moved = np.abs(without - batched[: len(texts)]).max(axis=1)
+    assert (moved[np.array(rated)] > 1e-4).all() and moved[3] == 0
