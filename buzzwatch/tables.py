@@ -2,13 +2,17 @@
 upload): every cell a string, or a `CsvError` that names the line to fix.
 
 pandas alone reads a first row with more fields than the header (an unquoted comma in a tweet) as if its
-extra leading fields were an index: every column of every row shifts by one, silently. A byte that is not
-UTF-8 is reported by pandas at a position in its read buffer, not in the file.
+extra leading fields were an index: every column of every row shifts by one, silently; it renames a column
+named twice `text.1`, so the file's second `text` is scored or dropped without a word. A byte that is not
+UTF-8 is reported by pandas at a position in its read buffer, not in the file. A header with no comma but
+semicolons (or tabs) is read with those: Excel's "CSV" where the decimal mark is a comma (French) uses ';'.
 """
 
 from __future__ import annotations
 
+import csv
 import io
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,8 +40,14 @@ def read_string_csv(data: bytes, name: str | Path) -> pd.DataFrame:
         raise CsvError(
             f"{name}: line {line} is not UTF-8 text (byte {data[exc.start]:#04x}); save the file as UTF-8"
         ) from None
+    header_line = text.split("\n", 1)[0]
+    separator = next((mark for mark in (";", "\t") if "," not in header_line and mark in header_line), ",")
+    header = next(csv.reader([header_line.rstrip("\r")], delimiter=separator), [])
+    twice = sorted(column for column, count in Counter(header).items() if count > 1)
+    if twice:
+        raise CsvError(f"{name}: the header names {', '.join(twice)} more than once; rename the copies")
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=separator)
     except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
         raise CsvError(f"cannot read {name} as CSV: {str(exc).strip()}") from None
     if not isinstance(frame.index, pd.RangeIndex):

@@ -51,10 +51,10 @@ def evaluate_frame(predictor: Predictor, frame: pd.DataFrame) -> dict[str, Any]:
     texts = frame["text"].fillna("").astype(str).tolist()
     labels = [str(label).strip().lower() for label in frame["label"]]
     unknown = sorted(set(labels) - set(predictor.labels))
-    if unknown:
-        raise ValueError(
-            f"labels must be one of {', '.join(predictor.labels)}; found {', '.join(unknown[:5])}"
-        )
+    if unknown:  # quoted and placed, so an empty label reads '' (data row 3), not nothing
+        first_row = {label: row for row, label in reversed(list(enumerate(labels, start=1)))}
+        found = ", ".join(f"{label!r} (data row {first_row[label]})" for label in unknown[:5])
+        raise ValueError(f"labels must be one of {', '.join(predictor.labels)}; found {found}")
     errors = [text_error(text) for text in texts]
     kept = [row for row, error in enumerate(errors) if not error]
     if not kept:

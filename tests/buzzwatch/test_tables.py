@@ -28,3 +28,22 @@ def test_a_first_row_with_an_unquoted_comma_is_refused_not_shifted() -> None:
 def test_what_cannot_be_read_names_the_file_and_line(data: bytes, message: str) -> None:
     with pytest.raises(CsvError, match=message):
         read_string_csv(data, "in.csv")
+
+
+def test_a_semicolon_or_tab_separated_file_is_read_by_its_header() -> None:
+    """Excel's "CSV" in a French locale separates with ';': the header became one column 'text;label'."""
+    semicolons = '\ufefftext;label\r\n"late, again; sigh";negative\r\nmerci;positive\r\n'.encode()
+    assert read_string_csv(semicolons, "fr.csv").to_dict("records") == [
+        {"text": "late, again; sigh", "label": "negative"},
+        {"text": "merci", "label": "positive"},
+    ]
+    assert read_string_csv(b"id\ttext\n1\thi, there\n", "in.tsv").to_dict("records") == [
+        {"id": "1", "text": "hi, there"}
+    ]
+    assert read_string_csv(b"text\nhello; world\n", "in.csv").to_dict("records") == [{"text": "hello; world"}]
+
+
+def test_a_column_named_twice_is_refused_not_renamed() -> None:
+    """pandas renamed the second 'text' to 'text.1': one of them was scored, the other kept as data."""
+    with pytest.raises(CsvError, match=r"in\.csv: the header names text more than once; rename the copies"):
+        read_string_csv(b"text,id,text\na,1,b\n", "in.csv")

@@ -36,10 +36,10 @@ def test_evaluate_json(tiny_model, tmp_path, capsys):
 
 def test_evaluate_rejects_unknown_labels(tiny_model, tmp_path, capsys):
     data = tmp_path / "labelled.csv"
-    pd.DataFrame({"text": ["hello"], "label": ["angry"]}).to_csv(data, index=False)
+    pd.DataFrame({"text": ["hello", "bye", "ok"], "label": ["angry", "", "angry"]}).to_csv(data, index=False)
     code = main(["evaluate", "--data", str(data), "--json", "--model-uri", str(tiny_model.artifact_dir)])
     assert code == 2
-    assert "angry" in capsys.readouterr().err
+    assert "found '' (data row 2), 'angry' (data row 1)" in capsys.readouterr().err  # '' was shown as nothing
 
 
 def test_score_adds_columns_and_flags_empty_text(tiny_model, tmp_path):
