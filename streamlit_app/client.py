@@ -49,15 +49,22 @@ class ApiClient:
         if response.status_code >= 400:
             message = body.get("message") if isinstance(body, dict) else None
             raise ApiError(message or f"HTTP {response.status_code}", response.status_code)
+        if not isinstance(body, dict):  # another server at that URL (a proxy's login page, the app itself)
+            kind = response.headers.get("Content-Type") or "no content type"
+            raise ApiError(
+                f"{self.base_url}{path} answered HTTP {response.status_code} with {kind}, not the API's "
+                "JSON: is this the BuzzWatch API?",
+                response.status_code,
+            )
         return body
 
-    def ready(self) -> bool:
-        """True when the API answers /readyz with 200."""
+    def not_ready(self) -> str | None:
+        """None when the API answers /readyz with 200, else why not."""
         try:
             self._call("GET", "/readyz")
-        except ApiError:
-            return False
-        return True
+        except ApiError as exc:
+            return exc.message
+        return None
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """Score a batch of texts (at most the API's batch limit)."""

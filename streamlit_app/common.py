@@ -22,9 +22,10 @@ def api_client(api_url: str) -> ApiClient:
 def require_api(settings: UiSettings) -> ApiClient:
     """The client, or an error and a stop when the API is not ready."""
     client = api_client(settings.api_url)
-    if not client.ready():
+    problem = client.not_ready()
+    if problem is not None:
         st.error(
-            f"The scoring API at {settings.api_url} is not ready. Start it with "
+            f"The scoring API at {settings.api_url} is not ready ({problem}). Start it with "
             "`buzzwatch api --host 127.0.0.1 --port 8080`, or set BUZZWATCH_API_URL."
         )
         st.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +25,8 @@ from buzzwatch.telemetry import (
     Telemetry,
 )
 from stack.ports import free_port
+from tests.support.api import serve_in_thread
+from tests.support.integration import server_fixture
 from worker.detection_service.server import serve_health
 
 TIMEOUT = 30
@@ -155,7 +158,28 @@ def test_pages_stop_with_a_message_when_the_api_is_down(monkeypatch: pytest.Monk
     for name in ("try_it", "the_model"):
         page = _page(name).run()
         assert not page.exception
-        assert "is not ready" in page.error[0].value
+        assert "is not ready (the API at http://127.0.0.1:9 cannot be reached" in page.error[0].value
+
+
+def _html_everywhere(environ: dict, start_response: Callable) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/html")])
+    return [b"<html>sign in to continue</html>"]
+
+
+@server_fixture
+def not_the_api_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with serve_in_thread(_html_everywhere) as url:
+        monkeypatch.setenv("BUZZWATCH_API_URL", url)
+        yield url
+
+
+def test_pages_say_when_the_api_url_answers_with_something_else(not_the_api_url: str) -> None:
+    """A URL answering 200 with HTML (a proxy's sign-in page, the app's own port) passed the ready check, then
+    the first call's answer was a TypeError traceback ('NoneType' object is not subscriptable)."""
+    for name in ("try_it", "the_model"):
+        page = _page(name).run()
+        assert not page.exception, name
+        assert "answered HTTP 200 with text/html, not the API's JSON" in page.error[0].value
 
 
 def test_the_model_shows_metrics_confusion_matrix_and_feedback(api_url: str, api_app: Flask) -> None:
