@@ -72,16 +72,22 @@ class ReplayCsv:
 UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")  # what Excel's "Unicode text" and PowerShell's redirection write
 
 
-@contextmanager
-def open_replay_csv(path: Path) -> Iterator[ReplayCsv]:
-    """Open a replay CSV: UTF-8 with or without a byte-order mark; a byte that is not UTF-8 becomes U+FFFD.
+def open_replay_text(path: Path) -> TextIO:
+    """A replay file's text: UTF-8 with or without a byte-order mark; a byte that is not UTF-8 becomes U+FFFD.
 
-    A UTF-16 file is a CommandError saying so: read as UTF-8, its header was noise ("missing column(s) ...").
+    A UTF-16 file is a CommandError saying so: read as UTF-8, every line of it was noise (a CSV header
+    "missing column(s) ...", every JSON line "not valid JSON").
     """
     with path.open("rb") as raw:
         if raw.read(2) in UTF16_MARKS:
             raise CommandError(f"{path} is UTF-16 text; save it as UTF-8")
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+    return path.open(encoding="utf-8-sig", errors="replace", newline="")
+
+
+@contextmanager
+def open_replay_csv(path: Path) -> Iterator[ReplayCsv]:
+    """Open a replay CSV (as `open_replay_text` reads it)."""
+    with open_replay_text(path) as handle:
         yield ReplayCsv(handle)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from buzzwatch.replay import ReplayCsv, open_replay_csv
+from buzzwatch.replay import ReplayCsv, open_replay_csv, open_replay_text
 from buzzwatch.schema import SchemaError, TweetEvent, load_json
 from ingest.brands import BrandBook
 from ingest.events import event_from_record
@@ -102,7 +102,7 @@ def read_replay_file(
         if file_format == "csv":
             records = _records_from_csv(files.enter_context(open_replay_csv(path)), path.name, report)
         else:
-            handle = files.enter_context(open(path, encoding="utf-8", errors="replace", newline=""))
+            handle = files.enter_context(open_replay_text(path))  # a BOM made the first line "not JSON"
             records = _records_from_jsonl(iter(handle), path.name, report)
         for where, record in records:
             try:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from buzzwatch.schema import SchemaError
+from buzzwatch.settings import CommandError
 from ingest.brands import BrandBook
 from ingest.events import event_from_record
 from ingest.sources import InputReport, detect_format, read_replay_file, stdin_events
@@ -177,3 +178,20 @@ def test_the_failed_publish_spool_replays_through_stdin_unchanged(brands):
         original.brands,
         original.created_at,
     )
+
+
+def test_a_jsonl_replay_reads_its_first_line_after_a_byte_order_mark_and_refuses_utf16(tmp_path, brands):
+    """Notepad's UTF-8 starts with a BOM: the first tweet was "not valid JSON"; UTF-16 made every line so."""
+    lines = [
+        {"id": "1", "created_at": "2026-11-25T21:00:01Z", "text": "@united late"},
+        {"id": "2", "created_at": "2026-11-25T21:00:02Z", "text": "@united later"},
+    ]
+    text = "".join(json.dumps(line) + "\r\n" for line in lines)
+    path = tmp_path / "notepad.jsonl"
+    path.write_bytes(text.encode("utf-8-sig"))
+    report = InputReport()
+    assert [event.id for event in read_replay_file(path, brands, report)] == ["1", "2"]
+    assert (report.read, report.bad) == (2, 0)
+    path.write_bytes(text.encode("utf-16"))
+    with pytest.raises(CommandError, match=r"notepad\.jsonl is UTF-16 text; save it as UTF-8"):
+        read_replay_file(path, brands, InputReport())
