@@ -4,6 +4,7 @@ per-brand series, state and alerts, in the event time of the brand's own zone.""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,14 @@ class FeedError(Exception):
     """The detection service's feed could not be read; the message says why."""
 
 
+@dataclass(frozen=True)
+class FeedRecords:
+    """The records of every source that answered, and why each other did not (URL -> FeedError message)."""
+
+    records: list[dict[str, Any]]
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+
 METADATA_IDENTITY = (
     "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/identity"
 )
@@ -152,21 +161,29 @@ METADATA_IDENTITY = (
 
 def load_records(
     kind: str, var_dir: Path, detection_url: str | None, cloud_run_auth: bool = False, timeout_s: float = 5.0
-) -> list[dict[str, Any]]:
+) -> FeedRecords:
     """The stream's "metrics" or "events" records: from the detection service's feed when `detection_url`
     is set (BUZZWATCH_DETECTION_URL), else from the local telemetry sink under `var_dir`.
 
     Several detection instances (each owning some brands' partitions) are several space-separated URLs:
-    their records are merged. With `cloud_run_auth`, each request carries an ID token for its URL from the
-    metadata server: on Cloud Run, only the app's service account may invoke the detection service.
-    FeedError when one is unreachable.
+    their records are merged, and one that cannot be read is named in `unreachable` while the others' brands
+    are still shown. With `cloud_run_auth`, each request carries an ID token for its URL from the metadata
+    server: on Cloud Run, only the app's service account may invoke the detection service. FeedError when
+    none can be read.
     """
     if not detection_url:
-        return read_local(var_dir, kind)
+        return FeedRecords(read_local(var_dir, kind))
     records: list[dict[str, Any]] = []
-    for url in detection_url.split():
-        records.extend(_feed_records(kind, url.rstrip("/"), cloud_run_auth, timeout_s))
-    return records
+    unreachable: dict[str, str] = {}
+    urls = [url.rstrip("/") for url in detection_url.split()]
+    for url in urls:
+        try:
+            records.extend(_feed_records(kind, url, cloud_run_auth, timeout_s))
+        except FeedError as exc:
+            unreachable[url] = str(exc)
+    if len(unreachable) == len(set(urls)):
+        raise FeedError("; ".join(unreachable.values()))
+    return FeedRecords(records, unreachable)
 
 
 def _feed_records(kind: str, base: str, cloud_run_auth: bool, timeout_s: float) -> list[dict[str, Any]]:
@@ -185,6 +202,8 @@ def _feed_records(kind: str, base: str, cloud_run_auth: bool, timeout_s: float) 
         response = requests.get(f"{base}/v1/watch/{kind}", headers=headers, timeout=timeout_s)
         response.raise_for_status()
         records = response.json()["records"]
-    except (requests.RequestException, ValueError, KeyError) as exc:
+        if not isinstance(records, list):
+            raise TypeError(f"'records' is {type(records).__name__}, not a list")
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:  # TypeError: not our JSON
         raise FeedError(f"cannot read the detection service's {kind} at {base}: {exc}") from exc
     return [record for record in records if isinstance(record, dict)]

@@ -15,6 +15,7 @@ from streamlit_app.watch import (
     ALERT_MARK,
     START_MARK,
     FeedError,
+    FeedRecords,
     alert_marks,
     brand_alerts,
     brand_series,
@@ -44,13 +45,13 @@ def names() -> dict:
     return brand_names(settings.brands_file)
 
 
-def records(kind: str) -> list[dict]:
+def records(kind: str) -> FeedRecords:
     """The stream's metrics or events, from the detection service's feed or the local sink."""
     return load_records(kind, settings.var_dir, settings.detection_url, settings.detection_cloud_run_auth)
 
 
 try:
-    brands = brands_in(records("metrics"))
+    brands = brands_in(records("metrics").records)
 except FeedError as exc:
     st.error(str(exc))
     st.stop()
@@ -132,12 +133,15 @@ def brand_panel() -> None:
     lookback = timedelta(hours=settings.lookback_hours)
     zone = zone_of(brand, zones())
     try:
-        metrics = records("metrics")
-        series = brand_series(metrics, brand, lookback)
-        alerts = brand_alerts(alerts_in(records("events")), brand)
+        metric_feed, event_feed = records("metrics"), records("events")
     except FeedError as exc:
         st.error(str(exc))
         return
+    for problem in {**event_feed.unreachable, **metric_feed.unreachable}.values():  # one per instance
+        st.warning(f"{problem}; the other instances' brands are shown")
+    metrics = metric_feed.records
+    series = brand_series(metrics, brand, lookback)
+    alerts = brand_alerts(alerts_in(event_feed.records), brand)
     state = brand_state(metrics, brand)
     if series.empty:
         st.info(f"No figures for {label} yet.")

@@ -249,6 +249,16 @@ def _record_a_stream(telemetry: Telemetry) -> None:
     telemetry.event(BAD_BUZZ_ALERT, properties={"alert": alert.to_dict()})
 
 
+def _serve_a_recorded_stream(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A detection service's feed (served next to its /healthz) holding `_record_a_stream`; its URL."""
+    feed = RecordingTelemetry(LocalTelemetry(tmp_path / "elsewhere", role="detection"))
+    _record_a_stream(feed)
+    port = free_port()
+    server = serve_health(port, SimpleNamespace(totals={}, brand_states={}), feed)  # type: ignore[arg-type]
+    request.addfinalizer(server.shutdown)
+    return f"http://127.0.0.1:{port}"
+
+
 @pytest.mark.parametrize(
     "source", ["local sink", pytest.param("detection service feed", marks=pytest.mark.integration)]
 )
@@ -262,12 +272,7 @@ def test_watch_it_shows_a_brand_series_and_its_alert(
     if source == "local sink":
         _record_a_stream(LocalTelemetry(isolated_var_dir, role="detection"))
     else:  # what the app reads on Cloud Run: the feed served next to the detection service's /healthz
-        feed = RecordingTelemetry(LocalTelemetry(tmp_path / "elsewhere", role="detection"))
-        _record_a_stream(feed)
-        port = free_port()
-        server = serve_health(port, SimpleNamespace(totals={}, brand_states={}), feed)  # type: ignore[arg-type]
-        request.addfinalizer(server.shutdown)
-        monkeypatch.setenv("BUZZWATCH_DETECTION_URL", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("BUZZWATCH_DETECTION_URL", _serve_a_recorded_stream(tmp_path, request))
     page = _page("watch_it").run()
     assert not page.exception
     # Brands by their display name with the id the data carries (config/brands.toml); unlisted ones by id.
@@ -318,6 +323,22 @@ def test_watch_it_says_when_the_detection_service_cannot_be_reached(monkeypatch:
     page = _page("watch_it").run()
     assert not page.exception
     assert "cannot read the detection service's metrics" in page.error[0].value
+
+
+@pytest.mark.integration  # serves a feed
+def test_watch_it_shows_the_brands_of_the_instances_that_answer_and_names_the_one_that_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """With several detection instances, one down made the whole page an error."""
+    url = _serve_a_recorded_stream(tmp_path, request)
+    monkeypatch.setenv("BUZZWATCH_DETECTION_URL", f"{url} http://127.0.0.1:9")
+    page = _page("watch_it").run()
+    assert not page.exception
+    assert page.selectbox[0].options == ["Air Paradis (airparadis)", "other"]
+    assert "Alerts (1)" in [header.value for header in page.subheader]
+    (warning,) = page.warning
+    assert "cannot read the detection service's metrics at http://127.0.0.1:9" in warning.value
+    assert warning.value.endswith("the other instances' brands are shown")
 
 
 @pytest.mark.parametrize(

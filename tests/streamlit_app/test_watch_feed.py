@@ -30,11 +30,19 @@ def test_the_records_of_every_instance_are_merged(tmp_path: Path, request: pytes
     urls = [serve_feed(tmp_path, brand, request) for brand in ("acme", "globex")]
     one = load_records("metrics", tmp_path, urls[0])
     both = load_records("metrics", tmp_path, " ".join(urls))
-    assert {r["dimensions"]["brand"] for r in one} == {"acme"}
-    assert sorted(r["dimensions"]["brand"] for r in both) == ["acme", "globex"]
+    assert {r["dimensions"]["brand"] for r in one.records} == {"acme"}
+    assert sorted(r["dimensions"]["brand"] for r in both.records) == ["acme", "globex"]
+    assert both.unreachable == {}
 
 
-def test_an_unreachable_instance_is_named(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_an_unreachable_instance_is_named_and_the_others_still_read(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """One instance down made the whole Watch page an error, hiding every other instance's brands."""
     url = serve_feed(tmp_path, "acme", request)
+    feed = load_records("metrics", tmp_path, f"{url} http://127.0.0.1:9")
+    assert {r["dimensions"]["brand"] for r in feed.records} == {"acme"}
+    assert list(feed.unreachable) == ["http://127.0.0.1:9"]
+    assert "metrics at http://127.0.0.1:9:" in feed.unreachable["http://127.0.0.1:9"]
     with pytest.raises(FeedError, match=re.escape("at http://127.0.0.1:9:")):
-        load_records("metrics", tmp_path, f"{url} http://127.0.0.1:9")
+        load_records("metrics", tmp_path, "http://127.0.0.1:9")
