@@ -211,11 +211,17 @@ def run_ingest(
         "source": options.source,
         "read": report.read,
         "bad_input": report.bad,
+        "without_offset": report.without_offset,
         "unattributed": ingester.unattributed,
         "accepted": ingester.accepted,
         **stats.as_dict(),
         **extra,
     }
+    if report.without_offset:
+        log.warning(
+            "created_at without a UTC offset (Z, +01:00) read as UTC",
+            extra={"tweets": report.without_offset},
+        )
     log.info("ingest finished", extra=summary)
     return summary
 

@@ -12,14 +12,14 @@ import logging
 import queue
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from buzzwatch.replay import ReplayCsv, open_replay_csv, open_replay_text
-from buzzwatch.schema import SchemaError, TweetEvent, load_json
+from buzzwatch.schema import SchemaError, TweetEvent, load_json, names_its_offset
 from ingest.brands import BrandBook
 from ingest.events import event_from_record
 
@@ -32,6 +32,18 @@ class InputReport:
 
     read: int = 0
     bad: int = 0
+    without_offset: int = 0  # tweets whose created_at named no UTC offset (Z, +01:00): read as UTC
+
+    def tweet(self, record: Mapping[str, Any], brands: BrandBook, source: str) -> TweetEvent:
+        """The record's tweet (SchemaError if it has none), its created_at counted when it names no offset."""
+        if not isinstance(record, dict):
+            raise SchemaError("a tweet must be a JSON object")
+        event = event_from_record(record, brands, source=source)
+        created_at = record["data"].get("created_at") if isinstance(record.get("data"), dict) else None
+        self.without_offset += not names_its_offset(
+            created_at or record.get("created_at") or event.created_at
+        )
+        return event
 
     def bad_input(self, where: str, reason: str) -> None:
         """Count and log one unusable input."""
@@ -106,9 +118,7 @@ def read_replay_file(
             records = _records_from_jsonl(iter(handle), path.name, report)
         for where, record in records:
             try:
-                if not isinstance(record, dict):
-                    raise SchemaError("a tweet must be a JSON object")
-                events.append(event_from_record(record, brands, source="replay"))
+                events.append(report.tweet(record, brands, "replay"))
             except SchemaError as exc:
                 report.bad_input(where, str(exc))
     events.sort(key=lambda event: event.created_at)
@@ -167,8 +177,8 @@ def stdin_events(
 
     for where, record in _records_from_jsonl(next_lines(), "stdin", report):
         try:
-            if not isinstance(record, dict):
-                raise SchemaError("a tweet must be a JSON object")
-            yield event_from_record(record, brands, source="stdin")
+            event = report.tweet(record, brands, "stdin")
         except SchemaError as exc:
             report.bad_input(where, str(exc))
+            continue
+        yield event

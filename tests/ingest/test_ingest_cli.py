@@ -98,6 +98,7 @@ def test_replay_of_real_tweets_through_the_command(ingest_env, unique_name):
     assert result.returncode == 0, result.stderr
     summary = _summary(result.stdout)
     assert (summary["published"], summary["failed"], summary["bad_input"]) == (500, 0, 0)
+    assert summary["without_offset"] == 0  # the airline file's times name their offset (-0800)
     received = _receive(f"{unique_name}-worker", 500)
     assert len({message.message_id for message in received}) == 500
 

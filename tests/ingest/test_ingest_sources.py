@@ -195,3 +195,22 @@ def test_a_jsonl_replay_reads_its_first_line_after_a_byte_order_mark_and_refuses
     path.write_bytes(text.encode("utf-16"))
     with pytest.raises(CommandError, match=r"notepad\.jsonl is UTF-16 text; save it as UTF-8"):
         read_replay_file(path, brands, InputReport())
+
+
+def test_created_at_without_a_utc_offset_is_counted_as_read_in_utc(tmp_path, brands):
+    """A local-time export (a French spreadsheet's 2026-11-25 22:00) was read as UTC without a word:
+    every alert an hour off. `buzzwatch replay` said so; the ingester now counts them too."""
+    stream = io.StringIO(
+        '{"id": "1", "created_at": "2026-11-25 22:00:00", "text": "@united late"}\n'
+        '{"id": "2", "created_at": "2026-11-25T21:00:02Z", "text": "@united late"}\n'
+        '{"data": {"id": "3", "text": "@united late", "created_at": "2026-11-25T21:00:03.000Z"}}\n'
+        '{"data": {"id": "4", "text": "@united late", "created_at": "2026-11-25T21:00:04"}}\n'
+    )
+    report = InputReport()
+    assert len(list(stdin_events(brands, report, threading.Event(), stream))) == 4
+    assert report.without_offset == 2
+    path = tmp_path / "local.csv"
+    path.write_text("id,created_at,text\n1,2026-11-25 22:00,@united\n2,2026-11-25 21:00 +0100,@united\n")
+    report = InputReport()
+    assert len(read_replay_file(path, brands, report)) == 2
+    assert report.without_offset == 1
