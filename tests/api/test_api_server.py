@@ -13,11 +13,13 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,3 +333,43 @@ def test_gunicorn_s_own_refusals_are_json_like_the_app_s(
     assert headers["content-type"] == "application/json"
     error = json.loads(body)
     assert error["error"] == error_code(status) and says in error["message"]
+
+
+def test_a_held_database_lock_costs_a_request_its_budget_and_scoring_goes_on(server: Server) -> None:
+    """A stray `sqlite3` shell in BEGIN EXCLUSIVE held each feedback by id 30 s before its 503: eight of them
+    took every thread of both workers (2 x 4) and /v1/predict waited behind them."""
+    status, body = _request(f"{server.url}/v1/predict", {"texts": [f"lost my bag {n}" for n in range(8)]})
+    prediction_ids = [prediction["prediction_id"] for prediction in json.loads(body)["predictions"]]
+    shell = sqlite3.connect(server.var_dir / "buzzwatch.db", isolation_level=None)
+    shell.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=9) as pool:
+            feedback = [
+                pool.submit(
+                    _request,
+                    f"{server.url}/v1/feedback",
+                    {"prediction_id": prediction_id, "label": "neutral"},
+                )
+                for prediction_id in prediction_ids
+            ]
+            scoring = pool.submit(_request, f"{server.url}/v1/predict", {"text": "still scoring?"})
+            assert scoring.result()[0] == 200
+            answers = [future.result() for future in feedback]
+        waited_s = time.monotonic() - started
+    finally:
+        shell.rollback()
+        shell.close()
+    assert [status for status, _ in answers] == [503] * 8
+    assert all("busy" in json.loads(body)["message"] for _, body in answers)
+    assert waited_s < 8.0, waited_s  # a 2 s budget each (BUZZWATCH_API_DB_WAIT_S); 30 s before
+    deadline = time.monotonic() + 10  # nothing lost: each is stored once the workers' writers got the lock
+    for prediction_id in prediction_ids:
+        while True:
+            status, body = _request(
+                f"{server.url}/v1/feedback", {"prediction_id": prediction_id, "label": "neutral"}
+            )
+            if status != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)  # still queued in the other worker: "send it again in a few seconds"
+        assert status == 201, body
