@@ -133,6 +133,20 @@ def empty_hint(var_dir: Path, detection_url: str | None) -> str:
     return hint
 
 
+MARKDOWN_SPECIALS = frozenset("\\`*_{}[]()<>#+-.!|~$:&")
+
+
+def literal_markdown(text: str) -> str:
+    """Text shown as written inside Streamlit markdown: anyone's tweet must not become a heading, a link, a
+    remote image the page loads (`![](https://...)`) or LaTeX (`$50 and $20` rendered as math)."""
+    return "".join(f"\\{char}" if char in MARKDOWN_SPECIALS else char for char in text)
+
+
+def quoted_tweet(text: str) -> str:
+    """A tweet as a markdown block quote, every line of it quoted and taken literally."""
+    return "\n".join(f"> {literal_markdown(line)}" if line.strip() else ">" for line in text.splitlines())
+
+
 def brand_alerts(alerts: Iterable[dict[str, Any]], brand: str) -> list[dict[str, Any]]:
     """The brand's alerts, newest first."""
     return sorted(

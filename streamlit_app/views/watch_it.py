@@ -22,8 +22,10 @@ from streamlit_app.watch import (
     brand_state,
     brands_in,
     empty_hint,
+    literal_markdown,
     load_records,
     local_frame,
+    quoted_tweet,
 )
 
 settings = UiSettings.from_env()
@@ -186,8 +188,8 @@ def brand_panel() -> None:
                 f"Measured from {local_time(window_start, zone)} to {local_time(window_end, zone, False)}"
                 + (f", started about {local_time(started, zone)} by estimate." if started else ".")
             )
-            terms = ", ".join(alert.get("top_terms") or []) or "none stands out"
-            tags = ", ".join(alert.get("top_hashtags") or []) or "none stands out"
+            terms = literal_markdown(", ".join(alert.get("top_terms") or [])) or "none stands out"
+            tags = literal_markdown(", ".join(alert.get("top_hashtags") or [])) or "none stands out"
             covered = alert.get("terms_share")
             reach = f" (in {covered:.0%} of the negative tweets)" if covered is not None and terms else ""
             st.markdown(f"**Terms:** {terms}{reach}  \n**Hashtags:** {tags}")
@@ -204,7 +206,9 @@ def brand_panel() -> None:
                 )
                 st.markdown(f"**Representative tweets**{note}")
                 for sample in samples:
-                    st.markdown(f"> {sample.get('text', sample) if isinstance(sample, dict) else sample}")
+                    st.markdown(
+                        quoted_tweet(str(sample.get("text", "") if isinstance(sample, dict) else sample))
+                    )
 
 
 brand_panel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streamlit_app.model_view import confusion_frame, metric_sections, other_metrics
+from streamlit_app.watch import literal_markdown, quoted_tweet
 
 
 def test_metric_sections_read_the_flat_keys_of_the_artifact() -> None:
@@ -71,3 +72,17 @@ def test_brand_series_carries_values_forward_between_the_workers_writes() -> Non
     assert list(series.columns) == ["negative share", "baseline", "volume"]
     assert series.iloc[-1].tolist() == [0.6, 0.1, 5.0]
     assert series.iloc[2:].notna().all().all()
+
+
+def test_a_tweet_is_shown_literally_in_markdown() -> None:
+    """Tweets are anyone's: '$50 and $20' rendered as LaTeX, '![](url)' loaded a remote image."""
+    text = (
+        "Paid $50 & $20 *twice* ![x](https://t.test/p.png) :red[hi] <b>\n# not a heading\n\n- @united #fail"
+    )
+    quoted = quoted_tweet(text)
+    assert quoted == (
+        r"> Paid \$50 \& \$20 \*twice\* \!\[x\]\(https\://t\.test/p\.png\) \:red\[hi\] \<b\>" + "\n"
+        r"> \# not a heading" + "\n>\n"
+        r"> \- @united \#fail"
+    )
+    assert literal_markdown("lost, luggage") == "lost, luggage"

@@ -244,7 +244,10 @@ def _record_a_stream(telemetry: Telemetry) -> None:
         sample_ids=("1",),
         top_hashtags=("#lostbag",),
         reasons={"Lost Luggage": 0.8, "Flight Attendant Complaints and a very long reason": 0.2},
-        samples=({"id": "1", "text": "They lost my luggage again"},),
+        samples=(
+            {"id": "1", "text": "They lost my luggage again"},
+            {"id": "2", "text": "Paid $50 and $20 for ![this](https://tracker.test/p.png)\n# nothing"},
+        ),
     )
     telemetry.event(BAD_BUZZ_ALERT, properties={"alert": alert.to_dict()})
 
@@ -289,6 +292,11 @@ def test_watch_it_shows_a_brand_series_and_its_alert(
     assert "Figures up to 24 Feb 2015, 10:29 CET (event time)." in page.caption[0].value
     markdown = " ".join(block.value for block in page.markdown)
     assert "lost, luggage" in markdown and "They lost my luggage again" in markdown
+    # taken literally: no LaTeX between the dollars, no remote image loaded, no heading
+    assert (
+        r"> Paid \$50 and \$20 for \!\[this\]\(https\://tracker\.test/p\.png\)" + "\n" + r"> \# nothing"
+        in markdown
+    )
     assert "mostly Lost Luggage" in markdown
     charts = [json.loads(chart.proto.spec) for chart in page.get("vega_lite_chart")]
     share_chart, volume_chart, reasons = charts
