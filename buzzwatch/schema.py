@@ -17,6 +17,7 @@ SCHEMA_VERSION = 1
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 MAX_TEXT_CHARS = 10_000
 MAX_MESSAGE_BYTES = 64 * 1024
+PROBABILITY_SLACK = 1e-6  # a float32 softmax may give 1.0000001: rounding, not a wrong probability
 # Who wrote a piece of feedback (the `provenance` column of the API's feedback export): the caller had the
 # API key, the app's token, or nothing (feedback on a prediction id the API issued). Training takes the
 # trusted ones only unless told otherwise; rows from before the column existed have none.
@@ -181,6 +182,22 @@ class TweetEvent:
         return _compact_json(self.to_dict())
 
 
+def _probabilities(value: Any) -> dict[str, float]:
+    """A scored tweet's probabilities: label -> a number in [0, 1] (SchemaError otherwise); none: empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SchemaError("field 'probabilities' must be an object of label -> number")
+    checked = {}
+    for key, probability in value.items():
+        if isinstance(probability, bool) or not isinstance(probability, int | float):
+            raise SchemaError(f"probability {key!r} must be a number")
+        if not -PROBABILITY_SLACK <= probability <= 1.0 + PROBABILITY_SLACK:  # NaN fails this too
+            raise SchemaError(f"probability {key!r} is {probability}, not between 0 and 1")
+        checked[key] = min(1.0, max(0.0, float(probability)))
+    return checked
+
+
 @dataclass(frozen=True)
 class ScoredTweet:
     """A tweet with the model's verdict, as published on the scored topic."""
@@ -214,19 +231,26 @@ class ScoredTweet:
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> ScoredTweet:
-        """Rebuild from `to_dict` output."""
+        """Rebuild from `to_dict` output.
+
+        The detector sums `probabilities["negative"]` into each brand's saved baseline, so one NaN, infinite
+        or out-of-range probability would poison that brand for good: each must be a number in [0, 1].
+        """
         label = payload.get("label")
         if label not in LABELS:
             raise SchemaError(f"field 'label' must be one of {', '.join(LABELS)}")
         supported = payload.get("language_supported", True)
         if not isinstance(supported, bool):
             raise SchemaError("field 'language_supported' must be true or false")
+        reason = payload.get("negative_reason")
+        if reason is not None and not isinstance(reason, str):
+            raise SchemaError("field 'negative_reason' must be a string or null")
         return cls(
             tweet=TweetEvent.from_dict(payload),
             label=label,
-            probabilities={k: float(v) for k, v in dict(payload.get("probabilities") or {}).items()},
+            probabilities=_probabilities(payload.get("probabilities")),
             model_version=str(payload.get("model_version", "")),
-            negative_reason=payload.get("negative_reason"),
+            negative_reason=reason,
             scored_at=parse_timestamp(payload.get("scored_at"), "scored_at")
             if payload.get("scored_at")
             else datetime.now(UTC),

@@ -1,6 +1,7 @@
 """The event schema validates at the edge and round-trips."""
 
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -104,3 +105,31 @@ def test_scored_tweet_carries_its_language_and_older_messages_default_to_support
     assert (older.language, older.language_supported) == ("und", True)
     with pytest.raises(SchemaError, match="language_supported"):
         ScoredTweet.from_dict({**french.to_dict(), "language_supported": "no"})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"probabilities": {"negative": float("nan")}}, "probability 'negative' is nan, not between 0 and 1"),
+        ({"probabilities": {"negative": float("inf")}}, "probability 'negative' is inf, not between 0 and 1"),
+        ({"probabilities": {"negative": 3.0}}, "probability 'negative' is 3.0, not between 0 and 1"),
+        ({"probabilities": {"negative": "0.9"}}, "probability 'negative' must be a number"),
+        ({"probabilities": [0.9, 0.1]}, "field 'probabilities' must be an object"),
+        ({"negative_reason": ["Late Flight"]}, "field 'negative_reason' must be a string or null"),
+    ],
+)
+def test_a_scored_tweet_that_would_poison_a_baseline_is_refused(overrides, message):
+    """The detector sums the negative probability into the brand's saved baseline: a NaN was taken as it
+    was, and stayed in the brand's state for good; a reason that is a list broke the explanation counts."""
+    payload = {**_event_payload(), "label": "negative", "probabilities": {"negative": 0.9}, **overrides}
+    with pytest.raises(SchemaError, match=re.escape(message)):
+        ScoredTweet.from_dict(json.loads(json.dumps(payload)))
+
+
+def test_a_probability_rounded_past_one_is_clamped():
+    payload = {
+        **_event_payload(),
+        "label": "negative",
+        "probabilities": {"negative": 1.0000001, "neutral": 0.0},
+    }
+    assert ScoredTweet.from_dict(payload).probabilities == {"negative": 1.0, "neutral": 0.0}
