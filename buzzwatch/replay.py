@@ -50,6 +50,8 @@ class ReplayCsv:
         absent = [name for name in required if name not in self.columns]
         if not absent:
             return None
+        if not self.columns:
+            return f"the file is empty: it needs a header line with {', '.join(required)}"
         found = ", ".join(sorted(self.columns)) or "none"
         return f"missing column(s) {', '.join(absent)}; found {found}"
 

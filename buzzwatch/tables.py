@@ -40,6 +40,8 @@ def read_string_csv(data: bytes, name: str | Path) -> pd.DataFrame:
         raise CsvError(
             f"{name}: line {line} is not UTF-8 text (byte {data[exc.start]:#04x}); save the file as UTF-8"
         ) from None
+    if not text.strip():
+        raise CsvError(f"{name} is empty: a CSV needs a header line naming its columns (e.g. text)")
     header_line = text.split("\n", 1)[0]
     separator = next((mark for mark in (";", "\t") if "," not in header_line and mark in header_line), ",")
     header = next(csv.reader([header_line.rstrip("\r")], delimiter=separator), [])

@@ -131,7 +131,7 @@ def read_rows(path: Path, oracle: bool, summary: ReplaySummary) -> list[ReplayRo
         required = (*REQUIRED_COLUMNS, "label") if oracle else REQUIRED_COLUMNS
         missing = csv_rows.missing(required)
         if missing:
-            no_labels = oracle and "label" not in csv_rows.columns
+            no_labels = oracle and "label" not in csv_rows.columns and bool(csv_rows.columns)
             hint = " (--oracle reads the labels from a 'label' column)" if no_labels else ""
             raise ReplayError(f"{path}: {missing}{hint}")
         reason_column = next((c for c in REASON_COLUMNS if c in csv_rows.columns), None) if oracle else None

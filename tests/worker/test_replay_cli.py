@@ -219,6 +219,20 @@ def test_missing_columns_are_a_clear_error(
     assert message in capsys.readouterr().err
 
 
+def test_an_empty_file_is_called_empty(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """It was "missing column(s) id, created_at, ...; found none (--oracle reads the labels from a 'label'
+    column)": a hint about labels for a file with no header at all."""
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"\xef\xbb\xbf")  # a spreadsheet's empty export: the byte-order mark alone
+    args = ["replay", "--input", str(source), "--alerts-out", str(tmp_path / "out.jsonl"), "--oracle"]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert (
+        "in.csv: the file is empty: it needs a header line with id, created_at, text, brand, label" in error
+    )
+    assert "--oracle" not in error
+
+
 def test_timestamps_without_an_offset_are_counted_as_read_in_utc(
     tmp_path: Path, tweets: list, capsys: pytest.CaptureFixture
 ) -> None:
