@@ -264,4 +264,6 @@ def _run_x_source(
         pass
     poller.stop()
     worker.join(timeout=30)
+    if poller.fatal_error is not None:
+        raise poller.fatal_error
     return {"search_requests": poller.requests_made}

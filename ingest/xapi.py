@@ -369,6 +369,7 @@ class RecentSearchPoller:
         self.since_ids: dict[str, str] = self._load_state()
         self.requests_made = 0
         self.waits: list[tuple[str, float]] = []
+        self.fatal_error: StreamFatalError | None = None
         self._stop = threading.Event()
 
     def _load_state(self) -> dict[str, str]:
@@ -447,7 +448,10 @@ class RecentSearchPoller:
             except ValueError:
                 self.report.bad_input("x-search", "a search response that is not JSON")
                 return {}
-            return body if isinstance(body, dict) else {}
+            if not isinstance(body, dict) or not isinstance(body.get("meta") or {}, dict):
+                self.report.bad_input("x-search", f"a search response without its meta object: {body!s:.200}")
+                return {}
+            return body
         return None
 
     def poll_brand(self, tag: str) -> int:
@@ -457,7 +461,18 @@ class RecentSearchPoller:
         pages: list[dict[str, Any]] = []
         next_token = None
         for _ in range(self.max_pages):
-            body = self._request(query, since_id, next_token)
+            try:
+                body = self._request(query, since_id, next_token)
+            except tweepy.BadRequest as exc:
+                # A since_id saved more than 7 days ago is refused (400) by recent search, on every poll.
+                if since_id is None or next_token is not None or "since_id" not in str(exc):
+                    raise
+                log.warning(
+                    "the saved since_id is older than recent search reaches: searching all it reaches",
+                    extra={"brand": tag, "since_id": since_id, "error": str(exc)[:300]},
+                )
+                since_id = None
+                body = self._request(query, since_id, next_token)
             if body is None:
                 return 0  # stopped: since_id unchanged, the next run fetches these again
             pages.append(body)
@@ -472,10 +487,14 @@ class RecentSearchPoller:
         newest = since_id
         for page in pages:
             meta = page.get("meta") or {}
-            page_newest = meta.get("newest_id")
-            if page_newest and (newest is None or int(page_newest) > int(newest)):
-                newest = str(page_newest)
-            for tweet in page.get("data") or ():
+            page_newest = str(meta.get("newest_id") or "")
+            if page_newest.isdigit() and (newest is None or int(page_newest) > int(newest)):
+                newest = page_newest
+            tweets = page.get("data") or []
+            if not isinstance(tweets, list):
+                self.report.bad_input("x-search", f"a search page whose data is not a list: {tweets!s:.200}")
+                continue
+            for tweet in tweets:
                 self.report.read += 1
                 try:
                     events.append(
@@ -498,11 +517,21 @@ class RecentSearchPoller:
         return sum(self.poll_brand(tag) for tag in self.queries if not self._stop.is_set())
 
     def run(self, max_rounds: int | None = None) -> None:
-        """Poll every `poll_interval_s` until stopped (or for `max_rounds`)."""
+        """Poll every `poll_interval_s` until stopped (or for `max_rounds`).
+
+        A refusal that asking again will not change (400, 401, 403: a bad query, bad credentials) ends the
+        run with `fatal_error` set, which the ingester raises; it ended the thread with a traceback, and the
+        ingester then exited 0 as if the search had simply finished.
+        """
         rounds = 0
         while not self._stop.is_set():
             started = time.monotonic()
-            count = self.poll_once()
+            try:
+                count = self.poll_once()
+            except tweepy.HTTPException as exc:
+                self.fatal_error = StreamFatalError(f"recent search refused: {str(exc)[:500]}")
+                log.error("search stopped", extra={"error": str(self.fatal_error)})
+                return
             rounds += 1
             log.info("search round done", extra={"tweets": count, "at": datetime.now(UTC).isoformat()})
             if max_rounds is not None and rounds >= max_rounds:

@@ -256,3 +256,55 @@ def test_search_stop_interrupts_the_poll_interval(fake_x_api, brands, tmp_path):
     poller.stop()
     runner.join(timeout=2)
     assert not runner.is_alive()
+
+
+def test_a_since_id_too_old_for_recent_search_is_dropped_not_fatal(fake_x_api, brands, tmp_path):
+    """After a week stopped, the saved since_id is refused (400) by recent search on every poll: the poller's
+    thread died with a traceback, at every restart, and the ingester exited 0."""
+    (tmp_path / "since.json").write_text(json.dumps({"southwestair": "1891000000000000001"}))
+    too_old = {
+        "errors": [
+            {
+                "parameters": {"since_id": ["1891000000000000001"]},
+                "message": "Invalid 'since_id':'1891000000000000001'. 'since_id' must be a tweet id created "
+                "after 2026-11-28T10:00:00Z",
+            }
+        ],
+        "title": "Invalid Request",
+    }
+    fake_x_api.search_responses = [
+        (400, {}, too_old),
+        (200, {}, fake_x_api.recorded_json("search_page2.json")),
+    ]
+    events: list = []
+    poller = _poller(fake_x_api, brands, events, tmp_path)
+    assert poller.poll_once() == 2
+    first, second = (request["query"] for request in fake_x_api.requests)
+    assert first["since_id"] == ["1891000000000000001"] and "since_id" not in second
+    assert poller.since_ids["southwestair"] != "1891000000000000001"
+
+
+def test_a_refused_search_ends_the_run_with_a_fatal_error(fake_x_api, brands, tmp_path):
+    fake_x_api.search_responses = [(401, {}, {"title": "Unauthorized", "detail": "Unauthorized"})]
+    poller = _poller(fake_x_api, brands, [], tmp_path, poll_interval_s=60)
+    runner = threading.Thread(target=poller.run)
+    runner.start()
+    runner.join(timeout=5)
+    assert not runner.is_alive()
+    assert isinstance(poller.fatal_error, StreamFatalError)
+    assert str(poller.fatal_error).startswith("recent search refused: 401 Unauthorized")
+
+
+def test_a_malformed_search_page_is_bad_input_and_polling_goes_on(fake_x_api, brands, tmp_path):
+    page = fake_x_api.recorded_json("search_page2.json")
+    fake_x_api.search_responses = [
+        (200, {}, {"data": page["data"], "meta": ["not", "an", "object"]}),
+        (200, {}, {**page, "data": {"id": "1"}, "meta": {"newest_id": "not-a-number"}}),
+        (200, {}, page),
+    ]
+    events: list = []
+    poller = _poller(fake_x_api, brands, events, tmp_path)
+    assert poller.poll_once() == 0
+    assert poller.poll_once() == 0
+    assert poller.poll_once() == 2
+    assert poller.report.bad == 2
