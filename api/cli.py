@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from buzzwatch.cli import listen_port, port_number
+from buzzwatch.cli import listen_port, port_number, positive_count
 
 API_DIR = Path(__file__).resolve().parent
 REPO_ROOT = API_DIR.parent
@@ -33,8 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=os.environ.get("PORT", "8080"),  # a string: checked only when `api` is the command
         help="port (default $PORT or 8080)",
     )
-    api.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
-    api.add_argument("--threads", type=int, default=None, help="threads per worker (default 4)")
+    api.add_argument(
+        "--workers", type=positive_count, default=None, help="worker processes (default: one per CPU)"
+    )
+    api.add_argument("--threads", type=positive_count, default=None, help="threads per worker (default 4)")
     api.set_defaults(handler=run_api)
 
     ui = subparsers.add_parser(

@@ -39,6 +39,14 @@ def port_number(value: str) -> int:
     return listen_port(value, hint=" (from --port or $PORT)")
 
 
+def positive_count(value: str) -> int:
+    """An argparse type for counts (--workers, --threads): a whole number from 1, else a clear error."""
+    count = int(value) if value.strip().isdigit() else 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return count
+
+
 def stop_on_signals(second_signal_interrupts: bool = False) -> threading.Event:
     """SIGINT/SIGTERM set the returned event (a clean stop); optionally a second one stops at once.
 

@@ -21,6 +21,19 @@ def test_a_bad_ui_port_is_one_clear_error(port: str, capsys: pytest.CaptureFixtu
     assert build_parser().parse_args(["ui", "--port", "8502"]).port == 8502
 
 
+@pytest.mark.parametrize(("option", "value"), [("--threads", "0"), ("--threads", "-1"), ("--workers", "two")])
+def test_a_bad_worker_or_thread_count_is_one_clear_error(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 was taken as 'not given' (the default, silently); -1 reached gunicorn, which exited 1 saying only
+    'Error: Value must be positive: -1'."""
+    with pytest.raises(SystemExit) as raised:
+        build_parser().parse_args(["api", option, value])
+    assert raised.value.code == 2
+    assert f"argument {option}: '{value}' is not a positive whole number" in capsys.readouterr().err
+    assert build_parser().parse_args(["api", option, "3"]).__dict__[option[2:]] == 3
+
+
 def test_a_missing_model_path_is_one_line_before_gunicorn_starts(tmp_path: Path) -> None:
     """It was a boot-failure traceback in each gunicorn worker, then 'Worker failed to boot.'"""
     assert_a_missing_model_is_refused(tmp_path, "api", "--host", "127.0.0.1")
