@@ -92,6 +92,15 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _written_at(record: Mapping[str, Any]) -> datetime:
+    """When a record was written, compared as a moment: as text, 10:00:00.5Z sorted before 10:00:00Z (and
+    an offset other than Z compared as letters); a record without a readable time counts as written first."""
+    try:
+        return datetime.fromisoformat(str(record.get("time", "")).replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
 def _dimensions(dimensions: Mapping[str, Any] | None) -> dict[str, str]:
     return {str(key): str(value) for key, value in (dimensions or {}).items()}
 
@@ -240,12 +249,11 @@ def read_local(
     """Read the local sink: `kind` is metrics, events or traces; optionally one name and a start time."""
     if kind not in LOCAL_KINDS:
         raise ValueError(f"kind must be one of {', '.join(LOCAL_KINDS)}, got {kind!r}")
-    since_iso = since.astimezone(UTC).isoformat().replace("+00:00", "Z") if since else None
     records = []
     for record in _iter_lines(Path(var_dir) / "telemetry" / f"{kind}.jsonl"):
         if name is not None and record.get("name") != name:
             continue
-        if since_iso is not None and str(record.get("time", "")) < since_iso:
+        if since is not None and _written_at(record) < since:
             continue
         records.append(record)
     return records
@@ -309,13 +317,13 @@ class RecordingTelemetry(Telemetry):
         """Forward one trace (not kept)."""
         self.inner.trace(message, severity, properties)
 
-    def recent(self, kind: str, since: str | None = None) -> list[dict[str, Any]]:
-        """The kept "metrics" or "events" records, oldest first, written at or after `since` (ISO 8601)."""
+    def recent(self, kind: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        """The kept "metrics" or "events" records, oldest first, written at or after `since`."""
         if kind not in self._records:
             raise ValueError(f"kind must be metrics or events, got {kind!r}")
         with self._lock:
             records = list(self._records[kind])
-        return [r for r in records if since is None or str(r["time"]) >= since]
+        return [r for r in records if since is None or _written_at(r) >= since]
 
     def close(self) -> None:
         """Close the inner backend."""

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -166,7 +167,7 @@ def test_recording_telemetry_forwards_everything_and_keeps_the_latest(tmp_path: 
     kept = feed.recent("metrics")
     assert [r["dimensions"]["minute"] for r in kept] == ["2", "3", "4"]  # the capacity keeps the latest
     assert kept[0].keys() >= {"time", "name", "value", "dimensions", "role", "pid"}
-    assert feed.recent("metrics", since="9999") == []
+    assert feed.recent("metrics", since=datetime(9999, 1, 1, tzinfo=UTC)) == []
     assert alerts_in(feed.recent("events")) == [{"brand": "united", "volume": 40}]
     with pytest.raises(ValueError):
         feed.recent("traces")
@@ -176,6 +177,7 @@ def test_recording_telemetry_forwards_everything_and_keeps_the_latest(tmp_path: 
 def test_detection_http_serves_health_and_the_watch_feed_only(tmp_path: Path) -> None:
     import json
     import urllib.error
+    import urllib.parse
     import urllib.request
     from types import SimpleNamespace
 
@@ -192,10 +194,20 @@ def test_detection_http_serves_health_and_the_watch_feed_only(tmp_path: Path) ->
         assert json.load(urllib.request.urlopen(f"{base}/healthz"))["counted"] == 7
         records = json.load(urllib.request.urlopen(f"{base}/v1/watch/metrics"))["records"]
         assert [(r["name"], r["value"]) for r in records] == [("tweet_volume", 12.0)]
-        since = records[0]["time"]
-        assert (
-            len(json.load(urllib.request.urlopen(f"{base}/v1/watch/metrics?since={since}"))["records"]) == 1
-        )
+        written = datetime.fromisoformat(records[0]["time"].replace("Z", "+00:00"))
+        # Compared as moments: the same second with an offset (it sorted after, as text, and matched
+        # nothing), and the whole second before a record written at .5 s (as text, '.' sorts before 'Z').
+        paris = written.astimezone(timezone(timedelta(hours=1))).isoformat()
+        whole_second = written.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        for since in (paris, whole_second):
+            query = urllib.parse.urlencode({"since": since})
+            assert len(json.load(urllib.request.urlopen(f"{base}/v1/watch/metrics?{query}"))["records"]) == 1
+        later = (written + timedelta(seconds=1)).isoformat()
+        query = urllib.parse.urlencode({"since": later})
+        assert json.load(urllib.request.urlopen(f"{base}/v1/watch/metrics?{query}"))["records"] == []
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/v1/watch/metrics?since=yesterday")
+        assert refused.value.code == 400  # it was a 200 with no record, silently
         assert json.load(urllib.request.urlopen(f"{base}/v1/watch/events"))["records"] == []
         for path in ("/v1/watch/traces", "/v1/watch/", "/nothing"):
             with pytest.raises(urllib.error.HTTPError) as error:

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from buzzwatch.schema import SchemaError, parse_timestamp
 from buzzwatch.telemetry import RecordingTelemetry
 from worker.auth import GoogleTokenVerifier, IdTokenPolicy, TokenVerifier
 
@@ -58,7 +59,12 @@ def serve_health(
                 ):
                     self._json(401, {"error": "missing or invalid ID token for the detection feed"})
                     return
-                since = (parse_qs(url.query).get("since") or [None])[0]
+                raw_since = (parse_qs(url.query).get("since") or [None])[0]
+                try:  # compared as a moment (an offset, a fraction of a second), not as text
+                    since = None if raw_since is None else parse_timestamp(raw_since, "since")
+                except SchemaError as exc:
+                    self._json(400, {"error": f"{exc} (e.g. 2026-12-05T10:00:00Z)"})
+                    return
                 self._json(200, {"records": feed.recent(kind, since)})
             else:
                 self._json(404, {"error": f"no route {url.path}"})
