@@ -83,9 +83,10 @@ How it works (the README explains the why):
   the vague prior, are learned as they come, so a brand at hundreds a minute knows its level in minutes).
 - Hysteresis: an episode starts when a window with enough negatives scores `fire_score`; it ends after
   `end_quiet_minutes` closed minutes below `end_score`. A re-fire within `cooldown_minutes` of the end
-  reopens the same episode. One episode = one "new" alert plus "update" alerts each time its excess
-  negatives (observed minus expected, since the firing window) have grown by `update_growth` while the
-  minute is still at the firing level.
+  reopens the same episode, its flare-up counted afresh (an update once it holds `update_min_negatives`
+  excess negatives: a second buzz soon after a first one is told, not swallowed). One episode = one
+  "new" alert plus "update" alerts each time its excess negatives (observed minus expected, since the
+  firing window) have grown by `update_growth` while the minute is still at the firing level.
 - The tweet that triggered an alert is found exactly: the minute (closed, or up to the tick) is replayed
   tweet by tweet in (event time, id) order and the first prefix that crosses the threshold names it
   (`fired_at`).
@@ -794,7 +795,14 @@ class BuzzDetector:
             and last.ended_minute is not None
             and minute - last.ended_minute <= params.cooldown_minutes
         ):
-            # Within the cooldown: the same bad buzz flaring up again, not a new one.
+            # Within the cooldown: the same bad buzz flaring up again, not a new one. The flare-up is
+            # counted afresh, from its firing window's excess (the minute's own part is charged below):
+            # an update once it holds `update_min_negatives` excess negatives, not once the whole
+            # episode's excess has doubled, so a second buzz that starts soon after the first one ended
+            # is told, not swallowed by the first one's episode.
+            minute_excess = negatives - state.closed[-1].expected_negatives
+            last.negatives = firing.negatives - firing.expected_negatives - minute_excess
+            last.alerted_negatives = 0.0
             last.ended_minute = None
             last.quiet_minutes = 0
             state.episode = last

@@ -129,6 +129,24 @@ def test_hysteresis_and_cooldown(gap_minutes: int, expected_new: int) -> None:
     assert len(new_alerts(alerts)) == expected_new
 
 
+@pytest.mark.parametrize("seed", [22, 23])
+def test_a_second_buzz_soon_after_a_big_first_one_is_alerted(seed: int) -> None:
+    """A second buzz that starts within the cooldown of a big first buzz's end re-opens its episode (no
+    new alert), and is told as an update once it holds enough excess negatives of its own, rather than
+    once the whole episode's excess has doubled (which a smaller second buzz never reaches)."""
+    first_start = DAY_SPIKE - timedelta(hours=4)
+    first = burst(first_start, 45, 12, prefix="first", seed=seed)
+    # the first episode ends an hour and a quarter after its buzz (its 60-minute window, then 15 quiet
+    # minutes): the second buzz starts within the cooldown after that
+    second_start = first_start + timedelta(minutes=45 + 110)
+    second = burst(second_start, 30, 4, prefix="second", seed=seed + 1)
+    alerts = run(detector(), in_order(background(48, seed=seed) + first + second))
+    assert [a.kind for a in alerts if a.fired_at < second_start][:1] == ["new"]
+    during = [a for a in alerts if second_start <= a.fired_at <= second_start + timedelta(minutes=20)]
+    assert [a.kind for a in during][:1] == ["update"]
+    assert {a.episode_id for a in alerts} == {alerts[0].episode_id}
+
+
 def test_every_brand_is_tracked_and_overrides_apply() -> None:
     tweets = []
     for seed, brand in enumerate(("acme", "globex", "initech")):
