@@ -456,7 +456,9 @@ def _logged_prediction(store: FeedbackStore, prediction_id: str) -> LoggedPredic
         write_problem = store.write_problem()  # a fresh look: an idle worker's last error may be stale
         if write_problem:  # issued here: perhaps still queued in another worker, waiting for the database
             raise RequestError(
-                f"prediction {prediction_id!r} is not in the log yet: {write_problem}", 503, 30
+                f"prediction {prediction_id!r} is not in the log yet: {write_problem}",
+                503,
+                BUSY_RETRY_AFTER_S if isinstance(write_problem, StoreBusy) else 30,
             )
         if age_s < RECENTLY_ISSUED_S and not store.dropped_from_log(prediction_id):  # still queued elsewhere
             raise RequestError(
@@ -643,7 +645,7 @@ def _register_routes(app: Flask) -> None:
             ready["telemetry"] = telemetry_problem
         write_problem = svc.store.write_problem()
         if write_problem:
-            return {**ready, "status": "database not writable", "database": write_problem}, 503
+            return {**ready, "status": "database not writable", "database": str(write_problem)}, 503
         return ready
 
     @app.get("/openapi.json")

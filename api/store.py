@@ -276,7 +276,7 @@ class FeedbackStore:
             logger.warning("database writes work again", extra={"database": self.location})
         self.write_error = None
 
-    def write_problem(self) -> str | None:
+    def write_problem(self) -> StoreUnwritable | None:
         """None when the database takes writes now (queued predictions are written first); else why not."""
         try:
             self.flush()
@@ -285,9 +285,9 @@ class FeedbackStore:
                 connection.execute(secrets_table.delete().where(secrets_table.c.name == probe_row["name"]))
                 connection.execute(insert(secrets_table).values(**probe_row))
         except StoreUnwritable as exc:
-            return str(exc)
+            return exc
         except Exception as exc:
-            return str(self._write_failed(exc))
+            return self._write_failed(exc)
         self._write_worked()
         return None
 

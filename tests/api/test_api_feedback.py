@@ -358,6 +358,10 @@ def test_a_lock_held_by_another_process_is_a_fast_503_then_the_feedback_is_store
         response = client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": "negative"})
         assert response.headers["Retry-After"] == "5"
         assert response.get_json()["message"].endswith("send it again in a few seconds")
+        elsewhere = store.ids.new()  # issued by "another worker" that has not written it yet: busy too
+        response = client.post("/v1/feedback", json={"prediction_id": elsewhere, "label": "negative"})
+        assert response.status_code == 503 and "busy" in response.get_json()["message"]
+        assert response.headers["Retry-After"] == "5"  # a lock passes: sooner than a broken disk's 30
         assert _predict(client, "still scoring")["label"] == "neutral"
     finally:
         shell.rollback()
