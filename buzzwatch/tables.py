@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from buzzwatch.replay import UTF16_MARKS
 from buzzwatch.settings import CommandError
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ def read_string_csv(data: bytes, name: str | Path) -> pd.DataFrame:
     """
     import pandas as pd
 
+    if data[:2] in UTF16_MARKS:  # it was "line 1 is not UTF-8 text (byte 0xff)"
+        raise CsvError(f"{name} is UTF-16 text (Excel's 'Unicode text'); save it as CSV UTF-8")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

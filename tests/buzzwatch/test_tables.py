@@ -22,6 +22,10 @@ def test_a_first_row_with_an_unquoted_comma_is_refused_not_shifted() -> None:
     [
         (b"text\nok\ncaf\xe9\n", r"in.csv: line 3 is not UTF-8 text \(byte 0xe9\); save the file as UTF-8"),
         (b"", "in.csv is empty: a CSV needs a header line naming its columns"),  # "No columns to parse"
+        (
+            "text\nok\n".encode("utf-16"),
+            r"in.csv is UTF-16 text \(Excel's 'Unicode text'\); save it as CSV UTF-8",
+        ),
         (b"\xef\xbb\xbf\r\n\n", "in.csv is empty: a CSV needs a header line naming its columns"),
         (b"text\nok\na,b\n", "cannot read in.csv as CSV: .*Expected 1 fields in line 3, saw 2"),
     ],
