@@ -70,10 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Replay the file; 0 when it ran (even with skipped rows), 2 when the input cannot be used."""
+    from buzzwatch.files import same_file
     from buzzwatch.settings import CommandError, CommonSettings
     from worker.detection import BuzzDetector, DetectorConfig
     from worker.replay import ReplayError, ReplaySummary, print_errors, read_rows, run_replay
 
+    if same_file(args.input, args.alerts_out):  # opened for writing, it emptied the tweets it replays
+        raise CommandError(f"--alerts-out is the input file {args.input}: write the alerts to another file")
     summary = ReplaySummary()
     config = DetectorConfig.from_env(os.environ)
     try:

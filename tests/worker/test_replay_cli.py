@@ -219,6 +219,19 @@ def test_missing_columns_are_a_clear_error(
     assert message in capsys.readouterr().err
 
 
+def test_alerts_are_never_written_over_the_input(
+    tmp_path: Path, tweets: list, capsys: pytest.CaptureFixture
+) -> None:
+    """--alerts-out naming the input (or a link to it) emptied the tweet file it was replaying."""
+    source = write_csv(tmp_path / "in.csv", tweets[:10])
+    before = source.read_bytes()
+    (tmp_path / "link.csv").symlink_to(source)
+    for target in (source, tmp_path / "link.csv"):
+        assert main(["replay", "--input", str(source), "--alerts-out", str(target), "--oracle"]) == 2
+        assert f"--alerts-out is the input file {source}" in capsys.readouterr().err
+    assert source.read_bytes() == before
+
+
 def test_an_empty_file_is_called_empty(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """It was "missing column(s) id, created_at, ...; found none (--oracle reads the labels from a 'label'
     column)": a hint about labels for a file with no header at all."""
