@@ -48,7 +48,7 @@ def read_string_csv(data: bytes, name: str | Path) -> pd.DataFrame:
     header_line = text.split("\n", 1)[0]
     separator = next((mark for mark in (";", "\t") if "," not in header_line and mark in header_line), ",")
     header = next(csv.reader([header_line.rstrip("\r")], delimiter=separator), [])
-    twice = sorted(column for column, count in Counter(header).items() if count > 1)
+    twice = sorted(column for column, count in Counter(header).items() if count > 1 and column.strip())
     if twice:
         raise CsvError(f"{name}: the header names {', '.join(twice)} more than once; rename the copies")
     try:

@@ -52,3 +52,5 @@ def test_a_column_named_twice_is_refused_not_renamed() -> None:
     """pandas renamed the second 'text' to 'text.1': one of them was scored, the other kept as data."""
     with pytest.raises(CsvError, match=r"in\.csv: the header names text more than once; rename the copies"):
         read_string_csv(b"text,id,text\na,1,b\n", "in.csv")
+    # Excel's trailing empty columns are not names given twice
+    assert read_string_csv(b"text,,\nhi,,\n", "in.csv")["text"].tolist() == ["hi"]
