@@ -24,10 +24,12 @@ How it works (the README explains the why):
   below) is taken against the tweets held when it arrives. A fresh detector starts at its earliest tweet
   minus the tolerance, and moves that start back for an earlier tweet until a brand has closed a minute,
   so a stream that starts out of order loses none of its first tweets.
-- At each closed minute, for each window (3, 5, 15, 60 minutes) ending there: the negative count is
-  tested against the expected negatives (Poisson, signed-root deviance) and the negative share against
-  the baseline share plus a margin (binomial likelihood ratio). Both must be significant (an
-  intersection-union test): the window's score is min(count z, share z x fire_score / min_share_z), so
+- At each closed minute, for each window (3, 5, 15, 60 minutes, and 30 for a quiet brand, one seen a
+  day whose mean rate is under `thin_rate_per_minute`: `quiet_windows_minutes`) ending there: the
+  negative count is tested against the expected negatives (Poisson, signed-root deviance) and the
+  negative share against the baseline share plus a margin (binomial likelihood ratio). Both must be
+  significant (an intersection-union test): the window's score is min(count z, share z x fire_score /
+  min_share_z), so
   it reaches `fire_score` only when the count z reaches `fire_score` AND the share z reaches
   `min_share_z` (`thin_min_share_z`, when set lower, for a quiet brand seen a day: under
   `thin_rate_per_minute` tweets a minute its share of a dozen tweets moves little), with enough
@@ -183,6 +185,7 @@ class BuzzDetector:
         self.reason_model = reason_model
         self._windows = tuple(self.config.windows_minutes)
         self._longest = max(self._windows)
+        self._quiet_windows = frozenset(self.config.quiet_windows_minutes)
         self._brands: dict[str, BrandState] = {}
         self._order: list[str] = []  # brand names, sorted
         self._params: dict[str, BrandParams] = {}
@@ -431,14 +434,16 @@ class BuzzDetector:
         minute's tweets)."""
         evals = []
         floor = self.config.min_rate_per_minute
-        # A quiet brand (learned mean rate under thin_rate_per_minute) needs a smaller share z, once it has
-        # been seen a day: a brand still learning keeps the usual one, its share is a guess.
+        # A quiet brand (learned mean rate under thin_rate_per_minute, once it has been seen a day: a new
+        # brand's first hours may be its night) is also tested on the quiet windows, and may need a smaller
+        # share z (`thin_min_share_z`; a brand still learning keeps the usual one, its share is a guess).
         baseline = state.baseline
         quiet = (
             baseline.minutes_seen + len(state.closed) >= self.config.learning_minutes
             and baseline.overall.volume < params.thin_rate_per_minute * baseline.overall.minutes
         )
         share_at = params.thin_min_share_z if quiet else params.min_share_z
+        skipped = () if quiet else self._quiet_windows  # those windows are a quiet brand's (see the config)
         counts = (
             observed
             if observed is not None
@@ -449,6 +454,8 @@ class BuzzDetector:
             expected_negatives,
             expectation,
         ), minutes in zip(counts, expected_windows or state.window_expected, self._windows, strict=True):
+            if minutes in skipped:  # a window only a quiet brand's tests use
+                continue
             count_dispersion, share_dispersion = expectation.count_dispersion, expectation.share_dispersion
             share = expected_negatives / expected_total if expected_total > 0 else self.config.share_prior
             usual_volume = max(expected_total, floor * minutes)

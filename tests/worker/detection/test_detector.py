@@ -559,7 +559,7 @@ def test_a_state_saved_with_other_windows_or_before_soft_counts_resumes() -> Non
     )
     closed = wider.state_dict()["brands"]["acme"]["closed"]
     sums = wider.state_dict()["brands"]["acme"]["sums"]
-    for window, window_sums in zip((3, 5, 15, 60), sums, strict=True):
+    for window, window_sums in zip(DetectorConfig().windows_minutes, sums, strict=True):
         assert window_sums[:2] == pytest.approx(
             [sum(e[1] for e in closed[-window:]), sum(e[2] for e in closed[-window:])]
         )
