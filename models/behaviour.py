@@ -2,7 +2,9 @@
 
 One table of cases, used by the behavioural tests on the shipped champion (tests/models/test_behaviour.py)
 and by `buzzwatch train` as a gate when it picks the champion among variants: a model that ignores
-negation or flips on an @mention must not ship, whatever its validation score.
+negation or flips on an @mention must not ship, whatever its validation score. Nor does one whose scores
+depend on the batch a tweet is scored in: the detection's alerts must be the same live (pushes of any size) as
+in a sorted replay, so a tweet's probabilities must be the same bits batched and alone.
 """
 
 from __future__ import annotations
@@ -87,9 +89,29 @@ def negation_failures(predictor: Any, positive: str, negated: str) -> list[str]:
     return []
 
 
+def batch_probe() -> list[str]:
+    """Every text of the checks above, scored together and one at a time by `batch_failures`."""
+    texts = [text for variants in MENTION_SETS for text in variants]
+    texts += [base + suffix for base in URL_BASES for suffix in URL_SUFFIXES]
+    texts += [text for pair in NEGATION_PAIRS for text in pair]
+    return texts + [text for text, _ in OBVIOUS_CASES] + list(NEGATED_NEGATIVES)
+
+
+def batch_failures(predictor: Any) -> list[str]:
+    """Texts whose probabilities are not the same bits in one batch as alone (an ensemble's float32 sums)."""
+    texts = batch_probe()
+    together = np.asarray(predictor.predict_proba(texts))
+    alone = np.vstack([predictor.predict_proba([text]) for text in texts])
+    return [
+        f"scores depend on the batch: {text!r} moves by {np.abs(row - single).max():.1e}"
+        for text, row, single in zip(texts, together, alone, strict=True)
+        if not np.array_equal(row, single)
+    ]
+
+
 def behaviour_failures(predictor: Any) -> list[str]:
     """Every failed behavioural check of a predictor (empty when the model passes them all)."""
-    failures: list[str] = []
+    failures: list[str] = batch_failures(predictor)
     for variants in MENTION_SETS:
         failures += invariance_failures(predictor, variants)
     for base in URL_BASES:

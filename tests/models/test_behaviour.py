@@ -4,6 +4,7 @@ live in models.behaviour, which `buzzwatch train` also uses to gate the champion
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from models import behaviour
@@ -27,27 +28,14 @@ def test_invariant_to_urls(champion, text):
     assert behaviour.invariance_failures(champion, [text + suffix for suffix in behaviour.URL_SUFFIXES]) == []
 
 
-# Known failure of the shipped champion (bilstm-0ed7982b76): the positive probability of "I don't love this
-# airline" drops by 0.51 but stays the largest. Strict: the test fails once a retrained champion fixes it,
-# so the marker cannot outlive the weakness.
-KNOWN_NEGATION_FAILURES = {("I love this airline", "I don't love this airline")}
-
-
-@pytest.mark.parametrize(
-    ("positive", "negated"),
-    [
-        pytest.param(*pair, marks=pytest.mark.xfail(strict=True, reason="known weakness of the champion"))
-        if pair in KNOWN_NEGATION_FAILURES
-        else pair
-        for pair in behaviour.NEGATION_PAIRS
-    ],
-)
+@pytest.mark.parametrize(("positive", "negated"), behaviour.NEGATION_PAIRS)
 def test_negation_moves_the_label(champion, positive, negated):
     assert behaviour.negation_failures(champion, positive, negated) == []
 
 
-# Known failure of the shipped champion: it labels 7 of the 12 plainly negated negatives negative (3 of the
-# issue's 6; the bar allows 2). Strict, like the one above.
+# Known failure of the shipped champion (bilstm-07ccacecb6): it labels 4 of the 12 plainly negated negatives
+# negative (the bar allows 2). Strict: the test fails once a retrained champion fixes it, so the marker cannot
+# outlive the weakness.
 @pytest.mark.xfail(strict=True, reason="known weakness of the champion")
 def test_at_most_one_in_six_negated_negatives_is_labelled_negative(champion):
     called = behaviour.negated_negatives_called_negative(champion)
@@ -86,9 +74,8 @@ def test_champion_metadata(champion):
     assert champion.labels == ("negative", "neutral", "positive")
     assert champion.meta["normaliser_version"]
     assert "airline_test_macro_f1" in champion.metrics
-    # The gate's count recorded at training time matches a fresh run of the checks on the artifact.
-    assert champion.metrics["behaviour_failures"] == len(behaviour.behaviour_failures(champion))
-    assert len(behaviour.behaviour_failures(champion)) <= len(KNOWN_NEGATION_FAILURES)
+    # The gate's count recorded at training time matches a fresh run of the checks on the artifact: none.
+    assert champion.metrics["behaviour_failures"] == len(behaviour.behaviour_failures(champion)) == 0
 
 
 def test_negated_negatives_are_counted():
@@ -110,3 +97,23 @@ def test_negated_negatives_are_counted():
 
     assert behaviour.negated_negatives_called_negative(Always("negative")) == len(behaviour.NEGATED_NEGATIVES)
     assert behaviour.negated_negatives_called_negative(Always("neutral")) == 0
+
+
+def test_scores_that_depend_on_the_batch_fail_the_gate(champion):
+    """A model whose probabilities move with the batch (by one float32 step, as an ensemble's do) never ships:
+    live pushes and a sorted replay would count different negatives."""
+
+    class BatchDependent:
+        labels = champion.labels
+
+        def predict_proba(self, texts):
+            probabilities = champion.predict_proba(texts)
+            return probabilities + (len(texts) > 1) * np.float32(6e-8)
+
+        def predict(self, texts):
+            return champion.predict(texts)
+
+    assert behaviour.batch_failures(champion) == []
+    failures = behaviour.behaviour_failures(BatchDependent())
+    assert len(failures) == len(behaviour.batch_probe())
+    assert all("depend on the batch" in failure for failure in failures)
