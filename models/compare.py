@@ -7,8 +7,8 @@ interval from 1,000 paired bootstrap resamples of the same rows (a gain is real 
 above 0). Sets (`models.data.make_splits`): the report sets (in-distribution `test`, `airline_test`,
 `semeval_test`; the shifted hold-out `semeval2016test`) and the selection sets. ECE is the expected
 calibration error (15 bins); "called negative" is the share of the set's tweets labelled negative, beside
-the share that is. The shipped artifact `bilstm-0ed7982b76` was trained before the shifted
-hold-out existed, on 90% of SemEval 2016test: its `semeval2016test` figures flatter it.
+the share that is. The previous champion `bilstm-0ed7982b76` was trained before the shifted hold-out
+existed, on 90% of SemEval 2016test: its `semeval2016test` figures flatter it.
 """
 
 from __future__ import annotations
