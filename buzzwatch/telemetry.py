@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from buzzwatch.schema import SchemaError, parse_timestamp
 from buzzwatch.settings import CommonSettings
 
 # Metrics (dimensions in brackets).
@@ -96,8 +97,8 @@ def _written_at(record: Mapping[str, Any]) -> datetime:
     """When a record was written, compared as a moment: as text, 10:00:00.5Z sorted before 10:00:00Z (and
     an offset other than Z compared as letters); a record without a readable time counts as written first."""
     try:
-        return datetime.fromisoformat(str(record.get("time", "")).replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
+        return parse_timestamp(record.get("time"), "time")
+    except SchemaError:
         return datetime.min.replace(tzinfo=UTC)
 
 
