@@ -440,13 +440,17 @@ class FeedbackStore:
         return found
 
     def dropped_from_log(self, prediction_id: str) -> bool:
-        """Whether the log keeps only predictions made after this id's: the row cap or retention dropped it.
+        """Whether the row cap dropped this id's prediction: the log is full and keeps only later ones.
 
-        Ids begin with the time they were issued (fixed-width hex), so they sort by it.
+        Ids begin with the time they were issued (fixed-width hex), so they sort by it. A log under its cap
+        has dropped nothing this recent (the retention is at least a minute): its oldest row may be another
+        worker's later prediction, written while this id's worker still queues it (a busy database).
         """
         with self.engine.connect() as connection:
-            oldest = connection.execute(select(func.min(predictions_table.c.prediction_id))).scalar_one()
-        return oldest is not None and oldest > prediction_id
+            oldest, count = connection.execute(
+                select(func.min(predictions_table.c.prediction_id), func.count())
+            ).one()
+        return oldest is not None and oldest > prediction_id and count >= self._max_logged
 
     def _queued_prediction(self, prediction_id: str) -> LoggedPrediction | None:
         """A prediction of this process not written yet (queued, or being written by a flush)."""

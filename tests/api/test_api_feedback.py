@@ -132,11 +132,9 @@ def test_made_up_prediction_ids_get_their_404_at_once(
     assert client.post("/v1/feedback", json={"prediction_id": genuine, "label": "neutral"}).status_code == 201
 
 
-def test_feedback_on_a_prediction_another_worker_has_not_written_yet_is_asked_again(
-    settings: ApiSettings, client: FlaskClient, store: FeedbackStore, mailer: Mailer
-) -> None:
-    """A worker slow to write its predictions (a busy database) made a genuine id a 404 "unknown"."""
-    slow_store = FeedbackStore(settings.common.database_url, flush_interval_s=3600)  # written by hand below
+def _slow_worker(settings: ApiSettings, mailer: Mailer) -> tuple[FeedbackStore, FlaskClient]:
+    """A second API worker on the same database whose predictions are written only by hand (flush())."""
+    slow_store = FeedbackStore(settings.common.database_url, flush_interval_s=3600)
     slow_worker = create_app(
         settings,
         predictor=LexiconPredictor(),
@@ -144,6 +142,14 @@ def test_feedback_on_a_prediction_another_worker_has_not_written_yet_is_asked_ag
         telemetry=LocalTelemetry(settings.common.var_dir, role="api"),
         mailer=mailer,
     ).test_client()
+    return slow_store, slow_worker
+
+
+def test_feedback_on_a_prediction_another_worker_has_not_written_yet_is_asked_again(
+    settings: ApiSettings, client: FlaskClient, store: FeedbackStore, mailer: Mailer
+) -> None:
+    """A worker slow to write its predictions (a busy database) made a genuine id a 404 "unknown"."""
+    slow_store, slow_worker = _slow_worker(settings, mailer)
     prediction_id = _predict(slow_worker, "they lost my bag")["prediction_id"]
     response = client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": "negative"})
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
@@ -153,6 +159,23 @@ def test_feedback_on_a_prediction_another_worker_has_not_written_yet_is_asked_ag
     assert store.feedback_stats()["total"] == 0
     slow_store.flush()
     response = client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": "negative"})
+    assert response.status_code == 201
+    slow_store.close()
+
+
+def test_a_later_prediction_written_first_does_not_make_a_queued_one_unknown(
+    settings: ApiSettings, client: FlaskClient, store: FeedbackStore, mailer: Mailer
+) -> None:
+    """After a busy spell another worker wrote a later prediction first: the log's oldest id was newer than
+    the one still queued here, which read as 'pruned' and made a genuine id a 404 "unknown"."""
+    slow_store, slow_worker = _slow_worker(settings, mailer)
+    queued_id = _predict(slow_worker, "they lost my bag")["prediction_id"]
+    _predict(client, "and cancelled my flight")
+    store.flush()  # the later prediction is the log's only row
+    response = client.post("/v1/feedback", json={"prediction_id": queued_id, "label": "negative"})
+    assert response.status_code == 503 and "is not in the log yet" in response.get_json()["message"]
+    slow_store.flush()
+    response = client.post("/v1/feedback", json={"prediction_id": queued_id, "label": "negative"})
     assert response.status_code == 201
     slow_store.close()
 
