@@ -48,6 +48,7 @@ from api.validation import RequestError, error_code, parse_feedback, parse_predi
 from buzzwatch.database import is_lock_timeout, lock_wait_budget
 from buzzwatch.logs import configure_logging
 from buzzwatch.settings import SettingsError
+from buzzwatch.tables import CSV_LINE_END
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
 from models.language import Language, gate_for
 
@@ -598,7 +599,7 @@ def _register_routes(app: Flask) -> None:
 
         def rows() -> Iterator[str]:
             buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
+            writer = csv.writer(buffer, lineterminator=CSV_LINE_END)
             writer.writerow(EXPORT_COLUMNS)
             for record in itertools.chain([first] if first is not None else [], records):
                 writer.writerow(

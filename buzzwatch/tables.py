@@ -23,6 +23,16 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+# RFC 4180's line end. With "\n" alone, the csv module and pandas write a cell holding a carriage return
+# unquoted, and every reader takes that "\r" for the end of the row: one tweet becomes two broken rows.
+CSV_LINE_END = "\r\n"
+
+
+def frame_csv(frame: pd.DataFrame) -> str:
+    """`frame` (no index) as CSV text that reads back as the same rows, whatever line breaks cells hold."""
+    return frame.to_csv(index=False, lineterminator=CSV_LINE_END)
+
+
 class CsvError(CommandError):
     """A CSV that cannot be read as its header says; the message names the file and the line."""
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from buzzwatch.tables import CsvError, read_string_csv
+from buzzwatch.tables import CsvError, frame_csv, read_string_csv
 from streamlit_app.client import ApiError
 from streamlit_app.common import answer_or_stop, require_api
 from streamlit_app.scoring import (
@@ -111,4 +111,4 @@ with csv_file:
     (st.warning if ERROR in scored.columns else st.success)(score_summary(scored))
     st.dataframe(scored, width="stretch")
     st.bar_chart(scored[PREDICTED_LABEL].value_counts())
-    st.download_button("Download the scored CSV", scored.to_csv(index=False), "scored.csv", "text/csv")
+    st.download_button("Download the scored CSV", frame_csv(scored), "scored.csv", "text/csv")

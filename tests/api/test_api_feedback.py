@@ -310,7 +310,13 @@ def test_feedback_stats_count_right_and_wrong(client: FlaskClient) -> None:
 def test_export_is_read_by_the_training_extra_data_reader(client: FlaskClient, tmp_path: Path) -> None:
     from models.train import read_extra_data
 
-    for text, label in [("love it", "negative"), ("so late, again", "neutral")]:
+    rows = [
+        ("love it", "negative"),
+        ("so late, again", "neutral"),
+        ("late\ragain", "negative"),  # a lone carriage return: unquoted, it split the row and broke the file
+        ("two\nlines", "neutral"),
+    ]
+    for text, label in rows:
         prediction = _predict(client, text)
         client.post(
             "/v1/feedback",
@@ -320,10 +326,7 @@ def test_export_is_read_by_the_training_extra_data_reader(client: FlaskClient, t
     export = tmp_path / "feedback.csv"
     export.write_bytes(client.get("/v1/admin/feedback.csv", headers={"X-API-Key": API_KEY}).get_data())
     extra = read_extra_data((export,))
-    assert extra[["text", "label"]].values.tolist() == [
-        ["love it", "negative"],
-        ["so late, again", "neutral"],
-    ]
+    assert extra[["text", "label"]].values.tolist() == [list(row) for row in rows]
 
 
 def test_prediction_log_keeps_rows_while_the_database_is_down_and_bounds_them(settings: ApiSettings) -> None:

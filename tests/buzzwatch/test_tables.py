@@ -2,7 +2,7 @@
 
 import pytest
 
-from buzzwatch.tables import CsvError, read_string_csv
+from buzzwatch.tables import CsvError, frame_csv, read_string_csv
 
 
 def test_cells_stay_strings_with_a_bom_crlf_and_quoted_newlines() -> None:
@@ -54,3 +54,12 @@ def test_a_column_named_twice_is_refused_not_renamed() -> None:
         read_string_csv(b"text,id,text\na,1,b\n", "in.csv")
     # Excel's trailing empty columns are not names given twice
     assert read_string_csv(b"text,,\nhi,,\n", "in.csv")["text"].tolist() == ["hi"]
+
+
+def test_frame_csv_reads_back_the_same_rows_whatever_line_breaks_the_cells_hold() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"text": ["a\rb", "\r", "c\nd", "e\r\nf", "plain"], "id": ["1", "2", "3", "4", "5"]})
+    assert read_string_csv(frame_csv(frame).encode(), "out.csv").to_dict("records") == frame.to_dict(
+        "records"
+    )

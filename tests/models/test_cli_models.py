@@ -150,6 +150,15 @@ def test_score_keeps_a_human_label_column(tmp_path):
     assert set(scored["predicted_label"]) <= {"negative", "neutral", "positive"}
 
 
+def test_score_output_keeps_a_text_with_a_carriage_return_in_one_row(tmp_path):
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    texts = ["lost my bag\ragain", "\r", "love it"]
+    pd.DataFrame({"text": texts, "id": ["1", "2", "3"]}).to_csv(source, index=False, lineterminator="\r\n")
+    assert _score(source, out) == 0
+    scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert scored["text"].tolist() == texts and scored["id"].tolist() == ["1", "2", "3"]
+
+
 def test_score_refuses_to_replace_an_input_column(tmp_path, capsys):
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     pd.DataFrame({"text": ["lost my bag"], "p_negative": ["mine"]}).to_csv(source, index=False)
