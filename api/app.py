@@ -48,7 +48,7 @@ from api.validation import RequestError, error_code, parse_feedback, parse_predi
 from buzzwatch.database import is_lock_timeout, lock_wait_budget
 from buzzwatch.logs import configure_logging
 from buzzwatch.settings import SettingsError
-from buzzwatch.tables import CSV_LINE_END
+from buzzwatch.tables import CSV_LINE_END, spreadsheet_cell
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
 from models.language import Language, gate_for
 
@@ -602,18 +602,17 @@ def _register_routes(app: Flask) -> None:
             writer = csv.writer(buffer, lineterminator=CSV_LINE_END)
             writer.writerow(EXPORT_COLUMNS)
             for record in itertools.chain([first] if first is not None else [], records):
-                writer.writerow(
-                    [
-                        record.text,
-                        record.correct_label,
-                        record.predicted_label,
-                        record.model_version,
-                        record.created_at.isoformat().replace("+00:00", "Z"),
-                        record.prediction_id,
-                        record.comment or "",
-                        record.provenance or "",
-                    ]
-                )
+                cells = [
+                    record.text,
+                    record.correct_label,
+                    record.predicted_label,
+                    record.model_version,
+                    record.created_at.isoformat().replace("+00:00", "Z"),
+                    record.prediction_id,
+                    record.comment or "",
+                    record.provenance or "",
+                ]
+                writer.writerow([spreadsheet_cell(cell) for cell in cells])  # typed by callers: no formulas
                 if buffer.tell() > 64 * 1024:
                     yield buffer.getvalue()
                     buffer.seek(0)

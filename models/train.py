@@ -35,6 +35,7 @@ import pandas as pd
 
 from buzzwatch.schema import LABELS, TRUSTED_FEEDBACK_PROVENANCES
 from buzzwatch.settings import REPO_ROOT, CommonSettings
+from buzzwatch.tables import from_spreadsheet_cell
 from models import tracking
 from models.text import NORMALISER_VERSION, normalise, tokenize
 
@@ -268,6 +269,8 @@ def read_extra_data(paths: tuple[Path, ...], include_untrusted: bool = False) ->
                 f"{path} is a feedback export without a provenance column: export it again from the API, "
                 "or pass --include-untrusted-feedback to train on every row"
             )
+        if "prediction_id" in frame.columns:  # the API's export: its cells are escaped for spreadsheets
+            frame = frame.assign(text=frame["text"].map(from_spreadsheet_cell))
         frame = frame.assign(label=frame["label"].str.strip().str.lower(), text=frame["text"].astype(str))
         bad = sorted(set(frame["label"]) - set(LABELS))
         if bad:

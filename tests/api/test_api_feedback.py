@@ -20,6 +20,7 @@ from api.settings import ApiSettings
 from api.store import FeedbackStore
 from buzzwatch.notify import Mailer
 from buzzwatch.schema import LABELS
+from buzzwatch.tables import from_spreadsheet_cell
 from buzzwatch.telemetry import (
     FEEDBACK_RECEIVED,
     MISPREDICTION,
@@ -315,6 +316,8 @@ def test_export_is_read_by_the_training_extra_data_reader(client: FlaskClient, t
         ("so late, again", "neutral"),
         ("late\ragain", "negative"),  # a lone carriage return: unquoted, it split the row and broke the file
         ("two\nlines", "neutral"),
+        ("@AirParadis =HYPERLINK(1)", "negative"),  # stored escaped for spreadsheets, read back as typed
+        ("'tis the season", "positive"),
     ]
     for text, label in rows:
         prediction = _predict(client, text)
@@ -327,6 +330,30 @@ def test_export_is_read_by_the_training_extra_data_reader(client: FlaskClient, t
     export.write_bytes(client.get("/v1/admin/feedback.csv", headers={"X-API-Key": API_KEY}).get_data())
     extra = read_extra_data((export,))
     assert extra[["text", "label"]].values.tolist() == [list(row) for row in rows]
+
+
+def test_export_cells_cannot_open_as_spreadsheet_formulas(client: FlaskClient) -> None:
+    typed = ["=1+2", "+33 1 23", "-2", "@AirParadis late", "\tx", "\rx", "'quoted", "fine = ok"]
+    for text in typed:
+        prediction = _predict(client, text)
+        comment = '=HYPERLINK("http://evil.example")'
+        client.post(
+            "/v1/feedback",
+            json={"prediction_id": prediction["prediction_id"], "label": "neutral", "comment": comment},
+        )
+    exported = _export(client)
+    assert [row["text"] for row in exported] == [
+        "'=1+2",
+        "'+33 1 23",
+        "'-2",
+        "'@AirParadis late",
+        "'\tx",
+        "'\rx",
+        "''quoted",
+        "fine = ok",
+    ]
+    assert {row["comment"] for row in exported} == {'\'=HYPERLINK("http://evil.example")'}
+    assert [from_spreadsheet_cell(row["text"]) for row in exported] == typed
 
 
 def test_prediction_log_keeps_rows_while_the_database_is_down_and_bounds_them(settings: ApiSettings) -> None:
