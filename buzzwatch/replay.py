@@ -1,29 +1,39 @@
-"""Replay files: the one CSV reader and the one event-time pacing loop.
+"""Replay files: the one CSV reader, the one event-time sort and the one event-time pacing loop.
 
 The ingester's file replay (`buzzwatch ingest --source replay`) and the in-process replay through the
 detector (`buzzwatch replay`, the detection benchmark) read the same files the same way and pace them the
 same way, so a file replayed either way gives the detector the same tweets. What a row means (brand
 attribution, oracle labels) is each caller's; a tweet's text rule is `TweetEvent.from_dict`'s, the one
 every source goes through.
+
+A replay file need not be in event-time order, and it may be larger than memory: `EventTimeOrder` sorts
+it holding at most `SORT_RUN_ITEMS` tweets at a time (sorted runs spilled to unnamed temporary files,
+then merged), so a replay's memory does not grow with its file.
 """
 
 from __future__ import annotations
 
 import csv
+import heapq
 import math
+import pickle
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import IO, Any, Generic, TextIO, TypeVar
 
 from buzzwatch.settings import CommandError
 
 # Tweets are short, but a row may hold a quoted newline-rich text; far beyond this it is no tweet, and
 # schema validation refuses it cleanly instead of the csv module raising mid-file.
 CSV_FIELD_LIMIT = 1_000_000
+
+# Tweets a replay holds in memory while it puts a file in event-time order (about 1 KB each).
+SORT_RUN_ITEMS = 50_000
 
 Item = TypeVar("Item")
 
@@ -91,6 +101,80 @@ def open_replay_csv(path: Path) -> Iterator[ReplayCsv]:
     """Open a replay CSV (as `open_replay_text` reads it)."""
     with open_replay_text(path) as handle:
         yield ReplayCsv(handle)
+
+
+class EventTimeOrder(Generic[Item]):
+    """`items` in `key` order, ties in input order (a stable sort), holding at most `run_items` in memory.
+
+    Reading happens here, all of it, so a caller's bad-row counts are final and `len()` is known before the
+    first item is used; each full run of `run_items` is sorted and spilled to an unnamed temporary file
+    (None: nothing is, for a caller who wants a list anyway), and iterating (once) merges the runs. Close
+    it, or use it as a context manager, to free the files.
+    """
+
+    def __init__(
+        self, items: Iterable[Item], key: Callable[[Item], Any], run_items: int | None = SORT_RUN_ITEMS
+    ) -> None:
+        self._key = key
+        self._files = ExitStack()
+        self._runs: list[IO[bytes]] = []
+        self._held: list[Item] = []
+        self._count = 0
+        try:
+            for item in items:
+                self._held.append(item)
+                self._count += 1
+                if run_items is not None and len(self._held) >= run_items:
+                    self._spill()
+        except BaseException:
+            self.close()
+            raise
+        self._held.sort(key=key)
+
+    def _spill(self) -> None:
+        self._held.sort(key=self._key)
+        try:
+            temporary = tempfile.TemporaryFile(prefix="buzzwatch-replay-")  # noqa: SIM115 - the stack closes it
+            run = self._files.enter_context(temporary)
+            self._runs.append(run)
+            for item in self._held:
+                pickle.dump(item, run, protocol=pickle.HIGHEST_PROTOCOL)
+            run.seek(0)
+        except OSError as exc:
+            raise CommandError(
+                f"cannot sort the replay by event time: no room for a temporary file in "
+                f"{tempfile.gettempdir()} ({exc}); set TMPDIR to a folder with room"
+            ) from None
+        self._held = []
+
+    @staticmethod
+    def _read(run: IO[bytes]) -> Iterator[Item]:
+        while True:
+            try:
+                yield pickle.load(run)  # a file this process wrote a moment ago
+            except EOFError:
+                return
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Item]:
+        if not self._runs:
+            yield from self._held
+            return
+        # heapq.merge breaks ties by argument order: the runs in file order, the held (last) run last.
+        yield from heapq.merge(*(self._read(run) for run in self._runs), self._held, key=self._key)
+
+    def close(self) -> None:
+        """Delete the spilled runs."""
+        self._files.close()
+        self._runs = []
+
+    def __enter__(self) -> EventTimeOrder[Item]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def wait_by_sleeping(seconds: float) -> bool:

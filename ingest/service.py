@@ -6,6 +6,7 @@ summary. The CLI (`buzzwatch ingest`) adds logging and signal handling around it
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -22,7 +23,7 @@ from buzzwatch.replay import paced
 from buzzwatch.schema import TweetEvent
 from buzzwatch.settings import CommonSettings, SettingsError, env_bool, env_float, env_str
 from ingest.brands import DEFAULT_BRANDS_PATH, BrandBook
-from ingest.sources import InputReport, read_replay_file, stdin_events
+from ingest.sources import InputReport, replay_file_events, stdin_events
 
 log = logging.getLogger("buzzwatch.ingest")
 
@@ -188,15 +189,15 @@ def run_ingest(
         if options.source == "replay":
             if options.input_path is None:
                 raise ValueError("--input is required with --source replay")
-            events = read_replay_file(options.input_path, brands, report, options.file_format)
-            if options.limit is not None:
-                events = events[: options.limit]
-            progress.total = len(events)
-            log.info("replay starts", extra={"tweets": len(events), "speed": options.speed or "max"})
-            for event in paced(events, lambda event: event.created_at, options.speed, stop.wait):
-                if stop.is_set():
-                    break
-                ingester(event)
+            with replay_file_events(options.input_path, brands, report, options.file_format) as events:
+                total = len(events) if options.limit is None else min(len(events), options.limit)
+                progress.total = total
+                log.info("replay starts", extra={"tweets": total, "speed": options.speed or "max"})
+                chosen = itertools.islice(events, total)
+                for event in paced(chosen, lambda event: event.created_at, options.speed, stop.wait):
+                    if stop.is_set():
+                        break
+                    ingester(event)
         elif options.source == "stdin":
             for count, event in enumerate(stdin_events(brands, report, stop, options.stdin), start=1):
                 ingester(event)

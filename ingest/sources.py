@@ -13,12 +13,13 @@ import queue
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from buzzwatch.replay import ReplayCsv, open_replay_csv, open_replay_text
+from buzzwatch.replay import SORT_RUN_ITEMS, EventTimeOrder, ReplayCsv, open_replay_csv, open_replay_text
 from buzzwatch.schema import SchemaError, TweetEvent, load_json, names_its_offset
 from ingest.brands import BrandBook
 from ingest.events import event_from_record
@@ -104,25 +105,42 @@ def detect_format(path: Path) -> str:
     raise SchemaError(f"{path}: cannot tell the format from the name; pass --format csv or --format jsonl")
 
 
-def read_replay_file(
-    path: Path, brands: BrandBook, report: InputReport, file_format: str | None = None
-) -> list[TweetEvent]:
-    """Every valid tweet of a CSV or JSON-lines file, sorted by event time (ties keep file order)."""
+@contextmanager
+def replay_file_events(
+    path: Path,
+    brands: BrandBook,
+    report: InputReport,
+    file_format: str | None = None,
+    run_items: int | None = SORT_RUN_ITEMS,
+) -> Iterator[EventTimeOrder[TweetEvent]]:
+    """Every valid tweet of a CSV or JSON-lines file by event time (ties keep file order), any file size.
+
+    The whole file is read (and `report` complete) on entry, holding at most `run_items` tweets in memory.
+    """
     file_format = file_format or detect_format(path)
-    events: list[TweetEvent] = []
     with ExitStack() as files:
         if file_format == "csv":
             records = _records_from_csv(files.enter_context(open_replay_csv(path)), path.name, report)
         else:
             handle = files.enter_context(open_replay_text(path))  # a BOM made the first line "not JSON"
             records = _records_from_jsonl(iter(handle), path.name, report)
-        for where, record in records:
-            try:
-                events.append(report.tweet(record, brands, "replay"))
-            except SchemaError as exc:
-                report.bad_input(where, str(exc))
-    events.sort(key=lambda event: event.created_at)
-    return events
+        events = EventTimeOrder(_tweets(records, brands, report), _event_time, run_items)
+    with events:
+        yield events
+
+
+def _tweets(
+    records: Iterable[tuple[str, Any]], brands: BrandBook, report: InputReport
+) -> Iterator[TweetEvent]:
+    for where, record in records:
+        try:
+            yield report.tweet(record, brands, "replay")
+        except SchemaError as exc:
+            report.bad_input(where, str(exc))
+
+
+def _event_time(event: TweetEvent) -> datetime:
+    return event.created_at
 
 
 def _records_from_csv(rows: ReplayCsv, name: str, report: InputReport) -> Iterator[tuple[str, Any]]:

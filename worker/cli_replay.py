@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -73,31 +74,12 @@ def run(args: argparse.Namespace) -> int:
     from buzzwatch.files import same_file
     from buzzwatch.settings import CommandError, CommonSettings
     from worker.detection import BuzzDetector, DetectorConfig
-    from worker.replay import ReplayError, ReplaySummary, print_errors, read_rows, run_replay
+    from worker.replay import ReplayError, ReplaySummary, print_errors, replay_rows, run_replay
 
     if same_file(args.input, args.alerts_out):  # opened for writing, it emptied the tweets it replays
         raise CommandError(f"--alerts-out is the input file {args.input}: write the alerts to another file")
     summary = ReplaySummary()
     config = DetectorConfig.from_env(os.environ)
-    try:
-        rows = read_rows(args.input, args.oracle, summary)
-    except ReplayError as exc:
-        raise CommandError(str(exc)) from None
-    print_errors(summary)
-    model = None
-    if not args.oracle:
-        from models.predictor import ModelLoadError, Predictor
-
-        model_uri = args.model_uri or CommonSettings.from_env().model_uri
-        try:
-            model = Predictor.load(model_uri)
-        except ModelLoadError as exc:
-            raise CommandError(
-                f"cannot load the model ({exc}); --oracle replays with the file's labels"
-            ) from None
-    from models.reasons import load_reason_model
-
-    detector = BuzzDetector(config, reason_model=None if args.no_reasons else load_reason_model())
 
     def show(alert: Any) -> None:
         if not args.quiet:
@@ -108,21 +90,42 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    try:
-        args.alerts_out.parent.mkdir(parents=True, exist_ok=True)
-        with args.alerts_out.open("w", encoding="utf-8") as out:
-            run_replay(
-                rows,
-                detector,
-                out,
-                summary,
-                model=model,
-                speed=args.speed,
-                batch_size=max(1, args.batch_size),
-                on_alert=show,
-            )
-    except OSError as exc:
-        raise CommandError(f"cannot write {args.alerts_out}: {exc}") from None
+    with ExitStack() as held:
+        try:  # read once, in event-time order, holding a bounded part of the file in memory
+            rows = held.enter_context(replay_rows(args.input, args.oracle, summary))
+        except ReplayError as exc:
+            raise CommandError(str(exc)) from None
+        print_errors(summary)
+        model = None
+        if not args.oracle:
+            from models.predictor import ModelLoadError, Predictor
+
+            model_uri = args.model_uri or CommonSettings.from_env().model_uri
+            try:
+                model = Predictor.load(model_uri)
+            except ModelLoadError as exc:
+                raise CommandError(
+                    f"cannot load the model ({exc}); --oracle replays with the file's labels"
+                ) from None
+        from models.reasons import load_reason_model
+
+        detector = BuzzDetector(config, reason_model=None if args.no_reasons else load_reason_model())
+
+        try:
+            args.alerts_out.parent.mkdir(parents=True, exist_ok=True)
+            with args.alerts_out.open("w", encoding="utf-8") as out:
+                run_replay(
+                    rows,
+                    detector,
+                    out,
+                    summary,
+                    model=model,
+                    speed=args.speed,
+                    batch_size=max(1, args.batch_size),
+                    on_alert=show,
+                )
+        except OSError as exc:
+            raise CommandError(f"cannot write {args.alerts_out}: {exc}") from None
     for line in summary.lines():
         print(line)
     print(f"alerts written to {args.alerts_out}")

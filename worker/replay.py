@@ -14,17 +14,18 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 from typing import NamedTuple, Protocol, TextIO
 
 import numpy as np
 
-from buzzwatch.replay import open_replay_csv, paced, wait_by_sleeping
+from buzzwatch.replay import SORT_RUN_ITEMS, EventTimeOrder, open_replay_csv, paced, wait_by_sleeping
 from buzzwatch.schema import (
     LABELS,
     Alert,
@@ -80,7 +81,7 @@ class ReplaySummary:
 
     rows_read: int = 0
     rows_skipped: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the first MAX_REPORTED_ERRORS skipped rows
     tweets: int = 0
     alerts: Counter[str] = field(default_factory=Counter)
     alerts_by_brand: Counter[str] = field(default_factory=Counter)
@@ -123,10 +124,21 @@ class ReplaySummary:
 
 
 def read_rows(path: Path, oracle: bool, summary: ReplaySummary) -> list[ReplayRow]:
-    """Valid rows of the CSV in event-time order; bad rows are recorded in `summary` and skipped."""
+    """The rows `replay_rows` gives, as a list (the benchmark's and the tests' form)."""
+    with replay_rows(path, oracle, summary, run_items=None) as rows:
+        return list(rows)
+
+
+@contextmanager
+def replay_rows(
+    path: Path, oracle: bool, summary: ReplaySummary, run_items: int | None = SORT_RUN_ITEMS
+) -> Iterator[EventTimeOrder[ReplayRow]]:
+    """Valid rows of the CSV in (created_at, id) order, holding at most `run_items` of them in memory.
+
+    The whole file is read on entry: bad rows are recorded in `summary` (the first few in full) and skipped.
+    """
     if not path.is_file():
         raise ReplayError(f"input file not found: {path}")
-    rows = []
     with open_replay_csv(path) as csv_rows:
         required = (*REQUIRED_COLUMNS, "label") if oracle else REQUIRED_COLUMNS
         missing = csv_rows.missing(required)
@@ -135,18 +147,29 @@ def read_rows(path: Path, oracle: bool, summary: ReplaySummary) -> list[ReplayRo
             hint = " (--oracle reads the labels from a 'label' column)" if no_labels else ""
             raise ReplayError(f"{path}: {missing}{hint}")
         reason_column = next((c for c in REASON_COLUMNS if c in csv_rows.columns), None) if oracle else None
-        for row in csv_rows:
-            summary.rows_read += 1
-            try:
-                if row.problem is not None:
-                    raise SchemaError(row.problem)
-                rows.append(_parse_row(row.values, row.line, oracle, reason_column))
+
+        def valid_rows() -> Iterator[ReplayRow]:
+            for row in csv_rows:
+                summary.rows_read += 1
+                try:
+                    if row.problem is not None:
+                        raise SchemaError(row.problem)
+                    parsed = _parse_row(row.values, row.line, oracle, reason_column)
+                except SchemaError as exc:
+                    summary.rows_skipped += 1
+                    if len(summary.errors) < MAX_REPORTED_ERRORS:
+                        summary.errors.append(f"line {row.line}: {exc}")
+                    continue
                 summary.without_offset += not names_its_offset(row.values["created_at"])
-            except SchemaError as exc:
-                summary.rows_skipped += 1
-                summary.errors.append(f"line {row.line}: {exc}")
-    rows.sort(key=lambda r: (r.created_at, r.id))
-    return rows
+                yield parsed
+
+        rows = EventTimeOrder(valid_rows(), _row_order, run_items)
+    with rows:
+        yield rows
+
+
+def _row_order(row: ReplayRow) -> tuple[datetime, str]:
+    return row.created_at, row.id
 
 
 def _parse_row(values: dict[str, str], line: int, oracle: bool, reason_column: str | None) -> ReplayRow:
@@ -179,13 +202,14 @@ def _parse_row(values: dict[str, str], line: int, oracle: bool, reason_column: s
     )
 
 
-def _batches(rows: Sequence[ReplayRow], size: int) -> Iterator[Sequence[ReplayRow]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
+def _batches(rows: Iterable[ReplayRow], size: int) -> Iterator[list[ReplayRow]]:
+    remaining = iter(rows)
+    while batch := list(islice(remaining, size)):
+        yield batch
 
 
 def scored_batches(
-    rows: Sequence[ReplayRow], model: ProbabilityModel | None, batch_size: int
+    rows: Iterable[ReplayRow], model: ProbabilityModel | None, batch_size: int
 ) -> Iterator[list[ScoredTweet]]:
     """Scored tweets batch by batch; the model scores batch k+1 in a thread while batch k is detected.
 
@@ -231,17 +255,18 @@ def scored_batches(
         ]
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-score") as pool:
-        batches = list(_batches(rows, batch_size))
-        pending: Future[list[_Verdict]] | None = None
-        for index, batch in enumerate(batches):
-            if pending is None:
-                pending = pool.submit(score, batch)
+        batches = _batches(rows, batch_size)  # read as scoring goes: a replay holds two batches, not the file
+        batch = next(batches, None)
+        pending: Future[list[_Verdict]] | None = None if batch is None else pool.submit(score, batch)
+        while batch is not None and pending is not None:
             scored = pending.result()
-            pending = pool.submit(score, batches[index + 1]) if index + 1 < len(batches) else None
+            following = next(batches, None)
+            pending = None if following is None else pool.submit(score, following)
             yield [
                 _scored(row, label, dict(zip(labels, probs, strict=True)), version, language)
                 for row, (label, probs, language) in zip(batch, scored, strict=True)
             ]
+            batch = following
 
 
 class _Verdict(NamedTuple):
@@ -284,7 +309,7 @@ def alert_json(alert: Alert, detected_at: datetime) -> str:
 
 
 def run_replay(
-    rows: Sequence[ReplayRow],
+    rows: Iterable[ReplayRow],
     detector: BuzzDetector,
     out: TextIO,
     summary: ReplaySummary,
@@ -337,6 +362,6 @@ def print_errors(summary: ReplaySummary, stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     for message in summary.errors[:MAX_REPORTED_ERRORS]:
         print(f"skipped {message}", file=stream)
-    hidden = len(summary.errors) - MAX_REPORTED_ERRORS
+    hidden = summary.rows_skipped - len(summary.errors[:MAX_REPORTED_ERRORS])
     if hidden > 0:
         print(f"... and {hidden} more skipped rows", file=stream)

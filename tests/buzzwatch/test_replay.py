@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from buzzwatch.replay import open_replay_csv, paced
+from buzzwatch.replay import EventTimeOrder, open_replay_csv, paced
 from ingest.brands import BrandBook
-from ingest.sources import InputReport, read_replay_file
+from ingest.sources import InputReport, replay_file_events
 from worker.replay import ReplaySummary, read_rows
 
 START = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
@@ -47,7 +48,8 @@ def test_the_ingester_and_the_detector_replay_read_the_same_tweets(tmp_path: Pat
     path = tmp_path / "replay.csv"
     path.write_text(REPLAY.replace(HUGE, "fine"), encoding="utf-8")
     report, summary = InputReport(), ReplaySummary()
-    published = read_replay_file(path, BrandBook.load(), report)
+    with replay_file_events(path, BrandBook.load(), report) as events:
+        published = list(events)
     replayed = read_rows(path, False, summary)
     assert [(e.id, e.created_at, e.text) for e in published] == [
         (r.id, r.created_at, r.text) for r in replayed
@@ -108,3 +110,51 @@ def test_max_speed_never_waits_and_a_stop_ends_the_replay_mid_wait() -> None:
     stop = threading.Event()
     stop.set()
     assert list(paced(_at(0, 3600), lambda moment: moment, 1.0, stop.wait)) == _at(0)
+
+
+class Tracked:
+    """An item that counts how many of its kind are alive (made by the test or by unpickling)."""
+
+    alive = 0
+    most_alive = 0
+
+    def __new__(cls, *args: object) -> Tracked:
+        Tracked.alive += 1
+        Tracked.most_alive = max(Tracked.most_alive, Tracked.alive)
+        return super().__new__(cls)
+
+    def __init__(self, moment: int, order: int) -> None:
+        self.moment = moment
+        self.order = order
+
+    def __del__(self) -> None:
+        Tracked.alive -= 1
+
+
+def test_event_time_order_is_the_stable_sort_and_holds_a_bounded_number_of_items() -> None:
+    """A file far larger than a run: memory holds about a run plus one item per run, never the file."""
+    count, run_items = 20_000, 200
+    moments = [(index * 7919) % 1000 for index in range(count)]  # out of order, 20 ties per moment
+    Tracked.alive = Tracked.most_alive = 0
+    items = (Tracked(moment, order) for order, moment in enumerate(moments))
+    seen = []
+    with EventTimeOrder(items, lambda item: item.moment, run_items) as ordered:
+        assert len(ordered) == count and Tracked.most_alive <= run_items + 1
+        for item in ordered:
+            seen.append((item.moment, item.order))
+    expected = sorted((moment, order) for order, moment in enumerate(moments))  # ties in input order
+    assert seen == expected
+    runs = count // run_items
+    assert Tracked.most_alive <= run_items + runs + 2, Tracked.most_alive  # 100 runs: not 20,000 items
+
+
+def test_event_time_order_keeps_small_inputs_in_memory_and_reads_everything_first() -> None:
+    read = []
+
+    def items() -> Iterator[int]:
+        for value in (3, 1, 2):
+            read.append(value)
+            yield value
+
+    ordered = EventTimeOrder(items(), lambda value: value, None)
+    assert read == [3, 1, 2] and len(ordered) == 3 and list(ordered) == [1, 2, 3]

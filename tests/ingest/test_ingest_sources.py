@@ -8,14 +8,22 @@ import os
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from buzzwatch.schema import SchemaError
+from buzzwatch.schema import SchemaError, TweetEvent
 from buzzwatch.settings import CommandError
 from ingest.brands import BrandBook
 from ingest.events import event_from_record
-from ingest.sources import InputReport, detect_format, read_replay_file, stdin_events
+from ingest.sources import InputReport, detect_format, replay_file_events, stdin_events
+
+
+def read_replay_file(path: Path, brands: BrandBook, report: InputReport, **options: Any) -> list[TweetEvent]:
+    """The replay's tweets in the order the ingester publishes them."""
+    with replay_file_events(path, brands, report, **options) as events:
+        return list(events)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +59,24 @@ def test_csv_replay_sorts_by_event_time_and_skips_bad_rows(tmp_path, brands):
     assert events[0].created_at == datetime(2015, 2, 24, 19, 30, tzinfo=UTC)
     assert all(event.source == "replay" for event in events)
     assert report.read == 7 and report.bad == 3
+
+
+@pytest.mark.parametrize("run_items", [1, 2, 3])
+def test_a_replay_larger_than_its_memory_run_gives_the_same_tweets_in_the_same_order(
+    tmp_path: Path, brands: BrandBook, run_items: int
+) -> None:
+    """Sorted runs spilled to disk and merged: the whole-file sort's order (ties in file order)."""
+    tie = "2015-02-24 11:30:00 -0800"
+    extra = "".join(f"t{i},{tie},@united tie {i},United,neutral\n" for i in range(5))
+    path = tmp_path / "replay.csv"
+    path.write_text(REPLAY_CSV + extra + "bad,not a time,@united,United,neutral\n")
+    in_memory, spilled = InputReport(), InputReport()
+    expected = [(e.id, e.created_at) for e in read_replay_file(path, brands, in_memory, run_items=None)]
+    assert [
+        (e.id, e.created_at) for e in read_replay_file(path, brands, spilled, run_items=run_items)
+    ] == expected
+    assert [event_id for event_id, _ in expected] == ["1", "t0", "t1", "t2", "t3", "t4", "7", "2", "3"]
+    assert (spilled.read, spilled.bad) == (in_memory.read, in_memory.bad)
 
 
 def test_jsonl_replay_accepts_flat_and_x_shaped_lines(tmp_path, brands):

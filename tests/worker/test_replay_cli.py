@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +21,15 @@ from buzzwatch.schema import parse_timestamp
 from tests.support.streams import START, background, burst, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.explain import named_words
-from worker.replay import ReplaySummary, read_rows, run_replay, scored_batches
+from worker.replay import (
+    MAX_REPORTED_ERRORS,
+    ReplaySummary,
+    print_errors,
+    read_rows,
+    replay_rows,
+    run_replay,
+    scored_batches,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPIKE = START + timedelta(hours=38)  # day 2: every hour of the day has a baseline
@@ -342,6 +351,59 @@ def test_model_scoring_runs_in_batches(tmp_path: Path, tweets: list) -> None:
     alerts = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [a["brand"] for a in alerts if a["kind"] == "new"] == ["acme"]
     assert all("detected_at" in a for a in alerts)
+
+
+def test_a_file_larger_than_a_memory_run_replays_the_same_alerts(tmp_path: Path, tweets: list) -> None:
+    """Spilled sorted runs merged back: the same rows in (created_at, id) order, so the same alerts."""
+    path = write_csv(tmp_path / "in.csv", tweets, reverse=True)
+    in_memory = read_rows(path, False, ReplaySummary())
+    with replay_rows(path, False, ReplaySummary(), run_items=37) as spilled:
+        assert len(spilled) == len(in_memory)
+        outputs = []
+        for rows in (in_memory, spilled):
+            out = io.StringIO()
+            run_replay(
+                rows,
+                BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize),
+                out,
+                ReplaySummary(),
+                KeywordModel(),
+            )
+            outputs.append(out.getvalue())
+    assert outputs[0] == outputs[1] != ""
+
+
+def test_scoring_reads_the_rows_as_it_goes(tweets: list) -> None:
+    """Two batches ahead at most (the one scored, the one being scored), not the whole replay up front."""
+    pulled = 0
+
+    def rows() -> Iterator:
+        nonlocal pulled
+        for index, tweet in enumerate(tweets):
+            pulled += 1
+            yield replay_module.ReplayRow(
+                index, tweet.tweet.id, tweet.tweet.created_at, tweet.tweet.text, "acme", None, None
+            )
+
+    for model in (KeywordModel(), None):
+        pulled = 0
+        batches = scored_batches(rows(), model, 10)
+        assert len(next(batches)) == 10 and pulled <= 20
+        assert sum(len(batch) for batch in batches) == len(tweets) - 10 and pulled == len(tweets)
+
+
+def test_a_file_of_bad_rows_keeps_the_first_messages_and_counts_them_all(tmp_path: Path) -> None:
+    lines = [
+        {"id": f"b{i}", "created_at": "yesterday", "text": "x", "brand": "acme", "label": "neutral"}
+        for i in range(MAX_REPORTED_ERRORS + 30)
+    ]
+    summary = ReplaySummary()
+    assert read_rows(write_csv(tmp_path / "in.csv", [], lines), True, summary) == []
+    assert summary.rows_skipped == MAX_REPORTED_ERRORS + 30 and len(summary.errors) == MAX_REPORTED_ERRORS
+    report = io.StringIO()
+    print_errors(summary, report)
+    assert report.getvalue().splitlines()[-1] == "... and 30 more skipped rows"
+    assert report.getvalue().count("skipped line") == MAX_REPORTED_ERRORS
 
 
 def test_help_documents_the_contract() -> None:
