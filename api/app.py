@@ -584,11 +584,16 @@ def _register_routes(app: Flask) -> None:
 
     @app.get("/v1/model")
     def model() -> Any:
-        predictor = services().predictor
+        svc = services()
         return {
-            "model_version": predictor.model_version,
-            "labels": list(predictor.labels),
-            "metrics": predictor.metrics,
+            "model_version": svc.predictor.model_version,
+            "labels": list(svc.predictor.labels),
+            "metrics": svc.predictor.metrics,
+            "limits": {  # the app sizes its inputs by these, so it never offers what the API refuses
+                "max_text_chars": svc.settings.max_text_chars,
+                "max_comment_chars": svc.settings.max_comment_chars,
+                "max_batch": svc.settings.max_batch,
+            },
         }
 
     @app.get("/v1/admin/feedback.csv")

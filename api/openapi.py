@@ -158,8 +158,18 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                 "model_version": {"type": "string"},
                 "labels": {"type": "array", "items": {"type": "string"}},
                 "metrics": {"type": "object"},
+                "limits": {
+                    "type": "object",
+                    "description": "What the API accepts (BUZZWATCH_API_MAX_TEXT_CHARS, ...)",
+                    "properties": {
+                        "max_text_chars": {"type": "integer", "minimum": 1},
+                        "max_comment_chars": {"type": "integer", "minimum": 0},
+                        "max_batch": {"type": "integer", "minimum": 1},
+                    },
+                    "required": ["max_text_chars", "max_comment_chars", "max_batch"],
+                },
             },
-            "required": ["model_version", "labels", "metrics"],
+            "required": ["model_version", "labels", "metrics", "limits"],
         },
         "Status": {
             "type": "object",
@@ -304,7 +314,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
         },
         "/v1/model": {
             "get": {
-                "summary": "The served model: version, labels, evaluation metrics",
+                "summary": "The served model: version, labels, evaluation metrics; the input limits",
                 "operationId": "model",
                 "responses": {"200": _json("Model", "The model")},
             }

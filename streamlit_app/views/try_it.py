@@ -18,13 +18,19 @@ from streamlit_app.settings import UiSettings
 settings = UiSettings.from_env()
 st.title("Try it")
 client = require_api(settings)
+served = answer_or_stop(client.model)
+limits = served.get("limits", {})  # the API's own limits, so the inputs never offer what it refuses
 st.session_state.setdefault("feedback_sent", {})
 
 one_tweet, csv_file = st.tabs(["One tweet", "A CSV file"])
 
 with one_tweet:
     with st.form("score_form"):
-        text = st.text_area("Tweet", placeholder="@AirParadis my flight is delayed again...", max_chars=1000)
+        text = st.text_area(
+            "Tweet",
+            placeholder="@AirParadis my flight is delayed again...",
+            max_chars=limits.get("max_text_chars"),
+        )
         submitted = st.form_submit_button("Score", type="primary")
     if submitted:
         if not text.strip():
@@ -62,7 +68,9 @@ with one_tweet:
                 others = [name for name in prediction["probabilities"] if name != label]
                 with st.form(f"correction_{prediction_id}"):
                     choice = st.radio("The right label", others, horizontal=True)
-                    comment = st.text_input("Comment (optional)")
+                    max_comment = limits.get("max_comment_chars")
+                    if max_comment != 0:  # 0: the API takes no comments
+                        comment = st.text_input("Comment (optional)", max_chars=max_comment)
                     if st.form_submit_button("Send correction"):
                         right_label = choice
             if right_label is not None:
@@ -88,7 +96,7 @@ with csv_file:
     if "text" not in frame.columns:
         st.error(f"The file has no `text` column (columns: {', '.join(map(str, frame.columns))}).")
         st.stop()
-    clashes = clashing_columns(frame, answer_or_stop(client.model)["labels"])
+    clashes = clashing_columns(frame, served["labels"])
     if clashes:
         st.error(
             f"The file already has the column(s) {', '.join(clashes)} that scoring writes: rename them, so "
@@ -101,7 +109,7 @@ with csv_file:
         st.session_state[scored_key] = score_frame(
             client,
             frame,
-            settings.batch_size,
+            min(settings.batch_size, limits.get("max_batch", settings.batch_size)),
             on_progress=lambda done, total: progress.progress(
                 done / max(total, 1), text=f"Scored {done}/{total}"
             ),

@@ -124,6 +124,7 @@ def test_model_health_and_readiness(client: FlaskClient) -> None:
     assert model["model_version"] == "lexicon-test-1"
     assert model["labels"] == list(LABELS)
     assert model["metrics"]["macro_f1"] == 0.5
+    assert model["limits"] == {"max_text_chars": 300, "max_comment_chars": 2000, "max_batch": 8}
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.get_json()["status"] == "ready"

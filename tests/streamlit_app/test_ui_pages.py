@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,36 @@ def test_try_it_scores_a_tweet_and_stores_a_correction_once(api_url: str, api_ap
     ]
     page.run()  # a rerun must not send it again
     assert len(_feedback_rows(api_app)) == 1
+
+
+def test_try_it_offers_no_more_text_or_comment_than_the_api_accepts(api_url: str, api_app: Flask) -> None:
+    """The comment box had no limit: a long comment was typed, then refused by the API."""
+    services = api_app.extensions["buzzwatch"]
+    services.settings = dataclasses.replace(services.settings, max_text_chars=40, max_comment_chars=12)
+    page = _page("try_it").run()
+    assert page.text_area[0].max_chars == 40
+    page.text_area[0].input("Great crew, thanks for nothing")
+    page.button[0].click().run()
+    page.feedback[0].set_value(0).run()
+    assert page.text_input[0].max_chars == 12
+    page.text_input[0].input("a comment far too long")  # refused as the browser refuses it
+    assert page.text_input[0].value == ""
+    page.text_input[0].input("sarcasm")
+    page.button[1].click().run()
+    assert not page.exception and "feedback recorded" in page.success[0].value
+    assert [r.comment for r in _feedback_rows(api_app)] == ["sarcasm"]
+
+
+def test_try_it_asks_for_no_comment_when_the_api_takes_none(api_url: str, api_app: Flask) -> None:
+    services = api_app.extensions["buzzwatch"]
+    services.settings = dataclasses.replace(services.settings, max_comment_chars=0)
+    page = _page("try_it").run()
+    page.text_area[0].input("Great crew, thanks for nothing")
+    page.button[0].click().run()
+    page.feedback[0].set_value(0).run()
+    assert not page.text_input
+    page.button[1].click().run()
+    assert not page.exception and "feedback recorded" in page.success[0].value
 
 
 def test_try_it_thumbs_up_confirms_the_label(api_url: str, api_app: Flask) -> None:
