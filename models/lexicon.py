@@ -28,6 +28,10 @@ WORDS_FILE = "vader_lexicon.txt"
 EMOJI_FILE = "emoji_utf8_lexicon.txt"
 VALENCE_SCALE = 4.0  # the lexicon's ratings run from -4 to +4
 VALENCE_COLUMNS = ("positive", "negative")
+# VADER's negation rule (`vaderSentiment._negation_check`): a rated word up to 3 words after a negator has
+# its valence multiplied by N_SCALAR = -0.74, i.e. positive and negative swap and shrink.
+NEGATION_WINDOW = 3
+NEGATION_SCALE = 0.74
 _DESCRIPTION_WORD_RE = re.compile(r"[a-z]+")
 
 
@@ -96,6 +100,12 @@ def valence_table(tokens: Sequence[str], valence: Mapping[str, float]) -> np.nda
     """A float32 (len(tokens), 2) table: each token's positive and negative valence scaled to [0, 1]."""
     ratings = np.array([valence.get(token, 0.0) for token in tokens], dtype=np.float32) / VALENCE_SCALE
     return np.stack([np.maximum(ratings, 0.0), np.maximum(-ratings, 0.0)], axis=1).astype(np.float32)
+
+
+def negator_column(tokens: Sequence[str]) -> np.ndarray:
+    """A float32 (len(tokens), 1) column: 1 for a negator (`models.text.NEGATORS`; "n't" is tokenized
+    "not"), else 0: the flag the graph's negation scope reads beside the valence."""
+    return np.array([[token in NEGATORS] for token in tokens], dtype=np.float32)
 
 
 def vader_valence() -> dict[str, float]:

@@ -19,6 +19,7 @@ from keras import layers, ops
 
 from buzzwatch.schema import LABELS
 from models.evaluate import report_from_matrix
+from models.lexicon import NEGATION_SCALE, NEGATION_WINDOW
 from models.vocab import group_by_bucket, pad_batch
 
 
@@ -68,11 +69,52 @@ class AttentionPooling(layers.Layer):
         return {**super().get_config(), "units": self.units}
 
 
-def build_model(config: LstmConfig, embeddings: np.ndarray, valence: np.ndarray | None = None) -> keras.Model:
+@keras.saving.register_keras_serializable(package="buzzwatch")
+class NegationScope(layers.Layer):
+    """VADER's negation rule on a per-token (positive, negative, negator flag) channel, per row.
+
+    A token with a negator among the `window` tokens before it gets its positive and negative valence
+    swapped and multiplied by `scale` (VADER: 3 tokens, x0.74); the flag column is dropped. The scope is a
+    causal max-pool over the flags (Pad, Slice, MaxPool in ONNX) and the swap is elementwise with a 0/1
+    scope, so a row's values never depend on the other rows of its batch.
+    """
+
+    def __init__(
+        self, window: int = NEGATION_WINDOW, scale: float = NEGATION_SCALE, **kwargs: object
+    ) -> None:
+        super().__init__(**kwargs)
+        self.window = window
+        self.scale = scale
+
+    def call(self, rows: object) -> object:
+        positive, negative, negator = rows[..., 0:1], rows[..., 1:2], rows[..., 2:3]
+        # Position t of `before` holds the flag of token t - window; the pool over t..t+window-1 then
+        # covers tokens t-window..t-1 (padding ids carry no flag).
+        before = ops.pad(negator, [[0, 0], [self.window, 0], [0, 0]])[:, :-1]
+        scope = ops.max_pool(before, pool_size=self.window, strides=1, padding="valid")
+        kept = 1.0 - scope
+        damped = scope * self.scale
+        return ops.concatenate([positive * kept + negative * damped, negative * kept + positive * damped], -1)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape[:-1], 2)
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "window": self.window, "scale": self.scale}
+
+
+def build_model(
+    config: LstmConfig,
+    embeddings: np.ndarray,
+    valence: np.ndarray | None = None,
+    negation_scope: int = 0,
+) -> keras.Model:
     """BiLSTM classifier initialised with the given (vocab_size, dim) embedding matrix.
 
     With `valence` ((vocab_size, k), `models.lexicon.valence_table`) each token's frozen lexicon row joins
     its embedding after the spatial dropout: the LSTM reads both (one more lookup in the exported graph).
+    With `negation_scope` N the table has a third column, the negator flag (`models.lexicon.negator_column`),
+    and `NegationScope` swaps and damps the valence of the N tokens after each negator before the LSTM.
     """
     keras.utils.set_random_seed(config.seed)
     vocab_size, dim = embeddings.shape
@@ -95,6 +137,10 @@ def build_model(config: LstmConfig, embeddings: np.ndarray, valence: np.ndarray 
             trainable=False,
             name="valence",
         )(token_ids)
+        if negation_scope:
+            if valence.shape[1] != 3:
+                raise ValueError("a negation scope needs (positive, negative, negator) valence columns")
+            token_valence = NegationScope(negation_scope, name="negation_scope")(token_valence)
         embedded = layers.Concatenate(name="embedding_and_valence")([embedded, token_valence])
     sequence = layers.Bidirectional(layers.LSTM(config.lstm_units, return_sequences=True), name="bilstm")(
         embedded

@@ -81,6 +81,9 @@ class Variant:
     # The vocabulary also takes every rated lexicon token it lacks (rare words, emoji; FastText sub-word
     # rows), so their valence reaches the model where training data never showed them.
     lexicon_vocabulary: bool = False
+    # In-graph negation scope (needs lexicon_valence): the valence of the N tokens after a negator is
+    # swapped and damped (VADER's rule, N = 3; `models.lstm.NegationScope`); 0 for none.
+    negation_scope: int = 0
 
 
 VARIANTS: dict[str, Variant] = {
@@ -145,6 +148,15 @@ VARIANTS["ft-frozen-air5-sub-emoji"] = replace(VARIANTS["ft-frozen-air5-sub"], e
 VARIANTS["ft-frozen-air5-distil-lex"] = replace(VARIANTS["ft-frozen-air5-distil"], lexicon_valence=True)
 VARIANTS["ft-frozen-air5-distil-lexvocab"] = replace(
     VARIANTS["ft-frozen-air5-distil-lex"], lexicon_vocabulary=True
+)
+# Negation on the valence recipe: VADER's scope rule inside the graph; minimal pairs for the last epochs.
+LEXVOCAB = VARIANTS["ft-frozen-air5-distil-lexvocab"]
+VARIANTS["ft-frozen-air5-distil-lexvocab-scope"] = replace(LEXVOCAB, negation_scope=3)
+VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200"] = replace(
+    LEXVOCAB, negation_examples=1_200, negation_epochs=2
+)
+VARIANTS["ft-frozen-air5-distil-lexvocab-neglast2400"] = replace(
+    LEXVOCAB, negation_examples=2_400, negation_epochs=2
 )
 TEACHER_PROBS = REPO_ROOT / "data" / "teacher" / "teacher_probs.npz"
 # The default since 2026-12-05: it beat the distilled recipe on the shifted set at seeds 13 and 14 and tied
@@ -542,8 +554,10 @@ def train_variant(
 
     config = lstm_config(variant, options)
     valence, lexicon_details = None, {}
+    if variant.negation_scope and not variant.lexicon_valence:
+        raise ValueError(f"{name}: a negation scope acts on the lexicon valence channel")
     if variant.lexicon_valence:
-        from models.lexicon import provenance, vader_valence, valence_table
+        from models.lexicon import NEGATION_SCALE, negator_column, provenance, vader_valence, valence_table
 
         if variant.subwords:
             raise ValueError(f"{name}: a valence channel has no rows for sub-word tokens")
@@ -554,6 +568,14 @@ def train_variant(
         lexicon_details = {"valence": provenance(valence)}
         rated_count = lexicon_details["valence"]["tokens_with_valence"]
         _log(f"{name}: lexicon valence for {rated_count} of {len(vocab)} tokens")
+        if variant.negation_scope:
+            negators = negator_column(vocab.tokens)
+            valence = np.hstack([valence, negators])
+            lexicon_details["negation_scope"] = {
+                "window": variant.negation_scope,
+                "scale": NEGATION_SCALE,
+                "negators": int(negators.sum()),
+            }
     matrix, coverage = embedding_matrix(vocab.tokens, vectors, seed=options.seed)
     subword_ids, subwords = None, None
     if variant.subwords:
@@ -651,7 +673,7 @@ def train_variant(
     started = time.monotonic()
     with tracking.start_run(f"lstm-{name}", params=params, tags={"family": "lstm"}) as run:
         if first_phase is None:
-            model = lstm.build_model(config, matrix, valence)
+            model = lstm.build_model(config, matrix, valence, negation_scope=variant.negation_scope)
             if emoji_ids:
                 epochs = variant.emoji_pretraining_epochs
                 _log(f"{name}: emoji pre-training on {len(emoji_ids)} tweets ({epochs} epochs)")

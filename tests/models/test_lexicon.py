@@ -101,3 +101,65 @@ def test_an_artifact_carries_the_valence_table_and_the_predictor_applies_it(tmp_
     assert rated == [True, True, True, False, True]
     moved = np.abs(without - batched[: len(texts)]).max(axis=1)
     assert (moved[np.array(rated)] > 1e-4).all() and moved[3] == 0
+
+
+def test_the_negation_scope_follows_vaders_rule():
+    import vaderSentiment.vaderSentiment as vader
+
+    from models.lexicon import NEGATION_SCALE, NEGATION_WINDOW, negator_column
+    from models.lstm import NegationScope
+
+    assert NEGATION_SCALE == -vader.N_SCALAR and NEGATION_WINDOW == 3
+    tokens = ["<pad>", "i", "do", "not", "hate", "it", "no", "bad", "never", "great"]
+    np.testing.assert_array_equal(negator_column(tokens)[:, 0], [0, 0, 0, 1, 0, 0, 1, 0, 1, 0])
+    # One row: a negator at position 1, then rated tokens at 2, 4 and 5; another row with no negator.
+    valence = np.zeros((2, 8, 3), dtype=np.float32)
+    valence[:, :, :2] = np.random.default_rng(1).uniform(0, 1, (2, 8, 2))
+    valence[0, 1, 2] = 1.0
+    scoped = np.asarray(NegationScope()(valence))
+    assert scoped.shape == (2, 8, 2)
+    expected = valence[..., :2].copy()
+    expected[0, 2:5] = valence[0, 2:5, 1::-1] * np.float32(0.74)  # tokens 2-4: the 3 after the negator
+    np.testing.assert_allclose(scoped, expected, rtol=1e-6)
+    np.testing.assert_array_equal(scoped[1], valence[1, :, :2])  # no negator, nothing moves
+
+
+@pytest.mark.model
+def test_an_artifact_applies_the_negation_scope_as_keras_did_whatever_the_batch(tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from models.export import parity_gap
+    from models.lexicon import negator_column
+    from models.lstm import LstmConfig, build_model
+
+    texts = [
+        "i do not hate this flight",
+        "not bad at all",
+        "no complaints , great crew",
+        "i hate this flight",
+        "bad bad bad",
+        "the flight is not at noon",
+        "never again , terrible service and rude staff",
+    ]
+    vocab = Vocabulary.build([tokenize(text) for text in texts * 2], min_count=1)
+    table = np.hstack([valence_table(vocab.tokens, vader_valence()) * 8, negator_column(vocab.tokens)])
+    config = LstmConfig(lstm_units=4, max_length=48, bucket_size=8, trainable_embeddings=False)
+    matrix = np.random.default_rng(0).normal(0, 0.3, (len(vocab), 8)).astype(np.float32)
+    model = build_model(config, matrix, table, negation_scope=3)
+    artifact = tmp_path / "artifact"
+    write_test_artifact(artifact, model, vocab, config)
+    predictor = Predictor(artifact)
+    assert parity_gap(model, predictor, texts) < 1e-6
+    batched = predictor.predict_proba(texts * 3)
+    alone = np.vstack([predictor.predict_proba([text]) for text in texts * 3])
+    assert np.array_equal(batched, alone)
+    assert np.array_equal(batched[: len(texts)], predictor.predict_proba(texts[::-1])[::-1])
+    # The graph's negator flags are what scope: cleared, only texts with a rated token in a scope move.
+    graph = onnx.load(str(artifact / "model.onnx"))
+    for item in graph.graph.initializer:
+        if tuple(item.dims) == table.shape:
+            item.CopyFrom(numpy_helper.from_array(np.hstack([table[:, :2], table[:, 2:] * 0]), item.name))
+    onnx.save(graph, str(artifact / "model.onnx"))
+    moved = np.abs(Predictor(artifact).predict_proba(texts) - batched[: len(texts)]).max(axis=1)
+    assert list(moved > 1e-4) == [True, True, True, False, False, False, True]

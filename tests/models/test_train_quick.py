@@ -10,6 +10,7 @@ import pytest
 
 from buzzwatch.cli import main
 from models.predictor import ModelLoadError, Predictor
+from models.text import NEGATORS
 from models.train import CHAMPION_VARIANT, choose_champion
 
 # A quick train takes about a minute alone; the timeout leaves room for a loaded machine.
@@ -177,3 +178,19 @@ def test_quick_train_of_the_lexicon_valence_channel(isolated_var_dir, capsys):
     )
     assert ":smiling_face_with_heart-eyes:" in predictor.vocab.index and "abhor" in predictor.vocab.index
     assert predictor.predict_proba(["😍😍", "i abhor this"]).shape == (2, 3)
+
+
+def test_quick_train_of_the_negation_scope(isolated_var_dir, capsys):
+    """VADER's negation scope in the graph: the table's negator column and the rule are recorded in the
+    artifact, which scores as Keras did."""
+    variant = "ft-frozen-air5-distil-lexvocab-scope"
+    args = ["train", "--quick", "--variants", variant, "--skip-reasons", "--skip-baseline", "--no-register"]
+    main([*args, "--no-export"])
+    metrics = json.loads(capsys.readouterr().out)["variants"][variant]
+    assert metrics["onnx_parity_max_abs"] < 1e-4
+    (artifact,) = [path.parent for path in (isolated_var_dir / "artifacts").glob("*/meta.json")]
+    predictor = Predictor(artifact)
+    details = predictor.meta["details"]
+    negators = len(NEGATORS & set(predictor.vocab.tokens))
+    assert negators >= 5 and details["negation_scope"] == {"window": 3, "scale": 0.74, "negators": negators}
+    assert details["valence"]["columns"] == ["positive", "negative"]
