@@ -123,6 +123,12 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         if not self.windows_minutes or min(self.windows_minutes) < 1:
             raise SettingsError("windows_minutes must hold positive window lengths")
+        strays = sorted(set(self.quiet_windows_minutes) - set(self.windows_minutes))
+        if strays:  # such a window was never tested, for any brand, without a word
+            raise SettingsError(
+                f"quiet_windows_minutes {list(self.quiet_windows_minutes)} must be among windows_minutes "
+                f"{list(self.windows_minutes)}; {', '.join(map(str, strays))} is not"
+            )
         if not set(self.windows_minutes) - set(self.quiet_windows_minutes):
             raise SettingsError(
                 "every brand needs a window: quiet_windows_minutes holds all of windows_minutes"

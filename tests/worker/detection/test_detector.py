@@ -552,7 +552,7 @@ def test_a_state_saved_with_other_windows_or_before_soft_counts_resumes() -> Non
     for alert, expected in zip(older, new_alerts(after_cut), strict=True):
         assert abs((alert.fired_at - expected.fired_at).total_seconds()) <= 120
 
-    old_windows = detector(windows_minutes=(5, 15, 60))
+    old_windows = detector(windows_minutes=(5, 15, 60), quiet_windows_minutes=())
     run(old_windows, tweets[:cut], flush=False)
     wider = BuzzDetector.from_state(
         old_windows.state_dict(), tokenizer=simple_tokenize, config=DetectorConfig()

@@ -3,6 +3,7 @@ share rests on the prior, and its ordinary traffic alerts on nothing over a week
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -211,7 +212,11 @@ def test_a_quiet_brands_slow_buzz_is_alerted_sooner_by_the_30_minute_window(
     # them, too few to be clear; the 60-minute window, 20 minutes in, is two-thirds the calm before. The
     # 30-minute window (the default since issue 10's quiet-band work) is all buzz by then: alerted 21-24
     # minutes in, against 33-39 with the windows before it.
-    config = DetectorConfig() if windows is None else DetectorConfig(windows_minutes=windows)
+    config = (
+        DetectorConfig()
+        if windows is None
+        else DetectorConfig(windows_minutes=windows, quiet_windows_minutes=())
+    )
     assert day_buzz_delays(seed, 3, config, labels) == [fired_after_minutes]
 
 
@@ -219,7 +224,7 @@ def test_a_quiet_brands_slow_buzz_is_alerted_sooner_by_the_30_minute_window(
     ("config", "fired_after_minutes"),
     [
         (DetectorConfig(), 37),  # the default: a brand at about a tweet a minute is not quiet
-        (DetectorConfig(windows_minutes=(3, 5, 15, 60)), 37),  # the same as without the window
+        (DetectorConfig(windows_minutes=(3, 5, 15, 60), quiet_windows_minutes=()), 37),  # without the window
         (DetectorConfig(quiet_windows_minutes=()), 30),  # the window for every brand
     ],
 )
@@ -243,3 +248,19 @@ def test_the_30_minute_window_is_a_quiet_brands_only(
 def test_a_config_whose_every_window_is_a_quiet_brands_is_refused() -> None:
     with pytest.raises(SettingsError, match="every brand needs a window"):
         DetectorConfig(windows_minutes=(30,), quiet_windows_minutes=(30,))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: DetectorConfig(windows_minutes=(3, 5, 15, 60)),  # the default quiet window (30) is gone
+        lambda: DetectorConfig(quiet_windows_minutes=(30, 45)),
+        lambda: DetectorConfig.from_dict({**DetectorConfig().to_dict(), "quiet_windows_minutes": [20]}),
+    ],
+)
+def test_a_quiet_window_that_is_not_one_of_the_windows_is_refused(
+    build: Callable[[], DetectorConfig],
+) -> None:
+    """It was never tested, for any brand, without a word: the quiet band lost its window silently."""
+    with pytest.raises(SettingsError, match=r"quiet_windows_minutes \[.*\] must be among windows_minutes"):
+        build()
