@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cache
@@ -144,6 +145,7 @@ class DetectorConfig:
             unknown = set(override) - known
             if unknown:
                 raise SettingsError(f"unknown detector setting(s) for brand {brand!r}: {sorted(unknown)}")
+            _typed_override(self.defaults, override, brand)  # a bad value fails here, not at its first tweet
 
     def params_for(self, brand: str) -> BrandParams:
         """The thresholds for one brand: the defaults with that brand's overrides applied."""
@@ -151,12 +153,7 @@ class DetectorConfig:
         if not override:
             return self.defaults
         _warn_retired(override, f"brand {brand!r}")
-        typed = {
-            f.name: type(getattr(self.defaults, f.name))(override[f.name])
-            for f in fields(BrandParams)
-            if f.name in override
-        }
-        return replace(self.defaults, **typed)
+        return replace(self.defaults, **_typed_override(self.defaults, override, brand))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored inside the detector state)."""
@@ -236,6 +233,26 @@ class DetectorConfig:
             defaults=defaults,
             brand_overrides=overrides,
         )
+
+
+def _typed_override(defaults: BrandParams, override: Mapping[str, Any], brand: str) -> dict[str, Any]:
+    """The brand's overridden settings in their defaults' types; a SettingsError names a value that is not."""
+    typed: dict[str, Any] = {}
+    for setting in fields(BrandParams):
+        if setting.name not in override:
+            continue
+        value, kind = override[setting.name], type(getattr(defaults, setting.name))
+        try:
+            number = float(value) if not isinstance(value, bool) else math.nan  # float(True) is 1.0
+        except (TypeError, ValueError):
+            number = math.nan
+        if math.isnan(number) or (kind is int and not number.is_integer()):
+            expected = "a whole number" if kind is int else "a number"
+            raise SettingsError(
+                f"detector setting {setting.name!r} for brand {brand!r} must be {expected}, got {value!r}"
+            )
+        typed[setting.name] = kind(number)
+    return typed
 
 
 def _warn_retired(settings: Mapping[str, Any], where: str) -> None:

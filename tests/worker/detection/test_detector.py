@@ -472,13 +472,30 @@ def test_config_from_env_and_overrides() -> None:
         {"BUZZWATCH_DETECTOR_BRANDS": "not json"},
         {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"no_such_setting": 1}}'},
         {"BUZZWATCH_DETECTOR_FIRE_SCORE": "high"},
+        # Values that failed only at the brand's first tweet (int("x") in params_for), mid-stream:
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": "twelve"}}'},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"fire_score": null}}'},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"fire_score": NaN}}'},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": 6.5}}'},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": true}}'},
     ],
 )
 def test_bad_detector_settings_are_refused(env: dict[str, str]) -> None:
     from buzzwatch.settings import SettingsError
 
-    with pytest.raises(SettingsError):
+    with pytest.raises(SettingsError, match=r"BUZZWATCH_DETECTOR|detector setting"):
         DetectorConfig.from_env(env)
+
+
+def test_a_brand_override_names_what_is_wrong_and_whole_numbers_in_any_form_are_taken() -> None:
+    from buzzwatch.settings import SettingsError
+
+    with pytest.raises(
+        SettingsError, match=r"'min_negatives' for brand 'United' must be a whole number, got 6\.5"
+    ):
+        DetectorConfig(brand_overrides={"United": {"min_negatives": 6.5}})
+    config = DetectorConfig(brand_overrides={"United": {"min_negatives": 12.0, "fire_score": "5"}})
+    assert (config.params_for("United").min_negatives, config.params_for("United").fire_score) == (12, 5.0)
 
 
 def test_a_long_silence_is_skipped_and_detection_resumes() -> None:
