@@ -53,10 +53,14 @@ def records(kind: str) -> FeedRecords:
 
 
 try:
-    brands = brands_in(records("metrics").records)
+    metric_feed = records("metrics")
 except FeedError as exc:
     st.error(str(exc))
     st.stop()
+# This run's read, handed to the panel's first render (the feed is read once a render, not twice: from
+# several detection instances that is several requests); the panel's own refreshes read it afresh.
+unused_metric_feed = [metric_feed]
+brands = brands_in(metric_feed.records)
 if not brands:
     st.info(empty_hint(settings.var_dir, settings.detection_url))
     st.stop()
@@ -135,7 +139,8 @@ def brand_panel() -> None:
     lookback = timedelta(hours=settings.lookback_hours)
     zone = zone_of(brand, zones())
     try:
-        metric_feed, event_feed = records("metrics"), records("events")
+        metric_feed = unused_metric_feed.pop() if unused_metric_feed else records("metrics")
+        event_feed = records("events")
     except FeedError as exc:
         st.error(str(exc))
         return

@@ -342,6 +342,28 @@ def test_watch_it_shows_a_brand_series_and_its_alert(
     assert "Alerts (0)" in [header.value for header in page.subheader]
 
 
+def test_watch_it_reads_each_feed_once_a_render(
+    isolated_var_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metrics feed was read twice a render (the brand list, then the panel): twice the requests."""
+    import streamlit_app.watch as watch
+
+    _record_a_stream(LocalTelemetry(isolated_var_dir, role="detection"))
+    reads: list[str] = []
+    real_load = watch.load_records
+
+    def counted(kind: str, *args: object, **kwargs: object) -> object:
+        reads.append(kind)
+        return real_load(kind, *args, **kwargs)
+
+    monkeypatch.setattr(watch, "load_records", counted)
+    page = _page("watch_it").run()
+    assert not page.exception and "Alerts (1)" in [header.value for header in page.subheader]
+    assert sorted(reads) == ["events", "metrics"]
+    page.selectbox[0].select("other").run()
+    assert not page.exception and sorted(reads) == ["events", "events", "metrics", "metrics"]
+
+
 def test_watch_it_says_when_the_brands_file_cannot_be_read(
     isolated_var_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
