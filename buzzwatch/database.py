@@ -20,6 +20,11 @@ made with `lock_wait_budgets=True` lets the code bound the total wait of a piece
 (SQLite: `busy_timeout`; PostgreSQL: `lock_timeout` and `statement_timeout`), so a held lock costs the whole
 request at most its budget, then an error `is_lock_timeout` recognises. Outside a budget such an engine waits
 as the others do (SQLite `BUSY_TIMEOUT_MS`, PostgreSQL the server's settings).
+
+On PostgreSQL the budget is `SET LOCAL`, which ends with its transaction, so a statement outside any budget
+(the API's prediction-log writer, most statements) sends nothing. A statement inside one still gets its own
+SET: what is left of the budget shrinks from one statement to the next, and a value set once a transaction
+would let its later statements wait past the budget.
 """
 
 from __future__ import annotations
@@ -96,16 +101,22 @@ def _install_lock_wait_budgets(engine: Engine, sqlite: bool) -> None:
                 raw.execute(f"PRAGMA busy_timeout={wanted}")
                 connection.info["busy_timeout_ms"] = wanted
             return
-        # SET is undone with the transaction it ran in, so it is sent before every statement, not remembered;
-        # not in a failed transaction, where only a rollback (to a savepoint) may run and nothing waits.
-        if raw.info.transaction_status.name == "INERROR":
+        # Nothing in a failed transaction, where only a rollback (to a savepoint) may run and nothing waits.
+        status = raw.info.transaction_status.name
+        if status == "INERROR":
             return
+        if status == "IDLE":  # this statement begins a transaction: a SET LOCAL of the last one has ended
+            connection.info.pop("lock_wait_set", None)
+        if budget_ms is None and not connection.info.get("lock_wait_set") and not raw.autocommit:
+            return  # the server's own settings are in force
         value = "DEFAULT" if budget_ms is None else str(budget_ms)
+        scope = "SESSION" if raw.autocommit else "LOCAL"  # no transaction to end it: reset each statement
         cursor = raw.cursor()
         try:
-            cursor.execute(f"SET lock_timeout = {value}; SET statement_timeout = {value}")
+            cursor.execute(f"SET {scope} lock_timeout = {value}; SET {scope} statement_timeout = {value}")
         finally:
             cursor.close()
+        connection.info["lock_wait_set"] = budget_ms is not None
 
 
 def make_engine(database_url: str, *, lock_wait_budgets: bool = False) -> Engine:

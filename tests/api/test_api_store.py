@@ -19,25 +19,11 @@ import pytest
 
 from api.store import DuplicateFeedback, FeedbackRecord, FeedbackStore, LoggedPrediction, StoreBusy
 from buzzwatch.database import lock_wait_budget
-from stack.postgres import PostgresMissing, ThrowawayPostgres
 from tests.support.api import RecordingSleep
-from tests.support.integration import server_fixture
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@server_fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    try:
-        server = ThrowawayPostgres().start()
-    except PostgresMissing as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server.url()
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

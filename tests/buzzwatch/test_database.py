@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from buzzwatch.database import BUSY_TIMEOUT_MS, make_engine
+from buzzwatch.database import BUSY_TIMEOUT_MS, lock_wait_budget, make_engine
 from buzzwatch.settings import SettingsError
 from stack.ports import free_port
 from tests.support.commands import assert_one_line, run_buzzwatch
@@ -113,3 +113,64 @@ def test_the_commands_that_open_a_database_say_so_in_one_line(
     }
     line = assert_one_line(run_buzzwatch(env, *arguments), arguments[0])
     assert "DATABASE_URL=garbage://x: no driver here" in line
+
+
+def _recording_engine(url: str) -> tuple[sa.Engine, list[str]]:
+    """An engine with lock-wait budgets whose every statement sent to the server (its SETs too) is listed."""
+    import psycopg
+
+    sent: list[str] = []
+
+    class Recording(psycopg.Cursor):
+        def execute(self, query: object, *args: object, **kwargs: object) -> Recording:
+            sent.append(str(query))
+            return super().execute(query, *args, **kwargs)  # type: ignore[arg-type]
+
+    engine = make_engine(url, lock_wait_budgets=True)
+    sa.event.listen(
+        engine, "connect", lambda dbapi_connection, _: setattr(dbapi_connection, "cursor_factory", Recording)
+    )
+    return engine, sent
+
+
+def test_postgresql_sets_the_lock_wait_only_for_statements_in_a_budget(postgres_url: str) -> None:
+    """It sent two SETs before every statement, in a budget or not: a round trip each for nothing."""
+    engine, sent = _recording_engine(postgres_url)
+    try:
+        with engine.begin() as connection:
+            for _ in range(3):
+                connection.exec_driver_sql("SELECT 1")
+        assert not [query for query in sent if query.startswith("SET")], sent
+        sent.clear()
+        with lock_wait_budget(5.0), engine.begin() as connection:
+            connection.exec_driver_sql("SELECT 1")
+            for setting in ("lock_timeout", "statement_timeout"):  # what is left of the budget, in ms
+                assert (
+                    0 < int(connection.exec_driver_sql(f"SHOW {setting}").scalar().removesuffix("ms")) <= 5000
+                )
+        sets = [query for query in sent if query.startswith("SET")]
+        assert len(sets) == 3 and all(query.startswith("SET LOCAL lock_timeout = ") for query in sets)
+        sent.clear()
+        with engine.connect() as connection:  # the budget ended with its transaction
+            assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "0"
+            assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
+        assert not [query for query in sent if query.startswith("SET")], sent
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_a_transaction_that_outlives_its_budget_waits_as_usual_again(postgres_url: str) -> None:
+    engine, sent = _recording_engine(postgres_url)
+    try:
+        with engine.begin() as connection:
+            with lock_wait_budget(5.0):
+                connection.exec_driver_sql("SELECT 1")
+            assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "0"
+            assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
+            connection.exec_driver_sql("SELECT 1")
+        assert [query for query in sent if query.startswith("SET")][-1].startswith(
+            "SET LOCAL lock_timeout = DEFAULT"
+        )
+        assert len([query for query in sent if query.startswith("SET")]) == 2  # the budget's, then one reset
+    finally:
+        engine.dispose()

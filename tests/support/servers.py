@@ -1,4 +1,5 @@
-"""Fixtures that start servers, loaded by the root conftest: the Pub/Sub emulator, SMTP, a capture server."""
+"""Fixtures that start servers, loaded by the root conftest: the Pub/Sub emulator, SMTP, a capture server,
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from stack.emulator import PubSubEmulator
 from stack.ports import free_port
+from stack.postgres import PostgresMissing, ThrowawayPostgres
 from tests.support.integration import server_fixture
 
 
@@ -82,6 +84,19 @@ class CaptureServer:
     def of_type(self, base_type: str) -> list[dict[str, Any]]:
         with self._lock:
             return [e for e in self.envelopes if e["data"]["baseType"] == base_type]
+
+
+@server_fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server's URL (Debian's postgresql package); the test is skipped without it."""
+    try:
+        server = ThrowawayPostgres().start()
+    except PostgresMissing as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server.url()
+    finally:
+        server.stop()
 
 
 @server_fixture
