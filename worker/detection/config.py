@@ -68,6 +68,34 @@ class BrandParams:
     update_min_negatives: int = 15  # ... and at least this many more than at the last alert
     update_min_interval_minutes: int = 10
 
+    def __post_init__(self) -> None:
+        # What would fail or mislead only once tweets flow: at fire_score 0 every window fires (17 alerts on
+        # a test day with one buzz); a negative share_margin_tweets is a square root's argument (a crash).
+        not_numbers = [setting.name for setting in fields(self) if math.isnan(getattr(self, setting.name))]
+        if not_numbers:
+            raise SettingsError(f"detector settings must be numbers, got NaN for {', '.join(not_numbers)}")
+        if not self.fire_score > 0:  # a very high one (1000) mutes a brand
+            raise SettingsError(f"detector setting fire_score must be positive, got {self.fire_score!r}")
+        negative = [name for name in NON_NEGATIVE_SETTINGS if getattr(self, name) < 0]
+        if negative:
+            shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in negative)
+            raise SettingsError(f"detector settings must not be negative: {shown}")
+
+
+# BrandParams settings below zero mean nothing (counts, minutes, rates, margins); the z thresholds may be.
+NON_NEGATIVE_SETTINGS = (
+    "thin_rate_per_minute",
+    "min_negatives",
+    "thin_min_negatives",
+    "share_margin",
+    "share_margin_tweets",
+    "share_margin_floor",
+    "end_quiet_minutes",
+    "cooldown_minutes",
+    "update_min_negatives",
+    "update_min_interval_minutes",
+)
+
 
 @dataclass(frozen=True)
 class DetectorConfig:
@@ -145,7 +173,11 @@ class DetectorConfig:
             unknown = set(override) - known
             if unknown:
                 raise SettingsError(f"unknown detector setting(s) for brand {brand!r}: {sorted(unknown)}")
-            _typed_override(self.defaults, override, brand)  # a bad value fails here, not at its first tweet
+            typed = _typed_override(self.defaults, override, brand)
+            try:  # a bad value fails here, not at the brand's first tweet
+                replace(self.defaults, **typed)
+            except SettingsError as exc:
+                raise SettingsError(f"the overrides of brand {brand!r}: {exc}") from None
 
     def params_for(self, brand: str) -> BrandParams:
         """The thresholds for one brand: the defaults with that brand's overrides applied."""

@@ -478,6 +478,11 @@ def test_config_from_env_and_overrides() -> None:
         {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"fire_score": NaN}}'},
         {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": 6.5}}'},
         {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": true}}'},
+        # Accepted, then a crash at the first busy window (a square root of a negative) or an alert storm:
+        {"BUZZWATCH_DETECTOR_SHARE_MARGIN_TWEETS": "-1"},
+        {"BUZZWATCH_DETECTOR_FIRE_SCORE": "0"},
+        {"BUZZWATCH_DETECTOR_COOLDOWN_MINUTES": "-5"},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"share_margin_tweets": -300}}'},
     ],
 )
 def test_bad_detector_settings_are_refused(env: dict[str, str]) -> None:
