@@ -45,10 +45,10 @@ from api.store import (
     StoreUnwritable,
 )
 from api.validation import RequestError, error_code, parse_feedback, parse_predict
+from buzzwatch.cells import CSV_LINE_END, spreadsheet_cell
 from buzzwatch.database import is_lock_timeout, lock_wait_budget
 from buzzwatch.logs import configure_logging
 from buzzwatch.settings import SettingsError
-from buzzwatch.tables import CSV_LINE_END, spreadsheet_cell
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
 from models.language import Language, gate_for
 

@@ -6,11 +6,6 @@ extra leading fields were an index: every column of every row shifts by one, sil
 named twice `text.1`, so the file's second `text` is scored or dropped without a word. A byte that is not
 UTF-8 is reported by pandas at a position in its read buffer, not in the file. A header with no comma but
 semicolons (or tabs) is read with those: Excel's "CSV" where the decimal mark is a comma (French) uses ';'.
-
-A CSV this project writes from text other people typed (the API's feedback export) goes through
-`spreadsheet_cell`: a cell that starts with =, +, -, @, a tab or a carriage return opens as a formula in
-Excel, LibreOffice and Google Sheets, so it gets a leading apostrophe (shown as text there); a cell that
-already starts with an apostrophe gets one more, so `from_spreadsheet_cell` gives every cell back exactly.
 """
 
 from __future__ import annotations
@@ -21,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from buzzwatch.cells import CSV_LINE_END
 from buzzwatch.replay import UTF16_MARKS
 from buzzwatch.settings import CommandError
 
@@ -28,29 +24,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-# RFC 4180's line end. With "\n" alone, the csv module and pandas write a cell holding a carriage return
-# unquoted, and every reader takes that "\r" for the end of the row: one tweet becomes two broken rows.
-CSV_LINE_END = "\r\n"
-
-
 def frame_csv(frame: pd.DataFrame) -> str:
     """`frame` (no index) as CSV text that reads back as the same rows, whatever line breaks cells hold."""
     return frame.to_csv(index=False, lineterminator=CSV_LINE_END)
-
-
-FORMULA_MARKS = ("=", "+", "-", "@", "\t", "\r")
-ESCAPE_MARK = "'"
-
-
-def spreadsheet_cell(value: str) -> str:
-    """`value` as a cell no spreadsheet evaluates: an apostrophe before a formula mark or an apostrophe."""
-    return ESCAPE_MARK + value if value.startswith((*FORMULA_MARKS, ESCAPE_MARK)) else value
-
-
-def from_spreadsheet_cell(value: str) -> str:
-    """The cell `spreadsheet_cell` was given: the inverse of it, for readers of the files it wrote."""
-    escaped = value.startswith(ESCAPE_MARK) and value[1:].startswith((*FORMULA_MARKS, ESCAPE_MARK))
-    return value[1:] if escaped else value
 
 
 class CsvError(CommandError):

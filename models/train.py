@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from buzzwatch.cells import from_spreadsheet_cell
 from buzzwatch.schema import LABELS, TRUSTED_FEEDBACK_PROVENANCES
 from buzzwatch.settings import REPO_ROOT, CommonSettings
-from buzzwatch.tables import from_spreadsheet_cell
 from models import tracking
 from models.text import NORMALISER_VERSION, normalise, tokenize
 

@@ -18,9 +18,9 @@ from flask.testing import FlaskClient
 from api.app import create_app
 from api.settings import ApiSettings
 from api.store import FeedbackStore
+from buzzwatch.cells import from_spreadsheet_cell
 from buzzwatch.notify import Mailer
 from buzzwatch.schema import LABELS
-from buzzwatch.tables import from_spreadsheet_cell
 from buzzwatch.telemetry import (
     FEEDBACK_RECEIVED,
     MISPREDICTION,
