@@ -16,7 +16,7 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
@@ -39,12 +39,17 @@ def port_number(value: str) -> int:
     return listen_port(value, hint=" (from --port or $PORT)")
 
 
-def positive_count(value: str) -> int:
+def positive_count(value: str, hint: str = "") -> int:
     """An argparse type for counts (--workers, --threads): a whole number from 1, else a clear error."""
     count = int(value) if value.strip().isdigit() else 0
     if count < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number{hint}")
     return count
+
+
+def count_or_variable(variable: str) -> Callable[[str], int]:
+    """`positive_count` for an option whose default is $`variable`: a clear error names both."""
+    return lambda value: positive_count(value, f" (from the option or ${variable})")
 
 
 def stop_on_signals(second_signal_interrupts: bool = False) -> threading.Event:

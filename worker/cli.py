@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from buzzwatch.cli import port_number, stop_on_signals
+from buzzwatch.cli import count_or_variable, port_number, stop_on_signals
 
 SERVER_PID_VARIABLE = "BUZZWATCH_SERVER_PID"  # the push server's pid, for its worker processes (app.py)
 STOP_GRACE_S = 20  # on SIGTERM, a worker process still busy after this long is killed by its server
@@ -39,13 +39,13 @@ def register(subparsers: Any) -> None:
     )
     worker.add_argument(
         "--threads",
-        type=int,
+        type=count_or_variable("WORKER_THREADS"),
         default=os.environ.get("WORKER_THREADS", "32"),  # a string: argparse converts it, or says why not
         help="push mode: threads per process running the app (default $WORKER_THREADS or 32)",
     )
     worker.add_argument(
         "--workers",
-        type=int,
+        type=count_or_variable("WEB_CONCURRENCY"),
         default=os.environ.get("WEB_CONCURRENCY", "1"),
         help="push mode: server processes, each with its own model (default $WEB_CONCURRENCY or 1)",
     )
@@ -88,8 +88,8 @@ def push_server_command(
         "--interface", "wsgi",
         "--host", host,
         "--port", str(port),
-        "--workers", str(max(1, workers)),
-        "--blocking-threads", str(max(1, threads)),
+        "--workers", str(workers),
+        "--blocking-threads", str(threads),
         "--respawn-failed-workers",
         "--workers-kill-timeout", str(STOP_GRACE_S),
         "--no-access-log",
