@@ -197,8 +197,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from buzzwatch.cells import CSV_LINE_END
     from buzzwatch.files import atomic_text_output, same_file
-    from buzzwatch.tables import frame_csv
     from models.scoring import ERROR_COLUMN, score_frame
 
     if same_file(args.input, args.output):
@@ -215,7 +215,7 @@ def _score(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.input}: {exc}") from None
     try:
         with atomic_text_output(args.output) as handle:
-            handle.write(frame_csv(scored))
+            scored.to_csv(handle, index=False, lineterminator=CSV_LINE_END)  # a lone CR stays quoted
     except OSError as exc:
         raise CommandError(f"cannot write {args.output} (nothing written there): {exc}") from None
     failed = int((scored[ERROR_COLUMN] != "").sum())
