@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from buzzwatch.cli import positive_count
 from buzzwatch.settings import CommandError
 
 # The report sets (airline and general in-distribution, the shifted hold-out) and the selection sets.
@@ -116,7 +117,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--output", type=Path, required=True, metavar="OUT.csv", help="where to write the scores"
     )
     score.add_argument("--model-uri", default=None, help="as for evaluate (default: the champion)")
-    score.add_argument("--batch-size", type=int, default=1024, help="rows per scoring batch (default 1024)")
+    score.add_argument(
+        "--batch-size", type=positive_count, default=1024, help="rows per scoring batch (default 1024)"
+    )
     score.set_defaults(handler=_score)
 
 
@@ -210,7 +213,7 @@ def _score(args: argparse.Namespace) -> int:
     if error:
         raise CommandError(error)
     try:
-        scored = score_frame(predictor, frame, batch_size=max(1, args.batch_size), progress=True)
+        scored = score_frame(predictor, frame, batch_size=args.batch_size, progress=True)
     except ValueError as exc:
         raise CommandError(f"{args.input}: {exc}") from None
     try:

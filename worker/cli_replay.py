@@ -9,6 +9,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from buzzwatch.cli import positive_count
+
 
 def _speed(value: str) -> float:
     if value == "max":
@@ -63,7 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="do not load the negative-reason classifier for explanations",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=2048, help="tweets scored per model call (default 2048)"
+        "--batch-size",
+        type=positive_count,
+        default=2048,
+        help="tweets scored per model call (default 2048)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print each alert as it fires")
     parser.set_defaults(handler=run)
@@ -121,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                     summary,
                     model=model,
                     speed=args.speed,
-                    batch_size=max(1, args.batch_size),
+                    batch_size=args.batch_size,
                     on_alert=show,
                 )
         except OSError as exc:

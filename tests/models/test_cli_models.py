@@ -249,3 +249,21 @@ def test_evaluate_a_named_proxy_set(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 1132  # the README's airline proxy
     assert report["absent_labels"] == []
+
+
+@pytest.mark.parametrize("size", ["0", "-1"])
+def test_score_refuses_a_batch_size_that_is_no_count(size, tmp_path, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(
+            [
+                "score",
+                "--input",
+                str(tmp_path / "in.csv"),
+                "--output",
+                str(tmp_path / "o.csv"),
+                "--batch-size",
+                size,
+            ]
+        )
+    assert raised.value.code == 2
+    assert f"argument --batch-size: '{size}' is not a positive whole number" in capsys.readouterr().err

@@ -543,3 +543,12 @@ def test_tweets_in_languages_the_model_does_not_read_are_counted_apart(tmp_path:
     )
     assert bilingual.unsupported_languages == {"de": len(tagged)}
     assert [json.loads(line)["brand"] for line in out.getvalue().splitlines()][:1] == ["acme"]
+
+
+@pytest.mark.parametrize("size", ["0", "-2048", "many"])
+def test_a_batch_size_that_is_no_count_is_refused(size: str, capsys: pytest.CaptureFixture) -> None:
+    """0 and -2048 replayed one tweet per model call without a word (a typo, thousands of times slower)."""
+    with pytest.raises(SystemExit) as raised:
+        main(["replay", "--input", "in.csv", "--alerts-out", "out.jsonl", "--batch-size", size])
+    assert raised.value.code == 2
+    assert f"argument --batch-size: '{size}' is not a positive whole number" in capsys.readouterr().err
