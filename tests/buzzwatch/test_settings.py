@@ -90,7 +90,10 @@ def test_a_bad_server_variable_is_a_clear_cli_error_and_spares_other_commands(mo
     with pytest.raises(SystemExit) as exited:
         parser.parse_args(["worker"])
     assert exited.value.code == 2
-    assert "argument --threads: invalid int value: 'many'" in capsys.readouterr().err
+    assert (
+        "argument --threads: 'many' is not a positive whole number (from the option or $WORKER_THREADS)"
+        in (capsys.readouterr().err)
+    )
 
 
 def test_a_bad_port_is_one_clear_error_for_the_commands_that_use_it(monkeypatch, capsys, tmp_path) -> None:
