@@ -10,7 +10,7 @@ so the detector's tests can widen while a brand is new.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -249,7 +249,7 @@ class DayProfileBaseline:
         self.minutes_seen += 1
         self.tweets_seen += tweets
 
-    def surges(self, recent: Evidence) -> Evidence:
+    def surges(self, recent_hours: Mapping[int, tuple[float, int]]) -> Evidence:
         """The share evidence to leave out of a learning brand's all-hours share: its first-day clock hours
         that were clear volume surges, all but `anomaly_weight` of them.
 
@@ -257,28 +257,33 @@ class DayProfileBaseline:
         its tests were too wide to alert) is learned in full, and would hide the next buzz. Once calmer
         hours have come, the buzz's hours stand out by their volume: a clock hour whose tweets are a clear
         surge (Poisson z >= `first_day_surge_z`) above `first_day_surge_ratio` times the quietest hour's
-        rate (hours of at least `first_day_reference_minutes`, `recent` counting as one, by the day shape)
-        keeps only `anomaly_weight` of its share, as an alerted buzz's minutes do. Hours are chosen by
-        their volume, never by their negatives, so an ordinary brand's share is not biased low.
+        rate (hours of at least `first_day_reference_minutes`, by the day shape) keeps only
+        `anomaly_weight` of its share, as an alerted buzz's minutes do. Hours are chosen by their volume,
+        never by their negatives, so an ordinary brand's share is not biased low.
+
+        An hour counts all its closed minutes: the learned ones and `recent_hours`, the tweets and minutes
+        not learned yet by clock hour (the last two hours). Each unlearned hour stands on its own, so a
+        second buzz among them raises only its own hours' rate, never the calm hours' before it that the
+        first buzz's hours are compared with.
         """
         cfg = self.config
         enough = cfg.first_day_reference_minutes
+        seen = {clock: (hour.tweets, hour.minutes) for clock, hour in self.first_day.items()}
+        for clock, (tweets, minutes) in recent_hours.items():
+            learned_tweets, learned_minutes = seen.get(clock, (0.0, 0))
+            seen[clock] = (learned_tweets + tweets, learned_minutes + minutes)
         rates = [
-            (hour.tweets + 1.0) / (hour.minutes * cfg.day_shape[clock % HOURS])
-            for clock, hour in self.first_day.items()
-            if hour.minutes >= enough
+            (tweets + 1.0) / (minutes * cfg.day_shape[clock % HOURS])
+            for clock, (tweets, minutes) in seen.items()
+            if minutes >= enough
         ]
-        if recent.minutes >= enough and recent.exposure > 0:
-            rates.append((max(recent.volume, 0.0) + 1.0) / recent.exposure)
         left_out = Evidence()
         if not rates:
             return left_out
         surge = cfg.first_day_surge_ratio * min(rates)
         for clock, hour in self.first_day.items():
-            if (
-                poisson_z(hour.tweets, surge * hour.minutes * cfg.day_shape[clock % HOURS])
-                >= cfg.first_day_surge_z
-            ):
+            tweets, minutes = seen[clock]
+            if poisson_z(tweets, surge * minutes * cfg.day_shape[clock % HOURS]) >= cfg.first_day_surge_z:
                 left_out.add(hour.evidence, 1.0 - cfg.anomaly_weight)
         left_out.minutes = left_out.exposure = left_out.volume = 0.0  # only the share leaves them
         return left_out
@@ -309,8 +314,11 @@ class DayProfileBaseline:
         """
         return self.expect_hour(hour, self.level(recent or Evidence()))
 
-    def level(self, recent: Evidence) -> BrandLevel:
-        """What every hour's expectation shares: the brand's level and its pooled share (see `expect`)."""
+    def level(
+        self, recent: Evidence, recent_hours: Mapping[int, tuple[float, int]] | None = None
+    ) -> BrandLevel:
+        """What every hour's expectation shares: the brand's level and its pooled share (see `expect`;
+        `recent_hours`: the unlearned closed minutes' tweets and minutes by clock hour, see `surges`)."""
         cfg = self.config
         overall = self.overall
         overall_exposure = max(overall.exposure, 0.0)
@@ -321,7 +329,7 @@ class DayProfileBaseline:
         level = level_tweets / (max(recent.exposure, 0.0) + overall_weight)
 
         if self.first_day:
-            overall = overall.minus(self.surges(recent))
+            overall = overall.minus(self.surges(recent_hours or {}))
         prior = cfg.share_prior_tweets
         pooled_tweets = max(overall.total + recent.total, 0.0) + prior
         prior_negatives = prior * cfg.share_prior  # the prior's pseudo-tweets count as hard labels

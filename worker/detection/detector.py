@@ -117,6 +117,7 @@ from bisect import insort
 from collections import ChainMap, deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from buzzwatch.schema import Alert, ScoredTweet
@@ -519,7 +520,12 @@ class BuzzDetector:
         return evals
 
     def _window_expected(
-        self, state: BrandState, minute: int, newest_level: BrandLevel, newest: Expectation
+        self,
+        state: BrandState,
+        minute: int,
+        newest_level: BrandLevel,
+        newest: Expectation,
+        recent_hours: dict[int, tuple[float, int]],
     ) -> list[WindowExpectation]:
         """Each window's expected (tweets, negatives), from what the brand's data before the window says now.
 
@@ -531,7 +537,8 @@ class BuzzDetector:
         Their evidence is kept summed per window (`BrandState.inside`, moved on as minutes close), so
         leaving them out costs one subtraction, not one per minute. `newest` is the newest minute's
         expectation, from `newest_level` (the baseline's level with all of `recent`); the windows that
-        hold none of `recent` share it and their other hours' expectations.
+        hold none of `recent` share it and their other hours' expectations. `recent_hours`: `recent` by
+        clock hour (`_recent_hours`).
         """
         gap = self.config.reference_gap_minutes
         held = len(state.closed)  # the newest minute is not appended yet: closed[-age] is `age` old
@@ -547,12 +554,14 @@ class BuzzDetector:
             if span > gap + 1:  # the window's own minutes are left out of `recent`
                 own = recent.minus(inside)
                 # everything recent is inside: none left (no residue)
-                level = baseline.level(own if own.minutes >= MIN_RECENT_MINUTES else Evidence())
+                level = baseline.level(own if own.minutes >= MIN_RECENT_MINUTES else Evidence(), recent_hours)
                 by_hour: dict[int, Expectation] = {}
             else:
                 if shared_level is None:
                     shared_level = (
-                        newest_level if recent.minutes >= MIN_RECENT_MINUTES else baseline.level(Evidence())
+                        newest_level
+                        if recent.minutes >= MIN_RECENT_MINUTES
+                        else baseline.level(Evidence(), recent_hours)
                     )
                 level, by_hour = shared_level, shared
             tweets = negatives = 0.0
@@ -656,11 +665,24 @@ class BuzzDetector:
         """The expectation of the minute not closed yet and of each window ending with it; kept between its
         ticks and its closing (nothing they rest on changes meanwhile but a late tweet, which drops it)."""
         if state.open_expected is None or state.open_expected[0] != minute:
-            level = state.baseline.level(state.recent)
+            recent_hours = self._recent_hours(state)
+            level = state.baseline.level(state.recent, recent_hours)
             expectation = state.baseline.expect_hour((minute // 60) % 24, level)
-            windows = self._window_expected(state, minute, level, expectation)
+            windows = self._window_expected(state, minute, level, expectation, recent_hours)
             state.open_expected = (minute, expectation, windows)
         return state.open_expected[1], state.open_expected[2]
+
+    def _recent_hours(self, state: BrandState) -> dict[int, tuple[float, int]]:
+        """The tweets and minutes of `recent` (the closed minutes past the gap, not learned yet) by clock
+        hour, while the brand learns (`DayProfileBaseline.surges` compares its first day's hours)."""
+        hours: dict[int, tuple[float, int]] = {}
+        if not state.baseline.first_day:
+            return hours
+        for entry in islice(state.closed, max(len(state.closed) - self.config.reference_gap_minutes, 0)):
+            clock = entry.minute // 60
+            tweets, minutes = hours.get(clock, (0.0, 0))
+            hours[clock] = (tweets + entry.total, minutes + 1)
+        return hours
 
     def _tick(self, state: BrandState, minute: int, tick: float) -> list[Alert]:
         """Test the open minute's first `tick` seconds: its tweets before then (all in: the watermark has

@@ -25,7 +25,7 @@ from tests.support.streams import (
     simple_tokenize,
 )
 from worker.detection import BuzzDetector, DetectorConfig
-from worker.detection.baseline import Expectation
+from worker.detection.baseline import DayProfileBaseline, Expectation
 from worker.detection.config import load_prior
 from worker.detection.detector import _non_negatives, _true_share
 
@@ -298,6 +298,24 @@ def test_a_first_buzz_at_a_new_brands_start_does_not_hide_its_second(seed: int, 
     )
     assert any(second < a.fired_at < second + timedelta(minutes=60) for a in alerts)
     assert all(a.fired_at < first + timedelta(minutes=135) or a.fired_at > second for a in alerts)
+
+
+def test_a_second_buzz_not_learned_yet_leaves_the_first_ones_hour_out_of_the_share() -> None:
+    """Tuning seed 15's Cirrus: a new quiet brand's first hour was a complaint wave, learned in full; the
+    calm hour after it and a second buzz are not learned yet (the last two hours). The second buzz raises
+    only its own hour's rate, not the calm hour's that the first hour is compared with, so the first hour
+    stays a surge and keeps only `anomaly_weight` of its share (counted as one stretch with the calm hour,
+    the second buzz made it look ordinary)."""
+    config = DetectorConfig()
+    baseline = DayProfileBaseline(config)
+    clock = 19  # 19:00 UTC on the epoch's first day: hours of about the same day shape
+    for _ in range(60):  # the first hour: a tweet a minute, nine in ten negative
+        baseline.learn(clock, baseline.contribution(clock, 1.0, 0.9, 0.81, 1.0, 1.0), 1.0, clock)
+    calm = {clock + 1: (15.0, 60)}  # a quarter of a tweet a minute
+    second_buzz = {clock + 1: (15.0, 60), clock + 2: (30.0, 40)}  # then three quarters for 40 minutes
+    left_out = (1.0 - config.anomaly_weight) * baseline.overall.total
+    assert baseline.surges(calm).total == pytest.approx(left_out)
+    assert baseline.surges(second_buzz).total == pytest.approx(left_out)
 
 
 @pytest.mark.parametrize(("seed", "labels"), [(1, "oracle"), (2, "model"), (3, "model")])
