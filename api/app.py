@@ -331,6 +331,11 @@ def _json_body() -> Any:
             f"got {request.mimetype or 'none'!r}",
             status=415,
         )
+    if request.content_encoding not in (None, "", "identity"):  # else its bytes were "not valid JSON: 0x8b"
+        raise RequestError(
+            f"the body must be sent uncompressed, got Content-Encoding {request.content_encoding!r}",
+            status=415,
+        )
     raw = request.get_data(cache=False)
     if request.content_length is None and len(raw) >= services().settings.max_request_bytes:
         raise RequestEntityTooLarge()  # chunked: werkzeug stops reading at the limit without saying so

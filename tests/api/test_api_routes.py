@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import json
 
@@ -86,6 +87,19 @@ def test_predict_rejects_bodies_that_are_not_json(
     response = client.post("/v1/predict", data=data, content_type=content_type)
     assert response.status_code == status
     assert message_part in response.get_json()["message"]
+
+
+@pytest.mark.parametrize("route", ["/v1/predict", "/v1/feedback"])
+def test_a_compressed_body_is_415_naming_the_encoding(client: FlaskClient, route: str) -> None:
+    """A gzipped JSON body was '400 the body is not valid JSON: 'utf-8' codec can't decode byte 0x8b'."""
+    body = gzip.compress(json.dumps({"text": "hi"}).encode())
+    response = client.post(
+        route, data=body, content_type="application/json", headers={"Content-Encoding": "gzip"}
+    )
+    assert response.status_code == 415
+    assert response.get_json()["message"] == "the body must be sent uncompressed, got Content-Encoding 'gzip'"
+    plain = client.post("/v1/predict", json={"text": "hi"}, headers={"Content-Encoding": "identity"})
+    assert plain.status_code == 200
 
 
 def test_oversized_body_is_413_json(client: FlaskClient) -> None:
