@@ -68,7 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="RUN.keras",
         help="a saved LSTM of the same recipe without negation examples (var/keras/): a variant whose "
-        "negation examples join for its last epochs continues from it instead of training that phase",
+        "negation examples join for its last epochs continues from it instead of training that phase, "
+        "its dropout generators where RUN.rng.json (saved beside it) left them",
     )
     train.add_argument(
         "--skip-baseline", action="store_true", help="do not train the TF-IDF baseline (nor the ensembles)"

@@ -7,10 +7,12 @@ Training code only; serving runs the ONNX export through `models.predictor`.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -168,6 +170,38 @@ def compile_model(model: keras.Model, learning_rate: float, soft_targets: bool =
         loss="categorical_crossentropy" if soft_targets else "sparse_categorical_crossentropy",
         metrics=[] if soft_targets else ["accuracy"],
     )
+
+
+def _seed_states(model: keras.Model) -> list[Any]:
+    """The model's random generators (each dropout layer's masks), in layer order."""
+    return [variable for variable in model.variables if variable.name == "seed_generator_state"]
+
+
+def _states_path(path: Path) -> Path:
+    return path.with_suffix(".rng.json")
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """The .keras file and, beside it (RUN.rng.json), its random generators' states, which the file lacks."""
+    model.save(path)
+    states = [np.asarray(state.numpy()).tolist() for state in _seed_states(model)]
+    _states_path(path).write_text(json.dumps(states) + "\n")
+
+
+def load_model(path: Path, seed: int) -> tuple[keras.Model, bool]:
+    """A model saved by `save_model`, its random generators where they were when it was saved (True);
+    for a file without their states, drawn from `seed` (False), so training it further stays repeatable.
+    """
+    keras.utils.set_random_seed(seed)
+    model = keras.models.load_model(path)
+    if not _states_path(path).exists():
+        return model, False
+    states, saved = _seed_states(model), json.loads(_states_path(path).read_text())
+    if len(saved) != len(states):
+        raise ValueError(f"{_states_path(path)}: {len(saved)} generator states for {len(states)} generators")
+    for state, value in zip(states, saved, strict=True):
+        state.assign(np.asarray(value, dtype=state.dtype))
+    return model, True
 
 
 def pretrain_on_emoji(

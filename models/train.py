@@ -725,7 +725,12 @@ def train_variant(
             )
         else:
             _log(f"{name}: first phase (no negation examples) from {first_phase}")
-            model = keras.models.load_model(first_phase)
+            model, restored = lstm.load_model(first_phase, config.seed)
+            if not restored:
+                _log(
+                    f"{name}: {first_phase} has no saved generator states: the continued epochs draw their "
+                    f"dropout masks from seed {config.seed}, not those of the one-process run"
+                )
             loaded = model.get_layer("embedding").get_weights()[0]
             if loaded.shape != matrix.shape or not (variant.trainable_embeddings or (loaded == matrix).all()):
                 raise ValueError(f"{first_phase}: its embeddings are not this run's (vocabulary or vectors)")
@@ -785,7 +790,7 @@ def train_variant(
         )
         keras_path = settings.var_dir / "keras" / f"{run.info.run_id}.keras"
         keras_path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(keras_path)
+        lstm.save_model(model, keras_path)
         keras.backend.clear_session()
     return _candidate(name, run.info.run_id, artifact_dir, meta, metrics)
 

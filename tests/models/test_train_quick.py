@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -12,6 +13,7 @@ from buzzwatch.cli import main
 from models.predictor import ModelLoadError, Predictor
 from models.text import NEGATORS
 from models.train import CHAMPION_VARIANT, choose_champion
+from tests.models.conftest import airline_sample
 
 # A quick train takes about a minute alone; the timeout leaves room for a loaded machine.
 pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -194,3 +196,32 @@ def test_quick_train_of_the_negation_scope(isolated_var_dir, capsys):
     negators = len(NEGATORS & set(predictor.vocab.tokens))
     assert negators >= 5 and details["negation_scope"] == {"window": 3, "scale": 0.74, "negators": negators}
     assert details["valence"]["columns"] == ["positive", "negative"]
+
+
+def test_a_continued_first_phase_gives_the_one_process_model(isolated_var_dir, capsys):
+    """The continued epochs draw the dropout masks of the one-process run: the first phase saved by the
+    recipe without pairs, continued with --first-phase, gives the one-process model bit for bit, run after
+    run; from a file without its generator states, runs still agree with each other."""
+    args = ["train", "--quick", "--skip-reasons", "--skip-baseline", "--no-register", "--no-export"]
+    main([*args, "--variants", "ft-frozen-air5-distil,ft-frozen-air5-distil-neglast"])
+    capsys.readouterr()
+    artifacts = [Predictor(path.parent) for path in (isolated_var_dir / "artifacts").glob("*/meta.json")]
+    trained = {predictor.meta["details"]["variant"]: predictor for predictor in artifacts}
+    first_phase = trained["ft-frozen-air5-distil"].meta["details"]["mlflow_run_id"]
+    saved = isolated_var_dir / "keras" / f"{first_phase}.keras"
+    texts = list(airline_sample(300)["text"])
+
+    def continued() -> tuple[np.ndarray, str]:
+        before = set((isolated_var_dir / "artifacts").glob("*/meta.json"))
+        main([*args, "--variants", "ft-frozen-air5-distil-neglast", "--first-phase", str(saved)])
+        (meta,) = set((isolated_var_dir / "artifacts").glob("*/meta.json")) - before
+        return Predictor(meta.parent).predict_proba(texts), capsys.readouterr().err
+
+    one_process = trained["ft-frozen-air5-distil-neglast"].predict_proba(texts)
+    for _ in range(2):
+        probabilities, err = continued()
+        assert (probabilities == one_process).all() and "no saved generator states" not in err
+    saved.with_suffix(".rng.json").unlink()  # a file saved before the states were
+    (first, err), (second, _) = continued(), continued()
+    assert "the continued epochs draw their dropout masks from seed 13" in err
+    assert (first == second).all()
