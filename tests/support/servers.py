@@ -87,16 +87,22 @@ class CaptureServer:
 
 
 @server_fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server's URL (Debian's postgresql package); the test is skipped without it."""
+def postgres_server() -> Iterator[ThrowawayPostgres]:
+    """A throwaway PostgreSQL server (Debian's postgresql package); the test is skipped without it."""
     try:
         server = ThrowawayPostgres().start()
     except PostgresMissing as exc:
         pytest.skip(str(exc))
     try:
-        yield server.url()
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres_server: ThrowawayPostgres) -> str:
+    """The throwaway PostgreSQL server's URL."""
+    return postgres_server.url()
 
 
 @server_fixture

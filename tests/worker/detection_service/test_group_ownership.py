@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,8 +18,7 @@ from buzzwatch.pubsub import topology as topology_module
 from buzzwatch.schema import ScoredTweet
 from buzzwatch.settings import CommandError, CommonSettings, SettingsError, SmtpSettings
 from buzzwatch.telemetry import LocalTelemetry
-from stack.postgres import PostgresMissing, ThrowawayPostgres
-from tests.support.integration import server_fixture
+from stack.postgres import ThrowawayPostgres
 from tests.support.streams import START, RecordingDispatcher, background, burst, in_order
 from worker.detection import DetectorConfig
 from worker.detection_service import groups
@@ -362,24 +361,12 @@ def test_on_sqlite(check: Callable[[DetectionStore, Path], None], tmp_path: Path
     check(shared_store(f"sqlite:///{tmp_path / 'shared.db'}"), tmp_path)
 
 
-@server_fixture(scope="module")
-def postgres() -> Iterator[ThrowawayPostgres]:
-    try:
-        server = ThrowawayPostgres().start()
-    except PostgresMissing as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
 def test_on_postgresql(
-    check: Callable[[DetectionStore, Path], None], postgres: ThrowawayPostgres, tmp_path: Path
+    check: Callable[[DetectionStore, Path], None], postgres_server: ThrowawayPostgres, tmp_path: Path
 ) -> None:
     """The same on the production database: its row locks, float compare-and-set and ALTER TABLE."""
-    store = shared_store(postgres.create_database(f"groups_{uuid.uuid4().hex[:10]}"))
+    store = shared_store(postgres_server.create_database(f"groups_{uuid.uuid4().hex[:10]}"))
     try:
         check(store, tmp_path)
     finally:
