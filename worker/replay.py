@@ -360,8 +360,8 @@ def _event_time(scored: ScoredTweet) -> datetime:
 def print_errors(summary: ReplaySummary, stream: TextIO | None = None) -> None:
     """Report skipped rows (the first few in full) on `stream` (default: standard error)."""
     stream = stream or sys.stderr
-    for message in summary.errors[:MAX_REPORTED_ERRORS]:
+    for message in summary.errors:  # replay_rows keeps the first MAX_REPORTED_ERRORS
         print(f"skipped {message}", file=stream)
-    hidden = summary.rows_skipped - len(summary.errors[:MAX_REPORTED_ERRORS])
+    hidden = summary.rows_skipped - len(summary.errors)
     if hidden > 0:
         print(f"... and {hidden} more skipped rows", file=stream)
