@@ -31,8 +31,16 @@ Figures (pooled over the seeds of the half):
 Intervals: 95% percentile bootstrap (2,000 resamples, fixed seed) over buzzes (recall, delays, explained
 share) and over brands, each weighted by its lifetime (false alerts per brand-week).
 
-`--real-week` replays the real airline week of data/airline_us (Feb 2015, nothing injected) and prints
-every alert per brand, so a reader can judge which are real events (the Feb 21-23 storms).
+`--real-week` replays the real airline week of data/airline_us (Feb 2015, nothing injected), prints every
+alert per brand and scores the alerts against the week's storms, found from the labels alone by a rule fixed
+before any detector rule was tuned on it (`storms`): a storm hour is a brand's UTC clock hour holding at
+least twice its median hourly labelled negatives (over every clock hour from its first tweet to its last,
+empty ones included) and at least 5, at a labelled negative share of 0.7 or more or of its share over the
+week + 0.15 or more; storm hours at most 2 hours apart are one storm. An alert fired from 60 minutes before
+a storm's first hour to 75 minutes after its last belongs to it. Printed: new alerts outside every storm
+(what a user resents: alerts on ordinary traffic), per brand-week; storms alerted; new alerts per storm (one
+storm cut into many "new" alerts is many e-mails for one event); the first alert's delay from its storm's
+first hour.
 `--throughput` times the exact CLI, `buzzwatch replay --speed max` (with `--oracle`, then with the model), on
 the first seed's file instead of measuring detection; `--baseline DIR --pairs N` times another checkout's
 code alternately with this one's (N pairs, with the load and CPU time of each run, and whether their
@@ -94,6 +102,13 @@ DETECT_AFTER = timedelta(minutes=15)
 FALSE_AFTER = timedelta(minutes=75)
 BOOTSTRAP_RESAMPLES = 2000
 BANDS = (("quiet (~0.2/min)", 0.0, 0.5), ("mid (0.5-1/min)", 0.5, 1.0), (">= 1/min", 1.0, float("inf")))
+STORM_NEGATIVES_FACTOR = 2.0  # a storm hour's labelled negatives against the brand's median hour
+STORM_MIN_NEGATIVES = 5
+STORM_SHARE = 0.7  # a storm hour's labelled negative share: at least this, ...
+STORM_SHARE_RISE = 0.15  # ... or at least the brand's share over the week plus this
+STORM_GAP = timedelta(hours=2)  # storm hours at most this far apart are one storm
+STORM_BEFORE = timedelta(minutes=60)  # an alert this long before a storm's first hour belongs to it
+STORM_AFTER = FALSE_AFTER
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,88 @@ class SeedTruth:
     episodes: list[dict[str, Any]]
     decoys: list[dict[str, Any]]
     brands: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Storm:
+    """A run of a brand's storm hours (labelled negatives well above its usual hour, mostly negative)."""
+
+    brand: str
+    start: datetime  # its first storm hour's start
+    end: datetime  # its last storm hour's end
+    tweets: int  # in its storm hours
+    negatives: int
+
+    def holds(self, fired_at: datetime) -> bool:
+        """Whether an alert fired then belongs to this storm."""
+        return self.start - STORM_BEFORE <= fired_at <= self.end + STORM_AFTER
+
+
+def storms(tweets: list[tuple[str, datetime, bool]]) -> list[Storm]:
+    """The storms of real traffic from its labels alone: (brand, created_at, labelled negative) per tweet.
+
+    The rule is fixed (the module docstring says it) so that the real week scores alerts, not the rule.
+    """
+    hour = timedelta(hours=1)
+    counts: dict[str, Counter[datetime]] = defaultdict(Counter)
+    negatives: dict[str, Counter[datetime]] = defaultdict(Counter)
+    for brand, created_at, negative in tweets:
+        clock_hour = created_at.replace(minute=0, second=0, microsecond=0)
+        counts[brand][clock_hour] += 1
+        negatives[brand][clock_hour] += negative
+    found = []
+    for brand in sorted(counts):
+        first, last = min(counts[brand]), max(counts[brand])
+        hours = [first + i * hour for i in range((last - first) // hour + 1)]
+        median = statistics.median(negatives[brand][h] for h in hours)
+        week_share = sum(negatives[brand].values()) / sum(counts[brand].values())
+        stormy = [
+            h
+            for h in hours
+            if negatives[brand][h] >= max(STORM_NEGATIVES_FACTOR * median, STORM_MIN_NEGATIVES)
+            and negatives[brand][h] >= min(STORM_SHARE, week_share + STORM_SHARE_RISE) * counts[brand][h]
+        ]
+        runs: list[list[datetime]] = []
+        for h in stormy:
+            if runs and h - (runs[-1][-1] + hour) <= STORM_GAP:
+                runs[-1].append(h)
+            else:
+                runs.append([h])
+        for run in runs:
+            found.append(
+                Storm(
+                    brand,
+                    run[0],
+                    run[-1] + hour,
+                    sum(counts[brand][h] for h in run),
+                    sum(negatives[brand][h] for h in run),
+                )
+            )
+    return found
+
+
+def score_storms(found: list[Storm], alerts: list[Fired]) -> tuple[list[dict[str, Any]], list[Fired]]:
+    """Per storm: its new alerts and its first alert's delay (minutes from its start; any kind of
+    alert); and the new alerts outside every storm of their brand."""
+    per_storm = []
+    for storm in found:
+        mine = sorted(
+            (a for a in alerts if a.brand == storm.brand and storm.holds(a.fired_at)),
+            key=lambda a: a.fired_at,
+        )
+        per_storm.append(
+            {
+                "storm": storm,
+                "new": sum(a.kind == "new" for a in mine),
+                "delay": (mine[0].fired_at - storm.start).total_seconds() / 60 if mine else None,
+            }
+        )
+    outside = [
+        a
+        for a in alerts
+        if a.kind == "new" and not any(s.brand == a.brand and s.holds(a.fired_at) for s in found)
+    ]
+    return per_storm, outside
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
@@ -555,6 +652,13 @@ def replay_real_week(scorings: dict[str, Any], authors: bool) -> None:
         f"real week: {len(rows)} tweets over {days:.1f} days, {len(brands)} brands "
         f"({brand_weeks:.2f} brand-weeks)"
     )
+    found = storms([(r.brand, r.created_at, r.label == "negative") for r in rows])
+    print(f"storms by the labels ({len(found)}):")
+    for storm in found:
+        print(
+            f"  {storm.brand}: {storm.start:%a %d %H:%M}-{storm.end:%a %d %H:%M} UTC, {storm.tweets} tweets, "
+            f"{storm.negatives / storm.tweets:.0%} negative"
+        )
     reason_model = ReasonClassifier.load()
     for mode, model in scorings.items():
         replayed = read_seed_rows(path, model is None, authors)
@@ -584,6 +688,24 @@ def replay_real_week(scorings: dict[str, Any], authors: bool) -> None:
                 f"reasons: {', '.join(list(alert.reasons)[:2]) or '-'}"
             )
         print(f"[{mode}] alerts with half or more of their labelled negatives by one author: {one_author}")
+        per_storm, outside = score_storms(found, [fired(line) for line in lines])
+        alerted = [s for s in per_storm if s["delay"] is not None]
+        delays = [s["delay"] for s in alerted]
+        print(
+            f"[{mode}] storms: new alerts outside every storm {len(outside)} "
+            f"({len(outside) / brand_weeks:.2f} per brand-week); storms alerted {len(alerted)} of "
+            f"{len(per_storm)}; new alerts per storm max {max((s['new'] for s in per_storm), default=0)}, "
+            f"storms with more than 2: {sum(s['new'] > 2 for s in per_storm)}; first alert's delay from "
+            f"the storm's first hour: median {_quantile(delays, 0.5):.0f} min"
+        )
+        for outcome in alerted:
+            storm = outcome["storm"]
+            print(
+                f"  {storm.brand} {storm.start:%a %d %H:%M} ({storm.negatives} labelled negatives): "
+                f"{outcome['new']} new, first alert {outcome['delay']:+.0f} min"
+            )
+        for alert in outside:
+            print(f"  outside every storm: {alert.brand} {alert.fired_at:%a %d %H:%M} UTC")
 
 
 def main() -> None:

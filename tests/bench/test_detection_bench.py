@@ -313,3 +313,78 @@ def test_only_roles_keeps_the_brands_of_those_roles_with_their_buzzes_and_decoys
     quiet = bench.only_roles(both, {"quiet", "quiet_new_night"})
     assert [b["name"] for b in quiet.brands] == ["A"]
     assert [e["brand"] for e in quiet.episodes] == ["A"] and [d["brand"] for d in quiet.decoys] == ["A"]
+
+
+def _hourly_tweets(brand: str, hours: dict[int, tuple[int, int]]) -> list[tuple[str, Any, bool]]:
+    """(brand, created_at, negative) rows: {hour: (tweets, negatives)} from 2015-02-20 00:00 UTC."""
+    start = parse_timestamp("2015-02-20T00:00:00Z")
+    return [
+        (brand, start + timedelta(hours=hour, minutes=index), index < negatives)
+        for hour, (tweets, negatives) in hours.items()
+        for index in range(tweets)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("hours", "expected"),
+    [
+        # usual hours 10 tweets, 4 negative (median 4): twice that at 75% is a storm hour
+        ({h: (10, 4) for h in range(10)} | {3: (12, 9)}, [(3, 4, 12, 9)]),
+        # two storm hours with 2 calm hours between are one storm; 3 between are two
+        ({h: (10, 4) for h in range(12)} | {2: (12, 9), 5: (11, 9)}, [(2, 6, 23, 18)]),
+        ({h: (10, 4) for h in range(12)} | {2: (12, 9), 6: (11, 9)}, [(2, 3, 12, 9), (6, 7, 11, 9)]),
+        # twice the negatives at the usual share is a volume surge, not a storm
+        ({h: (10, 4) for h in range(10)} | {3: (20, 8)}, []),
+        # under 0.7 but the week's share + 0.15 or more: a storm for a brand usually 40% negative
+        ({h: (10, 4) for h in range(10)} | {3: (13, 8)}, [(3, 4, 13, 8)]),
+        # a brand whose median hour holds no negative: empty hours count, and it takes 5
+        ({0: (1, 0), 5: (5, 5), 9: (4, 4)}, [(5, 6, 5, 5)]),
+    ],
+)
+def test_storms_are_runs_of_hours_with_twice_the_usual_negatives_mostly_negative(
+    hours: dict[int, tuple[int, int]], expected: list[tuple[int, int, int, int]]
+) -> None:
+    start = parse_timestamp("2015-02-20T00:00:00Z")
+    found = bench.storms(_hourly_tweets("A", hours))
+    assert [
+        (
+            (s.start - start) // timedelta(hours=1),
+            (s.end - start) // timedelta(hours=1),
+            s.tweets,
+            s.negatives,
+        )
+        for s in found
+    ] == expected
+    assert all(s.brand == "A" for s in found)
+
+
+def test_storms_are_found_brand_by_brand() -> None:
+    calm = {h: (10, 4) for h in range(10)}
+    found = bench.storms(_hourly_tweets("A", calm | {3: (12, 9)}) + _hourly_tweets("B", calm))
+    assert [s.brand for s in found] == ["A"]
+
+
+def test_score_storms_counts_new_alerts_per_storm_and_outside_every_storm() -> None:
+    start = parse_timestamp("2015-02-20T10:00:00Z")
+    storm = bench.Storm("A", start, start + timedelta(hours=3), 60, 50)
+
+    def alert(brand: str, kind: str, minutes: int) -> Any:
+        return bench.Fired(brand, kind, start + timedelta(minutes=minutes), (), None)
+
+    alerts = [
+        alert("A", "new", -61),  # before the storm's margin: outside
+        alert("A", "update", -30),  # its first alert, in the margin before it
+        alert("A", "new", 20),
+        alert("A", "new", 180 + 75),  # the last minute of the margin after it
+        alert("A", "new", 180 + 76),  # outside
+        alert("B", "new", 20),  # another brand's: outside
+    ]
+    (outcome,), outside = bench.score_storms([storm], alerts)
+    assert outcome["new"] == 2 and outcome["delay"] == -30
+    assert [(a.brand, a.fired_at) for a in outside] == [
+        ("A", start - timedelta(minutes=61)),
+        ("A", start + timedelta(minutes=256)),
+        ("B", start + timedelta(minutes=20)),
+    ]
+    (quiet,), _ = bench.score_storms([storm], [])
+    assert quiet == {"storm": storm, "new": 0, "delay": None}
