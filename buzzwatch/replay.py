@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import csv
 import heapq
+import io
 import math
 import pickle
+import re
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
-from typing import IO, Any, Generic, TextIO, TypeVar
+from typing import IO, Any, BinaryIO, Generic, TextIO, TypeVar
 
 from buzzwatch.settings import CommandError
 
@@ -37,6 +41,8 @@ SORT_RUN_ITEMS = 50_000
 # Items pickled together in a spilled run: a quarter of the CPU of one pickle per item (measured on replay
 # rows); a merge holds one such block per run.
 SPILL_BLOCK_ITEMS = 256
+# Skipped rows reported one by one; the others are counted.
+MAX_REPORTED_ERRORS = 20
 
 Item = TypeVar("Item")
 
@@ -50,59 +56,142 @@ class CsvRow:
     problem: str | None = None
 
 
+class CsvError(CommandError):
+    """A CSV that cannot be read at all (UTF-16, no usable header); the message names the file."""
+
+
+# What `errors="surrogateescape"` decodes a byte that is not UTF-8 to (U+DC80 + the byte); valid UTF-8 never
+# decodes to these, so a cell holding one came from such a byte.
+UNDECODABLE_BYTE = re.compile("[\udc80-\udcff]")
+
+
 class ReplayCsv:
-    """The rows of a replay CSV opened by `open_replay_csv`; `columns` is the header."""
+    """The rows of a CSV opened by `open_replay_csv`; `header` is its column names in order.
+
+    A header line without a comma but with semicolons (or tabs) is read with those: Excel's "CSV" where the
+    decimal mark is a comma (French) separates with ';'. An unnamed column (Excel's trailing empty ones) is
+    called `Unnamed: N` (N its 0-based position), the name pandas gives it, so its cells are kept.
+    """
 
     def __init__(self, handle: TextIO) -> None:
         csv.field_size_limit(CSV_FIELD_LIMIT)
-        self._reader = csv.DictReader(handle)
-        self.columns: frozenset[str] = frozenset(self._reader.fieldnames or ())
+        leading: list[str] = []
+        for line in handle:  # blank lines before the header are skipped, as the csv module skips them
+            leading.append(line)
+            if line.strip():
+                break
+        first = leading[-1] if leading else ""
+        separator = next((mark for mark in (";", "\t") if "," not in first and mark in first), ",")
+        self._records = csv.reader(chain(leading, handle), delimiter=separator)
+        self._unreadable: str | None = None
+        names: list[str] = []
+        try:
+            names = next((cells for cells in self._records if not _blank(cells)), [])
+        except csv.Error as exc:
+            self._unreadable = str(exc)
+        self.header = tuple(name or f"Unnamed: {position}" for position, name in enumerate(names))
+        self.columns: frozenset[str] = frozenset(self.header)
 
-    def missing(self, required: Iterable[str]) -> str | None:
-        """None when the header has every `required` column, else which are missing and what it has."""
+    def header_problem(self, required: Sequence[str] = ()) -> str | None:
+        """None when the header is readable, names each column once and has every `required` one, else why."""
+        if self._unreadable is not None:
+            return f"the header line cannot be read as CSV: {self._unreadable}"
+        if not self.header:
+            needed = ", ".join(required) or "its column names"
+            return f"the file is empty: it needs a header line with {needed}"
+        twice = sorted(name for name, count in Counter(self.header).items() if count > 1)
+        if twice:  # only one of the two would be read: the other's cells lost without a word
+            return f"the header names {', '.join(twice)} more than once; rename the copies"
         absent = [name for name in required if name not in self.columns]
         if not absent:
             return None
-        if not self.columns:
-            return f"the file is empty: it needs a header line with {', '.join(required)}"
-        found = ", ".join(sorted(self.columns)) or "none"
-        return f"missing column(s) {', '.join(absent)}; found {found}"
+        return f"missing column(s) {', '.join(absent)}; found {', '.join(sorted(self.columns))}"
 
     def __iter__(self) -> Iterator[CsvRow]:
-        """Every record in file order; an unreadable one is a row with its `problem`, and reading goes on."""
+        """Every record in file order; an unreadable one is a row with its `problem`, and reading goes on.
+
+        A blank line is skipped; a row holding a byte that is not
+        UTF-8 (as `open_replay_text(errors="surrogateescape")` reads it) is unreadable, not read altered.
+        """
+        width = len(self.header)
         while True:
             try:
-                row = next(self._reader)
+                cells = next(self._records)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield CsvRow(self._reader.line_num, {}, f"unreadable CSV row: {exc}")
+                yield CsvRow(self._records.line_num, {}, f"unreadable CSV row: {exc}")
                 continue
-            if None in row:
-                yield CsvRow(self._reader.line_num, {}, "more fields than the header")
+            line = self._records.line_num
+            if _blank(cells):
                 continue
-            yield CsvRow(self._reader.line_num, {key: value for key, value in row.items() if value})
+            if len(cells) > width:
+                yield CsvRow(line, {}, "more fields than the header")
+                continue
+            undecodable = next(filter(None, map(UNDECODABLE_BYTE.search, cells)), None)
+            if undecodable is not None:
+                byte = ord(undecodable.group()) - 0xDC00
+                yield CsvRow(line, {}, f"not UTF-8 text (byte {byte:#04x}); save the file as UTF-8")
+                continue
+            named = zip(self.header, cells, strict=False)  # a short row: its missing cells are empty
+            yield CsvRow(line, {name: value for name, value in named if value})
+
+
+def _blank(cells: list[str]) -> bool:
+    """Whether a record is a blank line: nothing, or nothing but spaces or tabs (pandas skips those too).
+
+    A quoted empty cell alone on its line (`""`) is a row, with that one empty cell.
+    """
+    return not cells or (len(cells) == 1 and cells[0] != "" and not cells[0].strip(" \t"))
+
+
+@dataclass
+class SkippedRows:
+    """Rows a reader skipped: how many, and why for the first `MAX_REPORTED_ERRORS` of them."""
+
+    count: int = 0
+    reported: list[str] = field(default_factory=list)
+
+    def add(self, line: int, reason: str) -> None:
+        """Count one skipped row (the record ending on `line`)."""
+        self.count += 1
+        if len(self.reported) < MAX_REPORTED_ERRORS:
+            self.reported.append(f"line {line}: {reason}")
+
+    def print(self, stream: TextIO) -> None:
+        """Report them on `stream`: the first few in full, then how many more."""
+        for message in self.reported:
+            print(f"skipped {message}", file=stream)
+        if self.count > len(self.reported):
+            print(f"... and {self.count - len(self.reported)} more skipped rows", file=stream)
 
 
 UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")  # what Excel's "Unicode text" and PowerShell's redirection write
 
 
-def open_replay_text(path: Path) -> TextIO:
-    """A replay file's text: UTF-8 with or without a byte-order mark; a byte that is not UTF-8 becomes U+FFFD.
+def replay_text(raw: BinaryIO, name: object, errors: str = "replace") -> TextIO:
+    """The text of the seekable bytes `raw` (`name` in messages): UTF-8 with or without a byte-order mark.
 
-    A UTF-16 file is a CommandError saying so: read as UTF-8, every line of it was noise (a CSV header
-    "missing column(s) ...", every JSON line "not valid JSON").
+    A byte that is not UTF-8 becomes U+FFFD (`errors="replace"`), or whatever `errors` says. A UTF-16 file is
+    a CsvError saying so: read as UTF-8, every line of it was noise (a CSV header "missing column(s) ...",
+    every JSON line "not valid JSON").
     """
-    with path.open("rb") as raw:
-        if raw.read(2) in UTF16_MARKS:
-            raise CommandError(f"{path} is UTF-16 text; save it as UTF-8")
-    return path.open(encoding="utf-8-sig", errors="replace", newline="")
+    if raw.read(2) in UTF16_MARKS:
+        raw.close()
+        raise CsvError(f"{name} is UTF-16 text; save it as UTF-8")
+    raw.seek(0)
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors=errors, newline="")
+
+
+def open_replay_text(path: Path, errors: str = "replace") -> TextIO:
+    """`replay_text` of the file at `path`."""
+    return replay_text(path.open("rb"), path, errors)
 
 
 @contextmanager
-def open_replay_csv(path: Path) -> Iterator[ReplayCsv]:
+def open_replay_csv(path: Path, errors: str = "replace") -> Iterator[ReplayCsv]:
     """Open a replay CSV (as `open_replay_text` reads it)."""
-    with open_replay_text(path) as handle:
+    with open_replay_text(path, errors) as handle:
         yield ReplayCsv(handle)
 
 

@@ -1,27 +1,30 @@
-"""The one reader of a CSV a person brings to be scored (`buzzwatch score`, `buzzwatch evaluate`, the app's
-upload): every cell a string, or a `CsvError` that names the line to fix.
+"""The CSV a person brings to be scored (`buzzwatch score`, `buzzwatch evaluate`, the app's upload), read by
+the one CSV reader (`buzzwatch.replay.ReplayCsv`): every cell a string, any file size, or a `CsvError` that
+names what to fix.
 
-pandas alone reads a first row with more fields than the header (an unquoted comma in a tweet) as if its
-extra leading fields were an index: every column of every row shifts by one, silently; it renames a column
-named twice `text.1`, so the file's second `text` is scored or dropped without a word. A byte that is not
-UTF-8 is reported by pandas at a position in its read buffer, not in the file. A header with no comma but
-semicolons (or tabs) is read with those: Excel's "CSV" where the decimal mark is a comma (French) uses ';'.
+pandas alone read a first row with more fields than the header (an unquoted comma in a tweet) as if its
+extra leading fields were an index, shifting every column of every row by one, and renamed a column named
+twice `text.1`; the one reader reports such a row on its own line and refuses such a header. A byte that is
+not UTF-8 makes its row unreadable (reported with its line), so a text is never scored altered.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from buzzwatch.cells import CSV_LINE_END
-from buzzwatch.replay import UTF16_MARKS
-from buzzwatch.settings import CommandError
+from buzzwatch.replay import CsvError, CsvRow, ReplayCsv, SkippedRows, open_replay_csv, replay_text
 
 if TYPE_CHECKING:
     import pandas as pd
+
+# A byte that is not UTF-8 is kept apart (U+DC80 + the byte), so its row is reported, not read altered.
+STRICT_TEXT = "surrogateescape"
 
 
 def frame_csv(frame: pd.DataFrame) -> str:
@@ -29,42 +32,52 @@ def frame_csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, lineterminator=CSV_LINE_END)
 
 
-class CsvError(CommandError):
-    """A CSV that cannot be read as its header says; the message names the file and the line."""
+@contextmanager
+def open_string_csv(path: Path, required: Sequence[str]) -> Iterator[ReplayCsv]:
+    """The file's rows, read as it is iterated; a CsvError when it is missing or its header is unusable."""
+    if not path.is_file():
+        raise CsvError(f"input file not found: {path}")
+    with open_replay_csv(path, STRICT_TEXT) as rows:
+        problem = rows.header_problem(required)
+        if problem:
+            raise CsvError(f"{path}: {problem}")
+        yield rows
+
+
+def readable_chunks(rows: ReplayCsv, skipped: SkippedRows, size: int) -> Iterator[list[CsvRow]]:
+    """The readable rows, at most `size` at a time (what bounds memory); each unreadable one to `skipped`."""
+
+    def readable() -> Iterator[CsvRow]:
+        for row in rows:
+            if row.problem is None:
+                yield row
+            else:
+                skipped.add(row.line, row.problem)
+
+    remaining = readable()
+    while chunk := list(islice(remaining, size)):
+        yield chunk
+
+
+def row_cells(rows: ReplayCsv, row: CsvRow) -> list[str]:
+    """The row's cells in header order, "" for an empty or missing one."""
+    return [row.values.get(name, "") for name in rows.header]
 
 
 def read_string_csv(data: bytes, name: str | Path) -> pd.DataFrame:
-    """The CSV `data` (UTF-8, with or without a byte-order mark) as a frame of strings, empty cells "".
+    """The CSV `data` (an upload) as a frame of strings, empty cells ""; a CsvError names the first bad line.
 
     `name` is how messages call the file.
     """
     import pandas as pd
 
-    if data[:2] in UTF16_MARKS:  # it was "line 1 is not UTF-8 text (byte 0xff)"
-        raise CsvError(f"{name} is UTF-16 text (Excel's 'Unicode text'); save it as CSV UTF-8")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise CsvError(
-            f"{name}: line {line} is not UTF-8 text (byte {data[exc.start]:#04x}); save the file as UTF-8"
-        ) from None
-    if not text.strip():
-        raise CsvError(f"{name} is empty: a CSV needs a header line naming its columns (e.g. text)")
-    header_line = text.split("\n", 1)[0]
-    separator = next((mark for mark in (";", "\t") if "," not in header_line and mark in header_line), ",")
-    header = next(csv.reader([header_line.rstrip("\r")], delimiter=separator), [])
-    twice = sorted(column for column, count in Counter(header).items() if count > 1 and column.strip())
-    if twice:
-        raise CsvError(f"{name}: the header names {', '.join(twice)} more than once; rename the copies")
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=separator)
-    except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
-        raise CsvError(f"cannot read {name} as CSV: {str(exc).strip()}") from None
-    if not isinstance(frame.index, pd.RangeIndex):
-        fields = frame.index.nlevels + len(frame.columns)
-        raise CsvError(
-            f"{name}: the first row after the header has {fields} fields and the header "
-            f"{len(frame.columns)} columns; quote each field that contains a comma"
-        )
-    return frame
+    rows = ReplayCsv(replay_text(io.BytesIO(data), name, STRICT_TEXT))
+    problem = rows.header_problem()
+    if problem:
+        raise CsvError(f"{name}: {problem}")
+    records = []
+    for row in rows:
+        if row.problem is not None:
+            raise CsvError(f"{name}: line {row.line}: {row.problem}")
+        records.append(row_cells(rows, row))
+    return pd.DataFrame(records, columns=list(rows.header))

@@ -145,7 +145,7 @@ def _event_time(event: TweetEvent) -> datetime:
 
 def _records_from_csv(rows: ReplayCsv, name: str, report: InputReport) -> Iterator[tuple[str, Any]]:
     """Each readable row's cells; an unreadable row is reported, and the next one read."""
-    missing = rows.missing(("id", "created_at", "text"))
+    missing = rows.header_problem(("id", "created_at", "text"))
     if missing:
         raise SchemaError(f"{name}: a replay CSV needs a header with id, created_at and text: {missing}")
     for row in rows:

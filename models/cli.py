@@ -7,9 +7,13 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from buzzwatch.cli import positive_count
 from buzzwatch.settings import CommandError
+
+if TYPE_CHECKING:
+    from buzzwatch.replay import CsvRow
 
 # The report sets (airline and general in-distribution, the shifted hold-out) and the selection sets.
 PROXY_SETS = ("airline_test", "semeval_test", "semeval2016test", "validation_airline", "tweeteval_val")
@@ -119,26 +123,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     score.add_argument("--model-uri", default=None, help="as for evaluate (default: the champion)")
     score.add_argument(
-        "--batch-size", type=positive_count, default=1024, help="rows per scoring batch (default 1024)"
+        "--batch-size",
+        type=positive_count,
+        default=1024,
+        help="rows read and scored at a time (default 1024): memory grows with it, not with the file",
     )
     score.set_defaults(handler=_score)
-
-
-def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[object, str | None]:
-    """A DataFrame of strings, or an error message a person can act on."""
-    from buzzwatch.tables import CsvError, read_string_csv
-
-    if not path.is_file():
-        return None, f"input file not found: {path}"
-    try:
-        frame = read_string_csv(path.read_bytes(), path)
-    except CsvError as exc:
-        return None, str(exc)
-    missing = [column for column in required if column not in frame.columns]
-    if missing:
-        found = ", ".join(map(str, frame.columns)) or "none"
-        return None, f"{path} has no {', '.join(missing)} column (columns found: {found})"
-    return frame, None
 
 
 def _load_predictor(model_uri: str | None) -> tuple[object, str | None]:
@@ -160,22 +150,28 @@ def _proxy_frame(name: str) -> object:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from models.scoring import evaluate_frame
+    from buzzwatch.replay import SkippedRows
+    from buzzwatch.tables import open_string_csv, readable_chunks
+    from models.scoring import SCORING_BATCH, evaluate_rows
 
-    if args.proxy:
-        frame, source = _proxy_frame(args.proxy), f"proxy set {args.proxy}"
-    else:
-        frame, error = _read_csv(args.data, ("text", "label"))
+    skipped = SkippedRows()
+    with contextlib.ExitStack() as held:
+        if args.proxy:
+            frame, source = _proxy_frame(args.proxy), f"proxy set {args.proxy}"
+            chunks = [_frame_rows(frame)]
+        else:
+            rows = held.enter_context(open_string_csv(args.data, ("text", "label")))
+            source = str(args.data)
+            chunks = readable_chunks(rows, skipped, SCORING_BATCH)
+        predictor, error = _load_predictor(args.model_uri)
         if error:
             raise CommandError(error)
-        source = str(args.data)
-    predictor, error = _load_predictor(args.model_uri)
-    if error:
-        raise CommandError(error)
-    try:
-        report = evaluate_frame(predictor, frame)
-    except ValueError as exc:
-        raise CommandError(f"{source}: {exc}") from None
+        try:
+            report = evaluate_rows(predictor, chunks)
+        except ValueError as exc:
+            raise CommandError(f"{source}: {exc}") from None
+        finally:
+            skipped.print(sys.stderr)
     for reason, count in report["skipped"].items():
         print(f"warning: skipped {count} row(s) of {source}: {reason}", file=sys.stderr)
     if report["absent_labels"]:
@@ -200,31 +196,59 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _frame_rows(frame: Any) -> list[CsvRow]:
+    """A proxy set's rows as the CSV reader gives a file's (line: the data row's, counting the header)."""
+    from buzzwatch.replay import CsvRow
+
+    return [
+        CsvRow(line, {"text": text, "label": label})
+        for line, (text, label) in enumerate(zip(frame["text"], frame["label"], strict=True), start=2)
+    ]
+
+
 def _score(args: argparse.Namespace) -> int:
+    import csv
+
     from buzzwatch.cells import CSV_LINE_END
     from buzzwatch.files import atomic_text_output, same_file
-    from models.scoring import ERROR_COLUMN, score_frame
+    from buzzwatch.replay import SkippedRows
+    from buzzwatch.tables import open_string_csv, readable_chunks, row_cells
+    from models.scoring import ERROR_COLUMN, clashing_columns, score_columns, scored_chunks
 
     if same_file(args.input, args.output):
         raise CommandError(f"--output is the input file {args.input}: write the scores to another file")
-    frame, error = _read_csv(args.input, ("text",))
-    if error:
-        raise CommandError(error)
-    predictor, error = _load_predictor(args.model_uri)
-    if error:
-        raise CommandError(error)
-    try:
-        scored = score_frame(predictor, frame, batch_size=args.batch_size, progress=True)
-    except ValueError as exc:
-        raise CommandError(f"{args.input}: {exc}") from None
-    try:
-        with atomic_text_output(args.output) as handle:
-            scored.to_csv(handle, index=False, lineterminator=CSV_LINE_END)  # a lone CR stays quoted
-    except OSError as exc:
-        raise CommandError(f"cannot write {args.output} (nothing written there): {exc}") from None
-    failed = int((scored[ERROR_COLUMN] != "").sum())
+    skipped = SkippedRows()
+    scored = failed = 0
+    with open_string_csv(args.input, ("text",)) as rows:
+        predictor, error = _load_predictor(args.model_uri)
+        if error:
+            raise CommandError(error)
+        taken = clashing_columns(rows.header, predictor.labels)
+        if taken:
+            raise CommandError(
+                f"{args.input}: the input already has the column(s) {', '.join(taken)} that scoring adds; an "
+                "input column is never overwritten: rename or drop them first"
+            )
+        cells = (
+            [row_cells(rows, row) for row in chunk]
+            for chunk in readable_chunks(rows, skipped, args.batch_size)
+        )
+        error_column = len(rows.header) + score_columns(predictor.labels).index(ERROR_COLUMN)
+        try:
+            with atomic_text_output(args.output) as handle:
+                writer = csv.writer(handle, lineterminator=CSV_LINE_END)  # a lone CR stays quoted
+                writer.writerow([*rows.header, *score_columns(predictor.labels)])
+                for chunk in scored_chunks(predictor, cells, rows.header.index("text"), progress=True):
+                    writer.writerows(chunk)
+                    scored += len(chunk)
+                    failed += sum(1 for row in chunk if row[error_column])
+        except OSError as exc:
+            raise CommandError(f"cannot write {args.output} (nothing written there): {exc}") from None
+        finally:
+            skipped.print(sys.stderr)
+    unreadable = f", {skipped.count} unreadable row(s) skipped" if skipped.count else ""
     print(
-        f"scored {len(scored) - failed} rows, {failed} with an error, into {args.output} "
+        f"scored {scored - failed} rows, {failed} with an error{unreadable}, into {args.output} "
         f"(model {predictor.model_version})",
         file=sys.stderr,
     )

@@ -1,15 +1,16 @@
-"""Batch scoring and evaluation of CSV-shaped tables through the Predictor (no TensorFlow)."""
+"""Batch scoring and evaluation of CSV rows through the Predictor, chunk by chunk (no TensorFlow)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from buzzwatch.replay import CsvRow
 from buzzwatch.schema import MAX_TEXT_CHARS
-from models.evaluate import evaluation_report
+from models.evaluate import confusion_matrix, report_from_matrix
 from models.language import gate_for
 from models.predictor import Predictor
 
@@ -19,6 +20,8 @@ PREDICTED_LABEL_COLUMN = "predicted_label"
 ERROR_COLUMN = "error"
 LANGUAGE_COLUMN = "language"
 LANGUAGE_SUPPORTED_COLUMN = "language_supported"
+# Rows `buzzwatch evaluate` reads and scores at a time: what its memory grows with, not the file.
+SCORING_BATCH = 1024
 
 
 def text_error(text: str) -> str:
@@ -31,7 +34,7 @@ def text_error(text: str) -> str:
 
 
 def score_columns(labels: tuple[str, ...]) -> list[str]:
-    """The columns `score_frame` adds, in order."""
+    """The columns `scored_chunks` adds, in order."""
     return [
         PREDICTED_LABEL_COLUMN,
         *(f"p_{label}" for label in labels),
@@ -41,72 +44,87 @@ def score_columns(labels: tuple[str, ...]) -> list[str]:
     ]
 
 
-def evaluate_frame(predictor: Predictor, frame: pd.DataFrame) -> dict[str, Any]:
-    """The evaluation report on a text,label table, over the scoreable rows and the classes present.
+def clashing_columns(header: Sequence[str], labels: tuple[str, ...]) -> list[str]:
+    """The `score_columns` the input already has: scoring never replaces an input column."""
+    return [column for column in score_columns(labels) if column in header]
+
+
+def evaluate_rows(predictor: Predictor, chunks: Iterable[Sequence[CsvRow]]) -> dict[str, Any]:
+    """The evaluation report on text,label rows (read chunk by chunk), over the scoreable rows and the
+    classes present.
 
     Rows whose text cannot be scored (empty, over-long) are left out and counted in `skipped`; macro
     averages and `per_class` cover only the classes present in the labels, the others are listed in
-    `absent_labels` (a class with no example has no recall, so averaging its 0 in would mislead).
+    `absent_labels` (a class with no example has no recall, so averaging its 0 in would mislead). A label
+    outside the model's is a ValueError naming the first few and their lines (after it, rows are only read).
     """
-    texts = frame["text"].fillna("").astype(str).tolist()
-    labels = [str(label).strip().lower() for label in frame["label"]]
-    unknown = sorted(set(labels) - set(predictor.labels))
-    if unknown:  # quoted and placed, so an empty label reads '' (data row 3), not nothing
-        first_row = {label: row for row, label in reversed(list(enumerate(labels, start=1)))}
-        found = ", ".join(f"{label!r} (data row {first_row[label]})" for label in unknown[:5])
+    matrix = np.zeros((len(predictor.labels), len(predictor.labels)), dtype=np.int64)
+    skipped: Counter[str] = Counter()
+    unknown: dict[str, int] = {}  # label -> the line of its first row (the first few labels)
+    rows_read = 0
+    for chunk in chunks:
+        rows_read += len(chunk)
+        labels = [row.values.get("label", "").strip().lower() for row in chunk]
+        for row, label in zip(chunk, labels, strict=True):
+            if label not in predictor.labels and label not in unknown and len(unknown) < 5:
+                unknown[label] = row.line
+        if unknown:
+            continue
+        texts = [row.values.get("text", "") for row in chunk]
+        errors = [text_error(text) for text in texts]
+        skipped.update(error for error in errors if error)
+        kept = [row for row, error in enumerate(errors) if not error]
+        if kept:
+            winners = predictor.predict_proba([texts[row] for row in kept]).argmax(axis=1)
+            predicted = [predictor.labels[winner] for winner in winners]
+            matrix += confusion_matrix([labels[row] for row in kept], predicted, predictor.labels)
+    if unknown:  # quoted and placed, so an empty label reads '' (line 3), not nothing
+        found = ", ".join(f"{label!r} (line {line})" for label, line in sorted(unknown.items()))
         raise ValueError(f"labels must be one of {', '.join(predictor.labels)}; found {found}")
-    errors = [text_error(text) for text in texts]
-    kept = [row for row, error in enumerate(errors) if not error]
-    if not kept:
-        raise ValueError("no rows to evaluate" if not texts else "no row has a text that can be scored")
-    winners = predictor.predict_proba([texts[row] for row in kept]).argmax(axis=1)
-    predicted = [predictor.labels[winner] for winner in winners]
-    report = evaluation_report([labels[row] for row in kept], predicted, predictor.labels)
+    if not matrix.sum():
+        raise ValueError("no rows to evaluate" if not rows_read else "no row has a text that can be scored")
+    report = report_from_matrix(matrix, predictor.labels)
     present = [label for label in predictor.labels if report["per_class"][label]["support"] > 0]
     report["per_class"] = {label: report["per_class"][label] for label in present}
     report["macro_f1"] = float(np.mean([scores["f1"] for scores in report["per_class"].values()]))
     report["macro_recall"] = float(np.mean([scores["recall"] for scores in report["per_class"].values()]))
     report["absent_labels"] = [label for label in predictor.labels if label not in present]
-    report["skipped"] = dict(Counter(error for error in errors if error))
+    report["skipped"] = dict(skipped)
     return report
 
 
-def score_frame(
-    predictor: Predictor, frame: pd.DataFrame, *, batch_size: int = 1024, progress: bool = False
-) -> pd.DataFrame:
-    """The table with the `score_columns` added (a language the model does not read is flagged).
+def scored_chunks(
+    predictor: Predictor,
+    chunks: Iterable[Sequence[Sequence[str]]],
+    text_column: int,
+    *,
+    progress: bool = False,
+) -> Iterator[list[list[object]]]:
+    """Each chunk of rows (cells in header order, the text at `text_column`) with the `score_columns` added.
 
-    Raises ValueError when the table already has one of those columns: an input column is never replaced.
+    A language the model does not read is flagged; a text that cannot be scored gets its error and no label.
     """
     from tqdm import tqdm
 
-    taken = [column for column in score_columns(predictor.labels) if column in frame.columns]
-    if taken:
-        raise ValueError(
-            f"the input already has the column(s) {', '.join(taken)} that scoring adds; an input column is "
-            "never overwritten: rename or drop them first"
-        )
-    texts = frame["text"].fillna("").astype(str).tolist()
-    scored = frame.copy()
-    labels_out = [""] * len(texts)
-    errors = [text_error(text) for text in texts]
-    probabilities = np.full((len(texts), len(predictor.labels)), np.nan, dtype=np.float32)
-    valid_rows = [row for row, error in enumerate(errors) if not error]
-    with tqdm(total=len(valid_rows), unit="tweet", disable=not progress, desc="scoring") as bar:
-        for start in range(0, len(valid_rows), batch_size):
-            rows = valid_rows[start : start + batch_size]
-            batch = predictor.predict_proba([texts[row] for row in rows])
-            probabilities[rows] = batch
-            for row, winner in zip(rows, batch.argmax(axis=1), strict=True):
-                labels_out[row] = predictor.labels[winner]
-            bar.update(len(rows))
-    scored[PREDICTED_LABEL_COLUMN] = labels_out
-    for position, label in enumerate(predictor.labels):
-        scored[f"p_{label}"] = [
-            "" if np.isnan(value) else f"{value:.6f}" for value in probabilities[:, position]
-        ]
-    languages = gate_for(predictor).identify_many(texts)
-    scored[LANGUAGE_COLUMN] = [language.code for language in languages]
-    scored[LANGUAGE_SUPPORTED_COLUMN] = [language.supported for language in languages]
-    scored[ERROR_COLUMN] = errors
-    return scored
+    gate = gate_for(predictor)
+    with tqdm(unit="tweet", disable=not progress, desc="scoring") as bar:
+        for chunk in chunks:
+            texts = [cells[text_column] for cells in chunk]
+            errors = [text_error(text) for text in texts]
+            valid_rows = [row for row, error in enumerate(errors) if not error]
+            labels_out = [""] * len(texts)
+            probabilities = np.full((len(texts), len(predictor.labels)), np.nan, dtype=np.float32)
+            if valid_rows:
+                batch = predictor.predict_proba([texts[row] for row in valid_rows])
+                probabilities[valid_rows] = batch
+                for row, winner in zip(valid_rows, batch.argmax(axis=1), strict=True):
+                    labels_out[row] = predictor.labels[winner]
+            shown = [["" if np.isnan(value) else f"{value:.6f}" for value in row] for row in probabilities]
+            languages = gate.identify_many(texts)
+            yield [
+                [*cells, label, *row_probabilities, language.code, language.supported, error]
+                for cells, label, row_probabilities, language, error in zip(
+                    chunk, labels_out, shown, languages, errors, strict=True
+                )
+            ]
+            bar.update(len(valid_rows))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from buzzwatch.files import same_file
     from buzzwatch.settings import CommandError, CommonSettings
     from worker.detection import BuzzDetector, DetectorConfig
-    from worker.replay import ReplayError, ReplaySummary, print_errors, replay_rows, run_replay
+    from worker.replay import ReplayError, ReplaySummary, replay_rows, run_replay
 
     if same_file(args.input, args.alerts_out):  # opened for writing, it emptied the tweets it replays
         raise CommandError(f"--alerts-out is the input file {args.input}: write the alerts to another file")
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             rows = held.enter_context(replay_rows(args.input, args.oracle, summary))
         except ReplayError as exc:
             raise CommandError(str(exc)) from None
-        print_errors(summary)
+        summary.skipped.print(sys.stderr)
         model = None
         if not args.oracle:
             from models.predictor import ModelLoadError, Predictor

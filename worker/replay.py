@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,7 +24,14 @@ from typing import NamedTuple, Protocol, TextIO
 
 import numpy as np
 
-from buzzwatch.replay import SORT_RUN_ITEMS, EventTimeOrder, open_replay_csv, paced, wait_by_sleeping
+from buzzwatch.replay import (
+    SORT_RUN_ITEMS,
+    EventTimeOrder,
+    SkippedRows,
+    open_replay_csv,
+    paced,
+    wait_by_sleeping,
+)
 from buzzwatch.schema import (
     LABELS,
     Alert,
@@ -42,7 +48,6 @@ REQUIRED_COLUMNS = ("id", "created_at", "text", "brand")
 REASON_COLUMNS = ("negative_reason", "negativereason")
 AUTHOR_COLUMN = "author"
 LANGUAGE_COLUMN = "lang"
-MAX_REPORTED_ERRORS = 20
 # Distinct texts whose scores a replay keeps; past this many it starts afresh (only the speed changes).
 SCORED_TEXTS_KEPT = 200_000
 
@@ -80,8 +85,7 @@ class ReplaySummary:
     """What a replay did, printed at the end."""
 
     rows_read: int = 0
-    rows_skipped: int = 0
-    errors: list[str] = field(default_factory=list)  # the first MAX_REPORTED_ERRORS skipped rows
+    skipped: SkippedRows = field(default_factory=SkippedRows)
     tweets: int = 0
     alerts: Counter[str] = field(default_factory=Counter)
     alerts_by_brand: Counter[str] = field(default_factory=Counter)
@@ -101,7 +105,7 @@ class ReplaySummary:
     def lines(self) -> list[str]:
         """A human-readable summary."""
         out = [
-            f"replayed {self.tweets} tweets ({self.rows_skipped} of {self.rows_read} rows skipped) "
+            f"replayed {self.tweets} tweets ({self.skipped.count} of {self.rows_read} rows skipped) "
             f"in {self.seconds:.2f} s: {self.tweets_per_second:,.0f} tweets/s, scoring: {self.scoring}",
             f"labels: {dict(sorted(self.label_counts.items()))}",
             f"brands tracked: {len(self.brands)} ({', '.join(self.brands)})",
@@ -141,7 +145,7 @@ def replay_rows(
         raise ReplayError(f"input file not found: {path}")
     with open_replay_csv(path) as csv_rows:
         required = (*REQUIRED_COLUMNS, "label") if oracle else REQUIRED_COLUMNS
-        missing = csv_rows.missing(required)
+        missing = csv_rows.header_problem(required)
         if missing:
             no_labels = oracle and "label" not in csv_rows.columns and bool(csv_rows.columns)
             hint = " (--oracle reads the labels from a 'label' column)" if no_labels else ""
@@ -156,9 +160,7 @@ def replay_rows(
                         raise SchemaError(row.problem)
                     parsed = _parse_row(row.values, row.line, oracle, reason_column)
                 except SchemaError as exc:
-                    summary.rows_skipped += 1
-                    if len(summary.errors) < MAX_REPORTED_ERRORS:
-                        summary.errors.append(f"line {row.line}: {exc}")
+                    summary.skipped.add(row.line, str(exc))
                     continue
                 summary.without_offset += not names_its_offset(row.values["created_at"])
                 yield parsed
@@ -355,13 +357,3 @@ def run_replay(
 
 def _event_time(scored: ScoredTweet) -> datetime:
     return scored.tweet.created_at
-
-
-def print_errors(summary: ReplaySummary, stream: TextIO | None = None) -> None:
-    """Report skipped rows (the first few in full) on `stream` (default: standard error)."""
-    stream = stream or sys.stderr
-    for message in summary.errors:  # replay_rows keeps the first MAX_REPORTED_ERRORS
-        print(f"skipped {message}", file=stream)
-    hidden = summary.rows_skipped - len(summary.errors)
-    if hidden > 0:
-        print(f"... and {hidden} more skipped rows", file=stream)

@@ -8,8 +8,6 @@ regular file (no process can write there), and a real full disk: a 2 MiB tmpfs f
 
 from __future__ import annotations
 
-import errno
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from buzzwatch.notify import Mailer
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry
 from tests.support.api import FakeClock, LexiconPredictor
+from tests.support.disks import fill_disk, small_tmpfs
 
 
 def test_a_failing_telemetry_sink_never_fails_a_stored_feedback(
@@ -47,35 +46,8 @@ def test_a_failing_telemetry_sink_never_fails_a_stored_feedback(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs CAP_SYS_ADMIN): {mounted.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def _fill(disk: Path) -> Path:
-    """Write a file until the disk is full; returns it (delete it to free the space)."""
-    filler = disk / "filler"
-    block = b"\0" * 4096
-    with open(filler, "wb", buffering=0) as handle:
-        try:
-            while True:
-                handle.write(block)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-        try:  # the last partial block
-            while handle.write(b"\0"):
-                pass
-        except OSError:
-            pass
-    return filler
+    with small_tmpfs(tmp_path / "disk") as disk:
+        yield disk
 
 
 def test_a_full_disk_is_a_clear_503_and_nothing_answered_is_lost(
@@ -95,7 +67,7 @@ def test_a_full_disk_is_a_clear_503_and_nothing_answered_is_lost(
     database = str((small_disk / "var" / "buzzwatch.db").resolve())
     assert client.get("/readyz").status_code == 200
 
-    filler = _fill(small_disk)
+    filler = fill_disk(small_disk)
     texts = [f"great crew, thanks, flight {n} " + "x" * 900 for n in range(200)]
     scored = client.post("/v1/predict", json={"texts": texts[:8]})
     assert scored.status_code == 200  # scoring does not need the disk
@@ -117,3 +89,4 @@ def test_a_full_disk_is_a_clear_503_and_nothing_answered_is_lost(
     with store.engine.connect() as connection:  # every prediction answered while the disk was full
         assert connection.execute(select(func.count()).select_from(predictions_table)).scalar_one() == 200
     store.close()
+

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from buzzwatch.replay import SPILL_BLOCK_ITEMS, EventTimeOrder, open_replay_csv, paced
+from buzzwatch.schema import SchemaError
 from ingest.brands import BrandBook
 from ingest.sources import InputReport, replay_file_events
-from worker.replay import ReplaySummary, read_rows
+from worker.replay import ReplayError, ReplaySummary, read_rows
 
 START = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
 
@@ -60,7 +61,7 @@ def test_the_ingester_and_the_detector_replay_read_the_same_tweets(tmp_path: Pat
         "@united fine",
         "@united no label",
     ]
-    assert (report.read, report.bad) == (summary.rows_read, summary.rows_skipped) == (5, 1)
+    assert (report.read, report.bad) == (summary.rows_read, summary.skipped.count) == (5, 1)
 
 
 class FakeClock:
@@ -158,3 +159,22 @@ def test_event_time_order_keeps_small_inputs_in_memory_and_reads_everything_firs
 
     ordered = EventTimeOrder(items(), lambda value: value, None)
     assert read == [3, 1, 2] and len(ordered) == 3 and list(ordered) == [1, 2, 3]
+
+
+def test_a_header_naming_a_column_twice_is_refused_by_both_replays(tmp_path: Path) -> None:
+    """The csv module kept the last of two `text` columns: the first one's tweets were dropped unsaid."""
+    path = tmp_path / "replay.csv"
+    path.write_text("id,created_at,text,brand,text\n1,2026-11-25T21:00:00Z,@united late,united,hi\n")
+    with pytest.raises(ReplayError, match="the header names text more than once"):
+        read_rows(path, False, ReplaySummary())
+    with (
+        pytest.raises(SchemaError, match="the header names text more than once"),
+        replay_file_events(path, BrandBook.load(), InputReport()) as events,
+    ):
+        list(events)
+
+
+def test_a_semicolon_separated_replay_is_read_by_its_header(tmp_path: Path) -> None:
+    path = tmp_path / "replay.csv"
+    path.write_text('id;created_at;text;brand\n1;2026-11-25T21:00:00Z;"@united late, again; sigh";united\n')
+    assert [row.text for row in read_rows(path, False, ReplaySummary())] == ["@united late, again; sigh"]

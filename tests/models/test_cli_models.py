@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import errno
+import csv
 import json
+import tracemalloc
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 
 from buzzwatch.cli import main
 from buzzwatch.schema import MAX_TEXT_CHARS
+from tests.support.disks import small_tmpfs
 
 CHAMPION = str(Path(__file__).resolve().parents[2] / "models" / "artifacts" / "champion")
 
@@ -39,7 +41,7 @@ def test_evaluate_rejects_unknown_labels(tiny_model, tmp_path, capsys):
     pd.DataFrame({"text": ["hello", "bye", "ok"], "label": ["angry", "", "angry"]}).to_csv(data, index=False)
     code = main(["evaluate", "--data", str(data), "--json", "--model-uri", str(tiny_model.artifact_dir)])
     assert code == 2
-    assert "found '' (data row 2), 'angry' (data row 1)" in capsys.readouterr().err  # '' was shown as nothing
+    assert "found '' (line 3), 'angry' (line 2)" in capsys.readouterr().err  # '' was shown as nothing
 
 
 def test_score_adds_columns_and_flags_empty_text(tiny_model, tmp_path):
@@ -99,20 +101,29 @@ def test_score_without_text_column_fails_clearly(tiny_model, tmp_path, capsys):
     )
     assert code == 2
     err = capsys.readouterr().err
-    assert "no text column" in err
+    assert f"{source}: missing column(s) text; found tweet" in err
     assert "Traceback" not in err
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_score_refuses_a_csv_whose_first_row_would_shift_every_column(tmp_path, capsys):
-    """An unquoted comma in the first row made pandas shift every row's text: scores written for the wrong
-    texts, exit 0."""
-    source = tmp_path / "in.csv"
-    source.write_text("id,text\n1,late again, as usual\n2,great crew\n")
-    assert main(["score", "--input", str(source), "--output", str(tmp_path / "out.csv")]) == 2
+def test_score_skips_and_reports_unreadable_rows_and_scores_the_others(tmp_path, capsys):
+    """A first row with an unquoted comma made pandas shift every row's text (refused since); a later row
+    with too many fields, or a byte that is not UTF-8, failed the whole file: exit 2, nothing scored."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_bytes(
+        b"id,text\n1,late again, as usual\n2,great crew\n3,caf\xe9 froid\n4,lost, my, bag\n5,ok\n"
+    )
+    assert _score(source, out) == 0
     err = capsys.readouterr().err
-    assert f"{source}: the first row after the header has 3 fields and the header 2 columns" in err
-    assert not (tmp_path / "out.csv").exists()
+    assert "skipped line 2: more fields than the header" in err
+    assert "skipped line 4: not UTF-8 text (byte 0xe9); save the file as UTF-8" in err
+    assert "skipped line 5: more fields than the header" in err
+    assert "scored 2 rows, 0 with an error, 3 unreadable row(s) skipped" in err
+    scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert scored[["id", "text"]].to_dict("records") == [
+        {"id": "2", "text": "great crew"},
+        {"id": "5", "text": "ok"},
+    ]
 
 
 def test_score_missing_file_and_bad_model(tmp_path, capsys):
@@ -177,20 +188,55 @@ def test_score_refuses_to_write_over_its_input(tmp_path, capsys):
     assert source.read_bytes() == before
 
 
-def test_score_on_a_full_disk_leaves_the_old_output_whole(tmp_path, monkeypatch, capsys):
-    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    pd.DataFrame({"text": ["lost my bag"] * 50}).to_csv(source, index=False)
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        yield disk
+
+
+def test_score_on_a_full_disk_leaves_the_old_output_whole(tmp_path, small_disk, capsys):
+    """The scores are written as they are made: a disk that fills midway leaves the old output as it was."""
+    source, out = tmp_path / "in.csv", small_disk / "out.csv"
+    pd.DataFrame({"text": ["lost my bag"] * 4000, "note": ["x" * 300] * 4000}).to_csv(source, index=False)
     out.write_text("previous complete output\n")
-
-    def write_half_then_fill_the_disk(self, path_or_buf=None, **kwargs):
-        path_or_buf.write("text,predicted_label\nlost my")
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(pd.DataFrame, "to_csv", write_half_then_fill_the_disk)
     assert _score(source, out) == 2
     assert "No space left" in capsys.readouterr().err
     assert out.read_text() == "previous complete output\n"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+    assert sorted(path.name for path in small_disk.iterdir()) == ["out.csv"]
+
+
+def _rows_of_empty_texts(path: Path, rows: int) -> int:
+    """A labelled CSV of `rows` rows, a 1,500-character note each, one text in 50 to score; its size."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label", "note"])
+        for row in range(rows):
+            writer.writerow(["lost my bag again" if row % 50 == 0 else "", "negative", "n" * 1500])
+    return path.stat().st_size
+
+
+@pytest.mark.parametrize("command", ["score", "evaluate"])
+def test_score_and_evaluate_hold_a_chunk_not_the_file(command, tmp_path, capsys):
+    """Both read the whole CSV into memory (a multi-GB export ran out of it): now peak traced memory stays
+    far below the file's size (the model's own load excluded: it is loaded once first)."""
+    small, large = tmp_path / "small.csv", tmp_path / "large.csv"
+    _rows_of_empty_texts(small, 10)
+    size = _rows_of_empty_texts(large, 20_000)  # 30 MB, about 30 chunks of 1,024 rows
+
+    def run(source: Path) -> int:
+        if command == "score":
+            return _score(source, tmp_path / "out.csv")
+        return main(["evaluate", "--data", str(source), "--json", "--model-uri", CHAMPION])
+
+    assert run(small) == 0
+    tracemalloc.start()
+    try:
+        assert run(large) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert size > 30e6 and peak < size / 3  # pandas held the file twice over: peak > 2 x size
+    capsys.readouterr()
 
 
 def _evaluate_json(data: Path, capsys) -> tuple[int, dict, str]:

@@ -17,14 +17,13 @@ import pytest
 
 import worker.replay as replay_module
 from buzzwatch.cli import main
+from buzzwatch.replay import MAX_REPORTED_ERRORS
 from buzzwatch.schema import parse_timestamp
 from tests.support.streams import START, background, burst, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.explain import named_words
 from worker.replay import (
-    MAX_REPORTED_ERRORS,
     ReplaySummary,
-    print_errors,
     read_rows,
     replay_rows,
     run_replay,
@@ -399,9 +398,10 @@ def test_a_file_of_bad_rows_keeps_the_first_messages_and_counts_them_all(tmp_pat
     ]
     summary = ReplaySummary()
     assert read_rows(write_csv(tmp_path / "in.csv", [], lines), True, summary) == []
-    assert summary.rows_skipped == MAX_REPORTED_ERRORS + 30 and len(summary.errors) == MAX_REPORTED_ERRORS
+    assert summary.skipped.count == MAX_REPORTED_ERRORS + 30
+    assert len(summary.skipped.reported) == MAX_REPORTED_ERRORS
     report = io.StringIO()
-    print_errors(summary, report)
+    summary.skipped.print(report)
     assert report.getvalue().splitlines()[-1] == "... and 30 more skipped rows"
     assert report.getvalue().count("skipped line") == MAX_REPORTED_ERRORS
 
