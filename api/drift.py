@@ -41,7 +41,9 @@ class TelemetryLike(Protocol):
 class MailerLike(Protocol):
     """The part of `buzzwatch.notify.Mailer` the API uses."""
 
-    def send(self, subject: str, text_body: str, html_body: str) -> bool: ...
+    def send(self, subject: str, text_body: str, html_body: str, key: str | None = None) -> bool: ...
+
+    def spooled(self, key: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,11 @@ class DriftMonitor:
     def check(self, model_version: str) -> DriftAlert | None:
         """Fire an alert when the window is over both thresholds and the cooldown allows it.
 
-        `model_version` is the served model's, never one a caller sent: it goes into the e-mail.
+        The mail of a claim is keyed by the claim's time, so it goes out once whoever sends it. A claim whose
+        mail never reached the spool (a full disk refused it, and then the claim's release too: a database
+        write on the same disk) is not left to wait out the cooldown: the next check over the thresholds, in
+        this process or another, sends that claim's alert. `model_version` is the served model's, never one
+        a caller sent: it goes into the e-mail.
         """
         now = self.clock()
         since = now - timedelta(seconds=self.window_s)
@@ -147,22 +153,31 @@ class DriftMonitor:
         if wrong < self.min_wrong or wrong < self.min_wrong_share * total:
             return None
         if not self.store.claim_drift_alert(now, self.cooldown_s):
-            return None
+            claimed_at = self.store.last_drift_alert()
+            if claimed_at is None or self.mailer is None or self.mailer.spooled(_mail_key(claimed_at)):
+                return None
+            now = claimed_at  # the cooldown runs for an alert whose mail never went out: send it now
         try:
             latest_ids, by_provenance = self.store.wrong_feedback_since(since)
             alert = DriftAlert(
                 now, self.window_s, total, wrong, model_version, by_provenance, tuple(latest_ids)
             )
-            self._notify(alert)
+            if not self._notify(alert):
+                return None
         except Exception:  # nothing went out (a full disk refused the mail): the next wrong feedback retries
             self.store.release_drift_alert(now)
             raise
         return alert
 
-    def _notify(self, alert: DriftAlert) -> None:
-        """The email first (spooled to disk by the mailer: it may fail), then the custom event (guarded)."""
-        if self.mailer is not None:
-            self.mailer.send(alert.subject(), alert.text_body(), alert.html_body())
+    def _notify(self, alert: DriftAlert) -> bool:
+        """The email first (spooled to disk by the mailer: it may fail), then the custom event (guarded).
+
+        False, and no event, when another check already spooled this claim's mail.
+        """
+        if self.mailer is not None and not self.mailer.send(
+            alert.subject(), alert.text_body(), alert.html_body(), key=_mail_key(alert.fired_at)
+        ):
+            return False
         self.telemetry.event(
             MODEL_DRIFT_ALERT,
             properties={
@@ -180,3 +195,9 @@ class DriftMonitor:
             "model drift alert",
             extra={"wrong_in_window": alert.wrong_in_window, "feedback_in_window": alert.feedback_in_window},
         )
+        return True
+
+
+def _mail_key(claimed_at: datetime) -> str:
+    """The mail key of the drift alert claimed at `claimed_at`: one mail per claim."""
+    return f"model-drift-{claimed_at.isoformat()}"

@@ -161,12 +161,20 @@ class Mailer:
             self._wake.set()
         return True
 
+    def spooled(self, key: str) -> bool:
+        """Whether the mail sent with `key` is pending, sent (kept a while), failed or in the outbox."""
+        return (self.pending_dir / _keyed_name(key)).exists() or self._done(_keyed_name(key))
+
+    def _done(self, name: str) -> bool:
+        """Whether the spool file `name` has left `pending/` (sent, failed or in the outbox)."""
+        return any((folder / name).exists() for folder in (self.sent_dir, self.failed_dir, self.outbox_dir))
+
     def _spool(self, message: EmailMessage, key: str | None) -> Path | None:
         """Write the message into `pending/`; None when its key is already pending or done."""
         if key is None:
             name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.eml"
         else:
-            name = f"key-{_key_digest(key)}.eml"
+            name = _keyed_name(key)
         self.pending_dir.mkdir(parents=True, exist_ok=True)
         temporary = self.pending_dir / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
         with open(temporary, "wb") as handle:
@@ -176,9 +184,7 @@ class Mailer:
         final = self.pending_dir / name
         try:
             with self._spool_lock():
-                if any(
-                    (folder / name).exists() for folder in (self.sent_dir, self.failed_dir, self.outbox_dir)
-                ):
+                if self._done(name):
                     return None
                 try:
                     os.link(temporary, final)  # fails if that key is pending: never replaces a queued mail
@@ -357,6 +363,11 @@ class Mailer:
 def _key_digest(key: str) -> str:
     """A file- and Message-ID-safe name for a caller's key."""
     return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _keyed_name(key: str) -> str:
+    """The spool file name of the mail sent with `key` (the same in every folder)."""
+    return f"key-{_key_digest(key)}.eml"
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -9,7 +9,9 @@ regular file (no process can write there), and a real full disk: a 2 MiB tmpfs f
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -20,7 +22,7 @@ from api.settings import ApiSettings
 from api.store import FeedbackStore, predictions_table
 from buzzwatch.notify import Mailer
 from buzzwatch.settings import CommonSettings
-from buzzwatch.telemetry import LocalTelemetry
+from buzzwatch.telemetry import MODEL_DRIFT_ALERT, LocalTelemetry, read_local
 from tests.support.api import FakeClock, LexiconPredictor
 from tests.support.disks import fill_disk, small_tmpfs
 
@@ -90,3 +92,65 @@ def test_a_full_disk_is_a_clear_503_and_nothing_answered_is_lost(
         assert connection.execute(select(func.count()).select_from(predictions_table)).scalar_one() == 200
     store.close()
 
+
+class DiskFillingMailer(Mailer):
+    """The real spool, on the small disk, which fills (the filler kept) as a mail is about to be spooled."""
+
+    def __init__(self, disk: Path, common: CommonSettings) -> None:
+        super().__init__(common.smtp, common.var_dir / "mail-spool", common.var_dir / "outbox")
+        self.disk = disk
+        self.filler: Path | None = None
+
+    def send(self, *args: Any, **kwargs: Any) -> bool:
+        if self.filler is None:
+            self.filler = fill_disk(self.disk)
+        return super().send(*args, **kwargs)
+
+
+def test_a_drift_mail_refused_by_a_full_disk_whose_claim_cannot_be_released_is_retried_once(
+    small_disk: Path, clock: FakeClock
+) -> None:
+    """The claim's release is a database write, refused by the same full disk: the claim stayed and the drift
+    alert waited out the cooldown (6 hours by default) instead of going out with the next wrong feedback."""
+    common = CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(small_disk / "var")})
+    settings = ApiSettings(
+        common=common, api_key="k", app_token="t", drift_min_wrong=3, drift_min_wrong_share=0.5
+    )
+    store = FeedbackStore(common.database_url, clock=clock)
+    mailer = DiskFillingMailer(small_disk, common)
+    telemetry_dir = small_disk.parent / "telemetry"  # off the small disk: the events are what is counted
+
+    def client() -> FlaskClient:  # an API process (a restart builds a new one on the same files)
+        return create_app(
+            settings,
+            predictor=LexiconPredictor(),
+            store=store,
+            telemetry=LocalTelemetry(telemetry_dir, role="api"),
+            mailer=mailer,
+            clock=clock,
+        ).test_client()
+
+    first = client()
+    predictions = [
+        first.post("/v1/predict", json={"text": f"great trip {n}"}).get_json()["prediction_id"]
+        for n in range(6)
+    ]
+
+    def correct(api: FlaskClient, index: int) -> None:
+        feedback = {"prediction_id": predictions[index], "label": "negative"}
+        assert api.post("/v1/feedback", json=feedback).status_code == 201
+
+    for index in range(3):  # the third crosses the threshold: the mail and the claim's release both fail
+        correct(first, index)
+    assert mailer.filler is not None and not mailer.outbox_dir.exists()
+    assert store.last_drift_alert() == clock.now  # the claim is held
+    mailer.filler.unlink()  # room again
+    clock.now += timedelta(minutes=1)
+    correct(first, 3)
+    mails = sorted(mailer.outbox_dir.glob("*.eml"))
+    assert len(mails) == 1 and b"Model drift" in mails[0].read_bytes()
+    for api, index in ((first, 4), (client(), 5)):  # sent: neither this process nor a restarted one again
+        correct(api, index)
+    assert sorted(mailer.outbox_dir.glob("*.eml")) == mails
+    assert len(read_local(telemetry_dir, "events", MODEL_DRIFT_ALERT)) == 1
+    store.close()
