@@ -17,6 +17,9 @@ SCHEMA_VERSION = 1
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 MAX_TEXT_CHARS = 10_000
 MAX_MESSAGE_BYTES = 64 * 1024
+# No tweet is older than the first one (Jack Dorsey's, 2006-03-21). An older created_at is a wrong year or an
+# epoch 0: as a brand's first tweet, the detector then spent seconds walking to the next real one.
+FIRST_TWEET_AT = datetime(2006, 3, 21, tzinfo=UTC)
 PROBABILITY_SLACK = 1e-6  # a float32 softmax may give 1.0000001: rounding, not a wrong probability
 # Who wrote a piece of feedback (the `provenance` column of the API's feedback export): the caller had the
 # API key, the app's token, or nothing (feedback on a prediction id the API issued). Training takes the
@@ -146,9 +149,14 @@ class TweetEvent:
             if value is not None and not isinstance(value, str | int):
                 raise SchemaError(f"field {key!r} must be a string")
             optional[key] = None if value is None else _unicode(str(value), key)
+        created_at = parse_timestamp(payload.get("created_at"))
+        if created_at < FIRST_TWEET_AT:
+            raise SchemaError(
+                f"created_at {format_timestamp(created_at)} is before the first tweet ever (2006-03-21)"
+            )
         return cls(
             id=_require_str(payload, "id"),
-            created_at=parse_timestamp(payload.get("created_at")),
+            created_at=created_at,
             text=text,
             brands=tuple(_unicode(b, "brands") for b in brands_raw if b),
             lang=_unicode(payload.get("lang") or "und", "lang"),

@@ -12,19 +12,25 @@ import logging
 import queue
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from buzzwatch.replay import SORT_RUN_ITEMS, EventTimeOrder, ReplayCsv, open_replay_csv, open_replay_text
-from buzzwatch.schema import SchemaError, TweetEvent, load_json, names_its_offset
+from buzzwatch.schema import SchemaError, TweetEvent, format_timestamp, load_json, names_its_offset
 from ingest.brands import BrandBook
 from ingest.events import event_from_record
 
 log = logging.getLogger("buzzwatch.ingest")
+
+
+# How far ahead of this machine's clock a created_at may be: a local time read as UTC (no offset given) is at
+# most 14 h ahead (UTC+14). Beyond, it is a wrong year or day; published, it moved its brand's event time so
+# far ahead that the detector dropped every real tweet of that brand as late until then.
+MAX_AHEAD = timedelta(hours=15)
 
 
 @dataclass
@@ -34,12 +40,20 @@ class InputReport:
     read: int = 0
     bad: int = 0
     without_offset: int = 0  # tweets whose created_at named no UTC offset (Z, +01:00): read as UTC
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
 
     def tweet(self, record: Mapping[str, Any], brands: BrandBook, source: str) -> TweetEvent:
-        """The record's tweet (SchemaError if it has none), its created_at counted when it names no offset."""
+        """The record's tweet (SchemaError if it has none, or if it is dated over MAX_AHEAD ahead of the
+        clock), its created_at counted when it names no offset."""
         if not isinstance(record, dict):
             raise SchemaError("a tweet must be a JSON object")
         event = event_from_record(record, brands, source=source)
+        ahead = event.created_at - self.clock()
+        if ahead > MAX_AHEAD:
+            raise SchemaError(
+                f"created_at {format_timestamp(event.created_at)} is {ahead / timedelta(hours=1):,.0f} h "
+                "ahead of this machine's clock: no tweet comes from the future (a wrong year or day?)"
+            )
         created_at = record["data"].get("created_at") if isinstance(record.get("data"), dict) else None
         self.without_offset += not names_its_offset(
             created_at or record.get("created_at") or event.created_at

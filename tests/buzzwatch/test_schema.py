@@ -37,6 +37,7 @@ def test_tweet_event_round_trips_through_json():
         ({"created_at": "yesterday"}, "not an ISO 8601"),
         ({"created_at": "9999-12-31T23:59:59-05:00"}, "created_at is out of range once in UTC"),
         ({"created_at": "0001-01-01T00:00:00+05:00"}, "created_at is out of range once in UTC"),
+        ({"created_at": "1970-01-01T00:00:00Z"}, "before the first tweet ever"),  # epoch 0: a 10 s stall
         ({"brands": "x", "brand": None, "id": None}, "'id' must be a string"),
         ({"brands": [1]}, "'brands' must be a list"),
         ({"text": "bad \ud800 tweet"}, "'text' is not valid Unicode"),

@@ -240,3 +240,19 @@ def test_created_at_without_a_utc_offset_is_counted_as_read_in_utc(tmp_path, bra
     report = InputReport()
     assert len(read_replay_file(path, brands, report)) == 2
     assert report.without_offset == 1
+
+
+def test_a_tweet_dated_far_ahead_of_the_clock_is_one_bad_input_not_its_brands_end(brands):
+    """A created_at in 2062 (a typo of 2026) was published: the detector's event time for the brand jumped
+    there, and every real tweet of it after was dropped as late. Local time read as UTC (+14 h) still goes."""
+    now = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
+    lines = [
+        '{"id": "1", "created_at": "2026-11-25T21:00:00Z", "text": "@united late"}',
+        '{"id": "2", "created_at": "2062-11-25T21:00:01Z", "text": "@united late"}',
+        '{"id": "3", "created_at": "2026-11-26T10:59:00", "text": "@united late"}',  # UTC+14, no offset
+        '{"id": "4", "created_at": "2026-11-25T21:00:02Z", "text": "@united late"}',
+    ]
+    report = InputReport(clock=lambda: now)
+    events = list(stdin_events(brands, report, threading.Event(), io.StringIO("\n".join(lines) + "\n")))
+    assert [event.id for event in events] == ["1", "3", "4"]
+    assert (report.read, report.bad) == (4, 1)
