@@ -256,3 +256,16 @@ def test_a_tweet_dated_far_ahead_of_the_clock_is_one_bad_input_not_its_brands_en
     events = list(stdin_events(brands, report, threading.Event(), io.StringIO("\n".join(lines) + "\n")))
     assert [event.id for event in events] == ["1", "3", "4"]
     assert (report.read, report.bad) == (4, 1)
+
+
+def test_a_tweet_too_large_for_a_stream_message_is_one_bad_input_not_published(brands):
+    """An id of 70,000 characters was published (accepted: 1) and refused by the scoring worker, dead-lettered
+    there: the ingester's summary said nothing of it."""
+    lines = [
+        json.dumps({"id": "x" * 70_000, "created_at": "2026-11-25T21:00:00Z", "text": "@united late"}),
+        json.dumps({"id": "2", "created_at": "2026-11-25T21:00:01Z", "text": "@united late"}),
+    ]
+    report = InputReport()
+    events = list(stdin_events(brands, report, threading.Event(), io.StringIO("\n".join(lines) + "\n")))
+    assert [event.id for event in events] == ["2"]
+    assert (report.read, report.bad) == (2, 1)
