@@ -604,6 +604,11 @@ def _register_routes(app: Flask) -> None:
     @app.get("/v1/admin/feedback.csv")
     @require_api_key
     def export_feedback() -> Response:
+        if request.args:  # `?since=yesterday` gave every row with a 200: taken for a filtered export
+            raise RequestError(
+                f"the feedback export takes no query parameters (got {', '.join(sorted(request.args))}): it "
+                "gives every correction; filter the CSV afterwards (its created_at column)"
+            )
         records = services().store.iter_feedback()
         first = next(records, None)  # an unreadable database is a 503 here, not a cut-off 200 (headers sent)
 

@@ -326,6 +326,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                 "security": [{API_KEY_SCHEME: []}],
                 "responses": {
                     "200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                    "400": _error_response(400, "A query parameter: the export takes none"),
                     "401": unauthorized,
                     "403": _error_response(403, "Admin routes are disabled: no API key is configured"),
                     "503": database_unavailable,

@@ -422,3 +422,12 @@ def test_a_lock_held_by_another_process_is_a_fast_503_then_the_feedback_is_store
     response = client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": "negative"})
     assert response.status_code == 201
     assert client.get("/readyz").status_code == 200
+
+
+def test_the_export_refuses_a_query_parameter_it_would_ignore(client: FlaskClient) -> None:
+    """`?since=yesterday` gave every row with a 200: a caller took it for the day's corrections."""
+    _correct_wrongly(client, 1)
+    response = client.get("/v1/admin/feedback.csv?since=yesterday&limit=5", headers={"X-API-Key": API_KEY})
+    assert response.status_code == 400
+    assert "takes no query parameters (got limit, since)" in response.get_json()["message"]
+    assert len(_export(client)) == 1
