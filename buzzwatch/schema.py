@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -20,6 +20,10 @@ MAX_MESSAGE_BYTES = 64 * 1024
 # No tweet is older than the first one (Jack Dorsey's, 2006-03-21). An older created_at is a wrong year or an
 # epoch 0: as a brand's first tweet, the detector then spent seconds walking to the next real one.
 FIRST_TWEET_AT = datetime(2006, 3, 21, tzinfo=UTC)
+# How far ahead of the reader's clock a created_at may be: a local time read as UTC (no offset given) is at
+# most 14 h ahead (UTC+14). Beyond, it is a wrong year or day; let through, it moved its brand's event time so
+# far ahead that the detector dropped every real tweet of that brand as late until then.
+MAX_AHEAD = timedelta(hours=15)
 PROBABILITY_SLACK = 1e-6  # a float32 softmax may give 1.0000001: rounding, not a wrong probability
 # Who wrote a piece of feedback (the `provenance` column of the API's feedback export): the caller had the
 # API key, the app's token, or nothing (feedback on a prediction id the API issued). Training takes the
@@ -62,6 +66,18 @@ def parse_timestamp(value: Any, field_name: str = "created_at") -> datetime:
         return parsed.astimezone(UTC)
     except OverflowError as exc:  # 9999-12-31T23:59-05:00 is past the last moment a datetime holds
         raise SchemaError(f"{field_name} is out of range once in UTC: {value!s}") from exc
+
+
+def check_not_ahead(event: TweetEvent, now: datetime) -> TweetEvent:
+    """The live edges' rule (the ingester, the scoring worker): the event, or SchemaError when its
+    created_at is more than MAX_AHEAD ahead of `now` (a replay of old files has no clock to compare with)."""
+    ahead = event.created_at - now
+    if ahead > MAX_AHEAD:
+        raise SchemaError(
+            f"created_at {format_timestamp(event.created_at)} is {ahead / timedelta(hours=1):,.0f} h "
+            "ahead of this machine's clock: no tweet comes from the future (a wrong year or day?)"
+        )
+    return event
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,7 +24,7 @@ from buzzwatch.schema import (
     MAX_MESSAGE_BYTES,
     SchemaError,
     TweetEvent,
-    format_timestamp,
+    check_not_ahead,
     load_json,
     names_its_offset,
 )
@@ -32,12 +32,6 @@ from ingest.brands import BrandBook
 from ingest.events import event_from_record
 
 log = logging.getLogger("buzzwatch.ingest")
-
-
-# How far ahead of this machine's clock a created_at may be: a local time read as UTC (no offset given) is at
-# most 14 h ahead (UTC+14). Beyond, it is a wrong year or day; published, it moved its brand's event time so
-# far ahead that the detector dropped every real tweet of that brand as late until then.
-MAX_AHEAD = timedelta(hours=15)
 
 
 @dataclass
@@ -50,17 +44,12 @@ class InputReport:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
 
     def tweet(self, record: Mapping[str, Any], brands: BrandBook, source: str) -> TweetEvent:
-        """The record's tweet (SchemaError if it has none, if it is dated over MAX_AHEAD ahead of the clock or
-        is larger than a stream message may be), its created_at counted when it names no offset."""
+        """The record's tweet (SchemaError if it has none, if it is dated over MAX_AHEAD ahead of the clock,
+        `buzzwatch.schema.check_not_ahead`, or is larger than a stream message may be), its created_at counted
+        when it names no offset."""
         if not isinstance(record, dict):
             raise SchemaError("a tweet must be a JSON object")
-        event = event_from_record(record, brands, source=source)
-        ahead = event.created_at - self.clock()
-        if ahead > MAX_AHEAD:
-            raise SchemaError(
-                f"created_at {format_timestamp(event.created_at)} is {ahead / timedelta(hours=1):,.0f} h "
-                "ahead of this machine's clock: no tweet comes from the future (a wrong year or day?)"
-            )
+        event = check_not_ahead(event_from_record(record, brands, source=source), self.clock())
         if _may_outgrow_a_message(event) and len(event.to_json()) > MAX_MESSAGE_BYTES:
             # the scoring worker refuses it: dead-lettered there, after the ingester counted it published
             raise SchemaError(

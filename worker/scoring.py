@@ -15,14 +15,15 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from buzzwatch import telemetry as names
 from buzzwatch.partitions import DEFAULT_PARTITIONS, check_partitions, partition_attributes
 from buzzwatch.pubsub import Publisher, PublishError, StreamTopology
-from buzzwatch.schema import SchemaError, ScoredTweet, TweetEvent
+from buzzwatch.schema import SchemaError, ScoredTweet, TweetEvent, check_not_ahead
 from buzzwatch.settings import CommonSettings, SettingsError, env_float, env_int, env_str
 from buzzwatch.telemetry import Telemetry
 from models.language import gate_for
@@ -276,8 +277,10 @@ class ScoringService:
         dead_letter: Publisher,
         telemetry: Telemetry,
         publish_timeout_s: float = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.pipeline = pipeline
+        self.clock = clock
         self.dead_letter = dead_letter
         self.telemetry = telemetry
         self.publish_timeout_s = publish_timeout_s
@@ -288,10 +291,15 @@ class ScoringService:
         with self._lock:
             self.counts[key] += amount
 
+    def _event(self, data: bytes) -> TweetEvent:
+        """The message's tweet (SchemaError if malformed or dated from the future, which would silence its
+        brand in the detector until then)."""
+        return check_not_ahead(TweetEvent.from_json(data), self.clock())
+
     def handle(self, data: bytes, attributes: Mapping[str, str], message_id: str) -> str:
         """Process one message; returns "scored" or "dead_lettered"; raises TransientError to be retried."""
         try:
-            event = TweetEvent.from_json(data)
+            event = self._event(data)
         except SchemaError as exc:
             self.send_to_dead_letter(data, attributes, message_id, str(exc))
             return "dead_lettered"
@@ -307,7 +315,7 @@ class ScoringService:
         valid: list[tuple[int, TweetEvent]] = []
         for index, (data, attributes, message_id) in enumerate(messages):
             try:
-                valid.append((index, TweetEvent.from_json(data)))
+                valid.append((index, self._event(data)))
             except SchemaError as exc:
                 try:
                     self.send_to_dead_letter(data, attributes, message_id, str(exc))

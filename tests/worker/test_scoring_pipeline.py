@@ -285,3 +285,38 @@ def test_a_dead_letter_always_carries_attributes_pubsub_accepts(tmp_path) -> Non
     assert len(sent) <= 100 and sent["buzzwatch_stage"] == "worker"
     assert all(len(k.encode()) <= 256 and len(v.encode()) <= 1024 for k, v in sent.items())
     assert sent["original_message_id"] == "m\\udfff" and sent["buzzwatch_error"].startswith("created_at")
+
+
+def test_a_message_dated_from_the_future_is_dead_lettered_and_its_neighbours_scored(tmp_path) -> None:
+    """A created_at of 2062 for 2026 (another publisher, an older ingester) never reaches the detector, where
+    it moved its brand's event time there and every real tweet after it was dropped as late."""
+
+    class Capture:
+        def __init__(self) -> None:
+            self.sent: list[dict[str, str]] = []
+
+        def publish_confirmed(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:
+            self.sent.extend(attributes for _, attributes in messages)
+            return ["1"] * len(messages)
+
+    scored: list[TweetEvent] = []
+    pipeline = SimpleNamespace(process=lambda events, timeout_s: scored.extend(events))
+    capture = Capture()
+    now = datetime(2026, 2, 20, 12, tzinfo=UTC)
+    service = ScoringService(pipeline, capture, LocalTelemetry(tmp_path), clock=lambda: now)  # type: ignore[arg-type]
+    ahead = TweetEvent(id="f", created_at=datetime(2062, 2, 20, tzinfo=UTC), text="late", brands=("united",))
+    local = TweetEvent(
+        id="l", created_at=datetime(2026, 2, 21, 1, tzinfo=UTC), text="late", brands=("united",)
+    )
+    done, again = service.handle_batch(
+        [
+            (ahead.to_json(), {}, "m1"),
+            (local.to_json(), {}, "m2"),
+            (tweet(3).to_json(), {}, "m3"),
+        ]
+    )
+    assert (done, again) == ([0, 1, 2], [])
+    assert [event.id for event in scored] == ["l", "p3"]  # 13 h ahead: a local time read as UTC still goes
+    (sent,) = capture.sent
+    assert "ahead of this machine's clock" in sent["buzzwatch_error"]
+    assert service.handle(ahead.to_json(), {}, "m4") == "dead_lettered"
