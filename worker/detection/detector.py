@@ -31,8 +31,9 @@ How it works (the README explains the why):
   significant (an intersection-union test): the window's score is min(count z, share z x fire_score /
   min_share_z), so
   it reaches `fire_score` only when the count z reaches `fire_score` AND the share z reaches
-  `min_share_z` (`thin_min_share_z`, when set lower, for a quiet brand seen a day: under
-  `thin_rate_per_minute` tweets a minute its share of a dozen tweets moves little), with enough
+  `min_share_z` (`thin_min_share_z`, lower, for a quiet brand seen a day: under `thin_rate_per_minute`
+  tweets a minute its share of a dozen tweets moves little; only while no episode is open nor ended
+  within `thin_calm_minutes`, so a long storm's flare-ups are not each a new buzz), with enough
   negatives: more negatives than usual *and* a larger share of them. The
   negatives are tested against the non-negative volume: when more non-negative tweets came than
   expected, proportionally more negatives are expected too, so a surge of neutral or positive tweets, a
@@ -437,13 +438,14 @@ class BuzzDetector:
         floor = self.config.min_rate_per_minute
         # A quiet brand (learned mean rate under thin_rate_per_minute, once it has been seen a day: a new
         # brand's first hours may be its night) is also tested on the quiet windows, and may need a smaller
-        # share z (`thin_min_share_z`; a brand still learning keeps the usual one, its share is a guess).
+        # share z (`thin_min_share_z`; a brand still learning keeps the usual one, its share is a guess)
+        # while it is calm (`_calm`).
         baseline = state.baseline
         quiet = (
             baseline.minutes_seen + len(state.closed) >= self.config.learning_minutes
             and baseline.overall.volume < params.thin_rate_per_minute * baseline.overall.minutes
         )
-        share_at = params.thin_min_share_z if quiet else params.min_share_z
+        share_at = params.thin_min_share_z if quiet and self._calm(state, params) else params.min_share_z
         skipped = () if quiet else self._quiet_windows  # those windows are a quiet brand's (see the config)
         counts = (
             observed
@@ -518,6 +520,17 @@ class BuzzDetector:
                 )
             )
         return evals
+
+    def _calm(self, state: BrandState, params: BrandParams) -> bool:
+        """No episode open, nor one ended within `thin_calm_minutes`: a long storm's flare-ups, each tested
+        against a share learned before it, passed the thin share z hour after hour as new buzzes."""
+        if state.episode is not None:
+            return False
+        last = state.last_episode
+        if last is None or last.ended_minute is None:
+            return True
+        assert self._next_minute is not None  # a brand with an episode has closed minutes
+        return self._next_minute - last.ended_minute > params.thin_calm_minutes
 
     def _window_expected(
         self,

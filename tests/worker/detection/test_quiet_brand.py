@@ -68,12 +68,14 @@ def test_a_quiet_brand_added_at_night_alerts_on_its_first_hours_buzz(
 def test_a_quiet_brands_ordinary_weeks_give_at_most_the_false_alert_budget(labels: str) -> None:
     # Four brand-weeks at 40% negative, added at night, at dawn and before midnight: issue 10 allows one
     # false alert a brand-week; one chance run of negatives (seed 22, Thursday 06:50, 8 of 9 tweets in
-    # 15 minutes) fires with or without the thin-share rule, so the bound is one for the four weeks.
+    # 15 minutes) fires with either share z, and with the model the thin share z of 1 lets a second
+    # through (seed 22, Wednesday 09:06-10:05: 26 tweets at a mean probability of 0.61 against 0.34; the
+    # tuning half's quiet brands got no false alert more from it, README): two for the four weeks.
     alerts = []
     for seed, first_hour in [(21, 0), (22, 2), (23, 22), (24, 4)]:
         tweets = in_order(quiet_traffic(7 * 24, seed, 0.4, first_hour))
         alerts += run(detector(), hard_labels(tweets) if labels == "oracle" else tweets)
-    assert len([a for a in alerts if a.kind == "new"]) <= 1
+    assert len([a for a in alerts if a.kind == "new"]) <= (2 if labels == "model" else 1)
 
 
 def thin(share_tweets: float, dispersion: float = 1.0) -> Expectation:
@@ -154,12 +156,12 @@ def test_a_surge_of_non_negative_tweets_is_shrunk_towards_none_while_it_is_a_few
 @pytest.mark.parametrize(
     ("labels", "seed", "thin_min_share_z", "fired_after_minutes"),
     [
-        ("oracle", 38, 1.0, 16),
-        ("model", 44, 1.0, 16),
-        ("oracle", 44, 1.0, 16),
-        ("oracle", 38, None, 21),
-        ("model", 44, None, 20),
-        ("oracle", 44, None, 20),
+        ("oracle", 38, None, 16),
+        ("model", 44, None, 16),
+        ("oracle", 44, None, 16),
+        ("oracle", 38, 2.0, 21),
+        ("model", 44, 2.0, 20),
+        ("oracle", 44, 2.0, 20),
     ],
 )
 def test_a_quiet_brands_weak_day_buzz_is_alerted_sooner_with_the_thin_share_z(
@@ -167,9 +169,9 @@ def test_a_quiet_brands_weak_day_buzz_is_alerted_sooner_with_the_thin_share_z(
 ) -> None:
     # Two and a half days of a brand at 0.2 tweets a minute, 30% negative, then at 14:07 UTC a complaint every
     # two minutes: the brand's 15-minute window expects about one negative, so its count is clear after seven
-    # or eight, but the share of a dozen tweets is not yet clear at z 2. A thin window (at most 3 expected
-    # negatives) needs a share z of 1 once its brand has been seen a day: alerted 16 minutes in; with the
-    # default 2 (the rule off) the same buzz waits 20-21 minutes.
+    # or eight, but the share of a dozen tweets is not yet clear at z 2. A quiet brand seen a day needs a
+    # share z of 1 (the default `thin_min_share_z`): alerted 16 minutes in; with any brand's 2 the same buzz
+    # waits 20-21 minutes.
     params = BrandParams() if thin_min_share_z is None else BrandParams(thin_min_share_z=thin_min_share_z)
     assert day_buzz_delays(seed, 2, DetectorConfig(defaults=params), labels) == [fired_after_minutes]
 
@@ -211,11 +213,13 @@ def test_a_quiet_brands_slow_buzz_is_alerted_sooner_by_the_30_minute_window(
     # every three minutes (four times its negatives a minute). The 15-minute window holds five or six of
     # them, too few to be clear; the 60-minute window, 20 minutes in, is two-thirds the calm before. The
     # 30-minute window (the default since issue 10's quiet-band work) is all buzz by then: alerted 21-24
-    # minutes in, against 33-39 with the windows before it.
+    # minutes in, against 33-39 with the windows before it (both at any brand's share z 2, so that the
+    # window alone differs).
+    share_z_2 = BrandParams(thin_min_share_z=2.0)
     config = (
-        DetectorConfig()
+        DetectorConfig(defaults=share_z_2)
         if windows is None
-        else DetectorConfig(windows_minutes=windows, quiet_windows_minutes=())
+        else DetectorConfig(windows_minutes=windows, quiet_windows_minutes=(), defaults=share_z_2)
     )
     assert day_buzz_delays(seed, 3, config, labels) == [fired_after_minutes]
 
@@ -264,3 +268,50 @@ def test_a_quiet_window_that_is_not_one_of_the_windows_is_refused(
     """It was never tested, for any brand, without a word: the quiet band lost its window silently."""
     with pytest.raises(SettingsError, match=r"quiet_windows_minutes \[.*\] must be among windows_minutes"):
         build()
+
+
+def after_a_buzz_delays(seed: int, config: DetectorConfig, labels: str, gap_hours: float) -> list[int]:
+    """The minutes from the second buzz's start to each new alert of it: a brand seen two and a half days
+    at 0.2 tweets a minute, 30% negative, a clear buzz at 10:07 UTC (a complaint a minute for 40 minutes),
+    then `gap_hours` after that one's start the weak day buzz of `day_buzz_delays` (one every two)."""
+    first_start = START + timedelta(days=2, hours=10, minutes=7)
+    second_start = first_start + timedelta(hours=gap_hours)
+    complaints = [
+        scored(f"first-{i}", first_start + timedelta(minutes=i), "negative", f"my flight is late {i}")
+        for i in range(40)
+    ] + [
+        scored(f"second-{i}", second_start + timedelta(minutes=2 * i), "negative", f"my bag is lost {i}")
+        for i in range(30)
+    ]
+    tweets = in_order(
+        background(64, seed=seed, day_rate=DAY_RATE, night_rate=NIGHT_RATE, negative_share=0.3) + complaints
+    )
+    alerts = run(
+        BuzzDetector(config, tokenizer=simple_tokenize), hard_labels(tweets) if labels == "oracle" else tweets
+    )
+    return [
+        round((a.fired_at - second_start).total_seconds() / 60)
+        for a in alerts
+        if a.kind == "new" and a.fired_at >= second_start
+    ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "seed", "thin_calm_minutes", "fired_after_minutes"),
+    [
+        ("oracle", 44, None, 20),  # within a day of the first buzz's episode: the usual share z 2
+        ("model", 38, None, 16),
+        ("oracle", 44, 0, 16),  # calm at once: the thin share z 1, as on a brand with no buzz before
+        ("model", 38, 0, 14),
+    ],
+)
+def test_the_thin_share_z_waits_a_calm_day_after_a_buzz(
+    labels: str, seed: int, thin_calm_minutes: int | None, fired_after_minutes: int
+) -> None:
+    # A quiet brand's weak buzz four hours after a clear one is alerted as a new buzz either way, but at
+    # the share z 2 of any brand, not the thin share z 1, while a buzz ended within a day: a long storm's
+    # flare-ups against a share learned before it passed the share z 1 hour after hour and each was a new
+    # alert (the real Feb 2015 week: American's 40-hour storm cut into 9 and 10 new alerts, README).
+    params = BrandParams() if thin_calm_minutes is None else BrandParams(thin_calm_minutes=thin_calm_minutes)
+    delays = after_a_buzz_delays(seed, DetectorConfig(defaults=params), labels, gap_hours=4)
+    assert delays == [fired_after_minutes]

@@ -68,14 +68,16 @@ def test_a_night_buzz_scored_at_mid_probabilities_is_alerted_at_its_sixth_compla
     assert fired_minutes(general_model(tweets), buzz_start) == [10.0]
 
 
-def test_a_quiet_brands_ordinary_weeks_scored_at_mid_probabilities_raise_no_alert() -> None:
+def test_a_quiet_brands_ordinary_weeks_at_mid_probabilities_alert_only_the_labels_chance_run() -> None:
     # Four brand-weeks at 40% negative scored as the model scores general tweets: counting complaints as
-    # tweets must not let ordinary runs of mid-probability tweets pass the fewest-negatives rules.
+    # tweets must not let ordinary runs of mid-probability tweets pass the fewest-negatives rules. The one
+    # alert is seed 22's Thursday 06:48 chance run (8 of 9 tweets in 15 minutes), which the labels alert
+    # too (test_quiet_brand.py); it passes at a quiet brand's share z of 1, not at 2.
     alerts = []
     for seed, first_hour in [(21, 0), (22, 2), (23, 22), (24, 4)]:
         tweets = in_order(quiet_brand(7 * 24, seed, 0.4, first_hour))
         alerts += fired_minutes(general_model(tweets), START)
-    assert alerts == []
+    assert [round(minute) for minute in alerts] == [3 * 1440 + 6 * 60 + 48]
 
 
 @pytest.mark.parametrize(
