@@ -9,18 +9,13 @@ from __future__ import annotations
 import math
 
 
-def _xlogy(x: float, y: float) -> float:
-    """x * log(y) with the convention 0 * log(anything) = 0."""
-    return 0.0 if x == 0 else x * math.log(y)
-
-
 def poisson_z(count: float, expected: float, continuity: float = 0.5) -> float:
     """Signed root of the Poisson deviance of `count` against `expected` (positive when above).
 
     A continuity correction of half a count keeps small counts (quiet nights) from looking significant.
     The observed count moves `continuity` towards the expectation (never past it). That step and
-    x log(y) are written out here and in `binomial_z`, not called: the detector runs these three times
-    per window and minute.
+    x log(y) are written out here and in `binomial_z`, not left to helpers: the detector runs these three
+    times per window and minute.
     """
     if expected < 1e-9:
         expected = 1e-9
@@ -63,12 +58,3 @@ def binomial_z(successes: float, trials: float, null_share: float, continuity: f
     llr *= 2.0
     root = math.sqrt(0.0 if llr < 0.0 else llr)
     return root if observed >= expected else -root
-
-
-def share_divergence(share: float, null_share: float) -> float:
-    """Kullback-Leibler divergence of a Bernoulli(share) from a Bernoulli(null_share), in nats per trial.
-
-    A binomial likelihood-ratio z over n trials at that share grows as sqrt(2 n divergence).
-    """
-    null_share = min(max(null_share, 1e-6), 1.0 - 1e-6)
-    return _xlogy(share, share / null_share) + _xlogy(1.0 - share, (1.0 - share) / (1.0 - null_share))

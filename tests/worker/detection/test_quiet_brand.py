@@ -20,7 +20,6 @@ from tests.support.streams import (
     simple_tokenize,
 )
 from worker.detection import BuzzDetector, DetectorConfig
-from worker.detection.baseline import Expectation
 from worker.detection.config import BrandParams
 from worker.detection.detector import _share_can_tell, _surge
 from worker.detection.stats import binomial_z
@@ -78,26 +77,38 @@ def test_a_quiet_brands_ordinary_weeks_give_at_most_the_false_alert_budget(label
     assert len([a for a in alerts if a.kind == "new"]) <= (2 if labels == "model" else 1)
 
 
-def thin(share_tweets: float, dispersion: float = 1.0) -> Expectation:
-    """An expectation whose share rests on `share_tweets` tweets."""
-    return Expectation(0.2, 0.4, 1.0, dispersion, 5.0, share_tweets)
-
-
 @pytest.mark.parametrize(
-    ("negatives", "volume", "share_tweets", "can_tell"),
+    ("negatives", "volume", "share_z", "dispersion", "can_tell"),
     [
-        (40, 45, 3.4, False),  # 89% negative against the prior alone: no window length could pass
-        (40, 45, 30.0, True),  # the same window once the share rests on 30 tweets
-        (20, 45, 3.4, True),  # below the null share: the share test stands (and fails)
-        (5, 5, 3.4, True),  # too few tweets to be clearly above the null by themselves
-        (0, 0, 3.4, True),  # an empty window
+        (9, 9, 1.5, 1.0, False),  # all negative, held back only by the baseline share's few tweets
+        (40, 45, 1.9, 1.0, False),  # 89% negative: the same
+        (40, 45, 2.1, 1.0, True),  # the widened share test passes by itself
+        (20, 45, 0.0, 1.0, True),  # below a typical brand's share: the share test stands (and fails)
+        (5, 5, 1.0, 1.0, True),  # too few tweets to be clearly above it by themselves
+        (5, 5, 1.0, 0.4, False),  # ... unless they are a model's, whose soft counts vary less
+        (0, 0, 0.0, 1.0, True),  # an empty window
     ],
 )
-def test_the_share_test_steps_aside_only_when_no_window_could_pass_it(
-    negatives: float, volume: float, share_tweets: float, can_tell: bool
+def test_the_share_test_steps_aside_only_for_a_window_clearly_above_a_typical_brand(
+    negatives: float, volume: float, share_z: float, dispersion: float, can_tell: bool
 ) -> None:
     sampling_z = binomial_z(negatives, volume, 0.51)  # against the typical share, above the null
-    assert _share_can_tell(negatives, volume, 0.5, sampling_z, thin(share_tweets), 2.0) is can_tell
+    assert _share_can_tell(share_z, sampling_z, dispersion, 2.0) is can_tell
+
+
+@pytest.mark.parametrize("seed", [1, 2, 4])
+def test_a_quiet_brand_whose_first_tweets_are_all_complaints_is_alerted(seed: int) -> None:
+    """Tuning seed 3's Orbital (the labels): a quiet brand added at 08:00 UTC, where the shipped day shape
+    is low, whose first ten tweets are complaints, all negative. Its share rests on the prior and those
+    tweets, so the share test cannot pass in the time; the count test does (z 4), and decides. It used to
+    decide only where no window of any length could pass the share test: at 95% negative, not at 100%."""
+    first = START + timedelta(hours=8)
+    calm = background(
+        8, seed, day_rate=0.2, night_rate=0.05, negative_share=0.3, start=first + timedelta(minutes=1)
+    )
+    wave = burst(first, 10, 1.0, prefix=f"wave{seed}", seed=seed)
+    alerts = [a for a in run(detector(), hard_labels(in_order(calm + wave))) if a.kind == "new"]
+    assert [first < a.fired_at < first + timedelta(minutes=10) for a in alerts] == [True]
 
 
 @pytest.mark.parametrize(
