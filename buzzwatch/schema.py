@@ -17,6 +17,10 @@ SCHEMA_VERSION = 1
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 MAX_TEXT_CHARS = 10_000
 MAX_MESSAGE_BYTES = 64 * 1024
+# A tweet, author or retweeted tweet id: X's are at most 19 digits and a handle 15 characters; other sources'
+# ids (a UUID, a SHA-256 in hex) fit too. A longer one is no id: a 70 KB id was published by the ingester,
+# then dead-lettered by the worker as an oversized message, and every alert that samples it carries it.
+MAX_ID_CHARS = 128
 # No tweet is older than the first one (Jack Dorsey's, 2006-03-21). An older created_at is a wrong year or an
 # epoch 0: as a brand's first tweet, the detector then spent seconds walking to the next real one.
 FIRST_TWEET_AT = datetime(2006, 3, 21, tzinfo=UTC)
@@ -122,6 +126,15 @@ def _require_str(payload: dict[str, Any], key: str, *, allow_empty: bool = False
     return _unicode(value, key)
 
 
+def _id(value: str, key: str) -> str:
+    """`value`, refused when it is longer than any id (MAX_ID_CHARS)."""
+    if len(value) > MAX_ID_CHARS:
+        raise SchemaError(
+            f"field {key!r} is {len(value):,} characters long; an id has at most {MAX_ID_CHARS}"
+        )
+    return value
+
+
 def _compact_json(payload: dict[str, Any]) -> bytes:
     """UTF-8 JSON without spaces or escaped non-ASCII: the form of every message BuzzWatch publishes."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
@@ -164,14 +177,14 @@ class TweetEvent:
             value = payload.get(key)
             if value is not None and not isinstance(value, str | int):
                 raise SchemaError(f"field {key!r} must be a string")
-            optional[key] = None if value is None else _unicode(str(value), key)
+            optional[key] = None if value is None else _id(_unicode(str(value), key), key)
         created_at = parse_timestamp(payload.get("created_at"))
         if created_at < FIRST_TWEET_AT:
             raise SchemaError(
                 f"created_at {format_timestamp(created_at)} is before the first tweet ever (2006-03-21)"
             )
         return cls(
-            id=_require_str(payload, "id"),
+            id=_id(_require_str(payload, "id"), "id"),
             created_at=created_at,
             text=text,
             brands=tuple(_unicode(b, "brands") for b in brands_raw if b),

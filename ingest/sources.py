@@ -54,7 +54,7 @@ class InputReport:
             # the scoring worker refuses it: dead-lettered there, after the ingester counted it published
             raise SchemaError(
                 f"the tweet is larger than a stream message may be ({MAX_MESSAGE_BYTES:,} bytes as JSON): "
-                "an id or author of thousands of characters?"
+                "a brand or language tag of thousands of characters?"
             )
         created_at = record["data"].get("created_at") if isinstance(record.get("data"), dict) else None
         self.without_offset += not names_its_offset(

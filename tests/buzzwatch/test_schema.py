@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from buzzwatch.schema import MAX_MESSAGE_BYTES, Alert, SchemaError, ScoredTweet, TweetEvent
+from buzzwatch.schema import MAX_ID_CHARS, MAX_MESSAGE_BYTES, Alert, SchemaError, ScoredTweet, TweetEvent
 
 
 def _event_payload(**overrides):
@@ -46,11 +46,21 @@ def test_tweet_event_round_trips_through_json():
         ({"lang": "e\udc80"}, "'lang' is not valid Unicode"),
         ({"lang": ["en"]}, "'lang' must be a string"),  # was the language "['en']": counted apart as unread
         ({"source": 7}, "'source' must be a string"),
+        # no id is this long: a 70 KB one was published by the ingester, then dead-lettered by the worker
+        ({"id": "9" * 129}, "'id' is 129 characters long; an id has at most 128"),
+        ({"author_id": "a" * 70_000}, "'author_id' is 70,000 characters long"),
+        ({"retweet_of": 10**200}, "'retweet_of' is 201 characters long"),
     ],
 )
 def test_tweet_event_rejects_bad_fields_with_a_clear_message(overrides, message):
     with pytest.raises(SchemaError, match=message):
         TweetEvent.from_dict(_event_payload(**overrides))
+
+
+def test_an_id_of_the_longest_length_is_accepted():
+    longest = "i" * MAX_ID_CHARS
+    event = TweetEvent.from_dict(_event_payload(id=longest, author_id=longest, retweet_of=longest))
+    assert (event.id, event.author_id, event.retweet_of) == (longest, longest, longest)
 
 
 def test_oversized_and_undecodable_messages_are_refused():

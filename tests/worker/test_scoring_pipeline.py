@@ -287,9 +287,18 @@ def test_a_dead_letter_always_carries_attributes_pubsub_accepts(tmp_path) -> Non
     assert sent["original_message_id"] == "m\\udfff" and sent["buzzwatch_error"].startswith("created_at")
 
 
-def test_a_message_dated_from_the_future_is_dead_lettered_and_its_neighbours_scored(tmp_path) -> None:
-    """A created_at of 2062 for 2026 (another publisher, an older ingester) never reaches the detector, where
-    it moved its brand's event time there and every real tweet after it was dropped as late."""
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        # 2062 for 2026 (another publisher, an older ingester) moved its brand's event time there in the
+        # detector, and every real tweet after it was dropped as late
+        ({"created_at": datetime(2062, 2, 20, tzinfo=UTC)}, "ahead of this machine's clock"),
+        ({"id": "x" * 200}, "'id' is 200 characters long"),  # no id; with 70 KB, no stream message either
+        ({"author_id": "a" * 200}, "'author_id' is 200 characters long"),
+    ],
+)
+def test_a_bad_message_is_dead_lettered_and_its_neighbours_scored(tmp_path, bad, error) -> None:
+    """Another publisher's message the schema refuses never reaches the detector, and the batch goes on."""
 
     class Capture:
         def __init__(self) -> None:
@@ -304,13 +313,14 @@ def test_a_message_dated_from_the_future_is_dead_lettered_and_its_neighbours_sco
     capture = Capture()
     now = datetime(2026, 2, 20, 12, tzinfo=UTC)
     service = ScoringService(pipeline, capture, LocalTelemetry(tmp_path), clock=lambda: now)  # type: ignore[arg-type]
-    ahead = TweetEvent(id="f", created_at=datetime(2062, 2, 20, tzinfo=UTC), text="late", brands=("united",))
+    fields = {"id": "f", "created_at": now, "text": "late", "brands": ("united",)}
+    refused = TweetEvent(**(fields | bad))  # built, not parsed: as another publisher may write it
     local = TweetEvent(
         id="l", created_at=datetime(2026, 2, 21, 1, tzinfo=UTC), text="late", brands=("united",)
     )
     done, again = service.handle_batch(
         [
-            (ahead.to_json(), {}, "m1"),
+            (refused.to_json(), {}, "m1"),
             (local.to_json(), {}, "m2"),
             (tweet(3).to_json(), {}, "m3"),
         ]
@@ -318,5 +328,5 @@ def test_a_message_dated_from_the_future_is_dead_lettered_and_its_neighbours_sco
     assert (done, again) == ([0, 1, 2], [])
     assert [event.id for event in scored] == ["l", "p3"]  # 13 h ahead: a local time read as UTC still goes
     (sent,) = capture.sent
-    assert "ahead of this machine's clock" in sent["buzzwatch_error"]
-    assert service.handle(ahead.to_json(), {}, "m4") == "dead_lettered"
+    assert error in sent["buzzwatch_error"]
+    assert service.handle(refused.to_json(), {}, "m4") == "dead_lettered"
