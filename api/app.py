@@ -19,6 +19,7 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -342,11 +343,21 @@ def _json_body() -> Any:
     if not raw.strip():
         raise RequestError("the body is empty; send a JSON object")
     try:
-        return json.loads(raw)
+        return json.loads(raw, object_pairs_hook=_object_with_each_key_once)
     except (UnicodeDecodeError, ValueError) as exc:
         raise RequestError(f"the body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise RequestError("the body is not valid JSON: nested too deeply") from exc
+
+
+def _object_with_each_key_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object of the body; a key given twice is a 400 (`json.loads` silently keeps the last value, so
+    `{"text": "a", "text": "b"}` scored "b" where the caller may have meant "a")."""
+    document = dict(pairs)
+    if len(document) < len(pairs):
+        repeated = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+        raise RequestError(f"the body gives the key {repeated!r} more than once in one object: send it once")
+    return document
 
 
 def _presented_secret() -> str:

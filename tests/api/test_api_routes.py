@@ -79,6 +79,9 @@ def test_predict_rejects_bad_input_with_a_message(
         ("", "application/json", 400, "empty"),
         (b"\xff\xfe{}", "application/json", 400, "not valid JSON"),
         ("[" * 100_00 + "]" * 100_00, "application/json", 400, "not valid JSON"),
+        # json.loads keeps a repeated key's last value: "worst airline" was scored, silently
+        ('{"text": "good flight", "text": "worst airline"}', "application/json", 400, "key 'text' more than"),
+        ('[{"texts": ["a"]}, {"b": 1, "b": 2}]', "application/json", 400, "key 'b' more than once"),
     ],
 )
 def test_predict_rejects_bodies_that_are_not_json(
