@@ -70,6 +70,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,7 @@ from detection_data import (  # noqa: E402
 )
 
 from buzzwatch.schema import Alert, parse_timestamp  # noqa: E402
+from buzzwatch.zones import BrandIds  # noqa: E402
 from worker.detection import BuzzDetector, DetectorConfig  # noqa: E402
 from worker.replay import ReplayRow, ReplaySummary, read_rows, run_replay  # noqa: E402
 
@@ -230,6 +232,17 @@ def read_truth(folder: Path) -> SeedTruth:
     )
 
 
+@cache
+def replay_brand_ids() -> BrandIds:
+    """The brand ids `buzzwatch replay` gives a file's brand values (the brands file's), read once."""
+    return BrandIds.load()
+
+
+def brand_id(name: str) -> str:
+    """A truth file's brand name as its tweets' and alerts' brand id ("SkyLark" -> skylark)."""
+    return replay_brand_ids().resolve(name)
+
+
 def band_of(rate: float) -> str:
     """The base-rate band of a brand's mean tweets a minute."""
     return next(name for name, low, high in BANDS if low <= rate < high)
@@ -246,7 +259,7 @@ def evaluate(
     for episode in truth.episodes:
         hits = [
             f
-            for f in by_brand[episode["brand"]]
+            for f in by_brand[brand_id(episode["brand"])]
             if episode["start"] - MATCH_BEFORE <= f.fired_at <= episode["end"] + DETECT_AFTER
         ]
         first = hits[0] if hits else None
@@ -277,7 +290,7 @@ def evaluate(
         mine = [e for e in truth.episodes if e["brand"] == name]
         decoys = [d for d in truth.decoys if d["brand"] == name]
         false_by_decoy: Counter[str] = Counter()
-        for alert in by_brand[name]:
+        for alert in by_brand[brand_id(name)]:
             if alert.kind != "new" or any(
                 e["start"] - MATCH_BEFORE <= alert.fired_at <= e["end"] + FALSE_AFTER for e in mine
             ):
@@ -420,7 +433,7 @@ def fired(payload: dict[str, Any]) -> Fired:
 
 def read_seed_rows(path: Path, oracle: bool, authors: bool) -> list[ReplayRow]:
     """The replay rows of a file, without their authors when `authors` is false."""
-    rows = read_rows(path, oracle, ReplaySummary())
+    rows = read_rows(path, oracle, ReplaySummary(), replay_brand_ids())
     return rows if authors else [replace(r, author=None) for r in rows]
 
 
@@ -540,7 +553,7 @@ def run_seeds(
     for seed in seeds:
         folder = seed_folder(seed, pools)
         truth = read_truth(folder) if not roles else only_roles(read_truth(folder), roles)
-        names = {b["name"] for b in truth.brands}
+        names = {brand_id(b["name"]) for b in truth.brands}
         for column, model in scorings.items():
             started = time.perf_counter()
             all_rows = read_seed_rows(folder / "tweets.csv", model is None, authors)
@@ -644,7 +657,7 @@ def replay_real_week(scorings: dict[str, Any], authors: bool) -> None:
 
     folder = REPO_ROOT / "var" / "bench" / "detection" / "real-week"
     path = real_week(folder)
-    rows = read_rows(path, True, ReplaySummary())  # the report shows the authors either way
+    rows = read_rows(path, True, ReplaySummary(), replay_brand_ids())  # the report shows the authors
     brands = sorted({r.brand for r in rows})
     days = (rows[-1].created_at - rows[0].created_at).total_seconds() / 86400
     brand_weeks = len(brands) * days / 7

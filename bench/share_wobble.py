@@ -27,7 +27,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from detection import TUNING_SEEDS, read_seed_rows, read_truth, seed_folder  # noqa: E402
+from detection import TUNING_SEEDS, brand_id, read_seed_rows, read_truth, seed_folder  # noqa: E402
 
 from worker.detection import BuzzDetector, DetectorConfig  # noqa: E402
 from worker.replay import ReplaySummary, run_replay  # noqa: E402
@@ -77,7 +77,7 @@ def main() -> None:
         buzzes = [
             (e["start"].timestamp(), e["end"].timestamp()) for e in truth.episodes if e["brand"] == huge
         ]
-        rows = [r for r in read_seed_rows(folder / "tweets.csv", True, True) if r.brand == huge]
+        rows = [r for r in read_seed_rows(folder / "tweets.csv", True, True) if r.brand == brand_id(huge)]
         detector = _Recording(config)
         run_replay(rows, detector, io.StringIO(), ReplaySummary())
         first = min(minute for minute, *_ in detector.rows)

@@ -28,7 +28,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from detection import TUNING_SEEDS, _scorer, load_pools, read_seed_rows, seed_folder  # noqa: E402
+from detection import TUNING_SEEDS, _scorer, brand_id, load_pools, read_seed_rows, seed_folder  # noqa: E402
 
 BINS = np.linspace(0.0, 1.0, 21)
 
@@ -42,7 +42,7 @@ def seed_tweets(seed: int, model: object, pools: object) -> dict[str, list[tuple
     with (folder / "truth.csv").open(encoding="utf-8") as handle:
         kind = {row["id"]: row["kind"] for row in csv.DictReader(handle)}
     with (folder / "brands.csv").open(encoding="utf-8") as handle:
-        family = {row["name"]: row["family"] for row in csv.DictReader(handle)}
+        family = {brand_id(row["name"]): row["family"] for row in csv.DictReader(handle)}
     tweets: dict[str, list[tuple[float, bool, bool]]] = {}
     for row, p in zip(rows, p_negative, strict=True):
         if kind[row.id] in ("normal", "episode", "episode-reply"):

@@ -1,7 +1,7 @@
 """Each brand as a person reads it (the e-mail, the app): its display name and its time zone; the JSON
-keeps the brand id and UTC.
+keeps the brand id and UTC. And each brand value a data file writes as the brand id (`BrandIds`).
 
-Both come from the brand's [[brand]] table in the brands file (config/brands.toml, or
+All come from the brand's [[brand]] table in the brands file (config/brands.toml, or
 BUZZWATCH_BRANDS_FILE): `display_name` (else the id) and `timezone`, an IANA name such as "Europe/Paris";
 a brand without one, or a brand the file does not list, reads UTC. Ingest validates the same fields when
 it loads the file (`parse_zone`).
@@ -12,8 +12,9 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BRANDS_FILE = REPO_ROOT / "config" / "brands.toml"
 DEFAULT_ZONE = "UTC"
 BRAND_KEYS = ("name", "display_name", "timezone", "handles", "keywords", "aliases")  # of a [[brand]] table
+BRAND_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # a configured brand's name; a file's values slugify to one
 
 
 def brands_file(env: Mapping[str, str] | None = None) -> Path:
@@ -105,6 +107,45 @@ def brand_names(path: Path | None = None) -> dict[str, str]:
     """Brand id -> the name a person knows it by (`display_name` in the brands file, else the id)."""
     tables = _brand_tables(path or brands_file())
     return {entry["name"]: str(entry.get("display_name") or entry["name"]) for entry in tables}
+
+
+def slugify(value: str) -> str:
+    """A brand id from a free-text name: lower-case letters and digits ("US Airways" -> usairways)."""
+    return re.sub(r"[^a-z0-9]", "", value.lower())
+
+
+class BrandIds:
+    """A data file's brand value as a brand id, the one rule of every reader (the ingester, `buzzwatch
+    replay`): a configured brand when the value is one of its spellings (id, display name, alias, handle;
+    case, spaces and punctuation aside), else the value slugified, tracked as a brand of its own."""
+
+    def __init__(self, spellings: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """`spellings`: (brand id, its other spellings) per brand; a shared spelling is the first's."""
+        self._by_slug: dict[str, str] = {}
+        for name, others in spellings:
+            for spelling in (name, *others):
+                self._by_slug.setdefault(slugify(spelling), name)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> BrandIds:
+        """The brands file's ids (none configured when there is no file: each value slugified)."""
+        spellings = []
+        for entry in _brand_tables(path or brands_file()):
+            others = [entry.get("display_name"), *_listed(entry, "aliases"), *_listed(entry, "handles")]
+            spellings.append((str(entry["name"]), [other for other in others if isinstance(other, str)]))
+        return cls(spellings)
+
+    def resolve(self, value: str) -> str:
+        """The brand id of one value ("United", " UNITED ", "united" -> united); '' when it has no letter
+        or digit."""
+        slug = slugify(value)
+        return self._by_slug.get(slug, slug)
+
+
+def _listed(entry: Mapping[str, object], key: str) -> list[object]:
+    """The items of a [[brand]] list value ([] when it is not a list: ingest's `BrandBook` refuses it)."""
+    value = entry.get(key)
+    return list(value) if isinstance(value, list) else []
 
 
 def brand_label(brand: str, names: Mapping[str, str]) -> str:

@@ -14,21 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from buzzwatch.settings import SettingsError
-from buzzwatch.zones import DEFAULT_BRANDS_FILE, DEFAULT_ZONE, parse_zone, read_brand_tables
+from buzzwatch.zones import (
+    BRAND_ID,
+    DEFAULT_BRANDS_FILE,
+    DEFAULT_ZONE,
+    BrandIds,
+    parse_zone,
+    read_brand_tables,
+    slugify,
+)
 
 DEFAULT_BRANDS_PATH = DEFAULT_BRANDS_FILE
 MAX_RULE_CHARS = 512  # the X API v2 filtered-stream rule length limit of the basic access levels
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _HANDLE = re.compile(r"^@?\w{1,15}$")
 
 
 class BrandConfigError(ValueError):
     """The brands file is missing or malformed; the message names the brand and field."""
-
-
-def slugify(value: str) -> str:
-    """A brand id from a free-text name: lower-case letters and digits ("US Airways" -> usairways)."""
-    return re.sub(r"[^a-z0-9]", "", value.lower())
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,7 @@ class BrandBook:
         self.brands = tuple(brands)
         self._by_name = {brand.name: brand for brand in self.brands}
         self._patterns = [(brand.name, _pattern(brand)) for brand in self.brands]
-        self._alias_to_name: dict[str, str] = {}
-        for brand in self.brands:
-            for alias in (brand.name, brand.display_name, *brand.aliases, *brand.handles):
-                self._alias_to_name.setdefault(slugify(alias), brand.name)
+        self._ids = BrandIds((b.name, (b.display_name, *b.aliases, *b.handles)) for b in self.brands)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> BrandBook:
@@ -97,7 +96,7 @@ class BrandBook:
         for index, entry in enumerate(entries):
             where = f"{source}: brand #{index + 1}"
             name = entry.get("name")
-            if not isinstance(name, str) or not _NAME.match(name):
+            if not isinstance(name, str) or not BRAND_ID.match(name):
                 raise BrandConfigError(f"{where}: 'name' must be lower-case letters, digits, '-' or '_'")
             if name in seen:
                 raise BrandConfigError(f"{where}: brand {name!r} is configured twice")
@@ -144,8 +143,7 @@ class BrandBook:
     def resolve(self, value: str) -> str:
         """A data file's brand/airline value as a brand id: a configured brand if it matches a name or alias,
         else the value itself, slugified (an unknown brand in a file is tracked as a brand of its own)."""
-        slug = slugify(value)
-        return self._alias_to_name.get(slug, slug)
+        return self._ids.resolve(value)
 
     def attribute(
         self,

@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Reads a CSV with id, created_at (ISO 8601, UTC), text and brand columns, scores the tweets with "
             "the shared model (or takes the 'label' column with --oracle), runs the worker's detector in "
-            "event time and writes one JSON object per alert. Every brand value in the file is tracked "
+            "event time and writes one JSON object per alert. Every brand in the file is tracked under its "
+            "brand id, as the ingester names it (the brands file: 'United' and ' united ' are united), "
             "with the default settings (BUZZWATCH_DETECTOR_* variables change them). Bad rows are reported "
             "and skipped."
         ),

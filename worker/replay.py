@@ -41,6 +41,7 @@ from buzzwatch.schema import (
     format_timestamp,
     names_its_offset,
 )
+from buzzwatch.zones import BrandIds
 from models.language import Language, LanguageGate, gate_for
 from worker.detection import BuzzDetector
 
@@ -127,20 +128,29 @@ class ReplaySummary:
         return out
 
 
-def read_rows(path: Path, oracle: bool, summary: ReplaySummary) -> list[ReplayRow]:
+def read_rows(
+    path: Path, oracle: bool, summary: ReplaySummary, brand_ids: BrandIds | None = None
+) -> list[ReplayRow]:
     """The rows `replay_rows` gives, as a list (the benchmark's and the tests' form)."""
-    with replay_rows(path, oracle, summary, run_items=None) as rows:
+    with replay_rows(path, oracle, summary, run_items=None, brand_ids=brand_ids) as rows:
         return list(rows)
 
 
 @contextmanager
 def replay_rows(
-    path: Path, oracle: bool, summary: ReplaySummary, run_items: int | None = SORT_RUN_ITEMS
+    path: Path,
+    oracle: bool,
+    summary: ReplaySummary,
+    run_items: int | None = SORT_RUN_ITEMS,
+    brand_ids: BrandIds | None = None,
 ) -> Iterator[EventTimeOrder[ReplayRow]]:
     """Valid rows of the CSV in (created_at, id) order, holding at most `run_items` of them in memory.
 
     The whole file is read on entry: bad rows are recorded in `summary` (the first few in full) and skipped.
+    Each row's brand is its brand id as the ingester names it (`brand_ids`; None: the brands file's,
+    BUZZWATCH_BRANDS_FILE or config/brands.toml), so "United", " UNITED " and "united" are one brand.
     """
+    ids = brand_ids or BrandIds.load()
     if not path.is_file():
         raise ReplayError(f"input file not found: {path}")
     with open_replay_csv(path) as csv_rows:
@@ -158,7 +168,7 @@ def replay_rows(
                 try:
                     if row.problem is not None:
                         raise SchemaError(row.problem)
-                    parsed = _parse_row(row.values, row.line, oracle, reason_column)
+                    parsed = _parse_row(row.values, row.line, oracle, reason_column, ids)
                 except SchemaError as exc:
                     summary.skipped.add(row.line, str(exc))
                     continue
@@ -174,12 +184,18 @@ def _row_order(row: ReplayRow) -> tuple[datetime, str]:
     return row.created_at, row.id
 
 
-def _parse_row(values: dict[str, str], line: int, oracle: bool, reason_column: str | None) -> ReplayRow:
-    """One row as the ingester would publish it (`TweetEvent`'s validation and text rule), plus its label."""
+def _parse_row(
+    values: dict[str, str], line: int, oracle: bool, reason_column: str | None, brand_ids: BrandIds
+) -> ReplayRow:
+    """One row as the ingester would publish it (`TweetEvent`'s validation and text rule, the brand id),
+    plus its label."""
     cells = {key: value.strip() for key, value in values.items() if key != "text"}
     for key in ("id", "brand"):
         if not cells.get(key):
             raise SchemaError(f"empty {key!r}")
+    brand = brand_ids.resolve(cells["brand"])
+    if not brand:  # the ingester attributes such a tweet to no brand, and drops it
+        raise SchemaError(f"brand {cells['brand']!r} has no letter or digit a brand id is made of (a-z, 0-9)")
     if not values.get("text", "").strip():
         raise SchemaError("empty 'text'")
     label = None
@@ -192,7 +208,7 @@ def _parse_row(values: dict[str, str], line: int, oracle: bool, reason_column: s
             "id": cells["id"],
             "created_at": cells.get("created_at"),
             "text": values["text"],
-            "brands": [cells["brand"]],
+            "brands": [brand],
             "author_id": cells.get(AUTHOR_COLUMN) or None,
             "source": "replay",
         }
@@ -200,7 +216,7 @@ def _parse_row(values: dict[str, str], line: int, oracle: bool, reason_column: s
     reason = cells.get(reason_column) or None if reason_column else None
     lang = cells.get(LANGUAGE_COLUMN) or None
     return ReplayRow(
-        line, tweet.id, tweet.created_at, tweet.text, cells["brand"], label, reason, tweet.author_id, lang
+        line, tweet.id, tweet.created_at, tweet.text, brand, label, reason, tweet.author_id, lang
     )
 
 

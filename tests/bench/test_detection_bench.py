@@ -228,12 +228,12 @@ def _truth() -> Any:
 
 def test_evaluate_matches_alerts_to_buzzes_and_decoys() -> None:
     truth, start = _truth()
-    fired = [
-        bench.Fired("A", "new", start + timedelta(minutes=7), ("bags",), None),
-        bench.Fired("A", "update", start + timedelta(minutes=30), (), None),
-        bench.Fired("A", "new", start + timedelta(hours=5, minutes=20), (), None),  # in the rant
-        bench.Fired("A", "update", start + timedelta(hours=9), (), None),  # updates are never false alerts
-        bench.Fired("A", "new", start + timedelta(hours=20), (), None),
+    fired = [  # an alert names the brand id `buzzwatch replay` gives the truth's brand "A"
+        bench.Fired("a", "new", start + timedelta(minutes=7), ("bags",), None),
+        bench.Fired("a", "update", start + timedelta(minutes=30), (), None),
+        bench.Fired("a", "new", start + timedelta(hours=5, minutes=20), (), None),  # in the rant
+        bench.Fired("a", "update", start + timedelta(hours=9), (), None),  # updates are never false alerts
+        bench.Fired("a", "new", start + timedelta(hours=20), (), None),
     ]
     episodes, brands = bench.evaluate(fired, truth, seed=4)
     (outcome,) = episodes
@@ -247,7 +247,7 @@ def test_evaluate_matches_alerts_to_buzzes_and_decoys() -> None:
 
 def test_evaluate_misses_an_alert_after_the_buzz_and_its_grace() -> None:
     truth, start = _truth()
-    late = bench.Fired("A", "new", start + timedelta(minutes=60 + 16), ("bags",), None)
+    late = bench.Fired("a", "new", start + timedelta(minutes=60 + 16), ("bags",), None)
     episodes, brands = bench.evaluate([late], truth, seed=4)
     assert not episodes[0]["detected"] and episodes[0]["explained"] is None
     assert brands[0]["false"] == 0  # within 75 minutes of the end: not counted as false either

@@ -5,17 +5,51 @@ from pathlib import Path
 import pytest
 
 from buzzwatch.settings import SettingsError
-from buzzwatch.zones import brand_names, brand_zones
+from buzzwatch.zones import BrandIds, brand_names, brand_zones
 
 
 def test_a_misspelt_key_stops_the_readers_instead_of_leaving_the_brand_in_utc(tmp_path: Path) -> None:
     """The detection service's mails and the app's charts read `timezone`; a `time_zone` was ignored."""
     path = tmp_path / "brands.toml"
     path.write_text('[[brand]]\nname = "united"\nhandles = ["united"]\ntime_zone = "America/Chicago"\n')
-    for read in (brand_zones, brand_names):
+    for read in (brand_zones, brand_names, BrandIds.load):
         with pytest.raises(
             SettingsError, match=r"brand #1 \(united\): unknown key 'time_zone' \(did you mean"
         ):
             read(path)
     path.write_text('[[brand]]\nname = "united"\nhandles = ["united"]\ntimezone = "America/Chicago"\n')
     assert str(brand_zones(path)["united"]) == "America/Chicago"
+
+
+def test_a_brand_value_is_its_brand_id_whatever_its_case_spaces_or_configured_spelling(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "brands.toml"
+    path.write_text(
+        '[[brand]]\nname = "united"\ndisplay_name = "United Airlines"\nhandles = ["@United"]\n'
+        'aliases = ["UA", "Delta"]\n[[brand]]\nname = "jetblue"\naliases = ["Delta"]\nhandles = ["JetBlue"]\n'
+    )
+    ids = BrandIds.load(path)
+    values = [
+        "United",
+        " UNITED ",
+        "united",
+        "United Airlines",
+        "@united",
+        "u.a.",
+        "Delta",
+        "JetBlue",
+        "Sky Lark",
+    ]
+    assert [ids.resolve(v) for v in values] == ["united"] * 6 + ["united", "jetblue", "skylark"]
+    assert ids.resolve("!!!") == "" and ids.resolve("日本航空") == ""  # no letter or digit of an id
+    no_file = BrandIds.load(tmp_path / "missing.toml")  # no brand configured: each value slugified
+    assert [no_file.resolve(v) for v in values] == [
+        *["united"] * 3,
+        "unitedairlines",
+        "united",
+        "ua",
+        "delta",
+        "jetblue",
+        "skylark",
+    ]

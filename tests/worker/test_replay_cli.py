@@ -19,6 +19,7 @@ import worker.replay as replay_module
 from buzzwatch.cli import main
 from buzzwatch.replay import MAX_REPORTED_ERRORS
 from buzzwatch.schema import parse_timestamp
+from ingest.brands import BrandBook
 from tests.support.streams import START, background, burst, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.explain import named_words
@@ -203,6 +204,22 @@ def test_bad_rows_are_reported_and_skipped(
     assert "created_at is out of range once in UTC" in captured.err
     assert f"(5 of {len(tweets) + 5} rows skipped)" in captured.out
     assert any(a["kind"] == "new" for a in read_alerts(tmp_path / "out.jsonl"))
+
+
+def test_a_brand_is_one_brand_however_the_file_spells_it_as_the_ingester_names_it(tmp_path: Path) -> None:
+    """ "United", "united" and " UNITED " were three brands here (three baselines, three alert streams) where
+    the ingester resolves all to `united` (`BrandBook.resolve`): replay now names each as the ingester does,
+    and a value with no letter or digit of an id (the ingester attributes it to no brand) is a bad row."""
+    spellings = ["United", " UNITED ", "united", "United Airlines", "@united", "Delta", "SkyLark", "Sky-Lark"]
+    lines = [
+        {"id": f"t{i}", "created_at": f"2026-01-05T10:{i:02d}:00Z", "text": "late", "brand": brand}
+        for i, brand in enumerate([*spellings, "#!"])
+    ]
+    summary = ReplaySummary()
+    rows = read_rows(write_csv(tmp_path / "in.csv", [], lines), False, summary)
+    assert [row.brand for row in rows] == [BrandBook.load().resolve(brand) for brand in spellings]
+    assert [row.brand for row in rows] == ["united"] * 5 + ["jetblue", "skylark", "skylark"]
+    assert summary.skipped.count == 1 and "brand '#!' has no letter or digit" in summary.skipped.reported[0]
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from buzzwatch.settings import SettingsError, env_float, env_int, env_str
+from buzzwatch.zones import BRAND_ID
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ class DetectorConfig:
     def from_env(cls, env: Mapping[str, str]) -> DetectorConfig:
         """Build from BUZZWATCH_DETECTOR_* variables; BUZZWATCH_DETECTOR_BRANDS is a JSON object of overrides.
 
-        Example: BUZZWATCH_DETECTOR_BRANDS='{"United": {"fire_score": 6, "min_negatives": 10}}'.
+        Example: BUZZWATCH_DETECTOR_BRANDS='{"united": {"fire_score": 6, "min_negatives": 10}}'.
         """
         defaults = BrandParams(
             fire_score=env_float(env, "BUZZWATCH_DETECTOR_FIRE_SCORE", BrandParams.fire_score),
@@ -266,6 +267,12 @@ class DetectorConfig:
                 raise SettingsError(f"BUZZWATCH_DETECTOR_BRANDS is not a JSON object: {exc}") from exc
             if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
                 raise SettingsError("BUZZWATCH_DETECTOR_BRANDS must map brand names to objects of settings")
+            not_ids = [name for name in overrides if not BRAND_ID.match(name)]
+            if not_ids:  # "United" matched no tweet: the stream and `buzzwatch replay` carry the id, united
+                raise SettingsError(
+                    "BUZZWATCH_DETECTOR_BRANDS names each brand by its id (lower-case letters, digits, '-', "
+                    f"'_': as config/brands.toml and every tweet name it, 'united'), not {not_ids[0]!r}"
+                )
         return cls(
             lateness_tolerance_s=env_float(env, "BUZZWATCH_DETECTOR_LATENESS_S", cls.lateness_tolerance_s),
             tick_seconds=env_float(env, "BUZZWATCH_DETECTOR_TICK_S", cls.tick_seconds),

@@ -457,11 +457,11 @@ def test_config_from_env_and_overrides() -> None:
     env = {
         "BUZZWATCH_DETECTOR_FIRE_SCORE": "7.5",
         "BUZZWATCH_DETECTOR_LATENESS_S": "10",
-        "BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": 12, "warmup_minutes": 30}}',
+        "BUZZWATCH_DETECTOR_BRANDS": '{"united": {"min_negatives": 12, "warmup_minutes": 30}}',
     }
     config = DetectorConfig.from_env(env)  # the retired warm-up setting is ignored (logged), not refused
     assert config.defaults.fire_score == 7.5 and config.lateness_tolerance_s == 10
-    assert config.params_for("United").min_negatives == 12 and config.params_for("United").fire_score == 7.5
+    assert config.params_for("united").min_negatives == 12 and config.params_for("united").fire_score == 7.5
     assert config.params_for("Delta").min_negatives == config.defaults.min_negatives
     assert DetectorConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
@@ -470,19 +470,21 @@ def test_config_from_env_and_overrides() -> None:
     "env",
     [
         {"BUZZWATCH_DETECTOR_BRANDS": "not json"},
-        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"no_such_setting": 1}}'},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"united": {"no_such_setting": 1}}'},
         {"BUZZWATCH_DETECTOR_FIRE_SCORE": "high"},
         # Values that failed only at the brand's first tweet (int("x") in params_for), mid-stream:
-        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": "twelve"}}'},
-        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"fire_score": null}}'},
-        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"fire_score": NaN}}'},
-        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": 6.5}}'},
-        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": true}}'},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"united": {"min_negatives": "twelve"}}'},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"united": {"fire_score": null}}'},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"united": {"fire_score": NaN}}'},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"united": {"min_negatives": 6.5}}'},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"united": {"min_negatives": true}}'},
         # Accepted, then a crash at the first busy window (a square root of a negative) or an alert storm:
         {"BUZZWATCH_DETECTOR_SHARE_MARGIN_TWEETS": "-1"},
         {"BUZZWATCH_DETECTOR_FIRE_SCORE": "0"},
         {"BUZZWATCH_DETECTOR_COOLDOWN_MINUTES": "-5"},
-        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"share_margin_tweets": -300}}'},
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"united": {"share_margin_tweets": -300}}'},
+        # A brand's display name: its tweets carry the id (united), so the override silently applied to none
+        {"BUZZWATCH_DETECTOR_BRANDS": '{"United": {"min_negatives": 12}}'},
     ],
 )
 def test_bad_detector_settings_are_refused(env: dict[str, str]) -> None:
