@@ -35,7 +35,7 @@ from api.drift import DriftMonitor, MailerLike, TelemetryLike
 from api.guarded import GuardedTelemetry
 from api.limits import RateLimiter
 from api.openapi import build_openapi
-from api.settings import ApiSettings
+from api.settings import ApiSettings, load_predictor
 from api.store import (
     EXPORT_COLUMNS,
     DuplicateFeedback,
@@ -49,7 +49,6 @@ from api.validation import RequestError, error_code, parse_feedback, parse_predi
 from buzzwatch.cells import CSV_LINE_END, spreadsheet_cell
 from buzzwatch.database import is_lock_timeout, lock_wait_budget
 from buzzwatch.logs import configure_logging
-from buzzwatch.settings import SettingsError
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
 from models.language import Language, gate_for
 
@@ -134,17 +133,6 @@ class LatencyAggregator:
 def services() -> ApiServices:
     """The collaborators of the app serving the current request."""
     return current_app.extensions["buzzwatch"]
-
-
-def load_predictor(settings: ApiSettings) -> PredictorLike:
-    """The model BUZZWATCH_MODEL_URI names; no usable artifact there is one `SettingsError` line."""
-    from models.predictor import ModelLoadError, Predictor
-
-    try:
-        return Predictor.load(settings.common.model_uri, threads=settings.onnx_threads)
-    except ModelLoadError as exc:
-        uri = settings.common.model_uri
-        raise SettingsError(f"cannot load the model BUZZWATCH_MODEL_URI={uri}: {exc}") from None
 
 
 def create_app(

@@ -76,8 +76,7 @@ def gunicorn_command(
 
 def run_api(args: argparse.Namespace) -> int:
     """Replace this process with gunicorn (so signals reach it directly)."""
-    from api.app import load_predictor
-    from api.settings import ApiSettings
+    from api.settings import ApiSettings, load_predictor
     from buzzwatch.database import make_engine
 
     # Refused here, not as a boot-failure traceback in each gunicorn worker: bad settings, no model, a

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from buzzwatch.settings import CommonSettings, env_float, env_int, env_list, env_str
+from buzzwatch.settings import CommonSettings, SettingsError, env_float, env_int, env_list, env_str
+
+if TYPE_CHECKING:
+    from models.predictor import Predictor
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,18 @@ class ApiSettings:
             onnx_threads=env_int(env, "BUZZWATCH_API_ONNX_THREADS", 1, minimum=1),
             db_wait_s=env_float(env, "BUZZWATCH_API_DB_WAIT_S", 2.0, minimum=0.0, maximum=25.0),
         )
+
+
+def load_predictor(settings: ApiSettings) -> Predictor:
+    """The model BUZZWATCH_MODEL_URI names; no usable artifact there is one `SettingsError` line.
+
+    Here, not in `api.app`: `buzzwatch api` checks the model before it starts gunicorn, and importing the
+    app (Flask and the routes, about 0.2 s of CPU) there only delayed every start-up.
+    """
+    from models.predictor import ModelLoadError, Predictor
+
+    try:
+        return Predictor.load(settings.common.model_uri, threads=settings.onnx_threads)
+    except ModelLoadError as exc:
+        uri = settings.common.model_uri
+        raise SettingsError(f"cannot load the model BUZZWATCH_MODEL_URI={uri}: {exc}") from None

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from tests.support.integration import server_fixture
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 
 READY_BUDGET_S = 1.5
+READY_TRIES = 3  # fresh starts at most, when the load inflates the first one's CPU time past the budget
 RSS_BUDGET_MB = 250
 
 
@@ -79,11 +81,13 @@ def _critical_path_cpu_s(master_pid: int) -> float:
     return master_cpu + max((sum(worker.cpu_times()[:2]) for worker in workers), default=0.0)
 
 
-@server_fixture
-def server(isolated_var_dir: Path) -> Iterator[Server]:
+@contextmanager
+def _started(var_dir: Path) -> Iterator[Server]:
+    """`buzzwatch api` on a free port, state in `var_dir`, ready (its start-up measured); stopped after."""
     port = _free_port()
     env = {
         **os.environ,
+        "BUZZWATCH_VAR_DIR": str(var_dir),
         "BUZZWATCH_API_KEY": "server-test-key",
         "WEB_CONCURRENCY": "2",
         "BUZZWATCH_DRIFT_MIN_WRONG": "3",
@@ -114,18 +118,34 @@ def server(isolated_var_dir: Path) -> Iterator[Server]:
                 raise TimeoutError("the API was not ready within 30 s")
             time.sleep(0.01)
         ready_cpu_s = _critical_path_cpu_s(process.pid)
-        yield Server(url, process, ready_after_s, ready_cpu_s, load_per_cpu, isolated_var_dir)
+        yield Server(url, process, ready_after_s, ready_cpu_s, load_per_cpu, var_dir)
     finally:
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=30)
 
 
-def test_ready_fast_small_and_without_tensorflow(server: Server) -> None:
+@server_fixture
+def server(isolated_var_dir: Path) -> Iterator[Server]:
+    with _started(isolated_var_dir) as started:
+        yield started
+
+
+def test_ready_fast_small_and_without_tensorflow(server: Server, tmp_path: Path) -> None:
+    # CPU time is the start-up's own work, but others' jobs on the shared cores still inflate it (caches, the
+    # sibling hyperthread, clock speed): one start measured 1.53, 1.81 and 1.54 s at load 6 on 2 cores, and
+    # 1.65-1.85 s at load 7-8. Load only adds to it, never takes away, so the least of a few fresh starts is
+    # the closest to the start-up's own cost, and a start-up over the budget is over it in every try: the
+    # budget is not loosened. Another start only when the ones before all failed it.
+    cpu_s = [server.ready_cpu_s]
+    while min(cpu_s) > READY_BUDGET_S and len(cpu_s) < READY_TRIES:
+        with _started(tmp_path / f"try-{len(cpu_s)}") as again:
+            cpu_s.append(again.ready_cpu_s)
     print(
-        f"ready after {server.ready_after_s:.2f} s wall, {server.ready_cpu_s:.2f} s CPU on the critical path"
+        f"ready after {server.ready_after_s:.2f} s wall; CPU on the critical path per start: "
+        f"{', '.join(f'{s:.2f}' for s in cpu_s)} s, at load {server.load_per_cpu:.1f} per core"
     )
-    assert server.ready_cpu_s <= READY_BUDGET_S, f"start-up costs {server.ready_cpu_s:.2f} s of CPU"
+    assert min(cpu_s) <= READY_BUDGET_S, f"start-up costs {min(cpu_s):.2f} s of CPU (least of {len(cpu_s)})"
     if server.load_per_cpu < 1.0:  # wall time means something only when the shared cores are not saturated
         assert server.ready_after_s <= READY_BUDGET_S, f"ready after {server.ready_after_s:.2f} s"
     for _ in range(50):  # warm the workers up before reading their memory
