@@ -51,11 +51,12 @@ class BrandParams:
     min_negatives: int = 6  # fewest negative tweets in a window that can fire ...
     # ... unless it holds this many and its count is clear as a count of tweets (Poisson z >= fire_score,
     # without the smaller dispersion of a model's soft count): at a quiet brand's night, 0.2 negatives
-    # expected in 15 minutes, five are clear. Off by default (= min_negatives): on all ten tuning seeds 4
-    # cut the quiet brands' median delay from 28.1 to 24.8 minutes with human labels but not at all with
-    # the model (31.3 either way), and its earlier first alerts, on four or five tweets, named the topic
-    # of 75% of topical buzzes instead of 84% (labels) and 80% instead of 82% (model); see the README.
-    thin_min_negatives: int = 6
+    # expected in 15 minutes, five are clear. 5, chosen on the whole tuning half (README, 2026-12-06): no
+    # false alert and no buzz more or less with either scoring, 27 buzzes sooner with human labels (quiet
+    # median 23.1 -> 17.8 minutes) and 16 with the model (quiet median 25.3 -> 25.2), none later; first
+    # alerts that name their buzz's topic 81 -> 77 of 90 (labels), 73 -> 72 of 84 (model). 4, tried on an
+    # earlier detector, cost more topics (README).
+    thin_min_negatives: int = 5
     min_excess_negatives: float = 4.0  # negatives above the expected count needed to fire
     share_margin: float = 0.10  # the share test is against baseline share + this margin ...
     # ... times sqrt(this / the window's usual tweets) when it expects more than this many tweets: a brand
