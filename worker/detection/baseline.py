@@ -249,6 +249,48 @@ class DayProfileBaseline:
         self.minutes_seen += 1
         self.tweets_seen += tweets
 
+    def learn_silence(self, minute: int, minutes: int) -> None:
+        """Learn `minutes` closed minutes without a tweet from `minute` on (minutes since the epoch), as as
+        many `learn` calls would, in O(clock hours) past the brand's first day: a detector that skips a long
+        gap (`max_gap_minutes`, a week) spent seconds a brand closing the silence minute by minute.
+
+        While the brand learns (its first day is kept by the clock hour, see `surges`) the minutes are
+        learned one by one; after it, each clock hour's run folds in at once, equal to its minute steps up
+        to rounding: the hour's volume mean decays as a running mean of zeros, then exponentially, the
+        share counts and the all-hours evidence geometrically, and the minutes add their exposure.
+        """
+        cfg = self.config
+        end = minute + minutes
+        while minute < end and (self.first_day or self.minutes_seen < cfg.learning_minutes):
+            hour = (minute // 60) % HOURS
+            self.learn(hour, Evidence(1.0, cfg.day_shape[hour]), 0.0, minute // 60)
+            minute += 1
+        volume_horizon = 60.0 * cfg.volume_horizon_days
+        share_keep = 1.0 - 1.0 / (60.0 * cfg.share_horizon_days)
+        overall_keep = 1.0 - 1.0 / cfg.global_horizon_minutes
+        overall = self.overall
+        while minute < end:
+            steps = min(end, (minute // 60 + 1) * 60) - minute  # the rest of this clock hour
+            hour = (minute // 60) % HOURS
+            bucket = self.hourly_volume[hour]
+            running = min(steps, max(int(volume_horizon - bucket.weight), 0))  # steps before the horizon
+            if running:
+                bucket.mean *= bucket.weight / (bucket.weight + running)  # the product of (w - 1) / w
+            bucket.mean *= (1.0 - 1.0 / volume_horizon) ** (steps - running)
+            bucket.weight = min(bucket.weight + steps, volume_horizon)
+            share = self.hourly_share[hour]
+            share_decay = share_keep**steps
+            share.negative *= share_decay
+            share.total *= share_decay
+            share.squares *= share_decay
+            decay = overall_keep**steps
+            added = (1.0 - decay) / (1.0 - overall_keep)  # sum of overall_keep^k, k < steps
+            overall.scale(decay)
+            overall.minutes += added
+            overall.exposure += added * cfg.day_shape[hour]
+            self.minutes_seen += steps
+            minute += steps
+
     def surges(self, recent_hours: Mapping[int, tuple[float, int]]) -> Evidence:
         """The share evidence to leave out of a learning brand's all-hours share: its first-day clock hours
         that were clear volume surges, all but `anomaly_weight` of them.

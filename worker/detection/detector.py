@@ -1004,14 +1004,19 @@ class BuzzDetector:
     def _skip_gap(self, target: int) -> bool:
         """Jump over a long event-time silence; False when a pending minute must be closed first.
 
-        The windows are emptied into the baseline and open episodes end; closing resumes
-        `max_gap_minutes` before `target` (or at the first pending minute, if earlier).
+        The windows are emptied into the baseline and open episodes end; the baseline learns the silence
+        from `max_gap_minutes` before `target` (or from the first pending minute, if earlier), as closing
+        those minutes would: by the clock hour (`DayProfileBaseline.learn_silence`) up to the retained
+        history (`max(windows) + baseline_lag_minutes`) before `target` or the first pending minute, and
+        closing resumes there, so the windows and the retained minutes are as the closings left them.
         """
         assert self._next_minute is not None
-        resume = min((m for s in self._brands.values() for m in s.pending), default=target)
-        resume = min(resume, target - self.config.max_gap_minutes)
+        pending = min((m for s in self._brands.values() for m in s.pending), default=target)
+        resume = min(pending, target - self.config.max_gap_minutes)
         if resume <= self._next_minute:
             return False
+        retained = self._longest + self.config.baseline_lag_minutes
+        closing = max(resume, min(pending, target - retained))  # closed minute by minute from there on
         self._changed.update(self._brands)  # a saved brand cannot replay the jump: all are saved again
         for state in self._brands.values():
             for chunk in state.chunks:
@@ -1028,7 +1033,9 @@ class BuzzDetector:
                 state.episode.ended_minute = self._next_minute
                 state.last_episode, state.episode = state.episode, None
             state.first_minute = max(state.first_minute, resume)
-        self._next_minute = resume
+            if closing > state.first_minute:
+                state.baseline.learn_silence(state.first_minute, closing - state.first_minute)
+        self._next_minute = closing
         self._ticked = 0.0
         return True
 

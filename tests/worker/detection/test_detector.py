@@ -523,6 +523,55 @@ def test_a_long_silence_is_skipped_and_detection_resumes() -> None:
     assert not state["pending"] and det.stats["late"] == 0
 
 
+def test_a_brand_silent_for_twenty_years_costs_hours_of_closing_not_a_week_of_minutes() -> None:
+    det = detector()
+    closed: list[int] = []
+    close_minute = det._close_minute
+    det._close_minute = lambda state, minute: closed.append(minute) or close_minute(state, minute)  # type: ignore[method-assign]
+    first = datetime(2006, 4, 1, 12, 0, 30, tzinfo=START.tzinfo)
+    det.observe(scored("old", first, "negative", "lost my bag"))
+    det.observe(scored("new", first.replace(year=2026), "negative", "lost my bag again"))
+    retained = max(det.config.windows_minutes) + det.config.baseline_lag_minutes
+    assert len(closed) <= retained + 2  # the first tweet's minute and the retained history, not 10,080
+    # the silent week before the new tweet is learned all the same (its first day minute by minute)
+    assert (
+        det.state_dict()["brands"]["acme"]["baseline"]["minutes_seen"]
+        == 1 + det.config.max_gap_minutes - retained
+    )
+
+
+SILENCES = [  # (minutes of data learned before, first silent minute, silent minutes)
+    (0, 0, 3000),  # a brand's first day, then beyond the hour EWMAs' horizon
+    (0, 725, 1800),  # starting mid-hour
+    (3000, 3020, 10_080),  # a settled brand, a week
+    (3000, 3000, 37),  # less than an hour
+]
+
+
+@pytest.mark.parametrize(("history", "start", "silent"), SILENCES)
+def test_learning_a_silence_by_the_hour_equals_learning_its_minutes(
+    history: int, start: int, silent: int
+) -> None:
+    config = DetectorConfig()
+    by_minute, by_hour = DayProfileBaseline(config), DayProfileBaseline(config)
+    for baseline in (by_minute, by_hour):
+        for minute in range(history):  # 2 tweets a minute, one negative in three minutes
+            hour = minute // 60 % 24
+            negative = float(minute % 3 == 0)
+            baseline.learn(hour, baseline.contribution(hour, 2, negative, negative, 2, 1.0), 2, minute // 60)
+    for minute in range(start, start + silent):
+        hour = minute // 60 % 24
+        by_minute.learn(hour, by_minute.contribution(hour, 0, 0, 0, 1.0, 1.0), 0, minute // 60)
+    by_hour.learn_silence(start, silent)
+    expected, got = by_minute.state_dict(), by_hour.state_dict()
+    assert got["minutes_seen"] == expected["minutes_seen"]
+    assert got["first_day"] == expected["first_day"]
+    for key in ("hourly_volume", "hourly_share"):
+        flat = [value for row in got[key] for value in row]
+        assert flat == pytest.approx([value for row in expected[key] for value in row], rel=1e-9, abs=1e-12)
+    assert got["overall"] == pytest.approx(expected["overall"], rel=1e-9, abs=1e-12)
+
+
 def test_hard_labels_have_no_dispersion_and_a_models_probabilities_some() -> None:
     def learn(
         baseline: DayProfileBaseline, minute: int, total: float, negative: float, squares: float
