@@ -102,8 +102,12 @@ class Evidence:
 
     def scale(self, factor: float) -> None:
         """Multiply every sum by `factor` (a decay step)."""
-        for name in self.__slots__:
-            setattr(self, name, getattr(self, name) * factor)
+        self.minutes *= factor
+        self.exposure *= factor
+        self.volume *= factor
+        self.negative *= factor
+        self.total *= factor
+        self.squares *= factor
 
     def minus(self, other: Evidence) -> Evidence:
         """New sums: these without `other`'s (a part of them)."""
@@ -119,8 +123,12 @@ class Evidence:
     def decay_add(self, other: Evidence, horizon: float) -> None:
         """Decay by one step of a `horizon`-minute memory (a step as long as `other`'s weight), then add."""
         keep = 1.0 - other.minutes / horizon
-        for name in self.__slots__:
-            setattr(self, name, getattr(self, name) * keep + getattr(other, name))
+        self.minutes = self.minutes * keep + other.minutes
+        self.exposure = self.exposure * keep + other.exposure
+        self.volume = self.volume * keep + other.volume
+        self.negative = self.negative * keep + other.negative
+        self.total = self.total * keep + other.total
+        self.squares = self.squares * keep + other.squares
 
     def to_list(self) -> list[float]:
         """JSON-ready form."""

@@ -116,7 +116,7 @@ from __future__ import annotations
 import logging
 import math
 from bisect import insort
-from collections import ChainMap, deque
+from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import islice
@@ -721,7 +721,8 @@ class BuzzDetector:
         ):
             return []
         seen = sorted((r for r in records if r.ts < start + tick), key=_arrival_order)
-        held = ChainMap({}, state.copies)  # weighed as the closing will, registered nowhere
+        # weighed as the closing will, registered nowhere: a copy of the counts of their groups
+        held = {key: state.copies.get(key, 0) for record in seen for key in state.ids[record.id]}
         weights = [_weight(held, state.ids[record.id]) for record in seen]
         total = sum(weights)
         negatives = sum(w * r.p_negative for w, r in zip(weights, seen, strict=True))

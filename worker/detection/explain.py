@@ -73,6 +73,8 @@ log = logging.getLogger(__name__)
 
 Tokenizer = Callable[[str], list[str]]
 
+NORMALISED_TEXTS_KEPT = 1 << 16  # distinct texts whose normalised form is kept (`_normalised`)
+TEXT_FORMS_KEPT = 1 << 14  # distinct (text, tokenizer, brand) whose term forms are kept (`text_forms`)
 _RETWEET_PREFIX_RE = re.compile(r"^\s*rt\s+@\w+:?\s*", re.IGNORECASE)
 _URL_RE = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _MENTION_RE = re.compile(r"@\w+")
@@ -133,9 +135,13 @@ class TweetRecord(NamedTuple):
     author: str | None = None  # the author's id, when known (a state saved before authors has none)
 
 
+@functools.lru_cache(maxsize=NORMALISED_TEXTS_KEPT)
 def _normalised(text: str) -> str:
-    """The text without RT prefix, links, mentions, case and punctuation."""
-    text = _RETWEET_PREFIX_RE.sub("", text)
+    """The text without RT prefix, links, mentions, case and punctuation (kept for the latest texts: a
+    stream repeats its copies and retweets, and these four passes were a tenth of a replay's detection)."""
+    prefix = _RETWEET_PREFIX_RE.match(text)  # anchored: `sub` would try it at every position
+    if prefix is not None:
+        text = text[prefix.end() :]
     text = _MENTION_RE.sub(" ", _URL_RE.sub(" ", text))
     return _NON_WORD_RE.sub(" ", text.lower()).strip()
 
@@ -227,8 +233,13 @@ def is_own_account(account: str, own: str | None) -> bool:
     return account == name or (len(name) >= 4 and account.startswith(name))
 
 
+@functools.lru_cache(maxsize=TEXT_FORMS_KEPT)
 def text_forms(text: str, tokenizer: Tokenizer, own: str | None = None) -> dict[str, str]:
-    """`term_forms` of a raw tweet: its tokens' words and phrases, and the accounts it mentions."""
+    """`term_forms` of a raw tweet: its tokens' words and phrases, and the accounts it mentions.
+
+    Kept for the latest texts (an episode's alerts explain the same tweets again, and tokenizing was a
+    twentieth of a replay's detection): the same dict is returned, so callers must not modify it.
+    """
     return term_forms(tokenizer(text), mentioned(text), own)
 
 
