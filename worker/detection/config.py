@@ -153,7 +153,8 @@ class DetectorConfig:
     reference_size: int = 1000  # recent normal tweets kept as the explanation's reference corpus
     top_terms: int = 10
     samples: int = 5
-    max_gap_minutes: int = 10080  # an event-time jump longer than this skips ahead without baseline updates
+    # an event-time jump longer than this skips ahead: only its last max_gap_minutes are learned (as silence)
+    max_gap_minutes: int = 10080
 
     def __post_init__(self) -> None:
         if not self.windows_minutes or min(self.windows_minutes) < 1:
