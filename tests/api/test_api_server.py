@@ -137,17 +137,25 @@ def test_ready_fast_small_and_without_tensorflow(server: Server, tmp_path: Path)
     # 1.65-1.85 s at load 7-8. Load only adds to it, never takes away, so the least of a few fresh starts is
     # the closest to the start-up's own cost, and a start-up over the budget is over it in every try: the
     # budget is not loosened. Another start only when the ones before all failed it.
-    cpu_s = [server.ready_cpu_s]
-    while min(cpu_s) > READY_BUDGET_S and len(cpu_s) < READY_TRIES:
-        with _started(tmp_path / f"try-{len(cpu_s)}") as again:
-            cpu_s.append(again.ready_cpu_s)
-    print(
-        f"ready after {server.ready_after_s:.2f} s wall; CPU on the critical path per start: "
-        f"{', '.join(f'{s:.2f}' for s in cpu_s)} s, at load {server.load_per_cpu:.1f} per core"
+    # Wall time means something only when the shared cores are not saturated (under 1 job per core at the
+    # start), and is asked of the same starts for the same reason (CI failed once on one start's 1.52 s while
+    # the machine ran other work): a start is within budget when both are.
+    def within(start: Server) -> bool:
+        return start.ready_cpu_s <= READY_BUDGET_S and (
+            start.load_per_cpu >= 1.0 or start.ready_after_s <= READY_BUDGET_S
+        )
+
+    starts = [server]
+    while not any(within(start) for start in starts) and len(starts) < READY_TRIES:
+        with _started(tmp_path / f"try-{len(starts)}") as again:
+            starts.append(again)
+    report = "; ".join(
+        f"{start.ready_cpu_s:.2f} s CPU on the critical path, ready after {start.ready_after_s:.2f} s wall "
+        f"at load {start.load_per_cpu:.1f} per core"
+        for start in starts
     )
-    assert min(cpu_s) <= READY_BUDGET_S, f"start-up costs {min(cpu_s):.2f} s of CPU (least of {len(cpu_s)})"
-    if server.load_per_cpu < 1.0:  # wall time means something only when the shared cores are not saturated
-        assert server.ready_after_s <= READY_BUDGET_S, f"ready after {server.ready_after_s:.2f} s"
+    print(f"starts: {report}")
+    assert any(within(start) for start in starts), f"no start within {READY_BUDGET_S} s: {report}"
     for _ in range(50):  # warm the workers up before reading their memory
         assert _request(f"{server.url}/v1/predict", {"texts": ["delayed again, thanks a lot"] * 32})[0] == 200
     master = psutil.Process(server.process.pid)
