@@ -77,7 +77,8 @@ def main() -> None:
         buzzes = [
             (e["start"].timestamp(), e["end"].timestamp()) for e in truth.episodes if e["brand"] == huge
         ]
-        rows = [r for r in read_seed_rows(folder / "tweets.csv", True, True) if r.brand == brand_id(huge)]
+        huge_id = brand_id(huge)
+        rows = [r for r in read_seed_rows(folder / "tweets.csv", True, True) if r.brand == huge_id]
         detector = _Recording(config)
         run_replay(rows, detector, io.StringIO(), ReplaySummary())
         first = min(minute for minute, *_ in detector.rows)
