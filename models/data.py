@@ -293,13 +293,13 @@ def load_emoji_corpus(data_dir: str | Path | None = None) -> pd.DataFrame:
 
 
 def load_unlabelled_texts(
-    data_dir: str | Path | None = None, exclude: Iterable[str] | None = None
+    data_dir: str | Path | None = None, exclude: Iterable[str] | None = None, limit: int | None = None
 ) -> list[str]:
     """Every tweet text available (labelled, distant and the emoji corpus), for training embeddings.
 
     Texts are deduplicated by normalised form (first seen kept, in a fixed file order). `exclude` takes
     texts (raw or normalised) to leave out, e.g. the validation and test texts, so that even unsupervised
-    training never sees them.
+    training never sees them. `limit` stops after that many texts: the first ones of the whole list.
     """
     data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
     excluded = {dedupe_key(normalise(text)) for text in exclude} if exclude is not None else set()
@@ -310,6 +310,8 @@ def load_unlabelled_texts(
         for text in _read_csv(path, ("text",))["text"]:
             key = dedupe_key(normalise(text))
             if key and key not in seen and key not in excluded:
+                if len(texts) == limit:
+                    return texts
                 seen.add(key)
                 texts.append(text)
     return texts

@@ -430,8 +430,14 @@ def teacher_targets(train: pd.DataFrame, teacher_share: float, path: Path = TEAC
     return targets
 
 
-def teacher_unlabelled(prepared: Prepared, count: int, seed: int) -> tuple[list[str], np.ndarray]:
-    """A seeded sample of texts, neither held out nor in train, that the teacher scored; its probabilities."""
+def teacher_unlabelled(
+    prepared: Prepared, count: int, seed: int, pool: int | None = None
+) -> tuple[list[str], np.ndarray]:
+    """A seeded sample of texts, neither held out nor in train, that the teacher scored; its probabilities.
+
+    `pool` draws from the first that many unlabelled texts only (quick mode: reading and normalising all
+    of them took most of a quick train's time).
+    """
     from models.data import dedupe_key, load_unlabelled_texts
     from models.teacher import load_teacher_probs, text_key
 
@@ -441,7 +447,7 @@ def teacher_unlabelled(prepared: Prepared, count: int, seed: int) -> tuple[list[
     teacher = load_teacher_probs(TEACHER_PROBS)
     candidates = [
         text
-        for text in load_unlabelled_texts(exclude=held_out["text"])
+        for text in load_unlabelled_texts(exclude=held_out["text"], limit=pool)
         if text_key(text) in teacher and dedupe_key(normalise(text)) not in train_keys
     ]
     rng = np.random.default_rng(seed)
@@ -618,7 +624,8 @@ def train_variant(
     added = []
     if variant.teacher_unlabelled:
         count = min(variant.teacher_unlabelled, 200) if options.quick else variant.teacher_unlabelled
-        added.append(teacher_unlabelled(prepared, count, options.seed))
+        pool = 5000 if options.quick else None
+        added.append(teacher_unlabelled(prepared, count, options.seed, pool))
     late_rows = []  # rows that join only for the last epochs
     if variant.negation_examples:
         pairs = negation_examples(prepared, variant, options)

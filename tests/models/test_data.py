@@ -265,6 +265,7 @@ def test_unlabelled_texts_dedupe_and_exclude(tmp_path: Path) -> None:
     write_csv(tmp_path / "sentiment140/train_subset_100k.csv", [{"text": "distant one", "label": "negative"}])
     texts = load_unlabelled_texts(tmp_path, exclude=["HELD OUT text"])
     assert sorted(texts) == ["distant one", "sunny day @user", "test tweet", "val tweet"]
+    assert load_unlabelled_texts(tmp_path, exclude=["HELD OUT text"], limit=2) == texts[:2]
 
 
 def test_distant_labels(tmp_path: Path) -> None:
