@@ -86,11 +86,13 @@ How it works (the README explains the why):
   (against the expectation updated with the minute itself: a new brand's first minutes, expected from
   the vague prior, are learned as they come, so a brand at hundreds a minute knows its level in minutes).
 - Hysteresis: an episode starts when a window with enough negatives scores `fire_score`; it ends after
-  `end_quiet_minutes` closed minutes below `end_score`. A re-fire within `cooldown_minutes` of the end
-  reopens the same episode, its flare-up counted afresh (an update once it holds `update_min_negatives`
-  excess negatives: a second buzz soon after a first one is told, not swallowed). One episode = one
-  "new" alert plus "update" alerts each time its excess negatives (observed minus expected, since the
-  firing window) have grown by `update_growth` while the minute is still at the firing level.
+  `end_quiet_minutes` closed minutes below `end_score` (`thin_end_quiet_minutes` for a quiet brand, whose
+  15 minutes are three ordinary tweets: a storm's lull is not its end). A re-fire within
+  `cooldown_minutes` of the end reopens the same episode, its flare-up counted afresh (an update once it
+  holds `update_min_negatives` excess negatives: a second buzz soon after a first one is told, not
+  swallowed). One episode = one "new" alert plus "update" alerts each time its excess negatives
+  (observed minus expected, since the firing window) have grown by `update_growth` while the minute is
+  still at the firing level.
 - The tweet that triggered an alert is found exactly: the minute (closed, or up to the tick) is replayed
   tweet by tweet in (event time, id) order and the first prefix that crosses the threshold names it
   (`fired_at`).
@@ -441,11 +443,7 @@ class BuzzDetector:
         # brand's first hours may be its night) is also tested on the quiet windows, and may need a smaller
         # share z (`thin_min_share_z`; a brand still learning keeps the usual one, its share is a guess)
         # while it is calm (`_calm`).
-        baseline = state.baseline
-        quiet = (
-            baseline.minutes_seen + len(state.closed) >= self.config.learning_minutes
-            and baseline.overall.volume < params.thin_rate_per_minute * baseline.overall.minutes
-        )
+        quiet = self._quiet(state, params)
         share_at = params.thin_min_share_z if quiet and self._calm(state, params) else params.min_share_z
         skipped = () if quiet else self._quiet_windows  # those windows are a quiet brand's (see the config)
         counts = (
@@ -521,6 +519,15 @@ class BuzzDetector:
                 )
             )
         return evals
+
+    def _quiet(self, state: BrandState, params: BrandParams) -> bool:
+        """A quiet brand: seen a day (a new brand's first hours may be its night), its learned mean rate
+        under `thin_rate_per_minute`."""
+        baseline = state.baseline
+        return (
+            baseline.minutes_seen + len(state.closed) >= self.config.learning_minutes
+            and baseline.overall.volume < params.thin_rate_per_minute * baseline.overall.minutes
+        )
 
     def _calm(self, state: BrandState, params: BrandParams) -> bool:
         """No episode open, nor one ended within `thin_calm_minutes`: a long storm's flare-ups, each tested
@@ -965,7 +972,8 @@ class BuzzDetector:
             episode.last_alert_minute = minute
             episode.alerts += 1
             alerts.append(self._alert(state, episode, minute, records, trigger_index, window, "update"))
-        if episode.quiet_minutes >= params.end_quiet_minutes:
+        end_after = params.thin_end_quiet_minutes if self._quiet(state, params) else params.end_quiet_minutes
+        if episode.quiet_minutes >= end_after:
             episode.ended_minute = minute
             state.last_episode = episode
             state.episode = None

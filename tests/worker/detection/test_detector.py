@@ -517,8 +517,11 @@ def test_a_long_silence_is_skipped_and_detection_resumes() -> None:
     assert all(a.fired_at > later for a in alerts)  # the gap itself fires nothing
     spike = later + timedelta(hours=14)
     # The burst after the gap is found; a noise alert in the 20 h of background is not this test's subject.
-    assert [a.kind for a in alerts if spike <= a.fired_at < spike + timedelta(hours=2)][:1] == ["new"]
-    assert new_alerts(alerts)[-1].fired_at < spike + timedelta(minutes=10)
+    # Here one at 9:19 opens an episode that ordinary minutes at score 2 hold open on this brand, quiet once
+    # it is learned (`thin_end_quiet_minutes`), so the burst may come as that episode's update.
+    first = next(a for a in alerts if a.fired_at >= spike)
+    assert first.fired_at < spike + timedelta(minutes=10)
+    assert first.kind == "new" or any(a.kind == "new" and a.fired_at < spike for a in alerts)
     state = det.state_dict()["brands"]["acme"]
     assert not state["pending"] and det.stats["late"] == 0
 
