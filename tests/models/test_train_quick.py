@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,6 +20,40 @@ from tests.models.conftest import airline_sample
 
 # A quick train takes about a minute alone; the timeout leaves room for a loaded machine.
 pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@dataclass
+class Trained:
+    """One `buzzwatch train` in a shared store: its exit code, stdout, stderr and the artifacts it made."""
+
+    code: int
+    out: str
+    err: str
+    artifacts: dict[str, Predictor]  # by variant
+
+
+@dataclass
+class QuickStore:
+    """A var dir that several quick trains share (MLflow store, cached embeddings, artifacts, Keras files),
+    so that tests asking the same of one training read one run instead of training again."""
+
+    var_dir: Path
+
+    def train(self, *args: str) -> Trained:
+        """`buzzwatch train --quick ARGS` on this store, its output captured."""
+        before = set(self.var_dir.glob("artifacts/*/meta.json"))
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+            patch.setenv("BUZZWATCH_VAR_DIR", str(self.var_dir))
+            with contextlib.redirect_stderr(err):
+                code = main(["train", "--quick", *args])
+        made = [Predictor(meta.parent) for meta in set(self.var_dir.glob("artifacts/*/meta.json")) - before]
+        return Trained(code, out.getvalue(), err.getvalue(), {p.meta["details"]["variant"]: p for p in made})
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> QuickStore:
+    return QuickStore(tmp_path_factory.mktemp("quick-train-var"))
 
 
 def quick_train(tmp_path, extra_args: tuple[str, ...] = ()) -> int:
@@ -121,107 +158,115 @@ def test_quick_train_of_the_subword_and_emoji_levers(isolated_var_dir, capsys):
     assert predictor.predict_proba(["@united flyyying with yooou is a jooooy"]).shape == (1, 3)
 
 
-def test_quick_train_adds_the_negation_examples_for_the_last_epochs_only(isolated_var_dir, capsys):
+NO_EXTRAS = ("--skip-reasons", "--skip-baseline", "--no-register", "--no-export")
+DISTIL, NEGLAST = "ft-frozen-air5-distil", "ft-frozen-air5-distil-neglast"
+LEXVOCAB, SCOPE = "ft-frozen-air5-distil-lexvocab", "ft-frozen-air5-distil-lexvocab-scope"
+
+
+@dataclass
+class ContinuedRuns:
+    """The recipe without negation pairs and with them trained in one process, then the second continued
+    from the first's saved Keras file: twice with its generator states, twice after they were deleted."""
+
+    one_process: Trained
+    first_phase: Path
+    with_states: list[Trained]
+    without_states: list[Trained]
+
+
+@pytest.fixture(scope="module")
+def continued_runs(store: QuickStore) -> ContinuedRuns:
+    one_process = store.train("--variants", f"{DISTIL},{NEGLAST}", *NO_EXTRAS)
+    run_id = one_process.artifacts[DISTIL].meta["details"]["mlflow_run_id"]
+    saved = store.var_dir / "keras" / f"{run_id}.keras"
+
+    def continued() -> Trained:
+        return store.train("--variants", NEGLAST, "--first-phase", str(saved), *NO_EXTRAS)
+
+    with_states = [continued(), continued()]
+    saved.with_suffix(".rng.json").unlink()  # a file saved before the states were
+    return ContinuedRuns(one_process, saved, with_states, [continued(), continued()])
+
+
+@pytest.fixture(scope="module")
+def valence_run(store: QuickStore) -> Trained:
+    """The lexicon lever and its negation scope, trained in one run."""
+    return store.train("--variants", f"{LEXVOCAB},{SCOPE}", *NO_EXTRAS)
+
+
+def test_quick_train_adds_the_negation_examples_for_the_last_epochs_only(store, continued_runs):
     """The pairs join after a first phase trained without them; a saved first phase is continued, not
     trained again, and the command that reproduces the run names it."""
-    variant = "ft-frozen-air5-distil-neglast"
-    args = ["train", "--quick", "--variants", variant, "--skip-reasons", "--skip-baseline", "--no-register"]
-    main([*args, "--no-export"])
-    err = capsys.readouterr().err
+    err = continued_runs.one_process.err
+    err = err[err.index(f"variant 2/2: {NEGLAST}") :]
     first_rows = int(re.search(r"training on (\d+) tweets, up to", err).group(1))
     added = int(re.search(r"(\d+) negation examples join for 2 more epochs", err).group(1))
     assert err.index("tweets, up to") < err.index("negation examples join")
-    (trained,) = [Predictor(path.parent) for path in (isolated_var_dir / "artifacts").glob("*/meta.json")]
+    trained = continued_runs.one_process.artifacts[NEGLAST]
     assert added == 60 and trained.meta["details"]["train_rows"] == first_rows + added
     assert trained.meta["details"]["first_phase"] == "trained"
 
-    saved = next((isolated_var_dir / "keras").glob("*.keras"))
-    main([*args, "--no-export", "--first-phase", str(saved)])
-    err = capsys.readouterr().err
-    assert f"first phase (no negation examples) from {saved}" in err and "tweets, up to" not in err
-    assert "60 negation examples join for 2 more epochs" in err
-    (continued,) = [
-        Predictor(path.parent)
-        for path in (isolated_var_dir / "artifacts").glob("*/meta.json")
-        if path.parent != trained.artifact_dir
-    ]
-    assert continued.meta["details"]["first_phase"] == str(saved)
-    assert continued.meta["details"]["command"].endswith(f"--first-phase {saved}")
+    saved, continued = continued_runs.first_phase, continued_runs.with_states[0]
+    assert f"first phase (no negation examples) from {saved}" in continued.err
+    assert "tweets, up to" not in continued.err
+    assert "60 negation examples join for 2 more epochs" in continued.err
+    assert continued.artifacts[NEGLAST].meta["details"]["first_phase"] == str(saved)
+    assert continued.artifacts[NEGLAST].meta["details"]["command"].endswith(f"--first-phase {saved}")
 
     import keras
 
     other = keras.models.load_model(saved)
     embedding = other.get_layer("embedding")
     embedding.set_weights([embedding.get_weights()[0][::-1]])  # another vocabulary's rows
-    other.save(isolated_var_dir / "other.keras")
-    assert main([*args, "--no-export", "--first-phase", str(isolated_var_dir / "other.keras")]) == 2
-    assert "other.keras: its embeddings are not this run's" in capsys.readouterr().err
+    other.save(store.var_dir / "other.keras")
+    refused = store.train(
+        "--variants", NEGLAST, "--first-phase", str(store.var_dir / "other.keras"), *NO_EXTRAS
+    )
+    assert refused.code == 2 and "other.keras: its embeddings are not this run's" in refused.err
 
 
-def test_quick_train_of_the_lexicon_valence_channel(isolated_var_dir, capsys):
+def test_quick_train_of_the_lexicon_valence_channel(valence_run):
     """Issue 11's lexicon lever end to end: the VADER table on a vocabulary that also takes the lexicon's
     tokens (an emoji the training texts never show), recorded in the artifact, scored as Keras did."""
-    variant = "ft-frozen-air5-distil-lexvocab"
-    args = ["train", "--quick", "--variants", variant, "--skip-reasons", "--skip-baseline", "--no-register"]
-    main([*args, "--no-export"])
-    captured = capsys.readouterr()
-    metrics = json.loads(captured.out)["variants"][variant]
+    metrics = json.loads(valence_run.out)["variants"][LEXVOCAB]
     assert metrics["onnx_parity_max_abs"] < 1e-4
-    (artifact,) = [path.parent for path in (isolated_var_dir / "artifacts").glob("*/meta.json")]
-    predictor = Predictor(artifact)
+    predictor = valence_run.artifacts[LEXVOCAB]
     valence = predictor.meta["details"]["valence"]
     assert valence["lexicon"].startswith("vadersentiment 3.3.2") and valence["columns"] == [
         "positive",
         "negative",
     ]
     assert (
-        f"lexicon valence for {valence['tokens_with_valence']} of {len(predictor.vocab)} tokens"
-        in captured.err
+        f"{LEXVOCAB}: lexicon valence for {valence['tokens_with_valence']} of {len(predictor.vocab)} tokens"
+        in valence_run.err
     )
     assert ":smiling_face_with_heart-eyes:" in predictor.vocab.index and "abhor" in predictor.vocab.index
     assert predictor.predict_proba(["😍😍", "i abhor this"]).shape == (2, 3)
 
 
-def test_quick_train_of_the_negation_scope(isolated_var_dir, capsys):
+def test_quick_train_of_the_negation_scope(valence_run):
     """VADER's negation scope in the graph: the table's negator column and the rule are recorded in the
     artifact, which scores as Keras did."""
-    variant = "ft-frozen-air5-distil-lexvocab-scope"
-    args = ["train", "--quick", "--variants", variant, "--skip-reasons", "--skip-baseline", "--no-register"]
-    main([*args, "--no-export"])
-    metrics = json.loads(capsys.readouterr().out)["variants"][variant]
+    metrics = json.loads(valence_run.out)["variants"][SCOPE]
     assert metrics["onnx_parity_max_abs"] < 1e-4
-    (artifact,) = [path.parent for path in (isolated_var_dir / "artifacts").glob("*/meta.json")]
-    predictor = Predictor(artifact)
+    predictor = valence_run.artifacts[SCOPE]
     details = predictor.meta["details"]
     negators = len(NEGATORS & set(predictor.vocab.tokens))
     assert negators >= 5 and details["negation_scope"] == {"window": 3, "scale": 0.74, "negators": negators}
     assert details["valence"]["columns"] == ["positive", "negative"]
 
 
-def test_a_continued_first_phase_gives_the_one_process_model(isolated_var_dir, capsys):
+def test_a_continued_first_phase_gives_the_one_process_model(continued_runs):
     """The continued epochs draw the dropout masks of the one-process run: the first phase saved by the
     recipe without pairs, continued with --first-phase, gives the one-process model bit for bit, run after
     run; from a file without its generator states, runs still agree with each other."""
-    args = ["train", "--quick", "--skip-reasons", "--skip-baseline", "--no-register", "--no-export"]
-    main([*args, "--variants", "ft-frozen-air5-distil,ft-frozen-air5-distil-neglast"])
-    capsys.readouterr()
-    artifacts = [Predictor(path.parent) for path in (isolated_var_dir / "artifacts").glob("*/meta.json")]
-    trained = {predictor.meta["details"]["variant"]: predictor for predictor in artifacts}
-    first_phase = trained["ft-frozen-air5-distil"].meta["details"]["mlflow_run_id"]
-    saved = isolated_var_dir / "keras" / f"{first_phase}.keras"
     texts = list(airline_sample(300)["text"])
-
-    def continued() -> tuple[np.ndarray, str]:
-        before = set((isolated_var_dir / "artifacts").glob("*/meta.json"))
-        main([*args, "--variants", "ft-frozen-air5-distil-neglast", "--first-phase", str(saved)])
-        (meta,) = set((isolated_var_dir / "artifacts").glob("*/meta.json")) - before
-        return Predictor(meta.parent).predict_proba(texts), capsys.readouterr().err
-
-    one_process = trained["ft-frozen-air5-distil-neglast"].predict_proba(texts)
-    for _ in range(2):
-        probabilities, err = continued()
-        assert (probabilities == one_process).all() and "no saved generator states" not in err
-    saved.with_suffix(".rng.json").unlink()  # a file saved before the states were
-    (first, err), (second, _) = continued(), continued()
-    assert "the continued epochs draw their dropout masks from seed 13" in err
-    assert (first == second).all()
+    one_process = continued_runs.one_process.artifacts[NEGLAST].predict_proba(texts)
+    for run in continued_runs.with_states:
+        probabilities = run.artifacts[NEGLAST].predict_proba(texts)
+        assert (probabilities == one_process).all() and "no saved generator states" not in run.err
+    first, second = continued_runs.without_states
+    assert "the continued epochs draw their dropout masks from seed 13" in first.err
+    assert (
+        first.artifacts[NEGLAST].predict_proba(texts) == second.artifacts[NEGLAST].predict_proba(texts)
+    ).all()
