@@ -104,14 +104,19 @@ def test_flow_control_blocks_the_caller_until_batches_complete(emulator_env, uni
 def test_close_waits_for_every_publish(emulator_env, unique_name):
     topic = ensure_topic(PROJECT, unique_name)
     ensure_subscription(PROJECT, SubscriptionSpec(name=f"{unique_name}-sub", topic=topic))
-    publisher = Publisher(PROJECT, unique_name, PublisherSettings(max_latency_s=0.5, max_messages=10_000))
+    settings = PublisherSettings(max_latency_s=60, max_messages=10_000, max_bytes=100_000)
+    publisher = Publisher(PROJECT, unique_name, settings)
     for index in range(500):
         publisher.publish(json.dumps({"n": index}).encode(), kind="test")
-    assert publisher.stats.pending == 500  # nothing sent yet: the batch waits for its latency
+    # Nothing sent yet, however slow the loop under load: the batch is neither full nor a minute old.
+    assert publisher.stats.pending == 500
+    # Too large to join it: the batch goes now, then this message alone (a 0.5 s latency here once let 211
+    # of 500 go out before close under load, and waiting a minute's latency would make the test slow).
+    publisher.publish(json.dumps({"n": 500, "pad": "x" * settings.max_bytes}).encode(), kind="test")
     stats = publisher.close()
-    assert (stats.published, stats.pending, stats.failed) == (500, 0, 0)
-    received = pull_until(PROJECT, f"{unique_name}-sub", 500, then_after_s=0)
-    assert sorted(json.loads(message.data)["n"] for message in received) == list(range(500))
+    assert (stats.published, stats.pending, stats.failed) == (501, 0, 0)
+    received = pull_until(PROJECT, f"{unique_name}-sub", 501, then_after_s=0)
+    assert sorted(json.loads(message.data)["n"] for message in received) == list(range(501))
 
 
 def test_a_message_that_cannot_be_published_is_counted_logged_and_spooled(emulator_env, tmp_path, caplog):
