@@ -557,7 +557,7 @@ def run_seeds(
         for column, model in scorings.items():
             started = time.perf_counter()
             all_rows = read_seed_rows(folder / "tweets.csv", model is None, authors)
-            rows = [r for r in all_rows if r.brand in names]
+            rows = [r for r in all_rows if not names.isdisjoint(r.brands)]
             out = _alerts_file(folder, f"{column} {'-'.join(sorted(roles))}" if roles else column)
             alerts = replay(rows, _scorer(model, all_rows, folder), reason_model, out)
             episodes, brands = evaluate([fired(a) for a in alerts], truth, seed)
@@ -658,14 +658,14 @@ def replay_real_week(scorings: dict[str, Any], authors: bool) -> None:
     folder = REPO_ROOT / "var" / "bench" / "detection" / "real-week"
     path = real_week(folder)
     rows = read_rows(path, True, ReplaySummary(), replay_brand_ids())  # the report shows the authors
-    brands = sorted({r.brand for r in rows})
+    brands = sorted({brand for r in rows for brand in r.brands})
     days = (rows[-1].created_at - rows[0].created_at).total_seconds() / 86400
     brand_weeks = len(brands) * days / 7
     print(
         f"real week: {len(rows)} tweets over {days:.1f} days, {len(brands)} brands "
         f"({brand_weeks:.2f} brand-weeks)"
     )
-    found = storms([(r.brand, r.created_at, r.label == "negative") for r in rows])
+    found = storms([(brand, r.created_at, r.label == "negative") for r in rows for brand in r.brands])
     print(f"storms by the labels ({len(found)}):")
     for storm in found:
         print(
@@ -687,7 +687,7 @@ def replay_real_week(scorings: dict[str, Any], authors: bool) -> None:
             window = [
                 r
                 for r in rows
-                if r.brand == alert.brand and alert.window_start <= r.created_at <= alert.window_end
+                if alert.brand in r.brands and alert.window_start <= r.created_at <= alert.window_end
             ]
             negatives = [r for r in window if r.label == "negative"]
             top, top_count = Counter(r.author for r in negatives).most_common(1)[0] if negatives else ("-", 0)

@@ -46,9 +46,10 @@ def seed_tweets(seed: int, model: object, pools: object) -> dict[str, list[tuple
     tweets: dict[str, list[tuple[float, bool, bool]]] = {}
     for row, p in zip(rows, p_negative, strict=True):
         if kind[row.id] in ("normal", "episode", "episode-reply"):
-            tweets.setdefault(family[row.brand], []).append(
-                (float(p), row.label == "negative", kind[row.id] != "normal")
-            )
+            for brand in row.brands:
+                tweets.setdefault(family[brand], []).append(
+                    (float(p), row.label == "negative", kind[row.id] != "normal")
+                )
     return tweets
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -27,6 +28,7 @@ DEFAULT_BRANDS_FILE = REPO_ROOT / "config" / "brands.toml"
 DEFAULT_ZONE = "UTC"
 BRAND_KEYS = ("name", "display_name", "timezone", "handles", "keywords", "aliases")  # of a [[brand]] table
 BRAND_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # a configured brand's name; a file's values slugify to one
+BRAND_SEPARATORS = re.compile(r"[,;|]")  # between the brands of one declared value ("united,delta")
 
 
 def brands_file(env: Mapping[str, str] | None = None) -> Path:
@@ -110,8 +112,21 @@ def brand_names(path: Path | None = None) -> dict[str, str]:
 
 
 def slugify(value: str) -> str:
-    """A brand id from a free-text name: lower-case letters and digits ("US Airways" -> usairways)."""
-    return re.sub(r"[^a-z0-9]", "", value.lower())
+    """A brand id from a free-text name: lower-case letters and digits, accents folded ("US Airways" ->
+    usairways, "Éole Air" -> eoleair); a name in a script without Latin letters slugifies to ''."""
+    folded = unicodedata.normalize("NFKD", value.lower())
+    return re.sub(r"[^a-z0-9]", "", folded)
+
+
+def _spelling_key(value: str) -> str:
+    """What two spellings of one brand share: its slug, else (a name in another script) its casefolded
+    letters and digits, so a configured brand may list "日本航空" among its aliases."""
+    return slugify(value) or re.sub(r"[\W_]", "", unicodedata.normalize("NFKC", value).casefold())
+
+
+def split_brands(value: str) -> list[str]:
+    """The brands one declared value names, split at , ; or | ("united,delta" -> united, delta)."""
+    return [part for part in BRAND_SEPARATORS.split(value) if part.strip()]
 
 
 class BrandIds:
@@ -121,10 +136,11 @@ class BrandIds:
 
     def __init__(self, spellings: Iterable[tuple[str, Iterable[str]]]) -> None:
         """`spellings`: (brand id, its other spellings) per brand; a shared spelling is the first's."""
-        self._by_slug: dict[str, str] = {}
+        self._by_key: dict[str, str] = {}
         for name, others in spellings:
             for spelling in (name, *others):
-                self._by_slug.setdefault(slugify(spelling), name)
+                if key := _spelling_key(spelling):
+                    self._by_key.setdefault(key, name)
 
     @classmethod
     def load(cls, path: Path | None = None) -> BrandIds:
@@ -136,10 +152,14 @@ class BrandIds:
         return cls(spellings)
 
     def resolve(self, value: str) -> str:
-        """The brand id of one value ("United", " UNITED ", "united" -> united); '' when it has no letter
-        or digit."""
-        slug = slugify(value)
-        return self._by_slug.get(slug, slug)
+        """The brand id of one value ("United", " UNITED ", "united" -> united); '' when it has no Latin
+        letter or digit and is no configured brand's spelling."""
+        return self._by_key.get(_spelling_key(value)) or slugify(value)
+
+    def resolve_all(self, values: Iterable[str]) -> tuple[str, ...]:
+        """The brand ids of several values, in order, each once; a value without a letter or digit names
+        none."""
+        return tuple(dict.fromkeys(brand for brand in map(self.resolve, values) if brand))
 
 
 def _listed(entry: Mapping[str, object], key: str) -> list[object]:

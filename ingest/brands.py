@@ -21,7 +21,7 @@ from buzzwatch.zones import (
     BrandIds,
     parse_zone,
     read_brand_tables,
-    slugify,
+    split_brands,
 )
 
 DEFAULT_BRANDS_PATH = DEFAULT_BRANDS_FILE
@@ -154,9 +154,9 @@ class BrandBook:
     ) -> tuple[str, ...]:
         """The brands of one tweet: the declared brand(s) win; else stream rule tags, handles and keywords."""
         if isinstance(declared, str):
-            declared = [part for part in re.split(r"[,;|]", declared) if part.strip()]
+            declared = split_brands(declared)
         if declared:
-            return tuple(dict.fromkeys(self.resolve(value) for value in declared if slugify(value)))
+            return self._ids.resolve_all(declared)
         found = {tag for tag in rule_tags if tag in self._by_name}
         for name, pattern in self._patterns:
             if pattern.search(text):

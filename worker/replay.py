@@ -41,7 +41,7 @@ from buzzwatch.schema import (
     format_timestamp,
     names_its_offset,
 )
-from buzzwatch.zones import BrandIds
+from buzzwatch.zones import BrandIds, split_brands
 from models.language import Language, LanguageGate, gate_for
 from worker.detection import BuzzDetector
 
@@ -74,7 +74,7 @@ class ReplayRow:
     id: str
     created_at: datetime
     text: str
-    brand: str
+    brands: tuple[str, ...]  # its brand ids, as the ingester attributes the row ("united,delta": two)
     label: str | None
     reason: str | None
     author: str | None = None
@@ -147,7 +147,7 @@ def replay_rows(
     """Valid rows of the CSV in (created_at, id) order, holding at most `run_items` of them in memory.
 
     The whole file is read on entry: bad rows are recorded in `summary` (the first few in full) and skipped.
-    Each row's brand is its brand id as the ingester names it (`brand_ids`; None: the brands file's,
+    Each row's brands are their brand ids as the ingester names them (`brand_ids`; None: the brands file's,
     BUZZWATCH_BRANDS_FILE or config/brands.toml), so "United", " UNITED " and "united" are one brand.
     """
     ids = brand_ids or BrandIds.load()
@@ -193,9 +193,11 @@ def _parse_row(
     for key in ("id", "brand"):
         if not cells.get(key):
             raise SchemaError(f"empty {key!r}")
-    brand = brand_ids.resolve(cells["brand"])
-    if not brand:  # the ingester attributes such a tweet to no brand, and drops it
-        raise SchemaError(f"brand {cells['brand']!r} has no letter or digit a brand id is made of (a-z, 0-9)")
+    brands = brand_ids.resolve_all(split_brands(cells["brand"]))
+    if not brands:  # the ingester attributes such a tweet to no brand, and drops it
+        raise SchemaError(
+            f"brand {cells['brand']!r} has no Latin letter or digit a brand id is made of (a-z, 0-9)"
+        )
     if not values.get("text", "").strip():
         raise SchemaError("empty 'text'")
     label = None
@@ -208,7 +210,7 @@ def _parse_row(
             "id": cells["id"],
             "created_at": cells.get("created_at"),
             "text": values["text"],
-            "brands": [brand],
+            "brands": list(brands),
             "author_id": cells.get(AUTHOR_COLUMN) or None,
             "source": "replay",
         }
@@ -216,7 +218,7 @@ def _parse_row(
     reason = cells.get(reason_column) or None if reason_column else None
     lang = cells.get(LANGUAGE_COLUMN) or None
     return ReplayRow(
-        line, tweet.id, tweet.created_at, tweet.text, brand, label, reason, tweet.author_id, lang
+        line, tweet.id, tweet.created_at, tweet.text, brands, label, reason, tweet.author_id, lang
     )
 
 
@@ -302,7 +304,7 @@ def _scored(
         id=row.id,
         created_at=row.created_at,
         text=row.text,
-        brands=(row.brand,),
+        brands=row.brands,
         lang=row.lang or "und",
         source="replay",
         author_id=row.author,

@@ -28,6 +28,7 @@ def test_a_brand_value_is_its_brand_id_whatever_its_case_spaces_or_configured_sp
     path.write_text(
         '[[brand]]\nname = "united"\ndisplay_name = "United Airlines"\nhandles = ["@United"]\n'
         'aliases = ["UA", "Delta"]\n[[brand]]\nname = "jetblue"\naliases = ["Delta"]\nhandles = ["JetBlue"]\n'
+        '[[brand]]\nname = "jal"\naliases = ["日本航空", "!!"]\n'
     )
     ids = BrandIds.load(path)
     values = [
@@ -42,7 +43,9 @@ def test_a_brand_value_is_its_brand_id_whatever_its_case_spaces_or_configured_sp
         "Sky Lark",
     ]
     assert [ids.resolve(v) for v in values] == ["united"] * 6 + ["united", "jetblue", "skylark"]
-    assert ids.resolve("!!!") == "" and ids.resolve("日本航空") == ""  # no letter or digit of an id
+    assert ids.resolve("!!!") == "" and ids.resolve("大韓航空") == ""  # no letter or digit of an id
+    assert ids.resolve(" 日本航空 ") == "jal" and ids.resolve("Éole") == "eole"  # an alias; accents folded
+    assert ids.resolve_all(["Delta", "jal", "DELTA", "?"]) == ("united", "jal")  # in order, each once
     no_file = BrandIds.load(tmp_path / "missing.toml")  # no brand configured: each value slugified
     assert [no_file.resolve(v) for v in values] == [
         *["united"] * 3,

@@ -210,16 +210,64 @@ def test_a_brand_is_one_brand_however_the_file_spells_it_as_the_ingester_names_i
     """ "United", "united" and " UNITED " were three brands here (three baselines, three alert streams) where
     the ingester resolves all to `united` (`BrandBook.resolve`): replay now names each as the ingester does,
     and a value with no letter or digit of an id (the ingester attributes it to no brand) is a bad row."""
-    spellings = ["United", " UNITED ", "united", "United Airlines", "@united", "Delta", "SkyLark", "Sky-Lark"]
+    spellings = [
+        "United",
+        " UNITED ",
+        "united",
+        "United Airlines",
+        "@united",
+        "Delta",
+        "SkyLark",
+        "Sky-Lark",
+        "united,Delta",
+        "United; JetBlue | SkyLark",
+        "Éole Air",
+        "Aéroflot,",
+    ]
     lines = [
         {"id": f"t{i}", "created_at": f"2026-01-05T10:{i:02d}:00Z", "text": "late", "brand": brand}
-        for i, brand in enumerate([*spellings, "#!"])
+        for i, brand in enumerate([*spellings, "#!", "東京航空"])
     ]
     summary = ReplaySummary()
     rows = read_rows(write_csv(tmp_path / "in.csv", [], lines), False, summary)
-    assert [row.brand for row in rows] == [BrandBook.load().resolve(brand) for brand in spellings]
-    assert [row.brand for row in rows] == ["united"] * 5 + ["jetblue", "skylark", "skylark"]
-    assert summary.skipped.count == 1 and "brand '#!' has no letter or digit" in summary.skipped.reported[0]
+    book = BrandBook.load()
+    assert [row.brands for row in rows] == [book.attribute("late", declared=brand) for brand in spellings]
+    assert [row.brands for row in rows] == [
+        *[("united",)] * 5,
+        ("jetblue",),
+        ("skylark",),
+        ("skylark",),
+        ("united", "jetblue"),
+        ("united", "jetblue", "skylark"),
+        ("eoleair",),
+        ("aeroflot",),
+    ]
+    assert summary.skipped.count == 2
+    assert "brand '#!' has no Latin letter or digit" in summary.skipped.reported[0]
+    assert "brand '東京航空' has no Latin letter or digit" in summary.skipped.reported[1]
+
+
+def test_a_row_naming_two_brands_counts_for_each_as_the_ingester_attributes_it(
+    tmp_path: Path, tweets: list
+) -> None:
+    """A `brand` cell "acme; Globex" is two brands to the ingester (`BrandBook.attribute`), where replay once
+    tracked one brand 'acmeglobex' that no baseline knew: the bad buzz now alerts both brands."""
+    shared = [
+        {
+            "id": s.tweet.id,
+            "created_at": s.tweet.created_at.isoformat().replace("+00:00", "Z"),
+            "text": s.tweet.text,
+            "brand": "acme; Globex",
+            "label": s.label,
+        }
+        for s in tweets
+        if s.tweet.id.startswith("buzz")
+    ]
+    own = [s for s in tweets if not s.tweet.id.startswith(("buzz", "promo"))]
+    out = tmp_path / "alerts.jsonl"
+    argv = ["replay", "--input", str(write_csv(tmp_path / "in.csv", own, shared)), "--alerts-out", str(out)]
+    assert main([*argv, "--speed", "max", "--oracle", "--no-reasons", "--quiet"]) == 0
+    assert sorted(a["brand"] for a in read_alerts(out) if a["kind"] == "new") == ["acme", "globex"]
 
 
 @pytest.mark.parametrize(
