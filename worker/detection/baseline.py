@@ -364,11 +364,17 @@ class DayProfileBaseline:
         """
         return self.expect_hour(hour, self.level(recent or Evidence()))
 
-    def level(
-        self, recent: Evidence, recent_hours: Mapping[int, tuple[float, int]] | None = None
-    ) -> BrandLevel:
+    def pooled(self, recent_hours: Mapping[int, tuple[float, int]] | None = None) -> Evidence:
+        """The learned all-hours evidence the share pools: `overall`, less a learning brand's surge hours
+        (`surges`; `recent_hours`: the unlearned closed minutes' tweets and minutes by clock hour). It does
+        not depend on `recent`: a minute's expectations compute it once for all their `level`s."""
+        if not self.first_day:
+            return self.overall
+        return self.overall.minus(self.surges(recent_hours or {}))
+
+    def level(self, recent: Evidence, pooled: Evidence | None = None) -> BrandLevel:
         """What every hour's expectation shares: the brand's level and its pooled share (see `expect`;
-        `recent_hours`: the unlearned closed minutes' tweets and minutes by clock hour, see `surges`)."""
+        `pooled`: this minute's `pooled()`, computed here when None)."""
         cfg = self.config
         overall = self.overall
         overall_exposure = max(overall.exposure, 0.0)
@@ -378,8 +384,7 @@ class DayProfileBaseline:
         level_tweets = max(recent.volume, 0.0) + overall_weight * overall_level
         level = level_tweets / (max(recent.exposure, 0.0) + overall_weight)
 
-        if self.first_day:
-            overall = overall.minus(self.surges(recent_hours or {}))
+        overall = self.pooled() if pooled is None else pooled
         prior = cfg.share_prior_tweets
         pooled_tweets = max(overall.total + recent.total, 0.0) + prior
         prior_negatives = prior * cfg.share_prior  # the prior's pseudo-tweets count as hard labels

@@ -546,7 +546,7 @@ class BuzzDetector:
         minute: int,
         newest_level: BrandLevel,
         newest: Expectation,
-        recent_hours: dict[int, tuple[float, int]],
+        pooled: Evidence,
     ) -> list[WindowExpectation]:
         """Each window's expected (tweets, negatives), from what the brand's data before the window says now.
 
@@ -558,8 +558,8 @@ class BuzzDetector:
         Their evidence is kept summed per window (`BrandState.inside`, moved on as minutes close), so
         leaving them out costs one subtraction, not one per minute. `newest` is the newest minute's
         expectation, from `newest_level` (the baseline's level with all of `recent`); the windows that
-        hold none of `recent` share it and their other hours' expectations. `recent_hours`: `recent` by
-        clock hour (`_recent_hours`).
+        hold none of `recent` share it and their other hours' expectations. `pooled`: the baseline's
+        learned share evidence this minute (`DayProfileBaseline.pooled`), the same for every window.
         """
         gap = self.config.reference_gap_minutes
         held = len(state.closed)  # the newest minute is not appended yet: closed[-age] is `age` old
@@ -575,14 +575,14 @@ class BuzzDetector:
             if span > gap + 1:  # the window's own minutes are left out of `recent`
                 own = recent.minus(inside)
                 # everything recent is inside: none left (no residue)
-                level = baseline.level(own if own.minutes >= MIN_RECENT_MINUTES else Evidence(), recent_hours)
+                level = baseline.level(own if own.minutes >= MIN_RECENT_MINUTES else Evidence(), pooled)
                 by_hour: dict[int, Expectation] = {}
             else:
                 if shared_level is None:
                     shared_level = (
                         newest_level
                         if recent.minutes >= MIN_RECENT_MINUTES
-                        else baseline.level(Evidence(), recent_hours)
+                        else baseline.level(Evidence(), pooled)
                     )
                 level, by_hour = shared_level, shared
             tweets = negatives = 0.0
@@ -686,10 +686,10 @@ class BuzzDetector:
         """The expectation of the minute not closed yet and of each window ending with it; kept between its
         ticks and its closing (nothing they rest on changes meanwhile but a late tweet, which drops it)."""
         if state.open_expected is None or state.open_expected[0] != minute:
-            recent_hours = self._recent_hours(state)
-            level = state.baseline.level(state.recent, recent_hours)
+            pooled = state.baseline.pooled(self._recent_hours(state))
+            level = state.baseline.level(state.recent, pooled)
             expectation = state.baseline.expect_hour((minute // 60) % 24, level)
-            windows = self._window_expected(state, minute, level, expectation, recent_hours)
+            windows = self._window_expected(state, minute, level, expectation, pooled)
             state.open_expected = (minute, expectation, windows)
         return state.open_expected[1], state.open_expected[2]
 

@@ -7,6 +7,7 @@ import json
 import random
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -316,6 +317,26 @@ def test_a_second_buzz_not_learned_yet_leaves_the_first_ones_hour_out_of_the_sha
     left_out = (1.0 - config.anomaly_weight) * baseline.overall.total
     assert baseline.surges(calm).total == pytest.approx(left_out)
     assert baseline.surges(second_buzz).total == pytest.approx(left_out)
+
+
+def test_a_learning_brands_surge_hours_are_weighed_once_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`surges` does not depend on the `recent` evidence each window leaves its own minutes out of: one
+    minute's expectations (the newest minute's and every window's) share one `pooled` evidence."""
+    calls: Counter[str] = Counter()
+
+    def counted(owner: type, name: str) -> None:
+        method = getattr(owner, name)
+
+        def wrapper(*args: object) -> object:
+            calls[name] += 1
+            return method(*args)
+
+        monkeypatch.setattr(owner, name, wrapper)
+
+    counted(DayProfileBaseline, "surges")
+    counted(BuzzDetector, "_close_minute")
+    run(detector(), background(6, seed=4))  # a new brand's first six hours: it learns its first day
+    assert calls["_close_minute"] > 300 and 0 < calls["surges"] <= calls["_close_minute"]
 
 
 @pytest.mark.parametrize(("seed", "labels"), [(1, "oracle"), (2, "model"), (3, "model")])
