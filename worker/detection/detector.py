@@ -90,9 +90,11 @@ How it works (the README explains the why):
   15 minutes are three ordinary tweets: a storm's lull is not its end). A re-fire within
   `cooldown_minutes` of the end reopens the same episode, its flare-up counted afresh (an update once it
   holds `update_min_negatives` excess negatives: a second buzz soon after a first one is told, not
-  swallowed). One episode = one "new" alert plus "update" alerts each time its excess negatives
-  (observed minus expected, since the firing window) have grown by `update_growth` while the minute is
-  still at the firing level.
+  swallowed). A quiet brand's flare-up after `end_quiet_minutes` quiet minutes (when a busy brand's episode
+  would have ended), in its episode or within the cooldown, is told as an update as soon as it fires, by
+  the tests of a new alert, counted afresh from its firing window. One episode = one "new" alert plus
+  "update" alerts each time its excess negatives (observed minus expected, since the firing window) have
+  grown by `update_growth` while the minute is still at the firing level.
 - The tweet that triggered an alert is found exactly: the minute (closed, or up to the tick) is replayed
   tweet by tweet in (event time, id) order and the first prefix that crosses the threshold names it
   (`fired_at`).
@@ -529,6 +531,13 @@ class BuzzDetector:
             and baseline.overall.volume < params.thin_rate_per_minute * baseline.overall.minutes
         )
 
+    def _flaring_up(self, state: BrandState, params: BrandParams, episode: Episode) -> bool:
+        """A firing now is a quiet brand's flare-up, told at once as an update of `episode` (counted afresh
+        from its firing window, not after `update_min_negatives` excess negatives): since its last alert
+        the episode was quiet for `end_quiet_minutes` (`lapsed`), when a busy brand's would have ended and
+        the firing been new (the minutes of its rise, above `end_score`, need not be quiet)."""
+        return episode.lapsed and self._quiet(state, params)
+
     def _calm(self, state: BrandState, params: BrandParams) -> bool:
         """No episode open, nor one ended within `thin_calm_minutes`: a long storm's flare-ups, each tested
         against a share learned before it, passed the thin share z hour after hour as new buzzes."""
@@ -658,18 +667,17 @@ class BuzzDetector:
         top_score = self._alarm(evals)
         alerts: list[Alert] = []
         episode = state.episode
-        if episode is not None:
+        firing = self._firing(evals, params)
+        if episode is not None and (firing is None or not self._flaring_up(state, params, episode)):
             alerts.extend(
                 self._continue_episode(state, params, episode, minute, records, weights, negatives, top_score)
             )
-        else:
-            firing = self._firing(evals, params)
-            if firing is not None:
-                alerts.extend(
-                    self._start_episode(
-                        state, params, minute, records, weights, firing, negatives, counted, expectation
-                    )
+        elif firing is not None:
+            alerts.extend(
+                self._start_episode(
+                    state, params, minute, records, weights, firing, negatives, counted, expectation
                 )
+            )
         entry.flagged = state.episode is not None or top_score >= params.end_score
         gap = self.config.reference_gap_minutes
         held = len(state.closed)
@@ -841,25 +849,30 @@ class BuzzDetector:
         confusion: Expectation,
     ) -> list[Alert]:
         last = state.last_episode
+        reopened = state.episode  # open only at a quiet brand's flare-up (`_flaring_up`)
         if (
-            last is not None
+            reopened is None
+            and last is not None
             and last.ended_minute is not None
             and minute - last.ended_minute <= params.cooldown_minutes
         ):
-            # Within the cooldown: the same bad buzz flaring up again, not a new one. The flare-up is
-            # counted afresh, from its firing window's excess (the minute's own part is charged below):
-            # an update once it holds `update_min_negatives` excess negatives, not once the whole
-            # episode's excess has doubled, so a second buzz that starts soon after the first one ended
-            # is told, not swallowed by the first one's episode.
-            minute_excess = negatives - state.closed[-1].expected_negatives
-            last.negatives = firing.negatives - firing.expected_negatives - minute_excess
-            last.alerted_negatives = 0.0
-            last.ended_minute = None
-            last.quiet_minutes = 0
-            state.episode = last
-            return self._continue_episode(
-                state, params, last, minute, records, weights, negatives, firing.score
-            )
+            if self._quiet(state, params):  # it ended after `thin_end_quiet_minutes`: a flare-up
+                reopened = last
+            else:
+                # Within the cooldown: the same bad buzz flaring up again, not a new one. The flare-up is
+                # counted afresh, from its firing window's excess (the minute's own part is charged
+                # below): an update once it holds `update_min_negatives` excess negatives, not once the
+                # whole episode's excess has doubled, so a second buzz that starts soon after the first
+                # one ended is told, not swallowed by the first one's episode.
+                minute_excess = negatives - state.closed[-1].expected_negatives
+                last.negatives = firing.negatives - firing.expected_negatives - minute_excess
+                last.alerted_negatives = 0.0
+                last.ended_minute = None
+                last.quiet_minutes = 0
+                state.episode = last
+                return self._continue_episode(
+                    state, params, last, minute, records, weights, negatives, firing.score
+                )
         minute_total = sum(weights)
         bases = [
             (sums.total - minute_total, sums.negatives - negatives, sums.negative_tweets - counted)
@@ -867,7 +880,16 @@ class BuzzDetector:
         ]
         return [
             self._open_episode(
-                state, params, minute, records, weights, firing, bases, state.window_expected, confusion
+                state,
+                params,
+                minute,
+                records,
+                weights,
+                firing,
+                bases,
+                state.window_expected,
+                confusion,
+                reopened=reopened,
             )
         ]
 
@@ -883,12 +905,14 @@ class BuzzDetector:
         expected: Sequence[WindowExpectation],
         confusion: Expectation,
         carried: float | None = None,
+        reopened: Episode | None = None,
     ) -> Alert:
         """Start an episode at `minute` (closing it, or at a tick: `carried`, the excess of the minute's
         part its closing will charge again) and alert it from the tweet that made it certain: the first of
         `records` (the minute's, in arrival order) at which a window fires (`bases`: each window's counts
         without the minute; `confusion`: the minute's expectation, whose confusion counted its negative
-        tweets)."""
+        tweets). A quiet brand's flare-up (`_flaring_up`) is `reopened`'s instead: an update, its excess
+        counted afresh from the firing window."""
         trigger_index, trigger_eval = len(records) - 1, firing
         prefix_total = prefix_neg = prefix_counted = 0.0
         for index, (record, weight) in enumerate(zip(records, weights, strict=True)):
@@ -904,22 +928,31 @@ class BuzzDetector:
                 trigger_index, trigger_eval = index, crossing
                 break
         ticking = carried is not None
-        episode = Episode(
-            episode_id=_episode_id(state.brand, minute - trigger_eval.minutes + 1),
-            start_minute=minute,
-            negatives=firing.negatives - firing.expected_negatives - (carried or 0.0),
-            alerted_negatives=trigger_eval.negatives - trigger_eval.expected_negatives,
-            last_alert_minute=minute,
-            onset_minute=self._onset(state),
-        )
+        excess = firing.negatives - firing.expected_negatives - (carried or 0.0)
+        alerted = trigger_eval.negatives - trigger_eval.expected_negatives
+        if reopened is None:
+            kind = "new"
+            episode = Episode(
+                episode_id=_episode_id(state.brand, minute - trigger_eval.minutes + 1),
+                start_minute=minute,
+                negatives=excess,
+                alerted_negatives=alerted,
+                last_alert_minute=minute,
+                onset_minute=self._onset(state),
+            )
+            since_onset = minute - episode.onset_minute + 1 if episode.onset_minute is not None else 0
+            flagged = max(trigger_eval.minutes, since_onset)
+        else:
+            kind, episode, flagged = "update", reopened, trigger_eval.minutes
+            episode.negatives, episode.alerted_negatives, episode.last_alert_minute = excess, alerted, minute
+            episode.alerts += 1
+            episode.quiet_minutes, episode.lapsed, episode.ended_minute = 0, False, None
         state.episode = episode
-        since_onset = minute - episode.onset_minute + 1 if episode.onset_minute is not None else 0
-        flagged = max(trigger_eval.minutes, since_onset)
         if ticking:  # the minute is not closed yet: its closing flags it (an episode is open)
             self._flag_window(state, flagged - 1, closing=False)
         else:
             self._flag_window(state, flagged)
-        return self._alert(state, episode, minute, records, trigger_index, trigger_eval, "new")
+        return self._alert(state, episode, minute, records, trigger_index, trigger_eval, kind)
 
     def _flag_window(self, state: BrandState, minutes: int, closing: bool = True) -> None:
         """Mark the last `minutes` closed minutes (the firing window, or back to the buzz's onset) unusual:
@@ -952,6 +985,7 @@ class BuzzDetector:
         before = episode.negatives - expected_now  # the minute's expectation is charged first
         episode.negatives = before + negatives
         episode.quiet_minutes = 0 if top_score >= params.end_score else episode.quiet_minutes + 1
+        episode.lapsed = episode.lapsed or episode.quiet_minutes >= params.end_quiet_minutes
         needed = max(
             episode.alerted_negatives * params.update_growth,
             episode.alerted_negatives + params.update_min_negatives,
@@ -971,6 +1005,7 @@ class BuzzDetector:
             episode.alerted_negatives = episode.negatives
             episode.last_alert_minute = minute
             episode.alerts += 1
+            episode.lapsed = False
             alerts.append(self._alert(state, episode, minute, records, trigger_index, window, "update"))
         end_after = params.thin_end_quiet_minutes if self._quiet(state, params) else params.end_quiet_minutes
         if episode.quiet_minutes >= end_after:

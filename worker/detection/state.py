@@ -198,6 +198,7 @@ class Episode:
     alerts: int = 1
     ended_minute: int | None = None
     onset_minute: int | None = None  # the estimated start of the buzz (`onset.estimate_onset`)
+    lapsed: bool = False  # quiet for `end_quiet_minutes` since its last alert (see `_flaring_up`)
 
 
 @dataclass(slots=True)
