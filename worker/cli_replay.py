@@ -98,18 +98,22 @@ def run(args: argparse.Namespace) -> int:
             )
 
     with ExitStack() as held:
+        model = None
+        if not args.oracle:  # in a process of its own (the detector's Python keeps this one busy),
+            from models.predictor_process import PredictorProcess  # loading while the file is read
+
+            model_uri = args.model_uri or CommonSettings.from_env().model_uri
+            model = held.enter_context(PredictorProcess(model_uri))
         try:  # read once, in event-time order, holding a bounded part of the file in memory
             rows = held.enter_context(replay_rows(args.input, args.oracle, summary))
         except ReplayError as exc:
             raise CommandError(str(exc)) from None
         summary.skipped.print(sys.stderr)
-        model = None
-        if not args.oracle:
-            from models.predictor import ModelLoadError, Predictor
+        if model is not None:
+            from models.predictor import ModelLoadError
 
-            model_uri = args.model_uri or CommonSettings.from_env().model_uri
             try:
-                model = Predictor.load(model_uri)
+                model.wait_ready()
             except ModelLoadError as exc:
                 raise CommandError(
                     f"cannot load the model ({exc}); --oracle replays with the file's labels"

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -123,6 +124,33 @@ def test_the_exact_command_writes_the_contracted_alerts(tmp_path: Path, tweets: 
     assert new[0]["negative_share"] > new[0]["baseline_share"] and new[0]["volume"] > 0
     assert "lost" in named_words(new[0]["top_terms"]) and new[0]["sample_ids"]
     assert "brands tracked: 2" in done.stdout and "tweets/s" in done.stdout
+
+
+@pytest.mark.model
+def test_the_command_scores_in_a_child_what_the_predictor_scores_here(
+    tmp_path: Path, tweets: list, capsys: pytest.CaptureFixture
+) -> None:
+    """The model runs in a process of its own (`models.predictor_process`): the same alerts as the
+    Predictor in this process gives the same rows; a model that cannot load is one clear error."""
+    from models.predictor import Predictor
+    from tests.models.conftest import CHAMPION_DIR
+
+    source = write_csv(tmp_path / "in.csv", tweets)
+    command = ["replay", "--input", str(source), "--speed", "max", "--no-reasons", "--quiet"]
+    champion = ["--model-uri", str(CHAMPION_DIR)]
+    assert main([*command, "--alerts-out", str(tmp_path / "child.jsonl"), *champion]) == 0
+    here = io.StringIO()
+    model = Predictor.load(str(CHAMPION_DIR))
+    detector = BuzzDetector(DetectorConfig.from_env(os.environ))
+    run_replay(read_rows(source, False, ReplaySummary()), detector, here, ReplaySummary(), model)
+    child = (tmp_path / "child.jsonl").read_text(encoding="utf-8")
+    assert child == here.getvalue() != ""
+
+    missing = tmp_path / "no-model"
+    capsys.readouterr()
+    assert main([*command, "--alerts-out", str(tmp_path / "x.jsonl"), "--model-uri", str(missing)]) == 2
+    error = capsys.readouterr().err
+    assert "cannot load the model (" in error and str(missing) in error and "--oracle replays" in error
 
 
 def test_in_process_run_matches_an_unsorted_file(tmp_path: Path, tweets: list) -> None:
