@@ -154,7 +154,8 @@ class BrandIds:
     def resolve(self, value: str) -> str:
         """The brand id of one value ("United", " UNITED ", "united" -> united); '' when it has no Latin
         letter or digit and is no configured brand's spelling."""
-        return self._by_key.get(_spelling_key(value)) or slugify(value)
+        slug = slugify(value)  # the key of every value with a Latin letter or digit (`_spelling_key`)
+        return self._by_key.get(slug or _spelling_key(value), slug)
 
     def resolve_all(self, values: Iterable[str]) -> tuple[str, ...]:
         """The brand ids of several values, in order, each once; a value without a letter or digit names
