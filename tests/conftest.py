@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -22,6 +23,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Ctrl-C as a terminal gives it. A runner that starts the tests as a background job of a shell without job
+# control starts them with SIGINT ignored, and an ignored signal stays ignored in every child: then the
+# Ctrl-C tests (the CLI's one line and exit 130, the demo staying up until Ctrl-C) test nothing a person
+# meets and fail. A handler, unlike SIG_IGN, is reset to the default on exec, so children get it too.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
