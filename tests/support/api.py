@@ -92,7 +92,8 @@ class RecordingSleep:
 def serve_in_thread(app: Any) -> Iterator[str]:
     """Serve a WSGI app on a free loopback port for the duration; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Checked for shutdown every 0.05 s: the default 0.5 s made each test's teardown wait about that long.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
