@@ -127,7 +127,15 @@ def _started(var_dir: Path) -> Iterator[Server]:
 
 @server_fixture
 def server(isolated_var_dir: Path) -> Iterator[Server]:
+    """A server of this test's own: for tests that stop it, count what it stored or change its workers."""
     with _started(isolated_var_dir) as started:
+        yield started
+
+
+@server_fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the tests that only send it requests it refuses (nothing stored, nothing changed)."""
+    with _started(tmp_path_factory.mktemp("shared-api-var")) as started:
         yield started
 
 
@@ -254,10 +262,11 @@ def _read_response(connection: socket.socket) -> tuple[int, dict[str, str], byte
     return int(status_line.split()[1]), headers, body
 
 
-def test_keep_alive_connection_survives_an_answer_that_did_not_read_the_body(server: Server) -> None:
+def test_keep_alive_connection_survives_an_answer_that_did_not_read_the_body(shared_server: Server) -> None:
     body = json.dumps({"text": "delayed " * 25_000}).encode()  # 200 KB, under the 2 MiB limit
     refusals = [("/no-such-route", "application/json", 404), ("/v1/predict", "text/plain", 415)]
-    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10) as connection:
+    port = int(shared_server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         for round_number in range(3):
             for path, content_type, status in refusals:
                 head = (
@@ -351,10 +360,11 @@ def test_a_disk_that_refuses_writes_is_a_clear_503_then_nothing_is_lost(server: 
          "bad-http-version", "unsupported-transfer-coding", "length-and-chunked"],
 )  # fmt: skip
 def test_gunicorn_s_own_refusals_are_json_like_the_app_s(
-    server: Server, request_bytes: bytes, status: int, says: str
+    shared_server: Server, request_bytes: bytes, status: int, says: str
 ) -> None:
     """Refused before the app runs, these were gunicorn's HTML pages while every other error is JSON."""
-    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10) as connection:
+    port = int(shared_server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(request_bytes)
         answered, headers, body = _read_response(connection)
     assert answered == status
