@@ -52,3 +52,16 @@ def _no_keras_in_the_app_process(monkeypatch: pytest.MonkeyPatch) -> None:
     CI's run instead of 39 s alone). Hidden for the test, restored after.
     """
     monkeypatch.delitem(sys.modules, "keras", raising=False)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _installed_components_scanned_once() -> Iterator[None]:
+    """Each new AppTest scans every installed distribution's metadata for Streamlit v2 components (0.54 CPU-s
+    here, for none found): a third of a page test's time. The installed packages do not change during the run,
+    so the page tests share the first scan's answer."""
+    from streamlit.components.v2 import manifest_scanner
+
+    found = manifest_scanner.scan_component_manifests()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(manifest_scanner, "scan_component_manifests", lambda max_workers=None: list(found))
+        yield
