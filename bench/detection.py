@@ -397,7 +397,7 @@ class _CachedModel:
     def __init__(self, model: Any, rows: list[ReplayRow], cache: Path) -> None:
         self.labels, self.model_version = model.labels, model.model_version
         self.languages = getattr(model, "languages", None)  # replay's language gate reads it
-        texts = list(dict.fromkeys(r.text for r in rows))
+        texts = list(dict.fromkeys(r.tweet.text for r in rows))
         if cache.exists():
             probabilities = np.load(cache)
         else:
@@ -434,7 +434,7 @@ def fired(payload: dict[str, Any]) -> Fired:
 def read_seed_rows(path: Path, oracle: bool, authors: bool) -> list[ReplayRow]:
     """The replay rows of a file, without their authors when `authors` is false."""
     rows = read_rows(path, oracle, ReplaySummary(), replay_brand_ids())
-    return rows if authors else [replace(r, author=None) for r in rows]
+    return rows if authors else [r._replace(tweet=replace(r.tweet, author_id=None)) for r in rows]
 
 
 def seed_folder(seed: int, pools: Any) -> Path:
@@ -557,7 +557,7 @@ def run_seeds(
         for column, model in scorings.items():
             started = time.perf_counter()
             all_rows = read_seed_rows(folder / "tweets.csv", model is None, authors)
-            rows = [r for r in all_rows if not names.isdisjoint(r.brands)]
+            rows = [r for r in all_rows if not names.isdisjoint(r.tweet.brands)]
             out = _alerts_file(folder, f"{column} {'-'.join(sorted(roles))}" if roles else column)
             alerts = replay(rows, _scorer(model, all_rows, folder), reason_model, out)
             episodes, brands = evaluate([fired(a) for a in alerts], truth, seed)
@@ -658,14 +658,16 @@ def replay_real_week(scorings: dict[str, Any], authors: bool) -> None:
     folder = REPO_ROOT / "var" / "bench" / "detection" / "real-week"
     path = real_week(folder)
     rows = read_rows(path, True, ReplaySummary(), replay_brand_ids())  # the report shows the authors
-    brands = sorted({brand for r in rows for brand in r.brands})
-    days = (rows[-1].created_at - rows[0].created_at).total_seconds() / 86400
+    brands = sorted({brand for r in rows for brand in r.tweet.brands})
+    days = (rows[-1].tweet.created_at - rows[0].tweet.created_at).total_seconds() / 86400
     brand_weeks = len(brands) * days / 7
     print(
         f"real week: {len(rows)} tweets over {days:.1f} days, {len(brands)} brands "
         f"({brand_weeks:.2f} brand-weeks)"
     )
-    found = storms([(brand, r.created_at, r.label == "negative") for r in rows for brand in r.brands])
+    found = storms(
+        [(brand, r.tweet.created_at, r.label == "negative") for r in rows for brand in r.tweet.brands]
+    )
     print(f"storms by the labels ({len(found)}):")
     for storm in found:
         print(
@@ -687,15 +689,17 @@ def replay_real_week(scorings: dict[str, Any], authors: bool) -> None:
             window = [
                 r
                 for r in rows
-                if alert.brand in r.brands and alert.window_start <= r.created_at <= alert.window_end
+                if alert.brand in r.tweet.brands
+                and alert.window_start <= r.tweet.created_at <= alert.window_end
             ]
             negatives = [r for r in window if r.label == "negative"]
-            top, top_count = Counter(r.author for r in negatives).most_common(1)[0] if negatives else ("-", 0)
+            authors = Counter(r.tweet.author_id for r in negatives)
+            top, top_count = authors.most_common(1)[0] if negatives else ("-", 0)
             one_author += 2 * top_count >= len(negatives)
             print(
                 f"  {alert.brand}: {alert.window_start:%a %d %H:%M}-{alert.window_end:%H:%M} UTC, "
-                f"{len(window)} tweets by {len({r.author for r in window})} authors, {len(negatives)} "
-                f"negative by the labels (most by one author: {top}, {top_count}), share "
+                f"{len(window)} tweets by {len({r.tweet.author_id for r in window})} authors, "
+                f"{len(negatives)} negative by the labels (most by one author: {top}, {top_count}), share "
                 f"{alert.negative_share:.0%} vs {alert.baseline_share:.0%}; "
                 f"terms: {', '.join(alert.top_terms[:6]) or '-'}; "
                 f"reasons: {', '.join(list(alert.reasons)[:2]) or '-'}"

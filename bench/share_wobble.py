@@ -78,7 +78,7 @@ def main() -> None:
             (e["start"].timestamp(), e["end"].timestamp()) for e in truth.episodes if e["brand"] == huge
         ]
         huge_id = brand_id(huge)
-        rows = [r for r in read_seed_rows(folder / "tweets.csv", True, True) if huge_id in r.brands]
+        rows = [r for r in read_seed_rows(folder / "tweets.csv", True, True) if huge_id in r.tweet.brands]
         detector = _Recording(config)
         run_replay(rows, detector, io.StringIO(), ReplaySummary())
         first = min(minute for minute, *_ in detector.rows)

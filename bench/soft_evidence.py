@@ -38,17 +38,17 @@ def seed_tweets(seed: int, model: object, pools: object) -> dict[str, list[tuple
     folder = seed_folder(seed, pools)
     rows = read_seed_rows(folder / "tweets.csv", True, authors=False)
     scorer = _scorer(model, rows, folder)
-    p_negative = scorer.predict_proba([r.text for r in rows])[:, list(scorer.labels).index("negative")]
+    p_negative = scorer.predict_proba([r.tweet.text for r in rows])[:, list(scorer.labels).index("negative")]
     with (folder / "truth.csv").open(encoding="utf-8") as handle:
         kind = {row["id"]: row["kind"] for row in csv.DictReader(handle)}
     with (folder / "brands.csv").open(encoding="utf-8") as handle:
         family = {brand_id(row["name"]): row["family"] for row in csv.DictReader(handle)}
     tweets: dict[str, list[tuple[float, bool, bool]]] = {}
     for row, p in zip(rows, p_negative, strict=True):
-        if kind[row.id] in ("normal", "episode", "episode-reply"):
-            for brand in row.brands:
+        if kind[row.tweet.id] in ("normal", "episode", "episode-reply"):
+            for brand in row.tweet.brands:
                 tweets.setdefault(family[brand], []).append(
-                    (float(p), row.label == "negative", kind[row.id] != "normal")
+                    (float(p), row.label == "negative", kind[row.tweet.id] != "normal")
                 )
     return tweets
 

@@ -42,7 +42,7 @@ from buzzwatch.schema import (
     names_its_offset,
 )
 from buzzwatch.zones import BrandIds, split_brands
-from models.language import Language, LanguageGate, gate_for
+from models.language import UNDETERMINED, Language, LanguageGate, gate_for
 from worker.detection import BuzzDetector
 
 REQUIRED_COLUMNS = ("id", "created_at", "text", "brand")
@@ -66,19 +66,14 @@ class ProbabilityModel(Protocol):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class ReplayRow:
-    """One valid input row."""
+class ReplayRow(NamedTuple):
+    """One valid input row: its tweet, validated and built once (as the ingester would publish it), and
+    what only a file has (a plain tuple: a replay sorts and spills every row)."""
 
     line: int
-    id: str
-    created_at: datetime
-    text: str
-    brands: tuple[str, ...]  # its brand ids, as the ingester attributes the row ("united,delta": two)
+    tweet: TweetEvent  # source "replay"; its brand ids ("united,delta": two), the file's `lang` or "und"
     label: str | None
     reason: str | None
-    author: str | None = None
-    lang: str | None = None  # the source's language tag (an X API `lang`), when the file has one
 
 
 @dataclass
@@ -181,7 +176,7 @@ def replay_rows(
 
 
 def _row_order(row: ReplayRow) -> tuple[datetime, str]:
-    return row.created_at, row.id
+    return row.tweet.created_at, row.tweet.id
 
 
 def _parse_row(
@@ -212,14 +207,12 @@ def _parse_row(
             "text": values["text"],
             "brands": list(brands),
             "author_id": cells.get(AUTHOR_COLUMN) or None,
+            "lang": cells.get(LANGUAGE_COLUMN),
             "source": "replay",
         }
     )
     reason = cells.get(reason_column) or None if reason_column else None
-    lang = cells.get(LANGUAGE_COLUMN) or None
-    return ReplayRow(
-        line, tweet.id, tweet.created_at, tweet.text, brands, label, reason, tweet.author_id, lang
-    )
+    return ReplayRow(line, tweet, label, reason)
 
 
 def _batches(rows: Iterable[ReplayRow], size: int) -> Iterator[list[ReplayRow]]:
@@ -246,7 +239,7 @@ def scored_batches(
                     row.label or "neutral",
                     {row.label or "neutral": 1.0},
                     "oracle",
-                    trusted.identify("", row.lang),
+                    trusted.identify("", row.tweet.lang),
                 )
                 for row in batch
             ]
@@ -262,16 +255,18 @@ def scored_batches(
     def score(batch: Sequence[ReplayRow]) -> list[_Verdict]:
         if len(verdicts) >= SCORED_TEXTS_KEPT:
             verdicts.clear()
-        new = [text for text in dict.fromkeys(r.text for r in batch) if text not in verdicts]
+        texts = [r.tweet.text for r in batch]
+        new = [text for text in dict.fromkeys(texts) if text not in verdicts]
         if new:
             probabilities = model.predict_proba(new)
             winners = probabilities.argmax(axis=1).tolist()
             for text, winner, probs in zip(new, winners, probabilities.tolist(), strict=True):
                 verdicts[text] = _Verdict(labels[winner], probs, gate.identify(text))
-        found = [verdicts[r.text] for r in batch]
-        return [
-            verdict._replace(language=gate.identify(r.text, r.lang)) if r.lang else verdict
-            for r, verdict in zip(batch, found, strict=True)
+        return [  # a tweet tagged "und" (or nothing) gets its text's language, as detected
+            verdicts[text]._replace(language=gate.identify(text, r.tweet.lang))
+            if r.tweet.lang != UNDETERMINED
+            else verdicts[text]
+            for r, text in zip(batch, texts, strict=True)
         ]
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-score") as pool:
@@ -300,22 +295,13 @@ class _Verdict(NamedTuple):
 def _scored(
     row: ReplayRow, label: str, probabilities: dict[str, float], version: str, language: Language
 ) -> ScoredTweet:
-    tweet = TweetEvent(
-        id=row.id,
-        created_at=row.created_at,
-        text=row.text,
-        brands=row.brands,
-        lang=row.lang or "und",
-        source="replay",
-        author_id=row.author,
-    )
     return ScoredTweet(
-        tweet=tweet,
+        tweet=row.tweet,
         label=label,
         probabilities=probabilities,
         model_version=version,
         negative_reason=row.reason if label == "negative" else None,
-        scored_at=row.created_at,
+        scored_at=row.tweet.created_at,
         language=language.code,
         language_supported=language.supported,
     )

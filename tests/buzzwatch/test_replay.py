@@ -53,9 +53,9 @@ def test_the_ingester_and_the_detector_replay_read_the_same_tweets(tmp_path: Pat
         published = list(events)
     replayed = read_rows(path, False, summary)
     assert [(e.id, e.created_at, e.text) for e in published] == [
-        (r.id, r.created_at, r.text) for r in replayed
+        (r.tweet.id, r.tweet.created_at, r.tweet.text) for r in replayed
     ]
-    assert [r.text for r in replayed] == [
+    assert [r.tweet.text for r in replayed] == [
         "@united padded text",
         "@united two\nlines",
         "@united fine",
@@ -177,4 +177,5 @@ def test_a_header_naming_a_column_twice_is_refused_by_both_replays(tmp_path: Pat
 def test_a_semicolon_separated_replay_is_read_by_its_header(tmp_path: Path) -> None:
     path = tmp_path / "replay.csv"
     path.write_text('id;created_at;text;brand\n1;2026-11-25T21:00:00Z;"@united late, again; sigh";united\n')
-    assert [row.text for row in read_rows(path, False, ReplaySummary())] == ["@united late, again; sigh"]
+    rows = read_rows(path, False, ReplaySummary())
+    assert [row.tweet.text for row in rows] == ["@united late, again; sigh"]

@@ -259,8 +259,9 @@ def test_a_brand_is_one_brand_however_the_file_spells_it_as_the_ingester_names_i
     summary = ReplaySummary()
     rows = read_rows(write_csv(tmp_path / "in.csv", [], lines), False, summary)
     book = BrandBook.load()
-    assert [row.brands for row in rows] == [book.attribute("late", declared=brand) for brand in spellings]
-    assert [row.brands for row in rows] == [
+    attributed = [book.attribute("late", declared=brand) for brand in spellings]
+    assert [row.tweet.brands for row in rows] == attributed
+    assert [row.tweet.brands for row in rows] == [
         *[("united",)] * 5,
         ("jetblue",),
         ("skylark",),
@@ -394,7 +395,7 @@ def test_a_missing_file_and_a_bad_speed_are_refused(tmp_path: Path, capsys: pyte
 
 def test_speed_n_paces_the_replay_in_event_time(tmp_path: Path, tweets: list) -> None:
     rows = read_rows(write_csv(tmp_path / "in.csv", tweets), True, ReplaySummary())[:200]
-    span = (rows[-1].created_at - rows[0].created_at).total_seconds()
+    span = (rows[-1].tweet.created_at - rows[0].tweet.created_at).total_seconds()
     slept: list[float] = []
     run_replay(
         rows,
@@ -473,9 +474,7 @@ def test_scoring_reads_the_rows_as_it_goes(tweets: list) -> None:
         nonlocal pulled
         for index, tweet in enumerate(tweets):
             pulled += 1
-            yield replay_module.ReplayRow(
-                index, tweet.tweet.id, tweet.tweet.created_at, tweet.tweet.text, "acme", None, None
-            )
+            yield replay_module.ReplayRow(index, tweet.tweet, None, None)
 
     for model in (KeywordModel(), None):
         pulled = 0
@@ -577,7 +576,27 @@ def test_an_optional_author_column_names_each_tweets_author(tmp_path: Path) -> N
         (t.tweet.id, t.tweet.author_id or None) for t in tweets
     )
     without = read_rows(write_csv(tmp_path / "plain.csv", tweets), False, ReplaySummary())
-    assert {r.author for r in without} == {None}
+    assert {r.tweet.author_id for r in without} == {None}
+
+
+def test_the_detector_gets_each_rows_tweet_as_read(tmp_path: Path) -> None:
+    """A row's tweet is validated and built once, when the file is read: the scored tweet is that one (its
+    file `lang`, its author, source "replay"), not a copy rebuilt from the row's fields."""
+    line = {"id": "t1", "created_at": SPIKE.isoformat(), "text": " late again ", "brand": " Acme "}
+    columns = ["id", "created_at", "text", "brand", "lang", "author"]
+    path = write_csv(tmp_path / "in.csv", [], [{**line, "lang": "de", "author": "ann"}], columns=columns)
+    rows = read_rows(path, False, ReplaySummary())
+    (replayed,) = next(scored_batches(rows, KeywordModel(), 10))
+    tweet = replayed.tweet
+    assert tweet is rows[0].tweet
+    assert (tweet.text, tweet.brands, tweet.lang, tweet.source, tweet.author_id) == (
+        "late again",
+        ("acme",),
+        "de",
+        "replay",
+        "ann",
+    )
+    assert (replayed.language, replayed.language_supported, replayed.scored_at) == ("de", False, SPIKE)
 
 
 def test_a_bad_buzz_written_by_one_author_is_one_voice(tmp_path: Path) -> None:
@@ -613,7 +632,7 @@ def test_tweets_in_languages_the_model_does_not_read_are_counted_apart(tmp_path:
     ]
     columns = ["id", "created_at", "text", "brand", "lang"]
     rows += read_rows(write_csv(tmp_path / "tagged.csv", [], hinted, columns=columns), False, ReplaySummary())
-    rows.sort(key=lambda r: (r.created_at, r.id))
+    rows.sort(key=lambda r: (r.tweet.created_at, r.tweet.id))
     summary, out = ReplaySummary(), io.StringIO()
     run_replay(
         rows, BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize), out, summary, model=KeywordModel()
