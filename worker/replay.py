@@ -9,6 +9,7 @@ detector error). Input is validated row by row: a bad row is reported and skippe
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -51,6 +52,8 @@ AUTHOR_COLUMN = "author"
 LANGUAGE_COLUMN = "lang"
 # Distinct texts whose scores a replay keeps; past this many it starts afresh (only the speed changes).
 SCORED_TEXTS_KEPT = 200_000
+# Distinct brand cells whose brand ids a replay keeps (a file names a few brands in many rows).
+BRAND_CELLS_KEPT = 4096
 
 
 class ReplayError(ValueError):
@@ -157,13 +160,17 @@ def replay_rows(
             raise ReplayError(f"{path}: {missing}{hint}")
         reason_column = next((c for c in REASON_COLUMNS if c in csv_rows.columns), None) if oracle else None
 
+        @functools.lru_cache(maxsize=BRAND_CELLS_KEPT)
+        def brands_of(cell: str) -> tuple[str, ...]:
+            return ids.resolve_all(split_brands(cell))
+
         def valid_rows() -> Iterator[ReplayRow]:
             for row in csv_rows:
                 summary.rows_read += 1
                 try:
                     if row.problem is not None:
                         raise SchemaError(row.problem)
-                    parsed = _parse_row(row.values, row.line, oracle, reason_column, ids)
+                    parsed = _parse_row(row.values, row.line, oracle, reason_column, brands_of)
                 except SchemaError as exc:
                     summary.skipped.add(row.line, str(exc))
                     continue
@@ -180,15 +187,19 @@ def _row_order(row: ReplayRow) -> tuple[datetime, str]:
 
 
 def _parse_row(
-    values: dict[str, str], line: int, oracle: bool, reason_column: str | None, brand_ids: BrandIds
+    values: dict[str, str],
+    line: int,
+    oracle: bool,
+    reason_column: str | None,
+    brands_of: Callable[[str], tuple[str, ...]],
 ) -> ReplayRow:
-    """One row as the ingester would publish it (`TweetEvent`'s validation and text rule, the brand id),
-    plus its label."""
+    """One row as the ingester would publish it (`TweetEvent`'s validation and text rule, the brand ids
+    `brands_of` its brand cell), plus its label."""
     cells = {key: value.strip() for key, value in values.items() if key != "text"}
     for key in ("id", "brand"):
         if not cells.get(key):
             raise SchemaError(f"empty {key!r}")
-    brands = brand_ids.resolve_all(split_brands(cells["brand"]))
+    brands = brands_of(cells["brand"])
     if not brands:  # the ingester attributes such a tweet to no brand, and drops it
         raise SchemaError(
             f"brand {cells['brand']!r} has no Latin letter or digit a brand id is made of (a-z, 0-9)"

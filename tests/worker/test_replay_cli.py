@@ -9,7 +9,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import worker.replay as replay_module
 from buzzwatch.cli import main
 from buzzwatch.replay import MAX_REPORTED_ERRORS
 from buzzwatch.schema import parse_timestamp
+from buzzwatch.zones import BrandIds
 from ingest.brands import BrandBook
 from tests.support.streams import START, background, burst, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
@@ -577,6 +578,36 @@ def test_an_optional_author_column_names_each_tweets_author(tmp_path: Path) -> N
     )
     without = read_rows(write_csv(tmp_path / "plain.csv", tweets), False, ReplaySummary())
     assert {r.tweet.author_id for r in without} == {None}
+
+
+def test_each_distinct_brand_cell_is_resolved_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file names a few brands in many rows: each distinct brand cell is resolved once, to the ids each row
+    got resolved on its own (also past BRAND_CELLS_KEPT distinct cells, when cells are resolved again)."""
+
+    class Counting(BrandIds):
+        calls = 0
+
+        def resolve_all(self, values: Iterable[str]) -> tuple[str, ...]:
+            Counting.calls += 1
+            return super().resolve_all(values)
+
+    cells = ["United", "JetBlue", "united,JetBlue", "Sky-Lark"]
+    lines = [
+        {"id": f"t{i}", "created_at": f"2026-01-05T10:{i:02d}:00Z", "text": "late", "brand": cells[i % 4]}
+        for i in range(60)
+    ]
+    path = write_csv(tmp_path / "in.csv", [], lines)
+    ids = Counting.load()
+    rows = read_rows(path, False, ReplaySummary(), ids)
+    assert Counting.calls == 4
+    assert [row.tweet.brands for row in rows[:4]] == [
+        ("united",),
+        ("jetblue",),
+        ("united", "jetblue"),
+        ("skylark",),
+    ]
+    monkeypatch.setattr(replay_module, "BRAND_CELLS_KEPT", 1)
+    assert read_rows(path, False, ReplaySummary(), ids) == rows and Counting.calls == 4 + 60
 
 
 def test_the_detector_gets_each_rows_tweet_as_read(tmp_path: Path) -> None:
