@@ -238,8 +238,9 @@ def scored_batches(
     """Scored tweets batch by batch; the model scores batch k+1 in a thread while batch k is detected.
 
     ONNX Runtime releases the GIL, so detection overlaps the model's matrix work. Each tweet gets its
-    language (the file's `lang` column, else detected); with the oracle, people labelled every tweet, so
-    only the file's own `lang` column can flag one.
+    language (the file's `lang` column, else detected: CLD2 releases the GIL too, so a batch's new texts
+    are read by it in a second thread while the model scores them, not after); with the oracle, people
+    labelled every tweet, so only the file's own `lang` column can flag one.
     """
     if model is None:
         trusted = LanguageGate()
@@ -269,10 +270,12 @@ def scored_batches(
         texts = [r.tweet.text for r in batch]
         new = [text for text in dict.fromkeys(texts) if text not in verdicts]
         if new:
+            languages = pool.submit(gate.identify_many, new)  # found while the model computes
             probabilities = model.predict_proba(new)
             winners = probabilities.argmax(axis=1).tolist()
-            for text, winner, probs in zip(new, winners, probabilities.tolist(), strict=True):
-                verdicts[text] = _Verdict(labels[winner], probs, gate.identify(text))
+            found = zip(new, winners, probabilities.tolist(), languages.result(), strict=True)
+            for text, winner, probs, language in found:
+                verdicts[text] = _Verdict(labels[winner], probs, language)
         return [  # a tweet tagged "und" (or nothing) gets its text's language, as detected
             verdicts[text]._replace(language=gate.identify(text, r.tweet.lang))
             if r.tweet.lang != UNDETERMINED
@@ -280,7 +283,7 @@ def scored_batches(
             for r, text in zip(batch, texts, strict=True)
         ]
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-score") as pool:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="replay-score") as pool:
         batches = _batches(rows, batch_size)  # read as scoring goes: a replay holds two batches, not the file
         batch = next(batches, None)
         pending: Future[list[_Verdict]] | None = None if batch is None else pool.submit(score, batch)

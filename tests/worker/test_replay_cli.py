@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import models.language
 import worker.replay as replay_module
 from buzzwatch.cli import main
 from buzzwatch.replay import MAX_REPORTED_ERRORS
@@ -527,6 +529,31 @@ def test_identical_texts_are_scored_once_per_replay(tmp_path: Path) -> None:
     )
     assert summary.tweets == len(rows) == 300 and summary.label_counts == {"neutral": 300}
     assert model.texts_scored == model.calls == 1  # three batches of copies: the first scores the text
+
+
+def test_a_batchs_languages_are_found_while_the_model_scores_it(
+    tmp_path: Path, tweets: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Language detection (CLD2, outside the GIL) runs beside the model's call, not after it: a batch's
+    scoring waits for the longer of the two, not their sum. Each text keeps its own language."""
+    detecting = threading.Event()
+    detect = models.language.detect
+
+    def detect_and_say(text: str) -> str:
+        detecting.set()
+        return detect(text)
+
+    class WaitingModel(KeywordModel):
+        def predict_proba(self, texts: list[str]) -> np.ndarray:
+            self.overlapped = detecting.wait(timeout=10)
+            return super().predict_proba(texts)
+
+    monkeypatch.setattr(models.language, "detect", detect_and_say)
+    rows = read_rows(write_csv(tmp_path / "in.csv", tweets), False, ReplaySummary())[:5]
+    model = WaitingModel()
+    replayed = next(scored_batches(rows, model, 10))
+    assert model.overlapped
+    assert [s.language for s in replayed] == [detect(row.tweet.text) for row in rows]
 
 
 def test_a_replay_that_forgets_scored_texts_scores_them_again_alike(
