@@ -61,7 +61,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -531,6 +531,14 @@ def _group_name(
     return " / ".join(_most_written(written, word) for word in used[:GROUP_NAMED])
 
 
+def _relevance(words: Collection[str], term_weight: Mapping[str, float]) -> float:
+    """How much a sample's words stand for the reported terms: their weights summed exactly (`math.fsum`, so
+    the order a set of words comes in, which follows the string hash seed, cannot break a tie between two
+    samples and swap them from one run to the next), over the square root of its words (groups aside) + 1."""
+    weight = math.fsum(term_weight.get(word, 0.0) for word in words)
+    return weight / math.sqrt(sum(word[0] != GROUP_MARK for word in words) + 1.0)
+
+
 def explain(
     window: Sequence[TweetRecord],
     reference: ReferenceCounts,
@@ -607,9 +615,7 @@ def explain(
     def representativeness(index: int) -> tuple[float, float, float, str]:
         group = groups[index]
         words = group_terms[index]
-        relevance = sum(term_weight.get(w, 0.0) for w in words) / math.sqrt(
-            sum(w[0] != GROUP_MARK for w in words) + 1.0
-        )
+        relevance = _relevance(words, term_weight)
         reach = 1.0 + math.log(len(group))
         return (-relevance * reach, -reach, -group[0].p_negative, group[0].id)
 
