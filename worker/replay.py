@@ -283,6 +283,8 @@ def scored_batches(
             for r, text in zip(batch, texts, strict=True)
         ]
 
+    # Two threads: the one `score` in flight, and the language detection it hands off (a second `score` in
+    # flight would wait on a thread the first holds).
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="replay-score") as pool:
         batches = _batches(rows, batch_size)  # read as scoring goes: a replay holds two batches, not the file
         batch = next(batches, None)
