@@ -54,40 +54,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ui.set_defaults(handler=run_ui)
 
 
-def gunicorn_command(
+def gunicorn_options(
     host: str, port: int, workers: int | None = None, threads: int | None = None
-) -> list[str]:
-    """The gunicorn command line `buzzwatch api` runs."""
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        str(API_DIR / "gunicorn.conf.py"),
-        "--bind",
-        f"{host}:{port}",
-    ]
+) -> dict[str, object]:
+    """The gunicorn settings `buzzwatch api` sets over api/gunicorn.conf.py."""
+    options: dict[str, object] = {"bind": [f"{host}:{port}"]}
     if workers:
-        command += ["--workers", str(workers)]
+        options["workers"] = workers
     if threads:
-        command += ["--threads", str(threads)]
-    return command
+        options["threads"] = threads
+    return options
 
 
 def run_api(args: argparse.Namespace) -> int:
-    """Replace this process with gunicorn (so signals reach it directly)."""
+    """Check the settings, the model and the database, then become gunicorn's master in this process.
+
+    Refused here, not as a boot-failure traceback in each gunicorn worker: bad settings, no model, a
+    DATABASE_URL that cannot be read. The master is this process, not an exec of `gunicorn`, so its workers
+    fork with what the check imported (ONNX Runtime, SQLAlchemy) where each imported it again (README, API
+    start-up).
+    """
+    # ONNX Runtime 1.32 starts its telemetry uploader's thread when imported, and joins it at exit: a worker
+    # forked beside that thread hung at its exit. Off before the import, in the master and so in the workers.
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    from api.server import ApiServer
     from api.settings import ApiSettings, load_predictor
     from buzzwatch.database import make_engine
 
-    # Refused here, not as a boot-failure traceback in each gunicorn worker: bad settings, no model, a
-    # DATABASE_URL that cannot be read.
     settings = ApiSettings.from_env()
     load_predictor(settings)
     make_engine(settings.common.database_url).dispose()
-    command = gunicorn_command(args.host, args.port, args.workers, args.threads)
     os.chdir(REPO_ROOT)
-    os.execv(command[0], command)
-    return 0  # pragma: no cover - execv does not return
+    ApiServer(gunicorn_options(args.host, args.port, args.workers, args.threads)).run()
+    return 0  # pragma: no cover - gunicorn's arbiter exits the process
 
 
 def streamlit_command(host: str, port: int) -> list[str]:

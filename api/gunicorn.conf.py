@@ -3,6 +3,9 @@
 Cloud Run sets $PORT; WEB_CONCURRENCY sets the worker processes (default: one per CPU), GUNICORN_THREADS
 the threads per worker. Each worker loads the model itself (no preload: ONNX Runtime sessions are not
 shared across fork) and ONNX Runtime uses one thread per worker, so workers do not fight over cores.
+`buzzwatch api` reads this file in its own process, which becomes the master once it has checked the
+settings, the model and the database (api/server.py), so the workers fork with ONNX Runtime and SQLAlchemy
+already imported; the Docker image runs `gunicorn --config api/gunicorn.conf.py`.
 Access logs are off by default (GUNICORN_ACCESS_LOG=- turns them on): the API sends request latency to
 telemetry instead, and a log line per request would cost more than the prediction.
 """

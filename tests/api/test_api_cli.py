@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from api.cli import gunicorn_options
+from api.server import ApiServer
 from buzzwatch.cli import build_parser, main
 from tests.support.commands import assert_a_missing_model_is_refused
 
@@ -58,7 +62,57 @@ def test_a_malformed_setting_is_one_line_before_the_server_starts(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv(name, value)
-    monkeypatch.setattr(os, "execv", lambda *args: pytest.fail("the server started with a bad setting"))
+    monkeypatch.setattr(ApiServer, "run", lambda self: pytest.fail("the server started with a bad setting"))
     assert main([command, "--port", "8502"]) == 2
     err = capsys.readouterr().err
     assert f"{name} {message}" in err and repr(value) in err and "Traceback" not in err
+
+
+# `buzzwatch api` up to where gunicorn forks its workers, then one fork whose child exits as a worker does
+# (interpreter finalisation, then the libraries' exit handlers); the parent gives it 20 s.
+FORK_WHERE_GUNICORN_DOES = """
+import os, signal, sys, time
+from api.cli import gunicorn_options
+from api.server import ApiServer
+from buzzwatch.cli import main
+
+def fork_a_worker_that_exits(server):
+    worker = os.fork()
+    if worker == 0:
+        sys.exit(0)
+    deadline = time.monotonic() + 20
+    while not os.waitpid(worker, os.WNOHANG)[0]:
+        if time.monotonic() > deadline:
+            os.kill(worker, signal.SIGKILL)
+            sys.exit("the forked worker hung at its exit")
+        time.sleep(0.05)
+
+ApiServer.run = fork_a_worker_that_exits
+sys.exit(main(["api", "--port", "8502"]))
+"""
+
+
+def test_a_worker_forked_after_the_checks_exits(tmp_path: Path) -> None:
+    """ONNX Runtime, imported by the model check, ran its telemetry uploader's thread in the master: a worker
+    forked beside it hung at its exit (waiting on that thread), until gunicorn killed it 20 s later."""
+    result = subprocess.run(
+        [sys.executable, "-c", FORK_WHERE_GUNICORN_DOES],
+        env={**os.environ, "BUZZWATCH_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_gunicorn_reads_its_config_then_gunicorn_cmd_args_then_the_command_s_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The order the `gunicorn` command, which `buzzwatch api` exec'd until 2026-12-06, applied them in."""
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--threads 5 --timeout 7")
+    config = ApiServer(gunicorn_options("127.0.0.1", 9123, workers=3, threads=2)).cfg
+    assert (config.bind, config.workers, config.threads, config.timeout) == (["127.0.0.1:9123"], 3, 2, 7)
+    assert config.worker_class_str == "api.gunicorn_worker.JsonErrorWorker"
+    assert config.keepalive == 75 and not config.preload_app
+    monkeypatch.delenv("GUNICORN_CMD_ARGS")
+    assert ApiServer(gunicorn_options("127.0.0.1", 9123)).cfg.threads == 4  # the config's default
