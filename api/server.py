@@ -14,8 +14,8 @@ GUNICORN_CONFIG = Path(__file__).resolve().parent / "gunicorn.conf.py"
 class ApiServer(Application):
     """api/gunicorn.conf.py, then $GUNICORN_CMD_ARGS over it, then `options` over both.
 
-    The order the `gunicorn` command applies them in. The command line of this process (`buzzwatch api ...`)
-    is not gunicorn's, so it is not parsed; a USR2 upgrade re-runs `buzzwatch api`, checks included.
+    The order the `gunicorn` command applies them in; the command line of this process (`buzzwatch api ...`)
+    is not gunicorn's, so it is not parsed.
     """
 
     def __init__(self, options: dict[str, Any]) -> None:

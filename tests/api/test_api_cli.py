@@ -62,6 +62,7 @@ def test_a_malformed_setting_is_one_line_before_the_server_starts(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ORT_DISABLE_TELEMETRY", "1")  # what `buzzwatch api` sets: gone again after the test
     monkeypatch.setattr(ApiServer, "run", lambda self: pytest.fail("the server started with a bad setting"))
     assert main([command, "--port", "8502"]) == 2
     err = capsys.readouterr().err
