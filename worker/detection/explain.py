@@ -442,7 +442,7 @@ class ReferenceCounts:
 def reference_counts(
     texts: Sequence[str],
     tokenizer: Tokenizer,
-    forms: dict[str, tuple[dict[str, str], set[str]]] | None = None,
+    forms: dict[str, tuple[dict[str, str], tuple[str, ...]]] | None = None,
     brand: str | None = None,
 ) -> ReferenceCounts:
     """Count terms, hashtags and phrases over the reference tweets (once per tweet), the `brand`'s own
@@ -450,17 +450,19 @@ def reference_counts(
 
     `forms`, when given, keeps each text's term forms and hashtags from one count to the next (a corpus
     that is recounted changes by a few tweets, and tokenizing is the cost); it is left holding `texts`' only.
+    A text's hashtags are kept in the order written (not as a set, whose order follows the string hash
+    seed): the counts' order, saved with the detector state, is the same in every run.
     """
     terms: Counter[str] = Counter()
     tags: Counter[str] = Counter()
     pairs: Counter[str] = Counter()
     known = forms if forms is not None else {}
-    counted: dict[str, tuple[dict[str, str], set[str]]] = {}
+    counted: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {}
     own = own_name(brand)
     for text in texts:
         forms_and_tags = counted.get(text) or known.get(text)
         if forms_and_tags is None:
-            forms_and_tags = (text_forms(text, tokenizer, own), set(hashtags(text)))
+            forms_and_tags = (text_forms(text, tokenizer, own), tuple(dict.fromkeys(hashtags(text))))
         counted[text] = forms_and_tags
         keys, text_tags = forms_and_tags
         terms.update(key for key in keys if " " not in key)

@@ -221,7 +221,7 @@ class BrandState:
     reference_counts: ReferenceCounts | None = None  # cache of the reference corpus (detector._reference)
     reference_hour: int | None = None
     # each reference text's term forms and hashtags, kept between recounts (not saved: rebuilt on use)
-    reference_forms: dict[str, tuple[dict[str, str], set[str]]] = field(default_factory=dict)
+    reference_forms: dict[str, tuple[dict[str, str], tuple[str, ...]]] = field(default_factory=dict)
     recent: Evidence = field(default_factory=Evidence)  # closed minutes past the gap, not learned yet
     # Per window: the evidence of the minutes in `recent` that the window holds (left out of its expectation)
     inside: list[Evidence] = field(default_factory=list)
