@@ -228,9 +228,10 @@ def _feedback_pids(var_dir: Path) -> set[int]:
 
 def test_two_workers_send_one_drift_alert_and_trace_every_misprediction(server: Server) -> None:
     # A new connection each time: gunicorn spreads them over both workers, though on a loaded machine one
-    # worker can take a long run of them, so go on (bounded) until both have served feedback.
-    sent = 0
-    while sent < 8 or (len(_feedback_pids(server.var_dir)) < 2 and sent < 60):
+    # worker can take a long run of them (60 in a row once, at load 4), so go on until both have served
+    # feedback, for at most 30 s.
+    sent, deadline = 0, time.monotonic() + 30
+    while sent < 8 or (len(_feedback_pids(server.var_dir)) < 2 and time.monotonic() < deadline):
         status, body = _request(
             f"{server.url}/v1/predict", {"text": f"I love this airline, best crew ever {sent}"}
         )
