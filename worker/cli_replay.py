@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from buzzwatch.files import same_file
     from buzzwatch.settings import CommandError, CommonSettings
     from worker.detection import BuzzDetector, DetectorConfig
-    from worker.replay import ReplayError, ReplaySummary, replay_rows, run_replay
+    from worker.replay import ReplayError, ReplaySummary, fewer_collections, replay_rows, run_replay
 
     if same_file(args.input, args.alerts_out):  # opened for writing, it emptied the tweets it replays
         raise CommandError(f"--alerts-out is the input file {args.input}: write the alerts to another file")
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             )
 
     with ExitStack() as held:
+        held.enter_context(fewer_collections())  # reading and replaying allocate by the million
         model = None
         if not args.oracle:  # in a process of its own (the detector's Python keeps this one busy),
             from models.predictor_process import PredictorProcess  # loading while the file is read
