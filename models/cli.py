@@ -57,6 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="where to export the champion artifact (default: models/artifacts/champion)",
     )
+    train.add_argument(
+        "--embeddings-file",
+        type=Path,
+        default=None,
+        metavar="FILE.txt",
+        help="pretrained vectors (a GloVe or word2vec text file; nothing is downloaded) for the variants "
+        "glove-frozen-air5 and glove-tuned-air5",
+    )
     train.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (seconds; for tests)")
     train.add_argument("--epochs", type=int, default=None, help="override the number of LSTM epochs")
     train.add_argument("--seed", type=int, default=13, help="random seed for splits, embeddings and weights")
@@ -261,6 +269,8 @@ def _train(args: argparse.Namespace) -> int:
     for path in args.extra_data:
         if not path.is_file():
             raise CommandError(f"extra data file not found: {path}")
+    if args.embeddings_file is not None and not args.embeddings_file.is_file():
+        raise CommandError(f"embeddings file not found: {args.embeddings_file}")
     options = TrainOptions(
         variants=tuple(part.strip() for part in args.variants.split(",") if part.strip()),
         extra_data=tuple(args.extra_data),
@@ -275,6 +285,7 @@ def _train(args: argparse.Namespace) -> int:
         register=not args.no_register,
         export=not args.no_export,
         include_untrusted_feedback=args.include_untrusted_feedback,
+        embeddings_file=args.embeddings_file,
     )
     try:
         with contextlib.redirect_stdout(

@@ -5,7 +5,8 @@ One command reproduces the shipped artifact (`buzzwatch train` with the default 
    `models.data.Splits`); `--extra-data` rows (text,label, e.g. the API feedback export) are added to
    *train* only, minus any text held out in another split;
 2. embeddings: Word2Vec and/or FastText (gensim) on every tweet text available minus every held-out
-   text, cached under var_dir/embeddings by a digest of corpus + parameters;
+   text, cached under var_dir/embeddings by a digest of corpus + parameters; or, for the `glove-*`
+   variants, the pretrained GloVe or word2vec text file the user gives (`--embeddings-file`);
 3. each LSTM variant: one MLflow run (parameters, per-epoch metrics on the early-stop split, evaluation
    reports + confusion matrices on the selection and report sets, the serving artifact);
 4. the TF-IDF baseline (same train split) and the negative-reason classifier when asked;
@@ -47,7 +48,7 @@ DEFAULT_OUTPUT = REPO_ROOT / "models" / "artifacts" / "champion"
 class Variant:
     """One LSTM configuration to compare."""
 
-    embedding: str  # "word2vec" | "fasttext"
+    embedding: str  # "word2vec" | "fasttext" | "pretrained" (TrainOptions.embeddings_file)
     trainable_embeddings: bool
     distant_pretraining: bool = False
     pooling: str = "maxavg"
@@ -158,6 +159,10 @@ VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200"] = replace(
 VARIANTS["ft-frozen-air5-distil-lexvocab-neglast2400"] = replace(
     LEXVOCAB, negation_examples=2_400, negation_epochs=2
 )
+# The same two recipes over a pretrained GloVe or word2vec text file the user supplies (nothing is downloaded;
+# `buzzwatch train --embeddings-file FILE`): frozen as `ft-frozen-air5`, fine-tuned as `ft-tuned-air5`.
+VARIANTS["glove-frozen-air5"] = replace(VARIANTS["ft-frozen-air5"], embedding="pretrained")
+VARIANTS["glove-tuned-air5"] = replace(VARIANTS["ft-tuned-air5"], embedding="pretrained")
 TEACHER_PROBS = REPO_ROOT / "data" / "teacher" / "teacher_probs.npz"
 # The default since 2026-12-05: the valence recipe (it beat the distilled one on the shifted set at seeds 13
 # and 14, README "Lexicon valence channel") plus 1,200 negation pairs for its last two epochs, which meets the
@@ -187,6 +192,8 @@ class TrainOptions:
     # Feedback rows whose provenance is not trusted (anonymous, or from before it was recorded) are left out
     # of --extra-data unless this is set.
     include_untrusted_feedback: bool = False
+    # A GloVe or word2vec text file: the vectors of the variants whose embedding is "pretrained".
+    embeddings_file: Path | None = None
 
     def as_command(self) -> str:
         """The `buzzwatch train` command line that reproduces this run (recorded in the artifact)."""
@@ -210,6 +217,8 @@ class TrainOptions:
             parts += ["--embedding-seed", str(self.embedding_seed)]
         if self.first_phase is not None:
             parts += ["--first-phase", shlex.quote(str(self.first_phase))]
+        if self.embeddings_file is not None:
+            parts += ["--embeddings-file", shlex.quote(str(self.embeddings_file))]
         return " ".join(parts)
 
 
@@ -242,11 +251,16 @@ def _log(message: str) -> None:
     print(f"[train {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def resolve_variants(names: tuple[str, ...]) -> list[str]:
-    """Variant names in order; 'champion' is the production configuration, 'all' every variant."""
+def resolve_variants(names: tuple[str, ...], embeddings_file: Path | None = None) -> list[str]:
+    """Variant names in order; 'champion' is the production configuration, 'all' every variant (those over
+    pretrained vectors only with an embeddings file).
+
+    A variant over pretrained vectors without a file, or a file that no chosen variant reads, is an error.
+    """
     resolved: list[str] = []
+    every = [name for name, v in VARIANTS.items() if embeddings_file or v.embedding != "pretrained"]
     for name in names:
-        expanded = list(VARIANTS) if name == "all" else [CHAMPION_VARIANT if name == "champion" else name]
+        expanded = every if name == "all" else [CHAMPION_VARIANT if name == "champion" else name]
         for item in expanded:
             if item not in VARIANTS:
                 raise ValueError(
@@ -254,6 +268,15 @@ def resolve_variants(names: tuple[str, ...]) -> list[str]:
                 )
             if item not in resolved:
                 resolved.append(item)
+    pretrained = [name for name in resolved if VARIANTS[name].embedding == "pretrained"]
+    if pretrained and embeddings_file is None:
+        raise ValueError(
+            f"{pretrained[0]} reads pretrained vectors: give their file with --embeddings-file FILE "
+            "(GloVe or word2vec text format)"
+        )
+    if embeddings_file is not None and not pretrained:
+        choices = ", ".join(name for name, v in VARIANTS.items() if v.embedding == "pretrained")
+        raise ValueError(f"--embeddings-file is read only by the variants {choices}: add one with --variants")
     return resolved
 
 
@@ -380,6 +403,21 @@ def get_embeddings(
         tracking.log_epoch({"train_seconds": seconds, "vocabulary": len(vectors)}, 0)
     save_vectors(vectors, path)
     _log(f"{kind}: {len(vectors)} words in {seconds:.0f}s")
+    return vectors
+
+
+def get_pretrained(path: Path, settings: CommonSettings) -> Any:
+    """The vectors of a user's GloVe or word2vec text file, in an MLflow run recording its name and digest."""
+    from models.embeddings import load_pretrained
+    from models.export import file_digest
+
+    _log(f"pretrained vectors: reading {path}")
+    started = time.monotonic()
+    vectors = load_pretrained(path)
+    params = {"kind": "pretrained", "file": Path(path).name, "sha256": file_digest(path)}
+    with tracking.start_run("embeddings-pretrained", params={**params, "dim": vectors.vector_size}):
+        tracking.log_epoch({"load_seconds": time.monotonic() - started, "vocabulary": len(vectors)}, 0)
+    _log(f"pretrained vectors: {len(vectors)} words of dimension {vectors.vector_size}")
     return vectors
 
 
@@ -554,7 +592,7 @@ def train_variant(
 
     from models import lstm
     from models.embeddings import embedding_matrix
-    from models.export import parity_gap, write_artifact
+    from models.export import file_digest, parity_gap, write_artifact
     from models.predictor import Predictor
     from models.subwords import SubwordTable
     from models.vocab import Vocabulary
@@ -663,6 +701,9 @@ def train_variant(
         "first_phase": str(first_phase or "trained"),
         "extra_data_files": ",".join(str(path) for path in options.extra_data) or "none",
     }
+    if variant.embedding == "pretrained":
+        path = options.embeddings_file
+        described["embedding_file"] = f"{path} sha256:{file_digest(path)}"
     params = {
         **described,
         "model": "bilstm",
@@ -1001,7 +1042,7 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
     from models.vocab import Vocabulary
 
     settings = CommonSettings.from_env()
-    names = resolve_variants(options.variants)
+    names = resolve_variants(options.variants, options.embeddings_file)
     started = time.monotonic()
     tracking.configure(settings)
     prepared = prepare_data(options)
@@ -1024,7 +1065,9 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
     for position, name in enumerate(names):
         variant = VARIANTS[name]
         kind = (variant.embedding, variant.fasttext_buckets)
-        if kind not in vectors:
+        if kind not in vectors and variant.embedding == "pretrained":
+            vectors[kind] = get_pretrained(options.embeddings_file, settings)
+        elif kind not in vectors:
             vectors[kind] = get_embeddings(
                 variant.embedding, prepared, options, settings, buckets=variant.fasttext_buckets
             )
