@@ -23,8 +23,8 @@ the whole measurement map, and its views are process-wide singletons. Our produc
 data point per metric and dimension set per export interval instead: counters are summed over the interval
 (delta semantics, so KQL `sum(value)` counts), gauges keep the last value, latencies the mean, and negative
 values pass. `close()` stops the exporters, which delivers everything still buffered, and runs by itself
-when the process exits normally (`close_at_exit`); Cloud Run stops a container with SIGTERM, so entry
-points call `install_sigterm_handler()` to turn it into a normal exit.
+when the process exits normally (`close_at_exit`); Cloud Run stops a container with SIGTERM, which our entry
+points turn into a clean stop (`buzzwatch.cli.stop_on_signals`) that closes their sinks on the way out.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ import json
 import logging
 import multiprocessing.util
 import os
-import signal
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -494,16 +492,3 @@ def close_at_exit(close: Callable[[], object]) -> None:
     multiprocessing's exit finalizers run there, and in every other process through its own atexit hook.
     """
     multiprocessing.util.Finalize(None, close, exitpriority=10)
-
-
-def install_sigterm_handler() -> None:
-    """Make SIGTERM (how Cloud Run stops a container) a normal exit, so `finally` and atexit close telemetry.
-
-    Only for processes we run ourselves (pull worker, detection service, demo); the servers (gunicorn,
-    granian) have their own handlers and stop their workers normally. Must be called from the main thread.
-    """
-
-    def _exit(signum: int, frame: object) -> None:
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, _exit)

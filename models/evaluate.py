@@ -142,21 +142,6 @@ def paired_bootstrap(
     }
 
 
-def format_report(report: dict) -> str:
-    """A short human-readable table of a report, for logs and terminals."""
-    lines = [
-        f"n={report['n']}  accuracy={report['accuracy']:.4f}  macro_f1={report['macro_f1']:.4f}  "
-        f"macro_recall={report['macro_recall']:.4f}",
-        f"{'label':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
-    ]
-    for label, scores in report["per_class"].items():
-        lines.append(
-            f"{label:<12}{scores['precision']:>10.4f}{scores['recall']:>10.4f}{scores['f1']:>10.4f}"
-            f"{scores['support']:>10}"
-        )
-    return "\n".join(lines)
-
-
 def write_confusion_matrix_png(
     matrix: np.ndarray, path: str | Path, labels: Sequence[str] = LABELS, title: str | None = None
 ) -> Path:

@@ -124,15 +124,15 @@ def test_azure_envelopes_arrive_at_capture_server(appinsights_capture) -> None:
 def test_sigterm_delivers_buffered_telemetry(appinsights_capture, tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
-        import time
-        from buzzwatch.telemetry import AzureTelemetry, install_sigterm_handler
-        install_sigterm_handler()
+        from buzzwatch.cli import stop_on_signals
+        from buzzwatch.telemetry import AzureTelemetry
+        stop = stop_on_signals()  # what the entry points do with SIGTERM
         sink = AzureTelemetry({appinsights_capture.connection_string!r}, role="pull", export_interval_s=600)
         try:
             sink.metric("tweet_volume", 7, {{"brand": "delta"}})
             sink.event("BadBuzzAlert", {{"brand": "delta"}})
             print("ready", flush=True)
-            time.sleep(60)
+            assert stop.wait(60)
         finally:
             sink.close()
         """
