@@ -3,7 +3,7 @@ per-brand series, state and alerts, in the event time of the brand's own zone.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
 from pathlib import Path
@@ -85,14 +85,21 @@ def brand_series(
     return table.reindex(columns=[name for name in SERIES.values() if name in table.columns])
 
 
-def brand_state(metrics: Iterable[dict[str, Any]], brand: str) -> str | None:
-    """The brand's latest phase as a person reads it (Learning, Normal, Bad buzz); None when not reported."""
-    state = None
+def brand_states(metrics: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Each reporting brand's latest phase as a person reads it (Learning, Normal, Bad buzz)."""
+    states: dict[str, str] = {}
     for record in metrics:
         dimensions = record.get("dimensions") or {}
-        if record.get("name") == BRAND_STATE and dimensions.get("brand") == brand and dimensions.get("state"):
-            state = str(dimensions["state"])
-    return None if state is None else STATE_NAMES.get(state, state.replace("_", " ").capitalize())
+        if record.get("name") == BRAND_STATE and dimensions.get("brand") and dimensions.get("state"):
+            states[str(dimensions["brand"])] = str(dimensions["state"])
+    return {
+        brand: STATE_NAMES.get(state, state.replace("_", " ").capitalize()) for brand, state in states.items()
+    }
+
+
+def brands_in_a_bad_buzz_first(brands: Iterable[str], states: Mapping[str, str]) -> list[str]:
+    """The brands in a bad buzz now, then the others, each group in the order given."""
+    return sorted(brands, key=lambda brand: states.get(brand) != STATE_NAMES["bad_buzz"])
 
 
 def local_frame(series: pd.DataFrame, zone: tzinfo) -> pd.DataFrame:

@@ -14,13 +14,15 @@ from streamlit_app.settings import UiSettings
 from streamlit_app.watch import (
     ALERT_MARK,
     START_MARK,
+    STATE_NAMES,
     FeedError,
     FeedRecords,
     alert_marks,
     brand_alerts,
     brand_series,
-    brand_state,
+    brand_states,
     brands_in,
+    brands_in_a_bad_buzz_first,
     empty_hint,
     literal_markdown,
     load_records,
@@ -66,12 +68,26 @@ if not brands:
     st.stop()
 
 try:  # read (and cached) once here: a malformed brands file is one message, not a traceback
-    zones(), names()
+    zones()  # calls, one a line: Streamlit's magic would write a bare tuple of their results on the page
+    names()
 except SettingsError as exc:
     st.error(f"The brands file cannot be read: {exc}")
     st.stop()
 
-brand = st.selectbox("Brand", brands, format_func=lambda option: brand_label(option, names()))
+# A brand in a bad buzz comes first (the one a person opens the page for); ?brand=ID picks one (a link).
+states = brand_states(metric_feed.records)
+brands = brands_in_a_bad_buzz_first(brands, states)
+asked = st.query_params.get("brand")
+brand = st.selectbox(
+    "Brand",
+    brands,
+    index=brands.index(asked) if asked in brands else 0,
+    format_func=lambda option: (
+        brand_label(option, names())
+        + (" · bad buzz" if states.get(option) == STATE_NAMES["bad_buzz"] else "")
+    ),
+)
+st.query_params["brand"] = brand
 label = brand_label(brand, names())
 live = st.toggle("Live", value=True, help=f"refresh every {settings.refresh_s:g} s")
 
@@ -149,7 +165,7 @@ def brand_panel() -> None:
     metrics = metric_feed.records
     series = brand_series(metrics, brand, lookback)
     alerts = brand_alerts(alerts_in(event_feed.records), brand)
-    state = brand_state(metrics, brand)
+    state = brand_states(metrics).get(brand)
     if series.empty:
         st.info(f"No figures for {label} yet.")
     else:

@@ -309,8 +309,9 @@ def test_watch_it_shows_a_brand_series_and_its_alert(
         monkeypatch.setenv("BUZZWATCH_DETECTION_URL", _serve_a_recorded_stream(tmp_path, request))
     page = _page("watch_it").run()
     assert not page.exception
+    assert not page.json  # nothing written by Streamlit's magic (a bare tuple once showed two raw dicts)
     # Brands by their display name with the id the data carries (config/brands.toml); unlisted ones by id.
-    assert page.selectbox[0].options == ["Air Paradis (airparadis)", "other"]
+    assert page.selectbox[0].options == ["Air Paradis (airparadis) · bad buzz", "other"]
     values = {metric.label: metric.value for metric in page.metric}
     assert values["State"] == "Bad buzz" and values["Negative share"] == "70%"
     assert "Alerts (1)" in [header.value for header in page.subheader]
@@ -340,6 +341,31 @@ def test_watch_it_shows_a_brand_series_and_its_alert(
     values = {metric.label: metric.value for metric in page.metric}
     assert values["Negative share"] == "10%" and values["State"] == "not reported"
     assert "Alerts (0)" in [header.value for header in page.subheader]
+
+
+def test_watch_it_opens_on_the_brand_in_a_bad_buzz_and_on_the_brand_a_link_names(
+    isolated_var_dir: Path,
+) -> None:
+    telemetry = LocalTelemetry(isolated_var_dir, role="detection")
+    moment = "2015-02-24T09:00:00Z"
+    for brand, state in (("alpha", "normal"), ("beta", "learning"), ("zeta", "bad_buzz")):
+        telemetry.metric(NEGATIVE_SHARE, 0.3, {"brand": brand, "event_time": moment})
+        telemetry.metric(BRAND_STATE, 1.0, {"brand": brand, "state": state, "event_time": moment})
+    page = _page("watch_it").run()
+    assert page.selectbox[0].options == ["zeta · bad buzz", "alpha", "beta"]
+    assert page.selectbox[0].value == "zeta" and page.query_params["brand"] == "zeta"
+    assert {metric.label: metric.value for metric in page.metric}["State"] == "Bad buzz"
+    page.selectbox[0].select("beta").run()
+    assert page.query_params["brand"] == "beta"  # the address names the brand shown: a link to it
+    linked = _page("watch_it")
+    linked.query_params["brand"] = "alpha"
+    linked.run()
+    assert linked.selectbox[0].value == "alpha"
+    assert {metric.label: metric.value for metric in linked.metric}["State"] == "Normal"
+    linked = _page("watch_it")
+    linked.query_params["brand"] = "gone"  # a brand the stream no longer reports: the default instead
+    linked.run()
+    assert not linked.exception and linked.selectbox[0].value == "zeta"
 
 
 def test_watch_it_reads_each_feed_once_a_render(
@@ -395,7 +421,7 @@ def test_watch_it_shows_the_brands_of_the_instances_that_answer_and_names_the_on
     monkeypatch.setenv("BUZZWATCH_DETECTION_URL", f"{url} http://127.0.0.1:9")
     page = _page("watch_it").run()
     assert not page.exception
-    assert page.selectbox[0].options == ["Air Paradis (airparadis)", "other"]
+    assert page.selectbox[0].options == ["Air Paradis (airparadis) · bad buzz", "other"]
     assert "Alerts (1)" in [header.value for header in page.subheader]
     (warning,) = page.warning
     assert "cannot read the detection service's metrics at http://127.0.0.1:9" in warning.value
