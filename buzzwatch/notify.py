@@ -54,6 +54,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from buzzwatch.schema import Alert
 from buzzwatch.settings import CommonSettings, SmtpSettings
@@ -441,13 +442,14 @@ def _by_authors(alert: Alert) -> str:
 
 
 def render_alert(
-    alert: Alert, zone: tzinfo = UTC, names: Mapping[str, str] | None = None
+    alert: Alert, zone: tzinfo = UTC, names: Mapping[str, str] | None = None, app_url: str | None = None
 ) -> tuple[str, str, str]:
     """Subject, plain text and HTML of a bad-buzz alert email (the same content in both bodies).
 
     Times are written in `zone`, the brand's time zone (`buzzwatch.zones`), with UTC beside them. The
     brand goes by its display name from `names` (brand id -> name, `buzzwatch.zones.brand_names`): alone
-    in the subject, with its id in the body (the id is what the logs and the alert JSON carry).
+    in the subject, with its id in the body (the id is what the logs and the alert JSON carry). With the
+    app's address (`app_url`) the mail links the brand's Watch it page.
     """
     names = names or {}
     headline = "Bad buzz" if alert.kind == "new" else "Bad buzz growing"
@@ -487,10 +489,11 @@ def render_alert(
         )
     title = f"{headline} on {brand_label(alert.brand, names)}"
     why = _why(alert)
+    link = f"{app_url}/watch_it?{urlencode({'brand': alert.brand})}" if app_url else None
     return (
         subject,
-        _text_body(f"{title}: {how_bad}", facts, why, reasons, samples, copies_note, footer),
-        _html_body(title, how_bad, facts, why, reasons, samples, copies_note, footer),
+        _text_body(f"{title}: {how_bad}", facts, why, reasons, samples, copies_note, footer, link),
+        _html_body(title, how_bad, facts, why, reasons, samples, copies_note, footer, link),
     )
 
 
@@ -502,8 +505,11 @@ def _text_body(
     samples: list[tuple[str, str]],
     copies_note: str,
     footer: str,
+    link: str | None,
 ) -> str:
     lines = [lead, ""]
+    if link:
+        lines += [f"Watch it live: {link}", ""]
     lines += [f"{label + ':':<10}{value}" for label, value in facts]
     lines += ["", f"{why} (share of the negative tweets):"]
     lines += [f"  {share:>4}  {reason}" for share, reason in reasons] or ["  (no reason known)"]
@@ -527,8 +533,10 @@ def _html_body(
     samples: list[tuple[str, str]],
     copies_note: str,
     footer: str,
+    link: str | None,
 ) -> str:
     esc = html.escape
+    watch = f'<p><a href="{esc(link)}">Watch it live</a></p>' if link else ""
     fact_rows = "".join(
         f'<tr><th style="text-align:left;padding-right:12px;vertical-align:top">{esc(label)}</th>'
         f"<td>{esc(value)}</td></tr>"
@@ -547,7 +555,7 @@ def _html_body(
     return (
         '<div style="font-family:Arial,Helvetica,sans-serif;font-size:14px">'
         f'<h2 style="color:#b00020">{esc(title)}</h2>'
-        f"<p>{esc(lead)}</p>"
+        f"<p>{esc(lead)}</p>{watch}"
         f"<table>{fact_rows}</table>"
         f"<h3>{esc(why)}</h3>"
         + (f"<table>{reason_rows}</table>" if reasons else "<p>(no reason known)</p>")

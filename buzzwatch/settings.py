@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_URI = str(REPO_ROOT / "models" / "artifacts" / "champion")
@@ -118,6 +119,19 @@ def env_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -
     if raw is None:
         return default
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def env_url(env: Mapping[str, str], name: str) -> str | None:
+    """An http(s) address with a host (a trailing slash dropped); None when unset."""
+    raw = env_str(env, name)
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(char.isspace() for char in raw):
+        raise SettingsError(
+            f"{name}: {raw!r} is not an http(s) address such as https://buzzwatch.example.com"
+        )
+    return raw.rstrip("/")
 
 
 def env_addresses(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -319,13 +319,18 @@ def run_demo(options: DemoOptions) -> int:
             wait_until(
                 lambda: answers_ok(f"http://127.0.0.1:{worker_port}/readyz"), 90, "the scoring worker", worker
             )
+            api_port, ui_port = _port(API_PORT), _port(UI_PORT)
+            frontends = frontend_commands(options, api_port, ui_port)
             detection_port = free_port()
-            detection = start_command("detection", ["detect"], dict(env, PORT=str(detection_port)), logs)
+            detection_env = dict(env, PORT=str(detection_port))
+            if options.with_ui:  # the mails link the app the demo serves
+                detection_env["BUZZWATCH_APP_URL"] = f"http://127.0.0.1:{ui_port}"
+            detection = start_command("detection", ["detect"], detection_env, logs)
             processes.append(("detection", detection))
             detection_health = f"http://127.0.0.1:{detection_port}/healthz"
             wait_until(lambda: answers_ok(detection_health), 90, "detection", detection)
             print("  scoring worker (push) and detection service ready", flush=True)
-            for name, args, url, ready_path in frontend_commands(options, _port(API_PORT), _port(UI_PORT)):
+            for name, args, url, ready_path in frontends:
                 process = start_command(name, args, env, logs)
                 processes.append((name, process))
                 wait_until(lambda url=url + ready_path: answers_ok(url), 90, f"the {name}", process)

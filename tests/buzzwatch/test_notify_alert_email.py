@@ -8,12 +8,15 @@ from email.policy import default
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from buzzwatch.notify import NO_TERMS, Mailer, render_alert
 from buzzwatch.schema import Alert
-from buzzwatch.settings import CommonSettings, SmtpSettings
+from buzzwatch.settings import CommonSettings, SettingsError, SmtpSettings
 from buzzwatch.telemetry import BAD_BUZZ_ALERT, LocalTelemetry, RecordingTelemetry
 from buzzwatch.zones import brand_names, brand_zones
 from worker.detection_service.dispatcher import AlertDispatcher
+from worker.detection_service.settings import DetectionSettings
 
 REASONS = {
     "cancelled flight": 0.55,
@@ -194,3 +197,23 @@ def test_the_shipped_brands_file_names_every_brand() -> None:
     names = brand_names()
     assert names["united"] == "United Airlines" and names["airparadis"] == "Air Paradis"
     assert set(names) == set(brand_zones())
+
+
+def test_with_the_apps_address_the_mail_links_the_brands_watch_page(tmp_path: Path) -> None:
+    _, text, html = render_alert(alert(), app_url="https://buzzwatch.example.com/app")
+    assert "Watch it live: https://buzzwatch.example.com/app/watch_it?brand=united\n" in text
+    assert '<a href="https://buzzwatch.example.com/app/watch_it?brand=united">Watch it live</a>' in html
+    _, text, html = render_alert(alert(brand="a&b <x>"), app_url="http://127.0.0.1:8501")
+    assert "watch_it?brand=a%26b+%3Cx%3E" in text and "<x>" not in html.split("</h2>", 1)[1]
+    assert "Watch it" not in render_alert(alert())[1]  # no address, no link
+    settings = DetectionSettings.from_env({"BUZZWATCH_APP_URL": "https://buzzwatch.example.com/"})
+    assert settings.app_url == "https://buzzwatch.example.com"
+    for wrong in ("buzzwatch.example.com", "ftp://x", "https://", "https://a b"):
+        with pytest.raises(SettingsError, match=r"BUZZWATCH_APP_URL: .* is not an http"):
+            DetectionSettings.from_env({"BUZZWATCH_APP_URL": wrong})
+    mailer = Mailer.from_settings(CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(tmp_path)}))
+    telemetry = RecordingTelemetry(LocalTelemetry(tmp_path, role="detection"))
+    AlertDispatcher(telemetry, mailer, app_url=settings.app_url).spool("key", alert())
+    (eml,) = (tmp_path / "outbox").glob("*.eml")
+    mail = message_from_bytes(eml.read_bytes(), policy=default)
+    assert "https://buzzwatch.example.com/watch_it?brand=united" in mail.get_body(("plain",)).get_content()

@@ -56,6 +56,12 @@ def test_the_app_finds_the_demo_api_and_both_stay_up_until_ctrl_c(tmp_path: Path
         assert len(app) == 1
         app_env = Path(f"/proc/{app[0]}/environ").read_bytes().split(b"\0")
         assert f"BUZZWATCH_API_URL={api_url}".encode() in app_env
+        # The detection service's mails link the app the demo serves.
+        (detection,) = [
+            pid for pid in children if b"detect" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        ]
+        detection_env = Path(f"/proc/{detection}/environ").read_bytes().split(b"\0")
+        assert f"BUZZWATCH_APP_URL={app_url}".encode() in detection_env
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=60) in (0, 1), "".join(lines)  # the summary's verdict, not an interrupt
         api_port = int(api_url.rsplit(":", 1)[1])

@@ -128,9 +128,8 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     try:
         reasons = load_reason_model()
         mailer = Mailer.from_settings(settings)
-        dispatcher = AlertDispatcher(
-            feed, mailer, brand_zones(detection.brands_file), brand_names(detection.brands_file)
-        )
+        zones, names = brand_zones(detection.brands_file), brand_names(detection.brands_file)
+        dispatcher = AlertDispatcher(feed, mailer, zones, names, detection.app_url)
 
         def make_service(store: DetectionStore, owned: frozenset[int] | None) -> DetectionService:
             return DetectionService(

@@ -54,15 +54,18 @@ class AlertDispatcher:
         mailer: Mailer,
         zones: Mapping[str, tzinfo] | None = None,
         names: Mapping[str, str] | None = None,
+        app_url: str | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.mailer = mailer
         self.zones = dict(zones or {})  # brand -> time zone of its mails (`buzzwatch.zones.brand_zones`)
         self.names = dict(names or {})  # brand -> display name in its mails (`buzzwatch.zones.brand_names`)
+        self.app_url = app_url  # the app's address: each mail links the brand's Watch it page
 
     def spool(self, key: str, alert: Alert) -> None:
         """Spool the alert's mail under its key (the Mailer's thread delivers it; once per key)."""
-        subject, text_body, html_body = render_alert(alert, zone_of(alert.brand, self.zones), self.names)
+        zone = zone_of(alert.brand, self.zones)
+        subject, text_body, html_body = render_alert(alert, zone, self.names, self.app_url)
         self.mailer.send(subject, text_body, html_body, key=key)
 
     def announce(self, key: str, alert: Alert) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from buzzwatch.partitions import DEFAULT_GROUPS, DEFAULT_PARTITIONS, check_partitions, parse_owned
-from buzzwatch.settings import SettingsError, env_bool, env_float, env_int, env_str
+from buzzwatch.settings import SettingsError, env_bool, env_float, env_int, env_str, env_url
 from buzzwatch.zones import DEFAULT_BRANDS_FILE, brands_file
 from worker.auth import IdTokenPolicy
 from worker.detection import DetectorConfig
@@ -50,6 +50,9 @@ class DetectionSettings:
     lease_s: float = 15.0  # DETECTION_LEASE_S: a group whose owner stops renewing is free this much later
     detector: DetectorConfig = field(default_factory=DetectorConfig)  # BUZZWATCH_DETECTOR_*
     brands_file: Path = DEFAULT_BRANDS_FILE  # BUZZWATCH_BRANDS_FILE: the brands' time zones (their mails)
+    app_url: str | None = (
+        None  # BUZZWATCH_APP_URL: the app's address; each alert mail links its Watch it page
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DetectionSettings:
@@ -99,4 +102,5 @@ class DetectionSettings:
             lease_s=lease_s,
             detector=DetectorConfig.from_env(env),
             brands_file=brands_file(env),
+            app_url=env_url(env, "BUZZWATCH_APP_URL"),
         )
