@@ -16,7 +16,9 @@ READABLE = {
     "accuracy": "Accuracy",
     "n": "Tweets",
     "evaluation": "Evaluation",
+    "test": "All sources (test)",
     "airline_test": "Airline tweets (test)",
+    "semeval_test": "SemEval (test, general tweets of the training years)",
     "validation": "Validation (all sources)",
     "validation_airline": "Validation (airline tweets)",
     "semeval2016test": "SemEval 2016 (test, general tweets)",
@@ -28,8 +30,15 @@ READABLE = {
 }
 
 
+# The sets that chose the model (`models.data.Splits`: the selection split, its airline part, TweetEval val):
+# their figures are optimistic; the test sets and SemEval 2016 are the fair estimate.
+CHOSEN_ON = frozenset({"validation", "validation_airline", "tweeteval_val"})
+
+
 def readable(name: str) -> str:
-    """A metric or data-set name as a reader sees it."""
+    """A metric or data-set name as a reader sees it (`<set>_ece`: that set's calibration error)."""
+    if name not in READABLE and name.endswith("_ece"):
+        return f"Calibration error (ECE), {readable(name.removesuffix('_ece'))}"
     return READABLE.get(name) or name.replace("_", " ").capitalize()
 
 

@@ -5,6 +5,7 @@ import streamlit as st
 
 from streamlit_app.common import answer_or_stop, require_api
 from streamlit_app.model_view import (
+    CHOSEN_ON,
     confusion_frame,
     feedback_frame,
     metric_sections,
@@ -36,6 +37,10 @@ if not sections:
     st.info("This model carries no evaluation metrics.")
 for name, report in sections:
     st.subheader(readable(name))
+    if name in CHOSEN_ON:
+        st.caption(
+            "This set chose the model: its figures are optimistic; the test sets are the fair estimate."
+        )
     columns = st.columns(4)
     for column, key in zip(columns, ("macro_f1", "macro_recall", "accuracy", "n"), strict=True):
         if key in report:

@@ -228,6 +228,28 @@ def test_the_model_shows_metrics_confusion_matrix_and_feedback(api_url: str, api
     assert len(page.get("vega_lite_chart")) == 2  # confusion matrix + feedback heatmap
 
 
+def test_the_model_names_each_set_and_marks_those_that_chose_it(api_url: str, api_app: Flask) -> None:
+    api_app.extensions["buzzwatch"].predictor.metrics = {  # the flat keys `buzzwatch train` writes
+        **{
+            f"{name}_macro_f1": 0.7
+            for name in ("test", "semeval_test", "validation_airline", "tweeteval_val")
+        },
+        "airline_test_ece": 0.05,
+    }
+    page = _page("the_model").run()
+    assert not page.exception
+    assert [header.value for header in page.subheader][:4] == [
+        "All sources (test)",
+        "SemEval (test, general tweets of the training years)",
+        "Validation (airline tweets)",
+        "TweetEval (validation, general tweets)",
+    ]
+    chose = [caption.value for caption in page.caption if "chose the model" in caption.value]
+    assert len(chose) == 2  # under the two selection sets, not the test sets
+    (table,) = page.dataframe
+    assert list(table.value["metric"]) == ["Calibration error (ECE), Airline tweets (test)"]
+
+
 def test_the_model_says_when_the_api_fails_after_its_ready_check(api_url: str, api_app: Flask) -> None:
     """The feedback table unreadable (the API answers 503) though the API is ready: it was a traceback."""
     with api_app.extensions["buzzwatch"].store.engine.begin() as connection:
