@@ -406,7 +406,7 @@ def get_embeddings(
     return vectors
 
 
-def get_pretrained(path: Path, settings: CommonSettings) -> Any:
+def get_pretrained(path: Path) -> Any:
     """The vectors of a user's GloVe or word2vec text file, in an MLflow run recording its name and digest."""
     from models.embeddings import load_pretrained
     from models.export import file_digest
@@ -1066,7 +1066,7 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
         variant = VARIANTS[name]
         kind = (variant.embedding, variant.fasttext_buckets)
         if kind not in vectors and variant.embedding == "pretrained":
-            vectors[kind] = get_pretrained(options.embeddings_file, settings)
+            vectors[kind] = get_pretrained(options.embeddings_file)
         elif kind not in vectors:
             vectors[kind] = get_embeddings(
                 variant.embedding, prepared, options, settings, buckets=variant.fasttext_buckets
