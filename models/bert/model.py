@@ -221,7 +221,7 @@ class BertSentiment:
         proba = self.predict_proba(texts, batch_size=batch_size)
         return [self.labels[i] for i in proba.argmax(axis=1)]
 
-    def proba_from_cached(self, encoded: EncodedTexts, batch_size: int = 256) -> np.ndarray:
+    def proba_from_cached(self, encoded: EncodedTexts) -> np.ndarray:
         """Probabilities for texts encoded with `keep_layer`, running only the layers above the split.
 
         Equal to `predict_proba` on the same texts up to the float16 rounding of the kept states.
