@@ -168,15 +168,15 @@ def run_once(
         count_file = workdir / f"pushes-{port}"
         if noop:
             env[COUNT_FILE] = str(count_file)
-            command = push_server_command("127.0.0.1", port, workers, threads, app_factory="stream:noop_app")
+            command = push_server_command(
+                "127.0.0.1", port, workers, threads, app_factory="bench.stream:noop_app"
+            )
         else:
             command = [sys.executable, "-m", "buzzwatch.cli", "worker", "--mode", "push", "--host",
                        "127.0.0.1", "--port", str(port), "--workers", str(workers), "--threads",
                        str(threads)]  # fmt: skip
         log = open(workdir / f"server-{port}.log", "ab")  # noqa: SIM115 - closed with the server
-        server = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO / "bench" if noop else REPO
-        )
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         try:
             wait_ready(f"http://127.0.0.1:{port}", server)
             publishers = [Publisher(settings.gcp_project, feed.topic) for feed in feeds]

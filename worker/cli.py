@@ -81,10 +81,11 @@ def push_server_command(
 
     Pub/Sub pushes one tweet per request, so the server's own cost per request bounds the throughput of a
     small instance (README, "Throughput": granian against gunicorn's threaded workers). Failed processes are
-    respawned; on SIGTERM each finishes its requests (at most STOP_GRACE_S) and closes its telemetry.
+    respawned; on SIGTERM each finishes its requests (at most STOP_GRACE_S) and closes its telemetry, and one
+    still loading the app stops at once (granian's command line run by `worker.server`).
     """
     return [
-        sys.executable, "-m", "granian",
+        sys.executable, "-m", "worker.server",
         "--interface", "wsgi",
         "--host", host,
         "--port", str(port),

@@ -151,14 +151,14 @@ def test_web_services_listen_on_cloud_runs_port(image: ServiceImage):
 def test_the_worker_image_becomes_the_push_server_on_cloud_runs_port(
     emulator_env: object, monkeypatch: pytest.MonkeyPatch
 ):
-    """The worker image's CLI checks its model and Pub/Sub path (the emulator here), then execs granian."""
+    """The worker image's CLI checks its model and Pub/Sub path (the emulator here), then execs the server."""
     (image,) = [i for i in IMAGES if i.name == "worker"]
     parts = json.loads(_last_command(image))
     assert parts == ["python", "image_cli.py", "worker", "--mode", "push"], parts
     from buzzwatch import cli
 
     server = _exec_of(monkeypatch, lambda: cli.main(parts[2:]), PORT="9123")
-    assert server[1:3] == ["-m", "granian"], server
+    assert server[1:3] == ["-m", "worker.server"], server
     assert server[server.index("--host") + 1] == "0.0.0.0"
     assert server[server.index("--port") + 1] == "9123"
 

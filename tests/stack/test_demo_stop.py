@@ -57,7 +57,7 @@ def test_sigterm_stops_the_demos_whole_process_tree(tmp_path: Path) -> None:
             time.sleep(0.2)
         started = descendants(demo.pid)
         commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in started]
-        for part in (b"pubsub-emulator", b"granian", b"buzzwatch.cli\0detect", b"ingest"):
+        for part in (b"pubsub-emulator", b"worker.server", b"buzzwatch.cli\0detect", b"ingest"):
             assert any(part in command for command in commands), (part, commands)
         # `buzzwatch api` is gunicorn's master itself since 2026-12-06 (no exec): it and its workers
         assert sum(b"buzzwatch.cli\0api\0" in command for command in commands) >= 2, commands

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -178,7 +179,7 @@ def test_push_route_answers(tmp_path: Path) -> None:
 def _server_processes(port: int) -> list[int]:
     """The running processes of the push server on `port`: the server and its worker processes."""
     found = subprocess.run(
-        ["pgrep", "-f", f"granian --interface wsgi --host 127.0.0.1 --port {port} "],
+        ["pgrep", "-f", f"worker.server --interface wsgi --host 127.0.0.1 --port {port} "],
         capture_output=True,
         text=True,
         check=False,
@@ -205,6 +206,33 @@ def test_stopping_the_push_worker_leaves_no_process_behind(
     # and room to exit on a loaded machine before SIGKILL (which would make the return code -9).
     stop([process], grace_s=STOP_GRACE_S + 20)
     assert process.returncode == 0
+    assert _server_processes(port) == []
+
+
+def test_a_sigterm_while_the_worker_processes_load_stops_the_server_at_once(
+    private_emulator: PubSubEmulator, tmp_path: Path
+) -> None:
+    """A SIGTERM that comes before the worker processes serve is not lost: they stop, then the server.
+
+    It was: each ran the server's handler, inherited with the fork, until it had built the app, so the server
+    waited STOP_GRACE_S and killed them. Cloud Run gives a container 10 s after its SIGTERM.
+    """
+    env = stack_env(tmp_path, private_emulator.env(), WEB_CONCURRENCY="2")
+    port = free_port()
+    log_path = tmp_path / "worker.log"
+    process = buzzwatch(
+        "worker", "--mode", "push", "--host", "127.0.0.1", "--port", str(port), env=env, log_path=log_path
+    )  # fmt: skip
+    wait_for(lambda: len(_server_processes(port)) == 3, 30, "the server's two worker processes", process)
+    signalled = time.monotonic()
+    stop([process], grace_s=STOP_GRACE_S + 20)
+    stopped_after_s = time.monotonic() - signalled
+    log = log_path.read_text()
+    before_the_signal = log.split("Shutting down granian")[0]
+    assert "Started worker" not in before_the_signal, "a worker process served already: not this test's case"
+    assert process.returncode == 0
+    assert stopped_after_s < 10, (stopped_after_s, log)
+    assert "refused to gracefully stop" not in log
     assert _server_processes(port) == []
 
 
