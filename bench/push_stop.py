@@ -1,0 +1,103 @@
+"""How long the push worker's server takes to stop when SIGTERM comes at chosen moments of its start-up.
+
+    .venv/bin/python bench/push_stop.py [--delays 0 0.5 1 2 4] [--rounds 4] [--workers 2]
+
+Each try starts `buzzwatch worker --mode push` with --workers processes on a free port (one emulator for all),
+sends the server SIGTERM `delay` seconds after it has forked its worker processes and times its exit. Printed
+for each try: how many worker processes served before the signal (granian logs "Started worker"), the stop
+time, and how many granian killed after --workers-kill-timeout; then each delay's stop times. Compare a
+commit with the one before it by running this on both (README, "Stopping the push worker").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from stack.emulator import PubSubEmulator  # noqa: E402
+from stack.ports import free_port  # noqa: E402
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(child) for child in found.stdout.split()]
+
+
+def one_stop(env: dict[str, str], workers: int, delay_s: float, log_path: Path) -> dict[str, float]:
+    """Start the server, SIGTERM it `delay_s` after its worker processes are forked; what its log says."""
+    port = free_port()
+    command = [sys.executable, "-m", "buzzwatch.cli", "worker", "--mode", "push", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(workers)]  # fmt: skip
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            while len(_children(server.pid)) < workers:
+                if server.poll() is not None:
+                    raise SystemExit(f"the server exited before its workers started:\n{log_path.read_text()}")
+                time.sleep(0.01)
+            time.sleep(delay_s)
+            server.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            server.wait(timeout=120)
+            stop_s = time.monotonic() - signalled
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    text = log_path.read_text()
+    before_the_signal = text.split("Shutting down granian")[0]
+    return {
+        "served": before_the_signal.count("Started worker"),
+        "stop_s": stop_s,
+        "killed": text.count("refused to gracefully stop"),
+    }
+
+
+def main() -> None:
+    """Time the stops for each delay, round after round; print each try and each delay's stop times."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--delays", type=float, nargs="+", default=[0, 0.5, 1, 2, 4], help="seconds")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="the server's worker processes")
+    args = parser.parse_args()
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"started {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, load {load}", flush=True)
+    stops: dict[float, list[float]] = {delay: [] for delay in args.delays}
+    with PubSubEmulator() as emulator, TemporaryDirectory() as tmp:
+        env = dict(
+            os.environ,
+            **emulator.env(),
+            BUZZWATCH_VAR_DIR=tmp,
+            APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
+            LOG_LEVEL="WARNING",
+        )
+        for round_index in range(args.rounds):
+            for delay in args.delays:
+                log_path = Path(tmp) / f"server-{round_index}-{delay}.log"
+                result = one_stop(env, args.workers, delay, log_path)
+                stops[delay].append(result["stop_s"])
+                print(
+                    f"SIGTERM {delay:4.1f} s after the fork: {result['served']:.0f} of {args.workers} served "
+                    f"before it, stopped after {result['stop_s']:5.2f} s, {result['killed']:.0f} killed",
+                    flush=True,
+                )
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"ended {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, load {load}")
+    for delay, times in stops.items():
+        print(f"SIGTERM {delay:4.1f} s after the fork: stops " + ", ".join(f"{t:.2f}" for t in times) + " s")
+
+
+if __name__ == "__main__":
+    main()
