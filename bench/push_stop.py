@@ -5,8 +5,10 @@
 Each try starts `buzzwatch worker --mode push` with --workers processes on a free port (one emulator for all),
 sends the server SIGTERM `delay` seconds after it has forked its worker processes and times its exit. Printed
 for each try: how many worker processes served before the signal (granian logs "Started worker"), the stop
-time, and how many granian killed after --workers-kill-timeout; then each delay's stop times. Compare a
-commit with the one before it by running this on both (README, "Stopping the push worker").
+time, and how many granian killed after --workers-kill-timeout; then each delay's stop times. With
+--at-serving, each SIGTERM goes instead as soon as granian logs that a worker process serves (the log polled
+every 2 ms), --rounds times. Compare a commit with the one before it by running this on both (README,
+"Stopping the push worker").
 """
 
 from __future__ import annotations
@@ -33,19 +35,30 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in found.stdout.split()]
 
 
-def one_stop(env: dict[str, str], workers: int, delay_s: float, log_path: Path) -> dict[str, float]:
-    """Start the server, SIGTERM it `delay_s` after its worker processes are forked; what its log says."""
+def _moment_come(server_pid: int, workers: int, log_path: Path, at_serving: bool) -> bool:
+    if at_serving:
+        return "Started worker" in log_path.read_text()
+    return len(_children(server_pid)) >= workers
+
+
+def one_stop(
+    env: dict[str, str], workers: int, delay_s: float, log_path: Path, at_serving: bool = False
+) -> dict[str, float]:
+    """Start the server, SIGTERM it `delay_s` after its worker processes are forked; what its log says.
+
+    `at_serving`: as soon as the log says a worker process serves instead (`delay_s` is then not used).
+    """
     port = free_port()
     command = [sys.executable, "-m", "buzzwatch.cli", "worker", "--mode", "push", "--host", "127.0.0.1",
                "--port", str(port), "--workers", str(workers)]  # fmt: skip
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         try:
-            while len(_children(server.pid)) < workers:
+            while not _moment_come(server.pid, workers, log_path, at_serving):
                 if server.poll() is not None:
                     raise SystemExit(f"the server exited before its workers started:\n{log_path.read_text()}")
-                time.sleep(0.01)
-            time.sleep(delay_s)
+                time.sleep(0.002 if at_serving else 0.01)
+            time.sleep(0 if at_serving else delay_s)
             server.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
             server.wait(timeout=120)
@@ -71,10 +84,12 @@ def main() -> None:
     parser.add_argument("--delays", type=float, nargs="+", default=[0, 0.5, 1, 2, 4], help="seconds")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="the server's worker processes")
+    parser.add_argument("--at-serving", action="store_true", help="SIGTERM as soon as a worker serves")
     args = parser.parse_args()
+    delays = [0.0] if args.at_serving else args.delays
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"started {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, load {load}", flush=True)
-    stops: dict[float, list[float]] = {delay: [] for delay in args.delays}
+    stops: dict[float, list[float]] = {delay: [] for delay in delays}
     with PubSubEmulator() as emulator, TemporaryDirectory() as tmp:
         env = dict(
             os.environ,
@@ -84,19 +99,25 @@ def main() -> None:
             LOG_LEVEL="WARNING",
         )
         for round_index in range(args.rounds):
-            for delay in args.delays:
+            for delay in delays:
                 log_path = Path(tmp) / f"server-{round_index}-{delay}.log"
-                result = one_stop(env, args.workers, delay, log_path)
+                result = one_stop(env, args.workers, delay, log_path, args.at_serving)
                 stops[delay].append(result["stop_s"])
                 print(
-                    f"SIGTERM {delay:4.1f} s after the fork: {result['served']:.0f} of {args.workers} served "
-                    f"before it, stopped after {result['stop_s']:5.2f} s, {result['killed']:.0f} killed",
+                    f"SIGTERM {_moment(delay, args.at_serving)}: {result['served']:.0f} of {args.workers} "
+                    f"served before it, stopped after {result['stop_s']:5.2f} s, "
+                    f"{result['killed']:.0f} killed",
                     flush=True,
                 )
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"ended {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, load {load}")
     for delay, times in stops.items():
-        print(f"SIGTERM {delay:4.1f} s after the fork: stops " + ", ".join(f"{t:.2f}" for t in times) + " s")
+        stop_times = ", ".join(f"{t:.2f}" for t in times)
+        print(f"SIGTERM {_moment(delay, args.at_serving)}: stops {stop_times} s")
+
+
+def _moment(delay_s: float, at_serving: bool) -> str:
+    return "as a worker serves" if at_serving else f"{delay_s:4.1f} s after the fork"
 
 
 if __name__ == "__main__":

@@ -236,6 +236,35 @@ def test_a_sigterm_while_the_worker_processes_load_stops_the_server_at_once(
     assert _server_processes(port) == []
 
 
+def test_a_sigterm_as_a_worker_process_starts_serving_stops_the_server_at_once(
+    private_emulator: PubSubEmulator, tmp_path: Path
+) -> None:
+    """A worker process can lose the SIGTERM that comes as it starts serving: its server sends it again.
+
+    Before, the server waited STOP_GRACE_S and killed that process (3 stops of 20 sent when granian logged
+    "Started worker", at load 5-6; README): three tries, each SIGTERM sent within milliseconds of that line.
+    """
+    env = stack_env(tmp_path, private_emulator.env(), WEB_CONCURRENCY="2")
+    for attempt in range(3):
+        port = free_port()
+        log_path = tmp_path / f"worker-{attempt}.log"
+        process = buzzwatch(
+            "worker", "--mode", "push", "--host", "127.0.0.1", "--port", str(port), env=env, log_path=log_path
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while "Started worker" not in log_path.read_text():  # polled every 2 ms: the window is that short
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.002)
+        signalled = time.monotonic()
+        stop([process], grace_s=STOP_GRACE_S + 20)
+        stopped_after_s = time.monotonic() - signalled
+        log = log_path.read_text()
+        assert process.returncode == 0
+        assert stopped_after_s < 10, (attempt, stopped_after_s, log)
+        assert "refused to gracefully stop" not in log
+        assert _server_processes(port) == []
+
+
 @pytest.mark.parametrize("moment", ["serving", "loading"])
 def test_worker_processes_stop_when_their_server_is_killed(
     private_emulator: PubSubEmulator, tmp_path: Path, moment: str
