@@ -870,7 +870,7 @@ def judge_candidate(
     """
     import mlflow
 
-    from models.behaviour import behaviour_failures, negated_negatives_called_negative
+    from models.behaviour import behaviour_failures, emoji_only_wrong, negated_negatives_called_negative
     from models.predictor import Predictor, write_meta
 
     predictor = Predictor(artifact_dir)
@@ -882,6 +882,7 @@ def judge_candidate(
     metrics = summarise(reports)
     metrics["behaviour_failures"] = float(len(failures))
     metrics["negated_negatives_called_negative"] = float(negated_negatives_called_negative(predictor))
+    metrics["emoji_only_wrong"] = float(emoji_only_wrong(predictor))
     metrics["selection_score"] = selection_score(reports)
     metrics.update(extra_metrics)
     tracking.log_epoch({"selection_score": metrics["selection_score"], **extra_metrics}, step)

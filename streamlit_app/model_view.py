@@ -25,6 +25,8 @@ READABLE = {
     "tweeteval_val": "TweetEval (validation, general tweets)",
     "selection_score": "Selection score (what chose this model)",
     "behaviour_failures": "Behaviour tests failed",
+    "negated_negatives_called_negative": "Negated negatives called negative (of 12)",
+    "emoji_only_wrong": "Emoji-only tweets labelled wrong (of 12)",
     "onnx_parity_max_abs": "Largest probability gap, ONNX vs Keras",
     "train_seconds": "Training time (s)",
 }

@@ -95,6 +95,13 @@ def test_negated_negatives_are_counted():
 
     assert behaviour.negated_negatives_called_negative(Always("negative")) == len(behaviour.NEGATED_NEGATIVES)
     assert behaviour.negated_negatives_called_negative(Always("neutral")) == 0
+    assert behaviour.emoji_only_wrong(Always("neutral")) == len(behaviour.EMOJI_ONLY)
+    assert behaviour.emoji_only_wrong(Always("negative")) == 6  # the six positive ones
+
+
+def test_emoji_only_tweets_no_worse_than_the_shipped_champion(champion):
+    # Not the bar (it has none): bilstm-ed083ff4ff's level, which a new champion must not fall below.
+    assert behaviour.emoji_only_wrong(champion) <= 6
 
 
 def test_scores_that_depend_on_the_batch_fail_the_gate(champion):
