@@ -28,17 +28,13 @@ sys.path.insert(0, str(REPO))
 
 from stack.emulator import PubSubEmulator  # noqa: E402
 from stack.ports import free_port  # noqa: E402
-
-
-def _children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
-    return [int(child) for child in found.stdout.split()]
+from worker.server import children_of  # noqa: E402
 
 
 def _moment_come(server_pid: int, workers: int, log_path: Path, at_serving: bool) -> bool:
     if at_serving:
         return "Started worker" in log_path.read_text()
-    return len(_children(server_pid)) >= workers
+    return len(children_of(server_pid)) >= workers
 
 
 def one_stop(

@@ -66,18 +66,17 @@ def _repeat_the_stop(wakeup_read: int) -> None:
         pass  # SIGHUP: granian reloads its workers
     while True:  # until granian's server, done stopping (at most its kill timeout), exits
         time.sleep(RESEND_INTERVAL_S)
-        for pid in _children():
+        for pid in children_of(os.getpid()):  # granian's worker processes (its server starts no other)
             with contextlib.suppress(ProcessLookupError):  # gone meanwhile
                 os.kill(pid, signal.SIGTERM)
 
 
-def _children() -> list[int]:
-    """The pids of this process's children: granian's worker processes (its server starts no other)."""
-    me = os.getpid()
+def children_of(pid: int) -> list[int]:
+    """The pids of a process's children (Linux: read from /proc)."""
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, IndexError, ValueError):  # exited meanwhile
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == me:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
                 children.append(int(stat.parent.name))
     return children
 

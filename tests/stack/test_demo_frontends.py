@@ -14,22 +14,9 @@ import requests
 
 from stack.ports import port_is_open
 from tests.support.stack import start_demo
+from worker.server import children_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (the demo starts its services in sessions of their own)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def test_the_app_finds_the_demo_api_and_both_stay_up_until_ctrl_c(tmp_path: Path) -> None:
@@ -51,7 +38,7 @@ def test_the_app_finds_the_demo_api_and_both_stay_up_until_ctrl_c(tmp_path: Path
         time.sleep(2)  # well after the summary: both still answer
         assert requests.get(f"{api_url}/readyz", timeout=5).status_code == 200
         assert requests.get(f"{app_url}/_stcore/health", timeout=5).status_code == 200
-        children = _children(demo.pid)
+        children = children_of(demo.pid)  # the demo starts its services in sessions of their own
         app = [pid for pid in children if b"streamlit" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert len(app) == 1
         app_env = Path(f"/proc/{app[0]}/environ").read_bytes().split(b"\0")
