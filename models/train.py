@@ -19,6 +19,7 @@ One command reproduces the shipped artifact (`buzzwatch train` with the default 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -406,15 +407,22 @@ def get_embeddings(
     return vectors
 
 
+@functools.cache
+def pretrained_digest(path: Path) -> str:
+    """sha256 of a pretrained vectors file, read once a run (its MLflow run and each variant's record it)."""
+    from models.export import file_digest
+
+    return file_digest(path)
+
+
 def get_pretrained(path: Path) -> Any:
     """The vectors of a user's GloVe or word2vec text file, in an MLflow run recording its name and digest."""
     from models.embeddings import load_pretrained
-    from models.export import file_digest
 
     _log(f"pretrained vectors: reading {path}")
     started = time.monotonic()
     vectors = load_pretrained(path)
-    params = {"kind": "pretrained", "file": Path(path).name, "sha256": file_digest(path)}
+    params = {"kind": "pretrained", "file": Path(path).name, "sha256": pretrained_digest(path)}
     with tracking.start_run("embeddings-pretrained", params={**params, "dim": vectors.vector_size}):
         tracking.log_epoch({"load_seconds": time.monotonic() - started, "vocabulary": len(vectors)}, 0)
     _log(f"pretrained vectors: {len(vectors)} words of dimension {vectors.vector_size}")
@@ -592,7 +600,7 @@ def train_variant(
 
     from models import lstm
     from models.embeddings import embedding_matrix
-    from models.export import file_digest, parity_gap, write_artifact
+    from models.export import parity_gap, write_artifact
     from models.predictor import Predictor
     from models.subwords import SubwordTable
     from models.vocab import Vocabulary
@@ -703,7 +711,7 @@ def train_variant(
     }
     if variant.embedding == "pretrained":
         path = options.embeddings_file
-        described["embedding_file"] = f"{path} sha256:{file_digest(path)}"
+        described["embedding_file"] = f"{path} sha256:{pretrained_digest(path)}"
     params = {
         **described,
         "model": "bilstm",
