@@ -78,22 +78,121 @@ def load_vectors(path: Path) -> KeyedVectors:
     return KeyedVectors.load(str(path))
 
 
-def _is_glove(path: Path) -> bool:
-    """GloVe text files have no `<count> <dim>` header line; word2vec text files do."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        first = handle.readline().split()
-    return not (len(first) == 2 and all(part.isdigit() for part in first))
+PARSE_CHUNK = 20_000  # lines parsed as one string of numbers
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class PretrainedFileError(ValueError):
+    """A pretrained vectors file that cannot be read as GloVe or word2vec text; the message names the line."""
+
+
+def _header(first: str) -> tuple[int, int] | None:
+    """`(count, dim)` from a word2vec text file's first line; None for GloVe (no header)."""
+    parts = first.split()
+    if len(parts) == 2 and all(part.isdigit() for part in parts):
+        return int(parts[0]), int(parts[1])
+    return None
+
+
+def _split_vector_line(line: str, dim: int, number: int, path: Path) -> tuple[str, str]:
+    """A line's word and the text of its `dim` numbers; a word may hold spaces (GloVe 840B's do)."""
+    spaces = line.count(" ")
+    cut = line.find(" ") if spaces == dim else len(line.rsplit(" ", dim)[0])
+    word = line[:cut]
+    if not word:
+        raise PretrainedFileError(f"{path}, line {number}: no word before the numbers")
+    if spaces < dim or (spaces > dim and _is_number(word.rsplit(" ", 1)[-1])):
+        raise PretrainedFileError(f"{path}, line {number}: {spaces} numbers after the word, expected {dim}")
+    return word, line[cut + 1 :]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_numbers(texts: list[str], numbers: list[int], dim: int, path: Path) -> np.ndarray:
+    """The rows of one chunk; a value that is not a finite number is named by its line."""
+    try:
+        values = np.fromstring(" ".join(texts), dtype=np.float32, sep=" ")
+    except ValueError:  # text that is not a number: found line by line below
+        values = np.empty(0, dtype=np.float32)
+    if values.size == len(texts) * dim and np.isfinite(values).all():
+        return values.reshape(len(texts), dim)
+    for text, number in zip(texts, numbers, strict=True):
+        for value in text.split(" "):
+            try:
+                parsed = float(value)
+            except ValueError:
+                raise PretrainedFileError(f"{path}, line {number}: {value[:40]!r} is not a number") from None
+            if not abs(parsed) <= FLOAT32_MAX:  # inf, nan, or beyond float32
+                raise PretrainedFileError(f"{path}, line {number}: {value[:40]!r} is not a finite number")
+    raise PretrainedFileError(f"{path}: unreadable numbers in lines {numbers[0]}-{numbers[-1]}")
 
 
 def load_pretrained(path: Path, limit: int | None = None) -> KeyedVectors:
-    """Vectors from a GloVe or word2vec *text* file (the format is detected from the first line)."""
+    """Vectors from a GloVe or word2vec *text* file (the format is detected from the first line).
+
+    Every line is checked: a line whose width differs from the header's (word2vec) or the first vector's
+    (GloVe), a value that is not a finite number, a header whose count disagrees with the file, or a file
+    with no vector raises `PretrainedFileError` naming the file and the line. Blank lines are skipped; a
+    repeated word keeps its first vector. `limit` reads only the first `limit` vectors.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"embedding file not found: {path}")
-    glove = _is_glove(path)
-    return KeyedVectors.load_word2vec_format(
-        str(path), binary=False, no_header=glove, limit=limit, unicode_errors="replace"
-    )
+    keys: list[str] = []
+    seen: set[str] = set()
+    chunks: list[np.ndarray] = []
+    texts: list[str] = []
+    numbers: list[int] = []
+    duplicates = 0
+    header = None
+    dim = 0
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.rstrip()
+            if number == 1:
+                header = _header(line)
+                if header is not None:
+                    dim = header[1]
+                    continue
+            if not line:
+                continue
+            if not dim:
+                dim = line.count(" ")
+                if dim < 1:
+                    raise PretrainedFileError(f"{path}, line {number}: a word without numbers")
+            if limit is not None and len(keys) + duplicates >= limit:
+                break
+            word, text = _split_vector_line(line, dim, number, path)
+            if word in seen:
+                duplicates += 1
+                continue
+            seen.add(word)
+            keys.append(word)
+            texts.append(text)
+            numbers.append(number)
+            if len(texts) == PARSE_CHUNK:
+                chunks.append(_parse_numbers(texts, numbers, dim, path))
+                texts, numbers = [], []
+    if texts:
+        chunks.append(_parse_numbers(texts, numbers, dim, path))
+    read = len(keys) + duplicates
+    if header is not None and limit is None and read != header[0]:
+        raise PretrainedFileError(
+            f"{path}: the header says {header[0]} vectors, the file holds {read} (truncated or damaged?)"
+        )
+    if not keys:
+        raise PretrainedFileError(f"{path}: no vectors")
+    if duplicates:
+        LOGGER.warning("%s: %d repeated words, each kept with its first vector", path, duplicates)
+    vectors = KeyedVectors(vector_size=dim, count=0, dtype=np.float32)
+    vectors.add_vectors(keys, np.concatenate(chunks))
+    return vectors
 
 
 def embedding_matrix(

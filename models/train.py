@@ -1054,6 +1054,12 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
     names = resolve_variants(options.variants, options.embeddings_file)
     started = time.monotonic()
     tracking.configure(settings)
+    # A user's vectors file is read first: a damaged one fails before minutes of data preparation.
+    pretrained = (
+        get_pretrained(options.embeddings_file)
+        if any(VARIANTS[name].embedding == "pretrained" for name in names)
+        else None
+    )
     prepared = prepare_data(options)
     vocab = Vocabulary.build(
         prepared.corpus_tokens,
@@ -1075,7 +1081,7 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
         variant = VARIANTS[name]
         kind = (variant.embedding, variant.fasttext_buckets)
         if kind not in vectors and variant.embedding == "pretrained":
-            vectors[kind] = get_pretrained(options.embeddings_file)
+            vectors[kind] = pretrained
         elif kind not in vectors:
             vectors[kind] = get_embeddings(
                 variant.embedding, prepared, options, settings, buckets=variant.fasttext_buckets

@@ -8,8 +8,16 @@ import sys
 
 import numpy as np
 import pytest
+from gensim.models.keyedvectors import KeyedVectors
 
-from models.embeddings import embedding_matrix, load_pretrained, load_vectors, save_vectors, train_embeddings
+from models.embeddings import (
+    PretrainedFileError,
+    embedding_matrix,
+    load_pretrained,
+    load_vectors,
+    save_vectors,
+    train_embeddings,
+)
 from models.vocab import PAD_ID
 
 CORPUS = [
@@ -73,6 +81,73 @@ def test_load_pretrained_text_formats(tmp_path, header):
     matrix, coverage = embedding_matrix(["<pad>", "<unk>", "good", "meh"], vectors)
     assert coverage == pytest.approx(0.5)
     np.testing.assert_allclose(matrix[2], [0.1, 0.2, 0.3], rtol=1e-6)
+
+
+def test_load_pretrained_keeps_words_with_spaces_and_skips_blank_lines(tmp_path):
+    """GloVe 840B has tokens holding spaces; a blank line is skipped, a repeated word keeps its first
+    vector, and `limit` reads only the first vectors."""
+    path = tmp_path / "vectors.txt"
+    path.write_text(
+        "the 0.1 0.2 0.3\n\n. . . 1 2 3\nat name@x.com 4 5 6\nthe 7 8 9\nlast 1 1 1\n", encoding="utf-8"
+    )
+    vectors = load_pretrained(path)
+    assert vectors.index_to_key == ["the", ". . .", "at name@x.com", "last"]
+    np.testing.assert_allclose(vectors["the"], [0.1, 0.2, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(vectors["at name@x.com"], [4, 5, 6])
+    assert load_pretrained(path, limit=2).index_to_key == ["the", ". . ."]
+
+
+def test_load_pretrained_reads_as_gensim_does(tmp_path):
+    """The same words and bit-identical vectors as gensim's own reader, over more than one parse chunk."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "vectors.txt"
+    rows = [(f"w{i}", rng.normal(size=5)) for i in range(45_000)]
+    path.write_text("".join(f"{w} {' '.join(f'{x:.6f}' for x in v)}\n" for w, v in rows), encoding="utf-8")
+    ours = load_pretrained(path)
+    theirs = KeyedVectors.load_word2vec_format(str(path), binary=False, no_header=True)
+    assert ours.index_to_key == theirs.index_to_key
+    assert ours.vectors.dtype == np.float32 and np.array_equal(ours.vectors, theirs.vectors)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "the 0.1 0.2 0.3\ncat 0.4 0.5\ndog 1 2 3\n",
+            r"vectors\.txt, line 2: 2 numbers after the word, expected 3",
+        ),
+        ("the 0.1 0.2 0.3\ncat 0.4 0.5 0.6 0.7\n", r"line 2: 4 numbers after the word, expected 3"),
+        ("2 3\nthe 0.1 0.2 0.3 0.4\ncat 1 2 3\n", r"line 2: 4 numbers after the word, expected 3"),
+        ("the 1 2 3\n" * 3 + "cat 0.4 x 0.5\n", r"line 4: 'x' is not a number"),
+        ("the 1 2 3\ncat 0.4  0.5\n", r"line 2: '' is not a number"),
+        ("the 1 2 3\ncat 0.4 nan 0.5\n", r"line 2: 'nan' is not a finite number"),
+        ("the 1 2 3\ncat 0.4 1e39 0.5\n", r"line 2: '1e39' is not a finite number"),
+        (" 1 2 3\n", r"line 1: no word before the numbers"),
+        ("the\n", r"line 1: a word without numbers"),
+        ("3 3\nthe 0.1 0.2 0.3\n", r"the header says 3 vectors, the file holds 1"),
+        ("", r"no vectors"),
+        ("\n\n", r"no vectors"),
+    ],
+    ids=[
+        "short",
+        "long",
+        "wider-than-header",
+        "word",
+        "empty-value",
+        "nan",
+        "overflow",
+        "no-word",
+        "no-numbers",
+        "truncated",
+        "empty",
+        "blank",
+    ],
+)
+def test_load_pretrained_names_the_damaged_line(tmp_path, text, message):
+    path = tmp_path / "vectors.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PretrainedFileError, match=message):
+        load_pretrained(path)
 
 
 def test_load_pretrained_missing_file(tmp_path):

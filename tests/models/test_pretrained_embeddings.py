@@ -79,3 +79,16 @@ def test_quick_train_over_a_glove_file(isolated_var_dir, tmp_path, capsys):
     assert params["embedding_file"] == details["embedding_file"]
     assert details["command"].endswith(f"--embeddings-file {glove}")
     assert predictor.predict_proba(["@united thanks, great crew"]).shape == (1, 3)
+
+
+def test_train_refuses_a_damaged_embeddings_file_before_reading_the_data(tmp_path, capsys):
+    """A line narrower than the others is named at once, in one line, before minutes of data preparation."""
+    glove = write_glove(tmp_path / "glove.txt", words=50)
+    lines = glove.read_text(encoding="utf-8").splitlines()
+    lines[30] = " ".join(lines[30].split(" ")[:-1])
+    glove.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code = main(["train", "--quick", "--variants", "glove-frozen-air5", "--embeddings-file", str(glove)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"buzzwatch train: {glove}, line 31: 11 numbers after the word, expected 12" in err
+    assert "Traceback" not in err and "reading every tweet text" not in err
