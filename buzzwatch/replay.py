@@ -82,13 +82,20 @@ class ReplayCsv:
                 break
         first = leading[-1] if leading else ""
         separator = next((mark for mark in (";", "\t") if "," not in first and mark in first), ",")
-        self._records = csv.reader(chain(leading, handle), delimiter=separator)
+        self._lines = _RecordLines(chain(leading, handle))
+        self._records = csv.reader(self._lines, delimiter=separator)
         self._unreadable: str | None = None
         names: list[str] = []
         try:
-            names = next((cells for cells in self._records if not _blank(cells)), [])
+            for cells in self._records:
+                if not _blank(cells):
+                    names = cells
+                    break
+                self._lines.start_record()
         except csv.Error as exc:
             self._unreadable = str(exc)
+        if self._lines.exhausted and len(self._lines.taken) > 1:
+            self._unreadable, names = f"{UNCLOSED_QUOTE} (the rest of the file would be its names)", []
         self.header = tuple(name or f"Unnamed: {position}" for position, name in enumerate(names))
         self.columns: frozenset[str] = frozenset(self.header)
 
@@ -111,18 +118,30 @@ class ReplayCsv:
         """Every record in file order; an unreadable one is a row with its `problem`, and reading goes on.
 
         A blank line is skipped; a row holding a byte that is not
-        UTF-8 (as `open_replay_text(errors="surrogateescape")` reads it) is unreadable, not read altered.
+        UTF-8 (as `open_replay_text(errors="surrogateescape")` reads it) is unreadable, not read altered. A
+        quote that opens a cell and is never closed makes its row unreadable (at the line it starts on) and
+        the lines after it rows again: the csv module had read them all into that cell.
         """
         width = len(self.header)
+        lines = self._lines
         while True:
+            first_line = lines.start_record()
             try:
                 cells = next(self._records)
             except StopIteration:
                 return
-            except csv.Error as exc:
-                yield CsvRow(self._records.line_num, {}, f"unreadable CSV row: {exc}")
+            except csv.Error as exc:  # a cell over the field limit
+                unclosed = f" ({UNCLOSED_QUOTE}?); {READ_ON}" if len(lines.taken) > 1 else ""
+                yield CsvRow(first_line, {}, f"unreadable CSV row: {exc}{unclosed}")
+                lines.read_again_after_first(first_line)
                 continue
-            line = self._records.line_num
+            if lines.exhausted and len(lines.taken) > 1:  # the csv module ends such a cell at the file's end
+                yield CsvRow(
+                    first_line, {}, f"{UNCLOSED_QUOTE}, so the rest of the file was one cell; {READ_ON}"
+                )
+                lines.read_again_after_first(first_line)
+                continue
+            line = lines.number
             if _blank(cells):
                 continue
             if len(cells) > width:
@@ -135,6 +154,54 @@ class ReplayCsv:
                 continue
             named = zip(self.header, cells, strict=False)  # a short row: its missing cells are empty
             yield CsvRow(line, {name: value for name, value in named if value})
+
+
+UNCLOSED_QUOTE = 'a quote (") opens a cell here that is never closed'
+READ_ON = 'the lines after this one are read on their own (quote the text, "" for a quote inside it)'
+
+
+class _RecordLines:
+    """The lines a csv reader takes, those of the record being read kept, so that a record which swallowed
+    the lines after it (a quote that opens a cell and is never closed) is read again from its second line.
+
+    `exhausted` says the reader asked past the end of the file while reading the record: the csv module does
+    that only inside a quoted cell, which it then ends at the end of the file without an error.
+    """
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._again: list[str] = []  # lines to give again, last first
+        self.taken: list[str] = []  # the lines of the record being read
+        self.number = 0  # the number of the last line taken
+        self.exhausted = False
+
+    def __iter__(self) -> _RecordLines:
+        return self
+
+    def __next__(self) -> str:
+        if self._again:
+            line = self._again.pop()
+        else:
+            try:
+                line = next(self._lines)
+            except StopIteration:
+                self.exhausted = True
+                raise
+        self.taken.append(line)
+        self.number += 1
+        return line
+
+    def start_record(self) -> int:
+        """Forget the lines of the record read last; the number of the line the next one starts on."""
+        self.taken = []
+        return self.number + 1
+
+    def read_again_after_first(self, first_line: int) -> None:
+        """Give the lines of the record being read, but its first (on `first_line`), to the reader again."""
+        self._again.extend(reversed(self.taken[1:]))
+        self.taken = []
+        self.number = first_line
+        self.exhausted = False
 
 
 def _blank(cells: list[str]) -> bool:

@@ -179,3 +179,58 @@ def test_a_semicolon_separated_replay_is_read_by_its_header(tmp_path: Path) -> N
     path.write_text('id;created_at;text;brand\n1;2026-11-25T21:00:00Z;"@united late, again; sigh";united\n')
     rows = read_rows(path, False, ReplaySummary())
     assert [row.tweet.text for row in rows] == ["@united late, again; sigh"]
+
+
+def _rows_with_a_quote_never_closed(count: int, padding: str = "") -> str:
+    """A replay whose fourth tweet's text starts with a quote that no later quote closes (a text written
+    unquoted by hand, or by an export that does not quote)."""
+    texts = [f"@united late {number}{padding}" for number in range(count)]
+    texts[3] = '"Worst airline ever'
+    rows = [
+        f"{number},2026-11-25T21:{number // 60:02d}:{number % 60:02d}Z,{text},united"
+        for number, text in enumerate(texts)
+    ]
+    return "id,created_at,text,brand\n" + "\n".join(rows) + "\n"
+
+
+def test_a_quote_never_closed_skips_its_row_alone_in_both_replays(tmp_path: Path) -> None:
+    """The csv module read every line after such a quote into one cell and ended it at the end of the file:
+    996 of 1,000 tweets lost, reported as one row with an "empty 'brand'" on the last line."""
+    path = tmp_path / "replay.csv"
+    path.write_text(_rows_with_a_quote_never_closed(1000))
+    summary, report = ReplaySummary(), InputReport()
+    replayed = read_rows(path, False, summary)
+    with replay_file_events(path, BrandBook.load(), report) as events:
+        published = list(events)
+    expected = [str(number) for number in range(1000) if number != 3]
+    assert [row.tweet.id for row in replayed] == [event.id for event in published] == expected
+    assert (summary.rows_read, summary.skipped.count) == (report.read, report.bad) == (1000, 1)
+    assert summary.skipped.reported == [
+        'line 5: a quote (") opens a cell here that is never closed, so the rest of the file was one cell; '
+        'the lines after this one are read on their own (quote the text, "" for a quote inside it)'
+    ]
+    assert [row.line for row in replayed[3:5]] == [6, 7]
+
+
+def test_a_quote_never_closed_in_a_large_file_loses_no_line_to_the_field_limit(tmp_path: Path) -> None:
+    """Past the csv module's field limit (1,000,000 characters) the lines read into the cell were lost: the
+    reader went on from the line where the limit was reached."""
+    path = tmp_path / "replay.csv"
+    path.write_text(_rows_with_a_quote_never_closed(20_000, padding=" " + "x" * 60))
+    with open_replay_csv(path) as rows:
+        read = list(rows)
+    assert [row.values["id"] for row in read if row.problem is None] == [
+        str(number) for number in range(20_000) if number != 3
+    ]
+    (problem,) = [(row.line, row.problem) for row in read if row.problem]
+    assert problem[0] == 5 and problem[1].startswith("unreadable CSV row: field larger than field limit")
+    assert 'a quote (") opens a cell here that is never closed?' in problem[1]
+
+
+def test_a_header_with_a_quote_never_closed_is_refused_saying_so(tmp_path: Path) -> None:
+    path = tmp_path / "replay.csv"
+    path.write_text('id,"created_at,text,brand\n1,2026-11-25T21:00:00Z,@united late,united\n')
+    with pytest.raises(
+        ReplayError, match=r"the header line cannot be read as CSV: a quote \(\"\) opens a cell"
+    ):
+        read_rows(path, False, ReplaySummary())
