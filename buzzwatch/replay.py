@@ -65,6 +65,14 @@ class CsvError(CommandError):
 UNDECODABLE_BYTE = re.compile("[\udc80-\udcff]")
 
 
+def undecodable(text: str) -> str | None:
+    """Why `text` (read by `replay_text`) is unreadable: it holds a byte that is not UTF-8; else None."""
+    found = UNDECODABLE_BYTE.search(text)
+    if found is None:
+        return None
+    return f"not UTF-8 text (byte {ord(found.group()) - 0xDC00:#04x}); save the file as UTF-8"
+
+
 class ReplayCsv:
     """The rows of a CSV opened by `open_replay_csv`; `header` is its column names in order.
 
@@ -117,8 +125,7 @@ class ReplayCsv:
     def __iter__(self) -> Iterator[CsvRow]:
         """Every record in file order; an unreadable one is a row with its `problem`, and reading goes on.
 
-        A blank line is skipped; a row holding a byte that is not
-        UTF-8 (as `open_replay_text(errors="surrogateescape")` reads it) is unreadable, not read altered. A
+        A blank line is skipped; a row holding a byte that is not UTF-8 is unreadable, not read altered. A
         quote that opens a cell and is never closed makes its row unreadable (at the line it starts on) and
         the lines after it rows again: the csv module had read them all into that cell.
         """
@@ -147,10 +154,9 @@ class ReplayCsv:
             if len(cells) > width:
                 yield CsvRow(line, {}, "more fields than the header")
                 continue
-            undecodable = next(filter(None, map(UNDECODABLE_BYTE.search, cells)), None)
-            if undecodable is not None:
-                byte = ord(undecodable.group()) - 0xDC00
-                yield CsvRow(line, {}, f"not UTF-8 text (byte {byte:#04x}); save the file as UTF-8")
+            problem = next(filter(None, map(undecodable, cells)), None)
+            if problem is not None:
+                yield CsvRow(line, {}, problem)
                 continue
             named = zip(self.header, cells, strict=False)  # a short row: its missing cells are empty
             yield CsvRow(line, {name: value for name, value in named if value})
@@ -236,29 +242,30 @@ class SkippedRows:
 UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")  # what Excel's "Unicode text" and PowerShell's redirection write
 
 
-def replay_text(raw: BinaryIO, name: object, errors: str = "replace") -> TextIO:
+def replay_text(raw: BinaryIO, name: object) -> TextIO:
     """The text of the seekable bytes `raw` (`name` in messages): UTF-8 with or without a byte-order mark.
 
-    A byte that is not UTF-8 becomes U+FFFD (`errors="replace"`), or whatever `errors` says. A UTF-16 file is
-    a CsvError saying so: read as UTF-8, every line of it was noise (a CSV header "missing column(s) ...",
-    every JSON line "not valid JSON").
+    A byte that is not UTF-8 is kept apart (U+DC80 + the byte, `errors="surrogateescape"`), so the row or line
+    holding it is reported (`undecodable`), never read altered: U+FFFD in its place changed the text scored
+    without a word. A UTF-16 file is a CsvError saying so: read as UTF-8, every line of it was noise (a CSV
+    header "missing column(s) ...", every JSON line "not valid JSON").
     """
     if raw.read(2) in UTF16_MARKS:
         raw.close()
         raise CsvError(f"{name} is UTF-16 text; save it as UTF-8")
     raw.seek(0)
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors=errors, newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
-def open_replay_text(path: Path, errors: str = "replace") -> TextIO:
+def open_replay_text(path: Path) -> TextIO:
     """`replay_text` of the file at `path`."""
-    return replay_text(path.open("rb"), path, errors)
+    return replay_text(path.open("rb"), path)
 
 
 @contextmanager
-def open_replay_csv(path: Path, errors: str = "replace") -> Iterator[ReplayCsv]:
+def open_replay_csv(path: Path) -> Iterator[ReplayCsv]:
     """Open a replay CSV (as `open_replay_text` reads it)."""
-    with open_replay_text(path, errors) as handle:
+    with open_replay_text(path) as handle:
         yield ReplayCsv(handle)
 
 

@@ -23,9 +23,6 @@ from buzzwatch.replay import CsvError, CsvRow, ReplayCsv, SkippedRows, open_repl
 if TYPE_CHECKING:
     import pandas as pd
 
-# A byte that is not UTF-8 is kept apart (U+DC80 + the byte), so its row is reported, not read altered.
-STRICT_TEXT = "surrogateescape"
-
 
 def frame_csv(frame: pd.DataFrame) -> str:
     """`frame` (no index) as CSV text that reads back as the same rows, whatever line breaks cells hold."""
@@ -37,7 +34,7 @@ def open_string_csv(path: Path, required: Sequence[str]) -> Iterator[ReplayCsv]:
     """The file's rows, read as it is iterated; a CsvError when it is missing or its header is unusable."""
     if not path.is_file():
         raise CsvError(f"input file not found: {path}")
-    with open_replay_csv(path, STRICT_TEXT) as rows:
+    with open_replay_csv(path) as rows:
         problem = rows.header_problem(required)
         if problem:
             raise CsvError(f"{path}: {problem}")
@@ -71,7 +68,7 @@ def read_string_csv(data: bytes, name: str | Path) -> pd.DataFrame:
     """
     import pandas as pd
 
-    rows = ReplayCsv(replay_text(io.BytesIO(data), name, STRICT_TEXT))
+    rows = ReplayCsv(replay_text(io.BytesIO(data), name))
     problem = rows.header_problem()
     if problem:
         raise CsvError(f"{name}: {problem}")

@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from buzzwatch.replay import SORT_RUN_ITEMS, EventTimeOrder, ReplayCsv, open_replay_csv, open_replay_text
+from buzzwatch.replay import (
+    SORT_RUN_ITEMS,
+    EventTimeOrder,
+    ReplayCsv,
+    open_replay_csv,
+    open_replay_text,
+    undecodable,
+)
 from buzzwatch.schema import (
     MAX_MESSAGE_BYTES,
     SchemaError,
@@ -89,6 +96,9 @@ def _records_from_jsonl(
             continue
         where = f"{name}:{number}"
         try:
+            problem = undecodable(line) if isinstance(line, str) else None  # a file's line (`replay_text`)
+            if problem is not None:
+                raise SchemaError(problem)
             document = load_json(line)
         except SchemaError as exc:
             report.read += 1

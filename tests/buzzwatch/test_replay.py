@@ -234,3 +234,23 @@ def test_a_header_with_a_quote_never_closed_is_refused_saying_so(tmp_path: Path)
         ReplayError, match=r"the header line cannot be read as CSV: a quote \(\"\) opens a cell"
     ):
         read_rows(path, False, ReplaySummary())
+
+
+def test_a_row_that_is_not_utf8_is_skipped_by_both_replays_not_read_altered(tmp_path: Path) -> None:
+    """Both replays read such a byte as U+FFFD: "café" (Latin-1) was scored and counted as "caf\ufffd"
+    without a word, where `score`, `evaluate` and stdin report it."""
+    path = tmp_path / "replay.csv"
+    path.write_bytes(
+        b"id,created_at,text,brand\n"
+        b"1,2026-11-25T21:00:00Z,@united late,united\n"
+        b"2,2026-11-25T21:00:01Z,@united caf\xe9 cold,united\n"
+        b"3,2026-11-25T21:00:02Z,@united caf\xc3\xa9 fine,united\n"
+    )
+    summary, report = ReplaySummary(), InputReport()
+    replayed = read_rows(path, False, summary)
+    with replay_file_events(path, BrandBook.load(), report) as events:
+        published = list(events)
+    assert [row.tweet.text for row in replayed] == [event.text for event in published]
+    assert [event.text for event in published] == ["@united late", "@united café fine"]
+    assert summary.skipped.reported == ["line 3: not UTF-8 text (byte 0xe9); save the file as UTF-8"]
+    assert (report.read, report.bad) == (3, 1)

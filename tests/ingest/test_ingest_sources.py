@@ -153,6 +153,24 @@ def test_stdin_skips_undecodable_and_unencodable_lines_and_reads_on(brands):
     assert (report.read, report.bad) == (6, 4)
 
 
+def test_a_replayed_json_line_that_is_not_utf8_is_one_bad_line_as_on_stdin(brands, tmp_path, caplog):
+    """The file replay read a byte that is not UTF-8 as U+FFFD and published the altered text; stdin refuses
+    the same line."""
+    path = tmp_path / "tweets.jsonl"
+    line = '{{"id": "{}", "created_at": "2026-11-25T21:00:0{}Z", "text": "@united {}"}}\n'
+    path.write_bytes(
+        line.format(1, 1, "late").encode()
+        + line.format(2, 2, "caf\xe9").encode("latin-1")
+        + line.format(3, 3, "café").encode()
+    )
+    report = InputReport()
+    events = read_replay_file(path, brands, report)
+    assert [event.text for event in events] == ["@united late", "@united café"]
+    assert (report.read, report.bad) == (3, 1)
+    reasons = {record.where: record.reason for record in caplog.records if hasattr(record, "reason")}
+    assert reasons == {"tweets.jsonl:2": "not UTF-8 text (byte 0xe9); save the file as UTF-8"}
+
+
 def test_x_api_response_pages_give_each_tweet_and_x_errors_say_what_they_are(brands, caplog):
     """A recent-search page saved as it came was one bad line ("field 'text' must be a string"): every tweet
     of it lost; an X error object was refused with that same misleading reason."""
