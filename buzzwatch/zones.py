@@ -59,12 +59,16 @@ def _unknown_key(key: str, known: tuple[str, ...]) -> str:
 def read_brand_tables(path: Path) -> list[dict[str, object]]:
     """The [[brand]] tables of a brands file, in order; FileNotFoundError when there is no file.
 
-    A file that is not UTF-8 TOML, a key at the top other than [[brand]], a `brand` that is not an array of
-    tables, or a key a [[brand]] table does not have (a typo) is a SettingsError naming the file and brand;
-    each value is checked by its reader (`parse_zone`, ingest's `BrandBook`).
-    """
+    A path that cannot be read (a folder), a file that is not UTF-8 TOML, a key at the top other than
+    [[brand]], a `brand` that is not an array of tables, or a key a [[brand]] table does not have (a typo) is
+    a SettingsError naming the file and brand; each value is checked by its reader (`parse_zone`, ingest's
+    `BrandBook`)."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # a folder, a file this user may not read: was a traceback in every command
+        raise SettingsError(f"brands file {path} cannot be read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise SettingsError(f"brands file {path} is not UTF-8 text: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:

@@ -21,6 +21,19 @@ def test_a_misspelt_key_stops_the_readers_instead_of_leaving_the_brand_in_utc(tm
     assert str(brand_zones(path)["united"]) == "America/Chicago"
 
 
+def test_a_brands_file_that_cannot_be_read_stops_every_reader_with_one_line(tmp_path: Path) -> None:
+    """BUZZWATCH_BRANDS_FILE naming a folder (or a file inside a file) was an IsADirectoryError traceback
+    from `buzzwatch replay`, `ingest` and `detect`."""
+    inside_a_file = tmp_path / "brands.toml"
+    inside_a_file.write_text("")
+    for path in (tmp_path, inside_a_file / "brands.toml"):
+        for read in (brand_zones, brand_names, BrandIds.load):
+            with pytest.raises(
+                SettingsError, match=f"brands file {path} cannot be read: (Is|Not) a directory"
+            ):
+                read(path)
+
+
 def test_a_brand_value_is_its_brand_id_whatever_its_case_spaces_or_configured_spelling(
     tmp_path: Path,
 ) -> None:

@@ -124,6 +124,11 @@ def test_a_brands_file_that_is_not_utf8_names_itself(tmp_path):
         BrandBook.load(path)
 
 
+def test_a_brands_file_that_is_a_folder_names_itself(tmp_path):
+    with pytest.raises(BrandConfigError, match=f"brands file {tmp_path} cannot be read: Is a directory"):
+        BrandBook.load(tmp_path)
+
+
 def test_each_configured_brand_has_its_time_zone(brands):
     assert brands["airparadis"].timezone == "Europe/Paris"
     assert brands["united"].timezone == "America/Chicago"
