@@ -8,10 +8,25 @@ import sys
 from pathlib import Path
 
 from buzzwatch.cli import listen_port, port_number, positive_count
+from buzzwatch.settings import http_url
 
 API_DIR = Path(__file__).resolve().parent
 REPO_ROOT = API_DIR.parent
 STREAMLIT_ENTRY = REPO_ROOT / "streamlit_app" / "app.py"
+
+
+def api_url(value: str) -> str:
+    """An argparse type for --api-url (default $BUZZWATCH_API_URL): an http(s) address, else a clear error.
+
+    The app took 'localhost:8080' and said on every page that the API "cannot be reached: InvalidSchema".
+    """
+    url = http_url(value)
+    if url is None:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an http(s) address such as http://127.0.0.1:8080 (from --api-url or "
+            "$BUZZWATCH_API_URL)"
+        )
+    return url
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ui.add_argument("--port", type=listen_port, default=8501, help="port (default 8501)")
     ui.add_argument(
         "--api-url",
+        type=api_url,
         default=os.environ.get("BUZZWATCH_API_URL", "http://127.0.0.1:8080"),
         help="base URL of the scoring API (default $BUZZWATCH_API_URL or http://127.0.0.1:8080)",
     )

@@ -121,17 +121,25 @@ def env_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def http_url(raw: str) -> str | None:
+    """`raw` without a trailing slash when it is an http(s) address with a host, else None."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(char.isspace() for char in raw):
+        return None
+    return raw.rstrip("/")
+
+
 def env_url(env: Mapping[str, str], name: str) -> str | None:
     """An http(s) address with a host (a trailing slash dropped); None when unset."""
     raw = env_str(env, name)
     if raw is None:
         return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(char.isspace() for char in raw):
+    url = http_url(raw)
+    if url is None:
         raise SettingsError(
             f"{name}: {raw!r} is not an http(s) address such as https://buzzwatch.example.com"
         )
-    return raw.rstrip("/")
+    return url
 
 
 def env_addresses(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:

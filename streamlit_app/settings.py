@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from buzzwatch.settings import CommonSettings, env_choice, env_float, env_int, env_str
+from buzzwatch.settings import CommonSettings, env_choice, env_float, env_int, env_str, env_url
 from buzzwatch.zones import brands_file
+
+DEFAULT_API_URL = "http://127.0.0.1:8080"
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class UiSettings:
         """Build from BUZZWATCH_API_URL, BUZZWATCH_DETECTION_*, BUZZWATCH_UI_* and BUZZWATCH_BRANDS_FILE."""
         env = os.environ if env is None else env
         return cls(
-            api_url=env_str(env, "BUZZWATCH_API_URL", "http://127.0.0.1:8080") or "http://127.0.0.1:8080",
+            api_url=env_url(env, "BUZZWATCH_API_URL") or DEFAULT_API_URL,
             var_dir=CommonSettings.from_env(env).var_dir,
             refresh_s=env_float(env, "BUZZWATCH_UI_REFRESH_S", 5.0, minimum=0.5),
             batch_size=env_int(env, "BUZZWATCH_UI_BATCH_SIZE", 256, minimum=1),

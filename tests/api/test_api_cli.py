@@ -25,6 +25,24 @@ def test_a_bad_ui_port_is_one_clear_error(port: str, capsys: pytest.CaptureFixtu
     assert build_parser().parse_args(["ui", "--port", "8502"]).port == 8502
 
 
+@pytest.mark.parametrize("url", ["localhost:8080", "127.0.0.1:8080", "http://", "ftp://127.0.0.1:8080"])
+def test_an_api_url_that_is_no_http_address_is_one_clear_error(
+    url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app started, and each page said the API at 'localhost:8080' "cannot be reached: InvalidSchema"."""
+    message = f"argument --api-url: '{url}' is not an http(s) address such as http://127.0.0.1:8080"
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["ui", "--api-url", url])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+    monkeypatch.setenv("BUZZWATCH_API_URL", url)  # the option's default
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["ui"])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+    assert build_parser().parse_args(["ui", "--api-url", "https://api.example.com/"]).api_url == (
+        "https://api.example.com"
+    )
+
+
 @pytest.mark.parametrize(("option", "value"), [("--threads", "0"), ("--threads", "-1"), ("--workers", "two")])
 def test_a_bad_worker_or_thread_count_is_one_clear_error(
     option: str, value: str, capsys: pytest.CaptureFixture[str]

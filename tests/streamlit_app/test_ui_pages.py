@@ -467,6 +467,17 @@ def test_the_app_names_a_malformed_setting_instead_of_failing_on_each_page(
     assert page.error[0].value == f"BuzzWatch cannot start: {message}, got '{value}'"
 
 
+def test_the_app_names_an_api_url_that_is_no_http_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each page said the API at 'localhost:8080' "cannot be reached: InvalidSchema"."""
+    monkeypatch.setenv("BUZZWATCH_API_URL", "localhost:8080")
+    page = AppTest.from_file(str(UI_DIR / "app.py"), default_timeout=TIMEOUT).run()
+    assert not page.exception
+    assert page.error[0].value == (
+        "BuzzWatch cannot start: BUZZWATCH_API_URL: 'localhost:8080' is not an http(s) address such as "
+        "https://buzzwatch.example.com"
+    )
+
+
 def test_navigation_app_runs(api_url: str) -> None:
     page = AppTest.from_file(str(UI_DIR / "app.py"), default_timeout=TIMEOUT).run()
     assert not page.exception
