@@ -20,7 +20,9 @@ MAX_MESSAGE_BYTES = 64 * 1024
 # A tweet, author or retweeted tweet id: X's are at most 19 digits and a handle 15 characters; other sources'
 # ids (a UUID, a SHA-256 in hex) fit too. A longer one is no id: a 70 KB id was published by the ingester,
 # then dead-lettered by the worker as an oversized message, and every alert that samples it carries it.
-MAX_ID_CHARS = 128
+# The detection database's seen-id column holds this many (VARCHAR(64) on PostgreSQL): at 128, one tweet with
+# a 65-character id failed every checkpoint there, and the stream stopped with it.
+MAX_ID_CHARS = 64
 # No tweet is older than the first one (Jack Dorsey's, 2006-03-21). An older created_at is a wrong year or an
 # epoch 0: as a brand's first tweet, the detector then spent seconds walking to the next real one.
 FIRST_TWEET_AT = datetime(2006, 3, 21, tzinfo=UTC)

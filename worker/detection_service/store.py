@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from buzzwatch.database import make_engine
-from buzzwatch.schema import Alert, format_timestamp
+from buzzwatch.schema import MAX_ID_CHARS, Alert, format_timestamp
 
 log = logging.getLogger("buzzwatch.detection")
 
@@ -38,7 +38,7 @@ metadata = sa.MetaData()
 seen_tweets = sa.Table(
     "bw_seen_tweets",
     metadata,
-    sa.Column("tweet_id", sa.String(64), primary_key=True),
+    sa.Column("tweet_id", sa.String(MAX_ID_CHARS), primary_key=True),
     sa.Column("seen_at", sa.Float, nullable=False, index=True),
 )
 # The detector's global part (config, watermark, stats: `BuzzDetector.global_state_dict`), one row a
@@ -76,7 +76,7 @@ group_seen_tweets = sa.Table(
     "bw_group_seen_tweets",
     metadata,
     sa.Column("group_id", sa.Integer, primary_key=True),
-    sa.Column("tweet_id", sa.String(64), primary_key=True),
+    sa.Column("tweet_id", sa.String(MAX_ID_CHARS), primary_key=True),
     sa.Column("seen_at", sa.Float, nullable=False, index=True),
 )
 # Partition groups only: who owns each group. Every takeover raises the epoch; a commit is fenced on it.

@@ -15,7 +15,7 @@ from google.api_core import exceptions as api_exceptions
 from buzzwatch.notify import Mailer
 from buzzwatch.pubsub import StreamTopology
 from buzzwatch.pubsub import topology as topology_module
-from buzzwatch.schema import ScoredTweet
+from buzzwatch.schema import MAX_ID_CHARS, ScoredTweet
 from buzzwatch.settings import CommandError, CommonSettings, SettingsError, SmtpSettings
 from buzzwatch.telemetry import LocalTelemetry
 from stack.postgres import ThrowawayPostgres
@@ -297,6 +297,31 @@ def check_single_instance_state_moves_to_groups(store: DetectionStore, tmp_path:
     assert store.prune(-1.0) == len(tweets) and not view.known(one.tweet.id for one in tweets)
 
 
+def check_the_longest_id_a_tweet_may_have_is_counted_once(store: DetectionStore, tmp_path: Path) -> None:
+    """The seen-id column is VARCHAR(64) on PostgreSQL; a tweet id of up to 128 characters passed the schema,
+    and one over 64 failed every checkpoint there (the batch redelivered and failing again: the stream
+    stopped). Every id the schema takes is stored and known on redelivery, with and without groups."""
+    tweets = in_order(background(0.2, seed=7, brand="acme", day_rate=50, start=DAY))[:3]
+    longest = [
+        ScoredTweet.from_dict({**one.to_dict(), "id": f"{index}".ljust(MAX_ID_CHARS, "x")})
+        for index, one in enumerate(tweets)
+    ]
+    single = DetectionService(
+        store, RecordingDispatcher(), LocalTelemetry(tmp_path / "single", role="detection"), DetectorConfig()
+    )  # type: ignore[arg-type]
+    single.process(payloads(longest[:2]))
+    single.checkpoint()
+    assert store.known(one.tweet.id for one in longest) == {longest[0].tweet.id, longest[1].tweet.id}
+    view = store.for_group(take(store, 0, "a", now=1000.0))
+    group = DetectionService(
+        view, RecordingDispatcher(), LocalTelemetry(tmp_path / "g0", role="detection"), DetectorConfig()
+    )  # type: ignore[arg-type]
+    group.process(payloads(longest))
+    assert group.pending.duplicates == 2 and group.pending.ids == [longest[2].tweet.id]
+    group.checkpoint()
+    assert view.known(one.tweet.id for one in longest) == {one.tweet.id for one in longest}
+
+
 def check_stale_owner_spools_no_alert(store: DetectionStore, tmp_path: Path) -> None:
     """A committed, unsent alert is mailed once when a zombie owner and the new owner both dispatch it.
 
@@ -353,6 +378,7 @@ CHECKS: list[Callable[[DetectionStore, Path], None]] = [
     check_stale_commit_refused,
     check_stale_owner_spools_no_alert,
     check_single_instance_state_moves_to_groups,
+    check_the_longest_id_a_tweet_may_have_is_counted_once,
 ]
 
 
