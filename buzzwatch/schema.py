@@ -23,6 +23,10 @@ MAX_MESSAGE_BYTES = 64 * 1024
 # The detection database's seen-id column holds this many (VARCHAR(64) on PostgreSQL): at 128, one tweet with
 # a 65-character id failed every checkpoint there, and the stream stopped with it.
 MAX_ID_CHARS = 64
+# A brand id (`united`, a data file's value slugified): a few words. The detection database keys each alert by
+# its brand and times in at most 300 characters (VARCHAR(300) on PostgreSQL): a brand of 280 characters failed
+# every checkpoint there once it alerted, and the stream stopped with it.
+MAX_BRAND_CHARS = 64
 # No tweet is older than the first one (Jack Dorsey's, 2006-03-21). An older created_at is a wrong year or an
 # epoch 0: as a brand's first tweet, the detector then spent seconds walking to the next real one.
 FIRST_TWEET_AT = datetime(2006, 3, 21, tzinfo=UTC)
@@ -117,6 +121,16 @@ def _unicode(value: str, key: str) -> str:
     return value
 
 
+def _brand(value: str) -> str:
+    """`value`, refused when it is longer than any brand id (MAX_BRAND_CHARS) or is not Unicode."""
+    if len(value) > MAX_BRAND_CHARS:
+        raise SchemaError(
+            f"field 'brands' holds a brand of {len(value):,} characters; a brand id has at most "
+            f"{MAX_BRAND_CHARS}"
+        )
+    return _unicode(value, "brands")
+
+
 def _require_str(payload: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
     value = payload.get(key)
     if isinstance(value, int) and not isinstance(value, bool) and key == "id":
@@ -189,7 +203,7 @@ class TweetEvent:
             id=_id(_require_str(payload, "id"), "id"),
             created_at=created_at,
             text=text,
-            brands=tuple(_unicode(b, "brands") for b in brands_raw if b),
+            brands=tuple(_brand(b) for b in brands_raw if b),
             lang=_unicode(payload.get("lang") or "und", "lang"),
             source=_unicode(payload.get("source") or "unknown", "source"),
             **optional,

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from buzzwatch.schema import MAX_BRAND_CHARS
 from buzzwatch.settings import SettingsError
 from buzzwatch.zones import (
     BRAND_ID,
@@ -96,8 +97,10 @@ class BrandBook:
         for index, entry in enumerate(entries):
             where = f"{source}: brand #{index + 1}"
             name = entry.get("name")
-            if not isinstance(name, str) or not BRAND_ID.match(name):
-                raise BrandConfigError(f"{where}: 'name' must be lower-case letters, digits, '-' or '_'")
+            if not isinstance(name, str) or not BRAND_ID.match(name) or len(name) > MAX_BRAND_CHARS:
+                raise BrandConfigError(
+                    f"{where}: 'name' must be 1 to {MAX_BRAND_CHARS} lower-case letters, digits, '-' or '_'"
+                )
             if name in seen:
                 raise BrandConfigError(f"{where}: brand {name!r} is configured twice")
             seen.add(name)

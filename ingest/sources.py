@@ -61,7 +61,7 @@ class InputReport:
             # the scoring worker refuses it: dead-lettered there, after the ingester counted it published
             raise SchemaError(
                 f"the tweet is larger than a stream message may be ({MAX_MESSAGE_BYTES:,} bytes as JSON): "
-                "a brand or language tag of thousands of characters?"
+                "a language tag of thousands of characters, or hundreds of brands?"
             )
         created_at = record["data"].get("created_at") if isinstance(record.get("data"), dict) else None
         self.without_offset += not names_its_offset(

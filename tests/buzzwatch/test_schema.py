@@ -48,6 +48,10 @@ def test_tweet_event_round_trips_through_json():
         ({"source": 7}, "'source' must be a string"),
         # no id is this long: a 70 KB one was published by the ingester, then dead-lettered by the worker
         ({"id": "9" * 65}, "'id' is 65 characters long; an id has at most 64"),
+        (
+            {"brands": ["united", "b" * 65]},
+            "'brands' holds a brand of 65 characters; a brand id has at most 64",
+        ),
         ({"author_id": "a" * 70_000}, "'author_id' is 70,000 characters long"),
         ({"retweet_of": 10**200}, "'retweet_of' is 201 characters long"),
     ],

@@ -73,6 +73,7 @@ def test_text_attribution_agrees_with_the_airline_column_of_the_real_data(brands
     [
         ([], "no brand"),
         ([{"name": "Bad Name", "handles": ["x"]}], "lower-case"),
+        ([{"name": "a" * 65, "handles": ["x"]}], "'name' must be 1 to 64 lower-case letters"),
         ([{"name": "a", "handles": ["x"]}, {"name": "a", "handles": ["y"]}], "configured twice"),
         ([{"name": "a", "handles": "x"}], "list of non-empty strings"),
         ([{"name": "a", "handles": ["not a handle"]}], "not X handles"),

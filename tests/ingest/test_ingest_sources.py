@@ -278,13 +278,14 @@ def test_a_tweet_dated_far_ahead_of_the_clock_is_one_bad_input_not_its_brands_en
 
 def test_a_tweet_too_large_for_a_stream_message_is_one_bad_input_not_published(brands):
     """An id of 70,000 characters was published (accepted: 1) and refused by the scoring worker, dead-lettered
-    there: the ingester's summary said nothing of it. An id is now refused at the schema (MAX_ID_CHARS); a
-    brand value of 70,000 characters still makes a tweet too large, and is refused here."""
+    there: the ingester's summary said nothing of it. An id is now refused at the schema (MAX_ID_CHARS), a
+    brand too (MAX_BRAND_CHARS); a language tag of 70,000 characters still makes a tweet too large, and is
+    refused here."""
     at = "2026-11-25T21:00:00Z"
     lines = [
         json.dumps({"id": "x" * 70_000, "created_at": at, "text": "@united late"}),
         json.dumps({"id": "2", "created_at": at, "text": "@united late", "author_id": "a" * 129}),
-        json.dumps({"id": "3", "created_at": at, "text": "late", "brand": "x" * 70_000}),
+        json.dumps({"id": "3", "created_at": at, "text": "@united late", "lang": "x" * 70_000}),
         json.dumps({"id": "4", "created_at": at, "text": "@united late"}),
     ]
     report = InputReport()

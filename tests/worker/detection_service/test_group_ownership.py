@@ -15,7 +15,7 @@ from google.api_core import exceptions as api_exceptions
 from buzzwatch.notify import Mailer
 from buzzwatch.pubsub import StreamTopology
 from buzzwatch.pubsub import topology as topology_module
-from buzzwatch.schema import MAX_ID_CHARS, ScoredTweet
+from buzzwatch.schema import MAX_BRAND_CHARS, MAX_ID_CHARS, ScoredTweet
 from buzzwatch.settings import CommandError, CommonSettings, SettingsError, SmtpSettings
 from buzzwatch.telemetry import LocalTelemetry
 from stack.postgres import ThrowawayPostgres
@@ -322,6 +322,25 @@ def check_the_longest_id_a_tweet_may_have_is_counted_once(store: DetectionStore,
     assert view.known(one.tweet.id for one in longest) == {one.tweet.id for one in longest}
 
 
+def check_an_alert_of_the_longest_brand_a_tweet_may_name_is_stored(
+    store: DetectionStore, tmp_path: Path
+) -> None:
+    """An alert's key (its brand and times) is VARCHAR(300) on PostgreSQL; a brand of 280 characters passed
+    the schema, and once it alerted every checkpoint failed there: the whole stream stopped."""
+    brand = "b" * MAX_BRAND_CHARS
+    tweets = in_order(
+        background(3, seed=5, brand=brand, day_rate=20, start=DAY)
+        + burst(DAY + timedelta(hours=2.5), 10, 30, brand=brand)
+    )
+    dispatcher = RecordingDispatcher()
+    service = DetectionService(
+        store, dispatcher, LocalTelemetry(tmp_path, role="detection"), DetectorConfig()
+    )  # type: ignore[arg-type]
+    service.process(payloads(tweets))
+    service.checkpoint()
+    assert dispatcher.sent and {alert.brand for alert in dispatcher.sent} == {brand}
+
+
 def check_stale_owner_spools_no_alert(store: DetectionStore, tmp_path: Path) -> None:
     """A committed, unsent alert is mailed once when a zombie owner and the new owner both dispatch it.
 
@@ -379,6 +398,7 @@ CHECKS: list[Callable[[DetectionStore, Path], None]] = [
     check_stale_owner_spools_no_alert,
     check_single_instance_state_moves_to_groups,
     check_the_longest_id_a_tweet_may_have_is_counted_once,
+    check_an_alert_of_the_longest_brand_a_tweet_may_name_is_stored,
 ]
 
 
