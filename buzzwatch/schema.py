@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -76,6 +76,22 @@ def parse_timestamp(value: Any, field_name: str = "created_at") -> datetime:
         return parsed.astimezone(UTC)
     except OverflowError as exc:  # 9999-12-31T23:59-05:00 is past the last moment a datetime holds
         raise SchemaError(f"{field_name} is out of range once in UTC: {value!s}") from exc
+
+
+def _tweet_time(value: Any) -> datetime:
+    """A tweet's created_at (`parse_timestamp`); SchemaError when it is a date without a time of day, which
+    read as midnight put the whole day's tweets in its first minute (a spreadsheet export cut to dates)."""
+    created_at = parse_timestamp(value)
+    if isinstance(value, str) and created_at.time() == time():
+        try:
+            date.fromisoformat(value.strip())
+        except ValueError:
+            return created_at  # midnight written out
+        raise SchemaError(
+            f"created_at {value.strip()!r} is a date without a time of day: each tweet needs its time "
+            "(2026-11-25T21:00:00Z), or the day's tweets all count in its first minute"
+        )
+    return created_at
 
 
 def check_not_ahead(event: TweetEvent, now: datetime) -> TweetEvent:
@@ -194,7 +210,7 @@ class TweetEvent:
             if value is not None and not isinstance(value, str | int):
                 raise SchemaError(f"field {key!r} must be a string")
             optional[key] = None if value is None else _id(_unicode(str(value), key), key)
-        created_at = parse_timestamp(payload.get("created_at"))
+        created_at = _tweet_time(payload.get("created_at"))
         if created_at < FIRST_TWEET_AT:
             raise SchemaError(
                 f"created_at {format_timestamp(created_at)} is before the first tweet ever (2006-03-21)"

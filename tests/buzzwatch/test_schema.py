@@ -38,6 +38,9 @@ def test_tweet_event_round_trips_through_json():
         ({"created_at": "9999-12-31T23:59:59-05:00"}, "created_at is out of range once in UTC"),
         ({"created_at": "0001-01-01T00:00:00+05:00"}, "created_at is out of range once in UTC"),
         ({"created_at": "1970-01-01T00:00:00Z"}, "before the first tweet ever"),  # epoch 0: a 10 s stall
+        # read as midnight, a day's tweets all fell in its first minute: a replay alerted at 00:00, 14 h early
+        ({"created_at": "2026-11-25"}, "created_at '2026-11-25' is a date without a time of day"),
+        ({"created_at": " 20261125 "}, "created_at '20261125' is a date without a time of day"),
         ({"brands": "x", "brand": None, "id": None}, "'id' must be a string"),
         ({"brands": [1]}, "'brands' must be a list"),
         ({"text": "bad \ud800 tweet"}, "'text' is not valid Unicode"),
@@ -78,6 +81,13 @@ def test_oversized_and_undecodable_messages_are_refused():
         TweetEvent.from_json(b'{"id": ' + b"9" * 5000 + b', "text": "x"}')
     with pytest.raises(SchemaError, match="'text' is not valid Unicode"):  # a JSON escape, then unencodable
         TweetEvent.from_json(json.dumps(_event_payload(text="bad \ud800 tweet")).encode())
+
+
+def test_midnight_written_out_is_a_time_of_day():
+    for written in ("2026-11-25T00:00:00Z", "2026-11-25 00:00", "Wed Nov 25 00:00:00 +0000 2026"):
+        assert TweetEvent.from_dict(_event_payload(created_at=written)).created_at == datetime(
+            2026, 11, 25, tzinfo=UTC
+        )
 
 
 def test_twitter_classic_timestamps_are_accepted():
