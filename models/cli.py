@@ -122,7 +122,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "score",
         help="add the predicted label and probabilities to every row of a CSV",
         description="Read a CSV with a text column and write it, every input column kept, with "
-        "predicted_label, p_negative, p_neutral, p_positive and error (set for rows that cannot be scored: "
+        "predicted_label, p_negative, p_neutral, p_positive, language, language_supported (whether the model "
+        "was trained on that language) and error (set for rows that cannot be scored: "
         "empty text, over 10,000 characters). The output appears only once complete and is never the input.",
     )
     score.add_argument("--input", type=Path, required=True, metavar="FILE.csv", help="CSV with a text column")

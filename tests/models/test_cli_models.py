@@ -12,6 +12,7 @@ import pytest
 
 from buzzwatch.cli import main
 from buzzwatch.schema import MAX_TEXT_CHARS
+from models.scoring import score_columns
 from tests.support.disks import small_tmpfs
 
 CHAMPION = str(Path(__file__).resolve().parents[2] / "models" / "artifacts" / "champion")
@@ -83,6 +84,16 @@ def test_score_adds_columns_and_flags_empty_text(tiny_model, tmp_path):
         assert scored.loc[row, "predicted_label"] in {"negative", "neutral", "positive"}
         total = sum(float(scored.loc[row, f"p_{label}"]) for label in ("negative", "neutral", "positive"))
         assert total == pytest.approx(1.0, abs=1e-4)
+
+
+def test_score_help_names_every_column_it_adds(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["score", "--help"])
+    assert exited.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    labels = tuple(json.loads((Path(CHAMPION) / "meta.json").read_text())["labels"])
+    missing = [column for column in score_columns(labels) if column not in help_text]
+    assert not missing, help_text  # the help once left out language and language_supported
 
 
 def test_score_without_text_column_fails_clearly(tiny_model, tmp_path, capsys):
