@@ -144,7 +144,15 @@ def _brand(value: str) -> str:
             f"field 'brands' holds a brand of {len(value):,} characters; a brand id has at most "
             f"{MAX_BRAND_CHARS}"
         )
-    return _unicode(value, "brands")
+    return _without_nul(_unicode(value, "brands"), "brands")
+
+
+def _without_nul(value: str, key: str) -> str:
+    """`value`, refused when it holds a NUL: ids and brands are keys of the detection database, and PostgreSQL
+    text holds none (one such tweet failed the seen-id lookup, then every checkpoint: the stream stopped)."""
+    if "\x00" in value:
+        raise SchemaError(f"field {key!r} holds a NUL character (\\u0000): no id or brand does")
+    return value
 
 
 def _require_str(payload: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
@@ -159,12 +167,12 @@ def _require_str(payload: dict[str, Any], key: str, *, allow_empty: bool = False
 
 
 def _id(value: str, key: str) -> str:
-    """`value`, refused when it is longer than any id (MAX_ID_CHARS)."""
+    """`value`, refused when it is longer than any id (MAX_ID_CHARS) or holds a NUL."""
     if len(value) > MAX_ID_CHARS:
         raise SchemaError(
             f"field {key!r} is {len(value):,} characters long; an id has at most {MAX_ID_CHARS}"
         )
-    return value
+    return _without_nul(value, key)
 
 
 def _compact_json(payload: dict[str, Any]) -> bytes:

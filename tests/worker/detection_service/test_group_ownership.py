@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -341,6 +342,24 @@ def check_an_alert_of_the_longest_brand_a_tweet_may_name_is_stored(
     assert dispatcher.sent and {alert.brand for alert in dispatcher.sent} == {brand}
 
 
+def check_a_tweet_whose_id_or_brand_holds_a_nul_is_skipped_alone(
+    store: DetectionStore, tmp_path: Path
+) -> None:
+    """PostgreSQL text holds no NUL, and the schema took one in an id or a brand: the seen-id lookup of the
+    pull batch holding such a tweet failed, and so did each redelivery of it, its good tweets with it."""
+    tweets = in_order(background(0.5, seed=5, brand="acme", day_rate=20, start=DAY))[:6]
+    poison = [
+        replace(tweets[0], tweet=replace(tweets[0].tweet, id="nul\x00id")),
+        replace(tweets[1], tweet=replace(tweets[1].tweet, brands=("ac\x00me",))),
+    ]
+    service = DetectionService(
+        store, RecordingDispatcher(), LocalTelemetry(tmp_path, role="detection"), DetectorConfig()
+    )  # type: ignore[arg-type]
+    service.process(payloads(poison + tweets[2:]))
+    service.checkpoint()
+    assert store.known(one.tweet.id for one in tweets) == {one.tweet.id for one in tweets[2:]}
+
+
 def check_stale_owner_spools_no_alert(store: DetectionStore, tmp_path: Path) -> None:
     """A committed, unsent alert is mailed once when a zombie owner and the new owner both dispatch it.
 
@@ -399,6 +418,7 @@ CHECKS: list[Callable[[DetectionStore, Path], None]] = [
     check_single_instance_state_moves_to_groups,
     check_the_longest_id_a_tweet_may_have_is_counted_once,
     check_an_alert_of_the_longest_brand_a_tweet_may_name_is_stored,
+    check_a_tweet_whose_id_or_brand_holds_a_nul_is_skipped_alone,
 ]
 
 
