@@ -67,7 +67,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (seconds; for tests)")
     train.add_argument("--epochs", type=int, default=None, help="override the number of LSTM epochs")
-    train.add_argument("--seed", type=int, default=13, help="random seed for splits, embeddings and weights")
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=13,
+        help="random seed for embeddings and weights (the splits are fixed, models.data.DEFAULT_SEED; "
+        "--quick samples them with it)",
+    )
     train.add_argument(
         "--embedding-seed",
         type=int,
