@@ -27,6 +27,11 @@ MAX_ID_CHARS = 64
 # its brand and times in at most 300 characters (VARCHAR(300) on PostgreSQL): a brand of 280 characters failed
 # every checkpoint there once it alerted, and the stream stopped with it.
 MAX_BRAND_CHARS = 64
+# Pub/Sub takes attribute values of at most 1,024 bytes (the emulator does not check): a tweet's brands travel
+# comma-joined in its `brand` attribute, its language in `lang`. At these limits both fit; past them the
+# publish was refused by Pub/Sub, and a scoring worker's refused publish fails every push of its group.
+MAX_BRANDS = 15  # 15 brands of MAX_BRAND_CHARS and their commas: 974 bytes
+MAX_LANG_CHARS = 35  # the longest language tag BCP 47 asks every reader to take; X's are 2 to 5
 # No tweet is older than the first one (Jack Dorsey's, 2006-03-21). An older created_at is a wrong year or an
 # epoch 0: as a brand's first tweet, the detector then spent seconds walking to the next real one.
 FIRST_TWEET_AT = datetime(2006, 3, 21, tzinfo=UTC)
@@ -147,6 +152,15 @@ def _brand(value: str) -> str:
     return _without_nul(_unicode(value, "brands"), "brands")
 
 
+def _language(value: str) -> str:
+    """`value`, refused when it is longer than any language tag (MAX_LANG_CHARS) or is not Unicode."""
+    if len(value) > MAX_LANG_CHARS:
+        raise SchemaError(
+            f"field 'lang' is {len(value):,} characters long; a language tag has at most {MAX_LANG_CHARS}"
+        )
+    return _unicode(value, "lang")
+
+
 def _without_nul(value: str, key: str) -> str:
     """`value`, refused when it holds a NUL: ids and brands are keys of the detection database, and PostgreSQL
     text holds none (one such tweet failed the seen-id lookup, then every checkpoint: the stream stopped)."""
@@ -209,6 +223,9 @@ class TweetEvent:
             brands_raw = [brands_raw] if brands_raw else []
         if not isinstance(brands_raw, list | tuple) or not all(isinstance(b, str) for b in brands_raw):
             raise SchemaError("field 'brands' must be a list of strings")
+        named = [brand for brand in brands_raw if brand]
+        if len(named) > MAX_BRANDS:
+            raise SchemaError(f"field 'brands' names {len(named)} brands; a tweet names at most {MAX_BRANDS}")
         for key in ("lang", "source"):  # a list or a number was written as its repr: lang "['en']"
             if payload.get(key) is not None and not isinstance(payload[key], str):
                 raise SchemaError(f"field {key!r} must be a string")
@@ -227,8 +244,8 @@ class TweetEvent:
             id=_id(_require_str(payload, "id"), "id"),
             created_at=created_at,
             text=text,
-            brands=tuple(_brand(b) for b in brands_raw if b),
-            lang=_unicode(payload.get("lang") or "und", "lang"),
+            brands=tuple(map(_brand, named)),
+            lang=_language(payload.get("lang") or "und"),
             source=_unicode(payload.get("source") or "unknown", "source"),
             **optional,
         )

@@ -19,7 +19,7 @@ from buzzwatch.pubsub import (
     ensure_subscription,
     ensure_topic,
 )
-from buzzwatch.schema import TweetEvent
+from buzzwatch.schema import MAX_BRAND_CHARS, MAX_BRANDS, MAX_LANG_CHARS, TweetEvent
 from buzzwatch.telemetry import LocalTelemetry
 from stack.emulator import PubSubEmulator
 from tests.support.pubsub import pull_until
@@ -287,6 +287,33 @@ def test_a_dead_letter_always_carries_attributes_pubsub_accepts(tmp_path) -> Non
     assert sent["original_message_id"] == "m\\udfff" and sent["buzzwatch_error"].startswith("created_at")
 
 
+def test_a_tweet_at_every_limit_is_published_with_attributes_pubsub_accepts(tmp_path) -> None:
+    """Pub/Sub takes at most 100 attributes, keys of 256 bytes, values of 1,024 (the emulator checks none)."""
+    brands = tuple(f"b{i}".ljust(MAX_BRAND_CHARS, "x") for i in range(MAX_BRANDS))
+    event = TweetEvent.from_dict(
+        {
+            "id": "1",
+            "created_at": "2026-02-20T12:00:00Z",
+            "text": "late",
+            "brands": brands,
+            "lang": "x" * MAX_LANG_CHARS,
+        }
+    )
+    sent: list[dict[str, str]] = []
+
+    class Capture(RecordingPublisher):
+        def publish_confirmed(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:
+            sent.extend(attributes for _, attributes in messages)
+            return super().publish_confirmed(messages)
+
+    pipeline = ScoringPipeline(SlowModel(delay_s=0), None, Capture(), LocalTelemetry(tmp_path))
+    assert [one.tweet.brands for one in pipeline.process([event], timeout_s=5)] == [brands]
+    ingested = {"brand": ",".join(event.brands), "lang": event.lang, "source": event.source}  # the ingester's
+    for attributes in (*sent, ingested):
+        assert len(attributes) <= 100
+        assert all(len(k.encode()) <= 256 and len(v.encode()) <= 1024 for k, v in attributes.items())
+
+
 @pytest.mark.parametrize(
     ("bad", "error"),
     [
@@ -295,6 +322,10 @@ def test_a_dead_letter_always_carries_attributes_pubsub_accepts(tmp_path) -> Non
         ({"created_at": datetime(2062, 2, 20, tzinfo=UTC)}, "ahead of this machine's clock"),
         ({"id": "x" * 200}, "'id' is 200 characters long"),  # no id; with 70 KB, no stream message either
         ({"author_id": "a" * 200}, "'author_id' is 200 characters long"),
+        # Pub/Sub refuses an attribute value over 1,024 bytes (the emulator takes it): the scored publish of
+        # its group failed, every push of the group with it, on each redelivery
+        ({"brands": tuple(f"brand{i}".ljust(64, "x") for i in range(16))}, "names 16 brands"),
+        ({"lang": "en-" + "x" * 2000}, "'lang' is 2,003 characters long"),
     ],
 )
 def test_a_bad_message_is_dead_lettered_and_its_neighbours_scored(tmp_path, bad, error) -> None:
