@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import io
 import itertools
-import json
 import logging
 import math
 import threading
@@ -49,6 +48,7 @@ from api.validation import RequestError, error_code, parse_feedback, parse_predi
 from buzzwatch.cells import CSV_LINE_END, spreadsheet_cell
 from buzzwatch.database import is_lock_timeout, lock_wait_budget
 from buzzwatch.logs import configure_logging
+from buzzwatch.schema import SchemaError, load_json
 from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
 from models.language import Language, gate_for
 
@@ -331,11 +331,9 @@ def _json_body() -> Any:
     if not raw.strip():
         raise RequestError("the body is empty; send a JSON object")
     try:
-        return json.loads(raw, object_pairs_hook=_object_with_each_key_once)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RequestError(f"the body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise RequestError("the body is not valid JSON: nested too deeply") from exc
+        return load_json(raw, object_pairs_hook=_object_with_each_key_once)
+    except SchemaError as exc:
+        raise RequestError(f"the body is {exc}") from exc
 
 
 def _object_with_each_key_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

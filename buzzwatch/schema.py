@@ -9,6 +9,7 @@ Parsing validates at the edge and raises `SchemaError` with a message a person c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -116,14 +117,18 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def load_json(data: bytes | str) -> Any:
-    """Decode one JSON document from outside; SchemaError says why it is unreadable (never another error).
+def load_json(
+    data: bytes | str, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None
+) -> Any:
+    """Decode one JSON document from outside; SchemaError says why it is unreadable (never another error
+    but what `object_pairs_hook`, building each object, raises).
 
     `json.loads` raises RecursionError, not a decode error, on arrays nested a few thousand levels deep, and
-    a bare ValueError on an integer of more digits than Python converts (4,300).
+    a bare ValueError on an integer of more digits than Python converts (4,300), whose message goes on to tell
+    the reader to raise `sys.set_int_max_str_digits()`: that part is left out.
     """
     try:
-        return json.loads(data)
+        return json.loads(data, object_pairs_hook=object_pairs_hook)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SchemaError(f"not valid JSON: {exc}") from exc
     except RecursionError as exc:

@@ -92,6 +92,18 @@ def test_predict_rejects_bodies_that_are_not_json(
     assert message_part in response.get_json()["message"]
 
 
+def test_a_number_too_long_to_read_is_named_without_pythons_advice(client: FlaskClient) -> None:
+    """The message went on "; use sys.set_int_max_str_digits() to increase the limit": a server setting."""
+    response = client.post(
+        "/v1/predict", data='{"text": ' + "9" * 5000 + "}", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.get_json()["message"] == (
+        "the body is not readable JSON: Exceeds the limit (4300 digits) for integer string conversion: "
+        "value has 5000 digits"
+    )
+
+
 @pytest.mark.parametrize("route", ["/v1/predict", "/v1/feedback"])
 def test_a_compressed_body_is_415_naming_the_encoding(client: FlaskClient, route: str) -> None:
     """A gzipped JSON body was '400 the body is not valid JSON: 'utf-8' codec can't decode byte 0x8b'."""
