@@ -9,6 +9,7 @@ Parsing validates at the edge and raises `SchemaError` with a message a person c
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -33,6 +34,7 @@ MAX_BRAND_CHARS = 64
 # publish was refused by Pub/Sub, and a scoring worker's refused publish fails every push of its group.
 MAX_BRANDS = 15  # 15 brands of MAX_BRAND_CHARS and their commas: 974 bytes
 MAX_LANG_CHARS = 35  # the longest language tag BCP 47 asks every reader to take; X's are 2 to 5
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 # No tweet is older than the first one (Jack Dorsey's, 2006-03-21). An older created_at is a wrong year or an
 # epoch 0: as a brand's first tweet, the detector then spent seconds walking to the next real one.
 FIRST_TWEET_AT = datetime(2006, 3, 21, tzinfo=UTC)
@@ -154,7 +156,7 @@ def _brand(value: str) -> str:
             f"field 'brands' holds a brand of {len(value):,} characters; a brand id has at most "
             f"{MAX_BRAND_CHARS}"
         )
-    return _without_nul(_unicode(value, "brands"), "brands")
+    return _without_control(_unicode(value, "brands"), "brands")
 
 
 def _language(value: str) -> str:
@@ -166,11 +168,14 @@ def _language(value: str) -> str:
     return _unicode(value, "lang")
 
 
-def _without_nul(value: str, key: str) -> str:
-    """`value`, refused when it holds a NUL: ids and brands are keys of the detection database, and PostgreSQL
-    text holds none (one such tweet failed the seen-id lookup, then every checkpoint: the stream stopped)."""
-    if "\x00" in value:
-        raise SchemaError(f"field {key!r} holds a NUL character (\\u0000): no id or brand does")
+def _without_control(value: str, key: str) -> str:
+    """`value`, refused when it holds a control character: ids and brands are keys of the detection database,
+    whose PostgreSQL text holds no NUL (one such tweet failed the seen-id lookup, then every checkpoint: the
+    stream stopped), and a brand names its alert mail, whose subject may not break a line (the mail was never
+    built, the alert never sent)."""
+    found = CONTROL_CHARACTER.search(value)
+    if found is not None:
+        raise SchemaError(f"field {key!r} holds a control character ({found.group()!r}): no id or brand does")
     return value
 
 
@@ -191,7 +196,7 @@ def _id(value: str, key: str) -> str:
         raise SchemaError(
             f"field {key!r} is {len(value):,} characters long; an id has at most {MAX_ID_CHARS}"
         )
-    return _without_nul(value, key)
+    return _without_control(value, key)
 
 
 def _compact_json(payload: dict[str, Any]) -> bytes:

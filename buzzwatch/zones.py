@@ -110,9 +110,19 @@ def brand_zones(path: Path | None = None) -> dict[str, ZoneInfo]:
 
 
 def brand_names(path: Path | None = None) -> dict[str, str]:
-    """Brand id -> the name a person knows it by (`display_name` in the brands file, else the id)."""
-    tables = _brand_tables(path or brands_file())
-    return {entry["name"]: str(entry.get("display_name") or entry["name"]) for entry in tables}
+    """Brand id -> the name a person knows it by (`display_name` in the brands file, else the id).
+
+    A name on several lines is a SettingsError naming the brand: it titles the brand's alert mails, and a
+    mail subject may not break a line (each alert's mail failed to build, and the alert was never sent).
+    """
+    path = path or brands_file()
+    names = {}
+    for entry in _brand_tables(path):
+        name = str(entry.get("display_name") or entry["name"])
+        if "\n" in name or "\r" in name:
+            raise SettingsError(f"{path}: brand {entry['name']!r}: 'display_name' {name!r} must be one line")
+        names[entry["name"]] = name
+    return names
 
 
 def slugify(value: str) -> str:

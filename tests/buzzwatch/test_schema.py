@@ -51,8 +51,10 @@ def test_tweet_event_round_trips_through_json():
         ({"source": 7}, "'source' must be a string"),
         # no id is this long: a 70 KB one was published by the ingester, then dead-lettered by the worker
         ({"id": "9" * 65}, "'id' is 65 characters long; an id has at most 64"),
-        ({"id": "a\x00b"}, "'id' holds a NUL character"),  # no PostgreSQL text holds one: the stream stopped
-        ({"retweet_of": "\x00"}, "'retweet_of' holds a NUL character"),
+        ({"id": "a\x00b"}, r"'id' holds a control character \('\\x00'\)"),  # PostgreSQL holds no NUL
+        ({"retweet_of": "\x00"}, "'retweet_of' holds a control character"),
+        # a brand names its alert mail, whose subject may not break a line: the alert was never sent
+        ({"brands": ["uni\nted"]}, r"'brands' holds a control character \('\\n'\)"),
         (
             {"brands": ["united", "b" * 65]},
             "'brands' holds a brand of 65 characters; a brand id has at most 64",

@@ -34,6 +34,19 @@ def test_a_brands_file_that_cannot_be_read_stops_every_reader_with_one_line(tmp_
                 read(path)
 
 
+def test_a_display_name_on_two_lines_stops_the_readers_of_names(tmp_path: Path) -> None:
+    """It titles the brand's alert mails: no subject could be built, and every alert of the brand stayed in
+    the outbox, never sent."""
+    path = tmp_path / "brands.toml"
+    path.write_text(
+        '[[brand]]\nname = "united"\nhandles = ["united"]\ndisplay_name = """United\nAirlines"""\n'
+    )
+    with pytest.raises(
+        SettingsError, match=r"brand 'united': 'display_name' 'United\\nAirlines' must be one line"
+    ):
+        brand_names(path)
+
+
 def test_a_brand_value_is_its_brand_id_whatever_its_case_spaces_or_configured_spelling(
     tmp_path: Path,
 ) -> None:
