@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,19 @@ def tweet_limit(value: str) -> int:
     if count < 1:
         raise argparse.ArgumentTypeError(f"--limit is a positive number of tweets, got {value!r}")
     return count
+
+
+def progress_seconds(value: str) -> float:
+    """An argparse type for --progress-every: seconds, 0 for never (-5 and nan meant never without a word)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"--progress-every is a number of seconds, 0 for never; got {value!r}"
+        )
+    return seconds
 
 
 def register(subparsers: Any) -> None:
@@ -70,7 +84,7 @@ def register(subparsers: Any) -> None:
     ingest.add_argument("--limit", type=tweet_limit, help="publish at most this many tweets (replay, stdin)")
     ingest.add_argument(
         "--progress-every",
-        type=float,
+        type=progress_seconds,
         default=30.0,
         metavar="SECONDS",
         help="log a progress line this often: tweets published, event time reached (default 30; 0: never)",
@@ -109,7 +123,7 @@ def run_ingest_command(args: argparse.Namespace) -> int:
             file_format=args.format,
             speed=args.speed,
             limit=args.limit,
-            progress_every_s=max(0.0, args.progress_every),
+            progress_every_s=args.progress_every,
         )
         summary = run_ingest(
             options,

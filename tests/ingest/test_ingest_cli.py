@@ -79,6 +79,15 @@ def ingest_env(emulator_env, unique_name, tmp_path) -> dict[str, str]:
         (["--source", "stdin", "--limit", "-1"], "--limit is a positive number of tweets, got '-1'"),
         (["--source", "stdin", "--limit", "0"], "--limit is a positive number of tweets, got '0'"),
         (["--source", "stdin", "--speed", "nan"], "--speed is a positive number or 'max'"),
+        # each meant "never" without a word
+        (
+            ["--source", "stdin", "--progress-every", "-5"],
+            "--progress-every is a number of seconds, 0 for never",
+        ),
+        (
+            ["--source", "stdin", "--progress-every", "nan"],
+            "--progress-every is a number of seconds, 0 for never",
+        ),
     ],
 )
 def test_configuration_errors_exit_2_with_a_message(tmp_path, arguments, message):
