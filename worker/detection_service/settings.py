@@ -18,11 +18,24 @@ FEED_AUTH_PREFIX = "DETECTION_FEED_AUTH"
 # Seen tweet ids are pruned hourly past the retention: under a day (0 forgot them all at each prune), a
 # message redelivered after its checkpoint (a lost ack, a restart) could be counted twice.
 MIN_SEEN_RETENTION_DAYS = 1.0
+# The detection database keeps a group's owner (and the instance it is kept for) in VARCHAR(200) on
+# PostgreSQL: a longer DETECTION_INSTANCE_ID failed each take of a group there.
+MAX_INSTANCE_ID_CHARS = 200
 
 
 def default_instance_id() -> str:
     """This process's name among the detection instances sharing a database: host and process id."""
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _instance_id(env: Mapping[str, str]) -> str:
+    """DETECTION_INSTANCE_ID (else `default_instance_id`), refused when the database cannot keep it."""
+    instance_id = env_str(env, "DETECTION_INSTANCE_ID") or default_instance_id()
+    if len(instance_id) > MAX_INSTANCE_ID_CHARS:
+        raise SettingsError(
+            f"DETECTION_INSTANCE_ID is {len(instance_id):,} characters long; at most {MAX_INSTANCE_ID_CHARS}"
+        )
+    return instance_id
 
 
 @dataclass(frozen=True)
@@ -98,7 +111,7 @@ class DetectionSettings:
             groups=groups,
             wanted_groups=wanted_groups,
             claims_groups=wanted is not None and wanted.strip().lower() not in ("", "all"),
-            instance_id=env_str(env, "DETECTION_INSTANCE_ID") or default_instance_id(),
+            instance_id=_instance_id(env),
             lease_s=lease_s,
             detector=DetectorConfig.from_env(env),
             brands_file=brands_file(env),

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from buzzwatch.database import make_engine
 from buzzwatch.schema import MAX_ID_CHARS, Alert, format_timestamp
+from worker.detection_service.settings import MAX_INSTANCE_ID_CHARS
 
 log = logging.getLogger("buzzwatch.detection")
 
@@ -84,10 +85,12 @@ group_owner = sa.Table(
     "bw_group_owner",
     metadata,
     sa.Column("group_id", sa.Integer, primary_key=True),
-    sa.Column("owner", sa.String(200), nullable=True),  # NULL: released
+    sa.Column("owner", sa.String(MAX_INSTANCE_ID_CHARS), nullable=True),  # NULL: released
     sa.Column("epoch", sa.Integer, nullable=False),
     sa.Column("lease_until", sa.Float, nullable=False),  # wall time; after it anyone may take the group
-    sa.Column("handover_to", sa.String(200), nullable=True),  # an instance asked for it (or it is kept for)
+    sa.Column(
+        "handover_to", sa.String(MAX_INSTANCE_ID_CHARS), nullable=True
+    ),  # an instance asked for it (or it is kept for)
 )
 
 

@@ -85,3 +85,10 @@ def test_the_scoring_worker_refuses_a_number_that_cannot_work(
 
     with pytest.raises(SettingsError, match=f"{variable} must be {message}, got '{value}'"):
         WorkerSettings.from_env({variable: value})
+
+
+def test_an_instance_id_the_database_cannot_keep_is_refused_by_name() -> None:
+    """A group's owner is VARCHAR(200) on PostgreSQL: a longer id failed each take of a group there."""
+    assert DetectionSettings.from_env({"DETECTION_INSTANCE_ID": "i" * 200}).instance_id == "i" * 200
+    with pytest.raises(SettingsError, match="DETECTION_INSTANCE_ID is 201 characters long; at most 200"):
+        DetectionSettings.from_env({"DETECTION_INSTANCE_ID": "i" * 201})
