@@ -120,7 +120,11 @@ class ReplayCsv:
         absent = [name for name in required if name not in self.columns]
         if not absent:
             return None
-        return f"missing column(s) {', '.join(absent)}; found {', '.join(sorted(self.columns))}"
+        problem = f"missing column(s) {', '.join(absent)}; found {', '.join(sorted(self.columns))}"
+        padded = sorted(name for name in self.columns if name != name.strip() and name.strip() in absent)
+        if padded:  # "id, created_at, text": a space after each comma is part of the next name
+            problem += f" (names with spaces around them: {', '.join(map(repr, padded))}; remove the spaces)"
+        return problem
 
     def __iter__(self) -> Iterator[CsvRow]:
         """Every record in file order; an unreadable one is a row with its `problem`, and reading goes on.

@@ -254,3 +254,14 @@ def test_a_row_that_is_not_utf8_is_skipped_by_both_replays_not_read_altered(tmp_
     assert [event.text for event in published] == ["@united late", "@united café fine"]
     assert summary.skipped.reported == ["line 3: not UTF-8 text (byte 0xe9); save the file as UTF-8"]
     assert (report.read, report.bad) == (3, 1)
+
+
+def test_a_header_with_spaces_after_its_commas_says_so(tmp_path: Path) -> None:
+    """ "missing column(s) created_at, text, brand; found  brand,  created_at,  text, id": the spaces were
+    there to see only as doubled ones."""
+    path = tmp_path / "replay.csv"
+    path.write_text("id, created_at, text, brand\n1, 2026-11-25T21:00:00Z, @united late, united\n")
+    with pytest.raises(
+        ReplayError, match=r"\(names with spaces around them: ' brand', ' created_at', ' text'; "
+    ):
+        read_rows(path, False, ReplaySummary())
