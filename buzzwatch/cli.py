@@ -13,6 +13,7 @@ unavailable with the reason, and running one of its subcommands prints that reas
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -135,7 +136,12 @@ def main(argv: Sequence[str] | None = None, commands: Iterable[EntryPoint] | Non
         line.parser.print_help()
         return 2
     try:
-        return int(handler(args) or 0)
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # a reader gone away is found here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:  # `buzzwatch ... | head`: the reader has what it wanted; stop as `cat` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 128 + signal.SIGPIPE
     except CommandError as exc:  # a malformed variable, a missing file: one line, not a traceback
         print(f"buzzwatch {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -140,7 +140,14 @@ def make_engine(database_url: str, *, lock_wait_budgets: bool = False) -> Engine
             _install_lock_wait_budgets(engine, sqlite=False)
         return engine
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder must be, no permission: one line, not a traceback
+            shown = url.render_as_string(hide_password=True)
+            raise SettingsError(
+                f"DATABASE_URL={shown}: cannot make its folder {folder} ({exc.strerror})"
+            ) from None
     engine = sa.create_engine(url)
 
     @sa.event.listens_for(engine, "connect")

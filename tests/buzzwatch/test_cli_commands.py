@@ -125,6 +125,30 @@ def test_ctrl_c_is_one_line_and_exit_130(
     assert capsys.readouterr().err == "buzzwatch busy: interrupted\n"
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`buzzwatch detect --owners | head -3` ended in a BrokenPipeError traceback; now as `cat` ends: no
+    word, exit status 141 (128 + SIGPIPE), as a shell's pipefail sees it."""
+    (tmp_path / "chatty_component.py").write_text(
+        "def register(subparsers):\n"
+        "    chatty = subparsers.add_parser('chatty')\n"
+        "    chatty.set_defaults(handler=lambda args: [print('line', n) for n in range(200_000)] and 0)\n"
+    )
+    code = (
+        "import sys; from importlib.metadata import EntryPoint; from buzzwatch.cli import main; "
+        "sys.exit(main(['chatty'], commands=[EntryPoint('chatty', 'chatty_component:register', "
+        "'buzzwatch.commands')]))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)])}
+    with subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout.readline() == b"line 0\n"
+        process.stdout.close()
+        _, err = process.communicate(timeout=60)
+    assert err.decode() == ""
+    assert process.returncode == 141
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

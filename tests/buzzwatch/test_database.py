@@ -115,6 +115,23 @@ def test_the_commands_that_open_a_database_say_so_in_one_line(
     assert "DATABASE_URL=garbage://x: no driver here" in line
 
 
+@pytest.mark.parametrize("arguments", [("detect",), ("api", "--host", "127.0.0.1")])
+def test_a_sqlite_file_whose_folder_cannot_be_made_is_one_line(
+    tmp_path: Path, arguments: tuple[str, ...]
+) -> None:
+    """A file where the database's folder must be was a FileExistsError traceback from both commands."""
+    (tmp_path / "afile").write_text("not a folder")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/afile/x.db",
+        "BUZZWATCH_VAR_DIR": str(tmp_path),
+        "PORT": str(free_port()),
+        "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}",  # never reached: the store opens first
+    }
+    line = assert_one_line(run_buzzwatch(env, *arguments), arguments[0])
+    assert f"cannot make its folder {tmp_path}/afile" in line
+
+
 def _recording_engine(url: str) -> tuple[sa.Engine, list[str]]:
     """An engine with lock-wait budgets whose every statement sent to the server (its SETs too) is listed."""
     import psycopg
