@@ -25,10 +25,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 ## The default test run (unit + integration against real local servers); long training and benchmarks are separate.
+## The `serial` tests first, alone on an idle machine; then the rest in two processes, a file's tests in one.
 test: $(STAMP)
 	scripts/ensure-system-packages.sh
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m serial
+	$(BIN)/python -m pytest -m "not serial" -n 2 --dist loadfile
 
 ## Known vulnerabilities in the locked dependencies (pip-audit); says so, and what to do, when it cannot run.
 audit: $(STAMP)

@@ -142,6 +142,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield started
 
 
+@pytest.mark.serial
 def test_ready_fast_small_and_without_tensorflow(server: Server, tmp_path: Path) -> None:
     # CPU time is the start-up's own work, but others' jobs on the shared cores still inflate it (caches, the
     # sibling hyperthread, clock speed): one start measured 1.53, 1.81 and 1.54 s at load 6 on 2 cores, and

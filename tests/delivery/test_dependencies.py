@@ -21,7 +21,7 @@ def test_every_lock_agrees_with_the_pins_and_hashes_every_entry():
     locks = load_script("requirements/lock.py")
     assert locks.problems() == []
     dev = locks.read_lock(locks.DEV_LOCK)
-    assert {"tensorflow-cpu", "onnxruntime", "pytest", "pip-audit", "grpcio"} <= set(
+    assert {"tensorflow-cpu", "onnxruntime", "pytest", "pytest-xdist", "pip-audit", "grpcio"} <= set(
         dev
     )  # grpcio: transitive
     for image in IMAGES:
@@ -52,6 +52,16 @@ def test_make_ci_and_images_install_the_locked_set():
     assert "--require-hashes -r requirements/train.lock" in retrain
     for image in IMAGES:
         assert f"--require-hashes -r {image.lock}" in (REPO_ROOT / image.dockerfile).read_text()
+
+
+def test_make_test_runs_the_serial_tests_alone_first_then_the_rest_in_two_processes():
+    lines = (REPO_ROOT / "Makefile").read_text().splitlines()
+    recipe = lines[lines.index("test: $(STAMP)") + 1 :]
+    recipe = recipe[: next(i for i, line in enumerate(recipe) if not line.startswith("\t"))]
+    assert [line.strip() for line in recipe if " -m pytest" in line] == [
+        "$(BIN)/python -m pytest -m serial",
+        '$(BIN)/python -m pytest -m "not serial" -n 2 --dist loadfile',
+    ]
 
 
 def test_the_audit_verdicts():
