@@ -20,6 +20,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from buzzwatch.schema import MAX_BRAND_CHARS
 from buzzwatch.settings import REPO_ROOT, SettingsError, env_str
 
 log = logging.getLogger(__name__)
@@ -84,17 +85,48 @@ def read_brand_tables(path: Path) -> list[dict[str, object]]:
             if key not in BRAND_KEYS:
                 name = f" ({table['name']})" if isinstance(table.get("name"), str) else ""
                 raise SettingsError(f"{path}: brand #{index + 1}{name}: {_unknown_key(key, BRAND_KEYS)}")
+    check_brand_tables(tables, str(path))
     return tables
 
 
+def check_brand_tables(tables: Iterable[Mapping[str, object]], source: str) -> None:
+    """The checks every reader of a brands file makes (replay, detect, ingest, the app), so that a file one
+    accepts no other refuses: each `name` a brand id (at most MAX_BRAND_CHARS), never twice; `timezone` an
+    IANA zone; `display_name` one line of text; `handles`, `keywords`, `aliases` lists of non-empty strings.
+    A SettingsError names `source` and the brand. (Ingest adds its own: X handles, a stream rule.)"""
+    seen: set[str] = set()
+    for index, entry in enumerate(tables):
+        where = f"{source}: brand #{index + 1}"
+        name = entry.get("name")
+        if not isinstance(name, str) or not BRAND_ID.match(name) or len(name) > MAX_BRAND_CHARS:
+            raise SettingsError(
+                f"{where}: 'name' must be 1 to {MAX_BRAND_CHARS} lower-case letters, digits, '-' or '_'"
+            )
+        if name in seen:
+            raise SettingsError(f"{where}: brand {name!r} is configured twice")
+        seen.add(name)
+        where = f"{where} ({name})"
+        for key in ("handles", "keywords", "aliases"):
+            value = entry.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+                raise SettingsError(f"{where}: {key!r} must be a list of non-empty strings")
+        parse_zone(entry.get("timezone", DEFAULT_ZONE), where)
+        shown = entry.get("display_name", name)
+        if not isinstance(shown, str):
+            raise SettingsError(f"{where}: 'display_name' must be a string")
+        if "\n" in shown or "\r" in shown:
+            # it titles the brand's alert mails, and a mail subject may not break a line (each alert's
+            # mail failed to build, and the alert was never sent)
+            raise SettingsError(f"{where}: 'display_name' {shown!r} must be one line")
+
+
 def _brand_tables(path: Path) -> list[dict[str, object]]:
-    """The [[brand]] tables of the brands file that name a brand; [] when there is no file."""
+    """The checked [[brand]] tables of the brands file; [] when there is no file."""
     try:
-        tables = read_brand_tables(path)
+        return read_brand_tables(path)
     except FileNotFoundError:
         log.warning("no brands file: brands read by id, times in UTC", extra={"path": str(path)})
         return []
-    return [entry for entry in tables if isinstance(entry.get("name"), str)]
 
 
 def brand_zones(path: Path | None = None) -> dict[str, ZoneInfo]:
@@ -110,19 +142,11 @@ def brand_zones(path: Path | None = None) -> dict[str, ZoneInfo]:
 
 
 def brand_names(path: Path | None = None) -> dict[str, str]:
-    """Brand id -> the name a person knows it by (`display_name` in the brands file, else the id).
-
-    A name on several lines is a SettingsError naming the brand: it titles the brand's alert mails, and a
-    mail subject may not break a line (each alert's mail failed to build, and the alert was never sent).
-    """
-    path = path or brands_file()
-    names = {}
-    for entry in _brand_tables(path):
-        name = str(entry.get("display_name") or entry["name"])
-        if "\n" in name or "\r" in name:
-            raise SettingsError(f"{path}: brand {entry['name']!r}: 'display_name' {name!r} must be one line")
-        names[entry["name"]] = name
-    return names
+    """Brand id -> the name a person knows it by (`display_name` in the brands file, else the id)."""
+    return {
+        entry["name"]: str(entry.get("display_name") or entry["name"])
+        for entry in _brand_tables(path or brands_file())
+    }
 
 
 def slugify(value: str) -> str:

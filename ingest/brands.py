@@ -13,13 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from buzzwatch.schema import MAX_BRAND_CHARS
 from buzzwatch.settings import SettingsError
 from buzzwatch.zones import (
-    BRAND_ID,
     DEFAULT_BRANDS_FILE,
     DEFAULT_ZONE,
     BrandIds,
+    check_brand_tables,
     parse_zone,
     read_brand_tables,
     split_brands,
@@ -92,36 +91,23 @@ class BrandBook:
     @classmethod
     def from_dicts(cls, entries: Iterable[dict[str, object]], source: str = "brands") -> BrandBook:
         """Validate [[brand]] tables."""
+        entries = list(entries)
+        try:
+            check_brand_tables(entries, source)
+        except SettingsError as exc:
+            raise BrandConfigError(str(exc)) from exc
         brands: list[Brand] = []
-        seen: set[str] = set()
         for index, entry in enumerate(entries):
+            name = str(entry["name"])
             where = f"{source}: brand #{index + 1}"
-            name = entry.get("name")
-            if not isinstance(name, str) or not BRAND_ID.match(name) or len(name) > MAX_BRAND_CHARS:
-                raise BrandConfigError(
-                    f"{where}: 'name' must be 1 to {MAX_BRAND_CHARS} lower-case letters, digits, '-' or '_'"
-                )
-            if name in seen:
-                raise BrandConfigError(f"{where}: brand {name!r} is configured twice")
-            seen.add(name)
-            lists = {}
-            for key in ("handles", "keywords", "aliases"):
-                value = entry.get(key, [])
-                if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-                    raise BrandConfigError(f"{where} ({name}): {key!r} must be a list of non-empty strings")
-                lists[key] = tuple(value)
+            lists = {key: tuple(entry.get(key, [])) for key in ("handles", "keywords", "aliases")}
             bad_handles = [handle for handle in lists["handles"] if not _HANDLE.match(handle)]
             if bad_handles:
                 raise BrandConfigError(f"{where} ({name}): not X handles: {bad_handles}")
             if not lists["handles"] and not lists["keywords"]:
                 raise BrandConfigError(f"{where} ({name}): give at least one handle or keyword")
-            try:
-                zone = parse_zone(entry.get("timezone", DEFAULT_ZONE), f"{where} ({name})")
-            except SettingsError as exc:
-                raise BrandConfigError(str(exc)) from exc
-            display_name = entry.get("display_name") or name
-            if not isinstance(display_name, str):
-                raise BrandConfigError(f"{where} ({name}): 'display_name' must be a string")
+            display_name = str(entry.get("display_name") or name)
+            zone = parse_zone(entry.get("timezone", DEFAULT_ZONE), where)
             brand = Brand(
                 name=name,
                 display_name=display_name,

@@ -41,10 +41,41 @@ def test_a_display_name_on_two_lines_stops_the_readers_of_names(tmp_path: Path) 
     path.write_text(
         '[[brand]]\nname = "united"\nhandles = ["united"]\ndisplay_name = """United\nAirlines"""\n'
     )
-    with pytest.raises(
-        SettingsError, match=r"brand 'united': 'display_name' 'United\\nAirlines' must be one line"
-    ):
-        brand_names(path)
+    for read in (brand_zones, brand_names, BrandIds.load):
+        with pytest.raises(
+            SettingsError, match=r"brand #1 \(united\): 'display_name' 'United\\nAirlines' must be one line"
+        ):
+            read(path)
+
+
+UNITED = 'name = "united"\nhandles = ["united"]\n'
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        ([UNITED, UNITED], r"brand #2: brand 'united' is configured twice"),
+        ([UNITED + 'timezone = "Chicago"\n'], r"brand #1 \(united\): unknown time zone 'Chicago'"),
+        (['handles = ["united"]\n'], r"brand #1: 'name' must be 1 to 64 lower-case letters"),
+        (['name = "United Airlines"\n'], r"brand #1: 'name' must be 1 to 64 lower-case letters"),
+        ([f'name = "{"a" * 65}"\n'], r"brand #1: 'name' must be 1 to 64 lower-case letters"),
+        (
+            [UNITED + 'aliases = "UA"\n'],
+            r"brand #1 \(united\): 'aliases' must be a list of non-empty strings",
+        ),
+        ([UNITED + "display_name = 7\n"], r"brand #1 \(united\): 'display_name' must be a string"),
+    ],
+    ids=["twice", "zone", "no-name", "name-not-an-id", "name-too-long", "aliases", "display-name"],
+)
+def test_every_reader_refuses_what_ingest_refuses(tmp_path: Path, tables: list[str], message: str) -> None:
+    """`buzzwatch replay` and `detect` took a brand configured twice (the first spelling's, the last zone),
+    an unknown zone (replay) and a table without a name (skipped) that `ingest` refused: one check now
+    (`buzzwatch.zones.check_brand_tables`; ingest's own tests hold its messages)."""
+    path = tmp_path / "brands.toml"
+    path.write_text("".join(f"[[brand]]\n{table}" for table in tables))
+    for read in (brand_zones, brand_names, BrandIds.load):
+        with pytest.raises(SettingsError, match=message):
+            read(path)
 
 
 def test_a_brand_value_is_its_brand_id_whatever_its_case_spaces_or_configured_spelling(
