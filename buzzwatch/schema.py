@@ -191,7 +191,7 @@ def _require_str(payload: dict[str, Any], key: str, *, allow_empty: bool = False
 
 
 def _id(value: str, key: str) -> str:
-    """`value`, refused when it is longer than any id (MAX_ID_CHARS) or holds a NUL."""
+    """`value`, refused when it is longer than any id (MAX_ID_CHARS) or holds a control character."""
     if len(value) > MAX_ID_CHARS:
         raise SchemaError(
             f"field {key!r} is {len(value):,} characters long; an id has at most {MAX_ID_CHARS}"

@@ -3,8 +3,8 @@ keeps the brand id and UTC. And each brand value a data file writes as the brand
 
 All come from the brand's [[brand]] table in the brands file (config/brands.toml, or
 BUZZWATCH_BRANDS_FILE): `display_name` (else the id) and `timezone`, an IANA name such as "Europe/Paris";
-a brand without one, or a brand the file does not list, reads UTC. Ingest validates the same fields when
-it loads the file (`parse_zone`).
+a brand without one, or a brand the file does not list, reads UTC. Every reader of the file (replay, detect,
+the app, ingest) checks it the same way (`check_brand_tables`).
 """
 
 from __future__ import annotations
@@ -62,8 +62,7 @@ def read_brand_tables(path: Path) -> list[dict[str, object]]:
 
     A path that cannot be read (a folder), a file that is not UTF-8 TOML, a key at the top other than
     [[brand]], a `brand` that is not an array of tables, or a key a [[brand]] table does not have (a typo) is
-    a SettingsError naming the file and brand; each value is checked by its reader (`parse_zone`, ingest's
-    `BrandBook`)."""
+    a SettingsError naming the file and brand, and so is a value `check_brand_tables` refuses."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -88,9 +88,8 @@ group_owner = sa.Table(
     sa.Column("owner", sa.String(MAX_INSTANCE_ID_CHARS), nullable=True),  # NULL: released
     sa.Column("epoch", sa.Integer, nullable=False),
     sa.Column("lease_until", sa.Float, nullable=False),  # wall time; after it anyone may take the group
-    sa.Column(
-        "handover_to", sa.String(MAX_INSTANCE_ID_CHARS), nullable=True
-    ),  # an instance asked for it (or it is kept for)
+    # an instance asked for it (or it is kept for)
+    sa.Column("handover_to", sa.String(MAX_INSTANCE_ID_CHARS), nullable=True),
 )
 
 
