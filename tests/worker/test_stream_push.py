@@ -242,7 +242,8 @@ def test_a_sigterm_as_a_worker_process_starts_serving_stops_the_server_at_once(
     """A worker process can lose the SIGTERM that comes as it starts serving: its server sends it again.
 
     Before, the server waited STOP_GRACE_S and killed that process (3 stops of 20 sent when granian logged
-    "Started worker", at load 5-6; README): three tries, each SIGTERM sent within milliseconds of that line.
+    "Started worker", at load 5-6; docs/experiments/services.md): three tries, each SIGTERM sent within
+    milliseconds of that line.
     """
     env = stack_env(tmp_path, private_emulator.env(), WEB_CONCURRENCY="2")
     for attempt in range(3):
