@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from buzzwatch.schema import LABELS
+from buzzwatch.schema import LABELS, is_blank
 
 PREDICTION_ID_MAX_CHARS = 64
 PREDICTION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -91,7 +91,7 @@ def _check_storable(value: str, where: str) -> str:
 def _check_text(value: Any, where: str, max_chars: int) -> str:
     if not isinstance(value, str):
         raise RequestError(f"{where} must be a string, got {_json_type(value)}")
-    if not value.strip():
+    if is_blank(value):
         raise RequestError(f"{where} is empty")
     if len(value) > max_chars:
         raise RequestError(f"{where} is {len(value)} characters long; the limit is {max_chars}")

@@ -35,6 +35,13 @@ MAX_BRAND_CHARS = 64
 MAX_BRANDS = 15  # 15 brands of MAX_BRAND_CHARS and their commas: 974 bytes
 MAX_LANG_CHARS = 35  # the longest language tag BCP 47 asks every reader to take; X's are 2 to 5
 CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+# What shows nothing: white space and Unicode's Default_Ignorable_Code_Point characters (zero-width space
+# and joiners, word joiner, byte-order mark, variation selectors, direction marks, tag characters, Hangul
+# fillers). A text of these alone was scored as the empty text is (neutral, 0.88) and counted as a tweet.
+INVISIBLE_TEXT = re.compile(
+    r"[\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    r"\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]*"
+)
 # No tweet is older than the first one (Jack Dorsey's, 2006-03-21). An older created_at is a wrong year or an
 # epoch 0: as a brand's first tweet, the detector then spent seconds walking to the next real one.
 FIRST_TWEET_AT = datetime(2006, 3, 21, tzinfo=UTC)
@@ -52,6 +59,12 @@ TRUSTED_FEEDBACK_PROVENANCES = frozenset({"api_key", "app_token"})
 
 class SchemaError(ValueError):
     """A message does not follow the event schema."""
+
+
+def is_blank(text: str) -> bool:
+    """Whether a text shows no character (INVISIBLE_TEXT alone): every edge takes it as an empty text. A text
+    with a visible character is kept whole, its invisible ones with it (an emoji's zero-width joiners)."""
+    return INVISIBLE_TEXT.fullmatch(text) is not None
 
 
 def _as_written(value: Any, field_name: str) -> datetime:
@@ -185,7 +198,7 @@ def _require_str(payload: dict[str, Any], key: str, *, allow_empty: bool = False
         value = str(value)
     if not isinstance(value, str):
         raise SchemaError(f"field {key!r} must be a string")
-    if not allow_empty and not value.strip():
+    if not allow_empty and is_blank(value):
         raise SchemaError(f"field {key!r} must not be empty")
     return _unicode(value, key)
 

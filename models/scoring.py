@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from buzzwatch.replay import CsvRow
-from buzzwatch.schema import MAX_TEXT_CHARS
+from buzzwatch.schema import MAX_TEXT_CHARS, is_blank
 from models.evaluate import confusion_matrix, report_from_matrix
 from models.language import gate_for
 from models.predictor import Predictor
@@ -26,7 +26,7 @@ SCORING_BATCH = 1024
 
 def text_error(text: str) -> str:
     """Why a text cannot be scored ('' when it can): the stream's own limits, so every path agrees."""
-    if not text.strip():
+    if is_blank(text):
         return EMPTY_TEXT_ERROR
     if len(text) > MAX_TEXT_CHARS:
         return LONG_TEXT_ERROR

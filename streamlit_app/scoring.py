@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from buzzwatch.schema import is_blank
 from streamlit_app.client import ApiClient, ApiError
 
 
@@ -81,7 +82,7 @@ def score_frame(
     probabilities: list[dict[str, float]] = [{} for _ in texts]
     ids: list[str | None] = [None] * len(texts)
     errors: list[str | None] = [None] * len(texts)
-    scoreable = [i for i, text in enumerate(texts) if isinstance(text, str) and text.strip()]
+    scoreable = [i for i, text in enumerate(texts) if isinstance(text, str) and not is_blank(text)]
     for i in set(range(len(texts))) - set(scoreable):
         errors[i] = "empty text"
     done = 0

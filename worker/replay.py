@@ -41,6 +41,7 @@ from buzzwatch.schema import (
     ScoredTweet,
     TweetEvent,
     format_timestamp,
+    is_blank,
     names_its_offset,
 )
 from buzzwatch.zones import BrandIds, split_brands
@@ -207,7 +208,7 @@ def _parse_row(
         raise SchemaError(
             f"brand {cells['brand']!r} has no Latin letter or digit a brand id is made of (a-z, 0-9)"
         )
-    if not values.get("text", "").strip():
+    if is_blank(values.get("text", "")):
         raise SchemaError("empty 'text'")
     label = None
     if oracle:

@@ -100,6 +100,7 @@ def test_feedback_by_text_and_predicted_label_is_stored_once(client: FlaskClient
         ({"text": "hi", "label": "neutral"}, 400, "'predicted_label'"),
         ({"text": "hi", "predicted_label": "sad", "label": "neutral"}, 400, "'predicted_label' is 'sad'"),
         ({"text": "", "predicted_label": "neutral", "label": "neutral"}, 400, "'text' is empty"),
+        ({"text": "\u200b", "predicted_label": "neutral", "label": "neutral"}, 400, "'text' is empty"),
         (
             {"prediction_id": "a", "text": "hi", "predicted_label": "neutral", "label": "neutral"},
             400,

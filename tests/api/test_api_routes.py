@@ -43,6 +43,7 @@ def test_predict_a_list_keeps_order_and_gives_distinct_ids(client: FlaskClient) 
         ({}, "missing field 'text'"),
         ({"text": ""}, "'text' is empty"),
         ({"text": "   \n"}, "'text' is empty"),
+        ({"text": "\u200b\u2060\ufeff"}, "'text' is empty"),  # no visible character: was scored neutral
         ({"text": "x" * 301}, "the limit is 300"),
         ({"text": 42}, "'text' must be a string"),
         ({"text": None}, "'text' must be a string"),
@@ -50,6 +51,7 @@ def test_predict_a_list_keeps_order_and_gives_distinct_ids(client: FlaskClient) 
         ({"texts": []}, "'texts' is empty"),
         ({"texts": ["ok", 3]}, "'texts[1]' must be a string"),
         ({"texts": ["ok", ""]}, "'texts[1]' is empty"),
+        ({"texts": ["ok", "\u200d\ufe0f"]}, "'texts[1]' is empty"),
         ({"texts": ["tweet"] * 9}, "the limit is 8 per request"),
         ({"text": "a", "texts": ["b"]}, "not both"),
         ({"txt": "typo"}, "unknown field 'txt'"),

@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from buzzwatch.schema import MAX_ID_CHARS, MAX_MESSAGE_BYTES, Alert, SchemaError, ScoredTweet, TweetEvent
+from buzzwatch.schema import (
+    MAX_ID_CHARS,
+    MAX_MESSAGE_BYTES,
+    Alert,
+    SchemaError,
+    ScoredTweet,
+    TweetEvent,
+    is_blank,
+)
 
 
 def _event_payload(**overrides):
@@ -33,6 +41,9 @@ def test_tweet_event_round_trips_through_json():
     ("overrides", "message"),
     [
         ({"text": ""}, "'text' must not be empty"),
+        # zero-width space, non-joiner, joiner, word joiner, BOM: scored as the empty text (neutral, 0.88)
+        ({"text": " \u200b\u200c\u200d\u2060\ufeff\n"}, "'text' must not be empty"),
+        ({"text": "\ufe0f\U000e0100"}, "'text' must not be empty"),  # variation selectors alone
         ({"text": 7}, "'text' must be a string"),
         ({"created_at": "yesterday"}, "not an ISO 8601"),
         ({"created_at": "9999-12-31T23:59:59-05:00"}, "created_at is out of range once in UTC"),
@@ -66,6 +77,27 @@ def test_tweet_event_round_trips_through_json():
 def test_tweet_event_rejects_bad_fields_with_a_clear_message(overrides, message):
     with pytest.raises(SchemaError, match=message):
         TweetEvent.from_dict(_event_payload(**overrides))
+
+
+@pytest.mark.parametrize(
+    ("text", "blank"),
+    [
+        ("", True),
+        (" \t\n\u3000", True),
+        ("\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u202e\u2066\u3164\ufe0f\U000e0041", True),
+        ("a\u200b", False),
+        ("\u2764\ufe0f", False),  # a heart and its emoji variation selector
+        ("\u0301", False),  # a combining accent alone still shows (on a dotted circle)
+        (".", False),
+    ],
+)
+def test_a_text_is_blank_when_it_shows_no_character(text, blank):
+    assert is_blank(text) is blank
+
+
+def test_a_text_with_a_visible_character_keeps_its_invisible_ones():
+    text = "\u200bcoder \U0001f469\u200d\U0001f4bb on board \u2764\ufe0f"  # a ZWJ emoji sequence
+    assert TweetEvent.from_dict(_event_payload(text=text)).text == text
 
 
 def test_an_id_of_the_longest_length_is_accepted():

@@ -277,15 +277,22 @@ def test_evaluate_skips_and_counts_texts_it_cannot_score(tmp_path, capsys):
     data = tmp_path / "labelled.csv"
     pd.DataFrame(
         {
-            "text": ["lost my bag again", "", "   ", "x" * (MAX_TEXT_CHARS + 1), "great crew, thanks"],
-            "label": ["negative", "neutral", "neutral", "negative", "positive"],
+            "text": [
+                "lost my bag again",
+                "",
+                "   ",
+                "x" * (MAX_TEXT_CHARS + 1),
+                "great crew, thanks",
+                "\u200b\u200d\ufe0f",  # no visible character: was scored as the empty text is
+            ],
+            "label": ["negative", "neutral", "neutral", "negative", "positive", "neutral"],
         }
     ).to_csv(data, index=False)
     code, report, err = _evaluate_json(data, capsys)
     assert code == 0
     assert report["n"] == 2
-    assert report["skipped"] == {"empty text": 2, f"text longer than {MAX_TEXT_CHARS:,} characters": 1}
-    assert "skipped 2 row(s)" in err and "skipped 1 row(s)" in err
+    assert report["skipped"] == {"empty text": 3, f"text longer than {MAX_TEXT_CHARS:,} characters": 1}
+    assert "skipped 3 row(s)" in err and "skipped 1 row(s)" in err
 
 
 def test_evaluate_registry_uri_without_a_store_fails_clearly_and_creates_nothing(

@@ -120,7 +120,10 @@ def _upload_to_try_it(csv_text: str) -> AppTest:
 
 def test_try_it_scores_an_uploaded_csv_in_batches(api_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUZZWATCH_UI_BATCH_SIZE", "2")
-    page = _upload_to_try_it("id,text\n1,love it\n2,lost my bag\n3,\n4,gate 5\n5,great flight\n")
+    invisible = "\u200b\u2060"  # no visible character: an empty text, as the API takes it
+    page = _upload_to_try_it(
+        f"id,text\n1,love it\n2,lost my bag\n3,\n4,gate 5\n5,great flight\n6,{invisible}\n"
+    )
     scored = page.dataframe[0].value
     assert scored["predicted_label"].fillna("").tolist() == [
         "positive",
@@ -128,10 +131,11 @@ def test_try_it_scores_an_uploaded_csv_in_batches(api_url: str, monkeypatch: pyt
         "",
         "neutral",
         "positive",
+        "",
     ]
-    assert scored["error"].fillna("").tolist() == ["", "", "empty text", "", ""]
+    assert scored["error"].fillna("").tolist() == ["", "", "empty text", "", "", "empty text"]
     assert {"p_negative", "p_neutral", "p_positive", "prediction_id"} <= set(scored.columns)
-    assert page.warning[0].value == "Scored 4 of 5 tweets; 1 could not be scored (see the `error` column)."
+    assert page.warning[0].value == "Scored 4 of 6 tweets; 2 could not be scored (see the `error` column)."
 
 
 def test_try_it_keeps_the_rows_scored_when_the_api_stops_scoring(

@@ -218,6 +218,13 @@ def test_bad_rows_are_reported_and_skipped(
             "brand": "acme",
             "label": "neutral",
         },
+        {  # zero-width space, word joiner, byte-order mark: no visible character, was scored as a tweet
+            "id": "invisible-text",
+            "created_at": "2026-01-05T10:00:00Z",
+            "text": "\u200b\u2060\ufeff",
+            "brand": "acme",
+            "label": "neutral",
+        },
     ]
     source = write_csv(tmp_path / "in.csv", tweets, extra_rows=bad)
     code = main(
@@ -236,7 +243,8 @@ def test_bad_rows_are_reported_and_skipped(
     assert code == 0
     assert "not an ISO 8601 timestamp" in captured.err and "'angry' is not one of" in captured.err
     assert "created_at is out of range once in UTC" in captured.err
-    assert f"(5 of {len(tweets) + 5} rows skipped)" in captured.out
+    assert captured.err.count("empty 'text'") == 2
+    assert f"(6 of {len(tweets) + 6} rows skipped)" in captured.out
     assert any(a["kind"] == "new" for a in read_alerts(tmp_path / "out.jsonl"))
 
 

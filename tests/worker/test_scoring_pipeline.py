@@ -326,6 +326,7 @@ def test_a_tweet_at_every_limit_is_published_with_attributes_pubsub_accepts(tmp_
         # its group failed, every push of the group with it, on each redelivery
         ({"brands": tuple(f"brand{i}".ljust(64, "x") for i in range(16))}, "names 16 brands"),
         ({"lang": "en-" + "x" * 2000}, "'lang' is 2,003 characters long"),
+        ({"text": "\u200b\ufeff"}, "'text' must not be empty"),  # no visible character: scored as neutral
     ],
 )
 def test_a_bad_message_is_dead_lettered_and_its_neighbours_scored(tmp_path, bad, error) -> None:
