@@ -107,6 +107,11 @@ class ReplayCsv:
         self.header = tuple(name or f"Unnamed: {position}" for position, name in enumerate(names))
         self.columns: frozenset[str] = frozenset(self.header)
 
+    def padded(self, names: Iterable[str]) -> list[str]:
+        """The header's names that are one of `names` but for spaces around them (`id, text`: ' text')."""
+        wanted = set(names)
+        return sorted(name for name in self.columns if name != name.strip() and name.strip() in wanted)
+
     def header_problem(self, required: Sequence[str] = ()) -> str | None:
         """None when the header is readable, names each column once and has every `required` one, else why."""
         if self._unreadable is not None:
@@ -121,7 +126,7 @@ class ReplayCsv:
         if not absent:
             return None
         problem = f"missing column(s) {', '.join(absent)}; found {', '.join(sorted(self.columns))}"
-        padded = sorted(name for name in self.columns if name != name.strip() and name.strip() in absent)
+        padded = self.padded(absent)
         if padded:  # "id, created_at, text": a space after each comma is part of the next name
             problem += f" (names with spaces around them: {', '.join(map(repr, padded))}; remove the spaces)"
         return problem

@@ -160,6 +160,8 @@ def replay_rows(
         missing = csv_rows.header_problem(required)
         if missing:
             no_labels = oracle and "label" not in csv_rows.columns and bool(csv_rows.columns)
+            # a ' label' is no missing column but a padded name, and `missing` says so
+            no_labels = no_labels and not csv_rows.padded(["label"])
             hint = " (--oracle reads the labels from a 'label' column)" if no_labels else ""
             raise ReplayError(f"{path}: {missing}{hint}")
         reason_column = next((c for c in REASON_COLUMNS if c in csv_rows.columns), None) if oracle else None

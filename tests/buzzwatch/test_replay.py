@@ -265,3 +265,17 @@ def test_a_header_with_spaces_after_its_commas_says_so(tmp_path: Path) -> None:
         ReplayError, match=r"\(names with spaces around them: ' brand', ' created_at', ' text'; "
     ):
         read_rows(path, False, ReplaySummary())
+
+
+def test_oracle_names_a_padded_label_column_not_a_missing_one(tmp_path: Path) -> None:
+    """With ' label' the message ended "(--oracle reads the labels from a 'label' column)": it had one."""
+    path = tmp_path / "replay.csv"
+    row = "1,2026-11-25T21:00:00Z,@united late,united,negative\n"
+    path.write_text("id,created_at,text,brand, label\n" + row)
+    with pytest.raises(ReplayError) as padded:
+        read_rows(path, True, ReplaySummary())
+    assert str(padded.value).endswith("(names with spaces around them: ' label'; remove the spaces)")
+    path.write_text("id,created_at,text,brand,sentiment\n" + row)
+    with pytest.raises(ReplayError) as absent:
+        read_rows(path, True, ReplaySummary())
+    assert str(absent.value).endswith("(--oracle reads the labels from a 'label' column)")
