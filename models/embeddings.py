@@ -102,7 +102,8 @@ def _split_vector_line(line: str, dim: int, number: int, path: Path) -> tuple[st
     if not word:
         raise PretrainedFileError(f"{path}, line {number}: no word before the numbers")
     if spaces < dim or (spaces > dim and _is_number(word.rsplit(" ", 1)[-1])):
-        raise PretrainedFileError(f"{path}, line {number}: {spaces} numbers after the word, expected {dim}")
+        count = "1 number" if spaces == 1 else f"{spaces} numbers"
+        raise PretrainedFileError(f"{path}, line {number}: {count} after the word, expected {dim}")
     return word, line[cut + 1 :]
 
 

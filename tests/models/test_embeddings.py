@@ -117,6 +117,7 @@ def test_load_pretrained_reads_as_gensim_does(tmp_path):
             r"vectors\.txt, line 2: 2 numbers after the word, expected 3",
         ),
         ("the 0.1 0.2 0.3\ncat 0.4 0.5 0.6 0.7\n", r"line 2: 4 numbers after the word, expected 3"),
+        ("the 0.1 0.2 0.3\ncat 0.4\n", r"line 2: 1 number after the word, expected 3"),  # was "1 numbers"
         ("2 3\nthe 0.1 0.2 0.3 0.4\ncat 1 2 3\n", r"line 2: 4 numbers after the word, expected 3"),
         ("the 1 2 3\n" * 3 + "cat 0.4 x 0.5\n", r"line 4: 'x' is not a number"),
         ("the 1 2 3\ncat 0.4  0.5\n", r"line 2: '' is not a number"),
@@ -131,6 +132,7 @@ def test_load_pretrained_reads_as_gensim_does(tmp_path):
     ids=[
         "short",
         "long",
+        "one-number",
         "wider-than-header",
         "word",
         "empty-value",
