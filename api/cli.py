@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from buzzwatch.cli import listen_port, port_number, positive_count
-from buzzwatch.settings import http_url
+from buzzwatch.settings import DEFAULT_API_URL, http_url
 
 API_DIR = Path(__file__).resolve().parent
 REPO_ROOT = API_DIR.parent
@@ -23,7 +23,7 @@ def api_url(value: str) -> str:
     url = http_url(value)
     if url is None:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not an http(s) address such as http://127.0.0.1:8080 (from --api-url or "
+            f"{value!r} is not an http(s) address such as {DEFAULT_API_URL} (from --api-url or "
             "$BUZZWATCH_API_URL)"
         )
     return url
@@ -64,8 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ui.add_argument(
         "--api-url",
         type=api_url,
-        default=os.environ.get("BUZZWATCH_API_URL", "http://127.0.0.1:8080"),
-        help="base URL of the scoring API (default $BUZZWATCH_API_URL or http://127.0.0.1:8080)",
+        default=os.environ.get("BUZZWATCH_API_URL", DEFAULT_API_URL),
+        help=f"base URL of the scoring API (default $BUZZWATCH_API_URL or {DEFAULT_API_URL})",
     )
     ui.set_defaults(handler=run_ui)
 

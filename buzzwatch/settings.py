@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_URI = str(REPO_ROOT / "models" / "artifacts" / "champion")
+# Where `buzzwatch ui` and the app find the scoring API when BUZZWATCH_API_URL is unset: `buzzwatch api`'s.
+DEFAULT_API_URL = "http://127.0.0.1:8080"
 # How long creating the Pub/Sub topology waits for an answer (the library alone waits 600 s, silently).
 DEFAULT_PUBSUB_START_TIMEOUT_S = 30.0
 # LOG_LEVEL's values: the level names Python's logging knows (DEBUG, INFO, WARNING, ...), not NOTSET.

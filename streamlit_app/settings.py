@@ -7,10 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from buzzwatch.settings import CommonSettings, env_choice, env_float, env_int, env_str, env_url
+from buzzwatch.settings import (
+    DEFAULT_API_URL,
+    CommonSettings,
+    env_choice,
+    env_float,
+    env_int,
+    env_str,
+    env_url,
+)
 from buzzwatch.zones import brands_file
-
-DEFAULT_API_URL = "http://127.0.0.1:8080"
 
 
 @dataclass(frozen=True)

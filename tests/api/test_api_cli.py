@@ -12,6 +12,8 @@ import pytest
 from api.cli import gunicorn_options
 from api.server import ApiServer
 from buzzwatch.cli import build_parser, main
+from buzzwatch.settings import DEFAULT_API_URL
+from streamlit_app.settings import UiSettings
 from tests.support.commands import assert_a_missing_model_is_refused
 
 
@@ -41,6 +43,12 @@ def test_an_api_url_that_is_no_http_address_is_one_clear_error(
     assert build_parser().parse_args(["ui", "--api-url", "https://api.example.com/"]).api_url == (
         "https://api.example.com"
     )
+
+
+def test_ui_and_the_app_default_to_the_one_api_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The address was written in api/cli.py and in streamlit_app/settings.py: one could change alone."""
+    monkeypatch.delenv("BUZZWATCH_API_URL", raising=False)
+    assert build_parser().parse_args(["ui"]).api_url == UiSettings.from_env({}).api_url == DEFAULT_API_URL
 
 
 @pytest.mark.parametrize(("option", "value"), [("--threads", "0"), ("--threads", "-1"), ("--workers", "two")])
