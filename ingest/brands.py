@@ -86,16 +86,22 @@ class BrandBook:
             raise BrandConfigError(str(exc)) from exc
         if not tables:
             raise BrandConfigError(f"brands file {path}: no brand is configured (add a [[brand]] table)")
-        return cls.from_dicts(tables, source=str(path))
+        return cls._from_checked(tables, str(path))  # read_brand_tables made check_brand_tables' checks
 
     @classmethod
     def from_dicts(cls, entries: Iterable[dict[str, object]], source: str = "brands") -> BrandBook:
-        """Validate [[brand]] tables."""
+        """Validate [[brand]] tables: every reader's checks (`check_brand_tables`), then ingest's own."""
         entries = list(entries)
         try:
             check_brand_tables(entries, source)
         except SettingsError as exc:
             raise BrandConfigError(str(exc)) from exc
+        return cls._from_checked(entries, source)
+
+    @classmethod
+    def _from_checked(cls, entries: list[dict[str, object]], source: str) -> BrandBook:
+        """The brands of tables `check_brand_tables` passed, after ingest's own checks (X handles, a handle or
+        keyword, the stream rule's length)."""
         brands: list[Brand] = []
         for index, entry in enumerate(entries):
             name = str(entry["name"])

@@ -6,7 +6,9 @@ import csv
 
 import pytest
 
+from buzzwatch import zones
 from buzzwatch.settings import REPO_ROOT
+from ingest import brands as ingest_brands
 from ingest.brands import BrandBook, BrandConfigError
 
 
@@ -86,6 +88,25 @@ def test_text_attribution_agrees_with_the_airline_column_of_the_real_data(brands
 def test_bad_brand_config_is_refused_with_a_clear_message(entries, message):
     with pytest.raises(BrandConfigError, match=message):
         BrandBook.from_dicts(entries)
+
+
+def test_a_brands_file_is_checked_once_and_tables_given_directly_too(monkeypatch):
+    """BrandBook.load made every reader's checks twice: in read_brand_tables, then again in from_dicts."""
+    checked: list[str] = []
+    check = zones.check_brand_tables
+
+    def counted(tables, source):
+        checked.append(source)
+        check(tables, source)
+
+    monkeypatch.setattr(zones, "check_brand_tables", counted)
+    monkeypatch.setattr(ingest_brands, "check_brand_tables", counted)
+    path = REPO_ROOT / "config" / "brands.toml"
+    assert "united" in BrandBook.load(path).names
+    assert checked == [str(path)]
+    with pytest.raises(BrandConfigError, match="brand 'a' is configured twice"):
+        BrandBook.from_dicts([{"name": "a", "handles": ["x"]}] * 2)
+    assert checked == [str(path), "brands"]
 
 
 def test_a_missing_or_broken_file_names_itself(tmp_path):
