@@ -136,7 +136,8 @@ class ReplayCsv:
 
         A blank line is skipped; a row holding a byte that is not UTF-8 is unreadable, not read altered. A
         quote that opens a cell and is never closed makes its row unreadable (at the line it starts on) and
-        the lines after it rows again: the csv module had read them all into that cell.
+        the lines after it rows again: the csv module had read them all into that cell. So does one that a
+        later row's quoted text closes (`_joins_rows`): the csv module read the rows between into that cell.
         """
         width = len(self.header)
         lines = self._lines
@@ -158,6 +159,11 @@ class ReplayCsv:
                 lines.read_again_after_first(first_line)
                 continue
             line = lines.number
+            if len(lines.taken) > 1 and _joins_rows(lines.taken, self._records.dialect.delimiter, width):
+                joined = f"only line {line}'s quoted text closes, so lines {first_line}-{line} were one row"
+                yield CsvRow(first_line, {}, f'a quote (") opens a cell here that {joined}; {READ_ON}')
+                lines.read_again_after_first(first_line)
+                continue
             if _blank(cells):
                 continue
             if len(cells) > width:
@@ -217,6 +223,24 @@ class _RecordLines:
         self.taken = []
         self.number = first_line
         self.exhausted = False
+
+
+def _joins_rows(record: list[str], delimiter: str, width: int) -> bool:
+    """Whether a record over several lines is rows that a stray quote joined: each of its lines after the
+    first reads on its own as a whole row of the header's `width` (or a blank line), and the quote that ends
+    its cell is followed by more text, which the csv module takes unless strict (the opening quote of a later
+    row's quoted text, `5,...,"late again",united`). A text on several lines, quoted, passes the strict
+    reading; its last line holds the end of its text and the cells after it, not a row."""
+    for line in record[1:]:
+        cells = next(csv.reader([line], delimiter=delimiter), [])
+        if len(cells) != width and not _blank(cells):
+            return False
+    try:
+        for _ in csv.reader(record, delimiter=delimiter, strict=True):
+            pass
+    except csv.Error:
+        return True
+    return False
 
 
 def _blank(cells: list[str]) -> bool:

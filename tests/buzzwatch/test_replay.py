@@ -227,6 +227,47 @@ def test_a_quote_never_closed_in_a_large_file_loses_no_line_to_the_field_limit(t
     assert 'a quote (") opens a cell here that is never closed?' in problem[1]
 
 
+@pytest.mark.parametrize("closing", ['"late again"', '"late, again"'])
+def test_a_quote_that_a_later_rows_quoted_text_closes_skips_its_row_alone(
+    tmp_path: Path, closing: str
+) -> None:
+    """Such a quote joined the rows up to that text into its cell: 2 tweets lost in the text of a third (a
+    row of the header's width) or with it (a row of more fields than the header, named by its last line)."""
+    rows = [
+        "1,2026-11-25T21:00:01Z,@united fine,united",
+        '2,2026-11-25T21:00:02Z,"Worst airline ever,united',
+        "3,2026-11-25T21:00:03Z,@united lost my bag,united",
+        "4,2026-11-25T21:00:04Z,@united no crew,united",
+        f"5,2026-11-25T21:00:05Z,{closing},united",
+        "6,2026-11-25T21:00:06Z,@united ok,united",
+    ]
+    path = tmp_path / "replay.csv"
+    path.write_text("id,created_at,text,brand\n" + "\n".join(rows) + "\n")
+    summary, report = ReplaySummary(), InputReport()
+    replayed = read_rows(path, False, summary)
+    with replay_file_events(path, BrandBook.load(), report) as events:
+        published = list(events)
+    assert (
+        [row.tweet.id for row in replayed] == [event.id for event in published] == ["1", "3", "4", "5", "6"]
+    )
+    assert replayed[3].tweet.text == closing.strip('"')
+    assert (summary.rows_read, summary.skipped.count) == (report.read, report.bad) == (6, 1)
+    assert summary.skipped.reported == [
+        "line 3: a quote (\") opens a cell here that only line 6's quoted text closes, so lines 3-6 were one "
+        'row; the lines after this one are read on their own (quote the text, "" for a quote inside it)'
+    ]
+
+
+def test_a_quoted_text_on_lines_that_read_as_rows_stays_one_text(tmp_path: Path) -> None:
+    """A text on several lines whose last one, read alone, has the header's width is no stray quote."""
+    text = "@united three things:\nlate, rude, lost"
+    path = tmp_path / "replay.csv"
+    path.write_text(f'id,created_at,text,brand\n1,2026-11-25T21:00:01Z,"{text}",united\n')
+    summary = ReplaySummary()
+    assert [row.tweet.text for row in read_rows(path, False, summary)] == [text]
+    assert summary.skipped.count == 0
+
+
 def test_a_header_with_a_quote_never_closed_is_refused_saying_so(tmp_path: Path) -> None:
     path = tmp_path / "replay.csv"
     path.write_text('id,"created_at,text,brand\n1,2026-11-25T21:00:00Z,@united late,united\n')
