@@ -10,11 +10,11 @@ from typing import Any
 
 from api.validation import error_code
 from buzzwatch import __version__
-from buzzwatch.schema import LABELS
+from buzzwatch.schema import INVISIBLE_CLASS, LABELS
 
 API_KEY_SCHEME = "ApiKey"
 NO_NUL_PATTERN = "^[^\\u0000]*$"
-TEXT_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"  # not blank, no NUL
+TEXT_PATTERN = f"^[^\\u0000]*[^{INVISIBLE_CLASS}\\u0000][^\\u0000]*$"  # not blank (is_blank), no NUL
 # (?!\n): a Python validator's $ also matches before a final newline, which no prediction id has.
 PREDICTION_ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$(?!\\n)"
 BEARER_SCHEME = "Bearer"

@@ -200,10 +200,13 @@ def test_fuzz_post_routes_from_the_openapi_document(app: Flask, client: FlaskCli
         ("/v1/feedback", {"text": "late\x00again", "predicted_label": "negative"}),
         ("/v1/feedback", {"prediction_id": "abc\n"}),
         ("/v1/predict", {"text": "late\x00again"}),
+        ("/v1/predict", {"text": "\u200b\ufeff\U000e0041"}),  # no visible character: an empty text
+        ("/v1/feedback", {"text": "\u2060\ufe0f", "predicted_label": "negative"}),
     ],
 )
 def test_a_body_the_schema_refuses_is_a_400(app: Flask, client: FlaskClient, path: str, body: dict) -> None:
-    """Null where the schema wants a string, NUL characters, an id with a newline: refused by both."""
+    """Null where the schema wants a string, NUL characters, an id with a newline, a text of invisible
+    characters: refused by both."""
     if path == "/v1/feedback":
         body = {"label": "negative", **body}
     doc = app.extensions["buzzwatch"].openapi
