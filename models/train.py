@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from buzzwatch.cells import from_spreadsheet_cell
-from buzzwatch.schema import LABELS, TRUSTED_FEEDBACK_PROVENANCES
+from buzzwatch.schema import LABELS, TRUSTED_FEEDBACK_PROVENANCES, is_blank
 from buzzwatch.settings import REPO_ROOT, CommonSettings
 from models import tracking
 from models.text import NORMALISER_VERSION, normalise, tokenize
@@ -319,7 +319,8 @@ def read_extra_data(paths: tuple[Path, ...], include_untrusted: bool = False) ->
         bad = sorted(set(frame["label"]) - set(LABELS))
         if bad:
             raise ValueError(f"{path} has labels outside {LABELS}: {bad[:5]}")
-        frames.append(frame[frame["text"].str.strip() != ""][["text", "label"]].assign(source="feedback"))
+        visible = ~frame["text"].map(is_blank).astype(bool)  # bool even when the frame has no row
+        frames.append(frame.loc[visible, ["text", "label"]].assign(source="feedback"))
     return (
         pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["text", "label", "source"])
     )

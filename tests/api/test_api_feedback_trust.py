@@ -139,6 +139,17 @@ def test_training_refuses_a_feedback_export_without_provenance(tmp_path: Path) -
     assert len(read_extra_data((hand_labelled,))) == 1
 
 
+def test_training_leaves_out_a_feedback_text_with_no_visible_character(tmp_path: Path) -> None:
+    """The API took such a text as feedback before it refused it: it trained as a text with no token."""
+    from models.train import read_extra_data
+
+    feedback = tmp_path / "mine.csv"
+    feedback.write_text(
+        "text,label\nlove it,positive\n\u200b\u2060,negative\n \ufeff,neutral\n", encoding="utf-8"
+    )
+    assert read_extra_data((feedback,))["text"].tolist() == ["love it"]
+
+
 @pytest.fixture
 def limited_client(
     settings: ApiSettings, store: FeedbackStore, telemetry: LocalTelemetry, mailer: Mailer
