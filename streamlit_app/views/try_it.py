@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from buzzwatch.schema import is_blank
 from buzzwatch.tables import CsvError, frame_csv, read_string_csv
 from streamlit_app.client import ApiError
 from streamlit_app.common import answer_or_stop, require_api
@@ -33,7 +34,7 @@ with one_tweet:
         )
         submitted = st.form_submit_button("Score", type="primary")
     if submitted:
-        if not text.strip():
+        if is_blank(text):
             st.warning("Type or paste a tweet first.")
         else:
             try:

@@ -103,8 +103,10 @@ def test_try_it_thumbs_up_confirms_the_label(api_url: str, api_app: Flask) -> No
     ]
 
 
-def test_try_it_warns_on_an_empty_tweet(api_url: str) -> None:
+@pytest.mark.parametrize("text", ["", "\u200b\u2060"])  # no visible character: was the API's 400
+def test_try_it_warns_on_an_empty_tweet(api_url: str, text: str) -> None:
     page = _page("try_it").run()
+    page.text_area[0].input(text)
     page.button[0].click().run()
     assert "Type or paste a tweet" in page.warning[0].value
     assert not page.subheader
