@@ -31,6 +31,8 @@ class LstmConfig:
 
     lstm_units: int = 64
     pooling: str = "maxavg"  # "maxavg" (max + mean over time) or "attention"
+    conv_filters: int = 0  # a Conv1D (ReLU, width conv_width) over the tokens before the LSTM; 0 for none
+    conv_width: int = 3
     trainable_embeddings: bool = True
     spatial_dropout: float = 0.2
     dropout: float = 0.3
@@ -113,6 +115,9 @@ def build_model(
 ) -> keras.Model:
     """BiLSTM classifier initialised with the given (vocab_size, dim) embedding matrix.
 
+    With `config.conv_filters` a convolution over each token and its neighbours (CNN+LSTM) reads the
+    embedded tokens first and the LSTM reads its feature maps.
+
     With `valence` ((vocab_size, k), `models.lexicon.valence_table`) each token's frozen lexicon row joins
     its embedding after the spatial dropout: the LSTM reads both (one more lookup in the exported graph).
     With `negation_scope` N the table has a third column, the negator flag (`models.lexicon.negator_column`),
@@ -144,6 +149,10 @@ def build_model(
                 raise ValueError("a negation scope needs (positive, negative, negator) valence columns")
             token_valence = NegationScope(negation_scope, name="negation_scope")(token_valence)
         embedded = layers.Concatenate(name="embedding_and_valence")([embedded, token_valence])
+    if config.conv_filters:
+        embedded = layers.Conv1D(
+            config.conv_filters, config.conv_width, padding="same", activation="relu", name="conv"
+        )(embedded)
     sequence = layers.Bidirectional(layers.LSTM(config.lstm_units, return_sequences=True), name="bilstm")(
         embedded
     )

@@ -54,6 +54,7 @@ class Variant:
     distant_pretraining: bool = False
     pooling: str = "maxavg"
     lstm_units: int = 64
+    conv_filters: int = 0  # CNN+LSTM: a Conv1D of this many filters (width 3) before the LSTM; 0 for none
     learning_rate: float = 2e-3
     dropout: float = 0.3
     patience: int = 2
@@ -166,6 +167,10 @@ VARIANTS["ft-frozen-air5-distil-lexvocab-neglast2400"] = replace(
 # Issue 11's emoji lever: the champion's recipe with emoji valued by how annotators read tweets holding them.
 VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200-esr"] = replace(
     VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200"], emoji_ranking=True
+)
+# Issue 11's CNN+LSTM lever: the champion's recipe with 128 convolution filters (width 3) before the LSTM.
+VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200-cnn"] = replace(
+    VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200"], conv_filters=128
 )
 # The same two recipes over a pretrained GloVe or word2vec text file the user supplies (nothing is downloaded;
 # `buzzwatch train --embeddings-file FILE`): frozen as `ft-frozen-air5`, fine-tuned as `ft-tuned-air5`.
@@ -443,6 +448,7 @@ def lstm_config(variant: Variant, options: TrainOptions) -> Any:
 
     config = LstmConfig(
         lstm_units=variant.lstm_units,
+        conv_filters=variant.conv_filters,
         pooling=variant.pooling,
         learning_rate=variant.learning_rate,
         dropout=variant.dropout,
@@ -454,7 +460,9 @@ def lstm_config(variant: Variant, options: TrainOptions) -> Any:
         bucket_size=8,
     )
     if options.quick:
-        config = replace(config, lstm_units=8, epochs=1, batch_size=64)
+        config = replace(
+            config, lstm_units=8, conv_filters=min(config.conv_filters, 8), epochs=1, batch_size=64
+        )
     if options.epochs is not None:
         config = replace(config, epochs=options.epochs)
     return config
@@ -838,6 +846,7 @@ def train_variant(
                 "seed": options.seed,
                 "trainable_embeddings": variant.trainable_embeddings,
                 "lstm_units": config.lstm_units,
+                "conv_filters": config.conv_filters,
                 "pooling": config.pooling,
                 "best_epoch": monitor.best_epoch + 1,
                 "train_rows": len(late_ids),

@@ -115,3 +115,32 @@ def test_emoji_pretraining_trains_the_shared_layers_and_leaves_the_sentiment_hea
         np.array_equal(a, b) for a, b in zip(before["probabilities"], after["probabilities"], strict=True)
     )
     assert model.output_shape == (None, 3)
+
+
+def test_a_cnn_lstm_learns_and_its_artifact_scores_as_keras_did_whatever_the_batch(tmp_path):
+    from models.export import parity_gap
+    from models.predictor import Predictor
+    from models.text import tokenize
+    from models.vocab import Vocabulary
+    from tests.models.conftest import write_test_artifact
+
+    config = LstmConfig(
+        lstm_units=8, conv_filters=6, epochs=4, batch_size=32, learning_rate=1e-2, patience=4, bucket_size=8
+    )
+    train_ids, train_labels = _toy_data(600)
+    val_ids, val_labels = _toy_data(200, seed=1)
+    model = build_model(config, np.random.default_rng(0).normal(0, 0.1, (40, 8)).astype(np.float32))
+    conv = model.get_layer("conv")
+    assert conv.filters == 6 and conv.kernel_size == (3,) and conv.output.shape[-1] == 6
+    monitor = fit(model, train_ids, train_labels, val_ids, val_labels, config, verbose=0, log=lambda _: None)
+    assert monitor.best_score > 0.6
+    texts = ["the flight was late again", "great crew", "ok", "delayed delayed delayed and rude staff"]
+    vocab = Vocabulary.build([tokenize(text) for text in texts * 2], min_count=1)
+    text_model = build_model(
+        config, np.random.default_rng(1).normal(0, 0.3, (len(vocab), 8)).astype(np.float32)
+    )
+    write_test_artifact(tmp_path / "artifact", text_model, vocab, config)
+    predictor = Predictor(tmp_path / "artifact")
+    assert parity_gap(text_model, predictor, texts) < 1e-6
+    batched = predictor.predict_proba(texts * 3)
+    assert np.array_equal(batched, np.vstack([predictor.predict_proba([text]) for text in texts * 3]))
