@@ -197,13 +197,14 @@ def _without_control(value: str, key: str) -> str:
     return value
 
 
-def _require_str(payload: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
+def _require_str(payload: dict[str, Any], key: str) -> str:
+    """The field as a non-blank string (an integer id is taken as its digits)."""
     value = payload.get(key)
     if isinstance(value, int) and not isinstance(value, bool) and key == "id":
         value = str(value)
     if not isinstance(value, str):
         raise SchemaError(f"field {key!r} must be a string")
-    if not allow_empty and is_blank(value):
+    if is_blank(value):
         raise SchemaError(f"field {key!r} must not be empty")
     return _unicode(value, key)
 
