@@ -140,12 +140,14 @@ def brand_zones(path: Path | None = None) -> dict[str, ZoneInfo]:
     }
 
 
+def display_name(entry: Mapping[str, object]) -> str:
+    """The name a person knows a checked [[brand]] table's brand by: its `display_name`, else its id."""
+    return str(entry.get("display_name") or entry["name"])
+
+
 def brand_names(path: Path | None = None) -> dict[str, str]:
     """Brand id -> the name a person knows it by (`display_name` in the brands file, else the id)."""
-    return {
-        entry["name"]: str(entry.get("display_name") or entry["name"])
-        for entry in _brand_tables(path or brands_file())
-    }
+    return {str(entry["name"]): display_name(entry) for entry in _brand_tables(path or brands_file())}
 
 
 def slugify(value: str) -> str:

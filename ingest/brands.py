@@ -19,6 +19,7 @@ from buzzwatch.zones import (
     DEFAULT_ZONE,
     BrandIds,
     check_brand_tables,
+    display_name,
     parse_zone,
     read_brand_tables,
     split_brands,
@@ -112,11 +113,10 @@ class BrandBook:
                 raise BrandConfigError(f"{where} ({name}): not X handles: {bad_handles}")
             if not lists["handles"] and not lists["keywords"]:
                 raise BrandConfigError(f"{where} ({name}): give at least one handle or keyword")
-            display_name = str(entry.get("display_name") or name)
             zone = parse_zone(entry.get("timezone", DEFAULT_ZONE), where)
             brand = Brand(
                 name=name,
-                display_name=display_name,
+                display_name=display_name(entry),
                 handles=tuple(handle.lstrip("@") for handle in lists["handles"]),
                 keywords=lists["keywords"],
                 aliases=lists["aliases"],
