@@ -413,9 +413,30 @@ class _CachedModel:
         return self._probabilities[[self._row_of[text] for text in texts]]
 
 
-def replay(rows: list[ReplayRow], model: Any, reason_model: Any, out: Path) -> list[dict[str, Any]]:
-    """One replay as `buzzwatch replay` runs it (its detector, its engine): its alert lines, kept in `out`."""
-    detector = BuzzDetector(DetectorConfig.from_env(os.environ), reason_model=reason_model)
+def seed_brands_file(folder: Path) -> Path:
+    """A brands file naming each of the seed's brands with its time zone, as a user adding the brand would
+    (`timezone`: the fixed-offset zone of its day rhythm, "Etc/GMT-4" for UTC+4), written once."""
+    path = folder / "brands.toml"
+    if not path.exists():
+        tables = []
+        for brand in read_truth(folder).brands:
+            offset = int(brand["utc_offset"])
+            zone = f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+            tables.append(
+                f'[[brand]]\nname = "{brand_id(brand["name"])}"\ndisplay_name = "{brand["name"]}"\n'
+                f'timezone = "{zone}"\n'
+            )
+        path.write_text("\n".join(tables), encoding="utf-8")
+    return path
+
+
+def replay(
+    rows: list[ReplayRow], model: Any, reason_model: Any, out: Path, brands_file: Path | None = None
+) -> list[dict[str, Any]]:
+    """One replay as `buzzwatch replay` runs it (its detector, its engine): its alert lines, kept in `out`.
+    `brands_file`: the brands file whose time zones the detector reads (BUZZWATCH_BRANDS_FILE)."""
+    env = {**os.environ, "BUZZWATCH_BRANDS_FILE": str(brands_file)} if brands_file else os.environ
+    detector = BuzzDetector(DetectorConfig.from_env(env), reason_model=reason_model)
     with out.open("w", encoding="utf-8") as handle:
         run_replay(rows, detector, handle, ReplaySummary(), model=model)
     with out.open(encoding="utf-8") as handle:
@@ -541,10 +562,15 @@ def only_roles(truth: SeedTruth, roles: set[str]) -> SeedTruth:
 
 
 def run_seeds(
-    seeds: list[int], scorings: dict[str, Any], authors: bool = True, roles: set[str] | None = None
+    seeds: list[int],
+    scorings: dict[str, Any],
+    authors: bool = True,
+    roles: set[str] | None = None,
+    zones: bool = True,
 ) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """Replay every seed with every scoring (`load_scorings`); per-buzz and per-brand outcomes pooled per
-    column. With `roles`, only the brands of those roles are replayed (their alerts kept apart)."""
+    column. With `roles`, only the brands of those roles are replayed (their alerts kept apart). With
+    `zones`, the brands file gives each brand its time zone (`seed_brands_file`); without, none has one."""
     from models.reasons import ReasonClassifier
 
     pools = load_pools()
@@ -559,7 +585,8 @@ def run_seeds(
             all_rows = read_seed_rows(folder / "tweets.csv", model is None, authors)
             rows = [r for r in all_rows if not names.isdisjoint(r.tweet.brands)]
             out = _alerts_file(folder, f"{column} {'-'.join(sorted(roles))}" if roles else column)
-            alerts = replay(rows, _scorer(model, all_rows, folder), reason_model, out)
+            brands_file = seed_brands_file(folder) if zones else REPO_ROOT / "config" / "brands.toml"
+            alerts = replay(rows, _scorer(model, all_rows, folder), reason_model, out, brands_file)
             episodes, brands = evaluate([fired(a) for a in alerts], truth, seed)
             results[column][0].extend(episodes)
             results[column][1].extend(brands)
@@ -750,6 +777,11 @@ def main() -> None:
     )
     parser.add_argument("--no-authors", action="store_true", help="replay without the author column")
     parser.add_argument(
+        "--no-zones",
+        action="store_true",
+        help="the brands file gives the seeds' brands no time zone (default: each brand's own)",
+    )
+    parser.add_argument(
         "--roles", nargs="+", default=None, help="only the brands of these roles (e.g. quiet quiet_new_night)"
     )
     parser.add_argument(
@@ -791,7 +823,9 @@ def main() -> None:
         return
     started = time.perf_counter()
     roles = set(args.roles) if args.roles else None
-    results = run_seeds(seeds, load_scorings(modes, args.model_uri), not args.no_authors, roles)
+    results = run_seeds(
+        seeds, load_scorings(modes, args.model_uri), not args.no_authors, roles, not args.no_zones
+    )
     print(f"== seeds {seeds}: {time.perf_counter() - started:.0f} s ==")
     for line in report_table(results):
         print(line)

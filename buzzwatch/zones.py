@@ -140,6 +140,18 @@ def brand_zones(path: Path | None = None) -> dict[str, ZoneInfo]:
     }
 
 
+def configured_zones(path: Path | None = None) -> dict[str, str]:
+    """Brand id -> the IANA zone its table names, for the brands whose table names one (the detector's
+    day shape of a new brand follows it; a brand without one keeps the shipped day, see
+    `worker.detection.config`). Checked as `brand_zones` checks them."""
+    path = path or brands_file()
+    return {
+        str(entry["name"]): parse_zone(entry["timezone"], f"{path}: brand {entry['name']!r}").key
+        for entry in _brand_tables(path)
+        if "timezone" in entry
+    }
+
+
 def display_name(entry: Mapping[str, object]) -> str:
     """The name a person knows a checked [[brand]] table's brand by: its `display_name`, else its id."""
     return str(entry.get("display_name") or entry["name"])

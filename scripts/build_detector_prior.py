@@ -5,6 +5,10 @@
   that hour-of-day the week covers, divided by its mean, averaged over the airlines and smoothed with
   the neighbouring hours (a week is seven samples per hour). A new brand's expected volume follows this
   shape until its own hours of the day are learned, so its first morning is not a surge.
+- `local_day_shape`: the same in local hours, each airline's tweets on its own clock (the `timezone` of
+  its table in config/brands.toml: its main hub's zone). A brand whose table names its zone expects its
+  first days by this shape turned to its clock, so a brand in Paris or Tokyo is not expected at its
+  busiest in its night (`DetectorConfig.day_shape_at`).
 - `negative_share` and `share_prior_tweets`: a Beta prior for a brand's negative share matching how the
   share varies between real brands (the six airlines and the four brands of data/sanders; method of
   moments): its mean and its weight in tweets. Brands differ a lot (7% to 78% negative), so the weight is
@@ -22,14 +26,16 @@ import json
 import statistics
 import sys
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from buzzwatch.files import check_or_write  # noqa: E402 - the repository root is on the path first
 from buzzwatch.schema import parse_timestamp  # noqa: E402
+from buzzwatch.zones import DEFAULT_BRANDS_FILE, BrandIds, configured_zones  # noqa: E402
 from worker.detection.config import PRIOR_PATH  # noqa: E402
 
 AIRLINES = REPO_ROOT / "data" / "airline_us" / "train.csv"
@@ -43,20 +49,30 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list({row["id"]: row for row in csv.DictReader(handle)}.values())
 
 
-def day_shape(rows: list[dict[str, str]]) -> list[float]:
-    """Relative volume per UTC hour of the day (mean 1), pooled over brands and smoothed (see above)."""
+def airline_zones() -> dict[str, tzinfo]:
+    """Each airline of the data (as its `airline` column names it) -> the zone config/brands.toml gives it."""
+    ids, zones = BrandIds.load(DEFAULT_BRANDS_FILE), configured_zones(DEFAULT_BRANDS_FILE)
+    airlines = {row["airline"] for row in _rows(AIRLINES)}
+    return {airline: ZoneInfo(zones[ids.resolve(airline)]) for airline in sorted(airlines)}
+
+
+def day_shape(rows: list[dict[str, str]], zones: dict[str, tzinfo] | None = None) -> list[float]:
+    """Relative volume per hour of the day (mean 1), pooled over brands and smoothed (see above): by UTC
+    hour, or by each brand's local hour when `zones` gives each its zone."""
     times = {row["id"]: parse_timestamp(row["created_at"]) for row in rows}
     first, last = min(times.values()), max(times.values())
-    covered = Counter()  # how many hours of each hour-of-day the week spans
-    moment = first.replace(minute=0, second=0, microsecond=0)
-    while moment <= last:
-        covered[moment.hour] += 1
-        moment += timedelta(hours=1)
     counts: dict[str, Counter[int]] = defaultdict(Counter)
     for row in rows:
-        counts[row["airline"]][times[row["id"]].hour] += 1
+        zone = zones[row["airline"]] if zones else UTC
+        counts[row["airline"]][times[row["id"]].astimezone(zone).hour] += 1
     pooled = [0.0] * HOURS
-    for per_hour in counts.values():
+    for airline, per_hour in counts.items():
+        zone = zones[airline] if zones else UTC
+        covered = Counter()  # how many hours of each (local) hour-of-day the week spans
+        moment = first.replace(minute=0, second=0, microsecond=0)
+        while moment <= last:
+            covered[moment.astimezone(zone).hour] += 1
+            moment += timedelta(hours=1)
         rates = [per_hour[hour] / covered[hour] for hour in range(HOURS)]
         mean = sum(rates) / HOURS
         for hour in range(HOURS):
@@ -95,6 +111,7 @@ def build() -> dict[str, object]:
         "source": "scripts/build_detector_prior.py: data/airline_us (Feb 2015 week) and data/sanders",
         "built_from_tweets": len(airlines) + len(sanders),
         "day_shape": day_shape(airlines),
+        "local_day_shape": day_shape(airlines, airline_zones()),
         "negative_share": mean,
         "share_prior_tweets": weight,
         "brand_negative_shares": shares,

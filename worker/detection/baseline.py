@@ -194,6 +194,13 @@ class DayProfileBaseline:
     # The brand's first day (its first `learning_minutes` learned), clock hour by clock hour as learned
     # (decayed as `overall` is), kept while it learns; see `surges`
     first_day: dict[int, FirstDayHour] = field(default_factory=dict)
+    # Hours the brand's zone was ahead of UTC when it was first seen (None: no zone configured): its day
+    # shape, `shape`, is the shipped day turned to its clock (`DetectorConfig.day_shape_at`)
+    utc_offset: int | None = None
+    shape: tuple[float, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.shape = self.config.day_shape_at(self.utc_offset)
 
     def contribution(
         self,
@@ -226,7 +233,7 @@ class DayProfileBaseline:
         share_weight = weight * min(1.0, cap / total) if total else 0.0
         return Evidence(
             minutes=weight,
-            exposure=weight * cfg.day_shape[hour],
+            exposure=weight * self.shape[hour],
             volume=weight * min(total, cap),
             negative=share_weight * negative,
             total=share_weight * total,
@@ -271,7 +278,7 @@ class DayProfileBaseline:
         end = minute + minutes
         while minute < end and (self.first_day or self.minutes_seen < cfg.learning_minutes):
             hour = (minute // 60) % HOURS
-            self.learn(hour, Evidence(1.0, cfg.day_shape[hour]), 0.0, minute // 60)
+            self.learn(hour, Evidence(1.0, self.shape[hour]), 0.0, minute // 60)
             minute += 1
         volume_horizon = 60.0 * cfg.volume_horizon_days
         share_keep = 1.0 - 1.0 / (60.0 * cfg.share_horizon_days)
@@ -295,7 +302,7 @@ class DayProfileBaseline:
             added = (1.0 - decay) / (1.0 - overall_keep)  # sum of overall_keep^k, k < steps
             overall.scale(decay)
             overall.minutes += added
-            overall.exposure += added * cfg.day_shape[hour]
+            overall.exposure += added * self.shape[hour]
             self.minutes_seen += steps
             minute += steps
 
@@ -323,7 +330,7 @@ class DayProfileBaseline:
             learned_tweets, learned_minutes = seen.get(clock, (0.0, 0))
             seen[clock] = (learned_tweets + tweets, learned_minutes + minutes)
         rates = [
-            (tweets + 1.0) / (minutes * cfg.day_shape[clock % HOURS])
+            (tweets + 1.0) / (minutes * self.shape[clock % HOURS])
             for clock, (tweets, minutes) in seen.items()
             if minutes >= enough
         ]
@@ -333,7 +340,7 @@ class DayProfileBaseline:
         surge = cfg.first_day_surge_ratio * min(rates)
         for clock, hour in self.first_day.items():
             tweets, minutes = seen[clock]
-            if poisson_z(tweets, surge * minutes * cfg.day_shape[clock % HOURS]) >= cfg.first_day_surge_z:
+            if poisson_z(tweets, surge * minutes * self.shape[clock % HOURS]) >= cfg.first_day_surge_z:
                 left_out.add(hour.evidence, 1.0 - cfg.anomaly_weight)
         left_out.minutes = left_out.exposure = left_out.volume = 0.0  # only the share leaves them
         return left_out
@@ -407,7 +414,7 @@ class DayProfileBaseline:
         cfg = self.config
         bucket = self.hourly_volume[hour]
         prior_minutes = cfg.hour_prior_minutes
-        prior_rate = level.level * cfg.day_shape[hour]
+        prior_rate = level.level * self.shape[hour]
         shrunk = bucket.weight + prior_minutes
         rate = (bucket.weight * bucket.mean + prior_minutes * prior_rate) / shrunk
         rate_variance = (
@@ -443,6 +450,7 @@ class DayProfileBaseline:
             "minutes_seen": self.minutes_seen,
             "tweets_seen": self.tweets_seen,
             "first_day": [[clock, *hour.to_list()] for clock, hour in self.first_day.items()],
+            "utc_offset": self.utc_offset,
         }
 
     @classmethod
@@ -456,6 +464,7 @@ class DayProfileBaseline:
             minutes_seen=int(state["minutes_seen"]),
             tweets_seen=float(state["tweets_seen"]),
             first_day={int(row[0]): FirstDayHour.from_row(row[1:]) for row in state.get("first_day", ())},
+            utc_offset=state.get("utc_offset"),  # saved before zones: None, the shipped day
         )
 
 

@@ -7,12 +7,13 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from buzzwatch.settings import SettingsError, env_float, env_int, env_str
-from buzzwatch.zones import BRAND_ID
+from buzzwatch.zones import BRAND_ID, brands_file, configured_zones, parse_zone
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,11 @@ class DetectorConfig:
     share_prior: float = field(default_factory=lambda: float(load_prior()["negative_share"]))
     share_prior_tweets: float = field(default_factory=lambda: float(load_prior()["share_prior_tweets"]))
     day_shape: tuple[float, ...] = field(default_factory=lambda: tuple(load_prior()["day_shape"]))
+    # The same day in the brands' local hours: a brand whose table in the brands file names its
+    # `timezone` expects its first days' volume by its own clock (its night quiet, its morning rising);
+    # a brand without one keeps `day_shape` (by UTC hour, the shape of US brands' audiences).
+    local_day_shape: tuple[float, ...] = field(default_factory=lambda: tuple(load_prior()["local_day_shape"]))
+    brand_zones: Mapping[str, str] = field(default_factory=dict)  # brand id -> IANA zone (brands file)
     volume_prior_tweets: float = 1.0  # the volume prior: this many tweets in one minute (vague)
     local_level_minutes: float = 30.0  # the learned level weighs as this many minutes at most, see baseline
     learning_minutes: int = 1440  # a brand is "learning" until it has been seen this many minutes
@@ -179,8 +185,12 @@ class DetectorConfig:
             raise SettingsError("lateness_tolerance_s must not be negative")
         if not 0 <= self.tick_seconds <= 60:
             raise SettingsError("tick_seconds must be between 0 (no ticks) and 60")
-        if len(self.day_shape) != 24 or min(self.day_shape) <= 0:
-            raise SettingsError("day_shape must hold 24 positive relative volumes")
+        for name in ("day_shape", "local_day_shape"):
+            shape = getattr(self, name)
+            if len(shape) != 24 or min(shape) <= 0:
+                raise SettingsError(f"{name} must hold 24 positive relative volumes")
+        for brand, zone in self.brand_zones.items():
+            parse_zone(zone, f"the time zone of brand {brand!r}")
         known = {f.name for f in fields(BrandParams)} | RETIRED_SETTINGS
         for brand, override in self.brand_overrides.items():
             unknown = set(override) - known
@@ -200,12 +210,31 @@ class DetectorConfig:
         _warn_retired(override, f"brand {brand!r}")
         return replace(self.defaults, **_typed_override(self.defaults, override, brand))
 
+    def utc_offset_of(self, brand: str, minute: int) -> int | None:
+        """Whole hours the brand's zone is ahead of UTC at that minute (minutes since the epoch; a zone
+        half an hour off rounds up), or None for a brand without a configured zone."""
+        zone = self.brand_zones.get(brand)
+        if zone is None:
+            return None
+        moment = datetime.fromtimestamp(minute * 60, UTC)
+        offset = parse_zone(zone, f"the time zone of brand {brand!r}").utcoffset(moment)
+        return math.floor(offset.total_seconds() / 3600 + 0.5) if offset is not None else 0
+
+    def day_shape_at(self, utc_offset: int | None) -> tuple[float, ...]:
+        """The relative volume of each UTC hour of the day for a brand that many hours ahead of UTC:
+        `local_day_shape` turned to its clock; `day_shape` when its zone is not known (None)."""
+        if utc_offset is None:
+            return self.day_shape
+        return tuple(self.local_day_shape[(hour + utc_offset) % 24] for hour in range(24))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored inside the detector state)."""
         payload = asdict(self)
         payload["windows_minutes"] = list(self.windows_minutes)
         payload["quiet_windows_minutes"] = list(self.quiet_windows_minutes)
         payload["day_shape"] = list(self.day_shape)
+        payload["local_day_shape"] = list(self.local_day_shape)
+        payload["brand_zones"] = dict(self.brand_zones)
         payload["brand_overrides"] = {b: dict(o) for b, o in self.brand_overrides.items()}
         return payload
 
@@ -223,8 +252,9 @@ class DetectorConfig:
             values["quiet_windows_minutes"] = tuple(int(w) for w in values["quiet_windows_minutes"])
         elif "windows_minutes" in values:  # saved before quiet windows: every window was every brand's
             values["quiet_windows_minutes"] = ()
-        if "day_shape" in values:
-            values["day_shape"] = tuple(float(v) for v in values["day_shape"])
+        for name in ("day_shape", "local_day_shape"):
+            if name in values:
+                values[name] = tuple(float(v) for v in values[name])
         if "defaults" in values and isinstance(values["defaults"], Mapping):
             _warn_retired(values["defaults"], "a saved state")
             values["defaults"] = BrandParams(
@@ -235,6 +265,7 @@ class DetectorConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DetectorConfig:
         """Build from BUZZWATCH_DETECTOR_* variables; BUZZWATCH_DETECTOR_BRANDS is a JSON object of overrides.
+        The brands' time zones come from the brands file (BUZZWATCH_BRANDS_FILE or config/brands.toml).
 
         Example: BUZZWATCH_DETECTOR_BRANDS='{"united": {"fire_score": 6, "min_negatives": 10}}'.
         """
@@ -289,6 +320,7 @@ class DetectorConfig:
             tick_seconds=env_float(env, "BUZZWATCH_DETECTOR_TICK_S", cls.tick_seconds),
             defaults=defaults,
             brand_overrides=overrides,
+            brand_zones=configured_zones(brands_file(env)),
         )
 
 

@@ -420,7 +420,7 @@ class BuzzDetector:
         state = BrandState(
             brand=brand,
             first_minute=minute,
-            baseline=DayProfileBaseline(self.config),
+            baseline=DayProfileBaseline(self.config, utc_offset=self.config.utc_offset_of(brand, minute)),
             sums=[WindowSums() for _ in self._windows],
             inside=[Evidence() for _ in self._windows],
             reference=deque(maxlen=self.config.reference_size),

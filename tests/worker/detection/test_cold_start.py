@@ -223,7 +223,11 @@ def test_the_state_stays_bounded_for_a_busy_brand() -> None:
 
 def test_the_shipped_prior_is_what_its_script_builds() -> None:
     prior = load_prior()
-    assert len(prior["day_shape"]) == 24 and sum(prior["day_shape"]) == pytest.approx(24, abs=0.01)
+    for shape in (prior["day_shape"], prior["local_day_shape"]):
+        assert len(shape) == 24 and sum(shape) == pytest.approx(24, abs=0.01)
+    # by the airlines' own clocks their quietest hours are 2-5 AM and their busiest the afternoon
+    local = prior["local_day_shape"]
+    assert 2 <= local.index(min(local)) <= 5 and 11 <= local.index(max(local)) <= 17
     assert 0.1 < prior["negative_share"] < 0.7 and 0 < prior["share_prior_tweets"] < 20
     assert DetectorConfig().share_prior == prior["negative_share"]
     script = REPO_ROOT / "scripts" / "build_detector_prior.py"

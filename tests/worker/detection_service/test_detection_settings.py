@@ -7,12 +7,17 @@ from pathlib import Path
 import pytest
 
 from buzzwatch.settings import SettingsError
+from buzzwatch.zones import configured_zones
+from worker.detection import DetectorConfig
 from worker.detection_service.settings import DetectionSettings
 
 
 def test_the_defaults_are_the_documented_ones() -> None:
     settings = DetectionSettings.from_env({})
-    assert settings == DetectionSettings(brands_file=settings.brands_file)  # from_env adds nothing of its own
+    # from_env adds nothing of its own; the detector reads the brands' time zones from the brands file
+    zones = DetectorConfig(brand_zones=configured_zones(settings.brands_file))
+    assert settings == DetectionSettings(brands_file=settings.brands_file, detector=zones)
+    assert settings.detector.brand_zones["airparadis"] == "Europe/Paris"
     assert (settings.checkpoint_interval_s, settings.checkpoint_max_messages) == (2.0, 2000)  # README
     assert (settings.seen_retention_days, settings.reset_state) == (14.0, False)
     assert (settings.health_port, settings.health_host, settings.owned_partitions) == (

@@ -1,0 +1,127 @@
+"""A brand's time zone (its `timezone` in the brands file) turns the shipped day to its clock: a new brand
+expects its night quiet and its afternoon busy in its own hours; a brand without one keeps the shipped
+day; the clock a brand was first seen with survives a restart."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from buzzwatch.settings import SettingsError
+from tests.support.streams import START, in_order, run, scored, simple_tokenize
+from worker.detection import BuzzDetector, DetectorConfig
+from worker.detection.baseline import DayProfileBaseline
+
+
+def minute_of(moment: datetime) -> int:
+    return int(moment.timestamp() // 60)
+
+
+def test_a_brand_without_a_zone_keeps_the_shipped_day() -> None:
+    config = DetectorConfig(brand_zones={"tokyo-air": "Asia/Tokyo"})
+    assert config.utc_offset_of("acme", minute_of(START)) is None
+    assert config.day_shape_at(None) == config.day_shape
+    assert DayProfileBaseline(config).shape == config.day_shape
+
+
+@pytest.mark.parametrize(
+    ("zone", "moment", "offset"),
+    [
+        ("Europe/Paris", datetime(2026, 1, 5, 12, tzinfo=UTC), 1),
+        ("Europe/Paris", datetime(2026, 7, 6, 12, tzinfo=UTC), 2),  # summer time
+        ("Asia/Tokyo", datetime(2026, 1, 5, 12, tzinfo=UTC), 9),
+        ("America/Los_Angeles", datetime(2026, 1, 5, 12, tzinfo=UTC), -8),
+        ("Asia/Kolkata", datetime(2026, 1, 5, 12, tzinfo=UTC), 6),  # +5:30 rounds up
+        ("America/St_Johns", datetime(2026, 1, 5, 12, tzinfo=UTC), -3),  # -3:30 rounds up too
+        ("Etc/GMT+8", datetime(2026, 1, 5, 12, tzinfo=UTC), -8),  # the POSIX sign: 8 hours behind
+    ],
+)
+def test_the_day_turns_to_the_brands_clock(zone: str, moment: datetime, offset: int) -> None:
+    config = DetectorConfig(brand_zones={"brand": zone})
+    assert config.utc_offset_of("brand", minute_of(moment)) == offset
+    shape = config.day_shape_at(offset)
+    local = config.local_day_shape
+    for utc_hour in range(24):
+        assert shape[utc_hour] == local[(utc_hour + offset) % 24]
+    # its quietest UTC hour is its local small hours, wherever it is
+    assert shape.index(min(shape)) == (local.index(min(local)) - offset) % 24
+
+
+def test_the_zones_come_from_the_brands_file(tmp_path: Path) -> None:
+    brands = tmp_path / "brands.toml"
+    brands.write_text(
+        '[[brand]]\nname = "tokyo-air"\ntimezone = "Asia/Tokyo"\n\n[[brand]]\nname = "nowhere"\n',
+        encoding="utf-8",
+    )
+    config = DetectorConfig.from_env({"BUZZWATCH_BRANDS_FILE": str(brands)})
+    assert config.brand_zones == {"tokyo-air": "Asia/Tokyo"}  # a brand without one keeps the shipped day
+    # the shipped brands file gives the US airlines their hubs' zones
+    shipped = DetectorConfig.from_env({})
+    assert shipped.brand_zones["united"] == "America/Chicago"
+    assert shipped.brand_zones["airparadis"] == "Europe/Paris"
+    brands.write_text('[[brand]]\nname = "tokyo-air"\ntimezone = "Asia/Tokio"\n', encoding="utf-8")
+    with pytest.raises(
+        SettingsError, match=r"brands.toml: brand #1 \(tokyo-air\): unknown time zone 'Asia/Tokio'"
+    ):
+        DetectorConfig.from_env({"BUZZWATCH_BRANDS_FILE": str(brands)})
+    with pytest.raises(SettingsError, match="the time zone of brand 'acme'"):
+        DetectorConfig(brand_zones={"acme": "Mars/Olympus"})
+
+
+def test_a_new_brand_expects_its_own_night_quiet() -> None:
+    """Tokyo's 03:00 is 18:00 UTC, the shipped day's (US) afternoon: a new brand there expects a fraction
+    of what a brand without a zone does in that hour, and more at its own afternoon (05:00 UTC)."""
+    zoned = DayProfileBaseline(DetectorConfig(), utc_offset=9)
+    plain = DayProfileBaseline(DetectorConfig())
+    night, afternoon = 18, 5
+    assert zoned.expect(night).rate < 0.4 * plain.expect(night).rate
+    assert zoned.expect(afternoon).rate > 2.0 * plain.expect(afternoon).rate
+
+
+def _quiet_night_brand(start: datetime) -> list:
+    """A brand at about 0.2 tweets a minute (a tweet every 5 minutes, a quarter negative) from `start`,
+    then from its 40th minute a bad buzz: a negative tweet every 90 seconds for an hour."""
+    labels = ("negative", "neutral", "positive", "neutral")
+    tweets = [
+        scored(f"n{i}", start + timedelta(minutes=5 * i + 2), labels[i % 4], f"ordinary words {i}")
+        for i in range(72)
+    ]
+    buzz = start + timedelta(minutes=40)
+    tweets += [
+        scored(f"b{i}", buzz + timedelta(seconds=90 * i + 7), "negative", f"lost my bags again {i}")
+        for i in range(40)
+    ]
+    return in_order(tweets)
+
+
+def test_a_quiet_brand_added_in_its_night_alerts_sooner_on_its_own_clock() -> None:
+    """Added at 23:00 in Tokyo (14:00 UTC): by the shipped day its night is the US morning rush, so the
+    prior expects several times its tweets and the buzz must outgrow that; on its own clock it does not."""
+    start = datetime(2026, 1, 5, 14, tzinfo=UTC)
+    tweets = _quiet_night_brand(start)
+    plain = run(BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize), tweets)
+    zoned_detector = BuzzDetector(DetectorConfig(brand_zones={"acme": "Asia/Tokyo"}), simple_tokenize)
+    zoned = run(zoned_detector, tweets)
+    zoned_new = [a for a in zoned if a.kind == "new"]
+    assert zoned_new, "the buzz on its own clock is alerted"
+    plain_new = [a for a in plain if a.kind == "new"]
+    assert not plain_new or zoned_new[0].fired_at <= plain_new[0].fired_at - timedelta(minutes=5)
+
+
+def test_a_restart_keeps_the_clock_a_brand_was_first_seen_with() -> None:
+    config = DetectorConfig(brand_zones={"acme": "Asia/Tokyo"})
+    detector = BuzzDetector(config, tokenizer=simple_tokenize)
+    run(detector, _quiet_night_brand(START)[:20], flush=False)
+    state = json.loads(json.dumps(detector.state_dict()))
+    assert state["brands"]["acme"]["baseline"]["utc_offset"] == 9
+    # the zone moved in the brands file since: the brand keeps its first clock, its baseline's hours
+    moved = DetectorConfig(brand_zones={"acme": "Europe/Paris"})
+    resumed = BuzzDetector.from_state(state, simple_tokenize, config=moved)
+    assert resumed._brands["acme"].baseline.shape == config.day_shape_at(9)
+    # a state saved before zones: its brands keep the shipped day
+    del state["brands"]["acme"]["baseline"]["utc_offset"]
+    older = BuzzDetector.from_state(state, simple_tokenize)
+    assert older._brands["acme"].baseline.shape == config.day_shape
