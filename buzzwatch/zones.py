@@ -20,7 +20,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from buzzwatch.schema import MAX_BRAND_CHARS
+from buzzwatch.schema import CONTROL_CHARACTER, MAX_BRAND_CHARS
 from buzzwatch.settings import REPO_ROOT, SettingsError, env_str
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,9 @@ def read_brand_tables(path: Path) -> list[dict[str, object]]:
 def check_brand_tables(tables: Iterable[Mapping[str, object]], source: str) -> None:
     """The checks every reader of a brands file makes (replay, detect, ingest, the app), so that a file one
     accepts no other refuses: each `name` a brand id (at most MAX_BRAND_CHARS), never twice; `timezone` an
-    IANA zone; `display_name` one line of text; `handles`, `keywords`, `aliases` lists of non-empty strings.
-    A SettingsError names `source` and the brand. (Ingest adds its own: X handles, a stream rule.)"""
+    IANA zone; `display_name` a string and `handles`, `keywords`, `aliases` lists of non-empty strings, none
+    holding a control character. A SettingsError names `source`, the brand and the field. (Ingest adds its
+    own: X handles, a stream rule.)"""
     seen: set[str] = set()
     for index, entry in enumerate(tables):
         where = f"{source}: brand #{index + 1}"
@@ -109,14 +110,23 @@ def check_brand_tables(tables: Iterable[Mapping[str, object]], source: str) -> N
             value = entry.get(key, [])
             if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
                 raise SettingsError(f"{where}: {key!r} must be a list of non-empty strings")
+            for item in value:
+                _refuse_control(item, f"{where}: {key!r} item")
         parse_zone(entry.get("timezone", DEFAULT_ZONE), where)
         shown = entry.get("display_name", name)
         if not isinstance(shown, str):
             raise SettingsError(f"{where}: 'display_name' must be a string")
-        if "\n" in shown or "\r" in shown:
-            # it titles the brand's alert mails, and a mail subject may not break a line (each alert's
-            # mail failed to build, and the alert was never sent)
-            raise SettingsError(f"{where}: 'display_name' {shown!r} must be one line")
+        _refuse_control(shown, f"{where}: 'display_name'")
+
+
+def _refuse_control(value: str, field: str) -> None:
+    """SettingsError naming `field` when `value` holds a control character (the schema's CONTROL_CHARACTER,
+    which no tweet's brand holds either). A display name titles the brand's alert mails, whose subject may
+    not break a line (each mail failed to build, the alert was never sent); handles and keywords make its X
+    stream rule (a handle `united` and a line break passed ingest's X-handle check and broke the rule)."""
+    found = CONTROL_CHARACTER.search(value)
+    if found is not None:
+        raise SettingsError(f"{field} {value!r} holds a control character ({found.group()!r}); remove it")
 
 
 def _brand_tables(path: Path) -> list[dict[str, object]]:

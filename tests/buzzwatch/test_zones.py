@@ -43,7 +43,8 @@ def test_a_display_name_on_two_lines_stops_the_readers_of_names(tmp_path: Path) 
     )
     for read in (brand_zones, brand_names, BrandIds.load):
         with pytest.raises(
-            SettingsError, match=r"brand #1 \(united\): 'display_name' 'United\\nAirlines' must be one line"
+            SettingsError,
+            match=r"brand #1 \(united\): 'display_name' 'United\\nAirlines' holds a control character",
         ):
             read(path)
 
@@ -64,13 +65,44 @@ UNITED = 'name = "united"\nhandles = ["united"]\n'
             r"brand #1 \(united\): 'aliases' must be a list of non-empty strings",
         ),
         ([UNITED + "display_name = 7\n"], r"brand #1 \(united\): 'display_name' must be a string"),
+        (
+            [UNITED + 'display_name = "United\\tAirlines"\n'],
+            r"brand #1 \(united\): 'display_name' 'United\\tAirlines' holds a control character \('\\t'\)",
+        ),
+        (
+            ['name = "united"\nhandles = ["united\\n"]\n'],
+            r"brand #1 \(united\): 'handles' item 'united\\n' holds a control character \('\\n'\)",
+        ),
+        (
+            [UNITED + 'keywords = ["late\\u0000flight"]\n'],
+            r"brand #1 \(united\): 'keywords' item 'late\\x00flight' holds a control character",
+        ),
+        (
+            [UNITED + 'aliases = ["U\\u001bA"]\n'],
+            r"brand #1 \(united\): 'aliases' item 'U\\x1bA' holds a control character \('\\x1b'\)",
+        ),
     ],
-    ids=["twice", "zone", "no-name", "name-not-an-id", "name-too-long", "aliases", "display-name"],
+    ids=[
+        "twice",
+        "zone",
+        "no-name",
+        "name-not-an-id",
+        "name-too-long",
+        "aliases",
+        "display-name",
+        "display-name-tab",
+        "handle-line-break",
+        "keyword-nul",
+        "alias-escape",
+    ],
 )
 def test_every_reader_refuses_what_ingest_refuses(tmp_path: Path, tables: list[str], message: str) -> None:
     """`buzzwatch replay` and `detect` took a brand configured twice (the first spelling's, the last zone),
     an unknown zone (replay) and a table without a name (skipped) that `ingest` refused: one check now
-    (`buzzwatch.zones.check_brand_tables`; ingest's own tests hold its messages)."""
+    (`buzzwatch.zones.check_brand_tables`; ingest's own tests hold its messages). Of the control
+    characters, a display name was refused only a line break (a tab, a NUL titled the alert mails), and a
+    handle, keyword or alias none: `united` and a line break passed ingest's X-handle check into the
+    stream rule."""
     path = tmp_path / "brands.toml"
     path.write_text("".join(f"[[brand]]\n{table}" for table in tables))
     for read in (brand_zones, brand_names, BrandIds.load):

@@ -79,6 +79,9 @@ def test_text_attribution_agrees_with_the_airline_column_of_the_real_data(brands
         ([{"name": "a", "handles": ["x"]}, {"name": "a", "handles": ["y"]}], "configured twice"),
         ([{"name": "a", "handles": "x"}], "list of non-empty strings"),
         ([{"name": "a", "handles": ["not a handle"]}], "not X handles"),
+        # `$` matched before the line break: the handle passed, and broke the stream rule
+        ([{"name": "a", "handles": ["x\n"]}], r"'handles' item 'x\\n' holds a control character"),
+        ([{"name": "a", "keywords": ["late\tflight"]}], r"'keywords' item 'late\\tflight' holds a control"),
         ([{"name": "a"}], "at least one handle or keyword"),
         ([{"name": "a", "keywords": ["word"] * 100}], "longer than 512"),
         ([{"name": "a", "handles": ["x"], "timezone": "Paris"}], "unknown time zone 'Paris'"),
