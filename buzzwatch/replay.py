@@ -140,6 +140,7 @@ class ReplayCsv:
         later row's quoted text closes (`_joins_rows`): the csv module read the rows between into that cell.
         """
         width = len(self.header)
+        widths = {width}  # a row's: the header's, or one a row had (rows that leave out trailing cells)
         lines = self._lines
         while True:
             first_line = lines.start_record()
@@ -159,7 +160,7 @@ class ReplayCsv:
                 lines.read_again_after_first(first_line)
                 continue
             line = lines.number
-            if len(lines.taken) > 1 and _joins_rows(lines.taken, self._records.dialect.delimiter, width):
+            if len(lines.taken) > 1 and _joins_rows(lines.taken, self._records.dialect.delimiter, widths):
                 joined = f"only line {line}'s quoted text closes, so lines {first_line}-{line} were one row"
                 yield CsvRow(first_line, {}, f'a quote (") opens a cell here that {joined}; {READ_ON}')
                 lines.read_again_after_first(first_line)
@@ -174,6 +175,7 @@ class ReplayCsv:
                 yield CsvRow(line, {}, problem)
                 continue
             named = zip(self.header, cells, strict=False)  # a short row: its missing cells are empty
+            widths.add(len(cells))
             yield CsvRow(line, {name: value for name, value in named if value})
 
 
@@ -225,15 +227,17 @@ class _RecordLines:
         self.exhausted = False
 
 
-def _joins_rows(record: list[str], delimiter: str, width: int) -> bool:
+def _joins_rows(record: list[str], delimiter: str, widths: set[int]) -> bool:
     """Whether a record over several lines is rows that a stray quote joined: each of its lines after the
-    first reads on its own as a whole row of the header's `width` (or a blank line), and the quote that ends
-    its cell is followed by more text, which the csv module takes unless strict (the opening quote of a later
-    row's quoted text, `5,...,"late again",united`). A text on several lines, quoted, passes the strict
-    reading; its last line holds the end of its text and the cells after it, not a row."""
+    first reads on its own as a whole row, as many cells as one of `widths` (or a blank line), and the quote
+    that ends its cell is followed by more text, which the csv module takes unless strict (the opening quote
+    of a later row's quoted text, `5,...,"late again",united`). A text on several lines, quoted, passes the
+    strict reading; its last line holds the end of its text and the cells after it, not a row. So does a
+    stray quote that a later row's text closes before a comma (`6,...,oops",united`): that file is valid
+    CSV, a text over those lines (so Python's strict reader and pandas read it), and is read so."""
     for line in record[1:]:
         cells = next(csv.reader([line], delimiter=delimiter), [])
-        if len(cells) != width and not _blank(cells):
+        if len(cells) not in widths and not _blank(cells):
             return False
     try:
         for _ in csv.reader(record, delimiter=delimiter, strict=True):

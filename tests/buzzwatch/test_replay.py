@@ -228,11 +228,14 @@ def test_a_quote_never_closed_in_a_large_file_loses_no_line_to_the_field_limit(t
 
 
 @pytest.mark.parametrize("closing", ['"late again"', '"late, again"'])
+@pytest.mark.parametrize("header", ["id,created_at,text,brand", "id,created_at,text,brand,lang"])
 def test_a_quote_that_a_later_rows_quoted_text_closes_skips_its_row_alone(
-    tmp_path: Path, closing: str
+    tmp_path: Path, closing: str, header: str
 ) -> None:
     """Such a quote joined the rows up to that text into its cell: 2 tweets lost in the text of a third (a
-    row of the header's width) or with it (a row of more fields than the header, named by its last line)."""
+    row of the header's width) or with it (a row of more fields than the header, named by its last line).
+    Where the rows leave out a cell the header names (`lang`), no line read as a row of the header's width,
+    and they still joined, nothing said: a row's width is now the header's or one the file's rows had."""
     rows = [
         "1,2026-11-25T21:00:01Z,@united fine,united",
         '2,2026-11-25T21:00:02Z,"Worst airline ever,united',
@@ -242,7 +245,7 @@ def test_a_quote_that_a_later_rows_quoted_text_closes_skips_its_row_alone(
         "6,2026-11-25T21:00:06Z,@united ok,united",
     ]
     path = tmp_path / "replay.csv"
-    path.write_text("id,created_at,text,brand\n" + "\n".join(rows) + "\n")
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
     summary, report = ReplaySummary(), InputReport()
     replayed = read_rows(path, False, summary)
     with replay_file_events(path, BrandBook.load(), report) as events:
