@@ -167,6 +167,11 @@ class DetectorConfig:
     samples: int = 5
     # an event-time jump longer than this skips ahead: only its last max_gap_minutes are learned (as silence)
     max_gap_minutes: int = 10080
+    # A brand not seen yet whose older tweets come first (its history: the recent-search source's first
+    # poll fetches its newest 2,000 over up to 7 days) learns from up to this many of them, its newest;
+    # at most history_max_brands brands wait with a history at once (memory: about 1.5 KB a tweet)
+    history_max_tweets: int = 5000
+    history_max_brands: int = 10
 
     def __post_init__(self) -> None:
         if not self.windows_minutes or min(self.windows_minutes) < 1:
@@ -181,8 +186,9 @@ class DetectorConfig:
             raise SettingsError(
                 "every brand needs a window: quiet_windows_minutes holds all of windows_minutes"
             )
-        if self.lateness_tolerance_s < 0:
-            raise SettingsError("lateness_tolerance_s must not be negative")
+        for name in ("lateness_tolerance_s", "history_max_tweets", "history_max_brands"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must not be negative")
         if not 0 <= self.tick_seconds <= 60:
             raise SettingsError("tick_seconds must be between 0 (no ticks) and 60")
         for name in ("day_shape", "local_day_shape"):

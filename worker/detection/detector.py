@@ -24,6 +24,11 @@ How it works (the README explains the why):
   below) is taken against the tweets held when it arrives. A fresh detector starts at its earliest tweet
   minus the tolerance, and moves that start back for an earlier tweet until a brand has closed a minute,
   so a stream that starts out of order loses none of its first tweets.
+- A brand not seen yet is the exception: its late tweets (within `max_gap_minutes`; the recent-search
+  source's first poll brings up to 7 days of a new brand, oldest first) wait as its history, up to
+  `history_max_tweets` (its newest) for up to `history_max_brands` brands at once, counted in
+  `stats["history"]`; at its first live tweet a detector of its own replays them and the brand starts
+  from that state, its past learned, its past buzzes neither alerted nor open (`_from_history`).
 - At each closed minute, for each window (3, 5, 15, 60 minutes, and 30 for a quiet brand, one seen a
   day whose mean rate is under `thin_rate_per_minute`: `quiet_windows_minutes`) ending there: the
   negative count is tested against the expected negatives (Poisson, signed-root deviance) and the
@@ -202,6 +207,9 @@ class BuzzDetector:
         self._max_ts: float | None = None
         self._changed: set[str] = set()  # brands given tweets since their last save (`changed_brands`)
         self._saved_at: dict[str, int] = {}  # each brand's first minute not closed when it was last saved
+        # Brands not seen yet: their tweets older than the watermark, learned at their first live tweet
+        # (`_from_history`; kept in memory only)
+        self._history: dict[str, deque[ScoredTweet]] = {}
         self.stats: dict[str, int] = {
             "observed": 0,
             "late_counted": 0,
@@ -209,6 +217,7 @@ class BuzzDetector:
             "duplicates": 0,
             "no_brand": 0,
             "unsupported_language": 0,
+            "history": 0,
         }
 
     # ---- input ------------------------------------------------------------------------------------
@@ -254,7 +263,7 @@ class BuzzDetector:
                 self.stats["duplicates"] += 1
             elif minute >= self._next_minute:
                 if state is None:
-                    state = self._new_brand(brand, minute)
+                    state = self._from_history(brand, minute, self._history.pop(brand, ()))
                 state.ids[record.id] = keys
                 state.pending.setdefault(minute, []).append(record)
                 state.first_minute = min(state.first_minute, minute)
@@ -262,6 +271,9 @@ class BuzzDetector:
             elif state is not None and self._count_late(state, minute, record, keys):
                 self.stats["late_counted"] += 1
                 self._changed.add(brand)
+            elif state is None and self._keeps_history(brand, minute):
+                self._history[brand].append(scored)
+                self.stats["history"] += 1
             else:
                 self.stats["late"] += 1
         return self._advance_to(ts)
@@ -425,6 +437,39 @@ class BuzzDetector:
             inside=[Evidence() for _ in self._windows],
             reference=deque(maxlen=self.config.reference_size),
         )
+        self._brands[brand] = state
+        self._order = sorted(self._brands)
+        return state
+
+    def _keeps_history(self, brand: str, minute: int) -> bool:
+        """Whether a late tweet of a brand not seen yet waits as its history (within `max_gap_minutes` of
+        the watermark, and room for its brand: `history_max_brands`); its buffer made if needed."""
+        assert self._next_minute is not None
+        if minute < self._next_minute - self.config.max_gap_minutes:
+            return False
+        if brand not in self._history:
+            if len(self._history) >= self.config.history_max_brands:
+                return False
+            self._history[brand] = deque(maxlen=self.config.history_max_tweets)
+        return True
+
+    def _from_history(self, brand: str, minute: int, history: Sequence[ScoredTweet]) -> BrandState:
+        """A brand seen for the first time live at `minute`, learned first from its `history` (its tweets
+        that came older than the watermark, in any order; none: a new brand) up to the first minute not
+        closed, as if it had been watched then: a detector of its own replays them in event order and
+        closes its minutes, and the brand's state moves here. The alerts of that replay are the past's and
+        are not returned; a buzz of its history is learned as a buzz is (with little weight), and the brand
+        starts calm (no open episode: a buzz still going on is alerted anew from its live tweets)."""
+        if not history or self._next_minute is None:
+            return self._new_brand(brand, minute)
+        past = BuzzDetector(self.config, self._tokenizer)
+        for scored in sorted(history, key=lambda s: (s.tweet.created_at, s.tweet.id)):
+            past.observe(scored)
+        past.advance_watermark(self._next_minute * SECONDS_PER_MINUTE)
+        state = past._brands.get(brand)
+        if state is None:  # no history, or none of it in a language the model reads
+            return self._new_brand(brand, minute)
+        state.episode = state.last_episode = None
         self._brands[brand] = state
         self._order = sorted(self._brands)
         return state

@@ -303,12 +303,12 @@ def test_a_late_tweet_counts_in_its_minute_while_the_minute_is_retained(
         assert changed == []
 
 
-def test_a_late_tweet_for_a_brand_never_seen_is_dropped() -> None:
+def test_a_late_tweet_for_a_brand_never_seen_waits_as_its_history() -> None:
     tweets = in_order(background(5, seed=2, start=DAY_SPIKE))
     stranger = scored("x", tweets[-1].tweet.created_at - timedelta(minutes=5), "negative", "hi", ("globex",))
     det = detector()
-    run(det, [*tweets, stranger])
-    assert det.stats["late"] == 1 and det.brands == ("acme",)
+    run(det, [*tweets, stranger])  # neither counted nor dropped: learned at its brand's first live tweet
+    assert (det.stats["late"], det.stats["history"]) == (0, 1) and det.brands == ("acme",)
 
 
 def test_a_fresh_detector_moves_its_start_back_for_early_tweets_until_a_minute_closes() -> None:

@@ -181,6 +181,31 @@ def test_a_tweet_older_than_the_history_is_dropped_once_and_reported(tmp_path: P
     assert service.store.counts()["tweets"] == len(tweets) + 2
 
 
+def test_a_new_brands_history_is_learned_not_dead_lettered(tmp_path: Path) -> None:
+    """The recent-search source's first poll of a new brand: its day of past tweets, oldest first, then its
+    live ones. None is dead-lettered; the brand starts from its past, in its status, and after a restart."""
+    clock = FakeClock(START)
+    service, _, telemetry = make_service(tmp_path, clock)
+    live_from = START + timedelta(days=1, hours=12)
+    watched = in_order(background(36, seed=3, start=START))
+    clock.now = watched[-1].tweet.created_at.timestamp()
+    service.process(payloads(watched))
+    past = in_order(background(24, seed=4, brand="globex", start=live_from - timedelta(days=1)))
+    live = in_order(background(0.5, seed=5, brand="globex", start=live_from))
+    service.process(payloads(past))
+    clock.now = live[-1].tweet.created_at.timestamp()
+    service.process(payloads(live))
+    service.checkpoint()
+    stats = service.detector.stats
+    # all but its newest seconds (within the lateness tolerance: on time) wait as its history
+    assert stats["late"] == 0 and len(past) - 5 <= stats["history"] <= len(past)
+    assert not [m for m in telemetry.recent("metrics") if m["name"] == names.DEAD_LETTERED]
+    state = service.detector.brand_state("globex")
+    assert state["state"] == "normal" and state["minutes_seen"] >= 24 * 60
+    resumed, _, _ = make_service(tmp_path, clock)
+    assert resumed.detector.brand_state("globex") == state
+
+
 def test_redeliveries_after_an_idle_tick_count_as_an_ordered_replay_closed_as_far(tmp_path: Path) -> None:
     # What a killed process held comes again after the 60 s ack deadline, after the rest of the stream: by
     # then the idle watermark may have closed minutes that the stream's own watermark left open.
