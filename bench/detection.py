@@ -88,6 +88,7 @@ from detection_data import (  # noqa: E402
     build,
     load_pools,
     names_topic,
+    past,
     real_week,
 )
 
@@ -519,11 +520,28 @@ def _alerts_file(folder: Path, column: str) -> Path:
     return folder / f"alerts-{column.replace(' ', '-')}.jsonl"
 
 
-def _scorer(model: Any, rows: list[ReplayRow], folder: Path) -> _CachedModel | None:
-    """The replay's model for a file: its cached probabilities (None for the oracle)."""
+def _scorer(model: Any, rows: list[ReplayRow], folder: Path, suffix: str = "") -> _CachedModel | None:
+    """The replay's model for a file: its cached probabilities (None for the oracle); `suffix` names the
+    cache of another set of rows (the file with the new brands' past)."""
     if model is None:
         return None
-    return _CachedModel(model, rows, folder / f"probabilities-{model.model_version}.npy")
+    return _CachedModel(model, rows, folder / f"probabilities-{model.model_version}{suffix}.npy")
+
+
+def with_past(rows: list[ReplayRow], past_rows: list[ReplayRow], newest: int = 2000) -> list[ReplayRow]:
+    """The stream as the detector gets it when each new brand is added with its past: the brand's `newest`
+    past tweets (the recent-search source's first poll: 20 pages of 100), older than the watermark by
+    then, come all at once just before its first tweet."""
+    waiting: dict[str, list[ReplayRow]] = {}
+    for row in past_rows:
+        waiting.setdefault(row.tweet.brands[0], []).append(row)
+    waiting = {brand: held[-newest:] for brand, held in waiting.items()}
+    stream = []
+    for row in rows:
+        for brand in row.tweet.brands:
+            stream.extend(waiting.pop(brand, ()))
+        stream.append(row)
+    return stream
 
 
 def differences_table(results: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]) -> list[str]:
@@ -567,10 +585,12 @@ def run_seeds(
     authors: bool = True,
     roles: set[str] | None = None,
     zones: bool = True,
+    past_hours: float = 0.0,
 ) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """Replay every seed with every scoring (`load_scorings`); per-buzz and per-brand outcomes pooled per
     column. With `roles`, only the brands of those roles are replayed (their alerts kept apart). With
-    `zones`, the brands file gives each brand its time zone (`seed_brands_file`); without, none has one."""
+    `zones`, the brands file gives each brand its time zone (`seed_brands_file`); without, none has one.
+    With `past_hours`, each brand added during the week comes with that much of its past (`with_past`)."""
     from models.reasons import ReasonClassifier
 
     pools = load_pools()
@@ -584,9 +604,16 @@ def run_seeds(
             started = time.perf_counter()
             all_rows = read_seed_rows(folder / "tweets.csv", model is None, authors)
             rows = [r for r in all_rows if not names.isdisjoint(r.tweet.brands)]
-            out = _alerts_file(folder, f"{column} {'-'.join(sorted(roles))}" if roles else column)
+            suffix = f"-past{past_hours:g}h" if past_hours else ""
+            if past_hours:
+                past_file = past(seed, folder, past_hours, pools)
+                past_rows = read_seed_rows(past_file, model is None, authors)
+                all_rows = all_rows + past_rows
+                rows = with_past(rows, [r for r in past_rows if not names.isdisjoint(r.tweet.brands)])
+            label = f"{column} {'-'.join(sorted(roles))}" if roles else column
+            out = _alerts_file(folder, label + suffix.replace("-", " "))
             brands_file = seed_brands_file(folder) if zones else REPO_ROOT / "config" / "brands.toml"
-            alerts = replay(rows, _scorer(model, all_rows, folder), reason_model, out, brands_file)
+            alerts = replay(rows, _scorer(model, all_rows, folder, suffix), reason_model, out, brands_file)
             episodes, brands = evaluate([fired(a) for a in alerts], truth, seed)
             results[column][0].extend(episodes)
             results[column][1].extend(brands)
@@ -777,6 +804,14 @@ def main() -> None:
     )
     parser.add_argument("--no-authors", action="store_true", help="replay without the author column")
     parser.add_argument(
+        "--past-hours",
+        type=float,
+        default=0.0,
+        metavar="H",
+        help="each brand added during the week comes with its newest 2,000 tweets of the H hours before it "
+        "(the recent-search source's first poll reaches 168)",
+    )
+    parser.add_argument(
         "--no-zones",
         action="store_true",
         help="the brands file gives the seeds' brands no time zone (default: each brand's own)",
@@ -824,7 +859,12 @@ def main() -> None:
     started = time.perf_counter()
     roles = set(args.roles) if args.roles else None
     results = run_seeds(
-        seeds, load_scorings(modes, args.model_uri), not args.no_authors, roles, not args.no_zones
+        seeds,
+        load_scorings(modes, args.model_uri),
+        not args.no_authors,
+        roles,
+        not args.no_zones,
+        args.past_hours,
     )
     print(f"== seeds {seeds}: {time.perf_counter() - started:.0f} s ==")
     for line in report_table(results):

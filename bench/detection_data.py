@@ -66,7 +66,7 @@ import random
 import re
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -133,6 +133,7 @@ TOPICS = {
 TOPIC_BY_NAME = {topic.name: topic for topics in TOPICS.values() for topic in topics}
 FIRST_HOURS = 6.0  # a buzz this soon after its brand's first tweet is a first-hours buzz
 NIGHT_HOURS = (0, 1, 2, 3, 4)  # local hours that count as night
+NEW_ROLES = ("quiet_new_night", "mid_new_morning")  # the brands added during the week
 # Relative tweet rate by local hour: quiet nights, a morning rise, busy days and evenings (mean 1.0).
 _PROFILE = (0.12, 0.08, 0.06, 0.06, 0.08, 0.2, 0.5, 0.9, 1.3, 1.5, 1.6, 1.6)
 _PROFILE += (1.6, 1.6, 1.5, 1.5, 1.5, 1.6, 1.7, 1.7, 1.5, 1.1, 0.6, 0.3)
@@ -563,7 +564,7 @@ class Generator:
                 brand, (kind, peak, min(minutes, (brand.end - start).total_seconds() / 60), ramp), start
             )
             return
-        if brand.role in ("quiet_new_night", "mid_new_morning"):
+        if brand.role in NEW_ROLES:
             shape = self._buzz_shape(brand)
             start = brand.start + timedelta(minutes=rng.uniform(10, 60))
             if self._reserve(brand, start, shape[2]):
@@ -621,6 +622,27 @@ class Generator:
                 row[key] = _iso(row[key]) if row[key] else ""
             brands.append(row)
         _write_csv(out / "brands.csv", brands, list(brands[0]))
+
+
+def past(seed: int, out: Path, hours: float, pools: Pools | None = None) -> Path:
+    """`past-<hours>h.csv` in the seed's folder: `hours` of ordinary traffic of each brand added during the
+    week (its day rhythm and share, no event) before its first tweet, what recent search gives when the
+    brand is added; drawn apart from the week (ids and authors of their own), written once."""
+    path = out / f"past-{hours:g}h.csv"
+    if path.exists():
+        return path
+    week = Generator(pools or load_pools(), seed)
+    week.draw_brands()  # the seed's first draws: its brands, as the week has them
+    drawn = Generator(week.pools, seed)
+    drawn.rng = random.Random(f"past-{seed}-{hours:g}")
+    drawn._ids = drawn._authors = 10**9  # never a week's id or author
+    for brand in week.brands:
+        if brand.role in NEW_ROLES:
+            before = brand.start - timedelta(hours=hours)
+            drawn.background(replace(brand, start=before, end=brand.start, busy=[]))
+    drawn.rows.sort(key=lambda r: (r["created_at"], r["id"]))
+    _write_csv(path, drawn.rows, ["id", "created_at", "text", "brand", "label", "author"])
+    return path
 
 
 def real_week(out: Path) -> Path:

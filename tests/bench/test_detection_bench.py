@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from buzzwatch.schema import parse_timestamp
+from buzzwatch.schema import TweetEvent, parse_timestamp
+from worker.replay import ReplayRow
 
 from .loading import load_bench
 
@@ -388,3 +389,27 @@ def test_score_storms_counts_new_alerts_per_storm_and_outside_every_storm() -> N
     ]
     (quiet,), _ = bench.score_storms([storm], [])
     assert quiet == {"storm": storm, "new": 0, "delay": None}
+
+
+def test_a_new_brands_past_is_its_ordinary_traffic_before_it_starts(pools: Any, tmp_path: Path) -> None:
+    week = data.Generator(pools, seed=5)
+    week.draw_brands()
+    rows = _read(data.past(5, tmp_path, 24.0, pools))
+    new = {b.name: b for b in week.brands if b.role in data.NEW_ROLES}
+    assert {row["brand"] for row in rows} == set(new)  # only the brands added during the week
+    for row in rows:
+        moment = parse_timestamp(row["created_at"])
+        assert new[row["brand"]].start - timedelta(hours=24) <= moment < new[row["brand"]].start
+        assert row["id"].startswith("s5-10000")  # never one of the week's ids
+    assert data.past(5, tmp_path, 24.0, pools).stat().st_size > 0  # written once, read back
+
+
+def test_with_past_puts_each_brands_newest_past_just_before_its_first_tweet() -> None:
+    def row(tweet_id: str, brand: str) -> ReplayRow:
+        moment = parse_timestamp("2026-03-03T00:00:00Z")
+        return ReplayRow(0, TweetEvent(id=tweet_id, created_at=moment, text="x", brands=(brand,)), None, None)
+
+    live = [row("a1", "acme"), row("b1", "globex"), row("a2", "acme")]
+    past = [row(f"p{i}", "globex") for i in range(5)] + [row("q0", "initech")]
+    stream = [r.tweet.id for r in bench.with_past(live, past, newest=3)]
+    assert stream == ["a1", "p2", "p3", "p4", "b1", "a2"]  # initech never came live: its past unused
