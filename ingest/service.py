@@ -44,6 +44,8 @@ class IngestSettings:
     search_poll_interval_s: float  # X_SEARCH_POLL_INTERVAL_S
     publisher: PublisherSettings = field(default_factory=PublisherSettings)  # PUBSUB_PUBLISH_*
     bearer_token: str | None = field(default=None, repr=False)  # X_BEARER_TOKEN: the X sources need it
+    # X_STREAM_BACKFILL: a brand new to the filtered stream first gets its past from recent search
+    backfill_new_brands: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], common: CommonSettings) -> IngestSettings:
@@ -60,6 +62,7 @@ class IngestSettings:
             search_poll_interval_s=env_float(env, "X_SEARCH_POLL_INTERVAL_S", 60.0),
             publisher=PublisherSettings.from_env(env),
             bearer_token=env_str(env, "X_BEARER_TOKEN"),
+            backfill_new_brands=env_bool(env, "X_STREAM_BACKFILL", True),
         )
 
 
@@ -242,7 +245,10 @@ def _run_x_source(
         stream = FilteredStream(
             token, brands, ingester, report, heartbeat_timeout_s=settings.heartbeat_timeout_s
         )
-        stream.sync_rules_with_retry(brands.rules())
+        change = stream.sync_rules_with_retry(brands.rules())
+        # a brand whose rule is new (not one rewritten: none of its rules deleted) is new to the pipeline
+        new = [tag for tag in change["added"] if tag not in change["deleted"]]
+        past = _backfill(token, brands, ingester, report, new, stop) if settings.backfill_new_brands else 0
         thread = stream.start()
         while thread.is_alive() and not stop.wait(0.5):
             pass
@@ -250,7 +256,7 @@ def _run_x_source(
         thread.join(timeout=30)
         if stream.fatal_error is not None:
             raise stream.fatal_error
-        return {"stream": {k: v for k, v in vars(stream.stats).items() if k != "waits"}}
+        return {"stream": {k: v for k, v in vars(stream.stats).items() if k != "waits"}, "backfilled": past}
     poller = RecentSearchPoller(
         token,
         brands,
@@ -268,3 +274,30 @@ def _run_x_source(
     if poller.fatal_error is not None:
         raise poller.fatal_error
     return {"search_requests": poller.requests_made}
+
+
+def _backfill(
+    token: str,
+    brands: BrandBook,
+    ingester: Ingester,
+    report: InputReport,
+    tags: list[str],
+    stop: threading.Event,
+) -> int:
+    """Before the filtered stream connects, each brand new to it gets its past from recent search
+    (`RecentSearchPoller.backfill`): the detector learns the brand from it instead of starting it new.
+    Tweets of the seconds between the backfill and the connection are not fetched."""
+    if not tags:
+        return 0
+    from ingest.xapi import RecentSearchPoller
+
+    poller = RecentSearchPoller(token, brands, ingester, report)
+    published: list[int] = []
+    worker = threading.Thread(target=lambda: published.append(poller.backfill(tags)), name="x-backfill")
+    worker.start()
+    while worker.is_alive() and not stop.wait(0.5):
+        pass
+    poller.stop()
+    worker.join(timeout=30)
+    log.info("backfill done", extra={"brands": tags, "tweets": sum(published)})
+    return sum(published)

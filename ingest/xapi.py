@@ -22,7 +22,7 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -511,6 +511,24 @@ class RecentSearchPoller:
             self.since_ids[tag] = newest
             self._save_state()
         return len(events)
+
+    def backfill(self, tags: Iterable[str]) -> int:
+        """The past of brands new to the filtered stream: one poll of each (up to `max_pages` of its newest
+        tweets, as far back as recent search reaches: 7 days), published oldest first, so the detector learns
+        each brand from its past before its live tweets come. A brand whose search X refuses is logged and
+        left to start without its past: the stream goes on. Returns the tweets published."""
+        published = 0
+        for tag in tags:
+            if self._stop.is_set():
+                break
+            try:
+                published += self.poll_brand(tag)
+            except tweepy.HTTPException as exc:
+                log.warning(
+                    "backfill refused: the brand starts without its past",
+                    extra={"brand": tag, "error": str(exc)[:300]},
+                )
+        return published
 
     def poll_once(self) -> int:
         """One round over every brand's query."""

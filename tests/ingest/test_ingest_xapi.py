@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import requests
@@ -308,3 +309,78 @@ def test_a_malformed_search_page_is_bad_input_and_polling_goes_on(fake_x_api, br
     assert poller.poll_once() == 0
     assert poller.poll_once() == 2
     assert poller.report.bad == 2
+
+
+def test_backfill_publishes_a_new_brands_past_oldest_first_and_a_refusal_skips_it(
+    fake_x_api, brands, tmp_path, caplog
+):
+    fake_x_api.search_responses = [
+        (200, {}, fake_x_api.recorded_json("search_page1.json")),
+        (200, {}, fake_x_api.recorded_json("search_page2.json")),
+        (403, {}, {"title": "Forbidden", "detail": "Forbidden"}),
+    ]
+    events: list = []
+    poller = _poller(fake_x_api, brands, events, tmp_path)
+    assert poller.backfill(["southwestair"]) == 4
+    assert [event.id[-3:] for event in events] == ["201", "203", "204", "205"]  # oldest first
+    assert "since_id" not in fake_x_api.requests[0]["query"]  # from nothing: as far back as search reaches
+    with caplog.at_level("WARNING", logger="buzzwatch.ingest.x"):
+        assert poller.backfill(["southwestair"]) == 0  # refused: logged, not raised
+    assert "backfill refused" in caplog.text
+
+
+def test_the_stream_source_backfills_brands_new_to_it_before_it_connects(monkeypatch, brands, tmp_path):
+    import ingest.xapi
+    from ingest.service import IngestSettings, _run_x_source
+
+    order: list = []
+
+    class Stream:
+        stats = type("Stats", (), {})()
+        fatal_error = None
+
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def sync_rules_with_retry(self, desired):
+            # united is new; jetblue's rule was rewritten (deleted, then added): not new
+            return {"added": ["united", "jetblue"], "deleted": ["jetblue"], "kept": ["southwestair"]}
+
+        def start(self) -> threading.Thread:
+            order.append("stream")
+            thread = threading.Thread(target=lambda: None)
+            thread.start()
+            return thread
+
+        def disconnect(self) -> None:
+            pass
+
+    class Poller:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def backfill(self, tags) -> int:
+            order.append(("backfill", list(tags)))
+            return 3
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(ingest.xapi, "FilteredStream", Stream)
+    monkeypatch.setattr(ingest.xapi, "RecentSearchPoller", Poller)
+    settings = IngestSettings(
+        brands_path=tmp_path / "brands.toml",
+        failed_path=tmp_path / "failed.jsonl",
+        search_state_path=tmp_path / "since.json",
+        keep_unattributed=False,
+        create_subscriptions=False,
+        push_endpoint=None,
+        heartbeat_timeout_s=30.0,
+        search_poll_interval_s=60.0,
+    )
+    args = ("x-stream", "token", brands, None, InputReport())
+    summary = _run_x_source(*args, settings, threading.Event())
+    assert order == [("backfill", ["united"]), "stream"] and summary["backfilled"] == 3
+    order.clear()
+    off = _run_x_source(*args, replace(settings, backfill_new_brands=False), threading.Event())
+    assert order == ["stream"] and off["backfilled"] == 0

@@ -167,8 +167,8 @@ class DetectorConfig:
     samples: int = 5
     # an event-time jump longer than this skips ahead: only its last max_gap_minutes are learned (as silence)
     max_gap_minutes: int = 10080
-    # A brand not seen yet whose older tweets come first (its history: the recent-search source's first
-    # poll fetches its newest 2,000 over up to 7 days) learns from up to this many of them, its newest;
+    # A brand not seen yet whose older tweets come first (its history: the ingester fetches a new brand's
+    # newest 2,000 over up to 7 days from recent search) learns from up to this many of them, its newest;
     # at most history_max_brands brands wait with a history at once (memory: about 1.5 KB a tweet)
     history_max_tweets: int = 5000
     history_max_brands: int = 10

@@ -7,7 +7,7 @@ processed (ids + detector state + alerts, one transaction) and then dispatches t
 Late tweets: the detector counts a redelivered tweet in its own minute while that minute is retained
 (about 2 h of event time); an older one is dropped, counted in the detector's `stats["late"]` and reported
 as `dead_lettered{reason=late, stage=detection}`. Its id is stored like any other, so it is not retried.
-A brand not seen yet is the exception: its older tweets (the recent-search source's first poll of it) wait
+A brand not seen yet is the exception: its older tweets (its past, which the ingester fetches) wait
 in memory as its history and are learned at its first live tweet (`BuzzDetector`, "history"); they are not
 part of the saved state, so a restart before that tweet loses them and the brand starts new.
 
