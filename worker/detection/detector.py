@@ -24,8 +24,8 @@ How it works (the README explains the why):
   below) is taken against the tweets held when it arrives. A fresh detector starts at its earliest tweet
   minus the tolerance, and moves that start back for an earlier tweet until a brand has closed a minute,
   so a stream that starts out of order loses none of its first tweets.
-- A brand not seen yet is the exception: its late tweets (within `max_gap_minutes`; the recent-search
-  source's first poll brings up to 7 days of a new brand, oldest first) wait as its history, up to
+- A brand not seen yet is the exception: its late tweets (within `max_gap_minutes`; the ingester fetches
+  up to 7 days of a new brand from recent search, oldest first) wait as its history, up to
   `history_max_tweets` (its newest) for up to `history_max_brands` brands at once, counted in
   `stats["history"]`; at its first live tweet a detector of its own replays them and the brand starts
   from that state, its past learned, its past buzzes neither alerted nor open (`_from_history`).
