@@ -27,8 +27,9 @@ How it works (the README explains the why):
 - A brand not seen yet is the exception: its late tweets (within `max_gap_minutes`; the ingester fetches
   up to 7 days of a new brand from recent search, oldest first) wait as its history, up to
   `history_max_tweets` (its newest) for up to `history_max_brands` brands at once, counted in
-  `stats["history"]`; at its first live tweet a detector of its own replays them and the brand starts
-  from that state, its past learned, its past buzzes neither alerted nor open (`_from_history`).
+  `stats["history"]`; at its first live tweet, or once the watermark is `HISTORY_SETTLE_MINUTES` past
+  the last of them, a detector of its own replays them and the brand starts from that state, its past
+  learned, its past buzzes neither alerted nor open (`_from_history`).
 - At each closed minute, for each window (3, 5, 15, 60 minutes, and 30 for a quiet brand, one seen a
   day whose mean rate is under `thin_rate_per_minute`: `quiet_windows_minutes`) ending there: the
   negative count is tested against the expected negatives (Poisson, signed-root deviance) and the
@@ -166,6 +167,10 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 MIN_SEPARATION = 0.1  # a model whose negatives' mean probability is this close to the others' says little
 SECONDS_PER_MINUTE = 60
+# A new brand's past comes in one burst (a poll of recent search, oldest first): once the watermark has
+# moved this many minutes past its last tweet, the brand starts from it (and is saved with the state)
+# without waiting for its first live tweet
+HISTORY_SETTLE_MINUTES = 2
 MIN_RECENT_MINUTES = 1e-6  # less recent evidence than this is rounding residue (a minute weighs >= 0.1)
 SAVE_LAG_MINUTES = 15  # a brand's saved state is rewritten at least this often (see `changed_brands`)
 
@@ -207,9 +212,10 @@ class BuzzDetector:
         self._max_ts: float | None = None
         self._changed: set[str] = set()  # brands given tweets since their last save (`changed_brands`)
         self._saved_at: dict[str, int] = {}  # each brand's first minute not closed when it was last saved
-        # Brands not seen yet: their tweets older than the watermark, learned at their first live tweet
-        # (`_from_history`; kept in memory only)
+        # Brands not seen yet: their tweets older than the watermark, learned at their first live tweet or
+        # once the watermark is HISTORY_SETTLE_MINUTES past the last of them (`_from_history`)
         self._history: dict[str, deque[ScoredTweet]] = {}
+        self._history_at: dict[str, int] = {}  # each waiting brand's first minute not closed at its last
         self.stats: dict[str, int] = {
             "observed": 0,
             "late_counted": 0,
@@ -263,7 +269,7 @@ class BuzzDetector:
                 self.stats["duplicates"] += 1
             elif minute >= self._next_minute:
                 if state is None:
-                    state = self._from_history(brand, minute, self._history.pop(brand, ()))
+                    state = self._from_history(brand, minute, self._waiting(brand))
                 state.ids[record.id] = keys
                 state.pending.setdefault(minute, []).append(record)
                 state.first_minute = min(state.first_minute, minute)
@@ -273,6 +279,7 @@ class BuzzDetector:
                 self._changed.add(brand)
             elif state is None and self._keeps_history(brand, minute):
                 self._history[brand].append(scored)
+                self._history_at[brand] = self._next_minute
                 self.stats["history"] += 1
             else:
                 self.stats["late"] += 1
@@ -301,6 +308,9 @@ class BuzzDetector:
             if target - self._next_minute > self.config.max_gap_minutes and self._skip_gap(target):
                 continue
             minute = self._next_minute
+            for brand, seen in list(self._history_at.items()):  # a past that came whole: its brand starts
+                if minute - seen >= HISTORY_SETTLE_MINUTES:
+                    self._from_history(brand, minute, self._waiting(brand))
             alerts.extend(self._tick_to(minute, SECONDS_PER_MINUTE))
             for brand in self._order:  # sorted: the alerts of one minute come out in one order
                 state = self._brands[brand]
@@ -453,13 +463,19 @@ class BuzzDetector:
             self._history[brand] = deque(maxlen=self.config.history_max_tweets)
         return True
 
+    def _waiting(self, brand: str) -> Sequence[ScoredTweet]:
+        """The brand's history, no longer waiting (none: empty)."""
+        self._history_at.pop(brand, None)
+        return self._history.pop(brand, ())
+
     def _from_history(self, brand: str, minute: int, history: Sequence[ScoredTweet]) -> BrandState:
-        """A brand seen for the first time live at `minute`, learned first from its `history` (its tweets
-        that came older than the watermark, in any order; none: a new brand) up to the first minute not
-        closed, as if it had been watched then: a detector of its own replays them in event order and
-        closes its minutes, and the brand's state moves here. The alerts of that replay are the past's and
-        are not returned; a buzz of its history is learned as a buzz is (with little weight), and the brand
-        starts calm (no open episode: a buzz still going on is alerted anew from its live tweets)."""
+        """A brand that starts at `minute` (its first live tweet's, or the minute its past settled), learned
+        first from its `history` (its tweets that came older than the watermark, in any order; none: a new
+        brand) up to the first minute not closed, as if it had been watched then: a detector of its own
+        replays them in event order and closes its minutes, and the brand's state moves here. The alerts
+        of that replay are the past's and are not returned; a buzz of its history is learned as a buzz is
+        (with little weight), and the brand starts calm (no open episode: a buzz still going on is alerted
+        anew from its live tweets)."""
         if not history or self._next_minute is None:
             return self._new_brand(brand, minute)
         past = BuzzDetector(self.config, self._tokenizer)
@@ -472,6 +488,7 @@ class BuzzDetector:
         state.episode = state.last_episode = None
         self._brands[brand] = state
         self._order = sorted(self._brands)
+        self._changed.add(brand)
         return state
 
     def _evaluate(

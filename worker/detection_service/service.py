@@ -8,8 +8,9 @@ Late tweets: the detector counts a redelivered tweet in its own minute while tha
 (about 2 h of event time); an older one is dropped, counted in the detector's `stats["late"]` and reported
 as `dead_lettered{reason=late, stage=detection}`. Its id is stored like any other, so it is not retried.
 A brand not seen yet is the exception: its older tweets (its past, which the ingester fetches) wait
-in memory as its history and are learned at its first live tweet (`BuzzDetector`, "history"); they are not
-part of the saved state, so a restart before that tweet loses them and the brand starts new.
+in memory as its history and are learned at its first live tweet, or two minutes of event time after the
+last of them (`BuzzDetector`, "history"); then the brand is saved with the state. A restart while they wait
+loses them and the brand starts new.
 
 Idle watermark: the detector closes minutes as tweets advance event time, so on a quiet stream the last
 minutes (an episode's end, the per-minute metrics) would wait for the next tweet. When the pull loop finds

@@ -133,3 +133,22 @@ def replace_brand(tweet: ScoredTweet, brand: str) -> ScoredTweet:
     """The same tweet, of another brand (its id made that brand's own)."""
     event = dataclass_replace(tweet.tweet, id=f"{brand}-{tweet.tweet.id}", brands=(brand,))
     return dataclass_replace(tweet, tweet=event)
+
+
+def test_a_past_that_came_whole_starts_its_brand_before_its_first_live_tweet() -> None:
+    """A quiet brand's first live tweet may come an hour after its past: once the watermark is two minutes
+    past the last of it, the brand starts from it and is saved with the state (a restart keeps it)."""
+    det = detector()
+    run(det, watched_brand(LIVE), flush=False)
+    past = quiet(LIVE - timedelta(days=1), 24, seed=13)
+    run(det, past, flush=False)
+    later = watched_brand(LIVE + timedelta(minutes=10))
+    moving = [t for t in later if t.tweet.created_at >= LIVE]
+    one_minute = [t for t in moving if t.tweet.created_at < LIVE + timedelta(seconds=80)]
+    run(det, one_minute, flush=False)
+    assert "acme" not in det.brands  # the watermark moved a minute: more of its past may still come
+    run(det, moving[len(one_minute) :], flush=False)
+    assert "acme" in det.brands and "acme" in det.changed_brands()
+    assert det.brand_state("acme")["minutes_seen"] >= 23 * 60
+    resumed = BuzzDetector.from_state(json.loads(json.dumps(det.state_dict())), simple_tokenize)
+    assert resumed.brand_state("acme") == det.brand_state("acme")
