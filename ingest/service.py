@@ -10,7 +10,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -249,11 +249,7 @@ def _run_x_source(
         # a brand whose rule is new (not one rewritten: none of its rules deleted) is new to the pipeline
         new = [tag for tag in change["added"] if tag not in change["deleted"]]
         past = _backfill(token, brands, ingester, report, new, stop) if settings.backfill_new_brands else 0
-        thread = stream.start()
-        while thread.is_alive() and not stop.wait(0.5):
-            pass
-        stream.disconnect()
-        thread.join(timeout=30)
+        _until_done_or_stopped(stream.start(), stop, stream.disconnect)
         if stream.fatal_error is not None:
             raise stream.fatal_error
         return {"stream": {k: v for k, v in vars(stream.stats).items() if k != "waits"}, "backfilled": past}
@@ -267,13 +263,18 @@ def _run_x_source(
     )
     worker = threading.Thread(target=poller.run, name="x-search", daemon=True)
     worker.start()
-    while worker.is_alive() and not stop.wait(0.5):
-        pass
-    poller.stop()
-    worker.join(timeout=30)
+    _until_done_or_stopped(worker, stop, poller.stop)
     if poller.fatal_error is not None:
         raise poller.fatal_error
     return {"search_requests": poller.requests_made}
+
+
+def _until_done_or_stopped(thread: threading.Thread, stop: threading.Event, halt: Callable[[], None]) -> None:
+    """Wait for a started X source's `thread` to end or `stop` to be set; then `halt` it and give it 30 s."""
+    while thread.is_alive() and not stop.wait(0.5):
+        pass
+    halt()
+    thread.join(timeout=30)
 
 
 def _backfill(
@@ -293,11 +294,10 @@ def _backfill(
 
     poller = RecentSearchPoller(token, brands, ingester, report)
     published: list[int] = []
-    worker = threading.Thread(target=lambda: published.append(poller.backfill(tags)), name="x-backfill")
+    worker = threading.Thread(
+        target=lambda: published.append(poller.backfill(tags)), name="x-backfill", daemon=True
+    )
     worker.start()
-    while worker.is_alive() and not stop.wait(0.5):
-        pass
-    poller.stop()
-    worker.join(timeout=30)
+    _until_done_or_stopped(worker, stop, poller.stop)
     log.info("backfill done", extra={"brands": tags, "tweets": sum(published)})
     return sum(published)
