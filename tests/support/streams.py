@@ -171,3 +171,19 @@ class RecordingDispatcher:
 
     def announce(self, key: str, alert: Alert) -> None:
         self.sent.append(alert)
+
+
+def quiet_night_brand(start: datetime) -> list[ScoredTweet]:
+    """A brand at about 0.2 tweets a minute (a tweet every 5 minutes, a quarter negative) from `start`,
+    then from its 40th minute a bad buzz: a negative tweet every 90 seconds for an hour."""
+    labels = ("negative", "neutral", "positive", "neutral")
+    tweets = [
+        scored(f"n{i}", start + timedelta(minutes=5 * i + 2), labels[i % 4], f"ordinary words {i}")
+        for i in range(72)
+    ]
+    buzz = start + timedelta(minutes=40)
+    tweets += [
+        scored(f"b{i}", buzz + timedelta(seconds=90 * i + 7), "negative", f"lost my bags again {i}")
+        for i in range(40)
+    ]
+    return in_order(tweets)

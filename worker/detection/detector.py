@@ -31,7 +31,8 @@ How it works (the README explains the why):
   the last of them, a detector of its own replays them and the brand starts from that state, its past
   learned, its past buzzes neither alerted nor open (`_from_history`).
 - At each closed minute, for each window (3, 5, 15, 60 minutes, and 30 for a quiet brand, one seen a
-  day whose mean rate is under `thin_rate_per_minute`: `quiet_windows_minutes`) ending there: the
+  day whose mean rate is under `thin_rate_per_minute`, or one still learning whose tweets per unit of
+  day shape are so far: `quiet_windows_minutes`, `_quiet_so_far`) ending there: the
   negative count is tested against the expected negatives (Poisson, signed-root deviance) and the
   negative share against the baseline share plus a margin (binomial likelihood ratio). Both must be
   significant (an intersection-union test): the window's score is min(count z, share z x fire_score /
@@ -509,7 +510,8 @@ class BuzzDetector:
         # while it is calm (`_calm`).
         quiet = self._quiet(state, params)
         share_at = params.thin_min_share_z if quiet and self._calm(state, params) else params.min_share_z
-        skipped = () if quiet else self._quiet_windows  # those windows are a quiet brand's (see the config)
+        # those windows are a quiet brand's (see the config), and a learning brand's that looks quiet so far
+        skipped = () if quiet or self._quiet_so_far(state, params) else self._quiet_windows
         counts = (
             observed
             if observed is not None
@@ -592,6 +594,18 @@ class BuzzDetector:
             baseline.minutes_seen + len(state.closed) >= self.config.learning_minutes
             and baseline.overall.volume < params.thin_rate_per_minute * baseline.overall.minutes
         )
+
+    def _quiet_so_far(self, state: BrandState, params: BrandParams) -> bool:
+        """A brand still learning whose level so far is under `thin_rate_per_minute`: its tweets per unit of
+        its day shape (mean 1), learned and recent, with the prior's tweet in one unit, so that a few tweets
+        of its first night are not taken for a quiet brand, nor a busy brand's night, which its shape expects
+        quiet. Only its windows are a quiet brand's: its thresholds stay those of a brand still learning."""
+        baseline = state.baseline
+        if baseline.minutes_seen + len(state.closed) >= self.config.learning_minutes:
+            return False
+        overall, recent = baseline.overall, state.recent
+        tweets = overall.volume + recent.volume + self.config.volume_prior_tweets
+        return tweets < params.thin_rate_per_minute * (overall.exposure + recent.exposure + 1.0)
 
     def _flaring_up(self, state: BrandState, params: BrandParams, episode: Episode) -> bool:
         """A firing now is a quiet brand's flare-up, told at once as an update of `episode` (counted afresh

@@ -4,7 +4,7 @@ share rests on the prior, and its ordinary traffic alerts on nothing over a week
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,6 +15,7 @@ from tests.support.streams import (
     burst,
     hard_labels,
     in_order,
+    quiet_night_brand,
     run,
     scored,
     simple_tokenize,
@@ -24,6 +25,7 @@ from worker.detection.config import BrandParams
 from worker.detection.detector import _share_can_tell, _surge
 from worker.detection.stats import binomial_z
 
+FOUR_WINDOWS: dict = {"windows_minutes": (3, 5, 15, 60), "quiet_windows_minutes": ()}
 DAY_RATE, NIGHT_RATE = 0.25, 0.05  # tweets a minute: 0.2 a minute on average, quiet from 00:00 to 06:00 UTC
 
 
@@ -259,6 +261,55 @@ def test_the_30_minute_window_is_a_quiet_brands_only(
     alerts = run(BuzzDetector(config, tokenizer=simple_tokenize), hard_labels(tweets))
     new = [a for a in alerts if a.kind == "new"]
     assert [round((a.fired_at - buzz_start).total_seconds() / 60) for a in new] == [fired_after_minutes]
+
+
+@pytest.mark.parametrize(
+    ("config", "fired_after_minutes"),
+    [
+        (DetectorConfig(), 22),  # learning, and quiet so far: its 30-minute window is tested
+        (DetectorConfig(brand_zones={"acme": "Asia/Tokyo"}), 22),
+        (DetectorConfig(**FOUR_WINDOWS), 47),  # the windows before the quiet one
+        (DetectorConfig(brand_zones={"acme": "Asia/Tokyo"}, **FOUR_WINDOWS), 39),
+    ],
+)
+def test_a_brand_that_looks_quiet_while_it_learns_gets_the_quiet_window(
+    config: DetectorConfig, fired_after_minutes: int
+) -> None:
+    # A brand added at 14:00 UTC at a tweet every 5 minutes, a quarter negative, then from its 40th minute a
+    # complaint every 90 seconds for an hour: it has not been seen a day, but its tweets per unit of day
+    # shape are under thin_rate_per_minute from its first tweets, so its 30-minute window is tested, with the
+    # thresholds of a brand still learning (tuning half, README: 5 buzzes sooner with the labels, one more
+    # alerted, 3 sooner with the model, none later, no false alert more).
+    start = datetime(2026, 1, 5, 14, tzinfo=UTC)
+    alerts = run(BuzzDetector(config, tokenizer=simple_tokenize), quiet_night_brand(start))
+    buzz = start + timedelta(minutes=40)
+    assert [round((a.fired_at - buzz).total_seconds() / 60) for a in alerts if a.kind == "new"] == [
+        fired_after_minutes
+    ]
+
+
+@pytest.mark.parametrize(
+    ("day_rate", "night_rate", "first_hour", "hours", "quiet_so_far"),
+    [
+        (0.25, 0.05, 0, 3, True),  # a quiet brand's first night
+        # its first 18 minutes of a day: the minutes counted (10 minutes old or more) are too few to outweigh
+        # the prior's tweet
+        (0.25, 0.05, 12, 0.3, False),
+        (0.25, 0.05, 12, 2, True),  # ... its first two hours of a day
+        (2.5, 0.5, 0, 3, False),  # a busy brand's first night: its day shape expects it quiet
+        (2.5, 0.5, 0, 9, False),  # ... and its morning
+        (2.5, 0.5, 12, 0.3, False),  # ... its first 18 minutes of a day
+    ],
+)
+def test_a_brand_looks_quiet_so_far_by_its_tweets_per_unit_of_day_shape(
+    day_rate: float, night_rate: float, first_hour: int, hours: float, quiet_so_far: bool
+) -> None:
+    # The streams' nights are 00:00-06:00 UTC: the brand's clock is UTC (the shipped UTC day is the US's)
+    detector = BuzzDetector(DetectorConfig(brand_zones={"acme": "UTC"}), tokenizer=simple_tokenize)
+    start = START + timedelta(hours=first_hour)
+    tweets = background(hours, seed=5, day_rate=day_rate, night_rate=night_rate, start=start)
+    run(detector, tweets, flush=False)
+    assert detector._quiet_so_far(detector._brands["acme"], BrandParams()) is quiet_so_far
 
 
 def test_a_config_whose_every_window_is_a_quiet_brands_is_refused() -> None:
