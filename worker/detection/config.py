@@ -116,9 +116,9 @@ class DetectorConfig:
 
     windows_minutes: tuple[int, ...] = (3, 5, 15, 30, 60)
     # Those of the windows that are tested only for a quiet brand, one seen a day whose learned mean rate is
-    # under its `thin_rate_per_minute`, or one still learning whose tweets per unit of its day shape are so
-    # far (`BuzzDetector._quiet_so_far`): a quiet buzz's 15-minute window holds too few complaints to be
-    # clear while its 60-minute window is still mostly the calm before it. Chosen on the tuning half
+    # under its `thin_rate_per_minute`, or one still learning whose tweets so far per unit of its day shape
+    # are under it (`BuzzDetector._quiet_so_far`): a quiet buzz's 15-minute window holds too few complaints
+    # to be clear while its 60-minute window is still mostly the calm before it. Chosen on the tuning half
     # (README); for every brand (or by the raw mean rate so far, which takes a busy brand's first night for
     # quiet) the 30-minute window also fired on busier brands' shifted day rhythms.
     quiet_windows_minutes: tuple[int, ...] = (30,)

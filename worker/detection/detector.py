@@ -31,8 +31,8 @@ How it works (the README explains the why):
   the last of them, a detector of its own replays them and the brand starts from that state, its past
   learned, its past buzzes neither alerted nor open (`_from_history`).
 - At each closed minute, for each window (3, 5, 15, 60 minutes, and 30 for a quiet brand, one seen a
-  day whose mean rate is under `thin_rate_per_minute`, or one still learning whose tweets per unit of
-  day shape are so far: `quiet_windows_minutes`, `_quiet_so_far`) ending there: the
+  day whose mean rate is under `thin_rate_per_minute`, or one still learning whose tweets so far per
+  unit of its day shape are under it: `quiet_windows_minutes`, `_quiet_so_far`) ending there: the
   negative count is tested against the expected negatives (Poisson, signed-root deviance) and the
   negative share against the baseline share plus a margin (binomial likelihood ratio). Both must be
   significant (an intersection-union test): the window's score is min(count z, share z x fire_score /
