@@ -73,7 +73,7 @@ VARIANTS = (
 
 
 def brand_of(row: dict[str, Any]) -> Brand:
-    """A brands.csv row as the generator's Brand (its rhythm, zone and shift)."""
+    """A brands.csv row (as `read_truth` gives it) as the generator's Brand (its rhythm, zone and shift)."""
     shift_at = row.get("shift_at") or None
     return Brand(
         name=row["name"],
@@ -82,8 +82,8 @@ def brand_of(row: dict[str, Any]) -> Brand:
         rate=float(row["rate"]),
         utc_offset=int(row["utc_offset"]),
         negative_share=float(row["negative_share"]),
-        start=row["start"] if isinstance(row["start"], datetime) else parse_timestamp(row["start"]),
-        end=row["end"] if isinstance(row["end"], datetime) else parse_timestamp(row["end"]),
+        start=row["start"],  # read_truth parses start and end
+        end=row["end"],
         shift_at=parse_timestamp(shift_at) if shift_at else None,
         shift_hours=int(row.get("shift_hours") or 0),
     )

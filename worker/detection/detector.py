@@ -382,7 +382,7 @@ class BuzzDetector:
         state = self._brands.get(brand)
         if state is None:
             return {"state": "unknown", "minutes_seen": 0, "learning_progress": 0.0, "episode_id": None}
-        minutes = state.baseline.minutes_seen + len(state.closed)
+        minutes = _minutes_seen(state)
         progress = min(1.0, minutes / max(self.config.learning_minutes, 1))
         phase = "bad_buzz" if state.episode is not None else "learning" if progress < 1.0 else "normal"
         return {
@@ -589,10 +589,10 @@ class BuzzDetector:
     def _quiet(self, state: BrandState, params: BrandParams) -> bool:
         """A quiet brand: seen a day (a new brand's first hours may be its night), its learned mean rate
         under `thin_rate_per_minute`."""
-        baseline = state.baseline
+        overall = state.baseline.overall
         return (
-            baseline.minutes_seen + len(state.closed) >= self.config.learning_minutes
-            and baseline.overall.volume < params.thin_rate_per_minute * baseline.overall.minutes
+            _minutes_seen(state) >= self.config.learning_minutes
+            and overall.volume < params.thin_rate_per_minute * overall.minutes
         )
 
     def _quiet_so_far(self, state: BrandState, params: BrandParams) -> bool:
@@ -600,10 +600,9 @@ class BuzzDetector:
         its day shape (mean 1), learned and recent, with the prior's tweet in one unit, so that a few tweets
         of its first night are not taken for a quiet brand, nor a busy brand's night, which its shape expects
         quiet. Only its windows are a quiet brand's: its thresholds stay those of a brand still learning."""
-        baseline = state.baseline
-        if baseline.minutes_seen + len(state.closed) >= self.config.learning_minutes:
+        if _minutes_seen(state) >= self.config.learning_minutes:
             return False
-        overall, recent = baseline.overall, state.recent
+        overall, recent = state.baseline.overall, state.recent
         tweets = overall.volume + recent.volume + self.config.volume_prior_tweets
         return tweets < params.thin_rate_per_minute * (overall.exposure + recent.exposure + 1.0)
 
@@ -1363,6 +1362,11 @@ class BuzzDetector:
         if detector.config.to_dict() != saved_config.to_dict():
             detector._changed.update(detector._brands)
         return detector
+
+
+def _minutes_seen(state: BrandState) -> int:
+    """The brand's closed minutes: those its baseline learned and those still waiting to be."""
+    return state.baseline.minutes_seen + len(state.closed)
 
 
 def _spread(expectation: Expectation) -> float:
