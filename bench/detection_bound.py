@@ -194,6 +194,9 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=None, help="write each buzz's delays here")
     args = parser.parse_args()
+    if not args.budget >= 1 / SIMULATED_WEEKS:  # fewer than one alarm in the simulated weeks: not measurable
+        least = 1 / SIMULATED_WEEKS
+        parser.error(f"--budget must be at least {least:g} (one alarm in {SIMULATED_WEEKS} simulated weeks)")
     seeds = args.seeds or list(TUNING_SEEDS if args.half == "tuning" else REPORT_SEEDS)
     pools = load_pools()
     rows: list[dict[str, Any]] = []

@@ -62,3 +62,13 @@ def test_the_table_counts_every_buzz_and_splits_the_first_day_from_the_rest() ->
     assert "first day (2)" in lines[0] and "seen a day (1)" in lines[0]
     assert lines[2].startswith("| a | 3/3 | 9.0 [") and lines[2].endswith("| 2 | 12.5, 1 | 9.0, 1 |")
     assert lines[3].startswith("| b | 2/3 | 26.0 [") and lines[3].endswith("| 1 | 40.0, 0 | 12.0, 1 |")
+
+
+@pytest.mark.parametrize("budget", ["0", "-1", "nan", "0.01"])
+def test_a_budget_the_simulated_weeks_cannot_measure_is_refused(
+    budget: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.argv", ["detection_bound.py", "--budget", budget, "--no-replay"])
+    with pytest.raises(SystemExit):
+        bound.main()
+    assert "--budget must be at least 0.025" in capsys.readouterr().err
