@@ -30,6 +30,8 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
 from detection import TUNING_SEEDS, _scorer, brand_id, load_pools, read_seed_rows, seed_folder  # noqa: E402
 
+from worker.replay import ReplayRow  # noqa: E402
+
 BINS = np.linspace(0.0, 1.0, 21)
 
 
@@ -37,8 +39,20 @@ def seed_tweets(seed: int, model: object, pools: object) -> dict[str, list[tuple
     """(P(negative), labelled negative, in a buzz) of every ordinary or buzz tweet of a seed, by family."""
     folder = seed_folder(seed, pools)
     rows = read_seed_rows(folder / "tweets.csv", True, authors=False)
+    return family_tweets(folder, rows, negative_probabilities(model, rows, folder))
+
+
+def negative_probabilities(model: object, rows: list[ReplayRow], folder: Path) -> np.ndarray:
+    """The model's P(negative) of each of a seed's rows (all of its tweets.csv), from the bench's cache."""
     scorer = _scorer(model, rows, folder)
-    p_negative = scorer.predict_proba([r.tweet.text for r in rows])[:, list(scorer.labels).index("negative")]
+    return scorer.predict_proba([r.tweet.text for r in rows])[:, list(scorer.labels).index("negative")]
+
+
+def family_tweets(
+    folder: Path, rows: list[ReplayRow], p_negative: np.ndarray
+) -> dict[str, list[tuple[float, bool, bool]]]:
+    """(P(negative), labelled negative, in a buzz) of the seed's ordinary and buzz tweets, by brand family
+    (a tweet naming two brands counts for each); `p_negative` is each row's."""
     with (folder / "truth.csv").open(encoding="utf-8") as handle:
         kind = {row["id"]: row["kind"] for row in csv.DictReader(handle)}
     with (folder / "brands.csv").open(encoding="utf-8") as handle:
