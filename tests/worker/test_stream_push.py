@@ -209,6 +209,12 @@ def test_stopping_the_push_worker_leaves_no_process_behind(
     assert _server_processes(port) == []
 
 
+# The stop tests: granian kills a worker still stopping STOP_GRACE_S after its SIGTERM, so a stop under 10 s
+# killed none. Its log line for a kill ("Killing worker-N after it refused to gracefully stop") is not asked
+# about: granian also writes it for a worker that stopped at once, when its thread watching that worker reaps
+# it between the server's join and is_alive (CI, 2026-12-07: that line in a stop of under 10 s).
+
+
 def test_a_sigterm_while_the_worker_processes_load_stops_the_server_at_once(
     private_emulator: PubSubEmulator, tmp_path: Path
 ) -> None:
@@ -231,8 +237,7 @@ def test_a_sigterm_while_the_worker_processes_load_stops_the_server_at_once(
     before_the_signal = log.split("Shutting down granian")[0]
     assert "Started worker" not in before_the_signal, "a worker process served already: not this test's case"
     assert process.returncode == 0
-    assert stopped_after_s < 10, (stopped_after_s, log)
-    assert "refused to gracefully stop" not in log
+    assert stopped_after_s < 10, (stopped_after_s, log)  # so none was killed (see above)
     assert _server_processes(port) == []
 
 
@@ -261,8 +266,7 @@ def test_a_sigterm_as_a_worker_process_starts_serving_stops_the_server_at_once(
         stopped_after_s = time.monotonic() - signalled
         log = log_path.read_text()
         assert process.returncode == 0
-        assert stopped_after_s < 10, (attempt, stopped_after_s, log)
-        assert "refused to gracefully stop" not in log
+        assert stopped_after_s < 10, (attempt, stopped_after_s, log)  # none killed
         assert _server_processes(port) == []
 
 
