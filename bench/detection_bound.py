@@ -35,7 +35,7 @@ with the model (the `oracle` and `model` columns of `bench/detection.py`, `--pas
 every figure again for the buzzes in their brand's first day and the others. Nothing is chosen here; both
 halves of the seeds may be read.
 
-    .venv/bin/python bench/detection_bound.py                  # the report half (about 20 minutes)
+    .venv/bin/python bench/detection_bound.py                  # the report half (about 15 minutes)
     .venv/bin/python bench/detection_bound.py --half tuning --past-hours 168 --json FILE
     .venv/bin/python bench/detection_bound.py --labels-only    # without the model's rows (about 8 minutes)
 """
