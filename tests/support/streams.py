@@ -173,6 +173,10 @@ class RecordingDispatcher:
         self.sent.append(alert)
 
 
+# The detector's windows without the quiet brands' 30-minute one (tested for every brand alike)
+FOUR_WINDOWS: dict[str, tuple[int, ...]] = {"windows_minutes": (3, 5, 15, 60), "quiet_windows_minutes": ()}
+
+
 def quiet_night_brand(start: datetime) -> list[ScoredTweet]:
     """A brand at about 0.2 tweets a minute (a tweet every 5 minutes, a quarter negative) from `start`,
     then from its 40th minute a bad buzz: a negative tweet every 90 seconds for an hour."""

@@ -10,6 +10,7 @@ import pytest
 
 from buzzwatch.settings import SettingsError
 from tests.support.streams import (
+    FOUR_WINDOWS,
     START,
     background,
     burst,
@@ -25,7 +26,6 @@ from worker.detection.config import BrandParams
 from worker.detection.detector import _share_can_tell, _surge
 from worker.detection.stats import binomial_z
 
-FOUR_WINDOWS: dict = {"windows_minutes": (3, 5, 15, 60), "quiet_windows_minutes": ()}
 DAY_RATE, NIGHT_RATE = 0.25, 0.05  # tweets a minute: 0.2 a minute on average, quiet from 00:00 to 06:00 UTC
 
 

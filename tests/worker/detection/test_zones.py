@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from buzzwatch.settings import SettingsError
-from tests.support.streams import START, quiet_night_brand, run, simple_tokenize
+from tests.support.streams import FOUR_WINDOWS, START, quiet_night_brand, run, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.baseline import DayProfileBaseline
 
@@ -88,9 +88,8 @@ def test_a_quiet_brand_added_in_its_night_alerts_sooner_on_its_own_clock() -> No
     brand looks quiet so far: `test_quiet_brand`), so that the clock alone differs."""
     start = datetime(2026, 1, 5, 14, tzinfo=UTC)
     tweets = quiet_night_brand(start)
-    windows = {"windows_minutes": (3, 5, 15, 60), "quiet_windows_minutes": ()}
-    plain = run(BuzzDetector(DetectorConfig(**windows), tokenizer=simple_tokenize), tweets)
-    zoned_config = DetectorConfig(brand_zones={"acme": "Asia/Tokyo"}, **windows)
+    plain = run(BuzzDetector(DetectorConfig(**FOUR_WINDOWS), tokenizer=simple_tokenize), tweets)
+    zoned_config = DetectorConfig(brand_zones={"acme": "Asia/Tokyo"}, **FOUR_WINDOWS)
     zoned = run(BuzzDetector(zoned_config, simple_tokenize), tweets)
     zoned_new = [a for a in zoned if a.kind == "new"]
     assert zoned_new, "the buzz on its own clock is alerted"
