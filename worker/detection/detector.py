@@ -129,6 +129,7 @@ import math
 from bisect import insort
 from collections import deque
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -176,6 +177,14 @@ MIN_RECENT_MINUTES = 1e-6  # less recent evidence than this is rounding residue 
 SAVE_LAG_MINUTES = 15  # a brand's saved state is rewritten at least this often (see `changed_brands`)
 
 
+@dataclass(slots=True)
+class _Past:
+    """A brand not seen yet: its tweets that came older than the watermark, waiting to be learned."""
+
+    tweets: deque[ScoredTweet]
+    seen: int  # the first minute not closed when its last tweet came
+
+
 def _to_dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -215,8 +224,7 @@ class BuzzDetector:
         self._saved_at: dict[str, int] = {}  # each brand's first minute not closed when it was last saved
         # Brands not seen yet: their tweets older than the watermark, learned at their first live tweet or
         # once the watermark is HISTORY_SETTLE_MINUTES past the last of them (`_from_history`)
-        self._history: dict[str, deque[ScoredTweet]] = {}
-        self._history_at: dict[str, int] = {}  # each waiting brand's first minute not closed at its last
+        self._past: dict[str, _Past] = {}
         self.stats: dict[str, int] = {
             "observed": 0,
             "late_counted": 0,
@@ -278,9 +286,9 @@ class BuzzDetector:
             elif state is not None and self._count_late(state, minute, record, keys):
                 self.stats["late_counted"] += 1
                 self._changed.add(brand)
-            elif state is None and self._keeps_history(brand, minute):
-                self._history[brand].append(scored)
-                self._history_at[brand] = self._next_minute
+            elif state is None and (past := self._past_of(brand, minute)) is not None:
+                past.tweets.append(scored)
+                past.seen = self._next_minute
                 self.stats["history"] += 1
             else:
                 self.stats["late"] += 1
@@ -309,8 +317,8 @@ class BuzzDetector:
             if target - self._next_minute > self.config.max_gap_minutes and self._skip_gap(target):
                 continue
             minute = self._next_minute
-            for brand, seen in list(self._history_at.items()):  # a past that came whole: its brand starts
-                if minute - seen >= HISTORY_SETTLE_MINUTES:
+            for brand, past in list(self._past.items()):  # a past that came whole: its brand starts
+                if minute - past.seen >= HISTORY_SETTLE_MINUTES:
                     self._from_history(brand, minute, self._waiting(brand))
             alerts.extend(self._tick_to(minute, SECONDS_PER_MINUTE))
             for brand in self._order:  # sorted: the alerts of one minute come out in one order
@@ -452,22 +460,22 @@ class BuzzDetector:
         self._order = sorted(self._brands)
         return state
 
-    def _keeps_history(self, brand: str, minute: int) -> bool:
-        """Whether a late tweet of a brand not seen yet waits as its history (within `max_gap_minutes` of
-        the watermark, and room for its brand: `history_max_brands`); its buffer made if needed."""
+    def _past_of(self, brand: str, minute: int) -> _Past | None:
+        """Where a late tweet of a brand not seen yet waits as its history, made if needed; None when it
+        does not wait (older than `max_gap_minutes` before the watermark, or no room for its brand:
+        `history_max_brands`)."""
         assert self._next_minute is not None
         if minute < self._next_minute - self.config.max_gap_minutes:
-            return False
-        if brand not in self._history:
-            if len(self._history) >= self.config.history_max_brands:
-                return False
-            self._history[brand] = deque(maxlen=self.config.history_max_tweets)
-        return True
+            return None
+        past = self._past.get(brand)
+        if past is None and len(self._past) < self.config.history_max_brands:
+            past = self._past[brand] = _Past(deque(maxlen=self.config.history_max_tweets), self._next_minute)
+        return past
 
     def _waiting(self, brand: str) -> Sequence[ScoredTweet]:
         """The brand's history, no longer waiting (none: empty)."""
-        self._history_at.pop(brand, None)
-        return self._history.pop(brand, ())
+        past = self._past.pop(brand, None)
+        return () if past is None else past.tweets
 
     def _from_history(self, brand: str, minute: int, history: Sequence[ScoredTweet]) -> BrandState:
         """A brand that starts at `minute` (its first live tweet's, or the minute its past settled), learned

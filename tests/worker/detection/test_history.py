@@ -122,8 +122,8 @@ def test_the_history_kept_is_bounded() -> None:
     held = len(quiet(LIVE - timedelta(days=1), 12, seed=12))
     assert held > 50
     assert det.stats["history"] == 2 * held and det.stats["late"] == held  # a third brand: no room
-    assert [len(det._history[b]) for b in ("acme", "globex")] == [50, 50]  # each its newest 50
-    newest = max(t.tweet.created_at for t in det._history["acme"])
+    assert [len(det._past[b].tweets) for b in ("acme", "globex")] == [50, 50]  # each its newest 50
+    newest = max(t.tweet.created_at for t in det._past["acme"].tweets)
     assert newest == max(t.tweet.created_at for t in quiet(LIVE - timedelta(days=1), 12, seed=12))
     with pytest.raises(SettingsError, match="history_max_tweets must not be negative"):
         DetectorConfig(history_max_tweets=-1)
