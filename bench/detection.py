@@ -93,7 +93,7 @@ from detection_data import (  # noqa: E402
 )
 
 from buzzwatch.schema import Alert, parse_timestamp  # noqa: E402
-from buzzwatch.zones import BrandIds  # noqa: E402
+from buzzwatch.zones import BrandIds, BrandsFile  # noqa: E402
 from worker.detection import BuzzDetector, DetectorConfig  # noqa: E402
 from worker.replay import ReplayRow, ReplaySummary, read_rows, run_replay  # noqa: E402
 
@@ -236,7 +236,7 @@ def read_truth(folder: Path) -> SeedTruth:
 @cache
 def replay_brand_ids() -> BrandIds:
     """The brand ids `buzzwatch replay` gives a file's brand values (the brands file's), read once."""
-    return BrandIds.load()
+    return BrandsFile.read().ids()
 
 
 def brand_id(name: str) -> str:
@@ -514,10 +514,10 @@ def load_scorings(modes: list[str], model_uris: list[str] | None) -> dict[str, A
     return scorings
 
 
-def _alerts_file(folder: Path, column: str) -> Path:
+def _alerts_file(folder: Path, column: str, suffix: str = "") -> Path:
     """Where a column's alerts are kept in a seed's folder (`alerts-oracle.jsonl`, `alerts-model.jsonl`,
-    `alerts-model-<version>.jsonl`)."""
-    return folder / f"alerts-{column.replace(' ', '-')}.jsonl"
+    `alerts-model-<version>.jsonl`; `suffix` as `_scorer`'s, `alerts-model-past168h.jsonl`)."""
+    return folder / f"alerts-{column.replace(' ', '-')}{suffix}.jsonl"
 
 
 def _scorer(model: Any, rows: list[ReplayRow], folder: Path, suffix: str = "") -> _CachedModel | None:
@@ -611,7 +611,7 @@ def run_seeds(
                 all_rows = all_rows + past_rows
                 rows = with_past(rows, [r for r in past_rows if not names.isdisjoint(r.tweet.brands)])
             label = f"{column} {'-'.join(sorted(roles))}" if roles else column
-            out = _alerts_file(folder, label + suffix.replace("-", " "))
+            out = _alerts_file(folder, label, suffix)
             brands_file = seed_brands_file(folder) if zones else REPO_ROOT / "config" / "brands.toml"
             alerts = replay(rows, _scorer(model, all_rows, folder, suffix), reason_model, out, brands_file)
             episodes, brands = evaluate([fired(a) for a in alerts], truth, seed)

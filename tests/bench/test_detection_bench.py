@@ -301,6 +301,7 @@ def test_each_column_keeps_its_own_alerts_file(tmp_path: Path) -> None:
         bench._alerts_file(tmp_path, "model ensemble-e35b21c8d4").name
         == "alerts-model-ensemble-e35b21c8d4.jsonl"
     )
+    assert bench._alerts_file(tmp_path, "model", "-past168h").name == "alerts-model-past168h.jsonl"
 
 
 def test_only_roles_keeps_the_brands_of_those_roles_with_their_buzzes_and_decoys() -> None:
