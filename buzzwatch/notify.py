@@ -447,7 +447,7 @@ def render_alert(
     """Subject, plain text and HTML of a bad-buzz alert email (the same content in both bodies).
 
     Times are written in `zone`, the brand's time zone (`buzzwatch.zones`), with UTC beside them. The
-    brand goes by its display name from `names` (brand id -> name, `buzzwatch.zones.brand_names`): alone
+    brand goes by its display name from `names` (brand id -> name, `buzzwatch.zones.BrandsFile.names`): alone
     in the subject, with its id in the body (the id is what the logs and the alert JSON carry). With the
     app's address (`app_url`) the mail links the brand's Watch it page.
     """

@@ -4,7 +4,7 @@ keeps the brand id and UTC. And each brand value a data file writes as the brand
 All come from the brand's [[brand]] table in the brands file (config/brands.toml, or
 BUZZWATCH_BRANDS_FILE): `display_name` (else the id) and `timezone`, an IANA name such as "Europe/Paris";
 a brand without one, or a brand the file does not list, reads UTC. Every reader of the file (replay, detect,
-the app, ingest) checks it the same way (`check_brand_tables`).
+the app, ingest) checks it the same way (`check_brand_tables`), and a process reads it once (`BrandsFile`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -129,47 +130,64 @@ def _refuse_control(value: str, field: str) -> None:
         raise SettingsError(f"{field} {value!r} holds a control character ({found.group()!r}); remove it")
 
 
-def _brand_tables(path: Path) -> list[dict[str, object]]:
-    """The checked [[brand]] tables of the brands file; [] when there is no file."""
-    try:
-        return read_brand_tables(path)
-    except FileNotFoundError:
-        log.warning("no brands file: brands read by id, times in UTC", extra={"path": str(path)})
-        return []
+@dataclass(frozen=True)
+class BrandsFile:
+    """The checked [[brand]] tables of one brands file, read once, and what each reader takes from them (a
+    process reads the file once: one view of it, one warning when it is missing). `BrandsFile()`: no brand
+    configured, every brand read by its id, in UTC."""
 
+    path: Path | None = None
+    tables: tuple[Mapping[str, object], ...] = ()
 
-def brand_zones(path: Path | None = None) -> dict[str, ZoneInfo]:
-    """Brand name -> its time zone, from the brands file; {} (every brand in UTC) when there is no file.
+    @classmethod
+    def read(cls, path: Path | None = None) -> BrandsFile:
+        """The brands file's tables (`path`, else BUZZWATCH_BRANDS_FILE or config/brands.toml); none, logged,
+        when there is no file. A file that is not valid TOML, or a zone that does not exist, is a
+        SettingsError that names it (`read_brand_tables`)."""
+        path = path or brands_file()
+        try:
+            tables = read_brand_tables(path)
+        except FileNotFoundError:
+            log.warning("no brands file: brands read by id, times in UTC", extra={"path": str(path)})
+            tables = []
+        return cls(path, tuple(tables))
 
-    A file that is not valid TOML, or a zone that does not exist, is a SettingsError that names it.
-    """
-    path = path or brands_file()
-    return {
-        entry["name"]: parse_zone(entry.get("timezone", DEFAULT_ZONE), f"{path}: brand {entry['name']!r}")
-        for entry in _brand_tables(path)
-    }
+    def zones(self) -> dict[str, ZoneInfo]:
+        """Brand id -> its time zone (UTC for a brand whose table names none)."""
+        return {
+            str(entry["name"]): parse_zone(
+                entry.get("timezone", DEFAULT_ZONE), f"{self.path}: brand {entry['name']!r}"
+            )
+            for entry in self.tables
+        }
 
+    def configured_zones(self) -> dict[str, str]:
+        """Brand id -> the IANA zone its table names, for the brands whose table names one (the detector's
+        day shape of a new brand follows it; a brand without one keeps the shipped day, see
+        `worker.detection.config`)."""
+        return {
+            str(entry["name"]): parse_zone(entry["timezone"], f"{self.path}: brand {entry['name']!r}").key
+            for entry in self.tables
+            if "timezone" in entry
+        }
 
-def configured_zones(path: Path | None = None) -> dict[str, str]:
-    """Brand id -> the IANA zone its table names, for the brands whose table names one (the detector's
-    day shape of a new brand follows it; a brand without one keeps the shipped day, see
-    `worker.detection.config`). Checked as `brand_zones` checks them."""
-    path = path or brands_file()
-    return {
-        str(entry["name"]): parse_zone(entry["timezone"], f"{path}: brand {entry['name']!r}").key
-        for entry in _brand_tables(path)
-        if "timezone" in entry
-    }
+    def names(self) -> dict[str, str]:
+        """Brand id -> the name a person knows it by (`display_name`, else the id)."""
+        return {str(entry["name"]): display_name(entry) for entry in self.tables}
+
+    def ids(self) -> BrandIds:
+        """The data files' brand values as these brands' ids (`BrandIds`; none configured: each value
+        slugified)."""
+        spellings = []
+        for entry in self.tables:
+            others = [entry.get("display_name"), *_listed(entry, "aliases"), *_listed(entry, "handles")]
+            spellings.append((str(entry["name"]), [other for other in others if isinstance(other, str)]))
+        return BrandIds(spellings)
 
 
 def display_name(entry: Mapping[str, object]) -> str:
     """The name a person knows a checked [[brand]] table's brand by: its `display_name`, else its id."""
     return str(entry.get("display_name") or entry["name"])
-
-
-def brand_names(path: Path | None = None) -> dict[str, str]:
-    """Brand id -> the name a person knows it by (`display_name` in the brands file, else the id)."""
-    return {str(entry["name"]): display_name(entry) for entry in _brand_tables(path or brands_file())}
 
 
 def slugify(value: str) -> str:
@@ -202,15 +220,6 @@ class BrandIds:
             for spelling in (name, *others):
                 if key := _spelling_key(spelling):
                     self._by_key.setdefault(key, name)
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> BrandIds:
-        """The brands file's ids (none configured when there is no file: each value slugified)."""
-        spellings = []
-        for entry in _brand_tables(path or brands_file()):
-            others = [entry.get("display_name"), *_listed(entry, "aliases"), *_listed(entry, "handles")]
-            spellings.append((str(entry["name"]), [other for other in others if isinstance(other, str)]))
-        return cls(spellings)
 
     def resolve(self, value: str) -> str:
         """The brand id of one value ("United", " UNITED ", "united" -> united); '' when it has no Latin

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from buzzwatch.files import check_or_write  # noqa: E402 - the repository root is on the path first
 from buzzwatch.schema import parse_timestamp  # noqa: E402
-from buzzwatch.zones import DEFAULT_BRANDS_FILE, BrandIds, configured_zones  # noqa: E402
+from buzzwatch.zones import DEFAULT_BRANDS_FILE, BrandsFile  # noqa: E402
 from worker.detection.config import PRIOR_PATH  # noqa: E402
 
 AIRLINES = REPO_ROOT / "data" / "airline_us" / "train.csv"
@@ -51,7 +51,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def airline_zones() -> dict[str, tzinfo]:
     """Each airline of the data (as its `airline` column names it) -> the zone config/brands.toml gives it."""
-    ids, zones = BrandIds.load(DEFAULT_BRANDS_FILE), configured_zones(DEFAULT_BRANDS_FILE)
+    brands = BrandsFile.read(DEFAULT_BRANDS_FILE)
+    ids, zones = brands.ids(), brands.configured_zones()
     airlines = {row["airline"] for row in _rows(AIRLINES)}
     return {airline: ZoneInfo(zones[ids.resolve(airline)]) for airline in sorted(airlines)}
 

@@ -80,13 +80,15 @@ def run(args: argparse.Namespace) -> int:
     """Replay the file; 0 when it ran (even with skipped rows), 2 when the input cannot be used."""
     from buzzwatch.files import same_file
     from buzzwatch.settings import CommandError, CommonSettings
+    from buzzwatch.zones import BrandsFile, brands_file
     from worker.detection import BuzzDetector, DetectorConfig
     from worker.replay import ReplayError, ReplaySummary, fewer_collections, replay_rows, run_replay
 
     if same_file(args.input, args.alerts_out):  # opened for writing, it emptied the tweets it replays
         raise CommandError(f"--alerts-out is the input file {args.input}: write the alerts to another file")
     summary = ReplaySummary()
-    config = DetectorConfig.from_env(os.environ)
+    brands = BrandsFile.read(brands_file(os.environ))  # once: the detector's zones, the rows' brand ids
+    config = DetectorConfig.from_env(os.environ, brands)
 
     def show(alert: Any) -> None:
         if not args.quiet:
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             model_uri = args.model_uri or CommonSettings.from_env().model_uri
             model = held.enter_context(PredictorProcess(model_uri))
         try:  # read once, in event-time order, holding a bounded part of the file in memory
-            rows = held.enter_context(replay_rows(args.input, args.oracle, summary))
+            rows = held.enter_context(replay_rows(args.input, args.oracle, summary, brand_ids=brands.ids()))
         except ReplayError as exc:
             raise CommandError(str(exc)) from None
         summary.skipped.print(sys.stderr)

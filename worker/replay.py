@@ -44,7 +44,7 @@ from buzzwatch.schema import (
     is_blank,
     names_its_offset,
 )
-from buzzwatch.zones import BrandIds, split_brands
+from buzzwatch.zones import BrandIds, BrandsFile, split_brands
 from models.language import UNDETERMINED, Language, LanguageGate, gate_for
 from worker.detection import BuzzDetector
 
@@ -152,7 +152,7 @@ def replay_rows(
     Each row's brands are their brand ids as the ingester names them (`brand_ids`; None: the brands file's,
     BUZZWATCH_BRANDS_FILE or config/brands.toml), so "United", " UNITED " and "united" are one brand.
     """
-    ids = brand_ids or BrandIds.load()
+    ids = brand_ids or BrandsFile.read().ids()
     if not path.is_file():
         raise ReplayError(f"input file not found: {path}")
     with open_replay_csv(path) as csv_rows:

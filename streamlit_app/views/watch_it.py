@@ -9,7 +9,7 @@ import streamlit as st
 
 from buzzwatch.settings import SettingsError
 from buzzwatch.telemetry import alerts_in
-from buzzwatch.zones import brand_label, brand_names, brand_zones, local_time, zone_of
+from buzzwatch.zones import BrandsFile, brand_label, local_time, zone_of
 from streamlit_app.settings import UiSettings
 from streamlit_app.watch import (
     ALERT_MARK,
@@ -38,15 +38,10 @@ MARK_DASHES = {ALERT_MARK: [1, 0], START_MARK: [6, 4]}  # the alert solid, the e
 
 
 @st.cache_resource
-def zones() -> dict:
-    """Each brand's time zone, read once from the brands file."""
-    return brand_zones(settings.brands_file)
-
-
-@st.cache_resource
-def names() -> dict:
-    """Each brand's display name, read once from the brands file."""
-    return brand_names(settings.brands_file)
+def configured() -> tuple[dict, dict]:
+    """Each brand's time zone and display name, read once from the brands file."""
+    book = BrandsFile.read(settings.brands_file)
+    return book.zones(), book.names()
 
 
 def records(kind: str) -> FeedRecords:
@@ -68,8 +63,7 @@ if not brands:
     st.stop()
 
 try:  # read (and cached) once here: a malformed brands file is one message, not a traceback
-    zones()  # calls, one a line: Streamlit's magic would write a bare tuple of their results on the page
-    names()
+    zones, names = configured()
 except SettingsError as exc:
     st.error(f"The brands file cannot be read: {exc}")
     st.stop()
@@ -83,12 +77,11 @@ brand = st.selectbox(
     brands,
     index=brands.index(asked) if asked in brands else 0,
     format_func=lambda option: (
-        brand_label(option, names())
-        + (" · bad buzz" if states.get(option) == STATE_NAMES["bad_buzz"] else "")
+        brand_label(option, names) + (" · bad buzz" if states.get(option) == STATE_NAMES["bad_buzz"] else "")
     ),
 )
 st.query_params["brand"] = brand
-label = brand_label(brand, names())
+label = brand_label(brand, names)
 live = st.toggle("Live", value=True, help=f"refresh every {settings.refresh_s:g} s")
 
 
@@ -153,7 +146,7 @@ def reasons_chart(reasons: dict[str, float]) -> alt.Chart:
 def brand_panel() -> None:
     """The state, charts and alerts of one brand, refreshed on their own."""
     lookback = timedelta(hours=settings.lookback_hours)
-    zone = zone_of(brand, zones())
+    zone = zone_of(brand, zones)
     try:
         metric_feed = unused_metric_feed.pop() if unused_metric_feed else records("metrics")
         event_feed = records("events")

@@ -14,7 +14,7 @@ from buzzwatch.notify import NO_TERMS, Mailer, render_alert
 from buzzwatch.schema import Alert
 from buzzwatch.settings import CommonSettings, SettingsError, SmtpSettings
 from buzzwatch.telemetry import BAD_BUZZ_ALERT, LocalTelemetry, RecordingTelemetry
-from buzzwatch.zones import brand_names, brand_zones
+from buzzwatch.zones import BrandsFile
 from worker.detection_service.dispatcher import AlertDispatcher
 from worker.detection_service.settings import DetectionSettings
 
@@ -167,7 +167,8 @@ def test_the_detection_service_mails_in_the_zone_and_name_of_the_brands_file(tmp
     settings = CommonSettings.from_env({"BUZZWATCH_VAR_DIR": str(tmp_path)})
     telemetry = RecordingTelemetry(LocalTelemetry(tmp_path, role="detection"))
     mailer = Mailer.from_settings(settings)
-    dispatcher = AlertDispatcher(telemetry, mailer, brand_zones(brands), brand_names(brands))
+    book = BrandsFile.read(brands)
+    dispatcher = AlertDispatcher(telemetry, mailer, book.zones(), book.names())
     fired = alert(started_at=datetime(2015, 2, 23, 10, 41, tzinfo=UTC))
     dispatcher.spool("key", fired)
     dispatcher.announce("key", fired)
@@ -182,8 +183,9 @@ def test_the_detection_service_mails_in_the_zone_and_name_of_the_brands_file(tmp
     (event,) = [e for e in telemetry.recent("events") if e.get("name") == BAD_BUZZ_ALERT]
     assert event["properties"]["alert"]["started_at"] == "2015-02-23T10:41:00Z"
     assert event["properties"]["brand"] == "united"
-    assert brand_zones(tmp_path / "absent.toml") == {}  # no brands file: every brand in UTC
-    assert brand_names(tmp_path / "absent.toml") == {}  # ... and read by its id
+    absent = BrandsFile.read(tmp_path / "absent.toml")
+    assert absent.zones() == {}  # no brands file: every brand in UTC
+    assert absent.names() == {}  # ... and read by its id
 
 
 def test_a_brand_without_a_display_name_is_named_by_its_id_once() -> None:
@@ -194,9 +196,10 @@ def test_a_brand_without_a_display_name_is_named_by_its_id_once() -> None:
 
 
 def test_the_shipped_brands_file_names_every_brand() -> None:
-    names = brand_names()
+    shipped = BrandsFile.read()
+    names = shipped.names()
     assert names["united"] == "United Airlines" and names["airparadis"] == "Air Paradis"
-    assert set(names) == set(brand_zones())
+    assert set(names) == set(shipped.zones())
 
 
 def test_with_the_apps_address_the_mail_links_the_brands_watch_page(tmp_path: Path) -> None:

@@ -5,20 +5,17 @@ from pathlib import Path
 import pytest
 
 from buzzwatch.settings import SettingsError
-from buzzwatch.zones import BrandIds, brand_names, brand_zones
+from buzzwatch.zones import BrandsFile
 
 
 def test_a_misspelt_key_stops_the_readers_instead_of_leaving_the_brand_in_utc(tmp_path: Path) -> None:
     """The detection service's mails and the app's charts read `timezone`; a `time_zone` was ignored."""
     path = tmp_path / "brands.toml"
     path.write_text('[[brand]]\nname = "united"\nhandles = ["united"]\ntime_zone = "America/Chicago"\n')
-    for read in (brand_zones, brand_names, BrandIds.load):
-        with pytest.raises(
-            SettingsError, match=r"brand #1 \(united\): unknown key 'time_zone' \(did you mean"
-        ):
-            read(path)
+    with pytest.raises(SettingsError, match=r"brand #1 \(united\): unknown key 'time_zone' \(did you mean"):
+        BrandsFile.read(path)
     path.write_text('[[brand]]\nname = "united"\nhandles = ["united"]\ntimezone = "America/Chicago"\n')
-    assert str(brand_zones(path)["united"]) == "America/Chicago"
+    assert str(BrandsFile.read(path).zones()["united"]) == "America/Chicago"
 
 
 def test_a_brands_file_that_cannot_be_read_stops_every_reader_with_one_line(tmp_path: Path) -> None:
@@ -27,11 +24,8 @@ def test_a_brands_file_that_cannot_be_read_stops_every_reader_with_one_line(tmp_
     inside_a_file = tmp_path / "brands.toml"
     inside_a_file.write_text("")
     for path in (tmp_path, inside_a_file / "brands.toml"):
-        for read in (brand_zones, brand_names, BrandIds.load):
-            with pytest.raises(
-                SettingsError, match=f"brands file {path} cannot be read: (Is|Not) a directory"
-            ):
-                read(path)
+        with pytest.raises(SettingsError, match=f"brands file {path} cannot be read: (Is|Not) a directory"):
+            BrandsFile.read(path)
 
 
 def test_a_display_name_on_two_lines_stops_the_readers_of_names(tmp_path: Path) -> None:
@@ -41,12 +35,11 @@ def test_a_display_name_on_two_lines_stops_the_readers_of_names(tmp_path: Path) 
     path.write_text(
         '[[brand]]\nname = "united"\nhandles = ["united"]\ndisplay_name = """United\nAirlines"""\n'
     )
-    for read in (brand_zones, brand_names, BrandIds.load):
-        with pytest.raises(
-            SettingsError,
-            match=r"brand #1 \(united\): 'display_name' 'United\\nAirlines' holds a control character",
-        ):
-            read(path)
+    with pytest.raises(
+        SettingsError,
+        match=r"brand #1 \(united\): 'display_name' 'United\\nAirlines' holds a control character",
+    ):
+        BrandsFile.read(path)
 
 
 UNITED = 'name = "united"\nhandles = ["united"]\n'
@@ -105,9 +98,8 @@ def test_every_reader_refuses_what_ingest_refuses(tmp_path: Path, tables: list[s
     stream rule."""
     path = tmp_path / "brands.toml"
     path.write_text("".join(f"[[brand]]\n{table}" for table in tables))
-    for read in (brand_zones, brand_names, BrandIds.load):
-        with pytest.raises(SettingsError, match=message):
-            read(path)
+    with pytest.raises(SettingsError, match=message):
+        BrandsFile.read(path)
 
 
 def test_a_brand_value_is_its_brand_id_whatever_its_case_spaces_or_configured_spelling(
@@ -119,7 +111,7 @@ def test_a_brand_value_is_its_brand_id_whatever_its_case_spaces_or_configured_sp
         'aliases = ["UA", "Delta"]\n[[brand]]\nname = "jetblue"\naliases = ["Delta"]\nhandles = ["JetBlue"]\n'
         '[[brand]]\nname = "jal"\naliases = ["日本航空", "!!"]\n'
     )
-    ids = BrandIds.load(path)
+    ids = BrandsFile.read(path).ids()
     values = [
         "United",
         " UNITED ",
@@ -135,7 +127,7 @@ def test_a_brand_value_is_its_brand_id_whatever_its_case_spaces_or_configured_sp
     assert ids.resolve("!!!") == "" and ids.resolve("大韓航空") == ""  # no letter or digit of an id
     assert ids.resolve(" 日本航空 ") == "jal" and ids.resolve("Éole") == "eole"  # an alias; accents folded
     assert ids.resolve_all(["Delta", "jal", "DELTA", "?"]) == ("united", "jal")  # in order, each once
-    no_file = BrandIds.load(tmp_path / "missing.toml")  # no brand configured: each value slugified
+    no_file = BrandsFile.read(tmp_path / "missing.toml").ids()  # no brand configured: each value slugified
     assert [no_file.resolve(v) for v in values] == [
         *["united"] * 3,
         "unitedairlines",

@@ -23,7 +23,7 @@ import worker.replay as replay_module
 from buzzwatch.cli import main
 from buzzwatch.replay import MAX_REPORTED_ERRORS
 from buzzwatch.schema import parse_timestamp
-from buzzwatch.zones import BrandIds
+from buzzwatch.zones import BrandIds, BrandsFile
 from ingest.brands import BrandBook
 from tests.support.streams import START, background, burst, scored, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
@@ -657,22 +657,23 @@ def test_each_distinct_brand_cell_is_resolved_once(tmp_path: Path, monkeypatch: 
     """A file names a few brands in many rows: each distinct brand cell is resolved once, to the ids each row
     got resolved on its own (also past BRAND_CELLS_KEPT distinct cells, when cells are resolved again)."""
 
-    class Counting(BrandIds):
-        calls = 0
+    calls: list[tuple[str, ...]] = []
+    resolve_all = BrandIds.resolve_all
 
-        def resolve_all(self, values: Iterable[str]) -> tuple[str, ...]:
-            Counting.calls += 1
-            return super().resolve_all(values)
+    def counting(self: BrandIds, values: Iterable[str]) -> tuple[str, ...]:
+        calls.append(tuple(values))
+        return resolve_all(self, calls[-1])
 
+    monkeypatch.setattr(BrandIds, "resolve_all", counting)
     cells = ["United", "JetBlue", "united,JetBlue", "Sky-Lark"]
     lines = [
         {"id": f"t{i}", "created_at": f"2026-01-05T10:{i:02d}:00Z", "text": "late", "brand": cells[i % 4]}
         for i in range(60)
     ]
     path = write_csv(tmp_path / "in.csv", [], lines)
-    ids = Counting.load()
+    ids = BrandsFile.read().ids()
     rows = read_rows(path, False, ReplaySummary(), ids)
-    assert Counting.calls == 4
+    assert len(calls) == 4
     assert [row.tweet.brands for row in rows[:4]] == [
         ("united",),
         ("jetblue",),
@@ -680,7 +681,7 @@ def test_each_distinct_brand_cell_is_resolved_once(tmp_path: Path, monkeypatch: 
         ("skylark",),
     ]
     monkeypatch.setattr(replay_module, "BRAND_CELLS_KEPT", 1)
-    assert read_rows(path, False, ReplaySummary(), ids) == rows and Counting.calls == 4 + 60
+    assert read_rows(path, False, ReplaySummary(), ids) == rows and len(calls) == 4 + 60
 
 
 def test_the_detector_gets_each_rows_tweet_as_read(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from buzzwatch.settings import SettingsError, env_float, env_int, env_str
-from buzzwatch.zones import BRAND_ID, brands_file, configured_zones, parse_zone
+from buzzwatch.zones import BRAND_ID, BrandsFile, brands_file, parse_zone
 
 log = logging.getLogger(__name__)
 
@@ -270,9 +270,10 @@ class DetectorConfig:
         return cls(**values)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> DetectorConfig:
+    def from_env(cls, env: Mapping[str, str], brands: BrandsFile | None = None) -> DetectorConfig:
         """Build from BUZZWATCH_DETECTOR_* variables; BUZZWATCH_DETECTOR_BRANDS is a JSON object of overrides.
-        The brands' time zones come from the brands file (BUZZWATCH_BRANDS_FILE or config/brands.toml).
+        The brands' time zones come from `brands`, else the brands file (BUZZWATCH_BRANDS_FILE or
+        config/brands.toml), read here.
 
         Example: BUZZWATCH_DETECTOR_BRANDS='{"united": {"fire_score": 6, "min_negatives": 10}}'.
         """
@@ -327,7 +328,7 @@ class DetectorConfig:
             tick_seconds=env_float(env, "BUZZWATCH_DETECTOR_TICK_S", cls.tick_seconds),
             defaults=defaults,
             brand_overrides=overrides,
-            brand_zones=configured_zones(brands_file(env)),
+            brand_zones=(brands or BrandsFile.read(brands_file(env))).configured_zones(),
         )
 
 

@@ -107,7 +107,6 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     from buzzwatch.pubsub import StreamTopology, check_credentials
     from buzzwatch.settings import CommonSettings
     from buzzwatch.telemetry import RecordingTelemetry, Telemetry
-    from buzzwatch.zones import brand_names, brand_zones
     from models.reasons import load_reason_model
     from worker.detection_service.consumer import DetectionConsumer
     from worker.detection_service.dispatcher import AlertDispatcher
@@ -128,7 +127,7 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     try:
         reasons = load_reason_model()
         mailer = Mailer.from_settings(settings)
-        zones, names = brand_zones(detection.brands_file), brand_names(detection.brands_file)
+        zones, names = detection.brands.zones(), detection.brands.names()
         dispatcher = AlertDispatcher(feed, mailer, zones, names, detection.app_url)
 
         def make_service(store: DetectionStore, owned: frozenset[int] | None) -> DetectionService:

@@ -58,8 +58,8 @@ class AlertDispatcher:
     ) -> None:
         self.telemetry = telemetry
         self.mailer = mailer
-        self.zones = dict(zones or {})  # brand -> time zone of its mails (`buzzwatch.zones.brand_zones`)
-        self.names = dict(names or {})  # brand -> display name in its mails (`buzzwatch.zones.brand_names`)
+        self.zones = dict(zones or {})  # brand -> time zone of its mails (`BrandsFile.zones`)
+        self.names = dict(names or {})  # brand -> display name in its mails (`BrandsFile.names`)
         self.app_url = app_url  # the app's address: each mail links the brand's Watch it page
 
     def spool(self, key: str, alert: Alert) -> None:

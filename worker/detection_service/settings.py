@@ -6,11 +6,10 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from buzzwatch.partitions import DEFAULT_GROUPS, DEFAULT_PARTITIONS, check_partitions, parse_owned
 from buzzwatch.settings import SettingsError, env_bool, env_float, env_int, env_str, env_url
-from buzzwatch.zones import DEFAULT_BRANDS_FILE, brands_file
+from buzzwatch.zones import BrandsFile, brands_file
 from worker.auth import IdTokenPolicy
 from worker.detection import DetectorConfig
 
@@ -62,7 +61,7 @@ class DetectionSettings:
     instance_id: str = field(default_factory=default_instance_id)  # DETECTION_INSTANCE_ID
     lease_s: float = 15.0  # DETECTION_LEASE_S: a group whose owner stops renewing is free this much later
     detector: DetectorConfig = field(default_factory=DetectorConfig)  # BUZZWATCH_DETECTOR_*
-    brands_file: Path = DEFAULT_BRANDS_FILE  # BUZZWATCH_BRANDS_FILE: the brands' time zones (their mails)
+    brands: BrandsFile = field(default_factory=BrandsFile)  # BUZZWATCH_BRANDS_FILE: zones, names (mails)
     app_url: str | None = (
         None  # BUZZWATCH_APP_URL: the app's address; each alert mail links its Watch it page
     )
@@ -92,6 +91,7 @@ class DetectionSettings:
         lease_s = env_float(env, "DETECTION_LEASE_S", cls.lease_s)
         if lease_s <= 0:
             raise SettingsError(f"DETECTION_LEASE_S must be positive, got {lease_s:g}")
+        brands = BrandsFile.read(brands_file(env))
         return cls(
             feed_auth=IdTokenPolicy.from_env(env, FEED_AUTH_PREFIX),
             checkpoint_interval_s=env_float(
@@ -113,7 +113,7 @@ class DetectionSettings:
             claims_groups=wanted is not None and wanted.strip().lower() not in ("", "all"),
             instance_id=_instance_id(env),
             lease_s=lease_s,
-            detector=DetectorConfig.from_env(env),
-            brands_file=brands_file(env),
+            detector=DetectorConfig.from_env(env, brands),
+            brands=brands,
             app_url=env_url(env, "BUZZWATCH_APP_URL"),
         )

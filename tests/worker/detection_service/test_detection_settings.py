@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from buzzwatch.settings import SettingsError
-from buzzwatch.zones import configured_zones
+from buzzwatch.zones import BrandsFile
 from worker.detection import DetectorConfig
 from worker.detection_service.settings import DetectionSettings
 
@@ -15,8 +15,8 @@ from worker.detection_service.settings import DetectionSettings
 def test_the_defaults_are_the_documented_ones() -> None:
     settings = DetectionSettings.from_env({})
     # from_env adds nothing of its own; the detector reads the brands' time zones from the brands file
-    zones = DetectorConfig(brand_zones=configured_zones(settings.brands_file))
-    assert settings == DetectionSettings(brands_file=settings.brands_file, detector=zones)
+    zones = DetectorConfig(brand_zones=settings.brands.configured_zones())
+    assert settings == DetectionSettings(brands=BrandsFile.read(), detector=zones)
     assert settings.detector.brand_zones["airparadis"] == "Europe/Paris"
     assert (settings.checkpoint_interval_s, settings.checkpoint_max_messages) == (2.0, 2000)  # README
     assert (settings.seen_retention_days, settings.reset_state) == (14.0, False)
@@ -51,7 +51,32 @@ def test_each_variable_lands_in_its_field() -> None:
         "app@p.iam",
     )
     assert settings.detector.defaults.fire_score == 7.5
-    assert settings.brands_file == Path("/srv/brands.toml")
+    assert settings.brands == BrandsFile(Path("/srv/brands.toml"))  # no such file: no brand configured
+
+
+def test_the_brands_file_is_read_once_for_the_detector_and_the_mails(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The detector's zones and the mails' zones and names are one reading of the file (it was read three
+    times at the service's start, and a missing file was warned about three times)."""
+    path = tmp_path / "brands.toml"
+    path.write_text(
+        '[[brand]]\nname = "united"\ndisplay_name = "United Airlines"\ntimezone = "America/Chicago"\n'
+    )
+    settings = DetectionSettings.from_env({"BUZZWATCH_BRANDS_FILE": str(path)})
+    path.write_text('[[brand]]\nname = "united"\ntimezone = "Europe/Paris"\n')  # changed after the start
+    assert settings.detector.brand_zones == {"united": "America/Chicago"}
+    assert str(settings.brands.zones()["united"]) == "America/Chicago"
+    assert settings.brands.names() == {"united": "United Airlines"}
+    path.unlink()
+    with caplog.at_level("WARNING", logger="buzzwatch.zones"):
+        settings = DetectionSettings.from_env({"BUZZWATCH_BRANDS_FILE": str(path)})
+        assert (settings.detector.brand_zones, settings.brands.zones(), settings.brands.names()) == (
+            {},
+            {},
+            {},
+        )
+    assert [r.getMessage() for r in caplog.records] == ["no brands file: brands read by id, times in UTC"]
 
 
 @pytest.mark.parametrize(
