@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from models.compare import format_table
+import numpy as np
+
+from models.compare import bag_probabilities, format_table
+from models.predictor import Predictor
+from tests.models.conftest import CHAMPION_DIR
 
 
 def test_the_table_shows_negative_recall_the_share_called_negative_and_the_gains():
@@ -37,3 +41,17 @@ def test_the_table_shows_negative_recall_the_share_called_negative_and_the_gains
     )
     assert "gain" not in lines[0]
     assert "recall -0.005 [-0.009, -0.002] negative recall -0.050 [-0.058, -0.043]" in lines[1]
+
+
+def test_a_bag_is_the_mean_of_its_members_probabilities() -> None:
+    class Uniform:
+        def predict_proba(self, texts: list[str]) -> np.ndarray:
+            return np.full((len(texts), 3), 1 / 3, dtype=np.float32)
+
+    champion = Predictor.load(str(CHAMPION_DIR))
+    texts = ["@united lost my bag again", "thanks @jetblue, great crew", "flight 123 boards at 5"]
+    alone = champion.predict_proba(texts)
+    assert np.array_equal(bag_probabilities([champion], texts), alone)
+    bagged = bag_probabilities([champion, Uniform()], texts)
+    np.testing.assert_allclose(bagged, (alone + 1 / 3) / 2, rtol=1e-6)
+    np.testing.assert_allclose(bagged.sum(axis=1), 1.0, rtol=1e-6)
