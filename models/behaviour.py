@@ -2,13 +2,15 @@
 
 One table of cases, used by the behavioural tests on the shipped champion (tests/models/test_behaviour.py)
 and by `buzzwatch train` as a gate when it picks the champion among variants: a model that ignores
-negation or flips on an @mention must not ship, whatever its validation score. Nor does one whose scores
+negation, calls plainly negated negatives negative past the issue's bar, or flips on an @mention must not
+ship, whatever its validation score. Nor does one whose scores
 depend on the batch a tweet is scored in: the detection's alerts must be the same live (pushes of any size) as
 in a sorted replay, so a tweet's probabilities must be the same bits batched and alone.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -48,9 +50,9 @@ OBVIOUS_CASES: tuple[tuple[str, str], ...] = (
 )
 # Plainly negated negatives: none of them is a negative tweet. The first six are the issue's, which asks
 # that at most one in six be labelled negative. None of their negated words is among the sentences
-# `models.augment` adds to training, so meeting the bar means generalising to them. Measured for every
-# candidate (`negated_negatives_called_negative`), not a gate: the default recipe meets it since it learns
-# negation pairs for its last epochs (README, "Negation on the valence recipe").
+# `models.augment` adds to training, so meeting the bar means generalising to them. A gate since 2026-12-07
+# (`behaviour_failures`): the default recipe meets it since it learns negation pairs for its last epochs
+# (README, "Negation on the valence recipe"), but not at every seed (seed 16 called 9 of 12 negative).
 NEGATED_NEGATIVES: tuple[str, ...] = (
     "not bad",
     "no complaints",
@@ -140,7 +142,17 @@ def behaviour_failures(predictor: Any) -> list[str]:
     for prediction, (text, expected) in zip(predictor.predict(texts), OBVIOUS_CASES, strict=True):
         if prediction.label != expected:
             failures.append(f"wrong on an obvious case: {text!r} -> {prediction.label}, expected {expected}")
+    called, allowed = negated_negatives_called_negative(predictor), max_negated_negatives()
+    if called > allowed:
+        failures.append(
+            f"negated negatives called negative: {called} of {len(NEGATED_NEGATIVES)} (at most {allowed})"
+        )
     return failures
+
+
+def max_negated_negatives() -> int:
+    """How many of NEGATED_NEGATIVES a model may label negative (the issue's bar, one in six: 2 of 12)."""
+    return math.floor(MAX_NEGATED_NEGATIVES_SHARE * len(NEGATED_NEGATIVES) + 1e-9)
 
 
 def negated_negatives_called_negative(predictor: Any) -> int:
