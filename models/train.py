@@ -173,6 +173,13 @@ VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200-esr"] = replace(
 VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200-cnn"] = replace(
     VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200"], conv_filters=128
 )
+# Issue 11's "larger LSTM" lever, and the airline rows' weight doubled: the champion's recipe otherwise.
+VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200-u128"] = replace(
+    VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200"], lstm_units=128
+)
+VARIANTS["ft-frozen-air10-distil-lexvocab-neglast1200"] = replace(
+    VARIANTS["ft-frozen-air5-distil-lexvocab-neglast1200"], airline_weight=10.0
+)
 # The same two recipes over a pretrained GloVe or word2vec text file the user supplies (nothing is downloaded;
 # `buzzwatch train --embeddings-file FILE`): frozen as `ft-frozen-air5`, fine-tuned as `ft-tuned-air5`.
 VARIANTS["glove-frozen-air5"] = replace(VARIANTS["ft-frozen-air5"], embedding="pretrained")
