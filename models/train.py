@@ -1131,7 +1131,14 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
         "seconds_to_champion": round(champion_seconds, 1),
     }
     if best is None:
-        summary["refused"] = "no candidate passed the behavioural checks: nothing registered or exported"
+        failed = ", ".join(
+            f"{result['name']} {result['metrics']['behaviour_failures']:.0f}" for result in results
+        )
+        summary["refused"] = (
+            f"no candidate passed the behavioural checks (checks failed: {failed}; which ones: the log "
+            "above, and evaluation/behaviour.json in each MLflow run): nothing registered or exported, the "
+            "champion in place stays. A recipe may fail a check at one seed and pass at another (--seed)"
+        )
         _log(summary["refused"])
     else:
         summary.update(model_version=best["model_version"], run_id=best["run_id"])

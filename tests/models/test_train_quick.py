@@ -75,7 +75,9 @@ def test_a_candidate_failing_the_behavioural_checks_is_never_promoted(tmp_path, 
     summary = json.loads(captured.out)
     assert summary["champion"] is None
     assert all(metrics["behaviour_failures"] > 0 for metrics in summary["variants"].values())
-    assert "behavioural checks" in captured.err
+    assert "behavioural checks" in captured.err and "the champion in place stays" in captured.err
+    for name, metrics in summary["variants"].items():  # each candidate with its count of failed checks
+        assert f"{name} {metrics['behaviour_failures']:.0f}" in summary["refused"]
     assert "registered" not in summary
     assert not (tmp_path / "champion").exists()
     with pytest.raises(ModelLoadError):
