@@ -3,9 +3,9 @@
 One table of cases, used by the behavioural tests on the shipped champion (tests/models/test_behaviour.py)
 and by `buzzwatch train` as a gate when it picks the champion among variants: a model that ignores
 negation, calls plainly negated negatives negative past the issue's bar, or flips on an @mention must not
-ship, whatever its validation score. Nor does one whose scores
-depend on the batch a tweet is scored in: the detection's alerts must be the same live (pushes of any size) as
-in a sorted replay, so a tweet's probabilities must be the same bits batched and alone.
+ship, whatever its validation score. Nor does one whose scores depend on the batch a tweet is scored in: the
+detection's alerts must be the same live (pushes of any size) as in a sorted replay, so a tweet's
+probabilities must be the same bits batched and alone.
 """
 
 from __future__ import annotations
