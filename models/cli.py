@@ -69,10 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, default=None, help="override the number of LSTM epochs")
     train.add_argument(
         "--seed",
-        type=int,
-        default=13,
+        type=_seeds,
+        default=(13,),
+        metavar="SEED[,SEED...]",
         help="random seed for embeddings and weights (the splits are fixed, models.data.DEFAULT_SEED; "
-        "--quick samples them with it)",
+        "--quick samples them with it); several (13,14,15): each LSTM variant is trained at each, on the "
+        "first seed's embeddings, and the champion is chosen among them all",
     )
     train.add_argument(
         "--embedding-seed",
@@ -144,6 +146,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="rows read and scored at a time (default 1024): memory grows with it, not with the file",
     )
     score.set_defaults(handler=_score)
+
+
+def _seeds(value: str) -> tuple[int, ...]:
+    """`--seed`'s value: one seed or several, comma-separated, each once ("13,14,15")."""
+    try:
+        seeds = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a seed or seeds (13,14)") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{value!r} names a seed twice")
+    return seeds
 
 
 def _load_predictor(model_uri: str | None) -> tuple[object, str | None]:
@@ -278,6 +291,8 @@ def _train(args: argparse.Namespace) -> int:
             raise CommandError(f"extra data file not found: {path}")
     if args.embeddings_file is not None and not args.embeddings_file.is_file():
         raise CommandError(f"embeddings file not found: {args.embeddings_file}")
+    if args.first_phase is not None and len(args.seed) > 1:
+        raise CommandError("--first-phase continues one seed's LSTM: give one --seed with it")
     options = TrainOptions(
         variants=tuple(part.strip() for part in args.variants.split(",") if part.strip()),
         extra_data=tuple(args.extra_data),
@@ -285,7 +300,8 @@ def _train(args: argparse.Namespace) -> int:
         quick=args.quick,
         epochs=args.epochs,
         first_phase=args.first_phase,
-        seed=args.seed,
+        seed=args.seed[0],
+        more_seeds=args.seed[1:],
         embedding_seed=args.embedding_seed,
         train_baseline=not args.skip_baseline,
         train_reasons=not args.skip_reasons,

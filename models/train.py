@@ -201,6 +201,10 @@ class TrainOptions:
     quick: bool = False
     epochs: int | None = None
     seed: int = 13
+    # More LSTM seeds of each variant, trained after `seed` on the same data and vectors (`--seed 13,14,15`):
+    # the champion is chosen among every seed's candidates, so a seed that loses a behavioural check is
+    # passed over instead of refusing the whole run.
+    more_seeds: tuple[int, ...] = ()
     # The embeddings' own seed (None: `seed`), so several LSTM seeds can share one set of vectors.
     embedding_seed: int | None = None
     train_baseline: bool = True
@@ -1064,6 +1068,18 @@ def train_companions(prepared: Prepared, options: TrainOptions, settings: Common
     return results
 
 
+def seed_runs(options: TrainOptions) -> list[TrainOptions]:
+    """One set of options per LSTM seed (`seed`, then `more_seeds`), each sharing the first seed's
+    embeddings (its `embedding_seed`) so that its artifact's command line reproduces it alone."""
+    if not options.more_seeds:
+        return [options]
+    shared = options.seed if options.embedding_seed is None else options.embedding_seed
+    return [
+        replace(options, seed=seed, more_seeds=(), embedding_seed=shared)
+        for seed in (options.seed, *options.more_seeds)
+    ]
+
+
 def choose_champion(results: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The candidate to promote: the best selection score among those passing every behavioural check.
 
@@ -1115,14 +1131,19 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
                 variant.embedding, prepared, options, settings, buckets=variant.fasttext_buckets
             )
         _log(f"variant {position + 1}/{len(names)}: {name}")
-        result = train_variant(name, variant, vectors[kind], prepared, vocab, options, settings)
-        results.append(result)
-        if linear is not None and variant.subwords:
-            _log(f"{name}: no ensemble (an ensemble artifact cannot carry sub-word vectors yet)")
-        elif linear is not None:
-            # A variant that learns from negation examples is voted with a linear half that learns them too.
-            partner = negation_linear(prepared, variant, options) if variant.negation_examples else linear
-            results.append(train_ensemble(result, partner, prepared, settings))
+        for seed_options in seed_runs(options):
+            result = train_variant(name, variant, vectors[kind], prepared, vocab, seed_options, settings)
+            if options.more_seeds:
+                result["name"] = f"{name}@{seed_options.seed}"
+            results.append(result)
+            if linear is not None and variant.subwords:
+                _log(f"{name}: no ensemble (an ensemble artifact cannot carry sub-word vectors yet)")
+            elif linear is not None:
+                # A variant that learns from negation examples is voted with a linear half that learns them.
+                partner = (
+                    negation_linear(prepared, variant, seed_options) if variant.negation_examples else linear
+                )
+                results.append(train_ensemble(result, partner, prepared, settings))
     best = choose_champion(results)
     champion_seconds = time.monotonic() - started
     summary: dict[str, Any] = {
@@ -1137,7 +1158,8 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
         summary["refused"] = (
             f"no candidate passed the behavioural checks (checks failed: {failed}; which ones: the log "
             "above, and evaluation/behaviour.json in each MLflow run): nothing registered or exported, the "
-            "champion in place stays. A recipe may fail a check at one seed and pass at another (--seed)"
+            "champion in place stays. A recipe may fail a check at one seed and pass at another (--seed 14, "
+            "or several: --seed 13,14,15)"
         )
         _log(summary["refused"])
     else:

@@ -272,3 +272,31 @@ def test_a_continued_first_phase_gives_the_one_process_model(continued_runs):
     assert (
         first.artifacts[NEGLAST].predict_proba(texts) == second.artifacts[NEGLAST].predict_proba(texts)
     ).all()
+
+
+def test_each_of_several_seeds_is_a_candidate_and_one_failing_a_check_is_passed_over(tmp_path, monkeypatch):
+    """`--seed 13,14`: each seed's LSTM is a candidate on the first seed's embeddings, recorded with the
+    command that reproduces it alone; the seed that loses a check (the first, by decree) is passed over
+    instead of refusing the whole run, as one seed of the champion's recipe lost negation."""
+    import models.behaviour
+
+    def failures(predictor: Predictor) -> list[str]:
+        return [] if predictor.meta["details"]["seed"] == 14 else ["negated negatives called negative"]
+
+    monkeypatch.setattr(models.behaviour, "behaviour_failures", failures)
+    run = QuickStore(tmp_path).train("--variants", "ft-frozen", "--seed", "13,14", *NO_EXTRAS)
+    summary = json.loads(run.out)
+    assert run.code == 0 and summary["champion"] == "ft-frozen@14"
+    assert {name: m["behaviour_failures"] for name, m in summary["variants"].items()} == {
+        "ft-frozen@13": 1.0,
+        "ft-frozen@14": 0.0,
+    }
+    commands = sorted(
+        json.loads(meta.read_text())["details"]["command"] for meta in tmp_path.glob("artifacts/*/meta.json")
+    )
+    options = "--quick --skip-baseline --skip-reasons"
+    assert commands == [
+        f"buzzwatch train --variants ft-frozen {options} --embedding-seed 13",
+        f"buzzwatch train --variants ft-frozen {options} --seed 14 --embedding-seed 13",
+    ]
+    assert run.err.count("fasttext: training on") == 1  # one set of vectors for both seeds
