@@ -12,10 +12,10 @@ One command reproduces the shipped artifact (`buzzwatch train` with the default 
 4. the TF-IDF baseline (same train split) and the negative-reason classifier when asked;
 5. the champion among the candidates: only one passing every behavioural check (models.behaviour:
    negation, negated negatives, @mention/URL invariance, obvious cases, the same bits batched and alone)
-   can be promoted; among those the best selection
-   score (mean of airline validation macro-F1 and TweetEval validation macro-recall: one champion serves
-   both domains) wins; it is registered with alias `champion` and exported to models/artifacts/champion/.
-   When no candidate passes, nothing is registered or exported and the command fails.
+   can be promoted; among those the best selection score (mean of airline validation macro-F1 and
+   TweetEval validation macro-recall: one champion serves both domains) wins; it is registered with alias
+   `champion` and exported to models/artifacts/champion/. When no candidate passes, nothing is registered
+   or exported and the command fails.
 """
 
 from __future__ import annotations
