@@ -42,9 +42,9 @@ def compare(model_uris: Sequence[str], resamples: int = 1000) -> dict[str, dict[
     from models.evaluate import expected_calibration_error, paired_bootstrap
     from models.predictor import Predictor
 
+    bags = [[Predictor.load(member) for member in uri.split(BAG)] for uri in model_uris]  # before the data
     splits = make_splits(load_labelled())
     frames = {"test": splits.test, **splits.proxies()}
-    bags = [[Predictor.load(member) for member in uri.split(BAG)] for uri in model_uris]
     index = {label: position for position, label in enumerate(LABELS)}
     results: dict[str, dict[str, dict]] = {}
     for set_name in SETS:
@@ -111,7 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (a multiple of 100)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = parser.parse_args(argv)
-    results = compare(args.models, args.resamples)
+    from models.predictor import ModelLoadError
+
+    try:
+        results = compare(args.models, args.resamples)
+    except ModelLoadError as exc:  # a mistyped directory: one line, not a traceback after the data loads
+        parser.error(str(exc))
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from models.compare import bag_probabilities, format_table
+from models.compare import bag_probabilities, format_table, main
 from models.predictor import Predictor
 from tests.models.conftest import CHAMPION_DIR
 
@@ -55,3 +56,10 @@ def test_a_bag_is_the_mean_of_its_members_probabilities() -> None:
     bagged = bag_probabilities([champion, Uniform()], texts)
     np.testing.assert_allclose(bagged, (alone + 1 / 3) / 2, rtol=1e-6)
     np.testing.assert_allclose(bagged.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_a_model_that_cannot_be_loaded_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main([str(CHAMPION_DIR), f"/nonexistent+{CHAMPION_DIR}"])
+    assert stopped.value.code == 2
+    assert "error: model path does not exist: /nonexistent" in capsys.readouterr().err
