@@ -178,11 +178,7 @@ class BrandsFile:
     def ids(self) -> BrandIds:
         """The data files' brand values as these brands' ids (`BrandIds`; none configured: each value
         slugified)."""
-        spellings = []
-        for entry in self.tables:
-            others = [entry.get("display_name"), *_listed(entry, "aliases"), *_listed(entry, "handles")]
-            spellings.append((str(entry["name"]), [other for other in others if isinstance(other, str)]))
-        return BrandIds(spellings)
+        return BrandIds(map(spellings, self.tables))
 
 
 def display_name(entry: Mapping[str, object]) -> str:
@@ -233,10 +229,18 @@ class BrandIds:
         return tuple(dict.fromkeys(brand for brand in map(self.resolve, values) if brand))
 
 
+def spellings(entry: Mapping[str, object]) -> tuple[str, list[str]]:
+    """A [[brand]] table's id and the other spellings a data file may name the brand by (display name,
+    aliases, handles), as `BrandIds` takes them; a list that is not one of strings gives none (ingest's
+    `BrandBook` refuses it)."""
+    others = [entry.get("display_name"), *_listed(entry, "aliases"), *_listed(entry, "handles")]
+    return str(entry["name"]), [other for other in others if isinstance(other, str)]
+
+
 def _listed(entry: Mapping[str, object], key: str) -> list[object]:
-    """The items of a [[brand]] list value ([] when it is not a list: ingest's `BrandBook` refuses it)."""
+    """The items of a [[brand]] list value (a list, or a tuple as a `Brand` holds it; else none)."""
     value = entry.get(key)
-    return list(value) if isinstance(value, list) else []
+    return list(value) if isinstance(value, list | tuple) else []
 
 
 def brand_label(brand: str, names: Mapping[str, str]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from buzzwatch.settings import SettingsError
@@ -22,6 +22,7 @@ from buzzwatch.zones import (
     display_name,
     parse_zone,
     read_brand_tables,
+    spellings,
     split_brands,
 )
 
@@ -73,7 +74,7 @@ class BrandBook:
         self.brands = tuple(brands)
         self._by_name = {brand.name: brand for brand in self.brands}
         self._patterns = [(brand.name, _pattern(brand)) for brand in self.brands]
-        self._ids = BrandIds((b.name, (b.display_name, *b.aliases, *b.handles)) for b in self.brands)
+        self._ids = BrandIds(spellings(asdict(brand)) for brand in self.brands)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> BrandBook:
