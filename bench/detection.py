@@ -5,7 +5,10 @@ a minute, mid and busy ones up to 10, a brand at hundreds a minute for three hou
 morning and at night, topical and non-topical buzzes, slow ramps and decoys; its docstring says what is
 drawn from which data set). Seeds are split ONCE, here: the odd seeds 1-19 are for tuning (choose any
 detector setting on them), the even seeds 2-20 are for the report (look, never tune). `--half tuning` /
-`--half report` picks one half, `--quick` its first three seeds.
+`--half report` picks one half, `--quick` its first three seeds. `--texts unseen` draws the same seeds'
+streams from the texts the champion never trained on (its held-out splits), so its per-tweet errors are
+those of new tweets; `--texts all unseen` replays both and ends with each column on unseen texts minus
+itself on all (paired: the same schedule, buzzes and decoys, other texts).
 
 Both scorings go through `worker.replay.run_replay`, the engine of `buzzwatch replay`, with the detector
 built as that command builds it (`DetectorConfig.from_env`, so BUZZWATCH_DETECTOR_* variables apply, and
@@ -51,6 +54,7 @@ Usage:
   .venv/bin/python bench/detection.py --half tuning --quick   # three tuning seeds
   .venv/bin/python bench/detection.py --half tuning --quick --model \
       --model-uri models/artifacts/champion --model-uri var/artifacts/RUN_ID     # two models, paired
+  .venv/bin/python bench/detection.py --half report --texts all unseen   # tweets the model never saw
   .venv/bin/python bench/detection.py --real-week
   .venv/bin/python bench/detection.py --throughput --baseline /tmp/before --pairs 3   # A/B replay speed
 """
@@ -59,6 +63,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
+import itertools
 import json
 import os
 import re
@@ -68,6 +74,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -84,6 +91,7 @@ from detection_data import (  # noqa: E402
     DAYS,
     FIRST_HOURS,
     NIGHT_HOURS,
+    TEXT_SETS,
     TOPIC_BY_NAME,
     build,
     load_pools,
@@ -405,7 +413,10 @@ class _CachedModel:
             probabilities = np.concatenate(
                 [model.predict_proba(texts[i : i + 4096]) for i in range(0, len(texts), 4096)]
             )
-            np.save(cache, probabilities)
+            partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
+            with partial.open("wb") as handle:  # replaced whole: a run alongside never reads half of it
+                np.save(handle, probabilities)
+            partial.replace(cache)
         self._row_of = {text: index for index, text in enumerate(texts)}
         self._probabilities = probabilities
 
@@ -435,13 +446,17 @@ def replay(
     rows: list[ReplayRow], model: Any, reason_model: Any, out: Path, brands_file: Path | None = None
 ) -> list[dict[str, Any]]:
     """One replay as `buzzwatch replay` runs it (its detector, its engine): its alert lines, kept in `out`.
-    `brands_file`: the brands file whose time zones the detector reads (BUZZWATCH_BRANDS_FILE)."""
+    `brands_file`: the brands file whose time zones the detector reads (BUZZWATCH_BRANDS_FILE). The lines
+    returned are this replay's own, and `out` is replaced whole once they are all written, so that two
+    runs at once (two settings on the same seeds) never read or write each other's alerts."""
     env = {**os.environ, "BUZZWATCH_BRANDS_FILE": str(brands_file)} if brands_file else os.environ
     detector = BuzzDetector(DetectorConfig.from_env(env), reason_model=reason_model)
-    with out.open("w", encoding="utf-8") as handle:
-        run_replay(rows, detector, handle, ReplaySummary(), model=model)
-    with out.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
+    written = io.StringIO()
+    run_replay(rows, detector, written, ReplaySummary(), model=model)
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
+    partial.write_text(written.getvalue(), encoding="utf-8")
+    partial.replace(out)
+    return [json.loads(line) for line in written.getvalue().splitlines()]
 
 
 def fired(payload: dict[str, Any]) -> Fired:
@@ -459,9 +474,12 @@ def read_seed_rows(path: Path, oracle: bool, authors: bool) -> list[ReplayRow]:
     return rows if authors else [r._replace(tweet=replace(r.tweet, author_id=None)) for r in rows]
 
 
-def seed_folder(seed: int, pools: Any) -> Path:
-    """The seed's folder under var/bench/detection, generated if missing."""
-    folder = REPO_ROOT / "var" / "bench" / "detection" / f"family-seed{seed}-d{DAYS:g}-v{DATA_VERSION}"
+def seed_folder(seed: int, pools: Any, texts: str = "all") -> Path:
+    """The seed's folder under var/bench/detection, generated if missing (from `pools`, `load_pools(texts)`:
+    a stream of the texts the model never trained on has a folder of its own)."""
+    suffix = "" if texts == "all" else f"-{texts}"
+    name = f"family-seed{seed}-d{DAYS:g}-v{DATA_VERSION}{suffix}"
+    folder = REPO_ROOT / "var" / "bench" / "detection" / name
     if not (folder / "brands.csv").exists():
         build(seed, folder, pools)
     return folder
@@ -544,24 +562,41 @@ def with_past(rows: list[ReplayRow], past_rows: list[ReplayRow], newest: int = 2
     return stream
 
 
+def compared_pairs(columns: Sequence[str]) -> list[tuple[str, str]]:
+    """The (base, other) columns `differences_table` compares: each later model with the first model on
+    the same texts, and each column on other texts (`model unseen`) with itself on all of them."""
+    on_all = [column for column in columns if _texts_of(column) == "all"]
+    models = [column for column in on_all if column != "oracle"]
+    pairs = [(models[0], other) for other in models[1:]]
+    for texts in dict.fromkeys(_texts_of(column) for column in columns):
+        if texts != "all":
+            pairs += [(column, f"{column} {texts}") for column in on_all if f"{column} {texts}" in columns]
+    return pairs
+
+
+def _texts_of(column: str) -> str:
+    """The text set a column replayed (`run_seeds` names it after the scoring: `model unseen`)."""
+    last = column.rsplit(" ", 1)[-1]
+    return last if last in TEXT_SETS and " " in column else "all"
+
+
 def differences_table(results: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]) -> list[str]:
-    """With two model columns or more: each later one minus the first, paired (`paired_differences`)."""
-    models = [column for column in results if column != "oracle"]
-    if len(models) < 2:
+    """The `compared_pairs` of the columns, each other minus base, paired (`paired_differences`)."""
+    pairs = compared_pairs(list(results))
+    if not pairs:
         return []
-    base, others = models[0], models[1:]
-    differences = {column: paired_differences(results[base], results[column]) for column in others}
+    differences = {pair: paired_differences(results[pair[0]], results[pair[1]]) for pair in pairs}
     lines = [
-        f"| {base} subtracted | {' | '.join(others)} |",
-        f"|---|{'---|' * len(others)}",
+        f"| difference | {' | '.join(f'{other} - {base}' for base, other in pairs)} |",
+        f"|---|{'---|' * len(pairs)}",
     ]
-    for key in headline(*results[base]):
+    for key in headline(*results[pairs[0][0]]):
         cells = []
-        for column in others:
-            if key not in differences[column]:
+        for pair in pairs:
+            if key not in differences[pair]:
                 cells.append("-")
                 continue
-            value, low, high = differences[column][key]
+            value, low, high = differences[pair][key]
             scale, unit = (100, " pt") if key.endswith("recall") or key == "explained_share" else (1, "")
             cells.append(f"{scale * value:+.2f}{unit} [{scale * low:+.2f}, {scale * high:+.2f}]")
         label = key.replace("_", " ") + (" (min)" if "delay" in key else "")
@@ -586,27 +621,39 @@ def run_seeds(
     roles: set[str] | None = None,
     zones: bool = True,
     past_hours: float = 0.0,
+    texts: Sequence[str] = ("all",),
 ) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """Replay every seed with every scoring (`load_scorings`); per-buzz and per-brand outcomes pooled per
     column. With `roles`, only the brands of those roles are replayed (their alerts kept apart). With
     `zones`, the brands file gives each brand its time zone (`seed_brands_file`); without, none has one.
-    With `past_hours`, each brand added during the week comes with that much of its past (`with_past`)."""
+    With `past_hours`, each brand added during the week comes with that much of its past (`with_past`).
+    `texts`: the streams' texts (`load_pools`), all of them or only those the model never trained on; the
+    same seed's streams on each (the same schedule, other texts), each scoring's column on texts other than
+    all named after them (`model unseen`)."""
     from models.reasons import ReasonClassifier
 
-    pools = load_pools()
+    pools = {name: load_pools(name) for name in texts}
     reason_model = ReasonClassifier.load()
-    results: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {c: ([], []) for c in scorings}
-    for seed in seeds:
-        folder = seed_folder(seed, pools)
+    columns = {
+        (name, scoring): scoring if name == "all" else f"{scoring} {name}"
+        for name in texts
+        for scoring in scorings
+    }
+    results: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
+        column: ([], []) for column in columns.values()
+    }
+    for seed, name in itertools.product(seeds, texts):
+        folder = seed_folder(seed, pools[name], name)
         truth = read_truth(folder) if not roles else only_roles(read_truth(folder), roles)
         names = {brand_id(b["name"]) for b in truth.brands}
-        for column, model in scorings.items():
+        for scoring, model in scorings.items():
+            column = columns[name, scoring]
             started = time.perf_counter()
             all_rows = read_seed_rows(folder / "tweets.csv", model is None, authors)
             rows = [r for r in all_rows if not names.isdisjoint(r.tweet.brands)]
             suffix = f"-past{past_hours:g}h" if past_hours else ""
             if past_hours:
-                past_file = past(seed, folder, past_hours, pools)
+                past_file = past(seed, folder, past_hours, pools[name])
                 past_rows = read_seed_rows(past_file, model is None, authors)
                 all_rows = all_rows + past_rows
                 rows = with_past(rows, [r for r in past_rows if not names.isdisjoint(r.tweet.brands)])
@@ -817,6 +864,15 @@ def main() -> None:
         help="the brands file gives the seeds' brands no time zone (default: each brand's own)",
     )
     parser.add_argument(
+        "--texts",
+        nargs="+",
+        choices=TEXT_SETS,
+        default=["all"],
+        help="the streams' texts: every labelled one (default), or only those the shipped champion never "
+        "trained on (its held-out splits), so its errors are those of new tweets; `all unseen`: both, "
+        "the same schedules, each column on unseen texts compared with itself on all (paired)",
+    )
+    parser.add_argument(
         "--roles", nargs="+", default=None, help="only the brands of these roles (e.g. quiet quiet_new_night)"
     )
     parser.add_argument(
@@ -847,14 +903,16 @@ def main() -> None:
         seeds = seeds[:QUICK_SEEDS]
     overlap = sorted(set(seeds) & set(TUNING_SEEDS)) if args.half == "report" else []
     warning = f"; WARNING: tuning seeds {overlap}" if overlap else ""
+    which = "as given" if args.seeds else f"{args.half} half"
     print(
-        f"seeds {seeds} ({args.half} half{warning}), "
+        f"seeds {seeds} ({which}{warning}), {' and '.join(args.texts)} texts, "
         f"{DAYS:g} days each; detector settings from BUZZWATCH_DETECTOR_* or the defaults",
         flush=True,
     )
     if args.throughput:
         print("== throughput (exact CLI, first seed's file) ==")
-        throughput(seed_folder(seeds[0], load_pools()), args.baseline, args.pairs)
+        texts = args.texts[0]
+        throughput(seed_folder(seeds[0], load_pools(texts), texts), args.baseline, args.pairs)
         return
     started = time.perf_counter()
     roles = set(args.roles) if args.roles else None
@@ -865,6 +923,7 @@ def main() -> None:
         roles,
         not args.no_zones,
         args.past_hours,
+        args.texts,
     )
     print(f"== seeds {seeds}: {time.perf_counter() - started:.0f} s ==")
     for line in report_table(results):

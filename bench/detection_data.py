@@ -25,8 +25,11 @@ Texts:
   negatives and 30% general negatives.
 Within a seed each pool is read as a shuffled cycle, so a text repeats only after its whole pool was used.
 The label of a normal tweet is drawn first (negative at the brand's share, else neutral or positive half
-and half), then a text with that label. Normal tweets are 3% retweets of a recent one. The texts are the
-champion model's own training data, so its per-tweet errors here are if anything smaller than on new tweets.
+and half), then a text with that label. Normal tweets are 3% retweets of a recent one. Most texts are the
+champion model's own training data, so its per-tweet errors are smaller than on new tweets;
+`load_pools("unseen")` (`bench/detection.py --texts unseen`) draws only from the texts it never trained on
+(its held-out splits: 1,812 airline negatives of 7,247, 6,713 general ones of 17,069), the same schedule
+with other texts.
 
 Bad buzzes (`episodes.csv`): extra NEGATIVE tweets at `m` times the brand's mean rate (m log-uniform in
 1.5-5; 0.4-1.2 on the huge brand): SHARP ones reach their peak within 0-10 minutes and last 30-150 minutes;
@@ -134,6 +137,7 @@ TOPIC_BY_NAME = {topic.name: topic for topics in TOPICS.values() for topic in to
 FIRST_HOURS = 6.0  # a buzz this soon after its brand's first tweet is a first-hours buzz
 NIGHT_HOURS = (0, 1, 2, 3, 4)  # local hours that count as night
 NEW_ROLES = ("quiet_new_night", "mid_new_morning")  # the brands added during the week
+TEXT_SETS = ("all", "unseen")  # `load_pools`: every labelled text, or only those the model never trained on
 # Relative tweet rate by local hour: quiet nights, a morning rise, busy days and evenings (mean 1.0).
 _PROFILE = (0.12, 0.08, 0.06, 0.06, 0.08, 0.2, 0.5, 0.9, 1.3, 1.5, 1.6, 1.6)
 _PROFILE += (1.6, 1.6, 1.5, 1.5, 1.5, 1.6, 1.7, 1.7, 1.5, 1.1, 0.6, 0.3)
@@ -189,8 +193,17 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def load_pools() -> Pools:
-    """Read the airline and general tweets, each text once (the first label met wins)."""
+def load_pools(texts: str = "all") -> Pools:
+    """Read the airline and general tweets, each text once (the first label met wins).
+
+    `texts="unseen"`: only the texts the shipped champion never trained on, its held-out rows
+    (`models.data.Splits.held_out`: early stop, validation, test and the shifted hold-out), matched by
+    normalised text, so that the model's per-tweet errors are those of tweets it meets for the first time
+    (about a fifth of the airline texts and half the general ones; topical buzzes repeat their topic's
+    texts sooner)."""
+    if texts not in TEXT_SETS:
+        raise ValueError(f"texts must be one of {TEXT_SETS}, not {texts!r}")
+    allowed = _held_out_keys() if texts == "unseen" else None
     seen: set[str] = set()
     airline: dict[str, list[str]] = {"negative": [], "neutral": [], "positive": []}
     general: dict[str, list[str]] = {"negative": [], "neutral": [], "positive": []}
@@ -200,9 +213,26 @@ def load_pools() -> Pools:
                 key = " ".join(row["text"].lower().split())
                 if not key or key in seen or row["label"] not in target:
                     continue
+                if allowed is not None and _model_key(row["text"]) not in allowed:
+                    continue
                 seen.add(key)
                 target[row["label"]].append(row["text"])
     return Pools(airline, general)
+
+
+def _model_key(text: str) -> str:
+    """The key the model's splits tell texts apart by (`models.data.dedupe_key` of the normalised text)."""
+    from models.data import dedupe_key
+    from models.text import normalise
+
+    return dedupe_key(normalise(text))
+
+
+def _held_out_keys() -> set[str]:
+    """The keys of every text no model trains on (`Splits.held_out` of the training data's splits)."""
+    from models.data import dedupe_key, load_labelled, make_splits
+
+    return {dedupe_key(norm) for norm in make_splits(load_labelled()).held_out()["norm_text"]}
 
 
 def topic_texts(texts: Sequence[str], topic: Topic) -> list[str]:

@@ -158,6 +158,26 @@ def test_texts_come_from_the_brands_kind_of_pool(pools: Any, stream: Any) -> Non
             assert not data.AIRLINE_HANDLE_RE.search(row["text"])
 
 
+def test_unseen_pools_hold_only_texts_the_model_never_trained_on(pools: Any) -> None:
+    from models.data import dedupe_key, load_labelled, make_splits
+    from models.text import normalise
+
+    splits = make_splits(load_labelled())
+    trained = {dedupe_key(norm) for norm in splits.train["norm_text"]}
+    held_out = {dedupe_key(norm) for norm in splits.held_out()["norm_text"]}
+    unseen = data.load_pools("unseen")
+    for family in ("airline", "general"):
+        for label, texts in getattr(unseen, family).items():
+            every = set(getattr(pools, family)[label])
+            # a fifth of the airline texts, about half the general ones: enough for a week's stream
+            assert 0.15 * len(every) < len(texts) < 0.6 * len(every), (family, label)
+            assert set(texts) <= every  # the same texts, with the same labels
+            keys = {dedupe_key(normalise(text)) for text in texts}
+            assert keys <= held_out and keys.isdisjoint(trained), (family, label)
+    with pytest.raises(ValueError, match="texts must be one of"):
+        data.load_pools("held-out")
+
+
 def test_written_files_carry_no_reason_and_the_truth_separately(stream: Any, tmp_path: Path) -> None:
     stream.write(tmp_path)
     tweets = _read(tmp_path / "tweets.csv")
@@ -281,9 +301,25 @@ def test_paired_differences_cancel_what_both_columns_share() -> None:
     assert value == 0.25 and 0 < low <= value <= high  # the same buzzes resampled in both: no zero crossing
     assert differences["false_per_brand_week"][0] == -0.25
     lines = bench.differences_table({"oracle": base, "model a": base, "model b": other})
-    assert lines[0] == "| model a subtracted | model b |"
+    assert lines[0] == "| difference | model b - model a |"
     assert any(line.startswith("| recall | +25.00 pt [") for line in lines)
     assert bench.differences_table({"oracle": base, "model": other}) == []
+    columns = {"oracle": base, "model": base, "oracle unseen": base, "model unseen": other}
+    lines = bench.differences_table(columns)
+    assert lines[0] == "| difference | oracle unseen - oracle | model unseen - model |"
+    assert any(line.startswith("| recall | +0.00 pt [+0.00, +0.00] | +25.00 pt [") for line in lines)
+
+
+def test_compared_pairs_are_models_against_the_first_and_each_column_against_itself_on_all_texts() -> None:
+    columns = ["oracle", "model a", "model b", "oracle unseen", "model a unseen", "model b unseen"]
+    assert bench.compared_pairs(columns) == [
+        ("model a", "model b"),
+        ("oracle", "oracle unseen"),
+        ("model a", "model a unseen"),
+        ("model b", "model b unseen"),
+    ]
+    assert bench.compared_pairs(["oracle unseen", "model unseen"]) == []  # nothing on all texts to compare
+    assert bench.compared_pairs(["oracle", "model 0ed7982b76"]) == []  # a version is not a text set
 
 
 def test_paired_differences_refuse_columns_of_other_seeds() -> None:
@@ -302,6 +338,24 @@ def test_each_column_keeps_its_own_alerts_file(tmp_path: Path) -> None:
         == "alerts-model-ensemble-e35b21c8d4.jsonl"
     )
     assert bench._alerts_file(tmp_path, "model", "-past168h").name == "alerts-model-past168h.jsonl"
+
+
+def test_a_replay_returns_its_own_alerts_and_replaces_the_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "alerts-model.jsonl"
+    out.write_text('{"brand": "left by a run alongside"}\n{"bra', encoding="utf-8")  # and half a line
+
+    def replaying(rows: Any, detector: Any, handle: Any, summary: Any, model: Any = None) -> None:
+        assert out.read_text(encoding="utf-8").startswith('{"brand": "left')  # nothing written meanwhile
+        for brand in ("acme", "globex"):
+            handle.write(f'{{"brand": "{brand}"}}\n')
+
+    monkeypatch.setattr(bench, "run_replay", replaying)
+    alerts = bench.replay([], None, None, out)
+    assert alerts == [{"brand": "acme"}, {"brand": "globex"}]
+    assert out.read_text(encoding="utf-8") == '{"brand": "acme"}\n{"brand": "globex"}\n'
+    assert sorted(path.name for path in tmp_path.iterdir()) == [out.name]  # no partial file left
 
 
 def test_only_roles_keeps_the_brands_of_those_roles_with_their_buzzes_and_decoys() -> None:
