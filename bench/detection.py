@@ -904,6 +904,7 @@ def main() -> None:
     overlap = sorted(set(seeds) & set(TUNING_SEEDS)) if args.half == "report" else []
     warning = f"; WARNING: tuning seeds {overlap}" if overlap else ""
     which = "as given" if args.seeds else f"{args.half} half"
+    args.texts = list(dict.fromkeys(args.texts))  # a text set named twice is replayed once
     print(
         f"seeds {seeds} ({which}{warning}), {' and '.join(args.texts)} texts, "
         f"{DAYS:g} days each; detector settings from BUZZWATCH_DETECTOR_* or the defaults",
