@@ -39,6 +39,7 @@ halves of the seeds may be read.
     .venv/bin/python bench/detection_bound.py                  # the report half (about 15 minutes)
     .venv/bin/python bench/detection_bound.py --half tuning --past-hours 168 --json FILE
     .venv/bin/python bench/detection_bound.py --labels-only    # without the model's rows (about 8 minutes)
+    .venv/bin/python bench/detection_bound.py --texts unseen   # texts the model never trained on
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from detection import (  # noqa: E402
     run_seeds,
     seed_folder,
 )
-from detection_data import BUZZ_REPLY_SHARE, Brand, load_pools  # noqa: E402
+from detection_data import BUZZ_REPLY_SHARE, TEXT_SETS, Brand, load_pools  # noqa: E402
 from soft_evidence import family_tweets, negative_probabilities  # noqa: E402
 
 from buzzwatch.schema import parse_timestamp  # noqa: E402
@@ -335,6 +336,13 @@ def main() -> None:
         help="the shipped detector learns each brand added during the week from H hours of its past first "
         "(as bench/detection.py --past-hours)",
     )
+    parser.add_argument(
+        "--texts",
+        choices=TEXT_SETS,
+        default="all",
+        help="the streams' texts (as bench/detection.py --texts): every labelled one, or only those the "
+        "shipped champion never trained on",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write each buzz's delays here")
     parser.add_argument(
         "--labels-only", action="store_true", help="without the rows on the shipped champion's scores"
@@ -345,10 +353,10 @@ def main() -> None:
         parser.error(f"--budget must be at least {least:g} (one alarm in {SIMULATED_WEEKS} simulated weeks)")
     seeds = args.seeds or list(TUNING_SEEDS if args.half == "tuning" else REPORT_SEEDS)
     model = None if args.labels_only else Predictor.load(None)
-    pools = load_pools()
+    pools = load_pools(args.texts)
     rows: list[dict[str, Any]] = []
     for seed in seeds:
-        folder = seed_folder(seed, pools)
+        folder = seed_folder(seed, pools, args.texts)
         truth = read_truth(folder)
         quiet = {b["name"]: brand_of(b) for b in truth.brands if b["role"] in QUIET_ROLES}
         ids = {brand_id(name): name for name in quiet}
@@ -376,14 +384,17 @@ def main() -> None:
     names = [name for name, scores, _, _ in VARIANTS if model is not None or scores == "labels"]
     if not args.no_replay:
         scorings = {"oracle": None} if model is None else {"oracle": None, "model": model}
-        for column, (episodes, _) in run_seeds(seeds, scorings, past_hours=args.past_hours).items():
+        results = run_seeds(seeds, scorings, past_hours=args.past_hours, texts=(args.texts,))
+        for scoring, (episodes, _) in zip(scorings, results.values(), strict=True):
             detector = {(e["seed"], e["episode"]): e["delay"] for e in episodes}
-            names.append(SHIPPED[column])
+            column = SHIPPED[scoring]
+            names.append(column)
             for row in rows:
-                row["delays"][SHIPPED[column]] = detector[(row["seed"], row["episode"])]
+                row["delays"][column] = detector[(row["seed"], row["episode"])]
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    print(f"\n== quiet-brand buzzes of seeds {seeds}, {args.budget:g} false alert a brand-week ==")
+    heading = f"quiet-brand buzzes of seeds {seeds}, {args.texts} texts"
+    print(f"\n== {heading}, {args.budget:g} false alert a brand-week ==")
     print(delay_table(rows, names))
 
 
