@@ -100,6 +100,7 @@ from detection_data import (  # noqa: E402
     real_week,
 )
 
+from buzzwatch.files import atomic_text_output  # noqa: E402
 from buzzwatch.schema import Alert, parse_timestamp  # noqa: E402
 from buzzwatch.zones import BrandIds, BrandsFile  # noqa: E402
 from worker.detection import BuzzDetector, DetectorConfig  # noqa: E402
@@ -453,9 +454,8 @@ def replay(
     detector = BuzzDetector(DetectorConfig.from_env(env), reason_model=reason_model)
     written = io.StringIO()
     run_replay(rows, detector, written, ReplaySummary(), model=model)
-    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
-    partial.write_text(written.getvalue(), encoding="utf-8")
-    partial.replace(out)
+    with atomic_text_output(out) as handle:
+        handle.write(written.getvalue())
     return [json.loads(line) for line in written.getvalue().splitlines()]
 
 
