@@ -165,18 +165,28 @@ def test_a_feedback_table_from_before_provenance_gets_the_column(
 @contextlib.contextmanager
 def _lock_held_elsewhere(store: FeedbackStore) -> Iterator[Callable[[], None]]:
     """Another process's lock on the feedback table (SQLite: the whole file), as a stray shell would hold it;
-    yields a function that releases it early."""
+    yields a function that releases it early, from any thread, once (a second call waits for the first)."""
     from sqlalchemy import create_engine
 
     if store.engine.dialect.name == "sqlite":
         holder = sqlite3.connect(store.engine.url.database, isolation_level=None, check_same_thread=False)
         holder.execute("BEGIN EXCLUSIVE")
-        release = holder.rollback
+        rollback = holder.rollback
     else:
         engine = create_engine(store.engine.url)
         connection = engine.connect()
         connection.exec_driver_sql("LOCK TABLE api_feedback, api_predictions IN ACCESS EXCLUSIVE MODE")
-        release = connection.rollback
+        rollback = connection.rollback
+    once = threading.Lock()
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        with once:  # a timer's release and the exit's must not roll one connection back at once
+            if not released:
+                rollback()
+                released = True
+
     try:
         yield release
     finally:
