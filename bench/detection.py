@@ -100,7 +100,7 @@ from detection_data import (  # noqa: E402
     real_week,
 )
 
-from buzzwatch.files import atomic_text_output  # noqa: E402
+from buzzwatch.files import atomic_binary_output, atomic_text_output  # noqa: E402
 from buzzwatch.schema import Alert, parse_timestamp  # noqa: E402
 from buzzwatch.zones import BrandIds, BrandsFile  # noqa: E402
 from worker.detection import BuzzDetector, DetectorConfig  # noqa: E402
@@ -414,10 +414,8 @@ class _CachedModel:
             probabilities = np.concatenate(
                 [model.predict_proba(texts[i : i + 4096]) for i in range(0, len(texts), 4096)]
             )
-            partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
-            with partial.open("wb") as handle:  # replaced whole: a run alongside never reads half of it
+            with atomic_binary_output(cache) as handle:  # a run alongside never reads half of it
                 np.save(handle, probabilities)
-            partial.replace(cache)
         self._row_of = {text: index for index, text in enumerate(texts)}
         self._probabilities = probabilities
 

@@ -9,17 +9,31 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, BinaryIO, TextIO
 
 
 @contextmanager
 def atomic_text_output(path: Path, *, newline: str | None = "") -> Iterator[TextIO]:
     """A text handle whose content replaces `path` only if the block completes (full disk: old file kept)."""
+    with _atomic_output(path, "w", encoding="utf-8", newline=newline) as handle:
+        yield handle
+
+
+@contextmanager
+def atomic_binary_output(path: Path) -> Iterator[BinaryIO]:
+    """`atomic_text_output` for bytes (arrays saved by numpy, for one)."""
+    with _atomic_output(path, "wb") as handle:
+        yield handle
+
+
+@contextmanager
+def _atomic_output(path: Path, mode: str, **open_options: Any) -> Iterator[Any]:
+    """The handle of a temporary file beside `path`, synced and renamed over it when the block completes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # mkstemp makes 0600
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline=newline) as handle:
+        with os.fdopen(descriptor, mode, **open_options) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

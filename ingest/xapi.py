@@ -32,6 +32,7 @@ import requests
 import tweepy
 import urllib3
 
+from buzzwatch.files import atomic_text_output
 from buzzwatch.schema import SchemaError, TweetEvent, load_json
 from ingest.brands import BrandBook
 from ingest.events import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, event_from_x
@@ -385,10 +386,8 @@ class RecentSearchPoller:
     def _save_state(self) -> None:
         if self.state_path is None:
             return
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.since_ids, sort_keys=True))
-        temporary.replace(self.state_path)
+        with atomic_text_output(self.state_path) as handle:  # a crash mid-write keeps the last state whole
+            handle.write(json.dumps(self.since_ids, sort_keys=True))
 
     def stop(self) -> None:
         """End `run` (and any wait) at once."""

@@ -1,12 +1,14 @@
-"""The check-or-write mode every generator script shares (buzzwatch.files.check_or_write)."""
+"""The check-or-write mode every generator script shares (buzzwatch.files.check_or_write), and the atomic
+writers under it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from buzzwatch.files import check_or_write
+from buzzwatch.files import atomic_binary_output, atomic_text_output, check_or_write
 
 
 @pytest.fixture
@@ -47,3 +49,28 @@ def test_write_rewrites_only_stale_files_then_check_passes(
     written = capsys.readouterr().out
     assert "stale.txt" in written and "missing.txt" in written and "current.txt" not in written
     assert check_or_write(expected, check=True, command="python build.py") == 0
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_an_atomic_output_replaces_the_file_whole_or_not_at_all(tmp_path: Path, binary: bool) -> None:
+    """A block that fails keeps the old file and leaves no temporary beside it; one that completes replaces
+    it, keeping the old file's permissions."""
+    target = tmp_path / "out.npy"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    output = atomic_binary_output(target) if binary else atomic_text_output(target)
+    with pytest.raises(RuntimeError), output as handle:
+        handle.write(b"half" if binary else "half")
+        raise RuntimeError("disk full")
+    assert target.read_bytes() == b"old"
+    assert [path.name for path in tmp_path.iterdir()] == ["out.npy"]
+    if binary:
+        with atomic_binary_output(target) as handle:
+            np.save(handle, np.arange(3.0))
+        assert np.load(target).tolist() == [0.0, 1.0, 2.0]
+    else:
+        with atomic_text_output(target) as handle:
+            handle.write("new\n")
+        assert target.read_bytes() == b"new\n"
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert [path.name for path in tmp_path.iterdir()] == ["out.npy"]
