@@ -30,6 +30,7 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Generic, TextIO, TypeVar
 
+from buzzwatch.schema import SchemaError, load_json
 from buzzwatch.settings import CommandError
 
 # Tweets are short, but a row may hold a quoted newline-rich text; far beyond this it is no tweet, and
@@ -43,6 +44,8 @@ SORT_RUN_ITEMS = 50_000
 SPILL_BLOCK_ITEMS = 256
 # Skipped rows reported one by one; the others are counted.
 MAX_REPORTED_ERRORS = 20
+# File names that say JSON lines (one tweet object per line) rather than CSV.
+JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
 
 Item = TypeVar("Item")
 
@@ -292,6 +295,27 @@ def replay_text(raw: BinaryIO, name: object) -> TextIO:
         raise CsvError(f"{name} is UTF-16 text; save it as UTF-8")
     raw.seek(0)
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def names_json_lines(path: Path) -> bool:
+    """Whether the file's name says JSON lines (.jsonl, .ndjson or .json, in any case, also before .gz)."""
+    return bool(JSON_LINES_SUFFIXES & {suffix.lower() for suffix in path.suffixes})
+
+
+def json_lines(lines: Iterable[str | bytes]) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, its JSON document, None) for each line that is not blank, or (number, None, why) for one
+    that is not UTF-8 (a file's line read by `replay_text`) or not JSON: the reader reports it and goes on."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        problem = undecodable(line) if isinstance(line, str) else None
+        if problem is not None:
+            yield number, None, problem
+            continue
+        try:
+            yield number, load_json(line), None
+        except SchemaError as exc:
+            yield number, None, str(exc)
 
 
 def open_replay_text(path: Path) -> TextIO:

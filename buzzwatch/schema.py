@@ -34,6 +34,9 @@ MAX_BRAND_CHARS = 64
 # publish was refused by Pub/Sub, and a scoring worker's refused publish fails every push of its group.
 MAX_BRANDS = 15  # 15 brands of MAX_BRAND_CHARS and their commas: 974 bytes
 MAX_LANG_CHARS = 35  # the longest language tag BCP 47 asks every reader to take; X's are 2 to 5
+# The fields (columns) a data file names a tweet's author in, the first non-empty one read as
+# `TweetEvent.author_id`: `name` is the Twitter US Airline Sentiment data set's author handle.
+AUTHOR_FIELDS = ("author_id", "author", "name")
 CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 # What shows nothing: white space and Unicode's Default_Ignorable_Code_Point characters (zero-width space
 # and joiners, word joiner, byte-order mark, variation selectors, direction marks, tag characters, Hangul

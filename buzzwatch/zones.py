@@ -31,6 +31,9 @@ DEFAULT_ZONE = "UTC"
 BRAND_KEYS = ("name", "display_name", "timezone", "handles", "keywords", "aliases")  # of a [[brand]] table
 BRAND_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # a configured brand's name; a file's values slugify to one
 BRAND_SEPARATORS = re.compile(r"[,;|]")  # between the brands of one declared value ("united,delta")
+# The fields (columns) a data file declares a tweet's brand(s) in, the first non-empty one read: `airline` is
+# the Twitter US Airline Sentiment data set's.
+BRAND_FIELDS = ("brands", "brand", "airline")
 
 
 def brands_file(env: Mapping[str, str] | None = None) -> Path:

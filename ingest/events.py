@@ -11,7 +11,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from buzzwatch.schema import SchemaError, TweetEvent
+from buzzwatch.schema import AUTHOR_FIELDS, SchemaError, TweetEvent
+from buzzwatch.zones import BRAND_FIELDS
 from ingest.brands import BrandBook
 
 # The X API v2 fields BuzzWatch asks for on the stream and on recent search.
@@ -21,7 +22,8 @@ USER_FIELDS = ("username",)
 
 
 def event_from_record(record: Mapping[str, Any], brands: BrandBook, source: str) -> TweetEvent:
-    """A flat record (a CSV row or a JSON object with id, created_at, text and optional brand(s)/airline).
+    """A flat record (a CSV row or a JSON object with id, created_at, text, optional brand(s)/airline and an
+    author: `AUTHOR_FIELDS`).
 
     A JSON object in the X API v2 shape (`{"data": {...}, "includes": ...}`) is accepted too.
     """
@@ -31,7 +33,7 @@ def event_from_record(record: Mapping[str, Any], brands: BrandBook, source: str)
         raise SchemaError(f"an X API error message, not a tweet: {str(record['errors'])[:200]}")
     payload = dict(record)
     declared = None
-    for key in ("brands", "brand", "airline"):
+    for key in BRAND_FIELDS:
         value = payload.pop(key, None)
         if declared is None and value:
             declared = value
@@ -40,6 +42,8 @@ def event_from_record(record: Mapping[str, Any], brands: BrandBook, source: str)
             declared = [declared]
         if not isinstance(declared, list | tuple) or not all(isinstance(item, str) for item in declared):
             raise SchemaError("field 'brand' must be a string or a list of strings")
+    authors = [payload.pop(key, None) for key in AUTHOR_FIELDS]
+    payload["author_id"] = next((author for author in authors if author), None)
     payload["source"] = source
     event = TweetEvent.from_dict(payload)
     return replace(event, brands=brands.attribute(event.text, declared=declared))

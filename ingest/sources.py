@@ -23,16 +23,16 @@ from buzzwatch.replay import (
     SORT_RUN_ITEMS,
     EventTimeOrder,
     ReplayCsv,
+    json_lines,
+    names_json_lines,
     open_replay_csv,
     open_replay_text,
-    undecodable,
 )
 from buzzwatch.schema import (
     MAX_MESSAGE_BYTES,
     SchemaError,
     TweetEvent,
     check_not_ahead,
-    load_json,
     names_its_offset,
 )
 from ingest.brands import BrandBook
@@ -91,18 +91,11 @@ def _records_from_jsonl(
     A line that is a whole X API v2 response page (recent search saved as it came: `{"data": [tweets],
     "includes": ..., "meta": ...}`) gives each of its tweets, with the page's `includes`.
     """
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, document, problem in json_lines(lines):
         where = f"{name}:{number}"
-        try:
-            problem = undecodable(line) if isinstance(line, str) else None  # a file's line (`replay_text`)
-            if problem is not None:
-                raise SchemaError(problem)
-            document = load_json(line)
-        except SchemaError as exc:
+        if problem is not None:
             report.read += 1
-            report.bad_input(where, str(exc))
+            report.bad_input(where, problem)
             continue
         page = _x_page_tweets(document)
         if page is None:
@@ -134,7 +127,7 @@ def detect_format(path: Path) -> str:
     suffixes = [suffix.lower() for suffix in path.suffixes]
     if ".csv" in suffixes:
         return "csv"
-    if {".jsonl", ".ndjson", ".json"} & set(suffixes):
+    if names_json_lines(path):
         return "jsonl"
     raise SchemaError(f"{path}: cannot tell the format from the name; pass --format csv or --format jsonl")
 

@@ -1,4 +1,4 @@
-"""`buzzwatch replay`: run a CSV of tweets through the bad-buzz detector in event time."""
+"""`buzzwatch replay`: run a file of tweets (CSV or JSON lines) through the bad-buzz detector."""
 
 from __future__ import annotations
 
@@ -31,18 +31,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `replay` subcommand."""
     parser = subparsers.add_parser(
         "replay",
-        help="replay a CSV of tweets through the bad-buzz detector (event time) and write the alerts",
+        help="replay a file of tweets through the bad-buzz detector (event time) and write the alerts",
         description=(
-            "Reads a CSV with id, created_at (ISO 8601, UTC), text and brand columns, scores the tweets with "
-            "the shared model (or takes the 'label' column with --oracle), runs the worker's detector in "
-            "event time and writes one JSON object per alert. Every brand in the file is tracked under its "
-            "brand id, as the ingester names it (the brands file: 'United' and ' united ' are united), "
-            "with the default settings (BUZZWATCH_DETECTOR_* variables change them). Bad rows are reported "
-            "and skipped."
+            "Reads a CSV with id, created_at (ISO 8601; UTC unless it names an offset), text and brand "
+            "columns (the brand's may be called airline or brands; an author column, author_id, author or "
+            "name, is optional), or JSON lines of tweet objects with those fields (a file named .jsonl, "
+            ".ndjson or .json), scores the tweets with the shared model (or takes the 'label' column "
+            "with --oracle), runs the worker's detector in event time and writes one JSON object per "
+            "alert. Every brand in the file is tracked under its brand id, as the ingester names it (the "
+            "brands file: 'United' and ' united ' are united), with the default settings "
+            "(BUZZWATCH_DETECTOR_* variables change them). Bad rows are reported and skipped."
         ),
     )
     parser.add_argument(
-        "--input", required=True, type=Path, help="CSV of tweets: id, created_at, text, brand"
+        "--input", required=True, type=Path, help="CSV or JSON lines of tweets: id, created_at, text, brand"
     )
     parser.add_argument(
         "--alerts-out", required=True, type=Path, help="where to write the alerts (JSON lines)"

@@ -1,10 +1,12 @@
-"""Replay a CSV of tweets through the detector in event time: the `buzzwatch replay` engine.
+"""Replay a file of tweets (CSV or JSON lines) through the detector in event time: the `buzzwatch replay`
+engine.
 
 The same `BuzzDetector` the worker runs is fed here, in (created_at, id) order, so a replay gives the
-alerts the live stream would. An optional `author` column (the author's id or handle) fills
-`TweetEvent.author_id`, so one author's many tweets weigh as the live stream's would. Scoring is the
-shared `Predictor` in large batches (or, with the oracle, the file's own labels, to tell model error from
-detector error). Input is validated row by row: a bad row is reported and skipped, never fatal.
+alerts the live stream would. An optional author column (`author_id`, `author` or `name`: the author's id
+or handle) fills `TweetEvent.author_id`, so one author's many tweets weigh as the live stream's would.
+Scoring is the shared `Predictor` in large batches (or, with the oracle, the file's own labels, to tell
+model error from detector error). Input is validated row by row: a bad row is reported and skipped, never
+fatal.
 """
 
 from __future__ import annotations
@@ -28,13 +30,19 @@ import numpy as np
 
 from buzzwatch.replay import (
     SORT_RUN_ITEMS,
+    CsvRow,
     EventTimeOrder,
+    ReplayCsv,
     SkippedRows,
+    json_lines,
+    names_json_lines,
     open_replay_csv,
+    open_replay_text,
     paced,
     wait_by_sleeping,
 )
 from buzzwatch.schema import (
+    AUTHOR_FIELDS,
     LABELS,
     Alert,
     SchemaError,
@@ -44,13 +52,14 @@ from buzzwatch.schema import (
     is_blank,
     names_its_offset,
 )
-from buzzwatch.zones import BrandIds, BrandsFile, split_brands
+from buzzwatch.zones import BRAND_FIELDS, BrandIds, BrandsFile, split_brands
 from models.language import UNDETERMINED, Language, LanguageGate, gate_for
 from worker.detection import BuzzDetector
 
-REQUIRED_COLUMNS = ("id", "created_at", "text", "brand")
+REQUIRED_COLUMNS = ("id", "created_at", "text")  # and a brand column: one of BRAND_FIELDS
 REASON_COLUMNS = ("negative_reason", "negativereason")
-AUTHOR_COLUMN = "author"
+# The fields of a JSON line that are read, each a string (or a number; brands also a list of strings).
+READ_FIELDS = frozenset({*REQUIRED_COLUMNS, *BRAND_FIELDS, *REASON_COLUMNS, *AUTHOR_FIELDS, "label", "lang"})
 LANGUAGE_COLUMN = "lang"
 # Distinct texts whose scores a replay keeps; past this many it starts afresh (only the speed changes).
 SCORED_TEXTS_KEPT = 200_000
@@ -146,46 +155,99 @@ def replay_rows(
     run_items: int | None = SORT_RUN_ITEMS,
     brand_ids: BrandIds | None = None,
 ) -> Iterator[EventTimeOrder[ReplayRow]]:
-    """Valid rows of the CSV in (created_at, id) order, holding at most `run_items` of them in memory.
+    """Valid rows of the file in (created_at, id) order, holding at most `run_items` of them in memory.
 
-    The whole file is read on entry: bad rows are recorded in `summary` (the first few in full) and skipped.
-    Each row's brands are their brand ids as the ingester names them (`brand_ids`; None: the brands file's,
-    BUZZWATCH_BRANDS_FILE or config/brands.toml), so "United", " UNITED " and "united" are one brand.
+    A CSV (any name but .jsonl, .ndjson or .json) or JSON lines, one flat tweet object a line with the same
+    fields. The whole file is read on entry: bad rows are recorded in `summary` (the first few in full) and
+    skipped. Each row's brands are their brand ids as the ingester names them (`brand_ids`; None: the
+    brands file's, BUZZWATCH_BRANDS_FILE or config/brands.toml), so "United", " UNITED " and "united" are
+    one brand.
     """
     ids = brand_ids or BrandsFile.read().ids()
     if not path.is_file():
         raise ReplayError(f"input file not found: {path}")
-    with open_replay_csv(path) as csv_rows:
-        required = (*REQUIRED_COLUMNS, "label") if oracle else REQUIRED_COLUMNS
-        missing = csv_rows.header_problem(required)
-        if missing:
-            no_labels = oracle and "label" not in csv_rows.columns and bool(csv_rows.columns)
-            # a ' label' is no missing column but a padded name, and `missing` says so
-            no_labels = no_labels and not csv_rows.padded(["label"])
-            hint = " (--oracle reads the labels from a 'label' column)" if no_labels else ""
-            raise ReplayError(f"{path}: {missing}{hint}")
-        reason_column = next((c for c in REASON_COLUMNS if c in csv_rows.columns), None) if oracle else None
 
-        @functools.lru_cache(maxsize=BRAND_CELLS_KEPT)
-        def brands_of(cell: str) -> tuple[str, ...]:
-            return ids.resolve_all(split_brands(cell))
+    @functools.lru_cache(maxsize=BRAND_CELLS_KEPT)
+    def brands_of(cell: str) -> tuple[str, ...]:
+        return ids.resolve_all(split_brands(cell))
 
-        def valid_rows() -> Iterator[ReplayRow]:
-            for row in csv_rows:
-                summary.rows_read += 1
-                try:
-                    if row.problem is not None:
-                        raise SchemaError(row.problem)
-                    parsed = _parse_row(row.values, row.line, oracle, reason_column, brands_of)
-                except SchemaError as exc:
-                    summary.skipped.add(row.line, str(exc))
-                    continue
-                summary.without_offset += not names_its_offset(row.values["created_at"])
-                yield parsed
+    def valid_rows(records: Iterable[CsvRow], reason_fields: Sequence[str]) -> Iterator[ReplayRow]:
+        for row in records:
+            summary.rows_read += 1
+            try:
+                if row.problem is not None:
+                    raise SchemaError(row.problem)
+                parsed = _parse_row(row.values, row.line, oracle, reason_fields, brands_of)
+            except SchemaError as exc:
+                summary.skipped.add(row.line, str(exc))
+                continue
+            summary.without_offset += not names_its_offset(row.values["created_at"])
+            yield parsed
 
-        rows = EventTimeOrder(valid_rows(), _row_order, run_items)
+    reasons = REASON_COLUMNS if oracle else ()
+    if names_json_lines(path):
+        with open_replay_text(path) as handle:
+            rows = EventTimeOrder(valid_rows(_json_rows(handle), reasons), _row_order, run_items)
+    else:
+        with open_replay_csv(path) as csv_rows:
+            _check_header(csv_rows, path, oracle)
+            reasons = tuple(column for column in reasons if column in csv_rows.columns)
+            rows = EventTimeOrder(valid_rows(csv_rows, reasons), _row_order, run_items)
     with rows:
         yield rows
+
+
+def _check_header(csv_rows: ReplayCsv, path: Path, oracle: bool) -> None:
+    """A ReplayError naming what the CSV's header lacks: id, created_at, text, a brand column (and labels)."""
+    brand_column = next((name for name in BRAND_FIELDS if name in csv_rows.columns), "brand")
+    missing = csv_rows.header_problem((*REQUIRED_COLUMNS, brand_column, *(["label"] if oracle else [])))
+    if not missing:
+        return
+    hint = ""
+    if brand_column not in csv_rows.columns and csv_rows.columns:
+        others = [repr(name) for name in BRAND_FIELDS if name != "brand"]
+        hint = f" (the brand column may also be called {' or '.join(others)})"
+    no_labels = oracle and "label" not in csv_rows.columns and bool(csv_rows.columns)
+    # a ' label' is no missing column but a padded name, and `missing` says so
+    if no_labels and not csv_rows.padded(["label"]):
+        hint += " (--oracle reads the labels from a 'label' column)"
+    raise ReplayError(f"{path}: {missing}{hint}")
+
+
+def _json_rows(lines: Iterable[str]) -> Iterator[CsvRow]:
+    """Each JSON line's tweet as a row's cells (`_json_cells`), or the row's problem."""
+    for number, document, problem in json_lines(lines):
+        if problem is None:
+            try:
+                yield CsvRow(number, _json_cells(document))
+                continue
+            except SchemaError as exc:
+                problem = str(exc)
+        yield CsvRow(number, {}, problem)
+
+
+def _json_cells(document: object) -> dict[str, str]:
+    """A flat tweet object's fields that a replay reads, as a CSV row's cells (a list of brands joined)."""
+    if isinstance(document, list):  # a .json file holding one array of tweets
+        raise SchemaError("a JSON array: a replay reads one tweet object a line (`jq -c '.[]'` writes so)")
+    if not isinstance(document, dict):
+        raise SchemaError(f"a line must be a tweet object {{...}}, not a JSON {_json_kind(document)}")
+    if "data" in document and "text" not in document:
+        raise SchemaError(
+            "an X API v2 object: `buzzwatch ingest --source replay` reads those and finds each tweet's "
+            "brands; `buzzwatch replay` reads flat tweets (id, created_at, text, brand)"
+        )
+    cells = {}
+    for key in READ_FIELDS & document.keys():
+        value = document[key]
+        if key in BRAND_FIELDS and isinstance(value, list) and all(isinstance(item, str) for item in value):
+            value = ",".join(value)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise SchemaError(f"field {key!r} must be a string, not a JSON {_json_kind(value)}")
+        cells[key] = str(value)
+    return cells
 
 
 def _row_order(row: ReplayRow) -> tuple[datetime, str]:
@@ -196,20 +258,20 @@ def _parse_row(
     values: dict[str, str],
     line: int,
     oracle: bool,
-    reason_column: str | None,
+    reason_fields: Sequence[str],
     brands_of: Callable[[str], tuple[str, ...]],
 ) -> ReplayRow:
     """One row as the ingester would publish it (`TweetEvent`'s validation and text rule, the brand ids
-    `brands_of` its brand cell), plus its label."""
+    `brands_of` its brand cell: the first non-empty of BRAND_FIELDS), plus its label."""
     cells = {key: value.strip() for key, value in values.items() if key != "text"}
-    for key in ("id", "brand"):
-        if not cells.get(key):
-            raise SchemaError(f"empty {key!r}")
-    brands = brands_of(cells["brand"])
+    brand = _first(cells, BRAND_FIELDS)
+    if not cells.get("id"):
+        raise SchemaError("empty 'id'")
+    if not brand:
+        raise SchemaError("empty 'brand'")
+    brands = brands_of(brand)
     if not brands:  # the ingester attributes such a tweet to no brand, and drops it
-        raise SchemaError(
-            f"brand {cells['brand']!r} has no Latin letter or digit a brand id is made of (a-z, 0-9)"
-        )
+        raise SchemaError(f"brand {brand!r} has no Latin letter or digit a brand id is made of (a-z, 0-9)")
     if is_blank(values.get("text", "")):
         raise SchemaError("empty 'text'")
     label = None
@@ -223,13 +285,25 @@ def _parse_row(
             "created_at": cells.get("created_at"),
             "text": values["text"],
             "brands": list(brands),
-            "author_id": cells.get(AUTHOR_COLUMN) or None,
+            "author_id": _first(cells, AUTHOR_FIELDS) or None,
             "lang": cells.get(LANGUAGE_COLUMN),
             "source": "replay",
         }
     )
-    reason = cells.get(reason_column) or None if reason_column else None
-    return ReplayRow(line, tweet, label, reason)
+    return ReplayRow(line, tweet, label, _first(cells, reason_fields) or None)
+
+
+def _json_kind(value: object) -> str:
+    """What JSON calls the value's type ("an object", "a number")."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    kinds = {dict: "object", list: "array", str: "string", int: "number", float: "number"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _first(cells: dict[str, str], names: Sequence[str]) -> str:
+    """The first of the named cells that is not empty ('' when none is)."""
+    return next((cells[name] for name in names if cells.get(name)), "")
 
 
 @contextmanager

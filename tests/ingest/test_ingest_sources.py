@@ -292,3 +292,21 @@ def test_a_tweet_too_large_for_a_stream_message_is_one_bad_input_not_published(b
     events = list(stdin_events(brands, report, threading.Event(), io.StringIO("\n".join(lines) + "\n")))
     assert [event.id for event in events] == ["4"]
     assert (report.read, report.bad) == (4, 3)
+
+
+def test_a_records_author_is_read_from_any_of_the_author_fields(brands):
+    """author_id (the event's own field), author (`buzzwatch replay`'s column) and name (the Twitter US
+    Airline Sentiment set's handle) each name the author, the first non-empty one winning: as `buzzwatch
+    replay` reads the same file."""
+    base = {"id": "1", "created_at": "2026-11-25T21:00:00Z", "text": "@united late", "brand": "united"}
+    authors = [
+        event_from_record({**base, **fields}, brands, "replay").author_id
+        for fields in (
+            {"author_id": "123"},
+            {"author": "ann"},
+            {"name": "kbosspotter"},
+            {"author_id": "", "author": "ann", "name": "bob"},
+            {},
+        )
+    ]
+    assert authors == ["123", "ann", "kbosspotter", "ann", None]

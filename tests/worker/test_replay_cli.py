@@ -316,7 +316,12 @@ def test_a_row_naming_two_brands_counts_for_each_as_the_ingester_attributes_it(
 @pytest.mark.parametrize(
     ("columns", "oracle", "message"),
     [
-        (["id", "created_at", "text"], True, "missing column(s) brand, label"),
+        (
+            ["id", "created_at", "text"],
+            True,
+            "missing column(s) brand, label; found created_at, id, text "
+            "(the brand column may also be called 'brands' or 'airline')",
+        ),
         (["id", "created_at", "text", "brand"], True, "missing column(s) label"),
         (["id", "text", "brand", "label"], False, "missing column(s) created_at"),
     ],
@@ -333,6 +338,78 @@ def test_missing_columns_are_a_clear_error(
     args = ["replay", "--input", str(source), "--alerts-out", str(tmp_path / "out.jsonl")]
     assert main(args + (["--oracle"] if oracle else [])) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_json_lines_file_replays_as_the_same_csv(tmp_path: Path, tweets: list) -> None:
+    """One tweet object a line, with the CSV's fields (ids as numbers, brands as a list, unknown fields
+    ignored), gives the CSV's alerts exactly."""
+    lines = [
+        {
+            "id": int(s.tweet.id) if s.tweet.id.isdigit() else s.tweet.id,
+            "created_at": s.tweet.created_at.isoformat(),
+            "text": s.tweet.text,
+            **({"brands": list(s.tweet.brands)} if index % 2 else {"brand": s.tweet.brands[0]}),
+            "label": s.label,
+            "author_id": s.tweet.author_id,
+            "public_metrics": {"retweet_count": 0},
+        }
+        for index, s in enumerate(tweets)
+    ]
+    source = tmp_path / "in.ndjson"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    common = ["--speed", "max", "--oracle", "--no-reasons", "--quiet"]
+    outputs = []
+    for path in (source, write_csv(tmp_path / "in.csv", tweets)):
+        outputs.append(tmp_path / f"alerts-{path.suffix[1:]}.jsonl")
+        assert main(["replay", "--input", str(path), "--alerts-out", str(outputs[-1]), *common]) == 0
+    assert outputs[0].read_text() == outputs[1].read_text() != ""
+
+
+def test_bad_json_lines_are_reported_and_their_neighbours_replayed(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    good = {"created_at": "2026-01-05T10:00:00Z", "text": "late again", "brand": "acme", "label": "negative"}
+    lines = [
+        json.dumps({**good, "id": "1"}),
+        "{not json",
+        json.dumps([good]),
+        json.dumps({"data": [{"id": "2", "text": "@acme late"}], "meta": {}}),  # an X API search page
+        json.dumps({**good, "id": "3", "text": {"full": "late"}}),
+        json.dumps({**good, "id": "4", "brand": None}),
+        json.dumps("a string"),
+        "",
+        json.dumps({**good, "id": "5"}),
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["replay", "--input", str(source), "--alerts-out", str(out), "--oracle", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "line 2: not valid JSON" in captured.err
+    assert "line 3: a JSON array: a replay reads one tweet object a line" in captured.err
+    assert "line 4: an X API v2 object: `buzzwatch ingest --source replay` reads those" in captured.err
+    assert "line 5: field 'text' must be a string, not a JSON object" in captured.err
+    assert "line 6: empty 'brand'" in captured.err
+    assert "line 7: a line must be a tweet object {...}, not a JSON string" in captured.err
+    assert "replayed 2 tweets (6 of 8 rows skipped)" in captured.out
+
+
+def test_the_airline_data_sets_own_columns_are_read(tmp_path: Path) -> None:
+    """data/airline_us's header (airline for the brand, name for the author, created_at with its offset)
+    replays as it is, each tweet under its brand id, by its author, with its negative reason."""
+    source = tmp_path / "Tweets.csv"
+    source.write_text(
+        "id,text,label,airline,negativereason,created_at,name\n"
+        "1,@united lost my bag,negative,United,Lost Luggage,2015-02-24 11:35:52 -0800,kbosspotter\n"
+        "2,@SouthwestAir thanks,positive,Southwest,,2015-02-24 11:36:00 -0800,ann\n",
+        encoding="utf-8",
+    )
+    rows = read_rows(source, True, ReplaySummary())
+    assert [(r.tweet.brands, r.tweet.author_id, r.label, r.reason) for r in rows] == [
+        (("united",), "kbosspotter", "negative", "Lost Luggage"),
+        (("southwestair",), "ann", "positive", None),
+    ]
+    assert rows[0].tweet.created_at.isoformat() == "2015-02-24T19:35:52+00:00"
 
 
 def test_alerts_are_never_written_over_the_input(
