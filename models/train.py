@@ -1131,14 +1131,14 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
                 variant.embedding, prepared, options, settings, buckets=variant.fasttext_buckets
             )
         _log(f"variant {position + 1}/{len(names)}: {name}")
+        if linear is not None and variant.subwords:  # said once, not once per seed
+            _log(f"{name}: no ensemble (an ensemble artifact cannot carry sub-word vectors yet)")
         for seed_options in seed_runs(options):
             result = train_variant(name, variant, vectors[kind], prepared, vocab, seed_options, settings)
             if options.more_seeds:
                 result["name"] = f"{name}@{seed_options.seed}"
             results.append(result)
-            if linear is not None and variant.subwords:
-                _log(f"{name}: no ensemble (an ensemble artifact cannot carry sub-word vectors yet)")
-            elif linear is not None:
+            if linear is not None and not variant.subwords:
                 # A variant that learns from negation examples is voted with a linear half that learns them.
                 partner = (
                     negation_linear(prepared, variant, seed_options) if variant.negation_examples else linear
