@@ -75,6 +75,9 @@ def is_blank(text: str) -> bool:
     return INVISIBLE_TEXT.fullmatch(text) is not None
 
 
+CLASSIC_ZONE_NAME = re.compile(r" (?:UTC|GMT) (\d{4})$")
+
+
 def _as_written(value: Any, field_name: str) -> datetime:
     """The timestamp as written: ISO 8601 or Twitter's classic form, with its offset or naive."""
     if isinstance(value, datetime):
@@ -85,8 +88,8 @@ def _as_written(value: Any, field_name: str) -> datetime:
     try:
         return datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        try:
-            return datetime.strptime(raw, "%a %b %d %H:%M:%S %z %Y")
+        try:  # "Mon May 11 03:17:40 UTC 2009" (the Sentiment140 data set's) names UTC for the offset
+            return datetime.strptime(CLASSIC_ZONE_NAME.sub(r" +0000 \1", raw), "%a %b %d %H:%M:%S %z %Y")
         except ValueError as exc:
             raise SchemaError(f"{field_name} is not an ISO 8601 timestamp: {raw!r}") from exc
 

@@ -15,6 +15,7 @@ from buzzwatch.schema import (
     ScoredTweet,
     TweetEvent,
     is_blank,
+    names_its_offset,
 )
 
 
@@ -126,9 +127,15 @@ def test_midnight_written_out_is_a_time_of_day():
         )
 
 
-def test_twitter_classic_timestamps_are_accepted():
-    event = TweetEvent.from_dict(_event_payload(created_at="Tue Oct 18 21:53:25 +0000 2011"))
+@pytest.mark.parametrize(
+    "written",
+    ["Tue Oct 18 21:53:25 +0000 2011", "Tue Oct 18 21:53:25 UTC 2011", "Tue Oct 18 23:53:25 +0200 2011"],
+)
+def test_twitter_classic_timestamps_are_accepted(written):
+    """The X API v1.1 form, also with UTC named for the offset (the Sentiment140 data set's)."""
+    event = TweetEvent.from_dict(_event_payload(created_at=written))
     assert event.created_at == datetime(2011, 10, 18, 21, 53, 25, tzinfo=UTC)
+    assert names_its_offset(written)
 
 
 def test_scored_tweet_and_alert_round_trip():
