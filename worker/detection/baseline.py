@@ -19,6 +19,7 @@ from worker.detection.stats import poisson_z
 
 HOURS = 24
 MIN_DISPERSION = 0.25  # a model whose probabilities barely vary must not make every wobble significant
+HARD_LABELS = (1.0, 0.0)  # (mean p of a negative, of any other tweet) with human labels: no confusion
 SETTLED_TWEETS = 1e9  # the evidence of an expectation saved without it: settled (the surge cap as before)
 
 
@@ -197,6 +198,10 @@ class DayProfileBaseline:
     # Hours the brand's zone was ahead of UTC when it was first seen (None: no zone configured): its day
     # shape, `shape`, is the shipped day turned to its clock (`DetectorConfig.day_shape_at`)
     utc_offset: int | None = None
+    # How the prior's pseudo-tweets are scored: (mean negative probability of a negative, of any other
+    # tweet). (1, 0), hard labels, unless the detector knew its scorer's confusion when the brand was new
+    # (`BuzzDetector._prior_confusion`): then the prior speaks the model's scale, as the brand's tweets do.
+    prior_confusion: tuple[float, float] = HARD_LABELS
     shape: tuple[float, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -364,7 +369,7 @@ class DayProfileBaseline:
         Poisson number of tweets with negative probabilities p sums to a count of variance E[p^2] per tweet
         instead of E[p], and n tweets' summed p vary by Var(p) per tweet instead of share x (1 - share).
         The quasi-likelihood tests divide their deviance by these. From the all-hours counts, with the
-        prior's pseudo-tweets as hard labels; floored at `MIN_DISPERSION`.
+        prior's pseudo-tweets scored as `prior_confusion` says; floored at `MIN_DISPERSION`.
 
         The same as `expect_hour(hour, level(recent))`: a caller that needs several hours with the same
         `recent` computes the hour-independent `level` once.
@@ -394,9 +399,13 @@ class DayProfileBaseline:
         overall = self.pooled() if pooled is None else pooled
         prior = cfg.share_prior_tweets
         pooled_tweets = max(overall.total + recent.total, 0.0) + prior
-        prior_negatives = prior * cfg.share_prior  # the prior's pseudo-tweets count as hard labels
+        # the prior's pseudo-tweets, a share_prior of them negative, scored as `prior_confusion` says
+        negative_p, other_p = self.prior_confusion
+        shares = (cfg.share_prior, 1.0 - cfg.share_prior)
+        prior_negatives = prior * (shares[0] * negative_p + shares[1] * other_p)
+        prior_squares = prior * (shares[0] * negative_p**2 + shares[1] * other_p**2)
         overall_share = (max(overall.negative + recent.negative, 0.0) + prior_negatives) / pooled_tweets
-        mean_square = (max(overall.squares + recent.squares, 0.0) + prior_negatives) / pooled_tweets
+        mean_square = (max(overall.squares + recent.squares, 0.0) + prior_squares) / pooled_tweets
         # If the probabilities are calibrated, a negative tweet's mean probability is E[p^2] / E[p] and
         # any other tweet's is (E[p] - E[p^2]) / (1 - E[p]): the confusion, from the brand's own traffic.
         return BrandLevel(
@@ -451,6 +460,7 @@ class DayProfileBaseline:
             "tweets_seen": self.tweets_seen,
             "first_day": [[clock, *hour.to_list()] for clock, hour in self.first_day.items()],
             "utc_offset": self.utc_offset,
+            "prior_confusion": list(self.prior_confusion),
         }
 
     @classmethod
@@ -465,6 +475,8 @@ class DayProfileBaseline:
             tweets_seen=float(state["tweets_seen"]),
             first_day={int(row[0]): FirstDayHour.from_row(row[1:]) for row in state.get("first_day", ())},
             utc_offset=state.get("utc_offset"),  # saved before zones: None, the shipped day
+            # saved before it: hard labels, as the prior was scored then
+            prior_confusion=tuple(map(float, state.get("prior_confusion", HARD_LABELS))),
         )
 
 

@@ -135,7 +135,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from buzzwatch.schema import Alert, ScoredTweet
-from worker.detection.baseline import BrandLevel, DayProfileBaseline, Evidence, Expectation
+from worker.detection.baseline import HARD_LABELS, BrandLevel, DayProfileBaseline, Evidence, Expectation
 from worker.detection.config import BrandParams, DetectorConfig
 from worker.detection.explain import (
     ReferenceCounts,
@@ -173,6 +173,10 @@ SECONDS_PER_MINUTE = 60
 # moved this many minutes past its last tweet, the brand starts from it (and is saved with the state)
 # without waiting for its first live tweet
 HISTORY_SETTLE_MINUTES = 2
+# A brand shows its scorer's confusion once it holds this many tweets, and a confusion closer than this
+# gap (the mean p of a negative and of any other tweet) tells nothing: see `BuzzDetector._prior_confusion`
+CONFUSION_MIN_TWEETS = 50.0
+MIN_CONFUSION_GAP = 0.2
 MIN_RECENT_MINUTES = 1e-6  # less recent evidence than this is rounding residue (a minute weighs >= 0.1)
 SAVE_LAG_MINUTES = 15  # a brand's saved state is rewritten at least this often (see `changed_brands`)
 
@@ -225,6 +229,7 @@ class BuzzDetector:
         # Brands not seen yet: their tweets older than the watermark, learned at their first live tweet or
         # once the watermark is HISTORY_SETTLE_MINUTES past the last of them (`_from_history`)
         self._past: dict[str, _Past] = {}
+        self._inherited_confusion: tuple[float, float] | None = None  # a history's detector: its parent's
         self.stats: dict[str, int] = {
             "observed": 0,
             "late_counted": 0,
@@ -447,11 +452,46 @@ class BuzzDetector:
             params = self._params[brand] = self.config.params_for(brand)
         return params
 
+    def _prior_confusion(self) -> tuple[float, float]:
+        """How the scorer scores a negative tweet and any other (mean probabilities), as the brands seen so
+        far show it: a new brand's prior pseudo-tweets are scored so (`DayProfileBaseline.prior_confusion`).
+
+        Each brand holding `CONFUSION_MIN_TWEETS` tweets or more (learned and recent) weighs the same (a
+        brand at hundreds of tweets a minute is one brand); for calibrated probabilities a negative's mean
+        p is E[p^2] / E[p], any other's (E[p] - E[p^2]) / (1 - E[p]). Hard labels, (1, 0), before any
+        brand holds that many, with human labels (exactly), or when the two are not `MIN_CONFUSION_GAP`
+        apart. Why: with the prior's 2.45 pseudo-tweets as hard labels, a quiet new brand's first tweets
+        scored by a model were read as far less uncertain than they are (a count dispersion near 1 where
+        its tweets' is about 0.5), and its first buzz waited for more complaints.
+        """
+        if self._inherited_confusion is not None:
+            return self._inherited_confusion
+        moments = []
+        for state in self._brands.values():
+            overall, recent = state.baseline.overall, state.recent
+            tweets = overall.total + recent.total
+            if tweets >= CONFUSION_MIN_TWEETS:
+                negative, squares = overall.negative + recent.negative, overall.squares + recent.squares
+                moments.append((negative / tweets, squares / tweets))
+        if not moments:
+            return HARD_LABELS
+        mean_p = sum(p for p, _ in moments) / len(moments)
+        mean_square = sum(square for _, square in moments) / len(moments)
+        if not 0.0 < mean_p < 1.0:
+            return HARD_LABELS
+        negative_p, other_p = mean_square / mean_p, max((mean_p - mean_square) / (1.0 - mean_p), 0.0)
+        return (negative_p, other_p) if negative_p - other_p >= MIN_CONFUSION_GAP else HARD_LABELS
+
     def _new_brand(self, brand: str, minute: int) -> BrandState:
+        baseline = DayProfileBaseline(
+            self.config,
+            utc_offset=self.config.utc_offset_of(brand, minute),
+            prior_confusion=self._prior_confusion(),
+        )
         state = BrandState(
             brand=brand,
             first_minute=minute,
-            baseline=DayProfileBaseline(self.config, utc_offset=self.config.utc_offset_of(brand, minute)),
+            baseline=baseline,
             sums=[WindowSums() for _ in self._windows],
             inside=[Evidence() for _ in self._windows],
             reference=deque(maxlen=self.config.reference_size),
@@ -488,6 +528,7 @@ class BuzzDetector:
         if not history or self._next_minute is None:
             return self._new_brand(brand, minute)
         past = BuzzDetector(self.config, self._tokenizer)
+        past._inherited_confusion = self._prior_confusion()  # the scorer's, as this detector's brands show it
         for scored in sorted(history, key=lambda s: (s.tweet.created_at, s.tweet.id)):
             past.observe(scored)
         past.advance_watermark(self._next_minute * SECONDS_PER_MINUTE)
