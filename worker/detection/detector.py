@@ -54,7 +54,10 @@ How it works (the README explains the why):
   now (each hour of the day the window covers), and both tests are posterior-predictive: their variance
   adds the expectation's own (`Expectation.volume_tweets`, `share_tweets`: how many tweets it rests on),
   so a brand's first minutes, expected from a handful of tweets and the shipped prior, get wide tests
-  that narrow as its data grows. There is no warm-up: a brand can alert from its first hour.
+  that narrow as its data grows. There is no warm-up: a brand can alert from its first hour. The shipped
+  prior's pseudo-tweets are scored as the brand's tweets will be: with the confusion of the scorer that
+  the brands seen so far show (`_prior_confusion`; hard labels with human labels), so a model's mid
+  probabilities in a new brand's first tweets are not read as sure as labels.
   While a brand's share rests on a few tweets the share test cannot pass in time (the prior is weak:
   real brands range from 7% to 79% negative); a window clearly more negative, by its own sampling
   noise, than both its null and a typical brand, yet short of the widened share test, is decided by the
