@@ -401,9 +401,9 @@ class DayProfileBaseline:
         pooled_tweets = max(overall.total + recent.total, 0.0) + prior
         # the prior's pseudo-tweets, a share_prior of them negative, scored as `prior_confusion` says
         negative_p, other_p = self.prior_confusion
-        shares = (cfg.share_prior, 1.0 - cfg.share_prior)
-        prior_negatives = prior * (shares[0] * negative_p + shares[1] * other_p)
-        prior_squares = prior * (shares[0] * negative_p**2 + shares[1] * other_p**2)
+        negative, other = cfg.share_prior, 1.0 - cfg.share_prior
+        prior_negatives = prior * (negative * negative_p + other * other_p)
+        prior_squares = prior * (negative * negative_p**2 + other * other_p**2)
         overall_share = (max(overall.negative + recent.negative, 0.0) + prior_negatives) / pooled_tweets
         mean_square = (max(overall.squares + recent.squares, 0.0) + prior_squares) / pooled_tweets
         # If the probabilities are calibrated, a negative tweet's mean probability is E[p^2] / E[p] and
