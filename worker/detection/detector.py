@@ -611,7 +611,8 @@ class BuzzDetector:
             null_share = min(share + margin, 0.99)
             sampling_z = binomial_z(negative_count, volume, null_share)  # by its own sampling noise
             share_z = sampling_z / math.sqrt(share_factor)
-            typical = self.config.share_prior + margin  # a typical brand's share + margin
+            # a typical brand's share + margin, on the scorer's scale as the window's summed p is
+            typical = _scored_share(self.config.share_prior, expectation) + margin
             if typical > null_share:  # must also be above a typical brand's share
                 sampling_z = binomial_z(negative_count, volume, typical)
             share_score = share_z * params.fire_score / share_at  # its threshold reads as fire_score
@@ -1431,6 +1432,12 @@ def _true_share(share: float, expectation: Expectation) -> float:
     return min(max((share - expectation.other_p) / _spread(expectation), 0.01), 0.99)
 
 
+def _scored_share(share: float, expectation: Expectation) -> float:
+    """The mean negative probability of tweets at a true negative share, through the model's confusion
+    (`_true_share` the other way; the share itself with hard labels)."""
+    return share * expectation.negative_p + (1.0 - share) * expectation.other_p
+
+
 def _negative_tweet(p_negative: float, expectation: Expectation) -> float:
     """How much of one negative tweet a tweet with that probability stands for, through the model's
     confusion and at most one (p itself with hard labels): the fewest-negatives rules are about tweets,
@@ -1455,9 +1462,10 @@ def _eligible(negative_tweets: float, expected: float, params: BrandParams) -> b
 
 def _share_can_tell(share_z: float, sampling_z: float, dispersion: float, min_share_z: float) -> bool:
     """False when the window's share is clearly above both the null (baseline + margin) and a typical
-    brand's share (the prior's + margin) by its own sampling noise (`sampling_z`: the binomial z of the
-    window against the larger of the two, before any widening), yet the share test (`share_z`, widened by
-    the uncertainty of the baseline share) does not reach `min_share_z` in this window.
+    brand's share (the prior's + margin, as the scorer scores it: `_scored_share`) by its own sampling
+    noise (`sampling_z`: the binomial z of the window against the larger of the two, before any widening),
+    yet the share test (`share_z`, widened by the uncertainty of the baseline share) does not reach
+    `min_share_z` in this window.
 
     The share test is posterior-predictive: its variance adds that of the baseline share, which for a new
     brand rests on the prior (a few tweets: real brands range from 7% to 79% negative) and the brand's first

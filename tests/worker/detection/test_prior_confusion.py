@@ -1,5 +1,6 @@
 """A new brand's prior on its scorer's scale: the share prior's pseudo-tweets are scored with the confusion
-the brands seen so far show (`BuzzDetector._prior_confusion`), hard labels with human labels."""
+the brands seen so far show (`BuzzDetector._prior_confusion`), hard labels with human labels; and the
+share test's typical brand is read on the scale of the window it is compared with."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from tests.worker.detection.test_cold_start import (
     weak_model,
 )
 from worker.detection import BuzzDetector, DetectorConfig
-from worker.detection.baseline import HARD_LABELS, DayProfileBaseline
+from worker.detection.baseline import HARD_LABELS, DayProfileBaseline, Expectation
+from worker.detection.detector import _scored_share, _true_share
 
 
 def detector() -> BuzzDetector:
@@ -93,7 +95,8 @@ def test_a_quiet_new_brands_first_hour_buzz_scored_by_a_weak_model_is_alerted(se
     """A brand at 0.2 tweets a minute, added at night (02:00 UTC) while another brand has been watched for a
     day, whose wave of complaints (a tweet a minute, nine in ten negative) starts in its 20th minute, all
     scored by a weak model (a negative's p about 0.5, any other's 0.15). With its prior's pseudo-tweets
-    as hard labels its first tweets were read as far surer than they are: not alerted in the hour."""
+    as hard labels its first tweets were read as far surer than they are: alerted after 50 minutes or
+    not at all."""
     new_start = START + timedelta(hours=26)
     wave = new_start + timedelta(minutes=20)
     new = exactly_a_quarter_negative(flat(4, new_start, rate=0.2, seed=seed + 10))
@@ -103,7 +106,8 @@ def test_a_quiet_new_brands_first_hour_buzz_scored_by_a_weak_model_is_alerted(se
     assert len(fired) == 1 and wave < fired[0] < wave + timedelta(minutes=20)
     hard = detector()
     hard._prior_confusion = lambda: HARD_LABELS  # the prior as it was scored before
-    assert not [a for a in run(hard, tweets) if a.brand == "newco" and a.fired_at < wave + timedelta(hours=1)]
+    late = wave + timedelta(minutes=50)
+    assert not [a for a in run(hard, tweets) if a.brand == "newco" and a.fired_at < late]
 
 
 @pytest.mark.parametrize("rate", [0.2, 1.0, 3.0])
@@ -117,3 +121,16 @@ def test_a_new_brands_ordinary_first_day_scored_by_a_weak_model_raises_no_alert(
     alerts = run(model, weak_model(with_a_new_brand(new_start, new, seed=1), seed=1))
     assert model._brands["newco"].baseline.prior_confusion != HARD_LABELS
     assert not [a for a in alerts if a.brand == "newco"]
+
+
+@pytest.mark.parametrize(("negative_p", "other_p"), [HARD_LABELS, (0.6, 0.15), (0.45, 0.2)])
+def test_a_typical_brands_share_is_read_on_the_scorers_scale(negative_p: float, other_p: float) -> None:
+    """The share test's 'typical brand' (the prior's share) is compared with a window's summed p, so it is
+    scored as the model scores tweets: 41% negative reads 0.41 with labels, 0.33 for a model scoring a
+    negative 0.6 and any other 0.15; `_true_share` reads it back."""
+    expectation = Expectation(1.0, 0.25, 1.0, 1.0, 100.0, 100.0, negative_p, other_p)
+    scored = _scored_share(0.41, expectation)
+    assert scored == pytest.approx(0.41 * negative_p + 0.59 * other_p)
+    assert _true_share(scored, expectation) == pytest.approx(0.41)
+    if (negative_p, other_p) == HARD_LABELS:
+        assert scored == 0.41  # exactly: the labels' tests do not move
