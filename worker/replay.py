@@ -58,9 +58,11 @@ from worker.detection import BuzzDetector
 
 REQUIRED_COLUMNS = ("id", "created_at", "text")  # and a brand column: one of BRAND_FIELDS
 REASON_COLUMNS = ("negative_reason", "negativereason")
-# The fields of a JSON line that are read, each a string (or a number; brands also a list of strings).
-READ_FIELDS = frozenset({*REQUIRED_COLUMNS, *BRAND_FIELDS, *REASON_COLUMNS, *AUTHOR_FIELDS, "label", "lang"})
 LANGUAGE_COLUMN = "lang"
+# The fields of a JSON line that are read, each a string (or a number; brands also a list of strings).
+READ_FIELDS = frozenset(
+    {*REQUIRED_COLUMNS, *BRAND_FIELDS, *REASON_COLUMNS, *AUTHOR_FIELDS, LANGUAGE_COLUMN, "label"}
+)
 # Distinct texts whose scores a replay keeps; past this many it starts afresh (only the speed changes).
 SCORED_TEXTS_KEPT = 200_000
 # Distinct brand cells whose brand ids a replay keeps (a file names a few brands in many rows).
