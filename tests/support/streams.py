@@ -177,9 +177,9 @@ class RecordingDispatcher:
 FOUR_WINDOWS: dict[str, tuple[int, ...]] = {"windows_minutes": (3, 5, 15, 60), "quiet_windows_minutes": ()}
 
 
-def quiet_night_brand(start: datetime) -> list[ScoredTweet]:
+def quiet_night_brand(start: datetime, complaint_every_s: float = 90.0) -> list[ScoredTweet]:
     """A brand at about 0.2 tweets a minute (a tweet every 5 minutes, a quarter negative) from `start`,
-    then from its 40th minute a bad buzz: a negative tweet every 90 seconds for an hour."""
+    then from its 40th minute a bad buzz: a negative tweet every `complaint_every_s` seconds for an hour."""
     labels = ("negative", "neutral", "positive", "neutral")
     tweets = [
         scored(f"n{i}", start + timedelta(minutes=5 * i + 2), labels[i % 4], f"ordinary words {i}")
@@ -187,7 +187,12 @@ def quiet_night_brand(start: datetime) -> list[ScoredTweet]:
     ]
     buzz = start + timedelta(minutes=40)
     tweets += [
-        scored(f"b{i}", buzz + timedelta(seconds=90 * i + 7), "negative", f"lost my bags again {i}")
-        for i in range(40)
+        scored(
+            f"b{i}",
+            buzz + timedelta(seconds=complaint_every_s * i + 7),
+            "negative",
+            f"lost my bags again {i}",
+        )
+        for i in range(int(3600 // complaint_every_s))
     ]
     return in_order(tweets)
