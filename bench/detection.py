@@ -452,9 +452,10 @@ def replay(
     detector = BuzzDetector(DetectorConfig.from_env(env), reason_model=reason_model)
     written = io.StringIO()
     run_replay(rows, detector, written, ReplaySummary(), model=model)
+    lines = written.getvalue()
     with atomic_text_output(out) as handle:
-        handle.write(written.getvalue())
-    return [json.loads(line) for line in written.getvalue().splitlines()]
+        handle.write(lines)
+    return [json.loads(line) for line in lines.splitlines()]
 
 
 def fired(payload: dict[str, Any]) -> Fired:

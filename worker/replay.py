@@ -296,7 +296,7 @@ def _parse_row(
 
 
 def _json_kind(value: object) -> str:
-    """What JSON calls the value's type ("an object", "a number")."""
+    """What JSON calls the value's type ("object", "number"; "null", "true" or "false" as written)."""
     if value is None or isinstance(value, bool):
         return json.dumps(value)
     kinds = {dict: "object", list: "array", str: "string", int: "number", float: "number"}
