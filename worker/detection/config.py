@@ -23,6 +23,15 @@ PRIOR_PATH = Path(__file__).with_name("detector_prior.json")
 RETIRED_SETTINGS = frozenset({"warmup_minutes", "warmup_tweets", "hour_warmup_minutes"})
 
 
+def zone_offset_hours(zone: str, minute: int) -> int:
+    """Whole hours `zone` (an IANA name, already validated) is ahead of UTC at that minute (minutes since
+    the epoch), summer time included; a zone half an hour off rounds up."""
+    # (the moment in the zone: `ZoneInfo.utcoffset(moment)` would read its UTC wall time as the zone's,
+    # wrong for the hours after a change)
+    local = datetime.fromtimestamp(minute * 60, UTC).astimezone(parse_zone(zone, "a brand's time zone"))
+    return math.floor(local.utcoffset().total_seconds() / 3600 + 0.5)
+
+
 @cache
 def load_prior() -> dict[str, Any]:
     """The shipped prior of a brand not seen yet (built by scripts/build_detector_prior.py), read once."""
@@ -218,14 +227,10 @@ class DetectorConfig:
         return replace(self.defaults, **_typed_override(self.defaults, override, brand))
 
     def utc_offset_of(self, brand: str, minute: int) -> int | None:
-        """Whole hours the brand's zone is ahead of UTC at that minute (minutes since the epoch; a zone
-        half an hour off rounds up), or None for a brand without a configured zone."""
+        """Whole hours the brand's zone is ahead of UTC at that minute (`zone_offset_hours`), or None for a
+        brand without a configured zone."""
         zone = self.brand_zones.get(brand)
-        if zone is None:
-            return None
-        moment = datetime.fromtimestamp(minute * 60, UTC)
-        offset = parse_zone(zone, f"the time zone of brand {brand!r}").utcoffset(moment)
-        return math.floor(offset.total_seconds() / 3600 + 0.5) if offset is not None else 0
+        return None if zone is None else zone_offset_hours(zone, minute)
 
     def day_shape_at(self, utc_offset: int | None) -> tuple[float, ...]:
         """The relative volume of each UTC hour of the day for a brand that many hours ahead of UTC:

@@ -32,6 +32,10 @@ def test_a_brand_without_a_zone_keeps_the_shipped_day() -> None:
     [
         ("Europe/Paris", datetime(2026, 1, 5, 12, tzinfo=UTC), 1),
         ("Europe/Paris", datetime(2026, 7, 6, 12, tzinfo=UTC), 2),  # summer time
+        # the hour after each change (01:00 UTC): read as Paris's wall time, 01:30 was still winter
+        # time in March and still summer time in October
+        ("Europe/Paris", datetime(2026, 3, 29, 1, 30, tzinfo=UTC), 2),
+        ("Europe/Paris", datetime(2026, 10, 25, 1, 30, tzinfo=UTC), 1),
         ("Asia/Tokyo", datetime(2026, 1, 5, 12, tzinfo=UTC), 9),
         ("America/Los_Angeles", datetime(2026, 1, 5, 12, tzinfo=UTC), -8),
         ("Asia/Kolkata", datetime(2026, 1, 5, 12, tzinfo=UTC), 6),  # +5:30 rounds up
