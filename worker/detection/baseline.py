@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from worker.detection.config import DetectorConfig
+from worker.detection.config import DetectorConfig, zone_offset_hours
 from worker.detection.stats import poisson_z
 
 HOURS = 24
@@ -195,9 +195,12 @@ class DayProfileBaseline:
     # The brand's first day (its first `learning_minutes` learned), clock hour by clock hour as learned
     # (decayed as `overall` is), kept while it learns; see `surges`
     first_day: dict[int, FirstDayHour] = field(default_factory=dict)
-    # Hours the brand's zone was ahead of UTC when it was first seen (None: no zone configured): its day
-    # shape, `shape`, is the shipped day turned to its clock (`DetectorConfig.day_shape_at`)
+    # Hours the brand's zone is ahead of UTC (None: no zone configured): its day shape, `shape`, is the
+    # shipped day turned to its clock (`DetectorConfig.day_shape_at`), and its learned hours are UTC hours
+    # of that clock; `zone`, the zone it was first seen with, whose summer time they follow (`follow_clock`;
+    # None, the offset it was first seen with kept, where a state saved before it met another zone)
     utc_offset: int | None = None
+    zone: str | None = None
     # How the prior's pseudo-tweets are scored: (mean negative probability of a negative, of any other
     # tweet). (1, 0), hard labels, unless the detector knew its scorer's confusion when the brand was new
     # (`BuzzDetector._prior_confusion`): then the prior speaks the model's scale, as the brand's tweets do.
@@ -244,6 +247,34 @@ class DayProfileBaseline:
             total=share_weight * total,
             squares=share_weight * squares,
         )
+
+    def follow_clock(self, minute: int) -> bool:
+        """Turn the hours of the day to the brand's clock when its zone's offset has changed by `minute`
+        (minutes since the epoch): summer time begins or ends. People tweet by their clock, so what was
+        learned of each local hour moves to the UTC hour that local hour now falls in, and the day shape
+        with it. True when it turned (the caller's sums of closed minutes' evidence are then stale:
+        their exposure reads the shape)."""
+        if self.zone is None or self.utc_offset is None:
+            return False
+        offset = zone_offset_hours(self.zone, minute)
+        turn = offset - self.utc_offset
+        if not turn:
+            return False
+        self.hourly_volume = [self.hourly_volume[(hour + turn) % HOURS] for hour in range(HOURS)]
+        self.hourly_share = [self.hourly_share[(hour + turn) % HOURS] for hour in range(HOURS)]
+        self.utc_offset = offset
+        self.shape = self.config.day_shape_at(offset)
+        return True
+
+    def adopt_zone(self, zone: str, minute: int) -> bool:
+        """Follow `zone`'s clock from `minute` on (a state saved before `zone` was kept): its offset then,
+        the hours learned so far kept as they are (they have followed the brand's clock for the last days
+        already), the day shape turned to it. True when the shape turned."""
+        offset = zone_offset_hours(zone, minute)
+        turned = offset != self.utc_offset
+        self.zone, self.utc_offset = zone, offset
+        self.shape = self.config.day_shape_at(offset)
+        return turned
 
     def learn(self, hour: int, minute: Evidence, tweets: float, clock_hour: int | None = None) -> None:
         """Fold in one closed minute's `contribution` (`tweets`: its raw count, for `tweets_seen`;
@@ -460,6 +491,7 @@ class DayProfileBaseline:
             "tweets_seen": self.tweets_seen,
             "first_day": [[clock, *hour.to_list()] for clock, hour in self.first_day.items()],
             "utc_offset": self.utc_offset,
+            "zone": self.zone,
             "prior_confusion": list(self.prior_confusion),
         }
 
@@ -475,6 +507,7 @@ class DayProfileBaseline:
             tweets_seen=float(state["tweets_seen"]),
             first_day={int(row[0]): FirstDayHour.from_row(row[1:]) for row in state.get("first_day", ())},
             utc_offset=state.get("utc_offset"),  # saved before zones: None, the shipped day
+            zone=state.get("zone"),  # saved before summer time was followed: None (see `zone`)
             # saved before it: hard labels, as the prior was scored then
             prior_confusion=tuple(map(float, state.get("prior_confusion", HARD_LABELS))),
         )

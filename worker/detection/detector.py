@@ -160,6 +160,7 @@ from worker.detection.state import (
     brand_state_dict,
     brand_state_from_dict,
     inside_sums,
+    recent_sum,
     weight_keys,
 )
 from worker.detection.stats import binomial_z, poisson_z
@@ -181,6 +182,9 @@ HISTORY_SETTLE_MINUTES = 2
 CONFUSION_MIN_TWEETS = 50.0
 MIN_CONFUSION_GAP = 0.2
 MIN_RECENT_MINUTES = 1e-6  # less recent evidence than this is rounding residue (a minute weighs >= 0.1)
+# a brand's zone is asked for its offset this often: every zone's summer time begins and ends on a quarter
+# hour of UTC
+CLOCK_CHECK_MINUTES = 15
 SAVE_LAG_MINUTES = 15  # a brand's saved state is rewritten at least this often (see `changed_brands`)
 
 
@@ -486,9 +490,11 @@ class BuzzDetector:
         return (negative_p, other_p) if negative_p - other_p >= MIN_CONFUSION_GAP else HARD_LABELS
 
     def _new_brand(self, brand: str, minute: int) -> BrandState:
+        offset = self.config.utc_offset_of(brand, minute)
         baseline = DayProfileBaseline(
             self.config,
-            utc_offset=self.config.utc_offset_of(brand, minute),
+            utc_offset=offset,
+            zone=None if offset is None else self.config.brand_zones[brand],
             prior_confusion=self._prior_confusion(),
         )
         state = BrandState(
@@ -749,6 +755,8 @@ class BuzzDetector:
         return max(candidates, key=lambda e: (e.score, -e.minutes)) if candidates else None
 
     def _close_minute(self, state: BrandState, minute: int) -> list[Alert]:
+        if minute % CLOCK_CHECK_MINUTES == 0 and state.baseline.follow_clock(minute):
+            self._clock_turned(state)
         params = self._params_for(state.brand)
         records = sorted(state.pending.pop(minute, ()), key=_arrival_order)
         weights = [_weight(state.copies, state.ids[record.id]) for record in records]
@@ -817,6 +825,27 @@ class BuzzDetector:
 
         self._age_out(state, minute)
         return alerts
+
+    def _adopt_zone(self, state: BrandState, minute: int) -> None:
+        """A brand saved before its zone was kept (`DayProfileBaseline.zone`) follows its configured zone
+        from `minute` on, when that zone gave it the clock it was first seen with (else its zone was
+        changed since, and it keeps that clock, as before); see `DayProfileBaseline.adopt_zone`."""
+        baseline = state.baseline
+        if baseline.zone is not None or baseline.utc_offset is None:
+            return
+        first_clock = self.config.utc_offset_of(state.brand, state.first_minute)
+        if first_clock == baseline.utc_offset and baseline.adopt_zone(
+            self.config.brand_zones[state.brand], minute
+        ):
+            self._clock_turned(state)
+
+    def _clock_turned(self, state: BrandState) -> None:
+        """The brand's hours turned with its clock (`DayProfileBaseline.follow_clock`), between two
+        closings: the running sums of its closed minutes' evidence are summed again with the new shape,
+        so that each minute leaves them as it is counted now."""
+        state.recent = recent_sum(state.closed, self.config, state.baseline)
+        state.inside = inside_sums(state.closed, self.config, state.baseline)
+        state.open_expected = None
 
     def _open_expected(self, state: BrandState, minute: int) -> tuple[Expectation, list[WindowExpectation]]:
         """The expectation of the minute not closed yet and of each window ending with it; kept between its
@@ -1389,6 +1418,9 @@ class BuzzDetector:
         detector.stats.update(state.get("stats", {}))
         for brand, payload in state["brands"].items():
             brand_state = brand_state_from_dict(detector.config, brand, payload)
+            saved_at = payload.get("next_minute", next_minute)
+            if saved_at is not None:  # (the clock of its saved hours: closing its minutes since turns it)
+                detector._adopt_zone(brand_state, saved_at)
             if detector._windows != saved_windows:  # new windows: summed again from the closed minutes
                 brand_state.sums = [WindowSums.over(brand_state.closed, w) for w in detector._windows]
             if detector._windows != saved_windows or detector.config.reference_gap_minutes != saved_gap:
@@ -1396,7 +1428,6 @@ class BuzzDetector:
             detector._brands[brand] = brand_state
             if "next_minute" not in payload:  # saved whole by an earlier version: to be saved on its own
                 detector._changed.add(brand)
-            saved_at = payload.get("next_minute", next_minute)
             if saved_at is not None:
                 detector._saved_at[brand] = saved_at
                 # its ticks and closings since, as they ran then (their alerts were committed then); a

@@ -89,6 +89,7 @@ class ClosedMinute:
             self.flagged,
             self.expected_total,
             self.expected_tweets,
+            baseline.utc_offset,  # its exposure reads the day shape, which turns with the brand's clock
         )
         if self._evidence is not None and self._evidence[0] == figures:
             return self._evidence[1]
@@ -284,9 +285,7 @@ def brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str,
     if "recent" in payload:
         recent = Evidence(*map(float, payload["recent"]))
     else:  # saved before the closed minutes counted in the expectation: summed again
-        recent = Evidence()
-        for entry in list(closed)[: max(len(closed) - config.reference_gap_minutes, 0)]:
-            recent.add(entry.evidence(config, baseline))
+        recent = recent_sum(closed, config, baseline)
     if len(payload.get("inside", ())) == len(config.windows_minutes):
         inside = [Evidence(*map(float, row)) for row in payload["inside"]]
     else:  # saved before the inside sums were kept: summed again
@@ -312,6 +311,18 @@ def brand_state_from_dict(config: DetectorConfig, brand: str, payload: dict[str,
         recent=recent,
         inside=inside,
     )
+
+
+def recent_sum(
+    closed: Sequence[ClosedMinute], config: DetectorConfig, baseline: DayProfileBaseline
+) -> Evidence:
+    """`BrandState.recent`, summed from the closed minutes (between two closings): those at least
+    `reference_gap_minutes` older than the newest."""
+    entries = list(closed)
+    recent = Evidence()
+    for entry in entries[: max(len(entries) - config.reference_gap_minutes, 0)]:
+        recent.add(entry.evidence(config, baseline))
+    return recent
 
 
 def inside_sums(

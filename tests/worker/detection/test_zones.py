@@ -1,6 +1,7 @@
 """A brand's time zone (its `timezone` in the brands file) turns the shipped day to its clock: a new brand
 expects its night quiet and its afternoon busy in its own hours; a brand without one keeps the shipped
-day; the clock a brand was first seen with survives a restart."""
+day; the clock a brand was first seen with survives a restart; its hours follow that clock through summer
+time."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from pathlib import Path
 import pytest
 
 from buzzwatch.settings import SettingsError
-from tests.support.streams import FOUR_WINDOWS, START, quiet_night_brand, run, simple_tokenize
+from tests.support.streams import FOUR_WINDOWS, START, background, quiet_night_brand, run, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.baseline import DayProfileBaseline
+from worker.detection.state import inside_sums, recent_sum
+
+SPRING = datetime(2026, 3, 29, 1, tzinfo=UTC)  # Europe's summer time begins: Paris from UTC+1 to UTC+2
+AUTUMN = datetime(2026, 10, 25, 1, tzinfo=UTC)  # and ends
 
 
 def minute_of(moment: datetime) -> int:
@@ -116,3 +121,82 @@ def test_a_restart_keeps_the_clock_a_brand_was_first_seen_with() -> None:
     del state["brands"]["acme"]["baseline"]["utc_offset"]
     older = BuzzDetector.from_state(state, simple_tokenize)
     assert older._brands["acme"].baseline.shape == config.day_shape
+
+
+def test_summer_time_turns_the_learned_hours_with_the_clock() -> None:
+    config = DetectorConfig(brand_zones={"acme": "Europe/Paris"})
+    baseline = DayProfileBaseline(config, utc_offset=1, zone="Europe/Paris")
+    for hour, bucket in enumerate(baseline.hourly_volume):
+        bucket.mean = float((hour + 1) % 24)  # marked with the local hour it learned (UTC + 1)
+    shares = list(baseline.hourly_share)
+    assert not baseline.follow_clock(minute_of(SPRING) - 1)
+    assert baseline.follow_clock(minute_of(SPRING))
+    assert baseline.utc_offset == 2
+    assert baseline.shape == config.day_shape_at(2)
+    # local 07:00 was 06:00 UTC and is 05:00 UTC now: what was learned of it moved there
+    assert [bucket.mean for bucket in baseline.hourly_volume] == [float((h + 2) % 24) for h in range(24)]
+    assert baseline.hourly_share[5] is shares[6]
+    assert not baseline.follow_clock(minute_of(SPRING) + 60)
+    assert baseline.follow_clock(minute_of(AUTUMN))
+    assert baseline.utc_offset == 1
+    assert [bucket.mean for bucket in baseline.hourly_volume] == [float((h + 1) % 24) for h in range(24)]
+    # without a zone kept (no zone configured, or a state saved before zones were kept) nothing turns
+    assert not DayProfileBaseline(config, utc_offset=1).follow_clock(minute_of(SPRING))
+
+
+def test_the_running_sums_follow_the_turn() -> None:
+    """A Paris brand through the change: its hours turn, and the running sums of its closed minutes'
+    evidence (whose exposure reads the day shape) are those of its closed minutes on the new clock. (How
+    right its expectations are then: `bench/detection_dst.py` and its test.)"""
+    tweets = background(30, seed=3, start=SPRING - timedelta(hours=20))
+    detector = BuzzDetector(DetectorConfig(brand_zones={"acme": "Europe/Paris"}), simple_tokenize)
+    run(detector, tweets, flush=False)
+    state = detector._brands["acme"]
+    assert state.baseline.utc_offset == 2
+    assert state.baseline.shape == detector.config.day_shape_at(2)
+    for held, summed in zip(
+        [state.recent, *state.inside],
+        [
+            recent_sum(state.closed, detector.config, state.baseline),
+            *inside_sums(state.closed, detector.config, state.baseline),
+        ],
+        strict=True,
+    ):
+        assert held.to_list() == pytest.approx(summed.to_list(), rel=1e-9, abs=1e-9)
+
+
+def test_a_restart_across_summer_time_turns_as_without_it() -> None:
+    """A state saved before the change keeps the zone: resumed, the brand turns at the change as a detector
+    that ran through it does. A state saved before zones were kept follows its configured zone from the
+    restart, at its offset then, unless that zone is not the one it was first seen with."""
+    config = DetectorConfig(brand_zones={"acme": "Europe/Paris"})
+    tweets = background(72, seed=5, start=SPRING - timedelta(days=2))
+    before = [t for t in tweets if t.tweet.created_at < SPRING - timedelta(hours=3)]
+    after = tweets[len(before) :]
+    through = BuzzDetector(config, simple_tokenize)
+    alerts = run(through, tweets, flush=False)
+    detector = BuzzDetector(config, simple_tokenize)
+    first = run(detector, before, flush=False)
+    state = json.loads(json.dumps(detector.state_dict()))
+    assert state["brands"]["acme"]["baseline"]["zone"] == "Europe/Paris"
+    resumed = BuzzDetector.from_state(state, simple_tokenize)
+    assert [a.to_dict() for a in first + run(resumed, after, flush=False)] == [a.to_dict() for a in alerts]
+    assert resumed._brands["acme"].baseline.utc_offset == 2
+    ours = resumed._brands["acme"].baseline.hourly_volume
+    theirs = through._brands["acme"].baseline.hourly_volume
+    assert [b.mean for b in ours] == pytest.approx([b.mean for b in theirs], rel=1e-9)
+    # saved before zones were kept, in summer time: it takes its zone at its offset then, its learned
+    # hours as they are (they have followed its clock since)
+    del state["brands"]["acme"]["baseline"]["zone"]
+    state["next_minute"] = state["brands"]["acme"]["next_minute"] = minute_of(SPRING + timedelta(days=3))
+    older = BuzzDetector.from_state(state, simple_tokenize)
+    assert older._brands["acme"].baseline.zone == "Europe/Paris"
+    assert older._brands["acme"].baseline.shape == config.day_shape_at(2)
+    saved = [row[0] for row in state["brands"]["acme"]["baseline"]["hourly_volume"]]
+    assert [b.mean for b in older._brands["acme"].baseline.hourly_volume] == saved
+    # its zone changed in the brands file since: it keeps the clock it was first seen with
+    moved = BuzzDetector.from_state(
+        state, simple_tokenize, config=DetectorConfig(brand_zones={"acme": "Asia/Tokyo"})
+    )
+    assert moved._brands["acme"].baseline.zone is None
+    assert moved._brands["acme"].baseline.utc_offset == 1
