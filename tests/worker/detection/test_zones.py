@@ -144,6 +144,23 @@ def test_summer_time_turns_the_learned_hours_with_the_clock() -> None:
     assert not DayProfileBaseline(config, utc_offset=1).follow_clock(minute_of(SPRING))
 
 
+def test_a_southern_brand_turns_the_other_way_in_april() -> None:
+    """Sydney leaves summer time on 5 April 2026 (16:00 UTC on the 4th): UTC+11 to UTC+10, so its local
+    07:00 moves from 20:00 to 21:00 UTC; it comes back on 4 October."""
+    config = DetectorConfig(brand_zones={"acme": "Australia/Sydney"})
+    baseline = DayProfileBaseline(config, utc_offset=11, zone="Australia/Sydney")
+    for hour, bucket in enumerate(baseline.hourly_volume):
+        bucket.mean = float((hour + 11) % 24)  # the local hour it learned
+    autumn = datetime(2026, 4, 4, 16, tzinfo=UTC)
+    assert not baseline.follow_clock(minute_of(autumn) - 15)
+    assert baseline.follow_clock(minute_of(autumn))
+    assert baseline.utc_offset == 10
+    assert baseline.hourly_volume[21].mean == 7.0
+    assert [bucket.mean for bucket in baseline.hourly_volume] == [float((h + 10) % 24) for h in range(24)]
+    assert baseline.follow_clock(minute_of(datetime(2026, 10, 3, 16, tzinfo=UTC)))
+    assert baseline.utc_offset == 11
+
+
 def test_the_running_sums_follow_the_turn() -> None:
     """A Paris brand through the change: its hours turn, and the running sums of its closed minutes'
     evidence (whose exposure reads the day shape) are those of its closed minutes on the new clock. (How
