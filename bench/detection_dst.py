@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from buzzwatch.schema import Alert, ScoredTweet, TweetEvent  # noqa: E402
 from worker.detection import BuzzDetector, DetectorConfig  # noqa: E402
+from worker.detection.config import zone_offset_hours  # noqa: E402
 
 ZONE = "Europe/Paris"
 CHANGES = {  # the change, the fixed zone at the offset before it
@@ -77,11 +78,8 @@ def local_clock_traffic(
     tweets = []
     for step in range(int(days * 24 * 60)):
         minute = start + timedelta(minutes=step)
-        threshold, product, count = (
-            math.exp(-mean_rate * shape[minute.astimezone(clock).hour]),
-            rng.random(),
-            0,
-        )
+        threshold = math.exp(-mean_rate * shape[minute.astimezone(clock).hour])
+        count, product = 0, rng.random()
         while product > threshold:  # Knuth's Poisson draw
             count += 1
             product *= rng.random()
@@ -120,7 +118,7 @@ def expectation_error(detector: BuzzDetector, rate: float, clock: str) -> float:
     detector's minute."""
     baseline = detector._brands["acme"].baseline
     local = DetectorConfig().local_day_shape
-    offset = DetectorConfig(brand_zones={"acme": clock}).utc_offset_of("acme", detector._next_minute)
+    offset = zone_offset_hours(clock, detector._next_minute)
     errors = [
         abs(baseline.expect(hour).rate / (rate * local[(hour + offset) % 24]) - 1.0) for hour in range(24)
     ]

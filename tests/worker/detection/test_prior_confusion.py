@@ -14,6 +14,7 @@ from buzzwatch.schema import ScoredTweet
 from tests.support.streams import START, hard_labels, in_order, run, simple_tokenize
 from tests.worker.detection.test_cold_start import (
     complaint_wave,
+    detector,
     exactly_a_quarter_negative,
     flat,
     weak_model,
@@ -21,10 +22,6 @@ from tests.worker.detection.test_cold_start import (
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.baseline import HARD_LABELS, DayProfileBaseline, Expectation
 from worker.detection.detector import _scored_share, _true_share
-
-
-def detector() -> BuzzDetector:
-    return BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize)
 
 
 def as_brand(tweets: list[ScoredTweet], brand: str) -> list[ScoredTweet]:
