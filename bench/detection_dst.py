@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from buzzwatch.cli import positive_count  # noqa: E402
 from buzzwatch.schema import Alert, ScoredTweet, TweetEvent  # noqa: E402
 from worker.detection import BuzzDetector, DetectorConfig  # noqa: E402
 from worker.detection.config import zone_offset_hours  # noqa: E402
@@ -191,12 +192,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--seeds", type=positive_count, default=8)
     parser.add_argument("--per-minute", type=float, default=5.0, help="the quiet weeks' mean tweets a minute")
     parser.add_argument("--buzz-per-minute", type=float, default=2.0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=positive_count, default=2)
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
+    if not (args.per_minute > 0 and args.buzz_per_minute > 0):
+        parser.error("--per-minute and --buzz-per-minute must be above 0")
     seeds = list(range(args.seeds))
     report: dict[str, object] = {}
     with ProcessPoolExecutor(args.workers) as pool:
