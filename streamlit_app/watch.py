@@ -31,6 +31,7 @@ SERIES = {
     SPIKE_SCORE: "spike score",
 }
 TIME_DIMENSIONS = ("event_time", "minute", "window_end")
+TOOLTIP_FORMAT = "%d %b %H:%M %Z"  # 24-hour clock, no seconds, the zone's abbreviation (CET, CEST)
 
 
 def _moment(record: dict[str, Any]) -> str | None:
@@ -102,27 +103,59 @@ def brands_in_a_bad_buzz_first(brands: Iterable[str], states: Mapping[str, str])
     return sorted(brands, key=lambda brand: states.get(brand) != STATE_NAMES["bad_buzz"])
 
 
-def local_frame(series: pd.DataFrame, zone: tzinfo) -> pd.DataFrame:
-    """The series in long form (time, series, value), times as wall-clock times of `zone` (no zone attached,
-    so the browser draws them as they are, whatever its own zone)."""
+def chart_offset(series: pd.DataFrame, zone: tzinfo) -> timedelta:
+    """The one UTC offset the charts draw every time at: `zone`'s at the series' newest point.
+
+    Drawn at each moment's own wall-clock time, the hour repeated when summer time ends would run back on
+    the axis (the line doubling over itself) and the hour skipped when it begins would leave a gap; at one
+    offset the axis is event time itself. Each point's own local time is its tooltip (`when`)."""
+    offset = series.index[-1].to_pydatetime().astimezone(zone).utcoffset()
+    return offset if offset is not None else timedelta(0)
+
+
+def offset_name(offset: timedelta) -> str:
+    """'UTC+01:00', 'UTC-05:00', 'UTC+05:30': how the charts' axis names its clock."""
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _on_axis(times: pd.Series, zone: tzinfo, offset: timedelta) -> tuple[pd.Series, pd.Series]:
+    """UTC `times` as the charts draw them (wall-clock times at `offset`, no zone attached, so the browser
+    draws them as they are, whatever its own zone) and as their tooltips read them (each one's own local
+    time in `zone`, with its abbreviation: '25 Oct 02:30 CEST')."""
+    drawn = (times + pd.Timedelta(offset)).dt.tz_localize(None)
+    return drawn, times.dt.tz_convert(zone).dt.strftime(TOOLTIP_FORMAT)
+
+
+def local_frame(series: pd.DataFrame, zone: tzinfo, offset: timedelta) -> pd.DataFrame:
+    """The series in long form (time, when, series, value): `time` drawn at `offset` (`chart_offset`),
+    `when` each point's local time in `zone`."""
     if series.empty:
-        return pd.DataFrame(columns=["time", "series", "value"])
+        return pd.DataFrame(columns=["time", "when", "series", "value"])
     frame = (
         series.rename_axis("time").reset_index().melt(id_vars="time", var_name="series", value_name="value")
     )
-    frame["time"] = frame["time"].dt.tz_convert(zone).dt.tz_localize(None)
+    frame["time"], when = _on_axis(frame["time"], zone, offset)
+    frame.insert(1, "when", when)
     return frame.dropna(subset=["value"])
 
 
-def alert_marks(alerts: Iterable[dict[str, Any]], zone: tzinfo) -> pd.DataFrame:
-    """One row per moment to mark on the charts: each alert's estimated start and its firing time."""
+def alert_marks(alerts: Iterable[dict[str, Any]], zone: tzinfo, offset: timedelta) -> pd.DataFrame:
+    """One row per moment to mark on the charts (time, when, mark): each alert's estimated start and its
+    firing time, drawn as `local_frame` draws the series."""
     rows = []
     for alert in alerts:
         for key, what in (("started_at", START_MARK), ("fired_at", ALERT_MARK)):
             moment = pd.to_datetime(alert.get(key), utc=True, errors="coerce", format="ISO8601")
             if not pd.isna(moment):
-                rows.append({"time": moment.tz_convert(zone).tz_localize(None), "mark": what})
-    return pd.DataFrame(rows, columns=["time", "mark"])
+                rows.append({"time": moment, "mark": what})
+    if not rows:
+        return pd.DataFrame(columns=["time", "when", "mark"])
+    frame = pd.DataFrame(rows)
+    frame["time"], when = _on_axis(frame["time"], zone, offset)
+    frame.insert(1, "when", when)
+    return frame
 
 
 def empty_hint(var_dir: Path, detection_url: str | None) -> str:

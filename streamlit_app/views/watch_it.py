@@ -23,10 +23,12 @@ from streamlit_app.watch import (
     brand_states,
     brands_in,
     brands_in_a_bad_buzz_first,
+    chart_offset,
     empty_hint,
     literal_markdown,
     load_records,
     local_frame,
+    offset_name,
     quoted_tweet,
 )
 
@@ -85,11 +87,10 @@ label = brand_label(brand, names)
 live = st.toggle("Live", value=True, help=f"refresh every {settings.refresh_s:g} s")
 
 
-def chart(
-    frame: pd.DataFrame, marks: pd.DataFrame, names: list[str], title: str, zone_name: str
-) -> alt.Chart:
-    """Lines of `names` over event time, alerts marked: dashed at a buzz's start, solid at the alert."""
-    x = alt.X("time:T", title=f"event time ({zone_name})", axis=alt.Axis(format=TIME_FORMAT, labelAngle=0))
+def chart(frame: pd.DataFrame, marks: pd.DataFrame, names: list[str], title: str, clock: str) -> alt.Chart:
+    """Lines of `names` over event time, alerts marked: dashed at a buzz's start, solid at the alert.
+    `clock` names the axis's zone and offset (`chart_offset`); each tooltip gives its point's local time."""
+    x = alt.X("time:T", title=f"event time ({clock})", axis=alt.Axis(format=TIME_FORMAT, labelAngle=0))
     y_format = ".0%" if title == "negative share" else "~s"
     lines = (
         alt.Chart(frame[frame["series"].isin(names)])
@@ -103,7 +104,7 @@ def chart(
                 legend=alt.Legend(orient="bottom", title=None),
             ),
             tooltip=[
-                alt.Tooltip("time:T", format=TIME_FORMAT),
+                alt.Tooltip("when:N", title="time"),
                 "series:N",
                 alt.Tooltip("value:Q", format=".3"),
             ],
@@ -121,7 +122,7 @@ def chart(
                 scale=alt.Scale(domain=list(MARK_DASHES), range=list(MARK_DASHES.values())),
                 legend=alt.Legend(orient="bottom", title=None),
             ),
-            tooltip=[alt.Tooltip("time:T", format=TIME_FORMAT), "mark:N"],
+            tooltip=[alt.Tooltip("when:N", title="time"), "mark:N"],
         )
     )
     return alt.layer(lines, rules).resolve_scale(strokeDash="independent")
@@ -169,20 +170,19 @@ def brand_panel() -> None:
         columns[2].metric("Usual share", f"{latest.get('baseline', 0):.0%}")
         columns[3].metric("Volume (window)", f"{latest.get('volume', 0):.0f}")
         st.caption(f"Figures up to {local_time(series.index[-1].to_pydatetime(), zone)} (event time).")
-        frame = local_frame(series, zone)
+        offset = chart_offset(series, zone)
+        frame = local_frame(series, zone, offset)
         shown = frame["time"].min()
-        marks = alert_marks(alerts, zone)
+        marks = alert_marks(alerts, zone, offset)
         marks = marks[marks["time"] >= shown] if not marks.empty else marks
-        zone_name = str(zone)
+        clock = f"{zone}, {offset_name(offset)}"
         shares = [name for name in ("negative share", "baseline") if name in series.columns]
         if shares:
             st.subheader("Negative share vs usual")
-            st.altair_chart(chart(frame, marks, shares, "negative share", zone_name), width="stretch")
+            st.altair_chart(chart(frame, marks, shares, "negative share", clock), width="stretch")
         if "volume" in series.columns:
             st.subheader("Volume")
-            st.altair_chart(
-                chart(frame, marks, ["volume"], "tweets in the window", zone_name), width="stretch"
-            )
+            st.altair_chart(chart(frame, marks, ["volume"], "tweets in the window", clock), width="stretch")
     st.subheader(f"Alerts ({len(alerts)})")
     if not alerts:
         st.caption(f"No bad-buzz alert for {label} yet.")

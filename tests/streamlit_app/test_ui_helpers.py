@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
 from streamlit_app.model_view import confusion_frame, metric_sections, other_metrics
-from streamlit_app.watch import literal_markdown, quoted_tweet
+from streamlit_app.watch import (
+    ALERT_MARK,
+    START_MARK,
+    alert_marks,
+    chart_offset,
+    literal_markdown,
+    local_frame,
+    offset_name,
+    quoted_tweet,
+)
 
 
 def test_metric_sections_read_the_flat_keys_of_the_artifact() -> None:
@@ -86,3 +101,50 @@ def test_a_tweet_is_shown_literally_in_markdown() -> None:
         r"> \- @united \#fail"
     )
     assert literal_markdown("lost, luggage") == "lost, luggage"
+
+
+def _paris_minutes(first: str, minutes: int) -> pd.DataFrame:
+    """A brand's negative share a minute from `first` (UTC), as `brand_series` gives it."""
+    index = pd.date_range(first, periods=minutes, freq="min", tz="UTC", name="time")
+    return pd.DataFrame({"negative share": [0.25] * minutes}, index=index)
+
+
+def test_the_charts_never_run_back_when_summer_time_ends() -> None:
+    """Paris's clocks go back from 03:00 CEST to 02:00 CET at 01:00 UTC on 2026-10-25: drawn at their own
+    wall-clock times, the hour 02:00-03:00 came twice and the line ran back over itself."""
+    zone = ZoneInfo("Europe/Paris")
+    series = _paris_minutes("2026-10-24 23:30", 120)  # 01:30 CEST to 02:29 CET
+    offset = chart_offset(series, zone)
+    assert offset == timedelta(hours=1) and offset_name(offset) == "UTC+01:00"
+    frame = local_frame(series, zone, offset)
+    assert frame["time"].is_monotonic_increasing and frame["time"].is_unique
+    assert frame["time"].diff().dropna().eq(pd.Timedelta(minutes=1)).all()  # event time, at one offset
+    assert frame["time"].iloc[0] == pd.Timestamp("2026-10-25 00:30")  # 01:30 CEST drawn at UTC+01:00
+    assert frame["when"].iloc[0] == "25 Oct 01:30 CEST"  # the tooltip: its own local time
+    assert frame["when"].iloc[89] == "25 Oct 02:59 CEST" and frame["when"].iloc[90] == "25 Oct 02:00 CET"
+    alert = {"started_at": "2026-10-25T00:50:00Z", "fired_at": "2026-10-25T01:05:00Z"}
+    marks = alert_marks([alert], zone, offset)
+    assert marks["time"].tolist() == [pd.Timestamp("2026-10-25 01:50"), pd.Timestamp("2026-10-25 02:05")]
+    assert marks["when"].tolist() == ["25 Oct 02:50 CEST", "25 Oct 02:05 CET"]
+    assert marks["mark"].tolist() == [START_MARK, ALERT_MARK]
+
+
+def test_the_charts_leave_no_gap_when_summer_time_begins() -> None:
+    """On 2026-03-29 Paris skips 02:00-03:00: at the newest point's offset the minutes stay one apart."""
+    zone = ZoneInfo("Europe/Paris")
+    series = _paris_minutes("2026-03-29 00:30", 60)  # 01:30 CET to 03:29 CEST
+    offset = chart_offset(series, zone)
+    assert offset_name(offset) == "UTC+02:00"
+    frame = local_frame(series, zone, offset)
+    assert frame["time"].diff().dropna().eq(pd.Timedelta(minutes=1)).all()
+    assert frame["when"].iloc[29] == "29 Mar 01:59 CET" and frame["when"].iloc[30] == "29 Mar 03:00 CEST"
+
+
+@pytest.mark.parametrize(
+    ("zone", "name"),
+    [("America/Chicago", "UTC-06:00"), ("Asia/Kolkata", "UTC+05:30"), ("UTC", "UTC+00:00")],
+)
+def test_the_axis_names_its_offset(zone: str, name: str) -> None:
+    series = _paris_minutes("2026-12-01 12:00", 3)
+    assert offset_name(chart_offset(series, ZoneInfo(zone))) == name
+    assert alert_marks([], ZoneInfo(zone), timedelta(0)).empty

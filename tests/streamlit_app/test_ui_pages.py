@@ -363,7 +363,10 @@ def test_watch_it_shows_a_brand_series_and_its_alert(
     for spec in (share_chart, volume_chart):  # the start (dashed) and the alert marked on each chart
         assert [layer["mark"]["type"] for layer in spec["layer"]] == ["line", "rule"]
         axis = spec["layer"][0]["encoding"]["x"]
-        assert axis["title"] == "event time (Europe/Paris)" and axis["axis"]["format"] == "%d %b %H:%M"
+        assert axis["title"] == "event time (Europe/Paris, UTC+01:00)"
+        assert axis["axis"]["format"] == "%d %b %H:%M"
+        tooltips = [layer["encoding"]["tooltip"][0] for layer in spec["layer"]]  # each point's local time
+        assert all(tip["field"] == "when" and tip["title"] == "time" for tip in tooltips)
     assert reasons["encoding"]["y"]["axis"]["labelLimit"] == 0  # reason labels are never cut
     page.selectbox[0].select("other").run()
     values = {metric.label: metric.value for metric in page.metric}
