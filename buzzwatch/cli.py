@@ -17,7 +17,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
@@ -69,6 +70,18 @@ def stop_on_signals(second_signal_interrupts: bool = False) -> threading.Event:
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
     return stop
+
+
+@contextmanager
+def stopped_by_signals(second_signal_interrupts: bool = False) -> Iterator[threading.Event]:
+    """`stop_on_signals` for the block only: the handlers before it are put back after it (a command that
+    ends, run where the process goes on: the tests, a notebook)."""
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop_on_signals(second_signal_interrupts)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def installed_commands() -> tuple[EntryPoint, ...]:

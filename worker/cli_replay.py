@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from buzzwatch.cli import positive_count
+from buzzwatch.cli import positive_count, stopped_by_signals
 
 
 def _speed(value: str) -> float:
@@ -40,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "with --oracle), runs the worker's detector in event time and writes one JSON object per "
             "alert. Every brand in the file is tracked under its brand id, as the ingester names it (the "
             "brands file: 'United' and ' united ' are united), with the default settings "
-            "(BUZZWATCH_DETECTOR_* variables change them). Bad rows are reported and skipped."
+            "(BUZZWATCH_DETECTOR_* variables change them). Bad rows are reported and skipped. Ctrl-C or "
+            "SIGTERM stops it: the alerts up to then are written, the summary printed (exit status 130)."
         ),
     )
     parser.add_argument(
@@ -127,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
 
         detector = BuzzDetector(config, reason_model=None if args.no_reasons else load_reason_model())
 
+        # Ctrl-C or SIGTERM stops the replay cleanly (the alerts so far written, the summary printed); a
+        # second one at once
+        stop = held.enter_context(stopped_by_signals(second_signal_interrupts=True))
         try:
             args.alerts_out.parent.mkdir(parents=True, exist_ok=True)
             with args.alerts_out.open("w", encoding="utf-8") as out:
@@ -139,10 +144,12 @@ def run(args: argparse.Namespace) -> int:
                     speed=args.speed,
                     batch_size=args.batch_size,
                     on_alert=show,
+                    wait=stop.wait,
+                    stop=stop,
                 )
         except OSError as exc:
             raise CommandError(f"cannot write {args.alerts_out}: {exc}") from None
     for line in summary.lines():
         print(line)
     print(f"alerts written to {args.alerts_out}")
-    return 0
+    return 128 + signal.SIGINT if summary.stopped else 0

@@ -15,6 +15,7 @@ import functools
 import gc
 import json
 import math
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -110,6 +111,8 @@ class ReplaySummary:
     detector_stats: dict[str, int] = field(default_factory=dict)
     unsupported_languages: Counter[str] = field(default_factory=Counter)
     without_offset: int = 0  # rows whose created_at names no UTC offset (read as UTC)
+    stopped: bool = False  # a signal stopped it before the end of the file
+    event_time: datetime | None = None  # the last replayed tweet's
 
     @property
     def tweets_per_second(self) -> float:
@@ -138,6 +141,12 @@ class ReplaySummary:
             )
         if self.detector_stats.get("late") or self.detector_stats.get("duplicates"):
             out.append(f"detector: {self.detector_stats}")
+        if self.stopped:
+            reached = format_timestamp(self.event_time) if self.event_time else "its first tweet"
+            out.append(
+                f"stopped by a signal at {reached} (event time): the alerts up to then are written, "
+                "the rest of the file was not replayed"
+            )
         return out
 
 
@@ -440,11 +449,14 @@ def run_replay(
     batch_size: int = 2048,
     on_alert: Callable[[Alert], None] | None = None,
     wait: Callable[[float], bool] = wait_by_sleeping,
+    stop: threading.Event | None = None,
 ) -> None:
     """Feed the rows through scoring and the detector, writing each alert line as it fires.
 
     `speed` is event seconds per wall second (inf = as fast as possible), paced by `buzzwatch.replay.paced`
-    (`wait(seconds)` waits; True stops the replay).
+    (`wait(seconds)` waits; True stops the replay). Once `stop` is set (a signal: pass `stop.wait` as
+    `wait`), the replay stops before its next tweet, `summary.stopped`: the detector is not flushed (the
+    stream did not end), so the alerts written are those a whole replay writes up to then.
     """
     summary.scoring = "oracle labels" if model is None else f"model {model.model_version}"
     started = time.perf_counter()
@@ -462,13 +474,17 @@ def run_replay(
 
     batches = scored_batches(rows, model, batch_size if math.isinf(speed) else min(batch_size, 256))
     for scored in paced(chain.from_iterable(batches), _event_time, speed, wait, time.perf_counter):
+        if stop is not None and stop.is_set():
+            break
         summary.tweets += 1
         summary.label_counts[scored.label] += 1
         if not scored.language_supported:
             summary.unsupported_languages[scored.language] += 1
         last_event = scored.tweet.created_at
         emit(detector.observe(scored), last_event)
-    if last_event is not None:
+    summary.stopped = stop is not None and stop.is_set()
+    summary.event_time = last_event
+    if last_event is not None and not summary.stopped:
         emit(detector.flush(), last_event)
     summary.seconds = time.perf_counter() - started
     summary.brands = detector.brands

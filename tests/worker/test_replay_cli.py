@@ -8,9 +8,11 @@ import io
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -846,3 +848,39 @@ def test_a_batch_size_that_is_no_count_is_refused(size: str, capsys: pytest.Capt
         main(["replay", "--input", "in.csv", "--alerts-out", "out.jsonl", "--batch-size", size])
     assert raised.value.code == 2
     assert f"argument --batch-size: '{size}' is not a positive whole number" in capsys.readouterr().err
+
+
+def test_a_signal_stops_a_paced_replay_with_its_alerts_written(tmp_path: Path, tweets: list) -> None:
+    """Ctrl-C (or SIGTERM, as `docker stop` sends) during `--speed N`: the replay stops at once, mid-wait,
+    and what it wrote is what a whole replay writes up to then, with the summary; it said "interrupted"
+    and printed nothing else."""
+    late = scored("late-1", SPIKE + timedelta(days=10), "neutral", "a tweet much later", ("acme",))
+    source = write_csv(tmp_path / "in.csv", [*tweets, late])  # 41 h at 50,000x, then 17 s to wait
+    whole = tmp_path / "whole.jsonl"
+    assert (
+        main(["replay", "--input", str(source), "--alerts-out", str(whole), "--oracle", "--no-reasons"]) == 0
+    )
+    alerts_out = tmp_path / "alerts.jsonl"
+    command = [str(REPO_ROOT / ".venv" / "bin" / "buzzwatch"), "replay", "--input", str(source)]
+    command += ["--alerts-out", str(alerts_out), "--speed", "50000", "--oracle", "--no-reasons", "--quiet"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and child.poll() is None:  # until the buzz's first alert is out
+            if alerts_out.exists() and alerts_out.read_text(encoding="utf-8").count("\n"):
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # past the buzz: waiting for the late tweet
+        signalled = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert time.monotonic() - signalled < 5  # not after the 17-second wait
+    assert child.returncode == 130, stderr
+    assert "stopped by a signal at" in stdout and "the rest of the file was not replayed" in stdout
+    assert f"replayed {len(tweets)} tweets" in stdout and "interrupted" not in stderr
+    written = alerts_out.read_text(encoding="utf-8").splitlines()
+    expected = whole.read_text(encoding="utf-8").splitlines()
+    assert written and written == expected[: len(written)]
+    assert any(json.loads(line)["kind"] == "new" for line in written)
