@@ -201,6 +201,9 @@ class DayProfileBaseline:
     # None, the offset it was first seen with kept, where a state saved before it met another zone)
     utc_offset: int | None = None
     zone: str | None = None
+    # The minute of the last turn (`follow_clock`): a closed minute before it is still counted and learned
+    # for a couple of hours after it, in the hour its own clock gave it (`hour_of`)
+    turned_at: int | None = None
     # How the prior's pseudo-tweets are scored: (mean negative probability of a negative, of any other
     # tweet). (1, 0), hard labels, unless the detector knew its scorer's confusion when the brand was new
     # (`BuzzDetector._prior_confusion`): then the prior speaks the model's scale, as the brand's tweets do.
@@ -264,7 +267,19 @@ class DayProfileBaseline:
         self.hourly_share = [self.hourly_share[(hour + turn) % HOURS] for hour in range(HOURS)]
         self.utc_offset = offset
         self.shape = self.config.day_shape_at(offset)
+        self.turned_at = minute
         return True
+
+    def hour_of(self, minute: int) -> int:
+        """The hour of the day a minute (since the epoch) is counted in, learned and expected: its UTC hour,
+        on the brand's clock now. A minute before the last turn, which the windows still hold and which is
+        learned only after `baseline_lag_minutes`, came under its old clock: its local hour is that of the
+        hour `turn` later (or earlier) on the new one, where what was learned of it now stands."""
+        hour = (minute // 60) % HOURS
+        if self.turned_at is None or minute >= self.turned_at:
+            return hour
+        assert self.zone is not None and self.utc_offset is not None  # a turn follows a zone's clock
+        return (hour + zone_offset_hours(self.zone, minute) - self.utc_offset) % HOURS
 
     def adopt_zone(self, zone: str, minute: int) -> bool:
         """Follow `zone`'s clock from `minute` on (a state saved before `zone` was kept): its offset then,
@@ -492,6 +507,7 @@ class DayProfileBaseline:
             "first_day": [[clock, *hour.to_list()] for clock, hour in self.first_day.items()],
             "utc_offset": self.utc_offset,
             "zone": self.zone,
+            "turned_at": self.turned_at,
             "prior_confusion": list(self.prior_confusion),
         }
 
@@ -508,6 +524,7 @@ class DayProfileBaseline:
             first_day={int(row[0]): FirstDayHour.from_row(row[1:]) for row in state.get("first_day", ())},
             utc_offset=state.get("utc_offset"),  # saved before zones: None, the shipped day
             zone=state.get("zone"),  # saved before summer time was followed: None (see `zone`)
+            turned_at=state.get("turned_at"),  # saved before it was kept: None, every minute its UTC hour
             # saved before it: hard labels, as the prior was scored then
             prior_confusion=tuple(map(float, state.get("prior_confusion", HARD_LABELS))),
         )

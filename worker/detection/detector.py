@@ -733,7 +733,7 @@ class BuzzDetector:
             remaining = span
             while remaining > 0:
                 in_hour = min(remaining, last % 60 + 1)
-                hour = (last // 60) % 24
+                hour = baseline.hour_of(last)
                 figures = by_hour.get(hour)
                 if figures is None:
                     figures = by_hour[hour] = baseline.expect_hour(hour, level)
@@ -1200,7 +1200,7 @@ class BuzzDetector:
         """Fold one old closed minute into the baseline, robustly (see `DayProfileBaseline.contribution`)."""
         evidence = entry.evidence(self.config, state.baseline)
         state.recent.add(evidence, -1.0)
-        state.baseline.learn((entry.minute // 60) % 24, evidence, entry.total, entry.minute // 60)
+        state.baseline.learn(state.baseline.hour_of(entry.minute), evidence, entry.total, entry.minute // 60)
 
     def _skip_gap(self, target: int) -> bool:
         """Jump over a long event-time silence; False when a pending minute must be closed first.

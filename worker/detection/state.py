@@ -96,7 +96,7 @@ class ClosedMinute:
         # (1 - (1 - w), not w: the weight the baseline was always fed, to the last bit)
         weight = 1.0 - (1.0 - config.anomaly_weight) if self.flagged else 1.0
         evidence = baseline.contribution(
-            (self.minute // 60) % 24,
+            baseline.hour_of(self.minute),
             self.total,
             self.negatives,
             self.squares,

@@ -217,3 +217,29 @@ def test_a_restart_across_summer_time_turns_as_without_it() -> None:
     )
     assert moved._brands["acme"].baseline.zone is None
     assert moved._brands["acme"].baseline.utc_offset == 1
+
+
+def test_the_minutes_before_a_turn_are_counted_in_their_own_hour() -> None:
+    """The minutes closed before the change are still in the windows, and learned only after the lag:
+    each is counted and learned in the hour its own clock gave it. The night of the spring change, UTC
+    00:00-01:00 was 01:00-02:00 CET, the hour just before 23:00 UTC on the new clock; learned as its UTC
+    hour it went to 00:00 UTC, 02:00 CEST, an hour that night did not have."""
+    config = DetectorConfig(brand_zones={"acme": "Europe/Paris"})
+    baseline = DayProfileBaseline(config, utc_offset=1, zone="Europe/Paris")
+    before, after = minute_of(SPRING) - 30, minute_of(SPRING) + 30
+    assert baseline.hour_of(before) == 0  # no turn yet
+    assert baseline.follow_clock(minute_of(SPRING) + 7)  # seen at a check a few minutes later
+    assert [baseline.hour_of(m) for m in (before, minute_of(SPRING), after)] == [23, 1, 1]
+    restored = DayProfileBaseline.from_state(config, json.loads(json.dumps(baseline.state_dict())))
+    assert restored.turned_at == baseline.turned_at and restored.hour_of(before) == 23
+    assert baseline.follow_clock(minute_of(AUTUMN))  # 00:30 UTC was 02:30 CEST: 01:00 UTC on UTC+1
+    assert [baseline.hour_of(minute_of(AUTUMN) + m) for m in (-30, 30)] == [1, 1]
+
+    tweets = background(26, seed=4, start=SPRING - timedelta(hours=20))  # from 05:00 UTC the day before
+    detector = BuzzDetector(config, simple_tokenize)
+    run(detector, tweets, flush=False)
+    learned = detector._brands["acme"].baseline.hourly_volume
+    # the minutes of 23:00-01:00 UTC learned (an unusual one with little weight) in 00:00 and 01:00 CET,
+    # 22:00 and 23:00 UTC on the new clock
+    assert learned[22].weight > 55 and learned[23].weight > 55
+    assert learned[0].weight == 0.0  # 02:00 CEST: never on the brand's clock that night
