@@ -380,8 +380,9 @@ class DayProfileBaseline:
         for clock, (tweets, minutes) in recent_hours.items():
             learned_tweets, learned_minutes = seen.get(clock, (0.0, 0))
             seen[clock] = (learned_tweets + tweets, learned_minutes + minutes)
+        shape = {clock: self.shape[self.hour_of(clock * 60)] for clock in seen}  # by the hour's own clock
         rates = [
-            (tweets + 1.0) / (minutes * self.shape[clock % HOURS])
+            (tweets + 1.0) / (minutes * shape[clock])
             for clock, (tweets, minutes) in seen.items()
             if minutes >= enough
         ]
@@ -391,7 +392,7 @@ class DayProfileBaseline:
         surge = cfg.first_day_surge_ratio * min(rates)
         for clock, hour in self.first_day.items():
             tweets, minutes = seen[clock]
-            if poisson_z(tweets, surge * minutes * self.shape[clock % HOURS]) >= cfg.first_day_surge_z:
+            if poisson_z(tweets, surge * minutes * shape[clock]) >= cfg.first_day_surge_z:
                 left_out.add(hour.evidence, 1.0 - cfg.anomaly_weight)
         left_out.minutes = left_out.exposure = left_out.volume = 0.0  # only the share leaves them
         return left_out

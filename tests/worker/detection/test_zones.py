@@ -14,7 +14,7 @@ import pytest
 from buzzwatch.settings import SettingsError
 from tests.support.streams import FOUR_WINDOWS, START, background, quiet_night_brand, run, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
-from worker.detection.baseline import DayProfileBaseline
+from worker.detection.baseline import DayProfileBaseline, Evidence, FirstDayHour
 from worker.detection.state import inside_sums, recent_sum
 
 SPRING = datetime(2026, 3, 29, 1, tzinfo=UTC)  # Europe's summer time begins: Paris from UTC+1 to UTC+2
@@ -243,3 +243,21 @@ def test_the_minutes_before_a_turn_are_counted_in_their_own_hour() -> None:
     # 22:00 and 23:00 UTC on the new clock
     assert learned[22].weight > 55 and learned[23].weight > 55
     assert learned[0].weight == 0.0  # 02:00 CEST: never on the brand's clock that night
+
+
+def test_a_learning_brands_first_day_hours_are_compared_on_their_own_clock() -> None:
+    """A brand learning through the spring change: its first day's hours are compared by tweets per unit
+    of the day shape (`surges`), each hour at the shape of its own local hour. Traffic that follows the
+    shape is no surge; read at its UTC hour on the new clock, 01:00 CET took the shape of 02:00, an hour
+    that here expects a quarter of the traffic, and its 60 tweets looked like a buzz."""
+    local = [1.0] * 24
+    local[2], local[3] = 0.25, 4.0  # 02:00 quiet, 03:00 busy (a test's shape: only the hours matter)
+    config = DetectorConfig(brand_zones={"acme": "Europe/Paris"}, local_day_shape=tuple(local))
+    baseline = DayProfileBaseline(config, utc_offset=1, zone="Europe/Paris")
+    first = minute_of(SPRING) // 60 - 1  # 00:00 UTC, 01:00 CET
+    for clock, tweets in ((first, 60.0), (first + 1, 240.0)):  # 1 a minute, then 03:00 CEST's 4 a minute
+        baseline.first_day[clock] = FirstDayHour(Evidence(60, 60, tweets, tweets / 4, tweets, 0), tweets, 60)
+    assert baseline.follow_clock(minute_of(SPRING))
+    assert baseline.surges({}).to_list() == Evidence().to_list()
+    baseline.first_day[first].tweets = 240.0  # a buzz: four times what 01:00 brings
+    assert baseline.surges({}).total == pytest.approx(0.9 * 60)  # all but anomaly_weight of its share
