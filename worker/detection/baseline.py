@@ -18,6 +18,9 @@ from worker.detection.config import DetectorConfig, zone_offset_hours
 from worker.detection.stats import poisson_z
 
 HOURS = 24
+# a brand's zone is asked for its offset this often (`follow_clock`): every zone's summer time begins and
+# ends on a quarter hour of UTC
+CLOCK_CHECK_MINUTES = 15
 MIN_DISPERSION = 0.25  # a model whose probabilities barely vary must not make every wobble significant
 HARD_LABELS = (1.0, 0.0)  # (mean p of a negative, of any other tweet) with human labels: no confusion
 SETTLED_TWEETS = 1e9  # the evidence of an expectation saved without it: settled (the surge cap as before)
@@ -323,11 +326,15 @@ class DayProfileBaseline:
         While the brand learns (its first day is kept by the clock hour, see `surges`) the minutes are
         learned one by one; after it, each clock hour's run folds in at once, equal to its minute steps up
         to rounding: the hour's volume mean decays as a running mean of zeros, then exponentially, the
-        share counts and the all-hours evidence geometrically, and the minutes add their exposure.
+        share counts and the all-hours evidence geometrically, and the minutes add their exposure. The
+        brand's hours follow its clock through the silence (`follow_clock`, at each quarter hour, then at
+        each clock hour), as the closings would have turned them.
         """
         cfg = self.config
         end = minute + minutes
         while minute < end and (self.first_day or self.minutes_seen < cfg.learning_minutes):
+            if minute % CLOCK_CHECK_MINUTES == 0:
+                self.follow_clock(minute)
             hour = (minute // 60) % HOURS
             self.learn(hour, Evidence(1.0, self.shape[hour]), 0.0, minute // 60)
             minute += 1
@@ -336,6 +343,8 @@ class DayProfileBaseline:
         overall_keep = 1.0 - 1.0 / cfg.global_horizon_minutes
         overall = self.overall
         while minute < end:
+            if minute % CLOCK_CHECK_MINUTES == 0:
+                self.follow_clock(minute)
             steps = min(end, (minute // 60 + 1) * 60) - minute  # the rest of this clock hour
             hour = (minute // 60) % HOURS
             bucket = self.hourly_volume[hour]

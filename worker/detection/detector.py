@@ -138,7 +138,14 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from buzzwatch.schema import Alert, ScoredTweet
-from worker.detection.baseline import HARD_LABELS, BrandLevel, DayProfileBaseline, Evidence, Expectation
+from worker.detection.baseline import (
+    CLOCK_CHECK_MINUTES,
+    HARD_LABELS,
+    BrandLevel,
+    DayProfileBaseline,
+    Evidence,
+    Expectation,
+)
 from worker.detection.config import BrandParams, DetectorConfig
 from worker.detection.explain import (
     ReferenceCounts,
@@ -182,9 +189,6 @@ HISTORY_SETTLE_MINUTES = 2
 CONFUSION_MIN_TWEETS = 50.0
 MIN_CONFUSION_GAP = 0.2
 MIN_RECENT_MINUTES = 1e-6  # less recent evidence than this is rounding residue (a minute weighs >= 0.1)
-# a brand's zone is asked for its offset this often: every zone's summer time begins and ends on a quarter
-# hour of UTC
-CLOCK_CHECK_MINUTES = 15
 SAVE_LAG_MINUTES = 15  # a brand's saved state is rewritten at least this often (see `changed_brands`)
 
 

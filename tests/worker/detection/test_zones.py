@@ -261,3 +261,32 @@ def test_a_learning_brands_first_day_hours_are_compared_on_their_own_clock() -> 
     assert baseline.surges({}).to_list() == Evidence().to_list()
     baseline.first_day[first].tweets = 240.0  # a buzz: four times what 01:00 brings
     assert baseline.surges({}).total == pytest.approx(0.9 * 60)  # all but anomaly_weight of its share
+
+
+@pytest.mark.parametrize("history", [3000, 600])  # settled (silence learned by the hour), still learning
+def test_a_silence_across_a_turn_is_learned_as_closing_its_minutes_would(history: int) -> None:
+    """A stream silent for a week across the spring change is skipped (`learn_silence`), not closed minute
+    by minute: its hours turn with the brand's clock all the same, where the closings would have turned
+    them, and the silent minutes after the change are learned in their hours on the new clock."""
+    config = DetectorConfig()
+    by_minute, by_hour = (DayProfileBaseline(config, utc_offset=1, zone="Europe/Paris") for _ in range(2))
+    first = minute_of(SPRING) - history - 2000
+    for baseline in (by_minute, by_hour):
+        for minute in range(first, first + history):  # 2 tweets a minute, one negative in three minutes
+            hour = baseline.hour_of(minute)
+            negative = float(minute % 3 == 0)
+            baseline.learn(hour, baseline.contribution(hour, 2, negative, negative, 2, 1.0), 2, minute // 60)
+    start = first + history + 7
+    for minute in range(start, start + 10_080):  # as `BuzzDetector._close_minute` does
+        if minute % 15 == 0:
+            by_minute.follow_clock(minute)
+        hour = by_minute.hour_of(minute)
+        by_minute.learn(hour, by_minute.contribution(hour, 0, 0, 0, 1.0, 1.0), 0, minute // 60)
+    by_hour.learn_silence(start, 10_080)
+    expected, got = by_minute.state_dict(), by_hour.state_dict()
+    assert got["utc_offset"] == expected["utc_offset"] == 2 and got["turned_at"] == expected["turned_at"]
+    assert got["minutes_seen"] == expected["minutes_seen"] and got["first_day"] == expected["first_day"]
+    for key in ("hourly_volume", "hourly_share"):
+        flat = [value for row in got[key] for value in row]
+        assert flat == pytest.approx([value for row in expected[key] for value in row], rel=1e-9, abs=1e-12)
+    assert got["overall"] == pytest.approx(expected["overall"], rel=1e-9, abs=1e-12)
