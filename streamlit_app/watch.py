@@ -120,6 +120,12 @@ def offset_name(offset: timedelta) -> str:
     return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
+def axis_clock(zone: tzinfo, offset: timedelta) -> str:
+    """How the charts' axis names its clock: the zone and its offset ('Europe/Paris, UTC+01:00'), or 'UTC'."""
+    name = str(zone)
+    return name if name == "UTC" and not offset else f"{name}, {offset_name(offset)}"
+
+
 def _on_axis(times: pd.Series, zone: tzinfo, offset: timedelta) -> tuple[pd.Series, pd.Series]:
     """UTC `times` as the charts draw them (wall-clock times at `offset`, no zone attached, so the browser
     draws them as they are, whatever its own zone) and as their tooltips read them (each one's own local

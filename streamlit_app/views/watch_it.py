@@ -18,6 +18,7 @@ from streamlit_app.watch import (
     FeedError,
     FeedRecords,
     alert_marks,
+    axis_clock,
     brand_alerts,
     brand_series,
     brand_states,
@@ -28,7 +29,6 @@ from streamlit_app.watch import (
     literal_markdown,
     load_records,
     local_frame,
-    offset_name,
     quoted_tweet,
 )
 
@@ -175,7 +175,7 @@ def brand_panel() -> None:
         shown = frame["time"].min()
         marks = alert_marks(alerts, zone, offset)
         marks = marks[marks["time"] >= shown] if not marks.empty else marks
-        clock = f"{zone}, {offset_name(offset)}"
+        clock = axis_clock(zone, offset)
         shares = [name for name in ("negative share", "baseline") if name in series.columns]
         if shares:
             st.subheader("Negative share vs usual")

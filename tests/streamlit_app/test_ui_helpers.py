@@ -13,6 +13,7 @@ from streamlit_app.watch import (
     ALERT_MARK,
     START_MARK,
     alert_marks,
+    axis_clock,
     chart_offset,
     literal_markdown,
     local_frame,
@@ -146,5 +147,7 @@ def test_the_charts_leave_no_gap_when_summer_time_begins() -> None:
 )
 def test_the_axis_names_its_offset(zone: str, name: str) -> None:
     series = _paris_minutes("2026-12-01 12:00", 3)
-    assert offset_name(chart_offset(series, ZoneInfo(zone))) == name
+    offset = chart_offset(series, ZoneInfo(zone))
+    assert offset_name(offset) == name
+    assert axis_clock(ZoneInfo(zone), offset) == (zone if zone == "UTC" else f"{zone}, {name}")
     assert alert_marks([], ZoneInfo(zone), timedelta(0)).empty

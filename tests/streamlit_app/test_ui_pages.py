@@ -372,6 +372,8 @@ def test_watch_it_shows_a_brand_series_and_its_alert(
     values = {metric.label: metric.value for metric in page.metric}
     assert values["Negative share"] == "10%" and values["State"] == "not reported"
     assert "Alerts (0)" in [header.value for header in page.subheader]
+    (share_chart,) = [json.loads(chart.proto.spec) for chart in page.get("vega_lite_chart")]  # no volume
+    assert share_chart["encoding"]["x"]["title"] == "event time (UTC)"  # a brand with no zone: UTC
 
 
 def test_watch_it_opens_on_the_brand_in_a_bad_buzz_and_on_the_brand_a_link_names(
