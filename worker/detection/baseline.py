@@ -275,9 +275,9 @@ class DayProfileBaseline:
 
     def hour_of(self, minute: int) -> int:
         """The hour of the day a minute (since the epoch) is counted in, learned and expected: its UTC hour,
-        on the brand's clock now. A minute before the last turn, which the windows still hold and which is
-        learned only after `baseline_lag_minutes`, came under its old clock: its local hour is that of the
-        hour `turn` later (or earlier) on the new one, where what was learned of it now stands."""
+        on the brand's clock now. A minute before the last turn (`turned_at`), which the windows still hold
+        and which is learned only after `baseline_lag_minutes`, came under its old clock: it belongs to the
+        UTC hour that holds its local hour now, where the turn moved what was learned of that local hour."""
         hour = (minute // 60) % HOURS
         if self.turned_at is None or minute >= self.turned_at:
             return hour
