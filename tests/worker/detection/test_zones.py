@@ -15,6 +15,7 @@ from buzzwatch.settings import SettingsError
 from tests.support.streams import FOUR_WINDOWS, START, background, quiet_night_brand, run, simple_tokenize
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.baseline import DayProfileBaseline, Evidence, FirstDayHour
+from worker.detection.config import zone_offset_hours
 from worker.detection.state import inside_sums, recent_sum
 
 SPRING = datetime(2026, 3, 29, 1, tzinfo=UTC)  # Europe's summer time begins: Paris from UTC+1 to UTC+2
@@ -290,3 +291,30 @@ def test_a_silence_across_a_turn_is_learned_as_closing_its_minutes_would(history
         flat = [value for row in got[key] for value in row]
         assert flat == pytest.approx([value for row in expected[key] for value in row], rel=1e-9, abs=1e-12)
     assert got["overall"] == pytest.approx(expected["overall"], rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("zone", "change"),
+    [
+        ("Europe/Paris", SPRING),
+        ("Europe/Paris", AUTUMN),
+        ("America/New_York", datetime(2026, 3, 8, 7, tzinfo=UTC)),  # 02:00 EST
+        ("America/New_York", datetime(2026, 11, 1, 6, tzinfo=UTC)),  # 02:00 EDT
+        ("Australia/Sydney", datetime(2026, 4, 4, 16, tzinfo=UTC)),  # 03:00 AEDT
+        ("America/Santiago", datetime(2026, 4, 5, 3, tzinfo=UTC)),  # 00:00 CLST
+    ],
+)
+def test_every_minute_around_a_turn_is_counted_in_its_local_hour(zone: str, change: datetime) -> None:
+    """Three hours either side of a change, checked each quarter hour as the detector does: the hour a
+    minute is counted in, on the brand's clock of the moment, is its local hour of the day."""
+    config = DetectorConfig(brand_zones={"acme": zone})
+    start = minute_of(change) - 180
+    baseline = DayProfileBaseline(config, utc_offset=config.utc_offset_of("acme", start), zone=zone)
+    turns = 0
+    for now in range(start, start + 360, 15):
+        turns += baseline.follow_clock(now)
+        assert baseline.utc_offset is not None
+        for minute in range(now - 180, now + 1):  # what the windows and the lag still hold, and this one
+            local = (minute // 60 + zone_offset_hours(zone, minute)) % 24
+            assert (baseline.hour_of(minute) + baseline.utc_offset) % 24 == local
+    assert turns == 1
