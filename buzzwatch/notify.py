@@ -381,11 +381,15 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _span(start: datetime, end: datetime, zone: tzinfo) -> str:
-    """A stretch of time in the zone, e.g. '10:56-11:10 CET (14 min)', with the days when they differ."""
+    """A stretch of time in the zone, e.g. '10:56-11:10 CET (14 min)', with the days when they differ, and
+    each end's abbreviation when summer time began or ended between them ('02:50 CEST-02:05 CET')."""
     minutes = max(1, round((end - start).total_seconds() / 60))
     first, last = start.astimezone(zone), end.astimezone(zone)
     if first.date() == last.date():
-        return f"{first:%H:%M}-{local_time(end, zone, with_date=False)} ({minutes} min)"
+        head = (
+            f"{first:%H:%M}" if first.tzname() == last.tzname() else local_time(start, zone, with_date=False)
+        )
+        return f"{head}-{local_time(end, zone, with_date=False)} ({minutes} min)"
     return f"{local_time(start, zone)} to {local_time(end, zone)} ({minutes} min)"
 
 

@@ -105,6 +105,31 @@ def test_the_mail_tells_the_start_and_the_alert_in_the_brand_time_zone() -> None
     assert "Started:  about 24 Feb 2015, 00:30 CET (23 Feb 2015, 23:30 UTC)" in text
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "window"),
+    [  # Paris's clocks go back from 03:00 CEST to 02:00 CET at 01:00 UTC, and forward a year later
+        (
+            datetime(2026, 10, 25, 0, 50, tzinfo=UTC),
+            datetime(2026, 10, 25, 1, 5, tzinfo=UTC),
+            "02:50 CEST-02:05 CET",
+        ),
+        (
+            datetime(2026, 3, 29, 0, 50, tzinfo=UTC),
+            datetime(2026, 3, 29, 1, 5, tzinfo=UTC),
+            "01:50 CET-03:05 CEST",
+        ),
+    ],
+)
+def test_a_window_across_a_summer_time_change_names_each_ends_clock(
+    start: datetime, end: datetime, window: str
+) -> None:
+    """'02:50-02:05 CET (15 min)' ran backwards, '01:50-03:05 CEST (15 min)' read as 75 minutes."""
+    _, text, _ = render_alert(
+        alert(window_start=start, window_end=end, fired_at=end), ZoneInfo("Europe/Paris")
+    )
+    assert f"Window:   {window} (15 min)" in text
+
+
 def test_the_mail_says_when_no_reason_stands_out_and_what_the_terms_and_samples_stand_for() -> None:
     reasons = {"can't tell": 0.7, "customer service issue": 0.3}
     _, text, html = render_alert(
