@@ -200,8 +200,9 @@ class DayProfileBaseline:
     first_day: dict[int, FirstDayHour] = field(default_factory=dict)
     # Hours the brand's zone is ahead of UTC (None: no zone configured): its day shape, `shape`, is the
     # shipped day turned to its clock (`DetectorConfig.day_shape_at`), and its learned hours are UTC hours
-    # of that clock; `zone`, the zone it was first seen with, whose summer time they follow (`follow_clock`;
-    # None, the offset it was first seen with kept, where a state saved before it met another zone)
+    # of that clock; `zone`, whose summer time they follow (`follow_clock`): the brands file's when the
+    # brand was first seen, or when a restart found another there (`adopt_zone`); None: no zone named (the
+    # shipped day), or, in a state saved before zones were kept and none named since, its offset kept
     utc_offset: int | None = None
     zone: str | None = None
     # The minute of the last turn (`follow_clock`): a closed minute before it is still counted and learned
@@ -285,9 +286,10 @@ class DayProfileBaseline:
         return (hour + zone_offset_hours(self.zone, minute) - self.utc_offset) % HOURS
 
     def adopt_zone(self, zone: str, minute: int) -> bool:
-        """Follow `zone`'s clock from `minute` on (a state saved before `zone` was kept): its offset then,
-        the hours learned so far kept as they are (they have followed the brand's clock for the last days
-        already), the day shape turned to it. True when the shape turned."""
+        """Follow `zone`'s clock from `minute` on (a restart found it in the brands file, where the state
+        kept none or another): its offset then, the hours learned so far kept as they are (UTC hours of the
+        brand's own traffic, right whatever its clock), the day shape turned to it. True when the shape
+        turned."""
         offset = zone_offset_hours(zone, minute)
         turned = offset != self.utc_offset
         self.zone, self.utc_offset = zone, offset

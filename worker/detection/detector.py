@@ -831,16 +831,14 @@ class BuzzDetector:
         return alerts
 
     def _adopt_zone(self, state: BrandState, minute: int) -> None:
-        """A brand saved before its zone was kept (`DayProfileBaseline.zone`) follows its configured zone
-        from `minute` on, when that zone gave it the clock it was first seen with (else its zone was
-        changed since, and it keeps that clock, as before); see `DayProfileBaseline.adopt_zone`."""
-        baseline = state.baseline
-        if baseline.zone is not None or baseline.utc_offset is None:
+        """On a restart, a brand follows the zone the brands file names for it now, from `minute` on: one
+        saved before zones were kept, or whose zone was named, corrected or moved in the file since, takes
+        it at its offset then, its learned hours as they are (UTC hours of its own traffic); see
+        `DayProfileBaseline.adopt_zone`. A zone taken out of the file leaves the brand on the one it had."""
+        configured = self.config.brand_zones.get(state.brand)
+        if configured is None or configured == state.baseline.zone:
             return
-        first_clock = self.config.utc_offset_of(state.brand, state.first_minute)
-        if first_clock == baseline.utc_offset and baseline.adopt_zone(
-            self.config.brand_zones[state.brand], minute
-        ):
+        if state.baseline.adopt_zone(configured, minute):
             self._clock_turned(state)
 
     def _clock_turned(self, state: BrandState) -> None:

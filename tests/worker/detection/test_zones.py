@@ -108,20 +108,46 @@ def test_a_quiet_brand_added_in_its_night_alerts_sooner_on_its_own_clock() -> No
     assert not plain_new or zoned_new[0].fired_at <= plain_new[0].fired_at - timedelta(minutes=4)
 
 
-def test_a_restart_keeps_the_clock_a_brand_was_first_seen_with() -> None:
+def test_a_restart_keeps_a_brands_clock_and_follows_a_zone_the_brands_file_names_since() -> None:
+    """A brand keeps its clock across a restart; a zone named, corrected or moved in the brands file since
+    is followed from the restart on (its learned hours, UTC hours of its own traffic, kept as they are); a
+    zone taken out of the file leaves it on the one it had."""
     config = DetectorConfig(brand_zones={"acme": "Asia/Tokyo"})
     detector = BuzzDetector(config, tokenizer=simple_tokenize)
     run(detector, quiet_night_brand(START)[:20], flush=False)
     state = json.loads(json.dumps(detector.state_dict()))
     assert state["brands"]["acme"]["baseline"]["utc_offset"] == 9
-    # the zone moved in the brands file since: the brand keeps its first clock, its baseline's hours
-    moved = DetectorConfig(brand_zones={"acme": "Europe/Paris"})
-    resumed = BuzzDetector.from_state(state, simple_tokenize, config=moved)
+    learned = [row[0] for row in state["brands"]["acme"]["baseline"]["hourly_volume"]]
+    resumed = BuzzDetector.from_state(state, simple_tokenize)
     assert resumed._brands["acme"].baseline.shape == config.day_shape_at(9)
-    # a state saved before zones: its brands keep the shipped day
-    del state["brands"]["acme"]["baseline"]["utc_offset"]
+    # moved in the brands file since (a user correcting it): Paris's clock from the restart on
+    moved = BuzzDetector.from_state(
+        state, simple_tokenize, config=DetectorConfig(brand_zones={"acme": "Europe/Paris"})
+    )
+    baseline = moved._brands["acme"].baseline
+    assert (baseline.zone, baseline.utc_offset) == ("Europe/Paris", 1)
+    assert baseline.shape == config.day_shape_at(1)
+    assert [bucket.mean for bucket in baseline.hourly_volume] == learned
+    # taken out of the file: it keeps Tokyo's
+    unnamed = BuzzDetector.from_state(state, simple_tokenize, config=DetectorConfig())
+    assert unnamed._brands["acme"].baseline.zone == "Asia/Tokyo"
+    # first seen without a zone, one named since: taken at the restart
+    plain = BuzzDetector(DetectorConfig(), tokenizer=simple_tokenize)
+    run(plain, quiet_night_brand(START)[:20], flush=False)
+    named = BuzzDetector.from_state(
+        json.loads(json.dumps(plain.state_dict())), simple_tokenize, config=config
+    )
+    assert named._brands["acme"].baseline.shape == config.day_shape_at(9)
+    # a state saved before zones were kept (no offset, no zone) takes the zone the file names
+    del state["brands"]["acme"]["baseline"]["utc_offset"], state["brands"]["acme"]["baseline"]["zone"]
     older = BuzzDetector.from_state(state, simple_tokenize)
-    assert older._brands["acme"].baseline.shape == config.day_shape
+    assert older._brands["acme"].baseline.shape == config.day_shape_at(9)
+    assert (
+        BuzzDetector.from_state(state, simple_tokenize, config=DetectorConfig())
+        ._brands["acme"]
+        .baseline.shape
+        == DetectorConfig().day_shape
+    )  # and none named: the shipped day, as before
 
 
 def test_summer_time_turns_the_learned_hours_with_the_clock() -> None:
@@ -186,7 +212,7 @@ def test_the_running_sums_follow_the_turn() -> None:
 def test_a_restart_across_summer_time_turns_as_without_it() -> None:
     """A state saved before the change keeps the zone: resumed, the brand turns at the change as a detector
     that ran through it does. A state saved before zones were kept follows its configured zone from the
-    restart, at its offset then, unless that zone is not the one it was first seen with."""
+    restart, at its offset then, as does one whose zone was changed in the brands file since."""
     config = DetectorConfig(brand_zones={"acme": "Europe/Paris"})
     tweets = background(72, seed=5, start=SPRING - timedelta(days=2))
     before = [t for t in tweets if t.tweet.created_at < SPRING - timedelta(hours=3)]
@@ -212,12 +238,13 @@ def test_a_restart_across_summer_time_turns_as_without_it() -> None:
     assert older._brands["acme"].baseline.shape == config.day_shape_at(2)
     saved = [row[0] for row in state["brands"]["acme"]["baseline"]["hourly_volume"]]
     assert [b.mean for b in older._brands["acme"].baseline.hourly_volume] == saved
-    # its zone changed in the brands file since: it keeps the clock it was first seen with
+    # its zone changed in the brands file since: it takes that one, at its offset then
     moved = BuzzDetector.from_state(
         state, simple_tokenize, config=DetectorConfig(brand_zones={"acme": "Asia/Tokyo"})
     )
-    assert moved._brands["acme"].baseline.zone is None
-    assert moved._brands["acme"].baseline.utc_offset == 1
+    assert moved._brands["acme"].baseline.zone == "Asia/Tokyo"
+    assert moved._brands["acme"].baseline.utc_offset == 9
+    assert [b.mean for b in moved._brands["acme"].baseline.hourly_volume] == saved
 
 
 def test_the_minutes_before_a_turn_are_counted_in_their_own_hour() -> None:
