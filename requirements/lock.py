@@ -17,13 +17,19 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
+from importlib.metadata import distributions
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 REQUIREMENTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = REQUIREMENTS_DIR.parent
 DEV_LOCK = REQUIREMENTS_DIR / "dev.lock"
 DEV_EXTRAS = ("train", "dev")
-ENTRY = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(?:\[[^\]]*\])?==(?P<version>\S+?)(?P<rest>\s.*)?$")
+ENTRY = re.compile(
+    r"^(?P<name>[A-Za-z0-9._-]+)(?:\[(?P<extras>[^\]]*)\])?==(?P<version>\S+?)(?P<rest>\s.*)?$"
+)
 
 sys.path.insert(0, str(REQUIREMENTS_DIR))
 import generate  # noqa: E402 - the sibling script, also run by path
@@ -55,6 +61,36 @@ def read_lock(path: Path) -> dict[str, tuple[str, int]]:
     return entries
 
 
+def locked_extras(path: Path) -> dict[str, set[str]]:
+    """Canonical name -> the extras its lock line names (`cachecontrol[filecache]==0.14.4`: {"filecache"})."""
+    extras: dict[str, set[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = ENTRY.match(line.strip())
+        if match:
+            named = match["extras"] or ""
+            extras[generate.canonical(match["name"])] = {e.strip() for e in named.split(",") if e.strip()}
+    return extras
+
+
+def extras_required(locked: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """The extras with which the locked distributions installed here require each other (their metadata:
+    pip-audit requires `CacheControl[filecache]`), each with the extras it is locked with itself."""
+    wanted: dict[str, set[str]] = {}
+    for dist in distributions():
+        name = generate.canonical(dist.metadata["Name"])
+        if name not in locked:
+            continue
+        for text in dist.requires or ():
+            requirement = Requirement(text)
+            base = generate.canonical(requirement.name)
+            active = requirement.marker is None or any(
+                requirement.marker.evaluate({"extra": extra}) for extra in {"", *locked[name]}
+            )
+            if requirement.extras and base in locked and active:
+                wanted.setdefault(base, set()).update(requirement.extras)
+    return wanted
+
+
 def lock_targets() -> dict[Path, Path]:
     """Each image's lock file and the requirements file it resolves."""
     return {
@@ -71,7 +107,8 @@ def _compile(source: Path, output: Path, constraints: str, extras: tuple[str, ..
         compiled = Path(scratch) / output.name
         command = [
             sys.executable, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--allow-unsafe",
-            "--no-header", "--no-annotate", "--no-emit-index-url", "--no-emit-find-links", "--strip-extras",
+            "--no-header", "--no-annotate", "--no-emit-index-url", "--no-emit-find-links",
+            "--no-strip-extras",  # `cachecontrol[filecache]==0.14.4`: see `problems`
             "--constraint", str(constraint_file), "--output-file", str(compiled), str(source),
         ]  # fmt: skip
         for extra in extras:
@@ -110,12 +147,22 @@ def problems() -> list[str]:
         if not lock.exists():
             found.append(f"{lock.name} missing")
             continue
-        entries = read_lock(lock)
+        entries, extras = read_lock(lock), locked_extras(lock)
+        required = extras_required(extras)
         for name, line in direct.items():
             version = line.split("==", 1)[1]
-            base = name.split("[")[0]
+            base, _, named = name.partition("[")
             if entries.get(base, ("", 0))[0] != version:
                 found.append(f"{lock.name}: {base} is not locked at {version}")
+            if named:
+                required.setdefault(base, set()).update(named.rstrip("]").split(","))
+        # A package required with an extra must be locked with it: locked bare, pip --require-hashes
+        # refused the whole install as soon as a newer release of it was out (cachecontrol 0.15.0)
+        for base, wanted_extras in sorted(required.items()):
+            missing = wanted_extras - extras.get(base, set())
+            if missing:
+                listed = ",".join(sorted(missing))
+                found.append(f"{lock.name}: {base} is required with [{listed}], locked without")
         for name, (version, hashes) in entries.items():
             if hashes == 0:
                 found.append(f"{lock.name}: {name}=={version} has no hash")

@@ -38,6 +38,18 @@ def test_a_pin_that_moves_is_caught(tmp_path, monkeypatch):
     assert any("flask is not locked" in problem for problem in locks.problems())
 
 
+def test_a_package_required_with_an_extra_and_locked_without_it_is_caught(tmp_path, monkeypatch):
+    """pip-audit requires `CacheControl[filecache]`: locked as a bare `cachecontrol==0.14.4`, pip
+    --require-hashes refused the whole install once cachecontrol 0.15.0 was out (CI, 2026-12-07)."""
+    locks = load_script("requirements/lock.py")
+    assert "cachecontrol[filecache]==" in locks.DEV_LOCK.read_text()
+    bare = tmp_path / "dev.lock"
+    bare.write_text(locks.DEV_LOCK.read_text().replace("cachecontrol[filecache]==", "cachecontrol=="))
+    monkeypatch.setattr(locks, "DEV_LOCK", bare)
+    monkeypatch.setattr(locks, "lock_targets", dict)
+    assert locks.problems() == ["dev.lock: cachecontrol is required with [filecache], locked without"]
+
+
 def test_make_ci_and_images_install_the_locked_set():
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert "pip install --quiet --require-hashes -r requirements/dev.lock" in makefile
