@@ -494,11 +494,10 @@ class BuzzDetector:
         return (negative_p, other_p) if negative_p - other_p >= MIN_CONFUSION_GAP else HARD_LABELS
 
     def _new_brand(self, brand: str, minute: int) -> BrandState:
-        offset = self.config.utc_offset_of(brand, minute)
         baseline = DayProfileBaseline(
             self.config,
-            utc_offset=offset,
-            zone=None if offset is None else self.config.brand_zones[brand],
+            utc_offset=self.config.utc_offset_of(brand, minute),
+            zone=self.config.brand_zones.get(brand),
             prior_confusion=self._prior_confusion(),
         )
         state = BrandState(
