@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -67,6 +67,13 @@ TRUSTED_FEEDBACK_PROVENANCES = frozenset({"api_key", "app_token"})
 
 class SchemaError(ValueError):
     """A message does not follow the event schema."""
+
+
+def first_filled(record: Mapping[str, Any], names: Sequence[str]) -> Any:
+    """The value of the first of the named fields that is filled (not missing, None or empty), else None.
+
+    How every edge reads a field that goes by several names (`AUTHOR_FIELDS`, the brand's)."""
+    return next((record[name] for name in names if record.get(name)), None)
 
 
 def is_blank(text: str) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from buzzwatch.schema import AUTHOR_FIELDS, SchemaError, TweetEvent
+from buzzwatch.schema import AUTHOR_FIELDS, SchemaError, TweetEvent, first_filled
 from buzzwatch.zones import BRAND_FIELDS
 from ingest.brands import BrandBook
 
@@ -31,19 +31,15 @@ def event_from_record(record: Mapping[str, Any], brands: BrandBook, source: str)
         return event_from_x(record["data"], brands, source, includes=record.get("includes"))
     if "errors" in record and "text" not in record:  # what X sends instead of a tweet (a disconnect, a 4xx)
         raise SchemaError(f"an X API error message, not a tweet: {str(record['errors'])[:200]}")
-    payload = dict(record)
-    declared = None
-    for key in BRAND_FIELDS:
-        value = payload.pop(key, None)
-        if declared is None and value:
-            declared = value
+    declared = first_filled(record, BRAND_FIELDS)
+    named_elsewhere = {*BRAND_FIELDS, *AUTHOR_FIELDS}
+    payload = {key: value for key, value in record.items() if key not in named_elsewhere}
     if declared is not None:
         if isinstance(declared, str):
             declared = [declared]
         if not isinstance(declared, list | tuple) or not all(isinstance(item, str) for item in declared):
             raise SchemaError("field 'brand' must be a string or a list of strings")
-    authors = [payload.pop(key, None) for key in AUTHOR_FIELDS]
-    payload["author_id"] = next((author for author in authors if author), None)
+    payload["author_id"] = first_filled(record, AUTHOR_FIELDS)
     payload["source"] = source
     event = TweetEvent.from_dict(payload)
     return replace(event, brands=brands.attribute(event.text, declared=declared))

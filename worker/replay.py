@@ -49,6 +49,7 @@ from buzzwatch.schema import (
     SchemaError,
     ScoredTweet,
     TweetEvent,
+    first_filled,
     format_timestamp,
     is_blank,
     names_its_offset,
@@ -275,7 +276,7 @@ def _parse_row(
     """One row as the ingester would publish it (`TweetEvent`'s validation and text rule, the brand ids
     `brands_of` its brand cell: the first non-empty of BRAND_FIELDS), plus its label."""
     cells = {key: value.strip() for key, value in values.items() if key != "text"}
-    brand = _first(cells, BRAND_FIELDS)
+    brand = first_filled(cells, BRAND_FIELDS)
     if not cells.get("id"):
         raise SchemaError("empty 'id'")
     if not brand:
@@ -296,12 +297,12 @@ def _parse_row(
             "created_at": cells.get("created_at"),
             "text": values["text"],
             "brands": list(brands),
-            "author_id": _first(cells, AUTHOR_FIELDS) or None,
+            "author_id": first_filled(cells, AUTHOR_FIELDS),
             "lang": cells.get(LANGUAGE_COLUMN),
             "source": "replay",
         }
     )
-    return ReplayRow(line, tweet, label, _first(cells, reason_fields) or None)
+    return ReplayRow(line, tweet, label, first_filled(cells, reason_fields))
 
 
 def _json_kind(value: object) -> str:
@@ -310,11 +311,6 @@ def _json_kind(value: object) -> str:
         return json.dumps(value)
     kinds = {dict: "object", list: "array", str: "string", int: "number", float: "number"}
     return kinds.get(type(value), type(value).__name__)
-
-
-def _first(cells: dict[str, str], names: Sequence[str]) -> str:
-    """The first of the named cells that is not empty ('' when none is)."""
-    return next((cells[name] for name in names if cells.get(name)), "")
 
 
 @contextmanager
