@@ -640,7 +640,8 @@ def _register_routes(app: Flask) -> None:
     @app.get("/v1/admin/drift")
     @require_api_key
     def drift_status() -> Any:
-        return services().drift.status()
+        svc = services()
+        return svc.drift.status(svc.predictor.model_version)
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -124,11 +124,13 @@ class DriftMonitor:
         self.mailer = mailer
         self.clock = clock
 
-    def status(self) -> dict[str, Any]:
-        """The window's counts and the last alert, for the admin route."""
-        total, wrong = self.store.feedback_counts_since(self.clock() - timedelta(seconds=self.window_s))
+    def status(self, model_version: str) -> dict[str, Any]:
+        """The window's counts of the served model's feedback and the last alert, for the admin route."""
+        since = self.clock() - timedelta(seconds=self.window_s)
+        total, wrong = self.store.feedback_counts_since(since, model_version)
         last = self.store.last_drift_alert()
         return {
+            "model_version": model_version,
             "window_s": self.window_s,
             "feedback_in_window": total,
             "wrong_in_window": wrong,
@@ -145,11 +147,12 @@ class DriftMonitor:
         mail never reached the spool (a full disk refused it, and then the claim's release too: a database
         write on the same disk) is not left to wait out the cooldown: the next check over the thresholds, in
         this process or another, sends that claim's alert. `model_version` is the served model's, never one
-        a caller sent: it goes into the e-mail.
+        a caller sent: only feedback on its predictions is counted (not a model's before a rollout, nor
+        feedback sent by text naming another version), and it goes into the e-mail.
         """
         now = self.clock()
         since = now - timedelta(seconds=self.window_s)
-        total, wrong = self.store.feedback_counts_since(since)
+        total, wrong = self.store.feedback_counts_since(since, model_version)
         if wrong < self.min_wrong or wrong < self.min_wrong_share * total:
             return None
         if not self.store.claim_drift_alert(now, self.cooldown_s):
@@ -158,7 +161,7 @@ class DriftMonitor:
                 return None
             now = claimed_at  # the cooldown runs for an alert whose mail never went out: send it now
         try:
-            latest_ids, by_provenance = self.store.wrong_feedback_since(since)
+            latest_ids, by_provenance = self.store.wrong_feedback_since(since, model_version)
             alert = DriftAlert(
                 now, self.window_s, total, wrong, model_version, by_provenance, tuple(latest_ids)
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.validation import error_code
+from api.validation import MODEL_VERSION_CHARACTERS, MODEL_VERSION_MAX_CHARS, error_code
 from buzzwatch import __version__
 from buzzwatch.schema import INVISIBLE_CLASS, LABELS
 
@@ -17,6 +17,7 @@ NO_NUL_PATTERN = "^[^\\u0000]*$"
 TEXT_PATTERN = f"^[^\\u0000]*[^{INVISIBLE_CLASS}\\u0000][^\\u0000]*$"  # not blank (is_blank), no NUL
 # (?!\n): a Python validator's $ also matches before a final newline, which no prediction id has.
 PREDICTION_ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$(?!\\n)"
+MODEL_VERSION_PATTERN = f"^[{MODEL_VERSION_CHARACTERS}]{{1,{MODEL_VERSION_MAX_CHARS}}}$(?!\\n)"
 BEARER_SCHEME = "Bearer"
 # Optional credentials: none (anonymous, rate-limited), the API key, or the app token as a bearer token.
 OPTIONAL_CREDENTIALS = [{}, {API_KEY_SCHEME: []}, {BEARER_SCHEME: []}]
@@ -117,7 +118,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
             "properties": {
                 "text": text,
                 "predicted_label": label,
-                "model_version": {**storable, "maxLength": 128},
+                "model_version": {"type": "string", "pattern": MODEL_VERSION_PATTERN},
                 "label": label,
                 "comment": {**storable, "maxLength": max_comment_chars},
             },
@@ -184,6 +185,10 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
         "DriftStatus": {
             "type": "object",
             "properties": {
+                "model_version": {
+                    "type": "string",
+                    "description": "the served model: only its feedback counts",
+                },
                 "window_s": {"type": "number"},
                 "feedback_in_window": {"type": "integer"},
                 "wrong_in_window": {"type": "integer"},
@@ -192,7 +197,13 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                 "cooldown_s": {"type": "number"},
                 "last_alert_at": {"type": ["string", "null"]},
             },
-            "required": ["window_s", "feedback_in_window", "wrong_in_window", "last_alert_at"],
+            "required": [
+                "model_version",
+                "window_s",
+                "feedback_in_window",
+                "wrong_in_window",
+                "last_alert_at",
+            ],
         },
     }
     bad_request = _error_response(400, "Invalid input: the message says what is wrong")

@@ -505,20 +505,29 @@ class FeedbackStore:
             raise self._write_failed(exc) from exc
         self._write_worked()
 
-    def feedback_counts_since(self, since: datetime) -> tuple[int, int]:
-        """(all feedback, wrong predictions) received since a moment."""
+    def feedback_counts_since(self, since: datetime, model_version: str) -> tuple[int, int]:
+        """(all feedback, wrong predictions) on one model version's predictions received since a moment."""
         with self.engine.connect() as connection:
             total, wrong = connection.execute(
                 select(
                     func.count(),
                     func.coalesce(func.sum(case((feedback_table.c.correct.is_(False), 1), else_=0)), 0),
-                ).where(feedback_table.c.created_at >= since)
+                ).where(
+                    (feedback_table.c.created_at >= since) & (feedback_table.c.model_version == model_version)
+                )
             ).one()
         return int(total), int(wrong)
 
-    def wrong_feedback_since(self, since: datetime, limit: int = 10) -> tuple[list[str], dict[str, int]]:
-        """The latest wrong predictions' ids (newest first) and the wrong ones counted by provenance."""
-        wrong = feedback_table.c.correct.is_(False) & (feedback_table.c.created_at >= since)
+    def wrong_feedback_since(
+        self, since: datetime, model_version: str, limit: int = 10
+    ) -> tuple[list[str], dict[str, int]]:
+        """One model version's latest wrong predictions' ids (newest first) and its wrong ones counted by
+        provenance."""
+        wrong = (
+            feedback_table.c.correct.is_(False)
+            & (feedback_table.c.created_at >= since)
+            & (feedback_table.c.model_version == model_version)
+        )
         with self.engine.connect() as connection:
             ids = connection.execute(
                 select(feedback_table.c.prediction_id)

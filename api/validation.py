@@ -11,6 +11,9 @@ from buzzwatch.schema import LABELS, is_blank
 
 PREDICTION_ID_MAX_CHARS = 64
 PREDICTION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MODEL_VERSION_MAX_CHARS = 128
+MODEL_VERSION_CHARACTERS = "A-Za-z0-9._:+@/-"  # what a model version is written with ("bilstm-0ed7982b76")
+MODEL_VERSION_RE = re.compile(f"[{MODEL_VERSION_CHARACTERS}]{{1,{MODEL_VERSION_MAX_CHARS}}}")
 
 
 def error_code(status: int) -> str:
@@ -119,6 +122,17 @@ def _optional_str(payload: dict[str, Any], field_name: str, max_chars: int) -> s
     return _check_storable(value, f"'{field_name}'")
 
 
+def _model_version(body: dict[str, Any]) -> str | None:
+    """The optional `model_version` of feedback sent by text: a version's name, as /v1/predict writes it."""
+    version = _optional_str(body, "model_version", MODEL_VERSION_MAX_CHARS)
+    if version is not None and not MODEL_VERSION_RE.fullmatch(version):
+        raise RequestError(
+            f"'model_version' must be a model version as /v1/predict returns it: 1 to "
+            f"{MODEL_VERSION_MAX_CHARS} letters, digits and . _ : + @ / - (no spaces)"
+        )
+    return version
+
+
 def parse_predict(payload: Any, *, max_batch: int, max_text_chars: int) -> PredictRequest:
     """`{"text": "..."}` or `{"texts": ["...", ...]}` (1 to max_batch texts)."""
     body = _require_object(payload)
@@ -158,8 +172,12 @@ def parse_feedback(payload: Any, *, max_text_chars: int, max_comment_chars: int)
             raise RequestError(
                 "'prediction_id' has characters no prediction id has (letters, digits, - and _)"
             )
-        if "text" in body or "predicted_label" in body:
-            raise RequestError("send either 'prediction_id' or 'text' with 'predicted_label', not both")
+        by_text = [name for name in ("text", "predicted_label", "model_version") if name in body]
+        if by_text:  # the logged prediction says what was predicted, and by which model
+            raise RequestError(
+                f"send either 'prediction_id' or 'text' with 'predicted_label', not both: "
+                f"{', '.join(repr(name) for name in by_text)} go with 'text' only"
+            )
         return FeedbackRequest(label, prediction_id, None, None, None, comment)
     if "text" not in body or "predicted_label" not in body:
         raise RequestError("missing field 'prediction_id' (or both 'text' and 'predicted_label')")
@@ -168,6 +186,6 @@ def parse_feedback(payload: Any, *, max_text_chars: int, max_comment_chars: int)
         prediction_id=None,
         text=_check_text(body["text"], "'text'", max_text_chars),
         predicted_label=_check_label(body["predicted_label"], "predicted_label"),
-        model_version=_optional_str(body, "model_version", 128),
+        model_version=_model_version(body),
         comment=comment,
     )

@@ -432,3 +432,71 @@ def test_the_export_refuses_a_query_parameter_it_would_ignore(client: FlaskClien
     assert response.status_code == 400
     assert "takes no query parameters (got limit, since)" in response.get_json()["message"]
     assert len(_export(client)) == 1
+
+
+def test_only_the_served_models_corrections_count_towards_drift(
+    client: FlaskClient, settings: ApiSettings
+) -> None:
+    """Feedback sent by text for another model version (an earlier model's predictions, kept by a client
+    across a rollout) is stored as that version's, and never counted against the served model."""
+    for index in range(5):
+        response = client.post(
+            "/v1/feedback",
+            json={
+                "text": f"great trip number {index}",
+                "predicted_label": "positive",
+                "label": "negative",
+                "model_version": "bilstm-before-rollout",
+            },
+            headers={"X-API-Key": API_KEY},
+        )
+        assert response.status_code == 201
+    assert read_local(settings.common.var_dir, "events", MODEL_DRIFT_ALERT) == []
+    status = client.get("/v1/admin/drift", headers={"X-API-Key": API_KEY}).get_json()
+    assert (status["model_version"], status["feedback_in_window"], status["wrong_in_window"]) == (
+        "lexicon-test-1",
+        0,
+        0,
+    )
+    _correct_wrongly(client, 3)  # the served model's: these count
+    assert len(read_local(settings.common.var_dir, "events", MODEL_DRIFT_ALERT)) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"model_version": "evil"}, "'model_version'"),
+        ({"text": "great trip", "predicted_label": "positive"}, "'text', 'predicted_label'"),
+    ],
+)
+def test_feedback_by_id_refuses_what_goes_with_a_text(
+    client: FlaskClient, extra: dict[str, str], named: str
+) -> None:
+    """The logged prediction says what was predicted and by which model: a body that also claims it is one
+    the schema refuses (FeedbackById has no such field), not one whose extra field is dropped silently."""
+    prediction = _predict(client, "love this")
+    response = client.post(
+        "/v1/feedback", json={"prediction_id": prediction["prediction_id"], "label": "positive", **extra}
+    )
+    assert response.status_code == 400
+    assert named in response.get_json()["message"]
+    retried = client.post(
+        "/v1/feedback", json={"prediction_id": prediction["prediction_id"], "label": "positive"}
+    )
+    assert retried.status_code == 201  # nothing was stored by the refused one
+
+
+@pytest.mark.parametrize("version", ["   ", "m\u0001\n", "two words", "x" * 129, ""])
+def test_feedback_by_text_refuses_a_model_version_no_model_has(client: FlaskClient, version: str) -> None:
+    response = client.post(
+        "/v1/feedback",
+        json={
+            "text": "great trip",
+            "predicted_label": "positive",
+            "label": "negative",
+            "model_version": version,
+        },
+        headers={"X-API-Key": API_KEY},
+    )
+    assert response.status_code == 400
+    assert "'model_version'" in response.get_json()["message"]

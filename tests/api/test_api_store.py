@@ -58,12 +58,17 @@ def test_feedback_is_stored_once_and_counted(store: FeedbackStore) -> None:
         store.add_feedback(_record("a", "positive", "neutral"))
     store.add_feedback(_record("b", "neutral", "neutral", NOW + timedelta(minutes=5)))
     store.add_feedback(_record("c", "neutral", "positive", NOW - timedelta(hours=2)))
-    assert store.feedback_counts_since(NOW - timedelta(minutes=1)) == (2, 1)
+    assert store.feedback_counts_since(NOW - timedelta(minutes=1), "v1") == (2, 1)
+    before_rollout = dataclasses.replace(_record("d", "neutral", "negative"), model_version="v0")
+    store.add_feedback(before_rollout)
+    assert store.feedback_counts_since(NOW - timedelta(minutes=1), "v1") == (2, 1)
+    assert store.feedback_counts_since(NOW - timedelta(minutes=1), "v0") == (1, 1)
+    assert store.wrong_feedback_since(NOW - timedelta(minutes=1), "v1") == (["a"], {"unknown": 1})
     stats = store.feedback_stats()
-    assert (stats["total"], stats["wrong"], stats["correct"]) == (3, 2, 1)
+    assert (stats["total"], stats["wrong"], stats["correct"]) == (4, 3, 1)
     assert stats["last_received_at"] == "2026-03-01T12:05:00Z"
     exported = list(store.iter_feedback())
-    assert [r.prediction_id for r in exported] == ["a", "b", "c"]
+    assert [r.prediction_id for r in exported] == ["a", "b", "c", "d"]
     assert exported[0].text == "tweet a é 🙂" and exported[0].created_at == NOW
 
 
