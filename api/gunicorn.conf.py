@@ -19,7 +19,12 @@ worker_class = "api.gunicorn_worker.JsonErrorWorker"  # gthread, with JSON error
 threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 keepalive = 75
 timeout = 30
-graceful_timeout = 20
+# Cloud Run kills the container 10 s after its SIGTERM: a worker still busy after 8 s is killed by the master,
+# which then has time to exit itself (idle keep-alive connections are closed at once: api/gunicorn_worker.py).
+graceful_timeout = 8
+# No control socket (`gunicornc`, gunicorn >= 25.1): its default path is one per user (~/.gunicorn/), so
+# every server on a machine shared it and a second one that failed to start deleted the first one's.
+control_socket_disable = True
 preload_app = False
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"

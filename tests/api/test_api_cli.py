@@ -141,5 +141,7 @@ def test_gunicorn_reads_its_config_then_gunicorn_cmd_args_then_the_command_s_opt
     assert (config.bind, config.workers, config.threads, config.timeout) == (["127.0.0.1:9123"], 3, 2, 7)
     assert config.worker_class_str == "api.gunicorn_worker.JsonErrorWorker"
     assert config.keepalive == 75 and not config.preload_app
+    assert config.graceful_timeout < 10  # Cloud Run's SIGKILL comes 10 s after its SIGTERM
+    assert config.control_socket_disable  # no socket at a path every server on the machine shares
     monkeypatch.delenv("GUNICORN_CMD_ARGS")
     assert ApiServer(gunicorn_options("127.0.0.1", 9123)).cfg.threads == 4  # the config's default
