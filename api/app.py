@@ -178,6 +178,7 @@ def create_app(
     if settings.proxy_hops > 0:  # behind a load balancer: the client is in X-Forwarded-For (rate limits)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.merge_slashes = False  # "/v1//predict" is an unknown route (JSON 404), not an HTML redirect
     api_services = ApiServices(settings, predictor, store, guarded_telemetry, drift, clock)
     app.extensions["buzzwatch"] = api_services
     if own_telemetry:  # at exit: the last latency figures, then the exporters' buffers (atexit runs LIFO)
@@ -232,6 +233,7 @@ def _register_hooks(app: Flask) -> None:
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
             response.headers["Access-Control-Allow-Headers"] = "Content-Type, X-API-Key, Authorization"
             response.headers["Access-Control-Max-Age"] = "600"
+        if svc.settings.cors_origins:  # the answer depends on the Origin: a shared cache must key on it
             response.vary.add("Origin")
         started = g.get("started")
         if started is not None and request.url_rule is not None:
@@ -320,13 +322,15 @@ def _json_body() -> Any:
             f"got {request.mimetype or 'none'!r}",
             status=415,
         )
-    if request.content_encoding not in (None, "", "identity"):  # else its bytes were "not valid JSON: 0x8b"
-        raise RequestError(
-            f"the body must be sent uncompressed, got Content-Encoding {request.content_encoding!r}",
-            status=415,
-        )
+    # A compressed body's bytes were "not valid JSON: 0x8b" (Content-Encoding), or dropped and "empty"
+    # (a Transfer-Encoding gzip gunicorn passes on). Codings are case-insensitive (RFC 9110).
+    for header, allowed in (("Content-Encoding", {"identity"}), ("Transfer-Encoding", {"chunked"})):
+        given = request.headers.get(header, "")
+        if {coding.strip().lower() for coding in given.split(",") if coding.strip()} - allowed:
+            raise RequestError(f"the body must be sent uncompressed, got {header} {given!r}", status=415)
     raw = request.get_data(cache=False)
-    if request.content_length is None and len(raw) >= services().settings.max_request_bytes:
+    limit = services().settings.max_request_bytes
+    if request.content_length is None and len(raw) >= limit and request.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()  # chunked: werkzeug stops reading at the limit without saying so
     if not raw.strip():
         raise RequestError("the body is empty; send a JSON object")

@@ -207,7 +207,9 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
         },
     }
     bad_request = _error_response(400, "Invalid input: the message says what is wrong")
-    not_json = _error_response(415, "The body is not JSON (send Content-Type: application/json)")
+    not_json = _error_response(
+        415, "The body is not JSON (send Content-Type: application/json), or is compressed (send it plain)"
+    )
     too_large = _error_response(413, "The body is larger than the request-size limit")
     unauthorized = _error_response(
         401, "Missing or wrong API key (X-API-Key header or Authorization: Bearer)"

@@ -115,8 +115,26 @@ def test_a_compressed_body_is_415_naming_the_encoding(client: FlaskClient, route
     )
     assert response.status_code == 415
     assert response.get_json()["message"] == "the body must be sent uncompressed, got Content-Encoding 'gzip'"
-    plain = client.post("/v1/predict", json={"text": "hi"}, headers={"Content-Encoding": "identity"})
-    assert plain.status_code == 200
+    for identity in ("identity", "IDENTITY", "Identity"):  # codings are case-insensitive (RFC 9110)
+        plain = client.post("/v1/predict", json={"text": "hi"}, headers={"Content-Encoding": identity})
+        assert plain.status_code == 200
+
+
+@pytest.mark.parametrize("coding", ["gzip", "gzip, chunked", "GZIP,chunked"])
+def test_a_body_with_a_compressing_transfer_coding_is_415_naming_it(client: FlaskClient, coding: str) -> None:
+    """gunicorn passes `Transfer-Encoding: gzip` on: the body was dropped ("the body is empty") or, with
+    chunked after it, "not valid JSON: ... byte 0x8b"."""
+    response = client.post(
+        "/v1/predict",
+        input_stream=io.BytesIO(gzip.compress(b'{"text": "hi"}')),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": coding},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 415
+    assert (
+        response.get_json()["message"]
+        == f"the body must be sent uncompressed, got Transfer-Encoding {coding!r}"
+    )
 
 
 def test_oversized_body_is_413_json(client: FlaskClient) -> None:
@@ -141,10 +159,25 @@ def test_oversized_chunked_body_is_413_json_not_a_cut_json_error(client: FlaskCl
         assert "larger than 65536 bytes" in response.get_json()["message"]
 
 
+def test_a_chunked_body_of_exactly_the_limit_is_read_whole(client: FlaskClient) -> None:
+    """It was a 413 "larger than 65536 bytes": read up to the limit, a body of that size looked cut."""
+    payload = json.dumps({"text": "great crew"}).encode()
+    for size, status in ((65_536, 200), (65_537, 413)):
+        response = client.post(
+            "/v1/predict",
+            input_stream=io.BytesIO(payload + b" " * (size - len(payload))),
+            headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+        assert response.status_code == status, size
+
+
 def test_unknown_route_and_wrong_method_answer_json(client: FlaskClient) -> None:
     missing = client.get("/v1/nope")
     assert missing.status_code == 404
     assert missing.is_json and "/openapi.json" in missing.get_json()["message"]
+    doubled = client.post("/v1//predict", json={"text": "hi"})  # was a 308 redirect with an HTML page
+    assert (doubled.status_code, doubled.is_json) == (404, True)
     wrong_method = client.get("/v1/predict")
     assert wrong_method.status_code == 405
     assert "POST" in wrong_method.get_json()["message"]
@@ -198,6 +231,9 @@ def test_cors_only_for_configured_origins(client: FlaskClient) -> None:
     assert "Origin" in allowed.headers["Vary"]
     other = client.post("/v1/predict", json={"text": "nice"}, headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
+    # The answers differ by Origin, so each says so: a shared cache must not serve this one to the app.
+    assert "Origin" in other.headers["Vary"]
+    assert "Origin" in client.post("/v1/predict", json={"text": "nice"}).headers["Vary"]
     preflight = client.options(
         "/v1/predict",
         headers={"Origin": "http://localhost:8501", "Access-Control-Request-Method": "POST"},
