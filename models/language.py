@@ -5,7 +5,9 @@ meaningless score. Each scored tweet therefore carries its language and a `suppo
 the X API's `lang` field when the tweet has one, otherwise Google's CLD2 (package `pycld2`, about 20 µs a
 tweet, its model compiled in: nothing is downloaded). Tweets too short or too mixed to tell (emoji only, a
 mention and a link, a few words) are `und` and count as supported: the model reads emoji, emoticons and
-short English, and refusing them would silence most of the stream.
+short English, and refusing them would silence most of the stream. A short text none of whose letters is
+Latin ("서비스 최악") is not short English: it gets CLD2's best guess from its script (ko), and is not
+supported when even that fails.
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ _CLD2_TO_X = {"iw": "he", "zh-hant": "zh", "zh": "zh", "un": UNDETERMINED}
 # without (tests/models/test_language.py) at half the cost.
 _NOISE = re.compile(r"(?=[hw@#r&])(?:https?://\S+|www\.\S+|[@#]\w+|\bRT\b|&\w+;)", re.IGNORECASE)
 MIN_TEXT_BYTES = 24  # less text than this (links, mentions and hashtags removed) cannot be told apart
+# Letters of the Latin script (ASCII, Latin-1, Latin Extended A-E and Additional, IPA, modifier and phonetic
+# letters, super- and subscripts, fullwidth, mathematical alphanumerics: the "fonts" tweets are written in,
+# "ˢᴵᴺᶜᴱ", "𝐰𝐨𝐫𝐬𝐭"), and words (runs of two letters or more) of any script: a short text with no Latin letter
+# and words of at least FOREIGN_MIN_LETTERS letters is no short English, whatever its language. Lone
+# letters do not count: emoticons borrow them ("ಠ_ಠ", "¯\\_(ツ)_/¯", "(づ｡◕‿‿◕｡)づ").
+_LATIN_LETTER = re.compile(
+    "[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u1d00-\u1dbf\u1e00-\u1eff\u2070-\u209f"
+    "\u2c60-\u2c7f\ua720-\ua7ff\uab30-\uab6f\uff21-\uff3a\uff41-\uff5a\U0001d400-\U0001d7ff]"
+)
+_WORD = re.compile(r"[^\W\d_]{2,}")
+FOREIGN_MIN_LETTERS = 3
 # CLD2 reads short English as Scots now and then ("I feel sorry for AA"); Scots is no language we serve.
 _ENGLISH_LOOKALIKES = frozenset({"sco"})
 
@@ -49,16 +62,28 @@ def normalise_code(code: str | None) -> str:
 
 
 def detect(text: str) -> str:
-    """The language CLD2 reliably finds in the text (links, mentions, hashtags removed), else `und`."""
+    """The language CLD2 reliably finds in the text (links, mentions, hashtags removed), else `und`.
+
+    A text too short to tell whose letters are all of a script other than Latin ("服务太差了") gets CLD2's
+    best guess from its script instead (zh), `und` when it has none."""
     content = _NOISE.sub(" ", text or "")
+    foreign = foreign_script(content)
     try:
-        reliable, text_bytes, details = pycld2.detect(content, isPlainText=True, bestEffort=False)
+        reliable, text_bytes, details = pycld2.detect(content, isPlainText=True, bestEffort=foreign)
     except (pycld2.error, UnicodeError, ValueError):  # broken Unicode (a lone surrogate) tells nothing
         return UNDETERMINED
-    if not reliable or text_bytes < MIN_TEXT_BYTES or not details:
+    if not details or not (foreign or (reliable and text_bytes >= MIN_TEXT_BYTES)):
         return UNDETERMINED
     code = normalise_code(details[0][1])
     return "en" if code in _ENGLISH_LOOKALIKES else code
+
+
+def foreign_script(text: str) -> bool:
+    """Whether the text has words (FOREIGN_MIN_LETTERS letters in runs of two or more) and no Latin letter:
+    Cyrillic, Arabic, Han, Hangul..."""
+    if _LATIN_LETTER.search(text) is not None:
+        return False
+    return sum(len(word) for word in _WORD.findall(text)) >= FOREIGN_MIN_LETTERS
 
 
 class LanguageGate:
@@ -74,7 +99,9 @@ class LanguageGate:
         code = normalise_code(hint)
         if code == UNDETERMINED:
             code = detect(text)
-        return Language(code, code == UNDETERMINED or code in self.supported)
+        if code == UNDETERMINED:  # short or mixed: read as short English, unless no letter is Latin
+            return Language(code, not foreign_script(_NOISE.sub(" ", text or "")))
+        return Language(code, code in self.supported)
 
     def identify_many(
         self, texts: Sequence[str], hints: Sequence[str | None] | None = None

@@ -64,6 +64,39 @@ def test_undetermined_tweets_are_supported() -> None:
     assert LanguageGate(("en",)).identify("😡😡😡") == Language(UNDETERMINED, True)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Too short for CLD2 to tell reliably, yet no short English: every letter of another script. These
+        # were `und` and supported, so the model's guess (neutral) counted as if it had read them.
+        ("服务太差了", Language("zh", False)),
+        ("最悪のサービス", Language("ja", False)),
+        ("خدمة سيئة", Language("ar", False)),
+        ("서비스 최악", Language("ko", False)),
+        ("@united ужасно", Language("ru", False)),
+        # Still short English, or nothing to tell: Latin letters in any "font", emoticons that borrow a
+        # lone letter of another script, a two-letter word, digits of another script.
+        ("@united 𝐰𝐨𝐫𝐬𝐭 𝐚𝐢𝐫𝐥𝐢𝐧𝐞", Language(UNDETERMINED, True)),
+        ("Ｉ ｈａｔｅ ｉｔ", Language(UNDETERMINED, True)),
+        ("ˢᴵᴺᶜᴱ ᴱᵛᴱᴿᵞᵀᴴᴵᴺᴳ", Language(UNDETERMINED, True)),
+        ("Café olé", Language(UNDETERMINED, True)),
+        ("@delta ಠ_ಠ", Language(UNDETERMINED, True)),
+        ("¯\\_(ツ)_/¯", Language(UNDETERMINED, True)),
+        ("(づ｡◕‿‿◕｡)づ", Language(UNDETERMINED, True)),
+        ("ок", Language(UNDETERMINED, True)),
+        ("١٢٣ 😡", Language(UNDETERMINED, True)),
+    ],
+)
+def test_a_short_text_with_no_latin_letter_is_not_read_as_short_english(
+    text: str, expected: Language
+) -> None:
+    assert LanguageGate(("en",)).identify(text) == expected
+
+
+def test_a_model_that_reads_a_script_supports_its_short_texts() -> None:
+    assert LanguageGate(("en", "ko")).identify("서비스 최악") == Language("ko", True)
+
+
 def test_a_model_that_reads_french_supports_it() -> None:
     class Bilingual:
         languages = ("en", "fr")
