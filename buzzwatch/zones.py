@@ -96,9 +96,11 @@ def check_brand_tables(tables: Iterable[Mapping[str, object]], source: str) -> N
     """The checks every reader of a brands file makes (replay, detect, ingest, the app), so that a file one
     accepts no other refuses: each `name` a brand id (at most MAX_BRAND_CHARS), never twice; `timezone` an
     IANA zone; `display_name` a string and `handles`, `keywords`, `aliases` lists of non-empty strings, none
-    holding a control character. A SettingsError names `source`, the brand and the field. (Ingest adds its
-    own: X handles, a stream rule.)"""
+    holding a control character; no spelling (id, display name, alias, handle; as `BrandIds` compares them)
+    two brands'. A SettingsError names `source`, the brand and the field. (Ingest adds its own: X handles,
+    a stream rule.)"""
     seen: set[str] = set()
+    claimed: dict[str, str] = {}  # spelling key -> the brand it names
     for index, entry in enumerate(tables):
         where = f"{source}: brand #{index + 1}"
         name = entry.get("name")
@@ -121,6 +123,13 @@ def check_brand_tables(tables: Iterable[Mapping[str, object]], source: str) -> N
         if not isinstance(shown, str):
             raise SettingsError(f"{where}: 'display_name' must be a string")
         _refuse_control(shown, f"{where}: 'display_name'")
+        for spelling in (name, *spellings(entry)[1]):
+            key = _spelling_key(spelling)
+            if claimed.setdefault(key, name) != name:  # a data file naming it would be either brand's
+                raise SettingsError(
+                    f"{where}: {spelling!r} also names brand {claimed[key]!r} (its id, display name, an "
+                    "alias or a handle, case, spaces and punctuation aside): keep it for one of them"
+                )
 
 
 def _refuse_control(value: str, field: str) -> None:
@@ -213,7 +222,8 @@ class BrandIds:
     case, spaces and punctuation aside), else the value slugified, tracked as a brand of its own."""
 
     def __init__(self, spellings: Iterable[tuple[str, Iterable[str]]]) -> None:
-        """`spellings`: (brand id, its other spellings) per brand; a shared spelling is the first's."""
+        """`spellings`: (brand id, its other spellings) per brand; a spelling two brands share (which
+        `check_brand_tables` refuses in a brands file) is the first's."""
         self._by_key: dict[str, str] = {}
         for name, others in spellings:
             for spelling in (name, *others):
