@@ -25,6 +25,16 @@ MENTION_SETS: tuple[tuple[str, ...], ...] = (
     ("@united lost my bag again, worst service", "@SouthwestAir lost my bag again, worst service"),
     ("@VirginAmerica flight 714 to Boston boards at 6pm", "@USAirways flight 714 to Boston boards at 6pm"),
 )
+# The same tweet in the "fonts" tweets are styled with (mathematical bold and italic, fullwidth, circled):
+# a model reads them as the plain text (models.text rule 1; bold "worst airline ever" was neutral).
+STYLE_SETS: tuple[tuple[str, ...], ...] = (
+    (
+        "@united worst airline ever, lost my bag",
+        "@united 𝐰𝐨𝐫𝐬𝐭 𝐚𝐢𝐫𝐥𝐢𝐧𝐞 𝐞𝐯𝐞𝐫, lost my bag",
+        "@united ｗｏｒｓｔ ａｉｒｌｉｎｅ ｅｖｅｒ, lost my bag",
+    ),
+    ("love the crew, best flight ever", "𝒍𝒐𝒗𝒆 the crew, 𝒃𝒆𝒔𝒕 flight ever", "ⓛⓞⓥⓔ the crew, best flight ever"),
+)
 URL_BASES: tuple[str, ...] = (
     "@united thanks for the great flight",
     "@united lost my bag again, worst service",
@@ -132,7 +142,7 @@ def batch_failures(predictor: Any) -> list[str]:
 def behaviour_failures(predictor: Any) -> list[str]:
     """Every failed behavioural check of a predictor (empty when the model passes them all)."""
     failures: list[str] = batch_failures(predictor)
-    for variants in MENTION_SETS:
+    for variants in (*MENTION_SETS, *STYLE_SETS):
         failures += invariance_failures(predictor, variants)
     for base in URL_BASES:
         failures += invariance_failures(predictor, [base + suffix for suffix in URL_SUFFIXES])

@@ -43,7 +43,7 @@ from models.language import DEFAULT_LANGUAGES
 from models.linear import FEATURES_FILE as LINEAR_FEATURES_FILE
 from models.linear import PAD_KEY, LinearModel, softmax
 from models.subwords import SubwordTable
-from models.text import NORMALISER_VERSION, chunk_tokens, token_chunks, tokenize
+from models.text import NORMALISER_VERSION, READS_LIKE, chunk_tokens, token_chunks, tokenize
 from models.vocab import UNK_ID, Vocabulary, group_by_bucket, pad_batch
 
 LOGGER = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ class Predictor:
         self.max_length = int(self.meta["max_length"])
         self.bucket_size = int(self.meta["bucket_size"])
         self.batch_size = max(1, int(batch_size))
-        if self.meta.get("normaliser_version") != NORMALISER_VERSION:
+        if self.meta.get("normaliser_version") not in READS_LIKE:
             LOGGER.warning(
                 "model %s was trained with normaliser version %s but models.text is version %s",
                 self.model_version,

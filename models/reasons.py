@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from models.text import NORMALISER_VERSION, tokenize
+from models.text import NORMALISER_VERSION, READS_LIKE, tokenize
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,7 +106,7 @@ class ReasonClassifier:
             meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
             if meta.get("format") != ARTIFACT_FORMAT:
                 raise ValueError(f"{META_FILE} is not a {ARTIFACT_FORMAT} artifact")
-            if meta.get("normaliser_version") != NORMALISER_VERSION:
+            if meta.get("normaliser_version") not in READS_LIKE:
                 logger.warning(
                     "reason classifier trained with normaliser v%s, running v%s: retrain (train_reasons)",
                     meta.get("normaliser_version"),

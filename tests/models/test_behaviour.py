@@ -23,6 +23,12 @@ def test_invariant_to_mentions(champion, variants):
     assert behaviour.invariance_failures(champion, variants) == []
 
 
+@pytest.mark.parametrize("variants", behaviour.STYLE_SETS)
+def test_invariant_to_styled_letters(champion, variants):
+    assert behaviour.invariance_failures(champion, variants) == []
+    assert np.array_equal(*champion.predict_proba([variants[0], variants[1]]))  # the very same tokens
+
+
 @pytest.mark.parametrize("text", behaviour.URL_BASES)
 def test_invariant_to_urls(champion, text):
     assert behaviour.invariance_failures(champion, [text + suffix for suffix in behaviour.URL_SUFFIXES]) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -11,9 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.text import (
+    _STYLED_BLOCKS,
+    _STYLED_KEPT,
     NEGATION_PREFIX,
     NORMALISER_VERSION,
+    READS_LIKE,
     _get_tokenizer,
+    _styled_letters,
     chunk_tokens,
     mark_negation,
     normalise,
@@ -152,6 +157,55 @@ def test_placeholder_character_in_input_is_ignored() -> None:
 
 def test_version_is_a_string() -> None:
     assert isinstance(NORMALISER_VERSION, str) and NORMALISER_VERSION
+    assert NORMALISER_VERSION in READS_LIKE
+
+
+@pytest.mark.parametrize(
+    ("styled", "plain"),
+    [
+        ("@united 𝐰𝐨𝐫𝐬𝐭 𝐚𝐢𝐫𝐥𝐢𝐧𝐞 𝐞𝐯𝐞𝐫", "@united worst airline ever"),  # mathematical bold
+        ("𝑾𝑶𝑹𝑺𝑻 flight", "WORST flight"),  # bold italic capitals: still shouted
+        ("Ｉ ｈａｔｅ ｔｈｉｓ ａｉｒｌｉｎｅ", "I hate this airline"),  # fullwidth
+        ("ⓜⓔⓗ service", "meh service"),  # circled
+        ("ﬁne, ﬂight ok", "fine, flight ok"),  # ligatures
+        ("𝟑 hours late", "3 hours late"),  # mathematical digits
+        ("Cafe\u0301 delayed", "Café delayed"),  # decomposed accent (NFD) and composed (NFC)
+    ],
+)
+def test_styled_letters_read_as_the_plain_ones(styled: str, plain: str) -> None:
+    """The "fonts" tweets are written in scored a styled complaint as unknown words: bold "worst airline
+    ever" was neutral (negative 0.12) where the plain one is negative (0.999)."""
+    assert tokenize(styled) == tokenize(plain)
+
+
+def test_emoji_and_symbols_among_the_styled_letters_stay_themselves() -> None:
+    assert tokenize("Ⓜ️ ℹ️ ™ 30º 1ª") == [
+        ":circled_m:",
+        ":information:",
+        ":trade_mark:",
+        "30º",
+        "1ª",
+    ]
+
+
+def test_the_styled_letters_kept_are_exactly_the_emoji_among_them() -> None:
+    """`emoji` is imported only when the first tweet is tokenized, so the emoji among the styled letters are
+    listed by hand: this checks the list against the package, and each styled letter is an ASCII letter
+    or digit once folded."""
+    import emoji
+
+    candidates = {
+        chr(code)
+        for start, end in _STYLED_BLOCKS
+        for code in range(start, end)
+        if unicodedata.normalize("NFKC", chr(code)).isascii()
+        and unicodedata.normalize("NFKC", chr(code)).isalnum()
+        and unicodedata.normalize("NFKC", chr(code)) != chr(code)
+    }
+    assert {character for character in candidates if emoji.is_emoji(character)} == set(_STYLED_KEPT) - set(
+        "ªº"
+    )
+    assert set(_styled_letters()) == {ord(character) for character in candidates - set(_STYLED_KEPT)}
 
 
 @settings(max_examples=300, deadline=None)
