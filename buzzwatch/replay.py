@@ -14,6 +14,7 @@ then merged), so a replay's memory does not grow with its file.
 from __future__ import annotations
 
 import csv
+import gzip
 import heapq
 import io
 import math
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Generic, TextIO, TypeVar
+from typing import IO, Any, Generic, TextIO, TypeVar
 
 from buzzwatch.schema import SchemaError, load_json
 from buzzwatch.settings import CommandError
@@ -46,6 +47,7 @@ SPILL_BLOCK_ITEMS = 256
 MAX_REPORTED_ERRORS = 20
 # File names that say JSON lines (one tweet object per line) rather than CSV.
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
+GZIP_MAGIC = b"\x1f\x8b"
 
 Item = TypeVar("Item")
 
@@ -282,18 +284,17 @@ class SkippedRows:
 UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")  # what Excel's "Unicode text" and PowerShell's redirection write
 
 
-def replay_text(raw: BinaryIO, name: object) -> TextIO:
-    """The text of the seekable bytes `raw` (`name` in messages): UTF-8 with or without a byte-order mark.
+def replay_text(raw: io.BufferedReader | gzip.GzipFile, name: object) -> TextIO:
+    """The text of the bytes `raw` (`name` in messages): UTF-8 with or without a byte-order mark.
 
     A byte that is not UTF-8 is kept apart (U+DC80 + the byte, `errors="surrogateescape"`), so the row or line
     holding it is reported (`undecodable`), never read altered: U+FFFD in its place changed the text scored
     without a word. A UTF-16 file is a CsvError saying so: read as UTF-8, every line of it was noise (a CSV
     header "missing column(s) ...", every JSON line "not valid JSON").
     """
-    if raw.read(2) in UTF16_MARKS:
+    if raw.peek(2)[:2] in UTF16_MARKS:  # peeked, not read: a pipe cannot seek back
         raw.close()
         raise CsvError(f"{name} is UTF-16 text; save it as UTF-8")
-    raw.seek(0)
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
@@ -319,8 +320,39 @@ def json_lines(lines: Iterable[str | bytes]) -> Iterator[tuple[int, Any, str | N
 
 
 def open_replay_text(path: Path) -> TextIO:
-    """`replay_text` of the file at `path`."""
-    return replay_text(path.open("rb"), path)
+    """`replay_text` of the file at `path`, gzip-compressed or not (its first bytes say), a regular file or
+    a stream (a pipe, `<(zcat tweets.csv.gz)`, /dev/stdin). A path that cannot be read is a CsvError
+    naming it and why (missing, a folder, no permission)."""
+    try:
+        raw = path.open("rb")
+    except FileNotFoundError:
+        raise CsvError(f"input file not found: {path}") from None
+    except IsADirectoryError:
+        raise CsvError(f"{path} is a folder; give a file") from None
+    except OSError as exc:
+        raise CsvError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        if raw.peek(2)[:2] == GZIP_MAGIC:
+            return replay_text(_Gunzipped(raw), path)
+        return replay_text(raw, path)
+    except BaseException:
+        raw.close()
+        raise
+
+
+class _Gunzipped(gzip.GzipFile):
+    """A gzip stream read from an open file, which it closes when closed (GzipFile leaves it open)."""
+
+    def __init__(self, source: io.BufferedReader) -> None:
+        super().__init__(fileobj=source, mode="rb")
+        self._source = source
+
+    def close(self) -> None:
+        """Close the stream, then the file under it."""
+        try:
+            super().close()
+        finally:
+            self._source.close()
 
 
 @contextmanager

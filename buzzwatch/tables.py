@@ -68,7 +68,7 @@ def read_string_csv(data: bytes, name: str | Path) -> pd.DataFrame:
     """
     import pandas as pd
 
-    rows = ReplayCsv(replay_text(io.BytesIO(data), name))
+    rows = ReplayCsv(replay_text(io.BufferedReader(io.BytesIO(data)), name))
     problem = rows.header_problem()
     if problem:
         raise CsvError(f"{name}: {problem}")

@@ -115,8 +115,9 @@ def run_ingest_command(args: argparse.Namespace) -> int:
             settings = IngestSettings(**{**vars(settings), "brands_path": args.brands})
         if args.source == "replay" and args.input is None:
             raise SettingsError("--input is required with --source replay")
-        if args.input is not None and not args.input.is_file():
-            raise SettingsError(f"--input {args.input} is not a file")
+        if args.input is not None and (not args.input.exists() or args.input.is_dir()):
+            missing = "is a folder" if args.input.is_dir() else "does not exist"
+            raise SettingsError(f"--input {args.input} {missing}; give a file (a pipe or /dev/stdin will do)")
         options = SourceOptions(
             source=args.source,
             input_path=args.input,

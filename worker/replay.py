@@ -169,15 +169,13 @@ def replay_rows(
 ) -> Iterator[EventTimeOrder[ReplayRow]]:
     """Valid rows of the file in (created_at, id) order, holding at most `run_items` of them in memory.
 
-    A CSV (any name but .jsonl, .ndjson or .json) or JSON lines, one flat tweet object a line with the same
-    fields. The whole file is read on entry: bad rows are recorded in `summary` (the first few in full) and
-    skipped. Each row's brands are their brand ids as the ingester names them (`brand_ids`; None: the
-    brands file's, BUZZWATCH_BRANDS_FILE or config/brands.toml), so "United", " UNITED " and "united" are
-    one brand.
+    A CSV (any name but .jsonl, .ndjson or .json, also before .gz) or JSON lines, one flat tweet object a
+    line with the same fields; gzip-compressed or not, a pipe too (`open_replay_text`). The whole file is
+    read on entry: bad rows are recorded in `summary` (the first few in full) and skipped. Each row's
+    brands are their brand ids as the ingester names them (`brand_ids`; None: the brands file's,
+    BUZZWATCH_BRANDS_FILE or config/brands.toml), so "United", " UNITED " and "united" are one brand.
     """
     ids = brand_ids or BrandsFile.read().ids()
-    if not path.is_file():
-        raise ReplayError(f"input file not found: {path}")
 
     @functools.lru_cache(maxsize=BRAND_CELLS_KEPT)
     def brands_of(cell: str) -> tuple[str, ...]:

@@ -72,7 +72,7 @@ def ingest_env(emulator_env, unique_name, tmp_path) -> dict[str, str]:
     ("arguments", "message"),
     [
         (["--source", "replay"], "--input is required"),
-        (["--source", "replay", "--input", "absent.csv"], "is not a file"),
+        (["--source", "replay", "--input", "absent.csv"], "absent.csv does not exist"),
         (["--source", "x-stream"], "missing required setting X_BEARER_TOKEN"),
         (["--source", "stdin", "--brands", "absent.toml"], "brands file not found"),
         # -1 published all but the last tweet of a replay, and stopped stdin after its first

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import gc
+import gzip
 import io
 import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -484,6 +486,48 @@ def test_a_missing_file_and_a_bad_speed_are_refused(tmp_path: Path, capsys: pyte
     assert "input file not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["replay", "--input", "x.csv", "--alerts-out", "o.jsonl", "--speed", "fast"])
+
+
+def test_a_gzipped_file_or_a_pipe_is_read_as_the_plain_file(tmp_path: Path, tweets: list) -> None:
+    """A .csv.gz was "missing column(s) ... found \\udc8b..." and a .jsonl.gz "0 tweets, every line not
+    UTF-8"; a pipe (`<(zcat f.gz)`, /dev/stdin) was "input file not found"."""
+    plain = write_csv(tmp_path / "in.csv", tweets[:300])
+    expected = [row.tweet.id for row in read_rows(plain, True, ReplaySummary())]
+    packed = tmp_path / "in.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert [row.tweet.id for row in read_rows(packed, True, ReplaySummary())] == expected
+    lines = tmp_path / "in.jsonl.gz"
+    with open(plain, newline="", encoding="utf-8") as handle:
+        records = [json.dumps(row) for row in csv.DictReader(handle)]
+    lines.write_bytes(gzip.compress("\n".join(records).encode()))
+    assert [row.tweet.id for row in read_rows(lines, True, ReplaySummary())] == expected
+    read_end, write_end = os.pipe()
+    writer = threading.Thread(target=lambda: os.write(write_end, packed.read_bytes()) and os.close(write_end))
+    writer.start()
+    try:
+        piped = read_rows(Path(f"/dev/fd/{read_end}"), True, ReplaySummary())
+    finally:
+        writer.join()
+        os.close(read_end)
+    assert [row.tweet.id for row in piped] == expected
+
+
+def test_a_folder_or_an_unreadable_file_is_one_line(
+    tmp_path: Path, tweets: list, capsys: pytest.CaptureFixture
+) -> None:
+    """An unreadable file was a PermissionError traceback; a folder "input file not found". (A socket is a
+    file no one can open, root included, as root reads a file whatever its mode.)"""
+    with socket.socket(socket.AF_UNIX) as listener:
+        unreadable = tmp_path / "tweets.sock"
+        listener.bind(str(unreadable))
+        for source, says in (
+            (tmp_path, "is a folder; give a file"),
+            (unreadable, "cannot read"),
+        ):
+            out = str(tmp_path / "out.jsonl")
+            assert main(["replay", "--input", str(source), "--alerts-out", out, "--oracle"]) == 2
+            err = capsys.readouterr().err
+            assert says in err and "Traceback" not in err
 
 
 def test_speed_n_paces_the_replay_in_event_time(tmp_path: Path, tweets: list) -> None:
