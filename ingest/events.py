@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from buzzwatch.schema import AUTHOR_FIELDS, SchemaError, TweetEvent, first_filled
@@ -53,7 +53,10 @@ def event_from_x(
     rule_tags: Sequence[str] = (),
     received_at: datetime | None = None,
 ) -> TweetEvent:
-    """An X API v2 tweet object (plus `includes.users` for the author's handle and the stream's rule tags)."""
+    """An X API v2 tweet object (plus `includes.users` for the author's handle and the stream's rule tags).
+
+    One without `created_at` is a SchemaError, unless `received_at` is given (the live stream's receipt:
+    a tweet it sends was just posted); a file's or a search page's tweet has no such time to stand in."""
     if not isinstance(tweet, Mapping):
         raise SchemaError("an X API tweet must be a JSON object")
     retweet_of = None
@@ -70,8 +73,7 @@ def event_from_x(
         raise SchemaError("field 'includes.users[].username' must be a string")
     payload = {
         "id": tweet.get("id"),
-        # The stream always sends created_at when asked; fall back to the time of receipt otherwise.
-        "created_at": tweet.get("created_at") or (received_at or datetime.now(UTC)),
+        "created_at": tweet.get("created_at") or received_at,
         "text": tweet.get("text"),
         "lang": tweet.get("lang"),
         "author_id": tweet.get("author_id"),

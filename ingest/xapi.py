@@ -333,8 +333,13 @@ class FilteredStream(tweepy.StreamingClient):
             if isinstance(rule, dict) and isinstance(rule.get("tag"), str)
         ]
         try:
-            event = event_from_x(
-                message["data"], self.brands, "x-stream", includes=message.get("includes"), rule_tags=tags
+            event = event_from_x(  # the stream always sends created_at when asked; else the receipt
+                message["data"],
+                self.brands,
+                "x-stream",
+                includes=message.get("includes"),
+                rule_tags=tags,
+                received_at=datetime.now(UTC),
             )
         except SchemaError as exc:
             self.report.bad_input("x-stream", str(exc))

@@ -129,6 +129,18 @@ def test_stdin_reads_json_lines_and_skips_bad_ones(brands):
     assert report.bad == 2 and report.read == 4
 
 
+def test_an_x_api_tweet_without_its_time_is_a_bad_line_not_one_dated_now(brands):
+    """A file's or stdin's X API tweet without `created_at` was dated the moment it was read (2026 among
+    2015 tweets: a paced replay then waited years for it); only the live stream has a receipt to stand in."""
+    stream = io.StringIO(
+        '{"data": {"id": "103", "text": "no created at @united"}}\n'
+        '{"data": {"id": "104", "text": "@united late", "created_at": "2015-02-24T11:35:52Z"}}\n'
+    )
+    report = InputReport()
+    events = list(stdin_events(brands, report, threading.Event(), stream))
+    assert [event.id for event in events] == ["104"] and report.bad == 1
+
+
 def test_stdin_skips_undecodable_and_unencodable_lines_and_reads_on(brands):
     """A lone surrogate, bytes that are not UTF-8, a document too deep or a number too long is one bad line,
     not the end (the number's ValueError stopped the ingester)."""
