@@ -254,9 +254,9 @@ def _json_cells(document: object) -> dict[str, str]:
             value = ",".join(value)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if not isinstance(value, str):  # a number as the ingester refuses it (and a float id loses digits)
             raise SchemaError(f"field {key!r} must be a string, not a JSON {_json_kind(value)}")
-        cells[key] = str(value)
+        cells[key] = value
     return cells
 
 

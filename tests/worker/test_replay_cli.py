@@ -383,6 +383,10 @@ def test_bad_json_lines_are_reported_and_their_neighbours_replayed(
         json.dumps("a string"),
         "",
         json.dumps({**good, "id": "5"}),
+        # numbers, as the ingester refuses them: a float id had lost its last digits (two tweets one id)
+        '{"id": 570306133677760513.0, "created_at": "2026-01-05T10:00:00Z", "text": "x", "brand": "acme"}',
+        json.dumps({**good, "id": "11", "text": 12345}),
+        json.dumps({**good, "id": "12", "brand": 123}),
     ]
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -395,7 +399,10 @@ def test_bad_json_lines_are_reported_and_their_neighbours_replayed(
     assert "line 5: field 'text' must be a string, not a JSON object" in captured.err
     assert "line 6: empty 'brand'" in captured.err
     assert "line 7: a line must be a tweet object {...}, not a JSON string" in captured.err
-    assert "replayed 2 tweets (6 of 8 rows skipped)" in captured.out
+    assert "line 10: field 'id' must be a string, not a JSON number" in captured.err
+    assert "line 11: field 'text' must be a string, not a JSON number" in captured.err
+    assert "line 12: field 'brand' must be a string, not a JSON number" in captured.err
+    assert "replayed 2 tweets (9 of 11 rows skipped)" in captured.out
 
 
 def test_the_airline_data_sets_own_columns_are_read(tmp_path: Path) -> None:
