@@ -272,18 +272,19 @@ class TweetEvent:
             if payload.get(key) is not None and not isinstance(payload[key], str):
                 raise SchemaError(f"field {key!r} must be a string")
         optional = {}
-        for key in ("author_id", "retweet_of"):
+        for key in ("author_id", "retweet_of"):  # ids, like `id`, read without surrounding whitespace
             value = payload.get(key)
             if value is not None and not isinstance(value, str | int):
                 raise SchemaError(f"field {key!r} must be a string")
-            optional[key] = None if value is None else _id(_unicode(str(value), key), key)
+            written = None if value is None else str(value).strip()
+            optional[key] = _id(_unicode(written, key), key) if written else None
         created_at = _tweet_time(payload.get("created_at"))
         if created_at < FIRST_TWEET_AT:
             raise SchemaError(
                 f"created_at {format_timestamp(created_at)} is before the first tweet ever (2006-03-21)"
             )
         return cls(
-            id=_id(_require_str(payload, "id"), "id"),
+            id=_id(_require_str(payload, "id").strip(), "id"),  # " 42 " in a CSV cell is tweet 42
             created_at=created_at,
             text=text,
             brands=tuple(map(_brand, named)),

@@ -58,6 +58,7 @@ from buzzwatch.zones import BRAND_FIELDS, BrandIds, BrandsFile, split_brands
 from models.language import UNDETERMINED, Language, LanguageGate, gate_for
 from worker.detection import BuzzDetector
 
+INTEGER_ID_FIELDS = frozenset({"id", *AUTHOR_FIELDS})  # JSON integers `TweetEvent` reads as their digits
 REQUIRED_COLUMNS = ("id", "created_at", "text")  # and a brand column: one of BRAND_FIELDS
 REASON_COLUMNS = ("negative_reason", "negativereason")
 LANGUAGE_COLUMN = "lang"
@@ -254,7 +255,9 @@ def _json_cells(document: object) -> dict[str, str]:
             value = ",".join(value)
         if value is None:
             continue
-        if not isinstance(value, str):  # a number as the ingester refuses it (and a float id loses digits)
+        if isinstance(value, int) and not isinstance(value, bool) and key in INTEGER_ID_FIELDS:
+            value = str(value)  # an integer id, as `TweetEvent` takes one (a float would have lost digits)
+        if not isinstance(value, str):  # as the ingester refuses it
             raise SchemaError(f"field {key!r} must be a string, not a JSON {_json_kind(value)}")
         cells[key] = value
     return cells

@@ -107,6 +107,13 @@ def test_an_id_of_the_longest_length_is_accepted():
     assert (event.id, event.author_id, event.retweet_of) == (longest, longest, longest)
 
 
+def test_ids_are_read_without_surrounding_whitespace():
+    """A CSV cell " 42 " was tweet " 42 " to the ingester and tweet 42 to `buzzwatch replay`: one tweet
+    counted twice, by two authors, depending on the path."""
+    event = TweetEvent.from_dict(_event_payload(id=" 42 ", author_id=" bob\t", retweet_of="  "))
+    assert (event.id, event.author_id, event.retweet_of) == ("42", "bob", None)
+
+
 def test_oversized_and_undecodable_messages_are_refused():
     with pytest.raises(SchemaError, match="larger than"):
         TweetEvent.from_json(b"{" + b" " * MAX_MESSAGE_BYTES + b"}")

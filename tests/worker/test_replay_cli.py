@@ -387,6 +387,7 @@ def test_bad_json_lines_are_reported_and_their_neighbours_replayed(
         '{"id": 570306133677760513.0, "created_at": "2026-01-05T10:00:00Z", "text": "x", "brand": "acme"}',
         json.dumps({**good, "id": "11", "text": 12345}),
         json.dumps({**good, "id": "12", "brand": 123}),
+        json.dumps({**good, "id": 570306133677760513, "author_id": 42}),  # integer ids, as ingest reads them
     ]
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -402,7 +403,7 @@ def test_bad_json_lines_are_reported_and_their_neighbours_replayed(
     assert "line 10: field 'id' must be a string, not a JSON number" in captured.err
     assert "line 11: field 'text' must be a string, not a JSON number" in captured.err
     assert "line 12: field 'brand' must be a string, not a JSON number" in captured.err
-    assert "replayed 2 tweets (9 of 11 rows skipped)" in captured.out
+    assert "replayed 3 tweets (9 of 12 rows skipped)" in captured.out
 
 
 def test_the_airline_data_sets_own_columns_are_read(tmp_path: Path) -> None:
