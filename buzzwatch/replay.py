@@ -437,6 +437,9 @@ class EventTimeOrder(Generic[Item]):
         self.close()
 
 
+MAX_WAIT_S = 86_400.0  # `paced` waits a day at a time at most
+
+
 def wait_by_sleeping(seconds: float) -> bool:
     """`paced`'s default wait: sleep, never stop."""
     time.sleep(seconds)
@@ -465,7 +468,10 @@ def paced(
         moment = event_time(item)
         if first is None:
             first = moment
-        delay = started + (moment - first).total_seconds() / speed - clock()
+        due = started + (moment - first).total_seconds() / speed
+        while (delay := due - clock()) > MAX_WAIT_S:  # a wait of years overflowed `Event.wait` (tiny speeds)
+            if wait(MAX_WAIT_S):
+                return
         if delay > 0 and wait(delay):
             return
         yield item

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from buzzwatch.replay import SPILL_BLOCK_ITEMS, EventTimeOrder, open_replay_csv, paced
+from buzzwatch.replay import MAX_WAIT_S, SPILL_BLOCK_ITEMS, EventTimeOrder, open_replay_csv, paced
 from buzzwatch.schema import SchemaError
 from ingest.brands import BrandBook
 from ingest.sources import InputReport, replay_file_events
@@ -100,6 +100,16 @@ def test_a_slow_consumer_catches_up_instead_of_drifting() -> None:
         if index == 0:
             clock.now += 2.5  # the consumer took 2.5 s over the first item
     assert waits_before == [0, 0, 0, 1] and clock.waits == [0.5]
+
+
+def test_a_wait_of_years_is_waited_a_day_at_a_time() -> None:
+    """`--speed 1e-10` made a minute's wait 19,000 years: OverflowError from `threading.Event.wait`."""
+    clock = FakeClock()
+    assert len(list(paced(_at(0, 60), lambda moment: moment, 1e-8, clock.wait, clock))) == 2
+    assert max(clock.waits) == MAX_WAIT_S and sum(clock.waits) == pytest.approx(60 / 1e-8)
+    stop = threading.Event()
+    stop.set()
+    assert list(paced(_at(0, 60), lambda moment: moment, 1e-10, stop.wait)) == _at(0)
 
 
 def test_max_speed_never_waits_and_a_stop_ends_the_replay_mid_wait() -> None:
