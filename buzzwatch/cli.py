@@ -84,6 +84,18 @@ def stopped_by_signals(second_signal_interrupts: bool = False) -> Iterator[threa
             signal.signal(number, handler)
 
 
+@contextmanager
+def terminated_as_interrupted() -> Iterator[None]:
+    """SIGTERM as Ctrl-C for the block: KeyboardInterrupt, so `main` says "interrupted" (exit status 130)
+    and the command's cleanup runs, where SIGTERM's default ended the process at once (143, nothing said).
+    The previous handler is put back after."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def installed_commands() -> tuple[EntryPoint, ...]:
     """The subcommand entry points of the installed project (its package metadata)."""
     return tuple(entry_points(group=COMMANDS_GROUP))

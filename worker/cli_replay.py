@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from buzzwatch.cli import positive_count, stopped_by_signals
+from buzzwatch.cli import positive_count, stopped_by_signals, terminated_as_interrupted
 
 
 def _speed(value: str) -> float:
@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
             model_uri = args.model_uri or CommonSettings.from_env().model_uri
             model = held.enter_context(PredictorProcess(model_uri))
+        held.enter_context(terminated_as_interrupted())  # while the file is read: SIGTERM as Ctrl-C
         try:  # read once, in event-time order, holding a bounded part of the file in memory
             rows = held.enter_context(replay_rows(args.input, args.oracle, summary, brand_ids=brands.ids()))
         except ReplayError as exc:

@@ -936,3 +936,24 @@ def test_a_signal_stops_a_paced_replay_with_its_alerts_written(tmp_path: Path, t
     expected = whole.read_text(encoding="utf-8").splitlines()
     assert written and written == expected[: len(written)]
     assert any(json.loads(line)["kind"] == "new" for line in written)
+
+
+def test_a_sigterm_while_the_file_is_read_is_an_interruption(tmp_path: Path, tweets: list) -> None:
+    """SIGTERM before the replay began (the file still being read) ended it at once with status 143 and
+    nothing said, where Ctrl-C said "interrupted" (130). The input is a pipe that never ends, so the signal
+    comes while the file is read: the replay has opened it once the writer's open returns."""
+    fifo = tmp_path / "tweets.csv"
+    os.mkfifo(fifo)
+    command = [str(REPO_ROOT / ".venv" / "bin" / "buzzwatch"), "replay", "--input", str(fifo)]
+    command += ["--alerts-out", str(tmp_path / "out.jsonl"), "--oracle", "--quiet"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with fifo.open("w", encoding="utf-8") as writer:  # returns once the replay reads the pipe
+            writer.write(write_csv(tmp_path / "part.csv", tweets[:50]).read_text(encoding="utf-8"))
+            writer.flush()
+            child.send_signal(signal.SIGTERM)
+            _, stderr = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 130, stderr
+    assert "buzzwatch replay: interrupted" in stderr and "Traceback" not in stderr
