@@ -212,6 +212,9 @@ class DayProfileBaseline:
     # tweet). (1, 0), hard labels, unless the detector knew its scorer's confusion when the brand was new
     # (`BuzzDetector._prior_confusion`): then the prior speaks the model's scale, as the brand's tweets do.
     prior_confusion: tuple[float, float] = HARD_LABELS
+    # The tweets a settled brand's current run of empty learned minutes should have held, by its hours'
+    # learned rates; over `outage_silence_tweets` the run is an outage and no longer learned (`learn`)
+    silence_expected: float = 0.0
     shape: tuple[float, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -296,9 +299,22 @@ class DayProfileBaseline:
         self.shape = self.config.day_shape_at(offset)
         return turned
 
+    def outage(self, hour: int, tweets: float) -> bool:
+        """Whether a closed minute of that hour with `tweets` (the whole stream's: a brand silent while
+        others tweet is not an outage) belongs to an outage, and so is not to be learned: a settled
+        brand's run of such empty minutes that should by now have held `outage_silence_tweets` tweets. Counts
+        the minute into the run (a minute with a tweet, or a learning brand's, ends it)."""
+        if tweets > 0 or self.first_day or self.minutes_seen < self.config.learning_minutes:
+            self.silence_expected = 0.0
+            return False
+        if self.silence_expected <= self.config.outage_silence_tweets:
+            self.silence_expected += self.hourly_volume[hour].mean
+        return self.silence_expected > self.config.outage_silence_tweets
+
     def learn(self, hour: int, minute: Evidence, tweets: float, clock_hour: int | None = None) -> None:
         """Fold in one closed minute's `contribution` (`tweets`: its raw count, for `tweets_seen`;
-        `clock_hour`: its minute // 60, to keep the brand's first day by the hour, see `surges`)."""
+        `clock_hour`: its minute // 60, to keep the brand's first day by the hour, see `surges`). The
+        detector learns no minute of an outage (`outage`)."""
         cfg = self.config
         self.hourly_volume[hour].update(
             minute.volume / minute.minutes, 60.0 * cfg.volume_horizon_days, minute.minutes
@@ -330,7 +346,8 @@ class DayProfileBaseline:
         to rounding: the hour's volume mean decays as a running mean of zeros, then exponentially, the
         share counts and the all-hours evidence geometrically, and the minutes add their exposure. The
         brand's hours follow its clock through the silence (`follow_clock`, at each quarter hour, then at
-        each clock hour), as the closings would have turned them.
+        each clock hour), as the closings would have turned them. The whole stream is silent: a settled
+        brand learns it up to its outage (`outage`) and no further, to the minute.
         """
         cfg = self.config
         end = minute + minutes
@@ -338,7 +355,8 @@ class DayProfileBaseline:
             if minute % CLOCK_CHECK_MINUTES == 0:
                 self.follow_clock(minute)
             hour = (minute // 60) % HOURS
-            self.learn(hour, Evidence(1.0, self.shape[hour]), 0.0, minute // 60)
+            if not self.outage(hour, 0.0):  # (a learning brand has none: this resets the run)
+                self.learn(hour, Evidence(1.0, self.shape[hour]), 0.0, minute // 60)
             minute += 1
         volume_horizon = 60.0 * cfg.volume_horizon_days
         share_keep = 1.0 - 1.0 / (60.0 * cfg.share_horizon_days)
@@ -350,23 +368,44 @@ class DayProfileBaseline:
             steps = min(end, (minute // 60 + 1) * 60) - minute  # the rest of this clock hour
             hour = (minute // 60) % HOURS
             bucket = self.hourly_volume[hour]
-            running = min(steps, max(int(volume_horizon - bucket.weight), 0))  # steps before the horizon
+            learned = self._silent_steps(bucket, steps, volume_horizon)
+            running = min(learned, max(int(volume_horizon - bucket.weight), 0))  # steps before the horizon
             if running:
                 bucket.mean *= bucket.weight / (bucket.weight + running)  # the product of (w - 1) / w
-            bucket.mean *= (1.0 - 1.0 / volume_horizon) ** (steps - running)
-            bucket.weight = min(bucket.weight + steps, volume_horizon)
+            bucket.mean *= (1.0 - 1.0 / volume_horizon) ** (learned - running)
+            bucket.weight = min(bucket.weight + learned, volume_horizon)
             share = self.hourly_share[hour]
-            share_decay = share_keep**steps
+            share_decay = share_keep**learned
             share.negative *= share_decay
             share.total *= share_decay
             share.squares *= share_decay
-            decay = overall_keep**steps
-            added = (1.0 - decay) / (1.0 - overall_keep)  # sum of overall_keep^k, k < steps
+            decay = overall_keep**learned
+            added = (1.0 - decay) / (1.0 - overall_keep)  # sum of overall_keep^k, k < learned
             overall.scale(decay)
             overall.minutes += added
             overall.exposure += added * self.shape[hour]
-            self.minutes_seen += steps
+            self.minutes_seen += learned
+            if learned < steps:  # an outage: the rest is not learned, the clock turns as closings turn it
+                first_quarter = -(-(minute + learned) // CLOCK_CHECK_MINUTES) * CLOCK_CHECK_MINUTES
+                for quarter in range(first_quarter, end, CLOCK_CHECK_MINUTES):
+                    self.follow_clock(quarter)
+                return
             minute += steps
+
+    def _silent_steps(self, bucket: Ewma, steps: int, horizon: float) -> int:
+        """How many of `steps` empty minutes of one clock hour (its volume `bucket`) a settled brand learns
+        before its outage begins, counted into the run as `outage` counts them minute by minute (the hour's
+        rate falling as each is learned)."""
+        limit = self.config.outage_silence_tweets
+        mean, weight = bucket.mean, bucket.weight
+        for learned in range(steps):
+            if self.silence_expected <= limit:
+                self.silence_expected += mean
+            if self.silence_expected > limit:
+                return learned
+            weight = min(weight + 1.0, horizon)
+            mean -= mean / weight
+        return steps
 
     def surges(self, recent_hours: Mapping[int, tuple[float, int]]) -> Evidence:
         """The share evidence to leave out of a learning brand's all-hours share: its first-day clock hours
@@ -521,6 +560,7 @@ class DayProfileBaseline:
             "zone": self.zone,
             "turned_at": self.turned_at,
             "prior_confusion": list(self.prior_confusion),
+            "silence_expected": self.silence_expected,
         }
 
     @classmethod
@@ -539,6 +579,7 @@ class DayProfileBaseline:
             turned_at=state.get("turned_at"),  # saved before it was kept: None, every minute its UTC hour
             # saved before it: hard labels, as the prior was scored then
             prior_confusion=tuple(map(float, state.get("prior_confusion", HARD_LABELS))),
+            silence_expected=float(state.get("silence_expected", 0.0)),  # saved before outages: none running
         )
 
 

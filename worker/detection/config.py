@@ -177,6 +177,12 @@ class DetectorConfig:
     samples: int = 5
     # an event-time jump longer than this skips ahead: only its last max_gap_minutes are learned (as silence)
     max_gap_minutes: int = 10080
+    # A settled brand's run of closed minutes without a tweet is learned as its traffic until, by its
+    # hours' learned rates, it should have held this many tweets (a chance silence that long has odds
+    # e^-30); past that it is an outage (the ingester, its filter or the X API stopped, not the brand's
+    # public) and not learned: the baseline keeps the traffic it knew, so the stream's return after a day
+    # or a week without tweets is not a "surge" against a rate that learned the outage as zero.
+    outage_silence_tweets: float = 30.0
     # A brand not seen yet whose older tweets come first (its history: the ingester fetches a new brand's
     # newest 2,000 over up to 7 days from recent search) learns from up to this many of them, its newest;
     # at most history_max_brands brands wait with a history at once (memory: about 1.5 KB a tweet)

@@ -20,10 +20,14 @@ How it works (the README explains the why):
   minute on include it. It counts in `stats["late_counted"]`. Baseline rule: a minute is learned once,
   when it leaves the retained history, with every tweet counted in it by then; a tweet for a minute
   already learned (older than the retained history, or before its brand's first tweet) is dropped and
-  counted in `stats["late"]`, so no minute is learned twice. A late tweet's weight (copies and authors,
-  below) is taken against the tweets held when it arrives. A fresh detector starts at its earliest tweet
-  minus the tolerance, and moves that start back for an earlier tweet until a brand has closed a minute,
-  so a stream that starts out of order loses none of its first tweets.
+  counted in `stats["late"]`, so no minute is learned twice. An outage is not learned: once the whole
+  stream has been silent (no brand's tweet) for longer than a settled brand's traffic makes plausible
+  (its hours' rates summed past `outage_silence_tweets`), its silent minutes are not learned, so the
+  stream's return after an ingester or X outage is not a surge against a rate that learned it as zero
+  (`DayProfileBaseline.outage`); a brand silent while others tweet learns its silence. A late tweet's
+  weight (copies and authors, below) is taken against the tweets held when it arrives. A fresh detector
+  starts at its earliest tweet minus the tolerance, and moves that start back for an earlier tweet until a
+  brand has closed a minute, so a stream that starts out of order loses none of its first tweets.
 - A brand not seen yet is the exception: its late tweets (within `max_gap_minutes`; the ingester fetches
   up to 7 days of a new brand from recent search, oldest first) wait as its history, up to
   `history_max_tweets` (its newest) for up to `history_max_brands` brands at once, counted in
@@ -134,7 +138,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
 from buzzwatch.schema import Alert, ScoredTweet
@@ -233,6 +237,9 @@ class BuzzDetector:
         self._params: dict[str, BrandParams] = {}
         self._next_minute: int | None = None  # the first minute not closed yet
         self._ticked = 0.0  # seconds of the open minute (`_next_minute`) tested so far (see `_tick`)
+        # The retained closed minutes in which any brand had a tweet: a brand's silent minute is an outage's
+        # only when the whole stream was silent (`_learn`); rebuilt from the brands' minutes on a restore
+        self._active: set[int] = set()
         self._closing = False  # a brand has closed a minute: the start no longer follows early tweets
         self._max_ts: float | None = None
         self._changed: set[str] = set()  # brands given tweets since their last save (`changed_brands`)
@@ -260,6 +267,7 @@ class BuzzDetector:
             self.stats["no_brand"] += 1
             return []
         ts = tweet.created_at.timestamp()
+        self._note_active(int(ts // SECONDS_PER_MINUTE))
         if not scored.language_supported:
             # The model cannot read it: its verdict would raise or dilute the negative share alike, so it
             # is counted apart; its event time still moves the clock.
@@ -342,11 +350,20 @@ class BuzzDetector:
                 if state.first_minute <= minute:
                     self._closing = True
                     alerts.extend(self._close_minute(state, minute))
+            self._active.discard(minute - self._longest - self.config.baseline_lag_minutes)  # learned now
             self._next_minute = minute + 1
             self._ticked = 0.0
         if self._next_minute == target:
             alerts.extend(self._tick_to(target, event_time - target * SECONDS_PER_MINUTE))
         return alerts
+
+    def _note_active(self, minute: int) -> None:
+        """Remember that the stream had a tweet in `minute`, while a brand may still learn that minute."""
+        if (
+            self._next_minute is None
+            or minute >= self._next_minute - self._longest - self.config.baseline_lag_minutes
+        ):
+            self._active.add(minute)
 
     def _ticks(self, after: float, until: float) -> list[float]:
         """The tick times (seconds into a minute, before its end) in (after, until]."""
@@ -1198,10 +1215,15 @@ class BuzzDetector:
             self._learn(state, state.closed.popleft())
 
     def _learn(self, state: BrandState, entry: ClosedMinute) -> None:
-        """Fold one old closed minute into the baseline, robustly (see `DayProfileBaseline.contribution`)."""
+        """Fold one old closed minute into the baseline, robustly (see `DayProfileBaseline.contribution`),
+        unless it belongs to an outage: the whole stream silent for longer than the brand's traffic makes
+        plausible (`DayProfileBaseline.outage`)."""
         evidence = entry.evidence(self.config, state.baseline)
         state.recent.add(evidence, -1.0)
-        state.baseline.learn(state.baseline.hour_of(entry.minute), evidence, entry.total, entry.minute // 60)
+        hour = state.baseline.hour_of(entry.minute)
+        stream_tweets = entry.total or float(entry.minute in self._active)
+        if not state.baseline.outage(hour, stream_tweets):
+            state.baseline.learn(hour, evidence, entry.total, entry.minute // 60)
 
     def _skip_gap(self, target: int) -> bool:
         """Jump over a long event-time silence; False when a pending minute must be closed first.
@@ -1237,6 +1259,7 @@ class BuzzDetector:
             state.first_minute = max(state.first_minute, resume)
             if closing > state.first_minute:
                 state.baseline.learn_silence(state.first_minute, closing - state.first_minute)
+        self._active = {minute for minute in self._active if minute >= closing}  # the rest is learned
         self._next_minute = closing
         self._ticked = 0.0
         return True
@@ -1417,6 +1440,7 @@ class BuzzDetector:
         ticked = detector._ticked = float(state.get("tick_s", 0.0))  # saved before ticks: none tested
         detector._max_ts = state["max_ts"]
         detector.stats.update(state.get("stats", {}))
+        loaded = []
         for brand, payload in state["brands"].items():
             brand_state = brand_state_from_dict(detector.config, brand, payload)
             saved_at = payload.get("next_minute", next_minute)
@@ -1429,8 +1453,17 @@ class BuzzDetector:
             detector._brands[brand] = brand_state
             if "next_minute" not in payload:  # saved whole by an earlier version: to be saved on its own
                 detector._changed.add(brand)
+            loaded.append((brand_state, payload, saved_at))
+        detector._active = {  # every brand's retained minutes with a tweet, before any brand closes more
+            minute
+            for brand_state in detector._brands.values()
+            for minute in chain(
+                (entry.minute for entry in brand_state.closed if entry.total > 0), brand_state.pending
+            )
+        }
+        for brand_state, payload, saved_at in loaded:
             if saved_at is not None:
-                detector._saved_at[brand] = saved_at
+                detector._saved_at[brand_state.brand] = saved_at
                 # its ticks and closings since, as they ran then (their alerts were committed then); a
                 # brand saved before ticks were tested had none
                 since = payload.get("tick_s")

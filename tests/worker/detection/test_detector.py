@@ -526,6 +526,50 @@ def test_a_long_silence_is_skipped_and_detection_resumes() -> None:
     assert not state["pending"] and det.stats["late"] == 0
 
 
+@pytest.mark.parametrize("gap_days", [1, 5, 21])
+def test_a_stream_back_from_an_outage_is_no_surge_and_a_buzz_after_it_is_found(gap_days: int) -> None:
+    """An ingester down for a day or a week: the silence was learned as the brand's traffic (zero), so its
+    ordinary return looked like a surge, 3 to 17 false alerts over four seeds; a buzz after it came as an
+    update of one. Past `outage_silence_tweets` expected tweets the silence is an outage, not learned."""
+    later = START + timedelta(days=4 + gap_days)
+    alerts_after = 0
+    for seed in range(4):
+        calm = dict(day_rate=4.0, night_rate=0.8, negative_share=0.3)
+        tweets = background(96, seed=seed, **calm) + background(72, seed=seed + 100, start=later, **calm)
+        alerts = run(detector(), in_order(hard_labels(tweets)))
+        alerts_after += sum(alert.kind == "new" and alert.fired_at >= later for alert in alerts)
+    assert alerts_after == 0
+    spike = later + timedelta(hours=14)
+    calm = dict(day_rate=4.0, night_rate=0.8, negative_share=0.3)
+    tweets = background(96, seed=7, **calm) + background(24, seed=107, start=later, **calm)
+    alerts = run(detector(), in_order(hard_labels(tweets + burst(spike, 20, 5))))
+    first = next(alert for alert in alerts if alert.fired_at >= later)
+    assert first.kind == "new" and spike <= first.fired_at < spike + timedelta(minutes=10)
+
+
+def test_a_brand_silent_while_the_stream_goes_on_learns_its_silence() -> None:
+    """Only the whole stream's silence is an outage: a brand whose nights are empty while other brands
+    tweet (another time zone's rhythm) learns them, or it would expect its busy hours' traffic there for
+    good (the benchmark's shifted brands alerted up to 4 minutes later when a brand's own silence was
+    taken for an outage)."""
+    calm = dict(day_rate=4.0, night_rate=0.8, negative_share=0.3)
+    quiet_from = START + timedelta(days=3)
+    own = [t for t in background(120, seed=1, **calm) if t.tweet.created_at < quiet_from]
+    others = background(120, seed=2, brand="globex", **calm)
+    det = detector()
+    run(det, in_order(own + others))
+    learned = det.state_dict()["brands"]["acme"]["baseline"]
+    alone = detector()
+    run(alone, in_order(own + [t for t in others if t.tweet.created_at < quiet_from]))
+    alone.advance_watermark(START + timedelta(days=5))  # the whole stream silent: an outage, not learned
+    kept = alone.state_dict()["brands"]["acme"]["baseline"]
+    assert kept["minutes_seen"] < 3.1 * 24 * 60 < 4.5 * 24 * 60 < learned["minutes_seen"]
+    for (learned_rate, _), (kept_rate, _) in zip(
+        learned["hourly_volume"], kept["hourly_volume"], strict=True
+    ):
+        assert learned_rate < 0.8 * kept_rate  # two silent days after three: every hour's rate down
+
+
 def test_a_brand_silent_for_twenty_years_costs_hours_of_closing_not_a_week_of_minutes() -> None:
     det = detector()
     closed: list[int] = []
@@ -543,31 +587,37 @@ def test_a_brand_silent_for_twenty_years_costs_hours_of_closing_not_a_week_of_mi
     )
 
 
-SILENCES = [  # (minutes of data learned before, first silent minute, silent minutes)
-    (0, 0, 3000),  # a brand's first day, then beyond the hour EWMAs' horizon
-    (0, 725, 1800),  # starting mid-hour
-    (3000, 3020, 10_080),  # a settled brand, a week
-    (3000, 3000, 37),  # less than an hour
+SILENCES = [  # (minutes of data learned before, first silent minute, silent minutes, outage after tweets)
+    (0, 0, 3000, 30.0),  # a brand's first day, then beyond the hour EWMAs' horizon (no outage: it learns)
+    (0, 725, 1800, 30.0),  # starting mid-hour
+    (3000, 3020, 10_080, 30.0),  # a settled brand, a week: an outage after 15 minutes
+    (3000, 3020, 10_080, 200.0),  # ... after 100 minutes, in the second clock hour
+    (3000, 3020, 10_080, math.inf),  # ... never: the whole week learned
+    (3000, 3000, 37, math.inf),  # less than an hour
 ]
 
 
-@pytest.mark.parametrize(("history", "start", "silent"), SILENCES)
+@pytest.mark.parametrize(("history", "start", "silent", "outage_tweets"), SILENCES)
 def test_learning_a_silence_by_the_hour_equals_learning_its_minutes(
-    history: int, start: int, silent: int
+    history: int, start: int, silent: int, outage_tweets: float
 ) -> None:
-    config = DetectorConfig()
+    config = DetectorConfig(outage_silence_tweets=outage_tweets)
     by_minute, by_hour = DayProfileBaseline(config), DayProfileBaseline(config)
     for baseline in (by_minute, by_hour):
         for minute in range(history):  # 2 tweets a minute, one negative in three minutes
             hour = minute // 60 % 24
             negative = float(minute % 3 == 0)
             baseline.learn(hour, baseline.contribution(hour, 2, negative, negative, 2, 1.0), 2, minute // 60)
-    for minute in range(start, start + silent):
+    for minute in range(start, start + silent):  # as `BuzzDetector._learn` does, the whole stream silent
         hour = minute // 60 % 24
-        by_minute.learn(hour, by_minute.contribution(hour, 0, 0, 0, 1.0, 1.0), 0, minute // 60)
+        if not by_minute.outage(hour, 0.0):
+            by_minute.learn(hour, by_minute.contribution(hour, 0, 0, 0, 1.0, 1.0), 0, minute // 60)
     by_hour.learn_silence(start, silent)
     expected, got = by_minute.state_dict(), by_hour.state_dict()
     assert got["minutes_seen"] == expected["minutes_seen"]
+    if history and outage_tweets < math.inf:  # 2 tweets a minute, falling as the silence is learned
+        assert outage_tweets // 2 <= got["minutes_seen"] - history < outage_tweets
+    assert got["silence_expected"] == pytest.approx(expected["silence_expected"], rel=1e-9)
     assert got["first_day"] == expected["first_day"]
     for key in ("hourly_volume", "hourly_share"):
         flat = [value for row in got[key] for value in row]

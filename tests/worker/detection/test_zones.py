@@ -6,6 +6,7 @@ time."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -287,12 +288,17 @@ def test_a_learning_brands_first_day_hours_are_compared_on_their_own_clock() -> 
     assert baseline.surges({}).total == pytest.approx(0.9 * 60)  # all but anomaly_weight of its share
 
 
-@pytest.mark.parametrize("history", [3000, 600])  # settled (silence learned by the hour), still learning
-def test_a_silence_across_a_turn_is_learned_as_closing_its_minutes_would(history: int) -> None:
+@pytest.mark.parametrize(
+    ("history", "outage_tweets"),  # settled (silence learned by the hour) and an outage or none; learning
+    [(3000, 30.0), (3000, math.inf), (600, 30.0)],
+)
+def test_a_silence_across_a_turn_is_learned_as_closing_its_minutes_would(
+    history: int, outage_tweets: float
+) -> None:
     """A stream silent for a week across the spring change is skipped (`learn_silence`), not closed minute
     by minute: its hours turn with the brand's clock all the same, where the closings would have turned
     them, and the silent minutes after the change are learned in their hours on the new clock."""
-    config = DetectorConfig()
+    config = DetectorConfig(outage_silence_tweets=outage_tweets)
     by_minute, by_hour = (DayProfileBaseline(config, utc_offset=1, zone="Europe/Paris") for _ in range(2))
     first = minute_of(SPRING) - history - 2000
     for baseline in (by_minute, by_hour):
@@ -305,7 +311,8 @@ def test_a_silence_across_a_turn_is_learned_as_closing_its_minutes_would(history
         if minute % 15 == 0:
             by_minute.follow_clock(minute)
         hour = by_minute.hour_of(minute)
-        by_minute.learn(hour, by_minute.contribution(hour, 0, 0, 0, 1.0, 1.0), 0, minute // 60)
+        if not by_minute.outage(hour, 0.0):
+            by_minute.learn(hour, by_minute.contribution(hour, 0, 0, 0, 1.0, 1.0), 0, minute // 60)
     by_hour.learn_silence(start, 10_080)
     expected, got = by_minute.state_dict(), by_hour.state_dict()
     assert got["utc_offset"] == expected["utc_offset"] == 2 and got["turned_at"] == expected["turned_at"]
