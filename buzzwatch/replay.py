@@ -113,9 +113,10 @@ class ReplayCsv:
         self.columns: frozenset[str] = frozenset(self.header)
 
     def padded(self, names: Iterable[str]) -> list[str]:
-        """The header's names that are one of `names` but for spaces around them (`id, text`: ' text')."""
+        """The header's names that are one of `names` but for spaces around them or capitals (`id, text`:
+        ' text'; `ID,Text`)."""
         wanted = set(names)
-        return sorted(name for name in self.columns if name != name.strip() and name.strip() in wanted)
+        return sorted(name for name in self.columns if name not in wanted and name.strip().lower() in wanted)
 
     def header_problem(self, required: Sequence[str] = ()) -> str | None:
         """None when the header is readable, names each column once and has every `required` one, else why."""
@@ -133,7 +134,10 @@ class ReplayCsv:
         problem = f"missing column(s) {', '.join(absent)}; found {', '.join(sorted(self.columns))}"
         padded = self.padded(absent)
         if padded:  # "id, created_at, text": a space after each comma is part of the next name
-            problem += f" (names with spaces around them: {', '.join(map(repr, padded))}; remove the spaces)"
+            problem += (
+                f" (names with spaces around them or capitals: {', '.join(map(repr, padded))}; write them "
+                "as the names above, lower-case)"
+            )
         return problem
 
     def __iter__(self) -> Iterator[CsvRow]:

@@ -215,11 +215,11 @@ def _check_header(csv_rows: ReplayCsv, path: Path, oracle: bool) -> None:
     if not missing:
         return
     hint = ""
-    if brand_column not in csv_rows.columns and csv_rows.columns:
+    # a ' brand' or 'Brand' is no missing column but a misspelt name, and `missing` says so
+    if brand_column not in csv_rows.columns and csv_rows.columns and not csv_rows.padded(BRAND_FIELDS):
         others = [repr(name) for name in BRAND_FIELDS if name != "brand"]
         hint = f" (the brand column may also be called {' or '.join(others)})"
     no_labels = oracle and "label" not in csv_rows.columns and bool(csv_rows.columns)
-    # a ' label' is no missing column but a padded name, and `missing` says so
     if no_labels and not csv_rows.padded(["label"]):
         hint += " (--oracle reads the labels from a 'label' column)"
     raise ReplayError(f"{path}: {missing}{hint}")

@@ -316,7 +316,7 @@ def test_a_header_with_spaces_after_its_commas_says_so(tmp_path: Path) -> None:
     path = tmp_path / "replay.csv"
     path.write_text("id, created_at, text, brand\n1, 2026-11-25T21:00:00Z, @united late, united\n")
     with pytest.raises(
-        ReplayError, match=r"\(names with spaces around them: ' brand', ' created_at', ' text'; "
+        ReplayError, match=r"\(names with spaces around them or capitals: ' brand', ' created_at', ' text'; "
     ):
         read_rows(path, False, ReplaySummary())
 
@@ -328,7 +328,16 @@ def test_oracle_names_a_padded_label_column_not_a_missing_one(tmp_path: Path) ->
     path.write_text("id,created_at,text,brand, label\n" + row)
     with pytest.raises(ReplayError) as padded:
         read_rows(path, True, ReplaySummary())
-    assert str(padded.value).endswith("(names with spaces around them: ' label'; remove the spaces)")
+    assert str(padded.value).endswith(
+        "(names with spaces around them or capitals: ' label'; write them as the names above, lower-case)"
+    )
+    path.write_text("ID,Created_At,Text,Brand,Label\n" + row)  # it said --oracle wants a 'label' column
+    with pytest.raises(ReplayError) as capitals:
+        read_rows(path, True, ReplaySummary())
+    assert str(capitals.value).endswith(
+        "(names with spaces around them or capitals: 'Brand', 'Created_At', 'ID', 'Label', 'Text'; write "
+        "them as the names above, lower-case)"
+    )
     path.write_text("id,created_at,text,brand,sentiment\n" + row)
     with pytest.raises(ReplayError) as absent:
         read_rows(path, True, ReplaySummary())
