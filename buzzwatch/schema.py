@@ -215,6 +215,8 @@ def _require_str(payload: dict[str, Any], key: str) -> str:
     value = payload.get(key)
     if isinstance(value, int) and not isinstance(value, bool) and key == "id":
         value = str(value)
+    if value is None:  # absent, null, or a CSV's empty cell (its rows leave those out)
+        raise SchemaError(f"field {key!r} is missing or empty")
     if not isinstance(value, str):
         raise SchemaError(f"field {key!r} must be a string")
     if is_blank(value):

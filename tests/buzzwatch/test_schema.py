@@ -53,7 +53,7 @@ def test_tweet_event_round_trips_through_json():
         # read as midnight, a day's tweets all fell in its first minute: a replay alerted at 00:00, 14 h early
         ({"created_at": "2026-11-25"}, "created_at '2026-11-25' is a date without a time of day"),
         ({"created_at": " 20261125 "}, "created_at '20261125' is a date without a time of day"),
-        ({"brands": "x", "brand": None, "id": None}, "'id' must be a string"),
+        ({"brands": "x", "brand": None, "id": None}, "'id' is missing or empty"),  # a CSV's empty cell too
         ({"brands": [1]}, "'brands' must be a list"),
         ({"text": "bad \ud800 tweet"}, "'text' is not valid Unicode"),
         ({"brands": ["ok", "\udfff"]}, "'brands' is not valid Unicode"),

@@ -183,6 +183,20 @@ def test_a_replayed_json_line_that_is_not_utf8_is_one_bad_line_as_on_stdin(brand
     assert reasons == {"tweets.jsonl:2": "not UTF-8 text (byte 0xe9); save the file as UTF-8"}
 
 
+def test_an_empty_csv_cell_is_reported_as_empty(brands, tmp_path, caplog):
+    """An empty `text` or `id` cell was "field 'text' must be a string": it is a string, an empty one."""
+    path = tmp_path / "tweets.csv"
+    path.write_text(
+        "id,created_at,text,airline\n1,2015-02-23T10:00:00Z,,United\n,2015-02-23T10:00:00Z,hi,United\n"
+    )
+    read_replay_file(path, brands, InputReport())
+    reasons = {record.where: record.reason for record in caplog.records if hasattr(record, "reason")}
+    assert reasons == {
+        "tweets.csv:2": "field 'text' is missing or empty",
+        "tweets.csv:3": "field 'id' is missing or empty",
+    }
+
+
 def test_x_api_response_pages_give_each_tweet_and_x_errors_say_what_they_are(brands, caplog):
     """A recent-search page saved as it came was one bad line ("field 'text' must be a string"): every tweet
     of it lost; an X error object was refused with that same misleading reason."""
