@@ -92,6 +92,7 @@ class ApiServices:
         self.latency = LatencyAggregator(telemetry)
         self.texts_limiter = RateLimiter(settings.anonymous_texts_per_min)
         self.feedback_limiter = RateLimiter(settings.anonymous_feedback_per_min)
+        self.wrong_secret_limiter = RateLimiter(settings.wrong_secrets_per_min)
         self.openapi = build_openapi(
             max_batch=settings.max_batch,
             max_text_chars=settings.max_text_chars,
@@ -371,7 +372,10 @@ def require_api_key(view: Callable[..., Any]) -> Callable[..., Any]:
         expected = services().settings.api_key
         if not expected:
             raise RequestError("admin routes are disabled: no BUZZWATCH_API_KEY is configured", status=403)
-        if not _matches(_presented_secret(), expected):
+        given = _presented_secret()
+        if not _matches(given, expected):
+            if given:
+                _count_wrong_secret()
             raise RequestError("missing or wrong API key: send it in the X-API-Key header", status=401)
         return view(*args, **kwargs)
 
@@ -398,6 +402,7 @@ def _caller() -> Caller:
     if _matches(given, settings.app_token):
         return Caller("app_token", "app-token")
     if given:
+        _count_wrong_secret()
         raise RequestError(
             "wrong API key or app token (X-API-Key or Authorization: Bearer); send none to call anonymously",
             status=401,
@@ -405,15 +410,26 @@ def _caller() -> Caller:
     return Caller(None, request.remote_addr or "unknown")
 
 
+def _count_wrong_secret() -> None:
+    """Count a wrong key or token against its address: past `wrong_secrets_per_min` a minute, a 429 with
+    Retry-After instead of the 401, so a secret cannot be guessed at the server's speed."""
+    limiter = services().wrong_secret_limiter
+    _spend(limiter, request.remote_addr or "unknown", 1, "wrong API keys or tokens", "at most")
+
+
 def _rate_limit(limiter: RateLimiter, caller: Caller, units: int, what: str) -> None:
     """Anonymous callers only: a 429 with Retry-After once they are over the limit."""
-    if caller.provenance is not None:
-        return
-    wait_s = limiter.take(caller.client, units)
+    if caller.provenance is None:
+        _spend(limiter, caller.client, units, what, "without a key the limit is")
+
+
+def _spend(limiter: RateLimiter, client: str, units: int, what: str, limit: str) -> None:
+    """Take `units` from the client's bucket: a 429 with Retry-After, "too many {what}", once it is empty."""
+    wait_s = limiter.take(client, units)
     if wait_s > 0:
         raise RequestError(
-            f"too many {what} from {caller.client}: without a key the limit is {limiter.per_minute} a "
-            f"minute; retry in {math.ceil(wait_s)} s",
+            f"too many {what} from {client}: {limit} {limiter.per_minute} a minute; "
+            f"retry in {math.ceil(wait_s)} s",
             status=429,
             retry_after_s=math.ceil(wait_s),
         )

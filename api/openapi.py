@@ -220,7 +220,15 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
     retry_after = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
     rate_limited = {
         **_error_response(
-            429, "Over the per-client limit for anonymous callers; retry after Retry-After seconds"
+            429,
+            "Over a per-client limit (an anonymous caller's texts or feedback, or wrong keys or tokens "
+            "sent); retry after Retry-After seconds",
+        ),
+        "headers": retry_after,
+    }
+    wrong_secrets = {
+        **_error_response(
+            429, "Too many wrong keys or tokens from this address; retry after Retry-After seconds"
         ),
         "headers": retry_after,
     }
@@ -342,6 +350,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                     "400": _error_response(400, "A query parameter: the export takes none"),
                     "401": unauthorized,
                     "403": _error_response(403, "Admin routes are disabled: no API key is configured"),
+                    "429": wrong_secrets,
                     "503": database_unavailable,
                 },
             }
@@ -355,6 +364,7 @@ def build_openapi(*, max_batch: int, max_text_chars: int, max_comment_chars: int
                     "200": _json("DriftStatus", "Drift monitor"),
                     "401": unauthorized,
                     "403": _error_response(403, "Admin routes are disabled: no API key is configured"),
+                    "429": wrong_secrets,
                     "503": database_unavailable,
                 },
             }

@@ -33,6 +33,7 @@ class ApiSettings:
     prediction_log_max_rows: int = 100_000
     anonymous_texts_per_min: int = 15_000
     anonymous_feedback_per_min: int = 30
+    wrong_secrets_per_min: int = 10  # wrong keys or tokens one address may send a minute, then 429s
     proxy_hops: int = 0
     onnx_threads: int = 1
     db_wait_s: float = 2.0  # the most one request waits in total for database locks, then a 503
@@ -62,6 +63,7 @@ class ApiSettings:
             prediction_log_max_rows=env_int(env, "BUZZWATCH_PREDICTION_LOG_MAX_ROWS", 100_000, minimum=1),
             anonymous_texts_per_min=env_int(env, "BUZZWATCH_API_TEXTS_PER_MIN", 15_000, minimum=0),
             anonymous_feedback_per_min=env_int(env, "BUZZWATCH_API_FEEDBACK_PER_MIN", 30, minimum=0),
+            wrong_secrets_per_min=env_int(env, "BUZZWATCH_API_WRONG_SECRETS_PER_MIN", 10, minimum=0),
             proxy_hops=env_int(env, "BUZZWATCH_API_PROXY_HOPS", 0, minimum=0),
             onnx_threads=env_int(env, "BUZZWATCH_API_ONNX_THREADS", 1, minimum=1),
             db_wait_s=env_float(env, "BUZZWATCH_API_DB_WAIT_S", 2.0, minimum=0.0, maximum=25.0),

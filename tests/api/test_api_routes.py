@@ -251,6 +251,25 @@ def test_admin_routes_need_the_api_key(client: FlaskClient) -> None:
         assert client.get(path, headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
 
 
+def test_wrong_keys_from_one_address_are_limited(client: FlaskClient) -> None:
+    """80 wrong keys in a row were 80 401s: a secret could be guessed at the server's speed. Past 10 a
+    minute from one address, a wrong key or token is a 429 with Retry-After; the right key still works,
+    and sending none (anonymous) is not a wrong one."""
+    wrong = {"X-API-Key": "guess"}
+    answers = [client.get("/v1/admin/drift", headers=wrong).status_code for _ in range(6)]
+    answers += [
+        client.post("/v1/predict", json={"text": "hi"}, headers={"Authorization": "Bearer guess"}).status_code
+        for _ in range(6)
+    ]
+    assert answers == [401] * 10 + [429] * 2
+    limited = client.get("/v1/admin/feedback.csv", headers=wrong)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert "too many wrong API keys or tokens" in limited.get_json()["message"]
+    assert client.get("/v1/admin/drift", headers={"X-API-Key": API_KEY}).status_code == 200
+    assert client.post("/v1/predict", json={"text": "hi"}).status_code == 200
+    assert client.get("/v1/admin/drift").status_code == 401  # no key at all: not a guess
+
+
 def test_admin_routes_are_off_without_a_configured_key(app: Flask) -> None:
     services = app.extensions["buzzwatch"]
     services.settings = dataclasses.replace(services.settings, api_key=None)
