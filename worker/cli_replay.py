@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -145,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                     speed=args.speed,
                     batch_size=args.batch_size,
                     on_alert=show,
-                    wait=stop.wait,
+                    wait=functools.partial(_wait_saying_so, stop.wait),
                     stop=stop,
                 )
         except OSError as exc:
@@ -154,3 +156,16 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"alerts written to {args.alerts_out}")
     return 128 + signal.SIGINT if summary.stopped else 0
+
+
+LONG_WAIT_S = 60.0  # a `--speed N` wait this long is announced
+
+
+def _wait_saying_so(wait: Callable[[float], bool], seconds: float) -> bool:
+    """`wait`, saying so on stderr first when it is long: one far-future tweet at `--speed N` made the
+    replay wait for days without a word."""
+    if seconds >= LONG_WAIT_S:
+        hours = seconds / 3600
+        span = f"{hours:,.1f} h" if hours >= 1 else f"{seconds / 60:.0f} min"
+        print(f"waiting {span} for the next tweet at this --speed (Ctrl-C stops)", file=sys.stderr)
+    return wait(seconds)

@@ -30,6 +30,7 @@ from buzzwatch.schema import parse_timestamp
 from buzzwatch.zones import BrandIds, BrandsFile
 from ingest.brands import BrandBook
 from tests.support.streams import START, background, burst, scored, simple_tokenize
+from worker.cli_replay import _wait_saying_so
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection.explain import named_words
 from worker.replay import (
@@ -957,3 +958,12 @@ def test_a_sigterm_while_the_file_is_read_is_an_interruption(tmp_path: Path, twe
         child.kill()
     assert child.returncode == 130, stderr
     assert "buzzwatch replay: interrupted" in stderr and "Traceback" not in stderr
+
+
+def test_a_long_wait_at_speed_n_is_announced(capsys: pytest.CaptureFixture) -> None:
+    """One tweet days after the rest made a `--speed N` replay wait that long without a word."""
+    waited: list[float] = []
+    assert not _wait_saying_so(lambda seconds: waited.append(seconds) or False, 7200.0)
+    assert not _wait_saying_so(lambda seconds: waited.append(seconds) or False, 30.0)
+    assert waited == [7200.0, 30.0]
+    assert capsys.readouterr().err == "waiting 2.0 h for the next tweet at this --speed (Ctrl-C stops)\n"
