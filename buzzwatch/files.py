@@ -28,7 +28,14 @@ def atomic_binary_output(path: Path) -> Iterator[BinaryIO]:
 
 @contextmanager
 def _atomic_output(path: Path, mode: str, **open_options: Any) -> Iterator[Any]:
-    """The handle of a temporary file beside `path`, synced and renamed over it when the block completes."""
+    """The handle of a temporary file beside `path`, synced and renamed over it when the block completes.
+
+    A path that is no regular file (a pipe, `/dev/stdout`, `/dev/null`) is written as it is: renamed over,
+    a device became an ordinary file (as root, `score --output /dev/null` replaced /dev/null)."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with path.open(mode, **open_options) as handle:
+            yield handle
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

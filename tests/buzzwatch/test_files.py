@@ -3,6 +3,8 @@ writers under it."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +76,19 @@ def test_an_atomic_output_replaces_the_file_whole_or_not_at_all(tmp_path: Path, 
         assert target.read_bytes() == b"new\n"
     assert target.stat().st_mode & 0o777 == 0o640
     assert [path.name for path in tmp_path.iterdir()] == ["out.npy"]
+
+
+def test_a_pipe_or_a_device_is_written_as_it_is_not_replaced(tmp_path: Path) -> None:
+    """Renamed over, /dev/null became an ordinary file (`score --output /dev/null`, as root); a pipe is
+    read by whoever holds its other end. (A pipe stands for every file that is no regular one: a test
+    that wrote to /dev/null would break the machine's if this failed.)"""
+    fifo = tmp_path / "out.pipe"
+    os.mkfifo(fifo)
+    read_end = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so the writer's open returns
+    try:
+        with atomic_text_output(fifo) as handle:
+            handle.write("label\nnegative\n")
+        assert os.read(read_end, 100) == b"label\nnegative\n"
+    finally:
+        os.close(read_end)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and not list(tmp_path.glob(".out.pipe.*"))
