@@ -41,11 +41,17 @@ def port_number(value: str) -> int:
     return listen_port(value, hint=" (from --port or $PORT)")
 
 
+MAX_COUNT = 1_000_000_000  # a count past this is a typo (`--batch-size 99999999999999999999` overflowed)
+
+
 def positive_count(value: str, hint: str = "") -> int:
-    """An argparse type for counts (--workers, --threads): a whole number from 1, else a clear error."""
+    """An argparse type for counts (--workers, --threads): a whole number from 1 to MAX_COUNT, else a clear
+    error."""
     count = int(value) if value.strip().isdigit() else 0
     if count < 1:
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number{hint}")
+    if count > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value!r} is more than {MAX_COUNT:,}{hint}")
     return count
 
 

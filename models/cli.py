@@ -66,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "glove-frozen-air5 and glove-tuned-air5",
     )
     train.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (seconds; for tests)")
-    train.add_argument("--epochs", type=int, default=None, help="override the number of LSTM epochs")
+    train.add_argument(
+        "--epochs", type=positive_count, default=None, help="override the number of LSTM epochs (1 or more)"
+    )
     train.add_argument(
         "--seed",
         type=_seeds,
@@ -283,6 +285,18 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_export_folder(output: Path) -> None:
+    """Before hours of training: `--output` must be a new or empty folder, or an earlier export (it holds
+    `meta.json`) that the champion replaces; `train --output .` once emptied the folder it was run in."""
+    if output.exists() and not output.is_dir():
+        raise CommandError(f"--output {output} is a file; give a folder for the champion artifact")
+    if output.is_dir() and any(output.iterdir()) and not (output / "meta.json").is_file():
+        raise CommandError(
+            f"--output {output} holds files and no model artifact (no meta.json): give a new or empty "
+            "folder, or an earlier export, which the champion replaces"
+        )
+
+
 def _train(args: argparse.Namespace) -> int:
     from models.train import TrainOptions, run_training
 
@@ -293,8 +307,15 @@ def _train(args: argparse.Namespace) -> int:
         raise CommandError(f"embeddings file not found: {args.embeddings_file}")
     if args.first_phase is not None and len(args.seed) > 1:
         raise CommandError("--first-phase continues one seed's LSTM: give one --seed with it")
+    if args.first_phase is not None and not args.first_phase.is_file():
+        raise CommandError(f"--first-phase file not found: {args.first_phase}")
+    variants = tuple(part.strip() for part in args.variants.split(",") if part.strip())
+    if not variants:
+        raise CommandError(f"--variants {args.variants!r} names no variant")
+    if args.output is not None and not args.no_export:
+        _check_export_folder(args.output)
     options = TrainOptions(
-        variants=tuple(part.strip() for part in args.variants.split(",") if part.strip()),
+        variants=variants,
         extra_data=tuple(args.extra_data),
         output_dir=args.output,
         quick=args.quick,

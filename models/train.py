@@ -27,6 +27,7 @@ import logging
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -1090,6 +1091,25 @@ def choose_champion(results: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(passing, key=lambda result: result["metrics"]["selection_score"], default=None)
 
 
+def _replace_folder(source: Path, target: Path) -> None:
+    """Copy `source` beside `target`, then swap it in by renames: the services load `target`, and the old
+    way (remove it, then copy) left it empty or half-copied to a stop in between."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    incoming = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
+    outgoing = incoming.with_name(incoming.name.replace(".new-", ".old-"))
+    try:
+        shutil.copytree(source, incoming, dirs_exist_ok=True)
+        if target.exists():
+            target.rename(outgoing)
+        incoming.rename(target)
+    except BaseException:
+        if outgoing.exists() and not target.exists():
+            outgoing.rename(target)  # the earlier export back in place
+        shutil.rmtree(incoming, ignore_errors=True)
+        raise
+    shutil.rmtree(outgoing, ignore_errors=True)
+
+
 def run_training(options: TrainOptions) -> dict[str, Any]:
     """The whole pipeline; returns a JSON-serialisable summary."""
     from models.vocab import Vocabulary
@@ -1170,9 +1190,8 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
                 f"{tracking.REGISTERED_MODEL} version {version} @{tracking.CHAMPION_ALIAS}"
             )
         if options.export:
-            output = options.output_dir or DEFAULT_OUTPUT
-            shutil.rmtree(output, ignore_errors=True)
-            shutil.copytree(best["artifact_dir"], output)
+            output = Path(options.output_dir or DEFAULT_OUTPUT)
+            _replace_folder(Path(best["artifact_dir"]), output)
             summary["exported_to"] = str(output)
     summary["companions"] = {**train_companions(prepared, options, settings), "baseline": baseline_summary}
     summary["total_seconds"] = round(time.monotonic() - started, 1)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import models.train as train_module
 from buzzwatch.cli import main
 from models.predictor import ModelLoadError, Predictor
 from models.text import NEGATORS
@@ -300,3 +301,60 @@ def test_each_of_several_seeds_is_a_candidate_and_one_failing_a_check_is_passed_
         f"buzzwatch train --variants ft-frozen {options} --seed 14 --embedding-seed 13",
     ]
     assert run.err.count("fasttext: training on") == 1  # one set of vectors for both seeds
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--output", "{folder}"], "holds files and no model artifact (no meta.json)"),
+        (["--output", "{file}"], "is a file; give a folder"),
+        (["--variants", ","], "names no variant"),
+        (["--first-phase", "{missing}"], "--first-phase file not found"),
+    ],
+)
+def test_train_refuses_what_it_would_find_wrong_only_after_training(
+    tmp_path, capsys, options: list[str], says: str
+) -> None:
+    """`--output` was emptied before the export (`shutil.rmtree`: `--output .` would empty the folder it ran
+    in), a file there was a traceback after the training, and an empty variant list or a missing
+    first-phase file showed only after the data was prepared."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    (tmp_path / "file.txt").write_text("x")
+    paths = {"folder": folder, "file": tmp_path / "file.txt", "missing": tmp_path / "nope.keras"}
+    args = ["train", "--quick", *(option.format(**paths) for option in options), "--no-register"]
+    assert main(args) == 2
+    assert says in capsys.readouterr().err
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("epochs", ["0", "-3"])
+def test_train_refuses_no_epochs(epochs: str) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["train", "--quick", "--epochs", epochs])
+    assert refused.value.code == 2
+
+
+def test_an_export_replaces_the_earlier_one_whole_or_not_at_all(tmp_path, monkeypatch) -> None:
+    """The export removed the folder the services load, then copied: a stop in between left it empty."""
+    source, target = tmp_path / "run" / "artifact", tmp_path / "champion"
+    source.mkdir(parents=True)
+    (source / "meta.json").write_text('{"model_version": "new"}')
+    target.mkdir()
+    (target / "meta.json").write_text('{"model_version": "old"}')
+    (target / "model.onnx").write_text("old weights")
+
+    def stopped(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.shutil, "copytree", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        train_module._replace_folder(source, target)
+    assert sorted(path.name for path in target.iterdir()) == ["meta.json", "model.onnx"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["champion", "run"]  # no copy left
+    monkeypatch.undo()
+    train_module._replace_folder(source, target)
+    assert [path.name for path in target.iterdir()] == ["meta.json"]
+    assert (target / "meta.json").read_text() == '{"model_version": "new"}'
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["champion", "run"]
