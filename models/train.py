@@ -344,6 +344,37 @@ def read_extra_data(paths: tuple[Path, ...], include_untrusted: bool = False) ->
     )
 
 
+def merge_extra(
+    train: pd.DataFrame, extra: pd.DataFrame, held_keys: set[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The train split with the extra rows (feedback, labelled files) in it, the extra rows it took (the
+    embedding corpus takes their texts too), and what was done, in words.
+
+    Texts of the held-out splits are left out (evaluation and selection must not see them in training, nor
+    in the embedding corpus: they reached it while left out of train); a text given more than once keeps its
+    last row (a feedback export is in the order the corrections came); a train text the extra rows label
+    is replaced by their row: a correction wins over the data set's label, which the model got wrong.
+    """
+    from models.data import dedupe_key
+
+    keys = pd.Series([dedupe_key(normalise(text)) for text in extra["text"]], index=extra.index)
+    held = keys.isin(held_keys)
+    labels = extra.loc[~held, "label"].groupby(keys[~held]).nunique()
+    last = ~keys.duplicated(keep="last") & ~held
+    kept, kept_keys = extra[last], set(keys[last])
+    corrected = pd.Series(
+        [dedupe_key(normalise(text)) in kept_keys for text in train["text"]], index=train.index
+    )
+    merged = pd.concat([train[~corrected], kept], ignore_index=True)
+    note = (
+        f"{len(extra)} rows, {len(kept)} added to train; left out: {int(held.sum())} held-out texts, "
+        f"{int((~held).sum()) - len(kept)} earlier rows of a text given again ({int((labels > 1).sum())} "
+        f"texts with different labels: the last row kept); {int(corrected.sum())} train rows replaced by "
+        "a correction"
+    )
+    return merged, kept, note
+
+
 def prepare_data(options: TrainOptions) -> Prepared:
     """Splits, extra rows and the embedding corpus (minus every held-out text)."""
     from models.data import dedupe_key, load_labelled, load_unlabelled_texts, make_splits
@@ -367,9 +398,8 @@ def prepare_data(options: TrainOptions) -> Prepared:
     extra = read_extra_data(options.extra_data, include_untrusted=options.include_untrusted_feedback)
     train = splits.train
     if len(extra):
-        keep = [dedupe_key(normalise(text)) not in held_keys for text in extra["text"]]
-        _log(f"extra data: {len(extra)} rows, {sum(keep)} added to train (the rest are held-out texts)")
-        train = pd.concat([train, extra[keep]], ignore_index=True)
+        train, extra, note = merge_extra(train, extra, held_keys)
+        _log(f"extra data: {note}")
     splits = splits._replace(train=train.reset_index(drop=True))
     if options.quick:
         corpus_texts = list(train["text"])

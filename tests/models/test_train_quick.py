@@ -358,3 +358,33 @@ def test_an_export_replaces_the_earlier_one_whole_or_not_at_all(tmp_path, monkey
     assert [path.name for path in target.iterdir()] == ["meta.json"]
     assert (target / "meta.json").read_text() == '{"model_version": "new"}'
     assert sorted(path.name for path in tmp_path.iterdir()) == ["champion", "run"]
+
+
+def test_extra_rows_leave_held_out_texts_out_and_corrections_win() -> None:
+    """Held-out texts in a feedback file were left out of train but went into the embedding corpus; a text
+    given twice with two labels, or a train text the feedback corrects, was trained both ways."""
+    from models.data import dedupe_key
+    from models.text import normalise
+
+    train = pd.DataFrame({"text": ["great crew", "lost my bag", "on time"], "label": ["positive"] * 3})
+    extra = pd.DataFrame(
+        {
+            "text": ["a test tweet", "Lost my bag", "new one", "new one", "late again"],
+            "label": ["neutral", "negative", "positive", "negative", "negative"],
+        }
+    )
+    held = {dedupe_key(normalise("a test tweet"))}
+    merged, kept, note = train_module.merge_extra(train, extra, held)
+    assert list(kept["text"]) == ["Lost my bag", "new one", "late again"]  # what the corpus takes too
+    assert list(kept["label"]) == ["negative", "negative", "negative"]
+    assert sorted(zip(merged["text"], merged["label"], strict=True)) == [
+        ("Lost my bag", "negative"),
+        ("great crew", "positive"),
+        ("late again", "negative"),
+        ("new one", "negative"),
+        ("on time", "positive"),
+    ]
+    assert note == (
+        "5 rows, 3 added to train; left out: 1 held-out texts, 1 earlier rows of a text given again (1 texts "
+        "with different labels: the last row kept); 1 train rows replaced by a correction"
+    )
