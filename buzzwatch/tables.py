@@ -31,9 +31,8 @@ def frame_csv(frame: pd.DataFrame) -> str:
 
 @contextmanager
 def open_string_csv(path: Path, required: Sequence[str]) -> Iterator[ReplayCsv]:
-    """The file's rows, read as it is iterated; a CsvError when it is missing or its header is unusable."""
-    if not path.is_file():
-        raise CsvError(f"input file not found: {path}")
+    """The file's rows (a pipe too), read as it is iterated; a CsvError when it cannot be read (missing, a
+    folder: `open_replay_text`) or its header is unusable."""
     with open_replay_csv(path) as rows:
         problem = rows.header_problem(required)
         if problem:

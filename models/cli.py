@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from buzzwatch.cli import positive_count
+from buzzwatch.cli import positive_count, terminated_as_interrupted
 from buzzwatch.settings import CommandError
 
 if TYPE_CHECKING:
@@ -103,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--no-export", action="store_true", help="do not overwrite the champion artifact directory"
     )
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=_interruptible(_train))
 
     evaluate = subparsers.add_parser(
         "evaluate",
@@ -126,7 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="artifact dir, models:/buzzwatch-sentiment@champion or runs:/... "
         "(default: BUZZWATCH_MODEL_URI or the shipped champion)",
     )
-    evaluate.set_defaults(handler=_evaluate)
+    evaluate.set_defaults(handler=_interruptible(_evaluate))
 
     score = subparsers.add_parser(
         "score",
@@ -147,7 +149,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1024,
         help="rows read and scored at a time (default 1024): memory grows with it, not with the file",
     )
-    score.set_defaults(handler=_score)
+    score.set_defaults(handler=_interruptible(_score))
 
 
 def _seeds(value: str) -> tuple[int, ...]:
@@ -283,6 +285,19 @@ def _score(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _interruptible(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """The command with SIGTERM as Ctrl-C: "interrupted", exit status 130, its temporary output removed
+    and its MLflow run marked failed (SIGTERM's default ended it at once: 143, a hidden temporary file
+    left beside the output, the run left RUNNING)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        with terminated_as_interrupted():
+            return command(args)
+
+    return run
 
 
 def _check_export_folder(output: Path) -> None:

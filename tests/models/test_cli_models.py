@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -12,8 +16,10 @@ import pytest
 
 from buzzwatch.cli import main
 from buzzwatch.schema import MAX_TEXT_CHARS
+from buzzwatch.settings import REPO_ROOT
 from models.scoring import score_columns
 from tests.support.disks import small_tmpfs
+from tests.support.pipes import pipe_writer
 
 CHAMPION = str(Path(__file__).resolve().parents[2] / "models" / "artifacts" / "champion")
 
@@ -331,3 +337,27 @@ def test_score_refuses_a_batch_size_that_is_no_count(size, tmp_path, capsys):
         )
     assert raised.value.code == 2
     assert f"argument --batch-size: '{size}' is not a positive whole number" in capsys.readouterr().err
+
+
+def test_sigterm_interrupts_score_and_leaves_no_temporary_output(tmp_path):
+    """SIGTERM ended `score` at once (143, nothing said) and left a hidden `.out.csv.*.tmp` beside the
+    output; it is now Ctrl-C's "interrupted", 130, the temporary file removed. The input is a pipe that
+    never ends, so the signal comes mid-run: `score` has opened it once the writer's open returns."""
+    fifo, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    command = [str(REPO_ROOT / ".venv" / "bin" / "buzzwatch"), "score", "--input", str(fifo)]
+    child = subprocess.Popen(
+        [*command, "--output", str(out), "--model-uri", CHAMPION], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        with pipe_writer(fifo, child) as writer:  # once the command reads the pipe
+            writer.write("text\n" + "".join(f"lost my bag again {n}\n" for n in range(3000)))
+            writer.flush()
+            time.sleep(1.0)  # into the scoring
+            child.send_signal(signal.SIGTERM)
+            _, stderr = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, stderr
+    assert "buzzwatch score: interrupted" in stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv"]

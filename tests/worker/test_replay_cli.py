@@ -29,6 +29,7 @@ from buzzwatch.replay import MAX_REPORTED_ERRORS
 from buzzwatch.schema import parse_timestamp
 from buzzwatch.zones import BrandIds, BrandsFile
 from ingest.brands import BrandBook
+from tests.support.pipes import pipe_writer
 from tests.support.streams import START, background, burst, scored, simple_tokenize
 from worker.cli_replay import _wait_saying_so
 from worker.detection import BuzzDetector, DetectorConfig
@@ -949,7 +950,7 @@ def test_a_sigterm_while_the_file_is_read_is_an_interruption(tmp_path: Path, twe
     command += ["--alerts-out", str(tmp_path / "out.jsonl"), "--oracle", "--quiet"]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        with fifo.open("w", encoding="utf-8") as writer:  # returns once the replay reads the pipe
+        with pipe_writer(fifo, child) as writer:  # once the command reads the pipe
             writer.write(write_csv(tmp_path / "part.csv", tweets[:50]).read_text(encoding="utf-8"))
             writer.flush()
             child.send_signal(signal.SIGTERM)
