@@ -230,7 +230,7 @@ class Mailer:
             try:
                 connection = self._connect()
             except (OSError, smtplib.SMTPException) as exc:
-                logger.info("SMTP connection failed", extra={"error": str(exc), "queued": len(queued)})
+                logger.warning("SMTP connection failed", extra={"error": str(exc), "queued": len(queued)})
                 return len(queued)
             try:
                 for path in queued:
@@ -283,7 +283,7 @@ class Mailer:
                     return True
                 return False
             except (OSError, smtplib.SMTPException) as exc:
-                logger.info(
+                logger.warning(
                     "SMTP send failed; mail stays queued", extra={"error": str(exc), "path": str(path)}
                 )
                 return False

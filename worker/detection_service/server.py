@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from buzzwatch.schema import SchemaError, parse_timestamp
+from buzzwatch.settings import CommandError
 from buzzwatch.telemetry import RecordingTelemetry
 from worker.auth import GoogleTokenVerifier, IdTokenPolicy, TokenVerifier
 
@@ -80,6 +81,9 @@ def serve_health(
         def log_message(self, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except (OSError, OverflowError) as exc:  # in use, not an address of this machine, out of range
+        raise CommandError(f"cannot serve /healthz on {host}:{port}: {exc}") from None
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     return server

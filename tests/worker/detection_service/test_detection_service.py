@@ -13,6 +13,7 @@ import pytest
 
 from buzzwatch import telemetry as names
 from buzzwatch.schema import ScoredTweet, parse_timestamp
+from buzzwatch.settings import CommandError
 from buzzwatch.telemetry import LocalTelemetry, RecordingTelemetry
 from stack.ports import free_port
 from tests.support.streams import (
@@ -280,6 +281,10 @@ def test_each_brands_phase_is_in_the_status_and_the_feed_and_survives_a_restart(
     server = serve_health(port, service, telemetry)
     try:
         status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz"))
+        # a port in use, one out of range, a host of no machine: one line each, not a traceback
+        for host, taken in (("127.0.0.1", port), ("127.0.0.1", 99_999), ("999.1.1.1", free_port())):
+            with pytest.raises(CommandError, match=f"cannot serve /healthz on {host}:{taken}: "):
+                serve_health(taken, service, telemetry, host=host)
     finally:
         server.shutdown()
     assert status["brands"]["acme"]["state"] == "bad_buzz"
