@@ -13,6 +13,7 @@ each run tracked in MLflow (experiment `buzzwatch`, run name `baseline-tfidf-lr`
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -200,7 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=int, default=None, help="split seed (default models.data.DEFAULT_SEED)"
     )
-    parser.add_argument("--C", type=float, default=LinearConfig.C, help="inverse regularisation strength")
+    parser.add_argument(
+        "--C", type=_positive_number, default=LinearConfig.C, help="inverse regularisation strength (> 0)"
+    )
     parser.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
     parser.add_argument("--output-dir", type=Path, default=None, help="save the fitted model (numpy) here")
     args = parser.parse_args(argv)
@@ -224,3 +227,16 @@ if __name__ == "__main__":
     from models.baseline import main as module_main
 
     raise SystemExit(module_main())
+
+
+def _positive_number(value: str) -> float:
+    """An argparse type: a finite number above 0 (`--C 0` or `nan` was a scikit-learn traceback)."""
+    import argparse
+
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 < number < math.inf:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number")
+    return number

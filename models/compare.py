@@ -108,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         help="artifact directories or MLflow model URIs (A+B: their mean); first = reference",
     )
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (a multiple of 100)")
+    parser.add_argument(
+        "--resamples", type=_hundreds, default=1000, help="bootstrap resamples (a multiple of 100)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = parser.parse_args(argv)
     from models.predictor import ModelLoadError
@@ -123,3 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _hundreds(value: str) -> int:
+    """An argparse type: a positive multiple of 100 (`--resamples 0` was a traceback, 150 was taken)."""
+    import argparse
+
+    count = int(value) if value.strip().isdigit() else 0
+    if count < 100 or count % 100:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive multiple of 100")
+    return count

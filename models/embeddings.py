@@ -153,7 +153,7 @@ def load_pretrained(path: Path, limit: int | None = None) -> KeyedVectors:
     duplicates = 0
     header = None
     dim = 0
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:  # -sig: a BOM is no part of a word
         for number, raw in enumerate(handle, start=1):
             line = raw.rstrip()
             if number == 1:

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from buzzwatch.settings import CommonSettings
 from models.baseline import BaselineModel, train_baseline
+from models.baseline import main as baseline_main
 from models.linear import LinearConfig, LinearModel
 from models.text import tokenize
 
@@ -67,3 +69,11 @@ def test_train_baseline_evaluates_and_tracks(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         saved.logits(tokenize_all(texts)), result.model.linear.logits(tokenize_all(texts))
     )
+
+
+@pytest.mark.parametrize("strength", ["0", "-1", "nan", "inf", "strong"])
+def test_the_baseline_command_refuses_a_regularisation_that_cannot_fit(strength: str) -> None:
+    """`python -m models.baseline --C 0` was a scikit-learn traceback after the data loaded."""
+    with pytest.raises(SystemExit) as refused:
+        baseline_main(["--C", strength, "--no-track"])
+    assert refused.value.code == 2

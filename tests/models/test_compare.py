@@ -63,3 +63,11 @@ def test_a_model_that_cannot_be_loaded_is_one_line(capsys: pytest.CaptureFixture
         main([str(CHAMPION_DIR), f"/nonexistent+{CHAMPION_DIR}"])
     assert stopped.value.code == 2
     assert "error: model path does not exist: /nonexistent" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("resamples", ["0", "-100", "150", "many"])
+def test_compare_refuses_resamples_that_are_no_multiple_of_a_hundred(resamples: str) -> None:
+    """`--resamples 0` was a ValueError traceback after the models loaded; 150 was taken."""
+    with pytest.raises(SystemExit) as refused:
+        main(["a", "b", "--resamples", resamples])
+    assert refused.value.code == 2

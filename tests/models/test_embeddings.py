@@ -83,6 +83,14 @@ def test_load_pretrained_text_formats(tmp_path, header):
     np.testing.assert_allclose(matrix[2], [0.1, 0.2, 0.3], rtol=1e-6)
 
 
+def test_a_vectors_file_saved_with_a_byte_order_mark_keeps_its_first_word(tmp_path):
+    """Notepad's BOM became part of the first word ("\ufeffthe"): "the" silently lost its vector."""
+    path = tmp_path / "vectors.txt"
+    _write_vectors(path, [("the", (0.1, 0.2, 0.3)), ("crew", (0.3, 0.2, 0.1))], header=False)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    np.testing.assert_allclose(load_pretrained(path)["the"], [0.1, 0.2, 0.3], rtol=1e-6)
+
+
 def test_load_pretrained_keeps_words_with_spaces_and_skips_blank_lines(tmp_path):
     """GloVe 840B has tokens holding spaces; a blank line is skipped, a repeated word keeps its first
     vector, and `limit` reads only the first vectors."""

@@ -94,6 +94,7 @@ def test_a_malformed_number_is_refused_by_name(variable: str) -> None:
         ("DETECTION_CHECKPOINT_S", "-1", "at least 0.1"),
         ("DETECTION_CHECKPOINT_MESSAGES", "0", "at least 1"),
         ("DETECTION_SEEN_RETENTION_DAYS", "0", "at least 1"),  # the hourly prune forgot every seen id
+        ("DETECTION_LEASE_S", "inf", "at most 3600"),  # a dead owner's groups were never released
     ],
 )
 def test_a_number_that_cannot_work_is_refused_with_its_range(variable: str, value: str, message: str) -> None:
