@@ -31,7 +31,6 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.drift import DriftMonitor, MailerLike, TelemetryLike
-from api.guarded import GuardedTelemetry
 from api.limits import RateLimiter
 from api.openapi import build_openapi
 from api.settings import ApiSettings, load_predictor
@@ -49,7 +48,7 @@ from buzzwatch.cells import CSV_LINE_END, spreadsheet_cell
 from buzzwatch.database import is_lock_timeout, lock_wait_budget
 from buzzwatch.logs import configure_logging
 from buzzwatch.schema import SchemaError, load_json
-from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION
+from buzzwatch.telemetry import API_REQUEST_LATENCY_MS, FEEDBACK_RECEIVED, MISPREDICTION, GuardedTelemetry
 from models.language import Language, gate_for
 
 logger = logging.getLogger(__name__)
@@ -162,7 +161,7 @@ def create_app(
     own_telemetry = telemetry is None
     if telemetry is None or mailer is None:
         telemetry, mailer = _default_telemetry_and_mailer(settings, telemetry, mailer)
-    guarded_telemetry = GuardedTelemetry(telemetry)
+    guarded_telemetry = GuardedTelemetry(telemetry)  # type: ignore[arg-type]
     drift = DriftMonitor(
         store,
         window_s=settings.drift_window_s,

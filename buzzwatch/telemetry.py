@@ -329,6 +329,69 @@ class RecordingTelemetry(Telemetry):
         self.inner.close()
 
 
+class GuardedTelemetry(Telemetry):
+    """A backend whose failed writes (a full or read-only disk, an exporter down) are counted and logged (the
+    first and every 100th), never raised: a request already served, a tweet already published or an alert
+    already committed must not fail after it because its metric could not be written (the push worker
+    answered 500 and the tweet was scored again and again; the detection service nacked committed messages,
+    then died in its idle tick). `problem()` names the failure and where telemetry goes (the API's /readyz).
+    """
+
+    def __init__(self, inner: Telemetry) -> None:
+        self.inner = inner
+        self.role = getattr(inner, "role", Telemetry.role)
+        directory = getattr(inner, "directory", None)
+        self.where = str(directory) if directory is not None else type(inner).__name__
+        self.failures = 0
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+
+    def _guard(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+            self.last_error = None  # writing works (again)
+        except Exception as exc:
+            with self._lock:
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                failures = self.failures
+            if failures == 1 or failures % 100 == 0:
+                logger.error(
+                    "telemetry write failed; the service goes on",
+                    extra={"telemetry": self.where, "error": self.last_error, "failures": failures},
+                )
+
+    def metric(self, name: str, value: float, dimensions: Mapping[str, Any] | None = None) -> None:
+        """Record a metric, or count the failure."""
+        self._guard(lambda: self.inner.metric(name, value, dimensions))
+
+    def event(
+        self,
+        name: str,
+        properties: Mapping[str, Any] | None = None,
+        measurements: Mapping[str, float] | None = None,
+    ) -> None:
+        """Record a custom event, or count the failure."""
+        self._guard(lambda: self.inner.event(name, properties, measurements))
+
+    def trace(
+        self, message: str, severity: str = "INFO", properties: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record a trace, or count the failure."""
+        self._guard(lambda: self.inner.trace(message, severity, properties))
+
+    def close(self) -> None:
+        """Close the inner backend, or count the failure."""
+        self._guard(self.inner.close)
+
+    def problem(self) -> str | None:
+        """What is wrong, naming where telemetry goes; None while the last write worked."""
+        last_error = self.last_error
+        if last_error is None:
+            return None
+        return f"telemetry to {self.where} fails ({self.failures} writes lost so far): {last_error}"
+
+
 class _IntervalMetricProducer:
     """Aggregates recorded values per (name, dimensions) until the exporter collects them.
 

@@ -29,7 +29,7 @@ from buzzwatch import telemetry as names
 from buzzwatch.pubsub import StreamTopology
 from buzzwatch.schema import SchemaError, load_json
 from buzzwatch.settings import CommonSettings
-from buzzwatch.telemetry import Telemetry
+from buzzwatch.telemetry import GuardedTelemetry, Telemetry
 from worker.auth import GoogleTokenVerifier, TokenVerifier
 from worker.cli import SERVER_PID_VARIABLE
 from worker.scoring import ScoringService, TransientError, WorkerSettings, build_scoring_service
@@ -52,7 +52,7 @@ def create_app(
         from buzzwatch.logs import configure_logging
 
         configure_logging(settings.log_level)
-    telemetry = telemetry or Telemetry.from_settings(settings, role="worker")
+    telemetry = telemetry or GuardedTelemetry(Telemetry.from_settings(settings, role="worker"))
     service = service or build_scoring_service(
         settings, StreamTopology.from_settings(settings), worker_settings, telemetry
     )

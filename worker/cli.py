@@ -107,7 +107,7 @@ def run_in_process(role: str) -> int:
     from buzzwatch.logs import configure_logging
     from buzzwatch.pubsub import StreamTopology
     from buzzwatch.settings import CommonSettings
-    from buzzwatch.telemetry import Telemetry
+    from buzzwatch.telemetry import GuardedTelemetry, Telemetry
     from worker.pull import run_scoring_pull
     from worker.scoring import WorkerSettings, build_scoring_service
 
@@ -117,7 +117,7 @@ def run_in_process(role: str) -> int:
     topology = StreamTopology.from_settings(settings)
     worker_settings = WorkerSettings.from_env(env)
     stop = stop_on_signals()
-    telemetry = Telemetry.from_settings(settings, role="worker")
+    telemetry = GuardedTelemetry(Telemetry.from_settings(settings, role="worker"))
     try:
         scoring = build_scoring_service(settings, topology, worker_settings, telemetry)
         try:

@@ -16,7 +16,15 @@ import pytest
 
 from buzzwatch import telemetry
 from buzzwatch.settings import CommonSettings
-from buzzwatch.telemetry import AzureTelemetry, LocalTelemetry, Telemetry, read_alerts, read_local
+from buzzwatch.telemetry import (
+    AzureTelemetry,
+    GuardedTelemetry,
+    LocalTelemetry,
+    RecordingTelemetry,
+    Telemetry,
+    read_alerts,
+    read_local,
+)
 
 
 def test_from_settings_picks_local_without_connection_string(tmp_path: Path) -> None:
@@ -215,3 +223,25 @@ def test_detection_http_serves_health_and_the_watch_feed_only(tmp_path: Path) ->
             assert error.value.code == 404
     finally:
         server.shutdown()
+
+
+def test_a_sink_that_cannot_be_written_fails_no_service(tmp_path: Path) -> None:
+    """A metrics file that cannot be appended (here a folder in its place; a full or read-only disk alike)
+    raised out of the push worker's flush (a 500 after the tweet was published: scored again and again)
+    and the detection service's idle tick (it died). The services' telemetry is guarded: counted, logged,
+    named by `problem()`, and the other kinds of record still written."""
+    sink = LocalTelemetry(tmp_path, role="detection")
+    sink.metric(telemetry.NEGATIVE_SHARE, 0.5, {"brand": "united"})  # the files exist, then one breaks
+    metrics = tmp_path / "telemetry" / "metrics.jsonl"
+    metrics.unlink()
+    metrics.mkdir()
+    guarded = RecordingTelemetry(GuardedTelemetry(sink))
+    for _ in range(3):
+        guarded.metric(telemetry.NEGATIVE_SHARE, 0.5, {"brand": "united"})  # raised before
+    guarded.event(telemetry.BAD_BUZZ_ALERT, {"alert": {"brand": "united"}}, {"score": 4.5})
+    guarded.close()
+    inner = guarded.inner
+    assert isinstance(inner, GuardedTelemetry) and inner.failures == 3
+    assert inner.problem() is None  # the event after them was written: writing works again
+    assert [record["name"] for record in read_local(tmp_path, "events")] == [telemetry.BAD_BUZZ_ALERT]
+    assert len(guarded.recent("metrics")) == 3  # the app's feed still has them

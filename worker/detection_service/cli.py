@@ -106,7 +106,7 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     from buzzwatch.notify import Mailer
     from buzzwatch.pubsub import StreamTopology, check_credentials
     from buzzwatch.settings import CommonSettings
-    from buzzwatch.telemetry import RecordingTelemetry, Telemetry
+    from buzzwatch.telemetry import GuardedTelemetry, RecordingTelemetry, Telemetry
     from models.reasons import load_reason_model
     from worker.detection_service.consumer import DetectionConsumer
     from worker.detection_service.dispatcher import AlertDispatcher
@@ -123,7 +123,7 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     check_credentials(settings.pubsub_emulator_host)  # before the store and the health server start
     stop = stop_on_signals()
     # The service keeps its latest figures for the app's Watch it page (served with /healthz).
-    feed = RecordingTelemetry(Telemetry.from_settings(settings, role="detection"))
+    feed = RecordingTelemetry(GuardedTelemetry(Telemetry.from_settings(settings, role="detection")))
     try:
         reasons = load_reason_model()
         mailer = Mailer.from_settings(settings)
