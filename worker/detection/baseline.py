@@ -307,9 +307,15 @@ class DayProfileBaseline:
         if tweets > 0 or self.first_day or self.minutes_seen < self.config.learning_minutes:
             self.silence_expected = 0.0
             return False
-        if self.silence_expected <= self.config.outage_silence_tweets:
-            self.silence_expected += self.hourly_volume[hour].mean
-        return self.silence_expected > self.config.outage_silence_tweets
+        return self._silent_minute(self.hourly_volume[hour].mean)
+
+    def _silent_minute(self, rate: float) -> bool:
+        """Count one more empty minute, expected to hold `rate` tweets, into the run (no further once it is
+        an outage); whether the run is now an outage."""
+        limit = self.config.outage_silence_tweets
+        if self.silence_expected <= limit:
+            self.silence_expected += rate
+        return self.silence_expected > limit
 
     def learn(self, hour: int, minute: Evidence, tweets: float, clock_hour: int | None = None) -> None:
         """Fold in one closed minute's `contribution` (`tweets`: its raw count, for `tweets_seen`;
@@ -396,12 +402,9 @@ class DayProfileBaseline:
         """How many of `steps` empty minutes of one clock hour (its volume `bucket`) a settled brand learns
         before its outage begins, counted into the run as `outage` counts them minute by minute (the hour's
         rate falling as each is learned)."""
-        limit = self.config.outage_silence_tweets
         mean, weight = bucket.mean, bucket.weight
         for learned in range(steps):
-            if self.silence_expected <= limit:
-                self.silence_expected += mean
-            if self.silence_expected > limit:
+            if self._silent_minute(mean):
                 return learned
             weight = min(weight + 1.0, horizon)
             mean -= mean / weight

@@ -231,6 +231,7 @@ class BuzzDetector:
         self.reason_model = reason_model
         self._windows = tuple(self.config.windows_minutes)
         self._longest = max(self._windows)
+        self._retained = self._longest + self.config.baseline_lag_minutes  # closed minutes not learned yet
         self._quiet_windows = frozenset(self.config.quiet_windows_minutes)
         self._brands: dict[str, BrandState] = {}
         self._order: list[str] = []  # brand names, sorted
@@ -350,7 +351,7 @@ class BuzzDetector:
                 if state.first_minute <= minute:
                     self._closing = True
                     alerts.extend(self._close_minute(state, minute))
-            self._active.discard(minute - self._longest - self.config.baseline_lag_minutes)  # learned now
+            self._active.discard(minute - self._retained)  # learned now
             self._next_minute = minute + 1
             self._ticked = 0.0
         if self._next_minute == target:
@@ -359,10 +360,7 @@ class BuzzDetector:
 
     def _note_active(self, minute: int) -> None:
         """Remember that the stream had a tweet in `minute`, while a brand may still learn that minute."""
-        if (
-            self._next_minute is None
-            or minute >= self._next_minute - self._longest - self.config.baseline_lag_minutes
-        ):
+        if self._next_minute is None or minute >= self._next_minute - self._retained:
             self._active.add(minute)
 
     def _ticks(self, after: float, until: float) -> list[float]:
@@ -1211,7 +1209,7 @@ class BuzzDetector:
                 _forget(state.copies, state.ids.pop(record.id))
                 if not flagged and record.negative:  # the explanation compares with usual negatives
                     state.reference.append(record.text)
-        while len(state.closed) > self._longest + self.config.baseline_lag_minutes:
+        while len(state.closed) > self._retained:
             self._learn(state, state.closed.popleft())
 
     def _learn(self, state: BrandState, entry: ClosedMinute) -> None:
@@ -1239,8 +1237,7 @@ class BuzzDetector:
         resume = min(pending, target - self.config.max_gap_minutes)
         if resume <= self._next_minute:
             return False
-        retained = self._longest + self.config.baseline_lag_minutes
-        closing = max(resume, min(pending, target - retained))  # closed minute by minute from there on
+        closing = max(resume, min(pending, target - self._retained))  # closed minute by minute from there on
         self._changed.update(self._brands)  # a saved brand cannot replay the jump: all are saved again
         for state in self._brands.values():
             for chunk in state.chunks:
