@@ -125,8 +125,9 @@ the raw volume.
 
 Duplicates: a tweet id already held for that brand (its open minutes and the last `max(windows)` minutes)
 is ignored (`stats["duplicates"]`). Older redeliveries are the caller's job (the worker dedupes by id).
-Event time is trusted: the caller should refuse timestamps from the future. `stats["observed"]` counts
-every tweet with a brand; duplicates, late-counted and late (dropped) tweets are counted per brand.
+Event time is trusted: the caller should refuse timestamps from the future (the detection service does).
+`stats["observed"]` counts every tweet with a brand; duplicates, late-counted and late (dropped) tweets are
+counted per brand.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ processed (ids + detector state + alerts, one transaction) and then dispatches t
 Late tweets: the detector counts a redelivered tweet in its own minute while that minute is retained
 (about 2 h of event time); an older one is dropped, counted in the detector's `stats["late"]` and reported
 as `dead_lettered{reason=late, stage=detection}`. Its id is stored like any other, so it is not retried.
+A tweet dated more than `MAX_AHEAD_S` ahead of this machine's clock is dropped the same way, as
+`reason=ahead`: the edges let through up to 15 h ahead (a local time read as UTC), and one such tweet moved
+the single event-time watermark hours ahead, so every brand's live tweets were dropped as late until the
+clock caught up.
 A brand not seen yet is the exception: its older tweets (its past, which the ingester fetches) wait
 in memory as its history and are learned at its first live tweet, or two minutes of event time after the
 last of them (`BuzzDetector`, "history"); then the brand is saved with the state. A restart while they wait
@@ -55,6 +59,10 @@ CRASH_AT_VARIABLE = "BUZZWATCH_CRASH_AT"
 # A partition group spools an alert only while its lease has at least this long to run (the dispatcher's
 # module docstring): room for writing the spool file and for the machines' clocks disagreeing.
 CLAIM_MARGIN_S = 0.5
+# How far ahead of this machine's clock a tweet's event time may be and still be counted: the clocks of X,
+# the ingester and this machine disagreeing. It moves the watermark at most this far (less the lateness
+# tolerance) past the wall clock; tweets dated now are then counted late in their minute, not dropped.
+MAX_AHEAD_S = 120.0
 
 
 def crash_point(name: str) -> None:
@@ -75,6 +83,8 @@ class PendingWork:
     messages: int = 0
     duplicates: int = 0
     late: int = 0  # tweets the detector dropped: their minute was no longer retained
+    ahead: int = 0  # tweets dropped as dated ahead of the clock (MAX_AHEAD_S) ...
+    first_ahead: str = ""  # ... and the first of them, for the log
     started: float = 0.0  # perf_counter() when its commit began
 
 
@@ -171,6 +181,7 @@ class DetectionService:
             parsed = [one for one in owned if one is not None]
         with self._lock:
             self._last_message = self.clock()
+            not_after = self._last_message + MAX_AHEAD_S
             late_before = self.detector.stats["late"]
             candidates = [s.tweet.id for s in parsed if s.tweet.id not in self.pending.id_set]
             known = self.store.known(candidates)
@@ -186,6 +197,12 @@ class DetectionService:
                 for brand in dict.fromkeys(scored.tweet.brands):
                     self.pending.scored[(brand, scored.label)] += 1
                     self.pending.brands.add(brand)
+                if scored.tweet.created_at.timestamp() > not_after:
+                    self.pending.ahead += 1
+                    self.pending.first_ahead = self.pending.first_ahead or (
+                        f"{tweet_id}, created_at {format_timestamp(scored.tweet.created_at)}"
+                    )
+                    continue
                 self.pending.alerts.extend(self.detector.observe(scored))
             self.pending.late += self.detector.stats["late"] - late_before
             latest = self.detector.latest_event_time
@@ -263,6 +280,7 @@ class DetectionService:
         self.totals["counted"] += len(pending.ids)
         self.totals["alerts"] += len(pending.alerts)
         self.totals["late"] += pending.late
+        self.totals["ahead"] += pending.ahead
         return pending
 
     def _report(self, pending: PendingWork) -> None:
@@ -273,6 +291,15 @@ class DetectionService:
             self.telemetry.metric(names.DUPLICATES_SKIPPED, pending.duplicates, {"stage": "detection"})
         if pending.late:
             self.telemetry.metric(names.DEAD_LETTERED, pending.late, {"reason": "late", "stage": "detection"})
+        if pending.ahead:
+            log.warning(
+                f"{pending.ahead:,} tweets dated more than {MAX_AHEAD_S:g} s ahead of this machine's clock "
+                f"were not counted (the first: {pending.first_ahead}): a clock or time zone is wrong where "
+                "they come from (a local time read as UTC?)",
+                extra={"tweets": pending.ahead},
+            )
+            ahead = {"reason": "ahead", "stage": "detection"}
+            self.telemetry.metric(names.DEAD_LETTERED, pending.ahead, ahead)
         watermark = self.detector.watermark  # the event time the figures are of (the app's time axis)
         for brand in sorted(pending.brands):
             snapshot = self.detector.snapshot(brand)

@@ -182,6 +182,33 @@ def test_a_tweet_older_than_the_history_is_dropped_once_and_reported(tmp_path: P
     assert service.store.counts()["tweets"] == len(tweets) + 2
 
 
+def test_a_tweet_dated_hours_ahead_of_the_clock_does_not_blind_the_other_brands(tmp_path: Path) -> None:
+    # A local time read as UTC passes the edges (up to 15 h ahead): it moved the watermark 13 h ahead, and
+    # every live tweet after it, of every brand, was dropped as late (the buzz below was never alerted).
+    stream = in_order(
+        background(38, seed=7)
+        + burst(DAY_SPIKE, 20, 4)
+        + background(38, seed=8, brand="other", start=START + timedelta(hours=1))
+    )
+    clean_clock = FakeClock(START)
+    clean, _, _ = make_service(tmp_path / "clean", clean_clock)
+    feed_live(clean, clean_clock, stream)
+    clock = FakeClock(START)
+    service, dispatcher, telemetry = make_service(tmp_path / "skewed", clock)
+    at = next(i for i, t in enumerate(stream) if t.tweet.created_at >= START + timedelta(hours=30))
+    ahead = scored("ahead-1", stream[at].tweet.created_at + timedelta(hours=13), "neutral", "hi", ("other",))
+    near = scored("near-1", stream[at].tweet.created_at + timedelta(seconds=60), "neutral", "hi", ("other",))
+    feed_live(service, clock, [*stream[:at], ahead, near, *stream[at:]])
+    assert service.detector.stats["late"] == 0 and service.totals["ahead"] == 1
+    assert [a.kind for a in dispatcher.sent][:1] == ["new"]
+    assert service.detector.state_dict()["brands"]["acme"] == clean.detector.state_dict()["brands"]["acme"]
+    dropped = [m for m in telemetry.recent("metrics") if m["name"] == names.DEAD_LETTERED]
+    assert [(m["value"], m["dimensions"]) for m in dropped] == [
+        (1.0, {"reason": "ahead", "stage": "detection"})
+    ]
+    assert service.store.known(["ahead-1"]) == {"ahead-1"}  # stored as seen: a redelivery is not retried
+
+
 def test_a_new_brands_history_is_learned_not_dead_lettered(tmp_path: Path) -> None:
     """The recent-search source's first poll of a new brand: its day of past tweets, oldest first, then its
     live ones. None is dead-lettered; the brand starts from its past, in its status, and after a restart."""
