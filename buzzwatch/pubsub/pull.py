@@ -107,13 +107,15 @@ def attempt(action: Callable[[], object], what: str) -> bool:
 class PullTarget:
     """One subscription a pull loop reads: its path, what handles (and acks) a batch, what recreates it.
 
-    `idle` runs after an empty pull of it (a consumer's chance to checkpoint).
+    `idle` runs after an empty pull of it (a consumer's chance to checkpoint); while `ready` says no, it is
+    not pulled (a consumer whose commits fail: a delivery it cannot commit counts towards dead-lettering).
     """
 
     path: str
     step: Step
     recover: Callable[[], object]
     idle: Callable[[], None] | None = None
+    ready: Callable[[], bool] | None = None
 
 
 def pull_targets(
@@ -139,6 +141,8 @@ def pull_targets(
         current = targets()
         busy = troubled = False
         for target in current:
+            if target.ready is not None and not target.ready():
+                continue
             try:
                 received = pull_batch(client, target.path, max_messages)
             except api_exceptions.NotFound:
@@ -181,10 +185,11 @@ def pull_loop(
     max_messages: int = 100,
     idle: Callable[[], None] | None = None,
     emulator_host: str | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> None:
     """`pull_targets` on one subscription, with a client of its own (at `emulator_host` if given)."""
     client = subscriber_client(emulator_host)
-    target = PullTarget(subscription_path(project, subscription), step, recover, idle)
+    target = PullTarget(subscription_path(project, subscription), step, recover, idle, ready)
     try:
         pull_targets(client, lambda: (target,), stop, max_messages)
     finally:

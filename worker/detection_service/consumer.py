@@ -4,6 +4,14 @@ Exactly-once hinges on one order: a message is acknowledged only after the check
 id (with the detector state and the alerts) has committed. A failed commit nacks the held messages, so they
 come again, and the service has reloaded its last committed state. A crash in between loses the held acks
 and nothing else: Pub/Sub redelivers, and the ids already committed are recognised.
+
+While the database cannot take a commit (a full disk, a database failing over: `CommitPending`) the
+consumer keeps the processed work and its held messages and pulls nothing: it tries the same commit again
+after 1 s, then twice as long each time up to a minute, and acks and pulls on once it went through. Each
+delivery counts against the subscription's dead-letter limit (5): nacking and pulling on at once
+dead-lettered every scored tweet within seconds. Held past their ack deadline, the messages come again
+later, as copies of committed tweets (acked, not counted). After any other failed commit, nothing is kept:
+the held messages are nacked and the consumer waits as long before pulling again.
 """
 
 from __future__ import annotations
@@ -18,13 +26,14 @@ from google.cloud import pubsub_v1
 
 from buzzwatch.partitions import PARTITIONS_ATTRIBUTE, in_partitions
 from buzzwatch.pubsub import StreamTopology, ack, attempt, nack, pull_loop, subscriber_client
-from worker.detection_service.service import DetectionService
+from worker.detection_service.service import CommitPending, DetectionService
 from worker.detection_service.settings import DetectionSettings
 from worker.detection_service.store import FencedError
 
 log = logging.getLogger("buzzwatch.detection")
 
 PRUNE_EVERY_S = 3600.0  # how often the seen-id store forgets ids older than the retention
+RETRY_FIRST_S, RETRY_LONGEST_S = 1.0, 60.0  # after a failed commit, the store is tried again this much later
 
 
 class DetectionConsumer:
@@ -57,6 +66,8 @@ class DetectionConsumer:
         self._held: list[str] = []  # ack ids of processed messages not yet committed
         self._client: pubsub_v1.SubscriberClient | None = None
         self._path: str | None = None  # the subscription the held ack ids belong to
+        self._retry_at: float | None = None  # while commits fail: when to try the store again
+        self._retry_delay = 0.0
 
     def due(self) -> bool:
         """Whether it is time to commit."""
@@ -80,18 +91,45 @@ class DetectionConsumer:
         assert self.owned is not None
         return PARTITIONS_ATTRIBUTE not in attributes or in_partitions(attributes, self.owned)
 
+    def ready(self) -> bool:
+        """Whether to pull: not until the retry time after a failed commit, nor while kept work is not
+        committed (tried again at each retry time)."""
+        if self._retry_at is None:
+            return True
+        if self.clock() < self._retry_at:
+            return False
+        if self.service.kept:
+            return self.commit()
+        self._retry_at = None
+        return True
+
+    def _failed(self) -> None:
+        """A commit failed: pull nothing until the next retry time (1 s, doubling up to RETRY_LONGEST_S)."""
+        self._retry_delay = min(max(RETRY_FIRST_S, 2 * self._retry_delay), RETRY_LONGEST_S)
+        self._retry_at = self.clock() + self._retry_delay
+
     def on_idle(self) -> None:
         """A pull found nothing: commit what waits, else let the idle watermark close quiet minutes."""
         if self._held or self.service.pending.messages:
             self.commit()
-        elif self.service.tick():
+            return
+        try:
+            ticked = self.service.tick()
+        except FencedError:
+            raise
+        except Exception:
+            self._failed()
+            return
+        if ticked:
+            self._retry_delay = 0.0
             self.last_commit = self.clock()
         elif self.due():  # retry alerts a failed dispatch left in the outbox
             self.service.dispatch_outbox()
             self.last_commit = self.clock()
 
-    def commit(self) -> None:
-        """Checkpoint, then ack what was held; a failed checkpoint nacks it instead (it comes again).
+    def commit(self) -> bool:
+        """Checkpoint, then ack what was held; whether it committed. A commit to try again later
+        (`CommitPending`) keeps what was held; any other failure nacks it (it comes again).
 
         A checkpoint refused because the partition group moved on raises FencedError, after the nack: the
         group's new owner gets the messages.
@@ -99,18 +137,25 @@ class DetectionConsumer:
         held, self._held = self._held, []  # a failed ack (emulator restarted) must not poison the next ones
         try:
             self.service.checkpoint()
+        except CommitPending:
+            self._held = held + self._held
+            self._failed()
+            return False
         except Exception as exc:
             self.abandon(held)
             if isinstance(exc, FencedError):
                 raise
-            return
+            self._failed()
+            return False
         finally:
             self.last_commit = self.clock()
+        self._retry_at, self._retry_delay = None, 0.0
         if held and self._client is not None and self._path is not None:
             ack(self._client, self._path, held)
         if self._last_prune is None or self.clock() - self._last_prune > PRUNE_EVERY_S:
             self._last_prune = self.clock()
             self.service.store.prune(self.retention_s)
+        return True
 
     def abandon(self, held: list[str] | None = None) -> None:
         """Nack these held messages (default: all held), so they come again, here or to another owner."""
@@ -137,6 +182,7 @@ class DetectionConsumer:
                 stop,
                 max_messages=100,
                 idle=self.on_idle,
+                ready=self.ready,
                 emulator_host=topology.emulator_host,
             )
         finally:

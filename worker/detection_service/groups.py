@@ -132,6 +132,14 @@ class GroupRunner:
             for brand, phase in owned.service.brand_states.items()
         }
 
+    @property
+    def failing(self) -> dict[str, Any] | None:
+        """The first held group whose commits fail, with its number (/healthz); None while all commit."""
+        for group, owned in sorted(self.owned.items()):
+            if owned.service.failing is not None:
+                return {"group": group, **owned.service.failing}
+        return None
+
     def prepare(self) -> None:
         """The topics, every group's subscription and ownership row (what is missing only); an instance that
         may only pull is told in a WARNING (`StreamTopology.ensure_before_pulling`)."""
@@ -227,11 +235,19 @@ class GroupRunner:
         def step(client: pubsub_v1.SubscriberClient, path: str, received: list[Any]) -> None:
             self._unless_fenced(group, lambda: owned.consumer.on_batch(client, path, received))
 
+        def ready() -> bool:
+            try:
+                return owned.consumer.ready()
+            except FencedError:
+                self._lose(group)
+                return False
+
         return PullTarget(
             path=owned.path,
             step=step,
             recover=recover,
             idle=lambda: self._unless_fenced(group, owned.consumer.on_idle),
+            ready=ready,
         )
 
     def _unless_fenced(self, group: int, action: Callable[[], None]) -> None:

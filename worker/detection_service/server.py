@@ -26,6 +26,10 @@ class HealthSource(Protocol):
     def brand_states(self) -> Mapping[str, Any]:
         """Each brand's phase as of the last commit."""
 
+    @property
+    def failing(self) -> Mapping[str, Any] | None:
+        """While commits fail: the database, since when, how many failures, the last error."""
+
 
 def serve_health(
     port: int,
@@ -37,9 +41,11 @@ def serve_health(
 ) -> ThreadingHTTPServer:
     """`/healthz` for the container platform and, with a `feed`, the stream's latest figures for the app.
 
-    `/healthz` also says each brand's phase as of the last commit: `"brands": {brand: {"state":
-    "learning" | "normal" | "bad_buzz", "learning_progress", "minutes_seen", "episode_id"}}`; the feed
-    carries it as the `brand_state` metric (dimensions brand and state, value the learning progress).
+    While the store refuses commits, `/healthz` answers 503, `"status": "failing"`, with `"checkpoint":
+    {"database", "since", "failures", "error"}` (no tweet is counted meanwhile). It also says each brand's
+    phase as of the last commit: `"brands": {brand: {"state": "learning" | "normal" | "bad_buzz",
+    "learning_progress", "minutes_seen", "episode_id"}}`; the feed carries it as the `brand_state` metric
+    (dimensions brand and state, value the learning progress).
 
     `GET /v1/watch/metrics?since=ISO` and `/v1/watch/events?since=ISO` answer `{"records": [...]}` in the
     local sink's line format: what the Streamlit app's Watch it page reads where it cannot read that sink
@@ -53,7 +59,12 @@ def serve_health(
             url = urlsplit(self.path)
             kind = url.path.removeprefix("/v1/watch/")
             if url.path in ("/healthz", "/readyz"):
-                self._json(200, {"status": "ok", **service.totals, "brands": service.brand_states})
+                failing = service.failing
+                health = {"status": "ok"} if failing is None else {"status": "failing", "checkpoint": failing}
+                self._json(
+                    200 if failing is None else 503,
+                    {**health, **service.totals, "brands": service.brand_states},
+                )
             elif feed is not None and url.path.startswith("/v1/watch/") and kind in ("metrics", "events"):
                 if feed_auth is not None and not feed_auth.allows(
                     self.headers.get("Authorization", ""), checker

@@ -51,7 +51,7 @@ from buzzwatch.schema import Alert, SchemaError, ScoredTweet, format_timestamp, 
 from buzzwatch.telemetry import Telemetry
 from worker.detection import BuzzDetector, DetectorConfig
 from worker.detection_service.dispatcher import AlertDispatcher
-from worker.detection_service.store import RESET_HINT, DetectionStore, FencedError, StateError
+from worker.detection_service.store import RESET_HINT, DetectionStore, FencedError, StateError, retryable
 
 log = logging.getLogger("buzzwatch.detection")
 
@@ -86,6 +86,10 @@ class PendingWork:
     ahead: int = 0  # tweets dropped as dated ahead of the clock (MAX_AHEAD_S) ...
     first_ahead: str = ""  # ... and the first of them, for the log
     started: float = 0.0  # perf_counter() when its commit began
+
+
+class CommitPending(RuntimeError):
+    """A commit the database could not take for now; its work is kept for the next `checkpoint`."""
 
 
 class DetectionService:
@@ -128,6 +132,10 @@ class DetectionService:
         self.brand_states: dict[str, dict[str, Any]] = self.detector.brand_states()
         self.pending = PendingWork()
         self.totals: Counter[str] = Counter()
+        # While commits fail: since when (wall time), how many, the last error (/healthz answers 503).
+        self.failing: dict[str, Any] | None = None
+        self._stale = False  # a failed commit could not reload the committed state: the next one does
+        self._kept = False  # a commit the database could not take waits, kept, in `pending`
         self._lock = threading.Lock()
         self._last_message = clock()
         latest = self.detector.latest_event_time
@@ -224,8 +232,8 @@ class DetectionService:
 
         Call it whenever a pull brings nothing. It acts only when nothing is waiting for a commit and no
         message has come for `idle_quiet_s` (see the module docstring for how far it moves the watermark).
-        Returns whether it closed minutes (and committed them). A failed commit is logged and the last
-        committed state reloaded, like any checkpoint; the next tick tries again.
+        Returns whether it closed minutes (and committed them). A failed commit is raised, as by
+        `checkpoint`.
         """
         with self._lock:
             now = self.clock()
@@ -245,43 +253,82 @@ class DetectionService:
                 return False
             self.pending.alerts.extend(alerts)
             self.pending.brands.update(self.detector.brands)  # every brand's minute closed: fresh metrics
-            try:
-                pending = self._commit()
-            except Exception:
-                return False
+            pending = self._commit()
         self._report(pending)
         return True
+
+    @property
+    def kept(self) -> bool:
+        """Whether the work of a commit the database could not take waits for the next `checkpoint`."""
+        return self._kept
 
     def checkpoint(self) -> None:
         """Commit ids + state + alerts in one transaction, then dispatch alerts and emit metrics.
 
-        On a failed commit the detector is reloaded from the last committed state and the error is raised:
-        the caller must not ack, so the messages come again.
+        A commit the database cannot take for now (`store.retryable`: full, unreachable, failing over) is
+        `CommitPending`: the work is kept, and the next checkpoint tries the same commit again; the caller
+        holds its messages meanwhile. On any other failure the detector is reloaded from the last committed
+        state and the error is raised: the caller must not ack, so the messages come again.
         """
         with self._lock:
             pending = self._commit()
         self._report(pending)
 
     def _commit(self) -> PendingWork:
-        """Commit and reset the pending work (the lock is held); reload the committed state on failure."""
+        """Commit and reset the pending work (the lock is held); on failure see `checkpoint`."""
         pending, self.pending = self.pending, PendingWork()
         pending.started = time.perf_counter()
         try:
+            if self._stale:  # it holds work no commit took (its reload failed): reloaded below, not committed
+                raise StateError("the committed state had not been reloaded after a failed commit")
             changed = self.detector.changed_brands()
             state = self.detector.global_state_dict()
             state["brands"] = {brand: self.detector.brand_state_dict(brand) for brand in changed}
             self.store.commit(pending.ids, state, pending.alerts)
             self.detector.mark_saved(changed)
-        except Exception:
-            log.exception("checkpoint failed; resuming from the last committed state")
-            self.detector = self._load_detector()
-            raise
+        except Exception as exc:
+            self._failed(exc)
+            if not retryable(exc):  # a refused row, a fenced group: from the committed state, messages again
+                self._kept = False
+                self._reload()
+                raise
+            self.pending, self._kept = pending, True  # the same commit next time (nothing came meanwhile)
+            raise CommitPending(str(exc)) from exc
+        self._kept = False
+        if self.failing is not None:
+            log.warning(
+                "checkpoints work again",
+                extra={"failures": self.failing["failures"], "failing_since": self.failing["since"]},
+            )
+            self.failing = None
         self.brand_states = self.detector.brand_states()
         self.totals["counted"] += len(pending.ids)
         self.totals["alerts"] += len(pending.alerts)
         self.totals["late"] += pending.late
         self.totals["ahead"] += pending.ahead
         return pending
+
+    def _failed(self, exc: Exception) -> None:
+        """A commit failed: say so (a traceback once per run of failures), for the log and /healthz."""
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        if self.failing is None:
+            log.exception("checkpoint failed")
+            since = format_timestamp(datetime.fromtimestamp(self.clock(), UTC))
+            self.failing = {"database": self.store.location, "since": since, "failures": 0}
+        else:
+            log.warning(
+                "checkpoint failed again", extra={"failures": self.failing["failures"], "error": error}
+            )
+        self.failing = {**self.failing, "failures": self.failing["failures"] + 1, "error": error}
+
+    def _reload(self) -> None:
+        """Back to the last committed state after a failed commit (at the next commit if unreadable)."""
+        try:
+            self.detector = self._load_detector()
+            self._stale = False
+        except Exception as exc:
+            self._stale = True
+            log.warning("the committed state could not be reloaded", extra={"error": str(exc)[:300]})
 
     def _report(self, pending: PendingWork) -> None:
         """Metrics of committed work, then the alerts out of the outbox."""

@@ -111,6 +111,14 @@ class FencedError(RuntimeError):
     """A group's commit or alert claim after it moved on (a newer epoch): refused, nothing written."""
 
 
+def retryable(exc: BaseException) -> bool:
+    """Whether a failed commit may go through as it is later: the database full, locked, unreachable or
+    failing over (not a row it refused, nor a fenced group)."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | OSError)
+
+
 @dataclass(frozen=True)
 class Lease:
     """One instance's ownership of a partition group, valid while the group's row keeps this epoch."""
