@@ -186,12 +186,13 @@ def pull_loop(
     idle: Callable[[], None] | None = None,
     emulator_host: str | None = None,
     ready: Callable[[], bool] | None = None,
+    every_round: Callable[[], None] | None = None,
 ) -> None:
     """`pull_targets` on one subscription, with a client of its own (at `emulator_host` if given)."""
     client = subscriber_client(emulator_host)
     target = PullTarget(subscription_path(project, subscription), step, recover, idle, ready)
     try:
-        pull_targets(client, lambda: (target,), stop, max_messages)
+        pull_targets(client, lambda: (target,), stop, max_messages, every_round)
     finally:
         client.close()
 

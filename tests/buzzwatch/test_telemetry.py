@@ -196,7 +196,7 @@ def test_detection_http_serves_health_and_the_watch_feed_only(tmp_path: Path) ->
     feed = RecordingTelemetry(LocalTelemetry(tmp_path))
     feed.metric("tweet_volume", 12, {"brand": "delta"})
     port = free_port()
-    server = serve_health(port, SimpleNamespace(totals={"counted": 7}, brand_states={}), feed)  # type: ignore[arg-type]
+    server = serve_health(port, SimpleNamespace(totals={"counted": 7}, brand_states={}, failing=None), feed)  # type: ignore[arg-type]
     try:
         base = f"http://127.0.0.1:{port}"
         assert json.load(urllib.request.urlopen(f"{base}/healthz"))["counted"] == 7

@@ -108,12 +108,12 @@ def run_detection_service(env: Mapping[str, str]) -> int:
     from buzzwatch.settings import CommonSettings
     from buzzwatch.telemetry import GuardedTelemetry, RecordingTelemetry, Telemetry
     from models.reasons import load_reason_model
-    from worker.detection_service.consumer import DetectionConsumer
     from worker.detection_service.dispatcher import AlertDispatcher
     from worker.detection_service.groups import GroupRunner
     from worker.detection_service.server import serve_health
     from worker.detection_service.service import DetectionService
     from worker.detection_service.settings import DetectionSettings
+    from worker.detection_service.single import SingleRunner
     from worker.detection_service.store import DetectionStore, StateError
 
     settings = CommonSettings.from_env(env)
@@ -147,7 +147,7 @@ def run_detection_service(env: Mapping[str, str]) -> int:
         try:
             store = DetectionStore(settings.database_url, reset_corrupt=detection.reset_state)
             runner = (
-                make_service(store, detection.owned_partitions)
+                SingleRunner(store, detection, lambda view: make_service(view, detection.owned_partitions))
                 if detection.wanted_groups is None
                 else GroupRunner(store, detection, topology, make_service)
             )
@@ -160,7 +160,7 @@ def run_detection_service(env: Mapping[str, str]) -> int:
             if isinstance(runner, GroupRunner):
                 runner.run(stop)  # a group taken with a damaged saved state stops it: StateError
             else:
-                DetectionConsumer(runner, detection).run(topology, stop)
+                runner.run(topology, stop)  # its state loaded once the database is its: StateError
         except StateError as exc:
             return _cannot_start(exc)
         finally:

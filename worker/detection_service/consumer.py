@@ -165,11 +165,14 @@ class DetectionConsumer:
             client, path = self._client, self._path
             attempt(lambda: nack(client, path, held), "nack")
 
-    def run(self, topology: StreamTopology, stop: threading.Event) -> None:
+    def run(
+        self, topology: StreamTopology, stop: threading.Event, every_round: Callable[[], None] | None = None
+    ) -> None:
         """Consume the scored subscription until `stop`, then commit and ack what is held.
 
         A Pub/Sub that does not answer at the start is `PubSubUnreachableError` after the topology's
-        `start_timeout_s` (the command's one line), not a pull retried for ever.
+        `start_timeout_s` (the command's one line), not a pull retried for ever. `every_round` runs before
+        each pull (the single instance's lease keeping: what it raises ends the run, after the last commit).
         """
         topology.ensure_before_pulling([topology.scored_spec(), topology.dead_letter_spec()])
         self.service.dispatch_outbox()  # what a crash left committed but unsent
@@ -183,6 +186,7 @@ class DetectionConsumer:
                 max_messages=100,
                 idle=self.on_idle,
                 ready=self.ready,
+                every_round=every_round,
                 emulator_host=topology.emulator_host,
             )
         finally:

@@ -81,6 +81,9 @@ group_seen_tweets = sa.Table(
     sa.Column("seen_at", sa.Float, nullable=False, index=True),
 )
 # Partition groups only: who owns each group. Every takeover raises the epoch; a commit is fenced on it.
+# The ownership row of the single instance (no groups): the group id no partition group has.
+SINGLE_INSTANCE = -1
+
 group_owner = sa.Table(
     "bw_group_owner",
     metadata,
@@ -163,6 +166,7 @@ class DetectionStore:
         self.engine = make_engine(database_url)
         self._positions: dict[str, int] = {}  # the saved brands' positions (`load_state`, `commit`)
         self.lease: Lease | None = None  # a group's store (`for_group`): the ownership its commits need
+        self.guard: Lease | None = None  # the single instance's store (`guarded`): the same, of its row
         self.brand_in_group: Callable[[str], bool] | None = None  # a group's store: which brands are its
         self.state_name = STATE_NAME
         self._inherited: list[
@@ -184,7 +188,7 @@ class DetectionStore:
     def _open(self) -> None:
         """Create the tables if missing (and columns added since); a damaged SQLite file is a StateError."""
         try:
-            metadata.create_all(self.engine)
+            self._create_tables()
             self._add_missing_columns()
             if self.path is not None:
                 with self.engine.connect() as connection:
@@ -200,6 +204,18 @@ class DetectionStore:
                     f"the detection database {self.location} is damaged ({exc.orig}); {RESET_HINT}"
                 ) from exc
             raise StateError(f"cannot open the detection database {self.location}: {exc.orig}") from exc
+
+    def _create_tables(self) -> None:
+        """The missing tables; made by another instance starting at the same moment, they are fine ("table
+        already exists" when both saw them missing: the check and the creation are not one transaction)."""
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
+                if attempt == 2 or "exist" not in str(exc.orig).lower():
+                    raise
+                time.sleep(0.1)
 
     def _add_missing_columns(self) -> None:
         """Add the columns a newer release added to an existing table (nullable, so old rows keep working)."""
@@ -219,6 +235,14 @@ class DetectionStore:
         view.brand_in_group = brand_in_group
         view.state_name = f"{STATE_NAME}/g{lease.group}"
         view._positions, view._inherited = {}, []
+        return view
+
+    def guarded(self, lease: Lease) -> DetectionStore:
+        """The single instance's store while it holds the database's instance row (`lease`, of group
+        SINGLE_INSTANCE): the same rows, its commits and alert claims refused once another instance took
+        over (`FencedError`)."""
+        view = copy.copy(self)
+        view.guard = lease
         return view
 
     def _set_aside_file(self) -> Path:
@@ -348,8 +372,8 @@ class DetectionStore:
         names = list(brands)
         group = {} if self.lease is None else {"group_id": self.lease.group}
         with self.engine.begin() as connection:
-            if self.lease is not None:
-                self._fence(connection, self.lease)
+            if self.lease is not None or self.guard is not None:
+                self._fence(connection, self.lease or self.guard)  # type: ignore[arg-type]
             if new_ids:
                 connection.execute(
                     self._seen_table().insert(), [{"tweet_id": i, "seen_at": now, **group} for i in new_ids]
@@ -420,6 +444,9 @@ class DetectionStore:
         before then no other instance can take the group, so none can claim the row.
         """
         if self.lease is None:
+            if self.guard is not None:
+                with self.engine.begin() as connection:
+                    self._fence(connection, self.guard, "alert dispatch")
             return math.inf
         lease = self.lease
         with self.engine.begin() as connection:
@@ -489,10 +516,30 @@ class DetectionStore:
             pass
 
     def owners(self) -> dict[int, GroupOwner]:
-        """Every group's ownership row."""
+        """Every partition group's ownership row (not the single instance's)."""
         with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(group_owner).order_by(group_owner.c.group_id)).all()
+            rows = connection.execute(
+                sa.select(group_owner).where(group_owner.c.group_id >= 0).order_by(group_owner.c.group_id)
+            ).all()
         return {row.group_id: GroupOwner(*row) for row in rows}
+
+    def single_owner(self) -> GroupOwner:
+        """The single instance's ownership row (made, released, if missing)."""
+        try:
+            with self.engine.begin() as connection:
+                row = connection.execute(
+                    sa.select(group_owner).where(group_owner.c.group_id == SINGLE_INSTANCE)
+                ).first()
+                if row is not None:
+                    return GroupOwner(*row)
+                connection.execute(
+                    group_owner.insert().values(
+                        group_id=SINGLE_INSTANCE, owner=None, epoch=0, lease_until=0.0, handover_to=None
+                    )
+                )
+        except sa.exc.IntegrityError:  # another instance made it at the same moment
+            return self.single_owner()
+        return GroupOwner(SINGLE_INSTANCE, None, 0, 0.0, None)
 
     def acquire(self, row: GroupOwner, owner: str, lease_s: float, now: float) -> Lease | None:
         """Take the group whose row was read as `row`: the next epoch, a fresh lease, no handover pending.
@@ -552,9 +599,9 @@ class DetectionStore:
             sa.update(group_owner).where(*self._owned_by(lease)).values(epoch=lease.epoch)
         )
         if result.rowcount != 1:
+            what = "the database" if lease.group == SINGLE_INSTANCE else f"partition group {lease.group}"
             raise FencedError(
-                f"partition group {lease.group} has moved on from {lease.owner} (epoch {lease.epoch}): "
-                f"{refused} refused"
+                f"{what} has moved on from {lease.owner} (epoch {lease.epoch}): {refused} refused"
             )
 
     def close(self) -> None:

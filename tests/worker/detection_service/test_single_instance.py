@@ -1,0 +1,113 @@
+"""Two `detect` processes on one database and one subscription: one counts, the other stands by."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from buzzwatch.pubsub import StreamTopology
+from buzzwatch.settings import CommonSettings
+from stack.emulator import PubSubEmulator
+from stack.ports import free_port
+from stack.processes import health_report
+from tests.support.polling import wait_for
+from tests.support.stack import buzzwatch, publish_scored, stack_env, stack_store, stop, stream_events
+from worker.detection import BuzzDetector
+from worker.detection_service.store import DetectionStore, FencedError, alert_outbox, read_rows, seen_tweets
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def counted(database_url: str) -> int:
+    rows = read_rows(database_url, sa.select(sa.func.count()).select_from(seen_tweets))
+    return int(rows[0][0]) if rows else 0
+
+
+def test_a_second_instance_stands_by_and_takes_over_when_the_first_stops(
+    emulator_env: PubSubEmulator, tmp_path: Path, unique_name: str
+) -> None:
+    """Before, both counted the messages Pub/Sub gave each (about half the stream each, one state row
+    written by both in turn) and could both alert; on a fresh database the second start could also fail
+    creating the tables the first was creating ("table bw_seen_tweets already exists")."""
+    env = stack_env(
+        tmp_path,
+        {"PUBSUB_EMULATOR_HOST": os.environ["PUBSUB_EMULATOR_HOST"]},
+        PUBSUB_SCORED_TOPIC=f"{unique_name}-scored",
+        PUBSUB_SCORED_SUBSCRIPTION=f"{unique_name}-detector",
+        PUBSUB_DEAD_LETTER_TOPIC=f"{unique_name}-dead",
+        PUBSUB_DEAD_LETTER_SUBSCRIPTION=f"{unique_name}-dead-keep",
+        DETECTION_LEASE_S="3",
+    )
+    topology = StreamTopology.from_settings(CommonSettings.from_env(env))
+    topology.ensure_scored_path()
+    database_url = f"sqlite:///{tmp_path / 'buzzwatch.db'}"
+    ports = {name: free_port() for name in ("a", "b")}
+    processes = {  # started together on no database: both make its tables
+        name: buzzwatch(
+            "detect",
+            env=dict(env, PORT=str(port), DETECTION_INSTANCE_ID=name),
+            log_path=tmp_path / f"{name}.log",
+        )
+        for name, port in ports.items()
+    }
+
+    def health(name: str) -> dict[str, Any] | None:
+        return health_report(f"http://127.0.0.1:{ports[name]}/healthz")
+
+    try:
+        wait_for(lambda: all(health(n) for n in ports), 60, "both answer /healthz")
+        reports = {name: health(name) for name in ports}
+        standing = [name for name, report in reports.items() if report and "standby_for" in report]
+        assert len(standing) == 1, reports
+        (waiting,) = standing
+        (holder,) = set(ports) - {waiting}
+        assert reports[waiting]["standby_for"] == holder  # type: ignore[index]
+
+        events = stream_events(calm_minutes=120, buzz_minutes=10, tail_minutes=15)
+        first = sum(e.created_at < events[-1].created_at - timedelta(minutes=5) for e in events)
+        publish_scored(events[:first], topology.project, topology.scored_topic)
+        wait_for(lambda: counted(database_url) == first, 60, "the stream counted", processes[holder])
+        assert health(waiting) == reports[waiting]  # it counted nothing meanwhile
+
+        processes[holder].send_signal(signal.SIGTERM)  # a rollout stops the old revision
+        assert processes[holder].wait(30) == 0
+        started = time.monotonic()
+        wait_for(lambda: "standby_for" not in (health(waiting) or {"standby_for": 1}), 10, "the takeover")
+        assert time.monotonic() - started < 3  # released at the stop: taken within a third of a lease
+        publish_scored(events[first:], topology.project, topology.scored_topic)
+        wait_for(lambda: counted(database_url) == len(events), 60, "the rest counted", processes[waiting])
+        wait_for(lambda: (health(waiting) or {}).get("counted") == len(events) - first, 10, "its totals")
+    finally:
+        stop(list(processes.values()))
+    with stack_store(tmp_path) as store:
+        state = BuzzDetector.from_state(store.load_state() or {}).state_dict()
+    assert state["stats"]["observed"] == len(events)  # every tweet in the one committed detector, once
+    payloads = [json.loads(p) for (p,) in read_rows(database_url, sa.select(alert_outbox.c.payload))]
+    assert [p["kind"] for p in payloads].count("new") == 1, payloads
+
+
+def test_a_holder_that_lost_the_database_writes_nothing(tmp_path: Path) -> None:
+    """A holder that stalled past its lease (a zombie) finds its commit and alert claims refused."""
+    store = DetectionStore(f"sqlite:///{tmp_path / 'buzzwatch.db'}")
+    row = store.single_owner()
+    zombie = store.acquire(row, "a", lease_s=1.0, now=100.0)
+    assert zombie is not None
+    assert store.acquire(row, "b", lease_s=1.0, now=100.5) is None  # read before "a" took it: refused
+    taken = store.acquire(store.single_owner(), "b", lease_s=10.0, now=102.0)  # "a"'s lease ran out
+    assert taken is not None and taken.epoch == zombie.epoch + 1
+    with pytest.raises(FencedError, match="the database has moved on from a"):
+        store.guarded(zombie).commit(["t1"], {"stats": {}}, [])
+    with pytest.raises(FencedError):
+        store.guarded(zombie).claim_dispatch("some alert")
+    store.guarded(taken).commit(["t1"], {"stats": {}}, [])
+    assert store.counts()["tweets"] == 1
+    assert store.owners() == {}  # the instance row is no partition group's
+    store.close()

@@ -1,0 +1,146 @@
+"""One counting detection service per database without partition groups: a second one stands by.
+
+Two `detect` processes on one database and one subscription (a rollout's new revision started beside the
+old one, a second copy started by mistake) each counted the messages Pub/Sub gave it with a detector of its
+own and wrote the same state rows: each brand's baseline was the last writer's, and a bad buzz was alerted
+by both. Now the single instance holds the database's instance row (`bw_group_owner`, group
+`SINGLE_INSTANCE`) as an instance holds a partition group: taken (epoch + 1) when released or when its lease
+ran out, renewed every third of `DETECTION_LEASE_S`, checked in the transaction of each commit and alert
+claim (`FencedError`: nothing written), released after the last commit at a stop. Another instance stands
+by meanwhile (`/healthz` 200, `"standby_for"`: the holder) and takes over within a third of a lease of the
+holder's release (a rollout), or a lease after the holder died; it then loads what the holder committed and
+pulls the same subscription, where what the holder had not acknowledged waits. A holder that lost the row
+(stalled past its lease) stops counting and stands by.
+
+The row is its holder's again at once after a restart with the same `DETECTION_INSTANCE_ID`, and when the
+holder was a process of this machine that is gone (the default id is host and process id).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from buzzwatch.pubsub import StreamTopology
+from worker.detection_service.consumer import DetectionConsumer
+from worker.detection_service.service import DetectionService
+from worker.detection_service.settings import DetectionSettings
+from worker.detection_service.store import DetectionStore, FencedError, GroupOwner, Lease
+
+log = logging.getLogger("buzzwatch.detection")
+
+
+def gone_from_this_machine(owner: str) -> bool:
+    """Whether `owner` is a default instance id (host-pid) of this machine whose process no longer runs."""
+    host, _, pid = owner.rpartition("-")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it runs, as another user
+        return False
+    return False
+
+
+class SingleRunner:
+    """The single instance's turn at the database (see the module docstring); /healthz's `HealthSource`."""
+
+    def __init__(
+        self,
+        store: DetectionStore,
+        settings: DetectionSettings,
+        make_service: Callable[[DetectionStore], DetectionService],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.make_service = make_service
+        self.clock = clock
+        self.me = settings.instance_id
+        self.service: DetectionService | None = None  # while it holds the database
+        self.holder: str | None = None  # who holds it while this instance stands by
+        self._renew_at = 0.0
+
+    @property
+    def totals(self) -> Mapping[str, Any]:
+        """The service's counters; while standing by, who holds the database."""
+        if self.service is None:
+            return {"standby_for": self.holder}
+        return self.service.totals
+
+    @property
+    def brand_states(self) -> Mapping[str, Any]:
+        """Each brand's phase as of the last commit (none while standing by)."""
+        return {} if self.service is None else self.service.brand_states
+
+    @property
+    def failing(self) -> Mapping[str, Any] | None:
+        """While the service's commits fail: what `DetectionService.failing` says."""
+        return None if self.service is None else self.service.failing
+
+    def run(self, topology: StreamTopology, stop: threading.Event) -> None:
+        """Until `stop`: wait for the database, count the stream while it is ours, stand by if it is lost;
+        at the end commit and release it."""
+        restarted = True  # at start-up, the row of an earlier life of this instance is taken at once
+        while not stop.is_set():
+            lease = self._take(stop, restarted)
+            if lease is None:
+                return
+            restarted = False
+            self.service = self.make_service(self.store.guarded(lease))
+            consumer = DetectionConsumer(self.service, self.settings)
+            try:
+                consumer.run(topology, stop, every_round=lambda held=lease: self._renew(held))
+            except FencedError as exc:
+                log.warning(f"another detection service took over; standing by ({exc})")
+                self.service = None
+                continue
+            self.store.release(lease, self.clock(), keep_s=0.0)
+            return
+
+    def _take(self, stop: threading.Event, restarted: bool) -> Lease | None:
+        """The database's instance row once it may be taken (None: stopped while standing by)."""
+        said: str | None = None
+        while not stop.is_set():
+            row = self.store.single_owner()
+            now = self.clock()
+            if self._takeable(row, now, restarted):
+                lease = self.store.acquire(row, self.me, self.settings.lease_s, now)
+                if lease is not None:
+                    self.holder = None
+                    self._renew_at = now + self.settings.lease_s / 3
+                    log.info("holds the detection database", extra={"database": self.store.location})
+                    return lease
+                continue  # taken or renewed since read: look again
+            self.holder = row.owner
+            if said != row.owner:
+                said = row.owner
+                log.warning(
+                    f"standing by: another detection service ({row.owner}) counts the stream of "
+                    f"{self.store.location}; this one takes over when it stops",
+                    extra={"database": self.store.location, "holder": row.owner},
+                )
+            stop.wait(min(self.settings.lease_s / 3, max(0.1, row.lease_until - now)))
+        return None
+
+    def _takeable(self, row: GroupOwner, now: float, restarted: bool) -> bool:
+        """Released, its lease run out, ours from an earlier life, or its holder's process here is gone."""
+        if row.owner is None or row.lease_until < now:
+            return True
+        return restarted and (row.owner == self.me or gone_from_this_machine(row.owner))
+
+    def _renew(self, lease: Lease) -> None:
+        """Every third of a lease, renew it; FencedError once another instance took the row."""
+        now = self.clock()
+        if now < self._renew_at:
+            return
+        if not self.store.renew(lease, self.settings.lease_s, now):
+            raise FencedError(f"the database has moved on from {lease.owner} (epoch {lease.epoch})")
+        self._renew_at = now + self.settings.lease_s / 3
