@@ -154,12 +154,17 @@ class BrandsFile:
     @classmethod
     def read(cls, path: Path | None = None) -> BrandsFile:
         """The brands file's tables (`path`, else BUZZWATCH_BRANDS_FILE or config/brands.toml); none, logged,
-        when there is no file. A file that is not valid TOML, or a zone that does not exist, is a
-        SettingsError that names it (`read_brand_tables`)."""
+        when config/brands.toml is not there. A file named (`path`, the variable) that does not exist is a
+        SettingsError, as a file that is not valid TOML or a zone that does not exist (`read_brand_tables`):
+        a misspelt path read every brand by id, in UTC, the warning easy to miss."""
         path = path or brands_file()
         try:
             tables = read_brand_tables(path)
         except FileNotFoundError:
+            if path.resolve() != DEFAULT_BRANDS_FILE.resolve():
+                raise SettingsError(
+                    f"brands file {path} does not exist (BUZZWATCH_BRANDS_FILE or --brands names it)"
+                ) from None
             log.warning("no brands file: brands read by id, times in UTC", extra={"path": str(path)})
             tables = []
         return cls(path, tuple(tables))

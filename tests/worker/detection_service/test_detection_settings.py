@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from buzzwatch import zones
 from buzzwatch.settings import SettingsError
 from buzzwatch.zones import BrandsFile
 from worker.detection import DetectorConfig
@@ -28,7 +29,9 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert settings.feed_auth.audience is None  # the feed needs no token unless DETECTION_FEED_AUTH_* says so
 
 
-def test_each_variable_lands_in_its_field() -> None:
+def test_each_variable_lands_in_its_field(tmp_path: Path) -> None:
+    brands = tmp_path / "brands.toml"
+    brands.write_text('[[brand]]\nname = "united"\n')
     settings = DetectionSettings.from_env(
         {
             "DETECTION_CHECKPOINT_S": "0.5",
@@ -40,7 +43,7 @@ def test_each_variable_lands_in_its_field() -> None:
             "DETECTION_FEED_AUTH_AUDIENCE": "https://detection",
             "DETECTION_FEED_AUTH_SERVICE_ACCOUNT": "app@p.iam",
             "BUZZWATCH_DETECTOR_FIRE_SCORE": "7.5",
-            "BUZZWATCH_BRANDS_FILE": "/srv/brands.toml",
+            "BUZZWATCH_BRANDS_FILE": str(brands),
         }
     )
     assert (settings.checkpoint_interval_s, settings.checkpoint_max_messages) == (0.5, 300)
@@ -51,11 +54,11 @@ def test_each_variable_lands_in_its_field() -> None:
         "app@p.iam",
     )
     assert settings.detector.defaults.fire_score == 7.5
-    assert settings.brands == BrandsFile(Path("/srv/brands.toml"))  # no such file: no brand configured
+    assert settings.brands == BrandsFile(brands, ({"name": "united"},))
 
 
 def test_the_brands_file_is_read_once_for_the_detector_and_the_mails(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The detector's zones and the mails' zones and names are one reading of the file (it was read three
     times at the service's start, and a missing file was warned about three times)."""
@@ -68,7 +71,10 @@ def test_the_brands_file_is_read_once_for_the_detector_and_the_mails(
     assert settings.detector.brand_zones == {"united": "America/Chicago"}
     assert str(settings.brands.zones()["united"]) == "America/Chicago"
     assert settings.brands.names() == {"united": "United Airlines"}
-    path.unlink()
+    path.unlink()  # a misspelt path was a warning, and every brand was read by id, in UTC
+    with pytest.raises(SettingsError, match=f"brands file {path} does not exist"):
+        DetectionSettings.from_env({"BUZZWATCH_BRANDS_FILE": str(path)})
+    monkeypatch.setattr(zones, "DEFAULT_BRANDS_FILE", path)  # the shipped file missing: said, then UTC
     with caplog.at_level("WARNING", logger="buzzwatch.zones"):
         settings = DetectionSettings.from_env({"BUZZWATCH_BRANDS_FILE": str(path)})
         assert (settings.detector.brand_zones, settings.brands.zones(), settings.brands.names()) == (
