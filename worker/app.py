@@ -161,8 +161,8 @@ class PushRoute:
             return self._dead_letter(note, f"push envelope larger than {limit} bytes")
         try:
             data, attributes, message_id = parse_envelope(raw)
-        except ValueError as exc:
-            return self._dead_letter(raw, f"malformed push envelope: {exc}")
+        except MalformedEnvelope as exc:
+            return self._dead_letter(raw, f"malformed push envelope: {exc}", exc.message_id)
         try:
             self.service.handle(data, attributes, message_id)
         except TransientError as exc:
@@ -175,9 +175,11 @@ class PushRoute:
         )
         return "204 NO CONTENT", None
 
-    def _dead_letter(self, data: bytes, reason: str) -> tuple[str, dict[str, str] | None]:
+    def _dead_letter(
+        self, data: bytes, reason: str, message_id: str = "unknown"
+    ) -> tuple[str, dict[str, str] | None]:
         try:
-            self.service.send_to_dead_letter(data, {}, "unknown", reason)
+            self.service.send_to_dead_letter(data, {}, message_id, reason)
         except TransientError:
             return "500 INTERNAL SERVER ERROR", {"error": "dead-letter publish failed; retry"}
         return "204 NO CONTENT", None
@@ -219,24 +221,33 @@ def _answer(
     return [payload] if payload else []
 
 
+class MalformedEnvelope(ValueError):
+    """A push envelope that cannot be read; `message_id` is its message's id when that much could be."""
+
+    def __init__(self, reason: str, message_id: str = "unknown") -> None:
+        super().__init__(reason)
+        self.message_id = message_id
+
+
 def parse_envelope(raw: bytes) -> tuple[bytes, dict[str, str], str]:
-    """The message data, attributes and id of a push envelope; ValueError says what is wrong."""
+    """The message data, attributes and id of a push envelope; MalformedEnvelope says what is wrong (with
+    the message's id when it has one, for the dead letter: Pub/Sub's console finds a message by it)."""
     try:
         envelope = load_json(raw)
     except SchemaError as exc:
-        raise ValueError(str(exc)) from exc
+        raise MalformedEnvelope(str(exc)) from exc
     message = envelope.get("message") if isinstance(envelope, dict) else None
     if not isinstance(message, dict):
-        raise ValueError("no 'message' object")
+        raise MalformedEnvelope("no 'message' object")
+    message_id = str(message.get("messageId") or message.get("message_id") or "unknown")
     encoded = message.get("data", "")
     if not isinstance(encoded, str):
-        raise ValueError("'message.data' is not a base64 string")
+        raise MalformedEnvelope("'message.data' is not a base64 string", message_id)
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"'message.data' is not base64: {exc}") from exc
+        raise MalformedEnvelope(f"'message.data' is not base64: {exc}", message_id) from exc
     attributes = message.get("attributes") or {}
     if not isinstance(attributes, dict):
-        raise ValueError("'message.attributes' is not an object")
-    message_id = str(message.get("messageId") or message.get("message_id") or "unknown")
+        raise MalformedEnvelope("'message.attributes' is not an object", message_id)
     return data, {str(k): str(v) for k, v in attributes.items()}, message_id

@@ -128,7 +128,7 @@ def test_push_route_answers(tmp_path: Path) -> None:
         pipeline = None
 
         def send_to_dead_letter(self, data, attributes, message_id, reason):
-            dead.append((data, reason))
+            dead.append((message_id, reason))
 
         def handle(self, data, attributes, message_id):
             assert json.loads(data)["id"] == "1"
@@ -166,12 +166,13 @@ def test_push_route_answers(tmp_path: Path) -> None:
     )
     assert client.post("/pubsub/push", json=envelope, headers=good).status_code == 204
     assert client.post("/pubsub/push", data=b"not json", headers=good).status_code == 204
-    assert client.post("/pubsub/push", json={"message": {"data": "%%%"}}, headers=good).status_code == 204
+    bad_data = {"message": {"data": "%%%", "messageId": "m2"}}  # its id was lost: "unknown"
+    assert client.post("/pubsub/push", json=bad_data, headers=good).status_code == 204
     assert client.post("/pubsub/push", data=b"x" * 6000, headers=good).status_code == 204
-    assert [reason.split(":")[0] for _, reason in dead] == [
-        "malformed push envelope",
-        "malformed push envelope",
-        "push envelope larger than 5000 bytes",
+    assert [(message_id, reason.split(":")[0]) for message_id, reason in dead] == [
+        ("unknown", "malformed push envelope"),
+        ("m2", "malformed push envelope"),
+        ("unknown", "push envelope larger than 5000 bytes"),
     ]
     assert client.get("/healthz").status_code == 200
 
