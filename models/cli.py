@@ -313,6 +313,7 @@ def _check_export_folder(output: Path) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from models import tracking
     from models.train import TrainOptions, run_training
 
     for path in args.extra_data:
@@ -329,6 +330,10 @@ def _train(args: argparse.Namespace) -> int:
         raise CommandError(f"--variants {args.variants!r} names no variant")
     if args.output is not None and not args.no_export:
         _check_export_folder(args.output)
+    try:
+        tracking.configure()  # before hours of training: every run is logged there
+    except tracking.StoreError as exc:
+        raise CommandError(str(exc)) from None
     options = TrainOptions(
         variants=variants,
         extra_data=tuple(args.extra_data),

@@ -20,11 +20,13 @@ are deprecated: the best model carries the alias `champion`.
 from __future__ import annotations
 
 import re
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from buzzwatch.schema import LABELS
 from buzzwatch.settings import CommonSettings
@@ -47,20 +49,51 @@ def _artifact_root(tracking_uri: str) -> str | None:
     return (database.parent / "mlartifacts").as_uri()
 
 
+class StoreError(ValueError):
+    """The MLflow store cannot be used (the message names it and says why)."""
+
+
+# How long a tracking server may take to accept a connection: MLflow's own client retried a closed port
+# for minutes (7 tries, exponential back-off), so `train` seemed to hang before its first epoch.
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _check_reachable(uri: str) -> None:
+    """For an http(s) store, StoreError unless its server accepts a connection within CONNECT_TIMEOUT_S."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise StoreError(
+            f"the MLflow store {uri} (MLFLOW_TRACKING_URI) does not answer: {exc.strerror or exc}"
+        ) from None
+
+
 def configure(settings: CommonSettings | None = None) -> str:
-    """Point MLflow (tracking and registry) at the configured store; create the experiment if needed."""
+    """Point MLflow (tracking and registry) at the configured store; create the experiment if needed.
+
+    A store that cannot be used (a server that does not answer, a database that cannot be made or read)
+    is a StoreError naming it, not a traceback (`train` checks it before any training)."""
     import mlflow
 
     settings = settings or CommonSettings.from_env()
     uri = settings.mlflow_tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).resolve().parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    client = mlflow.MlflowClient()
-    if client.get_experiment_by_name(EXPERIMENT) is None:
-        client.create_experiment(EXPERIMENT, artifact_location=_artifact_root(uri))
-    mlflow.set_experiment(EXPERIMENT)
+    _check_reachable(uri)
+    try:
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).resolve().parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        client = mlflow.MlflowClient()
+        if client.get_experiment_by_name(EXPERIMENT) is None:
+            client.create_experiment(EXPERIMENT, artifact_location=_artifact_root(uri))
+        mlflow.set_experiment(EXPERIMENT)
+    except Exception as exc:  # MlflowException, a database error, OSError: whatever the store answers
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise StoreError(f"the MLflow store {uri} (MLFLOW_TRACKING_URI) cannot be used: {reason}") from exc
     return uri
 
 

@@ -329,6 +329,28 @@ def test_train_refuses_what_it_would_find_wrong_only_after_training(
     assert (folder / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize("store", ["http", "not a database"])
+def test_train_refuses_an_mlflow_store_it_cannot_use_at_once(
+    tmp_path, capsys, monkeypatch, store: str
+) -> None:
+    """A tracking server that does not answer kept `train` waiting minutes on MLflow's retries (stopped
+    after 120 s, still before any training); a file that is not a database was a traceback."""
+    import time
+
+    from stack.ports import free_port
+
+    not_a_database = tmp_path / "mlflow.db"
+    not_a_database.write_text("notes")
+    uri = f"http://127.0.0.1:{free_port()}" if store == "http" else f"sqlite:///{not_a_database}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    started = time.monotonic()
+    assert main(["train", "--quick", "--no-export"]) == 2
+    assert time.monotonic() - started < 10
+    err = capsys.readouterr().err
+    assert f"the MLflow store {uri} (MLFLOW_TRACKING_URI)" in err and "Traceback" not in err
+    assert "does not answer" in err if store == "http" else "file is not a database" in err
+
+
 @pytest.mark.parametrize("epochs", ["0", "-3"])
 def test_train_refuses_no_epochs(epochs: str) -> None:
     with pytest.raises(SystemExit) as refused:
