@@ -40,6 +40,7 @@ import pandas as pd
 from buzzwatch.cells import from_spreadsheet_cell
 from buzzwatch.schema import LABELS, TRUSTED_FEEDBACK_PROVENANCES, is_blank
 from buzzwatch.settings import REPO_ROOT, CommonSettings
+from buzzwatch.tables import read_string_csv
 from models import tracking
 from models.text import NORMALISER_VERSION, normalise, tokenize
 
@@ -314,7 +315,7 @@ def read_extra_data(paths: tuple[Path, ...], include_untrusted: bool = False) ->
     """
     frames = []
     for path in paths:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = read_string_csv(path.read_bytes(), path)  # the one CSV reader: a bad line is named
         missing = {"text", "label"} - set(frame.columns)
         if missing:
             raise ValueError(f"{path} lacks column(s) {', '.join(sorted(missing))}")

@@ -142,6 +142,22 @@ def test_train_refuses_bad_extra_data(tmp_path, capsys):
     assert "furious" in capsys.readouterr().err
 
 
+def test_extra_data_is_read_by_the_one_csv_reader(tmp_path) -> None:
+    """pandas read a `;` file (a spreadsheet's export) as one column ("lacks column(s) label"), and an
+    unclosed quote swallowed the rows after it into one text, trained on silently."""
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_bytes('\ufefftext;label\nworst flight ever;negative\n"great, crew";positive\n'.encode())
+    rows = train_module.read_extra_data((semicolons,), include_untrusted=True)
+    assert rows[["text", "label"]].values.tolist() == [
+        ["worst flight ever", "negative"],
+        ["great, crew", "positive"],
+    ]
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text('text,label\nok then,neutral\n"late again,negative\nfine,positive\n')
+    with pytest.raises(ValueError, match=r"unclosed.csv: line 3: a quote .* never closed"):
+        train_module.read_extra_data((unclosed,), include_untrusted=True)
+
+
 def test_quick_train_of_the_subword_and_emoji_levers(isolated_var_dir, capsys):
     """Issue 11's levers end to end: emoji pre-training, then sub-word rows for unknown tokens that the
     exported artifact computes as training did (no ensemble is built for a sub-word variant)."""
