@@ -94,7 +94,11 @@ class SingleRunner:
             if lease is None:
                 return
             restarted = False
-            self.service = self.make_service(self.store.guarded(lease))
+            try:
+                self.service = self.make_service(self.store.guarded(lease))
+            except BaseException:  # a saved state that does not load (StateError): free for the next one
+                self.store.release(lease, self.clock(), keep_s=0.0)
+                raise
             consumer = DetectionConsumer(self.service, self.settings)
             try:
                 consumer.run(topology, stop, every_round=lambda held=lease: self._renew(held))

@@ -177,6 +177,34 @@ def test_the_detection_service_exits_with_one_line_naming_the_damaged_database(
     assert str(database) in critical["message"] and "DETECTION_RESET_STATE=true" in critical["message"]
 
 
+def test_a_state_row_that_does_not_load_stops_the_service_and_frees_the_database(tmp_path: Path) -> None:
+    """The single instance holds the database while it loads the state: stopping on an unreadable row, it
+    releases it (the next start, on another machine, would have waited out the lease)."""
+    database = tmp_path / "buzzwatch.db"
+    saved_database(database)
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE bw_detector_state SET state = ?", ("{not json",))
+    env = dict(
+        os.environ,
+        BUZZWATCH_VAR_DIR=str(tmp_path),
+        PORT=str(free_port()),
+        PUBSUB_EMULATOR_HOST="127.0.0.1:9",  # never reached: the state stops it first
+        DETECTION_INSTANCE_ID="detection-0",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "buzzwatch.cli", "detect"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2 and b"is unreadable" in result.stderr + result.stdout
+    store = DetectionStore(f"sqlite:///{database}")
+    row = store.single_owner()
+    assert row.epoch == 1 and row.owner is None  # taken, then released
+    store.close()
+
+
 MORNING = START + timedelta(hours=8)
 
 
