@@ -19,6 +19,11 @@ of a committed alert to mail (`worker.detection_service.dispatcher`: it spools n
 
 `DETECTION_GROUPS=all` takes every group that is free and asks for none: started alone it owns everything;
 started beside others it is a standby that takes the groups of an instance that stops or dies.
+
+A row in an instance's own name is taken at once only at its start (a restart: its earlier life's). A
+rollout runs the new revision beside the old one with the same DETECTION_INSTANCE_ID: the new one takes the
+groups at its start, and the old one, fenced, does not take them back (it did at every look, a third of a
+lease, until it stopped).
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ class GroupRunner:
         self.given_up: Counter[str] = Counter()  # the totals of groups no longer held here
         self.moves: Counter[str] = Counter()  # taken, released, lost
         self._next_look = 0.0
+        self._first_look = True  # a row in this instance's name is an earlier life's only at the start
         self._last_prune: float | None = None
 
     @property
@@ -173,7 +179,7 @@ class GroupRunner:
             wanted = group in self.settings.wanted_groups or row.handover_to == self.me
             if not wanted:
                 continue
-            if row.takeable_by(self.me, now):
+            if row.takeable_by(self.me, now, restarted=self._first_look):
                 lease = self.store.acquire(row, self.me, self.settings.lease_s, now)
                 if lease is not None:
                     self._take(lease)
@@ -184,6 +190,7 @@ class GroupRunner:
             ):
                 self.store.request_handover(group, self.me)
                 log.info("asked for a partition group", extra={"group": group, "owner": row.owner})
+        self._first_look = False
 
     def _take(self, lease: Lease) -> None:
         """Load the group's rows and start pulling its subscription."""

@@ -135,10 +135,10 @@ class SingleRunner:
         return None
 
     def _takeable(self, row: GroupOwner, now: float, restarted: bool) -> bool:
-        """Released, its lease run out, ours from an earlier life, or its holder's process here is gone."""
-        if row.owner is None or row.lease_until < now:
+        """As a group (`GroupOwner.takeable_by`), or, at the start, its holder's process here is gone."""
+        if row.takeable_by(self.me, now, restarted):
             return True
-        return restarted and (row.owner == self.me or gone_from_this_machine(row.owner))
+        return restarted and row.owner is not None and gone_from_this_machine(row.owner)
 
     def _renew(self, lease: Lease) -> None:
         """Every third of a lease, renew it; FencedError once another instance took the row."""

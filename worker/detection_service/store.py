@@ -141,11 +141,15 @@ class GroupOwner:
     lease_until: float
     handover_to: str | None
 
-    def takeable_by(self, instance: str, now: float) -> bool:
-        """Whether `instance` may take the group now: its own row (an earlier life of it), or a group
-        released or with its lease run out, unless it was released for another instance who still has time.
+    def takeable_by(self, instance: str, now: float, restarted: bool = True) -> bool:
+        """Whether `instance` may take the group now: its own row (an earlier life of it: only while it
+        starts, `restarted`), or a group released or with its lease run out, unless it was released for
+        another instance who still has time.
+
+        Later, its own name on the row is another process's (a rollout runs two revisions with one
+        DETECTION_INSTANCE_ID): taken back at every look, the group went back and forth between them.
         """
-        if self.owner == instance:
+        if self.owner == instance and restarted:
             return True
         if self.owner is not None and self.lease_until >= now:
             return False

@@ -209,16 +209,7 @@ def test_the_single_instance_seen_ids_are_pruned_once_not_by_each_group(tmp_path
     settings = DetectionSettings.from_env(env)
     topology = StreamTopology.from_settings(CommonSettings.from_env({}))
 
-    def make_service(group_store: DetectionStore, members: frozenset[int]) -> DetectionService:
-        return DetectionService(
-            group_store,
-            RecordingDispatcher(),  # type: ignore[arg-type]
-            LocalTelemetry(tmp_path, role="detection"),
-            DetectorConfig(),
-            owned_partitions=members,
-            partitions=settings.partitions,
-        )
-
+    make_service = service_factory(tmp_path, settings)
     runner = groups.GroupRunner(store, settings, topology, make_service)
     runner.look()  # takes the groups
     assert sorted(runner.owned) == list(range(groups_n))
@@ -437,3 +428,47 @@ def test_on_postgresql(
         check(store, tmp_path)
     finally:
         store.close()
+
+
+def test_two_revisions_with_one_instance_id_hand_the_groups_over_once(tmp_path) -> None:
+    """A rollout runs the old and the new revision with the same DETECTION_INSTANCE_ID (the service's
+    name). The new one takes the groups at its start (the old owner's row is its own name); the old one
+    then lost them, took them back at its next look (its own name again), and so on at every look until it
+    stopped: each move reloaded the state and handed its held messages back."""
+    store = DetectionStore(f"sqlite:///{tmp_path / 'shared.db'}")
+    env = {"DETECTION_GROUPS": "all", "BUZZWATCH_PARTITION_GROUPS": "2", "DETECTION_INSTANCE_ID": "svc"}
+    settings = DetectionSettings.from_env(env)
+    topology = StreamTopology.from_settings(CommonSettings.from_env({}))
+    store.ensure_groups(settings.groups)
+
+    make_service = service_factory(tmp_path, settings)
+    old = groups.GroupRunner(store, settings, topology, make_service)
+    old.look()
+    assert sorted(old.owned) == [0, 1]
+    new = groups.GroupRunner(store, settings, topology, make_service)
+    new.look()  # a restart of "svc" as far as it can tell: its rows, taken at once
+    assert sorted(new.owned) == [0, 1]
+    for _ in range(3):
+        old.look()
+        new.look()
+    assert old.owned == {} and sorted(new.owned) == [0, 1]
+    assert {row.epoch for row in store.owners().values()} == {2}  # taken once each by the new revision
+    store.close()
+
+
+def service_factory(
+    tmp_path: Path, settings: DetectionSettings
+) -> Callable[[DetectionStore, frozenset[int]], DetectionService]:
+    """How the entry point builds a group's service, with a recording dispatcher and a local sink."""
+
+    def make_service(group_store: DetectionStore, members: frozenset[int]) -> DetectionService:
+        return DetectionService(
+            group_store,
+            RecordingDispatcher(),  # type: ignore[arg-type]
+            LocalTelemetry(tmp_path, role="detection"),
+            DetectorConfig(),
+            owned_partitions=members,
+            partitions=settings.partitions,
+        )
+
+    return make_service
