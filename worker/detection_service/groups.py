@@ -51,7 +51,7 @@ from buzzwatch.pubsub import (
 from worker.detection_service.consumer import PRUNE_EVERY_S, DetectionConsumer
 from worker.detection_service.service import DetectionService
 from worker.detection_service.settings import DetectionSettings
-from worker.detection_service.store import DetectionStore, FencedError, Lease
+from worker.detection_service.store import DetectionStore, FencedError, Lease, retryable
 
 log = logging.getLogger("buzzwatch.detection")
 
@@ -265,9 +265,17 @@ class GroupRunner:
             self._lose(group)
 
     def _look_when_due(self) -> None:
-        """`look` every third of a lease."""
+        """`look` every third of a lease (a database that cannot answer now: logged, looked at again then;
+        the groups' commits say it fails, and a lease that runs out meanwhile fences them)."""
         if self.monotonic() >= self._next_look:
-            self.look()
+            try:
+                self.look()
+            except Exception as exc:
+                if not retryable(exc):
+                    raise
+                log.warning(
+                    "could not look at the partition groups; trying again", extra={"error": str(exc)[:300]}
+                )
             self._next_look = self.monotonic() + self.settings.lease_s / 3
 
     def _prune_when_due(self) -> None:

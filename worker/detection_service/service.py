@@ -136,6 +136,7 @@ class DetectionService:
         self.failing: dict[str, Any] | None = None
         self._stale = False  # a failed commit could not reload the committed state: the next one does
         self._kept = False  # a commit the database could not take waits, kept, in `pending`
+        self._ahead_said: float | None = None  # when tweets dated ahead of the clock were last logged
         self._lock = threading.Lock()
         self._last_message = clock()
         latest = self.detector.latest_event_time
@@ -202,15 +203,15 @@ class DetectionService:
                     continue
                 self.pending.ids.append(tweet_id)
                 self.pending.id_set.add(tweet_id)
-                for brand in dict.fromkeys(scored.tweet.brands):
-                    self.pending.scored[(brand, scored.label)] += 1
-                    self.pending.brands.add(brand)
-                if scored.tweet.created_at.timestamp() > not_after:
+                if scored.tweet.created_at.timestamp() > not_after:  # stored as seen, in no brand's figures
                     self.pending.ahead += 1
                     self.pending.first_ahead = self.pending.first_ahead or (
                         f"{tweet_id}, created_at {format_timestamp(scored.tweet.created_at)}"
                     )
                     continue
+                for brand in dict.fromkeys(scored.tweet.brands):
+                    self.pending.scored[(brand, scored.label)] += 1
+                    self.pending.brands.add(brand)
                 self.pending.alerts.extend(self.detector.observe(scored))
             self.pending.late += self.detector.stats["late"] - late_before
             latest = self.detector.latest_event_time
@@ -286,9 +287,14 @@ class DetectionService:
             state["brands"] = {brand: self.detector.brand_state_dict(brand) for brand in changed}
             self.store.commit(pending.ids, state, pending.alerts)
             self.detector.mark_saved(changed)
+        except FencedError as exc:  # another instance holds the database or group now: not a failure here
+            log.warning(f"commit refused: {exc}")
+            self._kept = False
+            self._reload()
+            raise
         except Exception as exc:
             self._failed(exc)
-            if not retryable(exc):  # a refused row, a fenced group: from the committed state, messages again
+            if not retryable(exc):  # a refused row: from the committed state, its messages again
                 self._kept = False
                 self._reload()
                 raise
@@ -302,7 +308,7 @@ class DetectionService:
             )
             self.failing = None
         self.brand_states = self.detector.brand_states()
-        self.totals["counted"] += len(pending.ids)
+        self.totals["counted"] += len(pending.ids) - pending.ahead
         self.totals["alerts"] += len(pending.alerts)
         self.totals["late"] += pending.late
         self.totals["ahead"] += pending.ahead
@@ -338,13 +344,15 @@ class DetectionService:
             self.telemetry.metric(names.DUPLICATES_SKIPPED, pending.duplicates, {"stage": "detection"})
         if pending.late:
             self.telemetry.metric(names.DEAD_LETTERED, pending.late, {"reason": "late", "stage": "detection"})
-        if pending.ahead:
+        if pending.ahead and (self._ahead_said is None or self.clock() - self._ahead_said >= 60.0):
+            self._ahead_said = self.clock()  # once a minute at most while a source keeps its clock wrong
             log.warning(
                 f"{pending.ahead:,} tweets dated more than {MAX_AHEAD_S:g} s ahead of this machine's clock "
-                f"were not counted (the first: {pending.first_ahead}): a clock or time zone is wrong where "
-                "they come from (a local time read as UTC?)",
-                extra={"tweets": pending.ahead},
+                f"were not counted (the first: {pending.first_ahead}; {self.totals['ahead']:,} since the "
+                "start): a clock or time zone is wrong where they come from (a local time read as UTC?)",
+                extra={"tweets": pending.ahead, "since_start": self.totals["ahead"]},
             )
+        if pending.ahead:
             ahead = {"reason": "ahead", "stage": "detection"}
             self.telemetry.metric(names.DEAD_LETTERED, pending.ahead, ahead)
         watermark = self.detector.watermark  # the event time the figures are of (the app's time axis)

@@ -30,7 +30,7 @@ from buzzwatch.pubsub import StreamTopology
 from worker.detection_service.consumer import DetectionConsumer
 from worker.detection_service.service import DetectionService
 from worker.detection_service.settings import DetectionSettings
-from worker.detection_service.store import DetectionStore, FencedError, GroupOwner, Lease
+from worker.detection_service.store import DetectionStore, FencedError, GroupOwner, Lease, retryable
 
 log = logging.getLogger("buzzwatch.detection")
 
@@ -67,6 +67,7 @@ class SingleRunner:
         self.service: DetectionService | None = None  # while it holds the database
         self.holder: str | None = None  # who holds it while this instance stands by
         self._renew_at = 0.0
+        self._failing_since: float | None = None  # since when the ownership row cannot be read or written
 
     @property
     def totals(self) -> Mapping[str, Any]:
@@ -106,17 +107,32 @@ class SingleRunner:
                 log.warning(f"another detection service took over; standing by ({exc})")
                 self.service = None
                 continue
-            self.store.release(lease, self.clock(), keep_s=0.0)
+            try:
+                self.store.release(lease, self.clock(), keep_s=0.0)
+            except Exception as exc:  # a database that cannot take it now: the lease runs out by itself
+                log.warning(
+                    "could not release the database; another instance takes it when its lease runs out",
+                    extra={"error": str(exc)[:300]},
+                )
             return
 
     def _take(self, stop: threading.Event, restarted: bool) -> Lease | None:
         """The database's instance row once it may be taken (None: stopped while standing by)."""
         said: str | None = None
         while not stop.is_set():
-            row = self.store.single_owner()
-            now = self.clock()
-            if self._takeable(row, now, restarted):
-                lease = self.store.acquire(row, self.me, self.settings.lease_s, now)
+            try:
+                row = self.store.single_owner()
+                now = self.clock()
+                takeable = self._takeable(row, now, restarted)
+                lease = self.store.acquire(row, self.me, self.settings.lease_s, now) if takeable else None
+            except Exception as exc:  # the database cannot answer now (full, locked, away): look again later
+                if not retryable(exc):
+                    raise
+                self._database_failing(exc)
+                stop.wait(self.settings.lease_s / 3)
+                continue
+            self._failing_since = None
+            if takeable:
                 if lease is not None:
                     self.holder = None
                     self._renew_at = now + self.settings.lease_s / 3
@@ -141,10 +157,30 @@ class SingleRunner:
         return restarted and row.owner is not None and gone_from_this_machine(row.owner)
 
     def _renew(self, lease: Lease) -> None:
-        """Every third of a lease, renew it; FencedError once another instance took the row."""
+        """Every third of a lease, renew it; FencedError once another instance took the row. A database
+        that cannot take the renewal now is tried again a second later (the commits say it fails): past
+        the lease another instance may take over, and this one's commits are then refused."""
         now = self.clock()
         if now < self._renew_at:
             return
-        if not self.store.renew(lease, self.settings.lease_s, now):
+        try:
+            renewed = self.store.renew(lease, self.settings.lease_s, now)
+        except Exception as exc:
+            if not retryable(exc):
+                raise
+            self._database_failing(exc)
+            self._renew_at = now + 1.0
+            return
+        self._failing_since = None
+        if not renewed:
             raise FencedError(f"the database has moved on from {lease.owner} (epoch {lease.epoch})")
         self._renew_at = now + self.settings.lease_s / 3
+
+    def _database_failing(self, exc: Exception) -> None:
+        """Say once per run of failures that the database's ownership row cannot be read or written."""
+        if self._failing_since is None:
+            self._failing_since = self.clock()
+            log.warning(
+                "the detection database cannot be reached for its ownership row; trying again",
+                extra={"database": self.store.location, "error": str(exc)[:300]},
+            )

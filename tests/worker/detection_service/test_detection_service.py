@@ -200,6 +200,9 @@ def test_a_tweet_dated_hours_ahead_of_the_clock_does_not_blind_the_other_brands(
     near = scored("near-1", stream[at].tweet.created_at + timedelta(seconds=60), "neutral", "hi", ("other",))
     feed_live(service, clock, [*stream[:at], ahead, near, *stream[at:]])
     assert service.detector.stats["late"] == 0 and service.totals["ahead"] == 1
+    assert service.totals["counted"] == len(stream) + 1  # the one 60 s ahead counted, not the other
+    scored_metrics = [m for m in telemetry.recent("metrics") if m["name"] == names.TWEETS_SCORED]
+    assert sum(m["value"] for m in scored_metrics) == len(stream) + 1
     assert [a.kind for a in dispatcher.sent][:1] == ["new"]
     assert service.detector.state_dict()["brands"]["acme"] == clean.detector.state_dict()["brands"]["acme"]
     dropped = [m for m in telemetry.recent("metrics") if m["name"] == names.DEAD_LETTERED]
@@ -323,7 +326,7 @@ def test_each_brands_phase_is_in_the_status_and_the_feed_and_survives_a_restart(
 
 def test_the_commit_interval_runs_from_the_end_of_a_slow_commit(tmp_path: Path) -> None:
     """A commit slower than the interval (a large state) must not make the next pull commit at once."""
-    service, _, _ = make_service(tmp_path, FakeClock(START))
+    service, _, _ = make_service(tmp_path, FakeClock(START + timedelta(hours=1)))  # after the tweets
     monotonic = FakeClock(START)  # the consumer's rhythm clock, moved by hand
     store_commit = service.store.commit
 

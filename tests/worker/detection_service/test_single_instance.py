@@ -123,3 +123,49 @@ def test_a_holder_of_this_machine_whose_process_is_gone_is_not_waited_for() -> N
     assert not gone_from_this_machine(f"{here}-{os.getpid()}")  # this one runs
     assert not gone_from_this_machine("another-host-12")  # another machine's: its lease decides
     assert not gone_from_this_machine("detection-0")  # a chosen id (DETECTION_INSTANCE_ID)
+
+
+def test_a_locked_database_neither_stops_the_holder_nor_the_standby(tmp_path: Path, monkeypatch) -> None:
+    """The lease's renewal and the standby's look ran outside the commits' retries: a database locked
+    (or full) past its busy timeout stopped both with a traceback, exit 1, and nothing counted after."""
+    import sqlite3
+    import threading
+
+    from buzzwatch import database
+    from worker.detection_service.settings import DetectionSettings
+    from worker.detection_service.single import SingleRunner
+
+    pragmas = tuple(p.replace(str(database.BUSY_TIMEOUT_MS), "100") for p in database.SQLITE_PRAGMAS)
+    monkeypatch.setattr(database, "SQLITE_PRAGMAS", pragmas)  # a lock held past 0.1 s fails at once
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "buzzwatch.db"
+    store = DetectionStore(f"sqlite:///{path}")
+    settings = {
+        name: DetectionSettings.from_env({"DETECTION_INSTANCE_ID": name, "DETECTION_LEASE_S": "3"})
+        for name in ("a", "b")
+    }
+    holder = SingleRunner(store, settings["a"], lambda view: None)  # type: ignore[arg-type,return-value]
+    stop = threading.Event()
+    lease = holder._take(stop, restarted=True)
+    assert lease is not None
+    standby = SingleRunner(store, settings["b"], lambda view: None)  # type: ignore[arg-type,return-value]
+    looked: list[object] = []
+    thread = threading.Thread(target=lambda: looked.append(standby._take(stop, restarted=True)))
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # another process writing, for longer than the busy timeout
+    try:
+        thread.start()
+        holder._renew_at = 0.0
+        holder._renew(lease)  # was: OperationalError, database is locked
+        time.sleep(1.5)
+        assert thread.is_alive() and not looked  # looking again, not dead
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    holder._renew_at = 0.0
+    holder._renew(lease)  # renewed now: the lease holds
+    wait_for(lambda: standby.holder == "a", 10, "the standby sees the holder")
+    stop.set()
+    thread.join(10)
+    assert looked == [None] and store.single_owner().owner == "a"
+    store.close()
