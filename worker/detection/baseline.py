@@ -10,6 +10,7 @@ so the detector's tests can widen while a brand is new.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -215,6 +216,8 @@ class DayProfileBaseline:
     # The tweets a settled brand's current run of empty learned minutes should have held, by its hours'
     # learned rates; over `outage_silence_tweets` the run is an outage and no longer learned (`learn`)
     silence_expected: float = 0.0
+    # ... and a learning brand's run, by its expectations (`outage`)
+    silence_learning: float = 0.0
     shape: tuple[float, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -301,17 +304,28 @@ class DayProfileBaseline:
 
     def outage(self, hour: int, tweets: float) -> bool:
         """Whether a closed minute of that hour with `tweets` (the whole stream's: a brand silent while
-        others tweet is not an outage) belongs to an outage, and so is not to be learned: a settled
-        brand's run of such empty minutes that should by now have held `outage_silence_tweets` tweets. Counts
-        the minute into the run (a minute with a tweet, or a learning brand's, ends it)."""
-        if tweets > 0 or self.first_day or self.minutes_seen < self.config.learning_minutes:
-            self.silence_expected = 0.0
+        others tweet is not an outage) belongs to an outage, and so is not to be learned: a run of such
+        empty minutes that should by now have held `outage_silence_tweets` tweets, by a settled brand's
+        learned rate of each hour. A learning brand's rate is its expectation from what it has learned
+        (its own run, `silence_learning`), as uncertain as the tweets it rests on: the run must be as
+        unlikely under a negative binomial of that many tweets (a brand known from 10 tweets must miss 191
+        expected ones, not 30). Counts the minute into the run (a minute with a tweet ends it)."""
+        if tweets > 0:
+            self.silence_expected = self.silence_learning = 0.0
             return False
+        if self.first_day or self.minutes_seen < self.config.learning_minutes:
+            self.silence_expected = 0.0
+            expected = self.expect_hour(hour, self.level(Evidence(), self.overall))
+            limit = self.config.outage_silence_tweets
+            if not _unlikely_silence(self.silence_learning, expected.volume_tweets, limit):
+                self.silence_learning += expected.rate
+            return _unlikely_silence(self.silence_learning, expected.volume_tweets, limit)
+        self.silence_learning = 0.0
         return self._silent_minute(self.hourly_volume[hour].mean)
 
     def _silent_minute(self, rate: float) -> bool:
-        """Count one more empty minute, expected to hold `rate` tweets, into the run (no further once it is
-        an outage); whether the run is now an outage."""
+        """Count one more empty minute, expected to hold `rate` tweets, into a settled brand's run (no
+        further once it is an outage); whether the run is now an outage."""
         limit = self.config.outage_silence_tweets
         if self.silence_expected <= limit:
             self.silence_expected += rate
@@ -564,6 +578,7 @@ class DayProfileBaseline:
             "turned_at": self.turned_at,
             "prior_confusion": list(self.prior_confusion),
             "silence_expected": self.silence_expected,
+            "silence_learning": self.silence_learning,
         }
 
     @classmethod
@@ -583,6 +598,7 @@ class DayProfileBaseline:
             # saved before it: hard labels, as the prior was scored then
             prior_confusion=tuple(map(float, state.get("prior_confusion", HARD_LABELS))),
             silence_expected=float(state.get("silence_expected", 0.0)),  # saved before outages: none running
+            silence_learning=float(state.get("silence_learning", 0.0)),
         )
 
 
@@ -593,3 +609,9 @@ def _overall(state: dict[str, Any]) -> Evidence:
     mean, weight = map(float, state["overall_volume"])
     share = DecayedShare.from_row(state["overall_share"])
     return Evidence(weight, weight, mean * weight, share.negative, share.total, share.squares)
+
+
+def _unlikely_silence(expected: float, evidence_tweets: float, limit: float) -> bool:
+    """Whether no tweet where `expected` were expected, from a rate resting on `evidence_tweets` tweets
+    (a negative binomial: Gamma-Poisson), has log-probability below -`limit`."""
+    return evidence_tweets * math.log1p(expected / evidence_tweets) > limit

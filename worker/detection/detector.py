@@ -352,7 +352,8 @@ class BuzzDetector:
                 if state.first_minute <= minute:
                     self._closing = True
                     alerts.extend(self._close_minute(state, minute))
-            self._active.discard(minute - self._retained)  # learned now
+            # learned by every brand, but one saved up to SAVE_LAG_MINUTES ago is closed again on a restore
+            self._active.discard(minute - self._retained - SAVE_LAG_MINUTES)
             self._next_minute = minute + 1
             self._ticked = 0.0
         if self._next_minute == target:
@@ -1373,6 +1374,7 @@ class BuzzDetector:
             "tick_s": self._ticked,
             "max_ts": self._max_ts,
             "stats": dict(self.stats),
+            "active": sorted(self._active),
         }
 
     def brand_state_dict(self, brand: str) -> dict[str, Any]:
@@ -1452,12 +1454,16 @@ class BuzzDetector:
             if "next_minute" not in payload:  # saved whole by an earlier version: to be saved on its own
                 detector._changed.add(brand)
             loaded.append((brand_state, payload, saved_at))
-        detector._active = {  # every brand's retained minutes with a tweet, before any brand closes more
-            minute
-            for brand_state in detector._brands.values()
-            for minute in chain(
-                (entry.minute for entry in brand_state.closed if entry.total > 0), brand_state.pending
-            )
+        detector._active = {  # as saved, and every brand's retained minutes with a tweet (a state saved
+            # before it was kept), before any brand closes more
+            *state.get("active", ()),
+            *(
+                minute
+                for brand_state in detector._brands.values()
+                for minute in chain(
+                    (entry.minute for entry in brand_state.closed if entry.total > 0), brand_state.pending
+                )
+            ),
         }
         for brand_state, payload, saved_at in loaded:
             if saved_at is not None:

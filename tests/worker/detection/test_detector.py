@@ -552,6 +552,33 @@ def test_a_stream_back_from_an_outage_is_no_surge_and_a_buzz_after_it_is_found(
     assert first.kind == "new" and spike <= first.fired_at < spike + timedelta(minutes=10)
 
 
+def test_an_outage_on_a_deployments_first_day_is_not_learned() -> None:
+    """A brand 12 hours old (still learning) when the stream goes down for 12 hours: the silence was learned
+    as its traffic, 3, 2, 3 and 2 false alerts on its return over four seeds. A learning brand's silence is
+    judged by its expectations, as uncertain as the tweets they rest on (a negative binomial)."""
+    calm = dict(day_rate=4.0, night_rate=0.8, negative_share=0.3)
+    later = START + timedelta(hours=24)
+    alerts_after = []
+    for seed in range(4):
+        tweets = background(12, seed=seed, **calm) + background(48, seed=seed + 100, start=later, **calm)
+        alerts = run(detector(), in_order(hard_labels(tweets)))
+        alerts_after.append(sum(alert.kind == "new" and alert.fired_at >= later for alert in alerts))
+    assert alerts_after == [0, 0, 0, 0]
+
+
+def test_a_new_brands_first_silence_is_learned_however_long() -> None:
+    """A brand known from one tweet: its prior's rate (a tweet a minute) rests on nothing, so a week of
+    silence is its traffic, learned, not an outage (a negative binomial of one tweet never gets there)."""
+    seen = []
+    for rule in (30.0, math.inf):  # the rule, and none: the same minutes learned
+        det = detector(max_gap_minutes=20_000, outage_silence_tweets=rule)
+        first = START + timedelta(hours=12)
+        det.observe(scored("one", first, "neutral", "hello"))
+        det.observe(scored("two", first + timedelta(days=7), "neutral", "hello again"))
+        seen.append(det.state_dict()["brands"]["acme"]["baseline"]["minutes_seen"])
+    assert seen[0] == seen[1] > 6 * 1440
+
+
 def test_a_brand_silent_while_the_stream_goes_on_learns_its_silence() -> None:
     """Only the whole stream's silence is an outage: a brand whose nights are empty while other brands
     tweet (another time zone's rhythm) learns them, or it would expect its busy hours' traffic there for
