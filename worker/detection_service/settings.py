@@ -88,7 +88,7 @@ class DetectionSettings:
             wanted_groups = None if wanted is None else parse_owned(wanted, groups)
         except ValueError as exc:
             raise SettingsError(f"DETECTION_GROUPS (groups 0-{groups - 1}): {exc}") from exc
-        lease_s = env_float(env, "DETECTION_LEASE_S", cls.lease_s, maximum=3600.0)  # inf: never released
+        lease_s = env_float(env, "DETECTION_LEASE_S", cls.lease_s, maximum=3600.0)  # inf: refused
         if lease_s <= 0:
             raise SettingsError(f"DETECTION_LEASE_S must be positive, got {lease_s:g}")
         brands = BrandsFile.read(brands_file(env))
