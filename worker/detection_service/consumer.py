@@ -24,11 +24,12 @@ from typing import Any
 
 from google.cloud import pubsub_v1
 
+from buzzwatch.database import lock_wait_budget
 from buzzwatch.partitions import PARTITIONS_ATTRIBUTE, in_partitions
 from buzzwatch.pubsub import StreamTopology, ack, attempt, nack, pull_loop, subscriber_client
 from worker.detection_service.service import CommitPending, DetectionService
 from worker.detection_service.settings import DetectionSettings
-from worker.detection_service.store import FencedError
+from worker.detection_service.store import STOP_BUDGET_S, FencedError
 
 log = logging.getLogger("buzzwatch.detection")
 
@@ -199,7 +200,8 @@ class DetectionConsumer:
             return
         held, self._held = self._held, []
         try:
-            self.service.checkpoint()
+            with lock_wait_budget(STOP_BUDGET_S / 2):  # the other half for the release (`SingleRunner`)
+                self.service.checkpoint()
             fresh = subscriber_client(emulator_host)
             try:
                 ack(fresh, self._path, held)

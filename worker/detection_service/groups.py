@@ -38,6 +38,7 @@ from typing import Any
 
 from google.cloud import pubsub_v1
 
+from buzzwatch.database import lock_wait_budget
 from buzzwatch.partitions import group_subscription_name, owned_filter, partition_of, split_partitions
 from buzzwatch.pubsub import (
     PullTarget,
@@ -51,7 +52,7 @@ from buzzwatch.pubsub import (
 from worker.detection_service.consumer import PRUNE_EVERY_S, DetectionConsumer
 from worker.detection_service.service import DetectionService
 from worker.detection_service.settings import DetectionSettings
-from worker.detection_service.store import DetectionStore, FencedError, Lease, retryable
+from worker.detection_service.store import STOP_BUDGET_S, DetectionStore, FencedError, Lease, retryable
 
 log = logging.getLogger("buzzwatch.detection")
 
@@ -300,9 +301,11 @@ class GroupRunner:
                 longest_wait_s=min(1.0, self.settings.lease_s / 3),
             )
         finally:
-            for group in list(self.owned):
+            held = list(self.owned)
+            for group in held:
                 try:
-                    self._give_up(group, keep_s=0.0)
+                    with lock_wait_budget(STOP_BUDGET_S / len(held)):  # a locked database: bounded in all
+                        self._give_up(group, keep_s=0.0)
                 except Exception as exc:
                     log.warning(
                         "final checkpoint of a group failed", extra={"group": group, "error": str(exc)}

@@ -26,11 +26,19 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from buzzwatch.database import lock_wait_budget
 from buzzwatch.pubsub import StreamTopology
 from worker.detection_service.consumer import DetectionConsumer
 from worker.detection_service.service import DetectionService
 from worker.detection_service.settings import DetectionSettings
-from worker.detection_service.store import DetectionStore, FencedError, GroupOwner, Lease, retryable
+from worker.detection_service.store import (
+    STOP_BUDGET_S,
+    DetectionStore,
+    FencedError,
+    GroupOwner,
+    Lease,
+    retryable,
+)
 
 log = logging.getLogger("buzzwatch.detection")
 
@@ -108,7 +116,8 @@ class SingleRunner:
                 self.service = None
                 continue
             try:
-                self.store.release(lease, self.clock(), keep_s=0.0)
+                with lock_wait_budget(STOP_BUDGET_S / 2):
+                    self.store.release(lease, self.clock(), keep_s=0.0)
             except Exception as exc:  # a database that cannot take it now: the lease runs out by itself
                 log.warning(
                     "could not release the database; another instance takes it when its lease runs out",

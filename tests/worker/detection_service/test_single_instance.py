@@ -32,23 +32,31 @@ def counted(database_url: str) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+def detect_env(tmp_path: Path, name: str, **extra: str) -> tuple[dict[str, str], StreamTopology]:
+    """The environment of `detect` processes on the shared emulator, with topics named for one test, and
+    their topology (made)."""
+    env = stack_env(
+        tmp_path,
+        {"PUBSUB_EMULATOR_HOST": os.environ["PUBSUB_EMULATOR_HOST"]},
+        PUBSUB_SCORED_TOPIC=f"{name}-scored",
+        PUBSUB_SCORED_SUBSCRIPTION=f"{name}-detector",
+        PUBSUB_DEAD_LETTER_TOPIC=f"{name}-dead",
+        PUBSUB_DEAD_LETTER_SUBSCRIPTION=f"{name}-dead-keep",
+        **extra,
+    )
+    topology = StreamTopology.from_settings(CommonSettings.from_env(env))
+    topology.ensure_scored_path()
+    return env, topology
+
+
 def test_a_second_instance_stands_by_and_takes_over_when_the_first_stops(
     emulator_env: PubSubEmulator, tmp_path: Path, unique_name: str
 ) -> None:
     """Before, both counted the messages Pub/Sub gave each (about half the stream each, one state row
     written by both in turn) and could both alert; on a fresh database the second start could also fail
     creating the tables the first was creating ("table bw_seen_tweets already exists")."""
-    env = stack_env(
-        tmp_path,
-        {"PUBSUB_EMULATOR_HOST": os.environ["PUBSUB_EMULATOR_HOST"]},
-        PUBSUB_SCORED_TOPIC=f"{unique_name}-scored",
-        PUBSUB_SCORED_SUBSCRIPTION=f"{unique_name}-detector",
-        PUBSUB_DEAD_LETTER_TOPIC=f"{unique_name}-dead",
-        PUBSUB_DEAD_LETTER_SUBSCRIPTION=f"{unique_name}-dead-keep",
-        DETECTION_LEASE_S="12",  # a dead holder's lease runs out after 12 s; a standby looks every 4 s
-    )
-    topology = StreamTopology.from_settings(CommonSettings.from_env(env))
-    topology.ensure_scored_path()
+    # a dead holder's lease runs out after 12 s; a standby looks every 4 s
+    env, topology = detect_env(tmp_path, unique_name, DETECTION_LEASE_S="12")
     database_url = f"sqlite:///{tmp_path / 'buzzwatch.db'}"
     ports = {name: free_port() for name in ("a", "b")}
     processes = {  # started together on no database: both make its tables
@@ -169,3 +177,32 @@ def test_a_locked_database_neither_stops_the_holder_nor_the_standby(tmp_path: Pa
     thread.join(10)
     assert looked == [None] and store.single_owner().owner == "a"
     store.close()
+
+
+def test_a_stop_while_the_database_is_locked_ends_within_the_platforms_grace(
+    emulator_env: PubSubEmulator, tmp_path: Path, unique_name: str
+) -> None:
+    """Each last statement (the final commit, the release) waited SQLite's 15 s busy timeout: a SIGTERM
+    took 43 s and ended in a traceback, exit 1, past Cloud Run's 10 s grace."""
+    import sqlite3
+
+    env, topology = detect_env(tmp_path, unique_name, PORT=str(free_port()), DETECTION_INSTANCE_ID="a")
+    process = buzzwatch("detect", env=env, log_path=tmp_path / "a.log")
+    try:
+        healthz = f"http://127.0.0.1:{env['PORT']}/healthz"
+        wait_for(lambda: (health_report(healthz) or {}).get("status") == "ok", 60, "the instance up", process)
+        events = stream_events(calm_minutes=20, buzz_minutes=0, tail_minutes=0)
+        publish_scored(events, topology.project, topology.scored_topic)
+        wait_for(lambda: counted(f"sqlite:///{tmp_path / 'buzzwatch.db'}") == len(events), 60, "counted")
+        lock = sqlite3.connect(tmp_path / "buzzwatch.db", isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # another process writing, for longer than the stop
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(60)
+        took = time.monotonic() - started
+        lock.execute("ROLLBACK")
+        lock.close()
+    finally:
+        stop([process])
+    assert took < 9 and code == 0, (took, code)
+    assert "Traceback" not in (tmp_path / "a.log").read_text()
