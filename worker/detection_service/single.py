@@ -146,6 +146,13 @@ class SingleRunner:
                     self.holder = None
                     self._renew_at = now + self.settings.lease_s / 3
                     log.info("holds the detection database", extra={"database": self.store.location})
+                    if row.owner == self.me and row.lease_until >= now:
+                        log.warning(  # an earlier life, or another live process given the same id
+                            f"took the detection database over from a holder named {self.me} like this one, "
+                            "its lease still running: a restart, or two processes with one "
+                            "DETECTION_INSTANCE_ID (give each its own: the other one stands by now)",
+                            extra={"database": self.store.location, "holder": row.owner},
+                        )
                     return lease
                 continue  # taken or renewed since read: look again
             self.holder = row.owner

@@ -206,3 +206,23 @@ def test_a_stop_while_the_database_is_locked_ends_within_the_platforms_grace(
         stop([process])
     assert took < 9 and code == 0, (took, code)
     assert "Traceback" not in (tmp_path / "a.log").read_text()
+
+
+def test_a_second_process_with_the_same_id_is_said(tmp_path: Path, caplog) -> None:
+    """Two live processes given one DETECTION_INSTANCE_ID: the second takes the database at its start (a
+    restart looks the same); it was silent, the first then standing by under its own name."""
+    import threading
+
+    from worker.detection_service.settings import DetectionSettings
+    from worker.detection_service.single import SingleRunner
+
+    store = DetectionStore(f"sqlite:///{tmp_path / 'buzzwatch.db'}")
+    settings = DetectionSettings.from_env({"DETECTION_INSTANCE_ID": "x"})
+    first, second = (SingleRunner(store, settings, lambda view: None) for _ in range(2))  # type: ignore[arg-type,return-value]
+    stop = threading.Event()
+    assert first._take(stop, restarted=True) is not None
+    with caplog.at_level("WARNING", logger="buzzwatch.detection"):
+        assert second._take(stop, restarted=True) is not None
+    (said,) = [r.getMessage() for r in caplog.records if "DETECTION_INSTANCE_ID" in r.getMessage()]
+    assert "named x like this one" in said
+    store.close()
