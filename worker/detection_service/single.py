@@ -106,7 +106,7 @@ class SingleRunner:
             try:
                 self.service = self.make_service(self.store.guarded(lease))
             except BaseException:  # a saved state that does not load (StateError): free for the next one
-                self.store.release(lease, self.clock(), keep_s=0.0)
+                self._release(lease)
                 raise
             consumer = DetectionConsumer(self.service, self.settings)
             try:
@@ -115,15 +115,20 @@ class SingleRunner:
                 log.warning(f"another detection service took over; standing by ({exc})")
                 self.service = None
                 continue
-            try:
-                with lock_wait_budget(STOP_BUDGET_S / 2):
-                    self.store.release(lease, self.clock(), keep_s=0.0)
-            except Exception as exc:  # a database that cannot take it now: the lease runs out by itself
-                log.warning(
-                    "could not release the database; another instance takes it when its lease runs out",
-                    extra={"error": str(exc)[:300]},
-                )
+            self._release(lease)
             return
+
+    def _release(self, lease: Lease) -> None:
+        """Free the database for the next instance, waiting at most half the stop's budget for a lock; a
+        database that cannot take it now is said (its lease runs out by itself)."""
+        try:
+            with lock_wait_budget(STOP_BUDGET_S / 2):
+                self.store.release(lease, self.clock(), keep_s=0.0)
+        except Exception as exc:
+            log.warning(
+                "could not release the database; another instance takes it when its lease runs out",
+                extra={"error": str(exc)[:300]},
+            )
 
     def _take(self, stop: threading.Event, restarted: bool) -> Lease | None:
         """The database's instance row once it may be taken (None: stopped while standing by)."""
