@@ -446,17 +446,24 @@ class DetectionStore:
     def claim_dispatch(self, key: str) -> float | None:
         """Claim an unsent alert to spool it here: until when the claim holds; None: not ours to send.
 
-        Without groups there is nothing to claim (one instance, one spool): infinity, nothing written. A
-        group's store claims the row in one transaction with the epoch check (`FencedError`, nothing
-        written, when the group has a newer epoch): the row gets this lease's epoch unless it is sent or
-        claimed by a newer epoch (None). The claim holds until the group's lease runs out (returned):
-        before then no other instance can take the group, so none can claim the row.
+        Without groups there is nothing to claim (one instance at a time, one spool): the single instance
+        checks that the database is still its own (`FencedError` otherwise) and its claim holds until its
+        lease runs out (returned; infinity for a store without a lease, as tests make). A group's store
+        claims the row in one transaction with the epoch check (`FencedError`, nothing written, when the
+        group has a newer epoch): the row gets this lease's epoch unless it is sent or claimed by a newer
+        epoch (None). The claim holds until the group's lease runs out (returned): before then no other
+        instance can take the group, so none can claim the row.
         """
         if self.lease is None:
-            if self.guard is not None:
-                with self.engine.begin() as connection:
-                    self._fence(connection, self.guard, "alert dispatch")
-            return math.inf
+            if self.guard is None:
+                return math.inf
+            with self.engine.begin() as connection:
+                self._fence(connection, self.guard, "alert dispatch")
+                return float(
+                    connection.execute(
+                        sa.select(group_owner.c.lease_until).where(group_owner.c.group_id == SINGLE_INSTANCE)
+                    ).scalar_one()
+                )
         lease = self.lease
         with self.engine.begin() as connection:
             self._fence(connection, lease, "alert dispatch")

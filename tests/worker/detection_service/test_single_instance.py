@@ -117,6 +117,7 @@ def test_a_holder_that_lost_the_database_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(FencedError):
         store.guarded(zombie).claim_dispatch("some alert")
     store.guarded(taken).commit(["t1"], {"stats": {}}, [])
+    assert store.guarded(taken).claim_dispatch("some alert") == 112.0  # until its lease runs out (was inf)
     assert store.counts()["tweets"] == 1
     assert store.owners() == {}  # the instance row is no partition group's
     store.close()
