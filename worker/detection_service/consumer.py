@@ -195,17 +195,21 @@ class DetectionConsumer:
 
     def _final_commit(self, emulator_host: str | None) -> None:
         """The last checkpoint at shutdown; the pull loop's client is closed, so a fresh one (at the
-        topology's `emulator_host`, if any) acks."""
+        topology's `emulator_host`, if any) acks, or nacks what a failed checkpoint did not store: the
+        instance that takes over gets it at once (it waited out the 60 s ack deadline)."""
         if not (self._held or self.service.pending.messages) or self._path is None:
             return
         held, self._held = self._held, []
+        path = self._path
+        fresh = subscriber_client(emulator_host)
         try:
-            with lock_wait_budget(STOP_BUDGET_S / 2):  # the other half for the release (`SingleRunner`)
-                self.service.checkpoint()
-            fresh = subscriber_client(emulator_host)
             try:
-                ack(fresh, self._path, held)
-            finally:
-                fresh.close()
-        except Exception as exc:
-            log.warning("final checkpoint failed; those messages will come again", extra={"error": str(exc)})
+                with lock_wait_budget(STOP_BUDGET_S / 2):  # the other half for the release (`SingleRunner`)
+                    self.service.checkpoint()
+            except Exception as exc:  # fenced (another instance took over), the database locked, ...
+                log.warning("final checkpoint failed; its messages handed back", extra={"error": str(exc)})
+                attempt(lambda: nack(fresh, path, held), "nack")
+                return
+            attempt(lambda: ack(fresh, path, held), "ack")
+        finally:
+            fresh.close()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from buzzwatch.pubsub import StreamTopology
+from buzzwatch.pubsub import StreamTopology, pull_batch, subscriber_client, subscription_path
 from buzzwatch.schema import TweetEvent
 from buzzwatch.settings import CommonSettings
 from buzzwatch.telemetry import LocalTelemetry
@@ -29,7 +29,7 @@ from worker.detection_service.consumer import DetectionConsumer
 from worker.detection_service.server import serve_health
 from worker.detection_service.service import DetectionService
 from worker.detection_service.settings import DetectionSettings
-from worker.detection_service.store import DetectionStore
+from worker.detection_service.store import DetectionStore, FencedError
 
 pytestmark = pytest.mark.integration
 
@@ -147,4 +147,36 @@ def test_a_full_disk_pauses_the_pulls_dead_letters_nothing_and_every_tweet_count
     assert not thread.is_alive()
     assert service.failing is None and service.totals["counted"] == len(events)
     assert pull_until(topology.project, topology.dead_letter_subscription, 1, timeout_s=3) == []
+    store.close()
+
+
+def test_a_stop_whose_last_commit_is_refused_hands_its_messages_back_at_once(
+    emulator_env: PubSubEmulator, tmp_path: Path, unique_name: str
+) -> None:
+    """Another instance took over (the commit fenced) or the database was locked at the stop: the held
+    messages were left to their 60 s ack deadline before the instance taking over could have them."""
+    topology = scored_path(unique_name)
+    store = DetectionStore(f"sqlite:///{tmp_path / 'detection.db'}")
+    service = DetectionService(store, NoMail(), LocalTelemetry(tmp_path), DetectorConfig())  # type: ignore[arg-type]
+    consumer = DetectionConsumer(service, DetectionSettings(checkpoint_interval_s=3600.0))
+    events = stream_events(calm_minutes=10, buzz_minutes=0, tail_minutes=0)
+    publish_scored(events, topology.project, topology.scored_topic)
+    client = subscriber_client()
+    path = subscription_path(topology.project, topology.scored_subscription)
+    received: list[Any] = []
+    while len(received) < len(events):  # held, not committed yet: the stop comes between two commits
+        batch = pull_batch(client, path, 100, return_immediately=False)
+        consumer.on_batch(client, path, batch)
+        received += batch
+    refused = FencedError("the database has moved on from a (epoch 1): commit refused")
+
+    def fenced(*args: Any, **kwargs: Any) -> None:
+        raise refused
+
+    store.commit = fenced  # type: ignore[method-assign]
+    consumer._final_commit(None)
+    client.close()
+    assert store.counts()["tweets"] == 0
+    again = pull_until(topology.project, topology.scored_subscription, len(events), timeout_s=10)
+    assert len({m.message_id for m in again}) == len(events)  # at once, not after the ack deadline
     store.close()
