@@ -192,6 +192,19 @@ def _track(
         return run.info.run_id
 
 
+def _positive_number(value: str) -> float:
+    """An argparse type: a finite number above 0 (`--C 0` or `nan` was a scikit-learn traceback)."""
+    import argparse
+
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 < number < math.inf:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number")
+    return number
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m models.baseline`: train on data/, print the reports as JSON, track the run."""
     import argparse
@@ -227,16 +240,3 @@ if __name__ == "__main__":
     from models.baseline import main as module_main
 
     raise SystemExit(module_main())
-
-
-def _positive_number(value: str) -> float:
-    """An argparse type: a finite number above 0 (`--C 0` or `nan` was a scikit-learn traceback)."""
-    import argparse
-
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not 0 < number < math.inf:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number")
-    return number

@@ -100,6 +100,14 @@ def format_table(results: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def _hundreds(value: str) -> int:
+    """An argparse type: a positive multiple of 100 (`--resamples 0` was a traceback, 150 was taken)."""
+    count = int(value) if value.strip().isdigit() else 0
+    if count < 100 or count % 100:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive multiple of 100")
+    return count
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m models.compare MODEL [MODEL ...]`: print the table (or JSON)."""
     parser = argparse.ArgumentParser(prog="python -m models.compare", description=__doc__.splitlines()[0])
@@ -125,13 +133,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _hundreds(value: str) -> int:
-    """An argparse type: a positive multiple of 100 (`--resamples 0` was a traceback, 150 was taken)."""
-    import argparse
-
-    count = int(value) if value.strip().isdigit() else 0
-    if count < 100 or count % 100:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a positive multiple of 100")
-    return count

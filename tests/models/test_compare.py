@@ -71,3 +71,28 @@ def test_compare_refuses_resamples_that_are_no_multiple_of_a_hundred(resamples: 
     with pytest.raises(SystemExit) as refused:
         main(["a", "b", "--resamples", resamples])
     assert refused.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("module", "bad", "says"),
+    [
+        ("models.compare", ["--resamples", "150"], "positive multiple of 100"),
+        ("models.baseline", ["--C", "0"], "positive"),
+    ],
+)
+def test_the_modules_run_as_documented_and_refuse_a_bad_number(
+    module: str, bad: list[str], says: str
+) -> None:
+    """Their argparse types were defined below the `__main__` block: `python -m models.compare` failed on
+    any arguments (NameError: _hundreds), which an in-process `main()` call did not show."""
+    import subprocess
+    import sys
+
+    helped = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert helped.returncode == 0, helped.stderr[-1000:]
+    refused = subprocess.run(
+        [sys.executable, "-m", module, *bad], capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr
