@@ -279,6 +279,7 @@ class DetectionService:
         """Commit and reset the pending work (the lock is held); on failure see `checkpoint`."""
         pending, self.pending = self.pending, PendingWork()
         pending.started = time.perf_counter()
+        self._kept = False
         try:
             if self._stale:  # it holds work no commit took (its reload failed): reloaded below, not committed
                 raise StateError("the committed state had not been reloaded after a failed commit")
@@ -289,18 +290,15 @@ class DetectionService:
             self.detector.mark_saved(changed)
         except FencedError as exc:  # another instance holds the database or group now: not a failure here
             log.warning(f"commit refused: {exc}")
-            self._kept = False
             self._reload()
             raise
         except Exception as exc:
             self._failed(exc)
             if not retryable(exc):  # a refused row: from the committed state, its messages again
-                self._kept = False
                 self._reload()
                 raise
             self.pending, self._kept = pending, True  # the same commit next time (nothing came meanwhile)
             raise CommitPending(str(exc)) from exc
-        self._kept = False
         if self.failing is not None:
             log.warning(
                 "checkpoints work again",
@@ -344,17 +342,18 @@ class DetectionService:
             self.telemetry.metric(names.DUPLICATES_SKIPPED, pending.duplicates, {"stage": "detection"})
         if pending.late:
             self.telemetry.metric(names.DEAD_LETTERED, pending.late, {"reason": "late", "stage": "detection"})
-        if pending.ahead and (self._ahead_said is None or self.clock() - self._ahead_said >= 60.0):
-            self._ahead_said = self.clock()  # once a minute at most while a source keeps its clock wrong
-            log.warning(
-                f"{pending.ahead:,} tweets dated more than {MAX_AHEAD_S:g} s ahead of this machine's clock "
-                f"were not counted (the first: {pending.first_ahead}; {self.totals['ahead']:,} since the "
-                "start): a clock or time zone is wrong where they come from (a local time read as UTC?)",
-                extra={"tweets": pending.ahead, "since_start": self.totals["ahead"]},
-            )
         if pending.ahead:
             ahead = {"reason": "ahead", "stage": "detection"}
             self.telemetry.metric(names.DEAD_LETTERED, pending.ahead, ahead)
+            if self._ahead_said is None or self.clock() - self._ahead_said >= 60.0:
+                self._ahead_said = self.clock()  # once a minute at most while a source keeps its clock wrong
+                log.warning(
+                    f"{pending.ahead:,} tweets dated more than {MAX_AHEAD_S:g} s ahead of this machine's "
+                    f"clock were not counted (the first: {pending.first_ahead}; {self.totals['ahead']:,} "
+                    "since the start): a clock or time zone is wrong where they come from (a local time "
+                    "read as UTC?)",
+                    extra={"tweets": pending.ahead, "since_start": self.totals["ahead"]},
+                )
         watermark = self.detector.watermark  # the event time the figures are of (the app's time axis)
         for brand in sorted(pending.brands):
             snapshot = self.detector.snapshot(brand)

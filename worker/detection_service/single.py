@@ -75,7 +75,7 @@ class SingleRunner:
         self.service: DetectionService | None = None  # while it holds the database
         self.holder: str | None = None  # who holds it while this instance stands by
         self._renew_at = 0.0
-        self._failing_since: float | None = None  # since when the ownership row cannot be read or written
+        self._row_failing = False  # the ownership row cannot be read or written (said once a run)
 
     @property
     def totals(self) -> Mapping[str, Any]:
@@ -145,20 +145,20 @@ class SingleRunner:
                 self._database_failing(exc)
                 stop.wait(self.settings.lease_s / 3)
                 continue
-            self._failing_since = None
+            self._row_failing = False
+            if lease is not None:
+                self.holder = None
+                self._renew_at = now + self.settings.lease_s / 3
+                log.info("holds the detection database", extra={"database": self.store.location})
+                if row.owner == self.me and row.lease_until >= now:
+                    log.warning(  # an earlier life, or another live process given the same id
+                        f"took the detection database over from a holder named {self.me} like this one, "
+                        "its lease still running: a restart, or two processes with one "
+                        "DETECTION_INSTANCE_ID (give each its own: the other one stands by now)",
+                        extra={"database": self.store.location, "holder": row.owner},
+                    )
+                return lease
             if takeable:
-                if lease is not None:
-                    self.holder = None
-                    self._renew_at = now + self.settings.lease_s / 3
-                    log.info("holds the detection database", extra={"database": self.store.location})
-                    if row.owner == self.me and row.lease_until >= now:
-                        log.warning(  # an earlier life, or another live process given the same id
-                            f"took the detection database over from a holder named {self.me} like this one, "
-                            "its lease still running: a restart, or two processes with one "
-                            "DETECTION_INSTANCE_ID (give each its own: the other one stands by now)",
-                            extra={"database": self.store.location, "holder": row.owner},
-                        )
-                    return lease
                 continue  # taken or renewed since read: look again
             self.holder = row.owner
             if said != row.owner:
@@ -192,15 +192,15 @@ class SingleRunner:
             self._database_failing(exc)
             self._renew_at = now + 1.0
             return
-        self._failing_since = None
+        self._row_failing = False
         if not renewed:
             raise FencedError(f"the database has moved on from {lease.owner} (epoch {lease.epoch})")
         self._renew_at = now + self.settings.lease_s / 3
 
     def _database_failing(self, exc: Exception) -> None:
         """Say once per run of failures that the database's ownership row cannot be read or written."""
-        if self._failing_since is None:
-            self._failing_since = self.clock()
+        if not self._row_failing:
+            self._row_failing = True
             log.warning(
                 "the detection database cannot be reached for its ownership row; trying again",
                 extra={"database": self.store.location, "error": str(exc)[:300]},

@@ -80,7 +80,6 @@ group_seen_tweets = sa.Table(
     sa.Column("tweet_id", sa.String(MAX_ID_CHARS), primary_key=True),
     sa.Column("seen_at", sa.Float, nullable=False, index=True),
 )
-# Partition groups only: who owns each group. Every takeover raises the epoch; a commit is fenced on it.
 # How long a stopping service's last commit and release may wait for a locked database, in all: the busy
 # timeout (15 s a statement) made a SIGTERM take 43 s, past Cloud Run's 10 s grace, with a traceback.
 STOP_BUDGET_S = 4.0
@@ -88,6 +87,8 @@ STOP_BUDGET_S = 4.0
 # The ownership row of the single instance (no groups): the group id no partition group has.
 SINGLE_INSTANCE = -1
 
+# Who owns each partition group, and the single instance's row (SINGLE_INSTANCE). Every takeover raises the
+# epoch; a commit is fenced on it.
 group_owner = sa.Table(
     "bw_group_owner",
     metadata,
@@ -458,18 +459,10 @@ class DetectionStore:
             if self.guard is None:
                 return math.inf
             with self.engine.begin() as connection:
-                self._fence(connection, self.guard, "alert dispatch")
-                return float(
-                    connection.execute(
-                        sa.select(group_owner.c.lease_until).where(group_owner.c.group_id == SINGLE_INSTANCE)
-                    ).scalar_one()
-                )
+                return self._claim_until(connection, self.guard)
         lease = self.lease
         with self.engine.begin() as connection:
-            self._fence(connection, lease, "alert dispatch")
-            lease_until = connection.execute(
-                sa.select(group_owner.c.lease_until).where(group_owner.c.group_id == lease.group)
-            ).scalar_one()
+            lease_until = self._claim_until(connection, lease)
             result = connection.execute(
                 sa.update(alert_outbox)
                 .where(
@@ -482,7 +475,17 @@ class DetectionStore:
                 )
                 .values(claimed_epoch=lease.epoch)
             )
-        return float(lease_until) if result.rowcount == 1 else None
+        return lease_until if result.rowcount == 1 else None
+
+    def _claim_until(self, connection: sa.Connection, lease: Lease) -> float:
+        """Until when an alert claimed under `lease` holds: its lease's end, checked still its own
+        (`FencedError`, the row locked until the transaction ends)."""
+        self._fence(connection, lease, "alert dispatch")
+        return float(
+            connection.execute(
+                sa.select(group_owner.c.lease_until).where(group_owner.c.group_id == lease.group)
+            ).scalar_one()
+        )
 
     def mark_dispatched(self, key: str) -> bool:
         """Mark the alert sent (its mail is spooled); False when it was marked before (someone else won)."""
@@ -518,12 +521,16 @@ class DetectionStore:
 
     def ensure_groups(self, groups: int) -> None:
         """An ownership row (released, epoch 0) for each of `groups` groups that has none yet."""
+        self._ensure_owner_rows(range(groups))
+
+    def _ensure_owner_rows(self, group_ids: Iterable[int]) -> None:
+        """An ownership row (released, epoch 0) for each of these group ids that has none yet."""
         try:
             with self.engine.begin() as connection:
                 present = set(connection.execute(sa.select(group_owner.c.group_id)).scalars())
                 missing = [
                     {"group_id": group, "owner": None, "epoch": 0, "lease_until": 0.0, "handover_to": None}
-                    for group in range(groups)
+                    for group in group_ids
                     if group not in present
                 ]
                 if missing:
@@ -541,21 +548,12 @@ class DetectionStore:
 
     def single_owner(self) -> GroupOwner:
         """The single instance's ownership row (made, released, if missing)."""
-        try:
-            with self.engine.begin() as connection:
-                row = connection.execute(
-                    sa.select(group_owner).where(group_owner.c.group_id == SINGLE_INSTANCE)
-                ).first()
-                if row is not None:
-                    return GroupOwner(*row)
-                connection.execute(
-                    group_owner.insert().values(
-                        group_id=SINGLE_INSTANCE, owner=None, epoch=0, lease_until=0.0, handover_to=None
-                    )
-                )
-        except sa.exc.IntegrityError:  # another instance made it at the same moment
-            return self.single_owner()
-        return GroupOwner(SINGLE_INSTANCE, None, 0, 0.0, None)
+        self._ensure_owner_rows([SINGLE_INSTANCE])
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(group_owner).where(group_owner.c.group_id == SINGLE_INSTANCE)
+            ).one()
+        return GroupOwner(*row)
 
     def acquire(self, row: GroupOwner, owner: str, lease_s: float, now: float) -> Lease | None:
         """Take the group whose row was read as `row`: the next epoch, a fresh lease, no handover pending.
