@@ -317,19 +317,20 @@ class DayProfileBaseline:
             self.silence_expected = 0.0
             expected = self.expect_hour(hour, self.level(Evidence(), self.overall))
             limit = self.config.outage_silence_tweets
-            if not _unlikely_silence(self.silence_learning, expected.volume_tweets, limit):
-                self.silence_learning += expected.rate
-            return _unlikely_silence(self.silence_learning, expected.volume_tweets, limit)
+            self.silence_learning, outage = _silence_run(
+                self.silence_learning, expected.rate, limit, expected.volume_tweets
+            )
+            return outage
         self.silence_learning = 0.0
         return self._silent_minute(self.hourly_volume[hour].mean)
 
     def _silent_minute(self, rate: float) -> bool:
         """Count one more empty minute, expected to hold `rate` tweets, into a settled brand's run (no
         further once it is an outage); whether the run is now an outage."""
-        limit = self.config.outage_silence_tweets
-        if self.silence_expected <= limit:
-            self.silence_expected += rate
-        return self.silence_expected > limit
+        self.silence_expected, outage = _silence_run(
+            self.silence_expected, rate, self.config.outage_silence_tweets
+        )
+        return outage
 
     def learn(self, hour: int, minute: Evidence, tweets: float, clock_hour: int | None = None) -> None:
         """Fold in one closed minute's `contribution` (`tweets`: its raw count, for `tweets_seen`;
@@ -611,7 +612,19 @@ def _overall(state: dict[str, Any]) -> Evidence:
     return Evidence(weight, weight, mean * weight, share.negative, share.total, share.squares)
 
 
-def _unlikely_silence(expected: float, evidence_tweets: float, limit: float) -> bool:
-    """Whether no tweet where `expected` were expected, from a rate resting on `evidence_tweets` tweets
-    (a negative binomial: Gamma-Poisson), has log-probability below -`limit`."""
-    return evidence_tweets * math.log1p(expected / evidence_tweets) > limit
+def _silence_run(
+    run: float, rate: float, limit: float, evidence_tweets: float = math.inf
+) -> tuple[float, bool]:
+    """A run of empty minutes (the tweets they should have held) with one more, expected to hold `rate`
+    (no further once it is an outage), and whether it is one: no tweet where that many were expected has
+    log-probability below -`limit` (Poisson; a negative binomial, Gamma-Poisson, when the rate rests on
+    `evidence_tweets` tweets)."""
+
+    def unlikely(expected: float) -> bool:
+        if math.isinf(evidence_tweets):
+            return expected > limit
+        return evidence_tweets * math.log1p(expected / evidence_tweets) > limit
+
+    if not unlikely(run):
+        run += rate
+    return run, unlikely(run)
