@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Mapping
 from importlib.metadata import distributions
 from pathlib import Path
+from typing import NamedTuple
 
 from packaging.requirements import Requirement
 
@@ -43,9 +44,18 @@ def header(source: str) -> str:
     )
 
 
-def read_lock(path: Path) -> dict[str, tuple[str, int]]:
-    """Canonical name -> (version, number of hashes) for every entry of a lock file."""
-    entries: dict[str, tuple[str, int]] = {}
+class LockEntry(NamedTuple):
+    """One distribution of a lock file: its version, how many hashes it has, the extras its line names."""
+
+    version: str
+    hashes: int
+    extras: frozenset[str]
+
+
+def read_lock(path: Path) -> dict[str, LockEntry]:
+    """Canonical name -> its `LockEntry` for every entry of a lock file (`cachecontrol[filecache]==0.14.4`:
+    extras {"filecache"}; the hashes are counted on the entry's continuation lines)."""
+    entries: dict[str, LockEntry] = {}
     current = None
     for line in path.read_text(encoding="utf-8").splitlines():
         stripped = line.strip()
@@ -54,25 +64,15 @@ def read_lock(path: Path) -> dict[str, tuple[str, int]]:
         match = ENTRY.match(stripped)
         if match:
             current = generate.canonical(match["name"])
-            entries[current] = (match["version"], 0)
+            named = {e.strip() for e in (match["extras"] or "").split(",") if e.strip()}
+            entries[current] = LockEntry(match["version"], 0, frozenset(named))
         if current is not None and "--hash=sha256:" in stripped:
-            version, hashes = entries[current]
-            entries[current] = (version, hashes + stripped.count("--hash=sha256:"))
+            entry = entries[current]
+            entries[current] = entry._replace(hashes=entry.hashes + stripped.count("--hash=sha256:"))
     return entries
 
 
-def locked_extras(path: Path) -> dict[str, set[str]]:
-    """Canonical name -> the extras its lock line names (`cachecontrol[filecache]==0.14.4`: {"filecache"})."""
-    extras: dict[str, set[str]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        match = ENTRY.match(line.strip())
-        if match:
-            named = match["extras"] or ""
-            extras[generate.canonical(match["name"])] = {e.strip() for e in named.split(",") if e.strip()}
-    return extras
-
-
-def extras_required(locked: Mapping[str, set[str]]) -> dict[str, set[str]]:
+def extras_required(locked: Mapping[str, LockEntry]) -> dict[str, set[str]]:
     """The extras with which the locked distributions installed here require each other (their metadata:
     pip-audit requires `CacheControl[filecache]`), each with the extras it is locked with itself."""
     wanted: dict[str, set[str]] = {}
@@ -84,7 +84,7 @@ def extras_required(locked: Mapping[str, set[str]]) -> dict[str, set[str]]:
             requirement = Requirement(text)
             base = generate.canonical(requirement.name)
             active = requirement.marker is None or any(
-                requirement.marker.evaluate({"extra": extra}) for extra in {"", *locked[name]}
+                requirement.marker.evaluate({"extra": extra}) for extra in {"", *locked[name].extras}
             )
             if requirement.extras and base in locked and active:
                 wanted.setdefault(base, set()).update(requirement.extras)
@@ -126,7 +126,7 @@ def write_locks() -> None:
         text=True,
     ).stdout
     _compile(REPO_ROOT / "pyproject.toml", DEV_LOCK, frozen, DEV_EXTRAS)
-    tested = "".join(f"{name}=={version}\n" for name, (version, _) in read_lock(DEV_LOCK).items())
+    tested = "".join(f"{name}=={entry.version}\n" for name, entry in read_lock(DEV_LOCK).items())
     for lock, source in lock_targets().items():
         _compile(source, lock, tested)
 
@@ -147,27 +147,27 @@ def problems() -> list[str]:
         if not lock.exists():
             found.append(f"{lock.name} missing")
             continue
-        entries, extras = read_lock(lock), locked_extras(lock)
-        required = extras_required(extras)
+        entries = read_lock(lock)
+        required = extras_required(entries)
         for name, line in direct.items():
             version = line.split("==", 1)[1]
             base, _, named = name.partition("[")
-            if entries.get(base, ("", 0))[0] != version:
+            if base not in entries or entries[base].version != version:
                 found.append(f"{lock.name}: {base} is not locked at {version}")
             if named:
                 required.setdefault(base, set()).update(named.rstrip("]").split(","))
         # A package required with an extra must be locked with it: locked bare, pip --require-hashes
         # refused the whole install as soon as a newer release of it was out (cachecontrol 0.15.0)
         for base, wanted_extras in sorted(required.items()):
-            missing = wanted_extras - extras.get(base, set())
+            missing = wanted_extras - (entries[base].extras if base in entries else frozenset())
             if missing:
                 listed = ",".join(sorted(missing))
                 found.append(f"{lock.name}: {base} is required with [{listed}], locked without")
-        for name, (version, hashes) in entries.items():
-            if hashes == 0:
-                found.append(f"{lock.name}: {name}=={version} has no hash")
-            if lock != DEV_LOCK and dev.get(name, ("", 0))[0] != version:
-                found.append(f"{lock.name}: {name}=={version} differs from {DEV_LOCK.name}")
+        for name, entry in entries.items():
+            if entry.hashes == 0:
+                found.append(f"{lock.name}: {name}=={entry.version} has no hash")
+            if lock != DEV_LOCK and (name not in dev or dev[name].version != entry.version):
+                found.append(f"{lock.name}: {name}=={entry.version} differs from {DEV_LOCK.name}")
     return found
 
 

@@ -26,7 +26,7 @@ def test_every_lock_agrees_with_the_pins_and_hashes_every_entry():
     )  # grpcio: transitive
     for image in IMAGES:
         entries = locks.read_lock(REPO_ROOT / image.lock)
-        assert all(hashes for _, hashes in entries.values()), image.lock
+        assert all(entry.hashes for entry in entries.values()), image.lock
 
 
 def test_a_pin_that_moves_is_caught(tmp_path, monkeypatch):
@@ -36,6 +36,20 @@ def test_a_pin_that_moves_is_caught(tmp_path, monkeypatch):
     stale.write_text(re.sub(r"^flask==\S+", "flask==0.1", text, flags=re.MULTILINE))
     monkeypatch.setattr(locks, "lock_targets", lambda: {stale: REPO_ROOT / "requirements" / "api.txt"})
     assert any("flask is not locked" in problem for problem in locks.problems())
+    assert any(
+        problem.startswith("api.lock: flask==0.1 differs from dev.lock") for problem in locks.problems()
+    )
+
+
+def test_an_entry_without_hashes_is_caught(tmp_path, monkeypatch):
+    locks = load_script("requirements/lock.py")
+    unhashed = tmp_path / "api.lock"
+    text = (REPO_ROOT / "requirements" / "api.lock").read_text()
+    unhashed.write_text(re.sub(r"^(flask==\S+) \\\n(?:\s+--hash=\S+(?: \\)?\n)+", r"\1\n", text, flags=re.M))
+    monkeypatch.setattr(locks, "lock_targets", lambda: {unhashed: REPO_ROOT / "requirements" / "api.txt"})
+    assert [p for p in locks.problems() if "flask" in p] == [
+        f"api.lock: flask=={locks.read_lock(unhashed)['flask'].version} has no hash"
+    ]
 
 
 def test_a_package_required_with_an_extra_and_locked_without_it_is_caught(tmp_path, monkeypatch):
