@@ -96,6 +96,7 @@ from detection_data import (  # noqa: E402
     build,
     load_pools,
     names_topic,
+    original_text,
     past,
     real_week,
 )
@@ -402,12 +403,13 @@ def paired_differences(
 
 
 class _CachedModel:
-    """The model's probabilities for one file, computed once and kept beside it (reruns while tuning)."""
+    """The model's probabilities for one file, computed once and kept beside it (reruns while tuning). A
+    pool text drawn again (`detection_data.reused`) is scored as its words, the text as first drawn."""
 
     def __init__(self, model: Any, rows: list[ReplayRow], cache: Path) -> None:
         self.labels, self.model_version = model.labels, model.model_version
         self.languages = getattr(model, "languages", None)  # replay's language gate reads it
-        texts = list(dict.fromkeys(r.tweet.text for r in rows))
+        texts = list(dict.fromkeys(original_text(r.tweet.text) for r in rows))
         if cache.exists():
             probabilities = np.load(cache)
         else:
@@ -421,7 +423,7 @@ class _CachedModel:
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Probabilities of texts of this file, from the cache."""
-        return self._probabilities[[self._row_of[text] for text in texts]]
+        return self._probabilities[[self._row_of[original_text(text)] for text in texts]]
 
 
 def seed_brands_file(folder: Path) -> Path:
