@@ -47,6 +47,7 @@ from buzzwatch.database import is_lock_timeout, lock_wait_left_s, make_engine
 
 logger = logging.getLogger(__name__)
 
+WRITE_PROBE = "write_probe"  # the row of the secrets table each write check (`write_problem`) rewrites
 MAX_CLOCK_SKEW_S = 1.0  # an id from an instance whose clock runs this far ahead still counts as new
 
 metadata = MetaData()
@@ -280,10 +281,13 @@ class FeedbackStore:
         """None when the database takes writes now (queued predictions are written first); else why not."""
         try:
             self.flush()
-            probe_row = {"name": "write_probe", "value": secrets.token_hex(8)}
-            with self.engine.begin() as connection:  # new content: SQLite skips rewriting an identical row
-                connection.execute(secrets_table.delete().where(secrets_table.c.name == probe_row["name"]))
-                connection.execute(insert(secrets_table).values(**probe_row))
+            # An update of the one probe row (made once, as a shared secret is): workers checking at once
+            # wait for each other's row lock. New content: SQLite skips rewriting an identical row.
+            probe = secrets_table.update().where(secrets_table.c.name == WRITE_PROBE)
+            with self.engine.begin() as connection:
+                written = connection.execute(probe.values(value=secrets.token_hex(8))).rowcount
+            if written == 0:  # a database made before the probe row, or the row deleted by hand
+                self._shared_secret(WRITE_PROBE)
         except StoreUnwritable as exc:
             return exc
         except Exception as exc:
@@ -408,10 +412,12 @@ class FeedbackStore:
             ).rowcount
             count = connection.execute(select(func.count()).select_from(predictions_table)).scalar_one()
             excess = count - self._max_logged
-            if excess > 0:
+            if (
+                excess > 0
+            ):  # the earliest ids, as `dropped_from_log` reads the log (a batch's rows share a time)
                 oldest = (
                     select(predictions_table.c.prediction_id)
-                    .order_by(predictions_table.c.created_at)
+                    .order_by(predictions_table.c.prediction_id)
                     .limit(excess)
                 )
                 dropped += connection.execute(

@@ -29,6 +29,7 @@ would let its later statements wait past the budget.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,6 +120,46 @@ def _install_lock_wait_budgets(engine: Engine, sqlite: bool) -> None:
         connection.info["lock_wait_set"] = budget_ms is not None
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _refuse_a_file_gone(engine: Engine, path: Path) -> None:
+    """A SQLite file deleted (or its folder) while the engine uses it is an error naming it, not a success.
+
+    An open connection writes on into the deleted file, so every commit would be acknowledged (a 201, an
+    acknowledged message) and lost at the next start. Each pooled connection remembers its file; handed out
+    while the path no longer leads to it, it is dropped, and a new connection to a file that was there and is
+    gone raises `sqlite3.OperationalError` naming it (a file put back in its place, a restored backup, is
+    used). A file that never was is made, as at the first start.
+    """
+    opened = False
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _still_there(_dialect: Any, _record: Any, _args: Any, _params: Any) -> None:
+        if opened and _file_id(path) is None:
+            raise sqlite3.OperationalError(
+                f"the SQLite file {path.resolve()} is gone (deleted while in use); restart to make a new one"
+            )
+
+    @sa.event.listens_for(engine, "connect")
+    def _remember_file(_dbapi_connection: Any, record: Any) -> None:
+        nonlocal opened
+        opened = True
+        record.info["file_id"] = _file_id(path)
+
+    @sa.event.listens_for(engine, "checkout")
+    def _same_file(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if _file_id(path) != record.info.get("file_id"):
+            raise sa.exc.DisconnectionError(
+                f"the SQLite file {path} is no longer the one this connection opened"
+            )
+
+
 def make_engine(database_url: str, *, lock_wait_budgets: bool = False) -> Engine:
     """An engine for the URL; a SQLite file gets its folder made and the pragmas above on every connection.
 
@@ -157,6 +198,9 @@ def make_engine(database_url: str, *, lock_wait_budgets: bool = False) -> Engine
             cursor.execute(pragma)
         cursor.close()
         record.info["busy_timeout_ms"] = BUSY_TIMEOUT_MS
+
+    if url.database and url.database != ":memory:":
+        _refuse_a_file_gone(engine, Path(url.database))
 
     if lock_wait_budgets:
         _install_lock_wait_budgets(engine, sqlite=True)

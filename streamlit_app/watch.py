@@ -179,7 +179,7 @@ def empty_hint(var_dir: Path, detection_url: str | None) -> str:
     return hint
 
 
-MARKDOWN_SPECIALS = frozenset("\\`*_{}[]()<>#+-.!|~$:&")
+MARKDOWN_SPECIALS = frozenset("\\`*_{}[]()<>#+-.!|~$:&=")  # "=": a line of them makes a heading
 
 
 def literal_markdown(text: str) -> str:

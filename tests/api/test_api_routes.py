@@ -6,12 +6,15 @@ import dataclasses
 import gzip
 import io
 import json
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine
 
+from api.store import metadata
+from buzzwatch.database import make_engine
 from buzzwatch.schema import LABELS
 from tests.support.api import API_KEY
 
@@ -201,6 +204,27 @@ def test_readiness_fails_when_the_database_is_gone(app: Flask, client: FlaskClie
     response = client.get("/readyz")
     assert response.status_code == 503
     assert client.get("/healthz").status_code == 200
+
+
+def test_a_sqlite_folder_deleted_under_the_running_api_is_a_503_not_a_201_lost_at_the_restart(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The pooled connections wrote on into the deleted file: feedback answered 201 and /readyz 200, and
+    after a restart the feedback was gone (a hostile check, `rm -rf var` under `buzzwatch api`)."""
+    import shutil
+
+    store = app.extensions["buzzwatch"].store
+    prediction_id = client.post("/v1/predict", json={"text": "great crew"}).get_json()["prediction_id"]
+    store.flush()
+    assert client.get("/readyz").status_code == 200  # every pooled connection opened on the file
+    shutil.rmtree(Path(store.location).parent)
+    feedback = client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": "neutral"})
+    assert feedback.status_code == 503
+    assert f"the SQLite file {store.location} is gone" in feedback.get_json()["message"]
+    assert client.get("/readyz").status_code == 503
+    assert client.post("/v1/predict", json={"text": "great crew"}).status_code == 200  # scoring goes on
+    store.engine = make_engine(f"sqlite:///{store.location}")  # as a restart makes a new database
+    metadata.create_all(store.engine)  # the queued prediction is written at the store's close
 
 
 def test_routes_that_read_a_database_gone_answer_503_naming_it(app: Flask, client: FlaskClient) -> None:

@@ -16,8 +16,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from api.store import DuplicateFeedback, FeedbackRecord, FeedbackStore, LoggedPrediction, StoreBusy
+from api.store import (
+    DuplicateFeedback,
+    FeedbackRecord,
+    FeedbackStore,
+    LoggedPrediction,
+    StoreBusy,
+    predictions_table,
+)
 from buzzwatch.database import lock_wait_budget
 from tests.support.api import RecordingSleep
 
@@ -90,6 +98,51 @@ def test_concurrent_drift_claims_let_exactly_one_win(store: FeedbackStore) -> No
         second = list(pool.map(lambda _: store.claim_drift_alert(later, cooldown_s=3600), range(16)))
     assert first.count(True) == 1
     assert second.count(True) == 1
+
+
+def test_write_checks_at_once_from_several_workers_all_find_the_database_writable(
+    store: FeedbackStore,
+) -> None:
+    """Each /readyz checks a write. On PostgreSQL two at once made the second's delete wait for the first,
+    find nothing, and its insert collide with the first's new row: 69 of 100 checks said "cannot be
+    written" (503) of a database taking writes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = [store, *(FeedbackStore(store.engine.url.render_as_string(False)) for _ in range(3))]
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            problems = list(pool.map(lambda i: workers[i % 4].write_problem(), range(80)))
+        assert [str(p) for p in problems if p is not None] == []
+        assert all(worker.write_error is None for worker in workers)
+    finally:
+        for worker in workers[1:]:
+            worker.close()
+
+
+def test_every_prediction_of_a_batch_is_either_kept_or_known_as_dropped_by_the_row_cap(
+    store: FeedbackStore,
+) -> None:
+    """A batch's rows share their time; the cap dropped some of them in no particular order, while the
+    feedback route tells a dropped id (404) from one not written yet (503, "send it again") by id order:
+    9 of 20 dropped ids were a 503 for a minute."""
+    capped = FeedbackStore(
+        str(store.engine.url.render_as_string(False)), flush_interval_s=3600, max_logged=10
+    )
+    try:
+        ids = [capped.ids.new() for _ in range(30)]
+        rows = [
+            LoggedPrediction(prediction_id, f"tweet {i}", "neutral", "v1")
+            for i, prediction_id in enumerate(ids)
+        ]
+        capped.log_predictions(rows, [{"neutral": 1.0}] * len(rows))
+        capped.flush()
+        capped.prune()
+        with capped.engine.connect() as connection:
+            kept = set(connection.execute(select(predictions_table.c.prediction_id)).scalars())
+        assert len(kept) == 10
+        assert all(capped.dropped_from_log(prediction_id) for prediction_id in set(ids) - set(kept))
+    finally:
+        capped.close()
 
 
 def test_a_new_prediction_from_another_worker_is_awaited_an_unknown_id_is_not(isolated_var_dir: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,41 @@ def test_a_sqlite_file_gets_its_folder_and_the_pragmas_on_every_connection(tmp_p
                 assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
                 assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_TIMEOUT_MS
         assert _pragmas(engine) == EXPECTED
+    finally:
+        engine.dispose()
+
+
+def test_a_sqlite_file_deleted_while_in_use_is_an_error_naming_it_and_one_put_back_is_used(
+    tmp_path: Path,
+) -> None:
+    """A pooled connection wrote on into the deleted file: every write succeeded and was lost at the next
+    start (a hostile check deleted the API's var folder: feedback answered 201, then was gone)."""
+    import shutil
+
+    database = tmp_path / "var" / "buzzwatch.db"
+    engine = make_engine(f"sqlite:///{database}")
+    notes = sa.Table("notes", sa.MetaData(), sa.Column("body", sa.String))
+    try:
+        notes.metadata.create_all(engine)
+        with engine.begin() as connection:
+            connection.execute(notes.insert().values(body="kept"))
+        with (
+            contextlib.closing(sqlite3.connect(database)) as live,
+            contextlib.closing(sqlite3.connect(tmp_path / "backup.db")) as backup,
+        ):
+            live.backup(backup)
+        shutil.rmtree(database.parent)
+        for _ in range(2):  # the pooled connection is dropped; a new one is refused, every time
+            gone = pytest.raises(sa.exc.OperationalError, match=f"the SQLite file {database} is gone")
+            with gone, engine.begin() as connection:
+                connection.execute(notes.insert().values(body="lost"))
+        assert not database.exists()  # no empty file made in its place
+        database.parent.mkdir()
+        shutil.copy(tmp_path / "backup.db", database)  # the backup restored: used as it is
+        with engine.begin() as connection:
+            connection.execute(notes.insert().values(body="after"))
+        with engine.connect() as connection:
+            assert connection.execute(sa.select(notes.c.body)).scalars().all() == ["kept", "after"]
     finally:
         engine.dispose()
 

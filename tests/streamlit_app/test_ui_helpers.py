@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -102,6 +103,25 @@ def test_a_tweet_is_shown_literally_in_markdown() -> None:
         r"> \- @united \#fail"
     )
     assert literal_markdown("lost, luggage") == "lost, luggage"
+
+
+@pytest.mark.parametrize(
+    "tweet",
+    [
+        "Worst airline ever\n===",
+        "Worst airline ever\n---",
+        "# lost bag",
+        "[call us](https://t.test)",
+        "<b>x</b>",
+    ],
+)
+def test_no_tweet_becomes_a_heading_a_link_or_html_in_commonmark(tweet: str) -> None:
+    """A tweet's "===" line made the line above it a heading (a setext heading) in a quoted sample."""
+    from markdown_it import MarkdownIt
+
+    for shown in (quoted_tweet(tweet), "**Terms:** " + literal_markdown(tweet)):
+        html = MarkdownIt("commonmark").render(shown)
+        assert not re.search(r"<(h\d|a|img|hr)\b", html) and "<b>" not in html, html
 
 
 def _paris_minutes(first: str, minutes: int) -> pd.DataFrame:
