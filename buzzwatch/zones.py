@@ -95,10 +95,10 @@ def read_brand_tables(path: Path) -> list[dict[str, object]]:
 def check_brand_tables(tables: Iterable[Mapping[str, object]], source: str) -> None:
     """The checks every reader of a brands file makes (replay, detect, ingest, the app), so that a file one
     accepts no other refuses: each `name` a brand id (at most MAX_BRAND_CHARS), never twice; `timezone` an
-    IANA zone; `display_name` a string and `handles`, `keywords`, `aliases` lists of non-empty strings, none
-    holding a control character; no spelling (id, display name, alias, handle; as `BrandIds` compares them)
-    two brands'. A SettingsError names `source`, the brand and the field. (Ingest adds its own: X handles,
-    a stream rule.)"""
+    IANA zone; `display_name` a string and `handles`, `keywords`, `aliases` lists of strings, each with a
+    letter or digit and none holding a control character; no spelling (id, display name, alias, handle; as
+    `BrandIds` compares them) two brands'. A SettingsError names `source`, the brand and the field. (Ingest
+    adds its own: X handles, a stream rule.)"""
     seen: set[str] = set()
     claimed: dict[str, str] = {}  # spelling key -> the brand it names
     for index, entry in enumerate(tables):
@@ -118,6 +118,8 @@ def check_brand_tables(tables: Iterable[Mapping[str, object]], source: str) -> N
                 raise SettingsError(f"{where}: {key!r} must be a list of non-empty strings")
             for item in value:
                 _refuse_control(item, f"{where}: {key!r} item")
+                if not any(char.isalnum() for char in item):  # " " as a keyword matched almost every tweet
+                    raise SettingsError(f"{where}: {key!r} item {item!r} has no letter or digit")
         parse_zone(entry.get("timezone", DEFAULT_ZONE), where)
         shown = entry.get("display_name", name)
         if not isinstance(shown, str):

@@ -34,11 +34,9 @@ def event_from_record(record: Mapping[str, Any], brands: BrandBook, source: str)
     declared = first_filled(record, BRAND_FIELDS)
     named_elsewhere = {*BRAND_FIELDS, *AUTHOR_FIELDS}
     payload = {key: value for key, value in record.items() if key not in named_elsewhere}
-    if declared is not None:
-        if isinstance(declared, str):
-            declared = [declared]
-        if not isinstance(declared, list | tuple) or not all(isinstance(item, str) for item in declared):
-            raise SchemaError("field 'brand' must be a string or a list of strings")
+    listed = isinstance(declared, list | tuple) and all(isinstance(item, str) for item in declared)
+    if declared is not None and not isinstance(declared, str) and not listed:  # a string: the book splits it
+        raise SchemaError("field 'brand' must be a string or a list of strings")
     payload["author_id"] = first_filled(record, AUTHOR_FIELDS)
     payload["source"] = source
     event = TweetEvent.from_dict(payload)

@@ -66,6 +66,11 @@ UNITED = 'name = "united"\nhandles = ["united"]\n'
             ['name = "united"\nhandles = ["united\\n"]\n'],
             r"brand #1 \(united\): 'handles' item 'united\\n' holds a control character \('\\n'\)",
         ),
+        (  # a blank keyword became a rule matching almost every tweet: all of them were this brand's
+            [UNITED + 'keywords = ["Acme", " "]\n'],
+            r"brand #1 \(united\): 'keywords' item ' ' has no letter or digit",
+        ),
+        ([UNITED + 'aliases = ["!!"]\n'], r"brand #1 \(united\): 'aliases' item '!!' has no letter or digit"),
         (
             [UNITED + 'keywords = ["late\\u0000flight"]\n'],
             r"brand #1 \(united\): 'keywords' item 'late\\x00flight' holds a control character",
@@ -97,6 +102,8 @@ UNITED = 'name = "united"\nhandles = ["united"]\n'
         "display-name",
         "display-name-tab",
         "handle-line-break",
+        "keyword-blank",
+        "alias-no-letter",
         "keyword-nul",
         "alias-escape",
         "alias-of-another",
@@ -125,7 +132,7 @@ def test_a_brand_value_is_its_brand_id_whatever_its_case_spaces_or_configured_sp
     path.write_text(
         '[[brand]]\nname = "united"\ndisplay_name = "United Airlines"\nhandles = ["@United"]\n'
         'aliases = ["UA"]\n[[brand]]\nname = "jetblue"\naliases = ["Delta"]\nhandles = ["JetBlue"]\n'
-        '[[brand]]\nname = "jal"\naliases = ["日本航空", "!!"]\n'
+        '[[brand]]\nname = "jal"\naliases = ["日本航空"]\n'
     )
     ids = BrandsFile.read(path).ids()
     values = [

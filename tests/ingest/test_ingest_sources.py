@@ -320,6 +320,16 @@ def test_a_tweet_too_large_for_a_stream_message_is_one_bad_input_not_published(b
     assert (report.read, report.bad) == (4, 3)
 
 
+def test_a_brand_cell_naming_several_brands_is_split_as_buzzwatch_replay_splits_it(brands):
+    """The ingester wrapped the cell in a list before the brand book split it: "United; Delta" was
+    published as one brand, `uniteddelta`, that no baseline knew, where `buzzwatch replay` counted two."""
+    base = {"id": "1", "created_at": "2026-11-25T21:00:00Z", "text": "late again"}
+    for cell in ("United; Delta", "United,Delta", "united|delta", ["United", "Delta"]):
+        event = event_from_record({**base, "brand": cell}, brands, "replay")
+        assert event.brands == brands.attribute("late again", declared="united,delta"), cell
+        assert len(event.brands) == 2 and "uniteddelta" not in event.brands
+
+
 def test_a_records_author_is_read_from_any_of_the_author_fields(brands):
     """author_id (the event's own field), author (`buzzwatch replay`'s column) and name (the Twitter US
     Airline Sentiment set's handle) each name the author, the first non-empty one winning: as `buzzwatch
