@@ -193,8 +193,11 @@ class Publisher:
         self._sequence = itertools.count()
         self._closed = False
         self._abandon = False
-        self._gate = threading.Event()  # cleared while a missing topic is being recreated
-        self._gate.set()
+        # Publishes handed to the client and not yet done (`_in_flight`), and whether a missing topic is
+        # being recreated (`_recovering`: no publish starts meanwhile), under one condition.
+        self._flight = threading.Condition(threading.Lock())
+        self._in_flight = 0
+        self._recovering = False
         self._retry_thread: threading.Thread | None = None
         self._topic_checked_at = 0.0
         self._recover_lock = threading.Lock()  # confirmed publishes recover from any caller's thread
@@ -251,7 +254,7 @@ class Publisher:
                     break
                 size += len(messages[end][0])
                 end += 1
-            self._gate.wait()
+            self._enter_flight()
             try:
                 response = self._client.api.publish(
                     topic=self.topic,
@@ -264,6 +267,8 @@ class Publisher:
             except Exception as exc:
                 self._count_error(exc)
                 raise
+            finally:
+                self._leave_flight()
             ids.extend(response.message_ids)
             with self._lock:
                 self._stats.published += len(response.message_ids)
@@ -275,17 +280,31 @@ class Publisher:
         with self._lock:
             self._stats.errors[kind] = self._stats.errors.get(kind, 0) + 1
 
+    def _enter_flight(self) -> None:
+        """Count a publish in flight; while a missing topic is being recreated, wait until it is."""
+        with self._flight:
+            while self._recovering:
+                self._flight.wait()
+            self._in_flight += 1
+
+    def _leave_flight(self) -> None:
+        with self._flight:
+            self._in_flight -= 1
+            self._flight.notify_all()
+
     def _send(self, outgoing: _Outgoing) -> None:
-        self._gate.wait()
+        self._enter_flight()
         outgoing.attempts += 1
         try:
             future = self._client.publish(self.topic, outgoing.data, **outgoing.attributes)
         except Exception as exc:  # a stopped client or a message the library refuses outright
+            self._leave_flight()
             self._on_failure(outgoing, exc)
             return
         future.add_done_callback(lambda done: self._on_done(outgoing, done))
 
     def _on_done(self, outgoing: _Outgoing, future: Any) -> None:
+        self._leave_flight()
         error = future.exception()
         if error is None:
             with self._lock:
@@ -356,11 +375,18 @@ class Publisher:
             return self._topic_recovered
 
     def _recreate_topic(self) -> bool:
-        # Hold new sends, and let batches already handed to the client fail first: a message must not
-        # land in the recreated topic before its subscriptions exist (Pub/Sub would drop it).
-        self._gate.clear()
+        # Hold new publishes, and wait until every one handed to the client is done: a message must not
+        # land in the recreated topic before its subscriptions exist (Pub/Sub would confirm and drop it).
+        # The client retries an UNAVAILABLE publish for up to `rpc_retry_total_s` on its own, so a batch
+        # sent while the emulator was down may still be on its way (sleeping a batch's latency lost some).
+        with self._flight:
+            self._recovering = True
+            deadline = time.monotonic() + self.settings.rpc_timeout_s + self.settings.rpc_retry_total_s
+            while self._in_flight > 0 and time.monotonic() < deadline:
+                self._flight.wait(deadline - time.monotonic())
+            if self._in_flight > 0:
+                log.warning("recreating the topic, publishes still in flight", extra={"topic": self.topic})
         try:
-            time.sleep(self.settings.max_latency_s + 0.05)
             try:
                 self._client.create_topic(request={"name": self.topic}, timeout=self.settings.rpc_timeout_s)
                 with self._lock:
@@ -379,7 +405,9 @@ class Publisher:
                     return False
             return True
         finally:
-            self._gate.set()
+            with self._flight:
+                self._recovering = False
+                self._flight.notify_all()
 
     def _give_up(self, outgoing: _Outgoing, reason: str) -> None:
         log.error(
