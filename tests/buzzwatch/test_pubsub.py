@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.cloud.pubsub_v1.types import LimitExceededBehavior
@@ -133,22 +134,26 @@ def test_a_message_that_cannot_be_published_is_counted_logged_and_spooled(emulat
     assert "publish failed for good" in caplog.text
 
 
-def test_the_ingester_recovers_by_itself_when_the_emulator_restarts(private_emulator, unique_name, tmp_path):
-    env = _ingest_env(unique_name, tmp_path)
-    env.update(private_emulator.env())
+def _stdin_ingest(env: dict[str, str], reader: Any, summary: dict) -> threading.Thread:
+    """`buzzwatch ingest --source stdin` on `reader` in a thread, which puts its summary in `summary`."""
     common = CommonSettings.from_env(env)
+    settings = replace(
+        IngestSettings.from_env(env, common), publisher=PublisherSettings(backoff_initial_s=0.2)
+    )
+    options, topology = SourceOptions("stdin", stdin=reader), StreamTopology.from_settings(common)
+    runner = threading.Thread(
+        target=lambda: summary.update(run_ingest(options, topology, settings, threading.Event()))
+    )
+    runner.start()
+    return runner
+
+
+def test_the_ingester_recovers_by_itself_when_the_emulator_restarts(private_emulator, unique_name, tmp_path):
+    env = {**_ingest_env(unique_name, tmp_path), **private_emulator.env()}
     read_end, write_end = os.pipe()
     summary: dict = {}
     with os.fdopen(read_end) as reader, os.fdopen(write_end, "w") as writer:
-        options = SourceOptions("stdin", stdin=reader)
-        settings = replace(
-            IngestSettings.from_env(env, common), publisher=PublisherSettings(backoff_initial_s=0.2)
-        )
-        topology = StreamTopology.from_settings(common)
-        runner = threading.Thread(
-            target=lambda: summary.update(run_ingest(options, topology, settings, threading.Event()))
-        )
-        runner.start()
+        runner = _stdin_ingest(env, reader, summary)
 
         def send(first: int, last: int) -> None:
             for index in range(first, last):
@@ -177,26 +182,11 @@ def test_tweets_sent_while_the_emulator_is_down_all_arrive_once_it_is_back(
     """Batches the client library was still retrying (UNAVAILABLE, up to 30 s) landed in the recreated topic
     before its subscriptions were made again, and Pub/Sub confirmed and dropped them: a hostile check lost
     27 and then 50 of 600 tweets, with `failed` 0 (the topic must stay missing until no RPC is in flight)."""
-    env = _ingest_env(unique_name, tmp_path)
-    env.update(private_emulator.env())
-    common = CommonSettings.from_env(env)
+    env = {**_ingest_env(unique_name, tmp_path), **private_emulator.env()}
     read_end, write_end = os.pipe()
     summary: dict = {}
     with os.fdopen(read_end) as reader, os.fdopen(write_end, "w") as writer:
-        settings = replace(
-            IngestSettings.from_env(env, common), publisher=PublisherSettings(backoff_initial_s=0.2)
-        )
-        runner = threading.Thread(
-            target=lambda: summary.update(
-                run_ingest(
-                    SourceOptions("stdin", stdin=reader),
-                    StreamTopology.from_settings(common),
-                    settings,
-                    threading.Event(),
-                )
-            )
-        )
-        runner.start()
+        runner = _stdin_ingest(env, reader, summary)
 
         def send(index: int) -> None:
             line = {"id": str(index), "created_at": "2026-11-25T21:00:00Z", "text": f"@united {index}"}
