@@ -22,6 +22,7 @@ import pickle
 import re
 import tempfile
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -345,11 +346,37 @@ def open_replay_text(path: Path) -> TextIO:
 
 
 class _Gunzipped(gzip.GzipFile):
-    """A gzip stream read from an open file, which it closes when closed (GzipFile leaves it open)."""
+    """A gzip stream read from an open file, which it closes when closed (GzipFile leaves it open). Data cut
+    short (an interrupted download) or damaged is a CsvError naming the file, not a traceback."""
 
     def __init__(self, source: io.BufferedReader) -> None:
         super().__init__(fileobj=source, mode="rb")
         self._source = source
+
+    def _damaged(self, exc: Exception) -> CsvError:
+        why = "cut short" if isinstance(exc, EOFError) else f"damaged ({exc})"
+        return CsvError(f"{self._source.name}: its gzip data is {why}; zcat reads what is left of it")
+
+    def read(self, size: int | None = -1) -> bytes:
+        """GzipFile.read; a CsvError where the data ends early or is damaged."""
+        try:
+            return super().read(-1 if size is None else size)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise self._damaged(exc) from None
+
+    def read1(self, size: int = -1) -> bytes:
+        """GzipFile.read1; a CsvError where the data ends early or is damaged."""
+        try:
+            return super().read1(size)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise self._damaged(exc) from None
+
+    def peek(self, n: int) -> bytes:
+        """GzipFile.peek; a CsvError where the data ends early or is damaged."""
+        try:
+            return super().peek(n)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise self._damaged(exc) from None
 
     def close(self) -> None:
         """Close the stream, then the file under it."""

@@ -522,6 +522,23 @@ def test_a_gzipped_file_or_a_pipe_is_read_as_the_plain_file(tmp_path: Path, twee
     assert [row.tweet.id for row in piped] == expected
 
 
+def test_a_gzipped_file_cut_short_or_damaged_is_one_line_naming_it(
+    tmp_path: Path, tweets: list, capsys: pytest.CaptureFixture
+) -> None:
+    """An interrupted download was an EOFError traceback (and a bad checksum a BadGzipFile one)."""
+    packed = gzip.compress(write_csv(tmp_path / "in.csv", tweets[:300]).read_bytes())
+    cut, damaged = tmp_path / "cut.csv.gz", tmp_path / "damaged.csv.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    damaged.write_bytes(packed[:-8] + bytes(8))  # its checksum and length zeroed
+    for source, says in ((cut, "its gzip data is cut short"), (damaged, "its gzip data is damaged (CRC")):
+        assert (
+            main(["replay", "--input", str(source), "--alerts-out", str(tmp_path / "o.jsonl"), "--oracle"])
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert f"{source}: {says}" in err and "Traceback" not in err
+
+
 def test_a_folder_or_an_unreadable_file_is_one_line(
     tmp_path: Path, tweets: list, capsys: pytest.CaptureFixture
 ) -> None:
