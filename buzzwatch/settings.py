@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -40,6 +41,21 @@ def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> st
     """A string setting; empty values count as unset."""
     value = env.get(name, "").strip()
     return value if value else default
+
+
+PUBSUB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}")
+
+
+def env_pubsub_name(env: Mapping[str, str], name: str, default: str) -> str:
+    """A topic or subscription id as Pub/Sub accepts it (3-255 letters, digits or -_.~+%, a letter first, not
+    "goog..."): one that is not was an INVALID_ARGUMENT traceback from the first call to Pub/Sub."""
+    value = env_str(env, name, default) or default
+    if not PUBSUB_NAME.fullmatch(value) or value.lower().startswith("goog"):
+        raise SettingsError(
+            f"{name}={value!r} is not a Pub/Sub name: 3 to 255 letters, digits or - _ . ~ + %, starting "
+            "with a letter and not with 'goog'"
+        )
+    return value
 
 
 def _within(name: str, raw: str, value: float, minimum: float | None, maximum: float | None) -> None:
@@ -223,18 +239,14 @@ class CommonSettings:
             mlflow_tracking_uri=env_str(env, "MLFLOW_TRACKING_URI", f"sqlite:///{var_dir / 'mlflow.db'}")
             or "",
             gcp_project=env_str(env, "GOOGLE_CLOUD_PROJECT", "buzzwatch-local") or "buzzwatch-local",
-            tweets_topic=env_str(env, "PUBSUB_TWEETS_TOPIC", "tweets") or "tweets",
-            scored_topic=env_str(env, "PUBSUB_SCORED_TOPIC", "tweets-scored") or "tweets-scored",
-            dead_letter_topic=env_str(env, "PUBSUB_DEAD_LETTER_TOPIC", "tweets-dead-letter")
-            or "tweets-dead-letter",
-            tweets_subscription=env_str(env, "PUBSUB_TWEETS_SUBSCRIPTION", "tweets-worker")
-            or "tweets-worker",
-            scored_subscription=env_str(env, "PUBSUB_SCORED_SUBSCRIPTION", "tweets-scored-detector")
-            or "tweets-scored-detector",
-            dead_letter_subscription=env_str(
+            tweets_topic=env_pubsub_name(env, "PUBSUB_TWEETS_TOPIC", "tweets"),
+            scored_topic=env_pubsub_name(env, "PUBSUB_SCORED_TOPIC", "tweets-scored"),
+            dead_letter_topic=env_pubsub_name(env, "PUBSUB_DEAD_LETTER_TOPIC", "tweets-dead-letter"),
+            tweets_subscription=env_pubsub_name(env, "PUBSUB_TWEETS_SUBSCRIPTION", "tweets-worker"),
+            scored_subscription=env_pubsub_name(env, "PUBSUB_SCORED_SUBSCRIPTION", "tweets-scored-detector"),
+            dead_letter_subscription=env_pubsub_name(
                 env, "PUBSUB_DEAD_LETTER_SUBSCRIPTION", "tweets-dead-letter-keep"
-            )
-            or "tweets-dead-letter-keep",
+            ),
             max_delivery_attempts=env_int(env, "PUBSUB_MAX_DELIVERY_ATTEMPTS", 5, minimum=5, maximum=100),
             appinsights_connection_string=env_str(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
             database_url=env_str(env, "DATABASE_URL", f"sqlite:///{var_dir / 'buzzwatch.db'}") or "",

@@ -54,6 +54,24 @@ def test_values_out_of_their_range_name_the_variable_and_the_range(name, value, 
 
 
 @pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PUBSUB_TWEETS_TOPIC", "goog-tweets"),
+        ("PUBSUB_SCORED_TOPIC", "my tweets"),
+        ("PUBSUB_DEAD_LETTER_TOPIC", "dl"),
+        ("PUBSUB_TWEETS_SUBSCRIPTION", "1-worker"),
+        ("PUBSUB_SCORED_SUBSCRIPTION", "détecteur"),
+        ("PUBSUB_DEAD_LETTER_SUBSCRIPTION", "x" * 256),
+    ],
+)
+def test_a_topic_or_subscription_name_pubsub_refuses_is_refused_at_start(name, value):
+    """Each was an INVALID_ARGUMENT traceback from the first call to Pub/Sub, exit 1."""
+    with pytest.raises(SettingsError, match=f"{name}='{value}' is not a Pub/Sub name"):
+        CommonSettings.from_env({name: value})
+    assert CommonSettings.from_env({name: "Tweets-v2.test_1~+%"}) is not None
+
+
+@pytest.mark.parametrize(
     ("name", "value", "message"),
     [
         # Outlook's separator: the mail server took the first address, the others never got an alert.
