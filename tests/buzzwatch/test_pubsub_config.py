@@ -65,14 +65,14 @@ def test_publisher_settings_from_env_and_block_flow_control():
 
 def test_topology_names_come_from_settings():
     env = {
-        "PUBSUB_TWEETS_TOPIC": "tw",
-        "PUBSUB_TWEETS_SUBSCRIPTION": "tw-push",
+        "PUBSUB_TWEETS_TOPIC": "twt",
+        "PUBSUB_TWEETS_SUBSCRIPTION": "twt-push",
         "GOOGLE_CLOUD_PROJECT": "prod",
     }
     topology = StreamTopology.from_settings(CommonSettings.from_env(env))
     assert (topology.project, topology.tweets_topic, topology.tweets_subscription) == (
         "prod",
-        "tw",
-        "tw-push",
+        "twt",
+        "twt-push",
     )
     assert topology.scored_subscription == "tweets-scored-detector"
