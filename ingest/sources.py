@@ -9,7 +9,9 @@ came from and why), then goes on: one bad line never stops the ingester.
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import select
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -183,6 +185,27 @@ def _records_from_csv(rows: ReplayCsv, name: str, report: InputReport) -> Iterat
             yield f"{name}:{row.line}", row.values
 
 
+def fd_lines(fd: int, stop: threading.Event, wait_s: float = 0.2) -> Iterator[bytes]:
+    """The lines read from a file descriptor (the last one may lack its newline), until EOF or `stop`.
+
+    Read with `os.read` once `select` says there is something, never waiting more than `wait_s`: a thread
+    blocked in stdin's buffered read held the buffer's lock, and at a stop with the input still open the
+    interpreter's shutdown aborted on it ("Fatal Python error: _enter_buffered_busy", exit 134).
+    """
+    pending = b""
+    while not stop.is_set():
+        if not select.select([fd], [], [], wait_s)[0]:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        *complete, pending = (pending + chunk).split(b"\n")
+        for line in complete:
+            yield line + b"\n"
+    if pending and not stop.is_set():
+        yield pending
+
+
 def stdin_events(
     brands: BrandBook,
     report: InputReport,
@@ -196,7 +219,10 @@ def stdin_events(
     UTF-8 is one bad input, not the end of the stream.
     """
     stream = stream or sys.stdin
-    source: Iterable[str | bytes] = getattr(stream, "buffer", stream)
+    try:
+        source: Iterable[str | bytes] = fd_lines(stream.fileno(), stop)
+    except (OSError, ValueError, AttributeError):  # in memory: its bytes' lines where it has bytes
+        source = getattr(stream, "buffer", stream)
     lines: queue.Queue[str | bytes | None] = queue.Queue(maxsize=10_000)
 
     def read_lines() -> None:
