@@ -115,6 +115,12 @@ def run_ingest_command(args: argparse.Namespace) -> int:
             settings = IngestSettings(**{**vars(settings), "brands_path": args.brands})
         if args.source == "replay" and args.input is None:
             raise SettingsError("--input is required with --source replay")
+        given = [option for option in ("input", "format", "speed") if getattr(args, option) is not None]
+        if args.source != "replay" and given:  # `--source stdin --input F` waited on stdin, F unread
+            named = ", ".join(f"--{option}" for option in given)
+            raise SettingsError(
+                f"{named}: only with --source replay (--source {args.source} does not read it)"
+            )
         if args.input is not None and (not args.input.exists() or args.input.is_dir()):
             missing = "is a folder" if args.input.is_dir() else "does not exist"
             raise SettingsError(f"--input {args.input} {missing}; give a file (a pipe or /dev/stdin will do)")

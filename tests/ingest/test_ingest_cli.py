@@ -88,6 +88,11 @@ def ingest_env(emulator_env, unique_name, tmp_path) -> dict[str, str]:
             ["--source", "stdin", "--progress-every", "nan"],
             "--progress-every is a number of seconds, 0 for never",
         ),
+        (  # it waited on stdin and never read the file
+            ["--source", "stdin", "--input", "tweets.csv", "--speed", "60"],
+            "--input, --speed: only with --source replay (--source stdin does not read it)",
+        ),
+        (["--source", "x-stream", "--format", "csv"], "--format: only with --source replay"),
     ],
 )
 def test_configuration_errors_exit_2_with_a_message(tmp_path, arguments, message):
