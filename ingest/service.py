@@ -131,12 +131,17 @@ class ProgressReporter:
             of = f" of {self.total:,}" if self.total else ""
             reached = self.ingester.last_event_at
             event_time = reached.isoformat() if reached else None
+            sent = self.ingester.publisher.stats  # "published": confirmed by Pub/Sub, not only handed over
             log.info(
-                f"ingest progress: {self.ingester.accepted:,}{of} tweets published, "
+                f"ingest progress: {self.ingester.accepted:,}{of} tweets sent, {sent.published:,} published "
+                f"({sent.pending:,} waiting for Pub/Sub, {sent.failed:,} given up), "
                 f"event time {event_time or 'none yet'}",
                 extra={
                     "read": self.report.read,
                     "accepted": self.ingester.accepted,
+                    "published": sent.published,
+                    "pending": sent.pending,
+                    "failed": sent.failed,
                     "unattributed": self.ingester.unattributed,
                     "bad_input": self.report.bad,
                     "total": self.total,

@@ -202,6 +202,7 @@ class Publisher:
         self._topic_checked_at = 0.0
         self._recover_lock = threading.Lock()  # confirmed publishes recover from any caller's thread
         self._topic_recovered = False
+        self._failing_since: float | None = None  # the first failed publish of an outage (under _lock)
         if create_topic:
             try:
                 ensure_topic(project, topic, self._client)
@@ -311,15 +312,29 @@ class Publisher:
                 self._stats.published += 1
                 self._stats.pending -= 1
                 self._idle.notify_all()
+                failing_since, self._failing_since = self._failing_since, None
+            if failing_since is not None:
+                failed_for_s = round(time.monotonic() - failing_since, 1)
+                log.warning("publishes work again", extra={"topic": self.topic, "failed_for_s": failed_for_s})
             return
         self._on_failure(outgoing, error)
 
     def _on_failure(self, outgoing: _Outgoing, error: BaseException) -> None:
+        """Retry a transient failure after a backoff (said once per outage), else give the message up."""
         kind = type(error).__name__
         self._count_error(error)
         outgoing.topic_missing = isinstance(error, api_exceptions.NotFound)
         transient = isinstance(error, TRANSIENT_ERRORS)
         if transient and outgoing.attempts < self.settings.max_attempts and not self._closing_hard():
+            with self._lock:
+                first, self._failing_since = (
+                    self._failing_since is None,
+                    self._failing_since or time.monotonic(),
+                )
+            if first:
+                log.warning(
+                    "publish failed; retrying", extra={"topic": self.topic, "error": f"{kind}: {error}"}
+                )
             delay = min(
                 self.settings.backoff_max_s, self.settings.backoff_initial_s * 2 ** (outgoing.attempts - 1)
             )

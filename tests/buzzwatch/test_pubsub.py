@@ -177,7 +177,7 @@ def test_the_ingester_recovers_by_itself_when_the_emulator_restarts(private_emul
 
 
 def test_tweets_sent_while_the_emulator_is_down_all_arrive_once_it_is_back(
-    private_emulator, unique_name, tmp_path
+    private_emulator, unique_name, tmp_path, caplog
 ):
     """Batches the client library was still retrying (UNAVAILABLE, up to 30 s) landed in the recreated topic
     before its subscriptions were made again, and Pub/Sub confirmed and dropped them: a hostile check lost
@@ -205,6 +205,8 @@ def test_tweets_sent_while_the_emulator_is_down_all_arrive_once_it_is_back(
         runner.join(timeout=120)
     assert not runner.is_alive()
     assert summary["failed"] == 0 and summary["topic_recreations"] >= 1
+    said = [record.getMessage() for record in caplog.records if record.name.startswith("buzzwatch.pubsub")]
+    assert said.count("publish failed; retrying") == 1 and said.count("publishes work again") == 1, said
     after = pull_until(PROJECT, f"{unique_name}-worker", 120, then_after_s=2)
     assert sorted({int(TweetEvent.from_json(m.data).id) for m in after}) == list(range(1, 121))
 

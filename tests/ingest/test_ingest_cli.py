@@ -178,7 +178,12 @@ def test_a_paced_replay_logs_progress_while_it_runs(ingest_env, tmp_path):
     published = [record["accepted"] for record in progress]
     assert published == sorted(published) and 0 < published[-1] <= 21
     assert all(record["total"] == 21 for record in progress)
-    assert " of 21 tweets published, event time 2015-02-17T10:" in progress[-1]["message"]
+    assert " of 21 tweets sent, " in progress[-1]["message"]
+    assert " given up), event time 2015-02-17T10:" in progress[-1]["message"]
+    assert all(
+        record["published"] + record["pending"] + record["failed"] == record["accepted"]
+        for record in progress
+    )
     assert _summary(result.stdout)["published"] == 21
 
 
