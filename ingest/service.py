@@ -215,7 +215,11 @@ def run_ingest(
             extra = _run_x_source(options.source, token or "", brands, ingester, report, settings, stop)
     finally:
         progress.stop()
-        stats = publisher.close()
+        try:
+            stats = publisher.close()
+        except KeyboardInterrupt:  # a second Ctrl-C while waiting for Pub/Sub: nothing unconfirmed is lost
+            publisher.abandon("interrupted while waiting for Pub/Sub")
+            raise
     summary = {
         "source": options.source,
         "read": report.read,

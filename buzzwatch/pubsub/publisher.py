@@ -203,6 +203,7 @@ class Publisher:
         self._recover_lock = threading.Lock()  # confirmed publishes recover from any caller's thread
         self._topic_recovered = False
         self._failing_since: float | None = None  # the first failed publish of an outage (under _lock)
+        self._unsettled: dict[int, _Outgoing] = {}  # messages neither confirmed nor given up (under _lock)
         if create_topic:
             try:
                 ensure_topic(project, topic, self._client)
@@ -220,9 +221,11 @@ class Publisher:
         """Queue one message; blocks only while flow control is full."""
         if self._closed:
             raise RuntimeError("publish after close")
+        outgoing = _Outgoing(data=data, attributes={k: str(v) for k, v in attributes.items()})
         with self._lock:
             self._stats.pending += 1
-        self._send(_Outgoing(data=data, attributes={k: str(v) for k, v in attributes.items()}))
+            self._unsettled[id(outgoing)] = outgoing
+        self._send(outgoing)
 
     def publish_confirmed(self, messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
         """Publish (data, attributes) pairs now; their message ids once all are confirmed, else PublishError.
@@ -309,6 +312,8 @@ class Publisher:
         error = future.exception()
         if error is None:
             with self._lock:
+                if self._unsettled.pop(id(outgoing), None) is None:
+                    return  # given up already (`abandon`): counted there
                 self._stats.published += 1
                 self._stats.pending -= 1
                 self._idle.notify_all()
@@ -425,23 +430,51 @@ class Publisher:
                 self._flight.notify_all()
 
     def _give_up(self, outgoing: _Outgoing, reason: str) -> None:
+        with self._lock:
+            if self._unsettled.pop(id(outgoing), None) is None:
+                return  # given up already (`abandon`)
         log.error(
             "publish failed for good",
             extra={"topic": self.topic, "attempts": outgoing.attempts, "reason": reason},
         )
+        self._spool_and_count([outgoing])
+
+    def abandon(self, reason: str) -> int:
+        """Give up at once every message not confirmed yet (a second Ctrl-C while `close` waits): each is
+        spooled to `failed_path` and counted as failed, as a message given up after its retries; how many.
+        One may still have reached Pub/Sub: re-publishing the spool can repeat it (the worker dedupes ids)."""
+        self._abandon = True
+        with self._lock:
+            left, self._unsettled = list(self._unsettled.values()), {}
+        if left:
+            log.error(
+                "messages not confirmed by Pub/Sub given up",
+                extra={
+                    "topic": self.topic,
+                    "messages": len(left),
+                    "reason": reason,
+                    "spool": str(self.failed_path),
+                },
+            )
+            self._spool_and_count(left)
+        return len(left)
+
+    def _spool_and_count(self, given_up: Sequence[_Outgoing]) -> None:
+        """Append the messages to `failed_path` (re-publishable with `buzzwatch ingest --source stdin`) and
+        count them as failed."""
         path = self.failed_path
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with self._lock, open(path, "ab") as spool:
-                    spool.write(outgoing.data.rstrip(b"\n") + b"\n")
+                    spool.write(b"".join(outgoing.data.rstrip(b"\n") + b"\n" for outgoing in given_up))
             except OSError as exc:
                 log.error(
                     "cannot spool a failed message", extra={"path": str(self.failed_path), "error": str(exc)}
                 )
         with self._lock:
-            self._stats.failed += 1
-            self._stats.pending -= 1
+            self._stats.failed += len(given_up)
+            self._stats.pending -= len(given_up)
             self._idle.notify_all()
 
     def flush(self, timeout_s: float | None = None) -> bool:
@@ -470,6 +503,10 @@ class Publisher:
             self._retry_wakeup.notify_all()
         if self._retry_thread is not None:
             self._retry_thread.join(timeout=5)
+        with self._flight:  # a publish given up (`abandon`) may still be in the client's retries
+            deadline = time.monotonic() + self.settings.rpc_timeout_s
+            while self._in_flight > 0 and time.monotonic() < deadline:
+                self._flight.wait(deadline - time.monotonic())
         self._client.stop()
         self._client.api.transport.close()
         stats = self.stats
