@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,4 +142,9 @@ def run_ingest_command(args: argparse.Namespace) -> int:
     except (BrandConfigError, SchemaError, StreamFatalError, tweepy.TweepyException) as exc:
         raise CommandError(str(exc)) from None
     print(json.dumps({"summary": summary}), flush=True)
-    return 1 if summary["failed"] else 0
+    if summary["failed"]:
+        return 1
+    if args.source == "replay" and summary["stopped"]:  # as `buzzwatch replay`: 130, the file not all sent
+        print("buzzwatch ingest: interrupted before the end of the file", file=sys.stderr)
+        return 130
+    return 0

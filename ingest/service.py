@@ -197,7 +197,8 @@ def run_ingest(
         if options.source == "replay":
             if options.input_path is None:
                 raise ValueError("--input is required with --source replay")
-            with replay_file_events(options.input_path, brands, report, options.file_format) as events:
+            replayed = replay_file_events(options.input_path, brands, report, options.file_format, stop=stop)
+            with replayed as events:
                 total = len(events) if options.limit is None else min(len(events), options.limit)
                 progress.total = total
                 log.info("replay starts", extra={"tweets": total, "speed": options.speed or "max"})
@@ -227,6 +228,9 @@ def run_ingest(
         "without_offset": report.without_offset,
         "unattributed": ingester.unattributed,
         "accepted": ingester.accepted,
+        # a replay stopped by a signal is not whole: its last tweet sent says where to resume
+        "stopped": stop.is_set(),
+        "last_event_time": ingester.last_event_at.isoformat() if ingester.last_event_at else None,
         **stats.as_dict(),
         **extra,
     }

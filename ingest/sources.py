@@ -141,10 +141,12 @@ def replay_file_events(
     report: InputReport,
     file_format: str | None = None,
     run_items: int | None = SORT_RUN_ITEMS,
+    stop: threading.Event | None = None,
 ) -> Iterator[EventTimeOrder[TweetEvent]]:
     """Every valid tweet of a CSV or JSON-lines file by event time (ties keep file order), any file size.
 
-    The whole file is read (and `report` complete) on entry, holding at most `run_items` tweets in memory.
+    The whole file is read (and `report` complete) on entry, holding at most `run_items` tweets in memory;
+    once `stop` is set the reading ends there (a Ctrl-C waited for the whole file to be read and sorted).
     """
     file_format = file_format or detect_format(path)
     with ExitStack() as files:
@@ -153,15 +155,17 @@ def replay_file_events(
         else:
             handle = files.enter_context(open_replay_text(path))  # a BOM made the first line "not JSON"
             records = _records_from_jsonl(iter(handle), path.name, report)
-        events = EventTimeOrder(_tweets(records, brands, report), _event_time, run_items)
+        events = EventTimeOrder(_tweets(records, brands, report, stop), _event_time, run_items)
     with events:
         yield events
 
 
 def _tweets(
-    records: Iterable[tuple[str, Any]], brands: BrandBook, report: InputReport
+    records: Iterable[tuple[str, Any]], brands: BrandBook, report: InputReport, stop: threading.Event | None
 ) -> Iterator[TweetEvent]:
     for where, record in records:
+        if stop is not None and stop.is_set():
+            return
         try:
             yield report.tweet(record, brands, "replay")
         except SchemaError as exc:

@@ -145,6 +145,32 @@ def test_stdin_ingest_stops_cleanly_on_sigterm_after_publishing_everything(inges
 
 
 @pytest.mark.integration
+def test_a_replay_interrupted_while_its_file_is_read_stops_at_once_says_so_and_exits_130(
+    ingest_env, tmp_path
+):
+    """Ctrl-C 1 s into a 200,000-row file was ignored until the whole file was read and sorted (11.6 s),
+    and the run exited 0 with nothing published: an interrupted replay looked like a finished one."""
+    source = tmp_path / "big.csv"
+    rows = (f"{i},2015-02-17T10:00:{i % 60:02d}Z,@united flight {i} is late\n" for i in range(200_000))
+    source.write_text("id,created_at,text\n" + "".join(rows))
+    process = subprocess.Popen(
+        [*BUZZWATCH, "ingest", "--source", "replay", "--input", str(source), "--progress-every", "0"],
+        env=ingest_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 5.0
+    assert process.returncode == 130 and "interrupted before the end of the file" in stderr, stderr
+    summary = _summary(stdout)
+    assert summary["stopped"] and summary["read"] < 200_000 and summary["failed"] == 0
+
+
+@pytest.mark.integration
 def test_stdin_ingest_skips_a_poison_line_and_publishes_the_lines_after_it(ingest_env, unique_name):
     """A lone surrogate, bytes that are not UTF-8, a document too deep: each skipped and counted alone."""
     lines = [line.encode() for line in _tweet_lines(40)]
