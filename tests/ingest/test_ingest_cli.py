@@ -154,16 +154,20 @@ def test_a_replay_interrupted_while_its_file_is_read_stops_at_once_says_so_and_e
     rows = (f"{i},2015-02-17T10:00:{i % 60:02d}Z,@united flight {i} is late\n" for i in range(200_000))
     source.write_text("id,created_at,text\n" + "".join(rows))
     process = subprocess.Popen(
-        [*BUZZWATCH, "ingest", "--source", "replay", "--input", str(source), "--progress-every", "0"],
-        env=ingest_env,
+        [*BUZZWATCH, "ingest", "--source", "replay", "--input", str(source), "--progress-every", "0.2"],
+        env={**ingest_env, "LOG_LEVEL": "INFO"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.0)
+    seen = []  # the first progress line: its signal handlers are in place and it is reading the file
+    while not any("ingest progress" in line for line in seen[-1:]):
+        seen.append(process.stdout.readline())
+        assert seen[-1], "it ended before reading"
     interrupted = time.monotonic()
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
+    stdout = "".join(seen) + stdout
     assert time.monotonic() - interrupted < 5.0
     assert process.returncode == 130 and "interrupted before the end of the file" in stderr, stderr
     summary = _summary(stdout)
