@@ -51,10 +51,15 @@ class Brand:
         terms: list[str] = []
         for handle in self.handles:
             terms += [f"@{handle}", f"from:{handle}"]
-        for keyword in self.keywords:
-            terms.append(f'"{keyword}"' if " " in keyword else keyword)
+        for keyword in self.keywords:  # quoted unless a plain word, #hashtag or $cashtag: "OR", "(x)", "-x"
+            plain = _RULE_WORD.fullmatch(keyword) and keyword.upper() not in _RULE_OPERATORS
+            terms.append(keyword if plain else f'"{keyword}"')
         value = f"({' OR '.join(terms)})"
         return f"{value} {suffix}".strip() if suffix else value
+
+
+_RULE_WORD = re.compile(r"[#$]?\w+")  # a keyword the X rule syntax reads as one term without quotes
+_RULE_OPERATORS = frozenset({"OR", "AND"})
 
 
 def _pattern(brand: Brand) -> re.Pattern[str]:
@@ -112,6 +117,9 @@ class BrandBook:
             bad_handles = [handle for handle in lists["handles"] if not _HANDLE.match(handle)]
             if bad_handles:
                 raise BrandConfigError(f"{where} ({name}): not X handles: {bad_handles}")
+            quoted = [keyword for keyword in lists["keywords"] if '"' in keyword]
+            if quoted:  # it would end the rule's quoted phrase: `("Acme "Air"")`
+                raise BrandConfigError(f"{where} ({name}): a keyword cannot hold a double quote: {quoted}")
             if not lists["handles"] and not lists["keywords"]:
                 raise BrandConfigError(f"{where} ({name}): give at least one handle or keyword")
             zone = parse_zone(entry.get("timezone", DEFAULT_ZONE), where)

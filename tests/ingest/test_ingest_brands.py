@@ -63,6 +63,15 @@ def test_stream_rules_are_one_per_brand_within_the_length_limit(brands):
     assert all(len(value) <= 512 for value in rules.values())
 
 
+def test_a_keyword_the_rule_syntax_would_read_otherwise_is_quoted() -> None:
+    """`(acme) OR OR)` and `(-acme)` were sent as built: a keyword "OR", one with a parenthesis or a leading
+    minus (X's negation) changed the rule or broke it."""
+    book = BrandBook.from_dicts(
+        [{"name": "acme", "keywords": ["acme", "OR", "(acme)", "-acme", "#acme", "$ACME"]}]
+    )
+    assert book.rules()["acme"] == '(acme OR "OR" OR "(acme)" OR "-acme" OR #acme OR $ACME)'
+
+
 def test_text_attribution_agrees_with_the_airline_column_of_the_real_data(brands):
     with open(REPO_ROOT / "data" / "airline_us" / "train.csv", encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -84,6 +93,7 @@ def test_text_attribution_agrees_with_the_airline_column_of_the_real_data(brands
         ([{"name": "a", "keywords": ["late\tflight"]}], r"'keywords' item 'late\\tflight' holds a control"),
         ([{"name": "a"}], "at least one handle or keyword"),
         ([{"name": "a", "keywords": ["word"] * 100}], "longer than 512"),
+        ([{"name": "a", "keywords": ['Acme "Air"']}], "a keyword cannot hold a double quote"),
         ([{"name": "a", "handles": ["x"], "timezone": "Paris"}], "unknown time zone 'Paris'"),
         ([{"name": "a", "handles": ["x"], "timezone": 1}], "IANA time zone name"),
     ],
