@@ -135,7 +135,8 @@ def _refuse_a_file_gone(engine: Engine, path: Path) -> None:
     acknowledged message) and lost at the next start. Each pooled connection remembers its file; handed out
     while the path no longer leads to it, it is dropped, and a new connection to a file that was there and is
     gone raises `sqlite3.OperationalError` naming it (a file put back in its place, a restored backup, is
-    used). A file that never was is made, as at the first start.
+    used). A file that never was is made, as at the first start, and so is one moved after `dispose()` (the
+    detection store sets a damaged file aside so).
     """
     opened = False
 
@@ -151,6 +152,11 @@ def _refuse_a_file_gone(engine: Engine, path: Path) -> None:
         nonlocal opened
         opened = True
         record.info["file_id"] = _file_id(path)
+
+    @sa.event.listens_for(engine, "engine_disposed")
+    def _forget_file(_engine: Engine) -> None:  # the code closed every connection: it may move the file
+        nonlocal opened
+        opened = False
 
     @sa.event.listens_for(engine, "checkout")
     def _same_file(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:

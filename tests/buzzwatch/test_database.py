@@ -68,6 +68,10 @@ def test_a_sqlite_file_deleted_while_in_use_is_an_error_naming_it_and_one_put_ba
             connection.execute(notes.insert().values(body="after"))
         with engine.connect() as connection:
             assert connection.execute(sa.select(notes.c.body)).scalars().all() == ["kept", "after"]
+        engine.dispose()  # every connection closed by the code: the file may be moved and a new one made
+        database.rename(tmp_path / "set-aside.db")  # as the detection store sets a damaged file aside
+        notes.metadata.create_all(engine)
+        assert database.exists()
     finally:
         engine.dispose()
 
