@@ -412,9 +412,8 @@ class FeedbackStore:
             ).rowcount
             count = connection.execute(select(func.count()).select_from(predictions_table)).scalar_one()
             excess = count - self._max_logged
-            if (
-                excess > 0
-            ):  # the earliest ids, as `dropped_from_log` reads the log (a batch's rows share a time)
+            # the earliest ids, as `dropped_from_log` reads the log (a batch's rows share one time)
+            if excess > 0:
                 oldest = (
                     select(predictions_table.c.prediction_id)
                     .order_by(predictions_table.c.prediction_id)

@@ -353,30 +353,31 @@ class _Gunzipped(gzip.GzipFile):
         super().__init__(fileobj=source, mode="rb")
         self._source = source
 
-    def _damaged(self, exc: Exception) -> CsvError:
-        why = "cut short" if isinstance(exc, EOFError) else f"damaged ({exc})"
-        return CsvError(f"{self._source.name}: its gzip data is {why}; zcat reads what is left of it")
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A CsvError naming the file where the gzip data ends early or is damaged."""
+        try:
+            yield
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            why = "cut short" if isinstance(exc, EOFError) else f"damaged ({exc})"
+            raise CsvError(
+                f"{self._source.name}: its gzip data is {why}; zcat reads what is left of it"
+            ) from None
 
     def read(self, size: int | None = -1) -> bytes:
-        """GzipFile.read; a CsvError where the data ends early or is damaged."""
-        try:
+        """GzipFile.read, through `_reading`."""
+        with self._reading():
             return super().read(-1 if size is None else size)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise self._damaged(exc) from None
 
     def read1(self, size: int = -1) -> bytes:
-        """GzipFile.read1; a CsvError where the data ends early or is damaged."""
-        try:
+        """GzipFile.read1, through `_reading`."""
+        with self._reading():
             return super().read1(size)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise self._damaged(exc) from None
 
     def peek(self, n: int) -> bytes:
-        """GzipFile.peek; a CsvError where the data ends early or is damaged."""
-        try:
+        """GzipFile.peek, through `_reading`."""
+        with self._reading():
             return super().peek(n)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise self._damaged(exc) from None
 
     def close(self) -> None:
         """Close the stream, then the file under it."""

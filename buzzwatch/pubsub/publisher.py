@@ -213,9 +213,14 @@ class Publisher:
 
     @property
     def stats(self) -> PublishStats:
-        """A snapshot of the counters."""
+        """A snapshot of the counters; `pending`: the messages neither confirmed nor given up yet."""
         with self._lock:
-            return PublishStats(**{**self._stats.as_dict(), "errors": dict(self._stats.errors)})
+            counters = {
+                **self._stats.as_dict(),
+                "pending": len(self._unsettled),
+                "errors": dict(self._stats.errors),
+            }
+            return PublishStats(**counters)
 
     def publish(self, data: bytes, **attributes: str) -> None:
         """Queue one message; blocks only while flow control is full."""
@@ -223,7 +228,6 @@ class Publisher:
             raise RuntimeError("publish after close")
         outgoing = _Outgoing(data=data, attributes={k: str(v) for k, v in attributes.items()})
         with self._lock:
-            self._stats.pending += 1
             self._unsettled[id(outgoing)] = outgoing
         self._send(outgoing)
 
@@ -296,6 +300,14 @@ class Publisher:
             self._in_flight -= 1
             self._flight.notify_all()
 
+    def _wait_in_flight(self, timeout_s: float) -> bool:
+        """Wait until no publish is in the client's hands, at most `timeout_s`; whether none is."""
+        deadline = time.monotonic() + timeout_s
+        with self._flight:
+            while self._in_flight > 0 and time.monotonic() < deadline:
+                self._flight.wait(deadline - time.monotonic())
+            return self._in_flight == 0
+
     def _send(self, outgoing: _Outgoing) -> None:
         self._enter_flight()
         outgoing.attempts += 1
@@ -315,7 +327,6 @@ class Publisher:
                 if self._unsettled.pop(id(outgoing), None) is None:
                     return  # given up already (`abandon`): counted there
                 self._stats.published += 1
-                self._stats.pending -= 1
                 self._idle.notify_all()
                 failing_since, self._failing_since = self._failing_since, None
             if failing_since is not None:
@@ -332,10 +343,9 @@ class Publisher:
         transient = isinstance(error, TRANSIENT_ERRORS)
         if transient and outgoing.attempts < self.settings.max_attempts and not self._closing_hard():
             with self._lock:
-                first, self._failing_since = (
-                    self._failing_since is None,
-                    self._failing_since or time.monotonic(),
-                )
+                first = self._failing_since is None
+                if first:
+                    self._failing_since = time.monotonic()
             if first:
                 log.warning(
                     "publish failed; retrying", extra={"topic": self.topic, "error": f"{kind}: {error}"}
@@ -401,11 +411,8 @@ class Publisher:
         # sent while the emulator was down may still be on its way (sleeping a batch's latency lost some).
         with self._flight:
             self._recovering = True
-            deadline = time.monotonic() + self.settings.rpc_timeout_s + self.settings.rpc_retry_total_s
-            while self._in_flight > 0 and time.monotonic() < deadline:
-                self._flight.wait(deadline - time.monotonic())
-            if self._in_flight > 0:
-                log.warning("recreating the topic, publishes still in flight", extra={"topic": self.topic})
+        if not self._wait_in_flight(self.settings.rpc_timeout_s + self.settings.rpc_retry_total_s):
+            log.warning("recreating the topic, publishes still in flight", extra={"topic": self.topic})
         try:
             try:
                 self._client.create_topic(request={"name": self.topic}, timeout=self.settings.rpc_timeout_s)
@@ -474,14 +481,13 @@ class Publisher:
                 )
         with self._lock:
             self._stats.failed += len(given_up)
-            self._stats.pending -= len(given_up)
             self._idle.notify_all()
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until every message is published or given up; False if `timeout_s` passed first."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._idle:
-            while self._stats.pending > 0:
+            while self._unsettled:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -503,10 +509,8 @@ class Publisher:
             self._retry_wakeup.notify_all()
         if self._retry_thread is not None:
             self._retry_thread.join(timeout=5)
-        with self._flight:  # a publish given up (`abandon`) may still be in the client's retries
-            deadline = time.monotonic() + self.settings.rpc_timeout_s
-            while self._in_flight > 0 and time.monotonic() < deadline:
-                self._flight.wait(deadline - time.monotonic())
+        # a publish given up (`abandon`) may still be in the client's retries
+        self._wait_in_flight(self.settings.rpc_timeout_s)
         self._client.stop()
         self._client.api.transport.close()
         stats = self.stats
